@@ -1,0 +1,1 @@
+"""Dramatiq actors (all side effects) and the outbox relay. Build a broker with actors.broker."""

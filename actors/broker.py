@@ -1,0 +1,158 @@
+"""Build the Dramatiq broker from Settings and bind every declared actor to it.
+
+BROKER_URL chooses the broker: amqp:// gives RabbitMQ with publisher confirms (an enqueue returns
+only once RabbitMQ has the message), redis:// gives Redis (the embedded mode). Both get the same
+middleware: retries with exponential backoff (exhausted messages go to the queue's dead letters,
+`<queue>.XQ`), time limits, the AsyncIO event-loop thread, the actors' Resources, and the log
+context (message id and the request id that caused the message).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from contextlib import AsyncExitStack
+from typing import Any
+
+import dramatiq
+import structlog
+from dramatiq.asyncio import get_event_loop_thread
+from dramatiq.broker import MessageProxy
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.middleware import (
+    AgeLimit,
+    AsyncIO,
+    Callbacks,
+    Middleware,
+    Retries,
+    ShutdownNotifications,
+    TimeLimit,
+)
+
+from actors.registry import SPECS, ActorFunction
+from actors.resources import Resources, open_resources
+from configs.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+# Every module that declares actors; importing them fills actors.registry.SPECS.
+ACTOR_MODULES = ("actors.search",)
+
+MIN_BACKOFF_MS = 1_000
+MAX_BACKOFF_MS = 5 * 60_000
+DEFAULT_MAX_RETRIES = 10
+DEFAULT_TIME_LIMIT_MS = 5 * 60_000
+
+
+class ResourcesMiddleware(Middleware):
+    """Opens the actors' Resources on the event-loop thread when a worker boots."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.resources: Resources | None = None
+        self._stack: AsyncExitStack | None = None
+
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        self._stack = AsyncExitStack()
+        self.resources = _loop().run_coroutine(open_resources(self.settings, self._stack))
+
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        if self._stack is not None:
+            _loop().run_coroutine(self._stack.aclose())
+        self._stack, self.resources = None, None
+
+
+class LogContext(Middleware):
+    """Binds message_id, actor and the originating request_id to every log line of a message."""
+
+    def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(
+            message_id=message.message_id,
+            actor=message.actor_name,
+            request_id=message.options.get("request_id"),
+        )
+
+    def after_process_message(
+        self,
+        broker: dramatiq.Broker,
+        message: MessageProxy,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        if exception is not None:
+            log.warning(
+                "message.failed",
+                retries=message.options.get("retries", 0),
+                error=repr(exception),
+            )
+        structlog.contextvars.clear_contextvars()
+
+
+def _loop() -> Any:
+    thread = get_event_loop_thread()
+    if thread is None:
+        raise RuntimeError("the AsyncIO middleware must come before ResourcesMiddleware")
+    return thread
+
+
+def _bind(fn: ActorFunction, resources: ResourcesMiddleware) -> Any:
+    """A sync callable for Dramatiq that runs `fn(resources, **kwargs)` on the event loop.
+
+    Dramatiq's own async wrapper would lose the worker thread's log context; this one carries it.
+    """
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> None:
+        context = structlog.contextvars.get_contextvars()
+        if resources.resources is None:
+            raise RuntimeError("actor resources are not open (is the worker booted?)")
+        res = resources.resources
+
+        async def with_context() -> None:
+            structlog.contextvars.bind_contextvars(**context)
+            await fn(res, *args, **kwargs)
+
+        _loop().run_coroutine(with_context())
+
+    return run
+
+
+def build_broker(settings: Settings) -> dramatiq.Broker:
+    """A broker for `settings` with every actor declared on it (not set as Dramatiq's global)."""
+    for module in ACTOR_MODULES:
+        importlib.import_module(module)
+    resources = ResourcesMiddleware(settings)
+    middleware = [
+        AgeLimit(),
+        TimeLimit(time_limit=DEFAULT_TIME_LIMIT_MS),
+        ShutdownNotifications(),
+        Callbacks(),
+        Retries(
+            max_retries=DEFAULT_MAX_RETRIES, min_backoff=MIN_BACKOFF_MS, max_backoff=MAX_BACKOFF_MS
+        ),
+        AsyncIO(),
+        resources,
+        LogContext(),
+    ]
+    broker: dramatiq.Broker
+    if settings.broker_kind == "rabbitmq":
+        broker = RabbitmqBroker(
+            url=str(settings.broker_url), confirm_delivery=True, middleware=middleware
+        )
+    else:
+        broker = RedisBroker(  # type: ignore[no-untyped-call]
+            url=str(settings.broker_url), middleware=middleware
+        )
+    for spec in SPECS.values():
+        dramatiq.Actor(
+            _bind(spec.fn, resources),
+            broker=broker,
+            actor_name=spec.name,
+            queue_name=spec.queue_name,
+            priority=0,
+            options=dict(spec.options),
+        )
+    return broker

@@ -1,0 +1,14 @@
+"""The Dramatiq CLI's entry point: `dramatiq actors.main:broker` (what `aioshop worker` runs)."""
+
+from __future__ import annotations
+
+import dramatiq
+
+from actors.broker import build_broker
+from configs.logging import configure_logging
+from configs.settings import Settings
+
+settings = Settings.from_env()
+configure_logging(settings.log_format, settings.log_level)
+broker = build_broker(settings)
+dramatiq.set_broker(broker)

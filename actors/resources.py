@@ -1,0 +1,35 @@
+"""What actors use (pools, Redis), opened on the worker's event loop and closed at shutdown."""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from configs.settings import Settings
+from storage.database import Database, open_database
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Handed to every actor as its first argument."""
+
+    settings: Settings
+    db: Database
+    redis: aioredis.Redis
+
+
+async def open_resources(settings: Settings, stack: AsyncExitStack) -> Resources:
+    """Open the pools and clients on the running loop; `stack` closes them."""
+    db = await stack.enter_async_context(open_database(settings))
+    client: aioredis.Redis = aioredis.Redis.from_url(
+        str(settings.redis_url), socket_timeout=2, socket_connect_timeout=2
+    )
+    stack.push_async_callback(_close_redis, client)
+    return Resources(settings=settings, db=db, redis=client)
+
+
+async def _close_redis(client: Any) -> None:
+    await client.aclose()

@@ -1,0 +1,81 @@
+"""The one Settings object, read from the environment (12-factor names).
+
+Only entrypoints build it (`Settings.from_env()`); everything else receives it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import (
+    AmqpDsn,
+    Field,
+    HttpUrl,
+    PostgresDsn,
+    RedisDsn,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsError(Exception):
+    """The environment does not describe a runnable shop; the message is one line per problem."""
+
+
+class Settings(BaseSettings):
+    """Everything the processes need to know, from the environment."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    database_url: PostgresDsn
+    replica_database_url: PostgresDsn | None = None  # None: browsing reads use the primary
+    replica_max_lag_seconds: float = Field(default=5.0, gt=0)
+    replica_check_interval_seconds: float = Field(default=1.0, gt=0)
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+    redis_url: RedisDsn
+    broker_url: AmqpDsn | RedisDsn
+    elasticsearch_url: HttpUrl | None = None  # None: PostgreSQL search
+    smtp_url: str | None = None  # None: emails go to the local mailbox in DATA_DIR
+    secret_key: SecretStr = Field(min_length=32)
+    data_dir: Path = Path("var")
+    shop_name: str = Field(default="aioshop", min_length=1, max_length=60)
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    relay_batch_size: int = Field(default=100, ge=1, le=10_000)
+    relay_poll_interval_seconds: float = Field(default=2.0, gt=0)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("smtp://", "smtps://")):
+            raise ValueError("must start with smtp:// or smtps://")
+        return value
+
+    @property
+    def broker_kind(self) -> Literal["rabbitmq", "redis"]:
+        """Which Dramatiq broker BROKER_URL selects."""
+        return "rabbitmq" if self.broker_url.scheme.startswith("amqp") else "redis"
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        """Read the environment; raises SettingsError naming each bad variable in one line."""
+        try:
+            return cls(**overrides)  # type: ignore[arg-type]
+        except ValidationError as exc:
+            raise SettingsError(describe(exc)) from None
+
+
+def describe(exc: ValidationError) -> str:
+    """One line per problem: `DATABASE_URL: Field required`."""
+    parts = []
+    for error in exc.errors():
+        name = str(error["loc"][0]).upper() if error["loc"] else "SETTINGS"
+        message = error["msg"]
+        if error["type"] == "missing":
+            message = "is not set"
+        parts.append(f"{name}: {message}")
+    return "; ".join(dict.fromkeys(parts))

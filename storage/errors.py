@@ -1,0 +1,34 @@
+"""Storage exceptions. They carry no HTTP; web/problems.py maps them.
+
+StorageError
+├── NotFound
+│   └── ProductNotFound
+└── Conflict
+    └── DuplicateSlug
+"""
+
+from __future__ import annotations
+
+
+class StorageError(Exception):
+    """Base of every error storage/ raises on purpose."""
+
+
+class NotFound(StorageError):
+    """The row the caller named does not exist."""
+
+
+class ProductNotFound(NotFound):
+    def __init__(self, product_id: int) -> None:
+        super().__init__(f"product {product_id} does not exist")
+        self.product_id = product_id
+
+
+class Conflict(StorageError):
+    """The change contradicts data that is already there."""
+
+
+class DuplicateSlug(Conflict):
+    def __init__(self, slug: str) -> None:
+        super().__init__(f"the slug {slug!r} is already taken")
+        self.slug = slug

@@ -1,0 +1,22 @@
+"""The consumer side of exactly-once-in-effect: remember which events a consumer has applied."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+
+RECORD_EVENT = """
+    INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2)
+    ON CONFLICT DO NOTHING
+    RETURNING event_id
+"""
+
+
+async def first_delivery(conn: asyncpg.Connection, consumer: str, event_id: uuid.UUID) -> bool:
+    """Record the event for `consumer` in the caller's transaction; False if it was already applied.
+
+    Call it in the same transaction as the effect: if the effect rolls back, so does the record.
+    A concurrent duplicate waits on the primary key until the first transaction ends.
+    """
+    return await conn.fetchval(RECORD_EVENT, consumer, event_id) is not None

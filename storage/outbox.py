@@ -1,0 +1,87 @@
+"""The transactional outbox: record a side effect in the caller's transaction; the relay sends it.
+
+Each event names the actor that performs it and the actor's keyword arguments. The event id is
+generated here, included in the arguments as `event_id`, and becomes the broker message id, so the
+consumer can recognise a redelivery.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+INSERT_EVENT = """
+    INSERT INTO outbox (event_id, actor_name, payload, request_id)
+    VALUES ($1, $2, $3, $4)
+"""
+CLAIM_BATCH = """
+    SELECT event_id, actor_name, payload, request_id, created_at
+    FROM outbox
+    WHERE published_at IS NULL
+    ORDER BY created_at, event_id
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+"""
+MARK_PUBLISHED = """
+    UPDATE outbox SET published_at = now(), attempts = attempts + 1
+    WHERE event_id = ANY($1::uuid[])
+"""
+COUNT_BACKLOG = """
+    SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8
+    FROM outbox WHERE published_at IS NULL
+"""
+DELETE_PUBLISHED_BEFORE = """
+    DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < now() - $1::interval
+"""
+
+
+@dataclass(frozen=True)
+class OutboxEvent:
+    event_id: uuid.UUID
+    actor_name: str
+    payload: dict[str, Any]
+    request_id: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Backlog:
+    unpublished: int
+    oldest_age_seconds: float
+
+
+async def add(
+    conn: asyncpg.Connection, actor_name: str, request_id: str | None = None, **kwargs: Any
+) -> uuid.UUID:
+    """Record one event in the caller's transaction; returns its id (also kwargs['event_id'])."""
+    event_id = uuid.uuid4()
+    payload = {"event_id": str(event_id), **kwargs}
+    await conn.execute(INSERT_EVENT, event_id, actor_name, payload, request_id)
+    return event_id
+
+
+async def claim(conn: asyncpg.Connection, limit: int) -> list[OutboxEvent]:
+    """Lock up to `limit` unpublished events in the caller's transaction, skipping locked ones."""
+    rows = await conn.fetch(CLAIM_BATCH, limit)
+    return [OutboxEvent(**dict(row)) for row in rows]
+
+
+async def mark_published(conn: asyncpg.Connection, event_ids: list[uuid.UUID]) -> None:
+    """Mark events published (in the transaction that claimed them)."""
+    await conn.execute(MARK_PUBLISHED, event_ids)
+
+
+async def backlog(executor: Any) -> Backlog:
+    """How many events wait for the relay, and how old the oldest is."""
+    count, age = await executor.fetchrow(COUNT_BACKLOG)
+    return Backlog(unpublished=int(count), oldest_age_seconds=float(age))
+
+
+async def purge_published(conn: asyncpg.Connection, older_than: str = "7 days") -> int:
+    """Delete published events older than `older_than`; returns how many."""
+    status: str = await conn.execute(DELETE_PUBLISHED_BEFORE, older_than)
+    return int(status.split()[-1])

@@ -1,0 +1,75 @@
+"""/api/v1/products: the skeleton's product endpoints (the catalog issue replaces them)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from auth.permissions import require_staff
+from domain.money import Money
+from storage import outbox, products, transaction
+from storage.products import Product
+from web.api.validation import read_body
+from web.keys import DB, MIN_LSN, PRINCIPAL, REQUEST_ID
+
+Slug = Annotated[
+    str, StringConstraints(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", min_length=1, max_length=120)
+]
+
+
+class NewProduct(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    slug: Slug
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    description: Annotated[str, StringConstraints(max_length=10_000)] = ""
+    price_amount: int = Field(ge=0, le=10**12, strict=True)
+    price_currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+
+
+def product_json(product: Product) -> dict[str, Any]:
+    """The API's view of a product."""
+    price = Money(product.price_amount, product.price_currency)
+    return {
+        "id": product.id,
+        "slug": product.slug,
+        "name": product.name,
+        "description": product.description,
+        "price": {"amount": price.amount, "currency": price.currency, "formatted": price.format()},
+        "created_at": product.created_at.isoformat(),
+        "indexed_at": product.indexed_at.isoformat() if product.indexed_at else None,
+    }
+
+
+async def list_products(request: web.Request) -> web.Response:
+    """The newest published products, from the replica (or the primary after this client wrote)."""
+    db = request.config_dict[DB]
+    reader = await db.replica.fresh_for(request.get(MIN_LSN))
+    items = await products.list_newest(reader)
+    return web.json_response({"items": [product_json(p) for p in items]})
+
+
+async def get_product(request: web.Request) -> web.Response:
+    """One product by id; 404 problem when it does not exist."""
+    try:
+        product_id = int(request.match_info["product_id"])
+    except ValueError:
+        raise web.HTTPNotFound() from None
+    db = request.config_dict[DB]
+    reader = await db.replica.fresh_for(request.get(MIN_LSN))
+    return web.json_response(product_json(await products.get(reader, product_id)))
+
+
+async def create_product(request: web.Request) -> web.Response:
+    """Staff: create a product; the search actor builds its search document (via the outbox)."""
+    require_staff(request.get(PRINCIPAL))
+    body = await read_body(request, NewProduct)
+    async with transaction(request.config_dict[DB]) as conn:
+        product = await products.create(conn, **body.model_dump())
+        await outbox.add(
+            conn, "search.index_product", request_id=request[REQUEST_ID], product_id=product.id
+        )
+    location = request.app.router["product"].url_for(product_id=str(product.id))
+    return web.json_response(product_json(product), status=201, headers={"Location": str(location)})

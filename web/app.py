@@ -1,0 +1,75 @@
+"""The application factory. Every pool and client lives in a cleanup_ctx; no module-level state."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp_jinja2
+import jinja2
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from auth.tokens import SigningKeys
+from configs.settings import Settings
+from domain.money import Money
+from storage import open_database
+from storage.products import Product
+from web import health, metrics
+from web.api import create_api_app
+from web.keys import DB, REDIS, SETTINGS, SIGNING_KEYS
+from web.middlewares import read_your_writes, request_context
+from web.store import views as store
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+async def database_ctx(app: web.Application) -> AsyncIterator[None]:
+    async with open_database(app[SETTINGS]) as db:
+        app[DB] = db
+        yield
+
+
+async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    client: aioredis.Redis = aioredis.Redis.from_url(
+        str(app[SETTINGS].redis_url), socket_timeout=1, socket_connect_timeout=1
+    )
+    app[REDIS] = client
+    try:
+        yield
+    finally:
+        await client.aclose()
+
+
+def price(product: Product) -> str:
+    """Jinja filter: a product's price for people."""
+    return Money(product.price_amount, product.price_currency).format()
+
+
+def create_app(settings: Settings) -> web.Application:
+    """The whole web application for `settings`."""
+    app = web.Application(
+        middlewares=[request_context, read_your_writes],
+        client_max_size=settings.max_body_bytes,
+    )
+    app[SETTINGS] = settings
+    app[SIGNING_KEYS] = SigningKeys.from_secret(settings.secret_key.get_secret_value())
+    app.cleanup_ctx.extend([database_ctx, redis_ctx])
+
+    env = aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.PackageLoader("web", "templates"),
+        autoescape=jinja2.select_autoescape(default=True),
+        context_processors=[aiohttp_jinja2.request_processor],
+    )
+    env.globals["shop_name"] = settings.shop_name
+    env.globals["static"] = lambda path: f"/static/{path}"
+    env.filters["price"] = price
+
+    app.router.add_get("/", store.home, name="home")
+    app.router.add_get("/healthz", health.healthz)
+    app.router.add_get("/readyz", health.readyz)
+    app.router.add_get("/metrics", metrics.metrics_view)
+    app.router.add_static("/static/", STATIC_DIR, name="static")
+    app.add_subapp("/api/v1/", create_api_app())
+    return app

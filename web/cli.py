@@ -1,0 +1,197 @@
+"""The `aioshop` command: up, web, worker, relay, migrate, seed, token.
+
+Every subcommand builds Settings from the environment first, so a missing or malformed variable
+stops it with one line naming the variable, and an unreachable service with one line naming it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+import asyncpg
+import structlog
+
+from configs.logging import configure_logging
+from configs.settings import Settings, SettingsError
+
+log = structlog.get_logger(__name__)
+
+# Failures at start-up that mean "a service named in the settings does not answer".
+UNREACHABLE = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+def fail(message: str) -> NoReturn:
+    """Stop with one line on stderr and exit status 2."""
+    print(f"aioshop: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def load_settings() -> Settings:
+    """Settings from the environment, or a one-line exit."""
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        fail(f"bad settings: {exc}")
+    configure_logging(settings.log_format, settings.log_level)
+    return settings
+
+
+def describe_unreachable(exc: BaseException) -> str:
+    """One line for a service that did not answer at start-up."""
+    detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return f"cannot reach a service at start-up ({type(exc).__name__}: {detail})"
+
+
+def cmd_web(args: argparse.Namespace) -> None:
+    from aiohttp import web
+
+    from web.app import create_app
+
+    settings = load_settings()
+    try:
+        web.run_app(
+            create_app(settings),
+            host=args.host,
+            port=args.port,
+            access_log=None,
+            print=lambda text: log.info("web.started", url=f"http://{args.host}:{args.port}/"),
+        )
+    except UNREACHABLE as exc:
+        fail(describe_unreachable(exc))
+
+
+def cmd_migrate(args: argparse.Namespace) -> None:
+    from storage.migrate import migrate
+
+    settings = load_settings()
+    try:
+        applied = asyncio.run(migrate(str(settings.database_url)))
+    except UNREACHABLE as exc:
+        fail(describe_unreachable(exc))
+    print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
+
+
+def cmd_seed(args: argparse.Namespace) -> None:
+    from storage.demo import seed_demo
+
+    settings = load_settings()
+    try:
+        created = asyncio.run(seed_demo(str(settings.database_url)))
+    except UNREACHABLE as exc:
+        fail(describe_unreachable(exc))
+    print(f"seeded {created} demo product(s)")
+
+
+def cmd_relay(args: argparse.Namespace) -> None:
+    settings = load_settings()
+    try:
+        asyncio.run(_relay(settings))
+    except UNREACHABLE as exc:
+        fail(describe_unreachable(exc))
+
+
+async def _relay(settings: Settings) -> None:
+    from actors.broker import build_broker
+    from actors.relay import Relay
+    from storage.database import create_pool
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    broker = build_broker(settings)
+    pool = await create_pool(str(settings.database_url), 2, read_only=False)
+    try:
+        relay = Relay(
+            pool,
+            broker,
+            batch_size=settings.relay_batch_size,
+            poll_interval=settings.relay_poll_interval_seconds,
+        )
+        log.info("relay.started", broker=settings.broker_kind)
+        await relay.run(stop)
+    finally:
+        await pool.close()
+        broker.close()
+        log.info("relay.stopped")
+
+
+def cmd_worker(args: argparse.Namespace) -> None:
+    load_settings()  # fail here, in one line, rather than in every worker process
+    argv = [
+        sys.executable,
+        "-m",
+        "dramatiq",
+        "actors.main:broker",
+        "--processes",
+        str(args.processes),
+        "--threads",
+        str(args.threads),
+    ]
+    if args.queues:
+        argv += ["--queues", *args.queues]
+    os.execv(sys.executable, argv)
+
+
+def cmd_token(args: argparse.Namespace) -> None:
+    from auth.tokens import SigningKeys, issue_access_token
+
+    settings = load_settings()
+    keys = SigningKeys.from_secret(settings.secret_key.get_secret_value())
+    print(issue_access_token(keys, args.subject, args.role))
+
+
+def cmd_up(args: argparse.Namespace) -> None:
+    from web.embedded import run_up
+
+    raise SystemExit(run_up(args))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `aioshop` (compose.yml's commands are checked against it)."""
+    parser = argparse.ArgumentParser(prog="aioshop", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, handler: Callable[[argparse.Namespace], None], help_: str) -> Any:
+        command = sub.add_parser(name, help=help_)
+        command.set_defaults(handler=handler)
+        return command
+
+    up = add("up", cmd_up, "the whole shop on embedded defaults (or the services in the env)")
+    up.add_argument("--data-dir", default=None, help="where embedded data lives (default ./var)")
+    up.add_argument("--host", default="127.0.0.1")
+    up.add_argument("--port", type=int, default=8080)
+
+    web_cmd = add("web", cmd_web, "the HTTP server")
+    web_cmd.add_argument("--host", default="127.0.0.1")
+    web_cmd.add_argument("--port", type=int, default=8080)
+
+    worker = add("worker", cmd_worker, "the Dramatiq workers (all actors)")
+    worker.add_argument("--processes", type=int, default=2)
+    worker.add_argument("--threads", type=int, default=4)
+    worker.add_argument("--queues", nargs="*", help="only these queues")
+
+    add("relay", cmd_relay, "drain the outbox into the broker")
+    add("migrate", cmd_migrate, "apply pending database migrations")
+    add("seed", cmd_seed, "add the demo products (idempotent)")
+
+    token = add("token", cmd_token, "print an access token (until accounts exist: ops and tests)")
+    token.add_argument("--subject", required=True)
+    token.add_argument("--role", choices=("customer", "staff", "admin"), default="staff")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the `aioshop` console script."""
+    args = build_parser().parse_args(argv)
+    args.handler(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,19 @@
+"""Typed keys: shared resources live under AppKeys, per-request values under RequestKeys."""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from auth.tokens import Principal, SigningKeys
+from configs.settings import Settings
+from storage.database import Database
+
+SETTINGS = web.AppKey("settings", Settings)
+DB = web.AppKey("db", Database)
+REDIS = web.AppKey("redis", aioredis.Redis)
+SIGNING_KEYS = web.AppKey("signing_keys", SigningKeys)
+
+REQUEST_ID = web.RequestKey("request_id", str)
+MIN_LSN = web.RequestKey("min_lsn", int)  # read-your-writes: the client's last commit position
+PRINCIPAL = web.RequestKey("principal", Principal)
