@@ -60,7 +60,6 @@ def create_app(settings: Settings) -> web.Application:
         app,
         loader=jinja2.PackageLoader("web", "templates"),
         autoescape=jinja2.select_autoescape(default=True),
-        context_processors=[aiohttp_jinja2.request_processor],
     )
     env.globals["shop_name"] = settings.shop_name
     env.globals["static"] = lambda path: f"/static/{path}"

@@ -1,0 +1,121 @@
+"""Fixtures shared by every test: real PostgreSQL, Redis and RabbitMQ from the environment.
+
+TEST_DATABASE_URL (a server where we may create databases), TEST_REDIS_URL and TEST_BROKER_URL
+default to the standard local ports. A service that does not answer fails the test with a message
+saying which one: the suite's promise is that it ran against real services.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import asyncpg
+import pytest
+import redis
+
+from configs.settings import Settings
+from storage.migrate import migrate
+
+ADMIN_DSN = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+BROKER_URL = os.environ.get("TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+TEST_SECRET = "test-secret-key-" + "x" * 32
+
+
+def dsn_for(admin_dsn: str, database: str) -> str:
+    """The admin DSN pointed at another database on the same server."""
+    base, _, _ = admin_dsn.rpartition("/")
+    return f"{base}/{database}"
+
+
+async def _admin(dsn: str, *statements: str) -> None:
+    try:
+        conn = await asyncpg.connect(dsn, timeout=5)
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.fail(f"PostgreSQL is not reachable at {dsn}: {exc!r}")
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+class Template:
+    """A migrated template database on one server; `clone()` makes a fresh test database."""
+
+    def __init__(self, admin_dsn: str) -> None:
+        self.admin_dsn = admin_dsn
+        self.name = f"aioshop_tpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+
+    async def create(self) -> None:
+        await _admin(self.admin_dsn, f'CREATE DATABASE "{self.name}"')
+        await migrate(dsn_for(self.admin_dsn, self.name))
+
+    async def clone(self) -> str:
+        name = f"aioshop_t_{uuid.uuid4().hex[:12]}"
+        await _admin(self.admin_dsn, f'CREATE DATABASE "{name}" TEMPLATE "{self.name}"')
+        return name
+
+    async def drop(self, name: str) -> None:
+        await _admin(self.admin_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def template() -> Iterator[Template]:
+    tpl = Template(ADMIN_DSN)
+    asyncio.run(tpl.create())
+    yield tpl
+    asyncio.run(tpl.drop(tpl.name))
+
+
+@pytest.fixture
+async def fresh_db(template: Template) -> AsyncIterator[str]:
+    """The DSN of a new database cloned from the migrated template; dropped afterwards."""
+    name = await template.clone()
+    yield dsn_for(ADMIN_DSN, name)
+    await template.drop(name)
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The test Redis database, flushed for this test."""
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.flushdb()
+    except redis.RedisError as exc:
+        pytest.fail(f"Redis is not reachable at {REDIS_URL}: {exc!r}")
+    finally:
+        client.close()
+    return REDIS_URL
+
+
+@pytest.fixture
+def settings_for(redis_url: str) -> Callable[..., Settings]:
+    """Build Settings for a database DSN, with the test services and any overrides."""
+
+    def build(database_url: str, **overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "database_url": database_url,
+            "redis_url": redis_url,
+            "broker_url": BROKER_URL,
+            "secret_key": TEST_SECRET,
+            "database_pool_size": 4,
+            "log_format": "console",
+            # Explicit, so a variable in the developer's environment cannot leak into a test.
+            "replica_database_url": None,
+            "elasticsearch_url": None,
+            "smtp_url": None,
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return build
+
+
+@pytest.fixture
+def settings(fresh_db: str, settings_for: Callable[..., Settings]) -> Settings:
+    return settings_for(fresh_db)

@@ -1,0 +1,49 @@
+"""Fixtures for tests that run the app, the broker and the workers for real."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import dramatiq
+import pytest
+from aiohttp.test_utils import TestClient
+
+from actors.broker import build_broker
+from auth.tokens import SigningKeys, issue_access_token
+from configs.settings import Settings
+from web.app import create_app
+
+
+@pytest.fixture
+async def client(aiohttp_client, settings: Settings) -> AsyncIterator[TestClient]:
+    """A client of the whole app; closed here, before the test database is dropped."""
+    test_client = await aiohttp_client(create_app(settings))
+    yield test_client
+    await test_client.close()
+
+
+@pytest.fixture
+def staff_headers(settings: Settings) -> dict[str, str]:
+    keys = SigningKeys.from_secret(settings.secret_key.get_secret_value())
+    return {"Authorization": f"Bearer {issue_access_token(keys, 'staff-1', 'staff')}"}
+
+
+@pytest.fixture
+def broker(settings: Settings) -> Iterator[dramatiq.Broker]:
+    """A RabbitMQ broker with every actor declared, its queues emptied before and after."""
+    broker = build_broker(settings)
+    for queue in list(broker.get_declared_queues()):
+        broker.declare_queue(queue)
+    broker.flush_all()
+    yield broker
+    broker.flush_all()
+    broker.close()
+
+
+@pytest.fixture
+async def worker(broker: dramatiq.Broker) -> AsyncIterator[dramatiq.Worker]:
+    """A running Dramatiq worker (its actors use the test database)."""
+    worker = dramatiq.Worker(broker, worker_threads=2, worker_timeout=100)
+    worker.start()
+    yield worker
+    worker.stop()

@@ -1,0 +1,81 @@
+"""The `aioshop` command's start-up errors are one line naming the variable or the service."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from tests.conftest import BROKER_URL, TEST_SECRET
+
+SERVICE_VARIABLES = (
+    "DATABASE_URL",
+    "REPLICA_DATABASE_URL",
+    "REDIS_URL",
+    "BROKER_URL",
+    "SECRET_KEY",
+    "ELASTICSEARCH_URL",
+    "SMTP_URL",
+)
+
+
+def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
+    return subprocess.run(
+        [sys.executable, "-m", "web.cli", *args],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+GOOD_ENV = {
+    "REDIS_URL": "redis://127.0.0.1:6379/15",
+    "BROKER_URL": BROKER_URL,
+    "SECRET_KEY": TEST_SECRET,
+}
+
+
+def test_malformed_database_url_stops_web_with_one_line() -> None:
+    result = run_cli("web", "--port", "0", DATABASE_URL="not a url", **GOOD_ENV)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("aioshop: bad settings: DATABASE_URL:")
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_variables_are_all_named_in_one_line() -> None:
+    result = run_cli("migrate")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    for name in ("DATABASE_URL", "REDIS_URL", "BROKER_URL", "SECRET_KEY"):
+        assert f"{name}: is not set" in lines[0]
+
+
+def test_unreachable_database_stops_migrate_with_one_line() -> None:
+    result = run_cli(
+        "migrate", DATABASE_URL="postgresql://postgres@127.0.0.1:1/postgres", **GOOD_ENV
+    )
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert lines[0].startswith("aioshop: cannot reach a service at start-up")
+
+
+def test_unreachable_database_stops_web_with_one_line() -> None:
+    result = run_cli(
+        "web", "--port", "0", DATABASE_URL="postgresql://postgres@127.0.0.1:1/postgres", **GOOD_ENV
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("aioshop: cannot reach a service")
+    assert "Traceback" not in result.stderr
+
+
+def test_short_secret_key_is_refused_without_echoing_it() -> None:
+    env = {**GOOD_ENV, "SECRET_KEY": "tooshortsecret"}
+    result = run_cli("migrate", DATABASE_URL="postgresql://postgres@127.0.0.1/x", **env)
+    assert result.returncode == 2
+    assert "SECRET_KEY:" in result.stderr
+    assert "tooshortsecret" not in result.stderr

@@ -1,0 +1,164 @@
+"""The side-effect path for real: HTTP write -> outbox -> relay -> RabbitMQ -> actor -> database."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import dramatiq
+import pytest
+from structlog.contextvars import merge_contextvars
+from structlog.testing import capture_logs
+
+from actors.relay import Relay
+from storage.database import connect, create_pool
+from storage.outbox import OutboxEvent
+
+NEW_PRODUCT = {
+    "slug": "test-mug",
+    "name": "Test mug",
+    "description": "A mug for tests.",
+    "price_amount": 1250,
+    "price_currency": "EUR",
+}
+
+
+async def wait_for(query: str, *args: Any, dsn: str, expected: Any, timeout: float = 15.0) -> Any:
+    """Poll the database until `query` returns `expected`; returns the last value seen."""
+    conn = await connect(dsn)
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        value = await conn.fetchval(query, *args)
+        while value != expected and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+            value = await conn.fetchval(query, *args)
+        return value
+    finally:
+        await conn.close()
+
+
+async def create_product(client, staff_headers) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+    resp = await client.post("/api/v1/products", json=NEW_PRODUCT, headers=staff_headers)
+    assert resp.status == 201, await resp.text()
+    return (await resp.json())["id"], resp.headers["X-Request-ID"]
+
+
+async def test_write_reaches_actor_through_rabbitmq(
+    client, staff_headers, fresh_db, broker, worker
+) -> None:
+    product_id, request_id = await create_product(client, staff_headers)
+    conn = await connect(fresh_db)
+    try:
+        row = await conn.fetchrow(
+            "SELECT actor_name, payload, request_id, published_at FROM outbox"
+        )
+    finally:
+        await conn.close()
+    assert row["actor_name"] == "search.index_product"
+    assert row["payload"]["product_id"] == product_id
+    assert row["request_id"] == request_id
+    assert row["published_at"] is None
+
+    pool = await create_pool(fresh_db, 2, read_only=False)
+    try:
+        with capture_logs(processors=[merge_contextvars]) as logs:
+            assert await Relay(pool, broker).drain() == 1
+            version = await wait_for(
+                "SELECT index_version FROM products WHERE id = $1",
+                product_id,
+                dsn=fresh_db,
+                expected=1,
+            )
+            await wait_for("SELECT count(*) FROM processed_events", dsn=fresh_db, expected=1)
+    finally:
+        await pool.close()
+    assert version == 1
+    assert (
+        await wait_for(
+            "SELECT count(*) FROM outbox WHERE published_at IS NOT NULL", dsn=fresh_db, expected=1
+        )
+        == 1
+    )
+    indexed = [entry for entry in logs if entry["event"] == "product.indexed"]
+    assert indexed
+    assert indexed[0]["request_id"] == request_id
+
+
+class CrashAfterPublish(Relay):
+    """A relay that dies after the broker confirmed the batch and before marking it published."""
+
+    async def _send(self, events: list[OutboxEvent]) -> None:  # type: ignore[override]
+        await super()._send(events)
+        raise SystemExit("relay killed between publish and mark")
+
+
+async def test_relay_killed_after_publish_republishes_and_effect_happens_once(
+    client, staff_headers, fresh_db, broker, worker
+) -> None:
+    product_id, _ = await create_product(client, staff_headers)
+    pool = await create_pool(fresh_db, 2, read_only=False)
+    try:
+        with pytest.raises(SystemExit):
+            await CrashAfterPublish(pool, broker).drain()
+        # The first copy is in RabbitMQ; the row is still unpublished: a new relay sends it again.
+        assert (
+            await wait_for(
+                "SELECT count(*) FROM outbox WHERE published_at IS NULL", dsn=fresh_db, expected=1
+            )
+            == 1
+        )
+        with capture_logs(processors=[merge_contextvars]) as logs:
+            assert await Relay(pool, broker).drain() == 1
+            await wait_for(
+                "SELECT index_version FROM products WHERE id = $1",
+                product_id,
+                dsn=fresh_db,
+                expected=1,
+            )
+            deadline = asyncio.get_running_loop().time() + 15
+            while asyncio.get_running_loop().time() < deadline and not any(
+                entry["event"] == "event.skipped_duplicate" for entry in logs
+            ):
+                await asyncio.sleep(0.05)
+    finally:
+        await pool.close()
+    assert any(entry["event"] == "event.skipped_duplicate" for entry in logs), logs
+    conn = await connect(fresh_db)
+    try:
+        assert (
+            await conn.fetchval("SELECT index_version FROM products WHERE id=$1", product_id) == 1
+        )
+        assert await conn.fetchval("SELECT count(*) FROM processed_events") == 1
+    finally:
+        await conn.close()
+
+
+async def test_redelivered_message_has_no_second_effect(
+    client, staff_headers, fresh_db, broker: dramatiq.Broker, worker
+) -> None:
+    product_id, _ = await create_product(client, staff_headers)
+    event_id = str(uuid.uuid4())
+    actor = broker.get_actor("search.index_product")
+    message = actor.message_with_options(
+        args=(), kwargs={"event_id": event_id, "product_id": product_id}
+    ).copy(message_id=event_id)
+    with capture_logs(processors=[merge_contextvars]) as logs:
+        for _ in range(3):
+            await asyncio.to_thread(broker.enqueue, message)
+        deadline = asyncio.get_running_loop().time() + 15
+        while asyncio.get_running_loop().time() < deadline and (
+            sum(entry["event"] in ("product.indexed", "event.skipped_duplicate") for entry in logs)
+            < 3
+        ):
+            await asyncio.sleep(0.05)
+    events = [entry["event"] for entry in logs]
+    assert events.count("product.indexed") == 1, events
+    assert events.count("event.skipped_duplicate") == 2, events
+    conn = await connect(fresh_db)
+    try:
+        assert (
+            await conn.fetchval("SELECT index_version FROM products WHERE id=$1", product_id) == 1
+        )
+    finally:
+        await conn.close()

@@ -1,0 +1,271 @@
+"""A throwaway PostgreSQL primary plus a hot standby streaming from it, for the test run.
+
+Uses this machine's server binaries and its own temp dir and ports; the machine's own server on
+127.0.0.1:5432 is never touched. PostgreSQL refuses to run as root, so under root the server
+tools run as the `postgres` system user (via runuser) and the temp dir is chowned to it.
+Every failure raises PgClusterError naming the command and the tail of the server log.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+SERVICE_USER = "postgres"
+TOOLS = ("initdb", "pg_ctl", "pg_basebackup", "postgres", "psql")
+NODES = ("primary", "replica")
+SELECT_STREAMING = """
+    SELECT pg_is_in_recovery() AND (SELECT status = 'streaming' FROM pg_stat_wal_receiver)
+"""
+
+
+class PgClusterError(RuntimeError):
+    """A server tool failed or timed out; the message has the command and the server log tail."""
+
+
+def bindir() -> Path | None:
+    """Return the server bin dir (`pg_config --bindir`, else the newest distro one), or None."""
+    try:
+        found = subprocess.run(
+            ["pg_config", "--bindir"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        found = ""
+    if found and (Path(found) / "initdb").is_file():
+        return Path(found)
+    dirs = [p.parent for p in Path("/usr/lib/postgresql").glob("*/bin/initdb")]
+    dirs.sort(key=lambda d: [int(part) for part in d.parent.name.split(".") if part.isdigit()])
+    return dirs[-1] if dirs else None
+
+
+def available() -> str | None:
+    """Return None if a replication pair can be started here, else a short reason why not."""
+    directory = bindir()
+    if directory is None:
+        return "no PostgreSQL server binaries (initdb) found"
+    missing = [tool for tool in TOOLS if not (directory / tool).is_file()]
+    if missing:
+        return f"{directory} lacks {', '.join(missing)}"
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam(SERVICE_USER)
+        except KeyError:
+            return f"running as root but there is no {SERVICE_USER!r} system user"
+        if shutil.which("runuser") is None:
+            return "running as root but runuser is missing"
+    return None
+
+
+def free_ports(count: int) -> list[int]:
+    """Return count distinct TCP ports on 127.0.0.1 that were free a moment ago."""
+    with ExitStack() as stack:  # all held open at once, so the OS cannot hand one out twice
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+
+
+class PgCluster:
+    """A primary and a streaming hot standby in a temp dir; `with PgCluster() as c:` starts it."""
+
+    def __init__(self, timeout: float = 60.0) -> None:
+        self.timeout = timeout
+        self.base: Path | None = None
+        self.ports = {"primary": 0, "replica": 0}
+        self._bin = Path()
+
+    def primary_dsn(self, dbname: str = "postgres") -> str:
+        """Return the primary's DSN for dbname."""
+        return f"postgresql://postgres@127.0.0.1:{self.ports['primary']}/{dbname}"
+
+    def replica_dsn(self, dbname: str = "postgres") -> str:
+        """Return the replica's DSN for dbname."""
+        return f"postgresql://postgres@127.0.0.1:{self.ports['replica']}/{dbname}"
+
+    def start(self) -> Self:
+        """Create and start both servers; return once the replica streams. Stops all on error."""
+        if self.base is not None:
+            raise PgClusterError("cluster already started")
+        if reason := available():
+            raise PgClusterError(reason)
+        self._bin = bindir() or Path()
+        atexit.register(self.stop)  # a crashed test run must not leave servers behind
+        try:
+            self._create_and_start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _create_and_start(self) -> None:
+        self.base = Path(tempfile.mkdtemp(prefix="pgcluster-"))  # short: socket paths are limited
+        if os.geteuid() == 0:
+            user = pwd.getpwnam(SERVICE_USER)
+            os.chown(self.base, user.pw_uid, user.pw_gid)
+        primary, replica = self._data("primary"), self._data("replica")
+        self.ports = dict(zip(NODES, free_ports(len(NODES)), strict=True))
+        initdb_options = ["-U", "postgres", "-A", "trust", "--locale=C", "-E", "UTF8", "--no-sync"]
+        self._run([self._tool("initdb"), "-D", str(primary), *initdb_options])
+        hba = ["local all all trust", "local replication all trust"]
+        hba += ["host all all 127.0.0.1/32 trust", "host replication all 127.0.0.1/32 trust"]
+        (primary / "pg_hba.conf").write_text("\n".join(hba) + "\n")  # keeps the file's owner
+        self._configure(
+            "primary",
+            listen_addresses="'127.0.0.1'",
+            wal_level="replica",
+            max_wal_senders="5",
+            hot_standby="on",
+            fsync="off",
+            unix_socket_directories=f"'{self.base}'",
+        )
+        self._pg_ctl("primary", "start")
+        backup_options = ["-R", "-X", "stream", "-c", "fast", "--no-sync"]  # -R: make it a standby
+        backup = [self._tool("pg_basebackup"), "-D", str(replica), "-d", self.primary_dsn()]
+        self._run([*backup, *backup_options], "primary")
+        self._configure("replica")
+        self.start_replica()
+
+    def stop_replica(self) -> None:
+        """Shut the replica down (fast mode) and wait until it is gone. Raises PgClusterError."""
+        self._pg_ctl("replica", "stop", "-m", "fast")
+
+    def start_replica(self) -> None:
+        """Start the replica; return once it accepts connections and streams from the primary."""
+        self._pg_ctl("replica", "start")
+        self._poll(self.replica_dsn(), SELECT_STREAMING, self.timeout, "replica streaming")
+
+    def wait_for_replay(self, timeout: float = 10.0) -> None:
+        """Block until the replica replayed the primary's WAL as of now; else PgClusterError."""
+        lsn = self.psql(self.primary_dsn(), "SELECT pg_current_wal_lsn()")
+        sql = f"SELECT pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn"
+        self._poll(self.replica_dsn(), sql, timeout, f"replica replay up to {lsn}")
+
+    def pause_replay(self) -> None:
+        """Ask the replica to stop applying WAL; it keeps receiving it. Idempotent."""
+        self.psql(self.replica_dsn(), "SELECT pg_wal_replay_pause()")
+
+    def resume_replay(self) -> None:
+        """Let the replica apply WAL again. Idempotent."""
+        self.psql(self.replica_dsn(), "SELECT pg_wal_replay_resume()")
+
+    def psql(self, dsn: str, sql: str, timeout: float = 10.0) -> str:
+        """Run sql with psql against dsn; return unaligned output. Raises PgClusterError."""
+        command = [self._tool("psql"), "-X", "-At", "-v", "ON_ERROR_STOP=1", "-d", dsn, "-c", sql]
+        return self._run(command, as_service=False, timeout=timeout).strip()
+
+    def stop(self) -> None:
+        """Stop both servers and delete the temp dir. Idempotent; safe after a partial start."""
+        atexit.unregister(self.stop)
+        if self.base is None:
+            return
+        for node in ("replica", "primary"):  # replica first: the primary waits for its walsenders
+            if self._is_running(node):
+                try:
+                    self._pg_ctl(node, "stop", "-m", "fast")
+                except PgClusterError:
+                    self._pg_ctl(node, "stop", "-m", "immediate")  # raises: keep dir for the logs
+        shutil.rmtree(self.base, ignore_errors=True)
+        self.base = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def _tool(self, name: str) -> str:
+        return str(self._bin / name)
+
+    def _data(self, node: str) -> Path:
+        assert self.base is not None, "cluster not started"
+        return self.base / node
+
+    def _is_running(self, node: str) -> bool:
+        try:  # a crashed server leaves a stale postmaster.pid behind: check its process
+            os.kill(int((self._data(node) / "postmaster.pid").read_text().split()[0]), 0)
+        except PermissionError:
+            return True
+        except (OSError, ValueError, IndexError):
+            return False
+        return True
+
+    def _log(self, node: str) -> Path:
+        return self._data(node).with_suffix(".log")  # outside the data dir: not base-backed-up
+
+    def _configure(self, node: str, **settings: str) -> None:
+        settings["port"] = str(self.ports[node])
+        with (self._data(node) / "postgresql.conf").open("a") as conf:  # append keeps the owner
+            conf.writelines(f"{key} = {value}\n" for key, value in settings.items())
+
+    def _pg_ctl(self, node: str, action: str, *options: str) -> None:
+        command = [self._tool("pg_ctl"), action, "-D", str(self._data(node)), "-w"]
+        command += ["-t", str(int(self.timeout)), "-l", str(self._log(node)), *options]
+        self._run(command, node)
+
+    def _poll(self, dsn: str, sql: str, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            try:
+                if (last := self.psql(dsn, sql, timeout=max(1.0, timeout))) == "t":
+                    return
+            except PgClusterError as exc:
+                last = str(exc).partition("\n")[0]
+            time.sleep(0.05)
+        raise PgClusterError(
+            f"timed out after {timeout}s waiting for {what} (last: {last})"
+            + self._tail("replica")
+            + self._tail("primary")
+        )
+
+    def _run(
+        self,
+        command: list[str],
+        node: str | None = None,
+        *,
+        as_service: bool = True,
+        timeout: float | None = None,
+    ) -> str:
+        if as_service and os.geteuid() == 0:
+            command = ["runuser", "-u", SERVICE_USER, "--", *command]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}  # no PGHOST etc.
+        try:
+            done = subprocess.run(
+                command,
+                capture_output=True,
+                text=True,
+                env=env,
+                cwd=self.base,
+                timeout=timeout or self.timeout + 10,
+            )
+        except subprocess.TimeoutExpired as exc:
+            parts = (exc.stdout or "", exc.stderr or "")  # bytes despite text=True, sometimes
+            output = "".join(
+                p.decode(errors="replace") if isinstance(p, bytes) else p for p in parts
+            )
+            failure = f"timed out after {exc.timeout}s"
+        else:
+            if done.returncode == 0:
+                return done.stdout
+            output, failure = done.stdout + done.stderr, f"exited {done.returncode}"
+        tail = self._tail(node) if node else ""
+        raise PgClusterError(f"{' '.join(command)} {failure}:\n{output.strip()}{tail}")
+
+    def _tail(self, node: str, lines: int = 30) -> str:
+        try:
+            text = self._log(node).read_text(errors="replace")
+        except OSError:
+            return ""
+        return f"\n--- tail of {node} log ---\n" + "\n".join(text.splitlines()[-lines:])
