@@ -16,7 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -168,12 +168,18 @@ class PgCluster:
         atexit.unregister(self.stop)
         if self.base is None:
             return
+        failures = []
         for node in ("replica", "primary"):  # replica first: the primary waits for its walsenders
-            if self._is_running(node):
-                try:
+            try:
+                if self._is_running(node):
                     self._pg_ctl(node, "stop", "-m", "fast")
-                except PgClusterError:
-                    self._pg_ctl(node, "stop", "-m", "immediate")  # raises: keep dir for the logs
+            except PgClusterError as exc:
+                with suppress(PgClusterError):
+                    self._pg_ctl(node, "stop", "-m", "immediate")
+                if self._is_running(node):
+                    failures.append(str(exc))
+        if failures:  # keep the dir: its logs say why
+            raise PgClusterError("\n".join(failures))
         shutil.rmtree(self.base, ignore_errors=True)
         self.base = None
 
@@ -251,10 +257,7 @@ class PgCluster:
                 timeout=timeout or self.timeout + 10,
             )
         except subprocess.TimeoutExpired as exc:
-            parts = (exc.stdout or "", exc.stderr or "")  # bytes despite text=True, sometimes
-            output = "".join(
-                p.decode(errors="replace") if isinstance(p, bytes) else p for p in parts
-            )
+            output = ""  # the server log tail below is what explains a hang
             failure = f"timed out after {exc.timeout}s"
         else:
             if done.returncode == 0:
