@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient
 from actors.broker import build_broker
 from auth.tokens import SigningKeys, issue_access_token
 from configs.settings import Settings
+from tests.conftest import TEST_SECRET
 from web.app import create_app
 
 
@@ -23,8 +24,9 @@ async def client(aiohttp_client, settings: Settings) -> AsyncIterator[TestClient
 
 
 @pytest.fixture
-def staff_headers(settings: Settings) -> dict[str, str]:
-    keys = SigningKeys.from_secret(settings.secret_key.get_secret_value())
+def staff_headers() -> dict[str, str]:
+    """A staff bearer token valid for every app built by `settings_for`."""
+    keys = SigningKeys.from_secret(TEST_SECRET)
     return {"Authorization": f"Bearer {issue_access_token(keys, 'staff-1', 'staff')}"}
 
 
