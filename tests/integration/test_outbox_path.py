@@ -14,6 +14,7 @@ from structlog.testing import capture_logs
 from actors.relay import Relay
 from storage.database import connect, create_pool
 from storage.outbox import OutboxEvent
+from tests.support.waiting import eventually
 
 NEW_PRODUCT = {
     "slug": "test-mug",
@@ -116,11 +117,9 @@ async def test_relay_killed_after_publish_republishes_and_effect_happens_once(
                 dsn=fresh_db,
                 expected=1,
             )
-            deadline = asyncio.get_running_loop().time() + 15
-            while asyncio.get_running_loop().time() < deadline and not any(
-                entry["event"] == "event.skipped_duplicate" for entry in logs
-            ):
-                await asyncio.sleep(0.05)
+            await eventually(
+                lambda: any(entry["event"] == "event.skipped_duplicate" for entry in logs)
+            )
     finally:
         await pool.close()
     assert any(entry["event"] == "event.skipped_duplicate" for entry in logs), logs
@@ -146,12 +145,11 @@ async def test_redelivered_message_has_no_second_effect(
     with capture_logs(processors=[merge_contextvars]) as logs:
         for _ in range(3):
             await asyncio.to_thread(broker.enqueue, message)
-        deadline = asyncio.get_running_loop().time() + 15
-        while asyncio.get_running_loop().time() < deadline and (
-            sum(entry["event"] in ("product.indexed", "event.skipped_duplicate") for entry in logs)
-            < 3
-        ):
-            await asyncio.sleep(0.05)
+        await eventually(
+            lambda: (
+                sum(e["event"] in ("product.indexed", "event.skipped_duplicate") for e in logs) >= 3
+            )
+        )
     events = [entry["event"] for entry in logs]
     assert events.count("product.indexed") == 1, events
     assert events.count("event.skipped_duplicate") == 2, events

@@ -19,6 +19,7 @@ from storage import open_database
 from storage.database import connect
 from tests.conftest import Template, dsn_for
 from tests.support.pgcluster import PgCluster
+from tests.support.waiting import eventually
 from web.app import create_app
 from web.keys import DB
 
@@ -76,15 +77,6 @@ async def listed_slugs(client, **kwargs) -> set[str]:  # type: ignore[no-untyped
     resp = await client.get("/api/v1/products", **kwargs)
     assert resp.status == 200, await resp.text()
     return {item["slug"] for item in (await resp.json())["items"]}
-
-
-async def eventually(predicate, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            return False
-        await asyncio.sleep(0.05)
-    return True
 
 
 async def test_reads_use_the_replica_and_writes_the_primary(replica_settings) -> None:

@@ -10,6 +10,7 @@ import pytest
 from actors.broker import build_broker
 from actors.registry import SPECS, actor
 from actors.resources import Resources
+from tests.support.waiting import eventually
 
 ATTEMPTS: list[int] = []
 
@@ -33,15 +34,6 @@ def tests_broker(settings):  # type: ignore[no-untyped-def]
     broker.flush_all()
     broker.close()
     SPECS.pop("tests.flaky", None)
-
-
-async def eventually(predicate, timeout: float = 15.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            return False
-        await asyncio.sleep(0.05)
-    return True
 
 
 async def test_transient_failure_is_retried_until_it_succeeds(tests_broker) -> None:

@@ -276,9 +276,12 @@ def test_bind_mounts_point_at_files_in_the_repository() -> None:
 
 
 def test_dockerfile_installs_the_locked_dependencies_with_uv() -> None:
-    runs = " ".join(rest for keyword, rest in dockerfile_instructions() if keyword == "RUN")
-    assert "uv sync --frozen" in runs
-    assert "--no-dev" in runs
+    runs = [rest for keyword, rest in dockerfile_instructions() if keyword == "RUN"]
+    syncs = [sync for run in runs for sync in re.findall(r"\buv sync\b[^&;|]*", run)]
+    assert syncs, "the image does not install with `uv sync`"
+    for sync in syncs:
+        assert sync.startswith("uv sync --frozen"), sync
+        assert "--no-dev" in sync, sync
 
 
 def test_dockerfile_copies_every_package_the_wheel_ships() -> None:
