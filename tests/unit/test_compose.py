@@ -48,7 +48,8 @@ def compose() -> dict[str, Any]:
 
 
 def services() -> dict[str, dict[str, Any]]:
-    return compose()["services"]
+    found: dict[str, dict[str, Any]] = compose()["services"]
+    return found
 
 
 def builds_app_image(service: dict[str, Any]) -> bool:
@@ -341,6 +342,7 @@ def test_nginx_serves_media_from_the_app_data_volume() -> None:
     assert alias
     web = services()["web"]
     data_dir = environment(web)["DATA_DIR"]
+    assert data_dir, "web sets no DATA_DIR"
     app_volume = {target: source for source, target in mounts(web)}[data_dir]
     nginx_volume = {target: source for source, target in mounts(services()["nginx"])}
     served_from = [
