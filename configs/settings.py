@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     elasticsearch_url: HttpUrl | None = None  # None: PostgreSQL search
     smtp_url: str | None = None  # None: emails go to the local mailbox in DATA_DIR
     secret_key: SecretStr = Field(min_length=32)
+    previous_secret_keys: SecretStr = SecretStr("")  # comma-separated; still verify old tokens
+    access_token_minutes: int = Field(default=60, ge=1, le=24 * 60)
+    refresh_token_days: int = Field(default=7, ge=1, le=90)
+    session_max_days: int = Field(default=30, ge=1, le=365)  # absolute bound on a refresh family
+    public_url: HttpUrl = HttpUrl("http://127.0.0.1:8080")  # links in emails point here
+    trust_forwarded_headers: bool = False  # behind NGINX: honour X-Forwarded-Proto/-For
     data_dir: Path = Path("var")
     shop_name: str = Field(default="aioshop", min_length=1, max_length=60)
     log_format: Literal["auto", "json", "console"] = "auto"
@@ -54,6 +60,12 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("smtp://", "smtps://")):
             raise ValueError("must start with smtp:// or smtps://")
         return value
+
+    @property
+    def previous_secrets(self) -> list[str]:
+        """The retired signing secrets that still verify tokens."""
+        raw = self.previous_secret_keys.get_secret_value()
+        return [part.strip() for part in raw.split(",") if part.strip()]
 
     @property
     def broker_kind(self) -> Literal["rabbitmq", "redis"]:

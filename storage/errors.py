@@ -32,3 +32,22 @@ class DuplicateSlug(Conflict):
     def __init__(self, slug: str) -> None:
         super().__init__(f"the slug {slug!r} is already taken")
         self.slug = slug
+
+
+class UserNotFound(NotFound):
+    def __init__(self, user_id: int) -> None:
+        super().__init__(f"user {user_id} does not exist")
+        self.user_id = user_id
+
+
+class AddressNotFound(NotFound):
+    """No such address for this user (another user's address is 'not found' too)."""
+
+    def __init__(self, address_id: int) -> None:
+        super().__init__(f"address {address_id} does not exist")
+        self.address_id = address_id
+
+
+class EmailTaken(Conflict):
+    def __init__(self) -> None:
+        super().__init__("an account with this email already exists")

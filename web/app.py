@@ -10,14 +10,15 @@ import jinja2
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from auth.tokens import SigningKeys
+from auth.accounts import Accounts
 from configs.settings import Settings
 from domain.money import Money
 from storage import open_database
 from storage.products import Product
 from web import health, metrics
 from web.api import create_api_app
-from web.keys import DB, REDIS, SETTINGS, SIGNING_KEYS
+from web.cookies import browser_session, csrf_token
+from web.keys import ACCOUNTS, DB, REDIS, SETTINGS
 from web.middlewares import read_your_writes, request_context
 from web.store import views as store
 
@@ -41,6 +42,11 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
         await client.aclose()
 
 
+async def accounts_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[ACCOUNTS] = Accounts.build(app[DB], app[REDIS], app[SETTINGS])
+    yield
+
+
 def price(product: Product) -> str:
     """Jinja filter: a product's price for people."""
     return Money(product.price_amount, product.price_currency).format()
@@ -49,12 +55,11 @@ def price(product: Product) -> str:
 def create_app(settings: Settings) -> web.Application:
     """The whole web application for `settings`."""
     app = web.Application(
-        middlewares=[request_context, read_your_writes],
+        middlewares=[request_context, read_your_writes, browser_session],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
-    app[SIGNING_KEYS] = SigningKeys.from_secret(settings.secret_key.get_secret_value())
-    app.cleanup_ctx.extend([database_ctx, redis_ctx])
+    app.cleanup_ctx.extend([database_ctx, redis_ctx, accounts_ctx])
 
     env = aiohttp_jinja2.setup(
         app,
@@ -63,6 +68,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     env.globals["shop_name"] = settings.shop_name
     env.globals["static"] = lambda path: f"/static/{path}"
+    env.globals["csrf_token"] = csrf_token
     env.filters["price"] = price
 
     app.router.add_get("/", store.home, name="home")

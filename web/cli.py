@@ -1,4 +1,4 @@
-"""The `aioshop` command: up, web, worker, relay, migrate, seed, token.
+"""The `aioshop` command: up, web, worker, relay, migrate, seed, createadmin.
 
 Every subcommand builds Settings from the environment first, so a missing or malformed variable
 stops it with one line naming the variable, and an unreachable service with one line naming it.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import os
 import signal
 import sys
@@ -139,12 +140,32 @@ def cmd_worker(args: argparse.Namespace) -> None:
     os.execv(sys.executable, argv)
 
 
-def cmd_token(args: argparse.Namespace) -> None:
-    from auth.tokens import SigningKeys, issue_access_token
+def cmd_createadmin(args: argparse.Namespace) -> None:
+    from auth.admins import create_admin
 
     settings = load_settings()
-    keys = SigningKeys.from_secret(settings.secret_key.get_secret_value())
-    print(issue_access_token(keys, args.subject, args.role))
+    email = args.email or input("Email: ").strip()
+    name = args.name or input("Name: ").strip() or email.split("@")[0]
+    password = args.password or os.environ.get("AIOSHOP_ADMIN_PASSWORD")
+    if password is None:
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Password (again): ") != password:
+            fail("the passwords differ")
+    try:
+        outcome = asyncio.run(
+            create_admin(
+                str(settings.database_url),
+                email=email,
+                name=name,
+                password=password,
+                role=args.role,
+            )
+        )
+    except UNREACHABLE as exc:
+        fail(describe_unreachable(exc))
+    except ValueError as exc:
+        fail(str(exc))
+    print(outcome)
 
 
 def cmd_up(args: argparse.Namespace) -> None:
@@ -181,9 +202,13 @@ def build_parser() -> argparse.ArgumentParser:
     add("migrate", cmd_migrate, "apply pending database migrations")
     add("seed", cmd_seed, "add the demo products (idempotent)")
 
-    token = add("token", cmd_token, "print an access token (until accounts exist: ops and tests)")
-    token.add_argument("--subject", required=True)
-    token.add_argument("--role", choices=("customer", "staff", "admin"), default="staff")
+    admin = add("createadmin", cmd_createadmin, "create a staff or admin account (or promote one)")
+    admin.add_argument("--email", help="asked for when missing")
+    admin.add_argument("--name", help="asked for when missing")
+    admin.add_argument(
+        "--password", help="for scripts; prefer AIOSHOP_ADMIN_PASSWORD or the prompt"
+    )
+    admin.add_argument("--role", choices=("staff", "admin"), default="admin")
     return parser
 
 

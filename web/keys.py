@@ -5,15 +5,18 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from auth.tokens import Principal, SigningKeys
+from auth.accounts import Accounts, TokenPair
+from auth.tokens import Principal
 from configs.settings import Settings
 from storage.database import Database
 
 SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", Database)
 REDIS = web.AppKey("redis", aioredis.Redis)
-SIGNING_KEYS = web.AppKey("signing_keys", SigningKeys)
+ACCOUNTS = web.AppKey("accounts", Accounts)
 
 REQUEST_ID = web.RequestKey("request_id", str)
 MIN_LSN = web.RequestKey("min_lsn", int)  # read-your-writes: the client's last commit position
 PRINCIPAL = web.RequestKey("principal", Principal)
+CSRF_TOKEN = web.RequestKey("csrf_token", str)
+NEW_TOKENS: web.RequestKey[TokenPair | None] = web.RequestKey("new_tokens")  # None: clear them

@@ -12,9 +12,12 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from auth.accounts import InvalidCredentials, InvalidOneTimeToken
 from auth.permissions import PermissionDenied
+from auth.throttle import Throttled
 from auth.tokens import InvalidToken
-from storage.errors import DuplicateSlug, NotFound
+from storage.addresses import TooManyAddresses
+from storage.errors import DuplicateSlug, EmailTaken, NotFound
 
 log = structlog.get_logger(__name__)
 
@@ -27,6 +30,7 @@ class Problem:
     slug: str
     title: str
     expose: tuple[str, ...] = ()
+    detail: str | None = None  # a fixed detail, for errors whose message must not vary
 
 
 class InvalidInput(Exception):
@@ -39,7 +43,15 @@ class InvalidInput(Exception):
 
 PROBLEMS: dict[type[Exception], Problem] = {
     InvalidInput: Problem(422, "invalid-input", "The request is not valid", expose=("errors",)),
-    InvalidToken: Problem(401, "invalid-token", "Missing, invalid or expired token"),
+    # One body for every token failure: an attacker learns nothing from which check failed.
+    InvalidToken: Problem(
+        401, "invalid-token", "Missing, invalid or expired token", detail="Sign in again."
+    ),
+    InvalidCredentials: Problem(401, "invalid-credentials", "The email or password is not right"),
+    InvalidOneTimeToken: Problem(400, "invalid-link", "This link is not valid any more"),
+    Throttled: Problem(429, "too-many-attempts", "Too many attempts", expose=("retry_after",)),
+    EmailTaken: Problem(409, "email-taken", "An account with this email already exists"),
+    TooManyAddresses: Problem(409, "too-many-addresses", "Too many addresses"),
     PermissionDenied: Problem(403, "forbidden", "You may not do this"),
     NotFound: Problem(404, "not-found", "Not found"),
     DuplicateSlug: Problem(409, "duplicate-slug", "That slug is taken", expose=("slug",)),
@@ -55,10 +67,15 @@ def problem_response(exc: Exception) -> web.Response:
     """The response for a mapped domain exception."""
     problem = next(PROBLEMS[cls] for cls in type(exc).__mro__ if cls in PROBLEMS)
     exposed = {name: getattr(exc, name) for name in problem.expose}
+    detail = problem.detail if problem.detail is not None else str(exc)
     body = problem_body(
-        problem.status, f"/problems/{problem.slug}", problem.title, detail=str(exc), **exposed
+        problem.status, f"/problems/{problem.slug}", problem.title, detail=detail, **exposed
     )
-    headers = {"WWW-Authenticate": "Bearer"} if problem.status == 401 else None
+    headers = {}
+    if problem.status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    if isinstance(exc, Throttled):
+        headers["Retry-After"] = str(exc.retry_after)
     return web.json_response(
         body, status=problem.status, content_type=PROBLEM_JSON, headers=headers
     )

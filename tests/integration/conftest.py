@@ -26,8 +26,8 @@ async def client(aiohttp_client, settings: Settings) -> AsyncIterator[TestClient
 @pytest.fixture
 def staff_headers() -> dict[str, str]:
     """A staff bearer token valid for every app built by `settings_for`."""
-    keys = SigningKeys.from_secret(TEST_SECRET)
-    return {"Authorization": f"Bearer {issue_access_token(keys, 'staff-1', 'staff')}"}
+    keys = SigningKeys.from_secrets(TEST_SECRET)
+    return {"Authorization": f"Bearer {issue_access_token(keys, 1, 'staff')}"}
 
 
 @pytest.fixture

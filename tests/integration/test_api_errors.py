@@ -111,8 +111,8 @@ async def test_anonymous_write_is_401_and_customer_write_is_403(client, settings
     resp = await client.post("/api/v1/products", json=GOOD)
     assert resp.status == 401
     assert resp.headers["WWW-Authenticate"] == "Bearer"
-    keys = SigningKeys.from_secret(settings.secret_key.get_secret_value())
-    customer = {"Authorization": f"Bearer {issue_access_token(keys, 'c-1', 'customer')}"}
+    keys = SigningKeys.from_secrets(settings.secret_key.get_secret_value())
+    customer = {"Authorization": f"Bearer {issue_access_token(keys, 2, 'customer')}"}
     resp = await client.post("/api/v1/products", json=GOOD, headers=customer)
     assert resp.status == 403
     assert (await resp.json())["type"] == "/problems/forbidden"

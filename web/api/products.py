@@ -7,12 +7,11 @@ from typing import Annotated, Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from auth.permissions import require_staff
 from domain.money import Money
 from storage import outbox, products, transaction
 from storage.products import Product
-from web.api.validation import read_body
-from web.keys import DB, MIN_LSN, PRINCIPAL, REQUEST_ID
+from web.api.routing import Operation
+from web.keys import DB, MIN_LSN, REQUEST_ID
 
 Slug = Annotated[
     str, StringConstraints(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", min_length=1, max_length=120)
@@ -62,10 +61,8 @@ async def get_product(request: web.Request) -> web.Response:
     return web.json_response(product_json(await products.get(reader, product_id)))
 
 
-async def create_product(request: web.Request) -> web.Response:
+async def create_product(request: web.Request, body: NewProduct) -> web.Response:
     """Staff: create a product; the search actor builds its search document (via the outbox)."""
-    require_staff(request.get(PRINCIPAL))
-    body = await read_body(request, NewProduct)
     async with transaction(request.config_dict[DB]) as conn:
         product = await products.create(conn, **body.model_dump())
         await outbox.add(
@@ -73,3 +70,21 @@ async def create_product(request: web.Request) -> web.Response:
         )
     location = request.app.router["product"].url_for(product_id=str(product.id))
     return web.json_response(product_json(product), status=201, headers={"Location": str(location)})
+
+
+OPERATIONS = (
+    Operation("GET", "/products", list_products, "Newest products", name="products", tag="catalog"),
+    Operation(
+        "POST",
+        "/products",
+        create_product,
+        "Create a product",
+        auth="staff",
+        body=NewProduct,
+        status=201,
+        tag="catalog",
+    ),
+    Operation(
+        "GET", "/products/{product_id}", get_product, "One product", name="product", tag="catalog"
+    ),
+)

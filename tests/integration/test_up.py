@@ -1,0 +1,191 @@
+"""`aioshop up` runs the whole shop on embedded services, stops cleanly and keeps its data."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from storage.demo import DEMO_PRODUCTS
+
+# Removed from the environment, so `up` has to start its embedded defaults.
+SERVICE_VARIABLES = (
+    "DATABASE_URL",
+    "REPLICA_DATABASE_URL",
+    "REDIS_URL",
+    "BROKER_URL",
+    "SECRET_KEY",
+    "ELASTICSEARCH_URL",
+    "SMTP_URL",
+    "DATA_DIR",
+)
+READY_LINE = "aioshop is up: "
+START_TIMEOUT_SECONDS = 90
+STOP_TIMEOUT_SECONDS = 30
+DEMO_NAMES = [name for _, name, *_ in DEMO_PRODUCTS]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def processes_using(data_dir: Path) -> list[str]:
+    """`pid: command` of every live process that belongs to the `up` on data_dir.
+
+    That is: data_dir in its command line, its working directory in data_dir (Redis renames its
+    command line; its --dir and PostgreSQL's PGDATA are its working directory), or DATA_DIR in
+    its environment (web, worker, relay and the Dramatiq worker processes).
+    """
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:  # gone already, or not ours to read
+            continue
+        try:
+            cwd = os.readlink(proc / "cwd")
+        except OSError:  # gone, a zombie, or a kernel thread
+            cwd = ""
+        if (
+            str(data_dir) in cmdline
+            or cwd == str(data_dir)
+            or cwd.startswith(f"{data_dir}/")
+            or f"DATA_DIR={data_dir}".encode() in environ
+        ):
+            found.append(f"{proc.name}: {cmdline.strip()}")
+    return found
+
+
+def kill_leftovers(data_dir: Path) -> None:
+    for entry in processes_using(data_dir):
+        with suppress(ProcessLookupError, ValueError):
+            os.kill(int(entry.split(":", 1)[0]), signal.SIGKILL)
+
+
+class Up:
+    """One `aioshop up` subprocess, in its own session so the test can signal its whole group."""
+
+    def __init__(self, process: asyncio.subprocess.Process, log_path: Path) -> None:
+        self.process = process
+        self.log_path = log_path
+        self.url = ""
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def events(self, name: str) -> list[dict[str, object]]:
+        found = []
+        for line in self.log().splitlines():
+            with suppress(ValueError):
+                record = json.loads(line)
+                if isinstance(record, dict) and record.get("event") == name:
+                    found.append(record)
+        return found
+
+    async def wait_ready(self) -> None:
+        assert self.process.stdout is not None
+        async with asyncio.timeout(START_TIMEOUT_SECONDS):
+            while True:
+                line = (await self.process.stdout.readline()).decode()
+                if not line:
+                    pytest.fail(f"`aioshop up` exited before it was up:\n{self.log()[-5000:]}")
+                if line.startswith(READY_LINE):
+                    self.url = line.removeprefix(READY_LINE).strip()
+                    return
+
+    async def stop(self, *, whole_group: bool) -> int:
+        """SIGINT to `up` alone, or to its whole process group as a terminal's Ctrl-C does."""
+        if whole_group:
+            os.killpg(self.process.pid, signal.SIGINT)
+        else:
+            self.process.send_signal(signal.SIGINT)
+        async with asyncio.timeout(STOP_TIMEOUT_SECONDS):
+            return await self.process.wait()
+
+
+@asynccontextmanager
+async def aioshop_up(data_dir: Path, port: int) -> AsyncIterator[Up]:
+    env = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
+    env["LOG_FORMAT"] = "json"
+    log_path = data_dir.parent / f"up-{port}.log"
+    with log_path.open("wb") as log_file:
+        process = await asyncio.create_subprocess_exec(
+            str(Path(sys.executable).with_name("aioshop")),
+            *("up", "--data-dir", str(data_dir), "--port", str(port)),
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=log_file,
+            start_new_session=True,
+        )
+    up = Up(process, log_path)
+    try:
+        await up.wait_ready()
+        yield up
+    finally:
+        if process.returncode is None:
+            with suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()
+        kill_leftovers(data_dir)
+
+
+async def get(session: aiohttp.ClientSession, url: str) -> tuple[int, str]:
+    async with session.get(url) as response:
+        return response.status, await response.text()
+
+
+async def assert_shop_serves_demo_products(url: str) -> None:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        status, html = await get(session, url)
+        assert status == 200, html[:2000]
+        for name in DEMO_NAMES:
+            assert html.count(name) == 1, f"{name!r} appears {html.count(name)} times"
+        status, body = await get(session, url + "readyz")
+        assert status == 200, body
+
+
+@pytest.mark.timeout(300)
+async def test_up_runs_embedded_stops_cleanly_and_keeps_data(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+
+    # Cold start on an empty data dir; SIGINT to `up` alone (as `kill -INT` does).
+    port = free_port()
+    async with aioshop_up(data_dir, port) as up:
+        assert up.url == f"http://127.0.0.1:{port}/"
+        await assert_shop_serves_demo_products(up.url)
+        assert await up.stop(whole_group=False) == 0, up.log()[-5000:]
+        [prepared] = up.events("database.prepared")
+        assert prepared["demo_products_created"] == len(DEMO_PRODUCTS)
+    assert processes_using(data_dir) == []
+    assert not up.events("process.killed"), "a child needed SIGKILL"
+    secret = (data_dir / "secret_key").read_text()
+    assert (data_dir / "secret_key").stat().st_mode & 0o777 == 0o600
+
+    # Warm start on the same data dir; SIGINT to the whole group (as a terminal's Ctrl-C does).
+    port = free_port()
+    async with aioshop_up(data_dir, port) as up:
+        await assert_shop_serves_demo_products(up.url)
+        assert await up.stop(whole_group=True) == 0, up.log()[-5000:]
+        [prepared] = up.events("database.prepared")
+        assert prepared["migrations_applied"] == 0  # the database survived the restart
+        assert prepared["demo_products_created"] == 0
+    assert processes_using(data_dir) == []
+    assert not up.events("process.killed"), "a child needed SIGKILL"
+    assert (data_dir / "secret_key").read_text() == secret
+    assert (data_dir / "redis" / "appendonly.aof").stat().st_size > 0

@@ -1,0 +1,69 @@
+"""A real SMTP server in the test process (aiosmtpd, on its own thread) that keeps what it gets."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from email.message import EmailMessage
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+from tests.support.waiting import eventually
+
+
+class _Collect:
+    """aiosmtpd handler: parse every accepted message and keep it with its envelope."""
+
+    def __init__(self, server: SmtpServer) -> None:
+        self.server = server
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
+        # list.append is atomic: the test thread may read while the server thread appends.
+        self.server.recipients.append(list(envelope.rcpt_tos))
+        self.server.messages.append(message)
+        return "250 Message accepted for delivery"
+
+
+class SmtpServer:
+    """An SMTP server on 127.0.0.1: `.url` for SMTP_URL, `.messages` as they arrive."""
+
+    def __init__(self) -> None:
+        self.port = _free_port()
+        self.url = f"smtp://127.0.0.1:{self.port}"
+        self.messages: list[EmailMessage] = []
+        self.recipients: list[list[str]] = []  # the envelope's RCPT TO of each message
+        self._controller = Controller(_Collect(self), hostname="127.0.0.1", port=self.port)
+
+    def start(self) -> None:
+        self._controller.start()
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+    async def wait_for(self, count: int, timeout: float = 15.0) -> bool:
+        """Wait until at least `count` messages arrived (True) or `timeout` passes (False)."""
+        return await eventually(lambda: len(self.messages) >= count, timeout=timeout)
+
+
+@contextmanager
+def smtp_server() -> Iterator[SmtpServer]:
+    """A started SmtpServer, stopped on exit (use it as a fixture body)."""
+    server = SmtpServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port

@@ -1,0 +1,163 @@
+"""Browser sessions: the token cookies, silent refresh, and CSRF protection.
+
+The storefront keeps the access and refresh tokens in HttpOnly cookies. Over HTTPS they are
+`Secure` and carry the `__Host-` prefix (no Domain, Path=/, so a sibling subdomain cannot set or
+shadow them); over plain HTTP (local development) they keep the same names without the prefix.
+SameSite=Lax: the cookies ride along when a shopper follows a link to the shop from elsewhere (an
+email, a search result) but not on cross-site POSTs or subresource requests. Strict would sign
+people out on every arrival from another site.
+
+CSRF: every state-changing browser request also needs the CSRF token, a random value kept in its
+own HttpOnly cookie and repeated by the page in a hidden form field or the `X-CSRF-Token` header
+(double submit). A cross-site page can neither read the cookie nor the token in our pages.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from typing import Any
+
+from aiohttp import web
+
+from auth.accounts import Accounts, TokenPair
+from auth.tokens import InvalidToken, Principal
+from web.keys import ACCOUNTS, CSRF_TOKEN, NEW_TOKENS, PRINCIPAL, SETTINGS
+
+ACCESS = "aioshop-access"
+REFRESH = "aioshop-refresh"
+CSRF = "aioshop-csrf"
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def is_secure(request: web.Request) -> bool:
+    """HTTPS as the browser sees it (X-Forwarded-Proto only when the proxy is trusted)."""
+    if request.config_dict[SETTINGS].trust_forwarded_headers:
+        proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+        if proto:
+            return proto == "https"
+    return request.secure
+
+
+def cookie_name(request: web.Request, base: str) -> str:
+    """The cookie's name: `__Host-` prefixed where the scheme allows it."""
+    return f"__Host-{base}" if is_secure(request) else base
+
+
+def _set(
+    response: web.StreamResponse, request: web.Request, base: str, value: str, max_age: int
+) -> None:
+    response.set_cookie(
+        cookie_name(request, base),
+        value,
+        max_age=max_age,
+        path="/",
+        httponly=True,
+        secure=is_secure(request),
+        samesite="Lax",
+    )
+
+
+def remember(request: web.Request, pair: TokenPair) -> None:
+    """Have the browser store this token pair with the response (login, register, refresh)."""
+    request[NEW_TOKENS] = pair
+
+
+def forget(request: web.Request) -> None:
+    """Have the browser drop its tokens with the response (logout, a dead refresh token)."""
+    request[NEW_TOKENS] = None
+
+
+def refresh_cookie(request: web.Request) -> str | None:
+    """The refresh token the browser holds, if any."""
+    return request.cookies.get(cookie_name(request, REFRESH))
+
+
+def csrf_token(request: web.Request) -> str:
+    """The request's CSRF token (made now if the browser has none; the middleware stores it)."""
+    token = request.get(CSRF_TOKEN)
+    if token is None:
+        token = request.cookies.get(cookie_name(request, CSRF)) or secrets.token_urlsafe(32)
+        request[CSRF_TOKEN] = token
+    return token
+
+
+async def check_csrf(request: web.Request) -> None:
+    """Raise 403 unless an unsafe request repeats the CSRF cookie in a header or form field."""
+    expected = request.cookies.get(cookie_name(request, CSRF))
+    sent = request.headers.get(CSRF_HEADER)
+    if sent is None and request.content_type in (
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    ):
+        sent_value = (await request.post()).get(CSRF_FIELD)
+        sent = sent_value if isinstance(sent_value, str) else None
+    if not expected or not sent or not hmac.compare_digest(expected, sent):
+        raise web.HTTPForbidden(text="The form expired or came from another site. Try again.")
+
+
+# Paths that never refresh silently: the API (its client refreshes once, on a 401, for all
+# pending requests) and assets (a page's parallel asset requests would race for the same token).
+NO_SILENT_REFRESH = ("/api/", "/static/", "/media/", "/healthz", "/readyz", "/metrics")
+
+
+async def browser_principal(request: web.Request, *, refresh: bool) -> Principal | None:
+    """Who the cookies sign in; with `refresh`, an expired access token is renewed silently."""
+    accounts: Accounts = request.config_dict[ACCOUNTS]
+    access = request.cookies.get(cookie_name(request, ACCESS))
+    if access:
+        try:
+            return await accounts.authenticate(access)
+        except InvalidToken:
+            pass
+    refresh_token = refresh_cookie(request)
+    if not refresh or not refresh_token:
+        return None
+    try:
+        pair = await accounts.refresh(refresh_token)
+    except InvalidToken:
+        forget(request)
+        return None
+    remember(request, pair)
+    return await accounts.authenticate(pair.access_token)
+
+
+@web.middleware
+async def browser_session(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Sign the browser in from its cookies and keep them fresh; CSRF-check storefront forms.
+
+    Requests with an Authorization header (API clients) are left to the API's bearer auth; the
+    API checks CSRF itself, so that its refusals are problem+json.
+    """
+    if "Authorization" not in request.headers:
+        page = not request.path.startswith(NO_SILENT_REFRESH)
+        principal = await browser_principal(request, refresh=page and request.method == "GET")
+        if principal is not None:
+            request[PRINCIPAL] = principal
+        if page and request.method not in SAFE_METHODS:
+            await check_csrf(request)
+    try:
+        response: web.StreamResponse = await handler(request)
+    except web.HTTPException as exc:
+        _finish(request, exc)
+        raise
+    _finish(request, response)
+    return response
+
+
+def _finish(request: web.Request, response: web.StreamResponse) -> None:
+    if response.prepared:
+        return
+    if NEW_TOKENS in request:
+        pair = request[NEW_TOKENS]
+        if pair is None:
+            for base in (ACCESS, REFRESH):
+                response.del_cookie(cookie_name(request, base), path="/")
+        else:
+            _set(response, request, ACCESS, pair.access_token, pair.expires_in)
+            _set(response, request, REFRESH, pair.refresh_token, pair.refresh_expires_in)
+    token = request.get(CSRF_TOKEN)
+    if token is not None and request.cookies.get(cookie_name(request, CSRF)) != token:
+        _set(response, request, CSRF, token, 60 * 60 * 24 * 30)

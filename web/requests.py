@@ -1,0 +1,21 @@
+"""Facts about the client behind a request."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from web.keys import SETTINGS
+
+
+def client_ip(request: web.Request) -> str:
+    """The client's address: NGINX's last X-Forwarded-For hop when the proxy is trusted.
+
+    Only the rightmost entry is ours (NGINX appends the address it saw); the ones before it are
+    whatever the client chose to send.
+    """
+    if request.config_dict[SETTINGS].trust_forwarded_headers:
+        forwarded = request.headers.get("X-Forwarded-For", "")
+        hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+        if hops:
+            return hops[-1]
+    return request.remote or "unknown"
