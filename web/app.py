@@ -17,9 +17,10 @@ from storage import open_database
 from storage.products import Product
 from web import health, metrics
 from web.api import create_api_app
-from web.cookies import browser_session, csrf_token
+from web.cookies import browser_session
 from web.keys import ACCOUNTS, DB, REDIS, SETTINGS
 from web.middlewares import read_your_writes, request_context
+from web.store import account
 from web.store import views as store
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -68,10 +69,10 @@ def create_app(settings: Settings) -> web.Application:
     )
     env.globals["shop_name"] = settings.shop_name
     env.globals["static"] = lambda path: f"/static/{path}"
-    env.globals["csrf_token"] = csrf_token
     env.filters["price"] = price
 
     app.router.add_get("/", store.home, name="home")
+    account.add_routes(app)
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.readyz)
     app.router.add_get("/metrics", metrics.metrics_view)

@@ -32,7 +32,7 @@ async def test_layout_has_search_cart_account_and_viewport(client) -> None:
     assert 'role="search"' in html
     assert 'name="q"' in html
     assert 'href="/cart"' in html
-    assert 'href="/account"' in html
+    assert 'href="/login?next=/"' in html or 'href="/login?next=%2F"' in html
 
 
 async def test_stylesheet_is_served_with_44px_touch_targets(client) -> None:
