@@ -31,6 +31,14 @@ VERIFY_EMAIL_LIFETIME = timedelta(hours=48)
 PASSWORD_RESET_LIFETIME = timedelta(hours=1)
 
 
+class UnknownEmailKind(ValueError):
+    """The event names a kind of account email that does not exist: retrying cannot help."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(f"unknown account email kind {kind!r}")
+        self.kind = kind
+
+
 @dataclass(frozen=True)
 class AccountEmailKind:
     """What differs between the account emails: token purpose, link path, lifetime, subject."""
@@ -77,7 +85,7 @@ def account_link(settings: Settings, kind: str, token: str) -> str:
 
 
 def render_account_email(kind: str, *, shop_name: str, name: str, link: str) -> RenderedEmail:
-    """Subject, text and HTML of one account email; raises ValueError for an unknown kind."""
+    """Subject, text and HTML of one account email; raises UnknownEmailKind."""
     spec = _kind(kind)
     context = {
         "shop_name": shop_name,
@@ -100,11 +108,11 @@ def describe_duration(duration: timedelta) -> str:
     return f"{count} {unit}{'' if count == 1 else 's'}"
 
 
-@actor(queue_name="email", max_retries=10, throws=(ValueError,))
+@actor(queue_name="email", max_retries=10, throws=(UnknownEmailKind,))
 async def send_account_email(res: Resources, event_id: str, user_id: int, kind: str) -> None:
     """Email the user a fresh one-time link. Idempotent: a redelivered event sends nothing.
 
-    Raises ValueError (not retried) for an unknown kind. A missing or inactive user, or a
+    Raises UnknownEmailKind (not retried). A missing or inactive user, or a
     verification email to an address already verified, is skipped without an error.
     """
     spec = _kind(kind)
@@ -149,5 +157,5 @@ async def send_account_email(res: Resources, event_id: str, user_id: int, kind: 
 def _kind(kind: str) -> AccountEmailKind:
     spec = KINDS.get(kind)
     if spec is None:
-        raise ValueError(f"unknown account email kind {kind!r}")
+        raise UnknownEmailKind(kind)
     return spec

@@ -16,12 +16,12 @@ import pytest
 from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
-from actors.mailer import read_mailbox
 from actors.relay import Relay
 from auth.tokens import digest
 from configs.settings import Settings
 from storage import outbox
 from storage.database import connect, create_pool
+from storage.mailbox import read as read_mailbox
 from tests.support.smtp import SmtpServer, smtp_server
 from tests.support.waiting import eventually
 

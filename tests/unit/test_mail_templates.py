@@ -12,6 +12,7 @@ import pytest
 from actors import mailer
 from actors.email import account_link, describe_duration, render_account_email
 from configs.settings import Settings
+from storage import mailbox
 
 BASE = {
     "database_url": "postgresql://u@db/shop",
@@ -144,12 +145,12 @@ async def test_mailbox_keeps_messages_newest_first(tmp_path: Path) -> None:
         await mailer.send(local, message)
     names = sorted(path.name for path in (tmp_path / "mailbox").iterdir())
     assert len(names) == 3 and all(name.endswith(".eml") for name in names)
-    entries = mailer.read_mailbox(tmp_path)
+    entries = mailbox.read(tmp_path)
     assert [entry.subject for entry in entries] == ["Message 2", "Message 1", "Message 0"]
     assert entries[0].to == "user2@example.com"
     assert entries[0].date is not None
-    assert [entry.subject for entry in mailer.read_mailbox(tmp_path, limit=1)] == ["Message 2"]
+    assert [entry.subject for entry in mailbox.read(tmp_path, limit=1)] == ["Message 2"]
 
 
 def test_missing_mailbox_is_empty(tmp_path: Path) -> None:
-    assert mailer.read_mailbox(tmp_path) == []
+    assert mailbox.read(tmp_path) == []

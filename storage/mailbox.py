@@ -1,0 +1,78 @@
+"""The local mailbox: where emails go when no SMTP server is configured (embedded mode).
+
+Each message is one `.eml` file in `DATA_DIR/mailbox`, named by its UTC delivery time, written to
+a temporary name and renamed, so a reader never sees half a message. The ops pages list them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.parser import BytesHeaderParser
+from email.policy import default as default_policy
+from pathlib import Path
+
+MAILBOX_DIR = "mailbox"
+
+_UUID_HEX = re.compile(r"[0-9a-f]{32}")
+
+
+@dataclass(frozen=True)
+class MailboxEntry:
+    """One message in the local mailbox, as the ops pages list it."""
+
+    file_name: str
+    to: str
+    subject: str
+    date: datetime | None
+
+
+def read(data_dir: Path, limit: int = 50) -> list[MailboxEntry]:
+    """The newest `limit` messages of `data_dir/mailbox`, newest first (none if it is missing)."""
+    folder = data_dir / MAILBOX_DIR
+    if not folder.is_dir():
+        return []
+    # The file names start with a UTC timestamp, so name order is delivery order.
+    names = sorted((path.name for path in folder.glob("*.eml")), reverse=True)[:limit]
+    parser = BytesHeaderParser(policy=default_policy)
+    entries = []
+    for name in names:
+        try:
+            headers = parser.parsebytes((folder / name).read_bytes())
+        except FileNotFoundError:  # deleted between listing and reading
+            continue
+        date_header = headers["Date"]
+        entries.append(
+            MailboxEntry(
+                file_name=name,
+                to=str(headers["To"] or ""),
+                subject=str(headers["Subject"] or ""),
+                date=getattr(date_header, "datetime", None),
+            )
+        )
+    return entries
+
+
+def deliver(data_dir: Path, message: EmailMessage) -> Path:
+    """Write one message into `data_dir/mailbox` atomically (temp file, then rename)."""
+    mailbox = data_dir / MAILBOX_DIR
+    mailbox.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    name = f"{stamp}-{_message_uuid(message)}.eml"
+    temporary = mailbox / f".{name}.tmp"  # not *.eml: read_mailbox never lists it
+    with temporary.open("wb") as file:
+        file.write(message.as_bytes())
+        file.flush()
+        os.fsync(file.fileno())
+    temporary.replace(mailbox / name)
+    return mailbox / name
+
+
+def _message_uuid(message: EmailMessage) -> str:
+    """The uuid of a Message-ID made by build_message, else a new one."""
+    local_part = str(message["Message-ID"] or "").strip("<>").partition("@")[0]
+    return local_part if _UUID_HEX.fullmatch(local_part) else uuid.uuid4().hex

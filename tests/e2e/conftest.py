@@ -1,0 +1,86 @@
+"""Fixtures for browser tests: the real app on a free local port, and Debian's Chromium.
+
+Playwright's own browser download does not work on our machines, so the tests drive the
+system Chromium (`make browser` installs it). Without it the tests are skipped locally and
+fail in CI (where the CI variable is set). Each test gets a fresh browser context.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+
+from configs.settings import Settings
+from web.app import create_app
+
+CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = Path(__file__).parent / "artifacts"
+
+
+@pytest.fixture
+async def base_url(settings: Settings) -> AsyncIterator[str]:
+    """The whole app served on 127.0.0.1 (plain HTTP: cookies without the __Host- prefix)."""
+    runner = web.AppRunner(create_app(settings))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()  # before `settings` drops the test database
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Headless Debian Chromium, one per test (the event loop is per test too)."""
+    if not CHROMIUM.exists():
+        message = f"no Chromium at {CHROMIUM}: run `make browser`"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+@pytest.fixture
+async def context(browser: Browser, base_url: str) -> AsyncIterator[BrowserContext]:
+    """A fresh browser profile (no cookies, no storage) whose relative URLs hit the app."""
+    context = await browser.new_context(base_url=base_url)
+    context.set_default_timeout(10_000)
+    try:
+        yield context
+    finally:
+        await context.close()
+
+
+@pytest.fixture
+async def page(context: BrowserContext) -> Page:
+    """A tab of the fresh context."""
+    return await context.new_page()
+
+
+@pytest.fixture
+def artifacts() -> Path:
+    """Where tests leave screenshots (gitignored)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
