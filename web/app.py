@@ -16,10 +16,12 @@ from domain.money import Money
 from storage import open_database
 from storage.products import Product
 from web import health, metrics
+from web.admin import create_admin_app
 from web.api import create_api_app
 from web.cookies import browser_session
 from web.keys import ACCOUNTS, DB, REDIS, SETTINGS
 from web.middlewares import read_your_writes, request_context
+from web.ops import create_ops_app
 from web.store import account
 from web.store import views as store
 
@@ -78,4 +80,6 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/metrics", metrics.metrics_view)
     app.router.add_static("/static/", STATIC_DIR, name="static")
     app.add_subapp("/api/v1/", create_api_app())
+    app.add_subapp("/admin/", create_admin_app())
+    app.add_subapp("/ops/", create_ops_app())
     return app

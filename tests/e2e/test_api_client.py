@@ -23,7 +23,9 @@ def path_of(url: str) -> str:
 def record(context: BrowserContext, path: str) -> list[Request]:
     """Every request the context sends to `path` (any tab), in order."""
     sent: list[Request] = []
-    context.on("request", lambda request: sent.append(request) if path_of(request.url) == path else None)
+    context.on(
+        "request", lambda request: sent.append(request) if path_of(request.url) == path else None
+    )
     return sent
 
 
@@ -55,7 +57,9 @@ async def test_parallel_401s_share_one_refresh(
 ) -> None:
     await signed_in(page)
     # An access token that no longer verifies, in place of the real one.
-    await context.add_cookies([{"name": "aioshop-access", "value": "ey.expired.junk", "url": base_url}])
+    await context.add_cookies(
+        [{"name": "aioshop-access", "value": "ey.expired.junk", "url": base_url}]
+    )
     assert [c["value"] for c in await context.cookies() if c["name"] == "aioshop-access"] == [
         "ey.expired.junk"
     ]

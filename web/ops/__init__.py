@@ -1,0 +1,35 @@
+"""/ops: what operators watch. Staff only."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from storage import mailbox, outbox
+from web.guards import staff_only
+from web.keys import DB, SETTINGS
+from web.store.render import render
+
+
+async def overview(request: web.Request) -> web.Response:
+    """Outbox backlog and replica state at a glance."""
+    db = request.config_dict[DB]
+    backlog = await outbox.backlog(db.primary)
+    return render(
+        request,
+        "ops/index.html",
+        {"backlog": backlog, "replica": db.replica.state, "source": db.replica.source},
+    )
+
+
+async def mailbox_view(request: web.Request) -> web.Response:
+    """The local mailbox (embedded mode): the newest messages the shop sent."""
+    entries = mailbox.read(request.config_dict[SETTINGS].data_dir)
+    return render(request, "ops/mailbox.html", {"entries": entries})
+
+
+def create_ops_app() -> web.Application:
+    """The /ops application."""
+    app = web.Application(middlewares=[staff_only])
+    app.router.add_get("/", overview, name="ops")
+    app.router.add_get("/mailbox", mailbox_view, name="ops_mailbox")
+    return app
