@@ -51,11 +51,15 @@ async def cookie_names(context: BrowserContext) -> set[str]:
     return {cookie["name"] for cookie in await context.cookies()}
 
 
+@pytest.mark.parametrize("web_locks", [True, False], ids=["web-locks", "no-web-locks"])
 @pytest.mark.parametrize("refresh_delay", [0, 0.3])
 async def test_parallel_401s_share_one_refresh(
-    context: BrowserContext, page: Page, base_url: str, refresh_delay: float
+    context: BrowserContext, page: Page, base_url: str, refresh_delay: float, web_locks: bool
 ) -> None:
+    if not web_locks:  # older browsers: the tab's own queue must still refresh only once
+        await context.add_init_script("delete Navigator.prototype.locks")
     await signed_in(page)
+    assert await page.evaluate("() => 'locks' in navigator") is web_locks
     # An access token that no longer verifies, in place of the real one.
     await context.add_cookies(
         [{"name": "aioshop-access", "value": "ey.expired.junk", "url": base_url}]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 
+from storage.database import connect
 from tests.conftest import BROKER_URL, TEST_SECRET
 
 SERVICE_VARIABLES = (
@@ -79,3 +81,29 @@ def test_short_secret_key_is_refused_without_echoing_it() -> None:
     assert result.returncode == 2
     assert "SECRET_KEY:" in result.stderr
     assert "tooshortsecret" not in result.stderr
+
+
+def test_createadmin_creates_then_promotes_and_refuses_weak_passwords(fresh_db) -> None:
+    env = {**GOOD_ENV, "DATABASE_URL": fresh_db}
+    args = ("createadmin", "--email", "boss@example.com", "--name", "Boss", "--role", "admin")
+    weak = run_cli(*args, AIOSHOP_ADMIN_PASSWORD="password1234", **env)
+    assert weak.returncode == 2 and "too common" in weak.stderr
+    created = run_cli(*args, AIOSHOP_ADMIN_PASSWORD="a long admin secret", **env)
+    assert created.returncode == 0, created.stderr
+    assert "created admin boss@example.com" in created.stdout
+    again = run_cli(*args[:-1], "staff", AIOSHOP_ADMIN_PASSWORD="ignored secret", **env)
+    assert again.returncode == 0 and "is now staff (password unchanged)" in again.stdout
+    row = asyncio.run(_user_row(fresh_db, "boss@example.com"))
+    assert row == ("staff", True)
+
+
+async def _user_row(dsn: str, email: str) -> tuple[str, bool]:
+    conn = await connect(dsn)
+    try:
+        row = await conn.fetchrow(
+            "SELECT role, email_verified_at IS NOT NULL AS verified FROM users WHERE email = $1",
+            email,
+        )
+    finally:
+        await conn.close()
+    return row["role"], row["verified"]
