@@ -7,12 +7,12 @@ UV := .tools/bin/uv
 VENV := .venv
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test install lint typecheck pytest format clean
+.PHONY: run test install browser lint typecheck pytest format clean
 
 run: install
 	$(VENV)/bin/aioshop up
 
-test: install lint typecheck pytest
+test: install browser lint typecheck pytest
 
 install: $(VENV)/.installed
 
@@ -23,6 +23,14 @@ $(UV):
 $(VENV)/.installed: $(UV) pyproject.toml uv.lock
 	$(UV) sync --frozen --python $(PYTHON) --quiet
 	touch $@
+
+# Debian's Chromium for the browser tests (tests/e2e); Playwright's own download is not used.
+browser:
+	@test -x /usr/bin/chromium || { \
+		SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	}
 
 lint:
 	$(VENV)/bin/ruff check .
@@ -40,3 +48,7 @@ format: install
 
 clean:
 	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache
+
+.PHONY: bench-auth
+bench-auth: install
+	$(VENV)/bin/python -m tests.bench.auth_bench

@@ -46,14 +46,19 @@ DEFAULT_TIME_LIMIT_MS = 5 * 60_000
 
 
 class ResourcesMiddleware(Middleware):
-    """Opens the actors' Resources on the event-loop thread when a worker boots."""
+    """Opens the actors' Resources on the event-loop thread when a worker boots.
+
+    `before_worker_boot`, not after: Dramatiq starts consuming before `after_worker_boot` runs,
+    and a message must never find the resources closed. AsyncIO comes earlier in the middleware
+    list, so its loop is already running here.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.resources: Resources | None = None
         self._stack: AsyncExitStack | None = None
 
-    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+    def before_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         self._stack = AsyncExitStack()
         self.resources = _loop().run_coroutine(open_resources(self.settings, self._stack))
 

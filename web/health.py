@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import aiohttp
@@ -20,6 +21,7 @@ log = structlog.get_logger(__name__)
 CHECK_TIMEOUT_SECONDS = 2.0
 
 Check = Callable[[], Awaitable[object]]
+_check_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="readiness")
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -69,7 +71,8 @@ async def check_broker(settings: Settings) -> None:
         finally:
             await client.aclose()
         return
-    await asyncio.to_thread(_amqp_roundtrip, url)
+    # Its own threads: the default pool may be busy, and readiness must not wait behind it.
+    await asyncio.get_running_loop().run_in_executor(_check_pool, _amqp_roundtrip, url)
 
 
 def _amqp_roundtrip(url: str) -> None:

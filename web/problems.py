@@ -13,6 +13,7 @@ import structlog
 from aiohttp import web
 
 from auth.accounts import InvalidCredentials, InvalidOneTimeToken
+from auth.passwords import PasswordCheckBusy
 from auth.permissions import PermissionDenied
 from auth.throttle import Throttled
 from auth.tokens import InvalidToken
@@ -50,6 +51,7 @@ PROBLEMS: dict[type[Exception], Problem] = {
     InvalidCredentials: Problem(401, "invalid-credentials", "The email or password is not right"),
     InvalidOneTimeToken: Problem(400, "invalid-link", "This link is not valid any more"),
     Throttled: Problem(429, "too-many-attempts", "Too many attempts", expose=("retry_after",)),
+    PasswordCheckBusy: Problem(503, "busy", "Busy, try again in a moment"),
     EmailTaken: Problem(409, "email-taken", "An account with this email already exists"),
     TooManyAddresses: Problem(409, "too-many-addresses", "Too many addresses"),
     PermissionDenied: Problem(403, "forbidden", "You may not do this"),
@@ -74,7 +76,7 @@ def problem_response(exc: Exception) -> web.Response:
     headers = {}
     if problem.status == 401:
         headers["WWW-Authenticate"] = "Bearer"
-    if isinstance(exc, Throttled):
+    if isinstance(exc, Throttled | PasswordCheckBusy):
         headers["Retry-After"] = str(exc.retry_after)
     return web.json_response(
         body, status=problem.status, content_type=PROBLEM_JSON, headers=headers

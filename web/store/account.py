@@ -13,7 +13,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from auth.accounts import Accounts, InvalidCredentials, InvalidOneTimeToken
-from auth.passwords import WeakPassword, check_new_password
+from auth.passwords import PasswordCheckBusy, WeakPassword, check_new_password
 from auth.throttle import Throttled
 from auth.tokens import Principal
 from storage import addresses, transaction, users
@@ -32,7 +32,9 @@ def _accounts(request: web.Request) -> Accounts:
     return request.config_dict[ACCOUNTS]
 
 
-def _throttled(form: Form[Any], exc: Throttled) -> Form[Any]:
+def _throttled(form: Form[Any], exc: Throttled | PasswordCheckBusy) -> Form[Any]:
+    if isinstance(exc, PasswordCheckBusy):
+        return form.fail("form", "We are very busy right now. Please try again in a moment.")
     minutes = max(1, round(exc.retry_after / 60))
     return form.fail("form", f"Too many attempts. Try again in {minutes} minute(s).")
 
@@ -77,7 +79,7 @@ async def register_submit(request: web.Request) -> web.Response:
             form.fail("password", str(exc))
         except EmailTaken:
             form.fail("email", "An account with this email exists. Sign in instead?")
-        except Throttled as exc:
+        except (Throttled, PasswordCheckBusy) as exc:
             _throttled(form, exc)
         else:
             remember(request, pair)
@@ -107,7 +109,7 @@ async def login_submit(request: web.Request) -> web.Response:
         except InvalidCredentials as exc:
             form.fail("form", str(exc).capitalize() + ".")
             status = 401
-        except Throttled as exc:
+        except (Throttled, PasswordCheckBusy) as exc:
             _throttled(form, exc)
             status = 429
         else:
