@@ -84,8 +84,15 @@ def csrf_token(request: web.Request) -> str:
     return token
 
 
+class CsrfRejected(Exception):
+    """An unsafe browser request did not repeat the CSRF token (a 403 in both the API and pages)."""
+
+    def __init__(self) -> None:
+        super().__init__("The form expired or came from another site. Reload the page and retry.")
+
+
 async def check_csrf(request: web.Request) -> None:
-    """Raise 403 unless an unsafe request repeats the CSRF cookie in a header or form field."""
+    """Raise CsrfRejected unless an unsafe request repeats the CSRF cookie (header or field)."""
     expected = request.cookies.get(cookie_name(request, CSRF))
     sent = request.headers.get(CSRF_HEADER)
     if sent is None and request.content_type in (
@@ -95,7 +102,7 @@ async def check_csrf(request: web.Request) -> None:
         sent_value = (await request.post()).get(CSRF_FIELD)
         sent = sent_value if isinstance(sent_value, str) else None
     if not expected or not sent or not hmac.compare_digest(expected, sent):
-        raise web.HTTPForbidden(text="The form expired or came from another site. Try again.")
+        raise CsrfRejected()
 
 
 # Paths that never refresh silently: the API (its client refreshes once, on a 401, for all
@@ -137,7 +144,10 @@ async def browser_session(request: web.Request, handler: Any) -> web.StreamRespo
         if principal is not None:
             request[PRINCIPAL] = principal
         if page and request.method not in SAFE_METHODS:
-            await check_csrf(request)
+            try:
+                await check_csrf(request)
+            except CsrfRejected as exc:
+                raise web.HTTPForbidden(text=str(exc)) from None
     try:
         response: web.StreamResponse = await handler(request)
     except web.HTTPException as exc:

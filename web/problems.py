@@ -19,6 +19,7 @@ from auth.throttle import Throttled
 from auth.tokens import InvalidToken
 from storage.addresses import TooManyAddresses
 from storage.errors import DuplicateSlug, EmailTaken, NotFound
+from web.cookies import CsrfRejected
 
 log = structlog.get_logger(__name__)
 
@@ -52,6 +53,7 @@ PROBLEMS: dict[type[Exception], Problem] = {
     InvalidOneTimeToken: Problem(400, "invalid-link", "This link is not valid any more"),
     Throttled: Problem(429, "too-many-attempts", "Too many attempts", expose=("retry_after",)),
     PasswordCheckBusy: Problem(503, "busy", "Busy, try again in a moment"),
+    CsrfRejected: Problem(403, "csrf-rejected", "Missing or wrong CSRF token"),
     EmailTaken: Problem(409, "email-taken", "An account with this email already exists"),
     TooManyAddresses: Problem(409, "too-many-addresses", "Too many addresses"),
     PermissionDenied: Problem(403, "forbidden", "You may not do this"),

@@ -75,7 +75,7 @@ async def test_parallel_401s_share_one_refresh(
 
     assert [user["email"] for user in users] == [EMAIL] * 5
     assert len(refreshes) == 1
-    assert len(me_calls) == 10  # five 401s, each retried once
+    assert len(me_calls) == 11  # five 401s, one probe under the lock, five retries
     assert refreshes[0].headers["x-csrf-token"]
     assert await page.evaluate(GET_ME) == users[0]  # the new cookies keep working
 
@@ -149,21 +149,25 @@ async def test_unsafe_requests_carry_the_csrf_header(context: BrowserContext, pa
     assert status == 403
     assert content_type.startswith("application/problem+json")
     assert problem["status"] == 403
+    assert problem["type"] == "/problems/csrf-rejected"
     assert (await page.evaluate(GET_ME))["name"] == "Ada L."  # still signed in
 
 
-async def test_api_errors_carry_status_and_problem(page: Page) -> None:
-    await page.goto("/")
-    error = await page.evaluate(
-        """() => api.post("/api/v1/auth/login", {email: "nobody@example.com",
-                                                 password: "a very long test secret"})
-              .then(() => null, (e) => ({isApiError: e instanceof api.ApiError, name: e.name,
-                                         status: e.status, type: e.problem.type}))"""
+async def test_401s_that_are_answers_do_not_refresh(context: BrowserContext, page: Page) -> None:
+    await signed_in(page)
+    refreshes = record(context, REFRESH)
+    failures = await page.evaluate(
+        """() => Promise.all([
+            api.post("/api/v1/auth/login", {email: "nobody@example.com",
+                                             password: "a very long test secret"}),
+            api.post("/api/v1/me/password", {current_password: "not the password at all",
+                                              new_password: "another long test secret"}),
+        ].map((call) => call.then(() => null, (e) => ({
+            isApiError: e instanceof api.ApiError, status: e.status, type: e.problem.type}))))"""
     )
-    assert error == {
-        "isApiError": True,
-        "name": "ApiError",
-        "status": 401,
-        "type": "/problems/invalid-credentials",
-    }
-    assert page.url.endswith("/")  # a failed login is an answer, not a reason to refresh
+    assert failures == [
+        {"isApiError": True, "status": 401, "type": "/problems/invalid-credentials"},
+        {"isApiError": True, "status": 422, "type": "/problems/invalid-input"},
+    ]
+    assert refreshes == []
+    assert urlsplit(page.url).path == "/"

@@ -211,7 +211,7 @@ async def test_profile_update_and_password_change(client) -> None:
         json={"current_password": "not it at all", "new_password": "a whole new secret"},
         headers=bearer(phone),
     )
-    assert wrong.status == 401
+    assert wrong.status == 422 and "current_password" in (await wrong.json())["errors"]
     weak = await client.post(
         "/api/v1/me/password",
         json={"current_password": PASSWORD, "new_password": "password1"},

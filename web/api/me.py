@@ -8,6 +8,7 @@ from typing import Annotated
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
+from auth.accounts import InvalidCredentials
 from auth.passwords import WeakPassword
 from storage import addresses, transaction, users
 from web.api.auth import Name, Password, UserOut, user_json
@@ -94,6 +95,9 @@ async def change_password(request: web.Request, body: PasswordChange) -> web.Res
         )
     except WeakPassword as exc:
         raise InvalidInput({"new_password": str(exc)}) from None
+    except InvalidCredentials:
+        # 422, not 401: the token is fine, a field is wrong (and clients refresh on a 401).
+        raise InvalidInput({"current_password": "is not the current password"}) from None
     return web.Response(status=204)
 
 

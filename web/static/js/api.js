@@ -5,18 +5,18 @@
  *   api.get(path)  api.post/put/patch(path, body?)  api.delete(path)
  *   api.ApiError   thrown for any non-2xx answer: `.status`, `.problem` (the problem+json body)
  *
- * Contract with the server (see web/cookies.py):
+ * Contract with the server (web/cookies.py, web/api/auth.py):
  * - The tokens live in HttpOnly cookies, so requests carry no Authorization header
  *   (`credentials: "same-origin"`). Unsafe methods repeat the page's
  *   <meta name="csrf-token"> in the X-CSRF-Token header (without it: 403).
- * - The API never refreshes silently: an expired access token is a 401. Then this client
- *   refreshes ONCE (POST /api/v1/auth/refresh, which rotates the cookies) while every other
- *   request that meets a 401 waits for that same refresh; then each is retried once.
- * - A refresh token spent twice ends the whole session, so tabs take turns: the refresh runs
- *   under the Web Lock "aioshop-refresh", and a tab that got the lock after another tab
- *   refreshed (a generation counter in localStorage, also announced on the
- *   BroadcastChannel "aioshop-auth") retries without refreshing again. The cookie jar is
- *   shared, so even a missed announcement costs one extra rotation, never a reuse.
+ * - The API never refreshes silently: an expired access token is a 401 whose problem type is
+ *   /problems/invalid-token (other 401s, like a wrong current password, are answers). Then
+ *   this client refreshes ONCE (POST /api/v1/auth/refresh rotates the cookies) while every
+ *   other request that meets such a 401 waits for that same refresh; each is retried once.
+ * - A refresh token spent twice ends the whole session, so tabs take turns under the Web Lock
+ *   "aioshop-refresh". Inside it a tab first asks the server (GET /api/v1/me) whether the
+ *   cookies work again: the cookie jar is shared and up to date when the lock changes hands,
+ *   whereas localStorage and BroadcastChannel news from the other tab may still be in flight.
  * - When the refresh is refused (401) the user goes to /login?next=<this page>, and the
  *   waiting requests are rejected with that error.
  */
@@ -24,13 +24,12 @@
   "use strict";
 
   const REFRESH = "/api/v1/auth/refresh";
+  const PROBE = "/api/v1/me"; // the cheapest request that needs a valid access token
   const NEVER_REFRESH = new Set([REFRESH, "/api/v1/auth/login"]); // their 401 is the answer
   const UNSAFE = new Set(["POST", "PUT", "PATCH", "DELETE"]);
-  const GENERATION_KEY = "aioshop-refresh-generation";
-  const channel = "BroadcastChannel" in window ? new BroadcastChannel("aioshop-auth") : null;
 
-  let known = 0; // the highest refresh generation this tab has heard of (any tab's)
-  let refreshing = null; // the one refresh this tab's requests wait for
+  let generation = 0; // how many times this tab has seen the cookies renewed
+  let refreshing = null; // the renewal this tab's failed requests are waiting for
 
   class ApiError extends Error {
     constructor(status, problem) {
@@ -39,29 +38,6 @@
       this.status = status;
       this.problem = problem;
     }
-  }
-
-  function generation() {
-    try {
-      known = Math.max(known, Number(localStorage.getItem(GENERATION_KEY)) || 0);
-    } catch {
-      // storage disabled: this tab's own count (and the channel) still work
-    }
-    return known;
-  }
-
-  function announceRefresh() {
-    known = generation() + 1;
-    try {
-      localStorage.setItem(GENERATION_KEY, String(known));
-    } catch {}
-    if (channel) channel.postMessage({ generation: known });
-  }
-
-  if (channel) {
-    channel.onmessage = (event) => {
-      known = Math.max(known, Number(event.data && event.data.generation) || 0);
-    };
   }
 
   function csrfToken() {
@@ -92,41 +68,52 @@
     return data;
   }
 
+  async function tokenRejected(response, path) {
+    if (response.status !== 401 || NEVER_REFRESH.has(new URL(path, location.href).pathname)) {
+      return false;
+    }
+    const problem = await response.clone().json().catch(() => null);
+    return Boolean(problem) && problem.type === "/problems/invalid-token";
+  }
+
   function withRefreshLock(task) {
     if (navigator.locks && navigator.locks.request) {
       return navigator.locks.request("aioshop-refresh", task);
     }
-    return task(); // no Web Locks: one tab's queue still prevents double spending here
+    return task(); // no Web Locks: this tab's single renewal still never spends a token twice
   }
 
-  async function refresh() {
-    const response = await send("POST", REFRESH, {});
-    if (response.ok) return announceRefresh();
-    const error = await parse(response).catch((failure) => failure);
-    if (response.status === 401) {
-      location.assign(`/login?next=${encodeURIComponent(location.pathname + location.search)}`);
+  // Runs under the lock: another tab may have refreshed while this one waited or failed.
+  async function renew() {
+    if (!(await send("GET", PROBE)).ok) {
+      const response = await send("POST", REFRESH, {});
+      if (!response.ok) {
+        const error = await parse(response).catch((failure) => failure);
+        if (response.status === 401) {
+          location.assign(`/login?next=${encodeURIComponent(location.pathname + location.search)}`);
+        }
+        throw error;
+      }
     }
-    throw error;
+    generation += 1;
   }
 
-  // Fresh cookies for a request that started at generation `seen`: shared by every caller.
+  // Working cookies for a request sent at `seen`; every caller shares one renewal.
   function renewSince(seen) {
-    if (generation() > seen) return Promise.resolve(); // refreshed since it was sent
+    if (generation > seen) return Promise.resolve(); // renewed after that request left
     if (!refreshing) {
-      refreshing = withRefreshLock(() => (generation() > seen ? undefined : refresh())).finally(
-        () => {
-          refreshing = null;
-        },
-      );
+      refreshing = withRefreshLock(renew).finally(() => {
+        refreshing = null;
+      });
     }
     return refreshing;
   }
 
   async function request(method, path, body) {
     method = method.toUpperCase();
-    const seen = generation();
+    const seen = generation;
     let response = await send(method, path, body);
-    if (response.status === 401 && !NEVER_REFRESH.has(new URL(path, location.href).pathname)) {
+    if (await tokenRejected(response, path)) {
       await renewSince(seen);
       response = await send(method, path, body);
     }
