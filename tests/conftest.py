@@ -24,6 +24,17 @@ ADMIN_DSN = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 BROKER_URL = os.environ.get("TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 TEST_SECRET = "test-secret-key-" + "x" * 32
+# Every variable that names a service or secret: removed when a test must not inherit them.
+SERVICE_VARIABLES = (
+    "DATABASE_URL",
+    "REPLICA_DATABASE_URL",
+    "REDIS_URL",
+    "BROKER_URL",
+    "SECRET_KEY",
+    "ELASTICSEARCH_URL",
+    "SMTP_URL",
+    "DATA_DIR",
+)
 
 
 def dsn_for(admin_dsn: str, database: str) -> str:

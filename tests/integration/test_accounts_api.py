@@ -5,14 +5,12 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from auth.tokens import digest, new_opaque_token
-from storage import one_time_tokens
 from storage.database import connect
+from tests.support.accounts import emailed_token
 
 PROBLEM = "application/problem+json"
 PASSWORD = "correct horse battery staple"
@@ -246,14 +244,7 @@ async def test_password_reset_request_says_the_same_for_unknown_emails(client, f
 
 async def test_password_reset_with_the_emailed_token(client, fresh_db) -> None:
     body = await register(client)
-    token = new_opaque_token()
-    conn = await connect(fresh_db)
-    try:
-        await one_time_tokens.create(
-            conn, body["user"]["id"], digest(token), "password_reset", timedelta(hours=1)
-        )
-    finally:
-        await conn.close()
+    token = await emailed_token(fresh_db, body["user"]["id"], "password_reset")
     confirm = {"token": token, "new_password": "brand new long secret"}
     resp = await client.post("/api/v1/auth/password-reset/confirm", json=confirm)
     assert resp.status == 204
@@ -269,14 +260,7 @@ async def test_password_reset_with_the_emailed_token(client, fresh_db) -> None:
 
 async def test_email_verification_with_the_emailed_token(client, fresh_db) -> None:
     body = await register(client)
-    token = new_opaque_token()
-    conn = await connect(fresh_db)
-    try:
-        await one_time_tokens.create(
-            conn, body["user"]["id"], digest(token), "verify_email", timedelta(hours=48)
-        )
-    finally:
-        await conn.close()
+    token = await emailed_token(fresh_db, body["user"]["id"], "verify_email")
     bad = await client.post("/api/v1/auth/verify-email", json={"token": "x" * 43})
     assert bad.status == 400
     assert (await client.post("/api/v1/auth/verify-email", json={"token": token})).status == 204

@@ -8,17 +8,7 @@ import subprocess
 import sys
 
 from storage.database import connect
-from tests.conftest import BROKER_URL, TEST_SECRET
-
-SERVICE_VARIABLES = (
-    "DATABASE_URL",
-    "REPLICA_DATABASE_URL",
-    "REDIS_URL",
-    "BROKER_URL",
-    "SECRET_KEY",
-    "ELASTICSEARCH_URL",
-    "SMTP_URL",
-)
+from tests.conftest import BROKER_URL, SERVICE_VARIABLES, TEST_SECRET
 
 
 def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 
 from yarl import URL
 
-from auth.tokens import digest, new_opaque_token
-from storage import one_time_tokens
 from storage.database import connect
+from tests.support.accounts import emailed_token
 
 PASSWORD = "correct horse battery staple"
 
@@ -142,12 +140,7 @@ async def test_password_reset_through_the_pages(client, fresh_db) -> None:
     client.session.cookie_jar.clear()
     sent = await post_form(client, "/forgot-password", {"email": "nobody@example.com"})
     assert "a reset link is on its way" in await sent.text()
-    token = new_opaque_token()
-    conn = await connect(fresh_db)
-    try:
-        await one_time_tokens.create(conn, 1, digest(token), "password_reset", timedelta(hours=1))
-    finally:
-        await conn.close()
+    token = await emailed_token(fresh_db, 1, "password_reset")
     weak = await post_form(client, f"/reset-password?token={token}", {"new_password": "short"})
     assert weak.status == 422 and 'id="e-new_password"' in await weak.text()
     done = await post_form(
@@ -162,12 +155,7 @@ async def test_password_reset_through_the_pages(client, fresh_db) -> None:
 
 async def test_verify_email_link(client, fresh_db) -> None:
     await sign_up(client)
-    token = new_opaque_token()
-    conn = await connect(fresh_db)
-    try:
-        await one_time_tokens.create(conn, 1, digest(token), "verify_email", timedelta(hours=1))
-    finally:
-        await conn.close()
+    token = await emailed_token(fresh_db, 1, "verify_email")
     assert (await client.get("/verify-email?token=" + "x" * 43)).status == 400
     page = await client.get(f"/verify-email?token={token}")
     assert page.status == 200 and "Your email is verified" in await page.text()

@@ -16,18 +16,8 @@ import aiohttp
 import pytest
 
 from storage.demo import DEMO_PRODUCTS
+from tests.conftest import SERVICE_VARIABLES
 
-# Removed from the environment, so `up` has to start its embedded defaults.
-SERVICE_VARIABLES = (
-    "DATABASE_URL",
-    "REPLICA_DATABASE_URL",
-    "REDIS_URL",
-    "BROKER_URL",
-    "SECRET_KEY",
-    "ELASTICSEARCH_URL",
-    "SMTP_URL",
-    "DATA_DIR",
-)
 READY_LINE = "aioshop is up: "
 START_TIMEOUT_SECONDS = 90
 STOP_TIMEOUT_SECONDS = 30
