@@ -200,3 +200,37 @@ async def test_addresses_on_the_account_page(client) -> None:
     assert removed.status == 303
     missing = await post_form(client, f"/account/addresses/{address_id}/delete", {})
     assert missing.status == 404
+
+
+async def test_over_https_the_cookies_are_secure_and_host_prefixed(
+    aiohttp_client, fresh_db, settings_for
+) -> None:
+    from web.app import create_app
+
+    app = create_app(settings_for(fresh_db, trust_forwarded_headers=True))
+    client = await aiohttp_client(app)
+    try:
+        https = {"X-Forwarded-Proto": "https"}
+        page = await client.get("/login", headers=https)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', await page.text()).group(1)  # type: ignore[union-attr]
+        # Secure cookies are not sent back over the test's plain HTTP: send the CSRF one by hand.
+        resp = await client.post(
+            "/register",
+            data={
+                "name": "Ada",
+                "email": "ada@example.com",
+                "password": PASSWORD,
+                "csrf_token": token,
+            },
+            headers={**https, "Cookie": f"__Host-aioshop-csrf={token}"},
+            allow_redirects=False,
+        )
+        assert resp.status == 303, await resp.text()
+        cookies = resp.headers.getall("Set-Cookie")
+        names = {header.split("=", 1)[0] for header in cookies}
+        assert {"__Host-aioshop-access", "__Host-aioshop-refresh"} <= names
+        for header in cookies:
+            assert "Secure" in header and "HttpOnly" in header and "Path=/" in header
+            assert "Domain" not in header
+    finally:
+        await client.close()
