@@ -15,10 +15,13 @@ DEMO_PRODUCTS = (
 )
 
 INSERT_DEMO_PRODUCT = """
-    INSERT INTO products (slug, name, description, price_amount, price_currency)
-    VALUES ($1, $2, $3, $4, $5)
+    INSERT INTO products (slug, name, description) VALUES ($1, $2, $3)
     ON CONFLICT (slug) DO NOTHING
     RETURNING id
+"""
+INSERT_DEMO_VARIANT = """
+    INSERT INTO variants (product_id, sku, price_amount, currency, stock_on_hand)
+    VALUES ($1, upper(replace($2, '-', '_')), $3, $4, 25)
 """
 
 
@@ -28,9 +31,10 @@ async def seed_demo(dsn: str) -> int:
     created = 0
     try:
         async with conn.transaction():
-            for row in DEMO_PRODUCTS:
-                product_id = await conn.fetchval(INSERT_DEMO_PRODUCT, *row)
+            for slug, name, description, amount, currency in DEMO_PRODUCTS:
+                product_id = await conn.fetchval(INSERT_DEMO_PRODUCT, slug, name, description)
                 if product_id is not None:
+                    await conn.execute(INSERT_DEMO_VARIANT, product_id, slug, amount, currency)
                     await outbox.add(conn, "search.index_product", product_id=product_id)
                     created += 1
     finally:

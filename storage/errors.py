@@ -51,3 +51,9 @@ class AddressNotFound(NotFound):
 class EmailTaken(Conflict):
     def __init__(self) -> None:
         super().__init__("an account with this email already exists")
+
+
+class DuplicateSku(Conflict):
+    def __init__(self, sku: str) -> None:
+        super().__init__(f"the SKU {sku!r} is already taken")
+        self.sku = sku

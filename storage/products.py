@@ -1,33 +1,42 @@
-"""Products: the skeleton's minimal catalog (the catalog issue grows it)."""
+"""Products and their variants. Prices live on variants; products carry their range (a trigger)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
 from storage.database import Executor
-from storage.errors import DuplicateSlug, ProductNotFound
+from storage.errors import DuplicateSku, DuplicateSlug, ProductNotFound
 
-LIST_NEWEST_PUBLISHED = """
-    SELECT id, slug, name, description, price_amount, price_currency, is_published, created_at,
-           indexed_at, index_version
-    FROM products
+PRODUCT_COLUMNS = """
+    id, slug, name, description, is_published, created_at, category_id, product_type_id,
+    attributes, price_min, price_max, currency, in_stock, indexed_at, index_version
+"""
+LIST_NEWEST_PUBLISHED = f"""
+    SELECT {PRODUCT_COLUMNS} FROM products
     WHERE is_published
     ORDER BY created_at DESC, id DESC
     LIMIT $1
 """
-GET_PRODUCT = """
-    SELECT id, slug, name, description, price_amount, price_currency, is_published, created_at,
-           indexed_at, index_version
-    FROM products WHERE id = $1
+GET_PRODUCT = f"SELECT {PRODUCT_COLUMNS} FROM products WHERE id = $1"
+INSERT_PRODUCT = f"""
+    INSERT INTO products (slug, name, description, category_id, product_type_id, attributes)
+    VALUES ($1, $2, $3, $4, $5, $6)
+    RETURNING {PRODUCT_COLUMNS}
 """
-INSERT_PRODUCT = """
-    INSERT INTO products (slug, name, description, price_amount, price_currency)
-    VALUES ($1, $2, $3, $4, $5)
-    RETURNING id, slug, name, description, price_amount, price_currency, is_published, created_at,
-              indexed_at, index_version
+INSERT_VARIANT = """
+    INSERT INTO variants (product_id, sku, name, price_amount, currency, stock_on_hand,
+                          attributes, position)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+    RETURNING id
+"""
+LIST_VARIANTS = """
+    SELECT id, sku, name, price_amount, currency, stock_on_hand, attributes
+    FROM variants WHERE product_id = $1 ORDER BY position, id
 """
 INDEX_PRODUCT = """
     UPDATE products
@@ -46,17 +55,47 @@ class Product:
     slug: str
     name: str
     description: str
-    price_amount: int
-    price_currency: str
     is_published: bool
     created_at: datetime
+    category_id: int | None
+    product_type_id: int | None
+    attributes: dict[str, Any]
+    price_min: int | None  # None: no variants yet
+    price_max: int | None
+    currency: str | None
+    in_stock: bool
     indexed_at: datetime | None
     index_version: int
 
 
+@dataclass(frozen=True)
+class Variant:
+    id: int
+    sku: str
+    name: str
+    price_amount: int
+    currency: str
+    stock_on_hand: int
+    attributes: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class NewVariant:
+    sku: str
+    price_amount: int
+    currency: str
+    stock_on_hand: int = 0
+    name: str = ""
+    attributes: dict[str, Any] | None = None
+
+
+def _product(row: Any) -> Product:
+    return Product(**{f.name: row[f.name] for f in fields(Product)})
+
+
 async def list_newest(executor: Executor, limit: int = 24) -> list[Product]:
     """The newest published products."""
-    return [Product(**dict(row)) for row in await executor.fetch(LIST_NEWEST_PUBLISHED, limit)]
+    return [_product(row) for row in await executor.fetch(LIST_NEWEST_PUBLISHED, limit)]
 
 
 async def get(executor: Executor, product_id: int) -> Product:
@@ -64,7 +103,13 @@ async def get(executor: Executor, product_id: int) -> Product:
     row = await executor.fetchrow(GET_PRODUCT, product_id)
     if row is None:
         raise ProductNotFound(product_id)
-    return Product(**dict(row))
+    return _product(row)
+
+
+async def variants_of(executor: Executor, product_id: int) -> list[Variant]:
+    """A product's variants in display order."""
+    rows = await executor.fetch(LIST_VARIANTS, product_id)
+    return [Variant(**{f.name: row[f.name] for f in fields(Variant)}) for row in rows]
 
 
 async def create(
@@ -72,18 +117,44 @@ async def create(
     *,
     slug: str,
     name: str,
-    description: str,
-    price_amount: int,
-    price_currency: str,
+    description: str = "",
+    category_id: int | None = None,
+    product_type_id: int | None = None,
+    attributes: dict[str, Any] | None = None,
+    variants: Sequence[NewVariant] = (),
 ) -> Product:
-    """Insert a product in the caller's transaction; raises DuplicateSlug."""
+    """Insert a product and its variants in the caller's transaction.
+
+    Raises DuplicateSlug or DuplicateSku (the caller's transaction is then unusable: roll back).
+    """
     try:
         row = await conn.fetchrow(
-            INSERT_PRODUCT, slug, name, description, price_amount, price_currency
+            INSERT_PRODUCT,
+            slug,
+            name,
+            description,
+            category_id,
+            product_type_id,
+            attributes or {},
         )
     except asyncpg.UniqueViolationError:
         raise DuplicateSlug(slug) from None
-    return Product(**dict(row))
+    for position, variant in enumerate(variants):
+        try:
+            await conn.fetchval(
+                INSERT_VARIANT,
+                row["id"],
+                variant.sku,
+                variant.name,
+                variant.price_amount,
+                variant.currency,
+                variant.stock_on_hand,
+                variant.attributes or {},
+                position,
+            )
+        except asyncpg.UniqueViolationError:
+            raise DuplicateSku(variant.sku) from None
+    return await get(conn, row["id"]) if variants else _product(row)
 
 
 async def index(conn: asyncpg.Connection, product_id: int) -> int:

@@ -51,8 +51,11 @@ async def accounts_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def price(product: Product) -> str:
-    """Jinja filter: a product's price for people."""
-    return Money(product.price_amount, product.price_currency).format()
+    """Jinja filter: a product's price for people ("from" when its variants differ)."""
+    if product.price_min is None or product.currency is None:
+        return "Unavailable"
+    text = Money(product.price_min, product.currency).format()
+    return f"from {text}" if product.price_max != product.price_min else text
 
 
 def create_app(settings: Settings) -> web.Application:

@@ -18,7 +18,7 @@ from auth.permissions import PermissionDenied
 from auth.throttle import Throttled
 from auth.tokens import InvalidToken
 from storage.addresses import TooManyAddresses
-from storage.errors import DuplicateSlug, EmailTaken, NotFound
+from storage.errors import DuplicateSku, DuplicateSlug, EmailTaken, NotFound
 from web.cookies import CsrfRejected
 
 log = structlog.get_logger(__name__)
@@ -59,6 +59,7 @@ PROBLEMS: dict[type[Exception], Problem] = {
     PermissionDenied: Problem(403, "forbidden", "You may not do this"),
     NotFound: Problem(404, "not-found", "Not found"),
     DuplicateSlug: Problem(409, "duplicate-slug", "That slug is taken", expose=("slug",)),
+    DuplicateSku: Problem(409, "duplicate-sku", "That SKU is taken", expose=("sku",)),
 }
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Page
 
-from storage.database import connect
+from tests.support.catalog import insert_product
 
 PRODUCTS = [
     ("mug", "Enamel mug", 1250),
@@ -20,15 +20,8 @@ PRODUCTS = [
 
 
 async def seed_products(dsn: str) -> None:
-    conn = await connect(dsn)
-    try:
-        await conn.executemany(
-            "INSERT INTO products (slug, name, price_amount, price_currency)"
-            " VALUES ($1, $2, $3, 'EUR')",
-            PRODUCTS,
-        )
-    finally:
-        await conn.close()
+    for slug, name, price in PRODUCTS:
+        await insert_product(dsn, slug, name, price=price)
 
 
 @pytest.mark.parametrize(("width", "height"), [(375, 812), (1280, 800)])

@@ -127,7 +127,7 @@ async def test_garbage_token_is_401(client) -> None:
 async def test_server_error_is_500_problem_that_leaks_nothing(client, fresh_db) -> None:
     conn = await connect(fresh_db)
     try:
-        await conn.execute("DROP TABLE products")  # a real failure inside the handler
+        await conn.execute("DROP TABLE products CASCADE")  # a real failure inside the handler
     finally:
         await conn.close()
     resp = await client.get("/api/v1/products")

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import asyncpg
 import pytest
 
 from storage.database import connect
 from storage.migrate import available, migrate
 from tests.conftest import ADMIN_DSN, dsn_for
+from tests.support.catalog import insert_product
 
 
 @pytest.fixture
@@ -42,15 +44,34 @@ async def test_second_run_applies_nothing(empty_db: str) -> None:
     assert await migrate(empty_db) == []
 
 
-async def test_stock_like_constraints_hold(fresh_db: str) -> None:
-    import asyncpg
-
+async def test_stock_and_prices_can_never_go_below_zero(fresh_db: str) -> None:
+    await insert_product(fresh_db, "mug", stock=2)
     conn = await connect(fresh_db)
     try:
         with pytest.raises(asyncpg.CheckViolationError):
-            await conn.execute(
-                "INSERT INTO products (slug, name, price_amount, price_currency)"
-                " VALUES ('x', 'X', -1, 'EUR')"
-            )
+            await conn.execute("UPDATE variants SET stock_on_hand = stock_on_hand - 3")
+        with pytest.raises(asyncpg.CheckViolationError):
+            await conn.execute("UPDATE variants SET price_amount = -1")
+        assert await conn.fetchval("SELECT stock_on_hand FROM variants") == 2
+    finally:
+        await conn.close()
+
+
+async def test_product_price_range_and_stock_follow_the_variants(fresh_db: str) -> None:
+    product_id = await insert_product(fresh_db, "mug", price=500, stock=0)
+    conn = await connect(fresh_db)
+    try:
+        await conn.execute(
+            "INSERT INTO variants (product_id, sku, price_amount, currency, stock_on_hand)"
+            " VALUES ($1, 'MUG_BIG', 900, 'EUR', 4)",
+            product_id,
+        )
+        row = await conn.fetchrow("SELECT price_min, price_max, in_stock FROM products")
+        assert tuple(row) == (500, 900, True)
+        await conn.execute("UPDATE variants SET stock_on_hand = 0 WHERE sku = 'MUG_BIG'")
+        assert await conn.fetchval("SELECT in_stock FROM products") is False
+        await conn.execute("DELETE FROM variants WHERE sku = 'MUG'")
+        row = await conn.fetchrow("SELECT price_min, price_max FROM products")
+        assert tuple(row) == (900, 900)
     finally:
         await conn.close()

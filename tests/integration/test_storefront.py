@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-from storage.database import connect
+from tests.support.catalog import insert_product
 
 
 async def test_home_lists_published_products_escaped(client, fresh_db) -> None:
-    conn = await connect(fresh_db)
-    try:
-        await conn.execute(
-            "INSERT INTO products (slug, name, price_amount, price_currency) VALUES"
-            " ('mug', 'Mug <script>alert(1)</script>', 1250, 'EUR'),"
-            " ('hidden', 'Hidden thing', 100, 'EUR')"
-        )
-        await conn.execute("UPDATE products SET is_published = false WHERE slug = 'hidden'")
-    finally:
-        await conn.close()
+    await insert_product(fresh_db, "mug", "Mug <script>alert(1)</script>", price=1250)
+    await insert_product(fresh_db, "hidden", "Hidden thing", published=False)
     resp = await client.get("/")
     html = await resp.text()
     assert resp.status == 200

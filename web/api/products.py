@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from domain.money import Money
 from storage import outbox, products, transaction
-from storage.products import Product
+from storage.products import NewVariant, Product
 from web.api.routing import Operation
 from web.keys import DB, MIN_LSN, REQUEST_ID
 
@@ -26,17 +26,23 @@ class NewProduct(BaseModel):
     description: Annotated[str, StringConstraints(max_length=10_000)] = ""
     price_amount: int = Field(ge=0, le=10**12, strict=True)
     price_currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+    sku: Annotated[str, StringConstraints(pattern=r"^[A-Z0-9][A-Z0-9._-]{0,63}$")] | None = None
+    stock_on_hand: int = Field(default=0, ge=0, le=10**9, strict=True)
 
 
 def product_json(product: Product) -> dict[str, Any]:
     """The API's view of a product."""
-    price = Money(product.price_amount, product.price_currency)
+    price = None
+    if product.price_min is not None and product.currency is not None:
+        low = Money(product.price_min, product.currency)
+        price = {"amount": low.amount, "currency": low.currency, "formatted": low.format()}
     return {
         "id": product.id,
         "slug": product.slug,
         "name": product.name,
         "description": product.description,
-        "price": {"amount": price.amount, "currency": price.currency, "formatted": price.format()},
+        "price": price,
+        "in_stock": product.in_stock,
         "created_at": product.created_at.isoformat(),
         "indexed_at": product.indexed_at.isoformat() if product.indexed_at else None,
     }
@@ -64,7 +70,20 @@ async def get_product(request: web.Request) -> web.Response:
 async def create_product(request: web.Request, body: NewProduct) -> web.Response:
     """Staff: create a product; the search actor builds its search document (via the outbox)."""
     async with transaction(request.config_dict[DB]) as conn:
-        product = await products.create(conn, **body.model_dump())
+        product = await products.create(
+            conn,
+            slug=body.slug,
+            name=body.name,
+            description=body.description,
+            variants=[
+                NewVariant(
+                    sku=body.sku or body.slug.upper().replace("-", "_"),
+                    price_amount=body.price_amount,
+                    currency=body.price_currency,
+                    stock_on_hand=body.stock_on_hand,
+                )
+            ],
+        )
         await outbox.add(
             conn, "search.index_product", request_id=request[REQUEST_ID], product_id=product.id
         )
