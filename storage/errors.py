@@ -19,9 +19,9 @@ class NotFound(StorageError):
 
 
 class ProductNotFound(NotFound):
-    def __init__(self, product_id: int) -> None:
-        super().__init__(f"product {product_id} does not exist")
-        self.product_id = product_id
+    def __init__(self, product: int | str) -> None:
+        super().__init__(f"product {product!r} does not exist")
+        self.product = product
 
 
 class Conflict(StorageError):

@@ -23,6 +23,11 @@ LIST_NEWEST_PUBLISHED = f"""
     LIMIT $1
 """
 GET_PRODUCT = f"SELECT {PRODUCT_COLUMNS} FROM products WHERE id = $1"
+GET_PUBLISHED_BY_SLUG = f"SELECT {PRODUCT_COLUMNS} FROM products WHERE slug = $1 AND is_published"
+LIST_IMAGES = """
+    SELECT id, path, width, height, alt, renditions
+    FROM product_images WHERE product_id = $1 ORDER BY position, id
+"""
 INSERT_PRODUCT = f"""
     INSERT INTO products (slug, name, description, category_id, product_type_id, attributes)
     VALUES ($1, $2, $3, $4, $5, $6)
@@ -80,6 +85,16 @@ class Variant:
 
 
 @dataclass(frozen=True)
+class Image:
+    id: int
+    path: str
+    width: int
+    height: int
+    alt: str
+    renditions: dict[str, str]
+
+
+@dataclass(frozen=True)
 class NewVariant:
     sku: str
     price_amount: int
@@ -104,6 +119,20 @@ async def get(executor: Executor, product_id: int) -> Product:
     if row is None:
         raise ProductNotFound(product_id)
     return _product(row)
+
+
+async def get_published_by_slug(executor: Executor, slug: str) -> Product:
+    """A published product by slug; raises ProductNotFound (also for unpublished ones)."""
+    row = await executor.fetchrow(GET_PUBLISHED_BY_SLUG, slug)
+    if row is None:
+        raise ProductNotFound(slug)
+    return _product(row)
+
+
+async def images_of(executor: Executor, product_id: int) -> list[Image]:
+    """A product's images in display order."""
+    rows = await executor.fetch(LIST_IMAGES, product_id)
+    return [Image(**{f.name: row[f.name] for f in fields(Image)}) for row in rows]
 
 
 async def variants_of(executor: Executor, product_id: int) -> list[Variant]:

@@ -1,4 +1,4 @@
-"""/api/v1/products: the skeleton's product endpoints (the catalog issue replaces them)."""
+"""/api/v1/products: product lists, product detail by slug, and staff creation."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from domain.money import Money
 from storage import outbox, products, transaction
-from storage.products import NewVariant, Product
+from storage.products import NewVariant, Product, Variant
 from web.api.routing import Operation
 from web.keys import DB, MIN_LSN, REQUEST_ID
 
@@ -30,18 +30,23 @@ class NewProduct(BaseModel):
     stock_on_hand: int = Field(default=0, ge=0, le=10**9, strict=True)
 
 
+def money_json(amount: int | None, currency: str | None) -> dict[str, Any] | None:
+    """A price as the API shows it: minor units, currency, and text for people."""
+    if amount is None or currency is None:
+        return None
+    money = Money(amount, currency)
+    return {"amount": money.amount, "currency": money.currency, "formatted": money.format()}
+
+
 def product_json(product: Product) -> dict[str, Any]:
-    """The API's view of a product."""
-    price = None
-    if product.price_min is not None and product.currency is not None:
-        low = Money(product.price_min, product.currency)
-        price = {"amount": low.amount, "currency": low.currency, "formatted": low.format()}
+    """The API's view of a product in a list."""
     return {
         "id": product.id,
         "slug": product.slug,
         "name": product.name,
         "description": product.description,
-        "price": price,
+        "price": money_json(product.price_min, product.currency),
+        "price_max": money_json(product.price_max, product.currency),
         "in_stock": product.in_stock,
         "created_at": product.created_at.isoformat(),
         "indexed_at": product.indexed_at.isoformat() if product.indexed_at else None,
@@ -56,15 +61,59 @@ async def list_products(request: web.Request) -> web.Response:
     return web.json_response({"items": [product_json(p) for p in items]})
 
 
+def variant_json(variant: Variant) -> dict[str, Any]:
+    """A variant: what can be bought, at what price, and whether it can be had now."""
+    return {
+        "sku": variant.sku,
+        "name": variant.name,
+        "price": money_json(variant.price_amount, variant.currency),
+        "attributes": variant.attributes,
+        "in_stock": variant.stock_on_hand > 0,
+        "stock": variant.stock_on_hand,
+    }
+
+
+def options_json(variants: list[Variant]) -> dict[str, list[dict[str, Any]]]:
+    """For a variant picker: each variant attribute's values, and whether any is in stock."""
+    options: dict[str, dict[str, bool]] = {}
+    for variant in variants:
+        for name, value in variant.attributes.items():
+            seen = options.setdefault(name, {})
+            key = str(value)
+            seen[key] = seen.get(key, False) or variant.stock_on_hand > 0
+    return {
+        name: [{"value": value, "in_stock": stocked} for value, stocked in values.items()]
+        for name, values in options.items()
+    }
+
+
 async def get_product(request: web.Request) -> web.Response:
-    """One product by id; 404 problem when it does not exist."""
-    try:
-        product_id = int(request.match_info["product_id"])
-    except ValueError:
-        raise web.HTTPNotFound() from None
+    """One published product by slug, with its variants and images; 404 otherwise."""
+    slug = request.match_info["slug"]
+    if len(slug) > 120:
+        raise web.HTTPNotFound()
     db = request.config_dict[DB]
     reader = await db.replica.fresh_for(request.get(MIN_LSN))
-    return web.json_response(product_json(await products.get(reader, product_id)))
+    product = await products.get_published_by_slug(reader, slug)
+    variants = await products.variants_of(reader, product.id)
+    images = await products.images_of(reader, product.id)
+    body = {
+        **product_json(product),
+        "attributes": product.attributes,
+        "variants": [variant_json(v) for v in variants],
+        "options": options_json(variants),
+        "images": [
+            {
+                "url": f"/media/{image.path}",
+                "width": image.width,
+                "height": image.height,
+                "alt": image.alt,
+                "renditions": {w: f"/media/{p}" for w, p in image.renditions.items()},
+            }
+            for image in images
+        ],
+    }
+    return web.json_response(body)
 
 
 async def create_product(request: web.Request, body: NewProduct) -> web.Response:
@@ -87,7 +136,7 @@ async def create_product(request: web.Request, body: NewProduct) -> web.Response
         await outbox.add(
             conn, "search.index_product", request_id=request[REQUEST_ID], product_id=product.id
         )
-    location = request.app.router["product"].url_for(product_id=str(product.id))
+    location = request.app.router["product"].url_for(slug=product.slug)
     return web.json_response(product_json(product), status=201, headers={"Location": str(location)})
 
 
@@ -104,6 +153,6 @@ OPERATIONS = (
         tag="catalog",
     ),
     Operation(
-        "GET", "/products/{product_id}", get_product, "One product", name="product", tag="catalog"
+        "GET", "/products/{slug}", get_product, "One product by slug", name="product", tag="catalog"
     ),
 )

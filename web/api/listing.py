@@ -1,0 +1,157 @@
+"""Query parameters of catalog listings and search: parsed strictly, every error named.
+
+    ?q=running+shoes&category=shoes&attr.colour=red,navy&attr.size=m&price_min=1000
+    &price_max=5000&in_stock=true&sort=price_asc&limit=24&cursor=...
+
+Unknown parameters, malformed cursors, negative prices and page sizes over the limit are refused
+(400, problem+json listing each bad parameter) rather than silently ignored: a typo in a filter
+should not quietly show everything.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, cast
+
+SORTS = ("relevance", "price_asc", "price_desc", "newest", "name")
+Sort = Literal["relevance", "price_asc", "price_desc", "newest", "name"]
+DEFAULT_LIMIT = 24
+MAX_LIMIT = 100
+MAX_PRICE = 10**12
+ATTRIBUTE_PARAM = re.compile(r"^attr\.([a-z0-9]+(?:_[a-z0-9]+)*)$")
+VALUE_PATTERN = re.compile(r"^[A-Za-z0-9._ -]{1,60}$")
+KNOWN = frozenset(
+    {"q", "category", "price_min", "price_max", "in_stock", "sort", "limit", "cursor"}
+)
+
+
+class InvalidParameters(Exception):
+    """Query parameters that cannot be used; `errors` maps each parameter to what is wrong."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{name}: {message}" for name, message in errors.items()))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What a listing or search request asks for."""
+
+    text: str = ""
+    category: str | None = None
+    attributes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    price_min: int | None = None
+    price_max: int | None = None
+    in_stock: bool | None = None
+    sort: Sort = "newest"
+    limit: int = DEFAULT_LIMIT
+    after: tuple[Any, ...] | None = None
+
+
+def parse_listing(query: Mapping[str, str], *, default_sort: Sort = "newest") -> Listing:
+    """The listing `query` asks for; raises InvalidParameters naming every bad parameter."""
+    errors: dict[str, str] = {}
+    attributes: dict[str, tuple[str, ...]] = {}
+    for name, raw in query.items():
+        match = ATTRIBUTE_PARAM.match(name)
+        if match:
+            values = tuple(dict.fromkeys(v.strip() for v in raw.split(",") if v.strip()))
+            if not values or not all(VALUE_PATTERN.match(v) for v in values):
+                errors[name] = "give one or more values separated by commas"
+            else:
+                attributes[match.group(1)] = values
+        elif name not in KNOWN:
+            errors[name] = "unknown parameter"
+    text = query.get("q", "").strip()
+    if len(text) > 200:
+        errors["q"] = "at most 200 characters"
+    category = query.get("category")
+    if category is not None and not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", category):
+        errors["category"] = "not a category slug"
+    price_min = _int(query, "price_min", 0, MAX_PRICE, errors)
+    price_max = _int(query, "price_max", 0, MAX_PRICE, errors)
+    if price_min is not None and price_max is not None and price_min > price_max:
+        errors["price_max"] = "must not be below price_min"
+    limit = _int(query, "limit", 1, MAX_LIMIT, errors)
+    in_stock = _bool(query, "in_stock", errors)
+    sort = query.get("sort", "relevance" if text else default_sort)
+    if sort not in SORTS:
+        errors["sort"] = f"one of {', '.join(SORTS)}"
+    elif sort == "relevance" and not text:
+        errors["sort"] = "relevance needs a search text (q)"
+    after = None
+    if "cursor" in query and "sort" not in errors:
+        after = _decode_cursor(query["cursor"], sort, errors)
+    if errors:
+        raise InvalidParameters(errors)
+    return Listing(
+        text=text,
+        category=category,
+        attributes=attributes,
+        price_min=price_min,
+        price_max=price_max,
+        in_stock=in_stock,
+        sort=cast(Sort, sort),
+        limit=limit or DEFAULT_LIMIT,
+        after=after,
+    )
+
+
+def encode_cursor(sort: str, after: tuple[Any, ...]) -> str:
+    """An opaque cursor for the page after `after` in `sort` order."""
+    raw = json.dumps([sort, list(after)], separators=(",", ":"), default=str).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(value: str, sort: str, errors: dict[str, str]) -> tuple[Any, ...] | None:
+    try:
+        padded = value + "=" * (-len(value) % 4)
+        decoded = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        errors["cursor"] = "not a cursor from this API"
+        return None
+    if (
+        not isinstance(decoded, list)
+        or len(decoded) != 2
+        or not isinstance(decoded[1], list)
+        or not all(isinstance(part, str | int | float) for part in decoded[1])
+    ):
+        errors["cursor"] = "not a cursor from this API"
+        return None
+    if decoded[0] != sort:
+        errors["cursor"] = "belongs to another sort order; start again without it"
+        return None
+    return tuple(decoded[1])
+
+
+def _int(
+    query: Mapping[str, str], name: str, low: int, high: int, errors: dict[str, str]
+) -> int | None:
+    raw = query.get(name)
+    if raw is None:
+        return None
+    if not re.fullmatch(r"-?[0-9]{1,13}", raw):
+        errors[name] = "must be a whole number"
+        return None
+    value = int(raw)
+    if not low <= value <= high:
+        errors[name] = f"must be between {low} and {high}"
+        return None
+    return value
+
+
+def _bool(query: Mapping[str, str], name: str, errors: dict[str, str]) -> bool | None:
+    raw = query.get(name)
+    if raw is None:
+        return None
+    if raw.lower() in ("true", "1", "yes"):
+        return True
+    if raw.lower() in ("false", "0", "no"):
+        return False
+    errors[name] = "must be true or false"
+    return None
