@@ -2,9 +2,25 @@
 
 StorageError
 ├── NotFound
-│   └── ProductNotFound
-└── Conflict
-    └── DuplicateSlug
+│   ├── ProductNotFound
+│   ├── UserNotFound
+│   ├── AddressNotFound
+│   ├── CategoryNotFound
+│   ├── AttributeNotFound
+│   └── ProductTypeNotFound
+├── Conflict
+│   ├── DuplicateSlug
+│   │   ├── DuplicateCategorySlug
+│   │   ├── DuplicateAttributeSlug
+│   │   └── DuplicateProductTypeSlug
+│   ├── DuplicateSku
+│   ├── EmailTaken
+│   ├── CategoryCycle
+│   └── CategoryNotEmpty
+└── Invalid
+    ├── InvalidAttribute
+    ├── InvalidProductType
+    └── InvalidAttributeValues
 """
 
 from __future__ import annotations
@@ -57,3 +73,69 @@ class DuplicateSku(Conflict):
     def __init__(self, sku: str) -> None:
         super().__init__(f"the SKU {sku!r} is already taken")
         self.sku = sku
+
+
+class CategoryNotFound(NotFound):
+    def __init__(self, category: int | str) -> None:
+        super().__init__(f"category {category!r} does not exist")
+        self.category = category  # the id or slug that was asked for
+
+
+class DuplicateCategorySlug(DuplicateSlug):
+    """Another category has this slug."""
+
+
+class CategoryCycle(Conflict):
+    """A category cannot move under itself or one of its descendants."""
+
+    def __init__(self, category_id: int, new_parent_id: int) -> None:
+        super().__init__(
+            f"category {category_id} cannot move under {new_parent_id}, which is inside it"
+        )
+        self.category_id, self.new_parent_id = category_id, new_parent_id
+
+
+class CategoryNotEmpty(Conflict):
+    def __init__(self, category_id: int) -> None:
+        super().__init__(f"category {category_id} has subcategories")
+        self.category_id = category_id
+
+
+class AttributeNotFound(NotFound):
+    def __init__(self, attribute_id: int) -> None:
+        super().__init__(f"attribute {attribute_id} does not exist")
+        self.attribute_id = attribute_id
+
+
+class ProductTypeNotFound(NotFound):
+    def __init__(self, product_type_id: int) -> None:
+        super().__init__(f"product type {product_type_id} does not exist")
+        self.product_type_id = product_type_id
+
+
+class DuplicateAttributeSlug(DuplicateSlug):
+    """Another attribute has this slug."""
+
+
+class DuplicateProductTypeSlug(DuplicateSlug):
+    """Another product type has this slug."""
+
+
+class Invalid(StorageError):
+    """The caller's data breaks a rule of the catalog."""
+
+
+class InvalidAttribute(Invalid):
+    """An attribute definition that cannot be stored: bad kind, choices, slug, name or unit."""
+
+
+class InvalidProductType(Invalid):
+    """A product type definition that cannot be stored: bad level or a repeated attribute."""
+
+
+class InvalidAttributeValues(Invalid):
+    """Attribute values that do not fit a product type; `errors` maps each bad key to why."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{key}: {message}" for key, message in errors.items()))
+        self.errors = errors

@@ -18,7 +18,16 @@ from auth.permissions import PermissionDenied
 from auth.throttle import Throttled
 from auth.tokens import InvalidToken
 from storage.addresses import TooManyAddresses
-from storage.errors import DuplicateSku, DuplicateSlug, EmailTaken, NotFound
+from storage.errors import (
+    CategoryCycle,
+    CategoryNotEmpty,
+    DuplicateSku,
+    DuplicateSlug,
+    EmailTaken,
+    Invalid,
+    InvalidAttributeValues,
+    NotFound,
+)
 from web.cookies import CsrfRejected
 
 log = structlog.get_logger(__name__)
@@ -60,6 +69,12 @@ PROBLEMS: dict[type[Exception], Problem] = {
     NotFound: Problem(404, "not-found", "Not found"),
     DuplicateSlug: Problem(409, "duplicate-slug", "That slug is taken", expose=("slug",)),
     DuplicateSku: Problem(409, "duplicate-sku", "That SKU is taken", expose=("sku",)),
+    CategoryCycle: Problem(409, "category-cycle", "A category cannot move under itself"),
+    CategoryNotEmpty: Problem(409, "category-not-empty", "The category still has subcategories"),
+    InvalidAttributeValues: Problem(
+        422, "invalid-attribute-values", "Some attribute values are not valid", expose=("errors",)
+    ),
+    Invalid: Problem(422, "invalid", "The data is not valid"),
 }
 
 
