@@ -66,3 +66,20 @@ async def test_created_product_points_at_its_slug(client, staff_headers) -> None
     assert resp.status == 201 and resp.headers["Location"] == "/api/v1/products/new-mug"
     detail = await (await client.get(resp.headers["Location"])).json()
     assert detail["variants"][0]["sku"] == "NEW_MUG" and detail["in_stock"] is True
+
+
+async def test_category_tree(client, fresh_db) -> None:
+    from storage import categories
+
+    conn = await connect(fresh_db)
+    try:
+        clothing = await categories.create(conn, slug="clothing", name="Clothing")
+        await categories.create(conn, slug="shirts", name="Shirts", parent_id=clothing.id)
+        await categories.create(conn, slug="home", name="Home")
+    finally:
+        await conn.close()
+    body = await (await client.get("/api/v1/categories")).json()
+    assert [(n["slug"], [c["slug"] for c in n["children"]]) for n in body["items"]] == [
+        ("clothing", ["shirts"]),
+        ("home", []),
+    ]

@@ -7,14 +7,19 @@ from typing import Any
 from aiohttp import web
 
 from auth.tokens import InvalidToken
-from web.api import auth, me, products
+from web.api import auth, categories, me, products
 from web.api.routing import Operation, add_operations, openapi_document
 from web.cookies import ACCESS, CSRF_HEADER, REFRESH, SAFE_METHODS, check_csrf, cookie_name
 from web.keys import ACCOUNTS, PRINCIPAL, SETTINGS
 from web.problems import problem_middleware
 
 PREFIX = "/api/v1"
-OPERATIONS: tuple[Operation, ...] = (*products.OPERATIONS, *auth.OPERATIONS, *me.OPERATIONS)
+OPERATIONS: tuple[Operation, ...] = (
+    *products.OPERATIONS,
+    *categories.OPERATIONS,
+    *auth.OPERATIONS,
+    *me.OPERATIONS,
+)
 
 
 @web.middleware
