@@ -43,15 +43,9 @@ LIST_VARIANTS = """
     SELECT id, sku, name, price_amount, currency, stock_on_hand, attributes
     FROM variants WHERE product_id = $1 ORDER BY position, id
 """
-INDEX_PRODUCT = """
-    UPDATE products
-    SET search_vector = setweight(to_tsvector('english', name), 'A')
-                     || setweight(to_tsvector('english', description), 'C'),
-        indexed_at = now(),
-        index_version = index_version + 1
-    WHERE id = $1
-    RETURNING index_version
-"""
+# The search document (weighted tsvector, search_facets, search_terms) is defined once, in
+# migration 0006's search_index_products(ids), which bulk loads call for many ids at once.
+INDEX_PRODUCT = "SELECT index_version FROM search_index_products(ARRAY[$1::bigint])"
 
 
 @dataclass(frozen=True)

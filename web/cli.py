@@ -80,13 +80,35 @@ def cmd_migrate(args: argparse.Namespace) -> None:
 
 def cmd_seed(args: argparse.Namespace) -> None:
     from storage.demo import seed_demo
+    from storage.errors import Conflict
+    from storage.seed import seed_catalog
 
+    if args.products is None and args.seed is not None:
+        fail("--seed needs --products")
+    if args.products is not None and args.products < 1:
+        fail("--products must be at least 1")
     settings = load_settings()
     try:
-        created = asyncio.run(seed_demo(str(settings.database_url)))
+        if args.products is None:
+            created = asyncio.run(seed_demo(str(settings.database_url)))
+            print(f"seeded {created} demo product(s)")
+            return
+        report = asyncio.run(
+            seed_catalog(
+                str(settings.database_url),
+                args.products,
+                seed=1 if args.seed is None else args.seed,
+                progress=lambda line: print(line, file=sys.stderr, flush=True),
+            )
+        )
     except UNREACHABLE as exc:
         fail(describe_unreachable(exc))
-    print(f"seeded {created} demo product(s)")
+    except Conflict as exc:
+        fail(str(exc))
+    for step in report.steps:
+        print(f"{step.name:<9} {step.rows:>9} rows {step.seconds:>8.2f} s")
+    totals = f"{report.products} products, {report.variants} variants"
+    print(f"{'total':<9} {totals} {report.seconds:>8.2f} s")
 
 
 def cmd_relay(args: argparse.Namespace) -> None:
@@ -200,7 +222,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("relay", cmd_relay, "drain the outbox into the broker")
     add("migrate", cmd_migrate, "apply pending database migrations")
-    add("seed", cmd_seed, "add the demo products (idempotent)")
+    seed = add("seed", cmd_seed, "add the demo products (idempotent), or --products N generated")
+    seed.add_argument(
+        "--products", type=int, help="generate N products with variants (bulk COPY; adds on rerun)"
+    )
+    seed.add_argument("--seed", type=int, help="random seed for --products (default 1)")
 
     admin = add("createadmin", cmd_createadmin, "create a staff or admin account (or promote one)")
     admin.add_argument("--email", help="asked for when missing")

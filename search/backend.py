@@ -1,0 +1,124 @@
+"""What every search backend takes and returns, and the protocol they implement.
+
+SearchError
+└── InvalidCursor   `SearchQuery.after` does not fit the query's sort (a forged or stale cursor)
+
+Backends: search.postgres.PostgresSearch (the default) and, later, Elasticsearch. Money is in
+minor units; `price_min`/`price_max` filters bound products.price_min, both inclusive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+Sort = Literal["relevance", "price_asc", "price_desc", "newest", "name"]
+SORTS: tuple[Sort, ...] = ("relevance", "price_asc", "price_desc", "newest", "name")
+
+# Facet buckets over products.price_min in minor units: [low, high), the last one open.
+PRICE_BUCKETS: tuple[tuple[int, int | None], ...] = (
+    (0, 1000),
+    (1000, 2500),
+    (2500, 5000),
+    (5000, 10000),
+    (10000, None),
+)
+
+
+def price_bucket_label(low: int, high: int | None) -> str:
+    """'1000-2500' for [1000, 2500), '10000-' for the open last bucket."""
+    return f"{low}-{'' if high is None else high}"
+
+
+class SearchError(Exception):
+    """Base of the errors search backends raise on purpose."""
+
+
+class InvalidCursor(SearchError):
+    """`after` was not made by this backend for this sort."""
+
+    def __init__(self, sort: str) -> None:
+        super().__init__(f"the cursor does not belong to a search sorted by {sort}")
+        self.sort = sort
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """One search. `after` is `SearchResult.next_after` of the previous page, else None."""
+
+    text: str = ""
+    category_ids: tuple[int, ...] | None = None  # already expanded to descendants
+    # attribute slug -> accepted values; a product matches an attribute when it or any of its
+    # variants has one of the values; several attributes must all match.
+    attributes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    price_min: int | None = None
+    price_max: int | None = None
+    in_stock: bool | None = None
+    sort: Sort = "relevance"
+    limit: int = 24
+    after: tuple[object, ...] | None = None
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    product_id: int
+    slug: str
+    name: str
+    price_min: int | None  # None: no variants yet
+    price_max: int | None
+    currency: str | None
+    in_stock: bool
+    score: float  # 0.0 when the query has no text
+
+
+@dataclass(frozen=True)
+class FacetValue:
+    value: int | str  # a category id for category facets, else the attribute value or bucket
+    count: int
+
+
+@dataclass(frozen=True)
+class Facets:
+    """Counts over the matching products; each dimension ignores its own filter."""
+
+    categories: list[FacetValue]
+    attributes: dict[str, list[FacetValue]]  # filterable attributes only
+    price_ranges: list[FacetValue]  # every PRICE_BUCKETS label, in order, zeros included
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    hits: list[SearchHit]
+    facets: Facets
+    total: int
+    next_after: tuple[object, ...] | None  # JSON scalars only: str, int, float
+    did_you_mean: str | None
+    backend: str
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    text: str
+    slug: str
+    product_id: int
+
+
+class SearchBackend(Protocol):
+    """Search over published products, and keeping the backend's documents up to date."""
+
+    async def search(self, query: SearchQuery) -> SearchResult:
+        """One page of hits with facets; raises InvalidCursor."""
+        ...
+
+    async def suggest(self, prefix: str, limit: int = 8) -> list[Suggestion]:
+        """Products whose name matches what is typed so far, best first (autocomplete)."""
+        ...
+
+    async def index_product(self, product_id: int) -> None:
+        """Rebuild one product's document; idempotent. Raises storage's ProductNotFound."""
+        ...
+
+    async def remove_product(self, product_id: int) -> None:
+        """Drop one product's document; idempotent, also for unknown ids."""
+        ...
