@@ -80,13 +80,9 @@ class FacetValue:
 
 @dataclass(frozen=True)
 class Facets:
-    """Counts of matching products; each dimension ignores its own filter ("disjunctive").
+    """Counts over the matching products; each dimension ignores its own filter."""
 
-    Exception: without text, PostgreSQL counts categories only inside `category_ids` (the
-    drill-down), so a category page does not count the whole catalog.
-    """
-
-    categories: list[FacetValue]  # by products.category_id, not rolled up to ancestors
+    categories: list[FacetValue]
     attributes: dict[str, list[FacetValue]]  # filterable attributes only
     price_ranges: list[FacetValue]  # every PRICE_BUCKETS label, in order, zeros included
 

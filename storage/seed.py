@@ -278,13 +278,15 @@ VARIANT_COLUMNS = (
     "product_id", "sku", "name", "price_amount", "currency", "stock_on_hand", "attributes",
     "position", "created_at", "updated_at",
 )  # fmt: skip
-# What storage/products.py's INDEX_PRODUCT does for one product (the search actor, on every later
-# change), for a range of ids at once: migration 0006's search_index_products() is the one
-# definition of the search document (tsvector, search_facets, search_terms). One outbox event
-# per seeded product would flood the queue instead.
+# storage/products.py's INDEX_PRODUCT for a range of ids: the search actor does the same per
+# product for every later change (one outbox event per seeded product would flood the queue).
 INDEX_PRODUCT_RANGE = """
-    SELECT count(*) FROM search_index_products(ARRAY(
-        SELECT id FROM products WHERE id BETWEEN $1 AND $2 AND search_vector IS NULL))
+    UPDATE products
+    SET search_vector = setweight(to_tsvector('english', name), 'A')
+                     || setweight(to_tsvector('english', description), 'C'),
+        indexed_at = now(),
+        index_version = index_version + 1
+    WHERE id BETWEEN $1 AND $2 AND search_vector IS NULL
 """
 # VACUUM too: the trigger and the search update leave two dead versions of each product, and a
 # seeded catalog is often benchmarked at once (autovacuum may be off, or not there yet).
@@ -346,8 +348,6 @@ async def seed_catalog(
     say = progress or (lambda _: None)
     timer, begun = _Timer(), time.monotonic()
     conn = await _connect(dsn)
-    indexer = await _connect(dsn)
-    indexing: asyncio.Future[int] | None = None
     try:
         with timer.step("taxonomy") as counted:
             async with conn.transaction():
@@ -374,22 +374,18 @@ async def seed_catalog(
                 copied = await copying
             timer.add("generate", max(0.0, generated - copied))  # how long the copy waited
             ids = [row[0] for row in rows]
-            if indexing is not None:
-                with timer.step("search") as counted:
-                    counted.rows = await indexing
-            indexing = asyncio.ensure_future(
-                indexer.fetchval(INDEX_PRODUCT_RANGE, min(ids), max(ids)))
+            first_id, last_id = min(first_id or ids[0], *ids), max(last_id, *ids)
             variants_total += len(variant_rows)
             say(f"products: {start + len(rows)}/{products} ({variants_total} variants)")
             rows, variant_rows = upcoming
         with timer.step("search") as counted:
-            counted.rows = await indexing if indexing is not None else 0
+            for low in range(first_id, last_id + 1, batch):
+                status = await conn.execute(INDEX_PRODUCT_RANGE, low, low + batch - 1)
+                counted.rows += int(status.split()[-1])  # "UPDATE 50000"
+                say(f"search: {counted.rows} products")
         with timer.step("vacuum"):
             await conn.execute(VACUUM_CATALOG)
     finally:
-        if indexing is not None:
-            indexing.cancel()
-        await indexer.close()
         await conn.close()
     seconds = time.monotonic() - begun
     return SeedReport(products, variants_total, tuple(timer.steps.values()), seconds)
