@@ -80,9 +80,13 @@ class FacetValue:
 
 @dataclass(frozen=True)
 class Facets:
-    """Counts over the matching products; each dimension ignores its own filter."""
+    """Counts of matching products; each dimension ignores its own filter ("disjunctive").
 
-    categories: list[FacetValue]
+    Exception: without text, PostgreSQL counts categories only inside `category_ids` (the
+    drill-down), so a category page does not count the whole catalog.
+    """
+
+    categories: list[FacetValue]  # by products.category_id, not rolled up to ancestors
     attributes: dict[str, list[FacetValue]]  # filterable attributes only
     price_ranges: list[FacetValue]  # every PRICE_BUCKETS label, in order, zeros included
 

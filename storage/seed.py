@@ -6,6 +6,8 @@ ones, and slugs and SKUs carry the new product ids, so they never collide with e
 type whose attributes are declared at other levels than the seed's raises SeedConflict.
 Products and variants then go in with COPY, one transaction per batch (a product always commits
 with its variants); the variants' statement-level triggers fill price_min/price_max/in_stock.
+Each committed batch is indexed for search in bulk (search_index_products, as INDEX_PRODUCT does
+for one product) and the catalog is vacuumed and analysed at the end.
 The same `products` and `seed` on a fresh database give byte-identical rows (only indexed_at
 is the clock's): everything comes from one `random.Random(seed)`, and created_at counts back
 one minute per product from a fixed instant.
@@ -20,7 +22,7 @@ import random
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -278,15 +280,13 @@ VARIANT_COLUMNS = (
     "product_id", "sku", "name", "price_amount", "currency", "stock_on_hand", "attributes",
     "position", "created_at", "updated_at",
 )  # fmt: skip
-# storage/products.py's INDEX_PRODUCT for a range of ids: the search actor does the same per
-# product for every later change (one outbox event per seeded product would flood the queue).
+# What storage/products.py's INDEX_PRODUCT does for one product (the search actor, on every later
+# change), for a range of ids at once: migration 0006's search_index_products() is the one
+# definition of the search document (tsvector, search_facets, search_terms). One outbox event
+# per seeded product would flood the queue instead.
 INDEX_PRODUCT_RANGE = """
-    UPDATE products
-    SET search_vector = setweight(to_tsvector('english', name), 'A')
-                     || setweight(to_tsvector('english', description), 'C'),
-        indexed_at = now(),
-        index_version = index_version + 1
-    WHERE id BETWEEN $1 AND $2 AND search_vector IS NULL
+    SELECT count(*) FROM search_index_products(ARRAY(
+        SELECT id FROM products WHERE id BETWEEN $1 AND $2 AND search_vector IS NULL))
 """
 # VACUUM too: the trigger and the search update leave two dead versions of each product, and a
 # seeded catalog is often benchmarked at once (autovacuum may be off, or not there yet).
@@ -311,8 +311,9 @@ class Step:
 class SeedReport:
     """What seed_catalog wrote, step by step, and the wall-clock seconds it took in all.
 
-    Batches are generated while the previous one is copied; `generate` counts only the time the
-    database waited for rows (the first batch, and any batch that took longer than a copy).
+    Batches are generated while the previous one is copied, and indexed while the next one is:
+    `generate` and `search` count only the time the load waited for them (the first batch's
+    rows, the last batch's index, and any batch slower than a copy).
     """
 
     products: int
@@ -348,13 +349,14 @@ async def seed_catalog(
     say = progress or (lambda _: None)
     timer, begun = _Timer(), time.monotonic()
     conn = await _connect(dsn)
+    indexer = _Indexer(await _connect(dsn))
     try:
         with timer.step("taxonomy") as counted:
             async with conn.transaction():
                 taxonomy, counted.rows = await _upsert_taxonomy(conn)
         say(f"taxonomy: {counted.rows} rows")
         generator = _Generator(taxonomy, seed)
-        first_id, last_id, variants_total = 0, 0, 0
+        variants_total = 0
         with timer.step("generate"):
             ids = await _reserve_ids(conn, min(batch, products))
             rows, variant_rows = await generator.batch(0, ids)
@@ -373,22 +375,55 @@ async def seed_catalog(
             finally:
                 copied = await copying
             timer.add("generate", max(0.0, generated - copied))  # how long the copy waited
-            ids = [row[0] for row in rows]
-            first_id, last_id = min(first_id or ids[0], *ids), max(last_id, *ids)
             variants_total += len(variant_rows)
             say(f"products: {start + len(rows)}/{products} ({variants_total} variants)")
+            with timer.step("search"):  # how long loading waited for the previous batch's index
+                indexed = await indexer.wait()
+            indexer.start(min(row[0] for row in rows), max(row[0] for row in rows))
+            if indexed:
+                say(f"search: {indexed} products")
             rows, variant_rows = upcoming
         with timer.step("search") as counted:
-            for low in range(first_id, last_id + 1, batch):
-                status = await conn.execute(INDEX_PRODUCT_RANGE, low, low + batch - 1)
-                counted.rows += int(status.split()[-1])  # "UPDATE 50000"
-                say(f"search: {counted.rows} products")
+            counted.rows = await indexer.wait()
+        say(f"search: {counted.rows} products")
         with timer.step("vacuum"):
             await conn.execute(VACUUM_CATALOG)
     finally:
+        await indexer.close()
         await conn.close()
     seconds = time.monotonic() - begun
     return SeedReport(products, variants_total, tuple(timer.steps.values()), seconds)
+
+
+class _Indexer:
+    """Indexes each committed batch on a second connection while the next batch is loaded.
+
+    Disjoint rows: the loader's triggers update the new batch, the indexer the previous one. The
+    search step is the slowest, so overlapping it with loading saves most of it.
+    """
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+        self.running: asyncio.Future[int] | None = None
+        self.indexed = 0
+
+    def start(self, low: int, high: int) -> None:
+        """Index the products with ids low..high that are not yet; call wait() first."""
+        self.running = asyncio.ensure_future(self.conn.fetchval(INDEX_PRODUCT_RANGE, low, high))
+
+    async def wait(self) -> int:
+        """Finish the range being indexed; returns how many products were indexed in all."""
+        if self.running is not None:
+            running, self.running = self.running, None
+            self.indexed += await running
+        return self.indexed
+
+    async def close(self) -> None:
+        if self.running is not None:
+            self.running.cancel()
+            with suppress(asyncio.CancelledError, asyncpg.PostgresError):
+                await self.running
+        await self.conn.close()
 
 
 async def _reserve_ids(conn: asyncpg.Connection, count: int) -> list[int]:

@@ -260,11 +260,19 @@ async def test_unpublished_products_never_appear(catalog, search) -> None:
 
 
 async def test_unpublishing_removes_the_product_after_reindexing(catalog, search) -> None:
+    search.terms_ttl = 0  # every resolve reads search_terms
     product_id = await catalog.product("Velvet cushion")
+    await catalog.product("Linen cushion")
     await catalog.conn.execute("UPDATE products SET is_published = false WHERE id = $1", product_id)
     await search.index_product(product_id)
     assert await names(search, "velvet") == []
+    # Its words linger in search_terms, but a correction that finds nothing is not offered...
     assert (await search.search(SearchQuery(text="velvett"))).did_you_mean is None
+    # ...and rebuilding the vocabulary forgets them.
+    assert [w.correction for w in await search.resolve(["velvett"])] == ["velvet"]
+    assert await search.rebuild_terms() == 2  # linen, cushion
+    assert [w.correction for w in await search.resolve(["velvett"])] == [None]
+    assert [w.correction for w in await search.resolve(["cushon"])] == ["cushion"]
 
 
 async def test_remove_product_drops_its_document(catalog, search) -> None:

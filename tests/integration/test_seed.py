@@ -194,12 +194,17 @@ async def test_attribute_values_follow_the_type_declarations(seeded: Seeded) -> 
     assert set(sample) == {"colour", "size"}
 
 
-async def test_search_vector_is_set_for_every_product(seeded: Seeded) -> None:
+async def test_every_product_is_indexed_for_search(seeded: Seeded) -> None:
     conn = await connect(seeded.dsn)
     try:
         missing = await conn.fetchval(
             "SELECT count(*) FROM products"
             " WHERE search_vector IS NULL OR indexed_at IS NULL OR index_version <> 1"
+        )
+        without_facets = await conn.fetchval(
+            "SELECT count(*) FROM products p WHERE search_facets = '{}' AND (attributes <> '{}'"
+            " OR EXISTS (SELECT FROM variants v WHERE v.product_id = p.id"
+            " AND v.attributes <> '{}'))"
         )
         found = await conn.fetchval(
             "SELECT count(*) FROM products"
@@ -207,7 +212,7 @@ async def test_search_vector_is_set_for_every_product(seeded: Seeded) -> None:
         )
     finally:
         await conn.close()
-    assert missing == 0
+    assert missing == 0 and without_facets == 0
     assert found > 0
 
 

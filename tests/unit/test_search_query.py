@@ -140,7 +140,7 @@ def test_build_search_passes_every_value_as_a_parameter() -> None:
         sort="name",
         after=("name", HOSTILE, 3),
     )
-    text = TextMatch(literal=HOSTILE, web=HOSTILE, sku=HOSTILE, sku_end=HOSTILE)
+    text = TextMatch(literal=HOSTILE, web=HOSTILE, sku_exact=(5,), sku_prefix=(6, 7))
     sql, args = build_search(query, text)
     assert HOSTILE not in sql and "DROP" not in sql
     assert HOSTILE in args
@@ -156,7 +156,11 @@ def test_build_search_numbers_placeholders_densely_for_every_shape(sort: str) ->
         SearchQuery(sort=sort),  # type: ignore[arg-type]
         SearchQuery(sort=sort, category_ids=(3,), attributes={"a": ("b",)}),  # type: ignore[arg-type]
     ]:
-        for text in (None, TextMatch(literal="'a':*", web="a")):
+        for text in (
+            None,
+            TextMatch(literal="'a':*", web="a"),
+            TextMatch(None, "a", sku_exact=(1,)),
+        ):
             sql, args = build_search(query, text)
             placeholders = {int(n) for n in re.findall(r"\$(\d+)", sql)}
             assert placeholders == set(range(1, len(args) + 1))
