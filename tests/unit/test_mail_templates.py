@@ -13,20 +13,11 @@ from actors import mailer
 from actors.email import account_link, describe_duration, render_account_email
 from configs.settings import Settings
 from storage import mailbox
-
-BASE = {
-    "database_url": "postgresql://u@db/shop",
-    "redis_url": "redis://cache:6379/0",
-    "broker_url": "amqp://guest:guest@mq:5672/",
-    "secret_key": "k" * 40,
-    "replica_database_url": None,
-    "elasticsearch_url": None,
-    "smtp_url": None,
-}
+from tests.support.settings import offline_settings
 
 
 def settings(**overrides: object) -> Settings:
-    return Settings.from_env(**{**BASE, **overrides})
+    return offline_settings(**overrides)
 
 
 @pytest.mark.parametrize(

@@ -16,10 +16,10 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, cast
 
-SORTS = ("relevance", "price_asc", "price_desc", "newest", "name")
-Sort = Literal["relevance", "price_asc", "price_desc", "newest", "name"]
+from search.backend import SORTS, Sort
+
 DEFAULT_LIMIT = 24
 MAX_LIMIT = 100
 MAX_PRICE = 10**12
