@@ -9,6 +9,9 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from configs.settings import Settings
+from search.backend import SearchBackend
+from search.factory import open_search
+from storage.cache import CatalogCache
 from storage.database import Database, open_database
 
 
@@ -19,6 +22,8 @@ class Resources:
     settings: Settings
     db: Database
     redis: aioredis.Redis
+    search: SearchBackend
+    catalog_cache: CatalogCache
 
 
 async def open_resources(settings: Settings, stack: AsyncExitStack) -> Resources:
@@ -28,7 +33,14 @@ async def open_resources(settings: Settings, stack: AsyncExitStack) -> Resources
         str(settings.redis_url), socket_timeout=2, socket_connect_timeout=2
     )
     stack.push_async_callback(_close_redis, client)
-    return Resources(settings=settings, db=db, redis=client)
+    search = await stack.enter_async_context(open_search(settings, db))
+    return Resources(
+        settings=settings,
+        db=db,
+        redis=client,
+        search=search,
+        catalog_cache=CatalogCache(client),
+    )
 
 
 async def _close_redis(client: Any) -> None:

@@ -1,4 +1,4 @@
-"""The search queue: keep the search documents in step with the catalog."""
+"""The search queue: keep the search documents, and the catalog cache, in step with the catalog."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import structlog
 
 from actors.registry import actor
 from actors.resources import Resources
-from storage import inbox, products
+from storage import inbox
+from storage.database import GET_CURRENT_LSN
 from storage.errors import ProductNotFound
 
 log = structlog.get_logger(__name__)
@@ -16,11 +17,19 @@ log = structlog.get_logger(__name__)
 
 @actor(queue_name="search", max_retries=10, throws=(ProductNotFound,))
 async def index_product(res: Resources, event_id: str, product_id: int) -> None:
-    """Rebuild one product's search document. Idempotent: a redelivered event changes nothing."""
+    """Rebuild one product's search document in the active backend, once per event.
+
+    The inbox row commits with the PostgreSQL document (an Elasticsearch write is idempotent:
+    a retry after a failed commit writes the same document again). Then the catalog cache moves
+    to a new version, so no page filled from the old document is served any more.
+    """
     # primary: the replica may not have the product yet, and the inbox record must commit with it.
-    async with res.db.primary.acquire() as conn, conn.transaction():
-        if not await inbox.first_delivery(conn, "search.index_product", uuid.UUID(event_id)):
-            log.info("event.skipped_duplicate", product_id=product_id)
-            return
-        version = await products.index(conn, product_id)
-    log.info("product.indexed", product_id=product_id, index_version=version)
+    async with res.db.primary.acquire() as conn:
+        async with conn.transaction():
+            if not await inbox.first_delivery(conn, "search.index_product", uuid.UUID(event_id)):
+                log.info("event.skipped_duplicate", product_id=product_id)
+                return
+            await res.search.index_product(product_id, conn)
+        lsn = int(await conn.fetchval(GET_CURRENT_LSN))
+    await res.catalog_cache.changed(lsn)
+    log.info("product.indexed", product_id=product_id)

@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     relay_batch_size: int = Field(default=100, ge=1, le=10_000)
     relay_poll_interval_seconds: float = Field(default=2.0, gt=0)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    catalog_cache_seconds: int = Field(default=300, ge=0, le=86_400)  # 0: no catalog cache
 
     @field_validator("smtp_url")
     @classmethod
@@ -60,6 +61,11 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("smtp://", "smtps://")):
             raise ValueError("must start with smtp:// or smtps://")
         return value
+
+    @property
+    def media_dir(self) -> Path:
+        """Uploaded images and their renditions; NGINX serves it as /media/ in production."""
+        return self.data_dir / "media"
 
     @property
     def previous_secrets(self) -> list[str]:

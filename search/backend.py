@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+import asyncpg
+
 Sort = Literal["relevance", "price_asc", "price_desc", "newest", "name"]
 SORTS: tuple[Sort, ...] = ("relevance", "price_asc", "price_desc", "newest", "name")
 
@@ -58,6 +60,9 @@ class SearchQuery:
     sort: Sort = "relevance"
     limit: int = 24
     after: tuple[object, ...] | None = None
+    # Read-your-writes: a commit position (LSN) the answer must include; None: any recent data.
+    # Not part of what is asked: caches leave it out of their keys.
+    fresh_for: int | None = None
 
 
 @dataclass(frozen=True)
@@ -119,8 +124,12 @@ class SearchBackend(Protocol):
         """Products whose name matches what is typed so far, best first (autocomplete)."""
         ...
 
-    async def index_product(self, product_id: int) -> None:
-        """Rebuild one product's document; idempotent. Raises storage's ProductNotFound."""
+    async def index_product(self, product_id: int, conn: asyncpg.Connection | None = None) -> None:
+        """Rebuild one product's document from the database; idempotent.
+
+        `conn`: read (and, for PostgreSQL, write) through the caller's transaction. An
+        unpublished product's document is removed. Raises storage's ProductNotFound.
+        """
         ...
 
     async def remove_product(self, product_id: int) -> None:

@@ -43,7 +43,7 @@ from search.backend import (
     price_bucket_label,
 )
 from storage import products
-from storage.database import Executor
+from storage.database import Executor, ReadPool
 
 TOKEN = re.compile(r"[^\W_]+")
 OPERATORS = re.compile(r'"|(?:^|\s)-\w|(?:^|\s)or(?:\s|$)', re.IGNORECASE)
@@ -506,7 +506,10 @@ class PostgresSearch:
                 sku_prefix=sku_prefix,
             )
         sql, args = build_search(query, match)
-        row = await self.reader.fetchrow(sql, *args)
+        reader = self.reader
+        if query.fresh_for is not None and isinstance(reader, ReadPool):
+            reader = await reader.fresh_for(query.fresh_for)
+        row = await reader.fetchrow(sql, *args)
         records, limit = row["hits"], max(query.limit, 1)
         hits = [SearchHit(*record[:8]) for record in records[:limit]]
         next_after: tuple[object, ...] | None = None
@@ -547,10 +550,13 @@ class PostgresSearch:
         )
         return [Suggestion(text=r["name"], slug=r["slug"], product_id=r["id"]) for r in rows]
 
-    async def index_product(self, product_id: int) -> None:
+    async def index_product(self, product_id: int, conn: asyncpg.Connection | None = None) -> None:
         """Rebuild one product's search document on the primary; raises ProductNotFound."""
-        async with self.primary.acquire() as conn:
+        if conn is not None:
             await products.index(conn, product_id)
+            return
+        async with self.primary.acquire() as own:
+            await products.index(own, product_id)
 
     async def remove_product(self, product_id: int) -> None:
         """Clear one product's search document on the primary; idempotent."""

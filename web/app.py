@@ -13,13 +13,15 @@ from aiohttp import web
 from auth.accounts import Accounts
 from configs.settings import Settings
 from domain.money import Money
+from search.factory import open_search
 from storage import open_database
+from storage.cache import CatalogCache
 from storage.products import Product
 from web import health, metrics
 from web.admin import create_admin_app
 from web.api import create_api_app
 from web.cookies import browser_session
-from web.keys import ACCOUNTS, DB, REDIS, SETTINGS
+from web.keys import ACCOUNTS, CATALOG_CACHE, DB, REDIS, SEARCH, SETTINGS
 from web.middlewares import read_your_writes, request_context
 from web.ops import create_ops_app
 from web.store import account
@@ -50,6 +52,14 @@ async def accounts_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+async def search_ctx(app: web.Application) -> AsyncIterator[None]:
+    async with open_search(app[SETTINGS], app[DB]) as backend:
+        app[SEARCH] = backend
+        ttl = app[SETTINGS].catalog_cache_seconds
+        app[CATALOG_CACHE] = CatalogCache(app[REDIS], ttl=max(ttl, 1), enabled=ttl > 0)
+        yield
+
+
 def price(product: Product) -> str:
     """Jinja filter: a product's price for people ("from" when its variants differ)."""
     if product.price_min is None or product.currency is None:
@@ -65,7 +75,7 @@ def create_app(settings: Settings) -> web.Application:
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
-    app.cleanup_ctx.extend([database_ctx, redis_ctx, accounts_ctx])
+    app.cleanup_ctx.extend([database_ctx, redis_ctx, accounts_ctx, search_ctx])
 
     env = aiohttp_jinja2.setup(
         app,
@@ -82,6 +92,9 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/readyz", health.readyz)
     app.router.add_get("/metrics", metrics.metrics_view)
     app.router.add_static("/static/", STATIC_DIR, name="static")
+    # In production NGINX serves /media/ from the same directory (docker/nginx.conf).
+    settings.media_dir.mkdir(parents=True, exist_ok=True)
+    app.router.add_static("/media/", settings.media_dir, name="media")
     app.add_subapp("/api/v1/", create_api_app())
     app.add_subapp("/admin/", create_admin_app())
     app.add_subapp("/ops/", create_ops_app())

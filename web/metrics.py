@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Gauge, Histogram, generate_latest
 
 from storage import outbox
 from web.keys import DB
@@ -21,7 +21,6 @@ REPLICA_HEALTHY = Gauge("aioshop_replica_healthy", "1 when browsing reads go to 
 REPLICA_LAG = Gauge("aioshop_replica_lag_seconds", "Replica replay lag as last measured.")
 OUTBOX_BACKLOG = Gauge("aioshop_outbox_unpublished", "Outbox events not yet published.")
 OUTBOX_OLDEST = Gauge("aioshop_outbox_oldest_age_seconds", "Age of the oldest unpublished event.")
-CACHE_REQUESTS = Counter("aioshop_cache_requests_total", "Cache lookups.", ["result"])
 
 
 def observe_request(method: str, route: str, status: int, seconds: float) -> None:

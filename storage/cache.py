@@ -1,0 +1,153 @@
+"""A Redis cache of catalog reads, under keys versioned by the catalog's last change.
+
+    catalog:version            the commit position (LSN, 16 hex digits) of the newest change
+    catalog:{version}:{name}:{digest of the parameters}   etag, newline, JSON body
+
+A change to the catalog commits, then moves `catalog:version` forward to its commit position
+(`changed`): every key of the older version stops being read at once and expires on its own
+(`ttl`). The search actor moves it again once the search documents are rebuilt, so a page filled
+from a not-yet-updated search index in between is not kept. A miss fills from a reader at least
+as fresh as the version (read-your-writes on the replica: a lagging replica cannot put old data
+under the new version).
+
+Redis is an optimisation, never a dependency: when it fails, reads go to the database and the
+cache is left alone for `retry_after` seconds (so a hung Redis costs one timeout, not one per
+request). When a change cannot move the version (Redis down at that moment), entries of the old
+version live at most `ttl` more seconds, and the search actor's retries move it later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+import structlog
+from prometheus_client import Counter
+from redis.exceptions import RedisError
+
+log = structlog.get_logger(__name__)
+
+VERSION_KEY = "catalog:version"
+# Move the version forward, never back (two changes may report their positions out of order).
+# Positions are fixed-width hex, so comparing them as strings compares them as numbers.
+ADVANCE = """
+local current = redis.call('GET', KEYS[1])
+if not current or current < ARGV[1] then
+    redis.call('SET', KEYS[1], ARGV[1])
+    return ARGV[1]
+end
+return current
+"""
+CACHE_LOOKUPS = Counter(
+    "aioshop_catalog_cache_total",
+    "Catalog cache lookups: hit, miss (filled), bypass (Redis unusable or cache off).",
+    ["name", "result"],
+)
+CACHE_ERRORS = Counter("aioshop_catalog_cache_errors_total", "Redis errors in the catalog cache.")
+
+Fill = Callable[[int | None], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Cached:
+    """A catalog read as JSON, with its entity tag."""
+
+    body: bytes
+    etag: str
+
+
+def encode(value: Any) -> Cached:
+    """`value` as compact JSON with a strong entity tag of the bytes."""
+    body = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    return Cached(body, '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"')
+
+
+def lsn_hex(lsn: int) -> str:
+    return f"{lsn:016x}"
+
+
+class CatalogCache:
+    """Cached catalog reads; every method works (uncached) when Redis does not."""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        *,
+        ttl: int = 300,
+        retry_after: float = 5.0,
+        enabled: bool = True,
+    ) -> None:
+        self.redis = redis
+        self.ttl = ttl
+        self.retry_after = retry_after
+        self.enabled = enabled
+        self._unusable_until = 0.0
+
+    def _usable(self) -> bool:
+        return self.enabled and time.monotonic() >= self._unusable_until
+
+    def _failed(self, operation: str, exc: Exception) -> None:
+        CACHE_ERRORS.inc()
+        if time.monotonic() >= self._unusable_until:
+            log.warning("catalog_cache.redis_failed", operation=operation, error=repr(exc))
+        self._unusable_until = time.monotonic() + self.retry_after
+
+    async def version(self) -> str | None:
+        """The catalog's version ('0' before any change), or None when Redis cannot say."""
+        if not self._usable():
+            return None
+        try:
+            value = cast(bytes | None, await self.redis.get(VERSION_KEY))
+        except (RedisError, OSError) as exc:
+            self._failed("version", exc)
+            return None
+        return "0" if value is None else value.decode()
+
+    async def read(self, name: str, params: Any, fill: Fill, *, min_lsn: int | None) -> Cached:
+        """The cached answer to (`name`, `params`), else `fill(fresh_for)`'s, stored.
+
+        `params` must be JSON (it makes the key). `fill` gets the commit position its reads
+        must include: the catalog version or the client's own last write, whichever is later.
+        """
+        version = await self.version()
+        if version is None:
+            CACHE_LOOKUPS.labels(name, "bypass").inc()
+            return encode(await fill(min_lsn))
+        digest = hashlib.blake2b(
+            json.dumps(params, sort_keys=True, separators=(",", ":")).encode(), digest_size=16
+        ).hexdigest()
+        key = f"catalog:{version}:{name}:{digest}"
+        try:
+            stored = cast(bytes | None, await self.redis.get(key))
+        except (RedisError, OSError) as exc:
+            self._failed("get", exc)
+            stored = None
+        if stored is not None:
+            etag, _, body = stored.partition(b"\n")
+            CACHE_LOOKUPS.labels(name, "hit").inc()
+            return Cached(body, etag.decode())
+        CACHE_LOOKUPS.labels(name, "miss").inc()
+        version_lsn = int(version, 16)
+        cached = encode(await fill(max(min_lsn or 0, version_lsn) or None))
+        if self._usable():
+            try:
+                await self.redis.set(key, cached.etag.encode() + b"\n" + cached.body, ex=self.ttl)
+            except (RedisError, OSError) as exc:
+                self._failed("set", exc)
+        return cached
+
+    async def changed(self, lsn: int | None) -> None:
+        """The catalog changed in a commit at `lsn`: later reads must not see older entries."""
+        if lsn is None or not self.enabled:
+            return
+        try:
+            await self.redis.eval(ADVANCE, 1, VERSION_KEY, lsn_hex(lsn))
+        except (RedisError, OSError) as exc:
+            self._failed("changed", exc)
+            return
+        self._unusable_until = 0.0
