@@ -63,6 +63,9 @@ class SearchQuery:
     # Read-your-writes: a commit position (LSN) the answer must include; None: any recent data.
     # Not part of what is asked: caches leave it out of their keys.
     fresh_for: int | None = None
+    # False: hits only (a product list), without facets, total or did-you-mean: much cheaper
+    # without text, where only the page itself is read.
+    facets: bool = True
 
 
 @dataclass(frozen=True)
@@ -99,8 +102,8 @@ class Facets:
 @dataclass(frozen=True)
 class SearchResult:
     hits: list[SearchHit]
-    facets: Facets
-    total: int
+    facets: Facets | None  # None when the query asked for none
+    total: int | None  # None when the query asked for no facets
     next_after: tuple[object, ...] | None  # JSON scalars only: str, int, float
     did_you_mean: str | None
     backend: str

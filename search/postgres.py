@@ -161,6 +161,15 @@ SEARCH = """
     FROM (SELECT count(*) AS total, count(*) FILTER (WHERE literal_hit) AS literal_total
           FROM rows WHERE fail_count = 0) totals
 """
+# A product list without text or facets: only the page is read, in index order (0008).
+LIST = """
+    SELECT p.id, p.slug, p.name, p.price_min, p.price_max, p.currency, p.in_stock,
+           0::float8 AS score, {sort_column}
+    FROM products p
+    WHERE {where} {after}
+    ORDER BY {order}
+    LIMIT {limit}
+"""
 # Per sort: the column `rows` carries, ORDER BY ({t} is a table prefix), the column's type for
 # the keyset parameter, and the comparison that means "after". NULL prices sort last both ways.
 SORT_KEYS: dict[Sort, tuple[str, str, str, str]] = {
@@ -349,7 +358,7 @@ def build_search(query: SearchQuery, text: TextMatch | None) -> tuple[str, list[
     arg = Arguments()
     column, order, key_type, after_operator = SORT_KEYS[query.sort]
     where = ["p.is_published"]
-    fails: list[tuple[str, str]] = []  # (SQL true when the row fails the filter, facet key)
+    fails: list[tuple[str, str]] = []  # (SQL true when the row fails the filter, its facet)
     text_query = text_from = ""
     score, literal_hit = "0::float8", "true"
     if text is not None:
@@ -382,29 +391,40 @@ def build_search(query: SearchQuery, text: TextMatch | None) -> tuple[str, list[
         if text is None:
             where.append(in_categories)
         else:
-            fails.append((f"NOT coalesce({in_categories}, false)", "':category'"))
+            fails.append((f"NOT coalesce({in_categories}, false)", ":category"))
     bounds = []
     if query.price_min is not None:
         bounds.append(f"p.price_min >= {arg(query.price_min, 'bigint')}")
     if query.price_max is not None:
         bounds.append(f"p.price_min <= {arg(query.price_max, 'bigint')}")
     if bounds:
-        fails.append((f"NOT coalesce({' AND '.join(bounds)}, false)", "':price'"))
+        fails.append((f"NOT coalesce({' AND '.join(bounds)}, false)", ":price"))
     for slug, values in sorted(query.attributes.items()):
         if values:
             accepted = arg([f"{slug}={value}" for value in values], "text[]")
-            fails.append((f"NOT (p.search_facets && {accepted})", arg(slug, "text")))
+            fails.append((f"NOT (p.search_facets && {accepted})", slug))
     after = ""
+    list_only = text is None and not query.facets
     if query.after is not None:
         key, last_id = check_after(query.sort, query.after)
         key_sql = arg(key, key_type) + ("::timestamptz" if query.sort == "newest" else "")
-        after = f"AND ({column}, id) {after_operator} ({key_sql}, {arg(last_id, 'bigint')})"
+        # LIST filters products themselves: the sort column by its expression, not its name.
+        sort_key = SORT_COLUMNS[query.sort].split(" AS ")[0] if list_only else column
+        after = f"AND ({sort_key}, id) {after_operator} ({key_sql}, {arg(last_id, 'bigint')})"
+    if list_only:
+        return LIST.format(
+            sort_column=SORT_COLUMNS[query.sort],
+            where="\n      AND ".join([*where, *(f"NOT {check}" for check, _ in fails)]),
+            after=after,
+            order=order.format(t=""),
+            limit=arg(max(query.limit, 1) + 1, "integer"),
+        ), arg.values
     sql = SEARCH.format(
         text_query=text_query,
         sort_column=SORT_COLUMNS[query.sort].format(score=score),
         literal_hit=literal_hit,
         fail_count=" + ".join(f"({check})::int" for check, _ in fails) or "0",
-        failed=("CASE " + " ".join(f"WHEN {c} THEN {k}" for c, k in fails) + " END")
+        failed=("CASE " + " ".join(f"WHEN {c} THEN {arg(k, 'text')}" for c, k in fails) + " END")
         if fails
         else "NULL::text",
         text_from=text_from,
@@ -509,8 +529,28 @@ class PostgresSearch:
         reader = self.reader
         if query.fresh_for is not None and isinstance(reader, ReadPool):
             reader = await reader.fresh_for(query.fresh_for)
+        limit = max(query.limit, 1)
+        if match is None and not query.facets:
+            return self._page(query, await reader.fetch(sql, *args), limit)
         row = await reader.fetchrow(sql, *args)
-        records, limit = row["hits"], max(query.limit, 1)
+        records = row["hits"]
+        page = self._page(query, records, limit)
+        correction = did_you_mean(words)
+        return SearchResult(
+            hits=page.hits,
+            facets=_facets(row),
+            total=row["total"],
+            next_after=page.next_after,
+            # Only when the correction finds more: its word may belong to no product any more.
+            did_you_mean=correction
+            if row["literal_total"] < DID_YOU_MEAN_BELOW and row["total"] > row["literal_total"]
+            else None,
+            backend=self.name,
+        )
+
+    def _page(self, query: SearchQuery, records: Sequence[Any], limit: int) -> SearchResult:
+        """A page of hits from (hit fields..., sort key) records, one more than `limit` if any
+        follow; only hits and next_after are set (the facets are the caller's)."""
         hits = [SearchHit(*record[:8]) for record in records[:limit]]
         next_after: tuple[object, ...] | None = None
         if len(records) > limit:
@@ -518,18 +558,7 @@ class PostgresSearch:
             if isinstance(last_key, datetime):
                 last_key = last_key.isoformat()
             next_after = (query.sort, last_key, hits[-1].product_id)
-        correction = did_you_mean(words)
-        return SearchResult(
-            hits=hits,
-            facets=_facets(row),
-            total=row["total"],
-            next_after=next_after,
-            # Only when the correction finds more: its word may belong to no product any more.
-            did_you_mean=correction
-            if row["literal_total"] < DID_YOU_MEAN_BELOW and row["total"] > row["literal_total"]
-            else None,
-            backend=self.name,
-        )
+        return SearchResult(hits, None, None, next_after, None, self.name)
 
     async def suggest(self, prefix: str, limit: int = 8) -> list[Suggestion]:
         """Published products whose name matches the words typed so far (the last one a prefix)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -452,6 +452,32 @@ async def test_filters_and_facets_match_counts_computed_independently(
         assert [f.count for f in values] == sorted((f.count for f in values), reverse=True)
 
 
+@pytest.mark.parametrize("sort", ["newest", "price_asc", "price_desc", "name"])
+@pytest.mark.parametrize(
+    "shape",
+    [
+        {},
+        {"category_ids": ("tops", "shirts", "knitwear")},
+        {"attributes": {"colour": ("red",), "size": ("m", "l")}, "in_stock": True},
+        {"category_ids": ("shirts", "knitwear"), "price_min": 900, "price_max": 4999},
+    ],
+)
+async def test_a_list_without_facets_has_the_hits_of_the_search_in_its_order(
+    catalog, search, shape: dict[str, Any], sort: Sort
+) -> None:
+    categories = await build_mixed_catalog(catalog)
+    if "category_ids" in shape:
+        shape = {**shape, "category_ids": tuple(categories[c] for c in shape["category_ids"])}
+    query = SearchQuery(limit=100, sort=sort, **shape)
+    full = await search.search(query)
+    listed = await search.search(replace(query, facets=False))
+    assert [h.product_id for h in listed.hits] == [h.product_id for h in full.hits]
+    assert listed.hits == full.hits
+    assert (listed.facets, listed.total) == (None, None)
+    hits, *_ = expected(list(catalog.items.values()), query)
+    assert sorted(h.product_id for h in listed.hits) == sorted(hits)
+
+
 async def test_hits_carry_prices_and_stock(catalog, search) -> None:
     await catalog.product("Mug", variants=[("MUG-S", 1500, 0, {}), ("MUG-L", 1900, 2, {})])
     await catalog.product("Draft mug", variants=[])
@@ -479,9 +505,23 @@ SORT_KEYS = {
 }
 
 
-@pytest.mark.parametrize("sort", ["relevance", "price_asc", "price_desc", "newest", "name"])
+@pytest.mark.parametrize(
+    ("sort", "text", "facets"),
+    [
+        ("relevance", "lamp", True),
+        ("price_asc", "lamp", True),
+        ("price_desc", "lamp", True),
+        ("newest", "lamp", True),
+        ("name", "lamp", True),
+        # Lists without text or facets read only their page, by another statement (LIST).
+        ("price_asc", "", False),
+        ("price_desc", "", False),
+        ("newest", "", False),
+        ("name", "", False),
+    ],
+)
 async def test_paging_never_repeats_or_skips_while_products_are_added(
-    catalog, search, sort: Sort
+    catalog, search, sort: Sort, text: str, facets: bool
 ) -> None:
     rng = random.Random(sort)
     for number in range(23):
@@ -494,7 +534,7 @@ async def test_paging_never_repeats_or_skips_while_products_are_added(
         )
     original = set(catalog.items)
     seen: list[int] = []
-    query = SearchQuery(text="lamp", sort=sort, limit=4)
+    query = SearchQuery(text=text, sort=sort, limit=4, facets=facets)
     added = 0
     while True:
         result = await search.search(query)
@@ -509,7 +549,7 @@ async def test_paging_never_repeats_or_skips_while_products_are_added(
                 variants=[(f"NEW-{added}", rng.choice([900, 1500, 2000]), 1, {})],
                 created_at=rng.choice([FIXED_TIME, None]),
             )
-        query = SearchQuery(text="lamp", sort=sort, limit=4, after=result.next_after)
+        query = replace(query, after=result.next_after)
     assert len(seen) == len(set(seen)), "an item came twice"
     assert original <= set(seen), "an item was skipped"
     if sort in SORT_KEYS and SORT_KEYS[sort] is not None:
