@@ -7,11 +7,9 @@ import re
 import pytest
 
 from search.backend import InvalidCursor, SearchQuery
-from search.postgres import (
-    TextMatch,
+from search.postgres_sql import TextMatch, build_search, check_after
+from search.text import (
     Word,
-    build_search,
-    check_after,
     closest,
     did_you_mean,
     edit_distance,

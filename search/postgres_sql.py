@@ -1,0 +1,315 @@
+"""The SQL of the PostgreSQL search backend, and build_search, which fills in SEARCH or LIST.
+
+Fixed fragments only: every value of a query goes in as a $n argument (Arguments), so the
+statements stay few and PostgreSQL can reuse their plans. search.postgres runs them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from search.backend import PRICE_BUCKETS, InvalidCursor, SearchQuery, Sort
+
+FACET_VALUES_MAX = 50
+
+RESOLVE_TERMS = """
+    WITH t AS MATERIALIZED (
+        -- generate_series with constants, not unnest($1): the same row estimate whatever the
+        -- words, so PostgreSQL soon reuses one generic plan instead of planning every call.
+        SELECT u.token, u.ord, coalesce((ts_lexize('english_stem', u.token))[1], '') AS lexeme
+        FROM generate_series(1, 8) AS i (ord)
+        CROSS JOIN LATERAL (SELECT ($1::text[])[i.ord] AS token, i.ord) u
+        WHERE u.token IS NOT NULL
+    ),
+    k AS MATERIALIZED (
+        SELECT t.token, t.ord, t.lexeme,
+               EXISTS (SELECT FROM search_terms s
+                       WHERE s.lexeme = t.lexeme AND t.lexeme <> '') AS known,
+               ARRAY(SELECT s.term FROM search_terms s
+                     WHERE t.ord = cardinality($1::text[])
+                       AND s.term ~>=~ t.token AND s.term ~<~ $2 AND s.term <> t.token
+                     ORDER BY length(s.term), s.term LIMIT 10) AS completions
+        FROM t
+    )
+    SELECT known OR lexeme = '' AS known, completions,
+           CASE WHEN NOT known AND cardinality(completions) = 0 AND length(token) >= 4
+                     AND token ~ '^[[:alpha:]]+$' AND lexeme <> ''
+                THEN ARRAY(SELECT s.term FROM search_terms s ORDER BY s.term <-> k.token LIMIT 20)
+                ELSE '{}' END AS neighbours
+    FROM k ORDER BY ord
+"""
+# A text query's CTE. {literal}: to_tsquery input (NULL: websearch_to_tsquery({web}));
+# {corrected}: with typo corrections (NULL: none); the *_name variants match names only.
+TEXT_QUERY = """
+    q AS MATERIALIZED (
+        SELECT literal, coalesce(to_tsquery('english', {corrected}), literal) AS corrected,
+               to_tsquery('english', {literal_name}) AS literal_name,
+               to_tsquery('english', {corrected_name}) AS corrected_name
+        FROM (SELECT coalesce(to_tsquery('english', {literal}),
+                              websearch_to_tsquery('english', {web})) AS literal) l
+    ),"""
+TEXT_MATCH = "p.search_vector @@ (SELECT corrected FROM q)"
+SKU_MATCH = "(p.search_vector @@ (SELECT corrected FROM q) OR p.id = ANY ({sku_ids}))"
+SKU_SCORE = "CASE WHEN p.id = ANY ({exact}) THEN 10 WHEN p.id = ANY ({prefix}) THEN 5 ELSE 0 END +"
+# Product ids with a SKU equal to the (upper-cased) text, or starting with it.
+MATCH_SKUS = """
+    SELECT ARRAY(SELECT product_id FROM variants WHERE sku = $1) AS exact,
+           ARRAY(SELECT DISTINCT product_id FROM (
+               SELECT product_id FROM variants
+               WHERE sku ~>=~ $1 AND sku ~<~ $2 AND sku <> $1 LIMIT 100) v) AS prefix
+"""
+# Tiers that never overlap (ts_rank with normalisation 32 is below 1): exact SKU, SKU prefix,
+# the literal query within the name, anywhere, the corrected query within the name. Within a
+# tier ts_rank, not ts_rank_cd: on these documents ts_rank_cd costs about 7.5 us per matching
+# row against 1 us, the largest cost of a query after reading the rows, and the tiers already
+# say where the words matched. (Websearch syntax has no name-only form: ts_rank_cd with only
+# weight A tells whether a cover of the query lies in the name.)
+SCORE = """
+    ({sku_score} CASE WHEN coalesce(p.search_vector @@ q.literal_name,
+                          ts_rank_cd('{{0,0,0,1}}', p.search_vector, q.literal) > 0) THEN 3
+            WHEN p.search_vector @@ q.literal THEN 2
+            WHEN p.search_vector @@ q.corrected_name THEN 1
+            ELSE 0 END
+     + 0.99 * ts_rank('{{0.1,0.2,0.4,1.0}}', p.search_vector, q.corrected, 32))::float8"""
+# `rows`: the matching products that fail at most one facet filter, and which (`failed`:
+# ':category', ':price' or an attribute slug). A facet counts the rows that fail no filter but
+# its own; hits and total are the rows that fail none.
+SEARCH = """
+    WITH {text_query}
+    rows AS MATERIALIZED (
+        SELECT * FROM (
+            SELECT p.id, p.category_id, p.price_min, p.search_facets, {sort_column},
+                   {literal_hit} AS literal_hit, {fail_count} AS fail_count, {failed} AS failed
+            FROM products p {text_from}
+            WHERE {where}
+        ) r
+        WHERE fail_count <= 1
+    ),
+    hits AS (
+        SELECT * FROM rows WHERE fail_count = 0 {after} ORDER BY {order} LIMIT {limit}
+    )
+    SELECT
+        ARRAY(SELECT ROW(p.id, p.slug, p.name, p.price_min, p.price_max, p.currency, p.in_stock,
+                         {hit_score}, h.{key})
+              FROM hits h JOIN products p ON p.id = h.id {text_from}
+              ORDER BY {hit_order}) AS hits,
+        totals.total, totals.literal_total,
+        (SELECT coalesce(jsonb_agg(jsonb_build_array(category_id, n)
+                                   ORDER BY n DESC, category_id), '[]')::text
+         FROM (SELECT category_id, count(*) AS n FROM rows
+               WHERE (fail_count = 0 OR failed = ':category') AND category_id IS NOT NULL
+               GROUP BY category_id) c) AS categories,
+        (SELECT coalesce(jsonb_agg(jsonb_build_array(bucket, n)), '[]')::text
+         FROM (SELECT width_bucket(price_min, {buckets}) AS bucket, count(*) AS n FROM rows
+               WHERE (fail_count = 0 OR failed = ':price') AND price_min >= 0
+               GROUP BY 1) b) AS price_ranges,
+        (SELECT coalesce(jsonb_agg(jsonb_build_array(split_part(f, '=', 1),
+                                                     substr(f, strpos(f, '=') + 1), n)
+                                   ORDER BY split_part(f, '=', 1), n DESC, f), '[]')::text
+         FROM (SELECT f, n, row_number() OVER (PARTITION BY split_part(f, '=', 1)
+                                               ORDER BY n DESC, f) AS rank
+               FROM (SELECT f, count(*) AS n
+                     FROM (SELECT unnest(search_facets) AS f, fail_count, failed FROM rows
+                           WHERE fail_count = 0 OR failed NOT IN (':category', ':price')) v
+                     WHERE fail_count = 0 OR failed = split_part(f, '=', 1)
+                     GROUP BY f) counted
+               WHERE split_part(f, '=', 1) IN (SELECT slug FROM attributes WHERE is_filterable)
+              ) ranked
+         WHERE rank <= {facet_values_max}) AS attributes
+    FROM (SELECT count(*) AS total, count(*) FILTER (WHERE literal_hit) AS literal_total
+          FROM rows WHERE fail_count = 0) totals
+"""
+# A product list without text or facets: only the page is read, in index order (0008).
+LIST = """
+    SELECT p.id, p.slug, p.name, p.price_min, p.price_max, p.currency, p.in_stock,
+           0::float8 AS score, {sort_column}
+    FROM products p
+    WHERE {where} {after}
+    ORDER BY {order}
+    LIMIT {limit}
+"""
+# Per sort: the column `rows` carries, ORDER BY ({t} is a table prefix), the column's type for
+# the keyset parameter, and the comparison that means "after". NULL prices sort last both ways.
+SORT_KEYS: dict[Sort, tuple[str, str, str, str]] = {
+    "relevance": ("score", "{t}score DESC, {t}id DESC", "float8", "<"),
+    "price_asc": ("price_up", "{t}price_up, {t}id", "bigint", ">"),
+    "price_desc": ("price_down", "{t}price_down DESC, {t}id DESC", "bigint", "<"),
+    "newest": ("created_at", "{t}created_at DESC, {t}id DESC", "text", "<"),
+    "name": ("name", "{t}name, {t}id", "text", ">"),
+}
+SORT_COLUMNS: dict[Sort, str] = {
+    "relevance": "{score} AS score",
+    "price_asc": "coalesce(p.price_min, 9223372036854775807) AS price_up",
+    "price_desc": "coalesce(p.price_min, -1) AS price_down",
+    "newest": "p.created_at",
+    "name": "p.name",
+}
+# Names starting with the typed text (products_name_prefix), then names whose words match it,
+# each part bounded so a two-letter prefix costs no more than a long one; one product per name.
+SUGGEST = """
+    SELECT id, slug, name FROM (
+        SELECT DISTINCT ON (lower(name)) id, slug, name, starts
+        FROM (
+            (SELECT id, slug, name, true AS starts FROM products
+             WHERE is_published AND lower(name) ~>=~ $2 AND lower(name) ~<~ $3
+             ORDER BY lower(name), id LIMIT 200)
+            UNION ALL
+            (SELECT id, slug, name, false FROM products
+             WHERE is_published AND search_vector @@ to_tsquery('english', $1) LIMIT 200)
+        ) candidates
+        ORDER BY lower(name), starts DESC, id
+    ) named
+    ORDER BY starts DESC, word_similarity($4, name) DESC, length(name), name, id
+    LIMIT $5
+"""
+REMOVE_PRODUCT = """
+    UPDATE products SET search_vector = NULL, search_facets = '{}', indexed_at = now()
+    WHERE id = $1
+"""
+REBUILD_TERMS = "SELECT search_rebuild_terms()"
+
+
+def check_after(sort: Sort, after: tuple[object, ...] | None) -> tuple[Any, Any]:
+    """The keyset values of `after` for this sort ((None, None) for the first page).
+
+    Raises InvalidCursor unless `after` is (sort, key, id) with the key type of that sort.
+    """
+    if after is None:
+        return None, None
+    if len(after) != 3 or after[0] != sort:
+        raise InvalidCursor(sort)
+    _, key, last_id = after
+    if not isinstance(last_id, int) or isinstance(last_id, bool) or isinstance(key, bool):
+        raise InvalidCursor(sort)
+    if sort == "relevance" and isinstance(key, int | float) and math.isfinite(key):
+        return float(key), last_id
+    if sort in ("price_asc", "price_desc") and isinstance(key, int):
+        return key, last_id
+    if sort == "name" and isinstance(key, str):
+        return key, last_id
+    if sort == "newest" and isinstance(key, str):
+        try:
+            datetime.fromisoformat(key)
+        except ValueError:
+            raise InvalidCursor(sort) from None
+        return key, last_id
+    raise InvalidCursor(sort)
+
+
+@dataclass(frozen=True)
+class TextMatch:
+    """What a query's text adds to SEARCH: to_tsquery inputs (see TEXT_QUERY) and SKU matches."""
+
+    literal: str | None
+    web: str
+    corrected: str | None = None
+    literal_name: str | None = None
+    corrected_name: str | None = None
+    sku_exact: tuple[int, ...] = ()  # products with the text as a SKU
+    sku_prefix: tuple[int, ...] = ()  # products with a SKU starting with it
+
+
+class Arguments:
+    """Collects a statement's arguments; each call returns the placeholder of its value."""
+
+    def __init__(self) -> None:
+        self.values: list[Any] = []
+
+    def __call__(self, value: Any, sql_type: str) -> str:
+        self.values.append(value)
+        return f"${len(self.values)}::{sql_type}"
+
+
+def build_search(query: SearchQuery, text: TextMatch | None) -> tuple[str, list[Any]]:
+    """SEARCH for one query, from fixed fragments; every value is a $n argument.
+
+    Raises InvalidCursor. Without text, a category filter restricts the rows (so the category
+    facet counts only the filtered categories: no scan of the whole catalog per category page).
+    """
+    arg = Arguments()
+    column, order, key_type, after_operator = SORT_KEYS[query.sort]
+    where = ["p.is_published"]
+    fails: list[tuple[str, str]] = []  # (SQL true when the row fails the filter, its facet)
+    text_query = text_from = ""
+    score, literal_hit = "0::float8", "true"
+    if text is not None:
+        text_query = TEXT_QUERY.format(
+            literal=arg(text.literal, "text"),
+            web=arg(text.web, "text"),
+            corrected=arg(text.corrected, "text"),
+            literal_name=arg(text.literal_name, "text"),
+            corrected_name=arg(text.corrected_name, "text"),
+        )
+        text_from = ", q"
+        if text.sku_exact or text.sku_prefix:
+            where.append(
+                SKU_MATCH.format(sku_ids=arg([*text.sku_exact, *text.sku_prefix], "bigint[]"))
+            )
+            sku_score = SKU_SCORE.format(
+                exact=arg(list(text.sku_exact), "bigint[]"),
+                prefix=arg(list(text.sku_prefix), "bigint[]"),
+            )
+        else:
+            where.append(TEXT_MATCH)
+            sku_score = ""
+        score = SCORE.format(sku_score=sku_score)
+        if text.corrected is not None:
+            literal_hit = "p.search_vector @@ q.literal"
+    if query.in_stock is not None:
+        where.append(f"p.in_stock = {arg(query.in_stock, 'boolean')}")
+    if query.category_ids is not None:
+        in_categories = f"p.category_id = ANY ({arg(list(query.category_ids), 'bigint[]')})"
+        if text is None:
+            where.append(in_categories)
+        else:
+            fails.append((f"NOT coalesce({in_categories}, false)", ":category"))
+    bounds = []
+    if query.price_min is not None:
+        bounds.append(f"p.price_min >= {arg(query.price_min, 'bigint')}")
+    if query.price_max is not None:
+        bounds.append(f"p.price_min <= {arg(query.price_max, 'bigint')}")
+    if bounds:
+        fails.append((f"NOT coalesce({' AND '.join(bounds)}, false)", ":price"))
+    for slug, values in sorted(query.attributes.items()):
+        if values:
+            accepted = arg([f"{slug}={value}" for value in values], "text[]")
+            fails.append((f"NOT (p.search_facets && {accepted})", slug))
+    after = ""
+    list_only = text is None and not query.facets
+    if query.after is not None:
+        key, last_id = check_after(query.sort, query.after)
+        key_sql = arg(key, key_type) + ("::timestamptz" if query.sort == "newest" else "")
+        # LIST filters products themselves: the sort column by its expression, not its name.
+        sort_key = SORT_COLUMNS[query.sort].split(" AS ")[0] if list_only else column
+        after = f"AND ({sort_key}, id) {after_operator} ({key_sql}, {arg(last_id, 'bigint')})"
+    if list_only:
+        return LIST.format(
+            sort_column=SORT_COLUMNS[query.sort],
+            where="\n      AND ".join([*where, *(f"NOT {check}" for check, _ in fails)]),
+            after=after,
+            order=order.format(t=""),
+            limit=arg(max(query.limit, 1) + 1, "integer"),
+        ), arg.values
+    sql = SEARCH.format(
+        text_query=text_query,
+        sort_column=SORT_COLUMNS[query.sort].format(score=score),
+        literal_hit=literal_hit,
+        fail_count=" + ".join(f"({check})::int" for check, _ in fails) or "0",
+        failed=("CASE " + " ".join(f"WHEN {c} THEN {arg(k, 'text')}" for c, k in fails) + " END")
+        if fails
+        else "NULL::text",
+        text_from=text_from,
+        where="\n              AND ".join(where),
+        after=after,
+        order=order.format(t=""),
+        limit=arg(max(query.limit, 1) + 1, "integer"),
+        hit_score="h.score" if query.sort == "relevance" else score,
+        key=column,
+        hit_order=order.format(t="h."),
+        buckets=arg([low for low, _ in PRICE_BUCKETS], "bigint[]"),
+        facet_values_max=FACET_VALUES_MAX,
+    )
+    return sql, arg.values
