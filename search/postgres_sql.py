@@ -138,14 +138,14 @@ SORT_KEYS: dict[Sort, tuple[str, str, str, str]] = {
     "price_asc": ("price_up", "{t}price_up, {t}id", "bigint", ">"),
     "price_desc": ("price_down", "{t}price_down DESC, {t}id DESC", "bigint", "<"),
     "newest": ("created_at", "{t}created_at DESC, {t}id DESC", "text", "<"),
-    "name": ("name", "{t}name, {t}id", "text", ">"),
+    "name": ("name_key", "{t}name_key, {t}id", "text", ">"),
 }
 SORT_COLUMNS: dict[Sort, str] = {
     "relevance": "{score} AS score",
     "price_asc": "coalesce(p.price_min, 9223372036854775807) AS price_up",
     "price_desc": "coalesce(p.price_min, -1) AS price_down",
     "newest": "p.created_at",
-    "name": "p.name",
+    "name": "lower(p.name) AS name_key",  # case-insensitive: "iPhone" among the i-s
 }
 # Names starting with the typed text (products_name_prefix), then names whose words match it,
 # each part bounded so a two-letter prefix costs no more than a long one; one product per name.

@@ -8,15 +8,29 @@ Writers call `catalog_changed` after their transaction commits.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import asyncpg
 from aiohttp import web
 
-from storage import outbox
+from search.backend import InvalidCursor, SearchQuery
+from storage import attributes, catalog_reads, categories, outbox, products
 from storage.cache import Cached
-from storage.database import last_write_lsn
-from web.keys import CATALOG_CACHE, REQUEST_ID
+from storage.database import Executor, last_write_lsn
+from storage.errors import CategoryNotFound, ProductNotFound
+from web.api.listing import InvalidParameters, Listing, encode_cursor
+from web.catalog_json import (
+    category_json,
+    facets_json,
+    hit_json,
+    image_json,
+    node_json,
+    options_json,
+    product_json,
+    variant_json,
+)
+from web.keys import CATALOG_CACHE, DB, MIN_LSN, REQUEST_ID, SEARCH
 
 # Catalog reads may be kept by browsers and shared caches for a short while; the ETag makes the
 # revalidation after that cheap (304 without a body).
@@ -53,3 +67,174 @@ def _etags(header: str) -> set[str]:
 def loads(cached: Cached) -> Any:
     """The cached JSON as Python values (for pages rendered from it)."""
     return json.loads(cached.body)
+
+
+SLUG = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
+
+
+async def _reader(request: web.Request, fresh_for: int | None) -> Executor:
+    return await request.config_dict[DB].replica.fresh_for(fresh_for)
+
+
+async def _read(request: web.Request, name: str, params: Any, fill: Any) -> Cached:
+    cache = request.config_dict[CATALOG_CACHE]
+    return await cache.read(name, params, fill, min_lsn=request.get(MIN_LSN))
+
+
+async def listing_page(request: web.Request, listing: Listing, *, facets: bool) -> Cached:
+    """One page of a product list (facets=False) or a search with facets.
+
+    Raises InvalidParameters for an unknown category or attribute, or a stale cursor.
+    """
+    params = {
+        "text": listing.text,
+        "category": listing.category,
+        "attributes": {slug: list(values) for slug, values in listing.attributes.items()},
+        "price": [listing.price_min, listing.price_max],
+        "in_stock": listing.in_stock,
+        "sort": listing.sort,
+        "limit": listing.limit,
+        "after": list(listing.after) if listing.after is not None else None,
+        "facets": facets,
+    }
+
+    async def fill(fresh_for: int | None) -> dict[str, Any]:
+        reader = await _reader(request, fresh_for)
+        errors: dict[str, str] = {}
+        category_ids: tuple[int, ...] | None = None
+        if listing.category is not None:
+            try:
+                category = await categories.get_by_slug(reader, listing.category)
+            except CategoryNotFound:
+                errors["category"] = "no such category"
+            else:
+                category_ids = tuple(await categories.descendant_ids(reader, category.id))
+        filterable = await attributes.filterable_attributes(reader)
+        known = {attribute.slug for attribute in filterable}
+        for slug in listing.attributes:
+            if slug not in known:
+                errors[f"attr.{slug}"] = "not an attribute products can be filtered by"
+        if errors:
+            raise InvalidParameters(errors)
+        query = SearchQuery(
+            text=listing.text,
+            category_ids=category_ids,
+            attributes=listing.attributes,
+            price_min=listing.price_min,
+            price_max=listing.price_max,
+            in_stock=listing.in_stock,
+            sort=listing.sort,
+            limit=listing.limit,
+            after=listing.after,
+            fresh_for=fresh_for,
+            facets=facets,
+        )
+        try:
+            result = await request.config_dict[SEARCH].search(query)
+        except InvalidCursor:
+            raise InvalidParameters({"cursor": "not valid for this search; start again"}) from None
+        images = await catalog_reads.first_images(reader, [h.product_id for h in result.hits])
+        body: dict[str, Any] = {
+            "items": [hit_json(hit, images.get(hit.product_id)) for hit in result.hits],
+            "next_cursor": encode_cursor(listing.sort, result.next_after)
+            if result.next_after is not None
+            else None,
+        }
+        if facets and result.facets is not None:
+            names = await catalog_reads.category_names(
+                reader, [int(value.value) for value in result.facets.categories]
+            )
+            body["total"] = result.total
+            body["did_you_mean"] = result.did_you_mean
+            body["facets"] = facets_json(result.facets, names, filterable, listing.attributes)
+        return body
+
+    return await _read(request, "search" if facets else "list", params, fill)
+
+
+async def product_detail(request: web.Request, slug: str) -> Cached:
+    """A published product with variants, picker options, images and breadcrumbs.
+
+    Raises ProductNotFound (also for slugs that cannot exist).
+    """
+    if len(slug) > 120 or not SLUG.fullmatch(slug):
+        raise ProductNotFound(slug)
+
+    async def fill(fresh_for: int | None) -> dict[str, Any]:
+        reader = await _reader(request, fresh_for)
+        product = await products.get_published_by_slug(reader, slug)
+        variants = await products.variants_of(reader, product.id)
+        images = await products.images_of(reader, product.id)
+        crumbs = (
+            await categories.breadcrumbs(reader, product.category_id)
+            if product.category_id is not None
+            else []
+        )
+        by_slug = {a.slug: a for a in await attributes.list_attributes(reader)}
+        return {
+            **product_json(product),
+            "attributes": product.attributes,
+            "attribute_names": {
+                slug: by_slug[slug].name
+                for variant in variants
+                for slug in variant.attributes
+                if slug in by_slug
+            }
+            | {slug: by_slug[slug].name for slug in product.attributes if slug in by_slug},
+            "variants": [variant_json(v) for v in variants],
+            "options": options_json(variants, by_slug),
+            "images": [image_json(image) for image in images],
+            "breadcrumbs": [category_json(c) for c in crumbs],
+        }
+
+    return await _read(request, "product", slug, fill)
+
+
+async def category_tree(request: web.Request) -> Cached:
+    """Every category, nested, in display order."""
+
+    async def fill(fresh_for: int | None) -> dict[str, Any]:
+        tree = await categories.tree(await _reader(request, fresh_for))
+        return {"items": [node_json(node) for node in tree]}
+
+    return await _read(request, "categories", None, fill)
+
+
+async def category_page(request: web.Request, slug: str) -> Cached:
+    """A category with its breadcrumbs and children; raises CategoryNotFound."""
+    if len(slug) > 120 or not SLUG.fullmatch(slug):
+        raise CategoryNotFound(slug)
+
+    async def fill(fresh_for: int | None) -> dict[str, Any]:
+        reader = await _reader(request, fresh_for)
+        category = await categories.get_by_slug(reader, slug)
+        crumbs = await categories.breadcrumbs(reader, category.id)
+        children = [
+            node
+            for root in await categories.tree(reader)
+            for node in _walk(root)
+            if node.parent_id == category.id
+        ]
+        return {
+            **category_json(category),
+            "breadcrumbs": [category_json(c) for c in crumbs],
+            "children": [category_json(c) for c in children],
+        }
+
+    return await _read(request, "category", slug, fill)
+
+
+def _walk(node: Any) -> list[Any]:
+    return [node, *(n for child in node.children for n in _walk(child))]
+
+
+async def suggestions(request: web.Request, text: str, limit: int) -> Cached:
+    """Autocomplete: products whose names match what is typed so far."""
+
+    async def fill(fresh_for: int | None) -> dict[str, Any]:
+        found = await request.config_dict[SEARCH].suggest(text, limit)
+        return {
+            "items": [{"name": s.text, "slug": s.slug, "url": f"/products/{s.slug}"} for s in found]
+        }
+
+    return await _read(request, "suggest", [text.strip().lower(), limit], fill)

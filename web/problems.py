@@ -28,6 +28,7 @@ from storage.errors import (
     InvalidAttributeValues,
     NotFound,
 )
+from web.api.listing import InvalidParameters
 from web.cookies import CsrfRejected
 
 log = structlog.get_logger(__name__)
@@ -54,6 +55,9 @@ class InvalidInput(Exception):
 
 PROBLEMS: dict[type[Exception], Problem] = {
     InvalidInput: Problem(422, "invalid-input", "The request is not valid", expose=("errors",)),
+    InvalidParameters: Problem(
+        400, "invalid-parameters", "Some query parameters are not valid", expose=("errors",)
+    ),
     # One body for every token failure: an attacker learns nothing from which check failed.
     InvalidToken: Problem(
         401, "invalid-token", "Missing, invalid or expired token", detail="Sign in again."

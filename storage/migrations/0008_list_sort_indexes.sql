@@ -7,3 +7,5 @@ CREATE INDEX products_price_down ON products ((coalesce(price_min, -1)), id)
     WHERE is_published;
 -- Attribute filters on lists test search_facets (`&&`); without text nothing else narrows them.
 CREATE INDEX products_search_facets ON products USING gin (search_facets) WHERE is_published;
+-- Sorting by name ignores case ("iPhone" among the i-s, not after "Zebra" as bytes would).
+CREATE INDEX products_name_lower ON products (lower(name), id) WHERE is_published;

@@ -39,8 +39,8 @@ async def test_product_detail_has_variants_options_and_availability(client, fres
     assert skus["TEE-RED-M"]["in_stock"] is True and skus["TEE-RED-L"]["in_stock"] is False
     assert skus["TEE-RED-L"]["price"]["formatted"] == "€17.00"
     assert body["options"]["size"] == [
-        {"value": "m", "in_stock": True},
-        {"value": "l", "in_stock": False},
+        {"value": "m", "label": "m", "swatch": None, "in_stock": True},
+        {"value": "l", "label": "l", "swatch": None, "in_stock": False},
     ]
 
 

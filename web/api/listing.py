@@ -30,6 +30,48 @@ KNOWN = frozenset(
 )
 
 
+LISTING_PARAMETERS: tuple[dict[str, Any], ...] = (
+    {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": 200}},
+    {
+        "name": "category",
+        "in": "query",
+        "description": "a category slug; its descendants too",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": "attr.{slug}",
+        "in": "query",
+        "description": "values of a filterable attribute, comma-separated (any of them matches)",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": "price_min",
+        "in": "query",
+        "description": "minor units, inclusive",
+        "schema": {"type": "integer", "minimum": 0},
+    },
+    {
+        "name": "price_max",
+        "in": "query",
+        "description": "minor units, inclusive",
+        "schema": {"type": "integer", "minimum": 0},
+    },
+    {"name": "in_stock", "in": "query", "schema": {"type": "boolean"}},
+    {"name": "sort", "in": "query", "schema": {"type": "string", "enum": list(SORTS)}},
+    {
+        "name": "limit",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+    },
+    {
+        "name": "cursor",
+        "in": "query",
+        "description": "next_cursor of the previous page",
+        "schema": {"type": "string"},
+    },
+)
+
+
 class InvalidParameters(Exception):
     """Query parameters that cannot be used; `errors` maps each parameter to what is wrong."""
 

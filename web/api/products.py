@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from domain.money import Money
-from storage import outbox, products, transaction
-from storage.products import NewVariant, Product, Variant
+from storage import products, transaction
+from storage.products import NewVariant
+from web import catalog
+from web.api.listing import LISTING_PARAMETERS, InvalidParameters, parse_listing
 from web.api.routing import Operation
-from web.keys import DB, MIN_LSN, REQUEST_ID
+from web.catalog import json_response
+from web.catalog_json import product_json
+from web.keys import DB
 
 Slug = Annotated[
     str, StringConstraints(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", min_length=1, max_length=120)
@@ -30,90 +33,37 @@ class NewProduct(BaseModel):
     stock_on_hand: int = Field(default=0, ge=0, le=10**9, strict=True)
 
 
-def money_json(amount: int | None, currency: str | None) -> dict[str, Any] | None:
-    """A price as the API shows it: minor units, currency, and text for people."""
-    if amount is None or currency is None:
-        return None
-    money = Money(amount, currency)
-    return {"amount": money.amount, "currency": money.currency, "formatted": money.format()}
-
-
-def product_json(product: Product) -> dict[str, Any]:
-    """The API's view of a product in a list."""
-    return {
-        "id": product.id,
-        "slug": product.slug,
-        "name": product.name,
-        "description": product.description,
-        "price": money_json(product.price_min, product.currency),
-        "price_max": money_json(product.price_max, product.currency),
-        "in_stock": product.in_stock,
-        "created_at": product.created_at.isoformat(),
-        "indexed_at": product.indexed_at.isoformat() if product.indexed_at else None,
-    }
-
-
 async def list_products(request: web.Request) -> web.Response:
-    """The newest published products, from the replica (or the primary after this client wrote)."""
-    db = request.config_dict[DB]
-    reader = await db.replica.fresh_for(request.get(MIN_LSN))
-    items = await products.list_newest(reader)
-    return web.json_response({"items": [product_json(p) for p in items]})
+    """Published products with filters, a sort and a cursor (no facets: see /search)."""
+    listing = parse_listing(request.query)
+    return json_response(request, await catalog.listing_page(request, listing, facets=False))
 
 
-def variant_json(variant: Variant) -> dict[str, Any]:
-    """A variant: what can be bought, at what price, and whether it can be had now."""
-    return {
-        "sku": variant.sku,
-        "name": variant.name,
-        "price": money_json(variant.price_amount, variant.currency),
-        "attributes": variant.attributes,
-        "in_stock": variant.stock_on_hand > 0,
-        "stock": variant.stock_on_hand,
-    }
+async def search_products(request: web.Request) -> web.Response:
+    """Search with relevance, facet counts, a total and "did you mean"."""
+    listing = parse_listing(request.query, default_sort="newest")
+    return json_response(request, await catalog.listing_page(request, listing, facets=True))
 
 
-def options_json(variants: list[Variant]) -> dict[str, list[dict[str, Any]]]:
-    """For a variant picker: each variant attribute's values, and whether any is in stock."""
-    options: dict[str, dict[str, bool]] = {}
-    for variant in variants:
-        for name, value in variant.attributes.items():
-            seen = options.setdefault(name, {})
-            key = str(value)
-            seen[key] = seen.get(key, False) or variant.stock_on_hand > 0
-    return {
-        name: [{"value": value, "in_stock": stocked} for value, stocked in values.items()]
-        for name, values in options.items()
-    }
+async def suggest(request: web.Request) -> web.Response:
+    """Autocomplete: up to `limit` (default 8, at most 20) product names for `q`."""
+    unknown = set(request.query) - {"q", "limit"}
+    errors = dict.fromkeys(unknown, "unknown parameter")
+    text = request.query.get("q", "")
+    if len(text) > 100:
+        errors["q"] = "at most 100 characters"
+    raw_limit = request.query.get("limit", "8")
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 20:
+        errors["limit"] = "must be a whole number between 1 and 20"
+    if errors:
+        raise InvalidParameters(errors)
+    cached = await catalog.suggestions(request, text, int(raw_limit))
+    return json_response(request, cached, cache_control="public, max-age=60")
 
 
 async def get_product(request: web.Request) -> web.Response:
-    """One published product by slug, with its variants and images; 404 otherwise."""
-    slug = request.match_info["slug"]
-    if len(slug) > 120:
-        raise web.HTTPNotFound()
-    db = request.config_dict[DB]
-    reader = await db.replica.fresh_for(request.get(MIN_LSN))
-    product = await products.get_published_by_slug(reader, slug)
-    variants = await products.variants_of(reader, product.id)
-    images = await products.images_of(reader, product.id)
-    body = {
-        **product_json(product),
-        "attributes": product.attributes,
-        "variants": [variant_json(v) for v in variants],
-        "options": options_json(variants),
-        "images": [
-            {
-                "url": f"/media/{image.path}",
-                "width": image.width,
-                "height": image.height,
-                "alt": image.alt,
-                "renditions": {w: f"/media/{p}" for w, p in image.renditions.items()},
-            }
-            for image in images
-        ],
-    }
-    return web.json_response(body)
+    """One published product by slug, with its variants, options and images; 404 otherwise."""
+    return json_response(request, await catalog.product_detail(request, request.match_info["slug"]))
 
 
 async def create_product(request: web.Request, body: NewProduct) -> web.Response:
@@ -133,15 +83,27 @@ async def create_product(request: web.Request, body: NewProduct) -> web.Response
                 )
             ],
         )
-        await outbox.add(
-            conn, "search.index_product", request_id=request[REQUEST_ID], product_id=product.id
-        )
+        await catalog.product_changed(conn, request, product.id)
+    await catalog.catalog_changed(request)
     location = request.app.router["product"].url_for(slug=product.slug)
     return web.json_response(product_json(product), status=201, headers={"Location": str(location)})
 
 
+SUGGEST_PARAMETERS = (
+    {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": 100}},
+    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 20}},
+)
+
 OPERATIONS = (
-    Operation("GET", "/products", list_products, "Newest products", name="products", tag="catalog"),
+    Operation(
+        "GET",
+        "/products",
+        list_products,
+        "Products with filters, a sort and a cursor",
+        name="products",
+        tag="catalog",
+        parameters=LISTING_PARAMETERS,
+    ),
     Operation(
         "POST",
         "/products",
@@ -154,5 +116,23 @@ OPERATIONS = (
     ),
     Operation(
         "GET", "/products/{slug}", get_product, "One product by slug", name="product", tag="catalog"
+    ),
+    Operation(
+        "GET",
+        "/search",
+        search_products,
+        "Search with facets and did-you-mean",
+        name="search",
+        tag="catalog",
+        parameters=LISTING_PARAMETERS,
+    ),
+    Operation(
+        "GET",
+        "/search/suggest",
+        suggest,
+        "Autocomplete product names",
+        name="suggest",
+        tag="catalog",
+        parameters=SUGGEST_PARAMETERS,
     ),
 )

@@ -35,6 +35,7 @@ class Operation:
     status: int = 200
     tag: str = "shop"
     name: str | None = None
+    parameters: tuple[dict[str, Any], ...] = ()  # OpenAPI query parameters, for the document
 
 
 def principal_of(request: web.Request) -> Principal:
@@ -100,6 +101,7 @@ def openapi_document(operations: Sequence[Operation], *, title: str, prefix: str
             for part in operation.path.split("/")
             if part.startswith("{")
         ]
+        parameters += list(operation.parameters)
         if parameters:
             entry["parameters"] = parameters
         paths.setdefault(prefix + operation.path, {})[operation.method.lower()] = entry
@@ -129,6 +131,8 @@ def _responses(operation: Operation) -> dict[str, Any]:
     responses: dict[str, Any] = {str(operation.status): success}
     if operation.body is not None:
         responses["422"] = problem
+    if operation.parameters:
+        responses["400"] = problem
     if operation.auth != "none":
         responses["401"] = problem
     if operation.auth == "staff":

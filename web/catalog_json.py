@@ -1,0 +1,174 @@
+"""The catalog's JSON shapes, shared by the API and the storefront pages rendered from them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from domain.money import Money
+from search.backend import PRICE_BUCKETS, Facets, SearchHit, price_bucket_label
+from storage.attributes import Attribute
+from storage.catalog_reads import Thumbnail
+from storage.categories import Category, CategoryNode
+from storage.products import Image, Product, Variant
+
+
+def money_json(amount: int | None, currency: str | None) -> dict[str, Any] | None:
+    """A price as the API shows it: minor units, currency, and text for people."""
+    if amount is None or currency is None:
+        return None
+    money = Money(amount, currency)
+    return {"amount": money.amount, "currency": money.currency, "formatted": money.format()}
+
+
+def image_json(image: Image | Thumbnail) -> dict[str, Any]:
+    """An image: the original's URL and size (for width/height attributes), and renditions."""
+    renditions = {
+        int(width): f"/media/{path}"
+        for width, path in sorted(image.renditions.items(), key=lambda item: int(item[0]))
+    }
+    return {
+        "url": f"/media/{image.path}",
+        "width": image.width,
+        "height": image.height,
+        "alt": image.alt,
+        "renditions": {str(width): url for width, url in renditions.items()},
+        "srcset": ", ".join(f"{url} {width}w" for width, url in renditions.items()),
+    }
+
+
+def product_json(product: Product) -> dict[str, Any]:
+    """A product as lists and its detail show it."""
+    return {
+        "id": product.id,
+        "slug": product.slug,
+        "name": product.name,
+        "description": product.description,
+        "price": money_json(product.price_min, product.currency),
+        "price_max": money_json(product.price_max, product.currency),
+        "in_stock": product.in_stock,
+        "created_at": product.created_at.isoformat(),
+        "indexed_at": product.indexed_at.isoformat() if product.indexed_at else None,
+    }
+
+
+def hit_json(hit: SearchHit, image: Thumbnail | None) -> dict[str, Any]:
+    """A product in a list or search result."""
+    return {
+        "id": hit.product_id,
+        "slug": hit.slug,
+        "name": hit.name,
+        "url": f"/products/{hit.slug}",
+        "price": money_json(hit.price_min, hit.currency),
+        "price_max": money_json(hit.price_max, hit.currency),
+        "in_stock": hit.in_stock,
+        "image": image_json(image) if image is not None else None,
+    }
+
+
+def variant_json(variant: Variant) -> dict[str, Any]:
+    """A variant: what can be bought, at what price, and whether it can be had now."""
+    return {
+        "sku": variant.sku,
+        "name": variant.name,
+        "price": money_json(variant.price_amount, variant.currency),
+        "attributes": variant.attributes,
+        "in_stock": variant.stock_on_hand > 0,
+        "stock": variant.stock_on_hand,
+    }
+
+
+def options_json(
+    variants: Sequence[Variant], attributes: Mapping[str, Attribute]
+) -> dict[str, list[dict[str, Any]]]:
+    """For a variant picker: each variant attribute's values in first-seen order, with the
+    choice's label and swatch, and whether any variant with that value is in stock."""
+    options: dict[str, dict[str, bool]] = {}
+    for variant in variants:
+        for name, value in variant.attributes.items():
+            seen = options.setdefault(name, {})
+            key = str(value)
+            seen[key] = seen.get(key, False) or variant.stock_on_hand > 0
+    result: dict[str, list[dict[str, Any]]] = {}
+    for name, values in options.items():
+        attribute = attributes.get(name)
+        choices = {c.slug: c for c in attribute.choices} if attribute is not None else {}
+        result[name] = [
+            {
+                "value": value,
+                "label": choices[value].name if value in choices else value,
+                "swatch": choices[value].swatch if value in choices else None,
+                "in_stock": stocked,
+            }
+            for value, stocked in values.items()
+        ]
+    return result
+
+
+def node_json(node: CategoryNode) -> dict[str, Any]:
+    """A category and its subtree."""
+    return {
+        "id": node.id,
+        "slug": node.slug,
+        "name": node.name,
+        "children": [node_json(child) for child in node.children],
+    }
+
+
+def category_json(category: Category) -> dict[str, Any]:
+    return {"id": category.id, "slug": category.slug, "name": category.name}
+
+
+def facets_json(
+    facets: Facets,
+    categories: Mapping[int, Mapping[str, Any]],
+    attributes: Sequence[Attribute],
+    selected: Mapping[str, Sequence[str]],
+) -> dict[str, Any]:
+    """Facet counts with what people read: category names, attribute names, choice labels and
+    swatches, price bounds; `selected` marks the values the query filters by."""
+    by_slug = {attribute.slug: attribute for attribute in attributes}
+    attribute_facets = []
+    for slug, values in facets.attributes.items():
+        attribute = by_slug.get(slug)
+        if attribute is None:
+            continue
+        choices = {choice.slug: choice for choice in attribute.choices}
+        attribute_facets.append(
+            {
+                "slug": slug,
+                "name": attribute.name,
+                "values": [
+                    {
+                        "value": str(value.value),
+                        "label": choices[str(value.value)].name
+                        if str(value.value) in choices
+                        else str(value.value),
+                        "swatch": choices[str(value.value)].swatch
+                        if str(value.value) in choices
+                        else None,
+                        "count": value.count,
+                        "selected": str(value.value) in selected.get(slug, ()),
+                    }
+                    for value in values
+                ],
+            }
+        )
+    bounds = {price_bucket_label(low, high): (low, high) for low, high in PRICE_BUCKETS}
+    return {
+        "categories": [
+            {**categories[int(value.value)], "id": int(value.value), "count": value.count}
+            for value in facets.categories
+            if int(value.value) in categories
+        ],
+        "attributes": attribute_facets,
+        "price_ranges": [
+            {
+                "label": str(value.value),
+                "min": bounds[str(value.value)][0],
+                "max": bounds[str(value.value)][1],
+                "count": value.count,
+            }
+            for value in facets.price_ranges
+        ],
+    }
