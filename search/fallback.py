@@ -1,0 +1,127 @@
+"""Elasticsearch that answers from PostgreSQL when it cannot: FallbackSearch.
+
+Reads (search, suggest) go to the primary backend (Elasticsearch) with a short timeout. When it
+fails (cannot connect, times out, answers an error), the same call is answered by the fallback
+(PostgreSQL), logged as `search.fallback` and counted in aioshop_search_fallback_total; then, for
+`skip_seconds`, reads go straight to the fallback, so a dead cluster costs one timeout every few
+seconds instead of one per request. `SearchResult.backend` says which one answered.
+
+Writes keep both up to date: `index_product` rebuilds PostgreSQL's document in the caller's
+transaction (so the fallback answers with current data) and then copies it to Elasticsearch,
+whose failure raises: the caller's transaction rolls back and the search actor retries.
+
+Cursors: the field sorts make the same keys in both backends, so their cursors work on either;
+a relevance cursor from one backend is InvalidCursor in the other (the API answers 400).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import asyncpg
+import structlog
+from elasticsearch import ApiError, TransportError
+from prometheus_client import Counter
+
+from search.backend import SearchQuery, SearchResult, Suggestion
+from search.elastic import ElasticsearchSearch
+from search.postgres import PostgresSearch
+
+log = structlog.get_logger(__name__)
+
+# elasticsearch.ConnectionError and ConnectionTimeout are TransportErrors; every HTTP error
+# answer (including a missing alias before the first reindex) is an ApiError.
+UNAVAILABLE: tuple[type[BaseException], ...] = (TransportError, ApiError, asyncio.TimeoutError)
+
+FALLBACKS = Counter(
+    "aioshop_search_fallback_total",
+    "Search reads answered by PostgreSQL because Elasticsearch failed or was being skipped.",
+    ["operation"],
+)
+
+T = TypeVar("T")
+
+
+class FallbackSearch:
+    """SearchBackend: `primary` (Elasticsearch) answers, `fallback` (PostgreSQL) when it fails."""
+
+    name = "elasticsearch"
+
+    def __init__(
+        self,
+        primary: ElasticsearchSearch,
+        fallback: PostgresSearch,
+        *,
+        timeout: float = 2.0,
+        skip_seconds: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.primary = primary
+        self.fallback = fallback
+        self.timeout = timeout
+        self.skip_seconds = skip_seconds
+        self.clock = clock
+        self.skip_until = float("-inf")
+
+    @property
+    def skipping(self) -> bool:
+        """Whether reads go straight to the fallback now (a recent failure)."""
+        return self.clock() < self.skip_until
+
+    async def _read(
+        self,
+        operation: str,
+        primary: Callable[[], Awaitable[T]],
+        fallback: Callable[[], Awaitable[T]],
+    ) -> T:
+        if not self.skipping:
+            try:
+                return await asyncio.wait_for(primary(), self.timeout)
+            except UNAVAILABLE as exc:
+                self.skip_until = self.clock() + self.skip_seconds
+                log.warning(
+                    "search.fallback",
+                    operation=operation,
+                    error=type(exc).__name__,
+                    detail=str(exc).splitlines()[0] if str(exc) else "",
+                    skip_seconds=self.skip_seconds,
+                )
+        FALLBACKS.labels(operation=operation).inc()
+        return await fallback()
+
+    async def search(self, query: SearchQuery) -> SearchResult:
+        """One page of hits with facets from Elasticsearch, else PostgreSQL; raises
+        InvalidCursor (a bad cursor is the caller's error, not Elasticsearch's failure)."""
+        return await self._read(
+            "search", lambda: self.primary.search(query), lambda: self.fallback.search(query)
+        )
+
+    async def suggest(self, prefix: str, limit: int = 8) -> list[Suggestion]:
+        """Autocomplete from Elasticsearch, else PostgreSQL."""
+        return await self._read(
+            "suggest",
+            lambda: self.primary.suggest(prefix, limit),
+            lambda: self.fallback.suggest(prefix, limit),
+        )
+
+    async def index_product(self, product_id: int, conn: asyncpg.Connection | None = None) -> None:
+        """Rebuild PostgreSQL's document in the caller's transaction, then Elasticsearch's.
+
+        Raises ProductNotFound, and Elasticsearch's errors (so the caller rolls back and retries).
+        """
+        if conn is None:
+            async with self.fallback.primary.acquire() as own, own.transaction():
+                await self.fallback.index_product(product_id, own)
+                await self.primary.copy_product(product_id, own)
+            return
+        await self.fallback.index_product(product_id, conn)
+        await self.primary.copy_product(product_id, conn)
+
+    async def remove_product(self, product_id: int) -> None:
+        """Drop the product's document in both backends; idempotent. Raises Elasticsearch's
+        errors after PostgreSQL's document is gone."""
+        await self.fallback.remove_product(product_id)
+        await self.primary.remove_product(product_id)
