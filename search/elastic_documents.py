@@ -32,8 +32,9 @@ MAPPINGS: dict[str, Any] = {
         "name": {
             **ENGLISH,
             "fields": {
-                "raw": {"type": "keyword"},  # the name sort, in code point order like C collation
-                "lower": {"type": "keyword", "normalizer": "folded"},  # one suggestion per name
+                "raw": {"type": "keyword"},  # suggestions of equal score, by name
+                # The name sort (PostgreSQL's lower(name)) and one suggestion per name.
+                "lower": {"type": "keyword", "normalizer": "folded"},
             },
         },
         "name_prefix": {"type": "search_as_you_type"},

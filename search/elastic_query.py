@@ -58,7 +58,7 @@ SORT_CLAUSES: dict[Sort, list[dict[str, Any]]] = {
         {"created_at": {"order": "desc", "format": "strict_date_optional_time_nanos"}},
         {"id": {"order": "desc"}},
     ],
-    "name": [{"name.raw": {"order": "asc"}}, {"id": {"order": "asc"}}],
+    "name": [{"name.lower": {"order": "asc"}}, {"id": {"order": "asc"}}],  # as lower(name)
 }
 HIT_SOURCE = ["id", "slug", "name", "price_min", "price_max", "currency", "in_stock"]
 

@@ -1,4 +1,4 @@
-"""The `aioshop` command: up, web, worker, relay, migrate, seed, createadmin.
+"""The `aioshop` command: up, web, worker, relay, migrate, seed, reindex, createadmin.
 
 Every subcommand builds Settings from the environment first, so a missing or malformed variable
 stops it with one line naming the variable, and an unreachable service with one line naming it.
@@ -109,6 +109,35 @@ def cmd_seed(args: argparse.Namespace) -> None:
         print(f"{step.name:<9} {step.rows:>9} rows {step.seconds:>8.2f} s")
     totals = f"{report.products} products, {report.variants} variants"
     print(f"{'total':<9} {totals} {report.seconds:>8.2f} s")
+
+
+def cmd_reindex(args: argparse.Namespace) -> None:
+    from elasticsearch import ApiError, TransportError
+
+    from search.reindex import Step, reindex
+
+    if args.batch < 1:
+        fail("--batch must be at least 1")
+    settings = load_settings()
+
+    def show(step: Step) -> None:
+        print(f"{step.name:<9} {step.count:>9} {step.seconds:>8.2f} s  {step.detail}", flush=True)
+
+    elastic = settings.elasticsearch_url
+    try:
+        report = asyncio.run(
+            reindex(
+                str(settings.database_url),
+                None if elastic is None else str(elastic),
+                batch=args.batch,
+                progress=show,
+            )
+        )
+    except UNREACHABLE as exc:
+        fail(describe_unreachable(exc))
+    except (ApiError, TransportError) as exc:
+        fail(f"Elasticsearch failed: {exc}")
+    print(f"{'total':<9} {'':>9} {report.seconds:>8.2f} s")
 
 
 def cmd_relay(args: argparse.Namespace) -> None:
@@ -227,6 +256,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--products", type=int, help="generate N products with variants (bulk COPY; adds on rerun)"
     )
     seed.add_argument("--seed", type=int, help="random seed for --products (default 1)")
+
+    reindex = add(
+        "reindex", cmd_reindex, "rebuild every search document (and swap the Elasticsearch index)"
+    )
+    reindex.add_argument("--batch", type=int, default=1000, help="products per batch")
 
     admin = add("createadmin", cmd_createadmin, "create a staff or admin account (or promote one)")
     admin.add_argument("--email", help="asked for when missing")

@@ -365,7 +365,7 @@ async def test_a_list_without_facets_asks_for_the_page_only(elastic, cluster) ->
                 "hits": {
                     "total": {"value": 0, "relation": "gte"},
                     "max_score": None,
-                    "hits": [hit(5, "Mug", 900, ["Mug", 5]), hit(6, "Nib", 900, ["Nib", 6])],
+                    "hits": [hit(5, "Mug", 900, ["mug", 5]), hit(6, "Nib", 900, ["nib", 6])],
                 },
             },
         )
@@ -374,7 +374,7 @@ async def test_a_list_without_facets_asks_for_the_page_only(elastic, cluster) ->
     body = cluster.requests[0].body
     assert "aggs" not in body and body["track_total_hits"] is False
     assert (result.facets, result.total, result.did_you_mean) == (None, None, None)
-    assert result.next_after == ("name", "Mug", 5)
+    assert result.next_after == ("name", "mug", 5)
 
 
 # --- reading answers --------------------------------------------------------------------------

@@ -1,0 +1,138 @@
+"""`aioshop reindex`: rebuild every search document, with no downtime.
+
+PostgreSQL: every published product's document again (search_index_products, in batches, each
+its own short transaction so indexing actors are never blocked for long), then the vocabulary
+(search_rebuild_terms). With ELASTICSEARCH_URL also Elasticsearch: a new concrete index is
+created and bulk-loaded while the alias still serves the old one; one update_aliases call then
+moves the alias (remove old + add new, atomic), products indexed meanwhile (their indexed_at is
+after the load began: the actor wrote them to the old index) are copied again, and the old index
+is deleted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import asyncpg
+from elasticsearch import AsyncElasticsearch
+
+from search.elastic import ElasticsearchSearch
+from search.elastic_documents import SELECT_INDEXED_SINCE
+from search.postgres import PostgresSearch
+from storage.database import create_pool
+
+BATCH = 1000
+# Bulk requests of a few hundred documents take longer than the short timeout searches use.
+BULK_REQUEST_TIMEOUT_SECONDS = 120.0
+LIST_PUBLISHED_AFTER = """
+    SELECT id FROM products WHERE is_published AND id > $1 ORDER BY id LIMIT $2
+"""
+INDEX_PRODUCTS = "SELECT count(*) FROM search_index_products($1::bigint[])"
+GET_NOW = "SELECT now()"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One thing reindex did: what, how many (products, words, indices), how long."""
+
+    name: str
+    count: int
+    seconds: float
+    detail: str = ""
+
+
+@dataclass
+class Report:
+    steps: list[Step] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class Timer:
+    """Appends a Step to the report for each `done` call, timed since the previous one."""
+
+    def __init__(self, report: Report, progress: Callable[[Step], None] | None) -> None:
+        self.report, self.progress = report, progress
+        self.started = self.last = time.monotonic()
+
+    def done(self, name: str, count: int, detail: str = "") -> None:
+        now = time.monotonic()
+        step = Step(name, count, now - self.last, detail)
+        self.last = now
+        self.report.steps.append(step)
+        self.report.seconds = now - self.started
+        if self.progress is not None:
+            self.progress(step)
+
+
+async def reindex_postgres(pool: asyncpg.Pool, timer: Timer, batch: int = BATCH) -> int:
+    """Rebuild every published product's PostgreSQL document, then search_terms; returns the
+    number of products."""
+    indexed, last_id = 0, 0
+    while True:
+        ids = [row["id"] for row in await pool.fetch(LIST_PUBLISHED_AFTER, last_id, batch)]
+        if not ids:
+            break
+        indexed += int(await pool.fetchval(INDEX_PRODUCTS, ids))
+        last_id = ids[-1]
+    timer.done("postgres", indexed, "documents rebuilt")
+    words = await PostgresSearch(pool, pool).rebuild_terms()
+    timer.done("terms", words, "words in search_terms")
+    return indexed
+
+
+async def reindex_elastic(
+    client: AsyncElasticsearch, pool: asyncpg.Pool, timer: Timer, batch: int = 500
+) -> str:
+    """Load a new index and move the alias to it; returns the new index's name.
+
+    A failure before the swap deletes the new index and raises: the alias still serves the old.
+    """
+    elastic = ElasticsearchSearch(client, pool)
+    started: datetime = await pool.fetchval(GET_NOW)
+    new_index = await elastic.create_index()
+    try:
+        loaded = await elastic.load(new_index, pool, batch)
+        timer.done("elastic", loaded, f"documents loaded into {new_index}")
+        old_indices = [name for name in await elastic.aliased_indices() if name != new_index]
+        await elastic.swap_alias(new_index, old_indices)
+    except BaseException:
+        with suppress(Exception):  # the original error says more than a failed clean-up
+            await elastic.drop_indices([new_index])
+        raise
+    timer.done("alias", 1, f"{elastic.alias} -> {new_index}")
+    # Written by the search actor to the old index while we loaded: copy them again.
+    changed = [row["id"] for row in await pool.fetch(SELECT_INDEXED_SINCE, started)]
+    copied = await elastic.copy_products(new_index, changed, pool)
+    await elastic.drop_indices(old_indices)
+    timer.done("catch-up", copied, f"documents recopied; dropped {', '.join(old_indices) or '-'}")
+    return new_index
+
+
+async def reindex(
+    database_url: str,
+    elasticsearch_url: str | None,
+    *,
+    batch: int = BATCH,
+    progress: Callable[[Step], None] | None = None,
+) -> Report:
+    """Rebuild PostgreSQL's documents and, with a URL, Elasticsearch's index; see the module."""
+    report = Report()
+    timer = Timer(report, progress)
+    pool = await create_pool(database_url, 2, read_only=False)
+    try:
+        await reindex_postgres(pool, timer, batch)
+        if elasticsearch_url is not None:
+            client = AsyncElasticsearch(
+                elasticsearch_url, request_timeout=BULK_REQUEST_TIMEOUT_SECONDS
+            )
+            try:
+                await reindex_elastic(client, pool, timer, min(batch, 500))
+            finally:
+                await client.close()
+    finally:
+        await pool.close()
+    return report
