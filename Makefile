@@ -49,6 +49,18 @@ format: install
 clean:
 	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache
 
-.PHONY: bench-auth
+.PHONY: bench-auth bench-catalog wrk
 bench-auth: install
 	$(VENV)/bin/python -m tests.bench.auth_bench
+
+# Catalog reads on 100,000 seeded products, as ratios to a bare aiohttp endpoint (wrk).
+bench-catalog: install wrk
+	$(VENV)/bin/python -m tests.bench.catalog_bench $(BENCH_ARGS)
+
+# Debian's wrk, the load tool of bench-catalog.
+wrk:
+	@command -v wrk >/dev/null || { \
+		SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; \
+	}

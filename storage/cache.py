@@ -3,6 +3,9 @@
     catalog:version            the commit position (LSN, 16 hex digits) of the newest change
     catalog:{version}:{name}:{digest of the parameters}   etag, newline, JSON body
 
+A hit costs one round trip: a script (READ) reads the version and the entry under it. (It names
+the entry's key itself, which a Redis Cluster would refuse: this cache needs one Redis.)
+
 A change to the catalog commits, then moves `catalog:version` forward to its commit position
 (`changed`): every key of the older version stops being read at once and expires on its own
 (`ttl`). The search actor moves it again once the search documents are rebuilt, so a page filled
@@ -23,7 +26,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import redis.asyncio as aioredis
 import structlog
@@ -42,6 +45,11 @@ if not current or current < ARGV[1] then
     return ARGV[1]
 end
 return current
+"""
+# One round trip for a read: the version, and the entry under it.
+READ = """
+local version = redis.call('GET', KEYS[1]) or '0'
+return {version, redis.call('GET', 'catalog:' .. version .. ':' .. ARGV[1])}
 """
 CACHE_LOOKUPS = Counter(
     "aioshop_catalog_cache_total",
@@ -87,6 +95,7 @@ class CatalogCache:
         self.retry_after = retry_after
         self.enabled = enabled
         self._unusable_until = 0.0
+        self._read = redis.register_script(READ)
 
     def _usable(self) -> bool:
         return self.enabled and time.monotonic() >= self._unusable_until
@@ -97,40 +106,31 @@ class CatalogCache:
             log.warning("catalog_cache.redis_failed", operation=operation, error=repr(exc))
         self._unusable_until = time.monotonic() + self.retry_after
 
-    async def version(self) -> str | None:
-        """The catalog's version ('0' before any change), or None when Redis cannot say."""
-        if not self._usable():
-            return None
-        try:
-            value = cast(bytes | None, await self.redis.get(VERSION_KEY))
-        except (RedisError, OSError) as exc:
-            self._failed("version", exc)
-            return None
-        return "0" if value is None else value.decode()
-
     async def read(self, name: str, params: Any, fill: Fill, *, min_lsn: int | None) -> Cached:
         """The cached answer to (`name`, `params`), else `fill(fresh_for)`'s, stored.
 
         `params` must be JSON (it makes the key). `fill` gets the commit position its reads
         must include: the catalog version or the client's own last write, whichever is later.
         """
-        version = await self.version()
-        if version is None:
+        if not self._usable():
             CACHE_LOOKUPS.labels(name, "bypass").inc()
             return encode(await fill(min_lsn))
         digest = hashlib.blake2b(
             json.dumps(params, sort_keys=True, separators=(",", ":")).encode(), digest_size=16
         ).hexdigest()
-        key = f"catalog:{version}:{name}:{digest}"
+        suffix = f"{name}:{digest}"
         try:
-            stored = cast(bytes | None, await self.redis.get(key))
+            version_bytes, stored = await self._read(keys=[VERSION_KEY], args=[suffix])
         except (RedisError, OSError) as exc:
-            self._failed("get", exc)
-            stored = None
+            self._failed("read", exc)
+            CACHE_LOOKUPS.labels(name, "bypass").inc()
+            return encode(await fill(min_lsn))
+        version = version_bytes.decode()
         if stored is not None:
             etag, _, body = stored.partition(b"\n")
             CACHE_LOOKUPS.labels(name, "hit").inc()
             return Cached(body, etag.decode())
+        key = f"catalog:{version}:{suffix}"
         CACHE_LOOKUPS.labels(name, "miss").inc()
         version_lsn = int(version, 16)
         cached = encode(await fill(max(min_lsn or 0, version_lsn) or None))

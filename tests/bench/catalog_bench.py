@@ -1,0 +1,243 @@
+"""Benchmark of the catalog reads on 100,000 seeded products, against a bare aiohttp endpoint.
+
+A script, not a test: it prints figures and asserts nothing. Each row is one wrk run (2 threads)
+against one single-process server; the first row is a bare aiohttp JSON endpoint measured in the
+same run by the same tool, and every other row is also given as a ratio to it. Load tool,
+servers, PostgreSQL and Redis share the machine's cores, so compare ratios, not absolute figures.
+
+    make bench-catalog          # installs wrk (Debian) if missing, then:
+    .venv/bin/python -m tests.bench.catalog_bench [--products 100000] [--seconds 10] [--fresh]
+
+The seeded database (`aioshop_bench_catalog_<N>` on TEST_DATABASE_URL's server) is kept between
+runs (seeding takes about a minute); --fresh seeds it again. Redis DB 10 is flushed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlencode
+
+import aiohttp
+import asyncpg
+import redis
+
+from tests.bench.support import (
+    ADMIN_DSN,
+    Load,
+    clean_env,
+    dsn_for,
+    execute,
+    run_cli,
+    serving,
+    wrk,
+    wrk_path,
+)
+
+REDIS_URL = "redis://127.0.0.1:6379/10"
+SERVER_ENV = {
+    "REDIS_URL": REDIS_URL,
+    "BROKER_URL": "amqp://guest:guest@127.0.0.1:5672/",  # settings only: no worker runs
+    "SECRET_KEY": "bench-secret-" + "k" * 27,
+    "LOG_LEVEL": "warning",
+    "LOG_FORMAT": "json",
+}
+SORTS = ("newest", "price_asc", "price_desc", "name")
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    server: str  # "bare", "cached" or "uncached"
+    paths: list[str]
+    connections: int
+    target: str = ""  # e.g. ">= 25%" (of the bare rate) or "p99 <= 50 ms"
+    warm: bool = False  # request every path once before measuring (fills the cache)
+
+
+async def ensure_catalog(products: int, fresh: bool) -> str:
+    name = f"aioshop_bench_catalog_{products}"
+    dsn = dsn_for(name)
+    if not fresh:
+        try:
+            conn = await asyncpg.connect(dsn, timeout=5)
+        except asyncpg.InvalidCatalogNameError:
+            pass
+        else:
+            try:
+                have = await conn.fetchval("SELECT count(*) FROM products")
+            finally:
+                await conn.close()
+            if have >= products:
+                print(f"catalog: reusing {name} ({have} products)")
+                return dsn
+    await execute(ADMIN_DSN, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await execute(ADMIN_DSN, f'CREATE DATABASE "{name}"')
+    env = clean_env(SERVER_ENV | {"DATABASE_URL": dsn})
+    run_cli(env, "migrate")
+    print(f"catalog: seeding {products} products into {name} ...", flush=True)
+    print(run_cli(env, "seed", "--products", str(products), "--seed", "1").strip()[-400:])
+    return dsn
+
+
+async def sample_paths(dsn: str) -> dict[str, list[str]]:
+    """Realistic request mixes drawn from the seeded catalog (deterministic)."""
+    rng = random.Random(7)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("SELECT setseed(0.42)")
+        slugs = [r["slug"] for r in await conn.fetch(
+            "SELECT slug FROM products WHERE is_published ORDER BY random() LIMIT 1000"
+        )]  # fmt: skip
+        categories = [r["slug"] for r in await conn.fetch(
+            "SELECT c.slug FROM categories c WHERE EXISTS"
+            " (SELECT FROM products p WHERE p.category_id = c.id) ORDER BY c.slug"
+        )]  # fmt: skip
+        names = [r["name"] for r in await conn.fetch(
+            "SELECT name FROM products WHERE is_published ORDER BY random() LIMIT 400"
+        )]  # fmt: skip
+        facets = [r["f"] for r in await conn.fetch(
+            "SELECT DISTINCT f FROM (SELECT unnest(search_facets) f FROM products"
+            " WHERE is_published LIMIT 50000) s JOIN attributes a"
+            " ON a.slug = split_part(f, '=', 1) AND a.is_filterable ORDER BY f"
+        )]  # fmt: skip
+    finally:
+        await conn.close()
+    searches = []
+    for name in names[:200]:
+        words = [w for w in name.lower().split() if w.isalpha() and len(w) > 2]
+        if not words:
+            continue
+        word = rng.choice(words)
+        kind = rng.random()
+        if kind < 0.2 and len(word) > 4:  # a typo: two letters swapped
+            i = rng.randrange(1, len(word) - 2)
+            word = word[:i] + word[i + 1] + word[i] + word[i + 2 :]
+        elif kind < 0.4:  # typed so far
+            word = word[: max(3, len(word) // 2)]
+        elif kind < 0.6 and len(words) > 1:
+            word = " ".join(words[:2])
+        params = {"q": word}
+        if rng.random() < 0.3 and facets:
+            slug, _, value = rng.choice(facets).partition("=")
+            params[f"attr.{slug}"] = value
+        if rng.random() < 0.2:
+            params["in_stock"] = "true"
+        searches.append("/api/v1/search?" + urlencode(params))
+    lists = [
+        "/api/v1/products?" + urlencode({"category": c, "sort": s, "limit": 24})
+        for c in categories
+        for s in SORTS
+    ]
+    return {
+        "detail": [f"/api/v1/products/{slug}" for slug in slugs],
+        "lists": lists,
+        "searches": searches,
+        "pages": [f"/c/{c}" for c in categories],
+    }
+
+
+async def warm(base_url: str, paths: list[str]) -> None:
+    """Request every path once (16 at a time): the cached rows then measure cache hits."""
+    semaphore = asyncio.Semaphore(16)
+    async with aiohttp.ClientSession() as http:
+
+        async def one(path: str) -> None:
+            async with semaphore, http.get(base_url + path) as resp:
+                await resp.read()
+
+        await asyncio.gather(*(one(p) for p in paths))
+
+
+async def status_of(base_url: str, path: str) -> int:
+    async with aiohttp.ClientSession() as http, http.get(base_url + path) as resp:
+        return resp.status
+
+
+def verdict(row: Row, load: Load, bare: Load) -> str:
+    if row.target.startswith(">="):
+        needed = float(row.target[2:].strip(" %")) / 100
+        return "met" if load.requests_per_second >= needed * bare.requests_per_second else "MISSED"
+    if row.target.startswith("p99"):
+        return "met" if load.p99_ms <= float(row.target.split("<=")[1].split()[0]) else "MISSED"
+    return ""
+
+
+async def main(args: argparse.Namespace) -> None:
+    wrk_path()
+    dsn = await ensure_catalog(args.products, args.fresh)
+    mixes = await sample_paths(dsn)
+    with redis.Redis.from_url(REDIS_URL) as client:
+        client.flushdb()
+    rows = [
+        Row("bare aiohttp JSON endpoint", "bare", ["/json"], 64),
+        Row("product list page (24 items, cached)", "cached", ["/api/v1/products?limit=24"], 64,
+            ">= 25%", warm=True),
+        Row(f"product list (cache off; {len(mixes['lists'])} category x sort pages)", "uncached",
+            mixes["lists"], 64, ">= 15%"),
+        Row(f"product detail (cached; {len(mixes['detail'])} products)", "cached",
+            mixes["detail"], 64, ">= 25%", warm=True),
+        Row(f"search with facets (cached; {len(mixes['searches'])} queries)", "cached",
+            mixes["searches"], 16, "p99 <= 50 ms", warm=True),
+        Row("search with facets (cache off)", "uncached", mixes["searches"], 16, "p99 <= 50 ms"),
+        Row(f"storefront category page, HTML (cached; {len(mixes['pages'])} categories)",
+            "cached", mixes["pages"], 64, warm=True),
+    ]  # fmt: skip
+    results: list[tuple[Row, Load]] = []
+    with tempfile.TemporaryDirectory(prefix="aioshop_bench_") as tmp:
+        workdir = Path(tmp)
+        base = clean_env(SERVER_ENV | {"DATABASE_URL": dsn, "DATA_DIR": str(workdir)})
+        web_argv = ["-m", "web.cli", "web", "--host", "127.0.0.1"]
+        async with (
+            serving(["-m", "tests.bench.bare_app"], base, workdir / "bare.log") as bare_url,
+            serving(web_argv, base, workdir / "cached.log") as cached_url,
+            serving(
+                web_argv, base | {"CATALOG_CACHE_SECONDS": "0"}, workdir / "uncached.log"
+            ) as uncached_url,
+        ):
+            urls = {"bare": bare_url, "cached": cached_url, "uncached": uncached_url}
+            for row in rows:
+                url = urls[row.server]
+                status = await status_of(url, row.paths[0])
+                if status != 200:
+                    print(f"skipped {row.name}: {row.paths[0]} answers {status}")
+                    continue
+                if row.warm:
+                    await warm(url, row.paths)
+                load = wrk(url, connections=row.connections, seconds=args.seconds,
+                           paths=row.paths, workdir=workdir)  # fmt: skip
+                results.append((row, load))
+                print(f"  measured {row.name}: {load.requests_per_second:.0f} req/s", flush=True)
+    report(results, args)
+
+
+def report(results: list[tuple[Row, Load]], args: argparse.Namespace) -> None:
+    bare = results[0][1]
+    print(
+        f"\n{args.products} products; wrk -t2, {args.seconds:g} s a row; nproc="
+        f"{len(os.sched_getaffinity(0))}, load average {os.getloadavg()[0]:.1f}\n"
+    )
+    print("| row | conns | req/s | p50 ms | p99 ms | vs bare | target | |")
+    print("|---|---|---|---|---|---|---|---|")
+    for row, load in results:
+        ratio = load.requests_per_second / bare.requests_per_second
+        problems = f" ({load.non_2xx} non-2xx, {load.errors} socket errors)" if (
+            load.non_2xx or load.errors) else ""  # fmt: skip
+        print(
+            f"| {row.name}{problems} | {row.connections} | {load.requests_per_second:,.0f} |"
+            f" {load.p50_ms:.1f} | {load.p99_ms:.1f} | {ratio:.0%} | {row.target} |"
+            f" {verdict(row, load, bare)} |"
+        )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--products", type=int, default=100_000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--fresh", action="store_true", help="seed the catalog again")
+    asyncio.run(main(parser.parse_args()))

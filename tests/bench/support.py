@@ -1,0 +1,163 @@
+"""What the benchmark scripts share: throwaway databases, servers on free ports, wrk."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+
+from configs.settings import Settings
+
+ADMIN_DSN = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def dsn_for(database: str) -> str:
+    return f"{ADMIN_DSN.rpartition('/')[0]}/{database}"
+
+
+async def execute(dsn: str, statement: str, *args: object) -> None:
+    conn = await asyncpg.connect(dsn, timeout=5)
+    try:
+        await conn.execute(statement, *args)
+    finally:
+        await conn.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def healthy(base_url: str) -> bool:
+    try:
+        async with aiohttp.ClientSession() as probe, probe.get(base_url + "/healthz") as resp:
+            return resp.status == 200
+    except aiohttp.ClientError:
+        return False
+
+
+def clean_env(settings: Mapping[str, str]) -> dict[str, str]:
+    """The caller's environment without any shop setting, plus `settings`."""
+    env = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
+    return env | dict(settings)
+
+
+def run_cli(env: Mapping[str, str], *argv: str) -> str:
+    """Run `aioshop <argv>` to the end; its output, or SystemExit with it on failure."""
+    done = subprocess.run(
+        [sys.executable, "-m", "web.cli", *argv], env=dict(env), capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"aioshop {' '.join(argv)} failed:\n{done.stdout}\n{done.stderr}")
+    return done.stdout + done.stderr
+
+
+@asynccontextmanager
+async def serving(argv: list[str], env: Mapping[str, str], log_path: Path) -> AsyncIterator[str]:
+    """Run `python <argv>` (a server taking --port) on a free port until /healthz answers;
+    yields its base URL and stops it afterwards."""
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    with log_path.open("wb") as log:  # a new session: Ctrl-C reaches only us; we stop it below
+        server = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *argv,
+            "--port",
+            str(port),
+            env=dict(env),
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while not await healthy(base_url):
+            if server.returncode is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the server did not start: {log_path.read_text()[-2000:]}")
+            await asyncio.sleep(0.2)
+        yield base_url
+    finally:
+        server.terminate()
+        try:
+            await asyncio.wait_for(server.wait(), 10)
+        except TimeoutError:
+            server.kill()
+            await server.wait()
+
+
+@dataclass(frozen=True)
+class Load:
+    """What wrk measured for one row."""
+
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    non_2xx: int
+    errors: int
+
+
+UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+
+def _ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if match is None:
+        raise ValueError(f"not a wrk duration: {text}")
+    return float(match.group(1)) * UNITS[match.group(2)]
+
+
+def wrk_path() -> str:
+    found = shutil.which("wrk")
+    if found is None:
+        raise SystemExit("wrk is not installed: `make bench-catalog` installs it (Debian's wrk)")
+    return found
+
+
+def wrk(
+    url: str, *, connections: int, seconds: float, paths: list[str] | None, workdir: Path
+) -> Load:
+    """Load `url` with wrk (2 threads), cycling through `paths` when given."""
+    argv = [wrk_path(), "-t2", f"-c{connections}", f"-d{seconds:g}s", "--latency"]
+    if paths:
+        script = workdir / f"paths-{abs(hash(tuple(paths)))}.lua"
+        quoted = ",\n".join('"' + p.replace("\\", "\\\\").replace('"', '\\"') + '"' for p in paths)
+        script.write_text(
+            "local paths = {\n" + quoted + "\n}\n"
+            "local n = 0\n"
+            "function setup(thread) thread:set('offset', math.random(#paths)) end\n"
+            "function request()\n"
+            "  n = n + 1\n"
+            "  return wrk.format('GET', paths[((n + (offset or 0)) % #paths) + 1])\n"
+            "end\n"
+        )
+        argv += ["-s", str(script)]
+    done = subprocess.run([*argv, url], capture_output=True, text=True, check=True)
+    out = done.stdout
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    p50 = re.search(r"^\s+50%\s+(\S+)", out, re.MULTILINE)
+    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.MULTILINE)
+    if rate is None or p50 is None or p99 is None:
+        raise RuntimeError(f"cannot read wrk's output:\n{out}\n{done.stderr}")
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return Load(
+        float(rate.group(1)),
+        _ms(p50.group(1)),
+        _ms(p99.group(1)),
+        int(non_2xx.group(1)) if non_2xx else 0,
+        sum(int(g) for g in errors.groups()) if errors else 0,
+    )

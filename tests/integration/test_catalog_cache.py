@@ -1,0 +1,66 @@
+"""The catalog cache against a real Redis: versions, hits, misses, and a Redis that fails."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from storage.cache import VERSION_KEY, CatalogCache
+
+
+class Source:
+    """A fill function that counts its calls and remembers the freshness it was asked for."""
+
+    def __init__(self) -> None:
+        self.calls: list[int | None] = []
+        self.value: Any = {"n": 1}
+
+    async def __call__(self, fresh_for: int | None) -> Any:
+        self.calls.append(fresh_for)
+        return self.value
+
+
+async def test_a_hit_until_the_version_moves_and_fills_read_at_least_that_fresh(
+    redis_url: str,
+) -> None:
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        cache, source = CatalogCache(client), Source()
+        first = await cache.read("list", {"page": 1}, source, min_lsn=None)
+        source.value = {"n": 2}
+        again = await cache.read("list", {"page": 1}, source, min_lsn=None)
+        assert (again, source.calls) == (first, [None])
+        await cache.changed(0x5000)
+        fresh = await cache.read("list", {"page": 1}, source, min_lsn=0x10)
+        assert fresh.body == b'{"n":2}' and fresh.etag != first.etag
+        assert source.calls == [None, 0x5000]  # the version's position, not the client's older one
+        await cache.read("list", {"page": 2}, source, min_lsn=0x9000)
+        assert source.calls[-1] == 0x9000  # the client's own later write wins
+    finally:
+        await client.aclose()
+
+
+async def test_the_version_never_moves_back(redis_url: str) -> None:
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        cache = CatalogCache(client)
+        await cache.changed(0x20_0000_0000)
+        await cache.changed(0x9)  # reported late by a slower writer
+        assert await client.get(VERSION_KEY) == b"%016x" % 0x20_0000_0000
+    finally:
+        await client.aclose()
+
+
+async def test_a_failing_redis_is_bypassed_then_tried_again() -> None:
+    client = aioredis.Redis.from_url("redis://127.0.0.1:9/0", socket_connect_timeout=1)
+    try:
+        cache, source = CatalogCache(client, retry_after=60), Source()
+        for _ in range(3):
+            assert (await cache.read("list", 1, source, min_lsn=7)).body == b'{"n":1}'
+        assert source.calls == [7, 7, 7]
+        assert not cache._usable()  # the next minute's reads do not wait for Redis
+        cache._unusable_until = 0  # the minute has passed
+        assert cache._usable()
+    finally:
+        await client.aclose()
