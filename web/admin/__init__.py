@@ -1,9 +1,13 @@
-"""/admin: where staff run the shop. Staff only; the catalog and order pages hang here."""
+"""/admin: where staff run the shop. Staff only; the catalog and order pages hang here.
+
+The staff_only middleware guards every route of this application, so no page can forget it.
+"""
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from web.admin import categories, products, types, uploads
 from web.guards import staff_only
 from web.store.render import render
 
@@ -17,4 +21,8 @@ def create_admin_app() -> web.Application:
     """The /admin application."""
     app = web.Application(middlewares=[staff_only])
     app.router.add_get("/", index, name="admin")
+    products.add_routes(app)
+    uploads.add_routes(app)
+    categories.add_routes(app)
+    types.add_routes(app)
     return app

@@ -1,0 +1,273 @@
+"""What staff do to products and variants: a filtered list, create, edit, publish, variant rows.
+
+Every write runs in the caller's transaction, so a product and all its variant rows are saved
+together or not at all. Constraint violations become the storage errors the staff pages show
+beside a field; after one of them the caller's transaction is unusable and must roll back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+import asyncpg
+
+from storage.attributes import ProductType, get_product_type
+from storage.database import Executor
+from storage.errors import (
+    CategoryNotFound,
+    DuplicateSku,
+    DuplicateSlug,
+    NotFound,
+    ProductNotFound,
+    ProductTypeNotFound,
+)
+from storage.products import PRODUCT_COLUMNS, Product
+
+# Filters are optional: a NULL parameter switches its condition off. The category filter takes
+# the category's whole subtree (its path contains the id). Name matches anywhere, SKU by prefix.
+LIST_PRODUCTS = f"""
+    SELECT {PRODUCT_COLUMNS} FROM products p
+    WHERE ($1::text IS NULL
+           OR p.name ILIKE '%' || $1 || '%' ESCAPE '\\'
+           OR EXISTS (SELECT FROM variants v
+                      WHERE v.product_id = p.id AND v.sku LIKE upper($1) || '%' ESCAPE '\\'))
+      AND ($2::bigint IS NULL
+           OR p.category_id IN (SELECT id FROM categories WHERE path @> ARRAY[$2::bigint]))
+      AND ($3::boolean IS NULL OR p.is_published = $3)
+      AND ($4::boolean IS NULL OR p.in_stock = $4)
+    ORDER BY p.created_at DESC, p.id DESC
+    LIMIT $5 OFFSET $6
+"""
+INSERT_PRODUCT = f"""
+    INSERT INTO products (slug, name, description, category_id, product_type_id, attributes,
+                          is_published)
+    VALUES ($1, $2, $3, $4, $5, $6, $7)
+    RETURNING {PRODUCT_COLUMNS}
+"""
+# The product type is chosen at creation and kept: its attribute values depend on it.
+UPDATE_PRODUCT = f"""
+    UPDATE products
+    SET slug = $2, name = $3, description = $4, category_id = $5, attributes = $6,
+        is_published = $7, updated_at = now()
+    WHERE id = $1
+    RETURNING {PRODUCT_COLUMNS}
+"""
+SET_PUBLISHED = """
+    UPDATE products SET is_published = $2, updated_at = now() WHERE id = $1 RETURNING id
+"""
+INSERT_VARIANT = """
+    INSERT INTO variants (product_id, sku, name, price_amount, currency, stock_on_hand,
+                          attributes, position)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+    RETURNING id
+"""
+UPDATE_VARIANT = """
+    UPDATE variants
+    SET sku = $3, name = $4, price_amount = $5, currency = $6, stock_on_hand = $7,
+        attributes = $8, position = $9, updated_at = now()
+    WHERE id = $1 AND product_id = $2
+    RETURNING id
+"""
+DELETE_VARIANT = "DELETE FROM variants WHERE id = $1 AND product_id = $2 RETURNING id"
+LIST_PRODUCTS_UNDER_CATEGORY = """
+    SELECT p.id FROM products p
+    WHERE p.category_id IN (SELECT id FROM categories WHERE path @> ARRAY[$1::bigint])
+    ORDER BY p.id
+"""
+LIST_PRODUCT_TYPE_IDS = "SELECT id FROM product_types ORDER BY name, id"
+# Lock first: two staff saving the same product apply their variant rows one after the other.
+LOCK_PRODUCT = "SELECT id FROM products WHERE id = $1 FOR UPDATE"
+
+
+class VariantNotFound(NotFound):
+    """The variant is not (or no longer) one of this product's variants."""
+
+    def __init__(self, variant_id: int) -> None:
+        super().__init__(f"variant {variant_id} does not exist")
+        self.variant_id = variant_id
+
+
+@dataclass(frozen=True)
+class VariantRow:
+    """A variant as staff submit it: `id` None for a new one."""
+
+    id: int | None
+    sku: str
+    name: str
+    price_amount: int
+    currency: str
+    stock_on_hand: int
+    attributes: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ProductFields:
+    """The product's own fields as staff edit them."""
+
+    slug: str
+    name: str
+    description: str
+    category_id: int | None
+    attributes: dict[str, Any]
+    is_published: bool
+
+
+def _product(row: Any) -> Product:
+    return Product(**{f.name: row[f.name] for f in fields(Product)})
+
+
+def like_escape(text: str) -> str:
+    """`text` with LIKE's wildcards escaped, so a search for "50%" means those characters."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def list_products(
+    executor: Executor,
+    *,
+    query: str | None = None,
+    category_id: int | None = None,
+    published: bool | None = None,
+    in_stock: bool | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[Product]:
+    """Products newest first, published or not, filtered by name or SKU prefix and the rest."""
+    rows = await executor.fetch(
+        LIST_PRODUCTS,
+        like_escape(query) if query else None,
+        category_id,
+        published,
+        in_stock,
+        limit,
+        offset,
+    )
+    return [_product(row) for row in rows]
+
+
+def _missing(
+    exc: asyncpg.ForeignKeyViolationError, category_id: int | None, product_type_id: int | None
+) -> Exception:
+    """The row a foreign key found missing: the product type or the category."""
+    if exc.constraint_name == "products_product_type_id_fkey" and product_type_id is not None:
+        return ProductTypeNotFound(product_type_id)
+    return CategoryNotFound(category_id if category_id is not None else "?")
+
+
+async def create_product(
+    conn: asyncpg.Connection, product: ProductFields, *, product_type_id: int | None
+) -> Product:
+    """Insert a product without variants; raises DuplicateSlug, CategoryNotFound or
+    ProductTypeNotFound (the caller's transaction is then unusable: roll back)."""
+    try:
+        row = await conn.fetchrow(
+            INSERT_PRODUCT,
+            product.slug,
+            product.name,
+            product.description,
+            product.category_id,
+            product_type_id,
+            product.attributes,
+            product.is_published,
+        )
+    except asyncpg.UniqueViolationError:
+        raise DuplicateSlug(product.slug) from None
+    except asyncpg.ForeignKeyViolationError as exc:
+        raise _missing(exc, product.category_id, product_type_id) from None
+    return _product(row)
+
+
+async def update_product(
+    conn: asyncpg.Connection, product_id: int, product: ProductFields
+) -> Product:
+    """Change a product's own fields; raises ProductNotFound, DuplicateSlug or CategoryNotFound
+    (after the last two the caller's transaction is unusable: roll back)."""
+    try:
+        row = await conn.fetchrow(
+            UPDATE_PRODUCT,
+            product_id,
+            product.slug,
+            product.name,
+            product.description,
+            product.category_id,
+            product.attributes,
+            product.is_published,
+        )
+    except asyncpg.UniqueViolationError:
+        raise DuplicateSlug(product.slug) from None
+    except asyncpg.ForeignKeyViolationError as exc:
+        raise _missing(exc, product.category_id, None) from None
+    if row is None:
+        raise ProductNotFound(product_id)
+    return _product(row)
+
+
+async def lock_product(conn: asyncpg.Connection, product_id: int) -> None:
+    """Lock the product row for the caller's transaction; raises ProductNotFound."""
+    if await conn.fetchval(LOCK_PRODUCT, product_id) is None:
+        raise ProductNotFound(product_id)
+
+
+async def set_published(conn: asyncpg.Connection, product_id: int, published: bool) -> None:
+    """Publish or unpublish; raises ProductNotFound. Idempotent."""
+    if await conn.fetchval(SET_PUBLISHED, product_id, published) is None:
+        raise ProductNotFound(product_id)
+
+
+async def save_variant(
+    conn: asyncpg.Connection, product_id: int, variant: VariantRow, position: int
+) -> int:
+    """Insert (id None) or update one of the product's variants; returns its id.
+
+    Raises DuplicateSku or VariantNotFound (after DuplicateSku the caller's transaction is
+    unusable: roll back). Prices and stock below zero are refused by the table's CHECKs, so
+    callers validate them first to say why.
+    """
+    try:
+        if variant.id is None:
+            new_id: int = await conn.fetchval(
+                INSERT_VARIANT,
+                product_id,
+                variant.sku,
+                variant.name,
+                variant.price_amount,
+                variant.currency,
+                variant.stock_on_hand,
+                variant.attributes,
+                position,
+            )
+            return new_id
+        updated = await conn.fetchval(
+            UPDATE_VARIANT,
+            variant.id,
+            product_id,
+            variant.sku,
+            variant.name,
+            variant.price_amount,
+            variant.currency,
+            variant.stock_on_hand,
+            variant.attributes,
+            position,
+        )
+    except asyncpg.UniqueViolationError:
+        raise DuplicateSku(variant.sku) from None
+    if updated is None:
+        raise VariantNotFound(variant.id)
+    return variant.id
+
+
+async def delete_variant(conn: asyncpg.Connection, product_id: int, variant_id: int) -> None:
+    """Remove one of the product's variants; raises VariantNotFound."""
+    if await conn.fetchval(DELETE_VARIANT, variant_id, product_id) is None:
+        raise VariantNotFound(variant_id)
+
+
+async def product_types(executor: Executor) -> list[ProductType]:
+    """Every product type with its declared attributes, by name (staff pages: a few dozen)."""
+    ids = [row["id"] for row in await executor.fetch(LIST_PRODUCT_TYPE_IDS)]
+    return [await get_product_type(executor, type_id) for type_id in ids]
+
+
+async def products_under(executor: Executor, category_id: int) -> list[int]:
+    """Ids of the products in the category or below it (their search documents name it)."""
+    return [row["id"] for row in await executor.fetch(LIST_PRODUCTS_UNDER_CATEGORY, category_id)]

@@ -1,0 +1,183 @@
+"""Staff category pages: the tree, create, rename, move a subtree, delete an empty category.
+
+Each change commits, then moves the catalog cache version (category trees and breadcrumbs are
+cached reads). Refusals are shown on the page beside the form they are about: errors are keyed
+"new" for the create form and the category id for that category's forms.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+from storage import catalog_admin, categories, transaction
+from storage.errors import CategoryCycle, CategoryNotEmpty, CategoryNotFound, DuplicateSlug
+from web.admin.product_form import FRIENDLY
+from web.catalog import catalog_changed, product_changed
+from web.keys import DB, MIN_LSN
+from web.store.forms import Form, read_form
+from web.store.render import render
+
+Slug = Annotated[
+    str, StringConstraints(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", min_length=1, max_length=120)
+]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+
+
+class CategoryIn(BaseModel):
+    model_config = ConfigDict(str_strip_whitespace=True)
+
+    name: Name
+    slug: Slug
+    parent_id: int | None = None
+
+
+class RenameIn(BaseModel):
+    model_config = ConfigDict(str_strip_whitespace=True)
+
+    name: Name
+    slug: Slug
+
+
+class MoveIn(BaseModel):
+    parent_id: int | None = None
+
+
+def _id(request: web.Request) -> int:
+    return int(request.match_info["id"])
+
+
+def _friendly(form: Form[Any]) -> Form[Any]:
+    if "slug" in form.errors and "pattern" in form.errors["slug"]:
+        form.errors["slug"] = FRIENDLY["slug"]
+    return form
+
+
+async def category_page(
+    request: web.Request,
+    *,
+    forms: dict[str, Form[Any]] | None = None,
+    status: int = 200,
+) -> web.Response:
+    """The tree with a rename, move and delete form per category, and the create form."""
+    db = request.config_dict[DB]
+    reader = await db.replica.fresh_for(request.get(MIN_LSN))
+    roots = await categories.tree(reader)
+    flat: list[tuple[categories.CategoryNode, int]] = []
+
+    def walk(nodes: list[categories.CategoryNode], depth: int) -> None:
+        for node in nodes:
+            flat.append((node, depth))
+            walk(node.children, depth + 1)
+
+    walk(roots, 0)
+    context = {
+        "nodes": flat,
+        "forms": forms or {},
+        "saved": request.query.get("saved") == "1" and status == 200,
+    }
+    return render(request, "admin/categories.html", context, status=status)
+
+
+async def categories_view(request: web.Request) -> web.Response:
+    """GET /admin/categories."""
+    return await category_page(request)
+
+
+async def create_category(request: web.Request) -> web.Response:
+    """Add a category under the chosen parent (or at the top)."""
+    form = _friendly(await read_form(request, CategoryIn, blank_as_none=True))
+    if form.data is not None:
+        try:
+            async with transaction(request.config_dict[DB]) as conn:
+                await categories.create(
+                    conn, slug=form.data.slug, name=form.data.name, parent_id=form.data.parent_id
+                )
+        except DuplicateSlug:
+            form.fail("slug", "Another category has this slug.")
+        except CategoryNotFound:
+            form.fail("parent_id", "This parent no longer exists.")
+        else:
+            return await _done(request)
+    return await category_page(request, forms={"new": form}, status=422)
+
+
+async def rename_category(request: web.Request) -> web.Response:
+    """Change a category's name and slug."""
+    category_id = _id(request)
+    form = _friendly(await read_form(request, RenameIn))
+    if form.data is not None:
+        try:
+            async with transaction(request.config_dict[DB]) as conn:
+                await categories.rename(conn, category_id, name=form.data.name, slug=form.data.slug)
+                await _reindex_under(conn, request, category_id)
+        except DuplicateSlug:
+            form.fail("slug", "Another category has this slug.")
+        except CategoryNotFound:
+            raise web.HTTPNotFound(text="No such category.") from None
+        else:
+            return await _done(request)
+    return await category_page(request, forms={str(category_id): form}, status=422)
+
+
+async def move_category(request: web.Request) -> web.Response:
+    """Move a category and everything under it to a new parent (blank: the top level)."""
+    category_id = _id(request)
+    form = await read_form(request, MoveIn, blank_as_none=True)
+    status = 422
+    if form.data is not None:
+        try:
+            async with transaction(request.config_dict[DB]) as conn:
+                await categories.move(conn, category_id, form.data.parent_id)
+                await _reindex_under(conn, request, category_id)
+        except CategoryCycle:
+            form.fail("parent_id", "A category cannot move under itself or its subcategories.")
+            status = 409
+        except CategoryNotFound as exc:
+            if exc.category == category_id:
+                raise web.HTTPNotFound(text="No such category.") from None
+            form.fail("parent_id", "This parent no longer exists.")
+        else:
+            return await _done(request)
+    return await category_page(request, forms={str(category_id): form}, status=status)
+
+
+async def delete_category(request: web.Request) -> web.Response:
+    """Delete a category without subcategories (its products keep no category)."""
+    category_id = _id(request)
+    form: Form[Any] = Form(values={})
+    try:
+        async with transaction(request.config_dict[DB]) as conn:
+            await _reindex_under(conn, request, category_id)
+            await categories.delete(conn, category_id)
+    except CategoryNotEmpty:
+        form.fail("form", "This category has subcategories: move or delete them first.")
+    except CategoryNotFound:
+        raise web.HTTPNotFound(text="No such category.") from None
+    else:
+        return await _done(request)
+    return await category_page(request, forms={str(category_id): form}, status=409)
+
+
+async def _reindex_under(conn: Any, request: web.Request, category_id: int) -> None:
+    """Search documents carry the names of a product's category and its ancestors: rebuild the
+    documents of every product at or under a renamed, moved or deleted category."""
+    for product_id in await catalog_admin.products_under(conn, category_id):
+        await product_changed(conn, request, product_id)
+
+
+async def _done(request: web.Request) -> web.Response:
+    await catalog_changed(request)
+    raise web.HTTPSeeOther("/admin/categories?saved=1")
+
+
+def add_routes(app: web.Application) -> None:
+    """The category routes on the /admin application."""
+    app.router.add_get("/categories", categories_view, name="admin_categories")
+    app.router.add_post("/categories", create_category)
+    one = r"/categories/{id:\d{1,18}}"
+    app.router.add_post(one + "/rename", rename_category)
+    app.router.add_post(one + "/move", move_category)
+    app.router.add_post(one + "/delete", delete_category)

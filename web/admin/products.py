@@ -1,0 +1,304 @@
+"""Staff product pages: the list, create, edit (with the variant table), publish and unpublish.
+
+A save writes the product and all its variant rows in one transaction, with the outbox event
+that has the search actor rebuild the product's document; the catalog cache moves after the
+commit, so the next read anywhere shows the change. A refused save rolls everything back and
+shows the form again as typed, each error beside its field (422).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from storage import attributes, catalog_admin, categories, products, transaction
+from storage.attributes import ProductType
+from storage.catalog_admin import VariantNotFound
+from storage.errors import (
+    CategoryNotFound,
+    DuplicateSku,
+    DuplicateSlug,
+    ProductNotFound,
+    ProductTypeNotFound,
+)
+from storage.products import Product
+from web.admin import product_form
+from web.admin.product_form import ProductForm
+from web.catalog import catalog_changed, product_changed
+from web.keys import DB, MIN_LSN
+from web.store.forms import safe_next
+from web.store.render import render
+
+PAGE_SIZE = 25
+BLANK_ROWS_NEW = 2
+BLANK_ROWS_EDIT = 1
+MAX_BLANK_ROWS = 20
+
+
+class Refused(Exception):
+    """A save that must roll back; `errors` are shown beside their fields."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(errors.values()))
+        self.errors = errors
+
+
+def product_id_of(request: web.Request) -> int:
+    """The {id} of the path (the route only matches digits)."""
+    return int(request.match_info["id"])
+
+
+def _tristate(value: str | None) -> bool | None:
+    return {"yes": True, "no": False}.get(value or "")
+
+
+def _int_or_none(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() and len(value) < 19 else None
+
+
+async def category_options(executor: Any) -> list[tuple[int, str]]:
+    """Every category as (id, name indented by depth), in tree order, for a <select>."""
+    options: list[tuple[int, str]] = []
+
+    def walk(nodes: list[categories.CategoryNode], depth: int) -> None:
+        for node in nodes:
+            options.append((node.id, "\u2014 " * depth + node.name))
+            walk(node.children, depth + 1)
+
+    walk(await categories.tree(executor), 0)
+    return options
+
+
+async def product_list(request: web.Request) -> web.Response:
+    """Products newest first: search by name or SKU; filter by category, published, stock."""
+    db = request.config_dict[DB]
+    reader = await db.replica.fresh_for(request.get(MIN_LSN))
+    query = request.query.get("q", "").strip()[:100]
+    page = max(1, min(_int_or_none(request.query.get("page")) or 1, 10_000))
+    found = await catalog_admin.list_products(
+        reader,
+        query=query or None,
+        category_id=_int_or_none(request.query.get("category")),
+        published=_tristate(request.query.get("published")),
+        in_stock=_tristate(request.query.get("stock")),
+        limit=PAGE_SIZE + 1,
+        offset=(page - 1) * PAGE_SIZE,
+    )
+    context = {
+        "products": found[:PAGE_SIZE],
+        "page": page,
+        "has_next": len(found) > PAGE_SIZE,
+        "categories": await category_options(reader),
+        "filters": {k: request.query.get(k, "") for k in ("q", "category", "published", "stock")},
+    }
+    return render(request, "admin/products.html", context)
+
+
+async def new_product_page(request: web.Request) -> web.Response:
+    """The create form; the product type (fixed once created) is chosen first, by ?type=."""
+    db = request.config_dict[DB]
+    product_type = await _chosen_type(db.primary, request.query.get("type"))
+    rows = product_form.variant_rows([], _blank_rows(request, BLANK_ROWS_NEW))
+    form = ProductForm(values={}, rows=rows)
+    return await render_editor(request, form, product=None, product_type=product_type)
+
+
+async def _chosen_type(executor: Any, raw: str | None) -> ProductType | None:
+    type_id = _int_or_none(raw)
+    if type_id is None:
+        return None
+    try:
+        return await attributes.get_product_type(executor, type_id)
+    except ProductTypeNotFound:
+        raise web.HTTPNotFound(text="No such product type.") from None
+
+
+def _blank_rows(request: web.Request, default: int) -> int:
+    wanted = _int_or_none(request.query.get("rows"))
+    return default if wanted is None else min(wanted, MAX_BLANK_ROWS)
+
+
+async def create_product(request: web.Request) -> web.Response:
+    """Create a product with its variants in one transaction; 303 to its edit page."""
+    db = request.config_dict[DB]
+    posted = await request.post()
+    raw_type = posted.get("product_type_id")
+    product_type = await _chosen_type(db.primary, raw_type if isinstance(raw_type, str) else None)
+    form = product_form.parse(posted, product_type, creating=True)
+    if form.product is not None:
+        try:
+            async with transaction(db) as conn:
+                product = await catalog_admin.create_product(
+                    conn, form.product, product_type_id=product_type.id if product_type else None
+                )
+                await _save_variants(conn, product.id, form)
+                await product_changed(conn, request, product.id)
+        except Refused as exc:
+            form.errors.update(exc.errors)
+        except DuplicateSlug:
+            form.errors["slug"] = "Another product has this slug."
+        except CategoryNotFound:
+            form.errors["category_id"] = "This category no longer exists."
+        except ProductTypeNotFound:
+            form.errors["form"] = "This product type no longer exists."
+        else:
+            await catalog_changed(request)
+            raise web.HTTPSeeOther(f"/admin/products/{product.id}?saved=1")
+    return await render_editor(request, form, product=None, product_type=product_type, status=422)
+
+
+async def _save_variants(conn: Any, product_id: int, form: ProductForm) -> None:
+    """Remove, then update and insert the form's variant rows; Refused names the failing row."""
+    for variant_id in form.removed:
+        try:
+            await catalog_admin.delete_variant(conn, product_id, variant_id)
+        except VariantNotFound:
+            raise Refused({"form": "A variant was removed meanwhile. Reload the page."}) from None
+    for position, (index, variant) in enumerate(form.variants):
+        try:
+            await catalog_admin.save_variant(conn, product_id, variant, position)
+        except DuplicateSku:
+            message = f"The SKU {variant.sku} is already used by another product's variant."
+            raise Refused({f"v-{index}-sku": message}) from None
+        except VariantNotFound:
+            raise Refused({"form": "A variant was removed meanwhile. Reload the page."}) from None
+
+
+async def edit_product_page(request: web.Request) -> web.Response:
+    """The edit form: the product, its variant table (quick price and stock fixes), images."""
+    db = request.config_dict[DB]
+    reader = await db.replica.fresh_for(request.get(MIN_LSN))
+    return await editor_for(request, await product_or_404(reader, product_id_of(request)))
+
+
+async def editor_for(
+    request: web.Request,
+    product: Product,
+    *,
+    image_errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> web.Response:
+    """The edit page of a stored product as it is now (the image handlers show errors here)."""
+    db = request.config_dict[DB]
+    reader = await db.replica.fresh_for(request.get(MIN_LSN))
+    variants = await products.variants_of(reader, product.id)
+    form = ProductForm(
+        values=product_form.product_values(product),
+        rows=product_form.variant_rows(variants, _blank_rows(request, BLANK_ROWS_EDIT)),
+    )
+    product_type = await _type_of(reader, product)
+    return await render_editor(
+        request,
+        form,
+        product=product,
+        product_type=product_type,
+        image_errors=image_errors,
+        status=status,
+    )
+
+
+async def product_or_404(executor: Any, product_id: int) -> Product:
+    """The product, or a 404 page."""
+    try:
+        return await products.get(executor, product_id)
+    except ProductNotFound:
+        raise web.HTTPNotFound(text="No such product.") from None
+
+
+async def _type_of(executor: Any, product: Product) -> ProductType | None:
+    if product.product_type_id is None:
+        return None
+    return await attributes.get_product_type(executor, product.product_type_id)
+
+
+async def save_product(request: web.Request) -> web.Response:
+    """Save the product and its variant rows in one transaction; 303 back to the edit page."""
+    db = request.config_dict[DB]
+    product = await product_or_404(db.primary, product_id_of(request))
+    product_type = await _type_of(db.primary, product)
+    form = product_form.parse(await request.post(), product_type, creating=False)
+    if form.product is not None:
+        try:
+            async with transaction(db) as conn:
+                await catalog_admin.lock_product(conn, product.id)
+                await catalog_admin.update_product(conn, product.id, form.product)
+                await _save_variants(conn, product.id, form)
+                await product_changed(conn, request, product.id)
+        except Refused as exc:
+            form.errors.update(exc.errors)
+        except DuplicateSlug:
+            form.errors["slug"] = "Another product has this slug."
+        except CategoryNotFound:
+            form.errors["category_id"] = "This category no longer exists."
+        except ProductNotFound:
+            raise web.HTTPNotFound(text="No such product.") from None
+        else:
+            await catalog_changed(request)
+            raise web.HTTPSeeOther(f"/admin/products/{product.id}?saved=1")
+    return await render_editor(
+        request, form, product=product, product_type=product_type, status=422
+    )
+
+
+async def render_editor(
+    request: web.Request,
+    form: ProductForm,
+    *,
+    product: Product | None,
+    product_type: ProductType | None,
+    image_errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> web.Response:
+    """The create/edit page for `form` (also used by the upload handlers to show their errors)."""
+    db = request.config_dict[DB]
+    reader = await db.replica.fresh_for(request.get(MIN_LSN))
+    context = {
+        "form": form,
+        "product": product,
+        "product_type": product_type,
+        "product_types": [] if product else await catalog_admin.product_types(reader),
+        "categories": await category_options(reader),
+        "images": await products.images_of(reader, product.id) if product else [],
+        "image_errors": image_errors or {},
+        "saved": request.query.get("saved") == "1" and status == 200,
+    }
+    return render(request, "admin/product_edit.html", context, status=status)
+
+
+async def _set_published(request: web.Request, published: bool) -> web.Response:
+    db = request.config_dict[DB]
+    product_id = product_id_of(request)
+    try:
+        async with transaction(db) as conn:
+            await catalog_admin.set_published(conn, product_id, published)
+            await product_changed(conn, request, product_id)
+    except ProductNotFound:
+        raise web.HTTPNotFound(text="No such product.") from None
+    await catalog_changed(request)
+    posted = await request.post()
+    back = posted.get("next")
+    raise web.HTTPSeeOther(
+        safe_next(back if isinstance(back, str) else None, f"/admin/products/{product_id}")
+    )
+
+
+async def publish(request: web.Request) -> web.Response:
+    """One click: the product shows in the shop (after the commit, on the next read)."""
+    return await _set_published(request, True)
+
+
+async def unpublish(request: web.Request) -> web.Response:
+    """One click: the product disappears from the shop and the API (404 by slug)."""
+    return await _set_published(request, False)
+
+
+def add_routes(app: web.Application) -> None:
+    """The product pages on the /admin application."""
+    app.router.add_get("/products", product_list, name="admin_products")
+    app.router.add_get("/products/new", new_product_page, name="admin_product_new")
+    app.router.add_post("/products/new", create_product)
+    app.router.add_get(r"/products/{id:\d{1,18}}", edit_product_page, name="admin_product")
+    app.router.add_post(r"/products/{id:\d{1,18}}", save_product)
+    app.router.add_post(r"/products/{id:\d{1,18}}/publish", publish)
+    app.router.add_post(r"/products/{id:\d{1,18}}/unpublish", unpublish)

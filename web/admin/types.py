@@ -1,0 +1,155 @@
+"""Staff pages for attributes (size, colour...) and the product types that declare them.
+
+Attributes are created with their kind, unit, filterability and, for choice attributes, their
+choices with optional colour swatches. A product type chooses, for each attribute it uses,
+whether products or their variants carry the value. Neither changes a product, so no search
+event; the catalog cache moves because facets list the filterable attributes.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+from storage import attributes, catalog_admin, transaction
+from storage.attributes import Kind, Level
+from storage.errors import AttributeNotFound, DuplicateSlug, InvalidAttribute, InvalidProductType
+from web.admin.product_form import FRIENDLY
+from web.catalog import catalog_changed
+from web.keys import DB, MIN_LSN
+from web.store.forms import Form, read_form
+from web.store.render import render
+
+MAX_CHOICES = 200
+
+
+class AttributeIn(BaseModel):
+    model_config = ConfigDict(str_strip_whitespace=True)
+
+    slug: Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(_[a-z0-9]+)*$", max_length=60)]
+    name: Annotated[str, StringConstraints(min_length=1, max_length=60)]
+    kind: Kind
+    unit: Annotated[str, StringConstraints(max_length=10)] = ""
+    is_filterable: bool = False
+    choices: Annotated[str, StringConstraints(max_length=20_000)] = ""
+
+
+class ProductTypeIn(BaseModel):
+    model_config = ConfigDict(str_strip_whitespace=True)
+
+    slug: Annotated[
+        str, StringConstraints(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", min_length=1, max_length=60)
+    ]
+    name: Annotated[str, StringConstraints(min_length=1, max_length=60)]
+
+
+def parse_choices(text: str) -> list[tuple[str, str, str | None]]:
+    """One choice a line: `slug | Name | #rrggbb` (name and swatch optional); ValueError why not."""
+    choices: list[tuple[str, str, str | None]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = [part.strip() for part in line.split("|")]
+        if len(parts) > 3 or not parts[0]:
+            raise ValueError(f"Line {number}: write slug | Name | #rrggbb.")
+        slug = parts[0].lower()
+        name = parts[1] if len(parts) > 1 and parts[1] else slug.replace("-", " ").capitalize()
+        swatch = parts[2].lower() if len(parts) > 2 and parts[2] else None
+        choices.append((slug, name, swatch))
+    if len(choices) > MAX_CHOICES:
+        raise ValueError(f"At most {MAX_CHOICES} choices.")
+    return choices
+
+
+async def types_page(
+    request: web.Request, *, forms: dict[str, Form[Any]] | None = None, status: int = 200
+) -> web.Response:
+    """Attributes and product types, with a form to create each."""
+    db = request.config_dict[DB]
+    reader = await db.replica.fresh_for(request.get(MIN_LSN))
+    context = {
+        "attributes": await attributes.list_attributes(reader),
+        "product_types": await catalog_admin.product_types(reader),
+        "kinds": attributes.KINDS,
+        "forms": forms or {},
+        "saved": request.query.get("saved") == "1" and status == 200,
+    }
+    return render(request, "admin/types.html", context, status=status)
+
+
+async def types_view(request: web.Request) -> web.Response:
+    """GET /admin/types."""
+    return await types_page(request)
+
+
+async def create_attribute(request: web.Request) -> web.Response:
+    """Create an attribute (with its choices, for kind "choice")."""
+    form = await read_form(request, AttributeIn)
+    if "slug" in form.errors and "pattern" in form.errors["slug"]:
+        form.errors["slug"] = (
+            "Use lowercase letters and digits, words joined by _ (e.g. shoe_size)."
+        )
+    choices: list[tuple[str, str, str | None]] = []
+    try:
+        choices = parse_choices(form.values.get("choices", ""))
+    except ValueError as exc:
+        form.fail("choices", str(exc))
+    if form.data is not None:
+        try:
+            async with transaction(request.config_dict[DB]) as conn:
+                await attributes.create_attribute(
+                    conn,
+                    slug=form.data.slug,
+                    name=form.data.name,
+                    kind=form.data.kind,
+                    unit=form.data.unit,
+                    is_filterable=form.data.is_filterable,
+                    choices=choices,
+                )
+        except DuplicateSlug:
+            form.fail("slug", "Another attribute has this slug.")
+        except InvalidAttribute as exc:
+            form.fail(
+                "choices" if "choice" in str(exc) or "swatch" in str(exc) else "form", str(exc)
+            )
+        else:
+            await catalog_changed(request)
+            raise web.HTTPSeeOther("/admin/types?saved=1")
+    return await types_page(request, forms={"attribute": form}, status=422)
+
+
+async def create_product_type(request: web.Request) -> web.Response:
+    """Create a product type; `level-<attribute id>` says where each chosen attribute lives."""
+    form = await read_form(request, ProductTypeIn)
+    if "slug" in form.errors and "pattern" in form.errors["slug"]:
+        form.errors["slug"] = FRIENDLY["slug"]
+    posted = await request.post()
+    declared: list[tuple[int, Level]] = []
+    for key, value in posted.items():
+        if key.startswith("level-") and key[6:].isdigit() and value in ("product", "variant"):
+            declared.append((int(key[6:]), "product" if value == "product" else "variant"))
+    if form.data is not None:
+        try:
+            async with transaction(request.config_dict[DB]) as conn:
+                await attributes.create_product_type(
+                    conn, slug=form.data.slug, name=form.data.name, attributes=declared
+                )
+        except DuplicateSlug:
+            form.fail("slug", "Another product type has this slug.")
+        except (InvalidProductType, AttributeNotFound) as exc:
+            form.fail("form", str(exc).capitalize() + ".")
+        else:
+            raise web.HTTPSeeOther("/admin/types?saved=1")
+    form.values.update(
+        {k: v for k, v in posted.items() if k.startswith("level-") and isinstance(v, str)}
+    )
+    return await types_page(request, forms={"type": form}, status=422)
+
+
+def add_routes(app: web.Application) -> None:
+    """The attribute and product type routes on the /admin application."""
+    app.router.add_get("/types", types_view, name="admin_types")
+    app.router.add_post("/attributes", create_attribute)
+    app.router.add_post("/types", create_product_type)
