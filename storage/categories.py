@@ -44,6 +44,10 @@ LIST_CATEGORIES = f"SELECT {CATEGORY_COLUMNS} FROM categories ORDER BY position,
 LIST_DESCENDANT_IDS = """
     SELECT id FROM categories WHERE path @> ARRAY[$1::bigint] ORDER BY path
 """
+SUBTREE_IDS_BY_SLUG = """
+    SELECT ARRAY(SELECT d.id FROM categories d WHERE d.path @> ARRAY[c.id] ORDER BY d.path)
+    FROM categories c WHERE c.slug = $1
+"""
 LIST_BREADCRUMBS = """
     SELECT c.id, c.parent_id, c.slug, c.name, c.path, c.position
     FROM categories node JOIN categories c ON c.id = ANY (node.path)
@@ -163,6 +167,15 @@ async def tree(executor: Executor) -> list[CategoryNode]:
 async def descendant_ids(executor: Executor, category_id: int) -> list[int]:
     """Ids of the category and all its descendants, parents before children; [] if none."""
     return [row["id"] for row in await executor.fetch(LIST_DESCENDANT_IDS, category_id)]
+
+
+async def subtree_ids_by_slug(executor: Executor, slug: str) -> list[int]:
+    """Ids of the category with this slug and all its descendants (one query for listings);
+    raises CategoryNotFound."""
+    ids = await executor.fetchval(SUBTREE_IDS_BY_SLUG, slug)
+    if ids is None:
+        raise CategoryNotFound(slug)
+    return list(ids)
 
 
 async def breadcrumbs(executor: Executor, category_id: int) -> list[Category]:

@@ -104,12 +104,13 @@ async def listing_page(request: web.Request, listing: Listing, *, facets: bool) 
         category_ids: tuple[int, ...] | None = None
         if listing.category is not None:
             try:
-                category = await categories.get_by_slug(reader, listing.category)
+                category_ids = tuple(await categories.subtree_ids_by_slug(reader, listing.category))
             except CategoryNotFound:
                 errors["category"] = "no such category"
-            else:
-                category_ids = tuple(await categories.descendant_ids(reader, category.id))
-        filterable = await attributes.filterable_attributes(reader)
+        # Attribute names label facets and check filters; a plain list needs neither.
+        filterable = (
+            await attributes.filterable_attributes(reader) if facets or listing.attributes else []
+        )
         known = {attribute.slug for attribute in filterable}
         for slug in listing.attributes:
             if slug not in known:
