@@ -168,7 +168,7 @@ class ElasticsearchSearch:
 
     async def create_index(self, name: str | None = None) -> str:
         """Create a new empty concrete index with the mapping; returns its name."""
-        name = name or index_name()
+        name = name or index_name(self.alias)
         await self.client.indices.create(index=name, settings=INDEX_SETTINGS, mappings=MAPPINGS)
         return name
 

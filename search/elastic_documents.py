@@ -91,10 +91,10 @@ SELECT_PUBLISHED_AFTER = DOCUMENT_SELECT.format(where="p.is_published AND p.id >
 SELECT_INDEXED_SINCE = "SELECT id FROM products WHERE indexed_at >= $1 ORDER BY id"
 
 
-def index_name(now: datetime | None = None) -> str:
-    """A new concrete index behind ALIAS: aioshop-products-<UTC timestamp to microseconds>."""
+def index_name(alias: str = ALIAS, now: datetime | None = None) -> str:
+    """A new concrete index behind `alias`: <alias>-<UTC timestamp to microseconds>."""
     moment = (now or datetime.now(UTC)).astimezone(UTC)
-    return f"{ALIAS}-{moment.strftime('%Y%m%d%H%M%S%f')}"
+    return f"{alias}-{moment.strftime('%Y%m%d%H%M%S%f')}"
 
 
 def format_time(moment: datetime) -> str:

@@ -21,7 +21,7 @@ import asyncpg
 from elasticsearch import AsyncElasticsearch
 
 from search.elastic import ElasticsearchSearch
-from search.elastic_documents import SELECT_INDEXED_SINCE
+from search.elastic_documents import ALIAS, SELECT_INDEXED_SINCE
 from search.postgres import PostgresSearch
 from storage.database import create_pool
 
@@ -32,7 +32,9 @@ LIST_PUBLISHED_AFTER = """
     SELECT id FROM products WHERE is_published AND id > $1 ORDER BY id LIMIT $2
 """
 INDEX_PRODUCTS = "SELECT count(*) FROM search_index_products($1::bigint[])"
-GET_NOW = "SELECT now()"
+# When the load starts, less a margin: an actor's transaction that began a little earlier may
+# commit (and write to the old index) after the load read the product.
+GET_LOAD_START = "SELECT now() - interval '1 minute'"
 
 
 @dataclass(frozen=True)
@@ -85,14 +87,19 @@ async def reindex_postgres(pool: asyncpg.Pool, timer: Timer, batch: int = BATCH)
 
 
 async def reindex_elastic(
-    client: AsyncElasticsearch, pool: asyncpg.Pool, timer: Timer, batch: int = 500
+    client: AsyncElasticsearch,
+    pool: asyncpg.Pool,
+    timer: Timer,
+    batch: int = 500,
+    *,
+    alias: str = ALIAS,
 ) -> str:
     """Load a new index and move the alias to it; returns the new index's name.
 
     A failure before the swap deletes the new index and raises: the alias still serves the old.
     """
-    elastic = ElasticsearchSearch(client, pool)
-    started: datetime = await pool.fetchval(GET_NOW)
+    elastic = ElasticsearchSearch(client, pool, alias=alias)
+    started: datetime = await pool.fetchval(GET_LOAD_START)
     new_index = await elastic.create_index()
     try:
         loaded = await elastic.load(new_index, pool, batch)
