@@ -95,8 +95,9 @@ def inspect(path: Path) -> ImageInfo:
                 raise UnsupportedImageFormat(image_format or "This kind of")
             if width * height > MAX_PIXELS:
                 raise ImageTooLarge(width, height)
-            sideways = image.getexif().get(EXIF_ORIENTATION) in SIDEWAYS
             image.verify()  # structure and checksums, without decoding the pixels
+        with _open(path) as image:  # verify() leaves the image unusable: open it again
+            sideways = image.getexif().get(EXIF_ORIENTATION) in SIDEWAYS
     except UnidentifiedImageError:
         other = _format_name(path)
         raise (UnsupportedImageFormat(other) if other else NotAnImage()) from None

@@ -1,0 +1,53 @@
+"""The images queue: resized WebP renditions of uploaded product images.
+
+The upload request stores the original and writes an `images.make_renditions` event in its
+transaction; this actor makes the renditions and records them on the image row. It has no
+request, so instead of moving the catalog cache itself it writes a `search.index_product` event
+in its transaction: the search actor rebuilds the product's document and then moves the cache
+version, so the API shows the renditions on its next read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import structlog
+
+from actors.registry import actor
+from actors.resources import Resources
+from storage import images, inbox, media, outbox
+from storage.media import InvalidImage
+
+log = structlog.get_logger(__name__)
+
+CONSUMER = "images.make_renditions"
+
+
+@actor(queue_name="images", max_retries=5, throws=(InvalidImage,))
+async def make_renditions(res: Resources, event_id: str, image_id: int) -> None:
+    """Write an image's renditions and record them, once per event (redelivery: no effect).
+
+    The image row stays locked while the files are written, so a staff delete waits and then
+    removes the renditions too; an image deleted before this runs is skipped. An original that
+    cannot be decoded (InvalidImage) is not retried: it will not get better.
+    """
+    media_dir = res.settings.media_dir
+    # primary: the replica may not have the new image row yet, and the inbox row commits with it.
+    async with res.db.primary.acquire() as conn, conn.transaction():
+        if not await inbox.first_delivery(conn, CONSUMER, uuid.UUID(event_id)):
+            log.info("event.skipped_duplicate", image_id=image_id)
+            return
+        image = await images.lock(conn, image_id)
+        if image is None:
+            log.info("image.skipped_deleted", image_id=image_id)
+            return
+        renditions = await asyncio.to_thread(media.make_renditions, media_dir, image.path)
+        try:
+            await images.set_renditions(conn, image_id, renditions)
+            await outbox.add(conn, "search.index_product", product_id=image.product_id)
+        except BaseException:
+            stale = [path for path in renditions.values() if path not in image.renditions.values()]
+            await asyncio.to_thread(media.remove, media_dir, stale)
+            raise
+    log.info("image.renditions_made", image_id=image_id, widths=sorted(renditions, key=int))

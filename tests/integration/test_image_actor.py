@@ -1,0 +1,116 @@
+"""The image actor: WebP renditions next to the original, never upscaled, recorded on the row
+with a search event, once per event however often it is delivered."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from actors.images import make_renditions
+from actors.registry import SPECS
+from actors.resources import Resources, open_resources
+from configs.settings import Settings
+from storage import images
+from storage.database import connect
+from storage.media import NotAnImage
+from tests.integration.test_admin_catalog import fetch
+from tests.support.catalog import insert_product
+
+
+@pytest.fixture
+def settings(fresh_db, settings_for, tmp_path):  # type: ignore[no-untyped-def]
+    return settings_for(fresh_db, data_dir=tmp_path)
+
+
+@pytest.fixture
+async def resources(settings: Settings) -> AsyncIterator[Resources]:
+    """What the worker hands the actor, opened on the test's loop."""
+    async with AsyncExitStack() as stack:
+        yield await open_resources(settings, stack)
+
+
+async def stored_image(dsn: str, media_dir: Path, width: int, height: int) -> images.ProductImage:
+    """A product with one original on disk and its row, as an upload leaves them."""
+    product_id = await insert_product(dsn, f"mug-{uuid.uuid4().hex[:6]}")
+    relative = f"products/{product_id}/original.png"
+    (media_dir / relative).parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGBA", (width, height), (10, 120, 200, 255)).save(media_dir / relative)
+    conn = await connect(dsn)
+    try:
+        return await images.insert(
+            conn, product_id, path=relative, width=width, height=height, alt=""
+        )
+    finally:
+        await conn.close()
+
+
+async def test_renditions_are_made_recorded_and_announced_once(
+    resources: Resources, settings: Settings, fresh_db: str
+) -> None:
+    image = await stored_image(fresh_db, settings.media_dir, 1500, 1000)
+    event_id = str(uuid.uuid4())
+    await make_renditions(resources, event_id=event_id, image_id=image.id)
+    [row] = await fetch(fresh_db, "SELECT renditions FROM product_images")
+    stem = f"products/{image.product_id}/original"
+    assert row["renditions"] == {w: f"{stem}-{w}.webp" for w in ("320", "640", "1280")}
+    for width, relative in row["renditions"].items():
+        with Image.open(settings.media_dir / relative) as rendition:
+            assert rendition.format == "WEBP"
+            assert rendition.size == (int(width), round(1000 * int(width) / 1500))
+    events = await fetch(
+        fresh_db, "SELECT payload FROM outbox WHERE actor_name = $1", "search.index_product"
+    )
+    assert [event["payload"]["product_id"] for event in events] == [image.product_id]
+
+    # A redelivery of the same event changes nothing and announces nothing again.
+    await make_renditions(resources, event_id=event_id, image_id=image.id)
+    again = await fetch(
+        fresh_db, "SELECT payload FROM outbox WHERE actor_name = $1", "search.index_product"
+    )
+    assert len(again) == 1
+    assert not list(settings.media_dir.rglob(".*.part"))
+
+
+async def test_small_images_are_never_upscaled(
+    resources: Resources, settings: Settings, fresh_db: str
+) -> None:
+    image = await stored_image(fresh_db, settings.media_dir, 500, 250)
+    await make_renditions(resources, event_id=str(uuid.uuid4()), image_id=image.id)
+    [row] = await fetch(fresh_db, "SELECT renditions FROM product_images")
+    assert sorted(row["renditions"]) == ["320"]
+    tiny = await stored_image(fresh_db, settings.media_dir, 100, 100)
+    await make_renditions(resources, event_id=str(uuid.uuid4()), image_id=tiny.id)
+    [row] = await fetch(fresh_db, "SELECT renditions FROM product_images WHERE id = $1", tiny.id)
+    assert list(row["renditions"]) == ["100"]  # one WebP at its own size
+
+
+async def test_a_deleted_image_is_skipped(
+    resources: Resources, settings: Settings, fresh_db: str
+) -> None:
+    image = await stored_image(fresh_db, settings.media_dir, 400, 400)
+    conn = await connect(fresh_db)
+    try:
+        await images.delete(conn, image.product_id, image.id)
+    finally:
+        await conn.close()
+    await make_renditions(resources, event_id=str(uuid.uuid4()), image_id=image.id)
+    assert not list(settings.media_dir.rglob("*.webp"))
+    assert await fetch(fresh_db, "SELECT * FROM outbox") == []
+
+
+async def test_an_undecodable_original_is_not_retried(
+    resources: Resources, settings: Settings, fresh_db: str
+) -> None:
+    image = await stored_image(fresh_db, settings.media_dir, 400, 400)
+    original = settings.media_dir / image.path
+    original.write_bytes(original.read_bytes()[:100])  # truncated after the upload's checks
+    with pytest.raises(NotAnImage):
+        await make_renditions(resources, event_id=str(uuid.uuid4()), image_id=image.id)
+    assert issubclass(NotAnImage, SPECS["images.make_renditions"].options["throws"])
+    [row] = await fetch(fresh_db, "SELECT renditions FROM product_images")
+    assert row["renditions"] == {}
