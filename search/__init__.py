@@ -1,6 +1,8 @@
 """Search: one SearchBackend protocol (search.backend), backends chosen by configuration.
 
-search.postgres.PostgresSearch is the default; Elasticsearch comes later behind the same protocol.
+search.postgres.PostgresSearch is the default; with ELASTICSEARCH_URL set,
+search.fallback.FallbackSearch asks Elasticsearch (search.elastic) and answers from PostgreSQL
+when it fails (search.factory chooses).
 """
 
 from search.backend import (

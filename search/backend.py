@@ -3,7 +3,8 @@
 SearchError
 └── InvalidCursor   `SearchQuery.after` does not fit the query's sort (a forged or stale cursor)
 
-Backends: search.postgres.PostgresSearch (the default) and, later, Elasticsearch. Money is in
+Backends: search.postgres.PostgresSearch (the default), search.elastic.ElasticsearchSearch behind
+search.fallback.FallbackSearch (chosen by search.factory.open_search). Money is in
 minor units; `price_min`/`price_max` filters bound products.price_min, both inclusive.
 """
 
