@@ -25,6 +25,7 @@ from web.keys import ACCOUNTS, CATALOG_CACHE, DB, REDIS, SEARCH, SETTINGS
 from web.middlewares import read_your_writes, request_context
 from web.ops import create_ops_app
 from web.store import account
+from web.store import catalog as catalog_pages
 from web.store import views as store
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -88,6 +89,7 @@ def create_app(settings: Settings) -> web.Application:
 
     app.router.add_get("/", store.home, name="home")
     account.add_routes(app)
+    catalog_pages.add_routes(app)
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.readyz)
     app.router.add_get("/metrics", metrics.metrics_view)

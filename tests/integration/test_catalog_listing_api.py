@@ -8,68 +8,13 @@ from typing import Any
 import pytest
 
 from configs.settings import Settings
-from storage import attributes, categories, products
 from storage.cache import CatalogCache
 from storage.database import GET_CURRENT_LSN, connect
-from storage.products import NewVariant
+from tests.support.catalog import build_catalog
 from web.app import create_app
 from web.keys import CATALOG_CACHE as CATALOG_CACHE_KEY
 
 PROBLEM = "application/problem+json"
-
-
-async def build_catalog(dsn: str) -> dict[str, int]:
-    """Shoes (running under shoes) and mugs, with colour/size variants; every product indexed."""
-    conn = await connect(dsn)
-    try:
-        shoes = await categories.create(conn, slug="shoes", name="Shoes")
-        running = await categories.create(conn, slug="running", name="Running", parent_id=shoes.id)
-        home = await categories.create(conn, slug="home", name="Home")
-        await attributes.create_attribute(
-            conn,
-            slug="colour",
-            name="Colour",
-            kind="choice",
-            choices=[("red", "Red", "#ff0000"), ("blue", "Blue", "#0000ff")],
-        )
-        await attributes.create_attribute(conn, slug="size", name="Size", kind="text")
-        made: dict[str, int] = {}
-        red42, blue42 = {"colour": "red", "size": "42"}, {"colour": "blue", "size": "42"}
-        specs: list[tuple[str, str, int, list[tuple[str, int, int, dict[str, str]]]]] = [
-            (
-                "Run Shoe",
-                "run-shoe",
-                running.id,
-                [("RS-R-42", 8000, 3, red42), ("RS-B-43", 8500, 0, {**blue42, "size": "43"})],
-            ),
-            ("Trail Shoe", "trail-shoe", running.id, [("TS-B-42", 12000, 1, blue42)]),
-            (
-                "Office Shoe",
-                "office-shoe",
-                shoes.id,
-                [("OS-R-44", 6000, 0, {**red42, "size": "44"})],
-            ),
-            ("iPhone Mug", "iphone-mug", home.id, [("MUG-1", 1500, 9, {"colour": "red"})]),
-            ("Plain Mug", "plain-mug", home.id, [("MUG-2", 900, 2, {"colour": "blue"})]),
-        ]
-        for name, slug, category_id, variants in specs:
-            async with conn.transaction():
-                product = await products.create(
-                    conn,
-                    slug=slug,
-                    name=name,
-                    category_id=category_id,
-                    variants=[
-                        NewVariant(sku, price, "EUR", stock, attributes=values)
-                        for sku, price, stock, values in variants
-                    ],
-                )
-                await products.index(conn, product.id)
-            made[slug] = product.id
-        await conn.execute("SELECT search_rebuild_terms()")
-        return made
-    finally:
-        await conn.close()
 
 
 async def get_json(client: Any, path: str, status: int = 200) -> Any:

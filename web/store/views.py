@@ -1,16 +1,18 @@
-"""Storefront pages."""
+"""Storefront pages outside the catalog's own (web.store.catalog): the home page."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from storage import products
-from web.keys import DB, MIN_LSN
-from web.store.render import render
+from web import catalog
+from web.api.listing import parse_listing
+from web.store.catalog import page
+
+HOME_PRODUCTS = 8
 
 
 async def home(request: web.Request) -> web.Response:
-    """The home page: the newest products, read from the replica."""
-    db = request.config_dict[DB]
-    reader = await db.replica.fresh_for(request.get(MIN_LSN))
-    return render(request, "store/home.html", {"products": await products.list_newest(reader)})
+    """The home page: the newest products and the top categories, from the catalog cache."""
+    listing = parse_listing({"sort": "newest", "limit": str(HOME_PRODUCTS)})
+    newest = catalog.loads(await catalog.listing_page(request, listing, facets=False))
+    return await page(request, "store/home.html", {"products": newest["items"]})
