@@ -111,6 +111,7 @@ def build_picker(detail: Mapping[str, Any], query: Mapping[str, str]) -> Picker:
         variant = found[0] if found else None
     data = {
         "axes": axes,
+        "names": {axis.slug: axis.name.lower() for axis in built},
         "labels": labels,
         "variants": [
             {
