@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dramatiq
 
-import actors.images  # noqa: F401 (declares its actors before the broker binds them)
 from actors.broker import build_broker
 from configs.logging import configure_logging
 from configs.settings import Settings

@@ -105,6 +105,10 @@ async def check_csrf(request: web.Request) -> None:
         raise CsrfRejected()
 
 
+# Where forms may carry files (staff image uploads), and what a form adds around its file.
+UPLOAD_PREFIXES = ("/admin/",)
+UPLOAD_FORM_OVERHEAD = 64 * 1024
+
 # Paths that never refresh silently: the API (its client refreshes once, on a 401, for all
 # pending requests) and assets (a page's parallel asset requests would race for the same token).
 NO_SILENT_REFRESH = ("/api/", "/static/", "/media/", "/healthz", "/readyz", "/metrics")
@@ -144,6 +148,13 @@ async def browser_session(request: web.Request, handler: Any) -> web.StreamRespo
         if principal is not None:
             request[PRINCIPAL] = principal
         if page and request.method not in SAFE_METHODS:
+            if request.content_type == "multipart/form-data" and request.path.startswith(
+                UPLOAD_PREFIXES
+            ):
+                # Reading the form for its CSRF field reads the upload too: staff uploads get
+                # their own size limit (a larger one than every other request body).
+                limit = request.config_dict[SETTINGS].max_upload_bytes + UPLOAD_FORM_OVERHEAD
+                request = request.clone(client_max_size=limit)
             try:
                 await check_csrf(request)
             except CsrfRejected as exc:

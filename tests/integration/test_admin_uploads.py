@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import random
 import struct
 import zlib
 from pathlib import Path
@@ -16,6 +17,7 @@ from PIL import Image
 from tests.integration.test_admin_catalog import error_of, fetch, post, staff
 from tests.integration.test_storefront_accounts import csrf_of
 from tests.support.catalog import insert_product
+from web.app import create_app
 
 LIMIT = 64 * 1024
 
@@ -189,3 +191,26 @@ async def test_an_upload_for_a_missing_product_is_a_404(client, settings, fresh_
     resp = await upload(client, 999, picture(10, 10), "a.png")
     assert resp.status == 404
     assert files_in(settings.media_dir) == []
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_an_image_larger_than_other_request_bodies_is_accepted(
+    client, fresh_db, settings_for, tmp_path, aiohttp_client, streamed: bool
+) -> None:
+    """A plain HTML form upload over MAX_BODY_BYTES (but within MAX_UPLOAD_BYTES) is read: the
+    CSRF check parses upload forms under the upload limit, not the general body limit."""
+    big = settings_for(fresh_db, data_dir=tmp_path, max_body_bytes=64 * 1024)
+    own = await aiohttp_client(create_app(big))
+    try:
+        product_id = await insert_product(fresh_db, "poster")
+        await staff(own, fresh_db)
+        noise = Image.frombytes("RGB", (300, 300), random.Random(1).randbytes(300 * 300 * 3))
+        buffer = io.BytesIO()
+        noise.save(buffer, "PNG")
+        assert len(buffer.getvalue()) > 64 * 1024 * 2  # well over the general body limit
+        resp = await upload(own, product_id, buffer.getvalue(), "poster.png", streamed=streamed)
+        assert resp.status == 303, await resp.text()
+        [row] = await fetch(fresh_db, "SELECT width, height FROM product_images")
+        assert (row["width"], row["height"]) == (300, 300)
+    finally:
+        await own.close()

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from aiohttp import web
 
 from storage.database import connect
-from tests.integration.test_storefront_accounts import post_form
+from tests.integration.test_storefront_accounts import csrf_of, post_form
 from web.api import OPERATIONS, PREFIX
 from web.app import create_app
 
@@ -49,8 +49,12 @@ async def test_there_are_staff_routes_to_check(settings) -> None:
 
 
 async def test_anonymous_visitors_are_refused_every_staff_route(client, settings) -> None:
+    # With a valid CSRF token, so that it is the staff guard that refuses unsafe requests too.
+    headers = {"X-CSRF-Token": await csrf_of(client)}
     for method, path in staff_routes(settings):
-        resp = await client.request(method, concrete(path), allow_redirects=False, json={})
+        resp = await client.request(
+            method, concrete(path), allow_redirects=False, json={}, headers=headers
+        )
         if path.startswith("/api/"):
             assert resp.status == 401, (method, path, resp.status)
         else:

@@ -105,8 +105,11 @@ async def _from_parsed_form(request: web.Request, spool: Spool) -> str:
     upload = posted.get("image")
     if not isinstance(upload, FileField):
         raise UploadRefused("image", "Choose an image file to upload.")
-    while chunk := await asyncio.to_thread(upload.file.read, CHUNK_BYTES):
-        await spool.write(chunk)
+    try:
+        while chunk := await asyncio.to_thread(upload.file.read, CHUNK_BYTES):
+            await spool.write(chunk)
+    finally:
+        upload.file.close()  # aiohttp's temporary file of the parsed form
     alt = posted.get("alt")
     return _alt_text(alt if isinstance(alt, str) else "")
 
