@@ -1,13 +1,19 @@
 """A large, realistic, deterministic catalog for `aioshop seed --products N` (demos and benchmarks).
 
-The taxonomy (categories, attributes with their choices, product types) is upserted by slug with
-plain INSERTs, so a second run reuses it and adds products only: ids continue after the current
-ones, and slugs and SKUs carry the new product ids, so they never collide with earlier runs. A
-type whose attributes are declared at other levels than the seed's raises SeedConflict.
-Products and variants then go in with COPY, one transaction per batch (a product always commits
-with its variants); the variants' statement-level triggers fill price_min/price_max/in_stock.
-Each committed batch is indexed for search in bulk (search_index_products, as INDEX_PRODUCT does
-for one product) and the catalog is vacuumed and analysed at the end.
+The taxonomy is upserted first (storage.seed_taxonomy), so a second run reuses it and adds
+products only: ids continue after the current ones, and slugs and SKUs carry the new product ids,
+so they never collide with earlier runs. The rows come from storage.seed_data's Generator.
+Products and variants go in with COPY, one transaction per batch (a product always commits with
+its variants). The products carry price_min/price_max/currency/in_stock already, so the variants'
+insert trigger skips its UPDATE (migration 0009): each product is written by COPY and then once
+more by its search document, search_index_products() (migration 0006, as INDEX_PRODUCT does for
+one product: the one definition of search_vector, search_facets and search_terms).
+Into a non-empty catalog each batch commits on its own and a second connection indexes it while
+the next one loads. An empty catalog is loaded in ONE transaction that holds products and
+variants locked (other sessions wait until it commits), drops their secondary indexes, indexes
+each batch right after its copy and builds the indexes again at the end: several times cheaper
+than maintaining them row by row, and a failure rolls everything back, indexes included.
+The catalog is then vacuumed and analysed.
 The same `products` and `seed` on a fresh database give byte-identical rows (only indexed_at
 is the clock's): everything comes from one `random.Random(seed)`, and created_at counts back
 one minute per product from a fixed instant.
@@ -18,60 +24,16 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
-from storage.errors import Conflict
-from storage.seed_data import (
-    ATTRIBUTES,
-    CATEGORIES,
-    CHOICES,
-    TYPES,
-    Generator,
-    Node,
-    Row,
-    Taxonomy,
-    TypeSpec,
-)
+from storage.seed_data import Generator, Row
+from storage.seed_taxonomy import SeedConflict, upsert_taxonomy
 
-UPSERT_ATTRIBUTE = """
-    INSERT INTO attributes (slug, name, kind, unit) VALUES ($1, $2, $3, $4)
-    ON CONFLICT (slug) DO NOTHING
-"""
-UPSERT_CHOICE = """
-    INSERT INTO attribute_choices (attribute_id, slug, name, swatch, position)
-    SELECT id, $2, $3, $4, $5 FROM attributes WHERE slug = $1
-    ON CONFLICT (attribute_id, slug) DO NOTHING
-"""
-UPSERT_TYPE = "INSERT INTO product_types (slug, name) VALUES ($1, $2) ON CONFLICT (slug) DO NOTHING"
-UPSERT_TYPE_ATTRIBUTE = """
-    INSERT INTO product_type_attributes (product_type_id, attribute_id, level, position)
-    SELECT t.id, a.id, $3, $4 FROM product_types t, attributes a WHERE t.slug = $1 AND a.slug = $2
-    ON CONFLICT (product_type_id, attribute_id) DO NOTHING
-"""
-LIST_TYPE_LEVELS = """
-    SELECT t.slug AS type, a.slug AS attribute, pta.level
-    FROM product_type_attributes pta
-    JOIN product_types t ON t.id = pta.product_type_id
-    JOIN attributes a ON a.id = pta.attribute_id
-    WHERE t.slug = ANY($1::text[])
-"""
-LIST_TYPE_IDS = "SELECT slug, id FROM product_types WHERE slug = ANY($1::text[])"
-# The path ends with the row's own id (a CHECK), so the id is drawn first from the identity's
-# own sequence; ON CONFLICT leaves an existing category (wherever staff moved it) alone.
-INSERT_CATEGORY = """
-    INSERT INTO categories (id, parent_id, slug, name, path, position) OVERRIDING SYSTEM VALUE
-    SELECT n.id, $1::bigint, $2, $3,
-           coalesce((SELECT path FROM categories WHERE id = $1), '{}') || n.id, $4
-    FROM (SELECT nextval(pg_get_serial_sequence('categories', 'id')) AS id) AS n
-    ON CONFLICT (slug) DO NOTHING
-    RETURNING id
-"""
-GET_CATEGORY_ID = "SELECT id FROM categories WHERE slug = $1"
 # Product ids are drawn from the identity's sequence before the COPY, so variants can name their
 # product without a round trip per row. nextval is concurrency-safe: the ids are ours even if
 # other sessions insert products meanwhile (they may then interleave, which nothing relies on).
@@ -79,10 +41,12 @@ GET_CATEGORY_ID = "SELECT id FROM categories WHERE slug = $1"
 RESERVE_PRODUCT_IDS = """
     SELECT nextval(pg_get_serial_sequence('products', 'id')) FROM generate_series(1, $1)
 """
+SKIP_AGGREGATES_TRIGGER = "SET LOCAL aioshop.product_aggregates = 'written'"
 LIST_TAKEN_SLUGS = "SELECT slug FROM products WHERE slug = ANY($1::text[])"
 PRODUCT_COLUMNS = (
     "id", "slug", "name", "description", "is_published", "created_at", "updated_at",
-    "category_id", "product_type_id", "attributes",
+    "category_id", "product_type_id", "attributes", "price_min", "price_max", "currency",
+    "in_stock",
 )  # fmt: skip
 VARIANT_COLUMNS = (
     "product_id", "sku", "name", "price_amount", "currency", "stock_on_hand", "attributes",
@@ -96,16 +60,29 @@ INDEX_PRODUCT_RANGE = """
     SELECT count(*) FROM search_index_products(ARRAY(
         SELECT id FROM products WHERE id BETWEEN $1 AND $2 AND search_vector IS NULL))
 """
-# VACUUM too: the trigger and the search update leave two dead versions of each product, and a
-# seeded catalog is often benchmarked at once (autovacuum may be off, or not there yet).
+CATALOG_IS_EMPTY = "SELECT NOT EXISTS (SELECT FROM products)"
+# Taken before the emptiness is checked again: no other session adds or reads products until the
+# load commits (DROP INDEX would take the same lock anyway, one table at a time).
+LOCK_CATALOG = "LOCK TABLE products, variants IN ACCESS EXCLUSIVE MODE"
+# What an empty catalog's load drops and builds again (see _load_empty): every index of products
+# and variants but those behind constraints (primary keys, unique slugs and SKUs: the load counts
+# on their checks) and variants_product, through which search_index_products reads the variants.
+# pg_get_indexdef gives the index as created, storage parameters and predicate included.
+LIST_REBUILT_INDEXES = """
+    SELECT i.indexrelid::regclass::text AS name, pg_get_indexdef(i.indexrelid) AS definition
+    FROM pg_index i
+    WHERE i.indrelid IN ('products'::regclass, 'variants'::regclass)
+      AND i.indexrelid <> 'variants_product'::regclass
+      AND NOT EXISTS (SELECT FROM pg_constraint c WHERE c.conindid = i.indexrelid)
+    ORDER BY 1
+"""
+INDEX_BUILD_MEMORY = "SET LOCAL maintenance_work_mem = '256MB'"
+# VACUUM too: the search update leaves a dead version of each product, and a seeded catalog is
+# often benchmarked at once (autovacuum may be off, or not there yet).
 VACUUM_CATALOG = """
     VACUUM (ANALYZE) categories, attributes, attribute_choices, product_types,
                      product_type_attributes, products, variants
 """
-
-
-class SeedConflict(Conflict):
-    """The database holds catalog data the seed cannot add to without contradicting it."""
 
 
 @dataclass(frozen=True)
@@ -142,21 +119,79 @@ async def seed_catalog(
 
     Not idempotent: each run adds products (same seed, same names; new ids, slugs and SKUs).
     Raises SeedConflict when the taxonomy contradicts the seed's or a slug or SKU is taken, and
-    ValueError when products < 1. Uses its own connection (binary COPY needs its jsonb codec).
+    ValueError when products < 1. Uses its own connections (binary COPY needs its jsonb codec).
+    On an empty catalog, products and variants are locked for the whole load (see the module).
     """
     if products < 1:
         raise ValueError("products must be at least 1")
     say = progress or (lambda _: None)
     timer, begun = _Timer(), time.monotonic()
     conn = await _connect(dsn)
-    indexer = _Indexer(await _connect(dsn))
     try:
         with timer.step("taxonomy") as counted:
             async with conn.transaction():
-                taxonomy, counted.rows = await _upsert_taxonomy(conn)
+                taxonomy, counted.rows = await upsert_taxonomy(conn)
         say(f"taxonomy: {counted.rows} rows")
-        generator = Generator(taxonomy, seed)
-        variants_total = 0
+        load = _Load(conn, timer, Generator(taxonomy, seed), say)
+        loaded = False
+        if await conn.fetchval(CATALOG_IS_EMPTY):
+            async with conn.transaction():
+                await conn.execute(LOCK_CATALOG)
+                if await conn.fetchval(CATALOG_IS_EMPTY):  # still, now that no one can add
+                    await _load_empty(load, products, batch)
+                    loaded = True
+        if not loaded:
+            indexer = _Indexer(await _connect(dsn))
+            try:
+                await load.run(products, batch, indexer)
+            finally:
+                await indexer.close()
+        with timer.step("vacuum"):
+            await conn.execute(VACUUM_CATALOG)
+    finally:
+        await conn.close()
+    seconds = time.monotonic() - begun
+    return SeedReport(products, load.variants, tuple(timer.steps.values()), seconds)
+
+
+async def _load_empty(load: _Load, products: int, batch: int) -> None:
+    """The whole load in the caller's transaction, with the indexes built once at the end.
+
+    Building an index over loaded rows costs a fraction of inserting each row into it (the GIN
+    indexes above all), and the search update of each batch then rewrites rows that no index
+    but the unique ones points at. The transaction keeps it safe: a failure restores the
+    indexes with everything else. Only for an empty catalog: there is nothing to re-index.
+    """
+    conn = load.conn
+    indexes = await conn.fetch(LIST_REBUILT_INDEXES)
+    for index in indexes:
+        await conn.execute(f"DROP INDEX {index['name']}")
+    await load.run(products, batch, None)
+    with load.timer.step("indexes") as counted:
+        await conn.execute(INDEX_BUILD_MEMORY)
+        for index in indexes:
+            await conn.execute(index["definition"])
+        counted.rows = len(indexes)
+
+
+class _Load:
+    """Generates and copies the products batch by batch, and has each batch indexed."""
+
+    def __init__(
+        self,
+        conn: asyncpg.Connection,
+        timer: _Timer,
+        generator: Generator,
+        say: Callable[[str], None],
+    ) -> None:
+        self.conn, self.timer, self.generator, self.say = conn, timer, generator, say
+        self.variants = 0
+
+    async def run(self, products: int, batch: int, indexer: _Indexer | None) -> None:
+        """Load `products` products: each batch commits on its own and `indexer` indexes it
+        meanwhile, or (indexer None) each batch is indexed right after its copy, in the
+        caller's transaction."""
+        conn, timer, generator = self.conn, self.timer, self.generator
         with timer.step("generate"):
             ids = await _reserve_ids(conn, min(batch, products))
             rows, variant_rows = await generator.batch(0, ids)
@@ -168,31 +203,28 @@ async def seed_catalog(
                 counted.rows = len(rows)
             # The database is the bottleneck: the next batch is generated while this one is
             # copied (COPY and triggers run server-side; generation yields to the loop often).
-            copying = asyncio.ensure_future(_copy_batch(conn, timer, rows, variant_rows))
+            copying = asyncio.ensure_future(
+                _copy_batch(conn, timer, rows, variant_rows, index=indexer is None)
+            )
             try:
                 upcoming = await generator.batch(following, ids)
                 generated = time.monotonic()
             finally:
                 copied = await copying
             timer.add("generate", max(0.0, generated - copied))  # how long the copy waited
-            variants_total += len(variant_rows)
-            say(f"products: {start + len(rows)}/{products} ({variants_total} variants)")
-            with timer.step("search"):  # how long loading waited for the previous batch's index
-                indexed = await indexer.wait()
-            indexer.start(min(row[0] for row in rows), max(row[0] for row in rows))
-            if indexed:
-                say(f"search: {indexed} products")
+            self.variants += len(variant_rows)
+            self.say(f"products: {start + len(rows)}/{products} ({self.variants} variants)")
+            if indexer is not None:
+                with timer.step("search"):  # how long loading waited for the previous batch
+                    indexed = await indexer.wait()
+                indexer.start(min(row[0] for row in rows), max(row[0] for row in rows))
+                if indexed:
+                    self.say(f"search: {indexed} products")
             rows, variant_rows = upcoming
-        with timer.step("search") as counted:
-            counted.rows = await indexer.wait()
-        say(f"search: {counted.rows} products")
-        with timer.step("vacuum"):
-            await conn.execute(VACUUM_CATALOG)
-    finally:
-        await indexer.close()
-        await conn.close()
-    seconds = time.monotonic() - begun
-    return SeedReport(products, variants_total, tuple(timer.steps.values()), seconds)
+        if indexer is not None:
+            with timer.step("search") as counted:
+                counted.rows = await indexer.wait()
+            self.say(f"search: {counted.rows} products")
 
 
 class _Indexer:
@@ -231,9 +263,15 @@ async def _reserve_ids(conn: asyncpg.Connection, count: int) -> list[int]:
 
 
 async def _copy_batch(
-    conn: asyncpg.Connection, timer: _Timer, products: list[list[Any]], variants: list[Row]
+    conn: asyncpg.Connection,
+    timer: _Timer,
+    products: list[list[Any]],
+    variants: list[Row],
+    *,
+    index: bool,
 ) -> float:
-    """One transaction: a product always commits with its variants; returns when it committed.
+    """One transaction (a savepoint within the caller's): a product always commits with its
+    variants, and, if `index`, its search document. Returns when it committed.
 
     Raises SeedConflict.
     """
@@ -244,57 +282,22 @@ async def _copy_batch(
                     "products", records=products, columns=PRODUCT_COLUMNS
                 )
                 counted.rows = len(products)
-            with timer.step("variants") as counted:  # with the trigger that fills price_min...
+            with timer.step("variants") as counted:
+                # The products carry their aggregates already (Generator.product): migration
+                # 0009 lets the insert trigger skip rewriting them, for this transaction only.
+                await conn.execute(SKIP_AGGREGATES_TRIGGER)
                 await conn.copy_records_to_table(
                     "variants", records=variants, columns=VARIANT_COLUMNS
                 )
                 counted.rows = len(variants)
+            if index:
+                with timer.step("search") as counted:
+                    counted.rows = await conn.fetchval(
+                        INDEX_PRODUCT_RANGE, products[0][0], products[-1][0]
+                    )
     except asyncpg.UniqueViolationError as exc:
         raise SeedConflict(f"the seed collided with existing data: {exc.detail}") from None
     return time.monotonic()
-
-
-async def _upsert_taxonomy(conn: asyncpg.Connection) -> tuple[Taxonomy, int]:
-    """Create what is missing of the taxonomy; returns its ids and how many rows it declares."""
-    await conn.executemany(UPSERT_ATTRIBUTE, [a[:4] for a in ATTRIBUTES])
-    await conn.executemany(UPSERT_CHOICE, [
-        (attribute, *choice, position)
-        for attribute, choices in CHOICES.items() for position, choice in enumerate(choices)
-    ])  # fmt: skip
-    await conn.executemany(UPSERT_TYPE, [(t.slug, t.name) for t in TYPES.values()])
-    declared = [
-        (t.slug, attribute, level, position)
-        for t in TYPES.values()
-        for position, (attribute, level) in enumerate(
-            [(a, "product") for a in t.product_attributes]
-            + [(a, "variant") for a in t.variant_attributes]
-        )
-    ]
-    await conn.executemany(UPSERT_TYPE_ATTRIBUTE, declared)
-    levels = {(r["type"], r["attribute"]): r["level"] for r in await conn.fetch(
-        LIST_TYPE_LEVELS, list(TYPES))}  # fmt: skip
-    for type_slug, attribute, level, _ in declared:
-        if levels.get((type_slug, attribute)) != level:
-            raise SeedConflict(
-                f"product type {type_slug!r} declares {attribute!r} at the "
-                f"{levels.get((type_slug, attribute))} level, the seed needs {level}"
-            )
-    type_ids = {r["slug"]: r["id"] for r in await conn.fetch(LIST_TYPE_IDS, list(TYPES))}
-    leaves: list[tuple[int, TypeSpec]] = []
-
-    async def insert(nodes: Sequence[Node], parent: int | None) -> int:
-        count = 0
-        for position, (slug, name, type_slug, children) in enumerate(nodes):
-            category_id = await conn.fetchval(INSERT_CATEGORY, parent, slug, name, position)
-            category_id = category_id or await conn.fetchval(GET_CATEGORY_ID, slug)
-            if type_slug is not None:
-                leaves.append((category_id, TYPES[type_slug]))
-            count += 1 + await insert(children, category_id)
-        return count
-
-    categories = await insert(CATEGORIES, None)
-    rows = len(ATTRIBUTES) + sum(map(len, CHOICES.values())) + len(TYPES) + len(declared)
-    return Taxonomy(tuple(leaves), type_ids), rows + categories
 
 
 async def _connect(dsn: str) -> asyncpg.Connection:

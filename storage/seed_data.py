@@ -296,9 +296,13 @@ class Generator:
                 product_id, f"P{product_id:07d}-{position + 1}", label, price + premium,
                 CURRENCY, stock, dict(combination), position, created_at, created_at,
             ))  # fmt: skip
+        # The aggregates migration 0005's refresh_product_aggregates() computes from the
+        # variants (all in CURRENCY), so the load need not run it: see storage.seed.
+        prices = [variant[3] for variant in variants]
         product = [
             product_id, _slugify(name), name, " ".join(s for s in sentences if s), published,
             created_at, created_at, category_id, self.taxonomy.type_ids[spec.slug], attributes,
+            min(prices), max(prices), CURRENCY, any(variant[5] > 0 for variant in variants),
         ]  # fmt: skip  # the slug is settled per batch, by _settle_slugs
         return product, variants
 

@@ -216,6 +216,56 @@ async def test_every_product_is_indexed_for_search(seeded: Seeded) -> None:
     assert found > 0
 
 
+async def test_seeded_documents_are_what_search_index_products_makes(seeded: Seeded) -> None:
+    # The seed's bulk path must give the documents the search actor would (migration 0006's
+    # functions are their one definition): reindexing every product and rebuilding the
+    # vocabulary changes nothing.
+    await assert_documents_as_indexed(seeded.dsn, PRODUCTS)
+
+
+async def assert_documents_as_indexed(dsn: str, products: int) -> None:
+    """Reindex every product and rebuild search_terms, compare, and roll back (other tests
+    read the seeded rows)."""
+    conn = await connect(dsn)
+    try:
+        async with conn.transaction():
+            await conn.execute(
+                "CREATE TEMP TABLE seeded_documents ON COMMIT DROP AS"
+                " SELECT id, search_vector, search_facets FROM products;"
+                " CREATE TEMP TABLE seeded_terms ON COMMIT DROP AS SELECT * FROM search_terms"
+            )
+            reindexed = await conn.fetchval(
+                "SELECT count(*) FROM search_index_products(ARRAY(SELECT id FROM products))"
+            )
+            await conn.execute("SELECT search_rebuild_terms()")
+            changed = await conn.fetch(
+                "SELECT id FROM products p JOIN seeded_documents s USING (id)"
+                " WHERE p.search_vector IS DISTINCT FROM s.search_vector"
+                " OR p.search_facets IS DISTINCT FROM s.search_facets ORDER BY id LIMIT 5"
+            )
+            terms = await conn.fetchrow(
+                "SELECT (SELECT count(*) FROM search_terms) AS rebuilt,"
+                " (SELECT count(*) FROM seeded_terms) AS seeded,"
+                " (SELECT count(*) FROM (SELECT * FROM search_terms"
+                " EXCEPT SELECT * FROM seeded_terms) d) AS missing,"
+                " (SELECT count(*) FROM (SELECT * FROM seeded_terms"
+                " EXCEPT SELECT * FROM search_terms) d) AS extra"
+            )
+            raise _RollBack
+    except _RollBack:
+        pass
+    finally:
+        await conn.close()
+    assert reindexed == products
+    assert changed == []
+    assert terms["rebuilt"] == terms["seeded"] > 0
+    assert terms["missing"] == terms["extra"] == 0
+
+
+class _RollBack(Exception):
+    pass
+
+
 async def test_same_seed_gives_identical_catalogs(seeded: Seeded, other_db: str) -> None:
     await seed_catalog(other_db, PRODUCTS, seed=SEED)  # another batch size than `seeded`
     checksums = []
@@ -247,7 +297,7 @@ async def test_another_seed_gives_another_catalog(seeded: Seeded, other_db: str)
 
 
 async def test_second_run_adds_products_and_reuses_the_taxonomy(fresh_db: str) -> None:
-    await seed_catalog(fresh_db, 300)
+    await seed_catalog(fresh_db, 300)  # an empty catalog: one transaction
     conn = await connect(fresh_db)
     try:
         taxonomy = "SELECT (SELECT count(*) FROM categories), (SELECT count(*) FROM attributes),"
@@ -266,6 +316,7 @@ async def test_second_run_adds_products_and_reuses_the_taxonomy(fresh_db: str) -
     assert tuple(before) == tuple(after)
     assert counts["products"] == counts["slugs"] == 600
     assert counts["unindexed"] == 0
+    await assert_documents_as_indexed(fresh_db, 600)  # the second run: batch by batch
 
 
 async def test_a_type_declared_otherwise_is_refused(fresh_db: str) -> None:
@@ -304,7 +355,9 @@ def test_cli_seeds_products_and_prints_one_line_per_step(fresh_db: str) -> None:
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     names = [line.split()[0] for line in lines]
-    assert names == ["taxonomy", "generate", "products", "variants", "search", "vacuum", "total"]
+    # An empty catalog: its indexes are built once, after the load ("indexes").
+    steps = ["taxonomy", "generate", "products", "variants", "search", "indexes", "vacuum"]
+    assert names == [*steps, "total"]
     assert re.match(r"^products\s+120 rows\s+\d+\.\d\d s$", lines[2])
     assert lines[-1].startswith("total     120 products, ")
 
