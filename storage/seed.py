@@ -96,9 +96,11 @@ class Step:
 class SeedReport:
     """What seed_catalog wrote, step by step, and the wall-clock seconds it took in all.
 
-    Batches are generated while the previous one is copied, and indexed while the next one is:
-    `generate` and `search` count only the time the load waited for them (the first batch's
-    rows, the last batch's index, and any batch slower than a copy).
+    Batches are generated while the previous one is copied: `generate` counts only the time the
+    load waited for it (the first batch's rows, and any batch slower than a copy). Into a
+    non-empty catalog batches are indexed while the next one is copied, and `search` too counts
+    only the waiting; an empty catalog's load indexes each batch itself (`search` is that work)
+    and adds `indexes`, the building of the indexes it dropped.
     """
 
     products: int
