@@ -201,3 +201,21 @@ async def test_picker_without_javascript_reloads_with_the_choice(
         await snap(page, "9-no-js-picked", width)
     finally:
         await context.close()
+
+
+@pytest.mark.parametrize(("width", "height"), VIEWPORTS)
+async def test_a_bad_filter_says_what_is_wrong_where_the_filters_are(
+    page: Page, settings: Settings, width: int, height: int
+) -> None:
+    await seed(str(settings.database_url), settings.media_dir)
+    await page.set_viewport_size({"width": width, "height": height})
+    response = await page.goto("/c/shoes?attr.weight=3&sort=price_asc")
+    assert response is not None and response.status == 400
+    alert = page.get_by_role("alert")
+    await expect(alert).to_contain_text("Filter “weight”: not an attribute")
+    box = await alert.bounding_box()
+    assert box is not None and box["y"] + box["height"] <= height  # seen without scrolling
+    await snap(page, "10-bad-filter", width)
+    await alert.get_by_role("link", name="Clear the filters").click()
+    await page.wait_for_url("**/c/shoes")
+    await expect(page.locator(".product-card")).to_have_count(3)

@@ -232,3 +232,38 @@ async def test_single_variant_product_is_chosen_and_sold_out_says_so(client, fre
     assert 'name="sku" value="OS-R-44"' in page and "Out of stock" in page
     mug = await get_page(client, "/products/plain-mug")
     assert "9 in stock" not in mug and "2 in stock" in mug and "€9.00" in mug
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/search?q=%27%22%5C",
+        "/search?q=!!!%20%7C%20%26",
+        "/search?q=a:*",
+        "/search?q=shoe&q=",
+        "/c/shoes?attr.colour=&price=&in_stock=",
+        "/products/field-tee?colour=%3Cb%3E&size=%00&sku=",
+        "/products/field-tee?colour=red&colour=blue",
+    ],
+)
+async def test_odd_but_harmless_input_still_renders(client, fresh_db, path: str) -> None:
+    await build_catalog(fresh_db)
+    await add_tee(fresh_db)
+    page = await get_page(client, path)
+    assert "<b>" not in page
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/search?q=" + "x" * 201,
+        "/c/shoes?attr.colour=%3Cscript%3E",
+        "/c/shoes?attr.Bad-Name=1",
+        "/search?category=nowhere",
+        "/search?limit=abc",
+    ],
+)
+async def test_bad_input_is_400_and_escaped(client, fresh_db, path: str) -> None:
+    await build_catalog(fresh_db)
+    page = await get_page(client, path, status=400)
+    assert 'id="filter-errors"' in page and "<script>" not in page
