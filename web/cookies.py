@@ -19,6 +19,7 @@ import secrets
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_request import FileField
 
 from auth.accounts import Accounts, TokenPair
 from auth.tokens import InvalidToken, Principal
@@ -142,6 +143,7 @@ async def browser_session(request: web.Request, handler: Any) -> web.StreamRespo
     Requests with an Authorization header (API clients) are left to the API's bearer auth; the
     API checks CSRF itself, so that its refusals are problem+json.
     """
+    parsed_form = False  # whether the CSRF check parsed a multipart form (its files need closing)
     if "Authorization" not in request.headers:
         page = not request.path.startswith(NO_SILENT_REFRESH)
         principal = await browser_principal(request, refresh=page and request.method == "GET")
@@ -155,17 +157,37 @@ async def browser_session(request: web.Request, handler: Any) -> web.StreamRespo
                 # their own size limit (a larger one than every other request body).
                 limit = request.config_dict[SETTINGS].max_upload_bytes + UPLOAD_FORM_OVERHEAD
                 request = request.clone(client_max_size=limit)
+            parsed_form = (
+                request.content_type == "multipart/form-data"
+                and request.headers.get(CSRF_HEADER) is None
+            )
             try:
                 await check_csrf(request)
             except CsrfRejected as exc:
+                if parsed_form:
+                    await _close_uploads(request)
                 raise web.HTTPForbidden(text=str(exc)) from None
     try:
         response: web.StreamResponse = await handler(request)
     except web.HTTPException as exc:
         _finish(request, exc)
         raise
+    finally:
+        if parsed_form:
+            await _close_uploads(request)
     _finish(request, response)
     return response
+
+
+async def _close_uploads(request: web.Request) -> None:
+    """Close the temporary files of a parsed form's uploads, whatever the handler did."""
+    try:
+        posted = await request.post()  # the CSRF check's parse, cached: nothing is read again
+    except (web.HTTPException, ValueError):
+        return
+    for value in posted.values():
+        if isinstance(value, FileField):
+            value.file.close()
 
 
 def _finish(request: web.Request, response: web.StreamResponse) -> None:
