@@ -49,6 +49,9 @@ async def replica_settings(cluster, cluster_template, settings_for) -> AsyncIter
         replica_database_url=dsn_for(cluster.replica_dsn(), name),
         replica_check_interval_seconds=0.1,
         replica_max_lag_seconds=1.0,
+        # These tests watch where reads go; the catalog cache would answer some of them itself
+        # (test_a_cache_fill_after_a_change_never_reads_a_lagging_replica covers the two).
+        catalog_cache_seconds=0,
     )
     await asyncio.to_thread(cluster.resume_replay)
     await cluster_template.drop(name)
@@ -154,3 +157,25 @@ async def test_a_client_reads_its_own_write_while_replay_is_paused(
         # ... while a client that did not write reads the replica, which has not replayed it.
         async with other.get(url) as stale:
             assert "fresh-mug" not in {item["slug"] for item in (await stale.json())["items"]}
+
+
+async def test_a_cache_fill_after_a_change_never_reads_a_lagging_replica(
+    cluster, replica_settings, staff_headers, aiohttp_client
+) -> None:
+    """A staff change moves the catalog version to its commit position; a shopper who wrote
+    nothing then misses the cache, and the fill must come from a reader that has that commit
+    (the primary while the replica is paused), or the old list would be cached as the new one."""
+    cached = replica_settings.model_copy(update={"catalog_cache_seconds": 300})
+    client = await aiohttp_client(create_app(cached))
+    try:
+        assert await listed_slugs(client) == set()  # cached under the current version
+        await asyncio.to_thread(cluster.pause_replay)
+        resp = await client.post("/api/v1/products", json=NEW, headers=staff_headers)
+        assert resp.status == 201, await resp.text()
+        async with aiohttp.ClientSession() as shopper:  # no LSN cookie or header
+            async with shopper.get(client.make_url("/api/v1/products")) as page:
+                assert {item["slug"] for item in (await page.json())["items"]} == {"fresh-mug"}
+            async with shopper.get(client.make_url("/api/v1/products")) as again:  # a hit now
+                assert {item["slug"] for item in (await again.json())["items"]} == {"fresh-mug"}
+    finally:
+        await client.close()
