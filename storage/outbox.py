@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -81,7 +81,9 @@ async def backlog(executor: Any) -> Backlog:
     return Backlog(unpublished=int(count), oldest_age_seconds=float(age))
 
 
-async def purge_published(conn: asyncpg.Connection, older_than: str = "7 days") -> int:
+async def purge_published(
+    conn: asyncpg.Connection, older_than: timedelta = timedelta(days=7)
+) -> int:
     """Delete published events older than `older_than`; returns how many."""
     status: str = await conn.execute(DELETE_PUBLISHED_BEFORE, older_than)
     return int(status.split()[-1])

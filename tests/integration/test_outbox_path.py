@@ -12,6 +12,7 @@ from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
 from actors.relay import Relay
+from storage import outbox
 from storage.database import connect, create_pool
 from storage.outbox import OutboxEvent
 from tests.support.waiting import eventually
@@ -160,3 +161,38 @@ async def test_redelivered_message_has_no_second_effect(
         )
     finally:
         await conn.close()
+
+
+async def test_published_events_are_purged_after_a_week_and_not_before(fresh_db) -> None:
+    conn = await connect(fresh_db)
+    try:
+        await conn.execute(
+            "INSERT INTO outbox (event_id, actor_name, payload, published_at) VALUES"
+            " ($1, 'search.index_product', '{}', now() - interval '8 days'),"
+            " ($2, 'search.index_product', '{}', now() - interval '6 days'),"
+            " ($3, 'search.index_product', '{}', NULL)",
+            uuid.uuid4(),
+            uuid.uuid4(),
+            uuid.uuid4(),
+        )
+        assert await outbox.purge_published(conn) == 1
+        assert await conn.fetchval("SELECT count(*) FROM outbox") == 2
+    finally:
+        await conn.close()
+
+
+async def test_the_relay_loop_publishes_and_purges_without_errors(
+    fresh_db, broker: dramatiq.Broker
+) -> None:
+    """One turn of the relay's loop (publish, then the periodic purge) logs no failure."""
+    pool = await create_pool(fresh_db, 2, read_only=False)
+    stop = asyncio.Event()
+    try:
+        with capture_logs() as logs:
+            task = asyncio.create_task(Relay(pool, broker).run(stop))
+            await asyncio.sleep(1.5)
+            stop.set()
+            await asyncio.wait_for(task, 10)
+    finally:
+        await pool.close()
+    assert not [entry for entry in logs if entry["event"] == "outbox.publish_failed"], logs

@@ -15,13 +15,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from storage.demo import DEMO_PRODUCTS
+from storage.demo import DEMO_SIZE
 from tests.conftest import SERVICE_VARIABLES
 
 READY_LINE = "aioshop is up: "
 START_TIMEOUT_SECONDS = 90
 STOP_TIMEOUT_SECONDS = 30
-DEMO_NAMES = [name for _, name, *_ in DEMO_PRODUCTS]
 
 
 def free_port() -> int:
@@ -131,8 +130,11 @@ async def aioshop_up(data_dir: Path, port: int) -> AsyncIterator[Up]:
         if process.returncode is None:
             with suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
-            await process.wait()
+        # Before waiting: a leftover (embedded PostgreSQL, in its own session) can hold our
+        # stdout pipe open, and the wait would then last until the test's timeout, hiding why
+        # the test failed.
         kill_leftovers(data_dir)
+        await process.wait()
 
 
 async def get(session: aiohttp.ClientSession, url: str) -> tuple[int, str]:
@@ -144,8 +146,9 @@ async def assert_shop_serves_demo_products(url: str) -> None:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
         status, html = await get(session, url)
         assert status == 200, html[:2000]
-        for name in DEMO_NAMES:
-            assert html.count(name) == 1, f"{name!r} appears {html.count(name)} times"
+        assert html.count('href="/products/') >= 6, html[:2000]  # the newest products
+        status, body = await get(session, url + "api/v1/search?q=shirt")
+        assert status == 200 and '"total":0' not in body, body[:2000]
         status, body = await get(session, url + "readyz")
         assert status == 200, body
 
@@ -161,7 +164,7 @@ async def test_up_runs_embedded_stops_cleanly_and_keeps_data(tmp_path: Path) -> 
         await assert_shop_serves_demo_products(up.url)
         assert await up.stop(whole_group=False) == 0, up.log()[-5000:]
         [prepared] = up.events("database.prepared")
-        assert prepared["demo_products_created"] == len(DEMO_PRODUCTS)
+        assert prepared["demo_products_created"] == DEMO_SIZE
     assert processes_using(data_dir) == []
     assert not up.events("process.killed"), "a child needed SIGKILL"
     secret = (data_dir / "secret_key").read_text()
