@@ -131,6 +131,22 @@ LIST = """
     ORDER BY {order}
     LIMIT {limit}
 """
+# The same for a category and its descendants: each category's page in its own index order
+# ((category_id, sort key, id): migration 0010), then merged. Filtering one sort index by
+# category instead reads past every other category's products: thousands of rows for a leaf.
+LIST_BY_CATEGORY = """
+    SELECT l.* FROM unnest({categories}) AS c (id)
+    CROSS JOIN LATERAL (
+        SELECT p.id, p.slug, p.name, p.price_min, p.price_max, p.currency, p.in_stock,
+               0::float8 AS score, {sort_column}
+        FROM products p
+        WHERE {where} {after}
+        ORDER BY {order}
+        LIMIT {limit}
+    ) l
+    ORDER BY {order}
+    LIMIT {limit}
+"""
 # Per sort: the column `rows` carries, ORDER BY ({t} is a table prefix), the column's type for
 # the keyset parameter, and the comparison that means "after". NULL prices sort last both ways.
 SORT_KEYS: dict[Sort, tuple[str, str, str, str]] = {
@@ -260,7 +276,9 @@ def build_search(query: SearchQuery, text: TextMatch | None) -> tuple[str, list[
             literal_hit = "p.search_vector @@ q.literal"
     if query.in_stock is not None:
         where.append(f"p.in_stock = {arg(query.in_stock, 'boolean')}")
-    if query.category_ids is not None:
+    list_only = text is None and not query.facets
+    by_category = list_only and query.category_ids is not None
+    if query.category_ids is not None and not by_category:
         in_categories = f"p.category_id = ANY ({arg(list(query.category_ids), 'bigint[]')})"
         if text is None:
             where.append(in_categories)
@@ -278,20 +296,26 @@ def build_search(query: SearchQuery, text: TextMatch | None) -> tuple[str, list[
             accepted = arg([f"{slug}={value}" for value in values], "text[]")
             fails.append((f"NOT (p.search_facets && {accepted})", slug))
     after = ""
-    list_only = text is None and not query.facets
     if query.after is not None:
         key, last_id = check_after(query.sort, query.after)
         key_sql = arg(key, key_type) + ("::timestamptz" if query.sort == "newest" else "")
         # LIST filters products themselves: the sort column by its expression, not its name.
         sort_key = SORT_COLUMNS[query.sort].split(" AS ")[0] if list_only else column
-        after = f"AND ({sort_key}, id) {after_operator} ({key_sql}, {arg(last_id, 'bigint')})"
+        row_id = "p.id" if list_only else "id"
+        after = f"AND ({sort_key}, {row_id}) {after_operator} ({key_sql}, {arg(last_id, 'bigint')})"
     if list_only:
-        return LIST.format(
+        limit = arg(max(query.limit, 1) + 1, "integer")
+        if by_category:
+            assert query.category_ids is not None
+            where.append("p.category_id = c.id")
+        statement = LIST_BY_CATEGORY if by_category else LIST
+        return statement.format(
+            categories=arg(list(query.category_ids or ()), "bigint[]") if by_category else "",
             sort_column=SORT_COLUMNS[query.sort],
             where="\n      AND ".join([*where, *(f"NOT {check}" for check, _ in fails)]),
             after=after,
             order=order.format(t=""),
-            limit=arg(max(query.limit, 1) + 1, "integer"),
+            limit=limit,
         ), arg.values
     sql = SEARCH.format(
         text_query=text_query,

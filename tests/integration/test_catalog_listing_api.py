@@ -73,6 +73,22 @@ async def test_cursor_pages_cover_the_list_once(client, fresh_db) -> None:
             break
         path = f"/api/v1/products?sort=price_desc&limit=2&cursor={body['next_cursor']}"
     assert seen == ["trail-shoe", "run-shoe", "office-shoe", "iphone-mug", "plain-mug"]
+    # A category's pages merge its subcategories' own pages (LIST_BY_CATEGORY), cursor included.
+    for sort, expected in (
+        ("price_desc", ["trail-shoe", "run-shoe", "office-shoe"]),
+        ("price_asc", ["office-shoe", "run-shoe", "trail-shoe"]),
+        ("name", ["office-shoe", "run-shoe", "trail-shoe"]),
+    ):
+        seen, cursor = [], ""
+        while True:
+            body = await get_json(
+                client, f"/api/v1/products?category=shoes&sort={sort}&limit=1{cursor}"
+            )
+            seen += [item["slug"] for item in body["items"]]
+            if body["next_cursor"] is None:
+                break
+            cursor = f"&cursor={body['next_cursor']}"
+        assert seen == expected, sort
 
 
 async def test_list_items_carry_what_a_product_card_needs(client, fresh_db) -> None:
