@@ -28,6 +28,8 @@ def configure_logging(
         renderer = structlog.processors.JSONRenderer()
     structlog.configure(
         processors=[
+            # First: below the level, an event costs one check, not a timestamp and a merge.
+            structlog.stdlib.filter_by_level,
             *shared,
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],

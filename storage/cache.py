@@ -13,6 +13,13 @@ from a not-yet-updated search index in between is not kept. A miss fills from a 
 as fresh as the version (read-your-writes on the replica: a lagging replica cannot put old data
 under the new version).
 
+Each process also keeps the entries it read, under their version, and trusts the version it last
+read for `local_seconds` (0.1 s): within that window a hit costs no round trip at all. So another
+process's change reaches this one's readers up to 0.1 s late — well inside what browsing already
+accepts from a replica (REPLICA_MAX_LAG_SECONDS) — while the writer's own next read (its request
+carries its commit position, read-your-writes) always asks Redis, and this process's own changes
+are seen at once.
+
 Redis is an optimisation, never a dependency: when it fails, reads go to the database and the
 cache is left alone for `retry_after` seconds (so a hung Redis costs one timeout, not one per
 request). When a change cannot move the version (Redis down at that moment), entries of the old
@@ -24,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -53,9 +61,10 @@ return {version, redis.call('GET', 'catalog:' .. version .. ':' .. ARGV[1])}
 """
 CACHE_LOOKUPS = Counter(
     "aioshop_catalog_cache_total",
-    "Catalog cache lookups: hit, miss (filled), bypass (Redis unusable or cache off).",
+    "Catalog cache lookups: hit_local (this process), hit (Redis), miss (filled), bypass.",
     ["name", "result"],
 )
+LOCAL_BODY_MAX = 256 * 1024  # larger entries are read from Redis each time
 CACHE_ERRORS = Counter("aioshop_catalog_cache_errors_total", "Redis errors in the catalog cache.")
 
 Fill = Callable[[int | None], Awaitable[Any]]
@@ -89,13 +98,20 @@ class CatalogCache:
         ttl: int = 300,
         retry_after: float = 5.0,
         enabled: bool = True,
+        local_seconds: float = 0.1,
+        local_entries: int = 1000,
     ) -> None:
         self.redis = redis
         self.ttl = ttl
         self.retry_after = retry_after
         self.enabled = enabled
+        self.local_seconds = local_seconds
+        self.local_entries = local_entries
         self._unusable_until = 0.0
         self._read = redis.register_script(READ)
+        # The version as last read (value, when), and entries of recent versions, in process.
+        self._version: tuple[str, float] = ("", float("-inf"))
+        self._local: OrderedDict[str, Cached] = OrderedDict()
 
     def _usable(self) -> bool:
         return self.enabled and time.monotonic() >= self._unusable_until
@@ -119,6 +135,11 @@ class CatalogCache:
             json.dumps(params, sort_keys=True, separators=(",", ":")).encode(), digest_size=16
         ).hexdigest()
         suffix = f"{name}:{digest}"
+        version = self._recent_version(min_lsn)
+        if version is not None and (local := self._local.get(f"{version}:{suffix}")):
+            self._local.move_to_end(f"{version}:{suffix}")
+            CACHE_LOOKUPS.labels(name, "hit_local").inc()
+            return local
         try:
             version_bytes, stored = await self._read(keys=[VERSION_KEY], args=[suffix])
         except (RedisError, OSError) as exc:
@@ -126,10 +147,11 @@ class CatalogCache:
             CACHE_LOOKUPS.labels(name, "bypass").inc()
             return encode(await fill(min_lsn))
         version = version_bytes.decode()
+        self._version = (version, time.monotonic())
         if stored is not None:
             etag, _, body = stored.partition(b"\n")
             CACHE_LOOKUPS.labels(name, "hit").inc()
-            return Cached(body, etag.decode())
+            return self._keep(f"{version}:{suffix}", Cached(body, etag.decode()))
         key = f"catalog:{version}:{suffix}"
         CACHE_LOOKUPS.labels(name, "miss").inc()
         version_lsn = int(version, 16)
@@ -139,6 +161,26 @@ class CatalogCache:
                 await self.redis.set(key, cached.etag.encode() + b"\n" + cached.body, ex=self.ttl)
             except (RedisError, OSError) as exc:
                 self._failed("set", exc)
+            else:
+                self._keep(f"{version}:{suffix}", cached)
+        return cached
+
+    def _recent_version(self, min_lsn: int | None) -> str | None:
+        """The version read less than `local_seconds` ago, unless the client's own last write
+        is newer (then only Redis can say whether the catalog moved past it)."""
+        version, read_at = self._version
+        if not version or time.monotonic() - read_at >= self.local_seconds:
+            return None
+        if min_lsn is not None and min_lsn > int(version, 16):
+            return None
+        return version
+
+    def _keep(self, key: str, cached: Cached) -> Cached:
+        if self.local_seconds > 0 and len(cached.body) <= LOCAL_BODY_MAX:
+            self._local[key] = cached
+            self._local.move_to_end(key)
+            while len(self._local) > self.local_entries:
+                self._local.popitem(last=False)
         return cached
 
     async def changed(self, lsn: int | None) -> None:
@@ -146,8 +188,9 @@ class CatalogCache:
         if lsn is None or not self.enabled:
             return
         try:
-            await self.redis.eval(ADVANCE, 1, VERSION_KEY, lsn_hex(lsn))
+            version = await self.redis.eval(ADVANCE, 1, VERSION_KEY, lsn_hex(lsn))
         except (RedisError, OSError) as exc:
             self._failed("changed", exc)
             return
         self._unusable_until = 0.0
+        self._version = (version.decode(), time.monotonic())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -62,5 +63,47 @@ async def test_a_failing_redis_is_bypassed_then_tried_again() -> None:
         assert not cache._usable()  # the next minute's reads do not wait for Redis
         cache._unusable_until = 0  # the minute has passed
         assert cache._usable()
+    finally:
+        await client.aclose()
+
+
+async def test_a_process_serves_recent_entries_itself_but_never_to_the_writer(
+    redis_url: str,
+) -> None:
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        cache, source = CatalogCache(client, local_seconds=60), Source()
+        first = await cache.read("list", 1, source, min_lsn=None)
+        await client.flushdb()  # Redis forgets everything: only this process remembers
+        assert await cache.read("list", 1, source, min_lsn=None) == first
+        assert source.calls == [None]
+        # A client whose own write is newer than the version this process saw asks Redis.
+        source.value = {"n": 2}
+        after_write = await cache.read("list", 1, source, min_lsn=0x77)
+        assert after_write.body == b'{"n":2}' and source.calls == [None, 0x77]
+    finally:
+        await client.aclose()
+
+
+async def test_another_process_change_is_seen_once_the_local_window_passes(
+    redis_url: str,
+) -> None:
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        reader, writer, source = (
+            CatalogCache(client, local_seconds=0.3),
+            CatalogCache(client),
+            Source(),
+        )
+        await reader.read("list", 1, source, min_lsn=None)
+        await writer.changed(0x100)  # another process's staff change
+        source.value = {"n": 2}
+        assert (await reader.read("list", 1, source, min_lsn=None)).body == b'{"n":1}'
+        await asyncio.sleep(0.35)
+        assert (await reader.read("list", 1, source, min_lsn=None)).body == b'{"n":2}'
+        # The process that made the change sees it at once.
+        await reader.changed(0x200)
+        source.value = {"n": 3}
+        assert (await reader.read("list", 1, source, min_lsn=None)).body == b'{"n":3}'
     finally:
         await client.aclose()
