@@ -29,13 +29,13 @@ version live at most `ttl` more seconds, and the search actor's retries move it 
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import redis.asyncio as aioredis
 import structlog
 from prometheus_client import Counter
@@ -80,7 +80,7 @@ class Cached:
 
 def encode(value: Any) -> Cached:
     """`value` as compact JSON with a strong entity tag of the bytes."""
-    body = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    body = orjson.dumps(value)
     return Cached(body, '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"')
 
 
@@ -132,7 +132,7 @@ class CatalogCache:
             CACHE_LOOKUPS.labels(name, "bypass").inc()
             return encode(await fill(min_lsn))
         digest = hashlib.blake2b(
-            json.dumps(params, sort_keys=True, separators=(",", ":")).encode(), digest_size=16
+            orjson.dumps(params, option=orjson.OPT_SORT_KEYS), digest_size=16
         ).hexdigest()
         suffix = f"{name}:{digest}"
         version = self._recent_version(min_lsn)

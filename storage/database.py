@@ -228,8 +228,19 @@ async def create_pool(dsn: str, size: int, *, read_only: bool, min_size: int = 1
         init=_init_connection,
         server_settings=dict(READ_ONLY) if read_only else {},
         max_inactive_connection_lifetime=60,
+        reset=_keep_session if read_only else None,
     )
     return pool
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """The release of a read-only pool's connection: nothing to undo.
+
+    asyncpg's default reset runs `SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
+    RESET ALL` on every release, one more round trip per query (a third of a short read's
+    cost). Browsing reads take no locks, open no cursors outside their call, listen to
+    nothing and set no session settings, so there is nothing to reset.
+    """
 
 
 @asynccontextmanager

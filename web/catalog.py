@@ -7,11 +7,11 @@ Writers call `catalog_changed` after their transaction commits.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 import asyncpg
+import orjson
 from aiohttp import web
 
 from search.backend import InvalidCursor, SearchQuery
@@ -66,7 +66,7 @@ def _etags(header: str) -> set[str]:
 
 def loads(cached: Cached) -> Any:
     """The cached JSON as Python values (for pages rendered from it)."""
-    return json.loads(cached.body)
+    return orjson.loads(cached.body)
 
 
 SLUG = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,8 +18,14 @@ def money_json(amount: int | None, currency: str | None) -> dict[str, Any] | Non
     """A price as the API shows it: minor units, currency, and text for people."""
     if amount is None or currency is None:
         return None
-    money = Money(amount, currency)
-    return {"amount": money.amount, "currency": money.currency, "formatted": money.format()}
+    return {"amount": amount, "currency": currency, "formatted": formatted(amount, currency)}
+
+
+@functools.lru_cache(maxsize=8192)
+def formatted(amount: int, currency: str) -> str:
+    """Money(amount, currency).format(), remembered: a page of 24 products formats 48 prices,
+    and a catalog has far fewer distinct prices than pages. Raises InvalidMoney."""
+    return Money(amount, currency).format()
 
 
 def image_json(image: Image | Thumbnail) -> dict[str, Any]:
