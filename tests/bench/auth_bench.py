@@ -13,7 +13,6 @@ import asyncio
 import itertools
 import json
 import os
-import socket
 import sys
 import tempfile
 import time
@@ -25,15 +24,14 @@ from typing import Any
 
 import aiohttp
 import argon2
-import asyncpg
 import redis
 
 from auth.passwords import MAX_WAITING_HASHES
 from configs.logging import configure_logging
-from configs.settings import Settings
+from storage.demo import seed_demo
 from storage.migrate import migrate
+from tests.bench.support import ADMIN_DSN, clean_env, execute, serving
 
-ADMIN_DSN = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = "redis://127.0.0.1:6379/14"
 SERVER_ENV = {
     "REDIS_URL": REDIS_URL,
@@ -44,12 +42,6 @@ SERVER_ENV = {
     "LOG_FORMAT": "json",
 }
 PASSWORD = "bench-password-not-common-42"
-SEED_PRODUCTS = """
-    INSERT INTO products (slug, name, description, price_amount, price_currency)
-    SELECT 'bench-' || n, 'Bench product ' || n, repeat('Words about it. ', 20), 1000 + n, 'EUR'
-    FROM generate_series(1, $1) AS n
-"""
-
 Send = Callable[[aiohttp.ClientSession, int], Awaitable[int]]  # (session, worker) -> HTTP status
 
 
@@ -209,54 +201,16 @@ def summarise_server_log(path: Path) -> None:
     print("server log: " + (", ".join(f"{e} x{n}" for e, n in events.items()) or "empty"))
 
 
-async def healthy(base_url: str) -> bool:
-    try:
-        async with aiohttp.ClientSession() as probe, probe.get(base_url + "/healthz") as resp:
-            return resp.status == 200
-    except aiohttp.ClientError:
-        return False
-
-
 async def serve_and_load(dsn: str, args: argparse.Namespace, workdir: Path) -> None:
     """Start `web.cli web` on a free port, load it, stop it, and print what was seen."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = str(sock.getsockname()[1])
-    base_url = f"http://127.0.0.1:{port}"
-    # Only our settings reach the server, none from the caller's environment.
-    env = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
-    env |= SERVER_ENV | {"DATABASE_URL": dsn, "DATA_DIR": str(workdir)}
-    argv = ["-m", "web.cli", "web", "--host", "127.0.0.1", "--port", port]
+    env = clean_env(SERVER_ENV | {"DATABASE_URL": dsn, "DATA_DIR": str(workdir)})
     log_path = workdir / "server.log"
-    with log_path.open("wb") as log:  # Ctrl-C reaches only us (new session): we stop it below
-        server = await asyncio.create_subprocess_exec(
-            sys.executable, *argv, env=env, stdout=log, stderr=log, start_new_session=True
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while not await healthy(base_url):
-            if server.returncode is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the server did not start: {log_path.read_text()[-2000:]}")
-            await asyncio.sleep(0.2)
+    argv = ["-m", "web.cli", "web", "--host", "127.0.0.1"]
+    async with serving(argv, env, log_path) as base_url:
         users = args.users or 4 * args.concurrency
         results = await load(base_url, args.concurrency, args.seconds, users)
-    finally:
-        server.terminate()
-        try:
-            await asyncio.wait_for(server.wait(), 10)
-        except TimeoutError:
-            server.kill()
-            await server.wait()
     report(results)
     summarise_server_log(log_path)
-
-
-async def execute(dsn: str, statement: str, *args: object) -> None:
-    conn = await asyncpg.connect(dsn, timeout=5)
-    try:
-        await conn.execute(statement, *args)
-    finally:
-        await conn.close()
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -271,7 +225,7 @@ async def main(args: argparse.Namespace) -> None:
     await execute(ADMIN_DSN, f'CREATE DATABASE "{name}"')
     try:
         await migrate(dsn)
-        await execute(dsn, SEED_PRODUCTS, 24)
+        await seed_demo(dsn)  # the catalog phases read its products
         with redis.Redis.from_url(REDIS_URL) as client:
             client.flushdb()  # throttle counters of an earlier run would trip this one
         with tempfile.TemporaryDirectory(prefix="aioshop_bench_") as workdir:
