@@ -10,9 +10,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from domain.identifiers import SKU
+
 TOKEN = re.compile(r"[^\W_]+")
 OPERATORS = re.compile(r'"|(?:^|\s)-\w|(?:^|\s)or(?:\s|$)', re.IGNORECASE)
-SKU = re.compile(r"[A-Z0-9][A-Z0-9._-]{0,63}")
 MAX_TOKENS = 8
 MAX_TOKEN_LENGTH = 40
 

@@ -7,13 +7,13 @@ Writers call `catalog_changed` after their transaction commits.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import asyncpg
 import orjson
 from aiohttp import web
 
+from domain.identifiers import is_slug
 from search.backend import InvalidCursor, SearchQuery
 from storage import attributes, catalog_reads, categories, outbox, products
 from storage.cache import Cached
@@ -67,9 +67,6 @@ def _etags(header: str) -> set[str]:
 def loads(cached: Cached) -> Any:
     """The cached JSON as Python values (for pages rendered from it)."""
     return orjson.loads(cached.body)
-
-
-SLUG = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 
 
 async def _reader(request: web.Request, fresh_for: int | None) -> Executor:
@@ -158,7 +155,7 @@ async def product_detail(request: web.Request, slug: str) -> Cached:
 
     Raises ProductNotFound (also for slugs that cannot exist).
     """
-    if len(slug) > 120 or not SLUG.fullmatch(slug):
+    if not is_slug(slug):
         raise ProductNotFound(slug)
 
     async def fill(fresh_for: int | None) -> dict[str, Any]:
@@ -203,7 +200,7 @@ async def category_tree(request: web.Request) -> Cached:
 
 async def category_page(request: web.Request, slug: str) -> Cached:
     """A category with its breadcrumbs and children; raises CategoryNotFound."""
-    if len(slug) > 120 or not SLUG.fullmatch(slug):
+    if not is_slug(slug):
         raise CategoryNotFound(slug)
 
     async def fill(fresh_for: int | None) -> dict[str, Any]:

@@ -16,13 +16,11 @@ from storage import catalog_admin, categories, transaction
 from storage.errors import CategoryCycle, CategoryNotEmpty, CategoryNotFound, DuplicateSlug
 from web.admin.product_form import FRIENDLY
 from web.catalog import catalog_changed, product_changed
+from web.fields import Slug
 from web.keys import DB, MIN_LSN
 from web.store.forms import Form, read_form
 from web.store.render import render
 
-Slug = Annotated[
-    str, StringConstraints(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", min_length=1, max_length=120)
-]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 
 

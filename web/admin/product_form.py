@@ -32,14 +32,11 @@ from storage.catalog_admin import ProductFields, VariantRow
 from storage.errors import InvalidAttributeValues
 from storage.products import Product, Variant
 from web.api.validation import field_errors
+from web.fields import CurrencyCode, Sku, Slug
 
 MAX_ROWS = 100
 ROW_KEY = re.compile(r"^v-(\d{1,3})-")
 ROW_FIELDS = ("id", "sku", "name", "price", "currency", "stock")
-
-Slug = Annotated[
-    str, StringConstraints(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", min_length=1, max_length=120)
-]
 
 
 class ProductIn(BaseModel):
@@ -55,9 +52,9 @@ class VariantIn(BaseModel):
     model_config = ConfigDict(str_strip_whitespace=True)
 
     id: int | None = None
-    sku: Annotated[str, StringConstraints(pattern=r"^[A-Z0-9][A-Z0-9._-]{0,63}$")]
+    sku: Sku
     name: Annotated[str, StringConstraints(max_length=200)] = ""
-    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]  # before price: it checks
+    currency: CurrencyCode  # before price: it checks
     price: Decimal = Field(ge=0, le=Decimal(10**10), allow_inf_nan=False)
     stock: int = Field(ge=0, le=10**9)
 

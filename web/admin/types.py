@@ -18,6 +18,7 @@ from storage.attributes import Kind, Level
 from storage.errors import AttributeNotFound, DuplicateSlug, InvalidAttribute, InvalidProductType
 from web.admin.product_form import FRIENDLY
 from web.catalog import catalog_changed
+from web.fields import ShortSlug
 from web.keys import DB, MIN_LSN
 from web.store.forms import Form, read_form
 from web.store.render import render
@@ -39,9 +40,7 @@ class AttributeIn(BaseModel):
 class ProductTypeIn(BaseModel):
     model_config = ConfigDict(str_strip_whitespace=True)
 
-    slug: Annotated[
-        str, StringConstraints(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", min_length=1, max_length=60)
-    ]
+    slug: ShortSlug
     name: Annotated[str, StringConstraints(min_length=1, max_length=60)]
 
 

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from domain.identifiers import is_slug
 from search.backend import SORTS, Sort
 
 DEFAULT_LIMIT = 24
@@ -113,7 +114,7 @@ def parse_listing(query: Mapping[str, str], *, default_sort: Sort = "newest") ->
     if len(text) > 200:
         errors["q"] = "at most 200 characters"
     category = query.get("category")
-    if category is not None and not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", category):
+    if category is not None and not is_slug(category):
         errors["category"] = "not a category slug"
     price_min = _int(query, "price_min", 0, MAX_PRICE, errors)
     price_max = _int(query, "price_max", 0, MAX_PRICE, errors)

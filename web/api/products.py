@@ -14,11 +14,8 @@ from web.api.listing import LISTING_PARAMETERS, InvalidParameters, parse_listing
 from web.api.routing import Operation
 from web.catalog import json_response
 from web.catalog_json import product_json
+from web.fields import CurrencyCode, Sku, Slug
 from web.keys import DB
-
-Slug = Annotated[
-    str, StringConstraints(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", min_length=1, max_length=120)
-]
 
 
 class NewProduct(BaseModel):
@@ -28,8 +25,8 @@ class NewProduct(BaseModel):
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     description: Annotated[str, StringConstraints(max_length=10_000)] = ""
     price_amount: int = Field(ge=0, le=10**12, strict=True)
-    price_currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
-    sku: Annotated[str, StringConstraints(pattern=r"^[A-Z0-9][A-Z0-9._-]{0,63}$")] | None = None
+    price_currency: CurrencyCode
+    sku: Sku | None = None
     stock_on_hand: int = Field(default=0, ge=0, le=10**9, strict=True)
 
 
@@ -41,7 +38,7 @@ async def list_products(request: web.Request) -> web.Response:
 
 async def search_products(request: web.Request) -> web.Response:
     """Search with relevance, facet counts, a total and "did you mean"."""
-    listing = parse_listing(request.query, default_sort="newest")
+    listing = parse_listing(request.query)
     return json_response(request, await catalog.listing_page(request, listing, facets=True))
 
 
