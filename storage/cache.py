@@ -28,6 +28,7 @@ version live at most `ttl` more seconds, and the search actor's retries move it 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections import OrderedDict
@@ -61,7 +62,8 @@ return {version, redis.call('GET', 'catalog:' .. version .. ':' .. ARGV[1])}
 """
 CACHE_LOOKUPS = Counter(
     "aioshop_catalog_cache_total",
-    "Catalog cache lookups: hit_local (this process), hit (Redis), miss (filled), bypass.",
+    "Catalog cache lookups: hit_local (this process), hit (Redis), miss (filled), joined"
+    " (waited for another request's fill), bypass.",
     ["name", "result"],
 )
 LOCAL_BODY_MAX = 256 * 1024  # larger entries are read from Redis each time
@@ -112,6 +114,8 @@ class CatalogCache:
         # The version as last read (value, when), and entries of recent versions, in process.
         self._version: tuple[str, float] = ("", float("-inf"))
         self._local: OrderedDict[str, Cached] = OrderedDict()
+        # Fills under way: "{version}:{name}:{digest}" -> (the freshness it reads at, its task).
+        self._filling: dict[str, tuple[int, asyncio.Future[Cached]]] = {}
 
     def _usable(self) -> bool:
         return self.enabled and time.monotonic() >= self._unusable_until
@@ -152,18 +156,46 @@ class CatalogCache:
             etag, _, body = stored.partition(b"\n")
             CACHE_LOOKUPS.labels(name, "hit").inc()
             return self._keep(f"{version}:{suffix}", Cached(body, etag.decode()))
-        key = f"catalog:{version}:{suffix}"
+        fresh_for = max(min_lsn or 0, int(version, 16))
+        running = self._filling.get(f"{version}:{suffix}")
+        if running is not None and running[0] >= fresh_for:
+            CACHE_LOOKUPS.labels(name, "joined").inc()
+            return await asyncio.shield(running[1])
         CACHE_LOOKUPS.labels(name, "miss").inc()
-        version_lsn = int(version, 16)
-        cached = encode(await fill(max(min_lsn or 0, version_lsn) or None))
-        if self._usable():
-            try:
-                await self.redis.set(key, cached.etag.encode() + b"\n" + cached.body, ex=self.ttl)
-            except (RedisError, OSError) as exc:
-                self._failed("set", exc)
-            else:
-                self._keep(f"{version}:{suffix}", cached)
-        return cached
+        return await self._fill(version, suffix, fill, fresh_for)
+
+    async def _fill(self, version: str, suffix: str, fill: Fill, fresh_for: int) -> Cached:
+        """Fill one entry, once for all the requests that miss it together.
+
+        The requests that miss an entry at the same moment (every reader of a hot page, right
+        after a change moved the version) wait for one fill, unless they need a fresher one
+        (their own later write). The fill runs as its own task: a reader that goes away does
+        not cancel it for the others.
+        """
+        local_key = f"{version}:{suffix}"
+
+        async def run() -> Cached:
+            cached = encode(await fill(fresh_for or None))
+            if self._usable():
+                try:
+                    value = cached.etag.encode() + b"\n" + cached.body
+                    await self.redis.set(f"catalog:{local_key}", value, ex=self.ttl)
+                except (RedisError, OSError) as exc:
+                    self._failed("set", exc)
+                else:
+                    self._keep(local_key, cached)
+            return cached
+
+        task = asyncio.ensure_future(run())
+        self._filling[local_key] = (fresh_for, task)
+        task.add_done_callback(lambda done: self._filled(local_key, done))
+        return await asyncio.shield(task)
+
+    def _filled(self, local_key: str, task: asyncio.Future[Cached]) -> None:
+        if self._filling.get(local_key, (0, None))[1] is task:
+            del self._filling[local_key]
+        if not task.cancelled():
+            task.exception()  # retrieved: the waiters, if any are left, have their own copy
 
     def _recent_version(self, min_lsn: int | None) -> str | None:
         """The version read less than `local_seconds` ago, unless the client's own last write

@@ -7,6 +7,7 @@ Writers call `catalog_changed` after their transaction commits.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import asyncpg
@@ -17,6 +18,7 @@ from domain.identifiers import is_slug
 from search.backend import InvalidCursor, SearchQuery
 from storage import attributes, catalog_reads, categories, outbox, products
 from storage.cache import Cached
+from storage.categories import CategoryNode
 from storage.database import Executor, last_write_lsn
 from storage.errors import CategoryNotFound, ProductNotFound
 from web.api.listing import InvalidParameters, Listing, encode_cursor
@@ -169,16 +171,11 @@ async def product_detail(request: web.Request, slug: str) -> Cached:
             else []
         )
         by_slug = {a.slug: a for a in await attributes.list_attributes(reader)}
+        used = {*product.attributes, *(slug for v in variants for slug in v.attributes)}
         return {
             **product_json(product),
             "attributes": product.attributes,
-            "attribute_names": {
-                slug: by_slug[slug].name
-                for variant in variants
-                for slug in variant.attributes
-                if slug in by_slug
-            }
-            | {slug: by_slug[slug].name for slug in product.attributes if slug in by_slug},
+            "attribute_names": {slug: by_slug[slug].name for slug in used if slug in by_slug},
             "variants": [variant_json(v) for v in variants],
             "options": options_json(variants, by_slug),
             "images": [image_json(image) for image in images],
@@ -204,26 +201,27 @@ async def category_page(request: web.Request, slug: str) -> Cached:
         raise CategoryNotFound(slug)
 
     async def fill(fresh_for: int | None) -> dict[str, Any]:
-        reader = await _reader(request, fresh_for)
-        category = await categories.get_by_slug(reader, slug)
-        crumbs = await categories.breadcrumbs(reader, category.id)
-        children = [
-            node
-            for root in await categories.tree(reader)
-            for node in _walk(root)
-            if node.parent_id == category.id
-        ]
+        # The tree (one query) holds the category, its ancestors and its children.
+        nodes = {
+            node.id: node
+            for node in _walk(await categories.tree(await _reader(request, fresh_for)))
+        }
+        category = next((node for node in nodes.values() if node.slug == slug), None)
+        if category is None:
+            raise CategoryNotFound(slug)
         return {
             **category_json(category),
-            "breadcrumbs": [category_json(c) for c in crumbs],
-            "children": [category_json(c) for c in children],
+            "breadcrumbs": [category_json(nodes[ancestor]) for ancestor in category.path],
+            "children": [category_json(child) for child in category.children],
         }
 
     return await _read(request, "category", slug, fill)
 
 
-def _walk(node: Any) -> list[Any]:
-    return [node, *(n for child in node.children for n in _walk(child))]
+def _walk(nodes: list[CategoryNode]) -> Iterator[CategoryNode]:
+    for node in nodes:
+        yield node
+        yield from _walk(node.children)
 
 
 async def suggestions(request: web.Request, text: str, limit: int) -> Cached:

@@ -141,26 +141,21 @@ def facets_json(
         if attribute is None:
             continue
         choices = {choice.slug: choice for choice in attribute.choices}
-        attribute_facets.append(
-            {
-                "slug": slug,
-                "name": attribute.name,
-                "values": [
-                    {
-                        "value": str(value.value),
-                        "label": choices[str(value.value)].name
-                        if str(value.value) in choices
-                        else str(value.value),
-                        "swatch": choices[str(value.value)].swatch
-                        if str(value.value) in choices
-                        else None,
-                        "count": value.count,
-                        "selected": str(value.value) in selected.get(slug, ()),
-                    }
-                    for value in values
-                ],
-            }
-        )
+        chosen = selected.get(slug, ())
+        entries = []
+        for facet in values:
+            value = str(facet.value)
+            choice = choices.get(value)
+            entries.append(
+                {
+                    "value": value,
+                    "label": choice.name if choice else value,
+                    "swatch": choice.swatch if choice else None,
+                    "count": facet.count,
+                    "selected": value in chosen,
+                }
+            )
+        attribute_facets.append({"slug": slug, "name": attribute.name, "values": entries})
     bounds = {price_bucket_label(low, high): (low, high) for low, high in PRICE_BUCKETS}
     return {
         "categories": [

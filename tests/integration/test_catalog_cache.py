@@ -107,3 +107,32 @@ async def test_another_process_change_is_seen_once_the_local_window_passes(
         assert (await reader.read("list", 1, source, min_lsn=None)).body == b'{"n":3}'
     finally:
         await client.aclose()
+
+
+async def test_requests_that_miss_together_share_one_fill(redis_url: str) -> None:
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        cache, release = CatalogCache(client), asyncio.Event()
+        calls: list[int | None] = []
+
+        async def slow(fresh_for: int | None) -> Any:
+            calls.append(fresh_for)
+            await release.wait()
+            return {"fresh": fresh_for}
+
+        readers = [
+            asyncio.create_task(cache.read("list", 1, slow, min_lsn=None)) for _ in range(20)
+        ]
+        await asyncio.sleep(0.05)
+        readers[0].cancel()  # one reader goes away: the fill goes on for the others
+        # A client whose own write is newer than the fill's freshness does not wait for it.
+        fresher = asyncio.create_task(cache.read("list", 1, slow, min_lsn=0x99))
+        await asyncio.sleep(0.05)
+        release.set()
+        answers = await asyncio.gather(*readers[1:])
+        assert calls == [None, 0x99]  # one fill for the 20, one for the fresher client
+        assert {answer.body for answer in answers} == {b'{"fresh":null}'}
+        assert (await fresher).body == b'{"fresh":153}'
+        assert readers[0].cancelled()
+    finally:
+        await client.aclose()
