@@ -139,6 +139,7 @@ async def test_suggest_completes_names(client, fresh_db) -> None:
         {"name": "Trail Shoe", "slug": "trail-shoe", "url": "/products/trail-shoe"}
     ]
     await get_json(client, "/api/v1/search/suggest?q=x&limit=99", status=400)
+    await get_json(client, "/api/v1/search/suggest?q=ab%00c", status=400)
 
 
 @pytest.mark.parametrize(
@@ -153,6 +154,8 @@ async def test_suggest_completes_names(client, fresh_db) -> None:
         ("limit=101", "limit"),
         ("sort=relevance", "sort"),
         ("in_stock=maybe", "in_stock"),
+        ("q=%22a%00b%22", "q"),  # PostgreSQL refuses NUL in text: it must never get there
+        ("q=a%00b", "q"),
     ],
 )
 async def test_bad_parameters_are_400_naming_the_parameter(

@@ -111,8 +111,8 @@ def parse_listing(query: Mapping[str, str], *, default_sort: Sort = "newest") ->
         elif name not in KNOWN:
             errors[name] = "unknown parameter"
     text = query.get("q", "").strip()
-    if len(text) > 200:
-        errors["q"] = "at most 200 characters"
+    if problem := text_problem(text, 200):
+        errors["q"] = problem
     category = query.get("category")
     if category is not None and not is_slug(category):
         errors["category"] = "not a category slug"
@@ -143,6 +143,18 @@ def parse_listing(query: Mapping[str, str], *, default_sort: Sort = "newest") ->
         limit=limit or DEFAULT_LIMIT,
         after=after,
     )
+
+
+def text_problem(text: str, max_length: int) -> str | None:
+    """What is wrong with free text from a query string, or None.
+
+    A NUL character cannot reach PostgreSQL (it refuses it in text: a 500 otherwise).
+    """
+    if len(text) > max_length:
+        return f"at most {max_length} characters"
+    if "\x00" in text:
+        return "must not contain a NUL character"
+    return None
 
 
 def encode_cursor(sort: str, after: tuple[Any, ...]) -> str:

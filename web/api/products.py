@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from storage import products, transaction
 from storage.products import NewVariant
 from web import catalog
-from web.api.listing import LISTING_PARAMETERS, InvalidParameters, parse_listing
+from web.api.listing import LISTING_PARAMETERS, InvalidParameters, parse_listing, text_problem
 from web.api.routing import Operation
 from web.catalog import json_response
 from web.catalog_json import product_json
@@ -47,8 +47,8 @@ async def suggest(request: web.Request) -> web.Response:
     unknown = set(request.query) - {"q", "limit"}
     errors = dict.fromkeys(unknown, "unknown parameter")
     text = request.query.get("q", "")
-    if len(text) > 100:
-        errors["q"] = "at most 100 characters"
+    if problem := text_problem(text, 100):
+        errors["q"] = problem
     raw_limit = request.query.get("limit", "8")
     if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 20:
         errors["limit"] = "must be a whole number between 1 and 20"
