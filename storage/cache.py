@@ -36,11 +36,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import orjson
 import redis.asyncio as aioredis
 import structlog
 from prometheus_client import Counter
 from redis.exceptions import RedisError
+
+from storage.database import GET_CURRENT_LSN
 
 log = structlog.get_logger(__name__)
 
@@ -226,3 +229,24 @@ class CatalogCache:
             return
         self._unusable_until = 0.0
         self._version = (version.decode(), time.monotonic())
+
+
+async def announce_change(redis_url: str, dsn: str) -> bool:
+    """For changes made outside the web processes (the seeder): move the catalog version to
+    the database's current position, so no page cached before them is served after them.
+    Returns False (and logs) when Redis cannot be told; its entries then expire by themselves.
+    """
+    conn = await asyncpg.connect(dsn)
+    try:
+        lsn = int(await conn.fetchval(GET_CURRENT_LSN))
+    finally:
+        await conn.close()
+    client: aioredis.Redis = aioredis.Redis.from_url(
+        redis_url, socket_timeout=2, socket_connect_timeout=2
+    )
+    try:
+        cache = CatalogCache(client)
+        await cache.changed(lsn)
+        return cache._usable()
+    finally:
+        await client.aclose()

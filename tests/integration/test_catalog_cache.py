@@ -7,7 +7,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from storage.cache import VERSION_KEY, CatalogCache
+from storage.cache import VERSION_KEY, CatalogCache, announce_change
 
 
 class Source:
@@ -134,5 +134,21 @@ async def test_requests_that_miss_together_share_one_fill(redis_url: str) -> Non
         assert {answer.body for answer in answers} == {b'{"fresh":null}'}
         assert (await fresher).body == b'{"fresh":153}'
         assert readers[0].cancelled()
+    finally:
+        await client.aclose()
+
+
+async def test_a_change_made_outside_the_web_is_announced(redis_url: str, fresh_db: str) -> None:
+    """The seeder writes straight to the database; announcing it moves the version to the
+    database's position, so what was cached before is not served after."""
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        cache, source = CatalogCache(client, local_seconds=0), Source()
+        await cache.read("list", 1, source, min_lsn=None)
+        assert await announce_change(redis_url, fresh_db)
+        source.value = {"n": 2}
+        assert (await cache.read("list", 1, source, min_lsn=None)).body == b'{"n":2}'
+        assert source.calls[-1] is not None and source.calls[-1] > 0
+        assert not await announce_change("redis://127.0.0.1:9/0", fresh_db)  # Redis down
     finally:
         await client.aclose()
