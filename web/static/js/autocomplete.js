@@ -67,7 +67,8 @@
       setOpen(true);
     }
 
-    // The typed text in bold where the name starts with it; only text nodes, never HTML.
+    // The typed text in bold at its first match anywhere in the name (not only at the start);
+    // only text nodes, never HTML.
     function label(name, typed) {
       const span = document.createElement("span");
       const at = name.toLowerCase().indexOf(typed.toLowerCase());
@@ -164,7 +165,16 @@
 
     // Keep the focus in the input when a suggestion is pressed, so the click lands on the link.
     list.addEventListener("mousedown", (event) => event.preventDefault());
-    input.addEventListener("blur", () => setOpen(false));
+    // Leaving the box cancels what is still on its way: a pending timer or request would
+    // otherwise open the suggestions again after the focus has gone.
+    input.addEventListener("blur", () => {
+      clearTimeout(timer);
+      timer = null;
+      if (controller) controller.abort();
+      controller = null;
+      list.removeAttribute("aria-busy");
+      setOpen(false);
+    });
     input.addEventListener("focus", () => {
       if (items.length) setOpen(true);
     });
