@@ -317,3 +317,40 @@ async def test_categories_create_rename_move_and_delete(client, fresh_db) -> Non
     assert "Kitchen" in page and "Cups" not in page
     tree = await (await client.get("/api/v1/categories")).text()
     assert "kitchen" in tree and "cups" not in tree
+
+
+async def test_ids_out_of_range_or_in_odd_digits_are_refused_not_a_server_error(
+    client, fresh_db
+) -> None:
+    await staff(client, fresh_db)
+    huge = "9" * 20  # beyond bigint
+    resp = await post(
+        client, "/admin/products/new", product_form(variant("MUG-1"), category_id=huge)
+    )
+    assert resp.status == 422 and "less than" in error_of(await resp.text(), "category_id")
+    resp = await post(
+        client, "/admin/products/new", product_form(variant("MUG-1"), category_id="²")
+    )
+    assert resp.status == 422 and error_of(await resp.text(), "category_id")
+    product_id = await create(client, product_form(variant("MUG-1")))
+    for odd in (huge, "²"):
+        resp = await post(
+            client, f"/admin/products/{product_id}", product_form(variant("MUG-2", id=odd))
+        )
+        assert resp.status == 422 and "Reload the page" in await resp.text(), odd
+        data = product_form(variant("MUG-1"), variant("MUG-2", id=odd, remove="on"))
+        resp = await post(client, f"/admin/products/{product_id}", data)
+        assert resp.status in (303, 422), odd
+    for query in ("category=²", "page=²", f"category={huge}"):
+        assert (await client.get(f"/admin/products?{query}")).status == 200, query
+    assert (await client.get("/admin/products/new?type=²")).status == 200
+    resp = await post(client, "/admin/types", {"name": "Mug", "slug": "mug", "level-²": "product"})
+    assert resp.status == 303
+    resp = await post(
+        client, "/admin/categories", {"name": "Mugs", "slug": "mugs", "parent_id": huge}
+    )
+    assert resp.status == 422
+    assert (await post(client, "/admin/categories", {"name": "Cups", "slug": "cups"})).status == 303
+    [cups] = await fetch(fresh_db, "SELECT id FROM categories WHERE slug = 'cups'")
+    resp = await post(client, f"/admin/categories/{cups['id']}/move", {"parent_id": huge})
+    assert resp.status == 422

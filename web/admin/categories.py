@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from storage import catalog_admin, categories, transaction
 from storage.errors import CategoryCycle, CategoryNotEmpty, CategoryNotFound, DuplicateSlug
@@ -29,7 +29,7 @@ class CategoryIn(BaseModel):
 
     name: Name
     slug: Slug
-    parent_id: int | None = None
+    parent_id: int | None = Field(default=None, ge=1, lt=2**63)  # a bigint
 
 
 class RenameIn(BaseModel):
@@ -40,7 +40,7 @@ class RenameIn(BaseModel):
 
 
 class MoveIn(BaseModel):
-    parent_id: int | None = None
+    parent_id: int | None = Field(default=None, ge=1, lt=2**63)  # a bigint
 
 
 def _id(request: web.Request) -> int:

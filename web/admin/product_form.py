@@ -45,13 +45,13 @@ class ProductIn(BaseModel):
     slug: Slug
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     description: Annotated[str, StringConstraints(max_length=10_000)] = ""
-    category_id: int | None = None
+    category_id: int | None = Field(default=None, ge=1, lt=2**63)  # a bigint
 
 
 class VariantIn(BaseModel):
     model_config = ConfigDict(str_strip_whitespace=True)
 
-    id: int | None = None
+    id: int | None = Field(default=None, ge=1, lt=2**63)  # a bigint
     sku: Sku
     name: Annotated[str, StringConstraints(max_length=200)] = ""
     currency: CurrencyCode  # before price: it checks
@@ -214,7 +214,7 @@ def _parse_rows(form: ProductForm, product_type: ProductType | None, *, creating
         # A blank row comes with the currency filled in: only the other fields say it is used.
         blank = not any(row.get(name, "").strip() for name in ("sku", "name", "price", "stock"))
         if row.get("id") and row.get("remove") == "on":
-            if row["id"].isdigit() and not creating:
+            if row["id"].isdecimal() and len(row["id"]) < 19 and not creating:
                 form.removed.append(int(row["id"]))
             continue
         if blank and not row.get("id"):
@@ -241,6 +241,8 @@ def _parse_rows(form: ProductForm, product_type: ProductType | None, *, creating
                 errors["currency"] = f"All variants of a product use one currency ({currency})."
         if data is not None and creating and data.id is not None:
             errors["form"] = "A new product has no variants to edit yet."
+        if errors.pop("id", None) is not None:  # a hidden field: no input to show it beside
+            form.errors["form"] = "A variant of this form does not exist. Reload the page."
         form.errors.update({prefix + key: message for key, message in errors.items()})
         if data is not None and not errors:
             form.variants.append(

@@ -54,7 +54,7 @@ def _tristate(value: str | None) -> bool | None:
 
 
 def _int_or_none(value: str | None) -> int | None:
-    return int(value) if value and value.isdigit() and len(value) < 19 else None
+    return int(value) if value and value.isdecimal() and len(value) < 19 else None
 
 
 async def category_options(executor: Any) -> list[tuple[int, str]]:

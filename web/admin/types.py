@@ -44,6 +44,11 @@ class ProductTypeIn(BaseModel):
     name: Annotated[str, StringConstraints(min_length=1, max_length=60)]
 
 
+def _is_id(text: str) -> bool:
+    """Whether `text` is a bigint id: decimal digits (not "²", which int() refuses), at most 18."""
+    return text.isdecimal() and len(text) < 19
+
+
 def parse_choices(text: str) -> list[tuple[str, str, str | None]]:
     """One choice a line: `slug | Name | #rrggbb` (name and swatch optional); ValueError why not."""
     choices: list[tuple[str, str, str | None]] = []
@@ -127,7 +132,7 @@ async def create_product_type(request: web.Request) -> web.Response:
     posted = await request.post()
     declared: list[tuple[int, Level]] = []
     for key, value in posted.items():
-        if key.startswith("level-") and key[6:].isdigit() and value in ("product", "variant"):
+        if key.startswith("level-") and _is_id(key[6:]) and value in ("product", "variant"):
             declared.append((int(key[6:]), "product" if value == "product" else "variant"))
     if form.data is not None:
         try:
