@@ -136,14 +136,18 @@ class ElasticsearchSearch:
         try:
             await self.client.index(**arguments)
         except NotFoundError:
-            await self.ensure_alias()  # no alias yet: Elasticsearch was down when we started
-            await self.client.index(**arguments)
+            # No alias yet (no reindex has run): skip the write. An index made here would hold
+            # only the products written since, and searches would get its 200s instead of the
+            # 404 that makes FallbackSearch answer from PostgreSQL until `aioshop reindex`.
+            log.warning("search.no_alias", alias=self.alias, product_id=row["id"])
 
     async def ensure_alias(self) -> bool:
         """Create an empty index behind the alias unless it exists; True when it was created.
 
-        The index has a fixed name, so several processes doing this at once make one index (the
-        others get resource_already_exists), never an alias over two indices.
+        For tests and tools only: writes never call it (a missing alias must stay missing until
+        a reindex fills an index, see _write). The index has a fixed name, so several processes
+        doing this at once make one index (the others get resource_already_exists), never an
+        alias over two indices.
         """
         if await self.aliased_indices():
             return False
