@@ -214,3 +214,25 @@ async def test_an_image_larger_than_other_request_bodies_is_accepted(
         assert (row["width"], row["height"]) == (300, 300)
     finally:
         await own.close()
+
+
+async def test_a_streamed_form_with_two_files_is_refused_and_leaves_nothing(
+    client, settings, fresh_db
+) -> None:
+    product_id = await insert_product(fresh_db, "mug")
+    await staff(client, fresh_db)
+    token = await csrf_of(client, "/admin/")
+    form = aiohttp.FormData()
+    for name in ("one.png", "two.png"):  # appended to one file, the first still opens
+        form.add_field("image", picture(40, 40), filename=name, content_type="image/png")
+    resp = await client.post(
+        f"/admin/products/{product_id}/images",
+        data=form,
+        headers={"X-CSRF-Token": token},
+        allow_redirects=False,
+    )
+    page = await resp.text()
+    assert resp.status == 422, page
+    assert "one image at a time" in error_of(page, "image")
+    assert files_in(settings.media_dir) == []
+    assert await fetch(fresh_db, "SELECT id FROM product_images") == []

@@ -117,6 +117,7 @@ async def _from_parsed_form(request: web.Request, spool: Spool) -> str:
 async def _streamed(request: web.Request, spool: Spool) -> str:
     reader = await request.multipart()
     alt = ""
+    received = False
     for _ in range(MAX_PARTS):
         part = await reader.next()
         if part is None:
@@ -124,6 +125,9 @@ async def _streamed(request: web.Request, spool: Spool) -> str:
         if not isinstance(part, BodyPartReader):
             raise NotAnImage()
         if part.name == "image" and part.filename is not None:
+            if received:  # it would be appended to the first one's file
+                raise UploadRefused("image", "Upload one image at a time.")
+            received = True
             while chunk := await part.read_chunk(CHUNK_BYTES):
                 await spool.write(chunk)
         elif part.name == "alt":
