@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 
 from multidict import MultiMapping
 
-from domain.money import Money
+from web.catalog_json import formatted
 
 PRICE_RANGE = re.compile(r"^([0-9]{1,13})-([0-9]{0,13})$")
 # The sort orders a shopper can pick, in menu order; relevance only means something with text.
@@ -96,7 +96,11 @@ def describe_errors(errors: Mapping[str, str]) -> list[str]:
 
 
 def url_with(path: str, query: Mapping[str, str], **changes: str | None) -> str:
-    """`path` with the same (non-empty) query, each of `changes` replaced or, if None, removed."""
+    """`path` with the same (non-empty) query, each of `changes` replaced or, if None, removed.
+
+    `cursor` is always dropped from `query` (a link made from a page starts at the first page);
+    only `changes` can set one.
+    """
     pairs = [
         (name, value)
         for name, value in query.items()
@@ -128,14 +132,16 @@ def price_choices(
         )
         if bucket["count"] or selected:
             label = _range_label(low, None if high is None else int(high), currency)
-            value = f"{low}-{'' if high is None else high}"
-            choices.append(PriceChoice(value, label, int(bucket["count"]), selected))
+            choices.append(PriceChoice(str(bucket["label"]), label, int(bucket["count"]), selected))
     return choices
 
 
 def _range_label(low: int, high: int | None, currency: str | None) -> str:
     def money(amount: int) -> str:
-        return Money(amount, currency).format() if currency else f"{amount / 100:.2f}"
+        if currency:
+            return formatted(amount, currency)
+        units, cents = divmod(amount, 100)  # no currency to format with; still never a float
+        return f"{units}.{cents:02d}"
 
     if high is None:
         return f"{money(low)} and up"
