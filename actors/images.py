@@ -33,21 +33,28 @@ async def make_renditions(res: Resources, event_id: str, image_id: int) -> None:
     cannot be decoded (InvalidImage) is not retried: it will not get better.
     """
     media_dir = res.settings.media_dir
-    # primary: the replica may not have the new image row yet, and the inbox row commits with it.
-    async with res.db.primary.acquire() as conn, conn.transaction():
-        if not await inbox.first_delivery(conn, CONSUMER, uuid.UUID(event_id)):
-            log.info("event.skipped_duplicate", image_id=image_id)
-            return
-        image = await images.lock(conn, image_id)
-        if image is None:
-            log.info("image.skipped_deleted", image_id=image_id)
-            return
-        renditions = await asyncio.to_thread(media.make_renditions, media_dir, image.path)
-        try:
+    image: images.ProductImage | None = None
+    renditions: dict[str, str] = {}
+    # The clean-up covers the commit too: renditions of a transaction that did not commit are
+    # named by no row.
+    try:
+        # primary: the replica may not have the new image row yet, and the inbox row commits
+        # with it.
+        async with res.db.primary.acquire() as conn, conn.transaction():
+            if not await inbox.first_delivery(conn, CONSUMER, uuid.UUID(event_id)):
+                log.info("event.skipped_duplicate", image_id=image_id)
+                return
+            image = await images.lock(conn, image_id)
+            if image is None:
+                log.info("image.skipped_deleted", image_id=image_id)
+                return
+            renditions = await asyncio.to_thread(media.make_renditions, media_dir, image.path)
             await images.set_renditions(conn, image_id, renditions)
             await outbox.add(conn, "search.index_product", product_id=image.product_id)
-        except BaseException:
-            stale = [path for path in renditions.values() if path not in image.renditions.values()]
+    except BaseException:
+        if image is not None:
+            kept = image.renditions.values()
+            stale = [path for path in renditions.values() if path not in kept]
             await asyncio.to_thread(media.remove, media_dir, stale)
-            raise
+        raise
     log.info("image.renditions_made", image_id=image_id, widths=sorted(renditions, key=int))

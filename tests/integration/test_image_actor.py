@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 
+import asyncpg
 import pytest
 from PIL import Image
 
@@ -112,5 +113,28 @@ async def test_an_undecodable_original_is_not_retried(
     with pytest.raises(NotAnImage):
         await make_renditions(resources, event_id=str(uuid.uuid4()), image_id=image.id)
     assert issubclass(NotAnImage, SPECS["images.make_renditions"].options["throws"])
+    [row] = await fetch(fresh_db, "SELECT renditions FROM product_images")
+    assert row["renditions"] == {}
+
+
+async def test_renditions_of_a_transaction_that_fails_to_commit_are_removed(
+    resources: Resources, settings: Settings, fresh_db: str
+) -> None:
+    image = await stored_image(fresh_db, settings.media_dir, 700, 700)
+    conn = await connect(fresh_db)
+    try:  # a check deferred to the commit, so the commit itself fails
+        await conn.execute(
+            """
+            CREATE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS
+            $$ BEGIN RAISE EXCEPTION 'refused at commit'; END $$;
+            CREATE CONSTRAINT TRIGGER test_refuse_at_commit AFTER UPDATE ON product_images
+            DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION test_refuse();
+            """
+        )
+    finally:
+        await conn.close()
+    with pytest.raises(asyncpg.RaiseError, match="refused at commit"):
+        await make_renditions(resources, event_id=str(uuid.uuid4()), image_id=image.id)
+    assert not list(settings.media_dir.rglob("*.webp"))
     [row] = await fetch(fresh_db, "SELECT renditions FROM product_images")
     assert row["renditions"] == {}
