@@ -19,17 +19,25 @@ log = structlog.get_logger(__name__)
 async def index_product(res: Resources, event_id: str, product_id: int) -> None:
     """Rebuild one product's search document in the active backend, once per event.
 
-    The inbox row commits with the PostgreSQL document (an Elasticsearch write is idempotent:
-    a retry after a failed commit writes the same document again). Then the catalog cache moves
-    to a new version, so no page filled from the old document is served any more.
+    The PostgreSQL document commits with the inbox row. Secondary stores (Elasticsearch) get the
+    committed document after the commit (`after_commit`): their failure raises for a retry but
+    cannot roll back PostgreSQL's document, and the retry, a duplicate delivery, copies again
+    (idempotent). Then the catalog cache moves to a new version, so no page filled from the old
+    document is served any more; it moves even when the copy failed, PostgreSQL having changed.
     """
     # primary: the replica may not have the product yet, and the inbox record must commit with it.
     async with res.db.primary.acquire() as conn:
         async with conn.transaction():
-            if not await inbox.first_delivery(conn, "search.index_product", uuid.UUID(event_id)):
-                log.info("event.skipped_duplicate", product_id=product_id)
-                return
-            await res.search.index_product(product_id, conn)
-        lsn = int(await conn.fetchval(GET_CURRENT_LSN))
-    await res.catalog_cache.changed(lsn)
+            first = await inbox.first_delivery(conn, "search.index_product", uuid.UUID(event_id))
+            if first:
+                await res.search.index_product(product_id, conn)
+        lsn = int(await conn.fetchval(GET_CURRENT_LSN)) if first else 0
+    if not first:
+        log.info("event.skipped_duplicate", product_id=product_id)
+        await res.search.after_commit(product_id)  # a retry after a failed copy copies now
+        return
+    try:
+        await res.search.after_commit(product_id)
+    finally:
+        await res.catalog_cache.changed(lsn)
     log.info("product.indexed", product_id=product_id)

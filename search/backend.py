@@ -132,7 +132,16 @@ class SearchBackend(Protocol):
         """Rebuild one product's document from the database; idempotent.
 
         `conn`: read (and, for PostgreSQL, write) through the caller's transaction. An
-        unpublished product's document is removed. Raises storage's ProductNotFound.
+        unpublished product's document is removed. Raises storage's ProductNotFound. Only what
+        commits with the transaction: copies to other stores are `after_commit`'s.
+        """
+        ...
+
+    async def after_commit(self, product_id: int) -> None:
+        """Copy the committed document to secondary stores; idempotent (PostgresSearch: nothing).
+
+        Called after the transaction of `index_product` committed, and again on a retry, so a
+        store that failed gets the document later while PostgreSQL's stays current.
         """
         ...
 

@@ -99,6 +99,12 @@ class ElasticsearchSearch:
         await products.index(conn, product_id)
         await self.copy_product(product_id, conn)
 
+    async def after_commit(self, product_id: int) -> None:
+        """Copy the product's committed PostgreSQL document here; idempotent (external versions
+        make repeats and out-of-order copies harmless). Raises ProductNotFound and client errors."""
+        async with self.primary.acquire() as conn:
+            await self.copy_product(product_id, conn)
+
     async def copy_product(self, product_id: int, conn: asyncpg.Connection) -> None:
         """Write the product's document (or delete it when unpublished) from its current
         PostgreSQL document, read through `conn`. Raises ProductNotFound and client errors."""

@@ -7,8 +7,10 @@ fails (cannot connect, times out, answers an error), the same call is answered b
 seconds instead of one per request. `SearchResult.backend` says which one answered.
 
 Writes keep both up to date: `index_product` rebuilds PostgreSQL's document in the caller's
-transaction (so the fallback answers with current data) and then copies it to Elasticsearch,
-whose failure raises: the caller's transaction rolls back and the search actor retries.
+transaction (so the fallback answers with current data, whatever Elasticsearch does), and
+`after_commit` then copies the committed document to Elasticsearch. Its failure raises after the
+commit: the search actor retries, and the retry (a duplicate delivery) copies again; external
+versions make repeated or late copies harmless.
 
 Cursors: the field sorts make the same keys in both backends, so their cursors work on either;
 a relevance cursor from one backend is InvalidCursor in the other (the API answers 400).
@@ -108,17 +110,13 @@ class FallbackSearch:
         )
 
     async def index_product(self, product_id: int, conn: asyncpg.Connection | None = None) -> None:
-        """Rebuild PostgreSQL's document in the caller's transaction, then Elasticsearch's.
-
-        Raises ProductNotFound, and Elasticsearch's errors (so the caller rolls back and retries).
-        """
-        if conn is None:
-            async with self.fallback.primary.acquire() as own, own.transaction():
-                await self.fallback.index_product(product_id, own)
-                await self.primary.copy_product(product_id, own)
-            return
+        """Rebuild PostgreSQL's document (in the caller's transaction with `conn`); Elasticsearch
+        gets it from `after_commit`. Raises ProductNotFound."""
         await self.fallback.index_product(product_id, conn)
-        await self.primary.copy_product(product_id, conn)
+
+    async def after_commit(self, product_id: int) -> None:
+        """Copy the committed document to Elasticsearch; raises its errors (the actor retries)."""
+        await self.primary.after_commit(product_id)
 
     async def remove_product(self, product_id: int) -> None:
         """Drop the product's document in both backends; idempotent. Raises Elasticsearch's

@@ -212,6 +212,9 @@ class PostgresSearch:
         async with self.primary.acquire() as own:
             await products.index(own, product_id)
 
+    async def after_commit(self, product_id: int) -> None:
+        """Nothing: the document is PostgreSQL's own, committed with index_product."""
+
     async def remove_product(self, product_id: int) -> None:
         """Clear one product's search document on the primary; idempotent."""
         await self.primary.execute(REMOVE_PRODUCT, product_id)

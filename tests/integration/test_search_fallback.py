@@ -6,6 +6,7 @@ the cluster fails to connect, as when it is down.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -13,6 +14,8 @@ import pytest
 from elasticsearch import ConnectionError as ElasticConnectionError
 from structlog.testing import capture_logs
 
+from actors.resources import Resources
+from actors.search import index_product as index_product_actor
 from configs.settings import Settings
 from search.backend import InvalidCursor, SearchQuery
 from search.factory import open_search
@@ -126,29 +129,63 @@ async def test_cursors_of_the_fallback_page_on_and_relevance_cursors_are_refused
         await search.search(SearchQuery(text="lamp", after=("relevance", "es:1.5", 3)))
 
 
-async def test_index_product_writes_postgres_in_the_transaction_and_raises_for_elastic(
+HAS_DOCUMENT = "SELECT search_vector IS NOT NULL FROM products WHERE id = $1"
+
+
+async def test_index_product_commits_postgres_and_after_commit_raises_for_elastic(
     fresh_db, catalog, search
 ) -> None:
     product_id = await catalog.product("Velvet cushion", index=False)
-    has_document = "SELECT search_vector IS NOT NULL FROM products WHERE id = $1"
-    seen: list[bool] = []
-    original_copy = search.primary.copy_product
-
-    async def copy_product(product_id: int, conn: Any) -> None:
-        # PostgreSQL's document is already there, in the caller's transaction...
-        seen.append(await conn.fetchval(has_document, product_id))
-        await original_copy(product_id, conn)
-
-    search.primary.copy_product = copy_product
     conn = await connect(fresh_db)
     try:
+        await index_in_transaction(search, conn, product_id)  # Elasticsearch is not asked
+        assert await conn.fetchval(HAS_DOCUMENT, product_id)
         with pytest.raises(ElasticConnectionError):
-            await index_in_transaction(search, conn, product_id)
-        # ...and rolled back with it (the actor's inbox row too), so the retry starts afresh.
-        assert seen == [True]
-        assert not await conn.fetchval(has_document, product_id)
+            await search.after_commit(product_id)
+        # The copy failed after the commit: PostgreSQL's document stays, the fallback is current.
+        assert await conn.fetchval(HAS_DOCUMENT, product_id)
     finally:
         await conn.close()
+
+
+class FakeCatalogCache:
+    def __init__(self) -> None:
+        self.changes = 0
+
+    async def changed(self, lsn: int) -> None:
+        self.changes += 1
+
+
+async def test_the_actor_keeps_postgres_current_and_copies_on_the_retry(
+    dead_settings, fresh_db, catalog, search
+) -> None:
+    product_id = await catalog.product("Velvet cushion", index=False)
+    copies: list[int] = []
+    dead_copy = search.primary.copy_product
+
+    async def failing_copy(product_id: int, conn: Any) -> None:
+        copies.append(product_id)
+        await dead_copy(product_id, conn)
+
+    async def working_copy(product_id: int, conn: Any) -> None:
+        copies.append(product_id)
+
+    search.primary.copy_product = failing_copy  # type: ignore[method-assign]
+    cache, event_id = FakeCatalogCache(), str(uuid.uuid4())
+    async with open_database(dead_settings, monitor=False) as db:
+        res = Resources(dead_settings, db, None, search, cache)  # type: ignore[arg-type]
+        with pytest.raises(ElasticConnectionError):
+            await index_product_actor(res, event_id, product_id)
+        # The PostgreSQL document and the inbox row committed; the cache moved.
+        assert await catalog.conn.fetchval(HAS_DOCUMENT, product_id)
+        assert await catalog.conn.fetchval("SELECT count(*) FROM processed_events") == 1
+        assert cache.changes == 1
+        # The retry is a duplicate delivery: no second index, but the copy is made now.
+        search.primary.copy_product = working_copy  # type: ignore[method-assign]
+        with capture_logs() as logs:
+            await index_product_actor(res, event_id, product_id)
+    assert copies == [product_id, product_id]
+    assert [entry["event"] for entry in logs] == ["event.skipped_duplicate"]
 
 
 async def index_in_transaction(search: FallbackSearch, conn: Any, product_id: int) -> None:
