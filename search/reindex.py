@@ -4,9 +4,9 @@ PostgreSQL: every published product's document again (search_index_products, in 
 its own short transaction so indexing actors are never blocked for long), then the vocabulary
 (search_rebuild_terms). With ELASTICSEARCH_URL also Elasticsearch: a new concrete index is
 created and bulk-loaded while the alias still serves the old one; one update_aliases call then
-moves the alias (remove old + add new, atomic), products indexed meanwhile (their indexed_at is
-after the load began: the actor wrote them to the old index) are copied again, and the old index
-is deleted.
+moves the alias (remove old + add new, atomic) and the old index is deleted; then products
+indexed meanwhile (their indexed_at is after the load began: the actor wrote them to the old
+index) are copied again.
 """
 
 from __future__ import annotations
@@ -110,12 +110,15 @@ async def reindex_elastic(
         with suppress(Exception):  # the original error says more than a failed clean-up
             await elastic.drop_indices([new_index])
         raise
-    timer.done("alias", 1, f"{elastic.alias} -> {new_index}")
+    # Nothing points at the old indices any more: drop them before a catch-up that may fail.
+    await elastic.drop_indices(old_indices)
+    timer.done(
+        "alias", 1, f"{elastic.alias} -> {new_index}; dropped {', '.join(old_indices) or '-'}"
+    )
     # Written by the search actor to the old index while we loaded: copy them again.
     changed = [row["id"] for row in await pool.fetch(SELECT_INDEXED_SINCE, started)]
     copied = await elastic.copy_products(new_index, changed, pool)
-    await elastic.drop_indices(old_indices)
-    timer.done("catch-up", copied, f"documents recopied; dropped {', '.join(old_indices) or '-'}")
+    timer.done("catch-up", copied, "documents recopied")
     return new_index
 
 

@@ -38,6 +38,7 @@ from search.elastic_documents import ALIAS, MAPPINGS, document
 from search.elastic_query import build_search, search_after
 from search.fallback import FALLBACKS, FallbackSearch
 from search.postgres_sql import check_after
+from search.reindex import Report, Timer, reindex_elastic
 from storage.errors import ProductNotFound
 
 Answer = tuple[int, Any]
@@ -782,6 +783,37 @@ async def test_the_alias_moves_in_one_atomic_call(elastic, cluster) -> None:
             {"add": {"index": "aioshop-products-new", "alias": ALIAS}},
         ]
     }
+
+
+class FailingCatchUpPool(FakePool):
+    """Loads `rows`, then fails the catch-up's read of the products indexed meanwhile."""
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        return datetime(2025, 3, 1, tzinfo=UTC)  # when the load started
+
+    async def fetch(self, sql: str, last_id: Any, *args: Any) -> list[dict[str, Any]]:
+        if isinstance(last_id, datetime):
+            raise ConnectionResetError("the database went away during the catch-up")
+        return await super().fetch(sql, last_id, *args)
+
+
+async def test_reindex_drops_the_old_index_before_the_catch_up(client, cluster) -> None:
+    cluster.answers += [
+        (200, {"acknowledged": True, "shards_acknowledged": True, "index": "new"}),  # create
+        bulk_ok,
+        (200, {"aioshop-products-old": {"aliases": {ALIAS: {}}}}),  # GET /_alias
+        (200, {"acknowledged": True}),  # POST /_aliases
+        (200, {"acknowledged": True}),  # DELETE the old index
+    ]
+    report = Report()
+    with pytest.raises(ConnectionResetError):
+        await reindex_elastic(client, FailingCatchUpPool([product_row()]), Timer(report, None))  # type: ignore[arg-type]
+    # The failed catch-up left no index behind: the old one went with the swap.
+    assert [(r.method, r.path) for r in cluster.requests][-2:] == [
+        ("POST", "/_aliases"),
+        ("DELETE", "/aioshop-products-old"),
+    ]
+    assert [step.name for step in report.steps] == ["elastic", "alias"]
 
 
 # --- fallback ---------------------------------------------------------------------------------
