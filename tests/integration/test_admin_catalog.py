@@ -354,3 +354,28 @@ async def test_ids_out_of_range_or_in_odd_digits_are_refused_not_a_server_error(
     [cups] = await fetch(fresh_db, "SELECT id FROM categories WHERE slug = 'cups'")
     resp = await post(client, f"/admin/categories/{cups['id']}/move", {"parent_id": huge})
     assert resp.status == 422
+
+
+async def test_two_variants_swap_skus_in_one_save(client, fresh_db) -> None:
+    await staff(client, fresh_db)
+    product_id = await create(client, product_form(variant("MUG-1"), variant("MUG-2")))
+    ids = [
+        row["id"]
+        for row in await fetch(
+            fresh_db, "SELECT id FROM variants WHERE product_id = $1 ORDER BY id", product_id
+        )
+    ]
+    swapped = product_form(
+        variant("MUG-2", id=str(ids[0])), variant("MUG-1", id=str(ids[1])), variant("MUG-3")
+    )
+    resp = await post(client, f"/admin/products/{product_id}", swapped)
+    assert resp.status == 303, await resp.text()
+    rows = await fetch(fresh_db, "SELECT id, sku FROM variants ORDER BY id")
+    assert [(r["id"], r["sku"]) for r in rows][:2] == [(ids[0], "MUG-2"), (ids[1], "MUG-1")]
+    assert sorted(r["sku"] for r in rows) == ["MUG-1", "MUG-2", "MUG-3"]
+    # A SKU still kept by another variant of this product is named as such.
+    taken = product_form(variant("MUG-2", id=str(ids[0])), variant("MUG-2", id=str(ids[1])))
+    taken.update({"v-1-sku": "MUG-3"})
+    resp = await post(client, f"/admin/products/{product_id}", taken)
+    page = await resp.text()
+    assert resp.status == 422 and "Another variant of this product" in error_of(page, "v-1-sku")

@@ -8,6 +8,8 @@ shows the form again as typed, each error beside its field (422).
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -149,20 +151,37 @@ async def create_product(request: web.Request) -> web.Response:
 
 
 async def _save_variants(conn: Any, product_id: int, form: ProductForm) -> None:
-    """Remove, then update and insert the form's variant rows; Refused names the failing row."""
+    """Remove, then update and insert the form's variant rows; Refused names the failing row.
+
+    The SKU index is checked row by row, so variants of this product that swap SKUs are first
+    parked on unique temporary SKUs.
+    """
+    gone = Refused({"form": "A variant was removed meanwhile. Reload the page."})
     for variant_id in form.removed:
         try:
             await catalog_admin.delete_variant(conn, product_id, variant_id)
         except VariantNotFound:
-            raise Refused({"form": "A variant was removed meanwhile. Reload the page."}) from None
+            raise gone from None
+    held = {v.sku: v.id for v in await products.variants_of(conn, product_id)}
+    changing = [v for _, v in form.variants if v.id is not None and held.get(v.sku) != v.id]
+    if any(held.get(v.sku) not in (None, v.id) for _, v in form.variants):
+        for variant in changing:
+            parked = replace(variant, sku=f"SWAP.{uuid.uuid4().hex.upper()}")
+            try:
+                await catalog_admin.save_variant(conn, product_id, parked, 0)
+            except VariantNotFound:
+                raise gone from None
     for position, (index, variant) in enumerate(form.variants):
         try:
             await catalog_admin.save_variant(conn, product_id, variant, position)
         except DuplicateSku:
-            message = f"The SKU {variant.sku} is already used by another product's variant."
+            if variant.sku in held:
+                message = f"Another variant of this product keeps the SKU {variant.sku}."
+            else:
+                message = f"The SKU {variant.sku} is already used by another product's variant."
             raise Refused({f"v-{index}-sku": message}) from None
         except VariantNotFound:
-            raise Refused({"form": "A variant was removed meanwhile. Reload the page."}) from None
+            raise gone from None
 
 
 async def edit_product_page(request: web.Request) -> web.Response:
