@@ -113,6 +113,7 @@ def cmd_seed(args: argparse.Namespace) -> None:
 
 def cmd_reindex(args: argparse.Namespace) -> None:
     from elasticsearch import ApiError, TransportError
+    from elasticsearch.helpers import BulkIndexError
 
     from search.reindex import Step, reindex
 
@@ -137,6 +138,13 @@ def cmd_reindex(args: argparse.Namespace) -> None:
         fail(describe_unreachable(exc))
     except (ApiError, TransportError) as exc:
         fail(f"Elasticsearch failed: {exc}")
+    except BulkIndexError as exc:
+        # One line: how many were refused and why the first one was (errors: bulk items).
+        first: dict[str, Any] = next(iter(exc.errors[0].values()), {}) if exc.errors else {}
+        error = first.get("error") or {}
+        reason = str(error.get("reason", error) if isinstance(error, dict) else error)
+        reason = reason.splitlines()[0] if reason else "-"
+        fail(f"Elasticsearch refused documents: {exc} First: id {first.get('_id')}: {reason}")
     print(f"{'total':<9} {'':>9} {report.seconds:>8.2f} s")
 
 

@@ -95,6 +95,40 @@ async def test_reindex_with_elasticsearch_down_fails_after_postgres(fresh_db, ca
     assert "Traceback" not in result.stderr
 
 
+def test_reindex_with_a_refused_document_stops_with_one_line(monkeypatch, capsys) -> None:
+    from elasticsearch.helpers import BulkIndexError
+
+    import search.reindex
+    from web import cli
+
+    refused = {
+        "index": {
+            "_index": "aioshop-products-new",
+            "_id": "42",
+            "status": 400,
+            "error": {"type": "document_parsing_exception", "reason": "failed to parse\nfield"},
+        }
+    }
+
+    async def refusing_reindex(*args: object, **kwargs: object) -> None:
+        raise BulkIndexError("1 document(s) failed to index.", [refused])
+
+    monkeypatch.setattr(search.reindex, "reindex", refusing_reindex)
+    env = {
+        **GOOD_ENV,
+        "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/postgres",  # never reached
+        "ELASTICSEARCH_URL": "http://127.0.0.1:9",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["reindex"])
+    assert stopped.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("aioshop: Elasticsearch refused documents: 1 document(s) failed")
+    assert "id 42: failed to parse" in line
+
+
 def test_reindex_refuses_a_batch_below_one() -> None:
     result = run_cli("reindex", "--batch", "0")
     assert result.returncode == 2 and "--batch must be at least 1" in result.stderr
