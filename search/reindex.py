@@ -23,6 +23,7 @@ from elasticsearch import AsyncElasticsearch
 from search.elastic import ElasticsearchSearch
 from search.elastic_documents import ALIAS, SELECT_INDEXED_SINCE
 from search.postgres import PostgresSearch
+from storage import products
 from storage.database import create_pool
 
 BATCH = 1000
@@ -31,7 +32,6 @@ BULK_REQUEST_TIMEOUT_SECONDS = 120.0
 LIST_PUBLISHED_AFTER = """
     SELECT id FROM products WHERE is_published AND id > $1 ORDER BY id LIMIT $2
 """
-INDEX_PRODUCTS = "SELECT count(*) FROM search_index_products($1::bigint[])"
 # When the load starts, less a margin: an actor's transaction that began a little earlier may
 # commit (and write to the old index) after the load read the product.
 GET_LOAD_START = "SELECT now() - interval '1 minute'"
@@ -78,7 +78,7 @@ async def reindex_postgres(pool: asyncpg.Pool, timer: Timer, batch: int = BATCH)
         ids = [row["id"] for row in await pool.fetch(LIST_PUBLISHED_AFTER, last_id, batch)]
         if not ids:
             break
-        indexed += int(await pool.fetchval(INDEX_PRODUCTS, ids))
+        indexed += await products.index_many(pool, ids)
         last_id = ids[-1]
     timer.done("postgres", indexed, "documents rebuilt")
     words = await PostgresSearch(pool, pool).rebuild_terms()

@@ -186,3 +186,12 @@ async def index(conn: asyncpg.Connection, product_id: int) -> int:
     if version is None:
         raise ProductNotFound(product_id)
     return int(version)
+
+
+INDEX_PRODUCTS = "SELECT count(*) FROM search_index_products($1::bigint[])"
+
+
+async def index_many(executor: Executor, ids: Sequence[int]) -> int:
+    """Rebuild these products' search documents in one statement (one transaction); returns how
+    many were rebuilt (unknown ids are skipped)."""
+    return int(await executor.fetchval(INDEX_PRODUCTS, list(ids)))
