@@ -9,11 +9,14 @@ never a 500.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 from aiohttp import web
+from multidict import MultiDict
 
+from storage.cache import Cached
 from storage.errors import CategoryNotFound, ProductNotFound
 from web import catalog
 from web.api.listing import InvalidParameters, parse_listing
@@ -29,13 +32,40 @@ from web.store.catalog_query import (
 )
 from web.store.render import render
 
+# What "Clear filters" keeps of a listing's query: the search text and the order.
+NOT_FILTERS = ("q", "sort")
+
 
 async def page(
-    request: web.Request, template: str, context: Mapping[str, Any], *, status: int = 200
+    request: web.Request,
+    template: str,
+    context: Mapping[str, Any],
+    *,
+    status: int = 200,
+    nav: list[Any] | None = None,
 ) -> web.Response:
-    """`render` plus what the catalog layout needs on every page: the top categories."""
-    tree = catalog.loads(await catalog.category_tree(request))
-    return render(request, template, {"nav_categories": tree["items"], **context}, status=status)
+    """`render` plus what the catalog layout needs on every page: the top categories.
+
+    `nav` is those categories when the caller has read them already (see `with_nav`).
+    """
+    if nav is None:
+        nav = catalog.loads(await catalog.category_tree(request))["items"]
+    return render(request, template, {"nav_categories": nav, **context}, status=status)
+
+
+async def with_nav(request: web.Request, read: Awaitable[Cached]) -> tuple[Any, list[Any]]:
+    """The JSON of `read` and the top categories for `page`, read concurrently.
+
+    Raises what `read` raises, once both reads are done.
+    """
+    cached, tree = await asyncio.gather(
+        read, catalog.category_tree(request), return_exceptions=True
+    )
+    if isinstance(cached, BaseException):
+        raise cached
+    if isinstance(tree, BaseException):
+        raise tree
+    return catalog.loads(cached), catalog.loads(tree)["items"]
 
 
 async def not_found(request: web.Request, what: str) -> web.Response:
@@ -46,41 +76,50 @@ async def not_found(request: web.Request, what: str) -> web.Response:
 async def category_view(request: web.Request) -> web.Response:
     """/c/{slug}: the category's products and its descendants', with facet filters."""
     try:
-        category = catalog.loads(await catalog.category_page(request, request.match_info["slug"]))
+        category, nav = await with_nav(
+            request, catalog.category_page(request, request.match_info["slug"])
+        )
     except CategoryNotFound:
         return await not_found(request, "category")
-    context = {"category": category, "title": category["name"]}
-    return await _listing(request, "store/category.html", context, category=category["slug"])
+    return await _listing(
+        request, "store/category.html", {"category": category}, category=category["slug"], nav=nav
+    )
 
 
 async def search_view(request: web.Request) -> web.Response:
     """/search?q=...: results with facets, "did you mean", and an empty state that helps."""
-    text = request.query.get("q", "").strip()
-    context = {"query": text, "title": f"“{text}”" if text else "Search"}
-    return await _listing(request, "store/search.html", context, category=None)
+    context = {"query": request.query.get("q", "").strip()}
+    return await _listing(request, "store/search.html", context, category=None, nav=None)
 
 
 async def _listing(
-    request: web.Request, template: str, context: dict[str, Any], *, category: str | None
+    request: web.Request,
+    template: str,
+    context: dict[str, Any],
+    *,
+    category: str | None,
+    nav: list[Any] | None,
 ) -> web.Response:
+    """A listing page; the listing is read together with the top categories unless `nav`."""
     path = request.path
     text = request.query.get("q", "").strip()
-    base = {
-        **context,
-        "clear_url": url_with(path, request.query, **_filter_names(request)),
-        "sorts": sort_choices(text=bool(text)),
-    }
+    kept = MultiDict((name, value) for name, value in request.query.items() if name in NOT_FILTERS)
+    base = {**context, "clear_url": url_with(path, kept), "sorts": sort_choices(text=bool(text))}
     try:
         params = listing_params(request.query, category=category)
         listing = parse_listing(params)
-        result = catalog.loads(await catalog.listing_page(request, listing, facets=True))
+        read = catalog.listing_page(request, listing, facets=True)
+        if nav is None:
+            result, nav = await with_nav(request, read)
+        else:
+            result = catalog.loads(await read)
     except (FormErrors, InvalidParameters) as exc:
         context = {
             **base,
             "errors": describe_errors(exc.errors),
             "clear_url": url_with(path, {"q": text} if text else {}),
         }
-        return await page(request, template, context, status=400)
+        return await page(request, template, context, status=400, nav=nav)
     currency = next((item["price"]["currency"] for item in result["items"] if item["price"]), None)
     facets = result.get("facets", {})
     next_url = (
@@ -95,59 +134,47 @@ async def _listing(
             **base,
             "result": result,
             "params": params,
-            "sort": listing.sort,
-            "in_stock": listing.in_stock is True,
+            "listing": listing,
             "filtered": active_filters(params),
             "prices": price_choices(facets.get("price_ranges", []), params, currency),
             "next_url": next_url,
             "first_page": "cursor" not in request.query,
             "first_url": url_with(path, request.query),
         },
+        nav=nav,
     )
 
 
-def _filter_names(request: web.Request) -> dict[str, None]:
-    """Every filter parameter in the request, to remove them all ("Clear filters")."""
-    return dict.fromkeys(name for name in request.query if name not in ("q", "sort"))
-
-
 async def product_view(request: web.Request) -> web.Response:
-    """/products/{slug}: images, description, price, stock and the variant picker."""
+    """/products/{slug}: images, description, price, stock and the variant picker.
+
+    Without a chosen variant the template shows the product's price (macros/catalog.html
+    `price`: "from €x" when its variants' prices differ).
+    """
     try:
-        detail = catalog.loads(await catalog.product_detail(request, request.match_info["slug"]))
+        detail, nav = await with_nav(
+            request, catalog.product_detail(request, request.match_info["slug"])
+        )
     except ProductNotFound:
         return await not_found(request, "product")
     picker = build_picker(detail, request.query)
     variant = picker.variant
     if variant is not None:
-        price = variant["price"]["formatted"] if variant["price"] else "Unavailable"
         stock = stock_text(variant["stock"])
     else:
-        price = _price_text(detail)
         stock = "In stock" if detail["in_stock"] else "Out of stock"
     return await page(
         request,
         "store/product.html",
         {
             "product": detail,
-            "title": detail["name"],
             "picker": picker,
             "variant": variant,
-            "price": price,
             "stock": stock,
             "in_stock": variant["in_stock"] if variant is not None else detail["in_stock"],
         },
+        nav=nav,
     )
-
-
-def _price_text(item: Mapping[str, Any]) -> str:
-    """A product's price for people: "from €x" when its variants' prices differ."""
-    low, high = item.get("price"), item.get("price_max")
-    if low is None:
-        return "Unavailable"
-    if high is not None and high["amount"] != low["amount"]:
-        return f"from {low['formatted']}"
-    return str(low["formatted"])
 
 
 def add_routes(app: web.Application) -> None:

@@ -13,7 +13,7 @@ A product whose variants have no option attributes but several SKUs gets one axi
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 SKU_AXIS = "sku"
@@ -41,7 +41,7 @@ class Picker:
     axes: list[Axis]
     variant: Mapping[str, Any] | None  # the chosen variant, once every axis has a value
     missing: list[str]  # names of the axes still to choose
-    data: dict[str, Any] = field(default_factory=dict)  # what picker.js needs, as JSON
+    data: dict[str, Any]  # what picker.js needs, as JSON
 
 
 def _key(variant: Mapping[str, Any], axes: Sequence[str]) -> dict[str, str]:

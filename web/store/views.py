@@ -6,7 +6,7 @@ from aiohttp import web
 
 from web import catalog
 from web.api.listing import parse_listing
-from web.store.catalog import page
+from web.store.catalog import page, with_nav
 
 HOME_PRODUCTS = 8
 
@@ -14,5 +14,5 @@ HOME_PRODUCTS = 8
 async def home(request: web.Request) -> web.Response:
     """The home page: the newest products and the top categories, from the catalog cache."""
     listing = parse_listing({"sort": "newest", "limit": str(HOME_PRODUCTS)})
-    newest = catalog.loads(await catalog.listing_page(request, listing, facets=False))
-    return await page(request, "store/home.html", {"products": newest["items"]})
+    newest, nav = await with_nav(request, catalog.listing_page(request, listing, facets=False))
+    return await page(request, "store/home.html", {"products": newest["items"]}, nav=nav)
