@@ -9,6 +9,7 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from PIL import Image, ImageDraw
@@ -219,3 +220,37 @@ async def test_a_bad_filter_says_what_is_wrong_where_the_filters_are(
     await alert.get_by_role("link", name="Clear the filters").click()
     await page.wait_for_url("**/c/shoes")
     await expect(page.locator(".product-card")).to_have_count(3)
+
+
+async def picker_state(page: Page) -> list[list[object]]:
+    """Each picker radio as [axis, value, checked, disabled, reason]."""
+    return await page.locator("form.picker input[type=radio]").evaluate_all(
+        """inputs => inputs.map(i => [i.name, i.value, i.checked, i.disabled,
+            i.closest("label").querySelector(".picker-reason").textContent.trim()])"""
+    )
+
+
+async def test_picker_js_agrees_with_the_page_without_javascript(
+    browser, page: Page, base_url: str, settings: Settings
+) -> None:
+    """catalog_picker (no JS) and picker.js apply one rule: every state reached by clicking
+    the enhanced picker is what the plain page renders for the same query string."""
+    await seed(str(settings.database_url), settings.media_dir)
+    context = await browser.new_context(base_url=base_url, java_script_enabled=False)
+    try:
+        plain = await context.new_page()
+        for slug in ("field-tee", "run-shoe"):
+            await page.goto(f"/products/{slug}")
+            radios = page.locator("form.picker input[type=radio]")
+            compared = 0
+            for index in range(await radios.count()):
+                if await radios.nth(index).is_disabled():
+                    continue
+                await radios.nth(index).check()
+                query = urlsplit(page.url).query
+                await plain.goto(f"/products/{slug}?{query}")
+                assert await picker_state(page) == await picker_state(plain), (slug, query)
+                compared += 1
+            assert compared >= 2, slug
+    finally:
+        await context.close()
