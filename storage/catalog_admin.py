@@ -7,11 +7,12 @@ beside a field; after one of them the caller's transaction is unusable and must 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
+from storage import products
 from storage.attributes import ProductType, get_product_type
 from storage.database import Executor
 from storage.errors import (
@@ -22,7 +23,7 @@ from storage.errors import (
     ProductNotFound,
     ProductTypeNotFound,
 )
-from storage.products import PRODUCT_COLUMNS, Product
+from storage.products import INSERT_VARIANT, PRODUCT_COLUMNS, NewVariant, Product, _product
 
 # Filters are optional: a NULL parameter switches its condition off. The category filter takes
 # the category's whole subtree (its path contains the id). Name matches anywhere, SKU by prefix.
@@ -39,13 +40,8 @@ LIST_PRODUCTS = f"""
     ORDER BY p.created_at DESC, p.id DESC
     LIMIT $5 OFFSET $6
 """
-INSERT_PRODUCT = f"""
-    INSERT INTO products (slug, name, description, category_id, product_type_id, attributes,
-                          is_published)
-    VALUES ($1, $2, $3, $4, $5, $6, $7)
-    RETURNING {PRODUCT_COLUMNS}
-"""
-# The product type is chosen at creation and kept: its attribute values depend on it.
+# The product type is chosen at creation and kept: its attribute values depend on it. The row
+# lock it takes makes two staff saving the same product apply their variant rows in turn.
 UPDATE_PRODUCT = f"""
     UPDATE products
     SET slug = $2, name = $3, description = $4, category_id = $5, attributes = $6,
@@ -55,12 +51,6 @@ UPDATE_PRODUCT = f"""
 """
 SET_PUBLISHED = """
     UPDATE products SET is_published = $2, updated_at = now() WHERE id = $1 RETURNING id
-"""
-INSERT_VARIANT = """
-    INSERT INTO variants (product_id, sku, name, price_amount, currency, stock_on_hand,
-                          attributes, position)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-    RETURNING id
 """
 UPDATE_VARIANT = """
     UPDATE variants
@@ -76,8 +66,6 @@ LIST_PRODUCTS_UNDER_CATEGORY = """
     ORDER BY p.id
 """
 LIST_PRODUCT_TYPE_IDS = "SELECT id FROM product_types ORDER BY name, id"
-# Lock first: two staff saving the same product apply their variant rows one after the other.
-LOCK_PRODUCT = "SELECT id FROM products WHERE id = $1 FOR UPDATE"
 
 
 class VariantNotFound(NotFound):
@@ -88,17 +76,11 @@ class VariantNotFound(NotFound):
         self.variant_id = variant_id
 
 
-@dataclass(frozen=True)
-class VariantRow:
+@dataclass(frozen=True, kw_only=True)
+class VariantRow(NewVariant):
     """A variant as staff submit it: `id` None for a new one."""
 
-    id: int | None
-    sku: str
-    name: str
-    price_amount: int
-    currency: str
-    stock_on_hand: int
-    attributes: dict[str, Any]
+    id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -111,10 +93,6 @@ class ProductFields:
     category_id: int | None
     attributes: dict[str, Any]
     is_published: bool
-
-
-def _product(row: Any) -> Product:
-    return Product(**{f.name: row[f.name] for f in fields(Product)})
 
 
 def like_escape(text: str) -> str:
@@ -160,21 +138,18 @@ async def create_product(
     """Insert a product without variants; raises DuplicateSlug, CategoryNotFound or
     ProductTypeNotFound (the caller's transaction is then unusable: roll back)."""
     try:
-        row = await conn.fetchrow(
-            INSERT_PRODUCT,
-            product.slug,
-            product.name,
-            product.description,
-            product.category_id,
-            product_type_id,
-            product.attributes,
-            product.is_published,
+        return await products.create(
+            conn,
+            slug=product.slug,
+            name=product.name,
+            description=product.description,
+            category_id=product.category_id,
+            product_type_id=product_type_id,
+            attributes=product.attributes,
+            is_published=product.is_published,
         )
-    except asyncpg.UniqueViolationError:
-        raise DuplicateSlug(product.slug) from None
     except asyncpg.ForeignKeyViolationError as exc:
         raise _missing(exc, product.category_id, product_type_id) from None
-    return _product(row)
 
 
 async def update_product(
@@ -202,12 +177,6 @@ async def update_product(
     return _product(row)
 
 
-async def lock_product(conn: asyncpg.Connection, product_id: int) -> None:
-    """Lock the product row for the caller's transaction; raises ProductNotFound."""
-    if await conn.fetchval(LOCK_PRODUCT, product_id) is None:
-        raise ProductNotFound(product_id)
-
-
 async def set_published(conn: asyncpg.Connection, product_id: int, published: bool) -> None:
     """Publish or unpublish; raises ProductNotFound. Idempotent."""
     if await conn.fetchval(SET_PUBLISHED, product_id, published) is None:
@@ -223,32 +192,20 @@ async def save_variant(
     unusable: roll back). Prices and stock below zero are refused by the table's CHECKs, so
     callers validate them first to say why.
     """
+    values = (
+        variant.sku,
+        variant.name,
+        variant.price_amount,
+        variant.currency,
+        variant.stock_on_hand,
+        variant.attributes or {},
+        position,
+    )
     try:
         if variant.id is None:
-            new_id: int = await conn.fetchval(
-                INSERT_VARIANT,
-                product_id,
-                variant.sku,
-                variant.name,
-                variant.price_amount,
-                variant.currency,
-                variant.stock_on_hand,
-                variant.attributes,
-                position,
-            )
+            new_id: int = await conn.fetchval(INSERT_VARIANT, product_id, *values)
             return new_id
-        updated = await conn.fetchval(
-            UPDATE_VARIANT,
-            variant.id,
-            product_id,
-            variant.sku,
-            variant.name,
-            variant.price_amount,
-            variant.currency,
-            variant.stock_on_hand,
-            variant.attributes,
-            position,
-        )
+        updated = await conn.fetchval(UPDATE_VARIANT, variant.id, product_id, *values)
     except asyncpg.UniqueViolationError:
         raise DuplicateSku(variant.sku) from None
     if updated is None:

@@ -29,8 +29,9 @@ LIST_IMAGES = """
     FROM product_images WHERE product_id = $1 ORDER BY position, id
 """
 INSERT_PRODUCT = f"""
-    INSERT INTO products (slug, name, description, category_id, product_type_id, attributes)
-    VALUES ($1, $2, $3, $4, $5, $6)
+    INSERT INTO products (slug, name, description, category_id, product_type_id, attributes,
+                          is_published)
+    VALUES ($1, $2, $3, $4, $5, $6, $7)
     RETURNING {PRODUCT_COLUMNS}
 """
 INSERT_VARIANT = """
@@ -145,6 +146,7 @@ async def create(
     product_type_id: int | None = None,
     attributes: dict[str, Any] | None = None,
     variants: Sequence[NewVariant] = (),
+    is_published: bool = True,
 ) -> Product:
     """Insert a product and its variants in the caller's transaction.
 
@@ -159,6 +161,7 @@ async def create(
             category_id,
             product_type_id,
             attributes or {},
+            is_published,
         )
     except asyncpg.UniqueViolationError:
         raise DuplicateSlug(slug) from None

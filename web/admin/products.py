@@ -240,7 +240,6 @@ async def save_product(request: web.Request) -> web.Response:
     if form.product is not None:
         try:
             async with transaction(db) as conn:
-                await catalog_admin.lock_product(conn, product.id)
                 await catalog_admin.update_product(conn, product.id, form.product)
                 await _save_variants(conn, product.id, form)
                 await product_changed(conn, request, product.id)
