@@ -16,6 +16,8 @@ from typing import Literal, Protocol
 
 import asyncpg
 
+from search.text import sku_of, uses_operators
+
 Sort = Literal["relevance", "price_asc", "price_desc", "newest", "name"]
 SORTS: tuple[Sort, ...] = ("relevance", "price_asc", "price_desc", "newest", "name")
 
@@ -32,6 +34,29 @@ PRICE_BUCKETS: tuple[tuple[int, int | None], ...] = (
 def price_bucket_label(low: int, high: int | None) -> str:
     """'1000-2500' for [1000, 2500), '10000-' for the open last bucket."""
     return f"{low}-{'' if high is None else high}"
+
+
+# Rules every backend follows, so both answer the same query alike.
+SKU_PREFIX_MIN = 3  # shorter prefixes match too many SKUs to mean one
+DID_YOU_MEAN_BELOW = 3  # offer the correction when the text as typed finds fewer products
+SUGGEST_MIN = 2  # shorter prefixes get no suggestions
+
+
+def sku_lookup(text: str) -> str | None:
+    """The text as a SKU to look up (upper-cased), or None.
+
+    Only text with a digit or one of "._-" is looked up: a plain word is far more often a word
+    than a SKU, and the text search finds a product named so anyway.
+    """
+    sku = sku_of(text)
+    return None if sku is None or sku.isalpha() else sku
+
+
+def suggest_prefix(prefix: str) -> str | None:
+    """The prefix to autocomplete, stripped; None when it gets no suggestions (shorter than
+    SUGGEST_MIN, or websearch syntax)."""
+    prefix = prefix.strip()
+    return None if len(prefix) < SUGGEST_MIN or uses_operators(prefix) else prefix
 
 
 class SearchError(Exception):

@@ -22,7 +22,7 @@ import structlog
 from elasticsearch import AsyncElasticsearch, BadRequestError, ConflictError, NotFoundError
 from elasticsearch.helpers import async_bulk
 
-from search.backend import SearchQuery, SearchResult, Suggestion
+from search.backend import SearchQuery, SearchResult, Suggestion, suggest_prefix
 from search.elastic_documents import (
     ALIAS,
     INDEX_SETTINGS,
@@ -33,7 +33,6 @@ from search.elastic_documents import (
     index_name,
 )
 from search.elastic_query import BACKEND, build_search, build_suggest, parse_search, parse_suggest
-from search.text import uses_operators
 from storage import products
 from storage.errors import ProductNotFound
 
@@ -79,10 +78,10 @@ class ElasticsearchSearch:
 
     async def suggest(self, prefix: str, limit: int = 8) -> list[Suggestion]:
         """Published products whose name matches what is typed so far (autocomplete)."""
-        prefix = prefix.strip()
-        if len(prefix) < 2 or uses_operators(prefix):
+        stripped = suggest_prefix(prefix)
+        if stripped is None:
             return []
-        response = await self.client.search(index=self.alias, **build_suggest(prefix, limit))
+        response = await self.client.search(index=self.alias, **build_suggest(stripped, limit))
         return parse_suggest(response.body)
 
     async def index_product(self, product_id: int, conn: asyncpg.Connection | None = None) -> None:

@@ -22,7 +22,9 @@ from datetime import datetime
 from typing import Any
 
 from search.backend import (
+    DID_YOU_MEAN_BELOW,
     PRICE_BUCKETS,
+    SKU_PREFIX_MIN,
     Facets,
     FacetValue,
     InvalidCursor,
@@ -32,11 +34,11 @@ from search.backend import (
     Sort,
     Suggestion,
     price_bucket_label,
+    sku_lookup,
 )
 from search.elastic_documents import format_time
-from search.postgres import DID_YOU_MEAN_BELOW, SKU_PREFIX_MIN
 from search.postgres_sql import FACET_VALUES_MAX, check_after
-from search.text import sku_of, uses_operators
+from search.text import uses_operators
 
 BACKEND = "elasticsearch"
 SCORE_PREFIX = "es:"
@@ -116,8 +118,8 @@ def text_query(text: str, *, fuzzy: bool) -> dict[str, Any]:
     if fuzzy:
         prefix["fuzziness"] = "AUTO"
     should: list[dict[str, Any]] = [{"multi_match": words}, {"multi_match": prefix}]
-    sku = sku_of(text)
-    if sku is not None and not sku.isalpha():
+    sku = sku_lookup(text)
+    if sku is not None:
         # Constant scores above any text score: an exact SKU first, then a SKU prefix.
         should.append({"constant_score": {"filter": {"term": {"skus": sku}}, "boost": 100.0}})
         if len(sku) >= SKU_PREFIX_MIN:

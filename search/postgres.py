@@ -30,7 +30,9 @@ from typing import Any
 import asyncpg
 
 from search.backend import (
+    DID_YOU_MEAN_BELOW,
     PRICE_BUCKETS,
+    SKU_PREFIX_MIN,
     Facets,
     FacetValue,
     SearchHit,
@@ -38,6 +40,8 @@ from search.backend import (
     SearchResult,
     Suggestion,
     price_bucket_label,
+    sku_lookup,
+    suggest_prefix,
 )
 from search.postgres_sql import (
     MATCH_SKUS,
@@ -54,16 +58,12 @@ from search.text import (
     closest,
     did_you_mean,
     prefix_end,
-    sku_of,
     tokenize,
     tsquery_text,
     uses_operators,
 )
 from storage import products
 from storage.database import Executor, ReadPool
-
-SKU_PREFIX_MIN = 3  # shorter prefixes match too many SKUs to mean one
-DID_YOU_MEAN_BELOW = 3  # offer the correction when the text as typed finds fewer products
 
 
 class PostgresSearch:
@@ -117,11 +117,10 @@ class PostgresSearch:
     async def match_skus(self, text: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """Products with the text as a SKU, and with a SKU starting with it (SKU_PREFIX_MIN+).
 
-        Only text with a digit or one of "._-" is looked up: a plain word is far more often a
-        word than a SKU, and the text search finds a product named so anyway.
+        Only text that search.backend.sku_lookup takes for a SKU is looked up.
         """
-        sku = sku_of(text)
-        if sku is None or sku.isalpha():
+        sku = sku_lookup(text)
+        if sku is None:
             return (), ()
         end = prefix_end(sku) if len(sku) >= SKU_PREFIX_MIN else sku  # sku..sku: no prefixes
         row = await self.reader.fetchrow(MATCH_SKUS, sku, end)
@@ -187,9 +186,10 @@ class PostgresSearch:
 
     async def suggest(self, prefix: str, limit: int = 8) -> list[Suggestion]:
         """Published products whose name matches the words typed so far (the last one a prefix)."""
-        prefix = prefix.strip()
-        if len(prefix) < 2 or uses_operators(prefix):
+        stripped = suggest_prefix(prefix)
+        if stripped is None:
             return []
+        prefix = stripped
         words = await self.resolve(tokenize(prefix))
         if not words:
             return []
