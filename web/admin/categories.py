@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from storage import catalog_admin, categories, transaction
 from storage.errors import CategoryCycle, CategoryNotEmpty, CategoryNotFound, DuplicateSlug
+from web.admin.common import flatten, saved
 from web.admin.product_form import FRIENDLY
 from web.catalog import catalog_changed, product_changed
 from web.fields import Slug
@@ -62,26 +63,12 @@ async def category_page(
     """The tree with a rename, move and delete form per category, and the create form."""
     db = request.config_dict[DB]
     reader = await db.replica.fresh_for(request.get(MIN_LSN))
-    roots = await categories.tree(reader)
-    flat: list[tuple[categories.CategoryNode, int]] = []
-
-    def walk(nodes: list[categories.CategoryNode], depth: int) -> None:
-        for node in nodes:
-            flat.append((node, depth))
-            walk(node.children, depth + 1)
-
-    walk(roots, 0)
     context = {
-        "nodes": flat,
+        "nodes": flatten(await categories.tree(reader)),
         "forms": forms or {},
-        "saved": request.query.get("saved") == "1" and status == 200,
+        "saved": saved(request, status),
     }
     return render(request, "admin/categories.html", context, status=status)
-
-
-async def categories_view(request: web.Request) -> web.Response:
-    """GET /admin/categories."""
-    return await category_page(request)
 
 
 async def create_category(request: web.Request) -> web.Response:
@@ -173,7 +160,7 @@ async def _done(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     """The category routes on the /admin application."""
-    app.router.add_get("/categories", categories_view, name="admin_categories")
+    app.router.add_get("/categories", category_page, name="admin_categories")
     app.router.add_post("/categories", create_category)
     one = r"/categories/{id:\d{1,18}}"
     app.router.add_post(one + "/rename", rename_category)

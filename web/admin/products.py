@@ -9,6 +9,7 @@ shows the form again as typed, each error beside its field (422).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
@@ -26,6 +27,7 @@ from storage.errors import (
 )
 from storage.products import Product
 from web.admin import product_form
+from web.admin.common import flatten, saved
 from web.admin.product_form import ProductForm
 from web.catalog import catalog_changed, product_changed
 from web.keys import DB, MIN_LSN
@@ -61,15 +63,8 @@ def _int_or_none(value: str | None) -> int | None:
 
 async def category_options(executor: Any) -> list[tuple[int, str]]:
     """Every category as (id, name indented by depth), in tree order, for a <select>."""
-    options: list[tuple[int, str]] = []
-
-    def walk(nodes: list[categories.CategoryNode], depth: int) -> None:
-        for node in nodes:
-            options.append((node.id, "\u2014 " * depth + node.name))
-            walk(node.children, depth + 1)
-
-    walk(await categories.tree(executor), 0)
-    return options
+    flat = flatten(await categories.tree(executor))
+    return [(node.id, "\u2014 " * depth + node.name) for node, depth in flat]
 
 
 async def product_list(request: web.Request) -> web.Response:
@@ -128,26 +123,41 @@ async def create_product(request: web.Request) -> web.Response:
     raw_type = posted.get("product_type_id")
     product_type = await _chosen_type(db.primary, raw_type if isinstance(raw_type, str) else None)
     form = product_form.parse(posted, product_type, creating=True)
-    if form.product is not None:
-        try:
-            async with transaction(db) as conn:
-                product = await catalog_admin.create_product(
-                    conn, form.product, product_type_id=product_type.id if product_type else None
-                )
-                await _save_variants(conn, product.id, form)
-                await product_changed(conn, request, product.id)
-        except Refused as exc:
-            form.errors.update(exc.errors)
-        except DuplicateSlug:
-            form.errors["slug"] = "Another product has this slug."
-        except CategoryNotFound:
-            form.errors["category_id"] = "This category no longer exists."
-        except ProductTypeNotFound:
-            form.errors["form"] = "This product type no longer exists."
-        else:
-            await catalog_changed(request)
-            raise web.HTTPSeeOther(f"/admin/products/{product.id}?saved=1")
+    fields = form.product
+    if fields is not None:
+
+        async def insert(conn: Any) -> int:
+            type_id = product_type.id if product_type else None
+            created = await catalog_admin.create_product(conn, fields, product_type_id=type_id)
+            return created.id
+
+        await _save(request, form, insert)
     return await render_editor(request, form, product=None, product_type=product_type, status=422)
+
+
+async def _save(
+    request: web.Request, form: ProductForm, write: Callable[[Any], Awaitable[int]]
+) -> None:
+    """In one transaction: `write` the product (returns its id), its variant rows and its search
+    event; then 303 to its edit page. A refusal rolls back and lands in `form.errors`."""
+    try:
+        async with transaction(request.config_dict[DB]) as conn:
+            product_id = await write(conn)
+            await _save_variants(conn, product_id, form)
+            await product_changed(conn, request, product_id)
+    except Refused as exc:
+        form.errors.update(exc.errors)
+    except DuplicateSlug:
+        form.errors["slug"] = "Another product has this slug."
+    except CategoryNotFound:
+        form.errors["category_id"] = "This category no longer exists."
+    except ProductTypeNotFound:
+        form.errors["form"] = "This product type no longer exists."
+    except ProductNotFound:
+        raise web.HTTPNotFound(text="No such product.") from None
+    else:
+        await catalog_changed(request)
+        raise web.HTTPSeeOther(f"/admin/products/{product_id}?saved=1")
 
 
 async def _save_variants(conn: Any, product_id: int, form: ProductForm) -> None:
@@ -237,23 +247,14 @@ async def save_product(request: web.Request) -> web.Response:
     product = await product_or_404(db.primary, product_id_of(request))
     product_type = await _type_of(db.primary, product)
     form = product_form.parse(await request.post(), product_type, creating=False)
-    if form.product is not None:
-        try:
-            async with transaction(db) as conn:
-                await catalog_admin.update_product(conn, product.id, form.product)
-                await _save_variants(conn, product.id, form)
-                await product_changed(conn, request, product.id)
-        except Refused as exc:
-            form.errors.update(exc.errors)
-        except DuplicateSlug:
-            form.errors["slug"] = "Another product has this slug."
-        except CategoryNotFound:
-            form.errors["category_id"] = "This category no longer exists."
-        except ProductNotFound:
-            raise web.HTTPNotFound(text="No such product.") from None
-        else:
-            await catalog_changed(request)
-            raise web.HTTPSeeOther(f"/admin/products/{product.id}?saved=1")
+    fields = form.product
+    if fields is not None:
+
+        async def update(conn: Any) -> int:
+            await catalog_admin.update_product(conn, product.id, fields)
+            return product.id
+
+        await _save(request, form, update)
     return await render_editor(
         request, form, product=product, product_type=product_type, status=422
     )
@@ -279,7 +280,7 @@ async def render_editor(
         "categories": await category_options(reader),
         "images": await products.images_of(reader, product.id) if product else [],
         "image_errors": image_errors or {},
-        "saved": request.query.get("saved") == "1" and status == 200,
+        "saved": saved(request, status),
     }
     return render(request, "admin/product_edit.html", context, status=status)
 

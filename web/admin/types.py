@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 from storage import attributes, catalog_admin, transaction
 from storage.attributes import Kind, Level
 from storage.errors import AttributeNotFound, DuplicateSlug, InvalidAttribute, InvalidProductType
+from web.admin.common import saved
 from web.admin.product_form import FRIENDLY
 from web.catalog import catalog_changed
 from web.fields import ShortSlug
@@ -78,14 +79,9 @@ async def types_page(
         "product_types": await catalog_admin.product_types(reader),
         "kinds": attributes.KINDS,
         "forms": forms or {},
-        "saved": request.query.get("saved") == "1" and status == 200,
+        "saved": saved(request, status),
     }
     return render(request, "admin/types.html", context, status=status)
-
-
-async def types_view(request: web.Request) -> web.Response:
-    """GET /admin/types."""
-    return await types_page(request)
 
 
 async def create_attribute(request: web.Request) -> web.Response:
@@ -154,6 +150,6 @@ async def create_product_type(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     """The attribute and product type routes on the /admin application."""
-    app.router.add_get("/types", types_view, name="admin_types")
+    app.router.add_get("/types", types_page, name="admin_types")
     app.router.add_post("/attributes", create_attribute)
     app.router.add_post("/types", create_product_type)
