@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import groupby
+from operator import itemgetter
 from typing import Any, Literal, get_args
 
 import asyncpg
@@ -77,6 +79,15 @@ GET_PRODUCT_TYPE = f"""
     LEFT JOIN attributes a ON a.id = pta.attribute_id
     WHERE t.id = $1
     ORDER BY pta.position, a.id
+"""
+# Every type the same way, by name (a type without attributes: one row of NULLs after its own).
+LIST_PRODUCT_TYPES = f"""
+    SELECT t.id AS type_id, t.slug AS type_slug, t.name AS type_name,
+           pta.level, pta.position AS type_position, {ATTRIBUTE_COLUMNS}
+    FROM product_types t
+    LEFT JOIN product_type_attributes pta ON pta.product_type_id = t.id
+    LEFT JOIN attributes a ON a.id = pta.attribute_id
+    ORDER BY t.name, t.id, pta.position, a.id
 """
 
 # The table's CHECK constraints, said for people.
@@ -257,6 +268,30 @@ async def get_product_type(executor: Executor, product_type_id: int) -> ProductT
     return ProductType(
         id=first["type_id"], slug=first["type_slug"], name=first["type_name"], attributes=declared
     )
+
+
+async def list_product_types(executor: Executor) -> list[ProductType]:
+    """Every product type with its attributes in declaration order, by name; one query."""
+    types: list[ProductType] = []
+    for _, grouped in groupby(await executor.fetch(LIST_PRODUCT_TYPES), key=itemgetter("type_id")):
+        rows = list(grouped)
+        first = rows[0]
+        declared = tuple(
+            TypeAttribute(
+                attribute=_attribute(row), level=row["level"], position=row["type_position"]
+            )
+            for row in rows
+            if row["id"] is not None
+        )
+        types.append(
+            ProductType(
+                id=first["type_id"],
+                slug=first["type_slug"],
+                name=first["type_name"],
+                attributes=declared,
+            )
+        )
+    return types
 
 
 def validate_values(

@@ -7,13 +7,13 @@ beside a field; after one of them the caller's transaction is unusable and must 
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
 from storage import products
-from storage.attributes import ProductType, get_product_type
 from storage.database import Executor
 from storage.errors import (
     CategoryNotFound,
@@ -23,6 +23,7 @@ from storage.errors import (
     ProductNotFound,
     ProductTypeNotFound,
 )
+from storage.outbox import INSERT_EVENT
 from storage.products import INSERT_VARIANT, PRODUCT_COLUMNS, NewVariant, Product, _product
 
 # Filters are optional: a NULL parameter switches its condition off. The category filter takes
@@ -65,7 +66,6 @@ LIST_PRODUCTS_UNDER_CATEGORY = """
     WHERE p.category_id IN (SELECT id FROM categories WHERE path @> ARRAY[$1::bigint])
     ORDER BY p.id
 """
-LIST_PRODUCT_TYPE_IDS = "SELECT id FROM product_types ORDER BY name, id"
 
 
 class VariantNotFound(NotFound):
@@ -219,12 +219,17 @@ async def delete_variant(conn: asyncpg.Connection, product_id: int, variant_id: 
         raise VariantNotFound(variant_id)
 
 
-async def product_types(executor: Executor) -> list[ProductType]:
-    """Every product type with its declared attributes, by name (staff pages: a few dozen)."""
-    ids = [row["id"] for row in await executor.fetch(LIST_PRODUCT_TYPE_IDS)]
-    return [await get_product_type(executor, type_id) for type_id in ids]
-
-
-async def products_under(executor: Executor, category_id: int) -> list[int]:
-    """Ids of the products in the category or below it (their search documents name it)."""
-    return [row["id"] for row in await executor.fetch(LIST_PRODUCTS_UNDER_CATEGORY, category_id)]
+async def reindex_under(
+    conn: asyncpg.Connection, category_id: int, *, request_id: str | None
+) -> int:
+    """In the caller's transaction: one `search.index_product` outbox event (each with its own
+    id) per product in the category or below it, whose search documents name it; one round
+    trip for the events. Returns how many."""
+    ids = [row["id"] for row in await conn.fetch(LIST_PRODUCTS_UNDER_CATEGORY, category_id)]
+    events = []
+    for product_id in ids:
+        event_id = uuid.uuid4()
+        payload = {"event_id": str(event_id), "product_id": product_id}
+        events.append((event_id, "search.index_product", payload, request_id))
+    await conn.executemany(INSERT_EVENT, events)
+    return len(events)

@@ -379,3 +379,22 @@ async def test_two_variants_swap_skus_in_one_save(client, fresh_db) -> None:
     resp = await post(client, f"/admin/products/{product_id}", taken)
     page = await resp.text()
     assert resp.status == 422 and "Another variant of this product" in error_of(page, "v-1-sku")
+
+
+async def test_renaming_a_category_announces_each_product_under_it_once(client, fresh_db) -> None:
+    await staff(client, fresh_db)
+    assert (await post(client, "/admin/categories", {"name": "Mugs", "slug": "mugs"})).status == 303
+    [mugs] = await fetch(fresh_db, "SELECT id FROM categories")
+    ids = [await insert_product(fresh_db, slug) for slug in ("red-mug", "blue-mug")]
+    moved = await fetch(fresh_db, "UPDATE products SET category_id = $1 RETURNING id", mugs["id"])
+    assert len(moved) == 2
+    resp = await post(
+        client, f"/admin/categories/{mugs['id']}/rename", {"name": "Cups", "slug": "cups"}
+    )
+    assert resp.status == 303
+    events = await fetch(
+        fresh_db, "SELECT event_id, payload FROM outbox WHERE actor_name = 'search.index_product'"
+    )
+    assert sorted(e["payload"]["product_id"] for e in events) == sorted(ids)
+    assert {e["payload"]["event_id"] for e in events} == {str(e["event_id"]) for e in events}
+    assert len({e["event_id"] for e in events}) == 2

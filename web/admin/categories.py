@@ -16,9 +16,9 @@ from storage import catalog_admin, categories, transaction
 from storage.errors import CategoryCycle, CategoryNotEmpty, CategoryNotFound, DuplicateSlug
 from web.admin.common import flatten, saved
 from web.admin.product_form import FRIENDLY
-from web.catalog import catalog_changed, product_changed
+from web.catalog import catalog_changed
 from web.fields import Slug
-from web.keys import DB, MIN_LSN
+from web.keys import DB, MIN_LSN, REQUEST_ID
 from web.store.forms import Form, read_form
 from web.store.render import render
 
@@ -149,8 +149,7 @@ async def delete_category(request: web.Request) -> web.Response:
 async def _reindex_under(conn: Any, request: web.Request, category_id: int) -> None:
     """Search documents carry the names of a product's category and its ancestors: rebuild the
     documents of every product at or under a renamed, moved or deleted category."""
-    for product_id in await catalog_admin.products_under(conn, category_id):
-        await product_changed(conn, request, product_id)
+    await catalog_admin.reindex_under(conn, category_id, request_id=request.get(REQUEST_ID))
 
 
 async def _done(request: web.Request) -> web.Response:

@@ -18,6 +18,7 @@ from aiohttp import web
 from storage import attributes, catalog_admin, categories, products, transaction
 from storage.attributes import ProductType
 from storage.catalog_admin import VariantNotFound
+from storage.database import Executor
 from storage.errors import (
     CategoryNotFound,
     DuplicateSku,
@@ -67,10 +68,14 @@ async def category_options(executor: Any) -> list[tuple[int, str]]:
     return [(node.id, "\u2014 " * depth + node.name) for node, depth in flat]
 
 
+async def _reader(request: web.Request) -> Executor:
+    """The replica once it has this client's last write, else the primary."""
+    return await request.config_dict[DB].replica.fresh_for(request.get(MIN_LSN))
+
+
 async def product_list(request: web.Request) -> web.Response:
     """Products newest first: search by name or SKU; filter by category, published, stock."""
-    db = request.config_dict[DB]
-    reader = await db.replica.fresh_for(request.get(MIN_LSN))
+    reader = await _reader(request)
     query = request.query.get("q", "").strip()[:100]
     page = max(1, min(_int_or_none(request.query.get("page")) or 1, 10_000))
     found = await catalog_admin.list_products(
@@ -196,9 +201,9 @@ async def _save_variants(conn: Any, product_id: int, form: ProductForm) -> None:
 
 async def edit_product_page(request: web.Request) -> web.Response:
     """The edit form: the product, its variant table (quick price and stock fixes), images."""
-    db = request.config_dict[DB]
-    reader = await db.replica.fresh_for(request.get(MIN_LSN))
-    return await editor_for(request, await product_or_404(reader, product_id_of(request)))
+    reader = await _reader(request)
+    product = await product_or_404(reader, product_id_of(request))
+    return await editor_for(request, product, reader=reader)
 
 
 async def editor_for(
@@ -207,10 +212,11 @@ async def editor_for(
     *,
     image_errors: dict[str, str] | None = None,
     status: int = 200,
+    reader: Executor | None = None,
 ) -> web.Response:
     """The edit page of a stored product as it is now (the image handlers show errors here)."""
-    db = request.config_dict[DB]
-    reader = await db.replica.fresh_for(request.get(MIN_LSN))
+    if reader is None:
+        reader = await _reader(request)
     variants = await products.variants_of(reader, product.id)
     form = ProductForm(
         values=product_form.product_values(product),
@@ -224,6 +230,7 @@ async def editor_for(
         product_type=product_type,
         image_errors=image_errors,
         status=status,
+        reader=reader,
     )
 
 
@@ -268,15 +275,16 @@ async def render_editor(
     product_type: ProductType | None,
     image_errors: dict[str, str] | None = None,
     status: int = 200,
+    reader: Executor | None = None,
 ) -> web.Response:
     """The create/edit page for `form` (also used by the upload handlers to show their errors)."""
-    db = request.config_dict[DB]
-    reader = await db.replica.fresh_for(request.get(MIN_LSN))
+    if reader is None:
+        reader = await _reader(request)
     context = {
         "form": form,
         "product": product,
         "product_type": product_type,
-        "product_types": [] if product else await catalog_admin.product_types(reader),
+        "product_types": [] if product else await attributes.list_product_types(reader),
         "categories": await category_options(reader),
         "images": await products.images_of(reader, product.id) if product else [],
         "image_errors": image_errors or {},

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from storage import attributes, catalog_admin, transaction
+from storage import attributes, transaction
 from storage.attributes import Kind, Level
 from storage.errors import AttributeNotFound, DuplicateSlug, InvalidAttribute, InvalidProductType
 from web.admin.common import saved
@@ -76,7 +76,7 @@ async def types_page(
     reader = await db.replica.fresh_for(request.get(MIN_LSN))
     context = {
         "attributes": await attributes.list_attributes(reader),
-        "product_types": await catalog_admin.product_types(reader),
+        "product_types": await attributes.list_product_types(reader),
         "kinds": attributes.KINDS,
         "forms": forms or {},
         "saved": saved(request, status),
