@@ -38,7 +38,7 @@ from storage.errors import ProductNotFound
 
 log = structlog.get_logger(__name__)
 
-BULK_BATCH = 500
+BULK_BATCH = 500  # documents per bulk request (reindex's load, at most)
 
 
 def bulk_actions(index: str, rows: Sequence[Any]) -> list[dict[str, Any]]:
@@ -107,10 +107,9 @@ class ElasticsearchSearch:
     async def copy_product(self, product_id: int, conn: asyncpg.Connection) -> None:
         """Write the product's document (or delete it when unpublished) from its current
         PostgreSQL document, read through `conn`. Raises ProductNotFound and client errors."""
-        rows = await conn.fetch(SELECT_DOCUMENTS, [product_id])
-        if not rows:
+        row = await conn.fetchrow(SELECT_DOCUMENTS, [product_id])
+        if row is None:
             raise ProductNotFound(product_id)
-        row = rows[0]
         try:
             if row["is_published"]:
                 await self._write(row)

@@ -20,7 +20,7 @@ from datetime import datetime
 import asyncpg
 from elasticsearch import AsyncElasticsearch
 
-from search.elastic import ElasticsearchSearch
+from search.elastic import BULK_BATCH, ElasticsearchSearch
 from search.elastic_documents import ALIAS, SELECT_INDEXED_SINCE
 from search.postgres import PostgresSearch
 from storage import products
@@ -90,7 +90,7 @@ async def reindex_elastic(
     client: AsyncElasticsearch,
     pool: asyncpg.Pool,
     timer: Timer,
-    batch: int = 500,
+    batch: int = BULK_BATCH,
     *,
     alias: str = ALIAS,
 ) -> str:
@@ -140,7 +140,7 @@ async def reindex(
                 elasticsearch_url, request_timeout=BULK_REQUEST_TIMEOUT_SECONDS
             )
             try:
-                await reindex_elastic(client, pool, timer, min(batch, 500))
+                await reindex_elastic(client, pool, timer, min(batch, BULK_BATCH))
             finally:
                 await client.close()
     finally:

@@ -110,6 +110,30 @@ EMPTY_SEARCH: dict[str, Any] = {
 }
 
 
+def search_answer(
+    hits: list[dict[str, Any]],
+    total: int,
+    *,
+    relation: str = "eq",
+    max_score: float | None = None,
+    aggregations: dict[str, Any] | None = None,
+    **parts: Any,
+) -> Answer:
+    """A 200 search answer: `hits` (see hit()), hits.total {value, relation}, the aggregations
+    and any other top-level parts (suggest)."""
+    body: dict[str, Any] = {
+        **EMPTY_SEARCH,
+        "hits": {
+            "total": {"value": total, "relation": relation},
+            "max_score": max_score,
+            "hits": hits,
+        },
+    }
+    if aggregations is not None:
+        body["aggregations"] = aggregations
+    return 200, {**body, **parts}
+
+
 def empty_search(request: Request) -> Answer:
     """What a search that matches nothing answers: every aggregation asked for, empty."""
     aggregations: dict[str, Any] = {}
@@ -359,16 +383,8 @@ async def test_websearch_syntax_becomes_simple_query_string(elastic, cluster) ->
 
 async def test_a_list_without_facets_asks_for_the_page_only(elastic, cluster) -> None:
     cluster.answers.append(
-        (
-            200,
-            {
-                **EMPTY_SEARCH,
-                "hits": {
-                    "total": {"value": 0, "relation": "gte"},
-                    "max_score": None,
-                    "hits": [hit(5, "Mug", 900, ["mug", 5]), hit(6, "Nib", 900, ["nib", 6])],
-                },
-            },
+        search_answer(
+            [hit(5, "Mug", 900, ["mug", 5]), hit(6, "Nib", 900, ["nib", 6])], 0, relation="gte"
         )
     )
     result = await elastic.search(SearchQuery(sort="name", limit=1, facets=False))
@@ -383,21 +399,14 @@ async def test_a_list_without_facets_asks_for_the_page_only(elastic, cluster) ->
 
 async def test_hits_facets_total_and_next_page_are_read(elastic, cluster) -> None:
     cluster.answers.append(
-        (
-            200,
-            {
-                **EMPTY_SEARCH,
-                "hits": {
-                    "total": {"value": 4, "relation": "eq"},
-                    "max_score": None,
-                    "hits": [
-                        hit(12, "Red tee", 900, [900, 12], score=2.5),
-                        hit(4, "Blue tee", 1500, [1500, 4], score=1.25),
-                        hit(9, "Draft tee", None, [9223372036854775807, 9], score=1.0),
-                    ],
-                },
-                "aggregations": facet_aggregations(),
-            },
+        search_answer(
+            [
+                hit(12, "Red tee", 900, [900, 12], score=2.5),
+                hit(4, "Blue tee", 1500, [1500, 4], score=1.25),
+                hit(9, "Draft tee", None, [9223372036854775807, 9], score=1.0),
+            ],
+            4,
+            aggregations=facet_aggregations(),
         )
     )
     query = SearchQuery(text="tee", attributes={"colour": ("red",)}, sort="price_asc", limit=2)
@@ -432,17 +441,11 @@ async def test_hits_facets_total_and_next_page_are_read(elastic, cluster) -> Non
 
 async def test_the_last_page_has_no_next_cursor_and_no_text_scores_zero(elastic, cluster) -> None:
     cluster.answers.append(
-        (
-            200,
-            {
-                **EMPTY_SEARCH,
-                "hits": {
-                    "total": {"value": 1, "relation": "eq"},
-                    "max_score": 0.0,
-                    "hits": [hit(3, "Mug", 900, [0.0, 3], score=0.0)],
-                },
-                "aggregations": facet_aggregations(),
-            },
+        search_answer(
+            [hit(3, "Mug", 900, [0.0, 3], score=0.0)],
+            1,
+            max_score=0.0,
+            aggregations=facet_aggregations(),
         )
     )
     result = await elastic.search(SearchQuery(limit=5))
@@ -466,18 +469,16 @@ async def test_did_you_mean_comes_from_the_term_suggester(
     if options[1] and options[1][0]["text"] == "shrimp":
         last = "shr"
     cluster.answers.append(
-        (
-            200,
-            {
-                **EMPTY_SEARCH,
-                "hits": {"total": {"value": 6, "relation": "eq"}, "max_score": 1.0, "hits": []},
-                "aggregations": facet_aggregations(literal=literal),
-                "suggest": {
-                    "did_you_mean": [
-                        {"text": "linen", "offset": 0, "length": 5, "options": options[0]},
-                        {"text": last, "offset": 6, "length": len(last), "options": options[1]},
-                    ]
-                },
+        search_answer(
+            [],
+            6,
+            max_score=1.0,
+            aggregations=facet_aggregations(literal=literal),
+            suggest={
+                "did_you_mean": [
+                    {"text": "linen", "offset": 0, "length": 5, "options": options[0]},
+                    {"text": last, "offset": 6, "length": len(last), "options": options[1]},
+                ]
             },
         )
     )
@@ -490,20 +491,11 @@ async def test_did_you_mean_comes_from_the_term_suggester(
 
 async def test_relevance_cursors_are_tagged_and_not_shared_with_postgres(elastic, cluster) -> None:
     cluster.answers.append(
-        (
-            200,
-            {
-                **EMPTY_SEARCH,
-                "hits": {
-                    "total": {"value": 3, "relation": "eq"},
-                    "max_score": 3.5,
-                    "hits": [
-                        hit(8, "Lamp", 900, [3.5, 8], 3.5),
-                        hit(2, "Lamp", 900, [1.75, 2], 1.75),
-                    ],
-                },
-                "aggregations": facet_aggregations(),
-            },
+        search_answer(
+            [hit(8, "Lamp", 900, [3.5, 8], 3.5), hit(2, "Lamp", 900, [1.75, 2], 1.75)],
+            3,
+            max_score=3.5,
+            aggregations=facet_aggregations(),
         )
     )
     result = await elastic.search(SearchQuery(text="lamp", limit=1))
@@ -536,20 +528,13 @@ def test_malformed_cursors_are_invalid(after: tuple[object, ...]) -> None:
 
 async def test_newest_cursors_carry_postgres_iso_times_both_ways(elastic, cluster) -> None:
     cluster.answers.append(
-        (
-            200,
-            {
-                **EMPTY_SEARCH,
-                "hits": {
-                    "total": {"value": 3, "relation": "eq"},
-                    "max_score": None,
-                    "hits": [
-                        hit(8, "Lamp", 900, ["2025-03-01T10:00:00.123456000Z", 8]),
-                        hit(2, "Lamp", 900, ["2025-03-01T09:00:00.000000000Z", 2]),
-                    ],
-                },
-                "aggregations": facet_aggregations(),
-            },
+        search_answer(
+            [
+                hit(8, "Lamp", 900, ["2025-03-01T10:00:00.123456000Z", 8]),
+                hit(2, "Lamp", 900, ["2025-03-01T09:00:00.000000000Z", 2]),
+            ],
+            3,
+            aggregations=facet_aggregations(),
         )
     )
     result = await elastic.search(SearchQuery(sort="newest", limit=1))
@@ -566,19 +551,13 @@ async def test_newest_cursors_carry_postgres_iso_times_both_ways(elastic, cluste
 
 async def test_suggest_asks_for_name_prefixes_one_per_name(elastic, cluster) -> None:
     cluster.answers.append(
-        (
-            200,
-            {
-                **EMPTY_SEARCH,
-                "hits": {
-                    "total": {"value": 2, "relation": "eq"},
-                    "max_score": 7.0,
-                    "hits": [
-                        {**hit(1, "iPhone 15", 900, [7.0, "iPhone 15"], 7.0)},
-                        {**hit(2, "iPhone 15 case", 900, [6.0, "iPhone 15 case"], 6.0)},
-                    ],
-                },
-            },
+        search_answer(
+            [
+                hit(1, "iPhone 15", 900, [7.0, "iPhone 15"], 7.0),
+                hit(2, "iPhone 15 case", 900, [6.0, "iPhone 15 case"], 6.0),
+            ],
+            2,
+            max_score=7.0,
         )
     )
     suggestions = await elastic.suggest(" iph ", limit=2)
@@ -645,6 +624,10 @@ class FakeConnection:
     async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
         self.statements.append(sql)
         return self.rows
+
+    async def fetchrow(self, sql: str, *args: Any) -> dict[str, Any] | None:
+        self.statements.append(sql)
+        return self.rows[0] if self.rows else None
 
 
 def test_the_document_has_a_field_for_every_mapped_property() -> None:
