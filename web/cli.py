@@ -79,6 +79,7 @@ def cmd_migrate(args: argparse.Namespace) -> None:
 
 
 def cmd_seed(args: argparse.Namespace) -> None:
+    from storage.cache import announce_change
     from storage.demo import seed_demo
     from storage.errors import Conflict
     from storage.seed import seed_catalog
@@ -88,27 +89,38 @@ def cmd_seed(args: argparse.Namespace) -> None:
     if args.products is not None and args.products < 1:
         fail("--products must be at least 1")
     settings = load_settings()
+    dsn = str(settings.database_url)
     try:
         if args.products is None:
-            created = asyncio.run(seed_demo(str(settings.database_url)))
+            created = asyncio.run(seed_demo(dsn))
             print(f"seeded {created} demo product(s)")
-            return
-        report = asyncio.run(
-            seed_catalog(
-                str(settings.database_url),
-                args.products,
-                seed=1 if args.seed is None else args.seed,
-                progress=lambda line: print(line, file=sys.stderr, flush=True),
+        else:
+            report = asyncio.run(
+                seed_catalog(
+                    dsn,
+                    args.products,
+                    seed=1 if args.seed is None else args.seed,
+                    progress=lambda line: print(line, file=sys.stderr, flush=True),
+                )
             )
-        )
+            for step in report.steps:
+                print(f"{step.name:<9} {step.rows:>9} rows {step.seconds:>8.2f} s")
+            totals = f"{report.products} products, {report.variants} variants"
+            print(f"{'total':<9} {totals} {report.seconds:>8.2f} s")
+        # The seed writes straight to the database: tell the catalog cache (and, with
+        # Elasticsearch, whoever runs this that its index needs the new products).
+        if not asyncio.run(announce_change(str(settings.redis_url), dsn)):
+            print(
+                "warning: Redis did not answer: pages cached before the seed stay until they"
+                f" expire ({settings.catalog_cache_seconds} s)",
+                file=sys.stderr,
+            )
+        if settings.elasticsearch_url is not None:
+            print("Elasticsearch does not have the new products yet: run `aioshop reindex`.")
     except UNREACHABLE as exc:
         fail(describe_unreachable(exc))
     except Conflict as exc:
         fail(str(exc))
-    for step in report.steps:
-        print(f"{step.name:<9} {step.rows:>9} rows {step.seconds:>8.2f} s")
-    totals = f"{report.products} products, {report.variants} variants"
-    print(f"{'total':<9} {totals} {report.seconds:>8.2f} s")
 
 
 def cmd_reindex(args: argparse.Namespace) -> None:

@@ -11,7 +11,9 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import pytest
+import redis
 
+from storage.cache import VERSION_KEY
 from storage.database import connect
 from storage.seed import SeedConflict, SeedReport, seed_catalog
 from tests.conftest import ADMIN_DSN, BROKER_URL, SERVICE_VARIABLES, TEST_SECRET, Template, dsn_for
@@ -336,11 +338,11 @@ async def test_a_type_declared_otherwise_is_refused(fresh_db: str) -> None:
         await seed_catalog(fresh_db, 10)
 
 
-def test_cli_seeds_products_and_prints_one_line_per_step(fresh_db: str) -> None:
+def test_cli_seeds_products_and_prints_one_line_per_step(fresh_db: str, redis_url: str) -> None:
     env = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
     env |= {
         "DATABASE_URL": fresh_db,
-        "REDIS_URL": "redis://127.0.0.1:6379/15",
+        "REDIS_URL": redis_url,
         "BROKER_URL": BROKER_URL,
         "SECRET_KEY": TEST_SECRET,
     }
@@ -360,6 +362,9 @@ def test_cli_seeds_products_and_prints_one_line_per_step(fresh_db: str) -> None:
     assert names == [*steps, "total"]
     assert re.match(r"^products\s+120 rows\s+\d+\.\d\d s$", lines[2])
     assert lines[-1].startswith("total     120 products, ")
+    # The seed told the catalog cache: pages cached before it are not served after it.
+    with redis.Redis.from_url(redis_url) as client:
+        assert client.get(VERSION_KEY) is not None
 
 
 def test_cli_refuses_seed_without_products() -> None:
