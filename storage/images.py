@@ -12,7 +12,6 @@ from typing import Any
 
 import asyncpg
 
-from storage.database import Executor
 from storage.errors import NotFound, ProductNotFound
 
 IMAGE_COLUMNS = "id, product_id, path, width, height, alt, renditions, position"
@@ -24,7 +23,6 @@ INSERT_IMAGE = f"""
     FROM product_images WHERE product_id = $1
     RETURNING {IMAGE_COLUMNS}
 """
-GET_IMAGE = f"SELECT {IMAGE_COLUMNS} FROM product_images WHERE id = $1"
 # The image actor holds this lock while it writes renditions, so a delete waits for it and then
 # returns the renditions to remove as well.
 LOCK_IMAGE = f"SELECT {IMAGE_COLUMNS} FROM product_images WHERE id = $1 FOR UPDATE"
@@ -75,14 +73,6 @@ async def insert(
         return _image(await conn.fetchrow(INSERT_IMAGE, product_id, path, width, height, alt))
     except asyncpg.ForeignKeyViolationError:
         raise ProductNotFound(product_id) from None
-
-
-async def get(executor: Executor, image_id: int) -> ProductImage:
-    """One image; raises ImageNotFound."""
-    row = await executor.fetchrow(GET_IMAGE, image_id)
-    if row is None:
-        raise ImageNotFound(image_id)
-    return _image(row)
 
 
 async def lock(conn: asyncpg.Connection, image_id: int) -> ProductImage | None:
