@@ -23,7 +23,7 @@ async def index_product(res: Resources, event_id: str, product_id: int) -> None:
     committed document after the commit (`after_commit`): their failure raises for a retry but
     cannot roll back PostgreSQL's document, and the retry, a duplicate delivery, copies again
     (idempotent). Then the catalog cache moves to a new version, so no page filled from the old
-    document is served any more; it moves even when the copy failed, PostgreSQL having changed.
+    document is served any more: after every delivery, so also once a retried copy succeeded.
     """
     # primary: the replica may not have the product yet, and the inbox record must commit with it.
     async with res.db.primary.acquire() as conn:
@@ -31,13 +31,12 @@ async def index_product(res: Resources, event_id: str, product_id: int) -> None:
             first = await inbox.first_delivery(conn, "search.index_product", uuid.UUID(event_id))
             if first:
                 await res.search.index_product(product_id, conn)
-        lsn = int(await conn.fetchval(GET_CURRENT_LSN)) if first else 0
+        lsn = int(await conn.fetchval(GET_CURRENT_LSN))
     if not first:
         log.info("event.skipped_duplicate", product_id=product_id)
-        await res.search.after_commit(product_id)  # a retry after a failed copy copies now
-        return
     try:
-        await res.search.after_commit(product_id)
+        await res.search.after_commit(product_id)  # on a redelivery: the copy a failure missed
     finally:
         await res.catalog_cache.changed(lsn)
-    log.info("product.indexed", product_id=product_id)
+    if first:
+        log.info("product.indexed", product_id=product_id)

@@ -123,8 +123,10 @@ async def test_requests_that_miss_together_share_one_fill(redis_url: str) -> Non
         readers = [
             asyncio.create_task(cache.read("list", 1, slow, min_lsn=None)) for _ in range(20)
         ]
+        while not calls:  # the fill has started: every reader is now at the Redis read or waits
+            await asyncio.sleep(0.01)
         await asyncio.sleep(0.05)
-        readers[0].cancel()  # one reader goes away: the fill goes on for the others
+        readers[0].cancel()  # the first reader (the one filling) goes away: the fill goes on
         # A client whose own write is newer than the fill's freshness does not wait for it.
         fresher = asyncio.create_task(cache.read("list", 1, slow, min_lsn=0x99))
         await asyncio.sleep(0.05)
@@ -133,7 +135,7 @@ async def test_requests_that_miss_together_share_one_fill(redis_url: str) -> Non
         assert calls == [None, 0x99]  # one fill for the 20, one for the fresher client
         assert {answer.body for answer in answers} == {b'{"fresh":null}'}
         assert (await fresher).body == b'{"fresh":153}'
-        assert readers[0].cancelled()
+        await asyncio.gather(readers[0], return_exceptions=True)
     finally:
         await client.aclose()
 
