@@ -13,6 +13,7 @@ from search.backend import SearchBackend
 from search.factory import open_search
 from storage.cache import CatalogCache
 from storage.database import Database, open_database
+from storage.redis_client import open_redis
 
 
 @dataclass(frozen=True)
@@ -29,9 +30,7 @@ class Resources:
 async def open_resources(settings: Settings, stack: AsyncExitStack) -> Resources:
     """Open the pools and clients on the running loop; `stack` closes them."""
     db = await stack.enter_async_context(open_database(settings))
-    client: aioredis.Redis = aioredis.Redis.from_url(
-        str(settings.redis_url), socket_timeout=2, socket_connect_timeout=2
-    )
+    client = open_redis(str(settings.redis_url), timeout=2)
     stack.push_async_callback(_close_redis, client)
     search = await stack.enter_async_context(open_search(settings, db))
     return Resources(

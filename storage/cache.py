@@ -44,6 +44,7 @@ from prometheus_client import Counter
 from redis.exceptions import RedisError
 
 from storage.database import GET_CURRENT_LSN
+from storage.redis_client import open_redis
 
 log = structlog.get_logger(__name__)
 
@@ -241,9 +242,7 @@ async def announce_change(redis_url: str, dsn: str) -> bool:
         lsn = int(await conn.fetchval(GET_CURRENT_LSN))
     finally:
         await conn.close()
-    client: aioredis.Redis = aioredis.Redis.from_url(
-        redis_url, socket_timeout=2, socket_connect_timeout=2
-    )
+    client = open_redis(redis_url, timeout=2)
     try:
         cache = CatalogCache(client)
         await cache.changed(lsn)

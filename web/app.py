@@ -7,7 +7,6 @@ from pathlib import Path
 
 import aiohttp_jinja2
 import jinja2
-import redis.asyncio as aioredis
 from aiohttp import web
 
 from auth.accounts import Accounts
@@ -17,6 +16,7 @@ from search.factory import open_search
 from storage import open_database
 from storage.cache import CatalogCache
 from storage.products import Product
+from storage.redis_client import open_redis
 from web import health, metrics
 from web.admin import create_admin_app
 from web.api import create_api_app
@@ -38,9 +38,7 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
-    client: aioredis.Redis = aioredis.Redis.from_url(
-        str(app[SETTINGS].redis_url), socket_timeout=1, socket_connect_timeout=1
-    )
+    client = open_redis(str(app[SETTINGS].redis_url), timeout=1)
     app[REDIS] = client
     try:
         yield

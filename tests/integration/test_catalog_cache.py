@@ -8,6 +8,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from storage.cache import VERSION_KEY, CatalogCache, announce_change
+from storage.redis_client import open_redis
 
 
 class Source:
@@ -152,5 +153,19 @@ async def test_a_change_made_outside_the_web_is_announced(redis_url: str, fresh_
         assert (await cache.read("list", 1, source, min_lsn=None)).body == b'{"n":2}'
         assert source.calls[-1] is not None and source.calls[-1] > 0
         assert not await announce_change("redis://127.0.0.1:9/0", fresh_db)  # Redis down
+    finally:
+        await client.aclose()
+
+
+async def test_a_burst_waits_for_redis_connections_instead_of_bypassing(redis_url: str) -> None:
+    """300 reads at once (a busy storefront makes several per page) must all use the cache:
+    a pool that refused commands past its size made the cache bypass Redis for 5 s."""
+    client = open_redis(redis_url, timeout=2)
+    try:
+        cache, source = CatalogCache(client, local_seconds=0), Source()
+        await asyncio.gather(*(cache.read("list", n, source, min_lsn=None) for n in range(300)))
+        assert cache._usable()
+        await asyncio.gather(*(cache.read("list", n, source, min_lsn=None) for n in range(300)))
+        assert len(source.calls) == 300  # the second burst was all hits
     finally:
         await client.aclose()
