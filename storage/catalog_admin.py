@@ -192,15 +192,7 @@ async def save_variant(
     unusable: roll back). Prices and stock below zero are refused by the table's CHECKs, so
     callers validate them first to say why.
     """
-    values = (
-        variant.sku,
-        variant.name,
-        variant.price_amount,
-        variant.currency,
-        variant.stock_on_hand,
-        variant.attributes or {},
-        position,
-    )
+    values = products.variant_values(variant, position)
     try:
         if variant.id is None:
             new_id: int = await conn.fetchval(INSERT_VARIANT, product_id, *values)

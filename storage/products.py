@@ -136,6 +136,19 @@ async def variants_of(executor: Executor, product_id: int) -> list[Variant]:
     return [Variant(**{f.name: row[f.name] for f in fields(Variant)}) for row in rows]
 
 
+def variant_values(variant: NewVariant, position: int) -> tuple[Any, ...]:
+    """INSERT_VARIANT's arguments after the product id (UPDATE_VARIANT's after the two ids)."""
+    return (
+        variant.sku,
+        variant.name,
+        variant.price_amount,
+        variant.currency,
+        variant.stock_on_hand,
+        variant.attributes or {},
+        position,
+    )
+
+
 async def create(
     conn: asyncpg.Connection,
     *,
@@ -167,17 +180,7 @@ async def create(
         raise DuplicateSlug(slug) from None
     for position, variant in enumerate(variants):
         try:
-            await conn.fetchval(
-                INSERT_VARIANT,
-                row["id"],
-                variant.sku,
-                variant.name,
-                variant.price_amount,
-                variant.currency,
-                variant.stock_on_hand,
-                variant.attributes or {},
-                position,
-            )
+            await conn.fetchval(INSERT_VARIANT, row["id"], *variant_values(variant, position))
         except asyncpg.UniqueViolationError:
             raise DuplicateSku(variant.sku) from None
     return await get(conn, row["id"]) if variants else _product(row)
