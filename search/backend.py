@@ -2,6 +2,7 @@
 
 SearchError
 └── InvalidCursor   `SearchQuery.after` does not fit the query's sort (a forged or stale cursor)
+storage.errors.CategoryNotFound   `SearchQuery.category` names no category
 
 Backends: search.postgres.PostgresSearch (the default), search.elastic.ElasticsearchSearch behind
 search.fallback.FallbackSearch (chosen by search.factory.open_search). Money is in
@@ -17,6 +18,7 @@ from typing import Literal, Protocol
 import asyncpg
 
 from search.text import sku_of, uses_operators
+from storage.catalog_reads import Thumbnail
 
 Sort = Literal["relevance", "price_asc", "price_desc", "newest", "name"]
 SORTS: tuple[Sort, ...] = ("relevance", "price_asc", "price_desc", "newest", "name")
@@ -76,7 +78,10 @@ class SearchQuery:
     """One search. `after` is `SearchResult.next_after` of the previous page, else None."""
 
     text: str = ""
-    category_ids: tuple[int, ...] | None = None  # already expanded to descendants
+    # A category by slug, with its descendants: the backend expands it (PostgreSQL in the same
+    # statement). Or any set of categories by id, already expanded; not both.
+    category: str | None = None
+    category_ids: tuple[int, ...] | None = None
     # attribute slug -> accepted values; a product matches an attribute when it or any of its
     # variants has one of the values; several attributes must all match.
     attributes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
@@ -93,6 +98,10 @@ class SearchQuery:
     # without text, where only the page itself is read.
     facets: bool = True
 
+    def __post_init__(self) -> None:
+        if self.category is not None and self.category_ids is not None:
+            raise ValueError("a query takes a category slug or category ids, not both")
+
 
 @dataclass(frozen=True)
 class SearchHit:
@@ -104,6 +113,7 @@ class SearchHit:
     currency: str | None
     in_stock: bool
     score: float  # 0.0 when the query has no text
+    image: Thumbnail | None = None  # the first image, when the result says it has `images`
 
 
 @dataclass(frozen=True)
@@ -133,6 +143,9 @@ class SearchResult:
     next_after: tuple[object, ...] | None  # JSON scalars only: str, int, float
     did_you_mean: str | None
     backend: str
+    # True: each hit carries its first image (None: it has none), read in the same statement.
+    # False: the caller looks the images up (storage.catalog_reads.first_images).
+    images: bool = False
 
 
 @dataclass(frozen=True)
@@ -146,7 +159,7 @@ class SearchBackend(Protocol):
     """Search over published products, and keeping the backend's documents up to date."""
 
     async def search(self, query: SearchQuery) -> SearchResult:
-        """One page of hits with facets; raises InvalidCursor."""
+        """One page of hits with facets; raises InvalidCursor and CategoryNotFound."""
         ...
 
     async def suggest(self, prefix: str, limit: int = 8) -> list[Suggestion]:

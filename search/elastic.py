@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import suppress
+from dataclasses import replace
 from typing import Any
 
 import asyncpg
@@ -33,7 +34,8 @@ from search.elastic_documents import (
     index_name,
 )
 from search.elastic_query import BACKEND, build_search, build_suggest, parse_search, parse_suggest
-from storage import products
+from storage import categories, products
+from storage.database import Executor, fresh_reader
 from storage.errors import ProductNotFound
 
 log = structlog.get_logger(__name__)
@@ -64,14 +66,25 @@ class ElasticsearchSearch:
     name = BACKEND
 
     def __init__(
-        self, client: AsyncElasticsearch, primary: asyncpg.Pool, *, alias: str = ALIAS
+        self,
+        client: AsyncElasticsearch,
+        primary: asyncpg.Pool,
+        *,
+        alias: str = ALIAS,
+        reader: Executor | None = None,
     ) -> None:
         self.client = client
         self.primary = primary
         self.alias = alias
+        self.reader: Executor = reader or primary  # expands category slugs (PostgreSQL's tree)
 
     async def search(self, query: SearchQuery) -> SearchResult:
-        """One page of published products with facets; raises InvalidCursor and client errors."""
+        """One page of published products with facets; raises InvalidCursor, CategoryNotFound
+        and client errors."""
+        if query.category is not None:
+            reader = await fresh_reader(self.reader, query.fresh_for)
+            ids = await categories.subtree_ids_by_slug(reader, query.category)
+            query = replace(query, category=None, category_ids=tuple(ids))
         body = build_search(query)
         response = await self.client.search(index=self.alias, **body)
         return parse_search(query, response.body)

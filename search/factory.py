@@ -40,7 +40,7 @@ async def open_search(settings: Settings, db: Database) -> AsyncIterator[SearchB
     client = elastic_client(str(settings.elasticsearch_url))
     try:
         yield FallbackSearch(
-            ElasticsearchSearch(client, db.primary),
+            ElasticsearchSearch(client, db.primary, reader=db.replica),
             postgres,
             timeout=REQUEST_TIMEOUT_SECONDS,
             skip_seconds=SKIP_SECONDS,

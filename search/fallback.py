@@ -96,7 +96,7 @@ class FallbackSearch:
 
     async def search(self, query: SearchQuery) -> SearchResult:
         """One page of hits with facets from Elasticsearch, else PostgreSQL; raises
-        InvalidCursor (a bad cursor is the caller's error, not Elasticsearch's failure)."""
+        InvalidCursor or CategoryNotFound (the caller's errors, not Elasticsearch's failure)."""
         return await self._read(
             "search", lambda: self.primary.search(query), lambda: self.fallback.search(query)
         )

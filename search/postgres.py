@@ -52,6 +52,7 @@ from search.postgres_sql import (
     TextMatch,
     build_search,
     check_after,
+    is_list,
 )
 from search.text import (
     Word,
@@ -62,8 +63,9 @@ from search.text import (
     tsquery_text,
     uses_operators,
 )
-from storage import products
-from storage.database import Executor, ReadPool
+from storage import categories, products
+from storage.catalog_reads import Thumbnail
+from storage.database import Executor, fresh_reader
 
 
 class PostgresSearch:
@@ -127,7 +129,7 @@ class PostgresSearch:
         return tuple(row["exact"]), tuple(row["prefix"])
 
     async def search(self, query: SearchQuery) -> SearchResult:
-        """One page of published products with facets; raises InvalidCursor."""
+        """One page of published products with facets; raises InvalidCursor, CategoryNotFound."""
         check_after(query.sort, query.after)
         text = query.text.strip()
         words: list[Word] = []
@@ -150,15 +152,18 @@ class PostgresSearch:
                 sku_prefix=sku_prefix,
             )
         sql, args = build_search(query, match)
-        reader = self.reader
-        if query.fresh_for is not None and isinstance(reader, ReadPool):
-            reader = await reader.fresh_for(query.fresh_for)
+        reader = await fresh_reader(self.reader, query.fresh_for)
         limit = max(query.limit, 1)
-        if match is None and not query.facets:
-            return self._page(query, await reader.fetch(sql, *args), limit)
+        if is_list(query, match):
+            page = self._page(query, await reader.fetch(sql, *args), limit, images=True)
+            if not page.hits:
+                await self._check_category(reader, query)
+            return page
         row = await reader.fetchrow(sql, *args)
         records = row["hits"]
         page = self._page(query, records, limit)
+        if not page.hits:
+            await self._check_category(reader, query)
         correction = did_you_mean(words)
         return SearchResult(
             hits=page.hits,
@@ -172,17 +177,29 @@ class PostgresSearch:
             backend=self.name,
         )
 
-    def _page(self, query: SearchQuery, records: Sequence[Any], limit: int) -> SearchResult:
-        """A page of hits from (hit fields..., sort key) records, one more than `limit` if any
-        follow; only hits and next_after are set (the facets are the caller's)."""
-        hits = [SearchHit(*record[:8]) for record in records[:limit]]
+    @staticmethod
+    async def _check_category(reader: Executor, query: SearchQuery) -> None:
+        """Raise CategoryNotFound for an unknown `query.category`: its statement just found
+        nothing, as it does for a known category with no matching products."""
+        if query.category is not None:
+            await categories.subtree_ids_by_slug(reader, query.category)
+
+    def _page(
+        self, query: SearchQuery, records: Sequence[Any], limit: int, *, images: bool = False
+    ) -> SearchResult:
+        """A page of hits from (hit fields..., sort key[, first image]) records, one more than
+        `limit` if any follow; only hits and next_after are set (the facets are the caller's)."""
+        if images:  # LIST: path, width, height, alt, renditions after the sort key
+            hits = [_listed_hit(record) for record in records[:limit]]
+        else:
+            hits = [SearchHit(*record[:8]) for record in records[:limit]]
         next_after: tuple[object, ...] | None = None
         if len(records) > limit:
             last_key = records[limit - 1][8]
             if isinstance(last_key, datetime):
                 last_key = last_key.isoformat()
             next_after = (query.sort, last_key, hits[-1].product_id)
-        return SearchResult(hits, None, None, next_after, None, self.name)
+        return SearchResult(hits, None, None, next_after, None, self.name, images=images)
 
     async def suggest(self, prefix: str, limit: int = 8) -> list[Suggestion]:
         """Published products whose name matches the words typed so far (the last one a prefix)."""
@@ -223,6 +240,13 @@ class PostgresSearch:
         """Make search_terms the words of the published products again; returns their number."""
         words: int = await self.primary.fetchval(REBUILD_TERMS)
         return words
+
+
+def _listed_hit(record: Any) -> SearchHit:
+    """A LIST row: the hit's fields, its sort key, then its first image's columns (or NULLs)."""
+    id_, slug, name, price_min, price_max, currency, in_stock, score = record[:8]
+    image = Thumbnail(*record[9:14]) if record[9] is not None else None
+    return SearchHit(id_, slug, name, price_min, price_max, currency, in_stock, score, image)
 
 
 def _facets(row: Any) -> Facets:

@@ -123,30 +123,46 @@ SEARCH = """
           FROM rows WHERE fail_count = 0) totals
 """
 # A product list without text or facets: only the page is read, in index order (0008).
+# The page's products each with its first image (by position), in one statement.
+FIRST_IMAGE = """LEFT JOIN LATERAL (
+        SELECT i.path, i.width, i.height, i.alt, i.renditions FROM product_images i
+        WHERE i.product_id = l.id ORDER BY i.position, i.id LIMIT 1
+    ) image ON true"""
 LIST = """
-    SELECT p.id, p.slug, p.name, p.price_min, p.price_max, p.currency, p.in_stock,
-           0::float8 AS score, {sort_column}
-    FROM products p
-    WHERE {where} {after}
-    ORDER BY {order}
-    LIMIT {limit}
-"""
-# The same for a category and its descendants: each category's page in its own index order
-# ((category_id, sort key, id): migration 0010), then merged. Filtering one sort index by
-# category instead reads past every other category's products: thousands of rows for a leaf.
-LIST_BY_CATEGORY = """
-    SELECT l.* FROM unnest({categories}) AS c (id)
-    CROSS JOIN LATERAL (
+    SELECT l.*, image.* FROM (
         SELECT p.id, p.slug, p.name, p.price_min, p.price_max, p.currency, p.in_stock,
                0::float8 AS score, {sort_column}
         FROM products p
         WHERE {where} {after}
         ORDER BY {order}
         LIMIT {limit}
-    ) l
+    ) l {first_image}
     ORDER BY {order}
-    LIMIT {limit}
 """
+# The same for categories: each category's page in its own index order ((category_id, sort
+# key, id): migration 0010), then merged. Filtering one sort index by category instead reads past
+# every other category's products: thousands of rows for a leaf.
+LIST_BY_CATEGORY = """
+    SELECT l.*, image.* FROM (
+        SELECT c_page.* FROM unnest({categories}) AS c (id)
+        CROSS JOIN LATERAL (
+            SELECT p.id, p.slug, p.name, p.price_min, p.price_max, p.currency, p.in_stock,
+                   0::float8 AS score, {sort_column}
+            FROM products p
+            WHERE {where} {after}
+            ORDER BY {order}
+            LIMIT {limit}
+        ) c_page
+        ORDER BY {order}
+        LIMIT {limit}
+    ) l {first_image}
+    ORDER BY {order}
+"""
+# A category slug's category and descendants (an empty array for an unknown slug), so a category
+# page needs no round trip of its own to expand the slug.
+CATEGORY_SUBTREE = """ARRAY(
+        SELECT sub.id FROM categories root JOIN categories sub ON sub.path @> ARRAY[root.id]
+        WHERE root.slug = {slug})"""
 # Per sort: the column `rows` carries, ORDER BY ({t} is a table prefix), the column's type for
 # the keyset parameter, and the comparison that means "after". NULL prices sort last both ways.
 SORT_KEYS: dict[Sort, tuple[str, str, str, str]] = {
@@ -228,6 +244,28 @@ class TextMatch:
     sku_prefix: tuple[int, ...] = ()  # products with a SKU starting with it
 
 
+def is_list(query: SearchQuery, text: TextMatch | None) -> bool:
+    """Whether build_search makes a LIST statement (rows of hits, each with its first image)
+    rather than SEARCH (one row: hits, facets, totals).
+
+    No text and no facets: LIST reads only the page. Relevance without text is a tie of zeros,
+    which SEARCH orders by id (the API refuses it).
+    """
+    return text is None and not query.facets and query.sort != "relevance"
+
+
+def list_limit(limit: int) -> str:
+    """LIMIT of a list statement (one row more than the page, to know whether another follows).
+
+    The one number written into the SQL rather than passed as $n, on purpose: with LIMIT $n
+    PostgreSQL's generic plan must assume 10% of the rows, so it re-plans every list call
+    (custom plans, ~0.15 ms each); with a constant it keeps one plan per statement. int()
+    makes it a number whatever the caller passes, and the API's pages are 1 to 100 items
+    (web.api.listing), so at most 100 variants of each statement exist.
+    """
+    return str(max(int(limit), 1) + 1)
+
+
 class Arguments:
     """Collects a statement's arguments; each call returns the placeholder of its value."""
 
@@ -276,10 +314,15 @@ def build_search(query: SearchQuery, text: TextMatch | None) -> tuple[str, list[
             literal_hit = "p.search_vector @@ q.literal"
     if query.in_stock is not None:
         where.append(f"p.in_stock = {arg(query.in_stock, 'boolean')}")
-    list_only = text is None and not query.facets
-    by_category = list_only and query.category_ids is not None
-    if query.category_ids is not None and not by_category:
-        in_categories = f"p.category_id = ANY ({arg(list(query.category_ids), 'bigint[]')})"
+    list_only = is_list(query, text)
+    categories = ""
+    if query.category is not None:
+        categories = CATEGORY_SUBTREE.format(slug=arg(query.category, "text"))
+    elif query.category_ids is not None:
+        categories = arg(list(query.category_ids), "bigint[]")
+    by_category = list_only and bool(categories)
+    if categories and not by_category:
+        in_categories = f"p.category_id = ANY ({categories})"
         if text is None:
             where.append(in_categories)
         else:
@@ -304,18 +347,17 @@ def build_search(query: SearchQuery, text: TextMatch | None) -> tuple[str, list[
         row_id = "p.id" if list_only else "id"
         after = f"AND ({sort_key}, {row_id}) {after_operator} ({key_sql}, {arg(last_id, 'bigint')})"
     if list_only:
-        limit = arg(max(query.limit, 1) + 1, "integer")
         if by_category:
-            assert query.category_ids is not None
             where.append("p.category_id = c.id")
         statement = LIST_BY_CATEGORY if by_category else LIST
         return statement.format(
-            categories=arg(list(query.category_ids or ()), "bigint[]") if by_category else "",
+            categories=categories,
             sort_column=SORT_COLUMNS[query.sort],
             where="\n      AND ".join([*where, *(f"NOT {check}" for check, _ in fails)]),
             after=after,
             order=order.format(t=""),
-            limit=limit,
+            limit=list_limit(query.limit),
+            first_image=FIRST_IMAGE,
         ), arg.values
     sql = SEARCH.format(
         text_query=text_query,

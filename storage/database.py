@@ -180,6 +180,14 @@ def _lag_seconds(samples: Sequence[tuple[float, int]], replay_lsn: int | None, n
     return 0.0
 
 
+async def fresh_reader(reader: Executor, min_lsn: int | None) -> Executor:
+    """`reader`, or for a ReadPool its executor whose data includes `min_lsn` (ReadPool.fresh_for);
+    any other executor (a primary pool or connection) is always fresh."""
+    if min_lsn is not None and isinstance(reader, ReadPool):
+        return await reader.fresh_for(min_lsn)
+    return reader
+
+
 @dataclass(frozen=True)
 class Database:
     """The primary pool (read-write) and the browsing ReadPool."""

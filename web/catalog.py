@@ -37,6 +37,7 @@ from web.keys import CATALOG_CACHE, DB, MIN_LSN, REQUEST_ID, SEARCH
 # Catalog reads may be kept by browsers and shared caches for a short while; the ETag makes the
 # revalidation after that cheap (304 without a body).
 CACHE_CONTROL = "public, max-age=30, stale-while-revalidate=60"
+NO_SUCH_CATEGORY = "no such category"
 
 
 async def product_changed(conn: asyncpg.Connection, request: web.Request, product_id: int) -> None:
@@ -99,26 +100,23 @@ async def listing_page(request: web.Request, listing: Listing, *, facets: bool) 
 
     async def fill(fresh_for: int | None) -> dict[str, Any]:
         reader = await _reader(request, fresh_for)
-        errors: dict[str, str] = {}
-        category_ids: tuple[int, ...] | None = None
-        if listing.category is not None:
-            try:
-                category_ids = tuple(await categories.subtree_ids_by_slug(reader, listing.category))
-            except CategoryNotFound:
-                errors["category"] = "no such category"
         # Attribute names label facets and check filters; a plain list needs neither.
         filterable = (
             await attributes.filterable_attributes(reader) if facets or listing.attributes else []
         )
         known = {attribute.slug for attribute in filterable}
-        for slug in listing.attributes:
-            if slug not in known:
-                errors[f"attr.{slug}"] = "not an attribute products can be filtered by"
+        errors = {
+            f"attr.{slug}": "not an attribute products can be filtered by"
+            for slug in listing.attributes
+            if slug not in known
+        }
         if errors:
+            if listing.category is not None and not await _category_exists(reader, listing):
+                errors["category"] = NO_SUCH_CATEGORY
             raise InvalidParameters(errors)
         query = SearchQuery(
             text=listing.text,
-            category_ids=category_ids,
+            category=listing.category,
             attributes=listing.attributes,
             price_min=listing.price_min,
             price_max=listing.price_max,
@@ -133,7 +131,12 @@ async def listing_page(request: web.Request, listing: Listing, *, facets: bool) 
             result = await request.config_dict[SEARCH].search(query)
         except InvalidCursor:
             raise InvalidParameters({"cursor": "not valid for this search; start again"}) from None
-        images = await catalog_reads.first_images(reader, [h.product_id for h in result.hits])
+        except CategoryNotFound:
+            raise InvalidParameters({"category": NO_SUCH_CATEGORY}) from None
+        if result.images:
+            images = {hit.product_id: hit.image for hit in result.hits if hit.image is not None}
+        else:
+            images = await catalog_reads.first_images(reader, [h.product_id for h in result.hits])
         body: dict[str, Any] = {
             "items": [hit_json(hit, images.get(hit.product_id)) for hit in result.hits],
             "next_cursor": encode_cursor(listing.sort, result.next_after)
@@ -150,6 +153,15 @@ async def listing_page(request: web.Request, listing: Listing, *, facets: bool) 
         return body
 
     return await _read(request, "search" if facets else "list", params, fill)
+
+
+async def _category_exists(reader: Executor, listing: Listing) -> bool:
+    assert listing.category is not None
+    try:
+        await categories.subtree_ids_by_slug(reader, listing.category)
+    except CategoryNotFound:
+        return False
+    return True
 
 
 async def product_detail(request: web.Request, slug: str) -> Cached:

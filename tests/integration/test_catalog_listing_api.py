@@ -10,7 +10,7 @@ import pytest
 from configs.settings import Settings
 from storage.cache import CatalogCache
 from storage.database import GET_CURRENT_LSN, connect
-from tests.support.catalog import build_catalog
+from tests.support.catalog import add_image, build_catalog
 from web.app import create_app
 from web.keys import CATALOG_CACHE as CATALOG_CACHE_KEY
 
@@ -98,6 +98,32 @@ async def test_list_items_carry_what_a_product_card_needs(client, fresh_db) -> N
     assert first["slug"] == "run-shoe" and first["url"] == "/products/run-shoe"
     assert first["price"]["formatted"] == "€80.00" and first["price_max"]["amount"] == 8500
     assert first["in_stock"] is True and first["image"] is None
+
+
+async def test_every_list_shows_each_products_first_image(client, fresh_db) -> None:
+    ids = await build_catalog(fresh_db)
+    await add_image(fresh_db, ids["run-shoe"], "p/second.jpg", width=60, height=40, position=1)
+    await add_image(
+        fresh_db,
+        ids["run-shoe"],
+        "p/first.jpg",
+        width=30,
+        height=20,
+        alt="Run shoe",
+        renditions={"320": "p/first-320.webp"},
+    )
+    # LIST, LIST_BY_CATEGORY (the image read in the same statement) and SEARCH (looked up after).
+    for path in ("/api/v1/products", "/api/v1/products?category=shoes", "/api/v1/search?q=shoe"):
+        items = {item["slug"]: item for item in (await get_json(client, path))["items"]}
+        assert items["run-shoe"]["image"] == {
+            "url": "/media/p/first.jpg",
+            "width": 30,
+            "height": 20,
+            "alt": "Run shoe",
+            "renditions": {"320": "/media/p/first-320.webp"},
+            "srcset": "/media/p/first-320.webp 320w",
+        }, path
+        assert items["trail-shoe"]["image"] is None, path
 
 
 async def test_search_has_facets_total_and_typo_tolerance(client, fresh_db) -> None:

@@ -12,6 +12,7 @@ import os
 import random
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -21,7 +22,7 @@ from search.backend import PRICE_BUCKETS, InvalidCursor, SearchQuery, Sort, pric
 from search.elastic import ElasticsearchSearch
 from search.reindex import Report, Timer, reindex_elastic
 from storage.database import connect, create_pool
-from storage.errors import ProductNotFound
+from storage.errors import CategoryNotFound, ProductNotFound
 from tests.integration.test_search_postgres import (
     FIXED_TIME,
     SORT_KEYS,
@@ -323,3 +324,16 @@ async def test_reindex_swaps_the_alias_to_a_new_index(catalog, search, primary) 
     # Writes after the swap go to the new index through the alias.
     await catalog.product("Lamp 8")
     assert (await find(search, SearchQuery(text="lamp"))).total == 8
+
+
+async def test_a_category_slug_means_the_category_and_its_descendants(catalog, search) -> None:
+    categories = await build_mixed_catalog(catalog)
+    by_ids = SearchQuery(
+        limit=100, category_ids=tuple(categories[c] for c in ("tops", "shirts", "knitwear"))
+    )
+    by_slug = replace(by_ids, category_ids=None, category="tops")
+    expanded, resolved = await find(search, by_ids), await find(search, by_slug)
+    assert resolved.hits and resolved.hits == expanded.hits
+    assert (resolved.facets, resolved.total) == (expanded.facets, expanded.total)
+    with pytest.raises(CategoryNotFound):
+        await search.search(replace(by_slug, category="nowhere"))

@@ -15,7 +15,7 @@ import pytest
 from search.backend import PRICE_BUCKETS, InvalidCursor, SearchQuery, Sort, price_bucket_label
 from search.postgres import PostgresSearch
 from storage.database import connect, create_pool
-from storage.errors import ProductNotFound
+from storage.errors import CategoryNotFound, ProductNotFound
 
 INSERT_CATEGORY = """
     INSERT INTO categories (parent_id, slug, name, path) VALUES ($1, $2, $3, '{}') RETURNING id
@@ -585,3 +585,28 @@ async def test_a_cursor_from_another_sort_is_rejected(catalog, search) -> None:
         await search.search(SearchQuery(text="lamp", sort="newest", after=result.next_after))
     with pytest.raises(InvalidCursor):
         await search.search(SearchQuery(sort="price_asc", after=("price_asc", "x", 1)))
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [{"text": "tee"}, {"facets": False, "sort": "name"}, {"facets": False}, {"sort": "price_asc"}],
+)
+async def test_a_category_slug_means_the_category_and_its_descendants(
+    catalog, search, shape: dict[str, Any]
+) -> None:
+    categories = await build_mixed_catalog(catalog)
+    by_ids = SearchQuery(
+        limit=100,
+        category_ids=tuple(categories[c] for c in ("tops", "shirts", "knitwear")),
+        **shape,
+    )
+    by_slug = replace(by_ids, category_ids=None, category="tops")
+    expanded, in_sql = await search.search(by_ids), await search.search(by_slug)
+    assert in_sql.hits and [h.product_id for h in in_sql.hits] == [
+        h.product_id for h in expanded.hits
+    ]
+    assert (in_sql.facets, in_sql.total) == (expanded.facets, expanded.total)
+    with pytest.raises(CategoryNotFound):
+        await search.search(replace(by_slug, category="nowhere"))
+    with pytest.raises(ValueError, match="not both"):
+        replace(by_ids, category="tops")
