@@ -172,10 +172,13 @@ async def main(args: argparse.Namespace) -> None:
     wrk_path()
     dsn = await ensure_catalog(args.products, args.fresh)
     mixes = await sample_paths(dsn)
+    products = args.products
     with redis.Redis.from_url(REDIS_URL) as client:
         client.flushdb()
     rows = [
         Row("bare aiohttp JSON endpoint", "bare", ["/json"], 64),
+        Row("reference: minimal endpoint, 20 rows by keyset through asyncpg", "bare",
+            [f"/keyset?after={n * 997 % products}" for n in range(200)], 64),
         Row("product list page (24 items, cached)", "cached", ["/api/v1/products?limit=24"], 64,
             ">= 25%", warm=True),
         Row(f"product list (cache off; {len(mixes['lists'])} category x sort pages)", "uncached",
