@@ -37,7 +37,7 @@ from configs.settings import Settings
 log = structlog.get_logger(__name__)
 
 # Every module that declares actors; importing them fills actors.registry.SPECS.
-ACTOR_MODULES = ("actors.search", "actors.email", "actors.images")
+ACTOR_MODULES = ("actors.search", "actors.email", "actors.images", "actors.orders")
 
 MIN_BACKOFF_MS = 1_000
 MAX_BACKOFF_MS = 5 * 60_000

@@ -9,11 +9,13 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from configs.settings import Settings
+from domain.payments import PaymentGateway
 from search.backend import SearchBackend
 from search.factory import open_search
 from storage.cache import CatalogCache
 from storage.database import Database, open_database
 from storage.redis_client import open_redis
+from storage.test_gateway import payment_gateway
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,7 @@ class Resources:
     redis: aioredis.Redis
     search: SearchBackend
     catalog_cache: CatalogCache
+    gateway: PaymentGateway
 
 
 async def open_resources(settings: Settings, stack: AsyncExitStack) -> Resources:
@@ -39,6 +42,7 @@ async def open_resources(settings: Settings, stack: AsyncExitStack) -> Resources
         redis=client,
         search=search,
         catalog_cache=CatalogCache(client),
+        gateway=payment_gateway(settings, db),
     )
 
 

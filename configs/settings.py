@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)  # one staff image upload
     catalog_cache_seconds: int = Field(default=300, ge=0, le=86_400)  # 0: no catalog cache
+    tax_rate_bps: int = Field(default=0, ge=0, le=10_000)  # added to orders; 2000 = 20%
+    # Pending orders whose payment has not been captured by then are cancelled, stock returned.
+    unpaid_order_minutes: int = Field(default=30, ge=1, le=7 * 24 * 60)
+    low_stock_threshold: int = Field(default=5, ge=0, le=1_000_000)  # staff hear of it below
 
     @field_validator("smtp_url")
     @classmethod

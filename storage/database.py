@@ -15,10 +15,10 @@ import contextvars
 import json
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import asyncpg
 import structlog
@@ -39,6 +39,7 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.CannotConnectNowError,
 )
 
+T = TypeVar("T")
 GET_CURRENT_LSN = "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn"
 GET_REPLAY_LSN = "SELECT pg_last_wal_replay_lsn() - '0/0'::pg_lsn"
 
@@ -204,6 +205,32 @@ async def transaction(db: Database) -> AsyncIterator[asyncpg.Connection]:
             yield conn
         lsn = await conn.fetchval(GET_CURRENT_LSN)
         last_write_lsn.set(int(lsn))
+
+
+# Failures PostgreSQL asks the client to retry: the transaction lost a deadlock or a
+# serialization conflict, and nothing of it was written.
+RETRYABLE: tuple[type[BaseException], ...] = (
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+)
+
+
+async def retrying_transaction(
+    db: Database, work: Callable[[asyncpg.Connection], Awaitable[T]], *, attempts: int = 3
+) -> T:
+    """`work(conn)` in a transaction on the primary, run again (up to `attempts` times) when
+    PostgreSQL aborts it as a deadlock victim or a serialization failure, so such a conflict
+    never reaches the user as an error. `last_write_lsn` is set as by `transaction`."""
+    for attempt in range(1, attempts + 1):
+        try:
+            async with transaction(db) as conn:
+                return await work(conn)
+        except RETRYABLE as exc:
+            if attempt == attempts:
+                raise
+            log.info("transaction.retry", error=type(exc).__name__, attempt=attempt)
+            await asyncio.sleep(0.005 * attempt)
+    raise AssertionError("unreachable")
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

@@ -7,7 +7,11 @@ StorageError
 │   ├── AddressNotFound
 │   ├── CategoryNotFound
 │   ├── AttributeNotFound
-│   └── ProductTypeNotFound
+│   ├── ProductTypeNotFound
+│   ├── VariantNotFound
+│   ├── CartItemNotFound
+│   ├── ShippingMethodNotFound
+│   └── OrderNotFound
 ├── Conflict
 │   ├── DuplicateSlug
 │   │   ├── DuplicateCategorySlug
@@ -16,7 +20,11 @@ StorageError
 │   ├── DuplicateSku
 │   ├── EmailTaken
 │   ├── CategoryCycle
-│   └── CategoryNotEmpty
+│   ├── CategoryNotEmpty
+│   ├── NotEnoughStock
+│   ├── OutOfStock
+│   ├── EmptyCart
+│   └── IdempotencyKeyReused
 └── Invalid
     ├── InvalidAttribute
     ├── InvalidProductType
@@ -139,3 +147,66 @@ class InvalidAttributeValues(Invalid):
     def __init__(self, errors: dict[str, str]) -> None:
         super().__init__("; ".join(f"{key}: {message}" for key, message in errors.items()))
         self.errors = errors
+
+
+class VariantNotFound(NotFound):
+    """No such variant on sale (also for a variant of an unpublished product)."""
+
+    def __init__(self, variant: int | str) -> None:
+        super().__init__(f"variant {variant!r} is not on sale")
+        self.variant = variant
+
+
+class CartItemNotFound(NotFound):
+    def __init__(self, variant_id: int) -> None:
+        super().__init__(f"variant {variant_id} is not in the cart")
+        self.variant_id = variant_id
+
+
+class ShippingMethodNotFound(NotFound):
+    def __init__(self, code: str) -> None:
+        super().__init__(f"there is no shipping method {code!r}")
+        self.code = code
+
+
+class OrderNotFound(NotFound):
+    """No such order for this customer (another customer's order is 'not found' too)."""
+
+    def __init__(self, number: str) -> None:
+        super().__init__(f"order {number!r} does not exist")
+        self.number = number
+
+
+class NotEnoughStock(Conflict):
+    """A cart line asks for more units than the shop has."""
+
+    def __init__(self, sku: str, available: int, requested: int) -> None:
+        unit = "unit" if available == 1 else "units"
+        super().__init__(
+            f"only {available} {unit} of {sku} in stock" if available else f"{sku} is sold out"
+        )
+        self.sku, self.available, self.requested = sku, available, requested
+
+
+class OutOfStock(Conflict):
+    """Checkout found lines the stock cannot cover; `shortages` maps each SKU to what is left."""
+
+    def __init__(self, shortages: dict[str, int]) -> None:
+        super().__init__(
+            "not enough stock for "
+            + ", ".join(f"{sku} ({left} left)" for sku, left in sorted(shortages.items()))
+        )
+        self.shortages = shortages
+
+
+class EmptyCart(Conflict):
+    def __init__(self) -> None:
+        super().__init__("the cart is empty")
+
+
+class IdempotencyKeyReused(Conflict):
+    """The Idempotency-Key was already used for a different request."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__("this Idempotency-Key was used for a different request")
+        self.key = key
