@@ -5,7 +5,8 @@ A batch is claimed with `FOR UPDATE SKIP LOCKED` (so several relays share the wo
 transaction. A relay that dies after publishing and before committing leaves the rows unpublished;
 the next relay publishes them again with the same message ids, and the consumers' inbox makes the
 second delivery a no-op. The relay wakes on LISTEN/NOTIFY and also polls, so a lost notification or
-a dropped LISTEN connection only costs latency.
+a dropped LISTEN connection only costs latency. It also sends the periodic jobs their ticks
+(`ticks`: the unpaid-order expiry every minute), so a shop needs no separate scheduler.
 """
 
 from __future__ import annotations
@@ -39,11 +40,16 @@ class Relay:
         *,
         batch_size: int = 100,
         poll_interval: float = 2.0,
+        ticks: Sequence[tuple[str, float]] = (),
     ) -> None:
         self.primary = primary
         self.broker = broker
         self.batch_size = batch_size
         self.poll_interval = poll_interval
+        # Periodic jobs: (actor name, seconds). The relay sends each actor a message that often;
+        # a lost tick costs one period, and the jobs tolerate running twice at once.
+        self.ticks = list(ticks)
+        self._next_tick = {name: 0.0 for name, _ in self.ticks}
         self._wake = asyncio.Event()
         # pika is blocking and keeps one connection per thread: one thread keeps one connection.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay-publish")
@@ -78,6 +84,7 @@ class Relay:
                 try:
                     await self.drain()
                     errors = 0
+                    await self._send_due_ticks(loop.time())
                     if loop.time() - last_purge > PURGE_EVERY_SECONDS:
                         async with self.primary.acquire() as conn:
                             await outbox.purge_published(conn)
@@ -93,6 +100,17 @@ class Relay:
             with suppress(asyncio.CancelledError):
                 await listener
             self._executor.shutdown(wait=True)
+
+    async def _send_due_ticks(self, now: float) -> None:
+        due = [name for name, _ in self.ticks if now >= self._next_tick[name]]
+        if not due:
+            return
+        messages = [self.broker.get_actor(name).message() for name in due]
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._enqueue_all, messages)
+        for name, every in self.ticks:
+            if name in due:
+                self._next_tick[name] = now + every
 
     async def _send(self, events: Sequence[OutboxEvent]) -> None:
         messages = [self._message(event) for event in events]

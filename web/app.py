@@ -17,11 +17,12 @@ from storage import open_database
 from storage.cache import CatalogCache
 from storage.products import Product
 from storage.redis_client import open_redis
+from storage.test_gateway import payment_gateway
 from web import health, metrics
 from web.admin import create_admin_app
 from web.api import create_api_app
 from web.cookies import browser_session
-from web.keys import ACCOUNTS, CATALOG_CACHE, DB, REDIS, SEARCH, SETTINGS
+from web.keys import ACCOUNTS, CATALOG_CACHE, DB, GATEWAY, REDIS, SEARCH, SETTINGS
 from web.middlewares import read_your_writes, request_context
 from web.ops import create_ops_app
 from web.store import account
@@ -48,6 +49,7 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def accounts_ctx(app: web.Application) -> AsyncIterator[None]:
     app[ACCOUNTS] = Accounts.build(app[DB], app[REDIS], app[SETTINGS])
+    app[GATEWAY] = payment_gateway(app[SETTINGS], app[DB])
     yield
 
 

@@ -160,6 +160,9 @@ def cmd_reindex(args: argparse.Namespace) -> None:
     print(f"{'total':<9} {'':>9} {report.seconds:>8.2f} s")
 
 
+EXPIRE_UNPAID_EVERY_SECONDS = 60.0
+
+
 def cmd_relay(args: argparse.Namespace) -> None:
     settings = load_settings()
     try:
@@ -185,6 +188,7 @@ async def _relay(settings: Settings) -> None:
             broker,
             batch_size=settings.relay_batch_size,
             poll_interval=settings.relay_poll_interval_seconds,
+            ticks=[("orders.expire_unpaid", EXPIRE_UNPAID_EVERY_SECONDS)],
         )
         log.info("relay.started", broker=settings.broker_kind)
         await relay.run(stop)

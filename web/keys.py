@@ -8,6 +8,7 @@ from aiohttp import web
 from auth.accounts import Accounts, TokenPair
 from auth.tokens import Principal
 from configs.settings import Settings
+from domain.payments import PaymentGateway
 from search.backend import SearchBackend
 from storage.cache import CatalogCache
 from storage.database import Database
@@ -18,6 +19,7 @@ REDIS = web.AppKey("redis", aioredis.Redis)
 ACCOUNTS = web.AppKey("accounts", Accounts)
 SEARCH = web.AppKey("search", SearchBackend)
 CATALOG_CACHE = web.AppKey("catalog_cache", CatalogCache)
+GATEWAY = web.AppKey("gateway", PaymentGateway)
 
 REQUEST_ID = web.RequestKey("request_id", str)
 MIN_LSN = web.RequestKey("min_lsn", int)  # read-your-writes: the client's last commit position

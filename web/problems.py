@@ -17,6 +17,9 @@ from auth.passwords import PasswordCheckBusy
 from auth.permissions import PermissionDenied
 from auth.throttle import Throttled
 from auth.tokens import InvalidToken
+from domain.checkout import MixedCurrencies
+from domain.orders import IllegalTransition
+from domain.payments import InvalidCard
 from storage.addresses import TooManyAddresses
 from storage.errors import (
     CategoryCycle,
@@ -24,9 +27,14 @@ from storage.errors import (
     DuplicateSku,
     DuplicateSlug,
     EmailTaken,
+    EmptyCart,
+    IdempotencyKeyReused,
     Invalid,
     InvalidAttributeValues,
+    NotEnoughStock,
     NotFound,
+    OutOfStock,
+    ShippingMethodNotFound,
 )
 from web.api.listing import InvalidParameters
 from web.cookies import CsrfRejected
@@ -79,6 +87,22 @@ PROBLEMS: dict[type[Exception], Problem] = {
         422, "invalid-attribute-values", "Some attribute values are not valid", expose=("errors",)
     ),
     Invalid: Problem(422, "invalid", "The data is not valid"),
+    NotEnoughStock: Problem(
+        409, "not-enough-stock", "Not enough stock", expose=("sku", "available", "requested")
+    ),
+    OutOfStock: Problem(409, "out-of-stock", "Some items are out of stock", expose=("shortages",)),
+    EmptyCart: Problem(409, "empty-cart", "The cart is empty"),
+    MixedCurrencies: Problem(409, "mixed-currencies", "The cart mixes currencies"),
+    IllegalTransition: Problem(
+        409, "illegal-transition", "The order cannot change like this", expose=("current",)
+    ),
+    IdempotencyKeyReused: Problem(
+        422, "idempotency-key-reused", "This Idempotency-Key was used for another request"
+    ),
+    InvalidCard: Problem(422, "invalid-card", "The card details are not valid", expose=("errors",)),
+    ShippingMethodNotFound: Problem(
+        422, "unknown-shipping-method", "There is no such shipping method", expose=("code",)
+    ),
 }
 
 

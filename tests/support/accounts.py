@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from auth.tokens import digest, new_opaque_token
 from storage import one_time_tokens
@@ -19,3 +20,15 @@ async def emailed_token(dsn: str, user_id: int, purpose: Purpose) -> str:
     finally:
         await conn.close()
     return token
+
+
+PASSWORD = "correct horse battery"
+
+
+async def register(client: Any, email: str, password: str = PASSWORD) -> dict[str, str]:
+    """Register through the API; the bearer header of the new account."""
+    resp = await client.post(
+        "/api/v1/auth/register", json={"email": email, "password": password, "name": "Ada"}
+    )
+    assert resp.status == 201, await resp.text()
+    return {"Authorization": f"Bearer {(await resp.json())['access_token']}"}

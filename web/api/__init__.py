@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from auth.tokens import InvalidToken
-from web.api import auth, categories, me, products
+from web.api import auth, cart, categories, me, orders, products
 from web.api.routing import Operation, add_operations, openapi_document
 from web.cookies import ACCESS, CSRF_HEADER, REFRESH, SAFE_METHODS, check_csrf, cookie_name
 from web.keys import ACCOUNTS, PRINCIPAL, SETTINGS
@@ -19,6 +19,8 @@ OPERATIONS: tuple[Operation, ...] = (
     *categories.OPERATIONS,
     *auth.OPERATIONS,
     *me.OPERATIONS,
+    *cart.OPERATIONS,
+    *orders.OPERATIONS,
 )
 
 

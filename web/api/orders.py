@@ -1,0 +1,254 @@
+"""/api/v1/checkout and /api/v1/orders: placing orders, the customer's orders, staff moves."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, model_validator
+
+from domain.orders import Status
+from storage import orders, transaction
+from storage.orders import Order
+from web import carts as web_carts
+from web.api.me import AddressIn
+from web.api.routing import Operation, principal_of
+from web.catalog_json import money_json
+from web.checkout import (
+    CheckoutRequest,
+    InvalidIdempotencyKey,
+    check_idempotency_key,
+    order_json,
+    place_order,
+)
+from web.keys import DB, PRINCIPAL, REQUEST_ID
+from web.problems import InvalidInput
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+PAGE_MAX = 50
+
+
+class CardIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    number: Annotated[str, StringConstraints(min_length=1, max_length=30)]
+    expiry: Annotated[str, StringConstraints(min_length=1, max_length=7)]  # MM/YY
+    cvc: Annotated[str, StringConstraints(min_length=1, max_length=4)]
+
+
+class CheckoutIn(BaseModel):
+    """A guest gives an email and an address; a customer may use a saved address instead."""
+
+    model_config = ConfigDict(extra="forbid")
+    email: EmailStr | None = Field(default=None, max_length=254)
+    shipping_address_id: int | None = Field(default=None, ge=1, strict=True)
+    shipping_address: AddressIn | None = None
+    shipping_method: Annotated[str, StringConstraints(min_length=1, max_length=50)]
+    card: CardIn
+
+    @model_validator(mode="after")
+    def _one_address(self) -> CheckoutIn:
+        if (self.shipping_address is None) == (self.shipping_address_id is None):
+            raise ValueError("give either shipping_address or shipping_address_id")
+        return self
+
+
+class Shipment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tracking_number: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)
+    ]
+
+
+class Cancellation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] = ""
+
+
+async def checkout(request: web.Request, body: CheckoutIn) -> web.StreamResponse:
+    """Place an order from the cart; send an Idempotency-Key so a retry cannot order twice.
+
+    409 when the stock cannot cover the cart (naming each SKU) or the cart is empty; 422 for a
+    bad card, address or shipping method. A retry with the same key answers with the same order
+    (`Idempotent-Replayed: true`); the same key with another body is a 422.
+    """
+    try:
+        key = check_idempotency_key(request.headers.get(IDEMPOTENCY_HEADER))
+    except InvalidIdempotencyKey as exc:
+        raise InvalidInput({IDEMPOTENCY_HEADER: str(exc)}) from None
+    principal = request.get(PRINCIPAL)
+    errors: dict[str, str] = {}
+    if principal is None and body.email is None:
+        errors["email"] = "a guest checkout needs an email address"
+    if principal is None and body.shipping_address_id is not None:
+        errors["shipping_address_id"] = "sign in to use a saved address"
+    if errors:
+        raise InvalidInput(errors)
+    wanted = CheckoutRequest(
+        email=str(body.email) if body.email is not None else None,
+        address_id=body.shipping_address_id,
+        address=body.shipping_address.model_dump() if body.shipping_address else None,
+        shipping_method=body.shipping_method,
+        card_number=body.card.number,
+        card_expiry=body.card.expiry,
+        card_cvc=body.card.cvc,
+        idempotency_key=key,
+    )
+    placed = await place_order(request, wanted)
+    detail = await orders.detail(request.config_dict[DB].primary, placed.order)
+    headers = {"Location": f"/api/v1/orders/{placed.order.number}"}
+    if not placed.created:
+        headers["Idempotent-Replayed"] = "true"
+    response = web.json_response(order_json(detail), status=201, headers=headers)
+    return web_carts.finish(request, response)
+
+
+def _before(request: web.Request) -> tuple[datetime, int] | None:
+    raw = request.query.get("before")
+    if raw is None:
+        return None
+    at, _, last_id = raw.rpartition(",")
+    try:
+        return datetime.fromisoformat(at), int(last_id)
+    except ValueError:
+        raise InvalidInput({"before": "not a position this list gave"}) from None
+
+
+def _page(items: list[Order], limit: int) -> str | None:
+    if len(items) < limit:
+        return None
+    last = items[-1]
+    return f"{last.placed_at.isoformat()},{last.id}"
+
+
+def _summary(order: Order) -> dict[str, object]:
+    return {
+        "number": order.number,
+        "status": order.status,
+        "placed_at": order.placed_at.isoformat(),
+        "total": money_json(order.total_amount, order.currency),
+        "url": f"/api/v1/orders/{order.number}",
+    }
+
+
+async def list_my_orders(request: web.Request) -> web.Response:
+    """The signed-in customer's orders, newest first (`before` pages on)."""
+    user_id = principal_of(request).user_id
+    found = await orders.list_for_customer(
+        request.config_dict[DB].primary, user_id, limit=PAGE_MAX, before=_before(request)
+    )
+    return web.json_response(
+        {"items": [_summary(o) for o in found], "next_before": _page(found, PAGE_MAX)}
+    )
+
+
+async def get_my_order(request: web.Request) -> web.Response:
+    """One of the customer's orders; another customer's number is a 404."""
+    user_id = principal_of(request).user_id
+    db = request.config_dict[DB]
+    order = await orders.find(db.primary, request.match_info["number"], user_id=user_id)
+    return web.json_response(order_json(await orders.detail(db.primary, order)))
+
+
+async def cancel_my_order(request: web.Request, body: Cancellation) -> web.Response:
+    """Cancel one's own order while it is pending or confirmed (409 after that)."""
+    principal = principal_of(request)
+    db = request.config_dict[DB]
+    order = await orders.find(db.primary, request.match_info["number"], user_id=principal.user_id)
+    return await _move(request, order, "cancelled", actor="customer", note=body.note)
+
+
+async def _move(
+    request: web.Request,
+    order: Order,
+    to: Status,
+    *,
+    actor: Literal["customer", "staff"],
+    note: str = "",
+    tracking_number: str | None = None,
+) -> web.Response:
+    db = request.config_dict[DB]
+    async with transaction(db) as conn:
+        moved = await orders.transition(
+            conn,
+            order.id,
+            to,
+            actor=actor,
+            actor_id=principal_of(request).user_id,
+            note=note,
+            tracking_number=tracking_number,
+            request_id=request.get(REQUEST_ID),
+        )
+    detail = await orders.detail(db.primary, moved)
+    return web.json_response(order_json(detail, staff=actor == "staff"))
+
+
+async def _staff_order(request: web.Request) -> Order:
+    return await orders.find(
+        request.config_dict[DB].primary, request.match_info["number"], user_id=None
+    )
+
+
+async def ship_order(request: web.Request, body: Shipment) -> web.Response:
+    """Staff: a confirmed order leaves with a tracking number."""
+    order = await _staff_order(request)
+    return await _move(
+        request, order, "shipped", actor="staff", tracking_number=body.tracking_number
+    )
+
+
+async def deliver_order(request: web.Request) -> web.Response:
+    """Staff: a shipped order arrived."""
+    return await _move(request, await _staff_order(request), "delivered", actor="staff")
+
+
+async def staff_cancel_order(request: web.Request, body: Cancellation) -> web.Response:
+    """Staff: cancel a pending or confirmed order; its stock goes back."""
+    order = await _staff_order(request)
+    return await _move(request, order, "cancelled", actor="staff", note=body.note)
+
+
+OPERATIONS = (
+    Operation(
+        "POST", "/checkout", checkout, "Place an order", body=CheckoutIn, status=201, tag="checkout"
+    ),
+    Operation("GET", "/orders", list_my_orders, "My orders", auth="user", tag="orders"),
+    Operation(
+        "GET", "/orders/{number}", get_my_order, "One of my orders", auth="user", tag="orders"
+    ),
+    Operation(
+        "POST",
+        "/orders/{number}/cancel",
+        cancel_my_order,
+        "Cancel my order",
+        auth="user",
+        body=Cancellation,
+        tag="orders",
+    ),
+    Operation(
+        "POST",
+        "/staff/orders/{number}/ship",
+        ship_order,
+        "Ship an order",
+        auth="staff",
+        body=Shipment,
+        tag="staff",
+    ),
+    Operation(
+        "POST",
+        "/staff/orders/{number}/deliver",
+        deliver_order,
+        "Mark an order delivered",
+        auth="staff",
+        tag="staff",
+    ),
+    Operation(
+        "POST",
+        "/staff/orders/{number}/cancel",
+        staff_cancel_order,
+        "Cancel an order",
+        auth="staff",
+        body=Cancellation,
+        tag="staff",
+    ),
+)

@@ -1,0 +1,178 @@
+"""The cart of a request, for the API and the storefront alike, and its JSON shape.
+
+A signed-in customer's cart is theirs (one per user). A guest's cart is found by a token: the
+`aioshop_cart` cookie (HttpOnly) for browsers, the `X-Cart-Token` header for apps (the API
+returns the token once, as `cart_token`, when it makes the cart). Only the token's digest is
+stored. When a request carries both a signed-in user and a guest token (the first request after
+signing in), the guest cart is merged into the user's (quantities added, capped at the stock)
+and the cookie is dropped: a shopper who signs up during checkout keeps what they picked.
+
+Cart reads and writes use the primary: the cart decides what is ordered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from auth.tokens import digest, new_opaque_token
+from domain.checkout import Line as TotalsLine
+from domain.checkout import MixedCurrencies, Totals, totals
+from domain.money import Money
+from storage import carts, transaction
+from storage.carts import CartLine
+from storage.orders import ShippingMethod
+from web.catalog_json import money_json
+from web.keys import DB, PRINCIPAL, SETTINGS
+
+CART_COOKIE = "aioshop_cart"
+CART_HEADER = "X-Cart-Token"
+CART_COOKIE_MAX_AGE = 30 * 24 * 3600
+NEW_CART_TOKEN = web.RequestKey("new_cart_token", str)
+FORGET_CART_TOKEN = web.RequestKey("forget_cart_token", bool)
+
+
+@dataclass(frozen=True)
+class Cart:
+    id: int | None  # None: no cart yet (an empty one)
+    user_id: int | None
+    lines: list[CartLine]
+
+    @property
+    def count(self) -> int:
+        return sum(line.quantity for line in self.lines)
+
+    @property
+    def scope(self) -> str:
+        """Where an Idempotency-Key is unique: the customer, or the guest's cart."""
+        return f"user:{self.user_id}" if self.user_id is not None else f"cart:{self.id}"
+
+
+def _token(request: web.Request) -> str | None:
+    token = request.headers.get(CART_HEADER) or request.cookies.get(CART_COOKIE)
+    return token if token and len(token) <= 100 else None
+
+
+async def cart_id(request: web.Request, *, create: bool) -> int | None:
+    """The request's cart id; with `create`, made if there is none (a guest gets a new token,
+    sent back by `finish`). Merges a guest cart into a signed-in user's."""
+    db = request.config_dict[DB]
+    principal = request.get(PRINCIPAL)
+    token = _token(request)
+    if principal is not None:
+        async with transaction(db) as conn:
+            if token is not None:
+                request[FORGET_CART_TOKEN] = True
+                return await carts.merge_guest_cart(conn, digest(token), principal.user_id)
+            found = await carts.find(conn, user_id=principal.user_id)
+            if found is None and create:
+                found = await carts.create_for_user(conn, principal.user_id)
+            return found
+    if token is not None:
+        found = await carts.find(db.primary, token_hash=digest(token))
+        if found is not None or not create:
+            return found
+    if not create:
+        return None
+    token = new_opaque_token()
+    async with transaction(db) as conn:
+        found = await carts.create_for_guest(conn, digest(token))
+    request[NEW_CART_TOKEN] = token
+    return found
+
+
+async def current(request: web.Request) -> Cart:
+    """The request's cart with its lines (an empty cart when it has none)."""
+    found = await cart_id(request, create=False)
+    principal = request.get(PRINCIPAL)
+    user_id = principal.user_id if principal is not None else None
+    if found is None:
+        return Cart(None, user_id, [])
+    return Cart(found, user_id, await carts.lines(request.config_dict[DB].primary, found))
+
+
+def finish(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+    """Set the cookie of a cart made by this request, or drop a merged guest cart's."""
+    token = request.get(NEW_CART_TOKEN)
+    if token is not None:
+        response.set_cookie(
+            CART_COOKIE,
+            token,
+            max_age=CART_COOKIE_MAX_AGE,
+            httponly=True,
+            samesite="Lax",
+            secure=request.secure,
+            path="/",
+        )
+    elif request.get(FORGET_CART_TOKEN) and CART_COOKIE in request.cookies:
+        response.del_cookie(CART_COOKIE, path="/")
+    return response
+
+
+def cart_totals(cart: Cart, request: web.Request, shipping: ShippingMethod | None) -> Totals | None:
+    """The cart's totals by domain.checkout (None when it is empty or mixes currencies)."""
+    if not cart.lines:
+        return None
+    lines = [TotalsLine(Money(ln.price_amount, ln.currency), ln.quantity) for ln in cart.lines]
+    try:
+        return totals(
+            lines,
+            shipping.rate if shipping is not None else None,
+            tax_rate_bps=request.config_dict[SETTINGS].tax_rate_bps,
+        )
+    except MixedCurrencies:
+        return None
+
+
+def line_problem(line: CartLine) -> str | None:
+    """Why a line cannot be ordered as it is, for people (None when it can)."""
+    if not line.is_published or line.stock_on_hand == 0:
+        return "Sold out"
+    if line.quantity > line.stock_on_hand:
+        return f"Only {line.stock_on_hand} left"
+    return None
+
+
+def cart_json(
+    cart: Cart, request: web.Request, shipping: ShippingMethod | None = None
+) -> dict[str, Any]:
+    sums = cart_totals(cart, request, shipping)
+    body: dict[str, Any] = {
+        "items": [
+            {
+                "variant_id": line.variant_id,
+                "sku": line.sku,
+                "product": {
+                    "slug": line.product_slug,
+                    "name": line.product_name,
+                    "url": f"/products/{line.product_slug}",
+                },
+                "variant_name": line.variant_name,
+                "attributes": line.attributes,
+                "unit_price": money_json(line.price_amount, line.currency),
+                "quantity": line.quantity,
+                "line_total": money_json(line.price_amount * line.quantity, line.currency),
+                "stock": line.stock_on_hand,
+                "problem": line_problem(line),
+            }
+            for line in cart.lines
+        ],
+        "count": cart.count,
+        "totals": totals_json(sums) if sums is not None else None,
+    }
+    token = request.get(NEW_CART_TOKEN)
+    if token is not None:
+        body["cart_token"] = token
+    return body
+
+
+def totals_json(sums: Totals) -> dict[str, Any]:
+    return {
+        "subtotal": money_json(sums.subtotal.amount, sums.subtotal.currency),
+        "shipping": money_json(sums.shipping.amount, sums.shipping.currency),
+        "tax": money_json(sums.tax.amount, sums.tax.currency),
+        "total": money_json(sums.total.amount, sums.total.currency),
+        "tax_rate_bps": sums.tax_rate_bps,
+    }
