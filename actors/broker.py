@@ -78,6 +78,10 @@ class LogContext(Middleware):
             actor=message.actor_name,
             request_id=message.options.get("request_id"),
         )
+        # RabbitMQ marks a message it delivers again (its consumer died before the ack); the
+        # inbox makes that harmless, and this line makes it visible.
+        if getattr(message, "redelivered", False):
+            log.info("message.redelivered", retries=message.options.get("retries", 0))
 
     def after_process_message(
         self,

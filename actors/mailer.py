@@ -41,15 +41,22 @@ def sender_for(settings: Settings) -> str:
     return formataddr((settings.shop_name, f"no-reply@{host}"))
 
 
-def build_message(*, sender: str, to: str, subject: str, text: str, html: str) -> EmailMessage:
-    """A multipart/alternative message (text, then HTML) with a Message-ID and a Date."""
+def build_message(
+    *, sender: str, to: str, subject: str, text: str, html: str, message_id: str | None = None
+) -> EmailMessage:
+    """A multipart/alternative message (text, then HTML) with a Message-ID and a Date.
+
+    `message_id`: the local part of the Message-ID (default: a new uuid). Actors pass their
+    event id, so the rare resend after a crash between sending and committing carries the same
+    Message-ID as the first, and mail clients show one message.
+    """
     message = EmailMessage()
     message["From"] = sender
     message["To"] = to
     message["Subject"] = subject
     message["Date"] = format_datetime(datetime.now(UTC))
     domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
-    message["Message-ID"] = f"<{uuid.uuid4().hex}@{domain}>"
+    message["Message-ID"] = f"<{message_id or uuid.uuid4().hex}@{domain}>"
     message.set_content(text)
     message.add_alternative(html, subtype="html")
     return message

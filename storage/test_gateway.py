@@ -5,7 +5,8 @@ into a token (the number goes no further), `capture` charges once per idempotenc
 ledger, `test_gateway_charges`, plays the provider's side: a capture writes its row in its own
 transaction, as a provider's API call would commit on the provider's side whatever the shop's
 transaction does later, so a repeated capture (a redelivered message, a retry after a crash)
-finds the first outcome and charges nothing more. The test cards are in domain.payments.
+finds the first outcome and charges nothing more (it only counts the attempt, which is how the
+tests see that a capture really was repeated). The test cards are in domain.payments.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ NAME = "test"
 CAPTURE = """
     INSERT INTO test_gateway_charges (idempotency_key, token, amount, currency, outcome, reference)
     VALUES ($1, $2, $3, $4, $5, $6)
-    ON CONFLICT (idempotency_key) DO NOTHING
+    ON CONFLICT (idempotency_key) DO UPDATE
+        SET attempts = test_gateway_charges.attempts + 1
 """
 FIND = "SELECT outcome, reference FROM test_gateway_charges WHERE idempotency_key = $1"
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 from aiohttp import web
 
 from auth.tokens import digest, new_opaque_token
@@ -51,41 +52,49 @@ class Cart:
 
 
 def _token(request: web.Request) -> str | None:
-    token = request.headers.get(CART_HEADER) or request.cookies.get(CART_COOKIE)
+    token = (
+        request.get(NEW_CART_TOKEN)
+        or request.headers.get(CART_HEADER)
+        or request.cookies.get(CART_COOKIE)
+    )
     return token if token and len(token) <= 100 else None
 
 
-async def cart_id(request: web.Request, *, create: bool) -> int | None:
-    """The request's cart id; with `create`, made if there is none (a guest gets a new token,
-    sent back by `finish`). Merges a guest cart into a signed-in user's."""
+async def cart_id(request: web.Request) -> int | None:
+    """The request's cart id, or None when it has none. Merges a guest cart into a signed-in
+    user's (the first cart access after signing in)."""
     db = request.config_dict[DB]
     principal = request.get(PRINCIPAL)
     token = _token(request)
     if principal is not None:
+        if token is None:
+            return await carts.find(db.primary, user_id=principal.user_id)
         async with transaction(db) as conn:
-            if token is not None:
-                request[FORGET_CART_TOKEN] = True
-                return await carts.merge_guest_cart(conn, digest(token), principal.user_id)
-            found = await carts.find(conn, user_id=principal.user_id)
-            if found is None and create:
-                found = await carts.create_for_user(conn, principal.user_id)
-            return found
-    if token is not None:
-        found = await carts.find(db.primary, token_hash=digest(token))
-        if found is not None or not create:
-            return found
-    if not create:
+            request[FORGET_CART_TOKEN] = True
+            return await carts.merge_guest_cart(conn, digest(token), principal.user_id)
+    if token is None:
         return None
+    return await carts.find(db.primary, token_hash=digest(token))
+
+
+async def ensure_cart(conn: asyncpg.Connection, request: web.Request) -> int:
+    """The request's cart id, made in the caller's transaction if there is none (a guest gets a
+    new token, which `finish` sends once the transaction committed and the response is ready)."""
+    found = await cart_id(request)
+    if found is not None:
+        return found
+    principal = request.get(PRINCIPAL)
+    if principal is not None:
+        return await carts.create_for_user(conn, principal.user_id)
     token = new_opaque_token()
-    async with transaction(db) as conn:
-        found = await carts.create_for_guest(conn, digest(token))
+    made = await carts.create_for_guest(conn, digest(token))
     request[NEW_CART_TOKEN] = token
-    return found
+    return made
 
 
 async def current(request: web.Request) -> Cart:
     """The request's cart with its lines (an empty cart when it has none)."""
-    found = await cart_id(request, create=False)
+    found = await cart_id(request)
     principal = request.get(PRINCIPAL)
     user_id = principal.user_id if principal is not None else None
     if found is None:

@@ -144,5 +144,6 @@ CREATE TABLE test_gateway_charges (
     currency        char(3) NOT NULL,
     outcome         text NOT NULL,
     reference       text NOT NULL UNIQUE,
+    attempts        integer NOT NULL DEFAULT 1,     -- capture calls with this key (1 charge)
     created_at      timestamptz NOT NULL DEFAULT now()
 );

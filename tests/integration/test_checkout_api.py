@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections import Counter
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from storage.database import connect
 from tests.support.accounts import register
 from tests.support.orders import ADDRESS, stocked_product
+from web.app import create_app
 
 CARD = {"number": "4242 4242 4242 4242", "expiry": "12/39", "cvc": "123"}
 PROBLEM = "application/problem+json"
@@ -233,3 +235,68 @@ async def test_bad_cart_and_checkout_input_is_a_clear_4xx(client, fresh_db) -> N
     assert problem["code"] == "teleport"
     await expect(await client.post("/api/v1/checkout", json={"card": CARD}), 422)
     assert await sql(fresh_db, "SELECT count(*) FROM orders") == 0
+
+
+async def test_five_hundred_carts_of_several_skus_never_oversell(client, fresh_db, shopper) -> None:
+    stock = {f"SKU-{n}": 20 + 7 * n for n in range(8)}  # 20 .. 69 units
+    await stocked_product(fresh_db, "mixed", stock)
+    rng = random.Random(5)
+    tokens = []
+    for _ in range(500):
+        picks = rng.sample(sorted(stock), rng.randint(2, 4))
+        picks.append(picks[0])  # the same SKU added twice: one line, its quantities added
+        token = await guest_with(shopper, picks[0], rng.randint(1, 2))
+        for sku in picks[1:]:
+            await expect(
+                await shopper.post(
+                    "/api/v1/cart/items",
+                    json={"sku": sku, "quantity": rng.randint(1, 2)},
+                    headers={"X-Cart-Token": token},
+                ),
+                201,
+            )
+        tokens.append(token)
+
+    async def buy(token: str) -> int:
+        resp = await shopper.post(
+            "/api/v1/checkout", json=order_body(), headers={"X-Cart-Token": token}
+        )
+        return resp.status
+
+    statuses = Counter(await asyncio.gather(*(buy(t) for t in tokens)))
+    assert set(statuses) <= {201, 409} and statuses[201] > 0 and statuses[409] > 0, statuses
+    conn = await connect(fresh_db)
+    try:
+        sold = dict(await conn.fetch("SELECT sku, sum(quantity) FROM order_lines GROUP BY sku"))
+        left = dict(await conn.fetch("SELECT sku, stock_on_hand FROM variants"))
+    finally:
+        await conn.close()
+    for sku, units in stock.items():
+        assert sold.get(sku, 0) <= units and left[sku] == units - sold.get(sku, 0) >= 0, sku
+    assert await sql(fresh_db, "SELECT count(*) FROM orders") == statuses[201]
+
+
+async def test_checkout_works_with_redis_stopped_and_never_reads_the_cache(
+    aiohttp_client, settings_for, fresh_db, client
+) -> None:
+    await stocked_product(fresh_db, "mug", {"MUG": 5}, price=1000)
+    # With Redis up, the catalog cache holds the product at 10.00 with stock...
+    cached = await expect(await client.get("/api/v1/products/mug"), 200)
+    assert cached["variants"][0]["price"]["amount"] == 1000
+    # ...then the price and stock change behind its back (no cache invalidation at all).
+    await sql(fresh_db, "UPDATE variants SET price_amount = 1250, stock_on_hand = 1")
+    assert (await expect(await client.get("/api/v1/products/mug"), 200)) == cached
+    await expect(await client.post("/api/v1/cart/items", json={"sku": "MUG", "quantity": 2}), 409)
+    cart = await expect(await client.post("/api/v1/cart/items", json={"sku": "MUG"}), 201)
+    assert cart["items"][0]["unit_price"]["amount"] == 1250
+    order = await expect(await client.post("/api/v1/checkout", json=order_body()), 201)
+    assert order["lines"][0]["unit_price"]["amount"] == 1250
+    # Redis stopped (nothing listens on its port): a guest still fills a cart and checks out.
+    await sql(fresh_db, "UPDATE variants SET stock_on_hand = 3")
+    no_redis = await aiohttp_client(
+        create_app(settings_for(fresh_db, redis_url="redis://127.0.0.1:9/0"))
+    )
+    await expect(await no_redis.post("/api/v1/cart/items", json={"sku": "MUG", "quantity": 2}), 201)
+    order = await expect(await no_redis.post("/api/v1/checkout", json=order_body()), 201)
+    assert order["totals"]["subtotal"]["amount"] == 2500
+    assert await sql(fresh_db, "SELECT stock_on_hand FROM variants") == 1

@@ -56,9 +56,8 @@ async def get_cart(request: web.Request) -> web.StreamResponse:
 
 async def add_item(request: web.Request, body: NewItem) -> web.StreamResponse:
     """Add units of a variant (409 when the stock cannot cover the line)."""
-    cart_id = await web_carts.cart_id(request, create=True)
-    assert cart_id is not None
     async with transaction(request.config_dict[DB]) as conn:
+        cart_id = await web_carts.ensure_cart(conn, request)
         await carts.add(
             conn, cart_id, quantity=body.quantity, variant_id=body.variant_id, sku=body.sku
         )
@@ -67,7 +66,7 @@ async def add_item(request: web.Request, body: NewItem) -> web.StreamResponse:
 
 async def change_item(request: web.Request, body: QuantityChange) -> web.StreamResponse:
     """Set a line's quantity (0 removes it)."""
-    cart_id = await web_carts.cart_id(request, create=False)
+    cart_id = await web_carts.cart_id(request)
     variant_id = _variant_id(request)
     if cart_id is None:
         raise web.HTTPNotFound(text="the cart is empty")
@@ -78,7 +77,7 @@ async def change_item(request: web.Request, body: QuantityChange) -> web.StreamR
 
 async def remove_item(request: web.Request) -> web.StreamResponse:
     """Remove a line."""
-    cart_id = await web_carts.cart_id(request, create=False)
+    cart_id = await web_carts.cart_id(request)
     variant_id = _variant_id(request)
     if cart_id is None:
         raise web.HTTPNotFound(text="the cart is empty")
