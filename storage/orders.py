@@ -20,11 +20,11 @@ from typing import Any
 
 import asyncpg
 
-from domain.checkout import Line, ShippingRate, Totals, totals
+from domain.checkout import Line, ShippingRate, totals
 from domain.money import Money
 from domain.orders import RETURNS_STOCK, Status, check_transition
 from domain.payments import PaymentMethod
-from storage import carts, outbox
+from storage import outbox
 from storage.database import Executor
 from storage.errors import (
     EmptyCart,
@@ -42,9 +42,12 @@ CLAIM_KEY = """
     RETURNING scope
 """
 FIND_KEY = "SELECT request_digest, order_id FROM idempotency_keys WHERE scope = $1 AND key = $2"
-SET_KEY_ORDER = "UPDATE idempotency_keys SET order_id = $3 WHERE scope = $1 AND key = $2"
-LOCK_CART = "SELECT id FROM carts WHERE id = $1 FOR UPDATE"
-CART_ITEMS = "SELECT variant_id, quantity FROM cart_items WHERE cart_id = $1"
+# The cart's lines, its row locked: two checkouts of one cart (two tabs) take turns.
+LOCK_CART_ITEMS = """
+    SELECT i.variant_id, i.quantity FROM carts c JOIN cart_items i ON i.cart_id = c.id
+    WHERE c.id = $1
+    FOR UPDATE OF c
+"""
 LOCK_VARIANTS = """
     SELECT v.id, v.sku, v.name AS variant_name, v.price_amount, v.currency, v.stock_on_hand,
            p.id AS product_id, p.name AS product_name, p.is_published
@@ -82,24 +85,45 @@ ORDER_COLUMNS = """
     o.shipping_amount, o.tax_amount, o.total_amount, o.tax_rate_bps, o.shipping_method,
     o.shipping_address, o.tracking_number, o.placed_at, o.updated_at
 """
+# Everything an order writes, in one statement: the order (a number clash inserts nothing, and
+# the caller tries another number), its lines, payment and first transition, the emptied cart,
+# the Idempotency-Key's order, and the outbox events (a payload's `order_id`: the new order's).
 INSERT_ORDER = f"""
-    INSERT INTO orders AS o (number, user_id, email, currency, subtotal_amount, shipping_amount,
-                             tax_amount, total_amount, tax_rate_bps, shipping_method,
-                             shipping_address)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-    RETURNING {ORDER_COLUMNS}
-"""
-INSERT_LINES = """
-    INSERT INTO order_lines (order_id, line, variant_id, product_id, sku, name, unit_amount,
-                             quantity, line_amount)
-    SELECT $1, l.n, l.variant_id, l.product_id, l.sku, l.name, l.unit_amount, l.quantity,
-           l.unit_amount * l.quantity
-    FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::integer[])
-         WITH ORDINALITY AS l (variant_id, product_id, sku, name, unit_amount, quantity, n)
-"""
-INSERT_PAYMENT = """
-    INSERT INTO payments (order_id, gateway, token, card_brand, card_last4, amount, currency)
-    VALUES ($1, $2, $3, $4, $5, $6, $7)
+    WITH o AS (
+        INSERT INTO orders AS o (number, user_id, email, currency, subtotal_amount,
+                                 shipping_amount, tax_amount, total_amount, tax_rate_bps,
+                                 shipping_method, shipping_address)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+        ON CONFLICT (number) DO NOTHING
+        RETURNING {ORDER_COLUMNS}
+    ), lines AS (
+        INSERT INTO order_lines (order_id, line, variant_id, product_id, sku, name, unit_amount,
+                                 quantity, line_amount)
+        SELECT o.id, l.n, l.variant_id, l.product_id, l.sku, l.name, l.unit_amount, l.quantity,
+               l.unit_amount * l.quantity
+        FROM o, unnest($12::bigint[], $13::bigint[], $14::text[], $15::text[], $16::bigint[],
+                       $17::integer[])
+                WITH ORDINALITY AS l (variant_id, product_id, sku, name, unit_amount, quantity, n)
+    ), payment AS (
+        INSERT INTO payments (order_id, gateway, token, card_brand, card_last4, amount, currency)
+        SELECT o.id, $18, $19, $20, $21, o.total_amount, o.currency FROM o
+    ), transition AS (
+        INSERT INTO order_transitions (order_id, from_status, to_status, actor_id, actor, note)
+        SELECT o.id, NULL, 'pending', o.user_id, $22, '' FROM o
+    ), emptied AS (
+        DELETE FROM cart_items WHERE cart_id = $23 AND EXISTS (SELECT FROM o)
+    ), keyed AS (
+        UPDATE idempotency_keys k SET order_id = o.id FROM o WHERE k.scope = $24 AND k.key = $25
+    ), events AS (
+        INSERT INTO outbox (event_id, actor_name, payload, request_id)
+        SELECT e.event_id, e.actor_name,
+               CASE WHEN e.payload::jsonb ? 'order_id'
+                    THEN e.payload::jsonb || jsonb_build_object('order_id', o.id)
+                    ELSE e.payload::jsonb END,
+               $29
+        FROM o, unnest($26::uuid[], $27::text[], $28::text[]) AS e (event_id, actor_name, payload)
+    )
+    SELECT * FROM o
 """
 INSERT_TRANSITION = """
     INSERT INTO order_transitions (order_id, from_status, to_status, actor_id, actor, note)
@@ -317,9 +341,9 @@ async def place(conn: asyncpg.Connection, checkout: Checkout) -> Placed:
             raise IdempotencyKeyReused(key.key)
         return Placed(_order(await conn.fetchrow(GET_ORDER, earlier["order_id"])), created=False)
     method = await shipping_method(conn, checkout.shipping_method)
-    await conn.execute(LOCK_CART, checkout.cart_id)
     wanted = {
-        row["variant_id"]: row["quantity"] for row in await conn.fetch(CART_ITEMS, checkout.cart_id)
+        row["variant_id"]: row["quantity"]
+        for row in await conn.fetch(LOCK_CART_ITEMS, checkout.cart_id)
     }
     if not wanted:
         raise EmptyCart()
@@ -341,66 +365,45 @@ async def place(conn: asyncpg.Connection, checkout: Checkout) -> Placed:
         method.rate,
         tax_rate_bps=checkout.tax_rate_bps,
     )
-    order = await _insert_order(conn, checkout, sums, method)
-    names = [_line_name(v["product_name"], v["variant_name"]) for v in variants]
-    await conn.execute(
-        INSERT_LINES,
-        order.id,
-        ids,
-        [v["product_id"] for v in variants],
-        [v["sku"] for v in variants],
-        names,
-        [v["price_amount"] for v in variants],
-        quantities,
-    )
+    events = [
+        outbox.event("orders.capture_payment", order_id=None),
+        outbox.event("email.send_order_email", order_id=None, kind="placed"),
+        outbox.event("orders.check_stock", variant_ids=ids),
+    ]
     payment = checkout.payment
-    await conn.execute(
-        INSERT_PAYMENT,
-        order.id,
-        payment.gateway,
-        payment.token,
-        payment.brand,
-        payment.last4,
-        order.total_amount,
-        order.currency,
-    )
-    await conn.execute(
-        INSERT_TRANSITION, order.id, None, "pending", checkout.user_id, checkout.actor, ""
-    )
-    await carts.clear(conn, checkout.cart_id)
-    if key is not None:
-        await conn.execute(SET_KEY_ORDER, key.scope, key.key, order.id)
-    await outbox.add(conn, "orders.capture_payment", checkout.request_id, order_id=order.id)
-    await outbox.add(
-        conn, "email.send_order_email", checkout.request_id, order_id=order.id, kind="placed"
-    )
-    await outbox.add(conn, "orders.check_stock", checkout.request_id, variant_ids=ids)
-    return Placed(order, created=True)
-
-
-async def _insert_order(
-    conn: asyncpg.Connection, checkout: Checkout, sums: Totals, method: ShippingMethod
-) -> Order:
     while True:
-        try:
-            async with conn.transaction():  # a savepoint: a number clash retries alone
-                row = await conn.fetchrow(
-                    INSERT_ORDER,
-                    new_number(),
-                    checkout.user_id,
-                    checkout.email,
-                    sums.total.currency,
-                    sums.subtotal.amount,
-                    sums.shipping.amount,
-                    sums.tax.amount,
-                    sums.total.amount,
-                    sums.tax_rate_bps,
-                    method.name,
-                    checkout.shipping_address,
-                )
-        except asyncpg.UniqueViolationError:  # 32^12 numbers: practically never
-            continue
-        return _order(row)
+        row = await conn.fetchrow(
+            INSERT_ORDER,
+            new_number(),
+            checkout.user_id,
+            checkout.email,
+            sums.total.currency,
+            sums.subtotal.amount,
+            sums.shipping.amount,
+            sums.tax.amount,
+            sums.total.amount,
+            sums.tax_rate_bps,
+            method.name,
+            checkout.shipping_address,
+            ids,
+            [v["product_id"] for v in variants],
+            [v["sku"] for v in variants],
+            [_line_name(v["product_name"], v["variant_name"]) for v in variants],
+            [v["price_amount"] for v in variants],
+            quantities,
+            payment.gateway,
+            payment.token,
+            payment.brand,
+            payment.last4,
+            checkout.actor,
+            checkout.cart_id,
+            key.scope if key is not None else None,
+            key.key if key is not None else None,
+            *outbox.columns(events),
+            checkout.request_id,
+        )
+        if row is not None:  # else another order has this number (32^12 of them): try again
+            return Placed(_order(row), created=True)
 
 
 def _line_name(product: str, variant: str) -> str:

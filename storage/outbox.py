@@ -7,7 +7,9 @@ consumer can recognise a redelivery.
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -62,6 +64,30 @@ async def add(
     payload = {"event_id": str(event_id), **kwargs}
     await conn.execute(INSERT_EVENT, event_id, actor_name, payload, request_id)
     return event_id
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event for a statement that writes several at once (see `columns`)."""
+
+    event_id: uuid.UUID
+    actor_name: str
+    payload: dict[str, Any]
+
+
+def event(actor_name: str, **kwargs: Any) -> NewEvent:
+    """A new event with its id (also in the payload as `event_id`), not yet written."""
+    event_id = uuid.uuid4()
+    return NewEvent(event_id, actor_name, {"event_id": str(event_id), **kwargs})
+
+
+def columns(events: Sequence[NewEvent]) -> tuple[list[uuid.UUID], list[str], list[str]]:
+    """Ids, actor names and JSON payloads of `events`, as the arrays of an INSERT ... unnest."""
+    return (
+        [e.event_id for e in events],
+        [e.actor_name for e in events],
+        [json.dumps(e.payload) for e in events],
+    )
 
 
 async def claim(conn: asyncpg.Connection, limit: int) -> list[OutboxEvent]:

@@ -57,10 +57,14 @@ async def test_placing_copies_the_lines_takes_the_stock_and_empties_the_cart(
     ]
     assert await stock_of(conn, tee["TEE-M"]) == 0 and await stock_of(conn, mug["MUG"]) == 6
     assert await conn.fetchval("SELECT count(*) FROM cart_items WHERE cart_id = $1", cart) == 0
-    events = await conn.fetch("SELECT actor_name, payload FROM outbox ORDER BY created_at")
-    assert {(e["actor_name"], e["payload"].get("kind")) for e in events} >= {
-        ("orders.capture_payment", None),
-        ("email.send_order_email", "placed"),
+    events = {e["actor_name"]: e["payload"] for e in await conn.fetch("SELECT * FROM outbox")}
+    assert set(events) == {"orders.capture_payment", "email.send_order_email", "orders.check_stock"}
+    assert events["orders.capture_payment"]["order_id"] == order.id
+    assert events["email.send_order_email"]["order_id"] == order.id
+    assert events["email.send_order_email"]["kind"] == "placed"
+    assert events["orders.check_stock"] == {
+        "event_id": events["orders.check_stock"]["event_id"],
+        "variant_ids": sorted([tee["TEE-M"], mug["MUG"]]),
     }
 
 
