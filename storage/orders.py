@@ -176,7 +176,7 @@ STAFF_ORDERS = f"""
     WHERE ($1::text IS NULL OR o.status = $1)
       AND ($2::timestamptz IS NULL OR o.placed_at >= $2)
       AND ($3::timestamptz IS NULL OR o.placed_at < $3)
-      AND ($4::text IS NULL OR o.email ILIKE '%' || $4 || '%' OR o.number = upper($4))
+      AND ($4::text IS NULL OR strpos(lower(o.email), lower($4)) > 0 OR o.number = upper($4))
       AND ($5::timestamptz IS NULL OR (o.placed_at, o.id) < ($5, $6))
     ORDER BY o.placed_at DESC, o.id DESC
     LIMIT $7

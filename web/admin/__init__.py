@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from web.admin import categories, products, types, uploads
+from web.admin import categories, customers, orders, products, types, uploads
 from web.guards import staff_only
 from web.store.render import render
 
@@ -25,4 +25,6 @@ def create_admin_app() -> web.Application:
     uploads.add_routes(app)
     categories.add_routes(app)
     types.add_routes(app)
+    orders.add_routes(app)
+    customers.add_routes(app)
     return app
