@@ -1,15 +1,20 @@
-"""The email queue: account emails (email verification, password reset) with one-time links.
+"""The email queue: account emails with one-time links, and the customer's order emails.
 
-Each email carries a fresh one-time token; only its digest is stored (storage.one_time_tokens),
-so the link in the email is the only copy of the token.
+Each account email (email verification, password reset) carries a fresh one-time token; only its
+digest is stored (storage.one_time_tokens), so the link in the email is the only copy of the
+token. Each order email (placed, confirmed, shipped, delivered, cancelled) sums the order up from
+the database when it is sent. The low-stock notice for staff is rendered here too and sent by
+actors.orders. Every email is sent in the transaction that records its event in the inbox.
 """
 
 from __future__ import annotations
 
 import functools
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import jinja2
@@ -20,22 +25,27 @@ from actors.registry import actor
 from actors.resources import Resources
 from auth.tokens import digest, new_opaque_token
 from configs.settings import Settings
-from storage import inbox, one_time_tokens, users
-from storage.errors import UserNotFound
+from domain.money import Money
+from storage import inbox, one_time_tokens, orders, users
+from storage.errors import OrderNotFound, UserNotFound
 from storage.one_time_tokens import Purpose
+from storage.orders import OrderDetail
+from storage.stock import StockLevel
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 CONSUMER = "email.send_account_email"
+ORDER_CONSUMER = "email.send_order_email"
 VERIFY_EMAIL_LIFETIME = timedelta(hours=48)
 PASSWORD_RESET_LIFETIME = timedelta(hours=1)
 
 
 class UnknownEmailKind(ValueError):
-    """The event names a kind of account email that does not exist: retrying cannot help."""
+    """The event names a kind of email that does not exist: retrying cannot help."""
 
     def __init__(self, kind: str) -> None:
-        super().__init__(f"unknown account email kind {kind!r}")
+        super().__init__(f"unknown email kind {kind!r}")
         self.kind = kind
 
 
@@ -80,25 +90,56 @@ def _templates() -> jinja2.Environment:
 
 def account_link(settings: Settings, kind: str, token: str) -> str:
     """The page in the shop that takes the token, e.g. `{PUBLIC_URL}/reset-password?token=...`."""
-    base = str(settings.public_url).rstrip("/")
-    return f"{base}{_kind(kind).path}?{urlencode({'token': token})}"
+    path = f"{_known(KINDS, kind).path}?{urlencode({'token': token})}"
+    return shop_url(str(settings.public_url), path)
+
+
+def shop_url(public_url: str, path: str) -> str:
+    """`path` (starting with a slash) on the shop's site, whether PUBLIC_URL ends in one or not."""
+    return public_url.rstrip("/") + path
 
 
 def render_account_email(kind: str, *, shop_name: str, name: str, link: str) -> RenderedEmail:
     """Subject, text and HTML of one account email; raises UnknownEmailKind."""
-    spec = _kind(kind)
+    spec = _known(KINDS, kind)
     context = {
         "shop_name": shop_name,
         "name": name,
         "link": link,
         "valid_for": describe_duration(spec.lifetime),
     }
+    return render(kind, spec.subject.format(shop_name=shop_name), context)
+
+
+def render(template: str, subject: str, context: Mapping[str, Any]) -> RenderedEmail:
+    """The email of `email/<template>.txt` (verbatim) and `.html` (escaped) with this subject."""
     templates = _templates()
     return RenderedEmail(
-        subject=spec.subject.format(shop_name=shop_name),
-        text=templates.get_template(f"email/{kind}.txt").render(context),
-        html=templates.get_template(f"email/{kind}.html").render(context),
+        subject=subject,
+        text=templates.get_template(f"email/{template}.txt").render(context),
+        html=templates.get_template(f"email/{template}.html").render(context),
     )
+
+
+async def deliver(
+    settings: Settings, to: str, rendered: RenderedEmail, *, event_id: str | None = None
+) -> None:
+    """Send one rendered email from the shop's address to `to` (one address, or several
+    separated by commas); raises on failure so the caller's transaction rolls back and retries.
+
+    `event_id`: the Message-ID's local part, so the resend that a crash between sending and
+    committing can cause is the same message to mail clients (they show one). Not for account
+    emails: a resent one carries a new link, and only that one works.
+    """
+    message = mailer.build_message(
+        sender=mailer.sender_for(settings),
+        to=to,
+        subject=rendered.subject,
+        text=rendered.text,
+        html=rendered.html,
+        message_id=uuid.UUID(event_id).hex if event_id is not None else None,
+    )
+    await mailer.send(settings, message)
 
 
 def describe_duration(duration: timedelta) -> str:
@@ -115,7 +156,7 @@ async def send_account_email(res: Resources, event_id: str, user_id: int, kind: 
     Raises UnknownEmailKind (not retried). A missing or inactive user, or a
     verification email to an address already verified, is skipped without an error.
     """
-    spec = _kind(kind)
+    spec = _known(KINDS, kind)
     # The send happens inside the transaction that records the event and stores the token:
     # - a crash before the send rolls back the token and the inbox row, so the retry sends it;
     # - a crash after the send and before the commit can at worst send a duplicate on redelivery
@@ -143,19 +184,164 @@ async def send_account_email(res: Resources, event_id: str, user_id: int, kind: 
         rendered = render_account_email(
             kind, shop_name=shop_name, name=user.name, link=account_link(res.settings, kind, token)
         )
-        message = mailer.build_message(
-            sender=mailer.sender_for(res.settings),
-            to=user.email,
-            subject=rendered.subject,
-            text=rendered.text,
-            html=rendered.html,
-        )
-        await mailer.send(res.settings, message)
+        await deliver(res.settings, user.email, rendered)
     log.info("email.sent", kind=kind, user_id=user_id)
 
 
-def _kind(kind: str) -> AccountEmailKind:
-    spec = KINDS.get(kind)
-    if spec is None:
-        raise UnknownEmailKind(kind)
-    return spec
+def _known(kinds: Mapping[str, T], kind: str) -> T:
+    """What `kinds` holds for `kind`; raises UnknownEmailKind."""
+    try:
+        return kinds[kind]
+    except KeyError:
+        raise UnknownEmailKind(kind) from None
+
+
+# Order emails. The subject of each kind: str.format with {shop_name} and {number}.
+ORDER_SUBJECTS: dict[str, str] = {
+    "placed": "We have your {shop_name} order {number}",
+    "confirmed": "Your {shop_name} order {number} is confirmed",
+    "shipped": "Your {shop_name} order {number} is on its way",
+    "delivered": "Your {shop_name} order {number} was delivered",
+    "cancelled": "Your {shop_name} order {number} is cancelled",
+}
+# Each kind reports the status of its name, but `placed` reports the first one, pending; the
+# email shows the note of the latest transition into that status (why it was cancelled).
+ORDER_STATUS_OF_KIND = {"placed": "pending"}
+
+
+@dataclass(frozen=True)
+class OrderLineSummary:
+    name: str
+    sku: str
+    quantity: int
+    unit_price: str
+    total: str
+
+
+@dataclass(frozen=True)
+class OrderSummary:
+    """An order as its emails show it: money formatted, the address as lines."""
+
+    number: str
+    lines: list[OrderLineSummary]
+    subtotal: str
+    shipping_method: str
+    shipping: str
+    tax_rate: str
+    tax: str | None  # None: no tax charged, and no tax line
+    total: str
+    address: list[str]
+    tracking_number: str | None
+    note: str  # why the order reached the status the email reports ("" for none)
+
+
+def order_summary(detail: OrderDetail, kind: str) -> OrderSummary:
+    """What the `kind` email of this order shows; raises UnknownEmailKind."""
+    _known(ORDER_SUBJECTS, kind)
+    order = detail.order
+
+    def money(amount: int) -> str:
+        return Money(amount, order.currency).format()
+
+    status = ORDER_STATUS_OF_KIND.get(kind, kind)
+    notes = [t.note for t in detail.transitions if t.to_status == status]
+    return OrderSummary(
+        number=order.number,
+        lines=[
+            OrderLineSummary(
+                line.name, line.sku, line.quantity, money(line.unit_amount), money(line.line_amount)
+            )
+            for line in detail.lines
+        ],
+        subtotal=money(order.subtotal_amount),
+        shipping_method=order.shipping_method,
+        shipping=money(order.shipping_amount),
+        tax_rate=describe_rate(order.tax_rate_bps),
+        tax=money(order.tax_amount) if order.tax_amount > 0 else None,
+        total=money(order.total_amount),
+        address=address_lines(order.shipping_address),
+        tracking_number=order.tracking_number,
+        note=notes[-1] if notes else "",
+    )
+
+
+def describe_rate(basis_points: int) -> str:
+    """`20%`, `7.5%`, `8.25%`: a rate in basis points, for people."""
+    whole, fraction = divmod(basis_points, 100)
+    return f"{whole}.{fraction:02d}".rstrip("0").rstrip(".") + "%"
+
+
+def address_lines(address: Mapping[str, str]) -> list[str]:
+    """A shipping address as it is written on a parcel: name, street, postal code and city,
+    country; empty parts left out."""
+    city = " ".join(part for part in (address.get("postal_code"), address.get("city")) if part)
+    parts = (address.get("full_name"), address.get("line1"), address.get("line2"), city)
+    return [part for part in (*parts, address.get("country")) if part]
+
+
+def render_order_email(
+    kind: str, *, shop_name: str, public_url: str, detail: OrderDetail
+) -> RenderedEmail:
+    """Subject, text and HTML of one order email; raises UnknownEmailKind."""
+    summary = order_summary(detail, kind)
+    context = {
+        "shop_name": shop_name,
+        "name": detail.order.shipping_address.get("full_name", ""),
+        "order": summary,
+        "link": shop_url(public_url, f"/account/orders/{summary.number}"),
+    }
+    subject = _known(ORDER_SUBJECTS, kind).format(shop_name=shop_name, number=summary.number)
+    return render(f"order_{kind}", subject, context)
+
+
+@actor(queue_name="email", max_retries=10, throws=(UnknownEmailKind, OrderNotFound))
+async def send_order_email(res: Resources, event_id: str, order_id: int, kind: str) -> None:
+    """Email the customer about their order (`kind`: placed or the new status). Idempotent: a
+    redelivered event sends nothing. Raises UnknownEmailKind and OrderNotFound (not retried)."""
+    _known(ORDER_SUBJECTS, kind)  # before anything is recorded: an unknown kind leaves no inbox row
+    # Sent inside the transaction that records the event, as send_account_email explains: a
+    # crash before the commit sends again on redelivery, and nothing is sent once committed.
+    async with res.db.primary.acquire() as conn, conn.transaction():
+        if not await inbox.first_delivery(conn, ORDER_CONSUMER, uuid.UUID(event_id)):
+            log.info("event.skipped_duplicate", order_id=order_id, kind=kind)
+            return
+        order = await orders.get(conn, order_id)
+        rendered = render_order_email(
+            kind,
+            shop_name=res.settings.shop_name,
+            public_url=str(res.settings.public_url),
+            detail=await orders.detail(conn, order),
+        )
+        await deliver(res.settings, order.email, rendered, event_id=event_id)
+    log.info("email.sent", kind=kind, order_id=order_id)
+
+
+# The staff's low-stock notice (sent by actors.orders.check_stock).
+
+
+@dataclass(frozen=True)
+class LowStockLine:
+    sku: str
+    name: str
+    stock_on_hand: int
+    link: str  # the product's page in the admin
+
+
+def render_low_stock_email(
+    *, shop_name: str, public_url: str, levels: Sequence[StockLevel], threshold: int
+) -> RenderedEmail:
+    """Subject, text and HTML of the notice listing variants at or below `threshold` units."""
+    lines = [
+        LowStockLine(
+            level.sku,
+            f"{level.product_name} - {level.variant_name}"
+            if level.variant_name
+            else level.product_name,
+            level.stock_on_hand,
+            shop_url(public_url, f"/admin/products/{level.product_id}"),
+        )
+        for level in levels
+    ]
+    count = f"{len(lines)} variant{'' if len(lines) == 1 else 's'}"
+    context = {"shop_name": shop_name, "lines": lines, "threshold": threshold}
+    return render("low_stock", f"Low stock at {shop_name}: {count}", context)

@@ -13,11 +13,12 @@ import uuid
 
 import structlog
 
+from actors.email import deliver, render_low_stock_email
 from actors.registry import actor
 from actors.resources import Resources
 from domain.money import Money
 from domain.payments import DECLINE_MESSAGES
-from storage import inbox, orders
+from storage import inbox, orders, stock, users
 from storage.errors import OrderNotFound
 
 log = structlog.get_logger(__name__)
@@ -91,3 +92,31 @@ async def expire_unpaid(res: Resources) -> None:
             break
     if cancelled:
         log.info("orders.expired", count=cancelled)
+
+
+@actor(queue_name="orders", max_retries=10)
+async def check_stock(res: Resources, event_id: str, variant_ids: list[int]) -> None:
+    """Email staff (one message to all active staff and admins) the variants among `variant_ids`
+    at or below LOW_STOCK_THRESHOLD units. Idempotent: a redelivered event sends nothing."""
+    threshold = res.settings.low_stock_threshold
+    # Sent inside the transaction that records the event, as actors.email explains.
+    async with res.db.primary.acquire() as conn, conn.transaction():
+        if not await inbox.first_delivery(conn, "orders.check_stock", uuid.UUID(event_id)):
+            log.info("event.skipped_duplicate", variant_ids=variant_ids)
+            return
+        low = await stock.low_stock(conn, variant_ids, threshold)  # primary: stock just taken
+        if not low:
+            return
+        skus = [level.sku for level in low]
+        recipients = await users.staff_emails(conn)
+        if not recipients:
+            log.info("email.skipped", reason="no_staff", kind="low_stock", skus=skus)
+            return
+        rendered = render_low_stock_email(
+            shop_name=res.settings.shop_name,
+            public_url=str(res.settings.public_url),
+            levels=low,
+            threshold=threshold,
+        )
+        await deliver(res.settings, ", ".join(recipients), rendered, event_id=event_id)
+    log.info("email.sent", kind="low_stock", skus=skus, recipients=len(recipients))

@@ -32,6 +32,9 @@ MARK_EMAIL_VERIFIED = """
     WHERE id = $1
 """
 SET_ROLE = f"UPDATE users SET role = $2, updated_at = now() WHERE id = $1 RETURNING {USER_COLUMNS}"
+STAFF_EMAILS = """
+    SELECT email FROM users WHERE is_active AND role IN ('staff', 'admin') ORDER BY email
+"""
 
 
 @dataclass(frozen=True)
@@ -112,3 +115,8 @@ async def set_role(conn: asyncpg.Connection, user_id: int, role: str) -> User:
     if row is None:
         raise UserNotFound(user_id)
     return _user(row)
+
+
+async def staff_emails(executor: Executor) -> list[str]:
+    """The addresses of every active staff member and admin, sorted (for staff notices)."""
+    return [row["email"] for row in await executor.fetch(STAFF_EMAILS)]

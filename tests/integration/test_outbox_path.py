@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 from actors.relay import Relay
 from storage import outbox
 from storage.database import connect, create_pool
-from storage.outbox import OutboxEvent
+from tests.support.relays import CrashAfterPublish
 from tests.support.waiting import eventually
 
 NEW_PRODUCT = {
@@ -85,14 +85,6 @@ async def test_write_reaches_actor_through_rabbitmq(
     indexed = [entry for entry in logs if entry["event"] == "product.indexed"]
     assert indexed
     assert indexed[0]["request_id"] == request_id
-
-
-class CrashAfterPublish(Relay):
-    """A relay that dies after the broker confirmed the batch and before marking it published."""
-
-    async def _send(self, events: list[OutboxEvent]) -> None:  # type: ignore[override]
-        await super()._send(events)
-        raise SystemExit("relay killed between publish and mark")
 
 
 async def test_relay_killed_after_publish_republishes_and_effect_happens_once(

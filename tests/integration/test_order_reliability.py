@@ -1,0 +1,207 @@
+"""Orders survive faults: a worker killed with SIGKILL again and again while 200 orders are paid
+for, a relay that dies between publishing and marking. Each test also shows its fault happened.
+
+Real parts only: RabbitMQ, PostgreSQL, a Dramatiq worker process, an SMTP server in this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from actors.broker import build_broker
+from actors.relay import Relay
+from configs.settings import Settings
+from storage import orders
+from storage.database import connect, create_pool
+from tests.support.orders import checkout, guest_cart, stocked_product
+from tests.support.processes import Worker
+from tests.support.relays import CrashAfterPublish
+from tests.support.smtp import SmtpServer, smtp_server
+from tests.support.tcp_proxy import TcpProxy
+
+ORDERS = 200
+
+
+@pytest.fixture
+def smtp():  # type: ignore[no-untyped-def]
+    with smtp_server() as server:
+        yield server
+
+
+async def place_orders(dsn: str, count: int) -> list[int]:
+    skus = await stocked_product(dsn, "tee", {"TEE": 10_000}, price=2500)
+    return await place_orders_now(dsn, skus["TEE"], count)
+
+
+async def place_orders_now(dsn: str, variant_id: int, count: int) -> list[int]:
+    """`count` guest orders of one unit each; their ids."""
+    conn = await connect(dsn)
+    try:
+        placed = []
+        for _ in range(count):
+            cart = await guest_cart(conn, [(variant_id, 1)])
+            async with conn.transaction():
+                placed.append((await orders.place(conn, checkout(cart))).order.id)
+        return placed
+    finally:
+        await conn.close()
+
+
+async def count(dsn: str, query: str) -> int:
+    conn = await connect(dsn)
+    try:
+        return int(await conn.fetchval(query))
+    finally:
+        await conn.close()
+
+
+async def emails_by_event(dsn: str, server: SmtpServer) -> Counter[tuple[int, str]]:
+    """(order id, kind) -> how many distinct emails (Message-IDs) arrived for it.
+
+    An order email's Message-ID is its event's id: the outbox says which order and kind it is.
+    """
+    ids = {str(m["Message-ID"]).strip("<>").partition("@")[0] for m in server.messages}
+    conn = await connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT payload FROM outbox WHERE actor_name = 'email.send_order_email'"
+            " AND replace(event_id::text, '-', '') = ANY ($1::text[])",
+            sorted(ids),
+        )
+    finally:
+        await conn.close()
+    assert len(rows) == len(ids), "an email whose Message-ID is no order event"
+    return Counter((row["payload"]["order_id"], row["payload"]["kind"]) for row in rows)
+
+
+async def wait_until_paid(dsn: str, server: SmtpServer, placed: list[int], timeout: float) -> None:
+    """Until every order is confirmed and both its emails (placed, confirmed) have arrived."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    confirmed = "SELECT count(*) FROM orders WHERE status = 'confirmed'"
+    while not (
+        await count(dsn, confirmed) == len(placed) and len(server.messages) >= 2 * len(placed)
+    ):
+        assert asyncio.get_running_loop().time() < deadline, "the orders were not all paid"
+        await asyncio.sleep(0.5)
+    await asyncio.sleep(1.0)  # anything still in flight would arrive now
+
+
+async def assert_each_paid_and_told_once(dsn: str, server: SmtpServer, placed: list[int]) -> None:
+    total = len(placed)
+    assert await count(dsn, "SELECT count(*) FROM orders WHERE status = 'confirmed'") == total
+    assert await count(dsn, "SELECT count(*) FROM test_gateway_charges") == total
+    confirmations = "SELECT count(*) FROM order_transitions WHERE to_status = 'confirmed'"
+    assert await count(dsn, confirmations) == total
+    assert await count(dsn, "SELECT count(*) FROM payments WHERE status = 'captured'") == total
+    emails = await emails_by_event(dsn, server)
+    assert set(emails) == {(o, kind) for o in placed for kind in ("placed", "confirmed")}
+    assert set(emails.values()) == {1}
+    unpublished = "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+    assert await count(dsn, unpublished) == 0
+
+
+async def test_killing_the_worker_again_and_again_loses_and_repeats_nothing(
+    settings_for, fresh_db: str, smtp: SmtpServer, broker, tmp_path: Path
+) -> None:
+    settings: Settings = settings_for(fresh_db, smtp_url=smtp.url)
+    placed = await place_orders(fresh_db, ORDERS)
+    pool = await create_pool(fresh_db, 2, read_only=False)
+    relay = Relay(pool, broker, poll_interval=0.2)
+    stop = asyncio.Event()
+    relaying = asyncio.create_task(relay.run(stop))
+    worker = Worker(settings, tmp_path / "worker.log")
+    confirmed = "SELECT count(*) FROM orders WHERE status = 'confirmed'"
+    try:
+        worker.start()
+        # Kill it whenever it is in the middle of the work, six times, then let it finish.
+        while worker.kills < 6 and await count(fresh_db, confirmed) < ORDERS:
+            await asyncio.sleep(1.5)
+            worker.kill()
+            worker.start()
+        await wait_until_paid(fresh_db, smtp, placed, timeout=120)
+    finally:
+        worker.stop()
+        stop.set()
+        await relaying
+        await pool.close()
+    # The faults happened: the worker died mid-work and RabbitMQ delivered messages again.
+    assert worker.kills >= 3
+    redelivered = list(worker.events("message.redelivered"))
+    assert redelivered, "no message was redelivered: the kills hit nothing"
+    await assert_each_paid_and_told_once(fresh_db, smtp, placed)
+    repeats = "SELECT sum(attempts) - count(*) FROM test_gateway_charges"
+    print(
+        f"kills={worker.kills} redelivered={len(redelivered)} repeated captures="
+        f"{await count(fresh_db, repeats)} SMTP deliveries={len(smtp.messages)}"
+    )
+
+
+async def test_a_relay_killed_between_publishing_and_marking_causes_no_second_effect(
+    settings_for, fresh_db: str, smtp: SmtpServer, broker, tmp_path: Path
+) -> None:
+    settings: Settings = settings_for(fresh_db, smtp_url=smtp.url)
+    placed = await place_orders(fresh_db, 20)
+    pool = await create_pool(fresh_db, 2, read_only=False)
+    worker = Worker(settings, tmp_path / "worker.log")
+    stop = asyncio.Event()
+    relaying: asyncio.Task[None] | None = None
+    try:
+        with pytest.raises(SystemExit):
+            await CrashAfterPublish(pool, broker, batch_size=1000).drain()
+        # Every event is in RabbitMQ once and still unpublished in the outbox: the next relay
+        # sends them all again, and the second copies must change nothing.
+        unpublished = "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+        assert await count(fresh_db, unpublished) == 3 * len(placed)
+        relaying = asyncio.create_task(Relay(pool, broker, poll_interval=0.2).run(stop))
+        worker.start()
+        await wait_until_paid(fresh_db, smtp, placed, timeout=60)
+    finally:
+        worker.stop()
+        stop.set()
+        if relaying is not None:
+            await relaying
+        await pool.close()
+    skipped = list(worker.events("event.skipped_duplicate"))
+    assert len(skipped) >= 3 * len(placed), "the second copies were not all seen and skipped"
+    await assert_each_paid_and_told_once(fresh_db, smtp, placed)
+    assert len(smtp.messages) == 2 * len(placed)  # duplicates after a commit: none at all
+
+
+async def test_cutting_the_broker_connections_under_load_loses_nothing(
+    settings_for, fresh_db: str, smtp: SmtpServer, tmp_path: Path
+) -> None:
+    proxy = TcpProxy("127.0.0.1", 5672)
+    await proxy.start()
+    through_proxy = f"amqp://guest:guest@127.0.0.1:{proxy.port}/%2F"
+    settings: Settings = settings_for(fresh_db, smtp_url=smtp.url, broker_url=through_proxy)
+    # pika blocks: off the event loop, which also runs the proxy.
+    broker = await asyncio.to_thread(build_broker, settings)
+    for queue in ("orders", "email"):
+        await asyncio.to_thread(broker.flush, queue)
+    pool = await create_pool(fresh_db, 2, read_only=False)
+    relay = Relay(pool, broker, poll_interval=0.2)
+    stop = asyncio.Event()
+    relaying = asyncio.create_task(relay.run(stop))
+    worker = Worker(settings, tmp_path / "worker.log")
+    placed: list[int] = []
+    try:
+        worker.start()
+        skus = await stocked_product(fresh_db, "tee", {"TEE": 10_000}, price=2500)
+        for _ in range(3):
+            placed += await place_orders_now(fresh_db, skus["TEE"], 40)
+            await asyncio.sleep(0.5)
+            proxy.refuse(2.0)  # the network drops, and stays down for two seconds
+        await wait_until_paid(fresh_db, smtp, placed, timeout=120)
+    finally:
+        worker.stop()
+        stop.set()
+        await relaying
+        await pool.close()
+        await asyncio.to_thread(broker.close)
+        await proxy.stop()
+    assert proxy.cuts >= 3 and proxy.refused >= 1, (proxy.cuts, proxy.refused)
+    await assert_each_paid_and_told_once(fresh_db, smtp, placed)
