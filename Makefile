@@ -49,13 +49,17 @@ format: install
 clean:
 	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache
 
-.PHONY: bench-auth bench-catalog wrk
+.PHONY: bench-auth bench-catalog bench-checkout wrk
 bench-auth: install
 	$(VENV)/bin/python -m tests.bench.auth_bench
 
 # Catalog reads on 100,000 seeded products, as ratios to a bare aiohttp endpoint (wrk).
 bench-catalog: install wrk
 	$(VENV)/bin/python -m tests.bench.catalog_bench $(BENCH_ARGS)
+
+# Checkout throughput (HTTP vs the same transaction through asyncpg) and commit-to-email latency.
+bench-checkout: install
+	$(VENV)/bin/python -m tests.bench.checkout_bench $(BENCH_ARGS)
 
 # Debian's wrk, the load tool of bench-catalog.
 wrk:
