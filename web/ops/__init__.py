@@ -7,6 +7,7 @@ from aiohttp import web
 from storage import mailbox, outbox
 from web.guards import staff_only
 from web.keys import DB, SETTINGS
+from web.ops import dead_letters
 from web.store.render import render
 
 
@@ -32,4 +33,5 @@ def create_ops_app() -> web.Application:
     app = web.Application(middlewares=[staff_only])
     app.router.add_get("/", overview, name="ops")
     app.router.add_get("/mailbox", mailbox_view, name="ops_mailbox")
+    dead_letters.add_routes(app)
     return app

@@ -1,0 +1,357 @@
+"""Dead letters: count, look at and requeue the messages Dramatiq gave up on.
+
+Blocking code (pika, redis-py): run it in a thread. Every function takes a broker built by
+`actors.broker.build_broker` and works on the queues of its declared actors.
+
+A message lands in `<queue>.XQ` when it has exhausted its retries or raised one of its actor's
+`throws`. What is stored there is the message as it was last enqueued: `retries` counts the
+retries before the final attempt and `traceback` is the previous attempt's (Dramatiq keeps the
+final attempt's only in memory); a message aborted by `throws` on its first run has neither.
+
+Requeueing enqueues a copy under the same message id (consumers deduplicate on it), without
+`retries`, `traceback` and the old delay's `eta`, so it gets all its retries again; only then is
+the dead one removed. A crash between the two leaves both, and the inbox makes a second run of
+the same event a no-op: nothing is ever removed before its copy is in the queue.
+
+Beyond Dramatiq's public API (checked against dramatiq 2.2) this relies on:
+- RabbitMQ: `broker.parameters` (its pika connection parameters) to open a connection of our own
+  for basic.get/ack/nack. A peek holds the messages it reads unacknowledged for a moment, during
+  which they are missing from counts and from a concurrent requeue.
+- Redis: `broker.client` and `broker.namespace`; dead letters are the sorted set
+  `<namespace>:<queue>.XQ` (members: the per-enqueue `redis_message_id`; scores: when they died,
+  in ms) and the hash `<namespace>:<queue>.XQ.msgs` (member -> encoded message), as written by
+  the `nack` command of dramatiq/brokers/redis/dispatch.lua. A requeue claims each entry with a
+  short-lived `<...>.XQ.claimed:<member>` key, so two requeues (a double click) never copy it twice.
+
+Exceptions:
+    DeadLetterError
+    ├── UnknownQueue         the queue is not one of the broker's
+    └── BrokerUnavailable    the broker could not be reached, or failed part-way
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import dramatiq
+import pika
+import pika.exceptions
+import redis
+import structlog
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.common import xq_name
+from dramatiq.errors import BrokerConnectionError, DecodeError
+from dramatiq.message import Message
+
+log = structlog.get_logger(__name__)
+
+SUMMARY_CHARS = 200
+# Options that belong to the failed run, not to the message: dropped when it is requeued.
+RUN_OPTIONS = frozenset({"retries", "traceback", "requeue_timestamp", "eta", "redis_message_id"})
+CLAIM_MS = 60_000
+NOT_FOUND = 404
+REDIS_BATCH = 100
+
+
+class DeadLetterError(Exception):
+    """Base of the errors of this module."""
+
+
+class UnknownQueue(DeadLetterError):
+    """The queue is not declared on the broker."""
+
+    def __init__(self, queue: str) -> None:
+        super().__init__(f"no actor uses the queue {queue!r}")
+        self.queue = queue
+
+
+class BrokerUnavailable(DeadLetterError):
+    """The broker did not answer (or stopped answering); nothing was lost."""
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One dead message as operators see it."""
+
+    message_id: str  # "" when the body could not be decoded
+    actor_name: str
+    summary: str  # arguments, cut to SUMMARY_CHARS
+    retries: int  # retries before the final attempt
+    error: str | None  # the last line of the stored traceback
+    enqueued_at: datetime | None
+    dead_at: datetime | None
+
+
+def counts(broker: dramatiq.Broker) -> dict[str, int]:
+    """Dead letters per declared queue. Raises BrokerUnavailable."""
+    queues = sorted(broker.get_declared_queues())
+    if isinstance(broker, RedisBroker):
+        with _redis_errors():
+            pipe = broker.client.pipeline(transaction=False)
+            for queue in queues:
+                pipe.zcard(_redis_keys(broker, queue)[0])
+            return dict(zip(queues, (int(n) for n in pipe.execute()), strict=True))
+    with _rabbitmq(broker) as connection:
+        return {queue: _rabbitmq_count(connection, xq_name(queue)) for queue in queues}
+
+
+def peek(broker: dramatiq.Broker, queue: str, limit: int = 20) -> list[DeadLetter]:
+    """The oldest `limit` dead letters of `queue`, left in place.
+
+    Raises UnknownQueue, BrokerUnavailable.
+    """
+    _check_queue(broker, queue)
+    if isinstance(broker, RedisBroker):
+        return _redis_peek(broker, queue, limit)
+    return _rabbitmq_peek(_rabbitmq_broker(broker), queue, limit)
+
+
+def requeue(broker: dramatiq.Broker, queue: str, message_id: str | None = None) -> int:
+    """Move `queue`'s dead letters (all, or those with `message_id`) back with retries reset.
+
+    Returns how many moved; undecodable ones stay. Raises UnknownQueue, BrokerUnavailable (the
+    letter being moved then stays dead).
+    """
+    _check_queue(broker, queue)
+    if isinstance(broker, RedisBroker):
+        return _redis_requeue(broker, queue, message_id)
+    return _rabbitmq_requeue(_rabbitmq_broker(broker), queue, message_id)
+
+
+def _check_queue(broker: dramatiq.Broker, queue: str) -> None:
+    if queue not in broker.get_declared_queues():
+        raise UnknownQueue(queue)
+
+
+def _decode(body: bytes) -> Message[Any] | None:
+    try:
+        return Message.decode(body)
+    except DecodeError:
+        return None
+
+
+def _letter(body: bytes, dead_at: datetime | None) -> DeadLetter:
+    message = _decode(body)
+    if message is None:
+        return DeadLetter("", "(undecodable)", _cut(repr(body)), 0, None, None, dead_at)
+    arguments = [repr(arg) for arg in message.args]
+    arguments += [f"{name}={value!r}" for name, value in message.kwargs.items()]
+    stored = message.options.get("traceback")
+    lines = [line.strip() for line in stored.splitlines() if line.strip()] if stored else []
+    return DeadLetter(
+        message_id=message.message_id,
+        actor_name=message.actor_name,
+        summary=_cut(", ".join(arguments)),
+        retries=int(message.options.get("retries", 0)),
+        error=lines[-1] if lines else None,
+        enqueued_at=message.message_datetime,
+        dead_at=dead_at,
+    )
+
+
+def _wanted(message: Message[Any], message_id: str | None) -> bool:
+    return message_id is None or message.message_id == message_id
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= SUMMARY_CHARS else text[: SUMMARY_CHARS - 1] + "…"
+
+
+def _fresh(message: Message[Any], queue: str) -> Message[Any]:
+    """The message as first sent: same id and arguments, none of the failed run's options."""
+    options = {k: v for k, v in message.options.items() if k not in RUN_OPTIONS}
+    return dataclasses.replace(message, queue_name=queue, options=options)
+
+
+def _log_requeued(queue: str, message: Message[Any]) -> None:
+    log.info(
+        "dead_letter.requeued",
+        queue=queue,
+        message_id=message.message_id,
+        actor=message.actor_name,
+        retries=message.options.get("retries", 0),
+    )
+
+
+# RabbitMQ ---------------------------------------------------------------------------------------
+
+
+def _rabbitmq_broker(broker: dramatiq.Broker) -> RabbitmqBroker:
+    if not isinstance(broker, RabbitmqBroker):
+        raise TypeError(f"unsupported broker {type(broker).__name__}")
+    return broker
+
+
+@contextmanager
+def _rabbitmq(broker: dramatiq.Broker) -> Iterator[Any]:
+    """A connection of our own; closing it gives back any message still held."""
+    try:
+        connection = pika.BlockingConnection(_rabbitmq_broker(broker).parameters)
+    except pika.exceptions.AMQPError as exc:
+        raise BrokerUnavailable(f"RabbitMQ is unreachable: {exc!r}") from exc
+    try:
+        yield connection
+    except (pika.exceptions.AMQPError, BrokerConnectionError) as exc:
+        raise BrokerUnavailable(f"RabbitMQ failed: {exc!r}") from exc
+    finally:
+        if connection.is_open:
+            # Already gone is fine: the server gives back unacknowledged messages itself.
+            with suppress(pika.exceptions.AMQPError):
+                connection.close()
+
+
+def _missing(exc: pika.exceptions.ChannelClosedByBroker) -> bool:
+    return bool(exc.reply_code == NOT_FOUND)
+
+
+def _rabbitmq_count(connection: Any, name: str) -> int:
+    """Messages ready in `name`; 0 when no one has declared it yet (passive: never creates it)."""
+    channel = connection.channel()
+    try:
+        return int(channel.queue_declare(name, passive=True).method.message_count)
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        if _missing(exc):
+            return 0
+        raise
+    finally:
+        if channel.is_open:
+            channel.close()
+
+
+def _dead_at(properties: Any) -> datetime | None:
+    """When RabbitMQ dead-lettered the message (its `x-death` header)."""
+    deaths = (properties.headers or {}).get("x-death") or []
+    when = deaths[0].get("time") if deaths else None
+    if not isinstance(when, datetime):
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _give_back(channel: Any, tag: int) -> None:
+    """Return a held message to its queue, in its place (if the channel is gone, it is already)."""
+    if channel.is_open:
+        with suppress(pika.exceptions.AMQPError):
+            channel.basic_nack(tag, requeue=True)
+
+
+def _rabbitmq_peek(broker: RabbitmqBroker, queue: str, limit: int) -> list[DeadLetter]:
+    letters: list[DeadLetter] = []
+    with _rabbitmq(broker) as connection:
+        if limit < 1 or _rabbitmq_count(connection, xq_name(queue)) == 0:
+            return letters
+        channel = connection.channel()
+        last_tag: int | None = None
+        try:
+            while len(letters) < limit:
+                method, properties, body = channel.basic_get(xq_name(queue), auto_ack=False)
+                if method is None:
+                    break
+                last_tag = method.delivery_tag
+                letters.append(_letter(body, _dead_at(properties)))
+        finally:
+            if last_tag is not None and channel.is_open:
+                channel.basic_nack(last_tag, multiple=True, requeue=True)
+    return letters
+
+
+def _rabbitmq_requeue(broker: RabbitmqBroker, queue: str, message_id: str | None) -> int:
+    moved = 0
+    with _rabbitmq(broker) as connection:
+        # At most the letters there now: one requeued and dead again meanwhile is not moved twice.
+        present = _rabbitmq_count(connection, xq_name(queue))
+        if present == 0:
+            return 0
+        channel = connection.channel()
+        held: list[int] = []  # letters we skip: kept unacknowledged until the end, so read once
+        try:
+            for _ in range(present):
+                method, _properties, body = channel.basic_get(xq_name(queue), auto_ack=False)
+                if method is None:
+                    break
+                message = _decode(body)
+                if message is None or not _wanted(message, message_id):
+                    held.append(method.delivery_tag)
+                    continue
+                try:
+                    broker.enqueue(_fresh(message, queue))  # publisher confirms: in the queue now
+                except BaseException:
+                    _give_back(channel, method.delivery_tag)
+                    raise
+                channel.basic_ack(method.delivery_tag)
+                moved += 1
+                _log_requeued(queue, message)
+        finally:
+            for tag in held:
+                _give_back(channel, tag)
+    return moved
+
+
+# Redis ------------------------------------------------------------------------------------------
+
+
+def _redis_keys(broker: RedisBroker, queue: str) -> tuple[str, str]:
+    """The dead letters' sorted set (member -> when it died) and hash (member -> message)."""
+    dead = f"{broker.namespace}:{xq_name(queue)}"
+    return dead, f"{dead}.msgs"
+
+
+@contextmanager
+def _redis_errors() -> Iterator[None]:
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError, BrokerConnectionError) as exc:
+        raise BrokerUnavailable(f"Redis is unreachable: {exc!r}") from exc
+
+
+def _redis_peek(broker: RedisBroker, queue: str, limit: int) -> list[DeadLetter]:
+    if limit < 1:
+        return []
+    dead, bodies = _redis_keys(broker, queue)
+    with _redis_errors():
+        members = cast(
+            list[tuple[bytes, float]], broker.client.zrange(dead, 0, limit - 1, withscores=True)
+        )
+        if not members:
+            return []
+        found = broker.client.hmget(bodies, [member for member, _ in members])
+    return [
+        _letter(body, datetime.fromtimestamp(score / 1000, UTC))
+        for (_, score), body in zip(members, found, strict=True)
+        if body is not None  # requeued between the two reads
+    ]
+
+
+def _redis_requeue(broker: RedisBroker, queue: str, message_id: str | None) -> int:
+    dead, bodies = _redis_keys(broker, queue)
+    client = broker.client
+    moved = 0
+    with _redis_errors():
+        members = cast(list[bytes], client.zrange(dead, 0, -1))  # there now, oldest first
+        for start in range(0, len(members), REDIS_BATCH):
+            batch = members[start : start + REDIS_BATCH]
+            for member, body in zip(batch, client.hmget(bodies, batch), strict=True):
+                message = None if body is None else _decode(body)
+                if message is None or not _wanted(message, message_id):
+                    continue
+                claim = f"{dead}.claimed:{member.decode()}"
+                if not client.set(claim, broker.broker_id, nx=True, px=CLAIM_MS):
+                    continue  # another requeue is moving it
+                try:
+                    if not client.hexists(bodies, member):
+                        continue  # moved by another requeue before our claim
+                    broker.enqueue(_fresh(message, queue))
+                    pipe = client.pipeline(transaction=True)
+                    pipe.zrem(dead, member)
+                    pipe.hdel(bodies, member)
+                    pipe.execute()
+                finally:
+                    client.delete(claim)
+                moved += 1
+                _log_requeued(queue, message)
+    return moved
