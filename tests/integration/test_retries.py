@@ -29,16 +29,16 @@ def tests_broker(settings):  # type: ignore[no-untyped-def]
         flaky
     )
     broker = build_broker(settings)
-    broker.flush_all()
+    broker.flush("tests")  # only its own queue: other runs may share this RabbitMQ
     yield broker
-    broker.flush_all()
+    broker.flush("tests")
     broker.close()
     SPECS.pop("tests.flaky", None)
 
 
 async def test_transient_failure_is_retried_until_it_succeeds(tests_broker) -> None:
     ATTEMPTS.clear()
-    worker = dramatiq.Worker(tests_broker, worker_threads=1, worker_timeout=100)
+    worker = dramatiq.Worker(tests_broker, queues={"tests"}, worker_threads=1, worker_timeout=100)
     worker.start()
     try:
         await asyncio.to_thread(tests_broker.get_actor("tests.flaky").send, fail_times=2)
@@ -53,7 +53,7 @@ async def test_transient_failure_is_retried_until_it_succeeds(tests_broker) -> N
 
 async def test_exhausted_retries_land_in_the_dead_letter_queue(tests_broker) -> None:
     ATTEMPTS.clear()
-    worker = dramatiq.Worker(tests_broker, worker_threads=1, worker_timeout=100)
+    worker = dramatiq.Worker(tests_broker, queues={"tests"}, worker_threads=1, worker_timeout=100)
     worker.start()
     try:
         await asyncio.to_thread(tests_broker.get_actor("tests.flaky").send, fail_times=99)

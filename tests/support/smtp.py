@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from email.message import EmailMessage
@@ -26,6 +27,7 @@ class _Collect:
         assert isinstance(message, EmailMessage)
         # list.append is atomic: the test thread may read while the server thread appends.
         self.server.recipients.append(list(envelope.rcpt_tos))
+        self.server.arrived.append(time.time())
         self.server.messages.append(message)
         return "250 Message accepted for delivery"
 
@@ -38,6 +40,7 @@ class SmtpServer:
         self.url = f"smtp://127.0.0.1:{self.port}"
         self.messages: list[EmailMessage] = []
         self.recipients: list[list[str]] = []  # the envelope's RCPT TO of each message
+        self.arrived: list[float] = []  # time.time() when each message arrived
         self._controller = Controller(_Collect(self), hostname="127.0.0.1", port=self.port)
 
     def start(self) -> None:
