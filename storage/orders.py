@@ -34,6 +34,7 @@ from storage.errors import (
     ShippingMethodNotFound,
 )
 
+REINDEX_PRODUCT = "search.index_product"  # the search actor (actors.search)
 NUMBER_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford's base 32: no I, L, O, U
 
 CLAIM_KEY = """
@@ -56,16 +57,20 @@ LOCK_VARIANTS = """
     ORDER BY v.id
     FOR UPDATE OF v
 """
+# Both return the products of variants that sold out or came back: their search documents and
+# cached pages say "in stock" or not, so the search actor rebuilds them (and moves the cache).
 TAKE_STOCK = """
     UPDATE variants v SET stock_on_hand = v.stock_on_hand - d.quantity
     FROM unnest($1::bigint[], $2::integer[]) AS d (id, quantity)
     WHERE v.id = d.id AND v.stock_on_hand >= d.quantity
+    RETURNING v.product_id, v.stock_on_hand = 0 AS sold_out
 """
 RETURN_STOCK = """
     UPDATE variants v SET stock_on_hand = v.stock_on_hand + l.quantity
     FROM (SELECT variant_id, sum(quantity)::integer AS quantity FROM order_lines
           WHERE order_id = $1 AND variant_id IS NOT NULL GROUP BY variant_id) l
     WHERE v.id = l.variant_id
+    RETURNING v.product_id, v.stock_on_hand = l.quantity AS back_in_stock
 """
 LOCK_RETURNED_VARIANTS = """
     SELECT v.id FROM variants v
@@ -357,9 +362,10 @@ async def place(conn: asyncpg.Connection, checkout: Checkout) -> Placed:
         raise OutOfStock(shortages)
     ids = [v["id"] for v in variants]
     quantities = [wanted[v["id"]] for v in variants]
-    taken = await conn.execute(TAKE_STOCK, ids, quantities)
-    if int(taken.split()[-1]) != len(ids):  # cannot happen under the locks; the guard says so
+    taken = await conn.fetch(TAKE_STOCK, ids, quantities)
+    if len(taken) != len(ids):  # cannot happen under the locks; the guard says so
         raise OutOfStock({v["sku"]: v["stock_on_hand"] for v in variants})
+    sold_out = sorted({row["product_id"] for row in taken if row["sold_out"]})
     sums = totals(
         [Line(Money(v["price_amount"], v["currency"]), wanted[v["id"]]) for v in variants],
         method.rate,
@@ -369,6 +375,7 @@ async def place(conn: asyncpg.Connection, checkout: Checkout) -> Placed:
         outbox.event("orders.capture_payment", order_id=None),
         outbox.event("email.send_order_email", order_id=None, kind="placed"),
         outbox.event("orders.check_stock", variant_ids=ids),
+        *(outbox.event(REINDEX_PRODUCT, product_id=product_id) for product_id in sold_out),
     ]
     payment = checkout.payment
     while True:
@@ -488,8 +495,10 @@ async def transition(
     check_transition(current.status, to)
     if to in RETURNS_STOCK:
         await conn.execute(LOCK_RETURNED_VARIANTS, order_id)  # in id order, as checkout does
-        await conn.execute(RETURN_STOCK, order_id)
+        returned = await conn.fetch(RETURN_STOCK, order_id)
         await conn.execute(VOID_PENDING_PAYMENT, order_id)
+        for product_id in sorted({r["product_id"] for r in returned if r["back_in_stock"]}):
+            await outbox.add(conn, REINDEX_PRODUCT, request_id, product_id=product_id)
     changed = _order(await conn.fetchrow(SET_STATUS, order_id, to, tracking_number))
     await conn.execute(INSERT_TRANSITION, order_id, current.status, to, actor_id, actor, note)
     await outbox.add(conn, "email.send_order_email", request_id, order_id=order_id, kind=to)

@@ -58,7 +58,15 @@ async def test_placing_copies_the_lines_takes_the_stock_and_empties_the_cart(
     assert await stock_of(conn, tee["TEE-M"]) == 0 and await stock_of(conn, mug["MUG"]) == 6
     assert await conn.fetchval("SELECT count(*) FROM cart_items WHERE cart_id = $1", cart) == 0
     events = {e["actor_name"]: e["payload"] for e in await conn.fetch("SELECT * FROM outbox")}
-    assert set(events) == {"orders.capture_payment", "email.send_order_email", "orders.check_stock"}
+    assert set(events) == {
+        "orders.capture_payment",
+        "email.send_order_email",
+        "orders.check_stock",
+        "search.index_product",  # TEE-M sold out
+    }
+    assert events["search.index_product"]["product_id"] == await conn.fetchval(
+        "SELECT product_id FROM variants WHERE id = $1", tee["TEE-M"]
+    )
     assert events["orders.capture_payment"]["order_id"] == order.id
     assert events["email.send_order_email"]["order_id"] == order.id
     assert events["email.send_order_email"]["kind"] == "placed"
@@ -153,3 +161,25 @@ async def test_cancelling_returns_the_stock_and_illegal_moves_are_refused(fresh_
         async with conn.transaction():
             await orders.transition(conn, order.id, "cancelled", actor="staff")
     assert await stock_of(conn, tee["TEE"]) == 3
+
+
+async def test_selling_out_and_restocking_rebuild_the_products_search_document(
+    fresh_db, conn
+) -> None:
+    tee = await stocked_product(fresh_db, "tee", {"TEE-S": 2, "TEE-M": 5})
+    product_id = await conn.fetchval("SELECT product_id FROM variants WHERE sku = 'TEE-S'")
+    reindex = "SELECT count(*) FROM outbox WHERE actor_name = 'search.index_product'"
+    first = await guest_cart(conn, [(tee["TEE-S"], 1)])
+    async with conn.transaction():
+        await orders.place(conn, checkout(first))
+    assert await conn.fetchval(reindex) == 0  # one left: nothing a page shows has changed
+    last = await guest_cart(conn, [(tee["TEE-S"], 1)])
+    async with conn.transaction():
+        sold_out = (await orders.place(conn, checkout(last))).order
+    events = await conn.fetch(
+        "SELECT payload FROM outbox WHERE actor_name = 'search.index_product'"
+    )
+    assert [e["payload"]["product_id"] for e in events] == [product_id]
+    async with conn.transaction():
+        await orders.transition(conn, sold_out.id, "cancelled", actor="staff")
+    assert await conn.fetchval(reindex) == 2  # back in stock
