@@ -26,7 +26,10 @@ from web.keys import ACCOUNTS, CATALOG_CACHE, DB, GATEWAY, REDIS, SEARCH, SETTIN
 from web.middlewares import read_your_writes, request_context
 from web.ops import create_ops_app
 from web.store import account
+from web.store import cart as cart_pages
 from web.store import catalog as catalog_pages
+from web.store import checkout as checkout_pages
+from web.store import orders as order_pages
 from web.store import views as store
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -72,7 +75,7 @@ def price(product: Product) -> str:
 def create_app(settings: Settings) -> web.Application:
     """The whole web application for `settings`."""
     app = web.Application(
-        middlewares=[request_context, read_your_writes, browser_session],
+        middlewares=[request_context, read_your_writes, browser_session, cart_pages.cart_count],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
@@ -85,11 +88,15 @@ def create_app(settings: Settings) -> web.Application:
     )
     env.globals["shop_name"] = settings.shop_name
     env.globals["static"] = lambda path: f"/static/{path}"
+    env.globals["cart_count"] = cart_pages.header_count
     env.filters["price"] = price
 
     app.router.add_get("/", store.home, name="home")
     account.add_routes(app)
     catalog_pages.add_routes(app)
+    cart_pages.add_routes(app)
+    checkout_pages.add_routes(app)
+    order_pages.add_routes(app)
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.readyz)
     app.router.add_get("/metrics", metrics.metrics_view)

@@ -173,7 +173,7 @@ async def test_the_actor_keeps_postgres_current_and_copies_on_the_retry(
     search.primary.copy_product = failing_copy  # type: ignore[method-assign]
     cache, event_id = FakeCatalogCache(), str(uuid.uuid4())
     async with open_database(dead_settings, monitor=False) as db:
-        res = Resources(dead_settings, db, None, search, cache)  # type: ignore[arg-type]
+        res = Resources(dead_settings, db, None, search, cache, None)  # type: ignore[arg-type]
         with pytest.raises(ElasticConnectionError):
             await index_product_actor(res, event_id, product_id)
         # The PostgreSQL document and the inbox row committed; the cache moved.

@@ -10,7 +10,8 @@
  * values chosen on the earlier axes ("Not available in Red"), or when all such variants are
  * sold out ("Out of stock"). A later choice that no longer fits is cleared. Once every axis has
  * a value, the chosen variant's price, stock and SKU replace the product's, the SKU goes into the
- * add-to-cart form, and the URL records the choice so it can be shared or reloaded.
+ * add-to-cart form (whose button is enabled only while an in-stock variant is chosen), and the URL
+ * records the choice so it can be shared or reloaded.
  */
 (() => {
   "use strict";
@@ -27,6 +28,7 @@
     const skuText = document.querySelector("[data-picker-sku-text]");
     const skuField = document.querySelector("[data-picker-sku]");
     const hint = document.querySelector("[data-picker-hint]");
+    const addButton = document.querySelector("[data-add-to-cart] button[type=submit]");
     const productPrice = price ? price.textContent : "";
     const productStock = stock ? stock.textContent : "";
     const productInStock = stock ? stock.classList.contains("stock-in") : false;
@@ -87,6 +89,8 @@
       }
       if (skuText) skuText.textContent = variant ? variant.sku : skuPrompt;
       if (skuField) skuField.value = variant ? variant.sku : "";
+      // No variant chosen, or a sold-out one: nothing to add.
+      if (addButton) addButton.disabled = !variant || !variant.in_stock;
       if (hint) {
         hint.textContent = missing.length
           ? `Choose a ${missing.map((axis) => data.names[axis]).join(" and a ")} first.`
