@@ -25,6 +25,7 @@ from actors.registry import actor
 from actors.resources import Resources
 from auth.tokens import digest, new_opaque_token
 from configs.settings import Settings
+from domain.checkout import address_lines
 from domain.money import Money
 from storage import inbox, one_time_tokens, orders, users
 from storage.errors import OrderNotFound, UserNotFound
@@ -269,14 +270,6 @@ def describe_rate(basis_points: int) -> str:
     """`20%`, `7.5%`, `8.25%`: a rate in basis points, for people."""
     whole, fraction = divmod(basis_points, 100)
     return f"{whole}.{fraction:02d}".rstrip("0").rstrip(".") + "%"
-
-
-def address_lines(address: Mapping[str, str]) -> list[str]:
-    """A shipping address as it is written on a parcel: name, street, postal code and city,
-    country; empty parts left out."""
-    city = " ".join(part for part in (address.get("postal_code"), address.get("city")) if part)
-    parts = (address.get("full_name"), address.get("line1"), address.get("line2"), city)
-    return [part for part in (*parts, address.get("country")) if part]
 
 
 def render_order_email(

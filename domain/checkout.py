@@ -9,7 +9,7 @@ total     = subtotal + shipping + tax
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from domain.money import InvalidMoney, Money
@@ -84,3 +84,12 @@ def totals(
     shipping_cost = shipping.cost(subtotal) if shipping is not None else Money(0, currency)
     tax = tax_on(subtotal + shipping_cost, tax_rate_bps)
     return Totals(subtotal, shipping_cost, tax, subtotal + shipping_cost + tax, tax_rate_bps)
+
+
+def address_lines(address: Mapping[str, str], *, phone: bool = False) -> list[str]:
+    """A shipping address as it is written on a parcel: name, street, postal code and city,
+    country (and the phone, when asked); empty parts left out."""
+    city = " ".join(part for part in (address.get("postal_code"), address.get("city")) if part)
+    parts = (address.get("full_name"), address.get("line1"), address.get("line2"), city)
+    extra = (address.get("country"), address.get("phone") if phone else None)
+    return [part for part in (*parts, *extra) if part]

@@ -19,6 +19,7 @@ import redis
 
 from configs.settings import Settings
 from storage.migrate import migrate
+from tests.support.smtp import SmtpServer, smtp_server
 
 ADMIN_DSN = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -130,3 +131,10 @@ def settings_for(redis_url: str) -> Callable[..., Settings]:
 @pytest.fixture
 def settings(fresh_db: str, settings_for: Callable[..., Settings]) -> Settings:
     return settings_for(fresh_db)
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    """A real SMTP server in the test process (SMTP_URL: `smtp.url`)."""
+    with smtp_server() as server:
+        yield server

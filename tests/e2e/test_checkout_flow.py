@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import dramatiq
@@ -29,7 +29,7 @@ from configs.settings import Settings
 from storage.database import create_pool
 from tests.conftest import REDIS_URL
 from tests.support.catalog import add_tee, build_catalog
-from tests.support.smtp import SmtpServer, smtp_server
+from tests.support.smtp import SmtpServer
 from tests.support.waiting import eventually
 
 SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR", "/work/scratch/screenshots"))
@@ -41,12 +41,6 @@ WATCH_BUTTON = """button => new MutationObserver(() => sessionStorage.setItem(
     "place-order", JSON.stringify([button.disabled, button.textContent]))
 ).observe(button, {attributes: true, childList: true, characterData: true, subtree: true})"""
 NUMBER = re.compile(r"/orders/([0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4})/thanks$")
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    with smtp_server() as server:
-        yield server
 
 
 @pytest.fixture

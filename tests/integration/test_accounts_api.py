@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from storage.database import connect
 from tests.support.accounts import emailed_token
+from tests.support.db import sql
 
 PROBLEM = "application/problem+json"
 PASSWORD = "correct horse battery staple"
@@ -35,14 +35,6 @@ async def register(
 
 def bearer(body: dict[str, Any]) -> dict[str, str]:
     return {"Authorization": f"Bearer {body['access_token']}"}
-
-
-async def sql(dsn: str, query: str, *args: Any) -> Any:
-    conn = await connect(dsn)
-    try:
-        return await conn.fetchval(query, *args)
-    finally:
-        await conn.close()
 
 
 async def test_register_returns_user_and_tokens_and_queues_verification(client, fresh_db) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from storage.database import connect
 from tests.support.accounts import register
+from tests.support.db import sql
 from tests.support.orders import ADDRESS, stocked_product
 from web.app import create_app
 
@@ -27,14 +28,6 @@ def order_body(**changes: Any) -> dict[str, Any]:
         "card": CARD,
     }
     return body | changes
-
-
-async def sql(dsn: str, query: str, *args: Any) -> Any:
-    conn = await connect(dsn)
-    try:
-        return await conn.fetchval(query, *args)
-    finally:
-        await conn.close()
 
 
 async def expect(resp: aiohttp.ClientResponse, status: int) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -22,19 +22,13 @@ from configs.settings import Settings
 from storage import outbox
 from storage.database import connect, create_pool
 from storage.mailbox import read as read_mailbox
-from tests.support.smtp import SmtpServer, smtp_server
+from tests.support.smtp import SmtpServer
 from tests.support.waiting import eventually
 
 PUBLIC_URL = "https://shop.example/"  # the trailing slash must not double in the links
 ACTOR = "email.send_account_email"
 LINK = re.compile(r"https://shop\.example/(?P<page>[a-z-]+)\?token=(?P<token>[A-Za-z0-9_-]+)")
 QUIET_SECONDS = 0.5  # how long to watch for an email that must not come
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    with smtp_server() as server:
-        yield server
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -23,7 +23,7 @@ from storage import orders, outbox
 from storage.database import connect, create_pool
 from storage.orders import Order
 from tests.support.orders import ADDRESS, DECLINED, checkout, guest_cart, stocked_product
-from tests.support.smtp import SmtpServer, smtp_server
+from tests.support.smtp import SmtpServer
 from tests.support.waiting import eventually
 
 PUBLIC_URL = "https://shop.example/"
@@ -40,12 +40,6 @@ SKIP_OTHER_EVENTS = """
 """
 WAITING_EVENT = "SELECT payload FROM outbox WHERE published_at IS NULL"
 BY_CHECK = f"WHERE consumer = '{CHECK_STOCK}'"
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    with smtp_server() as server:
-        yield server
 
 
 @pytest.fixture

@@ -20,16 +20,10 @@ from storage.database import connect, create_pool
 from tests.support.orders import checkout, guest_cart, stocked_product
 from tests.support.processes import Worker
 from tests.support.relays import CrashAfterPublish
-from tests.support.smtp import SmtpServer, smtp_server
+from tests.support.smtp import SmtpServer
 from tests.support.tcp_proxy import TcpProxy
 
 ORDERS = 200
-
-
-@pytest.fixture
-def smtp():  # type: ignore[no-untyped-def]
-    with smtp_server() as server:
-        yield server
 
 
 async def place_orders(dsn: str, count: int) -> list[int]:

@@ -9,22 +9,14 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from storage.database import connect
 from tests.integration.test_storefront_accounts import PASSWORD, cookie, post_form
+from tests.support.db import sql
 from tests.support.orders import ADDRESS, stocked_product
 from web.app import create_app
 
 CARD = {"card_number": "4242 4242 4242 4242", "card_expiry": "12/39", "card_cvc": "123"}
 NUMBER = r"[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}"
 TIMES = "\N{MULTIPLICATION SIGN}"
-
-
-async def sql(dsn: str, query: str, *args: Any) -> Any:
-    conn = await connect(dsn)
-    try:
-        return await conn.fetchval(query, *args)
-    finally:
-        await conn.close()
 
 
 async def page(client: Any, path: str, status: int = 200) -> str:

@@ -9,13 +9,13 @@ import pytest
 
 from actors.email import (
     UnknownEmailKind,
-    address_lines,
     describe_rate,
     order_summary,
     render_low_stock_email,
     render_order_email,
     shop_url,
 )
+from domain.checkout import address_lines
 from storage.orders import Order, OrderDetail, OrderLine, Transition
 from storage.stock import StockLevel
 from tests.support.orders import ADDRESS
@@ -178,6 +178,9 @@ def test_address_lines_leave_out_empty_parts() -> None:
         "D",
     ]
     assert address_lines({"postal_code": "1000"}) == ["1000"]
+    with_phone = {**ADDRESS, "phone": "+44 20 7946 0000"}
+    assert address_lines(with_phone)[-1] == "GB"
+    assert address_lines(with_phone, phone=True)[-2:] == ["GB", "+44 20 7946 0000"]
 
 
 @pytest.mark.parametrize("public_url", ["https://shop.example", "https://shop.example/"])

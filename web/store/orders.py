@@ -18,6 +18,7 @@ from datetime import datetime
 
 from aiohttp import web
 
+from domain.checkout import address_lines
 from domain.money import Money
 from domain.orders import IllegalTransition, can_cancel
 from storage import Executor, orders, transaction
@@ -153,7 +154,7 @@ def order_view(detail: OrderDetail) -> OrderView:
         shipping=money(order.shipping_amount) if order.shipping_amount else "Free",
         tax=money(order.tax_amount) if order.tax_amount > 0 else None,
         total=money(order.total_amount),
-        address=address_lines(order.shipping_address),
+        address=address_lines(order.shipping_address, phone=True),
         payment=(
             f"{payment.card_brand.capitalize()} ending in {payment.card_last4}"
             if payment is not None
@@ -172,13 +173,6 @@ def order_view(detail: OrderDetail) -> OrderView:
         ],
         can_cancel=can_cancel(order.status),
     )
-
-
-def address_lines(address: dict[str, str]) -> list[str]:
-    """A shipping address as written on a parcel; empty parts left out."""
-    city = " ".join(part for part in (address.get("postal_code"), address.get("city")) if part)
-    parts = (address.get("full_name"), address.get("line1"), address.get("line2"), city)
-    return [part for part in (*parts, address.get("country"), address.get("phone")) if part]
 
 
 # -- the confirmation --------------------------------------------------------------------------
