@@ -13,13 +13,12 @@ from pathlib import Path
 import pytest
 
 from actors.broker import build_broker
-from actors.relay import Relay
 from configs.settings import Settings
 from storage import orders
 from storage.database import connect, create_pool
 from tests.support.orders import checkout, guest_cart, stocked_product
 from tests.support.processes import Worker
-from tests.support.relays import CrashAfterPublish
+from tests.support.relays import CrashAfterPublish, relaying
 from tests.support.smtp import SmtpServer
 from tests.support.tcp_proxy import TcpProxy
 
@@ -103,25 +102,19 @@ async def test_killing_the_worker_again_and_again_loses_and_repeats_nothing(
 ) -> None:
     settings: Settings = settings_for(fresh_db, smtp_url=smtp.url)
     placed = await place_orders(fresh_db, ORDERS)
-    pool = await create_pool(fresh_db, 2, read_only=False)
-    relay = Relay(pool, broker, poll_interval=0.2)
-    stop = asyncio.Event()
-    relaying = asyncio.create_task(relay.run(stop))
     worker = Worker(settings, tmp_path / "worker.log")
     confirmed = "SELECT count(*) FROM orders WHERE status = 'confirmed'"
-    try:
-        worker.start()
-        # Kill it whenever it is in the middle of the work, six times, then let it finish.
-        while worker.kills < 6 and await count(fresh_db, confirmed) < ORDERS:
-            await asyncio.sleep(1.5)
-            worker.kill()
+    async with relaying(fresh_db, broker):
+        try:
             worker.start()
-        await wait_until_paid(fresh_db, smtp, placed, timeout=120)
-    finally:
-        worker.stop()
-        stop.set()
-        await relaying
-        await pool.close()
+            # Kill it whenever it is in the middle of the work, six times, then let it finish.
+            while worker.kills < 6 and await count(fresh_db, confirmed) < ORDERS:
+                await asyncio.sleep(1.5)
+                worker.kill()
+                worker.start()
+            await wait_until_paid(fresh_db, smtp, placed, timeout=120)
+        finally:
+            worker.stop()
     # The faults happened: the worker died mid-work and RabbitMQ delivered messages again.
     assert worker.kills >= 3
     redelivered = list(worker.events("message.redelivered"))
@@ -140,25 +133,22 @@ async def test_a_relay_killed_between_publishing_and_marking_causes_no_second_ef
     settings: Settings = settings_for(fresh_db, smtp_url=smtp.url)
     placed = await place_orders(fresh_db, 20)
     pool = await create_pool(fresh_db, 2, read_only=False)
-    worker = Worker(settings, tmp_path / "worker.log")
-    stop = asyncio.Event()
-    relaying: asyncio.Task[None] | None = None
     try:
         with pytest.raises(SystemExit):
             await CrashAfterPublish(pool, broker, batch_size=1000).drain()
-        # Every event is in RabbitMQ once and still unpublished in the outbox: the next relay
-        # sends them all again, and the second copies must change nothing.
-        unpublished = "SELECT count(*) FROM outbox WHERE published_at IS NULL"
-        assert await count(fresh_db, unpublished) == 3 * len(placed)
-        relaying = asyncio.create_task(Relay(pool, broker, poll_interval=0.2).run(stop))
-        worker.start()
-        await wait_until_paid(fresh_db, smtp, placed, timeout=60)
     finally:
-        worker.stop()
-        stop.set()
-        if relaying is not None:
-            await relaying
         await pool.close()
+    # Every event is in RabbitMQ once and still unpublished in the outbox: the next relay sends
+    # them all again, and the second copies must change nothing.
+    unpublished = "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+    assert await count(fresh_db, unpublished) == 3 * len(placed)
+    worker = Worker(settings, tmp_path / "worker.log")
+    async with relaying(fresh_db, broker):
+        try:
+            worker.start()
+            await wait_until_paid(fresh_db, smtp, placed, timeout=60)
+        finally:
+            worker.stop()
     skipped = list(worker.events("event.skipped_duplicate"))
     assert len(skipped) >= 3 * len(placed), "the second copies were not all seen and skipped"
     await assert_each_paid_and_told_once(fresh_db, smtp, placed)
@@ -176,25 +166,21 @@ async def test_cutting_the_broker_connections_under_load_loses_nothing(
     broker = await asyncio.to_thread(build_broker, settings)
     for queue in ("orders", "email"):
         await asyncio.to_thread(broker.flush, queue)
-    pool = await create_pool(fresh_db, 2, read_only=False)
-    relay = Relay(pool, broker, poll_interval=0.2)
-    stop = asyncio.Event()
-    relaying = asyncio.create_task(relay.run(stop))
     worker = Worker(settings, tmp_path / "worker.log")
     placed: list[int] = []
     try:
-        worker.start()
-        skus = await stocked_product(fresh_db, "tee", {"TEE": 10_000}, price=2500)
-        for _ in range(3):
-            placed += await place_orders_now(fresh_db, skus["TEE"], 40)
-            await asyncio.sleep(0.5)
-            proxy.refuse(2.0)  # the network drops, and stays down for two seconds
-        await wait_until_paid(fresh_db, smtp, placed, timeout=120)
+        async with relaying(fresh_db, broker):
+            try:
+                worker.start()
+                skus = await stocked_product(fresh_db, "tee", {"TEE": 10_000}, price=2500)
+                for _ in range(3):
+                    placed += await place_orders_now(fresh_db, skus["TEE"], 40)
+                    await asyncio.sleep(0.5)
+                    proxy.refuse(2.0)  # the network drops, and stays down for two seconds
+                await wait_until_paid(fresh_db, smtp, placed, timeout=120)
+            finally:
+                worker.stop()
     finally:
-        worker.stop()
-        stop.set()
-        await relaying
-        await pool.close()
         await asyncio.to_thread(broker.close)
         await proxy.stop()
     assert proxy.cuts >= 3 and proxy.refused >= 1, (proxy.cuts, proxy.refused)
