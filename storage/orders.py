@@ -50,8 +50,8 @@ LOCK_CART_ITEMS = """
     FOR UPDATE OF c
 """
 LOCK_VARIANTS = """
-    SELECT v.id, v.sku, v.name AS variant_name, v.price_amount, v.currency, v.stock_on_hand,
-           p.id AS product_id, p.name AS product_name, p.is_published
+    SELECT v.id, v.sku, v.name AS variant_name, v.attributes, v.price_amount, v.currency,
+           v.stock_on_hand, p.id AS product_id, p.name AS product_name, p.is_published
     FROM variants v JOIN products p ON p.id = v.product_id
     WHERE v.id = ANY ($1::bigint[])
     ORDER BY v.id
@@ -395,7 +395,7 @@ async def place(conn: asyncpg.Connection, checkout: Checkout) -> Placed:
             ids,
             [v["product_id"] for v in variants],
             [v["sku"] for v in variants],
-            [_line_name(v["product_name"], v["variant_name"]) for v in variants],
+            [line_name(v["product_name"], v["variant_name"], v["attributes"]) for v in variants],
             [v["price_amount"] for v in variants],
             quantities,
             payment.gateway,
@@ -413,8 +413,11 @@ async def place(conn: asyncpg.Connection, checkout: Checkout) -> Placed:
             return Placed(_order(row), created=True)
 
 
-def _line_name(product: str, variant: str) -> str:
-    return f"{product} - {variant}" if variant else product
+def line_name(product: str, variant: str, attributes: dict[str, Any]) -> str:
+    """What an order line is called: the product and the variant's name, or else its attribute
+    values ("Field Tee - red / m"), so two variants of one product read differently."""
+    which = variant or " / ".join(str(value) for value in attributes.values())
+    return f"{product} - {which}" if which else product
 
 
 async def get(executor: Executor, order_id: int) -> Order:
