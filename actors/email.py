@@ -234,6 +234,7 @@ class OrderSummary:
     address: list[str]
     tracking_number: str | None
     note: str  # why the order reached the status the email reports ("" for none)
+    refund: str | None = None  # cancelled after the payment went through: what goes back
 
 
 def order_summary(detail: OrderDetail, kind: str) -> OrderSummary:
@@ -263,6 +264,11 @@ def order_summary(detail: OrderDetail, kind: str) -> OrderSummary:
         address=address_lines(order.shipping_address),
         tracking_number=order.tracking_number,
         note=notes[-1] if notes else "",
+        refund=money(detail.payment.amount)
+        if kind == "cancelled"
+        and detail.payment is not None
+        and detail.payment.status in ("captured", "refunded")
+        else None,
     )
 
 

@@ -67,6 +67,31 @@ async def capture_payment(res: Resources, event_id: str, order_id: int) -> None:
     log.info("payment.processed", order_id=order_id, outcome=result.outcome)
 
 
+def refund_key(order_id: int) -> str:
+    """The gateway idempotency key of an order's refund: one refund per order, ever."""
+    return f"order-{order_id}-refund"
+
+
+@actor(queue_name="orders", max_retries=20, throws=(OrderNotFound,))
+async def refund_payment(res: Resources, event_id: str, order_id: int) -> None:
+    """Give a cancelled order's captured payment back, once (the key makes a retry harmless)."""
+    async with res.db.primary.acquire() as conn, conn.transaction():
+        if not await inbox.first_delivery(conn, "orders.refund_payment", uuid.UUID(event_id)):
+            log.info("event.skipped_duplicate", order_id=order_id)
+            return
+        order = await orders.lock(conn, order_id)
+        payment = await orders.payment_of(conn, order_id)
+        if order.status != "cancelled" or payment is None or payment.status != "captured":
+            log.info("refund.skipped", order_id=order_id, status=order.status)
+            return
+        assert payment.reference is not None  # a captured payment has its capture's reference
+        reference = await res.gateway.refund(
+            payment.reference, Money(payment.amount, payment.currency), refund_key(order_id)
+        )
+        await orders.set_refunded(conn, order_id, reference)
+    log.info("payment.refunded", order_id=order_id, amount=payment.amount)
+
+
 @actor(queue_name="orders", max_retries=3)
 async def expire_unpaid(res: Resources) -> None:
     """Cancel pending orders older than UNPAID_ORDER_MINUTES, returning their stock.

@@ -42,7 +42,7 @@ async def open_resources(settings: Settings, stack: AsyncExitStack) -> Resources
         redis=client,
         search=search,
         catalog_cache=CatalogCache(client),
-        gateway=payment_gateway(settings, db),
+        gateway=await stack.enter_async_context(payment_gateway(settings)),
     )
 
 

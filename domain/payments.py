@@ -79,7 +79,7 @@ class Capture:
 
 
 class PaymentGateway(Protocol):
-    """A payment provider. Both calls may be repeated: `capture` with the same key charges once."""
+    """A payment provider. Every call may be repeated: one key, one charge (or refund)."""
 
     name: str
 
@@ -89,6 +89,11 @@ class PaymentGateway(Protocol):
 
     async def capture(self, method: PaymentMethod, amount: Money, idempotency_key: str) -> Capture:
         """Charge `amount` once per `idempotency_key`: a repeat returns the first outcome."""
+        ...
+
+    async def refund(self, capture_reference: str, amount: Money, idempotency_key: str) -> str:
+        """Give back `amount` of a capture once per `idempotency_key`; the refund's reference
+        (a repeat returns the first refund's)."""
         ...
 
 

@@ -158,13 +158,18 @@ TRANSITIONS = """
 """
 PAYMENT = """
     SELECT gateway, token, card_brand, card_last4, amount, currency, status, decline_code,
-           reference
+           reference, refund_reference
     FROM payments WHERE order_id = $1
 """
 SET_PAYMENT = """
     UPDATE payments SET status = $2, reference = coalesce($3, reference),
                         decline_code = coalesce($4, decline_code), updated_at = now()
     WHERE order_id = $1
+"""
+PAYMENT_CAPTURED = "SELECT status = 'captured' FROM payments WHERE order_id = $1"
+SET_REFUNDED = """
+    UPDATE payments SET status = 'refunded', refund_reference = $2, updated_at = now()
+    WHERE order_id = $1 AND status = 'captured'
 """
 VOID_PENDING_PAYMENT = """
     UPDATE payments SET status = 'voided', updated_at = now()
@@ -267,6 +272,7 @@ class Payment:
     status: str
     decline_code: str | None
     reference: str | None
+    refund_reference: str | None = None
 
     @property
     def method(self) -> PaymentMethod:
@@ -488,8 +494,8 @@ async def transition(
     """Move the order to `to` in the caller's transaction, recording who, when, from and to.
 
     Raises OrderNotFound, and domain.orders.IllegalTransition (the API's 409). Cancelling puts
-    the units back in stock and voids a payment not captured yet. The customer's email about
-    the change goes through the outbox.
+    the units back in stock, voids a payment not captured yet and has a captured one refunded
+    (the order actor's `refund_payment`). The customer's email goes through the outbox.
     """
     row = await conn.fetchrow(LOCK_ORDER, order_id)
     if row is None:
@@ -502,6 +508,8 @@ async def transition(
         await conn.execute(VOID_PENDING_PAYMENT, order_id)
         for product_id in sorted({r["product_id"] for r in returned if r["back_in_stock"]}):
             await outbox.add(conn, REINDEX_PRODUCT, request_id, product_id=product_id)
+        if await conn.fetchval(PAYMENT_CAPTURED, order_id):  # paid: the money goes back too
+            await outbox.add(conn, "orders.refund_payment", request_id, order_id=order_id)
     changed = _order(await conn.fetchrow(SET_STATUS, order_id, to, tracking_number))
     await conn.execute(INSERT_TRANSITION, order_id, current.status, to, actor_id, actor, note)
     await outbox.add(conn, "email.send_order_email", request_id, order_id=order_id, kind=to)
@@ -529,6 +537,11 @@ async def set_payment(
     decline_code: str | None = None,
 ) -> None:
     await conn.execute(SET_PAYMENT, order_id, status, reference, decline_code)
+
+
+async def set_refunded(conn: asyncpg.Connection, order_id: int, refund_reference: str) -> None:
+    """Mark a captured payment refunded (nothing else is: a repeat changes nothing)."""
+    await conn.execute(SET_REFUNDED, order_id, refund_reference)
 
 
 async def unpaid_order_ids(

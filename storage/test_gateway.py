@@ -11,14 +11,16 @@ tests see that a capture really was repeated). The test cards are in domain.paym
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import asyncpg
 
 from configs.settings import Settings
 from domain.money import Money
 from domain.payments import TEST_CARDS, Capture, Card, PaymentGateway, PaymentMethod
-from storage.database import Database
 
 NAME = "test"
 CAPTURE = """
@@ -31,13 +33,35 @@ FIND = "SELECT outcome, reference FROM test_gateway_charges WHERE idempotency_ke
 
 
 class TestGateway:
-    """PaymentGateway over the test_gateway_charges table of `pool`'s database."""
+    """PaymentGateway over the test_gateway_charges table of the database at `dsn`.
+
+    It has connections of its own, as a real provider's API would be a service of its own: a
+    capture runs while the caller holds a connection of the shop's pool in a transaction, and
+    borrowing a second one from that pool would deadlock once every connection is held by a
+    capture waiting for another.
+    """
 
     __test__ = False  # not a pytest test class, whatever its name
     name = NAME
+    POOL_SIZE = 4
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self.pool = pool
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self._pool: asyncpg.Pool | None = None
+        self._opening = asyncio.Lock()
+
+    async def _connections(self) -> asyncpg.Pool:
+        async with self._opening:
+            if self._pool is None:
+                self._pool = await asyncpg.create_pool(
+                    self.dsn, min_size=0, max_size=self.POOL_SIZE
+                )
+        return self._pool
+
+    async def aclose(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
 
     async def tokenize(self, card: Card) -> PaymentMethod:
         """A token that carries the test card's outcome: `tok_<outcome>_<random>`."""
@@ -50,7 +74,7 @@ class TestGateway:
         decline = method.token.removeprefix("tok_").rsplit("_", 1)[0]
         outcome = "captured" if decline == "ok" else f"declined:{decline}"
         reference = f"ch_{secrets.token_hex(10)}"
-        async with self.pool.acquire() as conn:
+        async with (await self._connections()).acquire() as conn:
             await conn.execute(
                 CAPTURE,
                 idempotency_key,
@@ -66,8 +90,29 @@ class TestGateway:
             return Capture("captured", row["reference"])
         return Capture("declined", row["reference"], decline_code=code)
 
+    async def refund(self, capture_reference: str, amount: Money, idempotency_key: str) -> str:
+        """Refund once per key (a ledger row with outcome `refunded`); the refund's reference."""
+        async with (await self._connections()).acquire() as conn:
+            await conn.execute(
+                CAPTURE,
+                idempotency_key,
+                capture_reference,
+                amount.amount,
+                amount.currency,
+                "refunded",
+                f"re_{secrets.token_hex(10)}",
+            )
+            row = await conn.fetchrow(FIND, idempotency_key)
+        reference: str = row["reference"]
+        return reference
 
-def payment_gateway(settings: Settings, db: Database) -> PaymentGateway:
-    """The gateway the shop takes payments with. Only the test gateway exists so far; a real
-    provider is another PaymentGateway chosen here from the settings."""
-    return TestGateway(db.primary)
+
+@asynccontextmanager
+async def payment_gateway(settings: Settings) -> AsyncIterator[PaymentGateway]:
+    """The gateway the shop takes payments with, closed on exit. Only the test gateway exists
+    so far; a real provider is another PaymentGateway chosen here from the settings."""
+    gateway = TestGateway(str(settings.database_url))
+    try:
+        yield gateway
+    finally:
+        await gateway.aclose()

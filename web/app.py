@@ -52,8 +52,9 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def accounts_ctx(app: web.Application) -> AsyncIterator[None]:
     app[ACCOUNTS] = Accounts.build(app[DB], app[REDIS], app[SETTINGS])
-    app[GATEWAY] = payment_gateway(app[SETTINGS], app[DB])
-    yield
+    async with payment_gateway(app[SETTINGS]) as gateway:
+        app[GATEWAY] = gateway
+        yield
 
 
 async def search_ctx(app: web.Application) -> AsyncIterator[None]:

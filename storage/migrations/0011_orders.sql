@@ -107,6 +107,7 @@ CREATE TABLE payments (
                     CHECK (status IN ('pending', 'captured', 'declined', 'voided', 'refunded')),
     decline_code    text,
     reference       text,                           -- the gateway's id of the capture
+    refund_reference text,                          -- the gateway's id of the refund
     updated_at      timestamptz NOT NULL DEFAULT now()
 );
 

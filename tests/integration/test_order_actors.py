@@ -13,7 +13,7 @@ from contextlib import AsyncExitStack
 import asyncpg
 import pytest
 
-from actors.orders import capture_payment, expire_unpaid
+from actors.orders import capture_payment, expire_unpaid, refund_payment
 from actors.relay import Relay
 from actors.resources import Resources, open_resources
 from configs.settings import Settings
@@ -130,3 +130,46 @@ async def test_the_relay_ticks_the_expiry_job(settings, conn, fresh_db, broker, 
         await running
         await pool.close()
     assert await stock_of(conn, tee["TEE"]) == 4
+
+
+async def test_cancelling_a_paid_order_refunds_it_once(res, conn, fresh_db) -> None:
+    tee = await stocked_product(fresh_db, "tee", {"TEE": 5})
+    paid = await place(conn, tee["TEE"], 2)
+    unpaid = await place(conn, tee["TEE"], 1)
+    await capture_payment(res, event_id=event(), order_id=paid)
+    for order_id in (paid, unpaid):
+        async with conn.transaction():
+            await orders.transition(conn, order_id, "cancelled", actor="customer")
+    refunds = await conn.fetch(
+        "SELECT event_id, payload FROM outbox WHERE actor_name = 'orders.refund_payment'"
+    )
+    assert [r["payload"]["order_id"] for r in refunds] == [paid]  # the unpaid one is voided
+    first = str(refunds[0]["event_id"])
+    await refund_payment(res, event_id=first, order_id=paid)
+    await refund_payment(res, event_id=first, order_id=paid)  # a redelivery
+    await refund_payment(res, event_id=event(), order_id=paid)  # a second event: nothing to do
+    payment = await orders.payment_of(conn, paid)
+    assert payment is not None and payment.status == "refunded"
+    assert payment.refund_reference is not None and payment.refund_reference.startswith("re_")
+    ledger = await conn.fetch("SELECT outcome, amount FROM test_gateway_charges ORDER BY outcome")
+    total = payment.amount  # 2 x 10.00 + 4.95 shipping
+    assert total == 2495
+    assert [(r["outcome"], r["amount"]) for r in ledger] == [
+        ("captured", total),
+        ("refunded", total),
+    ]
+    unpaid_payment = await orders.payment_of(conn, unpaid)
+    assert unpaid_payment is not None and unpaid_payment.status == "voided"
+
+
+async def test_captures_never_wait_for_their_own_pool(settings_for, conn, fresh_db) -> None:
+    # Every connection of the actors' pool held by a capture's transaction, all at once: the
+    # gateway must not need one of them (it has its own), or the captures wait forever.
+    tee = await stocked_product(fresh_db, "tee", {"TEE": 10})
+    placed = [await place(conn, tee["TEE"], 1) for _ in range(3)]
+    async with AsyncExitStack() as stack:
+        tight = await open_resources(settings_for(fresh_db, database_pool_size=1), stack)
+        captures = (capture_payment(tight, event_id=event(), order_id=o) for o in placed)
+        await asyncio.wait_for(asyncio.gather(*captures), timeout=20)
+    statuses = await conn.fetch("SELECT status FROM orders ORDER BY id")
+    assert [row["status"] for row in statuses] == ["confirmed"] * 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +17,7 @@ from actors.email import (
     shop_url,
 )
 from domain.checkout import address_lines
-from storage.orders import Order, OrderDetail, OrderLine, Transition
+from storage.orders import Order, OrderDetail, OrderLine, Payment, Transition
 from storage.stock import StockLevel
 from tests.support.orders import ADDRESS
 
@@ -212,3 +213,14 @@ def test_low_stock_subject_counts_one_variant() -> None:
         threshold=1,
     )
     assert rendered.subject == "Low stock at S: 1 variant"
+
+
+@pytest.mark.parametrize(
+    ("status", "refunded"), [("captured", True), ("refunded", True), ("voided", False)]
+)
+def test_a_cancelled_paid_order_says_it_is_refunded(status: str, refunded: bool) -> None:
+    order = detail(transitions=(("cancelled", ""),))
+    payment = Payment("test", "tok_ok_1", "visa", "4242", 4695, "EUR", status, None, "ch_1")
+    rendered = render("cancelled", replace(order, payment=payment))
+    says = "We are refunding €46.95 to your card"
+    assert (says in rendered.text, says in rendered.html) == (refunded, refunded)
