@@ -14,6 +14,7 @@ Placing an order is one transaction on the primary (`place`):
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
@@ -316,6 +317,8 @@ class Checkout:
 class Placed:
     order: Order
     created: bool  # False: an earlier request with the same Idempotency-Key made it
+    # What was written, as `detail` would read it back (None for an earlier request's order).
+    detail: OrderDetail | None = None
 
 
 def _order(row: Any) -> Order:
@@ -416,7 +419,41 @@ async def place(conn: asyncpg.Connection, checkout: Checkout) -> Placed:
             checkout.request_id,
         )
         if row is not None:  # else another order has this number (32^12 of them): try again
-            return Placed(_order(row), created=True)
+            order = _order(row)
+            return Placed(order, True, _written(order, checkout, variants, quantities))
+
+
+def _written(
+    order: Order, checkout: Checkout, variants: Sequence[Any], quantities: Sequence[int]
+) -> OrderDetail:
+    """The detail of an order `place` just wrote, from what it wrote (no reading back)."""
+    lines = [
+        OrderLine(
+            n,
+            v["id"],
+            v["product_id"],
+            v["sku"],
+            line_name(v["product_name"], v["variant_name"], v["attributes"]),
+            v["price_amount"],
+            quantity,
+            v["price_amount"] * quantity,
+        )
+        for n, (v, quantity) in enumerate(zip(variants, quantities, strict=True), start=1)
+    ]
+    method = checkout.payment
+    payment = Payment(
+        method.gateway,
+        method.token,
+        method.brand,
+        method.last4,
+        order.total_amount,
+        order.currency,
+        "pending",
+        None,
+        None,
+    )
+    first = Transition(None, "pending", checkout.actor, order.user_id, None, "", order.placed_at)
+    return OrderDetail(order, lines, payment, [first])
 
 
 def line_name(product: str, variant: str, attributes: dict[str, Any]) -> str:

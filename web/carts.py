@@ -45,11 +45,6 @@ class Cart:
     def count(self) -> int:
         return sum(line.quantity for line in self.lines)
 
-    @property
-    def scope(self) -> str:
-        """Where an Idempotency-Key is unique: the customer, or the guest's cart."""
-        return f"user:{self.user_id}" if self.user_id is not None else f"cart:{self.id}"
-
 
 def _token(request: web.Request) -> str | None:
     token = (

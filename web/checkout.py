@@ -77,13 +77,14 @@ async def place_order(request: web.Request, wanted: CheckoutRequest) -> Placed:
     card = parse_card(
         wanted.card_number, wanted.card_expiry, wanted.card_cvc, today=datetime.now(UTC).date()
     )
-    cart = await web_carts.current(request)
-    if cart.id is None:
+    cart_id = await web_carts.cart_id(request)
+    if cart_id is None:
         raise EmptyCart()
     # An empty cart is storage.orders.place's to refuse, after the Idempotency-Key: the cart
     # of a retried request was emptied by the order it is asking for.
     principal = request.get(PRINCIPAL)
     user_id = principal.user_id if principal is not None else None
+    scope = f"user:{user_id}" if user_id is not None else f"cart:{cart_id}"
     if wanted.address is not None:
         address = dict(wanted.address)
     else:
@@ -96,7 +97,7 @@ async def place_order(request: web.Request, wanted: CheckoutRequest) -> Placed:
     key = wanted.idempotency_key
     secret = settings.secret_key.get_secret_value().encode()
     checkout = Checkout(
-        cart_id=cart.id,
+        cart_id=cart_id,
         user_id=user_id,
         email=email,
         shipping_address=address,
@@ -104,7 +105,7 @@ async def place_order(request: web.Request, wanted: CheckoutRequest) -> Placed:
         payment=payment,
         tax_rate_bps=settings.tax_rate_bps,
         request_id=request.get(REQUEST_ID),
-        idempotency=Idempotency(cart.scope, key, wanted.digest(secret)) if key else None,
+        idempotency=Idempotency(scope, key, wanted.digest(secret)) if key else None,
         actor="customer" if user_id is not None else "guest",
     )
     return await retrying_transaction(db, lambda conn: place(conn, checkout))

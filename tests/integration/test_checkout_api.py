@@ -109,6 +109,8 @@ async def test_customers_see_their_own_orders_only(client, fresh_db) -> None:
     order = await expect(await client.post("/api/v1/checkout", json=body, headers=ada), 201)
     assert order["email"] == "ada@example.com" and order["shipping_address"]["city"] == "London"
     assert order["totals"]["shipping"]["amount"] == 1295
+    # The answer to the POST (built from what was written) is what reading it back gives.
+    assert await expect(await client.get(order["url"], headers=ada), 200) == order
     listed = await expect(await client.get("/api/v1/orders", headers=ada), 200)
     assert [o["number"] for o in listed["items"]] == [order["number"]]
     assert (await expect(await client.get("/api/v1/orders", headers=bob), 200))["items"] == []

@@ -95,7 +95,7 @@ async def checkout(request: web.Request, body: CheckoutIn) -> web.StreamResponse
         idempotency_key=key,
     )
     placed = await place_order(request, wanted)
-    detail = await orders.detail(request.config_dict[DB].primary, placed.order)
+    detail = placed.detail or await orders.detail(request.config_dict[DB].primary, placed.order)
     headers = {"Location": f"/api/v1/orders/{placed.order.number}"}
     if not placed.created:
         headers["Idempotent-Replayed"] = "true"
