@@ -75,6 +75,7 @@ async def ensure_catalog(products: int, fresh: bool) -> str:
                 await conn.close()
             if have >= products:
                 print(f"catalog: reusing {name} ({have} products)")
+                run_cli(clean_env(SERVER_ENV | {"DATABASE_URL": dsn}), "migrate")  # new ones
                 return dsn
     await execute(ADMIN_DSN, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     await execute(ADMIN_DSN, f'CREATE DATABASE "{name}"')
