@@ -41,6 +41,14 @@ VARIANT_ON_SALE = """
     SELECT v.id, v.sku, v.stock_on_hand FROM variants v JOIN products p ON p.id = v.product_id
     WHERE {column} = $1 AND p.is_published
 """
+COUNT_USER_UNITS = """
+    SELECT coalesce(sum(i.quantity), 0) FROM carts c JOIN cart_items i ON i.cart_id = c.id
+    WHERE c.user_id = $1
+"""
+COUNT_GUEST_UNITS = """
+    SELECT coalesce(sum(i.quantity), 0) FROM carts c JOIN cart_items i ON i.cart_id = c.id
+    WHERE c.token_hash = $1
+"""
 CURRENT_QUANTITY = "SELECT quantity FROM cart_items WHERE cart_id = $1 AND variant_id = $2"
 UPSERT_ITEM = """
     INSERT INTO cart_items (cart_id, variant_id, quantity) VALUES ($1, $2, $3)
@@ -98,6 +106,17 @@ async def find(
         found = await executor.fetchval(FIND_GUEST_CART, token_hash)
         return found
     return None
+
+
+async def count_units(
+    executor: Executor, *, user_id: int | None = None, token_hash: bytes | None = None
+) -> int:
+    """How many units the user's cart, else the guest cart with this token digest, holds."""
+    if user_id is not None:
+        return int(await executor.fetchval(COUNT_USER_UNITS, user_id))
+    if token_hash is not None:
+        return int(await executor.fetchval(COUNT_GUEST_UNITS, token_hash))
+    return 0
 
 
 async def create_for_user(conn: asyncpg.Connection, user_id: int) -> int:

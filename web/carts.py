@@ -97,6 +97,21 @@ async def current(request: web.Request) -> Cart:
     return Cart(found, user_id, await carts.lines(request.config_dict[DB].primary, found))
 
 
+async def unit_count(request: web.Request) -> int:
+    """How many units the request's cart holds (the header's count): one query, except on the
+    first request after signing in with a guest cart, which merges it first (as `cart_id`)."""
+    principal = request.get(PRINCIPAL)
+    token = _token(request)
+    if principal is not None and token is not None:
+        return (await current(request)).count
+    primary = request.config_dict[DB].primary
+    if principal is not None:
+        return await carts.count_units(primary, user_id=principal.user_id)
+    if token is not None:
+        return await carts.count_units(primary, token_hash=digest(token))
+    return 0
+
+
 def finish(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
     """Set the cookie of a cart made by this request, or drop a merged guest cart's."""
     token = request.get(NEW_CART_TOKEN)

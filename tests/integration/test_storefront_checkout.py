@@ -362,6 +362,7 @@ async def test_signing_up_during_checkout_keeps_the_guest_cart(client, fresh_db)
     owner = "SELECT u.email FROM carts c JOIN users u ON u.id = c.user_id"
     assert await sql(fresh_db, owner) == "ada@example.com"
     assert await sql(fresh_db, "SELECT sum(quantity) FROM cart_items") == 3
+    assert '<span class="cart-count">3<' in await page(client, "/")  # the user's cart, counted
     location = await place(client, email="")
     assert await sql(fresh_db, "SELECT count(*) FROM orders WHERE user_id IS NOT NULL") == 1
     number = location.split("/")[2]

@@ -34,7 +34,6 @@ from web.keys import DB, PRINCIPAL
 from web.store.render import render
 
 CART_COUNT = web.RequestKey("cart_count", int)  # the header's item count
-PAGE_CART = web.RequestKey("page_cart", Cart)  # the cart read for the header, reused by /cart
 
 
 @dataclass(frozen=True)
@@ -71,9 +70,7 @@ async def cart_count(request: web.Request, handler: Any) -> web.StreamResponse:
     ):
         response: web.StreamResponse = await handler(request)
         return response
-    cart = await web_carts.current(request)  # merges a guest cart into a new sign-in's
-    request[PAGE_CART] = cart
-    request[CART_COUNT] = cart.count
+    request[CART_COUNT] = await web_carts.unit_count(request)  # merges a new sign-in's cart
     try:
         response = await handler(request)
     except web.HTTPException as exc:
@@ -102,7 +99,7 @@ def _see_cart(request: web.Request) -> web.HTTPSeeOther:
 
 async def cart_page(request: web.Request) -> web.StreamResponse:
     """The cart: lines with their problems, quantities to change, totals, the way to checkout."""
-    return await render_cart(request, request.get(PAGE_CART))
+    return await render_cart(request)
 
 
 async def render_cart(

@@ -48,7 +48,7 @@ from web.checkout import (
     place_order,
 )
 from web.keys import DB, PRINCIPAL
-from web.store.cart import CART_COUNT, PAGE_CART, cart_rows
+from web.store.cart import CART_COUNT, cart_rows
 from web.store.forms import Form
 from web.store.orders import remember_guest_order
 from web.store.render import render
@@ -111,9 +111,7 @@ class MethodChoice:
 
 async def checkout_page(request: web.Request) -> web.StreamResponse:
     """The checkout page for the cart (an empty cart goes back to /cart)."""
-    cart = request.get(PAGE_CART)
-    if cart is None:
-        cart = await web_carts.current(request)
+    cart = await web_carts.current(request)
     if not cart.lines:
         raise _see_other(request, "/cart")
     return await _page(request, cart, values={})
