@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from storage.database import connect
-from tests.integration.test_route_guards import all_routes, concrete, signed_in
-from tests.integration.test_storefront_accounts import csrf_of
+from tests.integration.test_route_guards import all_routes, concrete
+from tests.support.browser import csrf_of, signed_in
 from tests.support.catalog import insert_product
 from web.app import create_app
 

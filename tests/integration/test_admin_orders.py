@@ -18,8 +18,7 @@ from storage import orders, users
 from storage.database import connect
 from storage.orders import Order
 from tests.integration.test_admin_catalog import error_of, fetch, post
-from tests.integration.test_route_guards import signed_in
-from tests.integration.test_storefront_accounts import csrf_of
+from tests.support.browser import csrf_of, signed_in
 from tests.support.orders import checkout, guest_cart, stock_of, stocked_product
 from web.admin import customers as customer_pages
 from web.admin import orders as order_pages

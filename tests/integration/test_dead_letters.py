@@ -25,8 +25,7 @@ from actors.broker import build_broker
 from actors.dead_letters import BrokerUnavailable
 from actors.registry import SPECS, actor
 from actors.resources import Resources
-from tests.integration.test_route_guards import signed_in
-from tests.integration.test_storefront_accounts import csrf_of
+from tests.support.browser import csrf_of, signed_in
 from tests.support.waiting import eventually
 from web.app import create_app
 

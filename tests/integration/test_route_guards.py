@@ -11,13 +11,11 @@ from collections.abc import Iterator
 
 from aiohttp import web
 
-from storage.database import connect
-from tests.integration.test_storefront_accounts import csrf_of, post_form
+from tests.support.browser import csrf_of, signed_in
 from web.api import OPERATIONS, PREFIX
 from web.app import create_app
 
 STAFF_PREFIXES = ("/admin", "/ops")
-CREDENTIALS = {"email": "ada@example.com", "password": "correct horse battery staple"}
 
 
 def all_routes(app: web.Application) -> Iterator[tuple[str, str]]:
@@ -60,24 +58,6 @@ async def test_anonymous_visitors_are_refused_every_staff_route(client, settings
         else:
             assert resp.status == 303, (method, path, resp.status)
             assert resp.headers["Location"].startswith("/login?next="), (method, path)
-
-
-async def signed_in(client, *, role: str, fresh_db: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    """Register through the API (a bearer token) and sign in through the form (cookies)."""
-    if role != "customer":
-        await client.post("/api/v1/auth/register", json=CREDENTIALS | {"name": "Staff"})
-        conn = await connect(fresh_db)
-        try:
-            await conn.execute("UPDATE users SET role = $1", role)
-        finally:
-            await conn.close()
-    else:
-        await client.post("/api/v1/auth/register", json=CREDENTIALS | {"name": "Ada"})
-    # The role is in the access token, so sign in after any change of role.
-    resp = await client.post("/api/v1/auth/login", json=CREDENTIALS)
-    bearer = {"Authorization": f"Bearer {(await resp.json())['access_token']}"}
-    assert (await post_form(client, "/login", CREDENTIALS)).status == 303
-    return bearer
 
 
 async def test_customers_are_refused_every_staff_route(client, settings, fresh_db) -> None:

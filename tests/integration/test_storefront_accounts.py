@@ -8,31 +8,7 @@ from yarl import URL
 
 from storage.database import connect
 from tests.support.accounts import emailed_token
-
-PASSWORD = "correct horse battery staple"
-
-
-async def csrf_of(client, path: str = "/login") -> str:  # type: ignore[no-untyped-def]
-    html = await (await client.get(path)).text()
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html) or re.search(
-        r'name="csrf-token" content="([^"]+)"', html
-    )
-    assert match, html
-    return match.group(1)
-
-
-async def post_form(client, path: str, data: dict[str, str], **kwargs):  # type: ignore[no-untyped-def]
-    token = await csrf_of(client)
-    return await client.post(
-        path, data={**data, "csrf_token": token}, allow_redirects=False, **kwargs
-    )
-
-
-def cookie(client, name: str) -> str | None:  # type: ignore[no-untyped-def]
-    for morsel in client.session.cookie_jar:
-        if morsel.key == name:
-            return morsel.value
-    return None
+from tests.support.browser import PASSWORD, cookie, post_form
 
 
 async def sign_up(client, name: str = "Ada", email: str = "ada@example.com"):  # type: ignore[no-untyped-def]

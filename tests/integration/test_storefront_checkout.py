@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from tests.integration.test_storefront_accounts import PASSWORD, cookie, post_form
+from tests.support.browser import PASSWORD, cookie, post_form
 from tests.support.db import sql
 from tests.support.orders import ADDRESS, stocked_product
 from web.app import create_app

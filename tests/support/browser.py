@@ -1,0 +1,55 @@
+"""Driving the server-rendered pages from a test client: CSRF tokens, forms, cookies, sign-in."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from storage.database import connect
+
+PASSWORD = "correct horse battery staple"
+CREDENTIALS = {"email": "ada@example.com", "password": PASSWORD}
+
+
+async def csrf_of(client: Any, path: str = "/login") -> str:
+    """The CSRF token the page at `path` carries (its form field, or its meta tag)."""
+    html = await (await client.get(path)).text()
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html) or re.search(
+        r'name="csrf-token" content="([^"]+)"', html
+    )
+    assert match, html
+    return match.group(1)
+
+
+async def post_form(client: Any, path: str, data: dict[str, str], **kwargs: Any) -> Any:
+    """POST a form with a valid CSRF token, not following the redirect."""
+    token = await csrf_of(client)
+    return await client.post(
+        path, data={**data, "csrf_token": token}, allow_redirects=False, **kwargs
+    )
+
+
+def cookie(client: Any, name: str) -> str | None:
+    """The value of the client's cookie `name`, if it has one."""
+    for morsel in client.session.cookie_jar:
+        if morsel.key == name:
+            return str(morsel.value)
+    return None
+
+
+async def signed_in(client: Any, *, role: str, fresh_db: str) -> dict[str, str]:
+    """Register through the API (a bearer token) and sign in through the form (cookies)."""
+    if role != "customer":
+        await client.post("/api/v1/auth/register", json=CREDENTIALS | {"name": "Staff"})
+        conn = await connect(fresh_db)
+        try:
+            await conn.execute("UPDATE users SET role = $1", role)
+        finally:
+            await conn.close()
+    else:
+        await client.post("/api/v1/auth/register", json=CREDENTIALS | {"name": "Ada"})
+    # The role is in the access token, so sign in after any change of role.
+    resp = await client.post("/api/v1/auth/login", json=CREDENTIALS)
+    bearer = {"Authorization": f"Bearer {(await resp.json())['access_token']}"}
+    assert (await post_form(client, "/login", CREDENTIALS)).status == 303
+    return bearer
