@@ -17,7 +17,6 @@ import dramatiq
 import pytest
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.common import xq_name
-from dramatiq.errors import ConnectionClosed
 from dramatiq.message import Message
 
 from actors import dead_letters
@@ -26,6 +25,7 @@ from actors.dead_letters import BrokerUnavailable
 from actors.registry import SPECS, actor
 from actors.resources import Resources
 from tests.support.browser import csrf_of, signed_in
+from tests.support.tcp_proxy import TcpProxy
 from tests.support.waiting import eventually
 from web.app import create_app
 
@@ -198,17 +198,25 @@ async def test_requeue_of_one_id_leaves_the_others(poison_broker) -> None:
     assert left.message_id == first.message_id
 
 
-async def test_failed_enqueue_leaves_the_dead_letter_in_place(poison_broker, monkeypatch) -> None:
+async def test_failed_enqueue_leaves_the_dead_letter_in_place(
+    poison_broker, settings_for, fresh_db
+) -> None:
     broker = poison_broker
     buried = bury(broker, "a")
-
-    def refuse(message: Message[Any], *, delay: int | None = None) -> Message[Any]:
-        raise ConnectionClosed("the broker went away")
-
-    monkeypatch.setattr(broker, "enqueue", refuse)
-    with pytest.raises(BrokerUnavailable):
-        await asyncio.to_thread(dead_letters.requeue, broker, QUEUE)
-    monkeypatch.undo()
+    # A broker that reaches RabbitMQ through a proxy admitting one more connection: requeue's
+    # own (it reads the dead letter), not the one its enqueue opens next.
+    proxy = TcpProxy("127.0.0.1", 5672)
+    await proxy.start()
+    through = settings_for(fresh_db, broker_url=f"amqp://guest:guest@127.0.0.1:{proxy.port}/%2F")
+    cut_off = await asyncio.to_thread(build_broker, through)
+    try:
+        proxy.admit_only(1)
+        with pytest.raises(BrokerUnavailable):
+            await asyncio.to_thread(dead_letters.requeue, cut_off, QUEUE)
+    finally:
+        await asyncio.to_thread(cut_off.close)
+        await proxy.stop()
+    assert proxy.refused >= 1  # the enqueue really found the broker gone
     assert await eventually(lambda: broker.get_queue_message_counts(QUEUE) == (0, 0, 1), 5)
     (letter,) = await asyncio.to_thread(dead_letters.peek, broker, QUEUE)
     assert letter.message_id == buried.message_id and letter.retries == MAX_RETRIES

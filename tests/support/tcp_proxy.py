@@ -1,8 +1,9 @@
 """A TCP proxy in the test process that can cut every connection through it, on demand.
 
 Point a client at `proxy.port` instead of the server's: `cut()` closes every open connection
-at once (as a network failure or a restarted server would), and `refuse(seconds)` also turns new
-connections away for a while, so the client's reconnects fail until the "network" is back.
+at once (as a network failure or a restarted server would), `refuse(seconds)` also turns new
+connections away for a while, so the client's reconnects fail until the "network" is back, and
+`admit_only(n)` lets n more connections through and no more.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ class TcpProxy:
         self.refused = 0  # connections turned away while refusing
         self.cuts = 0  # connections cut by cut()
         self._refuse_until = 0.0
+        self._admit: int | None = None  # how many more new connections to let through (None: all)
         self._pipes: set[asyncio.StreamWriter] = set()
         self._server: asyncio.Server | None = None
 
@@ -50,8 +52,15 @@ class TcpProxy:
         self._refuse_until = time.monotonic() + seconds
         self.cut()
 
+    def admit_only(self, count: int) -> None:
+        """Let the next `count` new connections through and turn every later one away (the
+        connections open now stay): the server becomes unreachable part-way through a task."""
+        self._admit = count
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if time.monotonic() < self._refuse_until:
+        if self._admit is not None:
+            self._admit -= 1
+        if time.monotonic() < self._refuse_until or (self._admit is not None and self._admit < 0):
             self.refused += 1
             writer.transport.abort()
             return
