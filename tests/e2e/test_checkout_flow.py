@@ -24,11 +24,10 @@ import pytest
 from playwright.async_api import Page, Route, expect
 
 from actors.broker import build_broker
-from actors.relay import Relay
 from configs.settings import Settings
-from storage.database import create_pool
 from tests.conftest import REDIS_URL
 from tests.support.catalog import add_tee, build_catalog
+from tests.support.relays import relaying
 from tests.support.smtp import SmtpServer
 from tests.support.waiting import eventually
 
@@ -60,15 +59,10 @@ async def background(settings: Settings) -> AsyncIterator[None]:
     broker.flush_all()
     worker = dramatiq.Worker(broker, worker_threads=2, worker_timeout=100)
     worker.start()
-    pool = await create_pool(str(settings.database_url), 2, read_only=False)
-    stop = asyncio.Event()
-    relay = asyncio.create_task(Relay(pool, broker, poll_interval=0.2).run(stop))
     try:
-        yield
+        async with relaying(str(settings.database_url), broker):
+            yield
     finally:
-        stop.set()
-        await relay
-        await pool.close()
         await asyncio.to_thread(worker.stop)
         broker.flush_all()
         broker.close()
