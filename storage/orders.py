@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -310,7 +310,7 @@ class Checkout:
     tax_rate_bps: int = 0
     request_id: str | None = None
     idempotency: Idempotency | None = None
-    actor: str = field(default="customer")  # "customer" or "guest", for the transition record
+    actor: str = "customer"  # or "guest": for the transition record
 
 
 @dataclass(frozen=True)
@@ -534,10 +534,7 @@ async def transition(
     the units back in stock, voids a payment not captured yet and has a captured one refunded
     (the order actor's `refund_payment`). The customer's email goes through the outbox.
     """
-    row = await conn.fetchrow(LOCK_ORDER, order_id)
-    if row is None:
-        raise OrderNotFound(str(order_id))
-    current = _order(row)
+    current = await lock(conn, order_id)
     check_transition(current.status, to)
     if to in RETURNS_STOCK:
         await conn.execute(LOCK_RETURNED_VARIANTS, order_id)  # in id order, as checkout does
