@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 import asyncpg
 
@@ -103,8 +103,10 @@ class SearchQuery:
             raise ValueError("a query takes a category slug or category ids, not both")
 
 
-@dataclass(frozen=True)
-class SearchHit:
+class SearchHit(NamedTuple):
+    """One product of a result. A named tuple, not a dataclass: a page builds 25 of them per
+    request, and a tuple is several times cheaper to make than a frozen dataclass."""
+
     product_id: int
     slug: str
     name: str

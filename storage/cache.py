@@ -29,6 +29,7 @@ version live at most `ttl` more seconds, and the search actor's retries move it 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import time
 from collections import OrderedDict
@@ -71,6 +72,7 @@ CACHE_LOOKUPS = Counter(
     ["name", "result"],
 )
 LOCAL_BODY_MAX = 256 * 1024  # larger entries are read from Redis each time
+_lookups = functools.lru_cache(maxsize=256)(CACHE_LOOKUPS.labels)  # see web.metrics
 CACHE_ERRORS = Counter("aioshop_catalog_cache_errors_total", "Redis errors in the catalog cache.")
 
 Fill = Callable[[int | None], Awaitable[Any]]
@@ -85,9 +87,10 @@ class Cached:
 
 
 def encode(value: Any) -> Cached:
-    """`value` as compact JSON with a strong entity tag of the bytes."""
+    """`value` as compact JSON with a strong entity tag of the bytes (96 bits of SHA-256: the
+    CPU computes SHA-256 in hardware, about 3 times faster than BLAKE2 on a page of JSON)."""
     body = orjson.dumps(value)
-    return Cached(body, '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"')
+    return Cached(body, '"' + hashlib.sha256(body).hexdigest()[:24] + '"')
 
 
 def lsn_hex(lsn: int) -> str:
@@ -137,7 +140,7 @@ class CatalogCache:
         must include: the catalog version or the client's own last write, whichever is later.
         """
         if not self._usable():
-            CACHE_LOOKUPS.labels(name, "bypass").inc()
+            _lookups(name, "bypass").inc()
             return encode(await fill(min_lsn))
         digest = hashlib.blake2b(
             orjson.dumps(params, option=orjson.OPT_SORT_KEYS), digest_size=16
@@ -146,26 +149,26 @@ class CatalogCache:
         version = self._recent_version(min_lsn)
         if version is not None and (local := self._local.get(f"{version}:{suffix}")):
             self._local.move_to_end(f"{version}:{suffix}")
-            CACHE_LOOKUPS.labels(name, "hit_local").inc()
+            _lookups(name, "hit_local").inc()
             return local
         try:
             version_bytes, stored = await self._read(keys=[VERSION_KEY], args=[suffix])
         except (RedisError, OSError) as exc:
             self._failed("read", exc)
-            CACHE_LOOKUPS.labels(name, "bypass").inc()
+            _lookups(name, "bypass").inc()
             return encode(await fill(min_lsn))
         version = version_bytes.decode()
         self._version = (version, time.monotonic())
         if stored is not None:
             etag, _, body = stored.partition(b"\n")
-            CACHE_LOOKUPS.labels(name, "hit").inc()
+            _lookups(name, "hit").inc()
             return self._keep(f"{version}:{suffix}", Cached(body, etag.decode()))
         fresh_for = max(min_lsn or 0, int(version, 16))
         running = self._filling.get(f"{version}:{suffix}")
         if running is not None and running[0] >= fresh_for:
-            CACHE_LOOKUPS.labels(name, "joined").inc()
+            _lookups(name, "joined").inc()
             return await asyncio.shield(running[1])
-        CACHE_LOOKUPS.labels(name, "miss").inc()
+        _lookups(name, "miss").inc()
         return await self._fill(version, suffix, fill, fresh_for)
 
     async def _fill(self, version: str, suffix: str, fill: Fill, fresh_for: int) -> Cached:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from storage.database import Executor
 
@@ -16,8 +15,9 @@ FIRST_IMAGES = """
 CATEGORY_NAMES = "SELECT id, slug, name FROM categories WHERE id = ANY ($1::bigint[])"
 
 
-@dataclass(frozen=True)
-class Thumbnail:
+class Thumbnail(NamedTuple):
+    """A product's first image in a list (a named tuple: lists make many; see SearchHit)."""
+
     path: str
     width: int
     height: int

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import secrets
 import time
-import uuid
 from typing import Any
 
 import structlog
@@ -15,6 +16,7 @@ from web import metrics
 from web.keys import MIN_LSN, REQUEST_ID
 
 log = structlog.get_logger(__name__)
+_stdlib_log = logging.getLogger(__name__)  # the logger behind `log`
 
 REQUEST_ID_HEADER = "X-Request-ID"
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{8,128}$")
@@ -27,7 +29,7 @@ LSN_MAX_AGE_SECONDS = 60  # past this, any healthy replica (lag bound is seconds
 async def request_context(request: web.Request, handler: Any) -> web.StreamResponse:
     """Bind a request id to every log line and message this request causes; log and time it."""
     incoming = request.headers.get(REQUEST_ID_HEADER, "")
-    request_id = incoming if REQUEST_ID_PATTERN.match(incoming) else uuid.uuid4().hex
+    request_id = incoming if REQUEST_ID_PATTERN.match(incoming) else secrets.token_hex(16)
     request[REQUEST_ID] = request_id
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=request_id)
@@ -47,13 +49,14 @@ async def request_context(request: web.Request, handler: Any) -> web.StreamRespo
         elapsed = time.perf_counter() - started
         route = _route_name(request)
         metrics.observe_request(request.method, route, status, elapsed)
-        log.info(
-            "request.finished",
-            method=request.method,
-            path=request.path,
-            status=status,
-            ms=round(elapsed * 1000, 1),
-        )
+        if _stdlib_log.isEnabledFor(logging.INFO):  # a filtered structlog call still costs
+            log.info(
+                "request.finished",
+                method=request.method,
+                path=request.path,
+                status=status,
+                ms=round(elapsed * 1000, 1),
+            )
     response.headers[REQUEST_ID_HEADER] = request_id
     return response
 

@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+import orjson
+
 from domain.identifiers import is_slug
 from search.backend import SORTS, Sort
 
@@ -159,7 +161,7 @@ def text_problem(text: str, max_length: int) -> str | None:
 
 def encode_cursor(sort: str, after: tuple[Any, ...]) -> str:
     """An opaque cursor for the page after `after` in `sort` order."""
-    raw = json.dumps([sort, list(after)], separators=(",", ":"), default=str).encode()
+    raw = orjson.dumps([sort, list(after)], default=str)
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
