@@ -134,11 +134,12 @@ async def listing_page(request: web.Request, listing: Listing, *, facets: bool) 
         except CategoryNotFound:
             raise InvalidParameters({"category": NO_SUCH_CATEGORY}) from None
         if result.images:
-            images = {hit.product_id: hit.image for hit in result.hits if hit.image is not None}
+            items = [hit_json(hit, hit.image) for hit in result.hits]
         else:
             images = await catalog_reads.first_images(reader, [h.product_id for h in result.hits])
+            items = [hit_json(hit, images.get(hit.product_id)) for hit in result.hits]
         body: dict[str, Any] = {
-            "items": [hit_json(hit, images.get(hit.product_id)) for hit in result.hits],
+            "items": items,
             "next_cursor": encode_cursor(listing.sort, result.next_after)
             if result.next_after is not None
             else None,

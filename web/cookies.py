@@ -117,6 +117,8 @@ NO_SILENT_REFRESH = ("/api/", "/static/", "/media/", "/healthz", "/readyz", "/me
 
 async def browser_principal(request: web.Request, *, refresh: bool) -> Principal | None:
     """Who the cookies sign in; with `refresh`, an expired access token is renewed silently."""
+    if not request.cookies:  # most API calls and first visits: nothing to read
+        return None
     accounts: Accounts = request.config_dict[ACCOUNTS]
     access = request.cookies.get(cookie_name(request, ACCESS))
     if access:
