@@ -61,6 +61,11 @@ UPDATE_VARIANT = """
     RETURNING id
 """
 DELETE_VARIANT = "DELETE FROM variants WHERE id = $1 AND product_id = $2 RETURNING id"
+# Variants first, in id order, then the product: the order a checkout takes them in (it locks
+# variants in id order, and its stock update's trigger then writes the product), so a save and
+# a checkout wait for each other instead of deadlocking.
+LOCK_VARIANTS = "SELECT id FROM variants WHERE product_id = $1 ORDER BY id FOR UPDATE"
+LOCK_PRODUCT = f"SELECT {PRODUCT_COLUMNS} FROM products WHERE id = $1 FOR UPDATE"
 LIST_PRODUCTS_UNDER_CATEGORY = """
     SELECT p.id FROM products p
     WHERE p.category_id IN (SELECT id FROM categories WHERE path @> ARRAY[$1::bigint])
@@ -175,6 +180,18 @@ async def update_product(
     if row is None:
         raise ProductNotFound(product_id)
     return _product(row)
+
+
+async def lock_for_edit(
+    conn: asyncpg.Connection, product_id: int
+) -> tuple[Product, list[products.Variant]]:
+    """In the caller's transaction: lock the product and its variants until it ends, and read
+    them as stored now (variants in display order). Raises ProductNotFound."""
+    await conn.execute(LOCK_VARIANTS, product_id)
+    row = await conn.fetchrow(LOCK_PRODUCT, product_id)
+    if row is None:
+        raise ProductNotFound(product_id)
+    return _product(row), await products.variants_of(conn, product_id)
 
 
 async def set_published(conn: asyncpg.Connection, product_id: int, published: bool) -> None:

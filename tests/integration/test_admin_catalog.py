@@ -3,14 +3,12 @@ outbox after a change, errors beside their fields, publish, categories, attribut
 
 from __future__ import annotations
 
-import html
 import re
-from typing import Any
 
 import pytest
 
-from storage.database import connect
 from tests.integration.test_route_guards import all_routes, concrete
+from tests.support.admin import create, error_of, fetch, post, product_form, staff, variant
 from tests.support.browser import csrf_of, signed_in
 from tests.support.catalog import insert_product
 from web.app import create_app
@@ -20,59 +18,6 @@ from web.app import create_app
 def settings(fresh_db, settings_for, tmp_path):  # type: ignore[no-untyped-def]
     """Media under the test's own directory; the catalog cache on (the default)."""
     return settings_for(fresh_db, data_dir=tmp_path, max_upload_bytes=64 * 1024)
-
-
-async def fetch(dsn: str, query: str, *args: Any) -> list[Any]:
-    conn = await connect(dsn)
-    try:
-        return list(await conn.fetch(query, *args))
-    finally:
-        await conn.close()
-
-
-async def staff(client, fresh_db: str) -> None:  # type: ignore[no-untyped-def]
-    await signed_in(client, role="staff", fresh_db=fresh_db)
-
-
-async def post(client, path: str, data: dict[str, str]):  # type: ignore[no-untyped-def]
-    """POST a staff form with the CSRF token, as the page would."""
-    token = await csrf_of(client, "/admin/")
-    return await client.post(path, data={**data, "csrf_token": token}, allow_redirects=False)
-
-
-def error_of(page: str, name: str) -> str:
-    """The error text shown beside the field `name`."""
-    match = re.search(rf'<p class="field-error" id="e-{re.escape(name)}"[^>]*>([^<]*)</p>', page)
-    assert match, f"no error beside {name}"
-    return html.unescape(match.group(1))
-
-
-def product_form(
-    *rows: dict[str, str], slug: str = "blue-mug", name: str = "Blue mug", **extra: str
-) -> dict[str, str]:
-    data = {"name": name, "slug": slug, "description": "A mug.", "is_published": "on", **extra}
-    for index, row in enumerate(rows):
-        data.update({f"v-{index}-{key}": value for key, value in row.items()})
-    return data
-
-
-def variant(sku: str, price: str = "12.50", stock: str = "3", **extra: str) -> dict[str, str]:
-    return {
-        "sku": sku,
-        "name": sku.title(),
-        "price": price,
-        "currency": "EUR",
-        "stock": stock,
-        **extra,
-    }
-
-
-async def create(client, data: dict[str, str]) -> int:  # type: ignore[no-untyped-def]
-    resp = await post(client, "/admin/products/new", data)
-    assert resp.status == 303, await resp.text()
-    match = re.match(r"^/admin/products/(\d+)\?saved=1$", resp.headers["Location"])
-    assert match
-    return int(match.group(1))
 
 
 async def test_every_admin_route_refuses_anonymous_visitors_and_customers(

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from PIL import Image
 
-from tests.integration.test_admin_catalog import error_of, fetch, post, staff
+from tests.support.admin import error_of, fetch, post, staff
 from tests.support.browser import csrf_of
 from tests.support.catalog import insert_product
 from web.app import create_app

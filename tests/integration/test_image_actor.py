@@ -19,7 +19,7 @@ from configs.settings import Settings
 from storage import images
 from storage.database import connect
 from storage.media import NotAnImage
-from tests.integration.test_admin_catalog import fetch
+from tests.support.admin import fetch
 from tests.support.catalog import insert_product
 
 

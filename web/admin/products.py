@@ -218,10 +218,9 @@ async def editor_for(
     if reader is None:
         reader = await _reader(request)
     variants = await products.variants_of(reader, product.id)
-    form = ProductForm(
-        values=product_form.product_values(product),
-        rows=product_form.variant_rows(variants, _blank_rows(request, BLANK_ROWS_EDIT)),
-    )
+    values = product_form.product_values(product)
+    rows = product_form.variant_rows(variants, _blank_rows(request, BLANK_ROWS_EDIT))
+    form = ProductForm(values=values, rows=rows, original=product_form.snapshot(values, rows))
     product_type = await _type_of(reader, product)
     return await render_editor(
         request,
@@ -249,22 +248,53 @@ async def _type_of(executor: Any, product: Product) -> ProductType | None:
 
 
 async def save_product(request: web.Request) -> web.Response:
-    """Save the product and its variant rows in one transaction; 303 back to the edit page."""
+    """Save what the editor changed of the product and its variant rows, in one transaction;
+    303 back to the edit page. A field someone else changed meanwhile too is refused (422, the
+    message beside it); their other changes are kept (product_form.merge)."""
     db = request.config_dict[DB]
     product = await product_or_404(db.primary, product_id_of(request))
     product_type = await _type_of(db.primary, product)
     form = product_form.parse(await request.post(), product_type, creating=False)
-    fields = form.product
-    if fields is not None:
+    if form.product is not None:
 
         async def update(conn: Any) -> int:
-            await catalog_admin.update_product(conn, product.id, fields)
+            await _merge_with_stored(conn, form, product.id, product_type)
+            assert form.product is not None
+            await catalog_admin.update_product(conn, product.id, form.product)
             return product.id
 
         await _save(request, form, update)
     return await render_editor(
         request, form, product=product, product_type=product_type, status=422
     )
+
+
+async def _merge_with_stored(
+    conn: Any, form: ProductForm, product_id: int, product_type: ProductType | None
+) -> None:
+    """Lock the product and its variants, and make `form` what its save writes: the posted
+    changes over the product as stored now. Raises Refused on conflicts, after setting the
+    form to show the merge with the stored product as its new `original`."""
+    stored, variants = await catalog_admin.lock_for_edit(conn, product_id)
+    current_values = product_form.product_values(stored)
+    current_rows = product_form.variant_rows(variants, 0)
+    merged = product_form.merge(form, current_values, current_rows)
+    if merged is None:
+        return  # no original to compare with: saved as posted
+    if merged.conflicts:
+        form.values, form.rows = merged.values, merged.rows
+        form.original = product_form.snapshot(current_values, current_rows)
+        raise Refused(
+            {
+                "form": "Someone else saved this product while you were editing it. Their"
+                " changes are shown, except where you changed the same field (marked).",
+                **merged.conflicts,
+            }
+        )
+    again = product_form.parse(merged.posted(), product_type, creating=False)
+    if again.product is None or again.errors:
+        raise Refused(again.errors or {"form": "This product changed meanwhile. Reload it."})
+    form.product, form.variants, form.removed = again.product, again.variants, again.removed
 
 
 async def render_editor(
