@@ -3,9 +3,10 @@
 `Database.replica` is a `ReadPool`: it reads from the streaming replica while the replica is up and
 no further behind than `replica_max_lag_seconds`, and otherwise from a read-only primary pool.
 Both of its pools set `default_transaction_read_only`, so a write sent to the replica pool fails
-whichever server answers it. Read-your-writes: `transaction()` remembers the WAL position of the
-commit it made (`last_write_lsn`); `db.replica.fresh_for(lsn)` then only uses the replica once it
-has replayed past that position.
+whichever server answers it; they are StatementPools (storage.statements), which lend a
+connection per statement far more cheaply than asyncpg's Pool. Read-your-writes: `transaction()`
+remembers the WAL position of the commit it made (`last_write_lsn`); `db.replica.fresh_for(lsn)`
+then only uses the replica once it has replayed past that position.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeAlias, TypeVar
 
 import asyncpg
 import structlog
 
 from configs.settings import Settings
+from storage.statements import StatementPool
 
 log = structlog.get_logger(__name__)
 
@@ -76,13 +78,18 @@ class ReplicaState:
         return self.configured and self.healthy
 
 
+# Where browsing reads go: open_database gives StatementPools (storage.statements); tests may
+# give an asyncpg Pool.
+ReadSource: TypeAlias = StatementPool | asyncpg.Pool
+
+
 class ReadPool:
     """Browsing reads: the replica when it is healthy and fresh, else a read-only primary pool."""
 
     def __init__(
         self,
-        fallback: asyncpg.Pool,
-        replica: asyncpg.Pool | None,
+        fallback: ReadSource,
+        replica: ReadSource | None,
         max_lag_seconds: float,
     ) -> None:
         self.fallback = fallback
@@ -91,7 +98,7 @@ class ReadPool:
         self.state = ReplicaState(configured=replica is not None)
 
     @property
-    def current(self) -> asyncpg.Pool:
+    def current(self) -> ReadSource:
         """The pool a browsing read uses right now."""
         if self.replica_pool is not None and self.state.usable:
             return self.replica_pool
@@ -268,6 +275,18 @@ async def create_pool(dsn: str, size: int, *, read_only: bool, min_size: int = 1
     return pool
 
 
+def statement_pool(dsn: str, size: int) -> StatementPool:
+    """Read-only connections for single statements (browsing reads), opened when first needed:
+    a replica that is down at start-up does not stop the process. The server refuses writes."""
+
+    async def connect_read_only() -> asyncpg.Connection:
+        conn: asyncpg.Connection = await asyncpg.connect(dsn, server_settings=dict(READ_ONLY))
+        await _init_connection(conn)
+        return conn
+
+    return StatementPool(connect_read_only, size)
+
+
 async def _keep_session(conn: asyncpg.Connection) -> None:
     """The release of a read-only pool's connection: nothing to undo.
 
@@ -283,17 +302,14 @@ async def open_database(settings: Settings, *, monitor: bool = True) -> AsyncIte
     """Open both pools (and the replica monitor); closes everything on exit, even on error."""
     size = settings.database_pool_size
     primary = await create_pool(str(settings.database_url), size, read_only=False)
-    pools = [primary]
+    pools: list[StatementPool | asyncpg.Pool] = [primary]
     monitor_task: asyncio.Task[None] | None = None
     try:
-        # min_size=0: lazily connected, so a replica that is down at start-up does not stop us.
-        fallback = await create_pool(str(settings.database_url), size, read_only=True, min_size=0)
+        fallback = statement_pool(str(settings.database_url), size)
         pools.append(fallback)
         replica_pool = None
         if settings.replica_database_url is not None:
-            replica_pool = await create_pool(
-                str(settings.replica_database_url), size, read_only=True, min_size=0
-            )
+            replica_pool = statement_pool(str(settings.replica_database_url), size)
             pools.append(replica_pool)
         db = Database(
             primary=primary,
