@@ -51,6 +51,12 @@ class ResourcesMiddleware(Middleware):
     `before_worker_boot`, not after: Dramatiq starts consuming before `after_worker_boot` runs,
     and a message must never find the resources closed. AsyncIO comes earlier in the middleware
     list, so its loop is already running here.
+
+    Closed in `after_worker_shutdown`, not before: Dramatiq emits `before_worker_shutdown` and
+    only then waits for the messages in progress, which would find their pools and Redis
+    closed (a message reindexing a product opened a new Redis connection on the closed client,
+    left for the garbage collector). "After" hooks run in reverse middleware order, so this one
+    runs while AsyncIO's loop still does.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -62,7 +68,7 @@ class ResourcesMiddleware(Middleware):
         self._stack = AsyncExitStack()
         self.resources = _loop().run_coroutine(open_resources(self.settings, self._stack))
 
-    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+    def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         if self._stack is not None:
             _loop().run_coroutine(self._stack.aclose())
         self._stack, self.resources = None, None
