@@ -8,7 +8,8 @@ from __future__ import annotations
 import asyncio
 
 from storage.database import connect
-from tests.support.admin import create, error_of, fetch, form_of, post, product_form, staff, variant
+from tests.support.admin import create, error_of, form_of, post, product_form, staff, variant
+from tests.support.db import fetch
 
 
 async def opened(client, product_id: int) -> dict[str, str]:  # type: ignore[no-untyped-def]
@@ -30,15 +31,21 @@ async def stored(dsn: str, product_id: int) -> tuple[str, str, int, int]:
     return row["name"], row["description"], row["price_amount"], row["stock_on_hand"]
 
 
-async def test_two_editors_changing_different_fields_both_keep_their_change(
-    client, fresh_db
-) -> None:
+async def price_fixed_by_another(client, fresh_db: str) -> tuple[int, dict[str, str]]:  # type: ignore[no-untyped-def]
+    """A product at 10.00 (stock 5) opened by two editors, the first of whom has saved the
+    price 8.40: its id, and the second editor's form, still showing 10.00."""
     await staff(client, fresh_db)
     product_id = await create(client, product_form(variant("MUG-1", "10.00", "5")))
     first, second = await opened(client, product_id), await opened(client, product_id)
-
     first["v-0-price"] = "8.40"
     assert (await post(client, f"/admin/products/{product_id}", first)).status == 303
+    return product_id, second
+
+
+async def test_two_editors_changing_different_fields_both_keep_their_change(
+    client, fresh_db
+) -> None:
+    product_id, second = await price_fixed_by_another(client, fresh_db)
     second["description"] = "A mug that keeps tea hot."
     resp = await post(client, f"/admin/products/{product_id}", second)
     assert resp.status == 303, await resp.text()
@@ -50,12 +57,7 @@ async def test_two_editors_changing_different_fields_both_keep_their_change(
 async def test_the_same_field_changed_twice_is_refused_beside_it_then_saved_on_purpose(
     client, fresh_db
 ) -> None:
-    await staff(client, fresh_db)
-    product_id = await create(client, product_form(variant("MUG-1", "10.00", "5")))
-    first, second = await opened(client, product_id), await opened(client, product_id)
-    first["v-0-price"] = "8.40"
-    assert (await post(client, f"/admin/products/{product_id}", first)).status == 303
-
+    product_id, second = await price_fixed_by_another(client, fresh_db)
     second["v-0-price"] = "9.10"
     second["name"] = "Big blue mug"
     resp = await post(client, f"/admin/products/{product_id}", second)

@@ -17,8 +17,9 @@ from domain.orders import Status
 from storage import orders, users
 from storage.database import connect
 from storage.orders import Order
-from tests.support.admin import error_of, fetch, post
+from tests.support.admin import error_of, post
 from tests.support.browser import csrf_of, signed_in
+from tests.support.db import fetch
 from tests.support.orders import checkout, guest_cart, stock_of, stocked_product
 from web.admin import customers as customer_pages
 from web.admin import orders as order_pages

@@ -14,9 +14,10 @@ import aiohttp
 import pytest
 from PIL import Image
 
-from tests.support.admin import error_of, fetch, post, staff
+from tests.support.admin import error_of, post, staff
 from tests.support.browser import csrf_of
 from tests.support.catalog import insert_product
+from tests.support.db import fetch
 from web.app import create_app
 
 LIMIT = 64 * 1024

@@ -22,6 +22,7 @@ from configs.settings import Settings
 from storage import outbox
 from storage.database import connect, create_pool
 from storage.mailbox import read as read_mailbox
+from tests.support.db import fetch
 from tests.support.smtp import SmtpServer
 from tests.support.waiting import eventually
 
@@ -79,14 +80,6 @@ async def request_email(dsn: str, broker: dramatiq.Broker, user_id: int, kind: s
     finally:
         await pool.close()
     return event_id
-
-
-async def fetch(dsn: str, query: str, *args: Any) -> list[Any]:
-    conn = await connect(dsn)
-    try:
-        return list(await conn.fetch(query, *args))
-    finally:
-        await conn.close()
 
 
 def parts(message: EmailMessage) -> tuple[str, str]:

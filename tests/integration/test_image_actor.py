@@ -19,8 +19,8 @@ from configs.settings import Settings
 from storage import images
 from storage.database import connect
 from storage.media import NotAnImage
-from tests.support.admin import fetch
 from tests.support.catalog import insert_product
+from tests.support.db import fetch
 
 
 @pytest.fixture

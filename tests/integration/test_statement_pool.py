@@ -10,7 +10,7 @@ import pytest
 
 from storage.database import READ_ONLY, statement_pool
 from storage.statements import StatementPool
-from tests.support.admin import fetch
+from tests.support.db import fetch
 
 NAME = "aioshop-statement-pool-test"
 

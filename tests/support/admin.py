@@ -6,18 +6,8 @@ from __future__ import annotations
 import html
 import re
 from html.parser import HTMLParser
-from typing import Any
 
-from storage.database import connect
 from tests.support.browser import csrf_of, signed_in
-
-
-async def fetch(dsn: str, query: str, *args: Any) -> list[Any]:
-    conn = await connect(dsn)
-    try:
-        return list(await conn.fetch(query, *args))
-    finally:
-        await conn.close()
 
 
 async def staff(client, fresh_db: str) -> None:  # type: ignore[no-untyped-def]

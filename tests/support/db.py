@@ -14,3 +14,12 @@ async def sql(dsn: str, query: str, *args: Any) -> Any:
         return await conn.fetchval(query, *args)
     finally:
         await conn.close()
+
+
+async def fetch(dsn: str, query: str, *args: Any) -> list[Any]:
+    """Every row of `query` (one short connection)."""
+    conn = await connect(dsn)
+    try:
+        return list(await conn.fetch(query, *args))
+    finally:
+        await conn.close()
