@@ -16,6 +16,8 @@ What keeps it safe:
   is noticed (is_closed) and replaced.
 - At most `size` connections are open or opening; a statement beyond them waits its turn (FIFO).
   A waiter cancelled after being handed a connection (or a slot to open one) passes it on.
+- A connection idle for `idle_seconds` (60, as the asyncpg pools here) is closed by one timer
+  per pool, so a quiet process does not hold its connections against `max_connections`.
 
 Writes and transactions keep asyncpg's Pool (storage.database): this is for single statements.
 """
@@ -33,18 +35,22 @@ import structlog
 log = structlog.get_logger(__name__)
 Connect = Callable[[], Awaitable[asyncpg.Connection]]
 CLOSE_TIMEOUT_SECONDS = 5.0
+IDLE_SECONDS = 60.0
 
 
 class StatementPool:
     """fetch/fetchrow/fetchval on up to `size` connections opened by `connect` when needed."""
 
-    def __init__(self, connect: Connect, size: int) -> None:
+    def __init__(self, connect: Connect, size: int, *, idle_seconds: float = IDLE_SECONDS) -> None:
         if size < 1:
             raise ValueError("a pool needs at least one connection")
         self._connect = connect
         self._size = size
+        self._idle_seconds = idle_seconds
         self._open = 0  # connections open, or being opened for a statement
-        self._idle: deque[asyncpg.Connection] = deque()
+        # (connection, when it went idle); taken from the right, so the left idled longest.
+        self._idle: deque[tuple[asyncpg.Connection, float]] = deque()
+        self._reaper: asyncio.TimerHandle | None = None
         # Each gets a connection, or None: a slot, to open a connection itself.
         self._waiters: deque[asyncio.Future[asyncpg.Connection | None]] = deque()
         self._closed = False
@@ -71,11 +77,13 @@ class StatementPool:
         """Refuse new statements, fail the waiting ones (InterfaceError, as asyncpg's Pool does)
         and close idle connections; busy ones close when their statement ends."""
         self._closed = True
+        if self._reaper is not None:
+            self._reaper.cancel()
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_exception(asyncpg.InterfaceError("the pool is closed"))
-        idle, self._idle = list(self._idle), deque()
+        idle, self._idle = [conn for conn, _ in self._idle], deque()
         self._open -= len(idle)
         closing = [*(conn.close(timeout=CLOSE_TIMEOUT_SECONDS) for conn in idle), *self._closing]
         await asyncio.gather(*closing, return_exceptions=True)
@@ -100,7 +108,7 @@ class StatementPool:
             if self._closed:
                 raise asyncpg.InterfaceError("the pool is closed")
             if self._idle:
-                conn = self._idle.pop()  # the most recently used: its caches are warm
+                conn, _ = self._idle.pop()  # the most recently used: its caches are warm
                 if conn.is_closed():
                     self._open -= 1
                     continue
@@ -176,4 +184,20 @@ class StatementPool:
             conn.terminate()
             self._open -= 1
         else:
-            self._idle.append(conn)
+            loop = asyncio.get_running_loop()
+            self._idle.append((conn, loop.time()))
+            if self._reaper is None:
+                self._reaper = loop.call_later(self._idle_seconds, self._reap)
+
+    def _reap(self) -> None:
+        """Close the connections idle for `idle_seconds`; run again while any are idle."""
+        self._reaper = None
+        if self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        while self._idle and loop.time() - self._idle[0][1] >= self._idle_seconds:
+            conn, _ = self._idle.popleft()
+            self._discard(conn)
+        if self._idle:
+            wait = self._idle_seconds - (loop.time() - self._idle[0][1])
+            self._reaper = loop.call_later(max(wait, 0.0), self._reap)

@@ -15,14 +15,14 @@ from tests.support.db import fetch
 NAME = "aioshop-statement-pool-test"
 
 
-def pool_for(dsn: str, size: int) -> StatementPool:
+def pool_for(dsn: str, size: int, **options: float) -> StatementPool:
     async def connect() -> asyncpg.Connection:
         conn: asyncpg.Connection = await asyncpg.connect(
             dsn, server_settings={**READ_ONLY, "application_name": NAME}
         )
         return conn
 
-    return StatementPool(connect, size)
+    return StatementPool(connect, size, **options)
 
 
 async def backends(dsn: str) -> list[int]:
@@ -115,3 +115,21 @@ async def test_a_cancelled_waiter_passes_its_turn_on_and_close_fails_the_rest(fr
     assert pool.get_size() == 0
     with pytest.raises(asyncpg.InterfaceError):
         await pool.fetchval("SELECT 4")
+
+
+async def test_connections_idle_for_a_while_are_closed_and_reopened_when_needed(
+    fresh_db,
+) -> None:
+    pool = pool_for(fresh_db, 2, idle_seconds=0.3)
+    try:
+        await asyncio.gather(*(pool.fetchval("SELECT pg_sleep(0.05)") for _ in range(4)))
+        assert len(await backends(fresh_db)) == 2
+        kept = await pool.fetchval("SELECT pg_backend_pid()")
+        await asyncio.sleep(0.2)
+        assert await pool.fetchval("SELECT pg_backend_pid()") == kept  # used again in time
+        await asyncio.sleep(1.0)
+        assert pool.get_size() == 0 and await backends(fresh_db) == []
+        assert await pool.fetchval("SELECT pg_backend_pid()") not in (None, kept)
+        assert pool.get_size() == 1
+    finally:
+        await pool.close()
