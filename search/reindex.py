@@ -132,7 +132,7 @@ async def reindex(
     """Rebuild PostgreSQL's documents and, with a URL, Elasticsearch's index; see the module."""
     report = Report()
     timer = Timer(report, progress)
-    pool = await create_pool(database_url, 2, read_only=False)
+    pool = await create_pool(database_url, 2)
     try:
         await reindex_postgres(pool, timer, batch)
         if elasticsearch_url is not None:

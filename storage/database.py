@@ -261,16 +261,14 @@ async def connect(dsn: str) -> asyncpg.Connection:
     return conn
 
 
-async def create_pool(dsn: str, size: int, *, read_only: bool, min_size: int = 1) -> asyncpg.Pool:
-    """One asyncpg pool; read-only pools refuse writes on the server side."""
+async def create_pool(dsn: str, size: int, *, min_size: int = 1) -> asyncpg.Pool:
+    """One asyncpg pool, for writes and transactions (browsing reads use statement_pool)."""
     pool: asyncpg.Pool = await asyncpg.create_pool(
         dsn,
         min_size=min(min_size, size),
         max_size=size,
         init=_init_connection,
-        server_settings=dict(READ_ONLY) if read_only else {},
         max_inactive_connection_lifetime=60,
-        reset=_keep_session if read_only else None,
     )
     return pool
 
@@ -287,21 +285,11 @@ def statement_pool(dsn: str, size: int) -> StatementPool:
     return StatementPool(connect_read_only, size)
 
 
-async def _keep_session(conn: asyncpg.Connection) -> None:
-    """The release of a read-only pool's connection: nothing to undo.
-
-    asyncpg's default reset runs `SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
-    RESET ALL` on every release, one more round trip per query (a third of a short read's
-    cost). Browsing reads take no locks, open no cursors outside their call, listen to
-    nothing and set no session settings, so there is nothing to reset.
-    """
-
-
 @asynccontextmanager
 async def open_database(settings: Settings, *, monitor: bool = True) -> AsyncIterator[Database]:
     """Open both pools (and the replica monitor); closes everything on exit, even on error."""
     size = settings.database_pool_size
-    primary = await create_pool(str(settings.database_url), size, read_only=False)
+    primary = await create_pool(str(settings.database_url), size)
     pools: list[StatementPool | asyncpg.Pool] = [primary]
     monitor_task: asyncio.Task[None] | None = None
     try:

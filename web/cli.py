@@ -181,7 +181,7 @@ async def _relay(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     broker = build_broker(settings)
-    pool = await create_pool(str(settings.database_url), 2, read_only=False)
+    pool = await create_pool(str(settings.database_url), 2)
     try:
         relay = Relay(
             pool,

@@ -239,21 +239,24 @@ class Measured:
 
     pairs: list[tuple[Load, Load]]
 
+    def _median(self, figure: str, *, of_bare: bool = False) -> float:
+        return statistics.median(getattr(pair[0 if of_bare else 1], figure) for pair in self.pairs)
+
     @property
     def rate(self) -> float:
-        return statistics.median(row.requests_per_second for _, row in self.pairs)
+        return self._median("requests_per_second")
 
     @property
     def bare_rate(self) -> float:
-        return statistics.median(bare.requests_per_second for bare, _ in self.pairs)
+        return self._median("requests_per_second", of_bare=True)
 
     @property
     def p50_ms(self) -> float:
-        return statistics.median(row.p50_ms for _, row in self.pairs)
+        return self._median("p50_ms")
 
     @property
     def p99_ms(self) -> float:
-        return statistics.median(row.p99_ms for _, row in self.pairs)
+        return self._median("p99_ms")
 
     @property
     def ratios(self) -> list[float]:

@@ -145,7 +145,7 @@ async def run_for(
 
 
 async def ceiling(dsn: str, jobs: list[tuple[int, str]], seconds: float) -> tuple[float, int]:
-    pool = await create_pool(dsn, BUYERS, read_only=False)
+    pool = await create_pool(dsn, BUYERS)
 
     async def place_one(cart_id: int, token: str) -> bool:
         checkout = Checkout(cart_id, None, "bench@example.com", ADDRESS, "standard", PAID)

@@ -74,7 +74,7 @@ async def request_email(dsn: str, broker: dramatiq.Broker, user_id: int, kind: s
             event_id = await outbox.add(conn, ACTOR, user_id=user_id, kind=kind)
     finally:
         await conn.close()
-    pool = await create_pool(dsn, 2, read_only=False)
+    pool = await create_pool(dsn, 2)
     try:
         assert await Relay(pool, broker).drain() == 1
     finally:

@@ -112,7 +112,7 @@ async def test_the_relay_ticks_the_expiry_job(settings, conn, fresh_db, broker, 
     old = await place(conn, tee["TEE"], 4)
     await conn.execute("UPDATE orders SET placed_at = now() - interval '1 day'")
     await conn.execute("UPDATE outbox SET published_at = now()")  # only the tick is under test
-    pool = await create_pool(fresh_db, 2, read_only=False)
+    pool = await create_pool(fresh_db, 2)
     stop = asyncio.Event()
     relay = Relay(pool, broker, poll_interval=0.1, ticks=[("orders.expire_unpaid", 60.0)])
     running = asyncio.create_task(relay.run(stop))

@@ -80,7 +80,7 @@ class Shop:
         """Publish the one waiting event of `actor` (and `kind`) through the relay; its payload."""
         await self.conn.execute(SKIP_OTHER_EVENTS, actor, kind)
         [row] = await self.conn.fetch(WAITING_EVENT)
-        pool = await create_pool(self.dsn, 2, read_only=False)
+        pool = await create_pool(self.dsn, 2)
         try:
             assert await Relay(pool, self.broker).drain() == 1
         finally:

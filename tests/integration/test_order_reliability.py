@@ -141,7 +141,7 @@ async def test_a_relay_killed_between_publishing_and_marking_causes_no_second_ef
 ) -> None:
     settings: Settings = settings_for(fresh_db, smtp_url=smtp.url)
     placed = await place_orders(fresh_db, 20)
-    pool = await create_pool(fresh_db, 2, read_only=False)
+    pool = await create_pool(fresh_db, 2)
     try:
         with pytest.raises(SystemExit):
             await CrashAfterPublish(pool, broker, batch_size=1000).drain()

@@ -25,7 +25,7 @@ async def conn(fresh_db: str) -> AsyncIterator[asyncpg.Connection]:
 
 @pytest.fixture
 async def db(fresh_db: str) -> AsyncIterator[Database]:
-    pool = await create_pool(fresh_db, 20, read_only=False)
+    pool = await create_pool(fresh_db, 20)
     yield Database(primary=pool, replica=ReadPool(pool, None, 5.0))
     await pool.close()
 

@@ -62,7 +62,7 @@ async def test_write_reaches_actor_through_rabbitmq(
     assert row["request_id"] == request_id
     assert row["published_at"] is None
 
-    pool = await create_pool(fresh_db, 2, read_only=False)
+    pool = await create_pool(fresh_db, 2)
     try:
         with capture_logs(processors=[merge_contextvars]) as logs:
             assert await Relay(pool, broker).drain() == 1
@@ -91,7 +91,7 @@ async def test_relay_killed_after_publish_republishes_and_effect_happens_once(
     client, staff_headers, fresh_db, broker, worker
 ) -> None:
     product_id, _ = await create_product(client, staff_headers)
-    pool = await create_pool(fresh_db, 2, read_only=False)
+    pool = await create_pool(fresh_db, 2)
     try:
         with pytest.raises(SystemExit):
             await CrashAfterPublish(pool, broker).drain()
@@ -177,7 +177,7 @@ async def test_the_relay_loop_publishes_and_purges_without_errors(
     fresh_db, broker: dramatiq.Broker
 ) -> None:
     """One turn of the relay's loop (publish, then the periodic purge) logs no failure."""
-    pool = await create_pool(fresh_db, 2, read_only=False)
+    pool = await create_pool(fresh_db, 2)
     stop = asyncio.Event()
     try:
         with capture_logs() as logs:

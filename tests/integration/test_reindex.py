@@ -20,7 +20,7 @@ CLEAR_DOCUMENTS = """
 
 @pytest.fixture
 async def search(fresh_db: str) -> AsyncIterator[PostgresSearch]:
-    primary = await create_pool(fresh_db, 2, read_only=False)
+    primary = await create_pool(fresh_db, 2)
     yield PostgresSearch(primary, primary, terms_ttl=0)
     await primary.close()
 

@@ -48,7 +48,7 @@ async def client() -> AsyncIterator[AsyncElasticsearch]:
 
 @pytest.fixture
 async def primary(fresh_db: str) -> AsyncIterator[Any]:
-    pool = await create_pool(fresh_db, 3, read_only=False)
+    pool = await create_pool(fresh_db, 3)
     yield pool
     await pool.close()
 

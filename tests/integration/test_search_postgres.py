@@ -14,7 +14,7 @@ import pytest
 
 from search.backend import PRICE_BUCKETS, InvalidCursor, SearchQuery, Sort, price_bucket_label
 from search.postgres import PostgresSearch
-from storage.database import connect, create_pool
+from storage.database import connect, create_pool, statement_pool
 from storage.errors import CategoryNotFound, ProductNotFound
 
 INSERT_CATEGORY = """
@@ -127,8 +127,8 @@ class Catalog:
 
 @pytest.fixture
 async def search(fresh_db: str) -> AsyncIterator[PostgresSearch]:
-    primary = await create_pool(fresh_db, 2, read_only=False)
-    replica = await create_pool(fresh_db, 2, read_only=True)
+    primary = await create_pool(fresh_db, 2)
+    replica = statement_pool(fresh_db, 2)  # as open_database gives browsing reads
     yield PostgresSearch(replica, primary)
     await replica.close()
     await primary.close()

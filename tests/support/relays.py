@@ -24,7 +24,7 @@ class CrashAfterPublish(Relay):
 @asynccontextmanager
 async def relaying(dsn: str, broker: dramatiq.Broker) -> AsyncIterator[None]:
     """A relay draining `dsn`'s outbox into `broker` (polling every 0.2 s) until the block ends."""
-    pool = await create_pool(dsn, 2, read_only=False)
+    pool = await create_pool(dsn, 2)
     stop = asyncio.Event()
     task = asyncio.create_task(Relay(pool, broker, poll_interval=0.2).run(stop))
     try:
