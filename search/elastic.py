@@ -13,6 +13,7 @@ elasticsearch-py 9 async API: https://elasticsearch-py.readthedocs.io/en/latest/
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import suppress
 from dataclasses import replace
@@ -34,7 +35,7 @@ from search.elastic_documents import (
     index_name,
 )
 from search.elastic_query import BACKEND, build_search, build_suggest, parse_search, parse_suggest
-from storage import categories, products
+from storage import attributes, categories, products
 from storage.database import Executor, fresh_reader
 from storage.errors import ProductNotFound
 
@@ -72,11 +73,25 @@ class ElasticsearchSearch:
         *,
         alias: str = ALIAS,
         reader: Executor | None = None,
+        attributes_ttl: float = 30.0,
     ) -> None:
         self.client = client
         self.primary = primary
         self.alias = alias
-        self.reader: Executor = reader or primary  # expands category slugs (PostgreSQL's tree)
+        # Expands category slugs (PostgreSQL's tree) and names the filterable attributes.
+        self.reader: Executor = reader or primary
+        # Which attributes get a facet changes when staff edit attributes: a newly filterable one
+        # gets its facet up to attributes_ttl seconds late, and searches skip a round trip.
+        self.attributes_ttl = attributes_ttl
+        self._filterable: tuple[float, tuple[str, ...]] = (float("-inf"), ())
+
+    async def filterable(self) -> tuple[str, ...]:
+        """The slugs of the filterable attributes (remembered for attributes_ttl seconds)."""
+        expires, slugs = self._filterable
+        if expires < time.monotonic():
+            slugs = tuple(await attributes.filterable_slugs(self.reader))
+            self._filterable = (time.monotonic() + self.attributes_ttl, slugs)
+        return slugs
 
     async def search(self, query: SearchQuery) -> SearchResult:
         """One page of published products with facets; raises InvalidCursor, CategoryNotFound
@@ -85,7 +100,7 @@ class ElasticsearchSearch:
             reader = await fresh_reader(self.reader, query.fresh_for)
             ids = await categories.subtree_ids_by_slug(reader, query.category)
             query = replace(query, category=None, category_ids=tuple(ids))
-        body = build_search(query)
+        body = build_search(query, await self.filterable() if query.facets else ())
         response = await self.client.search(index=self.alias, **body)
         return parse_search(query, response.body)
 

@@ -5,7 +5,9 @@ search.postgres: every word must match (in any text field), the last one also as
 within AUTO edits (fuzziness), or the text is a SKU or a SKU prefix; websearch syntax ("phrase",
 -word, or) goes through simple_query_string. Facets are disjunctive: the facet filters (category
 with text, price, each attribute) go in `post_filter`, so the aggregations see the rows they
-remove; each facet's aggregation is a `filter` aggregation over every other facet filter. As in
+remove; each facet's aggregation is a `filter` aggregation over every other facet filter. Each
+filterable attribute gets a terms aggregation of its own (`include: "slug=.*"`), so one attribute
+with thousands of values (brands) cannot crowd another's values out of a shared one. As in
 PostgreSQL, a category filter without text restricts the query itself, so a category page counts
 only its categories. Pages are keysets: `search_after` on (sort key, id); `next_after` is
 (sort, key, id) like PostgreSQL's, with the same keys for the field sorts (missing prices sort as
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -44,7 +47,6 @@ BACKEND = "elasticsearch"
 SCORE_PREFIX = "es:"
 MAX_LONG = 9223372036854775807  # PostgreSQL's key for a missing price, ascending
 CATEGORY_FACET_SIZE = 1000
-ATTRIBUTE_TERMS_SIZE = 2000  # values of every unfiltered attribute, cut to FACET_VALUES_MAX each
 SLUG = re.compile(r"[a-z0-9_]+")  # attribute slugs (migration 0005): safe in an `include` regex
 OR_WORD = re.compile(r"(?i)(?<!\S)or(?!\S)")
 TEXT_FIELDS = ["name^3", "tags^2", "description", "text_all"]
@@ -150,8 +152,18 @@ def _filtered(filters: dict[str, dict[str, Any]], but: str | None, inner: dict[s
     return {"filter": {"bool": {"filter": others}}, "aggs": {"values": inner}}
 
 
-def build_search(query: SearchQuery) -> dict[str, Any]:
-    """The keyword arguments of AsyncElasticsearch.search for one query; raises InvalidCursor."""
+def attribute_values(slug: str) -> dict[str, Any]:
+    """A terms aggregation of one attribute's values ('slug=value' keys), most products first."""
+    return {
+        "terms": {"field": "filterable_facets", "size": FACET_VALUES_MAX, "include": f"{slug}=.*"}
+    }
+
+
+def build_search(query: SearchQuery, filterable: Sequence[str] = ()) -> dict[str, Any]:
+    """The keyword arguments of AsyncElasticsearch.search for one query; raises InvalidCursor.
+
+    `filterable`: the slugs of the filterable attributes, each of which gets a facet.
+    """
     after = search_after(query.sort, query.after)
     text = query.text.strip()
     filters: list[dict[str, Any]] = []
@@ -198,25 +210,21 @@ def build_search(query: SearchQuery) -> dict[str, Any]:
                 }
             },
         ),
-        "attributes": _filtered(
-            facets,
-            None,
-            {"terms": {"field": "filterable_facets", "size": ATTRIBUTE_TERMS_SIZE}},
-        ),
     }
+    # Unfiltered attributes share one filter (every facet filter); a filtered one ignores its own.
+    unfiltered = {
+        slug: attribute_values(slug)
+        for slug in filterable
+        if slug not in facets and SLUG.fullmatch(slug)
+    }
+    if unfiltered:
+        aggs["attributes"] = {
+            "filter": {"bool": {"filter": list(facets.values())}},
+            "aggs": unfiltered,
+        }
     for slug in query.attributes:
         if slug in facets and SLUG.fullmatch(slug):
-            aggs[f"attribute:{slug}"] = _filtered(
-                facets,
-                slug,
-                {
-                    "terms": {
-                        "field": "filterable_facets",
-                        "size": FACET_VALUES_MAX,
-                        "include": f"{slug}=.*",
-                    }
-                },
-            )
+            aggs[f"attribute:{slug}"] = _filtered(facets, slug, attribute_values(slug))
     if text and not uses_operators(text):
         # How many would the text find without typo tolerance: "did you mean" only when few.
         aggs["literal"] = {
@@ -279,18 +287,17 @@ def _facets(aggs: dict[str, Any], query: SearchQuery) -> Facets:
     ]
     categories.sort(key=lambda f: (-f.count, f.value))
     prices = aggs["price_ranges"]["values"]["buckets"]
-    counted: dict[str, list[tuple[int, str]]] = {}
-    filtered = {slug for slug, values in query.attributes.items() if values}
-    for bucket in aggs["attributes"]["values"]["buckets"]:
-        slug, _, value = str(bucket["key"]).partition("=")
-        if slug not in filtered:
-            counted.setdefault(slug, []).append((int(bucket["doc_count"]), value))
+    terms: dict[str, Any] = {  # slug -> its terms aggregation's answer
+        slug: agg for slug, agg in aggs.get("attributes", {}).items() if isinstance(agg, dict)
+    }
     for name, agg in aggs.items():
         if name.startswith("attribute:"):
-            slug = name.removeprefix("attribute:")
-            for bucket in agg["values"]["buckets"]:
-                value = str(bucket["key"]).partition("=")[2]
-                counted.setdefault(slug, []).append((int(bucket["doc_count"]), value))
+            terms[name.removeprefix("attribute:")] = agg["values"]
+    counted: dict[str, list[tuple[int, str]]] = {}
+    for slug, agg in terms.items():
+        for bucket in agg["buckets"]:
+            value = str(bucket["key"]).partition("=")[2]
+            counted.setdefault(slug, []).append((int(bucket["doc_count"]), value))
     attributes = {
         slug: [
             FacetValue(value, count)

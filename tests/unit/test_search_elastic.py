@@ -138,9 +138,10 @@ def empty_search(request: Request) -> Answer:
     """What a search that matches nothing answers: every aggregation asked for, empty."""
     aggregations: dict[str, Any] = {}
     for name, agg in ((request.body or {}).get("aggs") or {}).items():
-        inner = agg.get("aggs", {}).get("values", {})
-        values = {"buckets": {} if "range" in inner else []}
-        aggregations[name] = {"doc_count": 0, **({"values": values} if inner else {})}
+        inner = agg.get("aggs", {})
+        aggregations[name] = {"doc_count": 0} | {
+            sub: {"buckets": {} if "range" in body else []} for sub, body in inner.items()
+        }
     answer = dict(EMPTY_SEARCH)
     if aggregations:
         answer["aggregations"] = aggregations
@@ -162,9 +163,27 @@ async def client(cluster: FakeCluster) -> AsyncIterator[AsyncElasticsearch]:
     await es.close()
 
 
+@dataclass
+class Attributes:
+    """Stands in for PostgreSQL where the backend reads which attributes are filterable."""
+
+    slugs: tuple[str, ...] = ("colour", "material", "size")
+    reads: int = 0
+
+    async def fetch(self, sql: str, *args: Any) -> list[dict[str, str]]:
+        assert "is_filterable" in sql
+        self.reads += 1
+        return [{"slug": slug} for slug in self.slugs]
+
+
 @pytest.fixture
-def elastic(client: AsyncElasticsearch) -> ElasticsearchSearch:
-    return ElasticsearchSearch(client, primary=None)  # type: ignore[arg-type]
+def attributes() -> Attributes:
+    return Attributes()
+
+
+@pytest.fixture
+def elastic(client: AsyncElasticsearch, attributes: Attributes) -> ElasticsearchSearch:
+    return ElasticsearchSearch(client, primary=None, reader=attributes)  # type: ignore[arg-type]
 
 
 def hit(product_id: int, name: str, price: int | None, sort: list[Any], score: Any = None) -> Any:
@@ -210,10 +229,12 @@ def facet_aggregations(literal: int | None = None) -> dict[str, Any]:
                 }
             },
         ),
-        # colour is filtered: its counts come from its own aggregation, not from this one
-        "attributes": filtered(
-            3, terms(("colour=red", 3), ("size=m", 2), ("size=l", 2), ("material=wool", 1))
-        ),
+        # colour is filtered: its counts come from its own aggregation, the others' from these
+        "attributes": {
+            "doc_count": 3,
+            "material": terms(("material=wool", 1)),
+            "size": terms(("size=m", 2), ("size=l", 2)),
+        },
         "attribute:colour": filtered(
             4, terms(("colour=red", 3), ("colour=blue", 2), ("colour=green", 2))
         ),
@@ -319,17 +340,21 @@ async def test_a_filtered_text_search_sends_disjunctive_facets(elastic, cluster)
             }
         },
     }
+
+    def values_of(slug: str) -> dict[str, Any]:
+        return {"terms": {"field": "filterable_facets", "size": 50, "include": f"{slug}=.*"}}
+
+    # Each unfiltered attribute has its own terms (a brand with thousands of values cannot push
+    # the sizes out), under one filter; size has no values: no filter, counted with the others.
     assert aggs["attributes"] == {
         "filter": {"bool": {"filter": [category, price, colour]}},
-        "aggs": {"values": {"terms": {"field": "filterable_facets", "size": 2000}}},
+        "aggs": {"material": values_of("material"), "size": values_of("size")},
     }
     assert aggs["attribute:colour"] == {
         "filter": {"bool": {"filter": [category, price]}},
-        "aggs": {
-            "values": {"terms": {"field": "filterable_facets", "size": 50, "include": "colour=.*"}}
-        },
+        "aggs": {"values": values_of("colour")},
     }
-    assert "attribute:size" not in aggs  # no values: no filter, counted with the others
+    assert "attribute:size" not in aggs
     literal = words["bool"]["should"]
     assert aggs["literal"]["filter"]["bool"]["filter"][1:] == [category, price, colour]
     strict = aggs["literal"]["filter"]["bool"]["filter"][0]["bool"]["should"]
@@ -867,6 +892,28 @@ async def test_a_bad_cursor_is_the_callers_error_not_a_fallback(elastic, cluster
     with pytest.raises(InvalidCursor):
         await search.search(SearchQuery(text="x", after=("relevance", 1.5, 3)))
     assert postgres.searches == 0 and not search.skipping
+
+
+async def test_filterable_attributes_are_read_once_per_ttl(
+    elastic, client, cluster, attributes
+) -> None:
+    await elastic.search(SearchQuery(text="tee"))
+    await elastic.search(SearchQuery(text="tee"))
+    await elastic.search(SearchQuery(sort="name", facets=False))  # a list needs none
+    assert attributes.reads == 1
+    assert set(cluster.requests[0].body["aggs"]["attributes"]["aggs"]) == {
+        "colour",
+        "material",
+        "size",
+    }
+    # Once attributes_ttl has passed, the next search reads them again.
+    fresh = Attributes()
+    uncached = ElasticsearchSearch(client, primary=None, reader=fresh, attributes_ttl=0.0)  # type: ignore[arg-type]
+    await uncached.search(SearchQuery(text="tee"))
+    fresh.slugs = ("brand",)  # staff made brand filterable, the others not
+    await uncached.search(SearchQuery(text="tee"))
+    assert fresh.reads == 2
+    assert list(cluster.requests[-1].body["aggs"]["attributes"]["aggs"]) == ["brand"]
 
 
 def test_build_search_is_pure_and_repeatable() -> None:
