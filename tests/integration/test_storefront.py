@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
+import pytest
+
+from storage import categories
+from storage.database import connect
 from tests.support.catalog import insert_product
 
 
@@ -37,3 +43,22 @@ async def test_stylesheet_is_served_with_44px_touch_targets(client) -> None:
 
 async def test_unknown_page_is_404(client) -> None:
     assert (await client.get("/no-such-page")).status == 404
+
+
+@pytest.mark.parametrize(
+    "path", ["/", "/cart", "/checkout", "/login", "/register", "/forgot-password", "/products/nope"]
+)
+async def test_every_storefront_page_has_the_category_nav(client, fresh_db, path) -> None:
+    conn = await connect(fresh_db)
+    try:
+        clothing = await categories.create(conn, slug="clothing", name="Clothing & more")
+        await categories.create(conn, slug="tees", name="Tees", parent_id=clothing.id)
+    finally:
+        await conn.close()
+    html = await (await client.get(path)).text()
+    nav = re.search(r'<nav class="category-nav" aria-label="Categories">(.*?)</nav>', html, re.S)
+    assert nav, html[:3000]
+    # The top categories only, escaped.
+    assert re.findall(r'<a href="([^"]+)"[^>]*>([^<]+)</a>', nav.group(1)) == [
+        ("/c/clothing", "Clothing &amp; more")
+    ]

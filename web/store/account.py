@@ -25,7 +25,7 @@ from web.cookies import forget, refresh_cookie, remember
 from web.keys import ACCOUNTS, DB, PRINCIPAL, REQUEST_ID
 from web.requests import client_ip
 from web.store.forms import Form, read_form, safe_next
-from web.store.render import render
+from web.store.render import page
 
 
 def _accounts(request: web.Request) -> Accounts:
@@ -52,7 +52,7 @@ def require_user(request: web.Request) -> Principal:
 
 async def register_page(request: web.Request) -> web.Response:
     """The registration form."""
-    return render(request, "account/register.html", {"form": None, "next": _next(request)})
+    return await page(request, "account/register.html", {"form": None, "next": _next(request)})
 
 
 async def register_submit(request: web.Request) -> web.Response:
@@ -86,12 +86,12 @@ async def register_submit(request: web.Request) -> web.Response:
             raise web.HTTPSeeOther(safe_next(await _posted_next(request)))
     status = 429 if "form" in form.errors else 422
     context = {"form": form, "next": await _posted_next(request)}
-    return render(request, "account/register.html", context, status=status)
+    return await page(request, "account/register.html", context, status=status)
 
 
 async def login_page(request: web.Request) -> web.Response:
     """The sign-in form."""
-    return render(request, "account/login.html", {"form": None, "next": _next(request)})
+    return await page(request, "account/login.html", {"form": None, "next": _next(request)})
 
 
 async def login_submit(request: web.Request) -> web.Response:
@@ -116,7 +116,7 @@ async def login_submit(request: web.Request) -> web.Response:
             remember(request, pair)
             raise web.HTTPSeeOther(safe_next(await _posted_next(request)))
     context = {"form": form, "next": await _posted_next(request)}
-    return render(request, "account/login.html", context, status=status)
+    return await page(request, "account/login.html", context, status=status)
 
 
 async def logout_submit(request: web.Request) -> web.Response:
@@ -137,26 +137,28 @@ async def logout_submit(request: web.Request) -> web.Response:
 
 async def forgot_page(request: web.Request) -> web.Response:
     """Ask for a password reset link."""
-    return render(request, "account/forgot.html", {"form": None, "sent": False})
+    return await page(request, "account/forgot.html", {"form": None, "sent": False})
 
 
 async def forgot_submit(request: web.Request) -> web.Response:
     """Email a reset link if the account exists (the page says the same either way)."""
     form = await read_form(request, EmailBody)
     if form.data is None:
-        return render(request, "account/forgot.html", {"form": form}, status=422)
+        return await page(request, "account/forgot.html", {"form": form}, status=422)
     try:
         await _accounts(request).request_password_reset(
             form.data.email, ip=client_ip(request), request_id=request[REQUEST_ID]
         )
     except Throttled as exc:
-        return render(request, "account/forgot.html", {"form": _throttled(form, exc)}, status=429)
-    return render(request, "account/forgot.html", {"form": None, "sent": True})
+        return await page(
+            request, "account/forgot.html", {"form": _throttled(form, exc)}, status=429
+        )
+    return await page(request, "account/forgot.html", {"form": None, "sent": True})
 
 
 async def reset_page(request: web.Request) -> web.Response:
     """Choose a new password (the token comes from the emailed link)."""
-    return render(request, "account/reset.html", {"form": None, "token": _token(request)})
+    return await page(request, "account/reset.html", {"form": None, "token": _token(request)})
 
 
 async def reset_submit(request: web.Request) -> web.Response:
@@ -177,7 +179,7 @@ async def reset_submit(request: web.Request) -> web.Response:
         else:
             forget(request)
             raise web.HTTPSeeOther("/login?reset=1")
-    return render(request, "account/reset.html", {"form": form, "token": token}, status=422)
+    return await page(request, "account/reset.html", {"form": form, "token": token}, status=422)
 
 
 async def verify_email_page(request: web.Request) -> web.Response:
@@ -185,8 +187,8 @@ async def verify_email_page(request: web.Request) -> web.Response:
     try:
         await _accounts(request).verify_email(_token(request))
     except InvalidOneTimeToken:
-        return render(request, "account/verified.html", {"verified": False}, status=400)
-    return render(request, "account/verified.html", {"verified": True})
+        return await page(request, "account/verified.html", {"verified": False}, status=400)
+    return await page(request, "account/verified.html", {"verified": True})
 
 
 # -- the account page --------------------------------------------------------------------------
@@ -201,7 +203,7 @@ async def account_page(request: web.Request, **context: Any) -> web.Response:
     found = await addresses.list_for(db.primary, principal.user_id)
     status = context.pop("status", 200)
     full = {"user": user, "addresses": found, "saved": request.query.get("saved"), **context}
-    return render(request, "account/account.html", full, status=status)
+    return await page(request, "account/account.html", full, status=status)
 
 
 async def profile_submit(request: web.Request) -> web.Response:

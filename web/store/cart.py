@@ -31,7 +31,7 @@ from web.carts import CART_COOKIE, NEW_CART_TOKEN, Cart
 from web.catalog_json import formatted
 from web.cookies import NO_SILENT_REFRESH
 from web.keys import DB, PRINCIPAL
-from web.store.render import render
+from web.store.render import page
 
 CART_COUNT = web.RequestKey("cart_count", int)  # the header's item count
 
@@ -124,7 +124,7 @@ async def render_cart(
         "message": message,
         "back": back,
     }
-    response = render(request, "store/cart.html", context, status=status)
+    response = await page(request, "store/cart.html", context, status=status)
     return web_carts.finish(request, response)
 
 

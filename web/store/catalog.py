@@ -10,7 +10,7 @@ never a 500.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable
 from typing import Any
 
 from aiohttp import web
@@ -30,27 +30,10 @@ from web.store.catalog_query import (
     sort_choices,
     url_with,
 )
-from web.store.render import render
+from web.store.render import page
 
 # What "Clear filters" keeps of a listing's query: the search text and the order.
 NOT_FILTERS = ("q", "sort")
-
-
-async def page(
-    request: web.Request,
-    template: str,
-    context: Mapping[str, Any],
-    *,
-    status: int = 200,
-    nav: list[Any] | None = None,
-) -> web.Response:
-    """`render` plus what the catalog layout needs on every page: the top categories.
-
-    `nav` is those categories when the caller has read them already (see `with_nav`).
-    """
-    if nav is None:
-        nav = catalog.loads(await catalog.category_tree(request))["items"]
-    return render(request, template, {"nav_categories": nav, **context}, status=status)
 
 
 async def with_nav(request: web.Request, read: Awaitable[Cached]) -> tuple[Any, list[Any]]:

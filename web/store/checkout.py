@@ -51,7 +51,7 @@ from web.keys import DB, PRINCIPAL
 from web.store.cart import CART_COUNT, cart_rows
 from web.store.forms import Form
 from web.store.orders import remember_guest_order
-from web.store.render import render
+from web.store.render import page
 
 log = structlog.get_logger(__name__)
 
@@ -167,7 +167,7 @@ async def _page(
         },
         "show_tax": chosen is not None and chosen.tax_rate_bps > 0,
     }
-    response = render(request, "store/checkout.html", context, status=status)
+    response = await page(request, "store/checkout.html", context, status=status)
     return web_carts.finish(request, response)
 
 

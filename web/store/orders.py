@@ -28,7 +28,7 @@ from web.cookies import cookie_name, is_secure
 from web.keys import DB, PRINCIPAL, REQUEST_ID, SETTINGS
 from web.store.account import require_user
 from web.store.catalog import not_found
-from web.store.render import render
+from web.store.render import page
 
 GUEST_ORDERS = "aioshop-orders"
 GUEST_ORDERS_MAX = 10
@@ -194,7 +194,7 @@ async def thanks_page(request: web.Request) -> web.Response:
         return await not_found(request, "order")
     view = order_view(await orders.detail(db.primary, order))
     context = {"order": view, "signed_in": order.user_id is not None and principal is not None}
-    return render(request, "store/thanks.html", context)
+    return await page(request, "store/thanks.html", context)
 
 
 async def _find(executor: Executor, number: str, user_id: int | None) -> Order | None:
@@ -231,7 +231,7 @@ async def orders_page(request: web.Request) -> web.Response:
         for o in found
     ]
     context = {"orders": rows, "older": older, "first_page": "before" not in request.query}
-    return render(request, "account/orders.html", context)
+    return await page(request, "account/orders.html", context)
 
 
 def _before(raw: str) -> tuple[datetime, int] | None:
@@ -257,7 +257,7 @@ async def order_page(
         "error": error,
         "cancelled": request.query.get("cancelled") == "1",
     }
-    return render(request, "account/order.html", context, status=status)
+    return await page(request, "account/order.html", context, status=status)
 
 
 async def cancel_submit(request: web.Request) -> web.Response:

@@ -6,7 +6,8 @@ from aiohttp import web
 
 from web import catalog
 from web.api.listing import parse_listing
-from web.store.catalog import page, with_nav
+from web.store.catalog import with_nav
+from web.store.render import page
 
 HOME_PRODUCTS = 8
 
