@@ -76,7 +76,13 @@ def price(product: Product) -> str:
 def create_app(settings: Settings) -> web.Application:
     """The whole web application for `settings`."""
     app = web.Application(
-        middlewares=[request_context, read_your_writes, browser_session, cart_pages.cart_count],
+        middlewares=[
+            request_context,
+            read_your_writes,
+            browser_session,
+            cart_pages.cart_count,
+            catalog_pages.unknown_pages,
+        ],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings

@@ -41,12 +41,30 @@ async def test_stylesheet_is_served_with_44px_touch_targets(client) -> None:
     assert "min-height: var(--touch)" in css
 
 
-async def test_unknown_page_is_404(client) -> None:
-    assert (await client.get("/no-such-page")).status == 404
+async def test_an_unknown_page_is_the_shops_404_page(client) -> None:
+    resp = await client.get("/no-such-page?q=<b>")
+    html = await resp.text()
+    assert (resp.status, resp.content_type) == (404, "text/html")
+    assert "We could not find that page" in html and 'role="search"' in html
+    assert "<b>" not in html
+    # The API and the files keep their own answers.
+    api = await client.get("/api/v1/no-such-thing")
+    assert (api.status, api.content_type) == (404, "application/problem+json")
+    assert (await client.get("/static/no-such-file.css")).content_type != "text/html"
 
 
 @pytest.mark.parametrize(
-    "path", ["/", "/cart", "/checkout", "/login", "/register", "/forgot-password", "/products/nope"]
+    "path",
+    [
+        "/",
+        "/cart",
+        "/checkout",
+        "/login",
+        "/register",
+        "/forgot-password",
+        "/products/nope",
+        "/nowhere",
+    ],
 )
 async def test_every_storefront_page_has_the_category_nav(client, fresh_db, path) -> None:
     conn = await connect(fresh_db)

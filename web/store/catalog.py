@@ -32,6 +32,7 @@ from web.store.catalog_query import (
 )
 from web.store.render import page
 
+NOT_SHOP_PATHS = ("/api/", "/admin/", "/ops/", "/static/", "/media/")
 # What "Clear filters" keeps of a listing's query: the search text and the order.
 NOT_FILTERS = ("q", "sort")
 
@@ -54,6 +55,22 @@ async def with_nav(request: web.Request, read: Awaitable[Cached]) -> tuple[Any, 
 async def not_found(request: web.Request, what: str) -> web.Response:
     """The 404 page for a product or category that does not exist (or is not published)."""
     return await page(request, "store/not_found.html", {"what": what}, status=404)
+
+
+@web.middleware
+async def unknown_pages(request: web.Request, handler: Any) -> web.StreamResponse:
+    """A shop path that no route knows gets the shop's 404 page (header, search, categories)
+    instead of aiohttp's plain text. The API, the staff and ops pages and files keep theirs."""
+    unmatched = request.match_info.http_exception
+    if (
+        unmatched is None
+        or unmatched.status != 404
+        or request.method not in ("GET", "HEAD")
+        or request.path.startswith(NOT_SHOP_PATHS)
+    ):
+        response: web.StreamResponse = await handler(request)
+        return response
+    return await not_found(request, "page")
 
 
 async def category_view(request: web.Request) -> web.Response:
