@@ -51,3 +51,5 @@ def configure_logging(
     root.setLevel(level.upper())
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # our middleware logs requests
     logging.getLogger("pika").setLevel(logging.WARNING)
+    # One line per Elasticsearch request (a reindex sends hundreds); failures still log.
+    logging.getLogger("elastic_transport").setLevel(logging.WARNING)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator
 
 import pytest
+from aiohttp import web
 
 from search.backend import SearchQuery
 from search.postgres import PostgresSearch
@@ -95,38 +98,55 @@ async def test_reindex_with_elasticsearch_down_fails_after_postgres(fresh_db, ca
     assert "Traceback" not in result.stderr
 
 
-def test_reindex_with_a_refused_document_stops_with_one_line(monkeypatch, capsys) -> None:
-    from elasticsearch.helpers import BulkIndexError
+async def test_reindex_with_a_refused_document_stops_with_one_line(
+    fresh_db, catalog, aiohttp_server
+) -> None:
+    """Against a stand-in for Elasticsearch (which cannot run here) speaking its documented
+    API: index creation, then a bulk answer refusing one document
+    (https://www.elastic.co/docs/api/doc/elasticsearch/operation/operation-bulk), which must
+    end the command with one line naming the document and delete the half-loaded index."""
+    refused_id = await catalog.product("Brass lamp", index=False)
+    await catalog.product("Velvet cushion", index=False)
+    requests: list[tuple[str, str]] = []
 
-    import search.reindex
-    from web import cli
+    async def answer(request: web.Request) -> web.Response:
+        requests.append((request.method, request.path))
+        body: dict[str, object] = {"acknowledged": True}
+        if request.path == "/_bulk":
+            actions = [json.loads(line) for line in (await request.text()).splitlines() if line]
+            items = []
+            for action in actions[::2]:  # each index action is followed by its document
+                target = action["index"]
+                if target["_id"] == str(refused_id):
+                    error = {"type": "document_parsing_exception", "reason": "failed to parse\nx"}
+                    items.append({"index": {**target, "status": 400, "error": error}})
+                else:
+                    items.append({"index": {**target, "status": 201, "result": "created"}})
+            body = {"took": 3, "errors": True, "items": items}
+        return web.json_response(body, headers={"X-Elastic-Product": "Elasticsearch"})
 
-    refused = {
-        "index": {
-            "_index": "aioshop-products-new",
-            "_id": "42",
-            "status": 400,
-            "error": {"type": "document_parsing_exception", "reason": "failed to parse\nfield"},
-        }
-    }
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", answer)
+    server = await aiohttp_server(app)
 
-    async def refusing_reindex(*args: object, **kwargs: object) -> None:
-        raise BulkIndexError("1 document(s) failed to index.", [refused])
-
-    monkeypatch.setattr(search.reindex, "reindex", refusing_reindex)
-    env = {
+    # In a thread: the stand-in answers on this test's event loop meanwhile.
+    result = await asyncio.to_thread(
+        run_cli,
+        "reindex",
+        DATABASE_URL=fresh_db,
+        ELASTICSEARCH_URL=str(server.make_url("")),
         **GOOD_ENV,
-        "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/postgres",  # never reached
-        "ELASTICSEARCH_URL": "http://127.0.0.1:9",
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    with pytest.raises(SystemExit) as stopped:
-        cli.main(["reindex"])
-    assert stopped.value.code == 2
-    (line,) = capsys.readouterr().err.strip().splitlines()
+    )
+
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()  # no traceback, no request log
     assert line.startswith("aioshop: Elasticsearch refused documents: 1 document(s) failed")
-    assert "id 42: failed to parse" in line
+    assert f"id {refused_id}: failed to parse" in line
+    created = next(path for method, path in requests if method == "PUT")
+    assert created.startswith("/aioshop-products-")
+    assert [path for _, path in requests][1] == "/_bulk"
+    assert requests[-1] == ("DELETE", created)  # the new index goes; the alias never moved
+    assert not any("_aliases" in path for _, path in requests)
 
 
 def test_reindex_refuses_a_batch_below_one() -> None:
