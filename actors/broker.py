@@ -113,7 +113,7 @@ def _loop() -> Any:
     return thread
 
 
-def _bind(fn: ActorFunction, resources: ResourcesMiddleware) -> Any:
+def bind(fn: ActorFunction, resources: ResourcesMiddleware) -> Any:
     """A sync callable for Dramatiq that runs `fn(resources, **kwargs)` on the event loop.
 
     Dramatiq's own async wrapper would lose the worker thread's log context; this one carries it.
@@ -163,7 +163,7 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
         )
     for spec in SPECS.values():
         dramatiq.Actor(
-            _bind(spec.fn, resources),
+            bind(spec.fn, resources),
             broker=broker,
             actor_name=spec.name,
             queue_name=spec.queue_name,
