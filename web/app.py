@@ -20,7 +20,7 @@ from storage.redis_client import open_redis
 from storage.test_gateway import payment_gateway
 from web import health, metrics
 from web.admin import create_admin_app
-from web.api import create_api_app
+from web.api.app import create_api_app
 from web.cookies import browser_session
 from web.keys import ACCOUNTS, CATALOG_CACHE, DB, GATEWAY, REDIS, SEARCH, SETTINGS
 from web.middlewares import read_your_writes, request_context

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from aiohttp import web
 
 from tests.support.browser import csrf_of, signed_in
-from web.api import OPERATIONS, PREFIX
+from web.api.app import OPERATIONS, PREFIX
 from web.app import create_app
 
 STAFF_PREFIXES = ("/admin", "/ops")
