@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
@@ -30,6 +29,7 @@ from web.store import cart as cart_pages
 from web.store import catalog as catalog_pages
 from web.store import checkout as checkout_pages
 from web.store import orders as order_pages
+from web.store import render as templates
 from web.store import views as store
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -88,11 +88,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app.cleanup_ctx.extend([database_ctx, redis_ctx, accounts_ctx, search_ctx])
 
-    env = aiohttp_jinja2.setup(
-        app,
-        loader=jinja2.PackageLoader("web", "templates"),
-        autoescape=jinja2.select_autoescape(default=True),
-    )
+    env = templates.setup(app, jinja2.PackageLoader("web", "templates"))
     env.globals["shop_name"] = settings.shop_name
     env.globals["static"] = lambda path: f"/static/{path}"
     env.globals["cart_count"] = cart_pages.header_count

@@ -7,11 +7,42 @@ from collections.abc import Mapping
 from typing import Any
 
 import aiohttp_jinja2
+import jinja2
 from aiohttp import web
+from aiohttp_jinja2.helpers import GLOBAL_HELPERS
 
 from web import catalog
 from web.cookies import csrf_token
 from web.keys import PRINCIPAL
+
+DICT_NAMES = frozenset(dir(dict))
+
+
+class Environment(jinja2.Environment):
+    """Jinja's Environment with a faster `x.y` for dicts (the pages' data is JSON).
+
+    Jinja tries getattr(x, "y") first and, on AttributeError, x["y"]: for a dict key, that is an
+    exception raised and caught per lookup, a sixth of a catalog page's CPU. Here a dict and a
+    name that is no dict attribute go straight to the key, which is where Jinja ends up anyway:
+    the same answers (`d.items` is still the method, a missing key still Undefined).
+    """
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is dict and attribute not in DICT_NAMES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                return self.undefined(obj=obj, name=attribute)
+        return super().getattr(obj, attribute)
+
+
+def setup(app: web.Application, loader: jinja2.BaseLoader) -> Environment:
+    """What aiohttp_jinja2.setup does, with `Environment`; autoescaping everything."""
+    env = Environment(loader=loader, autoescape=jinja2.select_autoescape(default=True))
+    env.globals.update(GLOBAL_HELPERS)
+    env.globals["app"] = app
+    app[aiohttp_jinja2.APP_KEY] = env
+    return env
 
 
 def render(
