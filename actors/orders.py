@@ -122,14 +122,16 @@ async def expire_unpaid(res: Resources) -> None:
 @actor(queue_name="orders", max_retries=10)
 async def check_stock(res: Resources, event_id: str, variant_ids: list[int]) -> None:
     """Email staff (one message to all active staff and admins) the variants among `variant_ids`
-    at or below LOW_STOCK_THRESHOLD units. Idempotent: a redelivered event sends nothing."""
+    at or below LOW_STOCK_THRESHOLD units, each once until it is restocked (storage.stock).
+    Idempotent: a redelivered event sends nothing."""
     threshold = res.settings.low_stock_threshold
     # Sent inside the transaction that records the event, as actors.email explains.
     async with res.db.primary.acquire() as conn, conn.transaction():
         if not await inbox.first_delivery(conn, "orders.check_stock", uuid.UUID(event_id)):
             log.info("event.skipped_duplicate", variant_ids=variant_ids)
             return
-        low = await stock.low_stock(conn, variant_ids, threshold)  # primary: stock just taken
+        # On the primary: the stock just taken. Only what staff have not heard of at this level.
+        low = await stock.low_stock_to_tell(conn, variant_ids, threshold)
         if not low:
             return
         skus = [level.sku for level in low]
