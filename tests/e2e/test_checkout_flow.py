@@ -197,7 +197,7 @@ async def test_browse_add_sign_up_pay_and_find_the_order(
     await page.get_by_role("link", name="View the order in your account").click()
     await page.wait_for_url(f"**/account/orders/{number}")
     await expect(page.locator(".order-history li")).to_have_count(2)  # placed, confirmed
-    await expect(page.get_by_role("button", name="Cancel order")).to_be_visible()
+    await expect(page.get_by_role("link", name="Cancel order")).to_be_visible()
     await snap(page, "9-account-order", width)
     await page.get_by_role("link", name="Orders").click()
     await page.wait_for_url("**/account/orders")

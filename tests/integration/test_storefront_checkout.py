@@ -284,7 +284,14 @@ async def test_a_customer_sees_their_orders_and_cancels_one(client, fresh_db) ->
     listed = await page(client, "/account/orders")
     assert f'href="/account/orders/{number}"' in listed and "€42.95" in listed
     detail = await page(client, f"/account/orders/{number}")
-    assert "Payment processing" in detail and "Placed" in detail and "Cancel order" in detail
+    assert "Payment processing" in detail and "Placed" in detail
+    # The order page only links to a page that asks first: one tap cannot cancel.
+    assert f'href="/account/orders/{number}/cancel#cancel">Cancel order</a>' in detail
+    assert f'action="/account/orders/{number}/cancel"' not in detail
+    confirm = await page(client, f"/account/orders/{number}/cancel")
+    assert "Cancel this order?" in confirm and "Yes, cancel the order" in confirm
+    assert form_fields(confirm, f"/account/orders/{number}/cancel")["csrf_token"]
+    assert f'href="/account/orders/{number}">Keep the order</a>' in confirm
     assert (
         await sql(fresh_db, "SELECT stock_on_hand FROM variants WHERE id = $1", skus["TEE-S"]) == 1
     )
@@ -304,6 +311,7 @@ async def test_a_customer_sees_their_orders_and_cancels_one(client, fresh_db) ->
         )
         assert resp.status == 200  # followed to /account
         assert (await bob.get(f"/account/orders/{number}")).status == 404
+        assert (await bob.get(f"/account/orders/{number}/cancel")).status == 404
         assert (await bob.get(location)).status == 404
         resp = await bob.post(
             f"/account/orders/{number}/cancel", data={"csrf_token": csrf}, allow_redirects=False
@@ -323,6 +331,8 @@ async def test_a_customer_sees_their_orders_and_cancels_one(client, fresh_db) ->
     )
     again = await post_form(client, f"/account/orders/{number}/cancel", {})
     assert again.status == 409 and "can no longer be cancelled" in await again.text()
+    too_late = await page(client, f"/account/orders/{number}/cancel")
+    assert "can no longer be cancelled" in too_late and "Yes, cancel" not in too_late
 
 
 async def test_a_customer_can_ship_to_a_saved_address(client, fresh_db) -> None:

@@ -32,6 +32,7 @@ from web.store.render import page
 
 GUEST_ORDERS = "aioshop-orders"
 GUEST_ORDERS_MAX = 10
+TOO_LATE_TO_CANCEL = "This order can no longer be cancelled: it has left the warehouse or ended."
 GUEST_ORDERS_MAX_AGE = 30 * 24 * 3600
 NUMBER = re.compile(r"^[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}$")
 PAGE_SIZE = 20
@@ -244,20 +245,31 @@ def _before(raw: str) -> tuple[datetime, int] | None:
 
 
 async def order_page(
-    request: web.Request, *, status: int = 200, error: str | None = None
+    request: web.Request, *, status: int = 200, error: str | None = None, confirm: bool = False
 ) -> web.Response:
-    """/account/orders/{number}: one of the customer's orders with its history (else 404)."""
+    """/account/orders/{number}: one of the customer's orders with its history (else 404);
+    with `confirm`, it asks whether to cancel the order (while it can be)."""
     principal = require_user(request)
     db = request.config_dict[DB]
     order = await _customer_order(request, principal.user_id)
     if order is None:
         return await not_found(request, "order")
+    view = order_view(await orders.detail(db.primary, order))
+    if confirm and not view.can_cancel:
+        error = TOO_LATE_TO_CANCEL
     context = {
-        "order": order_view(await orders.detail(db.primary, order)),
+        "order": view,
         "error": error,
         "cancelled": request.query.get("cancelled") == "1",
+        "confirm_cancel": confirm,
     }
     return await page(request, "account/order.html", context, status=status)
+
+
+async def cancel_page(request: web.Request) -> web.Response:
+    """/account/orders/{number}/cancel: the order, asking to confirm its cancellation; the
+    order page's "Cancel order" leads here, so one tap cannot cancel an order by mistake."""
+    return await order_page(request, confirm=True)
 
 
 async def cancel_submit(request: web.Request) -> web.Response:
@@ -280,8 +292,7 @@ async def cancel_submit(request: web.Request) -> web.Response:
                 request_id=request.get(REQUEST_ID),
             )
     except IllegalTransition:
-        error = "This order can no longer be cancelled: it has left the warehouse or ended."
-        return await order_page(request, status=409, error=error)
+        return await order_page(request, status=409, error=TOO_LATE_TO_CANCEL)
     raise web.HTTPSeeOther(f"/account/orders/{order.number}?cancelled=1")
 
 
@@ -298,4 +309,5 @@ def add_routes(app: web.Application) -> None:
     router.add_get("/orders/{number}/thanks", thanks_page, name="order_thanks")
     router.add_get("/account/orders", orders_page, name="account_orders")
     router.add_get("/account/orders/{number}", order_page, name="account_order")
+    router.add_get("/account/orders/{number}/cancel", cancel_page)
     router.add_post("/account/orders/{number}/cancel", cancel_submit)
