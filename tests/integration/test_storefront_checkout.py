@@ -10,7 +10,7 @@ import aiohttp
 from yarl import URL
 
 from tests.support.browser import PASSWORD, cookie, post_form
-from tests.support.db import sql
+from tests.support.db import fetch, sql
 from tests.support.orders import ADDRESS, stocked_product
 from web.app import create_app
 
@@ -350,6 +350,28 @@ async def test_a_customer_can_ship_to_a_saved_address(client, fresh_db) -> None:
     )
     assert "Ada at Work" in await page(client, location)
     assert await sql(fresh_db, "SELECT shipping_address->>'city' FROM orders") == "Cambridge"
+
+
+async def test_a_new_address_is_saved_to_the_account_when_asked(client, fresh_db) -> None:
+    await stocked_product(fresh_db, "tee", {"TEE-S": 9}, price=1000)
+    await add(client, "TEE-S")
+    assert 'name="save_address"' not in await page(client, "/checkout")  # a guest has no account
+    await register(client, "ada@example.com")
+    checkout = await page(client, "/checkout")
+    assert re.search(r'name="save_address" value="1"> Save this address to my account', checkout)
+    saved = "SELECT full_name, city FROM addresses ORDER BY id"
+
+    await place(client, email="", city="Bath")  # not asked: not saved
+    assert await fetch(fresh_db, saved) == []
+    await add(client, "TEE-S")
+    await place(client, email="", save_address="1")
+    await add(client, "TEE-S")
+    await place(client, email="", save_address="1", line2="")  # the same again: kept once
+    assert [tuple(row) for row in await fetch(fresh_db, saved)] == [("Ada Lovelace", "London")]
+    # Saved addresses are offered at the next checkout.
+    await add(client, "TEE-S")
+    address_id = await sql(fresh_db, "SELECT id FROM addresses")
+    assert f'name="address_id" value="{address_id}" checked' in await page(client, "/checkout")
 
 
 async def test_signing_up_during_checkout_keeps_the_guest_cart(client, fresh_db) -> None:

@@ -27,7 +27,7 @@ from pydantic import EmailStr, TypeAdapter, ValidationError
 from domain.checkout import MixedCurrencies, Totals
 from domain.money import Money
 from domain.payments import InvalidCard, parse_card
-from storage import addresses, orders, users
+from storage import addresses, orders, transaction, users
 from storage.addresses import EDITABLE
 from storage.errors import (
     AddressNotFound,
@@ -56,7 +56,15 @@ from web.store.render import page
 log = structlog.get_logger(__name__)
 
 CARD_FIELDS = ("card_number", "card_expiry", "card_cvc")
-FIELDS = ("email", "address_id", *EDITABLE, "shipping_method", *CARD_FIELDS, "idempotency_key")
+FIELDS = (
+    "email",
+    "address_id",
+    *EDITABLE,
+    "save_address",
+    "shipping_method",
+    *CARD_FIELDS,
+    "idempotency_key",
+)
 NOT_KEPT = frozenset({"card_number", "card_cvc"})  # never written back into a page
 EMAIL = TypeAdapter(EmailStr)
 
@@ -251,10 +259,27 @@ async def checkout_submit(request: web.Request) -> web.StreamResponse:
         raise _see_other(request, "/cart") from None
     number = placed.order.number
     log.info("checkout.placed", order_number=number, replayed=not placed.created)
+    user_id = placed.order.user_id
+    if placed.created and user_id is not None and wanted.address and values["save_address"]:
+        await _save_address(request, user_id, wanted.address)
     redirect = _see_other(request, f"/orders/{number}/thanks")
     if placed.order.user_id is None:
         remember_guest_order(request, redirect, number)
     raise redirect
+
+
+async def _save_address(request: web.Request, user_id: int, address: Mapping[str, Any]) -> None:
+    """Keep a new address of a placed order in the customer's account, unless it is there
+    already or the account has as many as it may keep. The order stands whatever happens here."""
+    wanted = {name: address.get(name) or "" for name in EDITABLE}
+    try:
+        async with transaction(request.config_dict[DB]) as conn:
+            for known in await addresses.list_for(conn, user_id):
+                if {name: getattr(known, name) or "" for name in EDITABLE} == wanted:
+                    return
+            await addresses.create(conn, user_id, wanted)
+    except addresses.TooManyAddresses:
+        log.info("checkout.address_not_saved", reason="too_many_addresses", user_id=user_id)
 
 
 def _validate(
