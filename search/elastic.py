@@ -89,7 +89,7 @@ class ElasticsearchSearch:
         """The slugs of the filterable attributes (remembered for attributes_ttl seconds)."""
         expires, slugs = self._filterable
         if expires < time.monotonic():
-            slugs = tuple(await attributes.filterable_slugs(self.reader))
+            slugs = tuple(a.slug for a in await attributes.filterable_attributes(self.reader))
             self._filterable = (time.monotonic() + self.attributes_ttl, slugs)
         return slugs
 

@@ -59,7 +59,6 @@ LIST_ATTRIBUTES = f"SELECT {ATTRIBUTE_COLUMNS} FROM attributes a ORDER BY a.name
 LIST_FILTERABLE_ATTRIBUTES = f"""
     SELECT {ATTRIBUTE_COLUMNS} FROM attributes a WHERE a.is_filterable ORDER BY a.name, a.id
 """
-FILTERABLE_SLUGS = "SELECT slug FROM attributes WHERE is_filterable ORDER BY slug"
 # KEY SHARE: the attributes cannot be deleted before the type that uses them commits.
 LOCK_ATTRIBUTES = """
     SELECT id FROM attributes WHERE id = ANY ($1::bigint[]) ORDER BY id FOR KEY SHARE
@@ -218,11 +217,6 @@ async def list_attributes(executor: Executor) -> list[Attribute]:
 async def filterable_attributes(executor: Executor) -> list[Attribute]:
     """The attributes shoppers can filter by, with their choices, by name."""
     return [_attribute(row) for row in await executor.fetch(LIST_FILTERABLE_ATTRIBUTES)]
-
-
-async def filterable_slugs(executor: Executor) -> list[str]:
-    """The slugs of the attributes shoppers can filter by, in slug order."""
-    return [row["slug"] for row in await executor.fetch(FILTERABLE_SLUGS)]
 
 
 async def create_product_type(

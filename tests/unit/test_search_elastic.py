@@ -170,10 +170,14 @@ class Attributes:
     slugs: tuple[str, ...] = ("colour", "material", "size")
     reads: int = 0
 
-    async def fetch(self, sql: str, *args: Any) -> list[dict[str, str]]:
+    async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
         assert "is_filterable" in sql
         self.reads += 1
-        return [{"slug": slug} for slug in self.slugs]
+        return [
+            {"id": n, "slug": slug, "name": slug.title(), "kind": "choice", "unit": "",
+             "is_filterable": True, "choices": []}
+            for n, slug in enumerate(self.slugs, start=1)
+        ]  # fmt: skip
 
 
 @pytest.fixture
