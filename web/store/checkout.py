@@ -263,7 +263,7 @@ async def checkout_submit(request: web.Request) -> web.StreamResponse:
     if placed.created and user_id is not None and wanted.address and values["save_address"]:
         await _save_address(request, user_id, wanted.address)
     redirect = _see_other(request, f"/orders/{number}/thanks")
-    if placed.order.user_id is None:
+    if user_id is None:
         remember_guest_order(request, redirect, number)
     raise redirect
 

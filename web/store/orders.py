@@ -32,10 +32,10 @@ from web.store.render import page
 
 GUEST_ORDERS = "aioshop-orders"
 GUEST_ORDERS_MAX = 10
-TOO_LATE_TO_CANCEL = "This order can no longer be cancelled: it has left the warehouse or ended."
 GUEST_ORDERS_MAX_AGE = 30 * 24 * 3600
 NUMBER = re.compile(r"^[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}$")
 PAGE_SIZE = 20
+TOO_LATE_TO_CANCEL = "This order can no longer be cancelled: it has left the warehouse or ended."
 
 STATUS_LABELS = {
     "pending": "Payment processing",
