@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 import aiohttp
+from structlog.testing import capture_logs
 from yarl import URL
 
 from tests.support.browser import PASSWORD, cookie, post_form
@@ -372,6 +373,25 @@ async def test_a_new_address_is_saved_to_the_account_when_asked(client, fresh_db
     await add(client, "TEE-S")
     address_id = await sql(fresh_db, "SELECT id FROM addresses")
     assert f'name="address_id" value="{address_id}" checked' in await page(client, "/checkout")
+
+
+async def test_an_address_that_cannot_be_saved_leaves_the_order_placed(client, fresh_db) -> None:
+    await stocked_product(fresh_db, "tee", {"TEE-S": 9}, price=1000)
+    await register(client, "ada@example.com")
+    await add(client, "TEE-S")
+    await sql(
+        fresh_db,
+        """CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN RAISE EXCEPTION 'addresses are read-only today'; END $$""",
+    )
+    await sql(fresh_db, "CREATE TRIGGER no BEFORE INSERT ON addresses EXECUTE FUNCTION refuse()")
+    with capture_logs() as logs:
+        location = await place(client, email="", save_address="1")
+    assert "Ada Lovelace" in await page(client, location)
+    assert await sql(fresh_db, "SELECT count(*) FROM orders") == 1
+    assert await sql(fresh_db, "SELECT count(*) FROM addresses") == 0
+    [failed] = [e for e in logs if e["event"] == "checkout.address_not_saved"]
+    assert failed["reason"] == "error" and "read-only today" in failed["error"]
 
 
 async def test_signing_up_during_checkout_keeps_the_guest_cart(client, fresh_db) -> None:

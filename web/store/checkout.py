@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import structlog
 from aiohttp import web
 from pydantic import EmailStr, TypeAdapter, ValidationError
@@ -280,6 +281,9 @@ async def _save_address(request: web.Request, user_id: int, address: Mapping[str
             await addresses.create(conn, user_id, wanted)
     except addresses.TooManyAddresses:
         log.info("checkout.address_not_saved", reason="too_many_addresses", user_id=user_id)
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        # The order is committed: a failure here must not turn its confirmation into an error.
+        log.warning("checkout.address_not_saved", reason="error", user_id=user_id, error=repr(exc))
 
 
 def _validate(
