@@ -18,6 +18,7 @@ from storage.products import Product
 from storage.redis_client import open_redis
 from storage.test_gateway import payment_gateway
 from web import health, metrics
+from web import render as templates
 from web.admin import create_admin_app
 from web.api.app import create_api_app
 from web.cookies import browser_session
@@ -29,7 +30,6 @@ from web.store import cart as cart_pages
 from web.store import catalog as catalog_pages
 from web.store import checkout as checkout_pages
 from web.store import orders as order_pages
-from web.store import render as templates
 from web.store import views as store
 
 STATIC_DIR = Path(__file__).parent / "static"

@@ -21,7 +21,6 @@ from storage.cache import Cached
 from storage.categories import CategoryNode
 from storage.database import Executor, last_write_lsn
 from storage.errors import CategoryNotFound, ProductNotFound
-from web.api.listing import InvalidParameters, Listing, encode_cursor
 from web.catalog_json import (
     category_json,
     facets_json,
@@ -33,6 +32,7 @@ from web.catalog_json import (
     variant_json,
 )
 from web.keys import CATALOG_CACHE, DB, MIN_LSN, REQUEST_ID, SEARCH
+from web.listing import InvalidParameters, Listing, encode_cursor
 
 # Catalog reads may be kept by browsers and shared caches for a short while; the ETag makes the
 # revalidation after that cheap (304 without a body).

@@ -36,8 +36,8 @@ from storage.errors import (
     OutOfStock,
     ShippingMethodNotFound,
 )
-from web.api.listing import InvalidParameters
 from web.cookies import CsrfRejected
+from web.listing import InvalidParameters
 
 log = structlog.get_logger(__name__)
 

@@ -96,7 +96,7 @@ def depends_on(service: dict[str, Any]) -> dict[str, str]:
 
 
 def cli_parser() -> argparse.ArgumentParser:
-    from web.cli import build_parser
+    from web.cli.main import build_parser
 
     return build_parser()
 

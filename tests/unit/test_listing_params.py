@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from web.api.listing import InvalidParameters, encode_cursor, parse_listing
+from web.listing import InvalidParameters, encode_cursor, parse_listing
 
 
 def test_defaults() -> None:

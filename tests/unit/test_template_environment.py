@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import jinja2
 import pytest
 
-from web.store.render import Environment
+from web.render import Environment
 
 TEMPLATE = (
     "{{ d.name }}|{{ d.missing is undefined }}|{{ d['name'] }}|"

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from web.admin import categories, customers, orders, products, types, uploads
 from web.guards import staff_only
-from web.store.render import render
+from web.render import render
 
 
 async def index(request: web.Request) -> web.Response:

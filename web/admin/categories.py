@@ -18,9 +18,9 @@ from web.admin.common import flatten, saved
 from web.admin.product_form import FRIENDLY
 from web.catalog import catalog_changed
 from web.fields import Slug
+from web.forms import Form, read_form
 from web.keys import DB, MIN_LSN, REQUEST_ID
-from web.store.forms import Form, read_form
-from web.store.render import render
+from web.render import render
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 

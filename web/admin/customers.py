@@ -15,9 +15,9 @@ from storage import customers, orders
 from storage.database import Executor
 from storage.errors import UserNotFound
 from web.admin.orders import HELPERS, MAX_SEARCH_LENGTH, keyset_of, parse_keyset
+from web.forms import Form
 from web.keys import DB, MIN_LSN
-from web.store.forms import Form
-from web.store.render import render
+from web.render import render
 
 PAGE_SIZE = 50
 USER_ID = re.compile(r"[0-9]{1,18}")

@@ -24,9 +24,9 @@ from domain.orders import STATUSES, TRANSITIONS, IllegalTransition, Status
 from storage import orders, transaction
 from storage.errors import OrderNotFound
 from storage.orders import Order
+from web.forms import Form, read_form
 from web.keys import DB, PRINCIPAL, REQUEST_ID
-from web.store.forms import Form, read_form
-from web.store.render import render
+from web.render import render
 
 PAGE_SIZE = 50
 MAX_SEARCH_LENGTH = 254  # the longest email

@@ -32,7 +32,7 @@ from storage.attributes import Attribute, Level, ProductType, validate_values
 from storage.catalog_admin import ProductFields, VariantRow
 from storage.errors import InvalidAttributeValues
 from storage.products import Product, Variant
-from web.api.validation import field_errors
+from web.bodies import field_errors
 from web.fields import CurrencyCode, Sku, Slug
 
 MAX_ROWS = 100

@@ -31,9 +31,9 @@ from web.admin import product_form
 from web.admin.common import flatten, saved
 from web.admin.product_form import ProductForm
 from web.catalog import catalog_changed, product_changed
+from web.forms import safe_next
 from web.keys import DB, MIN_LSN
-from web.store.forms import safe_next
-from web.store.render import render
+from web.render import render
 
 PAGE_SIZE = 25
 BLANK_ROWS_NEW = 2

@@ -20,9 +20,9 @@ from web.admin.common import saved
 from web.admin.product_form import FRIENDLY
 from web.catalog import catalog_changed
 from web.fields import ShortSlug
+from web.forms import Form, read_form
 from web.keys import DB, MIN_LSN
-from web.store.forms import Form, read_form
-from web.store.render import render
+from web.render import render
 
 MAX_CHOICES = 200
 

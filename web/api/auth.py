@@ -6,56 +6,28 @@ tokens in HttpOnly cookies) get the tokens as cookies instead, never in the body
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import BaseModel
 
 from auth.accounts import Accounts, TokenPair
-from auth.passwords import MAX_LENGTH, WeakPassword
+from auth.passwords import WeakPassword
 from auth.tokens import InvalidToken
 from storage.users import User
 from web.api.routing import Operation, principal_of
+from web.bodies import (
+    EmailBody,
+    LoginBody,
+    RefreshBody,
+    RegisterBody,
+    ResetBody,
+    TokenBody,
+)
 from web.cookies import CSRF_HEADER, forget, refresh_cookie, remember
 from web.keys import ACCOUNTS, REQUEST_ID
 from web.problems import InvalidInput
 from web.requests import client_ip
-
-Password = Annotated[str, StringConstraints(min_length=1, max_length=MAX_LENGTH)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-OpaqueToken = Annotated[str, StringConstraints(min_length=10, max_length=200)]
-
-
-class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class RegisterBody(Body):
-    email: EmailStr = Field(max_length=254)
-    password: Password
-    name: Name
-
-
-class LoginBody(Body):
-    email: EmailStr = Field(max_length=254)
-    password: Password
-
-
-class RefreshBody(Body):
-    refresh_token: OpaqueToken | None = None  # omitted by browsers: the cookie is used
-
-
-class EmailBody(Body):
-    email: EmailStr = Field(max_length=254)
-
-
-class ResetBody(Body):
-    token: OpaqueToken
-    new_password: Password
-
-
-class TokenBody(Body):
-    token: OpaqueToken
 
 
 class UserOut(BaseModel):

@@ -3,63 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from auth.accounts import InvalidCredentials
 from auth.passwords import WeakPassword
 from storage import addresses, transaction, users
-from web.api.auth import Name, Password, UserOut, user_json
+from web.api.auth import UserOut, user_json
 from web.api.routing import Operation, principal_of
+from web.bodies import AddressChange, AddressIn, PasswordChange, ProfileChange
 from web.keys import ACCOUNTS, DB
 from web.problems import InvalidInput
-
-
-def _text(min_length: int, max_length: int) -> StringConstraints:
-    return StringConstraints(strip_whitespace=True, min_length=min_length, max_length=max_length)
-
-
-Text100 = Annotated[str, _text(1, 100)]
-Text200 = Annotated[str, _text(1, 200)]
-Line2 = Annotated[str, _text(0, 200)]
-PostalCode = Annotated[str, _text(1, 20)]
-Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
-Phone = Annotated[str, StringConstraints(pattern=r"^[0-9+() -]{0,30}$")]
-
-
-class ProfileChange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: Name | None = None
-
-
-class PasswordChange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    current_password: Password
-    new_password: Password
-
-
-class AddressIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    full_name: Text100
-    line1: Text200
-    line2: Line2 = ""
-    city: Text100
-    postal_code: PostalCode
-    country: Country
-    phone: Phone = ""
-
-
-class AddressChange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    full_name: Text100 | None = None
-    line1: Text200 | None = None
-    line2: Line2 | None = None
-    city: Text100 | None = None
-    postal_code: PostalCode | None = None
-    country: Country | None = None
-    phone: Phone | None = None
 
 
 class AddressOut(AddressIn):

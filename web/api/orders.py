@@ -12,8 +12,8 @@ from domain.orders import Status
 from storage import orders, transaction
 from storage.orders import Order
 from web import carts as web_carts
-from web.api.me import AddressIn
 from web.api.routing import Operation, principal_of
+from web.bodies import AddressIn
 from web.catalog_json import money_json
 from web.checkout import (
     CheckoutRequest,

@@ -10,12 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from storage import products, transaction
 from storage.products import NewVariant
 from web import catalog
-from web.api.listing import LISTING_PARAMETERS, InvalidParameters, parse_listing, text_problem
 from web.api.routing import Operation
 from web.catalog import json_response
 from web.catalog_json import product_json
 from web.fields import CurrencyCode, Sku, Slug
 from web.keys import DB
+from web.listing import LISTING_PARAMETERS, InvalidParameters, parse_listing, text_problem
 
 
 class NewProduct(BaseModel):

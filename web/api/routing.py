@@ -16,7 +16,7 @@ from pydantic.json_schema import models_json_schema
 
 from auth.permissions import require_staff
 from auth.tokens import InvalidToken, Principal
-from web.api.validation import read_body
+from web.bodies import read_body
 from web.keys import PRINCIPAL
 
 Auth = Literal["none", "user", "staff"]

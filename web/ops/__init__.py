@@ -8,7 +8,7 @@ from storage import mailbox, outbox
 from web.guards import staff_only
 from web.keys import DB, SETTINGS
 from web.ops import dead_letters
-from web.store.render import render
+from web.render import render
 
 
 async def overview(request: web.Request) -> web.Response:

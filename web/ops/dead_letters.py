@@ -22,7 +22,7 @@ from actors import dead_letters
 from actors.dead_letters import BrokerUnavailable, DeadLetter, UnknownQueue
 from configs.settings import Settings
 from web.keys import PRINCIPAL, SETTINGS
-from web.store.render import render
+from web.render import render
 
 log = structlog.get_logger(__name__)
 

@@ -19,13 +19,19 @@ from auth.tokens import Principal
 from storage import addresses, transaction, users
 from storage.addresses import TooManyAddresses
 from storage.errors import EmailTaken, NotFound
-from web.api.auth import EmailBody, LoginBody, RegisterBody
-from web.api.me import AddressIn, PasswordChange, ProfileChange
+from web.bodies import (
+    AddressIn,
+    EmailBody,
+    LoginBody,
+    PasswordChange,
+    ProfileChange,
+    RegisterBody,
+)
 from web.cookies import forget, refresh_cookie, remember
+from web.forms import Form, read_form, safe_next
 from web.keys import ACCOUNTS, DB, PRINCIPAL, REQUEST_ID
+from web.render import page
 from web.requests import client_ip
-from web.store.forms import Form, read_form, safe_next
-from web.store.render import page
 
 
 def _accounts(request: web.Request) -> Accounts:

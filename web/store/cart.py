@@ -31,7 +31,7 @@ from web.carts import CART_COOKIE, NEW_CART_TOKEN, Cart
 from web.catalog_json import formatted
 from web.cookies import NO_SILENT_REFRESH
 from web.keys import DB, PRINCIPAL
-from web.store.render import page
+from web.render import page
 
 CART_COUNT = web.RequestKey("cart_count", int)  # the header's item count
 

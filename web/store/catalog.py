@@ -19,7 +19,8 @@ from multidict import MultiDict
 from storage.cache import Cached
 from storage.errors import CategoryNotFound, ProductNotFound
 from web import catalog
-from web.api.listing import InvalidParameters, parse_listing
+from web.listing import InvalidParameters, parse_listing
+from web.render import page
 from web.store.catalog_picker import build_picker, stock_text
 from web.store.catalog_query import (
     FormErrors,
@@ -30,7 +31,6 @@ from web.store.catalog_query import (
     sort_choices,
     url_with,
 )
-from web.store.render import page
 
 NOT_SHOP_PATHS = ("/api/", "/admin/", "/ops/", "/static/", "/media/")
 # What "Clear filters" keeps of a listing's query: the search text and the order.

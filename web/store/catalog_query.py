@@ -5,7 +5,7 @@ send that form differently from the API's convention: a checkbox per value repea
 parameter (`attr.colour=red&attr.colour=blue`, the API wants `attr.colour=red,blue`), fields left
 empty arrive as `name=`, and a price range is one radio (`price=1000-2500`, a facet bucket
 [low, high)) where the API takes inclusive `price_min`/`price_max`. `listing_params` folds the
-form into the API's shape so both share web.api.listing.parse_listing and one cache entry.
+form into the API's shape so both share web.listing.parse_listing and one cache entry.
 """
 
 from __future__ import annotations

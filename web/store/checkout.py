@@ -39,8 +39,7 @@ from storage.errors import (
 )
 from storage.orders import ShippingMethod
 from web import carts as web_carts
-from web.api.me import AddressIn
-from web.api.validation import field_errors
+from web.bodies import AddressIn, field_errors
 from web.carts import Cart
 from web.checkout import (
     CheckoutRequest,
@@ -48,11 +47,11 @@ from web.checkout import (
     check_idempotency_key,
     place_order,
 )
+from web.forms import Form
 from web.keys import DB, PRINCIPAL
+from web.render import page
 from web.store.cart import CART_COUNT, cart_rows
-from web.store.forms import Form
 from web.store.orders import remember_guest_order
-from web.store.render import page
 
 log = structlog.get_logger(__name__)
 

@@ -26,9 +26,9 @@ from storage.errors import OrderNotFound
 from storage.orders import Order, OrderDetail
 from web.cookies import cookie_name, is_secure
 from web.keys import DB, PRINCIPAL, REQUEST_ID, SETTINGS
+from web.render import page
 from web.store.account import require_user
 from web.store.catalog import not_found
-from web.store.render import page
 
 GUEST_ORDERS = "aioshop-orders"
 GUEST_ORDERS_MAX = 10

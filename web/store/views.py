@@ -5,9 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from web import catalog
-from web.api.listing import parse_listing
+from web.listing import parse_listing
+from web.render import page
 from web.store.catalog import with_nav
-from web.store.render import page
 
 HOME_PRODUCTS = 8
 

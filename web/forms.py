@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from web.api.validation import field_errors
+from web.bodies import field_errors
 from web.cookies import CSRF_FIELD
 
 M = TypeVar("M", bound=BaseModel)

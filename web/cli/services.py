@@ -32,6 +32,16 @@ CREATE_DATABASE = f'CREATE DATABASE "{DATABASE_NAME}"'
 DATABASE_EXISTS = "SELECT 1 FROM pg_database WHERE datname = $1"
 
 
+# Failures at start-up that mean "a service named in the settings does not answer".
+UNREACHABLE = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+def describe_unreachable(exc: BaseException) -> str:
+    """One line for a service that did not answer at start-up."""
+    detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return f"cannot reach a service at start-up ({type(exc).__name__}: {detail})"
+
+
 class StartupError(Exception):
     """An embedded service or a start-up step failed; the message is one line for people."""
 

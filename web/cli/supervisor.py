@@ -29,11 +29,13 @@ import structlog
 
 from configs.logging import configure_logging
 from configs.settings import Settings, SettingsError
-from web.embedded_services import (
+from web.cli.services import (
     LOCALHOST,
     TERM_TIMEOUT_SECONDS,
+    UNREACHABLE,
     Child,
     StartupError,
+    describe_unreachable,
     embedded_postgres,
     embedded_redis,
     load_or_create_secret,
@@ -124,7 +126,6 @@ async def _prepare_database(dsn: str, redis_url: str) -> None:
     from storage.cache import announce_change
     from storage.demo import seed_demo
     from storage.migrate import migrate
-    from web.cli import UNREACHABLE, describe_unreachable
 
     try:
         applied = await migrate(dsn)

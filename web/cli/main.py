@@ -15,16 +15,13 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-import asyncpg
 import structlog
 
 from configs.logging import configure_logging
 from configs.settings import Settings, SettingsError
+from web.cli.services import UNREACHABLE, describe_unreachable
 
 log = structlog.get_logger(__name__)
-
-# Failures at start-up that mean "a service named in the settings does not answer".
-UNREACHABLE = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 def fail(message: str) -> NoReturn:
@@ -41,12 +38,6 @@ def load_settings() -> Settings:
         fail(f"bad settings: {exc}")
     configure_logging(settings.log_format, settings.log_level)
     return settings
-
-
-def describe_unreachable(exc: BaseException) -> str:
-    """One line for a service that did not answer at start-up."""
-    detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return f"cannot reach a service at start-up ({type(exc).__name__}: {detail})"
 
 
 def cmd_web(args: argparse.Namespace) -> None:
@@ -244,7 +235,7 @@ def cmd_createadmin(args: argparse.Namespace) -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> None:
-    from web.embedded import run_up
+    from web.cli.supervisor import run_up
 
     raise SystemExit(run_up(args))
 
@@ -300,7 +291,3 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the `aioshop` console script."""
     args = build_parser().parse_args(argv)
     args.handler(args)
-
-
-if __name__ == "__main__":
-    main()
