@@ -33,11 +33,12 @@ from dramatiq.middleware import (
 from actors.registry import SPECS, ActorFunction
 from actors.resources import Resources, open_resources
 from configs.settings import Settings
+from domain.events import EVENTS
 
 log = structlog.get_logger(__name__)
 
-# Every module that declares actors; importing them fills actors.registry.SPECS.
-ACTOR_MODULES = ("actors.search", "actors.email", "actors.images", "actors.orders")
+# Every module that declares actors (each event names its own); importing them fills SPECS.
+ACTOR_MODULES = tuple(sorted({event.actor_module for event in EVENTS.values()}))
 
 MIN_BACKOFF_MS = 1_000
 MAX_BACKOFF_MS = 5 * 60_000

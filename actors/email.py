@@ -21,11 +21,12 @@ import jinja2
 import structlog
 
 from actors import mailer
-from actors.registry import actor
+from actors.registry import handles
 from actors.resources import Resources
 from auth.tokens import digest, new_opaque_token
 from configs.settings import Settings
 from domain.checkout import address_lines
+from domain.events import SEND_ACCOUNT_EMAIL, SEND_ORDER_EMAIL
 from domain.money import Money
 from storage import inbox, one_time_tokens, orders, users
 from storage.errors import OrderNotFound, UserNotFound
@@ -36,8 +37,6 @@ from storage.stock import StockLevel
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
-CONSUMER = "email.send_account_email"
-ORDER_CONSUMER = "email.send_order_email"
 VERIFY_EMAIL_LIFETIME = timedelta(hours=48)
 PASSWORD_RESET_LIFETIME = timedelta(hours=1)
 
@@ -150,7 +149,7 @@ def describe_duration(duration: timedelta) -> str:
     return f"{count} {unit}{'' if count == 1 else 's'}"
 
 
-@actor(queue_name="email", max_retries=10, throws=(UnknownEmailKind,))
+@handles(SEND_ACCOUNT_EMAIL, max_retries=10, throws=(UnknownEmailKind,))
 async def send_account_email(res: Resources, event_id: str, user_id: int, kind: str) -> None:
     """Email the user a fresh one-time link. Idempotent: a redelivered event sends nothing.
 
@@ -165,7 +164,7 @@ async def send_account_email(res: Resources, event_id: str, user_id: int, kind: 
     # - once committed, a redelivery finds the inbox row and sends nothing.
     # Sending after the commit instead would turn the middle case into a lost email.
     async with res.db.primary.acquire() as conn, conn.transaction():
-        if not await inbox.first_delivery(conn, CONSUMER, uuid.UUID(event_id)):
+        if not await inbox.first_delivery(conn, SEND_ACCOUNT_EMAIL, uuid.UUID(event_id)):
             log.info("event.skipped_duplicate", user_id=user_id, kind=kind)
             return
         try:
@@ -293,7 +292,7 @@ def render_order_email(
     return render(f"order_{kind}", subject, context)
 
 
-@actor(queue_name="email", max_retries=10, throws=(UnknownEmailKind, OrderNotFound))
+@handles(SEND_ORDER_EMAIL, max_retries=10, throws=(UnknownEmailKind, OrderNotFound))
 async def send_order_email(res: Resources, event_id: str, order_id: int, kind: str) -> None:
     """Email the customer about their order (`kind`: placed or the new status). Idempotent: a
     redelivered event sends nothing. Raises UnknownEmailKind and OrderNotFound (not retried)."""
@@ -301,7 +300,7 @@ async def send_order_email(res: Resources, event_id: str, order_id: int, kind: s
     # Sent inside the transaction that records the event, as send_account_email explains: a
     # crash before the commit sends again on redelivery, and nothing is sent once committed.
     async with res.db.primary.acquire() as conn, conn.transaction():
-        if not await inbox.first_delivery(conn, ORDER_CONSUMER, uuid.UUID(event_id)):
+        if not await inbox.first_delivery(conn, SEND_ORDER_EMAIL, uuid.UUID(event_id)):
             log.info("event.skipped_duplicate", order_id=order_id, kind=kind)
             return
         order = await orders.get(conn, order_id)

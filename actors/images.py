@@ -1,8 +1,8 @@
 """The images queue: resized WebP renditions of uploaded product images.
 
-The upload request stores the original and writes an `images.make_renditions` event in its
+The upload request stores the original and writes an MAKE_RENDITIONS event in its
 transaction; this actor makes the renditions and records them on the image row. It has no
-request, so instead of moving the catalog cache itself it writes a `search.index_product` event
+request, so instead of moving the catalog cache itself it writes a INDEX_PRODUCT event
 in its transaction: the search actor rebuilds the product's document and then moves the cache
 version, so the API shows the renditions on its next read.
 """
@@ -14,17 +14,16 @@ import uuid
 
 import structlog
 
-from actors.registry import actor
+from actors.registry import handles
 from actors.resources import Resources
+from domain.events import INDEX_PRODUCT, MAKE_RENDITIONS
 from storage import images, inbox, media, outbox
 from storage.media import InvalidImage
 
 log = structlog.get_logger(__name__)
 
-CONSUMER = "images.make_renditions"
 
-
-@actor(queue_name="images", max_retries=5, throws=(InvalidImage,))
+@handles(MAKE_RENDITIONS, max_retries=5, throws=(InvalidImage,))
 async def make_renditions(res: Resources, event_id: str, image_id: int) -> None:
     """Write an image's renditions and record them, once per event (redelivery: no effect).
 
@@ -41,7 +40,7 @@ async def make_renditions(res: Resources, event_id: str, image_id: int) -> None:
         # primary: the replica may not have the new image row yet, and the inbox row commits
         # with it.
         async with res.db.primary.acquire() as conn, conn.transaction():
-            if not await inbox.first_delivery(conn, CONSUMER, uuid.UUID(event_id)):
+            if not await inbox.first_delivery(conn, MAKE_RENDITIONS, uuid.UUID(event_id)):
                 log.info("event.skipped_duplicate", image_id=image_id)
                 return
             image = await images.lock(conn, image_id)
@@ -50,7 +49,7 @@ async def make_renditions(res: Resources, event_id: str, image_id: int) -> None:
                 return
             renditions = await asyncio.to_thread(media.make_renditions, media_dir, image.path)
             await images.set_renditions(conn, image_id, renditions)
-            await outbox.add(conn, "search.index_product", product_id=image.product_id)
+            await outbox.add(conn, INDEX_PRODUCT, product_id=image.product_id)
     except BaseException:
         if image is not None:
             kept = image.renditions.values()

@@ -14,8 +14,9 @@ import uuid
 import structlog
 
 from actors.email import deliver, render_low_stock_email
-from actors.registry import actor
+from actors.registry import handles
 from actors.resources import Resources
+from domain.events import CAPTURE_PAYMENT, CHECK_STOCK, EXPIRE_UNPAID, REFUND_PAYMENT
 from domain.money import Money
 from domain.payments import DECLINE_MESSAGES
 from storage import inbox, orders, stock, users
@@ -31,12 +32,12 @@ def capture_key(order_id: int) -> str:
     return f"order-{order_id}-capture"
 
 
-@actor(queue_name="orders", max_retries=20, throws=(OrderNotFound,))
+@handles(CAPTURE_PAYMENT, max_retries=20, throws=(OrderNotFound,))
 async def capture_payment(res: Resources, event_id: str, order_id: int) -> None:
     """Capture a pending order's payment: confirmed when it succeeds, cancelled (stock back)
     when the card is declined. An order no longer pending (cancelled as unpaid) is left alone."""
     async with res.db.primary.acquire() as conn, conn.transaction():
-        if not await inbox.first_delivery(conn, "orders.capture_payment", uuid.UUID(event_id)):
+        if not await inbox.first_delivery(conn, CAPTURE_PAYMENT, uuid.UUID(event_id)):
             log.info("event.skipped_duplicate", order_id=order_id)
             return
         order = await orders.lock(conn, order_id)
@@ -72,11 +73,11 @@ def refund_key(order_id: int) -> str:
     return f"order-{order_id}-refund"
 
 
-@actor(queue_name="orders", max_retries=20, throws=(OrderNotFound,))
+@handles(REFUND_PAYMENT, max_retries=20, throws=(OrderNotFound,))
 async def refund_payment(res: Resources, event_id: str, order_id: int) -> None:
     """Give a cancelled order's captured payment back, once (the key makes a retry harmless)."""
     async with res.db.primary.acquire() as conn, conn.transaction():
-        if not await inbox.first_delivery(conn, "orders.refund_payment", uuid.UUID(event_id)):
+        if not await inbox.first_delivery(conn, REFUND_PAYMENT, uuid.UUID(event_id)):
             log.info("event.skipped_duplicate", order_id=order_id)
             return
         order = await orders.lock(conn, order_id)
@@ -92,7 +93,7 @@ async def refund_payment(res: Resources, event_id: str, order_id: int) -> None:
     log.info("payment.refunded", order_id=order_id, amount=payment.amount)
 
 
-@actor(queue_name="orders", max_retries=3)
+@handles(EXPIRE_UNPAID, max_retries=3)
 async def expire_unpaid(res: Resources) -> None:
     """Cancel pending orders older than UNPAID_ORDER_MINUTES, returning their stock.
 
@@ -119,7 +120,7 @@ async def expire_unpaid(res: Resources) -> None:
         log.info("orders.expired", count=cancelled)
 
 
-@actor(queue_name="orders", max_retries=10)
+@handles(CHECK_STOCK, max_retries=10)
 async def check_stock(res: Resources, event_id: str, variant_ids: list[int]) -> None:
     """Email staff (one message to all active staff and admins) the variants among `variant_ids`
     at or below LOW_STOCK_THRESHOLD units, each once until it is restocked (storage.stock).
@@ -127,7 +128,7 @@ async def check_stock(res: Resources, event_id: str, variant_ids: list[int]) -> 
     threshold = res.settings.low_stock_threshold
     # Sent inside the transaction that records the event, as actors.email explains.
     async with res.db.primary.acquire() as conn, conn.transaction():
-        if not await inbox.first_delivery(conn, "orders.check_stock", uuid.UUID(event_id)):
+        if not await inbox.first_delivery(conn, CHECK_STOCK, uuid.UUID(event_id)):
             log.info("event.skipped_duplicate", variant_ids=variant_ids)
             return
         # On the primary: the stock just taken. Only what staff have not heard of at this level.

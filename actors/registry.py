@@ -1,5 +1,7 @@
 """Actors are declared here as plain async functions and bound to a broker by `actors.broker`.
 
+Each actor handles one event of `domain.events` (`@handles(INDEX_PRODUCT, max_retries=10)`): the
+event gives the actor its name and queue, so the writer of an event and its actor share one name.
 Keeping the declaration apart from the broker means no broker exists at import time: tests and
 entrypoints each build the broker they need from Settings, and the functions stay callable directly.
 """
@@ -10,31 +12,39 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from domain.events import Event
+
 ActorFunction = Callable[..., Awaitable[None]]
 F = TypeVar("F", bound=ActorFunction)
 
 
 @dataclass(frozen=True)
 class ActorSpec:
-    """One actor: `fn(resources, **kwargs)`, its queue and its Dramatiq options."""
+    """One actor: `fn(resources, **kwargs)`, the event it handles and its Dramatiq options."""
 
     fn: ActorFunction
-    name: str
-    queue_name: str
+    event: Event
     options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.event.name
+
+    @property
+    def queue_name(self) -> str:
+        return self.event.queue
 
 
 SPECS: dict[str, ActorSpec] = {}
 
 
-def actor(*, queue_name: str, name: str | None = None, **options: Any) -> Callable[[F], F]:
-    """Declare an async actor. Options are Dramatiq's (max_retries, throws, time_limit, ...)."""
+def handles(event: Event, **options: Any) -> Callable[[F], F]:
+    """Declare the async actor of `event`. Options are Dramatiq's (max_retries, throws, ...)."""
 
     def decorate(fn: F) -> F:
-        actor_name = name or f"{queue_name}.{fn.__name__}"
-        if actor_name in SPECS and SPECS[actor_name].fn is not fn:
-            raise ValueError(f"two actors are named {actor_name!r}")
-        SPECS[actor_name] = ActorSpec(fn, actor_name, queue_name, options)
+        if event.name in SPECS and SPECS[event.name].fn is not fn:
+            raise ValueError(f"two actors handle {event.name!r}")
+        SPECS[event.name] = ActorSpec(fn, event, options)
         return fn
 
     return decorate

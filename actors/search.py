@@ -6,8 +6,9 @@ import uuid
 
 import structlog
 
-from actors.registry import actor
+from actors.registry import handles
 from actors.resources import Resources
+from domain.events import INDEX_PRODUCT
 from storage import inbox
 from storage.database import GET_CURRENT_LSN
 from storage.errors import ProductNotFound
@@ -15,7 +16,7 @@ from storage.errors import ProductNotFound
 log = structlog.get_logger(__name__)
 
 
-@actor(queue_name="search", max_retries=10, throws=(ProductNotFound,))
+@handles(INDEX_PRODUCT, max_retries=10, throws=(ProductNotFound,))
 async def index_product(res: Resources, event_id: str, product_id: int) -> None:
     """Rebuild one product's search document in the active backend, once per event.
 
@@ -28,7 +29,7 @@ async def index_product(res: Resources, event_id: str, product_id: int) -> None:
     # primary: the replica may not have the product yet, and the inbox record must commit with it.
     async with res.db.primary.acquire() as conn:
         async with conn.transaction():
-            first = await inbox.first_delivery(conn, "search.index_product", uuid.UUID(event_id))
+            first = await inbox.first_delivery(conn, INDEX_PRODUCT, uuid.UUID(event_id))
             if first:
                 await res.search.index_product(product_id, conn)
         lsn = int(await conn.fetchval(GET_CURRENT_LSN))

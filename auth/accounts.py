@@ -25,13 +25,12 @@ from auth.tokens import (
     verify_access_token,
 )
 from configs.settings import Settings
+from domain.events import SEND_ACCOUNT_EMAIL
 from storage import one_time_tokens, outbox, sessions, transaction, users
 from storage.database import Database
 from storage.users import User
 
 log = structlog.get_logger(__name__)
-
-EMAIL_ACTOR = "email.send_account_email"
 
 
 class InvalidCredentials(Exception):
@@ -140,7 +139,11 @@ class Accounts:
                 user_agent=user_agent,
             )
             await outbox.add(
-                conn, EMAIL_ACTOR, request_id=request_id, user_id=user.id, kind="verify_email"
+                conn,
+                SEND_ACCOUNT_EMAIL,
+                request_id=request_id,
+                user_id=user.id,
+                kind="verify_email",
             )
         log.info("user.registered", user_id=user.id)
         return user, self._pair(user.id, user.role, session_id, refresh_token)
@@ -238,7 +241,7 @@ class Accounts:
         async with transaction(self.db) as conn:
             await outbox.add(
                 conn,
-                EMAIL_ACTOR,
+                SEND_ACCOUNT_EMAIL,
                 request_id=request_id,
                 user_id=found.user.id,
                 kind="password_reset",
@@ -278,7 +281,11 @@ class Accounts:
             return False
         async with transaction(self.db) as conn:
             await outbox.add(
-                conn, EMAIL_ACTOR, request_id=request_id, user_id=user_id, kind="verify_email"
+                conn,
+                SEND_ACCOUNT_EMAIL,
+                request_id=request_id,
+                user_id=user_id,
+                kind="verify_email",
             )
         return True
 

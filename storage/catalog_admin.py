@@ -7,12 +7,12 @@ beside a field; after one of them the caller's transaction is unusable and must 
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
+from domain.events import INDEX_PRODUCT
 from storage import products
 from storage.database import Executor
 from storage.errors import (
@@ -23,7 +23,7 @@ from storage.errors import (
     ProductNotFound,
     ProductTypeNotFound,
 )
-from storage.outbox import INSERT_EVENT
+from storage.outbox import INSERT_EVENT, new_event
 from storage.products import INSERT_VARIANT, PRODUCT_COLUMNS, NewVariant, Product, _product
 
 # Filters are optional: a NULL parameter switches its condition off. The category filter takes
@@ -231,14 +231,12 @@ async def delete_variant(conn: asyncpg.Connection, product_id: int, variant_id: 
 async def reindex_under(
     conn: asyncpg.Connection, category_id: int, *, request_id: str | None
 ) -> int:
-    """In the caller's transaction: one `search.index_product` outbox event (each with its own
+    """In the caller's transaction: one INDEX_PRODUCT outbox event (each with its own
     id) per product in the category or below it, whose search documents name it; one round
     trip for the events. Returns how many."""
     ids = [row["id"] for row in await conn.fetch(LIST_PRODUCTS_UNDER_CATEGORY, category_id)]
-    events = []
-    for product_id in ids:
-        event_id = uuid.uuid4()
-        payload = {"event_id": str(event_id), "product_id": product_id}
-        events.append((event_id, "search.index_product", payload, request_id))
-    await conn.executemany(INSERT_EVENT, events)
+    events = [new_event(INDEX_PRODUCT, product_id=product_id) for product_id in ids]
+    await conn.executemany(
+        INSERT_EVENT, [(e.event_id, e.actor_name, e.payload, request_id) for e in events]
+    )
     return len(events)

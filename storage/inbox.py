@@ -6,6 +6,8 @@ import uuid
 
 import asyncpg
 
+from domain.events import Event
+
 RECORD_EVENT = """
     INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2)
     ON CONFLICT DO NOTHING
@@ -13,10 +15,10 @@ RECORD_EVENT = """
 """
 
 
-async def first_delivery(conn: asyncpg.Connection, consumer: str, event_id: uuid.UUID) -> bool:
-    """Record the event for `consumer` in the caller's transaction; False if it was already applied.
+async def first_delivery(conn: asyncpg.Connection, event: Event, event_id: uuid.UUID) -> bool:
+    """Record the delivery of `event` in the caller's transaction; False if it was already applied.
 
     Call it in the same transaction as the effect: if the effect rolls back, so does the record.
     A concurrent duplicate waits on the primary key until the first transaction ends.
     """
-    return await conn.fetchval(RECORD_EVENT, consumer, event_id) is not None
+    return await conn.fetchval(RECORD_EVENT, event.name, event_id) is not None

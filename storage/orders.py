@@ -22,6 +22,13 @@ from typing import Any
 import asyncpg
 
 from domain.checkout import Line, ShippingRate, totals
+from domain.events import (
+    CAPTURE_PAYMENT,
+    CHECK_STOCK,
+    INDEX_PRODUCT,
+    REFUND_PAYMENT,
+    SEND_ORDER_EMAIL,
+)
 from domain.money import Money
 from domain.orders import RETURNS_STOCK, Status, check_transition
 from domain.payments import PaymentMethod
@@ -35,7 +42,6 @@ from storage.errors import (
     ShippingMethodNotFound,
 )
 
-REINDEX_PRODUCT = "search.index_product"  # the search actor (actors.search)
 NUMBER_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford's base 32: no I, L, O, U
 
 CLAIM_KEY = """
@@ -381,10 +387,10 @@ async def place(conn: asyncpg.Connection, checkout: Checkout) -> Placed:
         tax_rate_bps=checkout.tax_rate_bps,
     )
     events = [
-        outbox.event("orders.capture_payment", order_id=None),
-        outbox.event("email.send_order_email", order_id=None, kind="placed"),
-        outbox.event("orders.check_stock", variant_ids=ids),
-        *(outbox.event(REINDEX_PRODUCT, product_id=product_id) for product_id in sold_out),
+        outbox.new_event(CAPTURE_PAYMENT, order_id=None),
+        outbox.new_event(SEND_ORDER_EMAIL, order_id=None, kind="placed"),
+        outbox.new_event(CHECK_STOCK, variant_ids=ids),
+        *(outbox.new_event(INDEX_PRODUCT, product_id=product_id) for product_id in sold_out),
     ]
     payment = checkout.payment
     while True:
@@ -541,12 +547,12 @@ async def transition(
         returned = await conn.fetch(RETURN_STOCK, order_id)
         await conn.execute(VOID_PENDING_PAYMENT, order_id)
         for product_id in sorted({r["product_id"] for r in returned if r["back_in_stock"]}):
-            await outbox.add(conn, REINDEX_PRODUCT, request_id, product_id=product_id)
+            await outbox.add(conn, INDEX_PRODUCT, request_id, product_id=product_id)
         if await conn.fetchval(PAYMENT_CAPTURED, order_id):  # paid: the money goes back too
-            await outbox.add(conn, "orders.refund_payment", request_id, order_id=order_id)
+            await outbox.add(conn, REFUND_PAYMENT, request_id, order_id=order_id)
     changed = _order(await conn.fetchrow(SET_STATUS, order_id, to, tracking_number))
     await conn.execute(INSERT_TRANSITION, order_id, current.status, to, actor_id, actor, note)
-    await outbox.add(conn, "email.send_order_email", request_id, order_id=order_id, kind=to)
+    await outbox.add(conn, SEND_ORDER_EMAIL, request_id, order_id=order_id, kind=to)
     return changed
 
 

@@ -1,8 +1,9 @@
 """The transactional outbox: record a side effect in the caller's transaction; the relay sends it.
 
-Each event names the actor that performs it and the actor's keyword arguments. The event id is
-generated here, included in the arguments as `event_id`, and becomes the broker message id, so the
-consumer can recognise a redelivery.
+Each event is one of `domain.events` (its name is the actor's) with the actor's keyword arguments,
+checked against the event's declared payload. The event id is generated here, included in the
+arguments as `event_id`, and becomes the broker message id, so the consumer can recognise a
+redelivery.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
+
+from domain.events import Event
 
 INSERT_EVENT = """
     INSERT INTO outbox (event_id, actor_name, payload, request_id)
@@ -57,13 +60,14 @@ class Backlog:
 
 
 async def add(
-    conn: asyncpg.Connection, actor_name: str, request_id: str | None = None, **kwargs: Any
+    conn: asyncpg.Connection, event: Event, request_id: str | None = None, **payload: Any
 ) -> uuid.UUID:
-    """Record one event in the caller's transaction; returns its id (also kwargs['event_id'])."""
-    event_id = uuid.uuid4()
-    payload = {"event_id": str(event_id), **kwargs}
-    await conn.execute(INSERT_EVENT, event_id, actor_name, payload, request_id)
-    return event_id
+    """Record one event in the caller's transaction; returns its id (also payload['event_id']).
+
+    Raises TypeError when `payload` is not the event's declared payload."""
+    new = new_event(event, **payload)
+    await conn.execute(INSERT_EVENT, new.event_id, new.actor_name, new.payload, request_id)
+    return new.event_id
 
 
 @dataclass(frozen=True)
@@ -75,10 +79,13 @@ class NewEvent:
     payload: dict[str, Any]
 
 
-def event(actor_name: str, **kwargs: Any) -> NewEvent:
-    """A new event with its id (also in the payload as `event_id`), not yet written."""
+def new_event(event: Event, **payload: Any) -> NewEvent:
+    """A new event with its id (also in the payload as `event_id`), not yet written.
+
+    Raises TypeError when `payload` is not the event's declared payload."""
+    event.check(payload)
     event_id = uuid.uuid4()
-    return NewEvent(event_id, actor_name, {"event_id": str(event_id), **kwargs})
+    return NewEvent(event_id, event.name, {"event_id": str(event_id), **payload})
 
 
 def columns(events: Sequence[NewEvent]) -> tuple[list[uuid.UUID], list[str], list[str]]:

@@ -14,6 +14,7 @@ import asyncpg
 import orjson
 from aiohttp import web
 
+from domain.events import INDEX_PRODUCT
 from domain.identifiers import is_slug
 from search.backend import InvalidCursor, SearchQuery
 from storage import attributes, catalog_reads, categories, outbox, products
@@ -42,9 +43,7 @@ NO_SUCH_CATEGORY = "no such category"
 
 async def product_changed(conn: asyncpg.Connection, request: web.Request, product_id: int) -> None:
     """In the transaction that changed a product: have the search actor rebuild its document."""
-    await outbox.add(
-        conn, "search.index_product", request_id=request.get(REQUEST_ID), product_id=product_id
-    )
+    await outbox.add(conn, INDEX_PRODUCT, request_id=request.get(REQUEST_ID), product_id=product_id)
 
 
 async def catalog_changed(request: web.Request) -> None:

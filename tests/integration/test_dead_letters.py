@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import dramatiq
 import pytest
@@ -22,8 +22,9 @@ from dramatiq.message import Message
 from actors import dead_letters
 from actors.broker import build_broker
 from actors.dead_letters import BrokerUnavailable
-from actors.registry import SPECS, actor
+from actors.registry import SPECS, handles
 from actors.resources import Resources
+from domain.events import Event
 from tests.support.browser import csrf_of, signed_in
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.waiting import eventually
@@ -58,15 +59,18 @@ async def poison(res: Resources, item: str) -> None:
     STATE.effects.append(item)
 
 
+class PoisonPayload(TypedDict):
+    item: str
+
+
 @contextmanager
 def declared(name: str, queue: str, settings) -> Iterator[dramatiq.Broker]:  # type: ignore[no-untyped-def]
     """A broker with the poison actor on `queue` (declared only here), that queue emptied."""
     STATE.fixed = False
     STATE.attempts.clear()
     STATE.effects.clear()
-    actor(queue_name=queue, name=name, max_retries=MAX_RETRIES, min_backoff=10, max_backoff=50)(
-        poison
-    )
+    event = Event(name, queue, PoisonPayload, __name__)
+    handles(event, max_retries=MAX_RETRIES, min_backoff=10, max_backoff=50)(poison)
     broker = build_broker(settings)
     try:
         if isinstance(broker, RabbitmqBroker):

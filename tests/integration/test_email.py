@@ -19,6 +19,7 @@ from structlog.testing import capture_logs
 from actors.relay import Relay
 from auth.tokens import digest
 from configs.settings import Settings
+from domain.events import SEND_ACCOUNT_EMAIL
 from storage import outbox
 from storage.database import connect, create_pool
 from storage.mailbox import read as read_mailbox
@@ -27,7 +28,7 @@ from tests.support.smtp import SmtpServer
 from tests.support.waiting import eventually
 
 PUBLIC_URL = "https://shop.example/"  # the trailing slash must not double in the links
-ACTOR = "email.send_account_email"
+ACTOR = SEND_ACCOUNT_EMAIL.name
 LINK = re.compile(r"https://shop\.example/(?P<page>[a-z-]+)\?token=(?P<token>[A-Za-z0-9_-]+)")
 QUIET_SECONDS = 0.5  # how long to watch for an email that must not come
 
@@ -71,7 +72,7 @@ async def request_email(dsn: str, broker: dramatiq.Broker, user_id: int, kind: s
     conn = await connect(dsn)
     try:
         async with conn.transaction():
-            event_id = await outbox.add(conn, ACTOR, user_id=user_id, kind=kind)
+            event_id = await outbox.add(conn, SEND_ACCOUNT_EMAIL, user_id=user_id, kind=kind)
     finally:
         await conn.close()
     pool = await create_pool(dsn, 2)

@@ -19,6 +19,8 @@ from structlog.testing import capture_logs
 
 from actors.relay import Relay
 from configs.settings import Settings
+from domain import events
+from domain.events import SEND_ORDER_EMAIL
 from storage import orders, outbox
 from storage.database import connect, create_pool
 from storage.orders import Order
@@ -27,8 +29,8 @@ from tests.support.smtp import SmtpServer
 from tests.support.waiting import eventually
 
 PUBLIC_URL = "https://shop.example/"
-ORDER_EMAIL = "email.send_order_email"
-CHECK_STOCK = "orders.check_stock"
+ORDER_EMAIL = SEND_ORDER_EMAIL.name
+CHECK_STOCK = events.CHECK_STOCK.name
 THRESHOLD = 3
 QUIET_SECONDS = 0.5  # how long to watch for an email that must not come
 # Marks every waiting outbox event published except the one a test relays, so that a test sees
@@ -302,7 +304,7 @@ async def test_missing_order_or_unknown_kind_goes_straight_to_dead_letters(
         mug = await shop.product("mug", {"MUG": 9})
         order_id = (await shop.place([(mug["MUG"], 1)])).id
     async with shop.conn.transaction():
-        await outbox.add(shop.conn, ORDER_EMAIL, order_id=order_id, kind=kind)
+        await outbox.add(shop.conn, SEND_ORDER_EMAIL, order_id=order_id, kind=kind)
     await shop.relay(ORDER_EMAIL, kind)
     assert await eventually(lambda: shop.broker.get_queue_message_counts("email")[2] == 1)
     assert shop.smtp.messages == []

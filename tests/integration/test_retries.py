@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TypedDict
 
 import dramatiq
 import pytest
 
 from actors.broker import build_broker
-from actors.registry import SPECS, actor
+from actors.registry import SPECS, handles
 from actors.resources import Resources
+from domain.events import Event
 from tests.support.waiting import eventually
 
 ATTEMPTS: list[int] = []
@@ -22,12 +24,15 @@ async def flaky(res: Resources, fail_times: int) -> None:
         raise ConnectionError("transient")
 
 
+class FlakyPayload(TypedDict):
+    fail_times: int
+
+
 @pytest.fixture
 def tests_broker(settings):  # type: ignore[no-untyped-def]
     """A broker that also has `tests.flaky` (declared only for these tests)."""
-    actor(queue_name="tests", name="tests.flaky", max_retries=3, min_backoff=10, max_backoff=50)(
-        flaky
-    )
+    event = Event("tests.flaky", "tests", FlakyPayload, __name__)
+    handles(event, max_retries=3, min_backoff=10, max_backoff=50)(flaky)
     broker = build_broker(settings)
     broker.flush("tests")  # only its own queue: other runs may share this RabbitMQ
     yield broker

@@ -20,6 +20,7 @@ import asyncio
 from aiohttp import BodyPartReader, web
 from aiohttp.web_request import FileField
 
+from domain.events import MAKE_RENDITIONS
 from storage import images, media, outbox, transaction
 from storage.images import ImageNotFound
 from storage.media import InvalidImage, NotAnImage, Spool, UploadTooLarge
@@ -78,7 +79,7 @@ async def upload_image(request: web.Request) -> web.Response:
             )
             await outbox.add(
                 conn,
-                "images.make_renditions",
+                MAKE_RENDITIONS,
                 request_id=request.get(REQUEST_ID),
                 image_id=image.id,
             )

@@ -19,6 +19,7 @@ import structlog
 
 from configs.logging import configure_logging
 from configs.settings import Settings, SettingsError
+from domain.events import EXPIRE_UNPAID
 from web.cli.services import UNREACHABLE, describe_unreachable
 
 log = structlog.get_logger(__name__)
@@ -179,7 +180,7 @@ async def _relay(settings: Settings) -> None:
             broker,
             batch_size=settings.relay_batch_size,
             poll_interval=settings.relay_poll_interval_seconds,
-            ticks=[("orders.expire_unpaid", EXPIRE_UNPAID_EVERY_SECONDS)],
+            ticks=[(EXPIRE_UNPAID.name, EXPIRE_UNPAID_EVERY_SECONDS)],
         )
         log.info("relay.started", broker=settings.broker_kind)
         await relay.run(stop)

@@ -1,0 +1,101 @@
+"""Every event the shop hands to its workers, declared once.
+
+An event is what a transaction asks to happen after it commits. Its name is also the name of the
+actor that handles it and the outbox row's `actor_name`, so the name on the wire never changes
+(rows and messages written by an older release must still find their actor). Writers pass these
+objects to `storage.outbox`, the actors declare themselves with `actors.registry.handles(EVENT)`,
+and the inbox records deliveries under the same name: grepping an event's constant finds who
+writes it and the actor that handles it. `tests/unit/test_events.py` checks that every event has
+exactly one actor, in the module named here, taking exactly the payload declared here.
+
+The payload is the actor's keyword arguments; the outbox adds `event_id` to every one. A tick
+(`EXPIRE_UNPAID`) has no payload and no event id: the relay sends it on a timer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, TypedDict
+
+
+@dataclass(frozen=True)
+class Event:
+    """One kind of event: its name, its queue, its payload and the actor module that handles it."""
+
+    name: str
+    queue: str
+    payload: type[Any]  # a TypedDict: the actor's keyword arguments besides event_id
+    actor_module: str
+
+    @property
+    def fields(self) -> frozenset[str]:
+        """The payload's keys."""
+        return frozenset(self.payload.__annotations__)
+
+    def check(self, values: dict[str, Any]) -> None:
+        """Raise TypeError unless `values` has exactly the payload's keys (a writer's slip)."""
+        if set(values) != self.fields:
+            raise TypeError(f"{self.name} takes {sorted(self.fields)}, not {sorted(values)}")
+
+
+class ProductPayload(TypedDict):
+    product_id: int
+
+
+class ImagePayload(TypedDict):
+    image_id: int
+
+
+class AccountEmailPayload(TypedDict):
+    user_id: int
+    kind: str  # "verify_email" or "password_reset"
+
+
+class OrderPayload(TypedDict):
+    order_id: int
+
+
+class OrderEmailPayload(TypedDict):
+    order_id: int
+    kind: str  # "placed" or the order's new status
+
+
+class StockPayload(TypedDict):
+    variant_ids: list[int]
+
+
+class NoPayload(TypedDict):
+    pass
+
+
+# search: rebuild a product's search document and move the catalog cache.
+INDEX_PRODUCT = Event("search.index_product", "search", ProductPayload, "actors.search")
+# images: resize an uploaded image into its renditions.
+MAKE_RENDITIONS = Event("images.make_renditions", "images", ImagePayload, "actors.images")
+# email: a one-time link (verification, password reset) to a user.
+SEND_ACCOUNT_EMAIL = Event("email.send_account_email", "email", AccountEmailPayload, "actors.email")
+# email: an order's confirmation or status change to its customer.
+SEND_ORDER_EMAIL = Event("email.send_order_email", "email", OrderEmailPayload, "actors.email")
+# orders: capture a placed order's payment, then confirm it or cancel it.
+CAPTURE_PAYMENT = Event("orders.capture_payment", "orders", OrderPayload, "actors.orders")
+# orders: refund a cancelled order's captured payment.
+REFUND_PAYMENT = Event("orders.refund_payment", "orders", OrderPayload, "actors.orders")
+# orders: tell staff of variants that an order left low on stock.
+CHECK_STOCK = Event("orders.check_stock", "orders", StockPayload, "actors.orders")
+# orders, a tick: cancel the orders left unpaid past UNPAID_ORDER_MINUTES.
+EXPIRE_UNPAID = Event("orders.expire_unpaid", "orders", NoPayload, "actors.orders")
+
+EVENTS: dict[str, Event] = {
+    event.name: event
+    for event in (
+        INDEX_PRODUCT,
+        MAKE_RENDITIONS,
+        SEND_ACCOUNT_EMAIL,
+        SEND_ORDER_EMAIL,
+        CAPTURE_PAYMENT,
+        REFUND_PAYMENT,
+        CHECK_STOCK,
+        EXPIRE_UNPAID,
+    )
+}
+TICKS = (EXPIRE_UNPAID,)
