@@ -3,150 +3,34 @@
 Each account email (email verification, password reset) carries a fresh one-time token; only its
 digest is stored (storage.one_time_tokens), so the link in the email is the only copy of the
 token. Each order email (placed, confirmed, shipped, delivered, cancelled) sums the order up from
-the database when it is sent. The low-stock notice for staff is rendered here too and sent by
-actors.orders. Every email is sent in the transaction that records its event in the inbox.
+the database when it is sent. Rendering and sending are actors/mail's. Every email is sent in the
+transaction that records its event in the inbox.
 """
 
 from __future__ import annotations
 
-import functools
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any, TypeVar
-from urllib.parse import urlencode
 
-import jinja2
 import structlog
 
-from actors import mailer
+from actors.mail.render import (
+    KINDS,
+    ORDER_SUBJECTS,
+    UnknownEmailKind,
+    account_link,
+    known,
+    render_account_email,
+    render_order_email,
+)
+from actors.mail.transport import deliver
 from actors.registry import handles
 from actors.resources import Resources
 from auth.tokens import digest, new_opaque_token
-from configs.settings import Settings
-from domain.checkout import address_lines
 from domain.events import SEND_ACCOUNT_EMAIL, SEND_ORDER_EMAIL
-from domain.money import Money
 from storage import inbox, one_time_tokens, orders, users
 from storage.errors import OrderNotFound, UserNotFound
-from storage.one_time_tokens import Purpose
-from storage.orders import OrderDetail
-from storage.stock import StockLevel
 
 log = structlog.get_logger(__name__)
-T = TypeVar("T")
-
-VERIFY_EMAIL_LIFETIME = timedelta(hours=48)
-PASSWORD_RESET_LIFETIME = timedelta(hours=1)
-
-
-class UnknownEmailKind(ValueError):
-    """The event names a kind of email that does not exist: retrying cannot help."""
-
-    def __init__(self, kind: str) -> None:
-        super().__init__(f"unknown email kind {kind!r}")
-        self.kind = kind
-
-
-@dataclass(frozen=True)
-class AccountEmailKind:
-    """What differs between the account emails: token purpose, link path, lifetime, subject."""
-
-    purpose: Purpose
-    path: str
-    lifetime: timedelta
-    subject: str  # str.format template with {shop_name}
-
-
-KINDS: dict[str, AccountEmailKind] = {
-    "verify_email": AccountEmailKind(
-        "verify_email", "/verify-email", VERIFY_EMAIL_LIFETIME, "Confirm your email for {shop_name}"
-    ),
-    "password_reset": AccountEmailKind(
-        "password_reset",
-        "/reset-password",
-        PASSWORD_RESET_LIFETIME,
-        "Reset your {shop_name} password",
-    ),
-}
-
-
-@dataclass(frozen=True)
-class RenderedEmail:
-    subject: str
-    text: str
-    html: str
-
-
-@functools.cache
-def _templates() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("actors", "templates"),
-        autoescape=jinja2.select_autoescape(["html"]),  # .txt parts stay verbatim
-        undefined=jinja2.StrictUndefined,
-    )
-
-
-def account_link(settings: Settings, kind: str, token: str) -> str:
-    """The page in the shop that takes the token, e.g. `{PUBLIC_URL}/reset-password?token=...`."""
-    path = f"{_known(KINDS, kind).path}?{urlencode({'token': token})}"
-    return shop_url(str(settings.public_url), path)
-
-
-def shop_url(public_url: str, path: str) -> str:
-    """`path` (starting with a slash) on the shop's site, whether PUBLIC_URL ends in one or not."""
-    return public_url.rstrip("/") + path
-
-
-def render_account_email(kind: str, *, shop_name: str, name: str, link: str) -> RenderedEmail:
-    """Subject, text and HTML of one account email; raises UnknownEmailKind."""
-    spec = _known(KINDS, kind)
-    context = {
-        "shop_name": shop_name,
-        "name": name,
-        "link": link,
-        "valid_for": describe_duration(spec.lifetime),
-    }
-    return render(kind, spec.subject.format(shop_name=shop_name), context)
-
-
-def render(template: str, subject: str, context: Mapping[str, Any]) -> RenderedEmail:
-    """The email of `email/<template>.txt` (verbatim) and `.html` (escaped) with this subject."""
-    templates = _templates()
-    return RenderedEmail(
-        subject=subject,
-        text=templates.get_template(f"email/{template}.txt").render(context),
-        html=templates.get_template(f"email/{template}.html").render(context),
-    )
-
-
-async def deliver(
-    settings: Settings, to: str, rendered: RenderedEmail, *, event_id: str | None = None
-) -> None:
-    """Send one rendered email from the shop's address to `to` (one address, or several
-    separated by commas); raises on failure so the caller's transaction rolls back and retries.
-
-    `event_id`: the Message-ID's local part, so the resend that a crash between sending and
-    committing can cause is the same message to mail clients (they show one). Not for account
-    emails: a resent one carries a new link, and only that one works.
-    """
-    message = mailer.build_message(
-        sender=mailer.sender_for(settings),
-        to=to,
-        subject=rendered.subject,
-        text=rendered.text,
-        html=rendered.html,
-        message_id=uuid.UUID(event_id).hex if event_id is not None else None,
-    )
-    await mailer.send(settings, message)
-
-
-def describe_duration(duration: timedelta) -> str:
-    """`48 hours`, `1 hour`, `30 minutes`: how long a link is valid, for people."""
-    minutes = int(duration.total_seconds()) // 60
-    count, unit = (minutes // 60, "hour") if minutes % 60 == 0 else (minutes, "minute")
-    return f"{count} {unit}{'' if count == 1 else 's'}"
 
 
 @handles(SEND_ACCOUNT_EMAIL, max_retries=10, throws=(UnknownEmailKind,))
@@ -156,7 +40,7 @@ async def send_account_email(res: Resources, event_id: str, user_id: int, kind: 
     Raises UnknownEmailKind (not retried). A missing or inactive user, or a
     verification email to an address already verified, is skipped without an error.
     """
-    spec = _known(KINDS, kind)
+    spec = known(KINDS, kind)
     # The send happens inside the transaction that records the event and stores the token:
     # - a crash before the send rolls back the token and the inbox row, so the retry sends it;
     # - a crash after the send and before the commit can at worst send a duplicate on redelivery
@@ -188,115 +72,11 @@ async def send_account_email(res: Resources, event_id: str, user_id: int, kind: 
     log.info("email.sent", kind=kind, user_id=user_id)
 
 
-def _known(kinds: Mapping[str, T], kind: str) -> T:
-    """What `kinds` holds for `kind`; raises UnknownEmailKind."""
-    try:
-        return kinds[kind]
-    except KeyError:
-        raise UnknownEmailKind(kind) from None
-
-
-# Order emails. The subject of each kind: str.format with {shop_name} and {number}.
-ORDER_SUBJECTS: dict[str, str] = {
-    "placed": "We have your {shop_name} order {number}",
-    "confirmed": "Your {shop_name} order {number} is confirmed",
-    "shipped": "Your {shop_name} order {number} is on its way",
-    "delivered": "Your {shop_name} order {number} was delivered",
-    "cancelled": "Your {shop_name} order {number} is cancelled",
-}
-# Each kind reports the status of its name, but `placed` reports the first one, pending; the
-# email shows the note of the latest transition into that status (why it was cancelled).
-ORDER_STATUS_OF_KIND = {"placed": "pending"}
-
-
-@dataclass(frozen=True)
-class OrderLineSummary:
-    name: str
-    sku: str
-    quantity: int
-    unit_price: str
-    total: str
-
-
-@dataclass(frozen=True)
-class OrderSummary:
-    """An order as its emails show it: money formatted, the address as lines."""
-
-    number: str
-    lines: list[OrderLineSummary]
-    subtotal: str
-    shipping_method: str
-    shipping: str
-    tax_rate: str
-    tax: str | None  # None: no tax charged, and no tax line
-    total: str
-    address: list[str]
-    tracking_number: str | None
-    note: str  # why the order reached the status the email reports ("" for none)
-    refund: str | None = None  # cancelled after the payment went through: what goes back
-
-
-def order_summary(detail: OrderDetail, kind: str) -> OrderSummary:
-    """What the `kind` email of this order shows; raises UnknownEmailKind."""
-    _known(ORDER_SUBJECTS, kind)
-    order = detail.order
-
-    def money(amount: int) -> str:
-        return Money(amount, order.currency).format()
-
-    status = ORDER_STATUS_OF_KIND.get(kind, kind)
-    notes = [t.note for t in detail.transitions if t.to_status == status]
-    return OrderSummary(
-        number=order.number,
-        lines=[
-            OrderLineSummary(
-                line.name, line.sku, line.quantity, money(line.unit_amount), money(line.line_amount)
-            )
-            for line in detail.lines
-        ],
-        subtotal=money(order.subtotal_amount),
-        shipping_method=order.shipping_method,
-        shipping=money(order.shipping_amount),
-        tax_rate=describe_rate(order.tax_rate_bps),
-        tax=money(order.tax_amount) if order.tax_amount > 0 else None,
-        total=money(order.total_amount),
-        address=address_lines(order.shipping_address),
-        tracking_number=order.tracking_number,
-        note=notes[-1] if notes else "",
-        refund=money(detail.payment.amount)
-        if kind == "cancelled"
-        and detail.payment is not None
-        and detail.payment.status in ("captured", "refunded")
-        else None,
-    )
-
-
-def describe_rate(basis_points: int) -> str:
-    """`20%`, `7.5%`, `8.25%`: a rate in basis points, for people."""
-    whole, fraction = divmod(basis_points, 100)
-    return f"{whole}.{fraction:02d}".rstrip("0").rstrip(".") + "%"
-
-
-def render_order_email(
-    kind: str, *, shop_name: str, public_url: str, detail: OrderDetail
-) -> RenderedEmail:
-    """Subject, text and HTML of one order email; raises UnknownEmailKind."""
-    summary = order_summary(detail, kind)
-    context = {
-        "shop_name": shop_name,
-        "name": detail.order.shipping_address.get("full_name", ""),
-        "order": summary,
-        "link": shop_url(public_url, f"/account/orders/{summary.number}"),
-    }
-    subject = _known(ORDER_SUBJECTS, kind).format(shop_name=shop_name, number=summary.number)
-    return render(f"order_{kind}", subject, context)
-
-
 @handles(SEND_ORDER_EMAIL, max_retries=10, throws=(UnknownEmailKind, OrderNotFound))
 async def send_order_email(res: Resources, event_id: str, order_id: int, kind: str) -> None:
     """Email the customer about their order (`kind`: placed or the new status). Idempotent: a
     redelivered event sends nothing. Raises UnknownEmailKind and OrderNotFound (not retried)."""
-    _known(ORDER_SUBJECTS, kind)  # before anything is recorded: an unknown kind leaves no inbox row
+    known(ORDER_SUBJECTS, kind)  # before anything is recorded: an unknown kind leaves no inbox row
     # Sent inside the transaction that records the event, as send_account_email explains: a
     # crash before the commit sends again on redelivery, and nothing is sent once committed.
     async with res.db.primary.acquire() as conn, conn.transaction():
@@ -312,34 +92,3 @@ async def send_order_email(res: Resources, event_id: str, order_id: int, kind: s
         )
         await deliver(res.settings, order.email, rendered, event_id=event_id)
     log.info("email.sent", kind=kind, order_id=order_id)
-
-
-# The staff's low-stock notice (sent by actors.orders.check_stock).
-
-
-@dataclass(frozen=True)
-class LowStockLine:
-    sku: str
-    name: str
-    stock_on_hand: int
-    link: str  # the product's page in the admin
-
-
-def render_low_stock_email(
-    *, shop_name: str, public_url: str, levels: Sequence[StockLevel], threshold: int
-) -> RenderedEmail:
-    """Subject, text and HTML of the notice listing variants at or below `threshold` units."""
-    lines = [
-        LowStockLine(
-            level.sku,
-            f"{level.product_name} - {level.variant_name}"
-            if level.variant_name
-            else level.product_name,
-            level.stock_on_hand,
-            shop_url(public_url, f"/admin/products/{level.product_id}"),
-        )
-        for level in levels
-    ]
-    count = f"{len(lines)} variant{'' if len(lines) == 1 else 's'}"
-    context = {"shop_name": shop_name, "lines": lines, "threshold": threshold}
-    return render("low_stock", f"Low stock at {shop_name}: {count}", context)

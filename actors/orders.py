@@ -13,7 +13,8 @@ import uuid
 
 import structlog
 
-from actors.email import deliver, render_low_stock_email
+from actors.mail.render import render_low_stock_email
+from actors.mail.transport import deliver
 from actors.registry import handles
 from actors.resources import Resources
 from domain.events import CAPTURE_PAYMENT, CHECK_STOCK, EXPIRE_UNPAID, REFUND_PAYMENT

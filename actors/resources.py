@@ -8,6 +8,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from actors.payments import payment_gateway
 from configs.settings import Settings
 from domain.payments import PaymentGateway
 from search.backend import SearchBackend
@@ -15,7 +16,6 @@ from search.factory import open_search
 from storage.cache import CatalogCache
 from storage.database import Database, open_database
 from storage.redis_client import open_redis
-from storage.test_gateway import payment_gateway
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ The shop never keeps a card number: checkout hands it to the gateway's `tokenize
 the token, the brand and the last four digits. The order actor later calls `capture` with an
 idempotency key (one per order), so a retried capture never charges twice.
 
-The built-in test gateway (storage.test_gateway) takes the same test card numbers as a real
+The built-in test gateway (actors.payments.builtin) takes the same test card numbers as a real
 payment sandbox:
 
     4242 4242 4242 4242   succeeds

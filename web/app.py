@@ -8,6 +8,7 @@ from pathlib import Path
 import jinja2
 from aiohttp import web
 
+from actors.payments import payment_gateway
 from auth.accounts import Accounts
 from configs.settings import Settings
 from domain.money import Money
@@ -16,7 +17,6 @@ from storage import open_database
 from storage.cache import CatalogCache
 from storage.products import Product
 from storage.redis_client import open_redis
-from storage.test_gateway import payment_gateway
 from web import health, metrics
 from web import render as templates
 from web.admin import create_admin_app

@@ -16,13 +16,13 @@ import pytest
 from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
+from actors.mail.mailbox import read as read_mailbox
 from actors.relay import Relay
 from auth.tokens import digest
 from configs.settings import Settings
 from domain.events import SEND_ACCOUNT_EMAIL
 from storage import outbox
 from storage.database import connect, create_pool
-from storage.mailbox import read as read_mailbox
 from tests.support.db import fetch
 from tests.support.smtp import SmtpServer
 from tests.support.waiting import eventually

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from actors import mailer
-from actors.email import account_link, describe_duration, render_account_email
+from actors.mail import mailbox
+from actors.mail import transport as mailer
+from actors.mail.render import account_link, describe_duration, render_account_email
 from configs.settings import Settings
-from storage import mailbox
 from tests.support.settings import offline_settings
 
 

@@ -1,4 +1,4 @@
-"""Rendering the order emails and the low-stock notice (actors.email), without any service."""
+"""Rendering the order emails and the low-stock notice (actors.mail.render), without any service."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from actors.email import (
+from actors.mail.render import (
     UnknownEmailKind,
     describe_rate,
     order_summary,

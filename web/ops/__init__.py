@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from storage import mailbox, outbox
+from actors.mail import mailbox
+from storage import outbox
 from web.guards import staff_only
 from web.keys import DB, SETTINGS
 from web.ops import dead_letters

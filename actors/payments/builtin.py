@@ -1,4 +1,4 @@
-"""The built-in test payment gateway: a payment sandbox that lives in the shop's own database.
+"""The built-in test gateway: a payment sandbox that lives in the shop's own database.
 
 It implements domain.payments.PaymentGateway as a real provider would: `tokenize` turns a card
 into a token (the number goes no further), `capture` charges once per idempotency key. Its
@@ -13,14 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import asyncpg
 
-from configs.settings import Settings
 from domain.money import Money
-from domain.payments import TEST_CARDS, Capture, Card, PaymentGateway, PaymentMethod
+from domain.payments import TEST_CARDS, Capture, Card, PaymentMethod
 
 NAME = "test"
 CAPTURE = """
@@ -32,7 +29,7 @@ CAPTURE = """
 FIND = "SELECT outcome, reference FROM test_gateway_charges WHERE idempotency_key = $1"
 
 
-class TestGateway:
+class BuiltinGateway:
     """PaymentGateway over the test_gateway_charges table of the database at `dsn`.
 
     It has connections of its own, as a real provider's API would be a service of its own: a
@@ -105,14 +102,3 @@ class TestGateway:
             row = await conn.fetchrow(FIND, idempotency_key)
         reference: str = row["reference"]
         return reference
-
-
-@asynccontextmanager
-async def payment_gateway(settings: Settings) -> AsyncIterator[PaymentGateway]:
-    """The gateway the shop takes payments with, closed on exit. Only the test gateway exists
-    so far; a real provider is another PaymentGateway chosen here from the settings."""
-    gateway = TestGateway(str(settings.database_url))
-    try:
-        yield gateway
-    finally:
-        await gateway.aclose()

@@ -3,7 +3,7 @@
 SMTP_URL is `smtp://user:pass@host:port` (STARTTLS when the server offers it) or `smtps://...`
 (TLS from the first byte). Without it, each message is written to `DATA_DIR/mailbox` as an `.eml`
 file (written to a temporary name, then renamed, so a reader never sees half a message); the ops
-pages list them with `storage.mailbox.read`.
+pages list them with `actors.mail.mailbox.read`.
 """
 
 from __future__ import annotations
@@ -14,12 +14,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, parseaddr
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
 
 from configs.settings import Settings
-from storage import mailbox
+
+if TYPE_CHECKING:
+    from actors.mail.render import RenderedEmail
+from actors.mail import mailbox
 
 SMTP_TIMEOUT_SECONDS = 10.0
 
@@ -93,3 +97,24 @@ async def send(settings: Settings, message: EmailMessage) -> None:
         start_tls=False if server.use_tls else None,
         timeout=SMTP_TIMEOUT_SECONDS,
     )
+
+
+async def deliver(
+    settings: Settings, to: str, rendered: RenderedEmail, *, event_id: str | None = None
+) -> None:
+    """Send one rendered email from the shop's address to `to` (one address, or several
+    separated by commas); raises on failure so the caller's transaction rolls back and retries.
+
+    `event_id`: the Message-ID's local part, so the resend that a crash between sending and
+    committing can cause is the same message to mail clients (they show one). Not for account
+    emails: a resent one carries a new link, and only that one works.
+    """
+    message = build_message(
+        sender=sender_for(settings),
+        to=to,
+        subject=rendered.subject,
+        text=rendered.text,
+        html=rendered.html,
+        message_id=uuid.UUID(event_id).hex if event_id is not None else None,
+    )
+    await send(settings, message)
