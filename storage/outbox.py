@@ -23,6 +23,13 @@ INSERT_EVENT = """
     INSERT INTO outbox (event_id, actor_name, payload, request_id)
     VALUES ($1, $2, $3, $4)
 """
+INSERT_EVENTS = """
+    INSERT INTO outbox (event_id, actor_name, payload, request_id)
+    SELECT e.event_id, e.actor_name, e.payload::jsonb, $4
+    FROM unnest($1::uuid[], $2::text[], $3::text[]) WITH ORDINALITY AS e (event_id, actor_name,
+                                                                         payload, n)
+    ORDER BY e.n
+"""
 CLAIM_BATCH = """
     SELECT event_id, actor_name, payload, request_id, created_at
     FROM outbox
@@ -88,12 +95,16 @@ def new_event(event: Event, **payload: Any) -> NewEvent:
     return NewEvent(event_id, event.name, {"event_id": str(event_id), **payload})
 
 
-def columns(events: Sequence[NewEvent]) -> tuple[list[uuid.UUID], list[str], list[str]]:
-    """Ids, actor names and JSON payloads of `events`, as the arrays of an INSERT ... unnest."""
-    return (
+async def add_all(
+    conn: asyncpg.Connection, events: Sequence[NewEvent], request_id: str | None = None
+) -> None:
+    """Record `events` (made by `new_event`) in the caller's transaction, in one statement."""
+    await conn.execute(
+        INSERT_EVENTS,
         [e.event_id for e in events],
         [e.actor_name for e in events],
         [json.dumps(e.payload) for e in events],
+        request_id,
     )
 
 

@@ -1,4 +1,7 @@
-"""Placing an order from the request's cart: what the API and the storefront checkout share.
+"""Checkout, the request side: what the API and the storefront share to place an order.
+
+It reads top to bottom: validate the card and the address, tokenize the card, then run the
+one transaction (storage/checkout.py: lock, take stock, totals, write the order and its events).
 
 The card goes to the payment gateway's `tokenize` and no further; the order keeps the token,
 the brand and the last four digits. An Idempotency-Key (the API's header, or the storefront
@@ -16,12 +19,15 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from pydantic import SecretStr
 
 from domain.payments import parse_card
 from storage import addresses, users
+from storage.checkout import Idempotency, NewOrder, Placed
+from storage.checkout import place_order as place_in_transaction
 from storage.database import retrying_transaction
 from storage.errors import EmptyCart
-from storage.orders import Checkout, Idempotency, OrderDetail, Placed, place
+from storage.orders import OrderDetail
 from web import carts as web_carts
 from web.catalog_json import money_json
 from web.keys import DB, GATEWAY, PRINCIPAL, REQUEST_ID, SETTINGS
@@ -34,7 +40,7 @@ class InvalidIdempotencyKey(ValueError):
 
 
 @dataclass(frozen=True)
-class CheckoutRequest:
+class Checkout:
     """What a shopper asks for; `address` is a new address, else `address_id` a saved one."""
 
     email: str | None
@@ -65,7 +71,7 @@ def check_idempotency_key(key: str | None) -> str | None:
     return key
 
 
-async def place_order(request: web.Request, wanted: CheckoutRequest) -> Placed:
+async def place_order(request: web.Request, checkout: Checkout) -> Placed:
     """Place the order of the request's cart.
 
     Raises EmptyCart, OutOfStock, ShippingMethodNotFound, AddressNotFound, InvalidCard,
@@ -73,42 +79,55 @@ async def place_order(request: web.Request, wanted: CheckoutRequest) -> Placed:
     every one of them before anything is written.
     """
     settings = request.config_dict[SETTINGS]
-    db = request.config_dict[DB]
-    card = parse_card(
-        wanted.card_number, wanted.card_expiry, wanted.card_cvc, today=datetime.now(UTC).date()
-    )
+    today = datetime.now(UTC).date()
+    card = parse_card(checkout.card_number, checkout.card_expiry, checkout.card_cvc, today=today)
     cart_id = await web_carts.cart_id(request)
     if cart_id is None:
         raise EmptyCart()
-    # An empty cart is storage.orders.place's to refuse, after the Idempotency-Key: the cart
-    # of a retried request was emptied by the order it is asking for.
+    # An empty cart is the transaction's to refuse, after the Idempotency-Key: the cart of a
+    # retried request was emptied by the order it is asking for.
     principal = request.get(PRINCIPAL)
     user_id = principal.user_id if principal is not None else None
-    scope = f"user:{user_id}" if user_id is not None else f"cart:{cart_id}"
-    if wanted.address is not None:
-        address = dict(wanted.address)
-    else:
-        if user_id is None or wanted.address_id is None:
-            raise ValueError("a guest gives the address itself")
-        saved = await addresses.get(db.primary, user_id, wanted.address_id)
-        address = {k: v for k, v in saved.__dict__.items() if k != "id"}
-    email = wanted.email or (await _account_email(request, user_id))
+    address = await _shipping_address(request, checkout, user_id)
+    email = checkout.email or (await _account_email(request, user_id))
     payment = await request.config_dict[GATEWAY].tokenize(card)
-    key = wanted.idempotency_key
-    secret = settings.secret_key.get_secret_value().encode()
-    checkout = Checkout(
+    new = NewOrder(
         cart_id=cart_id,
         user_id=user_id,
         email=email,
         shipping_address=address,
-        shipping_method=wanted.shipping_method,
+        shipping_method=checkout.shipping_method,
         payment=payment,
         tax_rate_bps=settings.tax_rate_bps,
         request_id=request.get(REQUEST_ID),
-        idempotency=Idempotency(scope, key, wanted.digest(secret)) if key else None,
+        idempotency=_idempotency(checkout, user_id, cart_id, settings.secret_key),
         actor="customer" if user_id is not None else "guest",
     )
-    return await retrying_transaction(db, lambda conn: place(conn, checkout))
+    db = request.config_dict[DB]
+    return await retrying_transaction(db, lambda conn: place_in_transaction(conn, new))
+
+
+async def _shipping_address(
+    request: web.Request, checkout: Checkout, user_id: int | None
+) -> dict[str, str]:
+    """The address typed in, or the customer's saved one; raises AddressNotFound."""
+    if checkout.address is not None:
+        return dict(checkout.address)
+    if user_id is None or checkout.address_id is None:
+        raise ValueError("a guest gives the address itself")
+    saved = await addresses.get(request.config_dict[DB].primary, user_id, checkout.address_id)
+    return {k: v for k, v in saved.__dict__.items() if k != "id"}
+
+
+def _idempotency(
+    checkout: Checkout, user_id: int | None, cart_id: int, secret: SecretStr
+) -> Idempotency | None:
+    """The request's Idempotency-Key, scoped to the customer (or the guest's cart)."""
+    if not checkout.idempotency_key:
+        return None
+    scope = f"user:{user_id}" if user_id is not None else f"cart:{cart_id}"
+    digest = checkout.digest(secret.get_secret_value().encode())
+    return Idempotency(scope, checkout.idempotency_key, digest)
 
 
 async def _account_email(request: web.Request, user_id: int | None) -> str:

@@ -39,10 +39,10 @@ import redis
 from actors.broker import build_broker
 from auth.tokens import digest
 from configs.settings import Settings
-from storage import orders
+from storage import checkout as checkout_storage
+from storage.checkout import NewOrder
 from storage.database import create_pool
 from storage.migrate import migrate
-from storage.orders import Checkout
 from tests.bench.support import ADMIN_DSN, clean_env, dsn_for, execute, serving
 from tests.support.orders import ADDRESS, PAID
 from tests.support.processes import Worker
@@ -148,9 +148,9 @@ async def ceiling(dsn: str, jobs: list[tuple[int, str]], seconds: float) -> tupl
     pool = await create_pool(dsn, BUYERS)
 
     async def place_one(cart_id: int, token: str) -> bool:
-        checkout = Checkout(cart_id, None, "bench@example.com", ADDRESS, "standard", PAID)
+        new = NewOrder(cart_id, None, "bench@example.com", ADDRESS, "standard", PAID)
         async with pool.acquire() as conn, conn.transaction():
-            await orders.place(conn, checkout)
+            await checkout_storage.place_order(conn, new)
         return True
 
     try:

@@ -14,13 +14,14 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from domain.orders import Status
+from storage import checkout as checkout_storage
 from storage import orders, users
 from storage.database import connect
 from storage.orders import Order
 from tests.support.admin import error_of, post
 from tests.support.browser import csrf_of, signed_in
 from tests.support.db import fetch
-from tests.support.orders import checkout, guest_cart, stock_of, stocked_product
+from tests.support.orders import guest_cart, new_order, stock_of, stocked_product
 from web.admin import customers as customer_pages
 from web.admin import orders as order_pages
 
@@ -71,7 +72,11 @@ async def place(
     try:
         cart = await guest_cart(conn, [(variant_id, quantity)])
         async with conn.transaction():
-            order = (await orders.place(conn, checkout(cart, email=email, user_id=user_id))).order
+            order = (
+                await checkout_storage.place_order(
+                    conn, new_order(cart, email=email, user_id=user_id)
+                )
+            ).order
             for step in STEPS[status]:
                 number = "TRACK-1" if step == "shipped" else None
                 await orders.transition(

@@ -17,9 +17,10 @@ from actors.orders import capture_payment, expire_unpaid, refund_payment
 from actors.relay import Relay
 from actors.resources import Resources, open_resources
 from configs.settings import Settings
+from storage import checkout as checkout_storage
 from storage import orders
 from storage.database import connect, create_pool
-from tests.support.orders import DECLINED, checkout, guest_cart, stock_of, stocked_product
+from tests.support.orders import DECLINED, guest_cart, new_order, stock_of, stocked_product
 
 
 @pytest.fixture
@@ -38,7 +39,7 @@ async def conn(fresh_db: str) -> AsyncIterator[asyncpg.Connection]:
 async def place(conn: asyncpg.Connection, variant_id: int, quantity: int, **changes: object) -> int:
     cart = await guest_cart(conn, [(variant_id, quantity)])
     async with conn.transaction():
-        return (await orders.place(conn, checkout(cart, **changes))).order.id
+        return (await checkout_storage.place_order(conn, new_order(cart, **changes))).order.id
 
 
 def event() -> str:

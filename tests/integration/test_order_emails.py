@@ -21,10 +21,11 @@ from actors.relay import Relay
 from configs.settings import Settings
 from domain import events
 from domain.events import SEND_ORDER_EMAIL
+from storage import checkout as checkout_storage
 from storage import orders, outbox
 from storage.database import connect, create_pool
 from storage.orders import Order
-from tests.support.orders import ADDRESS, DECLINED, checkout, guest_cart, stocked_product
+from tests.support.orders import ADDRESS, DECLINED, guest_cart, new_order, stocked_product
 from tests.support.smtp import SmtpServer
 from tests.support.waiting import eventually
 
@@ -75,7 +76,7 @@ class Shop:
         """What checkout does: the order and its outbox events in one transaction."""
         cart = await guest_cart(self.conn, lines)
         async with self.conn.transaction():
-            placed = await orders.place(self.conn, checkout(cart, **overrides))
+            placed = await checkout_storage.place_order(self.conn, new_order(cart, **overrides))
         return placed.order
 
     async def relay(self, actor: str, kind: str | None = None) -> dict[str, Any]:

@@ -14,9 +14,9 @@ import pytest
 
 from actors.broker import build_broker
 from configs.settings import Settings
-from storage import orders
+from storage import checkout as checkout_storage
 from storage.database import connect, create_pool
-from tests.support.orders import checkout, guest_cart, stocked_product
+from tests.support.orders import guest_cart, new_order, stocked_product
 from tests.support.processes import Worker
 from tests.support.relays import CrashAfterPublish, relaying
 from tests.support.smtp import SmtpServer
@@ -40,7 +40,7 @@ async def place_orders_now(dsn: str, variant_id: int, count: int) -> list[int]:
         for _ in range(count):
             cart = await guest_cart(conn, [(variant_id, 1)])
             async with conn.transaction():
-                placed.append((await orders.place(conn, checkout(cart))).order.id)
+                placed.append((await checkout_storage.place_order(conn, new_order(cart))).order.id)
         return placed
     finally:
         await conn.close()

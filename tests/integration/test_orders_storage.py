@@ -9,11 +9,12 @@ import asyncpg
 import pytest
 
 from domain.orders import IllegalTransition
+from storage import checkout as checkout_storage
 from storage import orders
+from storage.checkout import Idempotency
 from storage.database import Database, ReadPool, connect, create_pool, retrying_transaction
 from storage.errors import EmptyCart, IdempotencyKeyReused, OutOfStock, ShippingMethodNotFound
-from storage.orders import Idempotency
-from tests.support.orders import ADDRESS, checkout, guest_cart, stock_of, stocked_product
+from tests.support.orders import ADDRESS, guest_cart, new_order, stock_of, stocked_product
 
 
 @pytest.fixture
@@ -37,7 +38,7 @@ async def test_placing_copies_the_lines_takes_the_stock_and_empties_the_cart(
     mug = await stocked_product(fresh_db, "mug", {"MUG": 9}, price=1200)
     cart = await guest_cart(conn, [(tee["TEE-M"], 2), (mug["MUG"], 3)])
     async with conn.transaction():
-        placed = await orders.place(conn, checkout(cart, tax_rate_bps=2000))
+        placed = await checkout_storage.place_order(conn, new_order(cart, tax_rate_bps=2000))
     order = placed.order
     assert placed.created and order.status == "pending"
     assert (order.subtotal_amount, order.shipping_amount) == (6600, 0)  # free from 50.00
@@ -81,18 +82,18 @@ async def test_short_stock_or_an_empty_cart_writes_nothing(fresh_db, conn) -> No
     cart = await guest_cart(conn, [(tee["TEE-S"], 2), (tee["TEE-M"], 1)])
     with pytest.raises(OutOfStock) as raised:
         async with conn.transaction():
-            await orders.place(conn, checkout(cart))
+            await checkout_storage.place_order(conn, new_order(cart))
     assert raised.value.shortages == {"TEE-S": 1}
     assert await stock_of(conn, tee["TEE-M"]) == 4
     assert await conn.fetchval("SELECT count(*) FROM orders") == 0
     assert await conn.fetchval("SELECT count(*) FROM cart_items") == 2
     with pytest.raises(ShippingMethodNotFound):
         async with conn.transaction():
-            await orders.place(conn, checkout(cart, shipping_method="teleport"))
+            await checkout_storage.place_order(conn, new_order(cart, shipping_method="teleport"))
     empty = await guest_cart(conn, [])
     with pytest.raises(EmptyCart):
         async with conn.transaction():
-            await orders.place(conn, checkout(empty))
+            await checkout_storage.place_order(conn, new_order(empty))
 
 
 async def test_an_idempotency_key_gives_the_same_order_and_refuses_another_body(
@@ -102,13 +103,15 @@ async def test_an_idempotency_key_gives_the_same_order_and_refuses_another_body(
     cart = await guest_cart(conn, [(tee["TEE"], 1)])
     key = Idempotency("cart:1", "k-1", b"body-1")
     async with conn.transaction():
-        first = await orders.place(conn, checkout(cart, idempotency=key))
+        first = await checkout_storage.place_order(conn, new_order(cart, idempotency=key))
     async with conn.transaction():
-        again = await orders.place(conn, checkout(cart, idempotency=key))
+        again = await checkout_storage.place_order(conn, new_order(cart, idempotency=key))
     assert first.created and not again.created and again.order == first.order
     with pytest.raises(IdempotencyKeyReused):
         async with conn.transaction():
-            await orders.place(conn, checkout(cart, idempotency=Idempotency("cart:1", "k-1", b"x")))
+            await checkout_storage.place_order(
+                conn, new_order(cart, idempotency=Idempotency("cart:1", "k-1", b"x"))
+            )
     assert await stock_of(conn, tee["TEE"]) == 4
 
 
@@ -122,7 +125,9 @@ async def test_two_hundred_buyers_of_ten_units_make_ten_orders(fresh_db, db) -> 
 
     async def buy(cart_id: int) -> str:
         try:
-            await retrying_transaction(db, lambda c: orders.place(c, checkout(cart_id)))
+            await retrying_transaction(
+                db, lambda c: checkout_storage.place_order(c, new_order(cart_id))
+            )
         except OutOfStock:
             return "sold out"
         return "ordered"
@@ -142,7 +147,7 @@ async def test_cancelling_returns_the_stock_and_illegal_moves_are_refused(fresh_
     tee = await stocked_product(fresh_db, "tee", {"TEE": 3})
     cart = await guest_cart(conn, [(tee["TEE"], 2)])
     async with conn.transaction():
-        order = (await orders.place(conn, checkout(cart))).order
+        order = (await checkout_storage.place_order(conn, new_order(cart))).order
     with pytest.raises(IllegalTransition):
         async with conn.transaction():
             await orders.transition(conn, order.id, "shipped", actor="staff")
@@ -171,11 +176,11 @@ async def test_selling_out_and_restocking_rebuild_the_products_search_document(
     reindex = "SELECT count(*) FROM outbox WHERE actor_name = 'search.index_product'"
     first = await guest_cart(conn, [(tee["TEE-S"], 1)])
     async with conn.transaction():
-        await orders.place(conn, checkout(first))
+        await checkout_storage.place_order(conn, new_order(first))
     assert await conn.fetchval(reindex) == 0  # one left: nothing a page shows has changed
     last = await guest_cart(conn, [(tee["TEE-S"], 1)])
     async with conn.transaction():
-        sold_out = (await orders.place(conn, checkout(last))).order
+        sold_out = (await checkout_storage.place_order(conn, new_order(last))).order
     events = await conn.fetch(
         "SELECT payload FROM outbox WHERE actor_name = 'search.index_product'"
     )

@@ -9,8 +9,8 @@ import asyncpg
 
 from domain.payments import PaymentMethod
 from storage import products
+from storage.checkout import NewOrder
 from storage.database import connect
-from storage.orders import Checkout
 from storage.products import NewVariant
 
 ADDRESS = {
@@ -69,7 +69,7 @@ async def guest_cart(conn: asyncpg.Connection, lines: Sequence[tuple[int, int]])
     return cart_id
 
 
-def checkout(cart_id: int, **overrides: object) -> Checkout:
+def new_order(cart_id: int, **overrides: object) -> NewOrder:
     fields: dict[str, object] = {
         "cart_id": cart_id,
         "user_id": None,
@@ -79,7 +79,7 @@ def checkout(cart_id: int, **overrides: object) -> Checkout:
         "payment": PAID,
         "actor": "guest",
     }
-    return Checkout(**(fields | overrides))  # type: ignore[arg-type]
+    return NewOrder(**(fields | overrides))  # type: ignore[arg-type]
 
 
 async def stock_of(conn: asyncpg.Connection, variant_id: int) -> int:

@@ -10,7 +10,7 @@ from domain.checkout import Line, MixedCurrencies, ShippingRate, address_lines, 
 from domain.money import Money
 from domain.orders import STATUSES, TRANSITIONS, IllegalTransition, can_cancel, check_transition
 from domain.payments import InvalidCard, card_brand, luhn_ok, parse_card
-from storage.orders import line_name
+from storage.checkout import line_name
 
 EUR = "EUR"
 STANDARD = ShippingRate(Money(495, EUR), free_from=Money(5000, EUR))

@@ -16,7 +16,7 @@ from web.api.routing import Operation, principal_of
 from web.bodies import AddressIn
 from web.catalog_json import money_json
 from web.checkout import (
-    CheckoutRequest,
+    Checkout,
     InvalidIdempotencyKey,
     check_idempotency_key,
     order_json,
@@ -36,7 +36,7 @@ class CardIn(BaseModel):
     cvc: Annotated[str, StringConstraints(min_length=1, max_length=4)]
 
 
-class CheckoutIn(BaseModel):
+class CheckoutBody(BaseModel):
     """A guest gives an email and an address; a customer may use a saved address instead."""
 
     model_config = ConfigDict(extra="forbid")
@@ -47,7 +47,7 @@ class CheckoutIn(BaseModel):
     card: CardIn
 
     @model_validator(mode="after")
-    def _one_address(self) -> CheckoutIn:
+    def _one_address(self) -> CheckoutBody:
         if (self.shipping_address is None) == (self.shipping_address_id is None):
             raise ValueError("give either shipping_address or shipping_address_id")
         return self
@@ -65,7 +65,7 @@ class Cancellation(BaseModel):
     note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] = ""
 
 
-async def checkout(request: web.Request, body: CheckoutIn) -> web.StreamResponse:
+async def checkout(request: web.Request, body: CheckoutBody) -> web.StreamResponse:
     """Place an order from the cart; send an Idempotency-Key so a retry cannot order twice.
 
     409 when the stock cannot cover the cart (naming each SKU) or the cart is empty; 422 for a
@@ -84,7 +84,7 @@ async def checkout(request: web.Request, body: CheckoutIn) -> web.StreamResponse
         errors["shipping_address_id"] = "sign in to use a saved address"
     if errors:
         raise InvalidInput(errors)
-    wanted = CheckoutRequest(
+    checkout = Checkout(
         email=str(body.email) if body.email is not None else None,
         address_id=body.shipping_address_id,
         address=body.shipping_address.model_dump() if body.shipping_address else None,
@@ -94,7 +94,7 @@ async def checkout(request: web.Request, body: CheckoutIn) -> web.StreamResponse
         card_cvc=body.card.cvc,
         idempotency_key=key,
     )
-    placed = await place_order(request, wanted)
+    placed = await place_order(request, checkout)
     detail = placed.detail or await orders.detail(request.config_dict[DB].primary, placed.order)
     headers = {"Location": f"/api/v1/orders/{placed.order.number}"}
     if not placed.created:
@@ -210,7 +210,13 @@ async def staff_cancel_order(request: web.Request, body: Cancellation) -> web.Re
 
 OPERATIONS = (
     Operation(
-        "POST", "/checkout", checkout, "Place an order", body=CheckoutIn, status=201, tag="checkout"
+        "POST",
+        "/checkout",
+        checkout,
+        "Place an order",
+        body=CheckoutBody,
+        status=201,
+        tag="checkout",
     ),
     Operation("GET", "/orders", list_my_orders, "My orders", auth="user", tag="orders"),
     Operation(

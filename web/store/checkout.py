@@ -42,7 +42,7 @@ from web import carts as web_carts
 from web.bodies import AddressIn, field_errors
 from web.carts import Cart
 from web.checkout import (
-    CheckoutRequest,
+    Checkout,
     InvalidIdempotencyKey,
     check_idempotency_key,
     place_order,
@@ -230,11 +230,11 @@ async def checkout_submit(request: web.Request) -> web.StreamResponse:
             raise _see_other(request, "/cart")
         return await _page(request, cart, values=values)
     methods = await orders.shipping_methods(request.config_dict[DB].replica)
-    errors, wanted = _validate(request, values, methods)
-    if wanted is None:
+    errors, checkout = _validate(request, values, methods)
+    if checkout is None:
         return await _page(request, cart, values=values, errors=errors, status=422)
     try:
-        placed = await place_order(request, wanted)
+        placed = await place_order(request, checkout)
     except InvalidCard as exc:  # parse_card agreed above; kept for a gateway that differs
         return await _page(request, cart, values=values, errors=exc.errors, status=422)
     except ShippingMethodNotFound:  # retired between the page and the POST
@@ -260,8 +260,8 @@ async def checkout_submit(request: web.Request) -> web.StreamResponse:
     number = placed.order.number
     log.info("checkout.placed", order_number=number, replayed=not placed.created)
     user_id = placed.order.user_id
-    if placed.created and user_id is not None and wanted.address and values["save_address"]:
-        await _save_address(request, user_id, wanted.address)
+    if placed.created and user_id is not None and checkout.address and values["save_address"]:
+        await _save_address(request, user_id, checkout.address)
     redirect = _see_other(request, f"/orders/{number}/thanks")
     if user_id is None:
         remember_guest_order(request, redirect, number)
@@ -271,13 +271,13 @@ async def checkout_submit(request: web.Request) -> web.StreamResponse:
 async def _save_address(request: web.Request, user_id: int, address: Mapping[str, Any]) -> None:
     """Keep a new address of a placed order in the customer's account, unless it is there
     already or the account has as many as it may keep. The order stands whatever happens here."""
-    wanted = {name: address.get(name) or "" for name in EDITABLE}
+    entered = {name: address.get(name) or "" for name in EDITABLE}
     try:
         async with transaction(request.config_dict[DB]) as conn:
             for known in await addresses.list_for(conn, user_id):
-                if {name: getattr(known, name) or "" for name in EDITABLE} == wanted:
+                if {name: getattr(known, name) or "" for name in EDITABLE} == entered:
                     return
-            await addresses.create(conn, user_id, wanted)
+            await addresses.create(conn, user_id, entered)
     except addresses.TooManyAddresses:
         log.info("checkout.address_not_saved", reason="too_many_addresses", user_id=user_id)
     except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
@@ -287,7 +287,7 @@ async def _save_address(request: web.Request, user_id: int, address: Mapping[str
 
 def _validate(
     request: web.Request, values: Mapping[str, str], methods: Sequence[ShippingMethod]
-) -> tuple[dict[str, str], CheckoutRequest | None]:
+) -> tuple[dict[str, str], Checkout | None]:
     """Every field's error, or the request to place (never both)."""
     errors: dict[str, str] = {}
     signed_in = request.get(PRINCIPAL) is not None
@@ -330,7 +330,7 @@ def _validate(
         errors["form"] = EXPIRED
     if errors:
         return errors, None
-    return {}, CheckoutRequest(
+    return {}, Checkout(
         email=email,
         address_id=address_id,
         address=address,
