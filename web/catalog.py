@@ -7,7 +7,7 @@ Writers call `catalog_changed` after their transaction commits.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import asyncpg
@@ -16,8 +16,9 @@ from aiohttp import web
 
 from domain.events import INDEX_PRODUCT
 from domain.identifiers import is_slug
-from search.backend import InvalidCursor, SearchQuery
+from search.backend import InvalidCursor, SearchQuery, SearchResult
 from storage import attributes, catalog_reads, categories, outbox, products
+from storage.attributes import Attribute
 from storage.cache import Cached
 from storage.categories import CategoryNode
 from storage.database import Executor, last_write_lsn
@@ -83,7 +84,9 @@ async def _read(request: web.Request, name: str, params: Any, fill: Any) -> Cach
 async def listing_page(request: web.Request, listing: Listing, *, facets: bool) -> Cached:
     """One page of a product list (facets=False) or a search with facets.
 
-    Raises InvalidParameters for an unknown category or attribute, or a stale cursor.
+    Reads top to bottom: the cache key, then on a miss: check the filters, search, add the
+    thumbnails and (for a search) the facets. Raises InvalidParameters for an unknown category
+    or attribute, or a stale cursor.
     """
     params = {
         "text": listing.text,
@@ -103,46 +106,9 @@ async def listing_page(request: web.Request, listing: Listing, *, facets: bool) 
         filterable = (
             await attributes.filterable_attributes(reader) if facets or listing.attributes else []
         )
-        known = {attribute.slug for attribute in filterable}
-        errors = {
-            f"attr.{slug}": "not an attribute products can be filtered by"
-            for slug in listing.attributes
-            if slug not in known
-        }
-        if errors:
-            if listing.category is not None and not await _category_exists(reader, listing):
-                errors["category"] = NO_SUCH_CATEGORY
-            raise InvalidParameters(errors)
-        query = SearchQuery(
-            text=listing.text,
-            category=listing.category,
-            attributes=listing.attributes,
-            price_min=listing.price_min,
-            price_max=listing.price_max,
-            in_stock=listing.in_stock,
-            sort=listing.sort,
-            limit=listing.limit,
-            after=listing.after,
-            fresh_for=fresh_for,
-            facets=facets,
-        )
-        try:
-            result = await request.config_dict[SEARCH].search(query)
-        except InvalidCursor:
-            raise InvalidParameters({"cursor": "not valid for this search; start again"}) from None
-        except CategoryNotFound:
-            raise InvalidParameters({"category": NO_SUCH_CATEGORY}) from None
-        if result.images:
-            items = [hit_json(hit, hit.image) for hit in result.hits]
-        else:
-            images = await catalog_reads.first_images(reader, [h.product_id for h in result.hits])
-            items = [hit_json(hit, images.get(hit.product_id)) for hit in result.hits]
-        body: dict[str, Any] = {
-            "items": items,
-            "next_cursor": encode_cursor(listing.sort, result.next_after)
-            if result.next_after is not None
-            else None,
-        }
+        await _check_filters(reader, listing, filterable)
+        result = await _search(request, listing, facets=facets, fresh_for=fresh_for)
+        body = await _listing_body(reader, listing, result)
         if facets and result.facets is not None:
             names = await catalog_reads.category_names(
                 reader, [int(value.value) for value in result.facets.categories]
@@ -153,6 +119,63 @@ async def listing_page(request: web.Request, listing: Listing, *, facets: bool) 
         return body
 
     return await _read(request, "search" if facets else "list", params, fill)
+
+
+async def _check_filters(
+    reader: Executor, listing: Listing, filterable: Sequence[Attribute]
+) -> None:
+    """Raise InvalidParameters naming each filter on an attribute products cannot be filtered by
+    (and the category, when it does not exist either)."""
+    known = {attribute.slug for attribute in filterable}
+    errors = {
+        f"attr.{slug}": "not an attribute products can be filtered by"
+        for slug in listing.attributes
+        if slug not in known
+    }
+    if errors:
+        if listing.category is not None and not await _category_exists(reader, listing):
+            errors["category"] = NO_SUCH_CATEGORY
+        raise InvalidParameters(errors)
+
+
+async def _search(
+    request: web.Request, listing: Listing, *, facets: bool, fresh_for: int | None
+) -> SearchResult:
+    """The listing's page from the search backend; InvalidParameters for a stale cursor or an
+    unknown category."""
+    query = SearchQuery(
+        text=listing.text,
+        category=listing.category,
+        attributes=listing.attributes,
+        price_min=listing.price_min,
+        price_max=listing.price_max,
+        in_stock=listing.in_stock,
+        sort=listing.sort,
+        limit=listing.limit,
+        after=listing.after,
+        fresh_for=fresh_for,
+        facets=facets,
+    )
+    try:
+        return await request.config_dict[SEARCH].search(query)
+    except InvalidCursor:
+        raise InvalidParameters({"cursor": "not valid for this search; start again"}) from None
+    except CategoryNotFound:
+        raise InvalidParameters({"category": NO_SUCH_CATEGORY}) from None
+
+
+async def _listing_body(reader: Executor, listing: Listing, result: SearchResult) -> dict[str, Any]:
+    """The page's items (each with its first image) and the cursor of the next page."""
+    if result.images:
+        items = [hit_json(hit, hit.image) for hit in result.hits]
+    else:
+        images = await catalog_reads.first_images(reader, [h.product_id for h in result.hits])
+        items = [hit_json(hit, images.get(hit.product_id)) for hit in result.hits]
+    after = result.next_after
+    return {
+        "items": items,
+        "next_cursor": encode_cursor(listing.sort, after) if after is not None else None,
+    }
 
 
 async def _category_exists(reader: Executor, listing: Listing) -> bool:
