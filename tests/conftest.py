@@ -11,6 +11,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -106,8 +107,9 @@ def redis_url() -> str:
 
 
 @pytest.fixture
-def settings_for(redis_url: str) -> Callable[..., Settings]:
-    """Build Settings for a database DSN, with the test services and any overrides."""
+def settings_for(redis_url: str, tmp_path: Path) -> Callable[..., Settings]:
+    """Build Settings for a database DSN, with the test services, a data directory (media, the
+    mailbox) of the test's own, and any overrides."""
 
     def build(database_url: str, **overrides: Any) -> Settings:
         values: dict[str, Any] = {
@@ -121,6 +123,7 @@ def settings_for(redis_url: str) -> Callable[..., Settings]:
             "replica_database_url": None,
             "elasticsearch_url": None,
             "smtp_url": None,
+            "data_dir": tmp_path,
         }
         values.update(overrides)
         return Settings(**values)
@@ -129,8 +132,17 @@ def settings_for(redis_url: str) -> Callable[..., Settings]:
 
 
 @pytest.fixture
-def settings(fresh_db: str, settings_for: Callable[..., Settings]) -> Settings:
-    return settings_for(fresh_db)
+def settings_overrides() -> dict[str, Any]:
+    """What a test module changes in `settings`: a module overrides this fixture, not `settings`."""
+    return {}
+
+
+@pytest.fixture
+def settings(
+    fresh_db: str, settings_for: Callable[..., Settings], settings_overrides: dict[str, Any]
+) -> Settings:
+    """Settings for the test's fresh database, with the module's `settings_overrides`."""
+    return settings_for(fresh_db, **settings_overrides)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -20,12 +19,6 @@ from tests.support.catalog import add_image, add_tee, build_catalog
 
 SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR", "/work/scratch/screenshots"))
 VIEWPORTS = [(375, 812), (1280, 800)]
-
-
-@pytest.fixture
-def settings(fresh_db: str, settings_for: Callable[..., Settings], tmp_path: Path) -> Settings:
-    """The test database, with a media directory of this test's own for the product images."""
-    return settings_for(fresh_db, data_dir=tmp_path)
 
 
 def write_png(path: Path, size: tuple[int, int], colour: str) -> None:

@@ -16,8 +16,9 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import dramatiq
 import pytest
@@ -43,13 +44,9 @@ NUMBER = re.compile(r"/orders/([0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4})/thanks$")
 
 
 @pytest.fixture
-def settings(
-    fresh_db: str, settings_for: Callable[..., Settings], smtp: SmtpServer, tmp_path: Path
-) -> Settings:
-    """The test database, mail to `smtp`, and Redis (the test's own database) as the broker."""
-    return settings_for(
-        fresh_db, smtp_url=smtp.url, broker_url=REDIS_URL, public_url=PUBLIC_URL, data_dir=tmp_path
-    )
+def settings_overrides(smtp: SmtpServer) -> dict[str, Any]:
+    """Mail to `smtp`, and Redis (the test's own database) as the broker."""
+    return {"smtp_url": smtp.url, "broker_url": REDIS_URL, "public_url": PUBLIC_URL}
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ outbox after a change, errors beside their fields, publish, categories, attribut
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 
@@ -16,9 +17,9 @@ from web.app import create_app
 
 
 @pytest.fixture
-def settings(fresh_db, settings_for, tmp_path):  # type: ignore[no-untyped-def]
-    """Media under the test's own directory; the catalog cache on (the default)."""
-    return settings_for(fresh_db, data_dir=tmp_path, max_upload_bytes=64 * 1024)
+def settings_overrides() -> dict[str, Any]:
+    """The catalog cache on (the default); small uploads."""
+    return {"max_upload_bytes": 64 * 1024}
 
 
 async def test_every_admin_route_refuses_anonymous_visitors_and_customers(

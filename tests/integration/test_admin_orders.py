@@ -5,6 +5,7 @@ customers list and profile."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import html
 import re
 from datetime import UTC, datetime
@@ -13,31 +14,16 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from domain.orders import Status
-from storage import checkout as checkout_storage
-from storage import orders, users
+from storage import users
 from storage.database import connect
-from storage.orders import Order
 from tests.support.admin import error_of, post
 from tests.support.browser import csrf_of, signed_in
 from tests.support.db import fetch
-from tests.support.orders import guest_cart, new_order, stock_of, stocked_product
+from tests.support.orders import order_in_status, stock_of, stocked_product
 from web.admin import customers as customer_pages
 from web.admin import orders as order_pages
 
 STAFF_EMAIL = "ada@example.com"  # who test_route_guards.signed_in registers
-# How the system moves a new order to each status the tests start from.
-STEPS: dict[str, list[Status]] = {
-    "pending": [],
-    "confirmed": ["confirmed"],
-    "shipped": ["confirmed", "shipped"],
-    "cancelled": ["cancelled"],
-}
-
-
-@pytest.fixture
-def settings(fresh_db, settings_for, tmp_path):  # type: ignore[no-untyped-def]
-    return settings_for(fresh_db, data_dir=tmp_path)
 
 
 async def staff(client, fresh_db: str) -> int:  # type: ignore[no-untyped-def]
@@ -57,38 +43,8 @@ async def customer(dsn: str, email: str, name: str = "Bob") -> int:
     return created.id
 
 
-async def place(
-    dsn: str,
-    variant_id: int,
-    quantity: int = 1,
-    *,
-    email: str = "bob@example.com",
-    user_id: int | None = None,
-    status: str = "pending",
-    placed_at: datetime | None = None,
-) -> Order:
-    """An order of `quantity` units, moved by the system to `status` (via confirmed)."""
-    conn = await connect(dsn)
-    try:
-        cart = await guest_cart(conn, [(variant_id, quantity)])
-        async with conn.transaction():
-            order = (
-                await checkout_storage.place_order(
-                    conn, new_order(cart, email=email, user_id=user_id)
-                )
-            ).order
-            for step in STEPS[status]:
-                number = "TRACK-1" if step == "shipped" else None
-                await orders.transition(
-                    conn, order.id, step, actor="system", tracking_number=number
-                )
-            if placed_at is not None:
-                await conn.execute(
-                    "UPDATE orders SET placed_at = $2 WHERE id = $1", order.id, placed_at
-                )
-        return await orders.get(conn, order.id)
-    finally:
-        await conn.close()
+# Bob's order, unless a test names another customer.
+customer_order = functools.partial(order_in_status, email="bob@example.com")
 
 
 async def product(dsn: str, stock: int = 20) -> int:
@@ -126,11 +82,11 @@ async def test_the_list_filters_by_status_customer_and_placing_day(client, fresh
     await staff(client, fresh_db)
     mug = await product(fresh_db)
     march = {day: datetime(2024, 3, day, 12, tzinfo=UTC) for day in (1, 10, 11)}
-    bob = await place(fresh_db, mug, email="bob@example.com", placed_at=march[1])
-    carol = await place(
+    bob = await customer_order(fresh_db, mug, email="bob@example.com", placed_at=march[1])
+    carol = await customer_order(
         fresh_db, mug, email="carol@shop.test", status="confirmed", placed_at=march[10]
     )
-    dave = await place(
+    dave = await customer_order(
         fresh_db, mug, email="dave@shop.test", status="cancelled", placed_at=march[11]
     )
     status, page = await get_text(client, "/admin/orders")
@@ -196,8 +152,8 @@ async def test_older_orders_page_on_by_keyset_and_keep_the_filters(client, fresh
     await staff(client, fresh_db)
     mug = await product(fresh_db, stock=size + 2)
     same_time = datetime(2024, 3, 1, 12, tzinfo=UTC)  # ties are broken by id
-    placed = [await place(fresh_db, mug, placed_at=same_time) for _ in range(size + 1)]
-    other = await place(fresh_db, mug, email="zed@example.com", placed_at=same_time)
+    placed = [await customer_order(fresh_db, mug, placed_at=same_time) for _ in range(size + 1)]
+    other = await customer_order(fresh_db, mug, email="zed@example.com", placed_at=same_time)
     _, page = await get_text(client, "/admin/orders?customer=bob")
     newest_first = sorted(placed, key=lambda o: o.id, reverse=True)
     assert numbers_in(page) == {o.number for o in newest_first[:size]}
@@ -215,7 +171,7 @@ async def test_older_orders_page_on_by_keyset_and_keep_the_filters(client, fresh
 async def test_the_detail_shows_lines_totals_address_payment_and_history(client, fresh_db) -> None:
     await staff(client, fresh_db)
     mug = await product(fresh_db)
-    order = await place(fresh_db, mug, 3, status="confirmed")
+    order = await customer_order(fresh_db, mug, 3, status="confirmed")
     status, page = await get_text(client, f"/admin/orders/{order.number.lower()}")
     assert status == 200
     assert "MUG-1" in page and "Blue Mug - MUG-1" in page
@@ -242,7 +198,7 @@ async def test_the_actions_offered_follow_the_status(client, fresh_db) -> None:
     mug = await product(fresh_db)
     offered = {}
     for status in ("pending", "shipped", "cancelled"):
-        order = await place(fresh_db, mug, status=status)
+        order = await customer_order(fresh_db, mug, status=status)
         _, page = await get_text(client, f"/admin/orders/{order.number}")
         offered[status] = set(re.findall(rf"/admin/orders/{order.number}/(\w+)", page))
     assert offered == {"pending": {"cancel"}, "shipped": {"deliver"}, "cancelled": set()}
@@ -253,7 +209,7 @@ async def test_staff_ship_a_confirmed_order_and_the_move_is_recorded_with_them(
 ) -> None:
     staff_id = await staff(client, fresh_db)
     mug = await product(fresh_db)
-    order = await place(fresh_db, mug, status="confirmed")
+    order = await customer_order(fresh_db, mug, status="confirmed")
     resp = await post(
         client, f"/admin/orders/{order.number}/ship", {"tracking_number": "  1Z999AA10123456784 "}
     )
@@ -286,7 +242,7 @@ async def test_a_missing_or_long_tracking_number_is_a_422_beside_the_field(
 ) -> None:
     await staff(client, fresh_db)
     mug = await product(fresh_db)
-    order = await place(fresh_db, mug, status="confirmed")
+    order = await customer_order(fresh_db, mug, status="confirmed")
     for typed in ({}, {"tracking_number": "   "}, {"tracking_number": "x" * 101}):
         resp = await post(client, f"/admin/orders/{order.number}/ship", typed)
         assert resp.status == 422, typed
@@ -299,7 +255,7 @@ async def test_a_missing_or_long_tracking_number_is_a_422_beside_the_field(
 async def test_delivering_a_pending_order_is_a_409_and_changes_nothing(client, fresh_db) -> None:
     await staff(client, fresh_db)
     mug = await product(fresh_db)
-    order = await place(fresh_db, mug)
+    order = await customer_order(fresh_db, mug)
     resp = await post(client, f"/admin/orders/{order.number}/deliver", {})
     page = await resp.text()
     assert resp.status == 409
@@ -314,7 +270,7 @@ async def test_delivering_a_pending_order_is_a_409_and_changes_nothing(client, f
 async def test_two_staff_shipping_at_once_get_one_success_and_one_409(client, fresh_db) -> None:
     await staff(client, fresh_db)
     mug = await product(fresh_db)
-    order = await place(fresh_db, mug, status="confirmed")
+    order = await customer_order(fresh_db, mug, status="confirmed")
     token = await csrf_of(client, "/admin/")
 
     async def ship(tracking: str) -> int:
@@ -333,7 +289,7 @@ async def test_two_staff_shipping_at_once_get_one_success_and_one_409(client, fr
 async def test_cancelling_puts_the_stock_back_and_keeps_the_note(client, fresh_db) -> None:
     staff_id = await staff(client, fresh_db)
     mug = await product(fresh_db, stock=5)
-    order = await place(fresh_db, mug, 2, status="confirmed")
+    order = await customer_order(fresh_db, mug, 2, status="confirmed")
     conn = await connect(fresh_db)
     try:
         assert await stock_of(conn, mug) == 3
@@ -367,7 +323,7 @@ async def test_cancelling_puts_the_stock_back_and_keeps_the_note(client, fresh_d
 async def test_a_form_without_the_csrf_token_is_refused(client, fresh_db) -> None:
     await staff(client, fresh_db)
     mug = await product(fresh_db)
-    order = await place(fresh_db, mug, status="confirmed")
+    order = await customer_order(fresh_db, mug, status="confirmed")
     for action, data in (("ship", {"tracking_number": "T-1"}), ("cancel", {})):
         resp = await client.post(
             f"/admin/orders/{order.number}/{action}", data=data, allow_redirects=False
@@ -386,7 +342,7 @@ async def test_an_unknown_order_is_a_404(client, fresh_db) -> None:
 
 async def test_anonymous_visitors_and_customers_are_refused(client, fresh_db) -> None:
     mug = await product(fresh_db)
-    order = await place(fresh_db, mug, status="confirmed")
+    order = await customer_order(fresh_db, mug, status="confirmed")
     pages = ["/admin/orders", f"/admin/orders/{order.number}", "/admin/customers"]
     actions = [f"/admin/orders/{order.number}/{a}" for a in ("ship", "deliver", "cancel")]
     token = await csrf_of(client)
@@ -415,8 +371,8 @@ async def test_customers_list_searches_by_email_with_order_counts(client, fresh_
     mug = await product(fresh_db)
     bob = await customer(fresh_db, "bob@example.com", "Bob")
     cleo = await customer(fresh_db, "cleo_x@shop.test", "Cleo <Admin>")
-    await place(fresh_db, mug, user_id=bob, placed_at=datetime(2024, 3, 1, 9, tzinfo=UTC))
-    await place(fresh_db, mug, user_id=bob, placed_at=datetime(2024, 3, 5, 9, tzinfo=UTC))
+    await customer_order(fresh_db, mug, user_id=bob, placed_at=datetime(2024, 3, 1, 9, tzinfo=UTC))
+    await customer_order(fresh_db, mug, user_id=bob, placed_at=datetime(2024, 3, 5, 9, tzinfo=UTC))
     status, page = await get_text(client, "/admin/customers")
     assert status == 200
     ids = re.findall(r'href="/admin/customers/(\d+)"', page)
@@ -457,8 +413,8 @@ async def test_a_customer_page_lists_their_orders_linking_to_the_order_pages(
     staff_id = await staff(client, fresh_db)
     mug = await product(fresh_db)
     bob = await customer(fresh_db, "bob@example.com", "Bob Builder")
-    mine = [await place(fresh_db, mug, user_id=bob) for _ in range(2)]
-    someone_else = await place(fresh_db, mug, email="zed@example.com")
+    mine = [await customer_order(fresh_db, mug, user_id=bob) for _ in range(2)]
+    someone_else = await customer_order(fresh_db, mug, email="zed@example.com")
     status, page = await get_text(client, f"/admin/customers/{bob}")
     assert status == 200 and "Bob Builder" in page and "bob@example.com" in page
     assert numbers_in(page) == {o.number for o in mine}

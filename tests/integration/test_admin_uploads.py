@@ -9,6 +9,7 @@ import random
 import struct
 import zlib
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -24,8 +25,8 @@ LIMIT = 64 * 1024
 
 
 @pytest.fixture
-def settings(fresh_db, settings_for, tmp_path):  # type: ignore[no-untyped-def]
-    return settings_for(fresh_db, data_dir=tmp_path, max_upload_bytes=LIMIT)
+def settings_overrides() -> dict[str, Any]:
+    return {"max_upload_bytes": LIMIT}
 
 
 def picture(width: int, height: int, image_format: str = "PNG") -> bytes:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import Callable
 from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -40,11 +39,9 @@ def smtp_url(smtp: SmtpServer) -> str | None:
 
 
 @pytest.fixture
-def settings(
-    fresh_db: str, settings_for: Callable[..., Settings], smtp_url: str | None, tmp_path: Path
-) -> Settings:
-    """Used by the `broker` and `worker` fixtures."""
-    return settings_for(fresh_db, smtp_url=smtp_url, data_dir=tmp_path, public_url=PUBLIC_URL)
+def settings_overrides(smtp_url: str | None) -> dict[str, Any]:
+    """Mail to `smtp_url` (None: the local mailbox), links to PUBLIC_URL."""
+    return {"smtp_url": smtp_url, "public_url": PUBLIC_URL}
 
 
 async def create_user(

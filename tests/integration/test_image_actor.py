@@ -24,11 +24,6 @@ from tests.support.db import fetch
 
 
 @pytest.fixture
-def settings(fresh_db, settings_for, tmp_path):  # type: ignore[no-untyped-def]
-    return settings_for(fresh_db, data_dir=tmp_path)
-
-
-@pytest.fixture
 async def resources(settings: Settings) -> AsyncIterator[Resources]:
     """What the worker hands the actor, opened on the test's loop."""
     async with AsyncExitStack() as stack:

@@ -17,10 +17,9 @@ from actors.orders import capture_payment, expire_unpaid, refund_payment
 from actors.relay import Relay
 from actors.resources import Resources, open_resources
 from configs.settings import Settings
-from storage import checkout as checkout_storage
 from storage import orders
 from storage.database import connect, create_pool
-from tests.support.orders import DECLINED, guest_cart, new_order, stock_of, stocked_product
+from tests.support.orders import DECLINED, place_order, stock_of, stocked_product
 
 
 @pytest.fixture
@@ -36,19 +35,13 @@ async def conn(fresh_db: str) -> AsyncIterator[asyncpg.Connection]:
     await connection.close()
 
 
-async def place(conn: asyncpg.Connection, variant_id: int, quantity: int, **changes: object) -> int:
-    cart = await guest_cart(conn, [(variant_id, quantity)])
-    async with conn.transaction():
-        return (await checkout_storage.place_order(conn, new_order(cart, **changes))).order.id
-
-
 def event() -> str:
     return str(uuid.uuid4())
 
 
 async def test_a_captured_payment_confirms_the_order_once(res, conn, fresh_db) -> None:
     tee = await stocked_product(fresh_db, "tee", {"TEE": 5})
-    order_id = await place(conn, tee["TEE"], 2)
+    order_id = (await place_order(conn, [(tee["TEE"], 2)])).id
     first = event()
     await capture_payment(res, event_id=first, order_id=order_id)
     await capture_payment(res, event_id=first, order_id=order_id)  # a redelivery
@@ -63,7 +56,7 @@ async def test_a_captured_payment_confirms_the_order_once(res, conn, fresh_db) -
 
 async def test_a_declined_card_cancels_the_order_and_returns_the_stock(res, conn, fresh_db) -> None:
     tee = await stocked_product(fresh_db, "tee", {"TEE": 5})
-    order_id = await place(conn, tee["TEE"], 2, payment=DECLINED)
+    order_id = (await place_order(conn, [(tee["TEE"], 2)], payment=DECLINED)).id
     assert await stock_of(conn, tee["TEE"]) == 3
     await capture_payment(res, event_id=event(), order_id=order_id)
     detail = await orders.detail(conn, await orders.get(conn, order_id))
@@ -76,7 +69,7 @@ async def test_a_declined_card_cancels_the_order_and_returns_the_stock(res, conn
 
 async def test_an_order_no_longer_pending_is_not_charged(res, conn, fresh_db) -> None:
     tee = await stocked_product(fresh_db, "tee", {"TEE": 5})
-    order_id = await place(conn, tee["TEE"], 1)
+    order_id = (await place_order(conn, [(tee["TEE"], 1)])).id
     async with conn.transaction():
         await orders.transition(conn, order_id, "cancelled", actor="customer")
     await capture_payment(res, event_id=event(), order_id=order_id)
@@ -88,9 +81,9 @@ async def test_unpaid_orders_past_the_limit_are_cancelled_with_their_stock_back(
     res, conn, fresh_db
 ) -> None:
     tee = await stocked_product(fresh_db, "tee", {"TEE": 10})
-    old = await place(conn, tee["TEE"], 3)
-    fresh = await place(conn, tee["TEE"], 2)
-    paid = await place(conn, tee["TEE"], 1)
+    old = (await place_order(conn, [(tee["TEE"], 3)])).id
+    fresh = (await place_order(conn, [(tee["TEE"], 2)])).id
+    paid = (await place_order(conn, [(tee["TEE"], 1)])).id
     await capture_payment(res, event_id=event(), order_id=paid)
     minutes = res.settings.unpaid_order_minutes
     await conn.execute(
@@ -110,7 +103,7 @@ async def test_unpaid_orders_past_the_limit_are_cancelled_with_their_stock_back(
 
 async def test_the_relay_ticks_the_expiry_job(settings, conn, fresh_db, broker, worker) -> None:
     tee = await stocked_product(fresh_db, "tee", {"TEE": 4})
-    old = await place(conn, tee["TEE"], 4)
+    old = (await place_order(conn, [(tee["TEE"], 4)])).id
     await conn.execute("UPDATE orders SET placed_at = now() - interval '1 day'")
     await conn.execute("UPDATE outbox SET published_at = now()")  # only the tick is under test
     pool = await create_pool(fresh_db, 2)
@@ -135,8 +128,8 @@ async def test_the_relay_ticks_the_expiry_job(settings, conn, fresh_db, broker, 
 
 async def test_cancelling_a_paid_order_refunds_it_once(res, conn, fresh_db) -> None:
     tee = await stocked_product(fresh_db, "tee", {"TEE": 5})
-    paid = await place(conn, tee["TEE"], 2)
-    unpaid = await place(conn, tee["TEE"], 1)
+    paid = (await place_order(conn, [(tee["TEE"], 2)])).id
+    unpaid = (await place_order(conn, [(tee["TEE"], 1)])).id
     await capture_payment(res, event_id=event(), order_id=paid)
     for order_id in (paid, unpaid):
         async with conn.transaction():
@@ -167,7 +160,7 @@ async def test_captures_never_wait_for_their_own_pool(settings_for, conn, fresh_
     # Every connection of the actors' pool held by a capture's transaction, all at once: the
     # gateway must not need one of them (it has its own), or the captures wait forever.
     tee = await stocked_product(fresh_db, "tee", {"TEE": 10})
-    placed = [await place(conn, tee["TEE"], 1) for _ in range(3)]
+    placed = [(await place_order(conn, [(tee["TEE"], 1)])).id for _ in range(3)]
     async with AsyncExitStack() as stack:
         tight = await open_resources(settings_for(fresh_db, database_pool_size=1), stack)
         captures = (capture_payment(tight, event_id=event(), order_id=o) for o in placed)

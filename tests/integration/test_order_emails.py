@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -18,14 +17,12 @@ from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
 from actors.relay import Relay
-from configs.settings import Settings
 from domain import events
 from domain.events import SEND_ORDER_EMAIL
-from storage import checkout as checkout_storage
 from storage import orders, outbox
 from storage.database import connect, create_pool
 from storage.orders import Order
-from tests.support.orders import ADDRESS, DECLINED, guest_cart, new_order, stocked_product
+from tests.support.orders import ADDRESS, DECLINED, place_order, stocked_product
 from tests.support.smtp import SmtpServer
 from tests.support.waiting import eventually
 
@@ -46,17 +43,9 @@ BY_CHECK = f"WHERE consumer = '{CHECK_STOCK}'"
 
 
 @pytest.fixture
-def settings(
-    fresh_db: str, settings_for: Callable[..., Settings], smtp: SmtpServer, tmp_path: Path
-) -> Settings:
-    """Used by the `broker` and `worker` fixtures: mail goes to `smtp`."""
-    return settings_for(
-        fresh_db,
-        smtp_url=smtp.url,
-        data_dir=tmp_path,
-        public_url=PUBLIC_URL,
-        low_stock_threshold=THRESHOLD,
-    )
+def settings_overrides(smtp: SmtpServer) -> dict[str, Any]:
+    """Mail goes to `smtp`."""
+    return {"smtp_url": smtp.url, "public_url": PUBLIC_URL, "low_stock_threshold": THRESHOLD}
 
 
 @dataclass(frozen=True)
@@ -72,12 +61,9 @@ class Shop:
     async def product(self, slug: str, stocks: dict[str, int], **options: Any) -> dict[str, int]:
         return await stocked_product(self.dsn, slug, stocks, **options)
 
-    async def place(self, lines: list[tuple[int, int]], **overrides: Any) -> Order:
+    async def place_order(self, lines: list[tuple[int, int]], **changes: Any) -> Order:
         """What checkout does: the order and its outbox events in one transaction."""
-        cart = await guest_cart(self.conn, lines)
-        async with self.conn.transaction():
-            placed = await checkout_storage.place_order(self.conn, new_order(cart, **overrides))
-        return placed.order
+        return await place_order(self.conn, lines, **changes)
 
     async def relay(self, actor: str, kind: str | None = None) -> dict[str, Any]:
         """Publish the one waiting event of `actor` (and `kind`) through the relay; its payload."""
@@ -154,7 +140,7 @@ def logged(logs: list[dict[str, Any]], event: str) -> list[dict[str, Any]]:
 async def test_placed_email_sums_up_the_order_in_both_parts(shop: Shop) -> None:
     tee = await shop.product("tee", {"TEE-M": 5}, price=1500)
     mug = await shop.product("mug", {"MUG": 9}, price=1200)
-    order = await shop.place([(tee["TEE-M"], 2), (mug["MUG"], 3)], tax_rate_bps=2000)
+    order = await shop.place_order([(tee["TEE-M"], 2), (mug["MUG"], 3)], tax_rate_bps=2000)
     message, text, html = await shop.order_email("placed")
     assert shop.smtp.recipients == [["ada@example.com"]]
     assert message["From"] == "aioshop <no-reply@shop.example>"
@@ -180,7 +166,7 @@ async def test_placed_email_sums_up_the_order_in_both_parts(shop: Shop) -> None:
 
 async def test_redelivered_order_email_is_sent_once(shop: Shop) -> None:
     mug = await shop.product("mug", {"MUG": 9})
-    order = await shop.place([(mug["MUG"], 1)])
+    order = await shop.place_order([(mug["MUG"], 1)])
     with capture_logs(processors=[merge_contextvars]) as logs:
         payload = await shop.relay(ORDER_EMAIL, "placed")
         assert await shop.smtp.wait_for(1)
@@ -198,7 +184,7 @@ async def test_redelivered_order_email_is_sent_once(shop: Shop) -> None:
 
 async def test_shipped_email_carries_the_tracking_number(shop: Shop) -> None:
     mug = await shop.product("mug", {"MUG": 9})
-    order = await shop.place([(mug["MUG"], 1)])
+    order = await shop.place_order([(mug["MUG"], 1)])
     async with shop.conn.transaction():
         await orders.transition(shop.conn, order.id, "confirmed", actor="system", note="paid")
         await orders.transition(
@@ -214,7 +200,7 @@ async def test_shipped_email_carries_the_tracking_number(shop: Shop) -> None:
 
 async def test_declined_card_gives_a_cancelled_email_with_the_reason(shop: Shop) -> None:
     mug = await shop.product("mug", {"MUG": 9})
-    order = await shop.place([(mug["MUG"], 1)], payment=DECLINED)
+    order = await shop.place_order([(mug["MUG"], 1)], payment=DECLINED)
     await shop.relay("orders.capture_payment")
 
     # The worker captures (declined) and cancels the order, which asks for the email.
@@ -229,7 +215,7 @@ async def test_declined_card_gives_a_cancelled_email_with_the_reason(shop: Shop)
 async def test_customer_text_is_escaped_in_html_and_verbatim_in_text(shop: Shop) -> None:
     mug = await shop.product("mug", {"MUG": 9})
     address = ADDRESS | {"full_name": "Ada <b>Lovelace</b>", "line2": 'Flat "3" & co'}
-    await shop.place([(mug["MUG"], 1)], shipping_address=address)
+    await shop.place_order([(mug["MUG"], 1)], shipping_address=address)
     _, text, html = await shop.order_email("placed")
     assert "Hello Ada &lt;b&gt;Lovelace&lt;/b&gt;," in html
     assert "Ada &lt;b&gt;Lovelace&lt;/b&gt;<br>" in html  # the address too
@@ -248,7 +234,7 @@ async def test_low_stock_goes_once_to_active_staff_only(shop: Shop) -> None:
     ]:
         await shop.add_user(email, role, active=active)
     tee = await shop.product("tee", {"TEE-S": 5, "TEE-M": 10, "TEE-L": 4})
-    await shop.place([(tee["TEE-S"], 2), (tee["TEE-M"], 1), (tee["TEE-L"], 4)])
+    await shop.place_order([(tee["TEE-S"], 2), (tee["TEE-M"], 1), (tee["TEE-L"], 4)])
     # Left: TEE-S 3 (at the threshold of 3: low), TEE-M 9 (fine), TEE-L 0 (low).
     with capture_logs(processors=[merge_contextvars]) as logs:
         payload = await shop.relay(CHECK_STOCK)
@@ -275,7 +261,7 @@ async def test_low_stock_goes_once_to_active_staff_only(shop: Shop) -> None:
 async def test_stock_above_the_threshold_sends_nothing(shop: Shop) -> None:
     await shop.add_user("staff@example.com", "staff")
     mug = await shop.product("mug", {"MUG": THRESHOLD + 2})
-    await shop.place([(mug["MUG"], 1)])  # THRESHOLD + 1 left
+    await shop.place_order([(mug["MUG"], 1)])  # THRESHOLD + 1 left
     await shop.relay(CHECK_STOCK)
     assert await shop.became_true(f"SELECT EXISTS (SELECT FROM processed_events {BY_CHECK})")
     await asyncio.sleep(QUIET_SECONDS)
@@ -285,7 +271,7 @@ async def test_stock_above_the_threshold_sends_nothing(shop: Shop) -> None:
 async def test_low_stock_without_staff_is_logged_and_not_sent(shop: Shop) -> None:
     await shop.add_user("customer@example.com", "customer")
     mug = await shop.product("mug", {"MUG": 1})
-    await shop.place([(mug["MUG"], 1)])
+    await shop.place_order([(mug["MUG"], 1)])
     with capture_logs(processors=[merge_contextvars]) as logs:
         await shop.relay(CHECK_STOCK)
         assert await eventually(lambda: bool(logged(logs, "email.skipped")))
@@ -303,7 +289,7 @@ async def test_missing_order_or_unknown_kind_goes_straight_to_dead_letters(
     order_id = 987654
     if order_exists:
         mug = await shop.product("mug", {"MUG": 9})
-        order_id = (await shop.place([(mug["MUG"], 1)])).id
+        order_id = (await shop.place_order([(mug["MUG"], 1)])).id
     async with shop.conn.transaction():
         await outbox.add(shop.conn, SEND_ORDER_EMAIL, order_id=order_id, kind=kind)
     await shop.relay(ORDER_EMAIL, kind)

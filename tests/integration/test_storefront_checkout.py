@@ -70,8 +70,8 @@ async def token_of(client: Any) -> str:
     return match.group(1)
 
 
-async def place(client: Any, **changes: str) -> str:
-    """Check out with the defaults; the confirmation's path."""
+async def submit_checkout(client: Any, **changes: str) -> str:
+    """Submit the storefront's checkout form with the defaults; the confirmation's path."""
     resp = await post_form(client, "/checkout", checkout_form(await token_of(client), **changes))
     assert resp.status == 303, await resp.text()
     location = resp.headers["Location"]
@@ -239,7 +239,7 @@ async def test_a_guest_checks_out_once_even_when_the_form_is_sent_twice(client, 
 async def test_only_the_browser_that_ordered_sees_a_guest_confirmation(client, fresh_db) -> None:
     await stocked_product(fresh_db, "tee", {"TEE-S": 5}, price=1000)
     await add(client, "TEE-S")
-    location = await place(client)
+    location = await submit_checkout(client)
     await page(client, location)
     jar_cookie = cookie(client, "aioshop-orders")
     assert jar_cookie and jar_cookie.startswith(location.split("/")[2] + ":")
@@ -276,7 +276,7 @@ async def test_a_customer_sees_their_orders_and_cancels_one(client, fresh_db) ->
     skus = await stocked_product(fresh_db, "tee", {"TEE-S": 4}, price=1000)
     await register(client, "ada@example.com")
     await add(client, "TEE-S", 3)
-    location = await place(client, email="", shipping_method="express")
+    location = await submit_checkout(client, email="", shipping_method="express")
     number = location.split("/")[2]
     thanks = await page(client, location)
     assert f'href="/account/orders/{number}"' in thanks and "ada@example.com" in thanks
@@ -346,7 +346,7 @@ async def test_a_customer_can_ship_to_a_saved_address(client, fresh_db) -> None:
     text = await page(client, "/checkout")
     assert f'name="address_id" value="{address_id}" checked' in text
     assert "Signed in as <strong>ada@example.com</strong>" in text
-    location = await place(
+    location = await submit_checkout(
         client, email="", address_id=str(address_id), full_name="", line1="", city=""
     )
     assert "Ada at Work" in await page(client, location)
@@ -362,12 +362,12 @@ async def test_a_new_address_is_saved_to_the_account_when_asked(client, fresh_db
     assert re.search(r'name="save_address" value="1"> Save this address to my account', checkout)
     saved = "SELECT full_name, city FROM addresses ORDER BY id"
 
-    await place(client, email="", city="Bath")  # not asked: not saved
+    await submit_checkout(client, email="", city="Bath")  # not asked: not saved
     assert await fetch(fresh_db, saved) == []
     await add(client, "TEE-S")
-    await place(client, email="", save_address="1")
+    await submit_checkout(client, email="", save_address="1")
     await add(client, "TEE-S")
-    await place(client, email="", save_address="1", line2="")  # the same again: kept once
+    await submit_checkout(client, email="", save_address="1", line2="")  # the same again: kept once
     assert [tuple(row) for row in await fetch(fresh_db, saved)] == [("Ada Lovelace", "London")]
     # Saved addresses are offered at the next checkout.
     await add(client, "TEE-S")
@@ -386,7 +386,7 @@ async def test_an_address_that_cannot_be_saved_leaves_the_order_placed(client, f
     )
     await sql(fresh_db, "CREATE TRIGGER no BEFORE INSERT ON addresses EXECUTE FUNCTION refuse()")
     with capture_logs() as logs:
-        location = await place(client, email="", save_address="1")
+        location = await submit_checkout(client, email="", save_address="1")
     assert "Ada Lovelace" in await page(client, location)
     assert await sql(fresh_db, "SELECT count(*) FROM orders") == 1
     assert await sql(fresh_db, "SELECT count(*) FROM addresses") == 0
@@ -415,7 +415,7 @@ async def test_signing_up_during_checkout_keeps_the_guest_cart(client, fresh_db)
     assert await sql(fresh_db, owner) == "ada@example.com"
     assert await sql(fresh_db, "SELECT sum(quantity) FROM cart_items") == 3
     assert '<span class="cart-count">3<' in await page(client, "/")  # the user's cart, counted
-    location = await place(client, email="")
+    location = await submit_checkout(client, email="")
     assert await sql(fresh_db, "SELECT count(*) FROM orders WHERE user_id IS NOT NULL") == 1
     number = location.split("/")[2]
     assert f'href="/account/orders/{number}"' in await page(client, "/account/orders")

@@ -1,16 +1,25 @@
-"""Test helpers for carts and orders: products with stock, filled carts, placed orders."""
+"""Test helpers for carts and orders: products with stock, filled carts, placed orders.
+
+Orders are placed through storage (`place_order`: the checkout transaction on a new guest cart;
+`order_in_status`: then moved along by the system). Tests of the HTTP checkout post the API or
+the storefront form themselves.
+"""
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 
 import asyncpg
 
+from domain.orders import Status
 from domain.payments import PaymentMethod
-from storage import products
+from storage import checkout as checkout_storage
+from storage import orders, products
 from storage.checkout import NewOrder
 from storage.database import connect
+from storage.orders import Order
 from storage.products import NewVariant
 
 ADDRESS = {
@@ -85,3 +94,52 @@ def new_order(cart_id: int, **overrides: object) -> NewOrder:
 async def stock_of(conn: asyncpg.Connection, variant_id: int) -> int:
     stock: int = await conn.fetchval("SELECT stock_on_hand FROM variants WHERE id = $1", variant_id)
     return stock
+
+
+async def place_order(
+    conn: asyncpg.Connection, lines: Sequence[tuple[int, int]], **changes: object
+) -> Order:
+    """What checkout does, in its own transaction: an order of `lines` (variant id, quantity)
+    from a new guest cart, with its outbox events. `changes` go to `new_order`."""
+    cart = await guest_cart(conn, lines)
+    async with conn.transaction():
+        return (await checkout_storage.place_order(conn, new_order(cart, **changes))).order
+
+
+# How the system moves a new order to each status.
+STEPS: dict[str, list[Status]] = {
+    "pending": [],
+    "confirmed": ["confirmed"],
+    "shipped": ["confirmed", "shipped"],
+    "delivered": ["confirmed", "shipped", "delivered"],
+    "cancelled": ["cancelled"],
+}
+
+
+async def order_in_status(
+    dsn: str,
+    variant_id: int,
+    quantity: int = 1,
+    *,
+    status: str = "pending",
+    placed_at: datetime | None = None,
+    **changes: object,
+) -> Order:
+    """An order of `quantity` units, moved by the system to `status` (via confirmed), placed at
+    `placed_at` when given."""
+    conn = await connect(dsn)
+    try:
+        async with conn.transaction():
+            order = await place_order(conn, [(variant_id, quantity)], **changes)
+            for step in STEPS[status]:
+                number = "TRACK-1" if step == "shipped" else None
+                await orders.transition(
+                    conn, order.id, step, actor="system", tracking_number=number
+                )
+            if placed_at is not None:
+                await conn.execute(
+                    "UPDATE orders SET placed_at = $2 WHERE id = $1", order.id, placed_at
+                )
+        return await orders.get(conn, order.id)
+    finally:
+        await conn.close()

@@ -12,12 +12,7 @@ import pytest
 from actors.mail import mailbox
 from actors.mail import transport as mailer
 from actors.mail.render import account_link, describe_duration, render_account_email
-from configs.settings import Settings
 from tests.support.settings import offline_settings
-
-
-def settings(**overrides: object) -> Settings:
-    return offline_settings(**overrides)
 
 
 @pytest.mark.parametrize(
@@ -29,11 +24,14 @@ def settings(**overrides: object) -> Settings:
     ],
 )
 def test_links_have_no_double_slash(public_url: str, expected: str) -> None:
-    assert account_link(settings(public_url=public_url), "password_reset", "abc_-1") == expected
+    assert (
+        account_link(offline_settings(public_url=public_url), "password_reset", "abc_-1")
+        == expected
+    )
 
 
 def test_verify_link_points_at_the_verify_page() -> None:
-    link = account_link(settings(public_url="http://127.0.0.1:8080"), "verify_email", "t")
+    link = account_link(offline_settings(public_url="http://127.0.0.1:8080"), "verify_email", "t")
     assert link == "http://127.0.0.1:8080/verify-email?token=t"
 
 
@@ -81,10 +79,10 @@ def test_durations_read_naturally() -> None:
 
 
 def test_sender_uses_shop_name_and_public_host() -> None:
-    assert mailer.sender_for(settings(public_url="https://shop.example:8443/x")) == (
+    assert mailer.sender_for(offline_settings(public_url="https://shop.example:8443/x")) == (
         "aioshop <no-reply@shop.example>"
     )
-    assert mailer.sender_for(settings(shop_name="Mugs, Cups")) == (
+    assert mailer.sender_for(offline_settings(shop_name="Mugs, Cups")) == (
         '"Mugs, Cups" <no-reply@127.0.0.1>'
     )
 
@@ -124,7 +122,7 @@ def test_smtp_url_is_parsed(url: str, expected: mailer.SmtpServer) -> None:
 
 
 async def test_mailbox_keeps_messages_newest_first(tmp_path: Path) -> None:
-    local = settings(data_dir=tmp_path)
+    local = offline_settings(data_dir=tmp_path)
     for number in range(3):
         message = mailer.build_message(
             sender="S <s@x.example>",
