@@ -2,7 +2,9 @@
 
 TEST_DATABASE_URL (a server where we may create databases), TEST_REDIS_URL and TEST_BROKER_URL
 default to the standard local ports. A service that does not answer fails the test with a message
-saying which one: the suite's promise is that it ran against real services.
+saying which one: the suite's promise is that it ran against real services. Each run works in a
+Redis database and a RabbitMQ vhost of its own (tests/support/isolation.py), so runs on one
+machine never touch each other's keys or messages.
 """
 
 from __future__ import annotations
@@ -20,11 +22,19 @@ import redis
 
 from configs.settings import Settings
 from storage.migrate import migrate
+from tests.support.isolation import (
+    IsolationError,
+    claim_redis_database,
+    create_vhost,
+    new_run_id,
+)
 from tests.support.smtp import SmtpServer, smtp_server
 
 ADMIN_DSN = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-BROKER_URL = os.environ.get("TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+# Where the services are; a run takes a database and a vhost of its own on them.
+REDIS_BASE_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+BROKER_BASE_URL = os.environ.get("TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+RUN_ID = new_run_id()
 TEST_SECRET = "test-secret-key-" + "x" * 32
 # Every variable that names a service or secret: removed when a test must not inherit them.
 SERVICE_VARIABLES = (
@@ -93,21 +103,43 @@ async def fresh_db(template: Template) -> AsyncIterator[str]:
     await template.drop(name)
 
 
+@pytest.fixture(scope="session")
+def run_redis_url() -> Iterator[str]:
+    """This run's own Redis database (released at the end of the run)."""
+    try:
+        claim = claim_redis_database(REDIS_BASE_URL, RUN_ID)
+    except IsolationError as exc:
+        pytest.fail(str(exc))
+    yield claim.url
+    claim.release()
+
+
+@pytest.fixture(scope="session")
+def broker_url() -> Iterator[str]:
+    """This run's own RabbitMQ vhost, created for it and deleted at the end of the run."""
+    try:
+        vhost = create_vhost(BROKER_BASE_URL, RUN_ID)
+    except IsolationError as exc:
+        pytest.fail(f"RabbitMQ at {BROKER_BASE_URL}: {exc}")
+    yield vhost.url
+    vhost.delete()
+
+
 @pytest.fixture
-def redis_url() -> str:
-    """The test Redis database, flushed for this test."""
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+def redis_url(run_redis_url: str) -> str:
+    """This run's Redis database, flushed for this test."""
+    client = redis.Redis.from_url(run_redis_url, socket_connect_timeout=2)
     try:
         client.flushdb()
     except redis.RedisError as exc:
-        pytest.fail(f"Redis is not reachable at {REDIS_URL}: {exc!r}")
+        pytest.fail(f"Redis is not reachable at {run_redis_url}: {exc!r}")
     finally:
         client.close()
-    return REDIS_URL
+    return run_redis_url
 
 
 @pytest.fixture
-def settings_for(redis_url: str, tmp_path: Path) -> Callable[..., Settings]:
+def settings_for(redis_url: str, broker_url: str, tmp_path: Path) -> Callable[..., Settings]:
     """Build Settings for a database DSN, with the test services, a data directory (media, the
     mailbox) of the test's own, and any overrides."""
 
@@ -115,7 +147,7 @@ def settings_for(redis_url: str, tmp_path: Path) -> Callable[..., Settings]:
         values: dict[str, Any] = {
             "database_url": database_url,
             "redis_url": redis_url,
-            "broker_url": BROKER_URL,
+            "broker_url": broker_url,
             "secret_key": TEST_SECRET,
             "database_pool_size": 4,
             "log_format": "console",

@@ -26,7 +26,6 @@ from playwright.async_api import Page, Route, expect
 
 from actors.broker import build_broker
 from configs.settings import Settings
-from tests.conftest import REDIS_URL
 from tests.support.catalog import add_tee, build_catalog
 from tests.support.relays import relaying
 from tests.support.smtp import SmtpServer
@@ -44,9 +43,9 @@ NUMBER = re.compile(r"/orders/([0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4})/thanks$")
 
 
 @pytest.fixture
-def settings_overrides(smtp: SmtpServer) -> dict[str, Any]:
+def settings_overrides(smtp: SmtpServer, redis_url: str) -> dict[str, Any]:
     """Mail to `smtp`, and Redis (the test's own database) as the broker."""
-    return {"smtp_url": smtp.url, "broker_url": REDIS_URL, "public_url": PUBLIC_URL}
+    return {"smtp_url": smtp.url, "broker_url": redis_url, "public_url": PUBLIC_URL}
 
 
 @pytest.fixture

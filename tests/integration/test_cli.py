@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from storage.database import connect
-from tests.conftest import BROKER_URL, SERVICE_VARIABLES, TEST_SECRET
+from tests.conftest import BROKER_BASE_URL, REDIS_BASE_URL, SERVICE_VARIABLES, TEST_SECRET
 
 
 def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -23,9 +23,10 @@ def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+# Well-formed service URLs: these commands stop before they would use Redis or the broker.
 GOOD_ENV = {
-    "REDIS_URL": "redis://127.0.0.1:6379/15",
-    "BROKER_URL": BROKER_URL,
+    "REDIS_URL": REDIS_BASE_URL,
+    "BROKER_URL": BROKER_BASE_URL,
     "SECRET_KEY": TEST_SECRET,
 }
 

@@ -34,7 +34,6 @@ QUEUE = "tests_poison"
 ACTOR = "tests_poison.poison"
 REDIS_QUEUE = "tests_poison_redis"
 REDIS_ACTOR = "tests_poison_redis.poison"
-REDIS_BROKER_URL = "redis://127.0.0.1:6379/9"
 UNREACHABLE_BROKER_URL = "amqp://guest:guest@127.0.0.1:1/%2F"
 MAX_RETRIES = 2
 
@@ -90,8 +89,8 @@ def poison_broker(settings) -> Iterator[dramatiq.Broker]:  # type: ignore[no-unt
 
 
 @pytest.fixture
-def redis_poison_broker(fresh_db, settings_for) -> Iterator[dramatiq.Broker]:  # type: ignore[no-untyped-def]
-    settings = settings_for(fresh_db, broker_url=REDIS_BROKER_URL)
+def redis_poison_broker(fresh_db, settings_for, redis_url) -> Iterator[dramatiq.Broker]:  # type: ignore[no-untyped-def]
+    settings = settings_for(fresh_db, broker_url=redis_url)
     with declared(REDIS_ACTOR, REDIS_QUEUE, settings) as broker:
         yield broker
 
@@ -203,15 +202,15 @@ async def test_requeue_of_one_id_leaves_the_others(poison_broker) -> None:
 
 
 async def test_failed_enqueue_leaves_the_dead_letter_in_place(
-    poison_broker, settings_for, fresh_db
+    poison_broker, settings_for, fresh_db, broker_url
 ) -> None:
     broker = poison_broker
     buried = bury(broker, "a")
     # A broker that reaches RabbitMQ through a proxy admitting one more connection: requeue's
     # own (it reads the dead letter), not the one its enqueue opens next.
-    proxy = TcpProxy("127.0.0.1", 5672)
+    proxy = TcpProxy.of(broker_url, 5672)
     await proxy.start()
-    through = settings_for(fresh_db, broker_url=f"amqp://guest:guest@127.0.0.1:{proxy.port}/%2F")
+    through = settings_for(fresh_db, broker_url=proxy.url_through(broker_url))
     cut_off = await asyncio.to_thread(build_broker, through)
     try:
         proxy.admit_only(1)

@@ -165,11 +165,11 @@ async def test_a_relay_killed_between_publishing_and_marking_causes_no_second_ef
 
 
 async def test_cutting_the_broker_connections_under_load_loses_nothing(
-    settings_for, fresh_db: str, smtp: SmtpServer, tmp_path: Path
+    settings_for, fresh_db: str, smtp: SmtpServer, tmp_path: Path, broker_url: str
 ) -> None:
-    proxy = TcpProxy("127.0.0.1", 5672)
+    proxy = TcpProxy.of(broker_url, 5672)
     await proxy.start()
-    through_proxy = f"amqp://guest:guest@127.0.0.1:{proxy.port}/%2F"
+    through_proxy = proxy.url_through(broker_url)
     settings: Settings = settings_for(fresh_db, smtp_url=smtp.url, broker_url=through_proxy)
     # pika blocks: off the event loop, which also runs the proxy.
     broker = await asyncio.to_thread(build_broker, settings)

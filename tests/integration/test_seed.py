@@ -16,7 +16,7 @@ import redis
 from storage.cache import VERSION_KEY
 from storage.database import connect
 from storage.seed import SeedConflict, SeedReport, seed_catalog
-from tests.conftest import ADMIN_DSN, BROKER_URL, SERVICE_VARIABLES, TEST_SECRET, Template, dsn_for
+from tests.conftest import ADMIN_DSN, SERVICE_VARIABLES, TEST_SECRET, Template, dsn_for
 
 PRODUCTS = 2_000
 SEED = 7
@@ -338,12 +338,14 @@ async def test_a_type_declared_otherwise_is_refused(fresh_db: str) -> None:
         await seed_catalog(fresh_db, 10)
 
 
-def test_cli_seeds_products_and_prints_one_line_per_step(fresh_db: str, redis_url: str) -> None:
+def test_cli_seeds_products_and_prints_one_line_per_step(
+    fresh_db: str, redis_url: str, broker_url: str
+) -> None:
     env = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
     env |= {
         "DATABASE_URL": fresh_db,
         "REDIS_URL": redis_url,
-        "BROKER_URL": BROKER_URL,
+        "BROKER_URL": broker_url,
         "SECRET_KEY": TEST_SECRET,
     }
     result = subprocess.run(

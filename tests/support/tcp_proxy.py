@@ -11,9 +11,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from urllib.parse import urlsplit, urlunsplit
 
 
 class TcpProxy:
+    @classmethod
+    def of(cls, url: str, default_port: int) -> TcpProxy:
+        """A proxy to the server of a service URL (`url_through` gives the URL via the proxy)."""
+        parts = urlsplit(url)
+        return cls(parts.hostname or "127.0.0.1", parts.port or default_port)
+
+    def url_through(self, url: str) -> str:
+        """`url` with its host and port replaced by this proxy's (start it first)."""
+        parts = urlsplit(url)
+        credentials = parts.netloc.rpartition("@")[0]
+        netloc = f"{credentials}@127.0.0.1:{self.port}" if credentials else f"127.0.0.1:{self.port}"
+        return urlunsplit(parts._replace(netloc=netloc))
+
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
         self.port = 0
