@@ -26,6 +26,9 @@ from typing import Any
 
 from search.backend import (
     DID_YOU_MEAN_BELOW,
+    FACET_VALUES_MAX,
+    MISSING_PRICE_ASC,
+    MISSING_PRICE_DESC,
     PRICE_BUCKETS,
     SKU_PREFIX_MIN,
     Facets,
@@ -36,16 +39,15 @@ from search.backend import (
     SearchResult,
     Sort,
     Suggestion,
+    check_after,
     price_bucket_label,
     sku_lookup,
 )
 from search.elastic_documents import format_time
-from search.postgres_sql import FACET_VALUES_MAX, check_after
 from search.text import uses_operators
 
 BACKEND = "elasticsearch"
 SCORE_PREFIX = "es:"
-MAX_LONG = 9223372036854775807  # PostgreSQL's key for a missing price, ascending
 CATEGORY_FACET_SIZE = 1000
 SLUG = re.compile(r"[a-z0-9_]+")  # attribute slugs (migration 0005): safe in an `include` regex
 OR_WORD = re.compile(r"(?i)(?<!\S)or(?!\S)")
@@ -54,10 +56,13 @@ PREFIX_FIELDS = ["words", "name_prefix", "name_prefix._2gram", "name_prefix._3gr
 SORT_CLAUSES: dict[Sort, list[dict[str, Any]]] = {
     "relevance": [{"_score": {"order": "desc"}}, {"id": {"order": "desc"}}],
     "price_asc": [
-        {"price_min": {"order": "asc", "missing": MAX_LONG}},
+        {"price_min": {"order": "asc", "missing": MISSING_PRICE_ASC}},
         {"id": {"order": "asc"}},
     ],
-    "price_desc": [{"price_min": {"order": "desc", "missing": -1}}, {"id": {"order": "desc"}}],
+    "price_desc": [
+        {"price_min": {"order": "desc", "missing": MISSING_PRICE_DESC}},
+        {"id": {"order": "desc"}},
+    ],
     "newest": [
         {"created_at": {"order": "desc", "format": "strict_date_optional_time_nanos"}},
         {"id": {"order": "desc"}},

@@ -39,6 +39,7 @@ from search.backend import (
     SearchQuery,
     SearchResult,
     Suggestion,
+    check_after,
     price_bucket_label,
     sku_lookup,
     suggest_prefix,
@@ -51,7 +52,6 @@ from search.postgres_sql import (
     SUGGEST,
     TextMatch,
     build_search,
-    check_after,
     is_list,
 )
 from search.text import (

@@ -6,14 +6,10 @@ statements stay few and PostgreSQL can reuse their plans. search.postgres runs t
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from search.backend import PRICE_BUCKETS, InvalidCursor, SearchQuery, Sort
-
-FACET_VALUES_MAX = 50
+from search.backend import FACET_VALUES_MAX, PRICE_BUCKETS, SearchQuery, Sort, check_after
 
 RESOLVE_TERMS = """
     WITH t AS MATERIALIZED (
@@ -174,6 +170,7 @@ SORT_KEYS: dict[Sort, tuple[str, str, str, str]] = {
 }
 SORT_COLUMNS: dict[Sort, str] = {
     "relevance": "{score} AS score",
+    # search.backend.MISSING_PRICE_ASC and _DESC, written out: the SQL stays fixed text.
     "price_asc": "coalesce(p.price_min, 9223372036854775807) AS price_up",
     "price_desc": "coalesce(p.price_min, -1) AS price_down",
     "newest": "p.created_at",
@@ -202,33 +199,6 @@ REMOVE_PRODUCT = """
     WHERE id = $1
 """
 REBUILD_TERMS = "SELECT search_rebuild_terms()"
-
-
-def check_after(sort: Sort, after: tuple[object, ...] | None) -> tuple[Any, Any]:
-    """The keyset values of `after` for this sort ((None, None) for the first page).
-
-    Raises InvalidCursor unless `after` is (sort, key, id) with the key type of that sort.
-    """
-    if after is None:
-        return None, None
-    if len(after) != 3 or after[0] != sort:
-        raise InvalidCursor(sort)
-    _, key, last_id = after
-    if not isinstance(last_id, int) or isinstance(last_id, bool) or isinstance(key, bool):
-        raise InvalidCursor(sort)
-    if sort == "relevance" and isinstance(key, int | float) and math.isfinite(key):
-        return float(key), last_id
-    if sort in ("price_asc", "price_desc") and isinstance(key, int):
-        return key, last_id
-    if sort == "name" and isinstance(key, str):
-        return key, last_id
-    if sort == "newest" and isinstance(key, str):
-        try:
-            datetime.fromisoformat(key)
-        except ValueError:
-            raise InvalidCursor(sort) from None
-        return key, last_id
-    raise InvalidCursor(sort)
 
 
 @dataclass(frozen=True)

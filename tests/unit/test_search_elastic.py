@@ -32,12 +32,11 @@ from elastic_transport._node import NodeApiResponse
 from elasticsearch import AsyncElasticsearch
 from structlog.testing import capture_logs
 
-from search.backend import InvalidCursor, SearchQuery, SearchResult
+from search.backend import InvalidCursor, SearchQuery, SearchResult, check_after
 from search.elastic import ElasticsearchSearch
 from search.elastic_documents import ALIAS, MAPPINGS, document
 from search.elastic_query import build_search, search_after
 from search.fallback import FALLBACKS, FallbackSearch
-from search.postgres_sql import check_after
 from search.reindex import Report, Timer, reindex_elastic
 from storage.errors import ProductNotFound
 

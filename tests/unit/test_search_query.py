@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from search.backend import InvalidCursor, SearchQuery
-from search.postgres_sql import TextMatch, build_search, check_after
+from search.backend import InvalidCursor, SearchQuery, check_after
+from search.postgres_sql import TextMatch, build_search
 from search.text import (
     Word,
     closest,
