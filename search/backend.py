@@ -11,9 +11,11 @@ minor units; `price_min`/`price_max` filters bound products.price_min, both incl
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, NamedTuple, Protocol
+from datetime import datetime
+from typing import Any, Literal, NamedTuple, Protocol
 
 import asyncpg
 
@@ -42,6 +44,11 @@ def price_bucket_label(low: int, high: int | None) -> str:
 SKU_PREFIX_MIN = 3  # shorter prefixes match too many SKUs to mean one
 DID_YOU_MEAN_BELOW = 3  # offer the correction when the text as typed finds fewer products
 SUGGEST_MIN = 2  # shorter prefixes get no suggestions
+FACET_VALUES_MAX = 50  # values per attribute facet, most products first
+# The sort keys of a product without a price (no variants yet): last both ways. Cursors carry
+# them, so a price cursor of one backend works on the other.
+MISSING_PRICE_ASC = 9223372036854775807
+MISSING_PRICE_DESC = -1
 
 
 def sku_lookup(text: str) -> str | None:
@@ -71,6 +78,34 @@ class InvalidCursor(SearchError):
     def __init__(self, sort: str) -> None:
         super().__init__(f"the cursor does not belong to a search sorted by {sort}")
         self.sort = sort
+
+
+def check_after(sort: Sort, after: tuple[object, ...] | None) -> tuple[Any, Any]:
+    """The keyset values of `after` for this sort ((None, None) for the first page).
+
+    Raises InvalidCursor unless `after` is (sort, key, id) with the key type of that sort. A
+    relevance key is PostgreSQL's number: Elasticsearch checks its own relevance keys.
+    """
+    if after is None:
+        return None, None
+    if len(after) != 3 or after[0] != sort:
+        raise InvalidCursor(sort)
+    _, key, last_id = after
+    if not isinstance(last_id, int) or isinstance(last_id, bool) or isinstance(key, bool):
+        raise InvalidCursor(sort)
+    if sort == "relevance" and isinstance(key, int | float) and math.isfinite(key):
+        return float(key), last_id
+    if sort in ("price_asc", "price_desc") and isinstance(key, int):
+        return key, last_id
+    if sort == "name" and isinstance(key, str):
+        return key, last_id
+    if sort == "newest" and isinstance(key, str):
+        try:
+            datetime.fromisoformat(key)
+        except ValueError:
+            raise InvalidCursor(sort) from None
+        return key, last_id
+    raise InvalidCursor(sort)
 
 
 @dataclass(frozen=True)

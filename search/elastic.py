@@ -5,8 +5,8 @@ and single-document writes go through the alias; a reindex (search.reindex) fill
 `bulk` and swaps the alias in one `update_aliases` call, so searches never see a missing or
 half-filled index. Writes use external versions (the primary's clock, see elastic_documents): a
 write that arrives after a newer one gets 409 and is dropped, so a slow retry cannot bring an old
-document back. Bodies and parsing live in search.elastic_query (pure, unit tested); documents and
-the mapping in search.elastic_documents.
+document back. Request bodies live in search.elastic_query and their answers are read in
+search.elastic_results (pure, unit tested); documents and the mapping in search.elastic_documents.
 
 elasticsearch-py 9 async API: https://elasticsearch-py.readthedocs.io/en/latest/async.html
 """
@@ -34,7 +34,8 @@ from search.elastic_documents import (
     document,
     index_name,
 )
-from search.elastic_query import BACKEND, build_search, build_suggest, parse_search, parse_suggest
+from search.elastic_query import BACKEND, build_search, build_suggest
+from search.elastic_results import parse_search, parse_suggest
 from storage import attributes, categories, products
 from storage.database import Executor, fresh_reader
 from storage.errors import ProductNotFound

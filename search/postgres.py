@@ -15,7 +15,8 @@ query within the name, anywhere, the corrected query within the name) plus ts_ra
 so a name match always outranks a description match; pages are keysets on (sort key, id); facets are
 counted in the same statement over the same materialised rows.
 
-The statements and build_search live in search.postgres_sql, the text helpers in search.text.
+The statements live in search.postgres_sql, SEARCH and LIST with build_search in
+search.postgres_query, the text helpers in search.text.
 """
 
 from __future__ import annotations
@@ -39,21 +40,13 @@ from search.backend import (
     SearchQuery,
     SearchResult,
     Suggestion,
+    check_after,
     price_bucket_label,
     sku_lookup,
     suggest_prefix,
 )
-from search.postgres_sql import (
-    MATCH_SKUS,
-    REBUILD_TERMS,
-    REMOVE_PRODUCT,
-    RESOLVE_TERMS,
-    SUGGEST,
-    TextMatch,
-    build_search,
-    check_after,
-    is_list,
-)
+from search.postgres_query import TextMatch, build_search, is_list
+from search.postgres_sql import MATCH_SKUS, REBUILD_TERMS, REMOVE_PRODUCT, RESOLVE_TERMS, SUGGEST
 from search.text import (
     Word,
     closest,

@@ -1,7 +1,8 @@
 """Query text as search terms: the words, their typo corrections and the to_tsquery input.
 
 Pure functions, no database: search.postgres feeds them what search_terms says about each word
-(RESOLVE_TERMS in search.postgres_sql) and puts their output into SEARCH as $n arguments.
+(RESOLVE_TERMS in search.postgres_sql) and puts their output into SEARCH (search.postgres_query)
+as $n arguments.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from search.backend import SearchQuery
 from search.postgres import PostgresSearch
 from storage.database import connect, create_pool
 from tests.integration.test_cli import GOOD_ENV, run_cli
-from tests.integration.test_search_postgres import Catalog
+from tests.support.search_backends import Catalog
 
 CLEAR_DOCUMENTS = """
     UPDATE products SET search_vector = NULL, search_facets = '{}', indexed_at = NULL

@@ -21,7 +21,7 @@ from search.backend import InvalidCursor, SearchQuery
 from search.factory import open_search
 from search.fallback import FALLBACKS, FallbackSearch
 from storage.database import connect, open_database
-from tests.integration.test_search_postgres import Catalog
+from tests.support.search_backends import Catalog
 from web.app import create_app
 
 DEAD_ELASTICSEARCH = "http://127.0.0.1:9"

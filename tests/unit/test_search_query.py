@@ -6,8 +6,14 @@ import re
 
 import pytest
 
-from search.backend import InvalidCursor, SearchQuery
-from search.postgres_sql import TextMatch, build_search, check_after
+from search.backend import (
+    MISSING_PRICE_ASC,
+    MISSING_PRICE_DESC,
+    InvalidCursor,
+    SearchQuery,
+    check_after,
+)
+from search.postgres_query import SORT_COLUMNS, TextMatch, build_search
 from search.text import (
     Word,
     closest,
@@ -122,6 +128,13 @@ def test_check_after_accepts_only_cursors_of_the_same_sort() -> None:
     ]:
         with pytest.raises(InvalidCursor):
             check_after(sort, after)  # type: ignore[arg-type]
+
+
+def test_price_sorts_use_the_missing_price_keys_both_backends_share() -> None:
+    assert SORT_COLUMNS["price_asc"] == f"coalesce(p.price_min, {MISSING_PRICE_ASC}) AS price_up"
+    assert (
+        SORT_COLUMNS["price_desc"] == f"coalesce(p.price_min, {MISSING_PRICE_DESC}) AS price_down"
+    )
 
 
 HOSTILE = "x'); DROP TABLE products; --"
