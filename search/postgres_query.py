@@ -174,9 +174,9 @@ def list_limit(limit: int) -> str:
 
     The one number written into the SQL rather than passed as $n, on purpose: with LIMIT $n
     PostgreSQL's generic plan must assume 10% of the rows, so it re-plans every list call
-    (custom plans, ~0.15 ms each); with a constant it keeps one plan per statement. int()
+    (a custom plan each time); with a constant it keeps one plan per statement. int()
     makes it a number whatever the caller passes, and the API's pages are 1 to 100 items
-    (web.api.listing), so at most 100 variants of each statement exist.
+    (web.listing), so at most 100 variants of each statement exist.
     """
     return str(max(int(limit), 1) + 1)
 

@@ -1,10 +1,10 @@
 """The one way processes open Redis: a bounded pool that waits for a free connection.
 
 redis-py's default asyncio pool refuses a command once 100 connections are busy
-(MaxConnectionsError). A storefront page makes several Redis reads at once, so at 64 concurrent
-pages a burst ran into that limit; the catalog cache took the refusal for a Redis failure and sent
-every read to the database for 5 s, which then fell behind. A blocking pool makes a burst wait
-(a Redis command takes about 0.1 ms) and only a Redis that is really gone makes it fail.
+(MaxConnectionsError). A storefront page makes several Redis reads at once, so a burst of pages
+can reach that limit, and the catalog cache would take the refusal for a Redis failure and send
+every read to the database. A blocking pool makes a burst wait (Redis commands are short) and
+only a Redis that is really gone makes it fail.
 """
 
 from __future__ import annotations

@@ -1,10 +1,9 @@
 """StatementPool: connections lent one statement at a time, for the browsing reads.
 
 asyncpg's Pool lends a connection around every `pool.fetch`; giving it back runs as a task of
-its own (shielded from cancellation), under a timeout, and rearms an idle timer. On this 2-core
-machine that costs about 0.1 ms of CPU per statement, and a catalog list page with the catalog
-cache off served 12% of the bare endpoint's rate through it against 17% without it
-(tests/bench/catalog_bench). A browsing read is one statement outside any transaction, so its
+its own (shielded from cancellation), under a timeout, and rearms an idle timer: a cost per
+statement that showed in the uncached catalog list (`make bench-catalog` measures it; the figures
+are in docs/architecture.md). A browsing read is one statement outside any transaction, so its
 connection can go back the moment the statement ends: a deque of idle connections and a queue
 of waiters is all the lending needs.
 

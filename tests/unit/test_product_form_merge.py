@@ -1,8 +1,9 @@
-"""product_form.merge: three texts per field (posted, as opened, stored now) decide each field."""
+"""product_merge.merge: three texts per field (posted, as opened, stored now) decide each field."""
 
 from __future__ import annotations
 
-from web.admin.product_form import ProductForm, merge, snapshot
+from web.admin.product_form import ProductForm
+from web.admin.product_merge import merge, snapshot
 
 OPENED_VALUES = {"slug": "mug", "name": "Mug", "description": "", "is_published": "on"}
 OPENED_ROWS = [

@@ -27,7 +27,7 @@ from storage.errors import (
     ProductTypeNotFound,
 )
 from storage.products import Product
-from web.admin import product_form
+from web.admin import product_form, product_merge
 from web.admin.common import flatten, saved
 from web.admin.product_form import ProductForm
 from web.catalog import catalog_changed, product_changed
@@ -220,7 +220,7 @@ async def editor_for(
     variants = await products.variants_of(reader, product.id)
     values = product_form.product_values(product)
     rows = product_form.variant_rows(variants, _blank_rows(request, BLANK_ROWS_EDIT))
-    form = ProductForm(values=values, rows=rows, original=product_form.snapshot(values, rows))
+    form = ProductForm(values=values, rows=rows, original=product_merge.snapshot(values, rows))
     product_type = await _type_of(reader, product)
     return await render_editor(
         request,
@@ -250,7 +250,7 @@ async def _type_of(executor: Any, product: Product) -> ProductType | None:
 async def save_product(request: web.Request) -> web.Response:
     """Save what the editor changed of the product and its variant rows, in one transaction;
     303 back to the edit page. A field someone else changed meanwhile too is refused (422, the
-    message beside it); their other changes are kept (product_form.merge)."""
+    message beside it); their other changes are kept (product_merge.merge)."""
     db = request.config_dict[DB]
     product = await product_or_404(db.primary, product_id_of(request))
     product_type = await _type_of(db.primary, product)
@@ -278,12 +278,12 @@ async def _merge_with_stored(
     stored, variants = await catalog_admin.lock_for_edit(conn, product_id)
     current_values = product_form.product_values(stored)
     current_rows = product_form.variant_rows(variants, 0)
-    merged = product_form.merge(form, current_values, current_rows)
+    merged = product_merge.merge(form, current_values, current_rows)
     if merged is None:
         return  # no original to compare with: saved as posted
     if merged.conflicts:
         form.values, form.rows = merged.values, merged.rows
-        form.original = product_form.snapshot(current_values, current_rows)
+        form.original = product_merge.snapshot(current_values, current_rows)
         raise Refused(
             {
                 "form": "Someone else saved this product while you were editing it. Their"
