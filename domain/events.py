@@ -5,8 +5,8 @@ actor that handles it and the outbox row's `actor_name`, so the name on the wire
 (rows and messages written by an older release must still find their actor). Writers pass these
 objects to `storage.outbox`, the actors declare themselves with `actors.registry.handles(EVENT)`,
 and the inbox records deliveries under the same name: grepping an event's constant finds who
-writes it and the actor that handles it. `tests/unit/test_events.py` checks that every event has
-exactly one actor, in the module named here, taking exactly the payload declared here.
+writes it and the actor that handles it. `tests/unit/domain/test_events.py` checks that every
+event has exactly one actor, in the module named here, taking exactly the payload declared here.
 
 The payload is the actor's keyword arguments; the outbox adds `event_id` to every one. A tick
 (`EXPIRE_UNPAID`) has no payload and no event id: the relay sends it on a timer.

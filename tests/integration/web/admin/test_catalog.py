@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_route_guards import all_routes, concrete
 from tests.support.admin import create, error_of, post, product_form, staff, variant
 from tests.support.browser import csrf_of, signed_in
 from tests.support.catalog import insert_product
 from tests.support.db import fetch
+from tests.support.routes import all_routes, concrete
 from web.app import create_app
 
 

@@ -12,7 +12,7 @@ from aiohttp import web
 from search.backend import SearchQuery
 from search.postgres import PostgresSearch
 from storage.database import connect, create_pool
-from tests.integration.test_cli import GOOD_ENV, run_cli
+from tests.support.cli import GOOD_ENV, run_cli
 from tests.support.search_backends import Catalog
 
 CLEAR_DOCUMENTS = """
