@@ -265,8 +265,16 @@ class Accounts:
         log.info("user.logged_out_everywhere", user_id=user_id, sessions=len(ended))
         return len(ended)
 
-    async def change_password(self, principal: Principal, current: str, new: str) -> None:
-        """Change the password; other sessions end. Raises InvalidCredentials, WeakPassword."""
+    async def change_password(
+        self, principal: Principal, current: str, new: str, *, ip: str
+    ) -> None:
+        """Change the password; other sessions end. Raises InvalidCredentials, WeakPassword,
+        Throttled, PasswordCheckBusy."""
+        await throttle.hit(
+            self.redis,
+            (throttle.PASSWORD_CHANGE_PER_ACCOUNT, str(principal.user_id)),
+            (throttle.PASSWORD_CHANGE_PER_IP, ip),
+        )
         # primary: the hash must be the current one, not a replica's older copy.
         stored = await users.password_hash(self.db.primary, principal.user_id)
         if not await verify_password(stored, current):
@@ -300,8 +308,11 @@ class Accounts:
             )
         log.info("password_reset.requested", user_id=found.user.id)
 
-    async def reset_password(self, token: str, new_password: str) -> int:
-        """Set a new password with a reset link's token; ends every session. Returns the user id."""
+    async def reset_password(self, token: str, new_password: str, *, ip: str) -> int:
+        """Set a new password with a reset link's token; ends every session. Returns the user id.
+
+        Raises InvalidOneTimeToken, WeakPassword, Throttled, PasswordCheckBusy."""
+        await throttle.hit(self.redis, (throttle.RESET_CONFIRM_PER_IP, ip))
         async with transaction(self.db) as conn:
             user_id = await one_time_tokens.spend(conn, digest(token), "password_reset")
             if user_id is None:
@@ -315,8 +326,11 @@ class Accounts:
         log.info("password_reset.completed", user_id=user_id)
         return user_id
 
-    async def verify_email(self, token: str) -> int:
-        """Mark the email verified with a verification link's token; returns the user id."""
+    async def verify_email(self, token: str, *, ip: str) -> int:
+        """Mark the email verified with a verification link's token; returns the user id.
+
+        Raises InvalidOneTimeToken, Throttled."""
+        await throttle.hit(self.redis, (throttle.VERIFY_EMAIL_PER_IP, ip))
         async with transaction(self.db) as conn:
             user_id = await one_time_tokens.spend(conn, digest(token), "verify_email")
             if user_id is None:
