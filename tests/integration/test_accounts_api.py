@@ -136,8 +136,9 @@ async def age_spent_tokens(dsn: str, seconds: int) -> None:
     """Move the spend of every used refresh token `seconds` into the past."""
     await sql(
         dsn,
-        f"UPDATE refresh_tokens SET used_at = used_at - interval '{seconds} seconds'"
+        "UPDATE refresh_tokens SET used_at = used_at - make_interval(secs => $1)"
         " WHERE used_at IS NOT NULL",
+        seconds,
     )
 
 
