@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import jwt
-from playwright.async_api import BrowserContext, Page
+from playwright.async_api import BrowserContext, Page, Route
 
 from auth.tokens import SigningKeys, issue_access_token
 from storage.database import connect
@@ -46,6 +46,23 @@ async def live_sessions(dsn: str) -> int:
         await conn.close()
 
 
+async def arrive_together(context: BrowserContext, path: str, count: int) -> None:
+    """Hold the navigations to `path` until `count` of them are waiting, then let all go: the
+    tabs' requests leave with the same cookies, as when a browser restores its tabs at once."""
+    waiting = 0
+    everyone = asyncio.Event()
+
+    async def hold(route: Route) -> None:
+        nonlocal waiting
+        waiting += 1
+        if waiting == count:
+            everyone.set()
+        await everyone.wait()
+        await route.continue_()
+
+    await context.route(f"**{path}", hold)
+
+
 async def all_signed_in(tabs: list[Page]) -> None:
     for tab in tabs:
         assert urlsplit(tab.url).path == "/account", tab.url  # not sent to the sign-in page
@@ -69,6 +86,7 @@ async def test_tabs_loading_at_once_with_an_expired_access_token_stay_signed_in(
     await context.add_cookies([{"name": "aioshop-access", "value": expired, "url": base_url}])
     old_refresh = await cookie_value(context, "aioshop-refresh")
     tabs = [page, *[await context.new_page() for _ in range(TABS - 1)]]
+    await arrive_together(context, "/account", TABS)
 
     await asyncio.gather(*(tab.goto("/account") for tab in tabs))
 
@@ -77,5 +95,6 @@ async def test_tabs_loading_at_once_with_an_expired_access_token_stay_signed_in(
     assert await cookie_value(context, "aioshop-refresh") != old_refresh
     assert await live_sessions(fresh_db) == 1
     # The pair the tabs were given keeps working, in every tab.
+    await context.unroute_all()
     await asyncio.gather(*(tab.reload() for tab in tabs))
     await all_signed_in(tabs)
