@@ -7,7 +7,7 @@ JSON API and the storefront. Emails are outbox events handled by `email.send_acc
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import redis.asyncio as aioredis
 import structlog
@@ -22,6 +22,7 @@ from auth.tokens import (
     digest,
     issue_access_token,
     new_opaque_token,
+    paired_jti,
     verify_access_token,
 )
 from configs.settings import Settings
@@ -86,16 +87,43 @@ class Accounts:
     def session_lifetime(self) -> timedelta:
         return timedelta(days=self.settings.session_max_days)
 
+    @property
+    def refresh_grace(self) -> timedelta:
+        return timedelta(seconds=self.settings.refresh_grace_seconds)
+
     # -- tokens ----------------------------------------------------------------------------
 
-    def _pair(self, user_id: int, role: str, session_id: str, refresh_token: str) -> TokenPair:
-        access = issue_access_token(
-            self.keys, user_id, _role(role), session_id, lifetime=self.access_lifetime
-        )
+    def _pair(
+        self,
+        user_id: int,
+        role: str,
+        session_id: str,
+        refresh_token: str,
+        *,
+        issued_at: datetime | None = None,
+    ) -> TokenPair:
+        """The pair to hand out; with `issued_at` (a refresh) the access token is a function of
+        the refresh token and that instant, so a concurrent refresh gets the very same one."""
+        if issued_at is None:
+            access = issue_access_token(
+                self.keys, user_id, _role(role), session_id, lifetime=self.access_lifetime
+            )
+            expires_in = self.access_lifetime
+        else:
+            access = issue_access_token(
+                self.keys,
+                user_id,
+                _role(role),
+                session_id,
+                now=issued_at,
+                lifetime=self.access_lifetime,
+                jti=paired_jti(refresh_token),
+            )
+            expires_in = issued_at + self.access_lifetime - datetime.now(UTC)
         return TokenPair(
             access_token=access,
             refresh_token=refresh_token,
-            expires_in=int(self.access_lifetime.total_seconds()),
+            expires_in=max(1, int(expires_in.total_seconds())),
             refresh_expires_in=int(self.refresh_lifetime.total_seconds()),
             session_id=session_id,
             user_id=user_id,
@@ -175,11 +203,26 @@ class Accounts:
         return found.user, self._pair(found.user.id, found.user.role, session_id, refresh_token)
 
     async def refresh(self, refresh_token: str) -> TokenPair:
-        """Spend a refresh token for a new pair; a reused token ends its session. InvalidToken."""
-        successor = new_opaque_token()
+        """Spend a refresh token for a new pair; raises InvalidToken.
+
+        Refreshes of one token within REFRESH_GRACE_SECONDS of its rotation (tabs loading at
+        once) all get the same pair; a later reuse ends the session (RFC 9700 reuse detection).
+        """
+        # The successor is derived, not random: a concurrent refresh of the same token computes
+        # it again instead of finding it stored (only its digest is in PostgreSQL).
+        successors = self.keys.successors(refresh_token)
+        hashes = [digest(successor) for successor in successors]
+        # Whole seconds: the access token's `iat` has no more, and a concurrent refresh rebuilds
+        # the same token from the successor's stored issue time.
+        issued_at = datetime.now(UTC).replace(microsecond=0)
         try:
             rotated = await sessions.rotate(
-                self.db.primary, digest(refresh_token), digest(successor), self.refresh_lifetime
+                self.db.primary,
+                digest(refresh_token),
+                hashes,
+                refresh_lifetime=self.refresh_lifetime,
+                grace=self.refresh_grace,
+                issued_at=issued_at,
             )
         except sessions.RefreshRejected as exc:
             if exc.reused:
@@ -188,7 +231,16 @@ class Accounts:
                     await revocation.revoke_sessions(self.redis, [found[0]], self.access_lifetime)
                     log.warning("refresh.reuse_detected", session_id=found[0], user_id=found[1])
             raise InvalidToken(str(exc)) from None
-        return self._pair(rotated.user_id, rotated.role, rotated.session_id, successor)
+        if rotated.concurrent:
+            log.info("refresh.concurrent_joined", session_id=rotated.session_id)
+        successor = successors[hashes.index(rotated.successor_hash)]
+        return self._pair(
+            rotated.user_id,
+            rotated.role,
+            rotated.session_id,
+            successor,
+            issued_at=rotated.issued_at,
+        )
 
     async def logout(self, principal: Principal) -> None:
         """End the principal's session: its refresh token and its access tokens stop working."""
@@ -213,8 +265,16 @@ class Accounts:
         log.info("user.logged_out_everywhere", user_id=user_id, sessions=len(ended))
         return len(ended)
 
-    async def change_password(self, principal: Principal, current: str, new: str) -> None:
-        """Change the password; other sessions end. Raises InvalidCredentials, WeakPassword."""
+    async def change_password(
+        self, principal: Principal, current: str, new: str, *, ip: str
+    ) -> None:
+        """Change the password; other sessions end. Raises InvalidCredentials, WeakPassword,
+        Throttled, PasswordCheckBusy."""
+        await throttle.hit(
+            self.redis,
+            (throttle.PASSWORD_CHANGE_PER_ACCOUNT, str(principal.user_id)),
+            (throttle.PASSWORD_CHANGE_PER_IP, ip),
+        )
         # primary: the hash must be the current one, not a replica's older copy.
         stored = await users.password_hash(self.db.primary, principal.user_id)
         if not await verify_password(stored, current):
@@ -248,8 +308,11 @@ class Accounts:
             )
         log.info("password_reset.requested", user_id=found.user.id)
 
-    async def reset_password(self, token: str, new_password: str) -> int:
-        """Set a new password with a reset link's token; ends every session. Returns the user id."""
+    async def reset_password(self, token: str, new_password: str, *, ip: str) -> int:
+        """Set a new password with a reset link's token; ends every session. Returns the user id.
+
+        Raises InvalidOneTimeToken, WeakPassword, Throttled, PasswordCheckBusy."""
+        await throttle.hit(self.redis, (throttle.RESET_CONFIRM_PER_IP, ip))
         async with transaction(self.db) as conn:
             user_id = await one_time_tokens.spend(conn, digest(token), "password_reset")
             if user_id is None:
@@ -263,8 +326,11 @@ class Accounts:
         log.info("password_reset.completed", user_id=user_id)
         return user_id
 
-    async def verify_email(self, token: str) -> int:
-        """Mark the email verified with a verification link's token; returns the user id."""
+    async def verify_email(self, token: str, *, ip: str) -> int:
+        """Mark the email verified with a verification link's token; returns the user id.
+
+        Raises InvalidOneTimeToken, Throttled."""
+        await throttle.hit(self.redis, (throttle.VERIFY_EMAIL_PER_IP, ip))
         async with transaction(self.db) as conn:
             user_id = await one_time_tokens.spend(conn, digest(token), "verify_email")
             if user_id is None:

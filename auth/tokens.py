@@ -1,12 +1,17 @@
-"""Tokens. Access: a short-lived HS256 JWT with a key id. Refresh and one-time: opaque and random.
+"""Tokens. Access: a short-lived HS256 JWT with a key id. Refresh and one-time: opaque.
 
 Keys rotate: `SECRET_KEY` signs; every key in `PREVIOUS_SECRET_KEYS` still verifies, so tokens
-signed before a rotation stay valid until they expire. A refresh or one-time token is 256 random
-bits; only its SHA-256 digest is stored, so a leaked database does not leak usable tokens.
+signed before a rotation stay valid until they expire. A one-time token and a session's first
+refresh token are 256 random bits. Each later refresh token is derived from the one it replaces,
+HMAC-SHA256 under a key derived from `SECRET_KEY` (`SigningKeys.successors`): every concurrent
+refresh of one token computes the same successor, so the server can hand it again within the
+grace window without storing it, and nobody without the server's secret can compute it. Only
+SHA-256 digests are stored, so a leaked database does not leak usable tokens.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -47,21 +52,43 @@ class Principal:
 
 @dataclass(frozen=True)
 class SigningKeys:
-    """The current key signs; every listed key verifies (key id -> key)."""
+    """The current key signs; every listed key verifies (key id -> key). Likewise the successor
+    keys: the first derives new refresh tokens, every one recognises a successor it derived."""
 
     current_kid: str
     keys: dict[str, bytes]
+    successor_keys: tuple[bytes, ...]
 
     @classmethod
     def from_secrets(cls, current: str, previous: Iterable[str] = ()) -> SigningKeys:
         """Derive the token keys from SECRET_KEY and PREVIOUS_SECRET_KEYS (kid: a fingerprint)."""
-        derived = [_derive(secret) for secret in (current, *previous)]
-        return cls(current_kid=derived[0][0], keys=dict(derived))
+        every_secret = (current, *previous)
+        derived = [_derive(secret) for secret in every_secret]
+        return cls(
+            current_kid=derived[0][0],
+            keys=dict(derived),
+            successor_keys=tuple(_successor_key(secret) for secret in every_secret),
+        )
+
+    def successors(self, refresh_token: str) -> list[str]:
+        """The refresh tokens that may replace `refresh_token`: the one the current key derives
+        (what a refresh issues now) first, then those of the previous keys (issued before a key
+        rotation). Deterministic: the same token always gives the same list."""
+        return [_successor(key, refresh_token) for key in self.successor_keys]
 
 
 def _derive(secret: str) -> tuple[str, bytes]:
     key = hmac.new(secret.encode(), b"aioshop access-token v1", hashlib.sha256).digest()
     return hashlib.sha256(key).hexdigest()[:16], key
+
+
+def _successor_key(secret: str) -> bytes:
+    return hmac.new(secret.encode(), b"aioshop refresh-successor v1", hashlib.sha256).digest()
+
+
+def _successor(key: bytes, refresh_token: str) -> str:
+    mac = hmac.new(key, refresh_token.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()  # 43 characters, as token_urlsafe
 
 
 def issue_access_token(
@@ -72,8 +99,12 @@ def issue_access_token(
     *,
     now: datetime | None = None,
     lifetime: timedelta = ACCESS_TOKEN_LIFETIME,
+    jti: str | None = None,
 ) -> str:
-    """A signed access token for the user, bound to the session (refresh family) if given."""
+    """A signed access token for the user, bound to the session (refresh family) if given.
+
+    With the same arguments (`now`, `jti`) and key it is the same string, which is how concurrent
+    refreshes of one token all answer with one pair."""
     issued = now or datetime.now(UTC)
     claims = {
         "iss": ISSUER,
@@ -83,7 +114,7 @@ def issue_access_token(
         "role": role,
         "iat": issued,
         "exp": issued + lifetime,
-        "jti": uuid.uuid4().hex,
+        "jti": jti or uuid.uuid4().hex,
     }
     if session_id is not None:
         claims["sid"] = session_id
@@ -130,3 +161,9 @@ def new_opaque_token() -> str:
 def digest(token: str) -> bytes:
     """What the database stores for an opaque token."""
     return hashlib.sha256(token.encode()).digest()
+
+
+def paired_jti(refresh_token: str) -> str:
+    """The id of the access token issued with `refresh_token`: one refresh token, one access
+    token, however many concurrent refreshes hand the pair out."""
+    return hashlib.sha256(b"aioshop access jti\x00" + digest(refresh_token)).hexdigest()[:32]

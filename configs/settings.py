@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     access_token_minutes: int = Field(default=60, ge=1, le=24 * 60)
     refresh_token_days: int = Field(default=7, ge=1, le=90)
     session_max_days: int = Field(default=30, ge=1, le=365)  # absolute bound on a refresh family
+    # A refresh token presented again this soon after its rotation gets the same new pair (tabs
+    # loading at once); later, the replay revokes the session. 0: every replay revokes.
+    refresh_grace_seconds: int = Field(default=10, ge=0, le=60)
     public_url: HttpUrl = HttpUrl("http://127.0.0.1:8080")  # links in emails point here
     trust_forwarded_headers: bool = False  # behind NGINX: honour X-Forwarded-Proto/-For
     data_dir: Path = Path("var")

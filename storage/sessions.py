@@ -2,14 +2,19 @@
 
 Rotation is one statement: the old token is marked used and its successor inserted only if the
 old one was unused, unexpired and its session alive, so of N concurrent refreshes with one token
-exactly one succeeds. Presenting a used token again revokes the whole session (RFC 9700 4.14.2).
+exactly one rotates. The others (several browser tabs loading at once with one refresh cookie)
+wait for its row lock and then, within the grace window after the rotation, get that same
+successor back: the caller derives it from the old token (auth.tokens.SigningKeys.successors),
+this module only checks that it is the one issued and still unused. Presenting a used token
+outside the window, or after its successor was spent, revokes the whole session (RFC 9700 4.14.2).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import asyncpg
 
@@ -32,10 +37,23 @@ ROTATE_REFRESH_TOKEN = """
           AND u.id = s.user_id AND u.is_active
         RETURNING t.session_id, s.user_id, s.expires_at, u.role
     ), successor AS (
-        INSERT INTO refresh_tokens (token_hash, session_id, expires_at)
-        SELECT $2, session_id, least(now() + $3::interval, expires_at) FROM used
+        INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at)
+        SELECT $2, session_id, $4::timestamptz, least(now() + $3::interval, expires_at) FROM used
     )
     SELECT session_id, user_id, role FROM used
+"""
+# The successor a concurrent refresh of the same token issued: the old token was spent less than
+# $3 ago, its successor is one of the candidates $2 and still unused, the session still alive.
+CONCURRENT_SUCCESSOR = """
+    SELECT t.session_id, s.user_id, u.role, n.token_hash, n.created_at
+    FROM refresh_tokens AS t
+    JOIN refresh_tokens AS n ON n.session_id = t.session_id AND n.token_hash = ANY($2::bytea[])
+    JOIN sessions AS s ON s.id = t.session_id
+    JOIN users AS u ON u.id = s.user_id
+    WHERE t.token_hash = $1
+      AND t.used_at > now() - $3::interval
+      AND n.used_at IS NULL AND n.expires_at > now()
+      AND s.revoked_at IS NULL AND s.expires_at > now() AND u.is_active
 """
 REVOKE_IF_REUSED = """
     UPDATE sessions SET revoked_at = now(), revoke_reason = 'refresh_token_reuse'
@@ -64,6 +82,9 @@ class Rotated:
     session_id: str
     user_id: int
     role: str
+    successor_hash: bytes  # which of the candidate successors is the session's new token
+    issued_at: datetime  # when the successor (and its access token) was issued
+    concurrent: bool  # True: another refresh of the same token issued it moments ago
 
 
 class RefreshRejected(Exception):
@@ -91,12 +112,44 @@ async def create(
 
 
 async def rotate(
-    pool: asyncpg.Pool, old_hash: bytes, new_hash: bytes, refresh_lifetime: timedelta
+    pool: asyncpg.Pool,
+    old_hash: bytes,
+    successor_hashes: Sequence[bytes],
+    *,
+    refresh_lifetime: timedelta,
+    grace: timedelta,
+    issued_at: datetime,
 ) -> Rotated:
-    """Spend `old_hash` for `new_hash`; raises RefreshRejected (reused=True revoked the session)."""
-    row = await pool.fetchrow(ROTATE_REFRESH_TOKEN, old_hash, new_hash, refresh_lifetime)
+    """Spend `old_hash` for `successor_hashes[0]`, issued at `issued_at`.
+
+    If the old token was spent less than `grace` ago for one of `successor_hashes` (the other
+    candidates: successors derived under previous keys) that is still unused, answers with that
+    successor instead. Otherwise raises RefreshRejected (reused=True: the session was revoked).
+    """
+    row = await pool.fetchrow(
+        ROTATE_REFRESH_TOKEN, old_hash, successor_hashes[0], refresh_lifetime, issued_at
+    )
     if row is not None:
-        return Rotated(str(row["session_id"]), row["user_id"], row["role"])
+        return Rotated(
+            str(row["session_id"]),
+            row["user_id"],
+            row["role"],
+            successor_hashes[0],
+            issued_at,
+            concurrent=False,
+        )
+    # A concurrent rotation of the same token held the row lock until it committed, so its
+    # successor is visible to this next statement.
+    row = await pool.fetchrow(CONCURRENT_SUCCESSOR, old_hash, list(successor_hashes), grace)
+    if row is not None:
+        return Rotated(
+            str(row["session_id"]),
+            row["user_id"],
+            row["role"],
+            bytes(row["token_hash"]),
+            row["created_at"],
+            concurrent=True,
+        )
     revoked = await pool.fetchval(REVOKE_IF_REUSED, old_hash)
     raise RefreshRejected(reused=revoked is not None)
 

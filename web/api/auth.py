@@ -154,7 +154,9 @@ async def request_password_reset(request: web.Request, body: EmailBody) -> web.R
 async def confirm_password_reset(request: web.Request, body: ResetBody) -> web.Response:
     """Choose a new password with the emailed token; every session ends."""
     try:
-        await _accounts(request).reset_password(body.token, body.new_password)
+        await _accounts(request).reset_password(
+            body.token, body.new_password, ip=client_ip(request)
+        )
     except WeakPassword as exc:
         raise InvalidInput({"new_password": str(exc)}) from None
     return web.Response(status=204)
@@ -162,7 +164,7 @@ async def confirm_password_reset(request: web.Request, body: ResetBody) -> web.R
 
 async def verify_email(request: web.Request, body: TokenBody) -> web.Response:
     """Confirm the email address with the emailed token."""
-    await _accounts(request).verify_email(body.token)
+    await _accounts(request).verify_email(body.token, ip=client_ip(request))
     return web.Response(status=204)
 
 

@@ -14,6 +14,7 @@ from web.api.routing import Operation, principal_of
 from web.bodies import AddressChange, AddressIn, PasswordChange, ProfileChange
 from web.keys import ACCOUNTS, DB
 from web.problems import InvalidInput
+from web.requests import client_ip
 
 
 class AddressOut(AddressIn):
@@ -45,7 +46,10 @@ async def change_password(request: web.Request, body: PasswordChange) -> web.Res
     """Change the password (the current one is required); other sessions end."""
     try:
         await request.config_dict[ACCOUNTS].change_password(
-            principal_of(request), body.current_password, body.new_password
+            principal_of(request),
+            body.current_password,
+            body.new_password,
+            ip=client_ip(request),
         )
     except WeakPassword as exc:
         raise InvalidInput({"new_password": str(exc)}) from None

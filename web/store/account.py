@@ -38,11 +38,22 @@ def _accounts(request: web.Request) -> Accounts:
     return request.config_dict[ACCOUNTS]
 
 
-def _throttled(form: Form[Any], exc: Throttled | PasswordCheckBusy) -> Form[Any]:
+Refused = Throttled | PasswordCheckBusy  # try again later: 429 or 503, with Retry-After
+
+
+def _throttled(form: Form[Any], exc: Refused) -> Form[Any]:
     if isinstance(exc, PasswordCheckBusy):
         return form.fail("form", "We are very busy right now. Please try again in a moment.")
     minutes = max(1, round(exc.retry_after / 60))
     return form.fail("form", f"Too many attempts. Try again in {minutes} minute(s).")
+
+
+def _refused(response: web.Response, exc: Refused | None) -> web.Response:
+    """The page, with the status and Retry-After of a refusal if there was one."""
+    if exc is not None:
+        response.set_status(503 if isinstance(exc, PasswordCheckBusy) else 429)
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 def require_user(request: web.Request) -> Principal:
@@ -71,6 +82,7 @@ async def register_submit(request: web.Request) -> web.Response:
             check_new_password(password, email=form.values.get("email", ""))
         except WeakPassword as exc:
             form.fail("password", str(exc))
+    refused: Refused | None = None
     if form.data is not None:
         try:
             _, pair = await _accounts(request).register(
@@ -87,12 +99,12 @@ async def register_submit(request: web.Request) -> web.Response:
             form.fail("email", "An account with this email exists. Sign in instead?")
         except (Throttled, PasswordCheckBusy) as exc:
             _throttled(form, exc)
+            refused = exc
         else:
             remember(request, pair)
             raise web.HTTPSeeOther(safe_next(await _posted_next(request)))
-    status = 429 if "form" in form.errors else 422
     context = {"form": form, "next": await _posted_next(request)}
-    return await page(request, "account/register.html", context, status=status)
+    return _refused(await page(request, "account/register.html", context, status=422), refused)
 
 
 async def login_page(request: web.Request) -> web.Response:
@@ -104,6 +116,7 @@ async def login_submit(request: web.Request) -> web.Response:
     """Sign in and go on to `next` (only ever a path on this site)."""
     form = await read_form(request, LoginBody)
     status = 422
+    refused: Refused | None = None
     if form.data is not None:
         try:
             _, pair = await _accounts(request).login(
@@ -117,12 +130,12 @@ async def login_submit(request: web.Request) -> web.Response:
             status = 401
         except (Throttled, PasswordCheckBusy) as exc:
             _throttled(form, exc)
-            status = 429
+            refused = exc
         else:
             remember(request, pair)
             raise web.HTTPSeeOther(safe_next(await _posted_next(request)))
     context = {"form": form, "next": await _posted_next(request)}
-    return await page(request, "account/login.html", context, status=status)
+    return _refused(await page(request, "account/login.html", context, status=status), refused)
 
 
 async def logout_submit(request: web.Request) -> web.Response:
@@ -156,9 +169,8 @@ async def forgot_submit(request: web.Request) -> web.Response:
             form.data.email, ip=client_ip(request), request_id=request[REQUEST_ID]
         )
     except Throttled as exc:
-        return await page(
-            request, "account/forgot.html", {"form": _throttled(form, exc)}, status=429
-        )
+        context = {"form": _throttled(form, exc)}
+        return _refused(await page(request, "account/forgot.html", context), exc)
     return await page(request, "account/forgot.html", {"form": None, "sent": True})
 
 
@@ -173,27 +185,35 @@ async def reset_submit(request: web.Request) -> web.Response:
     posted = await request.post()
     new_password = posted.get("new_password")
     form: Form[Any] = Form(values={})
+    refused: Refused | None = None
     if not isinstance(new_password, str) or not new_password:
         form.fail("new_password", "Choose a new password.")
     else:
         try:
-            await _accounts(request).reset_password(token, new_password)
+            await _accounts(request).reset_password(token, new_password, ip=client_ip(request))
         except WeakPassword as exc:
             form.fail("new_password", str(exc))
         except InvalidOneTimeToken as exc:
             form.fail("form", str(exc).capitalize() + ".")
+        except (Throttled, PasswordCheckBusy) as exc:
+            _throttled(form, exc)
+            refused = exc
         else:
             forget(request)
             raise web.HTTPSeeOther("/login?reset=1")
-    return await page(request, "account/reset.html", {"form": form, "token": token}, status=422)
+    context = {"form": form, "token": token}
+    return _refused(await page(request, "account/reset.html", context, status=422), refused)
 
 
 async def verify_email_page(request: web.Request) -> web.Response:
     """The emailed verification link lands here and verifies the address."""
     try:
-        await _accounts(request).verify_email(_token(request))
+        await _accounts(request).verify_email(_token(request), ip=client_ip(request))
     except InvalidOneTimeToken:
         return await page(request, "account/verified.html", {"verified": False}, status=400)
+    except Throttled as exc:
+        context = {"verified": False, "throttled": True}
+        return _refused(await page(request, "account/verified.html", context), exc)
     return await page(request, "account/verified.html", {"verified": True})
 
 
@@ -227,18 +247,25 @@ async def password_submit(request: web.Request) -> web.Response:
     """Change the password; other sessions end."""
     principal = require_user(request)
     form = await read_form(request, PasswordChange)
+    refused: Refused | None = None
     if form.data is not None:
         try:
             await _accounts(request).change_password(
-                principal, form.data.current_password, form.data.new_password
+                principal,
+                form.data.current_password,
+                form.data.new_password,
+                ip=client_ip(request),
             )
         except InvalidCredentials:
             form.fail("current_password", "That is not your current password.")
         except WeakPassword as exc:
             form.fail("new_password", str(exc))
+        except (Throttled, PasswordCheckBusy) as exc:
+            _throttled(form, exc)
+            refused = exc
         else:
             raise web.HTTPSeeOther("/account?saved=password")
-    return await account_page(request, password_form=form, status=422)
+    return _refused(await account_page(request, password_form=form, status=422), refused)
 
 
 async def address_submit(request: web.Request) -> web.Response:
@@ -275,10 +302,11 @@ async def resend_verification_submit(request: web.Request) -> web.Response:
     principal = require_user(request)
     try:
         await _accounts(request).resend_verification(principal.user_id, request[REQUEST_ID])
-    except Throttled:
-        return await account_page(
-            request, verify_error="Too many emails sent; try again later.", status=429
+    except Throttled as exc:
+        response = await account_page(
+            request, verify_error="Too many emails sent; try again later."
         )
+        return _refused(response, exc)
     raise web.HTTPSeeOther("/account?saved=verification")
 
 

@@ -13,6 +13,7 @@ from auth.tokens import (
     digest,
     issue_access_token,
     new_opaque_token,
+    paired_jti,
     verify_access_token,
 )
 
@@ -64,3 +65,35 @@ def test_require_staff() -> None:
     with pytest.raises(PermissionDenied):
         require_staff(Principal(1, "customer"))
     assert require_staff(Principal(2, "admin")).is_staff
+
+
+def test_a_refresh_tokens_successor_is_derived_and_needs_the_server_secret() -> None:
+    token = new_opaque_token()
+    successors = KEYS.successors(token)
+    assert successors == KEYS.successors(token)  # concurrent refreshes compute the same one
+    assert len(successors) == 1 and len(successors[0]) == len(token)
+    assert successors[0] != token and KEYS.successors(new_opaque_token()) != successors
+    # Another secret derives another successor: the old token alone does not give it away.
+    assert SigningKeys.from_secrets("o" * 40).successors(token) != successors
+
+
+def test_successors_of_previous_keys_are_still_recognised_after_rotation() -> None:
+    token = new_opaque_token()
+    old = SigningKeys.from_secrets("o" * 40)
+    rotated = SigningKeys.from_secrets("n" * 40, previous=["o" * 40])
+    assert rotated.successors(token) == [
+        SigningKeys.from_secrets("n" * 40).successors(token)[0],  # what a refresh issues now
+        old.successors(token)[0],  # what one issued before the rotation
+    ]
+
+
+def test_an_access_token_with_the_same_instant_and_id_is_the_same_string() -> None:
+    issued = datetime.now(UTC).replace(microsecond=0)
+    refresh = new_opaque_token()
+    first, second = (
+        issue_access_token(KEYS, 7, "customer", "sess-1", now=issued, jti=paired_jti(refresh))
+        for _ in range(2)
+    )
+    assert first == second
+    assert paired_jti(refresh) != paired_jti(new_opaque_token())
+    assert issue_access_token(KEYS, 7, "customer", "sess-1", now=issued) != first  # random jti

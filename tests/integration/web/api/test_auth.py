@@ -128,36 +128,95 @@ async def test_login_is_throttled_per_account_with_retry_after(client) -> None:
     assert (await resp.json())["type"] == "/problems/too-many-attempts"
 
 
-async def test_refresh_rotates_and_reuse_revokes_the_whole_session(client) -> None:
+async def refresh(client, token: str):  # type: ignore[no-untyped-def]
+    return await client.post("/api/v1/auth/refresh", json={"refresh_token": token})
+
+
+async def age_spent_tokens(dsn: str, seconds: int) -> None:
+    """Move the spend of every used refresh token `seconds` into the past."""
+    await sql(
+        dsn,
+        "UPDATE refresh_tokens SET used_at = used_at - make_interval(secs => $1)"
+        " WHERE used_at IS NOT NULL",
+        seconds,
+    )
+
+
+async def test_refresh_rotates_and_reuse_revokes_the_whole_session(client, fresh_db) -> None:
     first = await register(client)
-    resp = await client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    resp = await refresh(client, first["refresh_token"])
     assert resp.status == 200
     second = await resp.json()
     assert second["refresh_token"] != first["refresh_token"]
     assert (await client.get("/api/v1/me", headers=bearer(second))).status == 200
-    # The first refresh token was spent; presenting it again means it leaked.
-    reuse = await client.post(
-        "/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]}
-    )
+    # The first refresh token was spent; presenting it again after the grace window (10 s by
+    # default) means it leaked.
+    await age_spent_tokens(fresh_db, 11)
+    reuse = await refresh(client, first["refresh_token"])
     assert reuse.status == 401
     # The whole family is gone: the successor refresh token and the session's access tokens.
-    again = await client.post(
-        "/api/v1/auth/refresh", json={"refresh_token": second["refresh_token"]}
-    )
+    again = await refresh(client, second["refresh_token"])
     assert again.status == 401
     assert (await client.get("/api/v1/me", headers=bearer(second))).status == 401
+    assert await sql(fresh_db, "SELECT revoke_reason FROM sessions") == "refresh_token_reuse"
 
 
-async def test_twenty_concurrent_refreshes_with_one_token_give_one_success(client) -> None:
+async def test_twenty_concurrent_refreshes_with_one_token_all_get_the_same_pair(
+    client, fresh_db
+) -> None:
     body = await register(client)
-    responses = await asyncio.gather(
-        *(
-            client.post("/api/v1/auth/refresh", json={"refresh_token": body["refresh_token"]})
-            for _ in range(20)
-        )
+    responses = await asyncio.gather(*(refresh(client, body["refresh_token"]) for _ in range(20)))
+    assert [resp.status for resp in responses] == [200] * 20
+    bodies = [await resp.json() for resp in responses]
+    pairs = {(answer["access_token"], answer["refresh_token"]) for answer in bodies}
+    assert len(pairs) == 1
+    ((access, refresh_token),) = pairs
+    assert refresh_token != body["refresh_token"]
+    # One live session, with one live refresh token: the pair every caller got.
+    assert await sql(fresh_db, "SELECT count(*) FROM sessions WHERE revoked_at IS NULL") == 1
+    assert await sql(fresh_db, "SELECT count(*) FROM refresh_tokens WHERE used_at IS NULL") == 1
+    assert (
+        await client.get("/api/v1/me", headers={"Authorization": f"Bearer {access}"})
+    ).status == 200
+    onwards = await refresh(client, refresh_token)
+    assert onwards.status == 200 and (await onwards.json())["refresh_token"] != refresh_token
+
+
+async def test_a_replay_within_the_window_gets_the_same_pair_until_the_successor_is_spent(
+    client, fresh_db
+) -> None:
+    body = await register(client)
+    first = await (await refresh(client, body["refresh_token"])).json()
+    await age_spent_tokens(fresh_db, 8)  # still inside the 10 s window
+    replay = await refresh(client, body["refresh_token"])
+    assert replay.status == 200
+    again = await replay.json()
+    assert (again["access_token"], again["refresh_token"]) == (
+        first["access_token"],
+        first["refresh_token"],
     )
-    statuses = sorted(resp.status for resp in responses)
-    assert statuses == [200] + [401] * 19
+    assert 0 < again["expires_in"] <= first["expires_in"]
+    # Once the successor itself is spent, the old token has no business coming back.
+    third = await (await refresh(client, first["refresh_token"])).json()
+    late = await refresh(client, body["refresh_token"])
+    assert late.status == 401
+    assert (await refresh(client, third["refresh_token"])).status == 401
+    assert (await client.get("/api/v1/me", headers=bearer(third))).status == 401
+
+
+async def test_without_a_grace_window_every_replay_revokes(
+    aiohttp_client, fresh_db, settings_for
+) -> None:
+    from web.app import create_app
+
+    strict = await aiohttp_client(create_app(settings_for(fresh_db, refresh_grace_seconds=0)))
+    try:
+        body = await register(strict)
+        second = await (await refresh(strict, body["refresh_token"])).json()
+        assert (await refresh(strict, body["refresh_token"])).status == 401
+        assert (await refresh(strict, second["refresh_token"])).status == 401
+    finally:
+        await strict.close()
 
 
 async def test_session_has_an_absolute_lifetime(client, fresh_db) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from yarl import URL
@@ -91,6 +92,27 @@ async def test_an_expired_access_cookie_is_refreshed_silently_on_a_page(client) 
     assert page.status == 200 and "ada@example.com" in await page.text()
     assert cookie(client, "aioshop-refresh") != old_refresh  # rotated
     assert cookie(client, "aioshop-access")
+
+
+async def test_pages_loading_at_once_share_one_silent_refresh(client, fresh_db) -> None:
+    """Several tabs with an expired access cookie and one refresh cookie: all stay signed in."""
+    await sign_up(client)
+    old_refresh = cookie(client, "aioshop-refresh")
+    client.session.cookie_jar.clear(lambda morsel: morsel.key == "aioshop-access")
+    pages = await asyncio.gather(*(client.get("/account") for _ in range(6)))
+    for page in pages:
+        assert page.status == 200 and "ada@example.com" in await page.text()
+    refreshed = {page.cookies["aioshop-refresh"].value for page in pages}
+    assert len(refreshed) == 1 and old_refresh not in refreshed  # one successor, handed to all
+    assert len({page.cookies["aioshop-access"].value for page in pages}) == 1
+    conn = await connect(fresh_db)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM sessions WHERE revoked_at IS NULL") == 1
+    finally:
+        await conn.close()
+    client.session.cookie_jar.clear(lambda morsel: morsel.key == "aioshop-access")
+    later = await client.get("/account")  # the shared successor keeps working
+    assert later.status == 200 and "ada@example.com" in await later.text()
 
 
 async def test_account_page_redirects_anonymous_visitors_to_sign_in(client) -> None:
