@@ -3,8 +3,9 @@
 BROKER_URL chooses the broker: amqp:// gives RabbitMQ with publisher confirms (an enqueue returns
 only once RabbitMQ has the message), redis:// gives Redis (the embedded mode). Both get the same
 middleware: retries with exponential backoff (exhausted messages go to the queue's dead letters,
-`<queue>.XQ`, and so does a message whose retry could not be enqueued), time limits, the AsyncIO event-loop thread, the actors' Resources, and the log
-context (message id and the request id that caused the message).
+`<queue>.XQ`, and so does a message whose retry could not be enqueued), time limits, the AsyncIO
+event-loop thread, the actors' Resources, and the log context (message id and the request id that
+caused the message).
 """
 
 from __future__ import annotations

@@ -5,13 +5,16 @@ checked against the event's declared payload. The event id is generated here, in
 arguments as `event_id`, and becomes the broker message id, so the consumer can recognise a
 redelivery.
 
-A row goes through these states (migration 0013 has the columns):
+A row's life (migration 0013 has the columns):
 
-    unpublished --relay--> published --reconciler sees its inbox row--> settled --7 days--> purged
-        |  publish failed: retried after a growing delay, `last_error` kept
-        +--> parked (after max attempts)          published --no effect after a while--> unpublished
-                                                   (`republished` + 1), parked past the cap
-    parked --operator: retry--> unpublished;  parked --operator: discard--> settled (purged later)
+- unpublished -> published (the relay). A publish that fails for the row's own sake counts in
+  `attempts` with its `last_error` and waits until `next_attempt_at` (the delay doubles); after
+  the relay's max attempts the row is parked (`parked_at`).
+- published -> settled (`settled_at`) once the reconciler finds its consumer's inbox row; or back
+  to unpublished (`republished` + 1) when none came in time; parked past the cap of re-publishes.
+- parked -> unpublished with fresh counts (an operator's retry), or discarded (`discarded_at`,
+  settled too); a parked row whose effect turns up after all is settled.
+- settled -> deleted 7 days later (`purge_published`): never before its effect was seen.
 """
 
 from __future__ import annotations
