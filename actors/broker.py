@@ -3,8 +3,9 @@
 BROKER_URL chooses the broker: amqp:// gives RabbitMQ with publisher confirms (an enqueue returns
 only once RabbitMQ has the message), redis:// gives Redis (the embedded mode). Both get the same
 middleware: retries with exponential backoff (exhausted messages go to the queue's dead letters,
-`<queue>.XQ`), time limits, the AsyncIO event-loop thread, the actors' Resources, and the log
-context (message id and the request id that caused the message).
+`<queue>.XQ`, and so does a message whose retry could not be enqueued), time limits, the AsyncIO
+event-loop thread, the actors' Resources, and the log context (message id and the request id that
+caused the message).
 """
 
 from __future__ import annotations
@@ -73,6 +74,38 @@ class ResourcesMiddleware(Middleware):
         if self._stack is not None:
             _loop().run_coroutine(self._stack.aclose())
         self._stack, self.resources = None, None
+
+
+class DurableRetries(Retries):
+    """Dramatiq's Retries, except that a retry that cannot be enqueued does not lose the message.
+
+    Retries enqueues the retry from an after-processing hook, and Dramatiq swallows what such a
+    hook raises and then acknowledges the original: with the broker refusing the worker's
+    publishing connection (or nacking the retry), the message was simply gone. Here it fails
+    instead, so the worker hands it to the queue's dead letters (/ops/dead-letters). The outbox
+    reconciler publishes the event again in any case, since no inbox row records its effect.
+    """
+
+    def after_process_message(
+        self,
+        broker: dramatiq.Broker,
+        message: MessageProxy,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        try:
+            super().after_process_message(  # type: ignore[no-untyped-call]
+                broker, message, result=result, exception=exception
+            )
+        except Exception as exc:
+            log.error(
+                "message.retry_not_enqueued",
+                message_id=message.message_id,
+                retries=message.options.get("retries", 0),
+                error=repr(exc),
+            )
+            message.fail()
 
 
 class LogContext(Middleware):
@@ -146,7 +179,7 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
         TimeLimit(time_limit=DEFAULT_TIME_LIMIT_MS),
         ShutdownNotifications(),
         Callbacks(),
-        Retries(
+        DurableRetries(
             max_retries=DEFAULT_MAX_RETRIES, min_backoff=MIN_BACKOFF_MS, max_backoff=MAX_BACKOFF_MS
         ),
         AsyncIO(),

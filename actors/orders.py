@@ -4,13 +4,16 @@ Every actor that acts on an event records it in the inbox in the transaction of 
 a redelivered message changes nothing twice. The payment capture calls the gateway inside that
 transaction with an idempotency key per order: if the worker dies after the gateway charged and
 before the commit, the redelivery captures again with the same key, and the gateway answers
-with the first charge instead of charging twice.
+with the first charge instead of charging twice. The unpaid-order expiry asks the gateway by
+the same key before it cancels anything, so a charge the shop never recorded confirms the order.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 
+import asyncpg
 import structlog
 
 from actors.mail.render import render_low_stock_email
@@ -19,13 +22,16 @@ from actors.registry import handles
 from actors.resources import Resources
 from domain.events import CAPTURE_PAYMENT, CHECK_STOCK, EXPIRE_UNPAID, REFUND_PAYMENT
 from domain.money import Money
-from domain.payments import DECLINE_MESSAGES
+from domain.payments import DECLINE_MESSAGES, Capture
 from storage import inbox, orders, stock, users
 from storage.errors import OrderNotFound
 
 log = structlog.get_logger(__name__)
 
 EXPIRY_BATCH = 100
+EXPIRY_MAX_BATCHES = 50  # per tick: the next one goes on
+ACQUIRE_TIMEOUT_SECONDS = 10.0
+MAX_ERROR_CHARACTERS = 500
 
 
 def capture_key(order_id: int) -> str:
@@ -36,37 +42,63 @@ def capture_key(order_id: int) -> str:
 @handles(CAPTURE_PAYMENT, max_retries=20, throws=(OrderNotFound,))
 async def capture_payment(res: Resources, event_id: str, order_id: int) -> None:
     """Capture a pending order's payment: confirmed when it succeeds, cancelled (stock back)
-    when the card is declined. An order no longer pending (cancelled as unpaid) is left alone."""
-    async with res.db.primary.acquire() as conn, conn.transaction():
-        if not await inbox.first_delivery(conn, CAPTURE_PAYMENT, uuid.UUID(event_id)):
-            log.info("event.skipped_duplicate", order_id=order_id)
-            return
-        order = await orders.lock(conn, order_id)
-        if order.status != "pending":
-            log.info("payment.skipped", order_id=order_id, status=order.status)
-            return
-        payment = await orders.payment_of(conn, order_id)
-        if payment is None:
-            raise OrderNotFound(order.number)  # an order always has one: not worth retrying
-        result = await res.gateway.capture(
-            payment.method, Money(payment.amount, payment.currency), capture_key(order_id)
-        )
-        if result.outcome == "captured":
-            await orders.set_payment(conn, order_id, "captured", reference=result.reference)
-            await orders.transition(conn, order_id, "confirmed", actor="system", note="paid")
-        else:
-            code = result.decline_code or "declined"
-            await orders.set_payment(
-                conn, order_id, "declined", reference=result.reference, decline_code=code
-            )
-            await orders.transition(
-                conn,
-                order_id,
-                "cancelled",
-                actor="system",
-                note=DECLINE_MESSAGES.get(code, "The payment was declined."),
-            )
+    when the card is declined. An order no longer pending (cancelled, or confirmed by the expiry
+    that found the capture at the gateway) is left alone. A gateway call that fails is counted
+    on the payment (what `expire_unpaid` looks for) and raised for a retry."""
+    gateway_error: Exception | None = None
+    try:
+        async with res.db.primary.acquire() as conn, conn.transaction():
+            if not await inbox.first_delivery(conn, CAPTURE_PAYMENT, uuid.UUID(event_id)):
+                log.info("event.skipped_duplicate", order_id=order_id)
+                return
+            order = await orders.lock(conn, order_id)
+            if order.status != "pending":
+                log.info("payment.skipped", order_id=order_id, status=order.status)
+                return
+            payment = await orders.payment_of(conn, order_id)
+            if payment is None:
+                raise OrderNotFound(order.number)  # an order always has one: not worth retrying
+            try:
+                result = await res.gateway.capture(
+                    payment.method, Money(payment.amount, payment.currency), capture_key(order_id)
+                )
+            except Exception as exc:
+                gateway_error = exc
+                raise
+            await apply_capture(conn, order_id, result)
+    except Exception:
+        if gateway_error is not None:  # after the rollback, in a transaction of its own
+            await _count_failed_capture(res, order_id, gateway_error)
+        raise
     log.info("payment.processed", order_id=order_id, outcome=result.outcome)
+
+
+async def apply_capture(conn: asyncpg.Connection, order_id: int, result: Capture) -> None:
+    """Record the gateway's answer on a pending order (locked by the caller): captured confirms
+    it, declined cancels it with the decline's reason (and returns its stock)."""
+    if result.outcome == "captured":
+        await orders.set_payment(conn, order_id, "captured", reference=result.reference)
+        await orders.transition(conn, order_id, "confirmed", actor="system", note="paid")
+        return
+    code = result.decline_code or "declined"
+    await orders.set_payment(
+        conn, order_id, "declined", reference=result.reference, decline_code=code
+    )
+    await orders.transition(
+        conn,
+        order_id,
+        "cancelled",
+        actor="system",
+        note=DECLINE_MESSAGES.get(code, "The payment was declined."),
+    )
+
+
+async def _count_failed_capture(res: Resources, order_id: int, error: Exception) -> None:
+    try:
+        async with res.db.primary.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn:
+            await orders.count_failed_capture(conn, order_id, repr(error)[:MAX_ERROR_CHARACTERS])
+    except Exception as exc:  # the retry still comes; only the count is lost
+        log.warning("payment.failure_not_counted", order_id=order_id, error=repr(exc))
 
 
 def refund_key(order_id: int) -> str:
@@ -96,29 +128,53 @@ async def refund_payment(res: Resources, event_id: str, order_id: int) -> None:
 
 @handles(EXPIRE_UNPAID, max_retries=3)
 async def expire_unpaid(res: Resources) -> None:
-    """Cancel pending orders older than UNPAID_ORDER_MINUTES, returning their stock.
+    """Settle the orders still pending UNPAID_ORDER_MINUTES after they were placed whose capture
+    was tried and failed (`storage.orders.unpaid_orders`), asking the gateway first what became
+    of the capture: one it captured confirms the order, one it declined cancels it as declined,
+    and only one it never saw cancels the order as unpaid, its stock returned.
 
-    Sent every minute by the relay; several at once are harmless (locked orders are skipped,
-    and an order is cancelled only while still pending).
+    An order whose capture has not run yet is never touched, however late the queue is: its
+    capture decides. A gateway that does not answer leaves the order for the next tick. Sent
+    every minute by the relay; several at once are harmless (each order is settled under its
+    lock, skipped while a capture or another expiry holds it, and only while still unpaid).
     """
     minutes = res.settings.unpaid_order_minutes
-    cancelled = 0
-    while True:
-        async with res.db.primary.acquire() as conn, conn.transaction():
-            due = await orders.unpaid_order_ids(conn, minutes * 60, EXPIRY_BATCH)
-            for order_id in due:
-                await orders.transition(
-                    conn,
-                    order_id,
-                    "cancelled",
-                    actor="system",
-                    note=f"not paid within {minutes} minutes",
-                )
-        cancelled += len(due)
+    outcomes: Counter[str] = Counter()
+    after: orders.Unpaid | None = None
+    for _ in range(EXPIRY_MAX_BATCHES):
+        due = await orders.unpaid_orders(res.db.primary, minutes * 60, after, EXPIRY_BATCH)
+        for order in due:
+            outcomes[await _expire_one(res, order.id, minutes)] += 1
         if len(due) < EXPIRY_BATCH:
             break
-    if cancelled:
-        log.info("orders.expired", count=cancelled)
+        after = due[-1]
+    outcomes.pop("skipped", None)
+    if outcomes:
+        log.info("orders.expired", **outcomes)
+
+
+async def _expire_one(res: Resources, order_id: int, minutes: int) -> str:
+    """Settle one unpaid order under its lock; what became of it."""
+    async with res.db.primary.acquire() as conn, conn.transaction():
+        if not await orders.lock_unpaid(conn, order_id, minutes * 60):
+            return "skipped"  # paid or cancelled meanwhile, or a capture holds it now
+        try:
+            found = await res.gateway.find_capture(capture_key(order_id))
+        except Exception as exc:  # not knowing is no reason to cancel: the next tick asks again
+            log.warning("orders.expiry_deferred", order_id=order_id, error=repr(exc))
+            return "deferred"
+        if found is not None:  # the gateway has the capture the shop never recorded
+            await apply_capture(conn, order_id, found)
+            log.info("payment.found_at_gateway", order_id=order_id, outcome=found.outcome)
+            return "confirmed" if found.outcome == "captured" else "declined"
+        await orders.transition(
+            conn,
+            order_id,
+            "cancelled",
+            actor="system",
+            note=f"not paid within {minutes} minutes",
+        )
+        return "cancelled"
 
 
 @handles(CHECK_STOCK, max_retries=10)

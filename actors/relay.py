@@ -1,25 +1,38 @@
 """The outbox relay: move committed outbox events into the broker, at least once.
 
 A batch is claimed with `FOR UPDATE SKIP LOCKED` (so several relays share the work), published
-(RabbitMQ confirms each message before `enqueue` returns), and marked published in the same
-transaction. A relay that dies after publishing and before committing leaves the rows unpublished;
-the next relay publishes them again with the same message ids, and the consumers' inbox makes the
-second delivery a no-op. The relay wakes on LISTEN/NOTIFY and also polls, so a lost notification or
-a dropped LISTEN connection only costs latency. It also sends the periodic jobs their ticks
-(`ticks`: the unpaid-order expiry every minute), so a shop needs no separate scheduler.
+one message at a time (RabbitMQ confirms each message before `enqueue` returns), and marked
+published in the same transaction. A relay that dies after publishing and before committing
+leaves the rows unpublished; the next relay publishes them again with the same message ids, and
+the consumers' inbox makes the second delivery a no-op. The relay wakes on LISTEN/NOTIFY and also
+polls, so a lost notification or a dropped LISTEN connection only costs latency. It also sends
+the periodic jobs their ticks (`ticks`: the unpaid-order expiry and the outbox reconciler every
+minute), so a shop needs no separate scheduler.
+
+One row never holds up the others. When a message cannot be published, the relay asks whether
+the broker answers at all: if it does, the row is at fault (an actor this release does not know,
+as during a rolling deploy; a payload that is not an object); its failure is counted, it is tried
+again after a growing delay, and after `max_attempts` it is parked with its error for an
+operator (/ops/outbox), while the rest of the batch goes on. If the broker does not answer, the
+batch stops (what was sent so far is marked), nothing is blamed on the row, and the relay tries
+again within a second, so publishing resumes as soon as the broker is back.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import uuid
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 import dramatiq
 import structlog
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
+from dramatiq.brokers.redis import RedisBroker
 
 from storage import outbox
 from storage.outbox import OutboxEvent
@@ -27,7 +40,32 @@ from storage.outbox import OutboxEvent
 log = structlog.get_logger(__name__)
 
 PURGE_EVERY_SECONDS = 3600.0
-MAX_ERROR_BACKOFF_SECONDS = 30.0
+# After a failure of the broker or the database, the relay tries again after 0.1 s, doubling up
+# to this: each try costs one small query and one connection attempt, and a broker that comes
+# back is used again within this long.
+MAX_ERROR_BACKOFF_SECONDS = 1.0
+# A failure while the dependency stays down is logged on the first try and then every this many.
+LOG_EVERY_FAILURES = 30
+ACQUIRE_TIMEOUT_SECONDS = 10.0
+# A row that cannot be published: tried again after FIRST_RETRY_SECONDS, doubling, at most
+# MAX_RETRY_SECONDS apart; parked after DEFAULT_MAX_ATTEMPTS failures (about 8 minutes).
+DEFAULT_MAX_ATTEMPTS = 10
+FIRST_RETRY_SECONDS = 1.0
+MAX_RETRY_SECONDS = 300.0
+MAX_ERROR_CHARACTERS = 2000
+
+
+class BrokerDown(Exception):
+    """The broker did not answer: the batch stopped, and no row is to blame."""
+
+
+@dataclass
+class PublishReport:
+    """What one batch's publishing did, row by row."""
+
+    published: list[uuid.UUID] = field(default_factory=list)
+    failed: dict[uuid.UUID, str] = field(default_factory=dict)  # the row's fault: its error
+    broker_error: BaseException | None = None  # the broker stopped answering part-way
 
 
 class Relay:
@@ -41,11 +79,15 @@ class Relay:
         batch_size: int = 100,
         poll_interval: float = 2.0,
         ticks: Sequence[tuple[str, float]] = (),
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        first_retry_seconds: float = FIRST_RETRY_SECONDS,
     ) -> None:
         self.primary = primary
         self.broker = broker
         self.batch_size = batch_size
         self.poll_interval = poll_interval
+        self.max_attempts = max_attempts
+        self.first_retry_seconds = first_retry_seconds
         # Periodic jobs: (actor name, seconds). The relay sends each actor a message that often;
         # a lost tick costs one period, and the jobs tolerate running twice at once.
         self.ticks = list(ticks)
@@ -55,25 +97,58 @@ class Relay:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay-publish")
 
     async def publish_batch(self) -> int:
-        """Claim, publish and mark one batch; returns how many events it published."""
-        async with self.primary.acquire() as conn, conn.transaction():
+        """Claim, publish and mark one batch; returns how many events it published (or parked
+        or put off: how many it claimed). Raises BrokerDown when the broker stopped answering,
+        after committing what it did publish."""
+        async with (
+            self.primary.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn,
+            conn.transaction(),
+        ):
             events = await outbox.claim(conn, self.batch_size)
             if not events:
                 return 0
-            await self._send(events)
-            await outbox.mark_published(conn, [event.event_id for event in events])
-        log.info("outbox.published", count=len(events))
+            report = await self._send(events)
+            if report.published:
+                await outbox.mark_published(conn, report.published)
+            for event_id, error in report.failed.items():
+                await self._record_failure(conn, events, event_id, error)
+        if report.published:
+            log.info("outbox.published", count=len(report.published))
+        if report.broker_error is not None:
+            raise BrokerDown(repr(report.broker_error)) from report.broker_error
         return len(events)
 
+    async def _record_failure(
+        self,
+        conn: asyncpg.Connection,
+        events: Sequence[OutboxEvent],
+        event_id: uuid.UUID,
+        error: str,
+    ) -> None:
+        parked = await outbox.record_failure(
+            conn,
+            event_id,
+            error,
+            max_attempts=self.max_attempts,
+            first_delay=self.first_retry_seconds,
+            max_delay=MAX_RETRY_SECONDS,
+        )
+        actor_name = next(e.actor_name for e in events if e.event_id == event_id)
+        fields = {"event_id": str(event_id), "actor_name": actor_name, "error": error}
+        if parked:
+            log.error("outbox.event_parked", **fields)
+        else:
+            log.warning("outbox.event_failed", **fields)
+
     async def drain(self) -> int:
-        """Publish batches until the outbox is empty; returns how many events were published."""
+        """Publish batches until no event is due; returns how many events were claimed."""
         total = 0
-        while published := await self.publish_batch():
-            total += published
+        while claimed := await self.publish_batch():
+            total += claimed
         return total
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Relay until `stop` is set."""
+        """Relay until `stop` is set. Survives any failure: logs it and tries again soon."""
         listener = asyncio.create_task(self._listen(stop), name="outbox-listen")
         errors = 0
         last_purge = 0.0
@@ -83,17 +158,20 @@ class Relay:
                 self._wake.clear()
                 try:
                     await self.drain()
-                    errors = 0
                     await self._send_due_ticks(loop.time())
                     if loop.time() - last_purge > PURGE_EVERY_SECONDS:
-                        async with self.primary.acquire() as conn:
+                        async with self.primary.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn:
                             await outbox.purge_published(conn)
                         last_purge = loop.time()
-                except Exception as exc:  # the broker or the database is down: back off, retry
+                except Exception as exc:  # the broker or the database is down: retry soon
                     errors += 1
-                    log.warning("outbox.publish_failed", error=repr(exc), attempt=errors)
-                    await _sleep_or_stop(stop, min(MAX_ERROR_BACKOFF_SECONDS, 0.5 * 2**errors))
+                    if errors % LOG_EVERY_FAILURES == 1:
+                        log.warning("outbox.publish_failed", error=repr(exc), attempt=errors)
+                    await _sleep_or_stop(stop, error_backoff(errors))
                     continue
+                if errors:
+                    log.info("outbox.publish_resumed", failed_attempts=errors)
+                    errors = 0
                 await _first_of(stop, self._wake, timeout=self.poll_interval)
         finally:
             listener.cancel()
@@ -105,33 +183,74 @@ class Relay:
         due = [name for name, _ in self.ticks if now >= self._next_tick[name]]
         if not due:
             return
-        messages = [self.broker.get_actor(name).message() for name in due]
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self._enqueue_all, messages)
+        report = await loop.run_in_executor(self._executor, self._send_ticks, due)
+        if report.broker_error is not None:
+            raise BrokerDown(repr(report.broker_error)) from report.broker_error
         for name, every in self.ticks:
-            if name in due:
+            if name in due:  # sent, or failing for its own reason: a period later either way
                 self._next_tick[name] = now + every
 
-    async def _send(self, events: Sequence[OutboxEvent]) -> None:
-        messages = [self._message(event) for event in events]
+    def _send_ticks(self, names: Sequence[str]) -> PublishReport:
+        report = PublishReport()
+        for name in names:
+            try:
+                self.broker.enqueue(self.broker.get_actor(name).message())
+            except Exception as exc:
+                if not self._broker_answers():
+                    report.broker_error = exc
+                    break
+                log.error("outbox.tick_failed", actor_name=name, error=repr(exc))
+        return report
+
+    async def _send(self, events: Sequence[OutboxEvent]) -> PublishReport:
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self._enqueue_all, messages)
+        return await loop.run_in_executor(self._executor, self._publish_each, events)
+
+    def _publish_each(self, events: Sequence[OutboxEvent]) -> PublishReport:
+        """On the publishing thread: each event on its own, so one bad row fails alone."""
+        report = PublishReport()
+        for event in events:
+            try:
+                self.broker.enqueue(self._message(event))
+            except Exception as exc:
+                if not self._broker_answers():
+                    report.broker_error = exc
+                    break
+                report.failed[event.event_id] = repr(exc)[:MAX_ERROR_CHARACTERS]
+            else:
+                report.published.append(event.event_id)
+        return report
+
+    def _broker_answers(self) -> bool:
+        """Whether the broker takes a connection now (on the publishing thread). A failed
+        publish with a broker that answers is the message's fault."""
+        try:
+            if isinstance(self.broker, RabbitmqBroker):
+                self.broker.channel  # noqa: B018 - opens this thread's connection if it must
+                self.broker.connection.process_data_events(time_limit=0)
+            elif isinstance(self.broker, RedisBroker):
+                self.broker.client.ping()
+        except Exception:
+            if isinstance(self.broker, RabbitmqBroker):
+                with suppress(Exception):
+                    del self.broker.connection  # the next try starts a new one
+            return False
+        return True
 
     def _message(self, event: OutboxEvent) -> dramatiq.Message[Any]:
-        actor = self.broker.get_actor(event.actor_name)
+        actor = self.broker.get_actor(event.actor_name)  # raises ActorNotFound
+        if not isinstance(event.payload, Mapping):
+            raise TypeError(f"the payload is a JSON {type(event.payload).__name__}, not an object")
         options: dict[str, Any] = {"request_id": event.request_id} if event.request_id else {}
-        message = actor.message_with_options(args=(), kwargs=event.payload, **options)
+        message = actor.message_with_options(args=(), kwargs=dict(event.payload), **options)
         return message.copy(message_id=str(event.event_id))
-
-    def _enqueue_all(self, messages: Sequence[dramatiq.Message[Any]]) -> None:
-        for message in messages:
-            self.broker.enqueue(message)
 
     async def _listen(self, stop: asyncio.Event) -> None:
         """Hold a LISTEN connection; reconnect when it drops. Polling covers the gaps."""
         while not stop.is_set():
             try:
-                async with self.primary.acquire() as conn:
+                async with self.primary.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn:
                     await conn.add_listener("outbox", self._notified)
                     try:
                         while not stop.is_set() and not conn.is_closed():
@@ -139,12 +258,17 @@ class Relay:
                     finally:
                         with suppress(Exception):
                             await conn.remove_listener("outbox", self._notified)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except Exception as exc:  # keep listening whatever happened; polling covers it
                 log.warning("outbox.listen_failed", error=repr(exc))
                 await _sleep_or_stop(stop, 2.0)
 
     def _notified(self, *_: object) -> None:
         self._wake.set()
+
+
+def error_backoff(failures: int) -> float:
+    """Seconds to wait after `failures` failed tries in a row: 0.1 s doubling, at most 1 s."""
+    return float(min(MAX_ERROR_BACKOFF_SECONDS, 0.1 * 2 ** min(failures - 1, 10)))
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

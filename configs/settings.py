@@ -55,11 +55,19 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     relay_batch_size: int = Field(default=100, ge=1, le=10_000)
     relay_poll_interval_seconds: float = Field(default=2.0, gt=0)
+    # A row the relay cannot publish is parked (shown on /ops/outbox) after this many failures.
+    outbox_max_attempts: int = Field(default=10, ge=1, le=100)
+    # A published event whose consumer has not recorded it by then is published again (a lost
+    # retry, a purged queue): at most this many times per event, and this many per run.
+    reconcile_after_seconds: int = Field(default=600, ge=1, le=7 * 86_400)
+    reconcile_max_republishes: int = Field(default=3, ge=1, le=100)
+    reconcile_max_per_run: int = Field(default=100, ge=1, le=10_000)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)  # one staff image upload
     catalog_cache_seconds: int = Field(default=300, ge=0, le=86_400)  # 0: no catalog cache
     tax_rate_bps: int = Field(default=0, ge=0, le=10_000)  # added to orders; 2000 = 20%
-    # Pending orders whose payment has not been captured by then are cancelled, stock returned.
+    # Pending orders whose capture was tried and failed, and that are still unpaid by then, are
+    # cancelled with their stock returned (never an order whose capture has not run yet).
     unpaid_order_minutes: int = Field(default=30, ge=1, le=7 * 24 * 60)
     low_stock_threshold: int = Field(default=5, ge=0, le=1_000_000)  # staff hear of it below
 

@@ -9,7 +9,9 @@ writes it and the actor that handles it. `tests/unit/domain/test_events.py` chec
 event has exactly one actor, in the module named here, taking exactly the payload declared here.
 
 The payload is the actor's keyword arguments; the outbox adds `event_id` to every one. A tick
-(`EXPIRE_UNPAID`) has no payload and no event id: the relay sends it on a timer.
+(`EXPIRE_UNPAID`, `RECONCILE_OUTBOX`) has no payload and no event id: the relay sends it on a
+timer, and it records nothing in the inbox (there is no event to record; the reconciler looks
+only at outbox rows).
 """
 
 from __future__ import annotations
@@ -84,6 +86,8 @@ REFUND_PAYMENT = Event("orders.refund_payment", "orders", OrderPayload, "actors.
 CHECK_STOCK = Event("orders.check_stock", "orders", StockPayload, "actors.orders")
 # orders, a tick: cancel the orders left unpaid past UNPAID_ORDER_MINUTES.
 EXPIRE_UNPAID = Event("orders.expire_unpaid", "orders", NoPayload, "actors.orders")
+# outbox, a tick: publish again the events whose effect the inbox has not recorded in time.
+RECONCILE_OUTBOX = Event("outbox.reconcile", "outbox", NoPayload, "actors.reconcile")
 
 EVENTS: dict[str, Event] = {
     event.name: event
@@ -96,6 +100,7 @@ EVENTS: dict[str, Event] = {
         REFUND_PAYMENT,
         CHECK_STOCK,
         EXPIRE_UNPAID,
+        RECONCILE_OUTBOX,
     )
 }
-TICKS = (EXPIRE_UNPAID,)
+TICKS = (EXPIRE_UNPAID, RECONCILE_OUTBOX)

@@ -91,6 +91,12 @@ class PaymentGateway(Protocol):
         """Charge `amount` once per `idempotency_key`: a repeat returns the first outcome."""
         ...
 
+    async def find_capture(self, idempotency_key: str) -> Capture | None:
+        """The outcome of the capture made with `idempotency_key`, or None if no capture with
+        that key reached the gateway. Charges nothing: it is how the shop learns what happened
+        to a capture whose answer it never recorded (a timeout, a crash, a lost retry)."""
+        ...
+
     async def refund(self, capture_reference: str, amount: Money, idempotency_key: str) -> str:
         """Give back `amount` of a capture once per `idempotency_key`; the refund's reference
         (a repeat returns the first refund's)."""

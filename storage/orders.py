@@ -112,12 +112,27 @@ STAFF_ORDERS = f"""
     ORDER BY o.placed_at DESC, o.id DESC
     LIMIT $7
 """
+# Unpaid: pending, placed before the limit, and its capture tried and failed. An order whose
+# capture has not run yet (the worker is down or behind) is not unpaid, however old: the shop's
+# own queue being late is no reason to cancel it. Keyset order, since some stay pending.
 UNPAID_BEFORE = """
-    SELECT id FROM orders
-    WHERE status = 'pending' AND placed_at < now() - $1::interval
-    ORDER BY placed_at, id
-    LIMIT $2
-    FOR UPDATE SKIP LOCKED
+    SELECT o.id, o.placed_at FROM orders o JOIN payments p ON p.order_id = o.id
+    WHERE o.status = 'pending' AND o.placed_at < now() - $1::interval
+      AND p.status = 'pending' AND p.failed_attempts > 0
+      AND ($2::timestamptz IS NULL OR (o.placed_at, o.id) > ($2, $3))
+    ORDER BY o.placed_at, o.id
+    LIMIT $4
+"""
+# The same conditions, under the order's lock; skipped while a capture holds it.
+LOCK_UNPAID = """
+    SELECT o.id FROM orders o JOIN payments p ON p.order_id = o.id
+    WHERE o.id = $1 AND o.status = 'pending' AND o.placed_at < now() - $2::interval
+      AND p.status = 'pending' AND p.failed_attempts > 0
+    FOR UPDATE OF o SKIP LOCKED
+"""
+COUNT_FAILED_CAPTURE = """
+    UPDATE payments SET failed_attempts = failed_attempts + 1, last_error = $2, updated_at = now()
+    WHERE order_id = $1 AND status = 'pending'
 """
 
 
@@ -340,9 +355,36 @@ async def set_refunded(conn: asyncpg.Connection, order_id: int, refund_reference
     await conn.execute(SET_REFUNDED, order_id, refund_reference)
 
 
-async def unpaid_order_ids(
-    conn: asyncpg.Connection, older_than_seconds: float, limit: int
-) -> list[int]:
-    """Pending orders placed more than `older_than_seconds` ago, locked (others skip them)."""
-    rows = await conn.fetch(UNPAID_BEFORE, timedelta(seconds=older_than_seconds), limit)
-    return [row["id"] for row in rows]
+@dataclass(frozen=True)
+class Unpaid:
+    id: int
+    placed_at: datetime
+
+
+async def unpaid_orders(
+    executor: Executor, older_than_seconds: float, after: Unpaid | None, limit: int
+) -> list[Unpaid]:
+    """Orders placed more than `older_than_seconds` ago, still pending, whose capture was tried
+    and failed; in placing order, after `after`. Not locked: see `lock_unpaid`."""
+    rows = await executor.fetch(
+        UNPAID_BEFORE,
+        timedelta(seconds=older_than_seconds),
+        after.placed_at if after else None,
+        after.id if after else None,
+        limit,
+    )
+    return [Unpaid(row["id"], row["placed_at"]) for row in rows]
+
+
+async def lock_unpaid(conn: asyncpg.Connection, order_id: int, older_than_seconds: float) -> bool:
+    """Lock the order if it is still unpaid (see `unpaid_orders`); False if it is not, or if a
+    capture holds it right now."""
+    found = await conn.fetchval(LOCK_UNPAID, order_id, timedelta(seconds=older_than_seconds))
+    return found is not None
+
+
+async def count_failed_capture(
+    executor: asyncpg.Pool | asyncpg.Connection, order_id: int, error: str
+) -> None:
+    """Count a capture whose gateway call failed (not a decline) on a still pending payment."""
+    await executor.execute(COUNT_FAILED_CAPTURE, order_id, error)

@@ -23,6 +23,13 @@ REPLICA_HEALTHY = Gauge("aioshop_replica_healthy", "1 when browsing reads go to 
 REPLICA_LAG = Gauge("aioshop_replica_lag_seconds", "Replica replay lag as last measured.")
 OUTBOX_BACKLOG = Gauge("aioshop_outbox_unpublished", "Outbox events not yet published.")
 OUTBOX_OLDEST = Gauge("aioshop_outbox_oldest_age_seconds", "Age of the oldest unpublished event.")
+OUTBOX_PARKED = Gauge(
+    "aioshop_outbox_parked", "Outbox events given up on, waiting for an operator (/ops/outbox)."
+)
+OUTBOX_REPUBLISHED = Gauge(
+    "aioshop_outbox_republished_unsettled",
+    "Events the reconciler published again whose effect is not recorded yet.",
+)
 
 
 # `labels()` validates and locks on every call, a noticeable part of a cheap request: each
@@ -54,5 +61,7 @@ async def metrics_view(request: web.Request) -> web.Response:
     backlog = await outbox.backlog(db.primary)
     OUTBOX_BACKLOG.set(backlog.unpublished)
     OUTBOX_OLDEST.set(backlog.oldest_age_seconds)
+    OUTBOX_PARKED.set(backlog.parked)
+    OUTBOX_REPUBLISHED.set(await outbox.republished_count(db.primary))
     body = generate_latest()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

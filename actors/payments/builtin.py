@@ -82,10 +82,15 @@ class BuiltinGateway:
                 reference,
             )
             row = await conn.fetchrow(FIND, idempotency_key)
-        kind, _, code = row["outcome"].partition(":")
-        if kind == "captured":
-            return Capture("captured", row["reference"])
-        return Capture("declined", row["reference"], decline_code=code)
+        return _capture_of(row["outcome"], row["reference"])
+
+    async def find_capture(self, idempotency_key: str) -> Capture | None:
+        """The ledger's capture under the key, or None; charges nothing."""
+        async with (await self._connections()).acquire() as conn:
+            row = await conn.fetchrow(FIND, idempotency_key)
+        if row is None or row["outcome"] == "refunded":  # a refund's key is no capture
+            return None
+        return _capture_of(row["outcome"], row["reference"])
 
     async def refund(self, capture_reference: str, amount: Money, idempotency_key: str) -> str:
         """Refund once per key (a ledger row with outcome `refunded`); the refund's reference."""
@@ -102,3 +107,10 @@ class BuiltinGateway:
             row = await conn.fetchrow(FIND, idempotency_key)
         reference: str = row["reference"]
         return reference
+
+
+def _capture_of(outcome: str, reference: str) -> Capture:
+    kind, _, code = outcome.partition(":")
+    if kind == "captured":
+        return Capture("captured", reference)
+    return Capture("declined", reference, decline_code=code)

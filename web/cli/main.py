@@ -19,7 +19,7 @@ import structlog
 
 from configs.logging import configure_logging
 from configs.settings import Settings, SettingsError
-from domain.events import EXPIRE_UNPAID
+from domain.events import EXPIRE_UNPAID, RECONCILE_OUTBOX
 from web.cli.services import UNREACHABLE, describe_unreachable
 
 log = structlog.get_logger(__name__)
@@ -153,6 +153,7 @@ def cmd_reindex(args: argparse.Namespace) -> None:
 
 
 EXPIRE_UNPAID_EVERY_SECONDS = 60.0
+RECONCILE_OUTBOX_EVERY_SECONDS = 60.0
 
 
 def cmd_relay(args: argparse.Namespace) -> None:
@@ -180,7 +181,11 @@ async def _relay(settings: Settings) -> None:
             broker,
             batch_size=settings.relay_batch_size,
             poll_interval=settings.relay_poll_interval_seconds,
-            ticks=[(EXPIRE_UNPAID.name, EXPIRE_UNPAID_EVERY_SECONDS)],
+            ticks=[
+                (EXPIRE_UNPAID.name, EXPIRE_UNPAID_EVERY_SECONDS),
+                (RECONCILE_OUTBOX.name, RECONCILE_OUTBOX_EVERY_SECONDS),
+            ],
+            max_attempts=settings.outbox_max_attempts,
         )
         log.info("relay.started", broker=settings.broker_kind)
         await relay.run(stop)

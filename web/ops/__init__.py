@@ -8,7 +8,7 @@ from actors.mail import mailbox
 from storage import outbox
 from web.guards import staff_only
 from web.keys import DB, SETTINGS
-from web.ops import dead_letters
+from web.ops import dead_letters, parked
 from web.render import render
 
 
@@ -35,4 +35,5 @@ def create_ops_app() -> web.Application:
     app.router.add_get("/", overview, name="ops")
     app.router.add_get("/mailbox", mailbox_view, name="ops_mailbox")
     dead_letters.add_routes(app)
+    parked.add_routes(app)
     return app

@@ -1,5 +1,6 @@
 """The order actors' decisions, called directly with real resources: capture or decline, skip
-what is no longer pending, cancel the unpaid; and the relay's tick of the expiry job.
+what is no longer pending, cancel the unpaid (only those whose capture was tried and failed, after
+asking the gateway); and the relay's tick of the expiry job.
 
 The broker path and its faults are test_order_reliability's."""
 
@@ -9,8 +10,10 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from dataclasses import replace
 
 import asyncpg
+import dramatiq
 import pytest
 
 from actors.orders import capture_payment, expire_unpaid, refund_payment
@@ -19,6 +22,7 @@ from actors.resources import Resources, open_resources
 from configs.settings import Settings
 from storage import orders
 from storage.database import connect, create_pool
+from tests.support.gateways import LostAnswerGateway, UnreachableGateway
 from tests.support.orders import DECLINED, place_order, stock_of, stocked_product
 
 
@@ -72,39 +76,171 @@ async def test_an_order_no_longer_pending_is_not_charged(res, conn, fresh_db) ->
     order_id = (await place_order(conn, [(tee["TEE"], 1)])).id
     async with conn.transaction():
         await orders.transition(conn, order_id, "cancelled", actor="customer")
-    await capture_payment(res, event_id=event(), order_id=order_id)
+    skipped = event()
+    await capture_payment(res, event_id=skipped, order_id=order_id)
     assert await conn.fetchval("SELECT count(*) FROM test_gateway_charges") == 0
     assert (await orders.get(conn, order_id)).status == "cancelled"
+    # Nothing to do is an effect too: the inbox records it, so the reconciler sees it done.
+    recorded = "SELECT count(*) FROM processed_events WHERE consumer = $1 AND event_id = $2"
+    assert await conn.fetchval(recorded, "orders.capture_payment", uuid.UUID(skipped)) == 1
 
 
-async def test_unpaid_orders_past_the_limit_are_cancelled_with_their_stock_back(
-    res, conn, fresh_db
-) -> None:
-    tee = await stocked_product(fresh_db, "tee", {"TEE": 10})
-    old = (await place_order(conn, [(tee["TEE"], 3)])).id
-    fresh = (await place_order(conn, [(tee["TEE"], 2)])).id
-    paid = (await place_order(conn, [(tee["TEE"], 1)])).id
-    await capture_payment(res, event_id=event(), order_id=paid)
-    minutes = res.settings.unpaid_order_minutes
+@pytest.fixture
+async def unreachable(res: Resources) -> AsyncIterator[Resources]:
+    """`res` with a payment gateway that cannot be reached."""
+    gateway = UnreachableGateway(str(res.settings.database_url))
+    yield replace(res, gateway=gateway)
+    await gateway.aclose()
+
+
+@pytest.fixture
+async def lost_answers(res: Resources) -> AsyncIterator[Resources]:
+    """`res` with a payment gateway that captures but whose answers never come back."""
+    gateway = LostAnswerGateway(str(res.settings.database_url))
+    yield replace(res, gateway=gateway)
+    await gateway.aclose()
+
+
+async def make_old(conn: asyncpg.Connection, minutes: int, order_ids: list[int]) -> None:
+    """Placed `minutes` + 1 minutes ago."""
     await conn.execute(
         "UPDATE orders SET placed_at = now() - make_interval(mins => $1 + 1) WHERE id = ANY ($2)",
         minutes,
-        [old, paid],
+        order_ids,
     )
+
+
+async def test_only_orders_whose_capture_failed_expire_with_their_stock_back(
+    res, unreachable, conn, fresh_db
+) -> None:
+    tee = await stocked_product(fresh_db, "tee", {"TEE": 20})
+    failed = (await place_order(conn, [(tee["TEE"], 3)])).id
+    queued = (await place_order(conn, [(tee["TEE"], 4)])).id  # its capture has not run yet
+    fresh = (await place_order(conn, [(tee["TEE"], 2)])).id  # failed, but not old enough
+    paid = (await place_order(conn, [(tee["TEE"], 1)])).id
+    for order_id in (failed, fresh):
+        with pytest.raises(ConnectionError):  # the message would be retried
+            await capture_payment(unreachable, event_id=event(), order_id=order_id)
+    await capture_payment(res, event_id=event(), order_id=paid)
+    payment = await orders.payment_of(conn, failed)
+    assert payment is not None and payment.status == "pending"
+    assert (
+        await conn.fetchval("SELECT failed_attempts FROM payments WHERE order_id = $1", failed) == 1
+    )
+    minutes = res.settings.unpaid_order_minutes
+    await make_old(conn, minutes, [failed, queued, paid])
+
     await expire_unpaid(res)
-    assert (await orders.get(conn, old)).status == "cancelled"
+
+    assert (await orders.get(conn, failed)).status == "cancelled"
+    assert (await orders.get(conn, queued)).status == "pending"  # the shop's queue was late
     assert (await orders.get(conn, fresh)).status == "pending"
     assert (await orders.get(conn, paid)).status == "confirmed"
-    assert await stock_of(conn, tee["TEE"]) == 10 - 2 - 1
-    history = await orders.detail(conn, await orders.get(conn, old))
+    assert await stock_of(conn, tee["TEE"]) == 20 - 4 - 2 - 1
+    history = await orders.detail(conn, await orders.get(conn, failed))
     assert history.transitions[-1].actor == "system"
     assert history.transitions[-1].note == f"not paid within {minutes} minutes"
+    assert history.payment is not None and history.payment.status == "voided"
+    assert await conn.fetchval("SELECT count(*) FROM test_gateway_charges") == 1  # `paid` only
+
+    # Its capture comes at last (the queue caught up): it pays, as any capture would.
+    await capture_payment(res, event_id=event(), order_id=queued)
+    assert (await orders.get(conn, queued)).status == "confirmed"
+
+
+async def test_the_expiry_confirms_an_order_the_gateway_captured_but_the_shop_never_recorded(
+    res, lost_answers, conn, fresh_db
+) -> None:
+    tee = await stocked_product(fresh_db, "tee", {"TEE": 5})
+    order_id = (await place_order(conn, [(tee["TEE"], 2)])).id
+    capture_event = event()
+    with pytest.raises(TimeoutError):  # charged at the gateway; the answer was lost
+        await capture_payment(lost_answers, event_id=capture_event, order_id=order_id)
+    assert (await orders.get(conn, order_id)).status == "pending"
+    await make_old(conn, res.settings.unpaid_order_minutes, [order_id])
+
+    await expire_unpaid(res)
+
+    detail = await orders.detail(conn, await orders.get(conn, order_id))
+    assert detail.order.status == "confirmed"
+    assert [t.to_status for t in detail.transitions] == ["pending", "confirmed"]
+    charge = await conn.fetchrow("SELECT outcome, reference, attempts FROM test_gateway_charges")
+    assert detail.payment is not None and detail.payment.status == "captured"
+    assert detail.payment.reference == charge["reference"]
+    assert (charge["outcome"], charge["attempts"]) == ("captured", 1)  # asked, never charged again
+    assert await stock_of(conn, tee["TEE"]) == 3
+    refunds = "SELECT count(*) FROM outbox WHERE actor_name = 'orders.refund_payment'"
+    assert await conn.fetchval(refunds) == 0
+    # The capture's retry, when it comes, finds the order paid and charges nothing.
+    await capture_payment(res, event_id=capture_event, order_id=order_id)
+    assert await conn.fetchval("SELECT attempts FROM test_gateway_charges") == 1
+
+
+async def test_the_expiry_cancels_as_declined_a_decline_the_shop_never_recorded(
+    res, lost_answers, conn, fresh_db
+) -> None:
+    tee = await stocked_product(fresh_db, "tee", {"TEE": 5})
+    order_id = (await place_order(conn, [(tee["TEE"], 2)], payment=DECLINED)).id
+    with pytest.raises(TimeoutError):
+        await capture_payment(lost_answers, event_id=event(), order_id=order_id)
+    await make_old(conn, res.settings.unpaid_order_minutes, [order_id])
+    await expire_unpaid(res)
+    detail = await orders.detail(conn, await orders.get(conn, order_id))
+    assert detail.order.status == "cancelled"
+    assert detail.transitions[-1].note == "The card was declined."
+    assert detail.payment is not None
+    assert (detail.payment.status, detail.payment.decline_code) == ("declined", "card_declined")
+    assert await stock_of(conn, tee["TEE"]) == 5
+
+
+async def test_an_unreachable_gateway_defers_the_expiry(res, unreachable, conn, fresh_db) -> None:
+    tee = await stocked_product(fresh_db, "tee", {"TEE": 5})
+    order_id = (await place_order(conn, [(tee["TEE"], 2)])).id
+    with pytest.raises(ConnectionError):
+        await capture_payment(unreachable, event_id=event(), order_id=order_id)
+    await make_old(conn, res.settings.unpaid_order_minutes, [order_id])
+    await expire_unpaid(unreachable)  # cannot ask what became of the capture: no cancelling
+    assert (await orders.get(conn, order_id)).status == "pending"
+    await expire_unpaid(res)  # the gateway answers again: it never saw the capture
+    assert (await orders.get(conn, order_id)).status == "cancelled"
+
+
+async def test_no_order_whose_capture_is_still_queued_expires(res, conn, fresh_db, broker) -> None:
+    # The worker is stopped for longer than UNPAID_ORDER_MINUTES while the captures wait in
+    # RabbitMQ; the expiry runs meanwhile (another worker, or the same one before the captures).
+    tee = await stocked_product(fresh_db, "tee", {"TEE": 100})
+    placed = [(await place_order(conn, [(tee["TEE"], 1)])).id for _ in range(30)]
+    pool = await create_pool(fresh_db, 2)
+    try:
+        await Relay(pool, broker).drain()
+    finally:
+        await pool.close()
+    assert broker.get_queue_message_counts("orders")[0] == len(placed) * 2  # captures, stock checks
+    await make_old(conn, res.settings.unpaid_order_minutes, placed)
+
+    await expire_unpaid(res)
+    await expire_unpaid(res)
+
+    statuses = await conn.fetch("SELECT DISTINCT status FROM orders")
+    assert [row["status"] for row in statuses] == ["pending"]
+    worker = dramatiq.Worker(broker, worker_threads=2, worker_timeout=100)
+    worker.start()
+    try:
+        confirmed = "SELECT count(*) FROM orders WHERE status = 'confirmed'"
+        deadline = asyncio.get_running_loop().time() + 60
+        while await conn.fetchval(confirmed) < len(placed):
+            assert asyncio.get_running_loop().time() < deadline, "the captures did not all run"
+            await asyncio.sleep(0.2)
+    finally:
+        worker.stop()
+    assert await conn.fetchval("SELECT count(*) FROM test_gateway_charges") == len(placed)
 
 
 async def test_the_relay_ticks_the_expiry_job(settings, conn, fresh_db, broker, worker) -> None:
     tee = await stocked_product(fresh_db, "tee", {"TEE": 4})
     old = (await place_order(conn, [(tee["TEE"], 4)])).id
     await conn.execute("UPDATE orders SET placed_at = now() - interval '1 day'")
+    await conn.execute("UPDATE payments SET failed_attempts = 1")  # as a failed capture leaves it
     await conn.execute("UPDATE outbox SET published_at = now()")  # only the tick is under test
     pool = await create_pool(fresh_db, 2)
     stop = asyncio.Event()

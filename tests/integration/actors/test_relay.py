@@ -155,20 +155,29 @@ async def test_redelivered_message_has_no_second_effect(
         await conn.close()
 
 
-async def test_published_events_are_purged_after_a_week_and_not_before(fresh_db) -> None:
+async def test_settled_events_are_purged_after_a_week_and_unsettled_ones_never(fresh_db) -> None:
+    # Purged: settled (its effect seen by the reconciler) 8 days ago. Kept: settled 6 days ago;
+    # published 8 days ago but never settled (the reconciler has not seen its effect: deleting it
+    # would lose the event for good); unpublished.
+    old, recent, unsettled, unpublished = (uuid.uuid4() for _ in range(4))
     conn = await connect(fresh_db)
     try:
         await conn.execute(
-            "INSERT INTO outbox (event_id, actor_name, payload, published_at) VALUES"
-            " ($1, 'search.index_product', '{}', now() - interval '8 days'),"
-            " ($2, 'search.index_product', '{}', now() - interval '6 days'),"
-            " ($3, 'search.index_product', '{}', NULL)",
-            uuid.uuid4(),
-            uuid.uuid4(),
-            uuid.uuid4(),
+            "INSERT INTO outbox (event_id, actor_name, payload, published_at, settled_at) VALUES"
+            " ($1, 'search.index_product', '{}', now() - interval '9 days',"
+            "  now() - interval '8 days'),"
+            " ($2, 'search.index_product', '{}', now() - interval '7 days',"
+            "  now() - interval '6 days'),"
+            " ($3, 'search.index_product', '{}', now() - interval '8 days', NULL),"
+            " ($4, 'search.index_product', '{}', NULL, NULL)",
+            old,
+            recent,
+            unsettled,
+            unpublished,
         )
         assert await outbox.purge_published(conn) == 1
-        assert await conn.fetchval("SELECT count(*) FROM outbox") == 2
+        left = {row["event_id"] for row in await conn.fetch("SELECT event_id FROM outbox")}
+        assert left == {recent, unsettled, unpublished}
     finally:
         await conn.close()
 
