@@ -98,3 +98,21 @@ async def _user_row(dsn: str, email: str) -> tuple[str, bool]:
     finally:
         await conn.close()
     return row["role"], row["verified"]
+
+
+def test_createadmin_refuses_an_address_sign_in_would_refuse_with_one_line(fresh_db) -> None:
+    env = {**GOOD_ENV, "DATABASE_URL": fresh_db, "AIOSHOP_ADMIN_PASSWORD": "a long admin secret"}
+    result = run_cli("createadmin", "--email", "admin@localhost", "--name", "Boss", **env)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert lines[0].startswith("aioshop: 'admin@localhost' is not an email address: ")
+    assert asyncio.run(_user_count(fresh_db)) == 0
+
+
+async def _user_count(dsn: str) -> int:
+    conn = await connect(dsn)
+    try:
+        count: int = await conn.fetchval("SELECT count(*) FROM users")
+    finally:
+        await conn.close()
+    return count
