@@ -40,6 +40,14 @@ def test_malformed_database_url_stops_web_with_one_line() -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_smtp_url_without_a_host_stops_web_at_start_with_one_line() -> None:
+    env = {**GOOD_ENV, "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/x", "SMTP_URL": "smtp://"}
+    result = run_cli("web", "--port", "0", **env)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert lines[0] == "aioshop: bad settings: SMTP_URL: has no host"
+
+
 def test_missing_variables_are_all_named_in_one_line() -> None:
     result = run_cli("migrate")
     lines = result.stderr.strip().splitlines()
