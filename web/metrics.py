@@ -23,6 +23,14 @@ REPLICA_HEALTHY = Gauge("aioshop_replica_healthy", "1 when browsing reads go to 
 REPLICA_LAG = Gauge("aioshop_replica_lag_seconds", "Replica replay lag as last measured.")
 OUTBOX_BACKLOG = Gauge("aioshop_outbox_unpublished", "Outbox events not yet published.")
 OUTBOX_OLDEST = Gauge("aioshop_outbox_oldest_age_seconds", "Age of the oldest unpublished event.")
+DEPENDENCY_UP = Gauge(
+    "aioshop_dependency_up",
+    "1 when the dependency answered the last /readyz check, else 0 (configured ones only).",
+    ["dependency"],
+)
+MIGRATIONS_PENDING = Gauge(
+    "aioshop_migrations_pending", "Shipped migrations the primary had not applied at /readyz."
+)
 
 
 # `labels()` validates and locks on every call, a noticeable part of a cheap request: each
