@@ -6,31 +6,12 @@ anyone remembering to add a test for it.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
-
-from aiohttp import web
-
 from tests.support.browser import csrf_of, signed_in
+from tests.support.routes import all_routes, concrete
 from web.api.app import OPERATIONS, PREFIX
 from web.app import create_app
 
 STAFF_PREFIXES = ("/admin", "/ops")
-
-
-def all_routes(app: web.Application) -> Iterator[tuple[str, str]]:
-    """(method, path pattern) of every route, sub-apps included (their paths carry the prefix)."""
-    for resource in app.router.resources():
-        if isinstance(resource, web.PrefixedSubAppResource):
-            yield from all_routes(resource._app)
-            continue
-        for route in resource:
-            if route.method != "HEAD":
-                yield route.method, resource.canonical
-
-
-def concrete(path: str) -> str:
-    return re.sub(r"\{[^}]+\}", "1", path)
 
 
 def staff_routes(settings) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
