@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from auth.passwords import check_new_password, hash_password
+from domain.emails import InvalidEmail, normalize_email
 from storage import users
 from storage.database import connect
 from storage.errors import EmailTaken
@@ -11,10 +12,11 @@ from storage.errors import EmailTaken
 async def create_admin(dsn: str, *, email: str, name: str, password: str, role: str) -> str:
     """Create the account with `role`, or give an existing one that role (keeping its password).
 
-    Raises ValueError (WeakPassword) for a password that may not be chosen. Returns what it did.
+    Raises ValueError for an address sign-in would refuse (InvalidEmail: the rule of
+    domain.emails, the one every other form uses) and for a password that may not be chosen
+    (WeakPassword). Returns what it did.
     """
-    if "@" not in email or len(email) > 254:
-        raise ValueError(f"{email!r} is not an email address")
+    email = admin_email(email)
     conn = await connect(dsn)
     try:
         async with conn.transaction():
@@ -37,3 +39,11 @@ async def create_admin(dsn: str, *, email: str, name: str, password: str, role: 
     finally:
         await conn.close()
     return f"created {role} {email}"
+
+
+def admin_email(text: str) -> str:
+    """`text` as the normalised address sign-in will look up; raises InvalidEmail (one line)."""
+    try:
+        return normalize_email(text)
+    except InvalidEmail as exc:
+        raise InvalidEmail(f"{text.strip()!r} is not an email address: {exc}") from None

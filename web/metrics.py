@@ -30,6 +30,14 @@ OUTBOX_REPUBLISHED = Gauge(
     "aioshop_outbox_republished_unsettled",
     "Events the reconciler published again whose effect is not recorded yet.",
 )
+DEPENDENCY_UP = Gauge(
+    "aioshop_dependency_up",
+    "1 when the dependency answered the last /readyz check, else 0 (configured ones only).",
+    ["dependency"],
+)
+MIGRATIONS_PENDING = Gauge(
+    "aioshop_migrations_pending", "Shipped migrations the primary had not applied at /readyz."
+)
 
 
 # `labels()` validates and locks on every call, a noticeable part of a cheap request: each

@@ -59,9 +59,8 @@ def render(
         "csrf_token": csrf_token(request),
         **(context or {}),
     }
+    # Pages can show who is signed in: web.security sends them with `private, no-store`.
     response: web.Response = aiohttp_jinja2.render_template(template, request, full, status=status)
-    # Pages can show who is signed in: never let a shared cache keep them.
-    response.headers.setdefault("Cache-Control", "private, no-store")
     return response
 
 

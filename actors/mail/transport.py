@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, parseaddr
 from typing import TYPE_CHECKING
-from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
 
@@ -26,17 +24,6 @@ if TYPE_CHECKING:
 from actors.mail import mailbox
 
 SMTP_TIMEOUT_SECONDS = 10.0
-
-
-@dataclass(frozen=True)
-class SmtpServer:
-    """Where and how to send, from SMTP_URL."""
-
-    hostname: str
-    port: int | None  # None: aiosmtplib's default for the mode (465 for TLS, else 25)
-    username: str | None
-    password: str | None
-    use_tls: bool
 
 
 def sender_for(settings: Settings) -> str:
@@ -66,26 +53,12 @@ def build_message(
     return message
 
 
-def parse_smtp_url(url: str) -> SmtpServer:
-    """Split SMTP_URL into connection settings; raises ValueError for a malformed URL."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
-        raise ValueError("SMTP_URL must look like smtp://user:pass@host:port or smtps://...")
-    return SmtpServer(
-        hostname=parts.hostname,
-        port=parts.port,
-        username=None if parts.username is None else unquote(parts.username),
-        password=None if parts.password is None else unquote(parts.password),
-        use_tls=parts.scheme == "smtps",
-    )
-
-
 async def send(settings: Settings, message: EmailMessage) -> None:
     """Deliver one message (SMTP, or the local mailbox); raises on failure so the caller retries."""
-    if settings.smtp_url is None:
+    server = settings.smtp_server  # checked when Settings were read
+    if server is None:
         await asyncio.to_thread(mailbox.deliver, settings.data_dir, message)
         return
-    server = parse_smtp_url(settings.smtp_url)
     await aiosmtplib.send(
         message,
         hostname=server.hostname,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, async_playwright
 
 from configs.settings import Settings
 from web.app import create_app
@@ -61,13 +61,25 @@ async def browser() -> AsyncIterator[Browser]:
 
 @pytest.fixture
 async def context(browser: Browser, base_url: str) -> AsyncIterator[BrowserContext]:
-    """A fresh browser profile (no cookies, no storage) whose relative URLs hit the app."""
+    """A fresh browser profile (no cookies, no storage) whose relative URLs hit the app.
+
+    Every page of it runs under the shop's Content-Security-Policy: anything the policy refuses
+    (an inline script or handler, a style element, a foreign resource) fails the test.
+    """
     context = await browser.new_context(base_url=base_url)
     context.set_default_timeout(10_000)
+    refused: list[str] = []
+    context.on("console", lambda message: _note_csp_violation(refused, message))
     try:
         yield context
     finally:
         await context.close()
+    assert not refused, f"the Content-Security-Policy refused: {refused}"
+
+
+def _note_csp_violation(refused: list[str], message: ConsoleMessage) -> None:
+    if "Content Security Policy" in message.text or "Content-Security-Policy" in message.text:
+        refused.append(f"{message.page.url if message.page else '?'}: {message.text}")
 
 
 @pytest.fixture

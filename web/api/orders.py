@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from domain.orders import Status
 from storage import orders, transaction
@@ -22,6 +22,7 @@ from web.checkout import (
     order_json,
     place_order,
 )
+from web.fields import Email
 from web.keys import DB, PRINCIPAL, REQUEST_ID
 from web.problems import InvalidInput
 
@@ -40,7 +41,7 @@ class CheckoutBody(BaseModel):
     """A guest gives an email and an address; a customer may use a saved address instead."""
 
     model_config = ConfigDict(extra="forbid")
-    email: EmailStr | None = Field(default=None, max_length=254)
+    email: Email | None = None
     shipping_address_id: int | None = Field(default=None, ge=1, strict=True)
     shipping_address: AddressIn | None = None
     shipping_method: Annotated[str, StringConstraints(min_length=1, max_length=50)]

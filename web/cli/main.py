@@ -213,10 +213,13 @@ def cmd_worker(args: argparse.Namespace) -> None:
 
 
 def cmd_createadmin(args: argparse.Namespace) -> None:
-    from auth.admins import create_admin
+    from auth.admins import admin_email, create_admin
 
     settings = load_settings()
-    email = args.email or input("Email: ").strip()
+    try:  # before asking for a password: the address decides whether there will be an account
+        email = admin_email(args.email or input("Email: "))
+    except ValueError as exc:
+        fail(str(exc))
     name = args.name or input("Name: ").strip() or email.split("@")[0]
     password = args.password or os.environ.get("AIOSHOP_ADMIN_PASSWORD")
     if password is None:

@@ -23,9 +23,10 @@ from typing import Any
 import asyncpg
 import structlog
 from aiohttp import web
-from pydantic import EmailStr, TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from domain.checkout import MixedCurrencies, Totals
+from domain.emails import InvalidEmail, normalize_email
 from domain.money import Money
 from domain.payments import InvalidCard, parse_card
 from storage import addresses, orders, transaction, users
@@ -66,7 +67,6 @@ FIELDS = (
     "idempotency_key",
 )
 NOT_KEPT = frozenset({"card_number", "card_cvc"})  # never written back into a page
-EMAIL = TypeAdapter(EmailStr)
 
 LABELS = {
     "email": "Email",
@@ -294,11 +294,9 @@ def _validate(
     email = None
     if not signed_in:
         try:
-            email = str(EMAIL.validate_python(values["email"]))
-        except ValidationError:
-            errors["email"] = MISSING["email"] if not values["email"] else INVALID["email"]
-        if len(values["email"]) > 254:
-            errors["email"] = INVALID["email"]
+            email = normalize_email(values["email"])
+        except InvalidEmail:
+            errors["email"] = MISSING["email"] if not values["email"].strip() else INVALID["email"]
     address_id = None
     address = None
     choice = values["address_id"] or "new"

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from configs.settings import Settings, SettingsError
+from configs.urls import SmtpServer
 from tests.support.settings import OFFLINE
 
 
@@ -28,3 +29,95 @@ def test_settings_are_frozen() -> None:
 
 def test_secret_key_is_hidden_in_repr() -> None:
     assert "k" * 40 not in repr(Settings.from_env(**OFFLINE))
+
+
+# Each malformed form, and the words that must name its problem.
+MALFORMED = [
+    ("database_url", "postgresql://", "has no host"),
+    ("database_url", "postgresql:///shop", "has no host"),
+    ("database_url", "postgresql+asyncpg://u@db/shop", "must start with postgresql://"),
+    ("database_url", "postgresql://u@db:abc/shop", "port must be a number"),
+    ("database_url", "postgresql://u@db:0/shop", "between 1 and 65535"),
+    ("database_url", "postgresql://u@db:65536/shop", "between 1 and 65535"),
+    ("database_url", "postgresql://u@db1:5432,db2:x/shop", "port must be a number"),
+    ("database_url", "postgresql://u@db1:5432,,db2/shop", "empty host"),
+    ("database_url", "postgresql://u@[::1/shop", "IPv6"),
+    ("database_url", "postgresql://u@db/shop?sslmode=sometimes", "sslmode must be one of"),
+    ("database_url", "postgresql://u@db/shop?target_session_attrs=x", "target_session_attrs"),
+    ("database_url", "postgresql://u@db/shop?sslmode", "malformed query"),
+    ("replica_database_url", "postgresql://u@replica:port/shop", "port must be a number"),
+    ("redis_url", "redis://", "has no host"),
+    ("redis_url", "redis://cache:0/0", "between 1 and 65535"),
+    ("redis_url", "redis://cache:6379/cache", "database number"),
+    ("redis_url", "http://cache:6379/0", "must start with redis://"),
+    ("broker_url", "amqp://", "has no host"),
+    ("broker_url", "amqp://guest:guest@mq:five/", "port must be a number"),
+    ("broker_url", "kafka://mq:9092", "must start with amqp://"),
+    ("broker_url", "redis://cache:6379/one", "database number"),
+    ("elasticsearch_url", "http://", "has no host"),
+    ("elasticsearch_url", "http://es:92OO", "port must be a number"),
+    ("smtp_url", "smtp://", "has no host"),
+    ("smtp_url", "smtp://mail:twentyfive", "port must be a number"),
+    ("smtp_url", "smtp://mail:70000", "between 1 and 65535"),
+    ("smtp_url", "smtp://mail:", "port must be a number"),
+    ("smtp_url", "http://mail", "must start with smtp:// or smtps://"),
+    ("smtp_url", "smtp://mail/inbox", "without a path"),
+    ("public_url", "https://", "has no host"),
+    ("public_url", "https://shop.example:0", "between 1 and 65535"),
+    ("public_url", "ftp://shop.example", "must start with http://"),
+]
+
+
+@pytest.mark.parametrize(("name", "url", "problem"), MALFORMED)
+def test_every_malformed_url_stops_at_start_naming_its_variable(
+    name: str, url: str, problem: str
+) -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(**{**OFFLINE, name: url})
+    message = str(caught.value)
+    assert message.startswith(f"{name.upper()}: ") and "\n" not in message, message
+    assert problem in message, message
+
+
+def test_url_problems_never_repeat_the_password() -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(**{**OFFLINE, "database_url": "postgresql://u:hunter22@db:x/shop"})
+    assert "hunter22" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "url"),
+    [
+        ("database_url", "postgresql://u:p%40ss@db.internal:5432/shop?sslmode=verify-full"),
+        ("database_url", "postgres://u@db1:5432,db2:5433,db3/shop?target_session_attrs=primary"),
+        ("database_url", "postgresql://postgres@%2Fsrv%2Faioshop%2Fvar%2Fpostgres:5432/aioshop"),
+        ("database_url", "postgresql://u@[::1]:5432/shop"),
+        ("database_url", "postgresql://u@db/shop?application_name=aioshop"),  # a server setting
+        ("replica_database_url", "postgresql://u@replica/shop"),
+        ("redis_url", "rediss://:secret@cache.internal:6380/2"),
+        ("broker_url", "amqps://u:p@mq.internal:5671/%2Fshop"),
+        ("broker_url", "redis://127.0.0.1:6379/1"),
+        ("elasticsearch_url", "https://elastic:pw@es.internal:9200"),
+        ("smtp_url", "smtps://user%40x:p%3Ass@mail.example:465"),
+        ("smtp_url", "smtp://mail.example/"),
+        ("public_url", "https://shop.example:8443/base"),
+    ],
+)
+def test_well_formed_urls_are_accepted(name: str, url: str) -> None:
+    assert Settings.from_env(**{**OFFLINE, name: url}) is not None
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (None, None),
+        ("smtp://mail.example", SmtpServer("mail.example", None, None, None, False)),
+        (
+            "smtps://user%40x:p%3Ass@mail.example:465",
+            SmtpServer("mail.example", 465, "user@x", "p:ss", True),
+        ),
+        ("smtp://u:p@127.0.0.1:2525", SmtpServer("127.0.0.1", 2525, "u", "p", False)),
+    ],
+)
+def test_smtp_url_is_parsed_once_checked(url: str | None, expected: SmtpServer | None) -> None:
+    assert Settings.from_env(**{**OFFLINE, "smtp_url": url}).smtp_server == expected

@@ -17,6 +17,14 @@ def test_malformed_database_url_stops_web_with_one_line() -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_smtp_url_without_a_host_stops_web_at_start_with_one_line() -> None:
+    env = {**GOOD_ENV, "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/x", "SMTP_URL": "smtp://"}
+    result = run_cli("web", "--port", "0", **env)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert lines[0] == "aioshop: bad settings: SMTP_URL: has no host"
+
+
 def test_missing_variables_are_all_named_in_one_line() -> None:
     result = run_cli("migrate")
     lines = result.stderr.strip().splitlines()
@@ -75,3 +83,21 @@ async def _user_row(dsn: str, email: str) -> tuple[str, bool]:
     finally:
         await conn.close()
     return row["role"], row["verified"]
+
+
+def test_createadmin_refuses_an_address_sign_in_would_refuse_with_one_line(fresh_db) -> None:
+    env = {**GOOD_ENV, "DATABASE_URL": fresh_db, "AIOSHOP_ADMIN_PASSWORD": "a long admin secret"}
+    result = run_cli("createadmin", "--email", "admin@localhost", "--name", "Boss", **env)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert lines[0].startswith("aioshop: 'admin@localhost' is not an email address: ")
+    assert asyncio.run(_user_count(fresh_db)) == 0
+
+
+async def _user_count(dsn: str) -> int:
+    conn = await connect(dsn)
+    try:
+        count: int = await conn.fetchval("SELECT count(*) FROM users")
+    finally:
+        await conn.close()
+    return count

@@ -106,21 +106,6 @@ def test_message_is_multipart_alternative_with_id_and_date() -> None:
     assert parsed["To"] == "ada@example.com"
 
 
-@pytest.mark.parametrize(
-    ("url", "expected"),
-    [
-        ("smtp://mail.example", mailer.SmtpServer("mail.example", None, None, None, False)),
-        (
-            "smtps://user%40x:p%3Ass@mail.example:465",
-            mailer.SmtpServer("mail.example", 465, "user@x", "p:ss", True),
-        ),
-        ("smtp://u:p@127.0.0.1:2525", mailer.SmtpServer("127.0.0.1", 2525, "u", "p", False)),
-    ],
-)
-def test_smtp_url_is_parsed(url: str, expected: mailer.SmtpServer) -> None:
-    assert mailer.parse_smtp_url(url) == expected
-
-
 async def test_mailbox_keeps_messages_newest_first(tmp_path: Path) -> None:
     local = offline_settings(data_dir=tmp_path)
     for number in range(3):

@@ -1,0 +1,95 @@
+"""Security headers on every response, and no caching of anything personal.
+
+Every response of the web process (storefront, API, /admin, /ops, the 404 page, aiohttp's own
+error pages, static files) gets:
+
+- a Content-Security-Policy. Pages: scripts only from our own files (no inline script, no inline
+  event handler, no eval), styles only from our own files, except `style` attributes (the colour
+  swatches and the category tree's indentation carry values from the database, which the
+  templates only ever write escaped, and a `style` attribute can neither run script nor read the
+  page); `frame-ancestors 'none'`, so no other site can frame a staff or checkout form under a
+  visitor's click. Uploaded media: the sandbox NGINX also gives them (configs/nginx.conf).
+- X-Frame-Options: DENY (frame-ancestors for browsers without CSP 2), X-Content-Type-Options:
+  nosniff, Referrer-Policy: strict-origin-when-cross-origin, a Permissions-Policy that turns off
+  the powerful features the shop never uses, and Cross-Origin-Opener-Policy: same-origin;
+- Strict-Transport-Security when the request came over HTTPS (`web.cookies.is_secure`: the
+  connection, or X-Forwarded-Proto from a trusted proxy). Without includeSubDomains: the shop
+  cannot know whether its sibling hosts all speak HTTPS.
+- `Cache-Control: private, no-store` unless the handler chose a policy itself (only the public
+  catalog reads do, web.catalog), and always when the response sets a cookie: pages show who is
+  signed in, API answers carry tokens, carts and orders, and a shared cache must never replay a
+  Set-Cookie to someone else. Static files and media keep whatever their server decides.
+
+It runs on `on_response_prepare` rather than as a middleware: that signal also sees what no
+middleware returns (aiohttp's 500 page for an exception that escaped, HTTP errors raised by other
+middlewares, responses a handler streams itself), and aiohttp sends the root app's signal for the
+routes of every sub-app (/api/v1, /admin, /ops) too.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from web.cookies import is_secure
+
+PAGE_POLICY = "; ".join(
+    (
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "style-src-attr 'unsafe-inline'",
+        "img-src 'self'",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "manifest-src 'self'",
+        "form-action 'self'",
+        "base-uri 'none'",
+        "object-src 'none'",
+        "frame-ancestors 'none'",
+    )
+)
+# Uploaded files never run as a page (the same policy NGINX gives /media/ in production).
+MEDIA_POLICY = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandbox"
+PERMISSIONS_POLICY = ", ".join(
+    f"{feature}=()"
+    for feature in (
+        "accelerometer",
+        "camera",
+        "geolocation",
+        "gyroscope",
+        "magnetometer",
+        "microphone",
+        "payment",
+        "usb",
+    )
+)
+HSTS = "max-age=31536000"
+PRIVATE = "private, no-store"
+FILE_PREFIXES = ("/static/", "/media/")  # their caching is the file server's (NGINX in production)
+
+HEADERS = {
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "strict-origin-when-cross-origin",
+    "Permissions-Policy": PERMISSIONS_POLICY,
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+
+async def secure_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: the security and caching headers of every response."""
+    headers = response.headers
+    headers.update(HEADERS)
+    media = request.path.startswith("/media/")
+    headers["Content-Security-Policy"] = MEDIA_POLICY if media else PAGE_POLICY
+    if is_secure(request):
+        headers["Strict-Transport-Security"] = HSTS
+    if request.path.startswith(FILE_PREFIXES):
+        return
+    if response.cookies or "Set-Cookie" in headers or "Cache-Control" not in headers:
+        headers["Cache-Control"] = PRIVATE
+
+
+def setup(app: web.Application) -> None:
+    """Send the headers with every response of `app` and of its sub-apps."""
+    app.on_response_prepare.append(secure_headers)
