@@ -139,7 +139,7 @@ class Relay:
                     finally:
                         with suppress(Exception):
                             await conn.remove_listener("outbox", self._notified)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except Exception as exc:  # the database is down or busy (PoolExhausted): again soon
                 log.warning("outbox.listen_failed", error=repr(exc))
                 await _sleep_or_stop(stop, 2.0)
 

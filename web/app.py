@@ -23,7 +23,7 @@ from web.admin import create_admin_app
 from web.api.app import create_api_app
 from web.cookies import browser_session
 from web.keys import ACCOUNTS, CATALOG_CACHE, DB, GATEWAY, REDIS, SEARCH, SETTINGS
-from web.middlewares import read_your_writes, request_context
+from web.middlewares import database_unavailable, read_your_writes, request_context
 from web.ops import create_ops_app
 from web.store import account
 from web.store import cart as cart_pages
@@ -79,6 +79,7 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[
             request_context,
             read_your_writes,
+            database_unavailable,
             browser_session,
             cart_pages.cart_count,
             catalog_pages.unknown_pages,
