@@ -8,6 +8,7 @@ has just written reads its own write even while replay is paused.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
@@ -17,11 +18,15 @@ import pytest
 from configs.settings import Settings
 from storage import open_database
 from tests.conftest import Template, dsn_for
+from tests.support import admin
+from tests.support.browser import csrf_of, post_form, signed_in
 from tests.support.catalog import insert_product
+from tests.support.orders import ADDRESS, stocked_product
 from tests.support.pgcluster import PgCluster
 from tests.support.waiting import eventually
 from web.app import create_app
 from web.keys import DB
+from web.middlewares import LSN_COOKIE, LSN_HEADER
 
 NEW = {"slug": "fresh-mug", "name": "Fresh mug", "price_amount": 990, "price_currency": "EUR"}
 
@@ -179,3 +184,93 @@ async def test_a_cache_fill_after_a_change_never_reads_a_lagging_replica(
                 assert {item["slug"] for item in (await again.json())["items"]} == {"fresh-mug"}
     finally:
         await client.close()
+
+
+# -- read-your-writes through redirects: the answer to every write carries its position --------
+
+
+def carries_position(resp) -> bool:  # type: ignore[no-untyped-def]
+    """The answer has the commit position as header and cookie (a redirect raised, too)."""
+    cookies = resp.headers.getall("Set-Cookie", [])
+    return LSN_HEADER in resp.headers and any(c.startswith(f"{LSN_COOKIE}=") for c in cookies)
+
+
+async def test_staff_see_the_product_they_just_created_and_edited(
+    cluster, replica_settings, replica_client
+) -> None:
+    """With replay paused, a save's redirect must carry the commit position, or the edit page
+    after it reads the replica, which has not got the product: 'No such product'."""
+    await admin.staff(replica_client, replica_settings.database_url.unicode_string())
+    await asyncio.to_thread(cluster.pause_replay)
+    token = await csrf_of(replica_client, "/admin/")
+    resp = await replica_client.post(
+        "/admin/products/new",
+        data={**admin.product_form(admin.variant("MUG-1")), "csrf_token": token},
+        allow_redirects=False,
+    )
+    assert resp.status == 303, await resp.text()
+    edit = await replica_client.get(resp.headers["Location"])
+    assert edit.status == 200, await edit.text()  # not 404 "No such product" from the replica
+    page = await edit.text()
+    assert "Blue mug" in page
+    assert carries_position(resp)
+
+    path = resp.headers["Location"].partition("?")[0]
+    fields = admin.form_of(page, path)
+    saved = await admin.post(replica_client, path, {**fields, "name": "Red mug"})
+    assert saved.status == 303, await saved.text()
+    assert carries_position(saved)
+    again = await replica_client.get(saved.headers["Location"])
+    assert again.status == 200 and "Red mug" in await again.text()
+
+
+async def test_a_shopper_sees_the_address_and_name_just_saved(
+    cluster, replica_settings, replica_client
+) -> None:
+    await signed_in(
+        replica_client, role="customer", fresh_db=replica_settings.database_url.unicode_string()
+    )
+    await asyncio.to_thread(cluster.pause_replay)
+    added = await post_form(replica_client, "/account/addresses", ADDRESS)
+    assert added.status == 303, await added.text()
+    assert carries_position(added)
+    named = await post_form(replica_client, "/account/profile", {"name": "Countess Ada"})
+    assert named.status == 303, await named.text()
+    assert carries_position(named)
+    account = await (await replica_client.get(named.headers["Location"])).text()
+    assert "12 Analytical Row" in account and "Countess Ada" in account
+
+
+async def test_checkout_then_thanks_then_the_order_page_while_replay_is_paused(
+    cluster, replica_settings, replica_client
+) -> None:
+    dsn = replica_settings.database_url.unicode_string()
+    await stocked_product(dsn, "tee", {"TEE-S": 5})
+    await signed_in(replica_client, role="customer", fresh_db=dsn)
+    await asyncio.to_thread(cluster.wait_for_replay)
+    await asyncio.to_thread(cluster.pause_replay)
+    added = await post_form(replica_client, "/cart/items", {"sku": "TEE-S", "quantity": "1"})
+    assert added.status == 303 and carries_position(added)
+    checkout = await (await replica_client.get("/checkout")).text()
+    key = re.search(r'name="idempotency_key" value="([^"]+)"', checkout)
+    assert key, checkout
+    placed = await post_form(
+        replica_client,
+        "/checkout",
+        {
+            "address_id": "new",
+            **ADDRESS,
+            "shipping_method": "standard",
+            "card_number": "4242 4242 4242 4242",
+            "card_expiry": "12/39",
+            "card_cvc": "123",
+            "idempotency_key": key.group(1),
+        },
+    )
+    assert placed.status == 303, await placed.text()
+    assert carries_position(placed)
+    number = placed.headers["Location"].split("/")[2]
+    thanks = await replica_client.get(placed.headers["Location"])
+    assert thanks.status == 200 and number in await thanks.text()
+    order = await replica_client.get(f"/account/orders/{number}")
+    assert order.status == 200 and number in await order.text()
