@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 import aiohttp
 import asyncpg
 import pytest
+from prometheus_client import REGISTRY
 
 from configs.settings import Settings
 from storage import open_database
@@ -21,6 +22,7 @@ from tests.conftest import Template, dsn_for
 from tests.support import admin
 from tests.support.browser import csrf_of, post_form, signed_in
 from tests.support.catalog import insert_product
+from tests.support.db import sql
 from tests.support.orders import ADDRESS, stocked_product
 from tests.support.pgcluster import PgCluster
 from tests.support.waiting import eventually
@@ -274,3 +276,95 @@ async def test_checkout_then_thanks_then_the_order_page_while_replay_is_paused(
     assert thanks.status == 200 and number in await thanks.text()
     order = await replica_client.get(f"/account/orders/{number}")
     assert order.status == 200 and number in await order.text()
+
+
+# -- the monitor: never dies, never takes an unmeasured replica for a fresh one ----------------
+
+
+def check_errors(error: str) -> float:
+    return REGISTRY.get_sample_value("aioshop_replica_check_errors_total", {"error": error}) or 0.0
+
+
+async def test_a_monitor_refused_by_the_replica_keeps_running_and_reads_go_to_the_primary(
+    cluster, replica_settings, aiohttp_client
+) -> None:
+    """The replica refuses connections with 'too many connections for role' (a role limited to
+    none, a real server condition): an error no list of 'unavailable' errors named. The monitor
+    marks it down, counts it and goes on; browsing answers from the primary; when the replica
+    takes connections again, the same monitor brings it back."""
+    primary, name = (
+        replica_settings.database_url.unicode_string(),
+        replica_settings.database_url.path,
+    )
+    await sql(
+        primary,
+        "DO $$ BEGIN CREATE ROLE limited LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$",
+    )
+    await sql(primary, "GRANT SELECT ON ALL TABLES IN SCHEMA public TO limited")
+    await asyncio.to_thread(cluster.wait_for_replay)
+    limited = cluster.replica_dsn().replace("postgres@", "limited@").rpartition("/")[0] + name
+    settings = replica_settings.model_copy(update={"replica_database_url": limited})
+    client = await aiohttp_client(create_app(settings))
+    db = client.app[DB]
+    try:
+        assert await eventually(lambda: db.replica.source == "replica")
+        before = check_errors("TooManyConnectionsError")
+        await sql(primary, "ALTER ROLE limited CONNECTION LIMIT 0")
+        await asyncio.to_thread(cluster.wait_for_replay)
+        await asyncio.to_thread(
+            cluster.psql,
+            cluster.replica_dsn(),
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'limited'",
+        )
+        await insert_product(primary, "while-refused")
+        assert await listed_slugs(client) == {"while-refused"}  # answered by the primary
+        assert (await client.get("/")).status == 200
+        assert await eventually(lambda: check_errors("TooManyConnectionsError") > before)
+        assert db.replica.source == "primary"
+        assert await listed_slugs(client) == {"while-refused"}
+        await sql(primary, "ALTER ROLE limited CONNECTION LIMIT -1")
+        assert await eventually(lambda: db.replica.source == "replica", timeout=10)
+    finally:
+        await sql(primary, "ALTER ROLE limited CONNECTION LIMIT -1")
+        await client.close()
+
+
+async def test_a_replica_far_behind_is_not_used_right_after_the_start(
+    cluster, replica_settings
+) -> None:
+    """One sample cannot measure a lag: a replica behind it is not fresh until measured."""
+    primary = replica_settings.database_url.unicode_string()
+    await asyncio.to_thread(cluster.pause_replay)
+    for number in range(20):
+        await insert_product(primary, f"unreplayed-{number}")
+    async with open_database(replica_settings) as db:
+        assert db.replica.source == "primary"
+        assert db.replica.state.lag_seconds is None
+        reader = await db.replica.fresh_for(None)
+        assert await reader.fetchval("SELECT count(*) FROM products") == 20
+        await asyncio.sleep(0.5)  # several checks: still unmeasured, still not used
+        assert db.replica.source == "primary"
+        await asyncio.to_thread(cluster.resume_replay)
+        assert await eventually(lambda: db.replica.source == "replica")
+
+
+async def test_a_unit_of_work_reads_where_it_decided_to(cluster, replica_settings) -> None:
+    primary = replica_settings.database_url.unicode_string()
+    async with open_database(replica_settings) as db:
+        assert await eventually(lambda: db.replica.source == "replica")
+        on_replica = await db.replica.fresh_for(None)
+        assert on_replica.source == "replica"
+        await asyncio.to_thread(cluster.pause_replay)
+        await insert_product(primary, "written-later")
+        lsn = int(await db.primary.fetchval("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn"))
+        assert await eventually(lambda: db.replica.source == "primary")  # lagging now
+        # Decided "replica": its reads stay there, even though new decisions say "primary".
+        assert await on_replica.fetchval("SELECT pg_is_in_recovery()") is True
+        assert await on_replica.fetchval("SELECT count(*) FROM products") == 0
+        on_primary = await db.replica.fresh_for(lsn)
+        assert on_primary.source == "primary"
+        await asyncio.to_thread(cluster.resume_replay)
+        assert await eventually(lambda: db.replica.source == "replica")
+        # Decided "primary" for a write the replica lacked: its reads stay there too.
+        assert await on_primary.fetchval("SELECT pg_is_in_recovery()") is False
+        assert await on_primary.fetchval("SELECT count(*) FROM products") == 1
