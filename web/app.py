@@ -61,8 +61,11 @@ async def search_ctx(app: web.Application) -> AsyncIterator[None]:
     async with open_search(app[SETTINGS], app[DB]) as backend:
         app[SEARCH] = backend
         ttl = app[SETTINGS].catalog_cache_seconds
-        app[CATALOG_CACHE] = CatalogCache(app[REDIS], ttl=max(ttl, 1), enabled=ttl > 0)
-        yield
+        app[CATALOG_CACHE] = cache = CatalogCache(app[REDIS], ttl=max(ttl, 1), enabled=ttl > 0)
+        try:
+            yield
+        finally:
+            await cache.aclose()
 
 
 def price(product: Product) -> str:
