@@ -16,6 +16,7 @@ from aiohttp import hdrs, web
 from storage.database import last_write_lsn
 from storage.errors import Unavailable
 from web import metrics
+from web.cookies import is_secure
 from web.keys import MIN_LSN, REQUEST_ID
 from web.problems import problem_response
 from web.render import render
@@ -104,7 +105,7 @@ def _carry_position(
     morsel["path"] = "/"
     morsel["httponly"] = True
     morsel["samesite"] = "Lax"
-    morsel["secure"] = request.secure
+    morsel["secure"] = is_secure(request)  # behind a TLS proxy too (TRUST_FORWARDED_HEADERS)
     response.headers[LSN_HEADER] = str(written)
     response.headers.add(hdrs.SET_COOKIE, morsel.OutputString())
 
