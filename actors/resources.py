@@ -36,12 +36,14 @@ async def open_resources(settings: Settings, stack: AsyncExitStack) -> Resources
     client = open_redis(str(settings.redis_url), timeout=2)
     stack.push_async_callback(_close_redis, client)
     search = await stack.enter_async_context(open_search(settings, db))
+    catalog_cache = CatalogCache(client)
+    stack.push_async_callback(catalog_cache.aclose)  # before the client closes (a stack)
     return Resources(
         settings=settings,
         db=db,
         redis=client,
         search=search,
-        catalog_cache=CatalogCache(client),
+        catalog_cache=catalog_cache,
         gateway=await stack.enter_async_context(payment_gateway(settings)),
     )
 

@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     replica_max_lag_seconds: float = Field(default=5.0, gt=0)
     replica_check_interval_seconds: float = Field(default=1.0, gt=0)
     database_pool_size: int = Field(default=10, ge=1, le=200)
+    # How long a request waits for a free connection before it is answered 503 (Retry-After).
+    database_acquire_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
     redis_url: RedisDsn
     broker_url: AmqpDsn | RedisDsn
     elasticsearch_url: HttpUrl | None = None  # None: PostgreSQL search

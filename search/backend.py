@@ -21,6 +21,7 @@ import asyncpg
 
 from search.text import sku_of, uses_operators
 from storage.catalog_reads import Thumbnail
+from storage.database import Executor
 
 Sort = Literal["relevance", "price_asc", "price_desc", "newest", "name"]
 SORTS: tuple[Sort, ...] = ("relevance", "price_asc", "price_desc", "newest", "name")
@@ -195,8 +196,13 @@ class Suggestion:
 class SearchBackend(Protocol):
     """Search over published products, and keeping the backend's documents up to date."""
 
-    async def search(self, query: SearchQuery) -> SearchResult:
-        """One page of hits with facets; raises InvalidCursor and CategoryNotFound."""
+    async def search(self, query: SearchQuery, reader: Executor | None = None) -> SearchResult:
+        """One page of hits with facets; raises InvalidCursor and CategoryNotFound.
+
+        `reader`: the caller's routing decision (storage.database.Reader), for every database
+        read the search makes, so one unit of work reads from one place; None: the backend
+        decides from `query.fresh_for`.
+        """
         ...
 
     async def suggest(self, prefix: str, limit: int = 8) -> list[Suggestion]:

@@ -94,11 +94,13 @@ class ElasticsearchSearch:
             self._filterable = (time.monotonic() + self.attributes_ttl, slugs)
         return slugs
 
-    async def search(self, query: SearchQuery) -> SearchResult:
+    async def search(self, query: SearchQuery, reader: Executor | None = None) -> SearchResult:
         """One page of published products with facets; raises InvalidCursor, CategoryNotFound
-        and client errors."""
+        and client errors. The category is expanded through `reader` (the caller's decision),
+        else through one made here for `query.fresh_for`."""
         if query.category is not None:
-            reader = await fresh_reader(self.reader, query.fresh_for)
+            if reader is None:
+                reader = await fresh_reader(self.reader, query.fresh_for)
             ids = await categories.subtree_ids_by_slug(reader, query.category)
             query = replace(query, category=None, category_ids=tuple(ids))
         body = build_search(query, await self.filterable() if query.facets else ())

@@ -31,6 +31,7 @@ from prometheus_client import Counter
 from search.backend import SearchQuery, SearchResult, Suggestion
 from search.elastic import ElasticsearchSearch
 from search.postgres import PostgresSearch
+from storage.database import Executor
 
 log = structlog.get_logger(__name__)
 
@@ -94,11 +95,14 @@ class FallbackSearch:
         FALLBACKS.labels(operation=operation).inc()
         return await fallback()
 
-    async def search(self, query: SearchQuery) -> SearchResult:
+    async def search(self, query: SearchQuery, reader: Executor | None = None) -> SearchResult:
         """One page of hits with facets from Elasticsearch, else PostgreSQL; raises
-        InvalidCursor or CategoryNotFound (the caller's errors, not Elasticsearch's failure)."""
+        InvalidCursor or CategoryNotFound (the caller's errors, not Elasticsearch's failure).
+        `reader`: the caller's routing decision, for both."""
         return await self._read(
-            "search", lambda: self.primary.search(query), lambda: self.fallback.search(query)
+            "search",
+            lambda: self.primary.search(query, reader),
+            lambda: self.fallback.search(query, reader),
         )
 
     async def suggest(self, prefix: str, limit: int = 8) -> list[Suggestion]:

@@ -83,8 +83,9 @@ class PostgresSearch:
         self.terms_cached = terms_cached
         self._terms: OrderedDict[tuple[str, ...], tuple[float, tuple[Word, ...]]] = OrderedDict()
 
-    async def resolve(self, tokens: Sequence[str]) -> list[Word]:
-        """The query's words with their completions (last word) and corrections."""
+    async def resolve(self, tokens: Sequence[str], reader: Executor | None = None) -> list[Word]:
+        """The query's words with their completions (last word) and corrections (read through
+        `reader`, else the backend's own)."""
         if not tokens:
             return []
         key = tuple(tokens)
@@ -92,7 +93,9 @@ class PostgresSearch:
         if cached is not None and cached[0] > time.monotonic():
             self._terms.move_to_end(key)
             return list(cached[1])
-        rows = await self.reader.fetch(RESOLVE_TERMS, list(tokens), prefix_end(tokens[-1]))
+        rows = await (reader or self.reader).fetch(
+            RESOLVE_TERMS, list(tokens), prefix_end(tokens[-1])
+        )
         words = [
             Word(
                 token=token,
@@ -109,7 +112,9 @@ class PostgresSearch:
                 self._terms.popitem(last=False)
         return words
 
-    async def match_skus(self, text: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    async def match_skus(
+        self, text: str, reader: Executor | None = None
+    ) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """Products with the text as a SKU, and with a SKU starting with it (SKU_PREFIX_MIN+).
 
         Only text that search.backend.sku_lookup takes for a SKU is looked up.
@@ -118,20 +123,24 @@ class PostgresSearch:
         if sku is None:
             return (), ()
         end = prefix_end(sku) if len(sku) >= SKU_PREFIX_MIN else sku  # sku..sku: no prefixes
-        row = await self.reader.fetchrow(MATCH_SKUS, sku, end)
+        row = await (reader or self.reader).fetchrow(MATCH_SKUS, sku, end)
         return tuple(row["exact"]), tuple(row["prefix"])
 
-    async def search(self, query: SearchQuery) -> SearchResult:
-        """One page of published products with facets; raises InvalidCursor, CategoryNotFound."""
+    async def search(self, query: SearchQuery, reader: Executor | None = None) -> SearchResult:
+        """One page of published products with facets; raises InvalidCursor, CategoryNotFound.
+        Every statement reads through `reader` (the caller's decision), else through one
+        decision made here for `query.fresh_for`."""
         check_after(query.sort, query.after)
+        if reader is None:
+            reader = await fresh_reader(self.reader, query.fresh_for)
         text = query.text.strip()
         words: list[Word] = []
         match: TextMatch | None = None
         if text and uses_operators(text):
             match = TextMatch(literal=None, web=text)
         elif text:
-            words = await self.resolve(tokenize(text))
-            sku_exact, sku_prefix = await self.match_skus(text)
+            words = await self.resolve(tokenize(text), reader)
+            sku_exact, sku_prefix = await self.match_skus(text, reader)
             corrected = did_you_mean(words) is not None
             match = TextMatch(
                 literal=tsquery_text(words, corrected=False) if words else None,
@@ -145,7 +154,6 @@ class PostgresSearch:
                 sku_prefix=sku_prefix,
             )
         sql, args = build_search(query, match)
-        reader = await fresh_reader(self.reader, query.fresh_for)
         limit = max(query.limit, 1)
         if is_list(query, match):
             page = self._page(query, await reader.fetch(sql, *args), limit, images=True)

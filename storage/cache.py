@@ -21,9 +21,15 @@ carries its commit position, read-your-writes) always asks Redis, and this proce
 are seen at once.
 
 Redis is an optimisation, never a dependency: when it fails, reads go to the database and the
-cache is left alone for `retry_after` seconds (so a hung Redis costs one timeout, not one per
-request). When a change cannot move the version (Redis down at that moment), entries of the old
-version live at most `ttl` more seconds, and the search actor's retries move it later.
+cache is left alone for at most `retry_after` seconds (1 s), so a hung Redis costs one timeout,
+not one per request. Meanwhile a probe (one PING, at most every `probe_interval` seconds while
+reads arrive, never awaited by a read) first drops the pool's idle connections, which died with
+the server that made them, then asks Redis: its success ends the bypass at once, so the cache is
+back within a fraction of a second of Redis. A command that meets a connection the server closed
+is sent again once on a new one (storage.redis_client), so a stale connection is never
+mistaken for a Redis that is down. When a change cannot move the version (Redis down at that
+moment), entries of the old version live at most `ttl` more seconds, and the search actor's
+retries move it later.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import hashlib
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,6 +81,11 @@ CACHE_LOOKUPS = Counter(
 LOCAL_BODY_MAX = 256 * 1024  # larger entries are read from Redis each time
 _lookups = functools.lru_cache(maxsize=256)(CACHE_LOOKUPS.labels)  # see web.metrics
 CACHE_ERRORS = Counter("aioshop_catalog_cache_errors_total", "Redis errors in the catalog cache.")
+CACHE_PROBES = Counter(
+    "aioshop_catalog_cache_probes_total",
+    "PINGs of a Redis the catalog cache bypasses after a failure, by result (ok, failed).",
+    ["result"],
+)
 
 Fill = Callable[[int | None], Awaitable[Any]]
 
@@ -105,7 +117,8 @@ class CatalogCache:
         redis: aioredis.Redis,
         *,
         ttl: int = 300,
-        retry_after: float = 5.0,
+        retry_after: float = 1.0,
+        probe_interval: float = 0.2,
         enabled: bool = True,
         local_seconds: float = 0.1,
         local_entries: int = 1000,
@@ -113,6 +126,9 @@ class CatalogCache:
         self.redis = redis
         self.ttl = ttl
         self.retry_after = retry_after
+        self.probe_interval = probe_interval
+        self._probe: asyncio.Task[None] | None = None
+        self._probed_at = float("-inf")
         self.enabled = enabled
         self.local_seconds = local_seconds
         self.local_entries = local_entries
@@ -125,13 +141,50 @@ class CatalogCache:
         self._filling: dict[str, tuple[int, asyncio.Future[Cached]]] = {}
 
     def _usable(self) -> bool:
-        return self.enabled and time.monotonic() >= self._unusable_until
+        if not self.enabled:
+            return False
+        now = time.monotonic()
+        if now >= self._unusable_until:
+            return True
+        if self._probe is None and now - self._probed_at >= self.probe_interval:
+            self._probed_at = now
+            self._probe = asyncio.ensure_future(self._run_probe())
+            self._probe.add_done_callback(self._probed)
+        return False
 
     def _failed(self, operation: str, exc: Exception) -> None:
         CACHE_ERRORS.inc()
         if time.monotonic() >= self._unusable_until:
             log.warning("catalog_cache.redis_failed", operation=operation, error=repr(exc))
         self._unusable_until = time.monotonic() + self.retry_after
+
+    async def _run_probe(self) -> None:
+        """Drop the idle connections (made by a server that failed), then PING: success ends the
+        bypass; failure keeps it for another `retry_after`. Bounded by the client's timeouts."""
+        try:
+            await self.redis.connection_pool.disconnect(inuse_connections=False)
+            await self.redis.ping()
+        except Exception as exc:  # anything: Redis is still not usable, and we try again later
+            CACHE_PROBES.labels("failed").inc()
+            self._unusable_until = max(self._unusable_until, time.monotonic() + self.retry_after)
+            log.debug("catalog_cache.probe_failed", error=repr(exc))
+            return
+        CACHE_PROBES.labels("ok").inc()
+        if self._unusable_until:
+            log.info("catalog_cache.redis_recovered")
+        self._unusable_until = 0.0
+
+    def _probed(self, task: asyncio.Task[None]) -> None:
+        self._probe = None
+        if not task.cancelled():
+            task.exception()  # _run_probe catches everything; this only marks it retrieved
+
+    async def aclose(self) -> None:
+        """Stop a probe under way (the owner closes the Redis client itself)."""
+        if self._probe is not None:
+            self._probe.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._probe
 
     async def read(self, name: str, params: Any, fill: Fill, *, min_lsn: int | None) -> Cached:
         """The cached answer to (`name`, `params`), else `fill(fresh_for)`'s, stored.
@@ -249,6 +302,7 @@ async def announce_change(redis_url: str, dsn: str) -> bool:
     try:
         cache = CatalogCache(client)
         await cache.changed(lsn)
-        return cache._usable()
+        return time.monotonic() >= cache._unusable_until
     finally:
+        await cache.aclose()
         await client.aclose()

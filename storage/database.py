@@ -7,6 +7,16 @@ whichever server answers it; they are StatementPools (storage.statements), which
 connection per statement far more cheaply than asyncpg's Pool. Read-your-writes: `transaction()`
 remembers the WAL position of the commit it made (`last_write_lsn`); `db.replica.fresh_for(lsn)`
 then only uses the replica once it has replayed past that position.
+
+One unit of work, one connection: every acquire is bounded by `database_acquire_timeout_seconds`
+(PoolExhausted, which the web answers 503 with Retry-After), and a task that holds a connection
+of the primary pool cannot ask that pool for a second one (NestedAcquire, at once): under load
+such a task waits for a connection that only its own kind of task can give back, and with every
+connection held that way nothing moves again. Code that holds a connection passes it down.
+
+A routing decision is an object: `await db.replica.fresh_for(lsn)` returns a `Reader` pinned to
+the pool it chose, used for every read of the unit of work (it only moves, for good, to the
+primary when the replica fails under it: the primary has everything the replica has).
 """
 
 from __future__ import annotations
@@ -23,8 +33,11 @@ from typing import Any, Protocol, TypeAlias, TypeVar
 
 import asyncpg
 import structlog
+from asyncpg.pool import PoolAcquireContext
+from prometheus_client import Counter
 
 from configs.settings import Settings
+from storage.errors import PoolExhausted
 from storage.statements import StatementPool
 
 log = structlog.get_logger(__name__)
@@ -39,6 +52,18 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.CannotConnectNowError,
+    PoolExhausted,
+)
+DEFAULT_ACQUIRE_TIMEOUT_SECONDS = 5.0
+REPLICA_CHECK_ERRORS = Counter(
+    "aioshop_replica_check_errors_total",
+    "Replica checks that failed (the replica is not used until one succeeds), by error.",
+    ["error"],
+)
+ACQUIRE_TIMEOUTS = Counter(
+    "aioshop_database_acquire_timeouts_total",
+    "Acquires that found no free connection within DATABASE_ACQUIRE_TIMEOUT_SECONDS.",
+    ["pool"],
 )
 
 T = TypeVar("T")
@@ -49,6 +74,77 @@ GET_REPLAY_LSN = "SELECT pg_last_wal_replay_lsn() - '0/0'::pg_lsn"
 last_write_lsn: contextvars.ContextVar[int | None] = contextvars.ContextVar(
     "last_write_lsn", default=None
 )
+
+
+# The pools (by id) whose connection the current task holds, for NestedAcquire.
+_held: contextvars.ContextVar[frozenset[int]] = contextvars.ContextVar(
+    "held_pools", default=frozenset()
+)
+
+
+class NestedAcquire(RuntimeError):
+    """A unit of work that holds a connection of a pool asked the same pool for another one.
+
+    A programming error, raised at once whatever the load: under load that second acquire waits
+    for a connection only tasks like it can give back, and once they hold every connection no
+    one does. Pass the held connection down instead.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this task already holds a connection of this pool: pass it down instead of"
+            " acquiring a second one"
+        )
+
+
+class BoundedPool(asyncpg.Pool):  # type: ignore[misc]
+    """asyncpg's Pool whose every acquire, including those inside fetch/execute/..., waits at most
+    `acquire_timeout` seconds (then PoolExhausted) and refuses a task that already holds one of
+    its connections (NestedAcquire)."""
+
+    __slots__ = ("acquire_timeout", "label")
+
+    def __init__(self, *args: Any, acquire_timeout: float, label: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.acquire_timeout = acquire_timeout
+        self.label = label
+
+    def acquire(self, *, timeout: float | None = None) -> BoundedAcquire:
+        return BoundedAcquire(self, self.acquire_timeout if timeout is None else timeout)
+
+
+class BoundedAcquire(PoolAcquireContext):  # type: ignore[misc]
+    """`async with pool.acquire()` (or `await`) for BoundedPool."""
+
+    _token: contextvars.Token[frozenset[int]]
+
+    async def __aenter__(self) -> asyncpg.Connection:
+        pool: BoundedPool = self.pool
+        if id(pool) in _held.get():
+            raise NestedAcquire()
+        try:
+            conn: asyncpg.Connection = await super().__aenter__()
+        except TimeoutError:
+            self.done = True
+            ACQUIRE_TIMEOUTS.labels(pool.label).inc()
+            raise PoolExhausted(pool.label, self.timeout) from None
+        self._token = _held.set(_held.get() | {id(pool)})
+        return conn
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        _held.reset(self._token)
+        await super().__aexit__(*exc_info)
+
+    def __await__(self) -> Any:
+        return self._acquired().__await__()
+
+    async def _acquired(self) -> asyncpg.Connection:
+        # `conn = await pool.acquire()` ... `pool.release(conn)`: bounded and checked as above;
+        # not recorded as held (nothing tells when it is released).
+        conn: asyncpg.Connection = await self.__aenter__()
+        _held.reset(self._token)
+        self.done = True
+        return conn
 
 
 class Executor(Protocol):
@@ -68,8 +164,9 @@ class ReplicaState:
     configured: bool
     healthy: bool = False
     replay_lsn: int | None = None
-    lag_seconds: float | None = None
+    lag_seconds: float | None = None  # None: not measured (yet), so not fresh
     checked_at: float | None = None
+    last_error: str | None = None
     # (monotonic time, primary LSN) samples, to turn a replay position into a lag in seconds.
     samples: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=600))
 
@@ -84,7 +181,12 @@ ReadSource: TypeAlias = StatementPool | asyncpg.Pool
 
 
 class ReadPool:
-    """Browsing reads: the replica when it is healthy and fresh, else a read-only primary pool."""
+    """Browsing reads: the replica when it is healthy and fresh, else a read-only primary pool.
+
+    Used directly as an Executor, each statement is routed on its own (one statement, one
+    decision). A unit of work with several reads takes one decision for all of them:
+    `reader = await pool.fresh_for(lsn)`.
+    """
 
     def __init__(
         self,
@@ -109,55 +211,55 @@ class ReadPool:
         """'replica' or 'primary': where `current` points (for logs, metrics and headers)."""
         return "replica" if self.current is self.replica_pool else "primary"
 
-    async def fresh_for(self, min_lsn: int | None) -> Executor:
-        """An executor whose data includes the commit at `min_lsn` (read-your-writes)."""
-        fallback: Executor = self.fallback
-        if min_lsn is None or self.current is self.fallback:
-            return self
+    def reader(self) -> Reader:
+        """The routing decision for reads that need no particular commit: the pool `current`
+        points at now, kept for every read made through the Reader."""
+        return Reader(self, self.current is self.replica_pool)
+
+    async def fresh_for(self, min_lsn: int | None) -> Reader:
+        """The routing decision for a unit of work whose reads must include the commit at
+        `min_lsn` (read-your-writes): the replica when it is usable and has replayed that far,
+        else the primary. Use the Reader for every read of the unit of work."""
+        decided = self.reader()
+        if min_lsn is None or decided.source == "primary":
+            return decided
         if self.state.replay_lsn is not None and self.state.replay_lsn >= min_lsn:
-            return self
+            return decided
+        assert self.replica_pool is not None
         try:
-            replay = await self._run("fetchval", GET_REPLAY_LSN)
-        except UNAVAILABLE:
-            return fallback
+            replay = await self.replica_pool.fetchval(GET_REPLAY_LSN, timeout=REPLAY_CHECK_TIMEOUT)
+        except Exception as exc:  # the replica cannot say: the primary can answer
+            self._mark_down(exc)
+            return Reader(self, False)
         if replay is not None and int(replay) >= min_lsn:
-            self.state.replay_lsn = int(replay)
-            return self
-        return fallback
+            self.state.replay_lsn = max(self.state.replay_lsn or 0, int(replay))
+            return decided
+        return Reader(self, False)
 
     async def fetch(self, query: str, *args: Any, timeout: float | None = None) -> list[Any]:
-        result: list[Any] = await self._run("fetch", query, *args, timeout=timeout)
+        result: list[Any] = await self.reader().fetch(query, *args, timeout=timeout)
         return result
 
     async def fetchrow(self, query: str, *args: Any, timeout: float | None = None) -> Any:
-        return await self._run("fetchrow", query, *args, timeout=timeout)
+        return await self.reader().fetchrow(query, *args, timeout=timeout)
 
     async def fetchval(self, query: str, *args: Any, timeout: float | None = None) -> Any:
-        return await self._run("fetchval", query, *args, timeout=timeout)
-
-    async def _run(self, method: str, query: str, *args: Any, timeout: float | None = None) -> Any:
-        pool = self.current
-        try:
-            return await getattr(pool, method)(query, *args, timeout=timeout)
-        except UNAVAILABLE as exc:
-            if pool is self.fallback:
-                raise
-            # The replica went away between two checks: say so now, answer from the primary.
-            self._mark_down(exc)
-            return await getattr(self.fallback, method)(query, *args, timeout=timeout)
+        return await self.reader().fetchval(query, *args, timeout=timeout)
 
     def _mark_down(self, exc: BaseException) -> None:
         if self.state.healthy:
             log.warning("replica.unavailable", error=repr(exc))
         self.state.healthy = False
+        self.state.last_error = repr(exc)
 
-    async def check(self, primary: asyncpg.Pool, timeout: float = 2.0) -> ReplicaState:
-        """Measure the replica once: reachable, replay position, lag. Never raises; each
-        statement, with the connection it may have to open first, gets `timeout` seconds."""
-        if self.replica_pool is None:
-            return self.state
+    async def check(self, primary: Executor, timeout: float = 2.0) -> ReplicaState:
+        """Measure the replica once: reachable, replay position, lag. Never raises (but
+        CancelledError): whatever fails marks the replica unusable, logged and counted."""
         state = self.state
+        if self.replica_pool is None:
+            return state
         now = time.monotonic()
+        state.checked_at = now
         try:
             # wait_for, not only the statement's timeout: opening a connection to a server that
             # accepts and never answers would otherwise wait asyncpg's 60 s (start-up included).
@@ -165,37 +267,98 @@ class ReadPool:
             primary_lsn = int(current)
             state.samples.append((now, primary_lsn))
             replay = await asyncio.wait_for(self.replica_pool.fetchval(GET_REPLAY_LSN), timeout)
-        except UNAVAILABLE as exc:
+        except Exception as exc:
+            REPLICA_CHECK_ERRORS.labels(type(exc).__name__).inc()
+            if state.healthy or state.last_error is None:
+                log.warning("replica.check_failed", error=repr(exc))
             self._mark_down(exc)
             state.lag_seconds = None
-            state.checked_at = now
             return state
+        state.last_error = None
         replay_lsn = int(replay) if replay is not None else None
         state.replay_lsn = replay_lsn
         state.lag_seconds = _lag_seconds(state.samples, replay_lsn, now)
-        fresh = state.lag_seconds <= self.max_lag_seconds
+        fresh = state.lag_seconds is not None and state.lag_seconds <= self.max_lag_seconds
         if fresh != state.healthy:
             event = "replica.recovered" if fresh else "replica.lagging"
-            log.info(event, lag_seconds=round(state.lag_seconds, 3), replay_lsn=replay_lsn)
+            lag = round(state.lag_seconds, 3) if state.lag_seconds is not None else None
+            log.info(event, lag_seconds=lag, replay_lsn=replay_lsn)
         state.healthy = fresh
-        state.checked_at = now
         return state
 
 
-def _lag_seconds(samples: Sequence[tuple[float, int]], replay_lsn: int | None, now: float) -> float:
-    """Seconds since the primary first had WAL the replica has not replayed (0 when caught up)."""
-    if replay_lsn is None:
-        return float("inf")
-    for sampled_at, primary_lsn in samples:
-        if primary_lsn > replay_lsn:
-            return now - sampled_at
-    return 0.0
+REPLAY_CHECK_TIMEOUT = 2.0
+
+
+class Reader:
+    """One routing decision: every read through it goes to the pool chosen when it was made.
+
+    Only a replica that fails under it (cannot connect, no connection free, the statement lost
+    its server) moves it, for good, to the primary, which has everything the replica has; the
+    replica is marked down for every other reader at the same time. A statement the server
+    refuses (bad SQL, a write) fails the same on the primary and raises its error.
+    """
+
+    def __init__(self, pool: ReadPool, replica: bool) -> None:
+        self._pool = pool
+        self._replica = replica and pool.replica_pool is not None
+
+    @property
+    def source(self) -> str:
+        """'replica' or 'primary': where this reader's reads go."""
+        return "replica" if self._replica else "primary"
+
+    async def fetch(self, query: str, *args: Any, timeout: float | None = None) -> list[Any]:
+        result: list[Any] = await self._run("fetch", query, args, timeout)
+        return result
+
+    async def fetchrow(self, query: str, *args: Any, timeout: float | None = None) -> Any:
+        return await self._run("fetchrow", query, args, timeout)
+
+    async def fetchval(self, query: str, *args: Any, timeout: float | None = None) -> Any:
+        return await self._run("fetchval", query, args, timeout)
+
+    async def _run(
+        self, method: str, query: str, args: tuple[Any, ...], timeout: float | None
+    ) -> Any:
+        fallback = self._pool.fallback
+        replica = self._pool.replica_pool
+        if not self._replica or replica is None:
+            return await getattr(fallback, method)(query, *args, timeout=timeout)
+        try:
+            return await getattr(replica, method)(query, *args, timeout=timeout)
+        except Exception as replica_failure:
+            # Whatever the replica did (lost, refused the connection, cancelled the statement for
+            # a recovery conflict, or the query is bad), the primary answers: if it refuses too,
+            # the query was at fault and its error is the one raised, the replica kept.
+            result = await getattr(fallback, method)(query, *args, timeout=timeout)
+            self._replica = False
+            self._pool._mark_down(replica_failure)
+            return result
+
+
+def _lag_seconds(
+    samples: Sequence[tuple[float, int]], replay_lsn: int | None, now: float
+) -> float | None:
+    """An upper bound of the replay lag: 0 when the replica has replayed what the primary had
+    at the newest sample, else the time since the newest sample whose position it has reached.
+    None (unknown, so not fresh) when it has reached none of them: after a start, a replica far
+    behind is never taken for a fresh one because there is no older sample to compare with."""
+    if replay_lsn is None or not samples:
+        return None
+    newest_lsn = samples[-1][1]
+    if replay_lsn >= newest_lsn:
+        return 0.0
+    for sampled_at, primary_lsn in reversed(samples):
+        if primary_lsn <= replay_lsn:
+            return max(0.0, now - sampled_at)
+    return None
 
 
 async def fresh_reader(reader: Executor, min_lsn: int | None) -> Executor:
-    """`reader`, or for a ReadPool its executor whose data includes `min_lsn` (ReadPool.fresh_for);
-    any other executor (a primary pool or connection) is always fresh."""
-    if min_lsn is not None and isinstance(reader, ReadPool):
+    """`reader`, or for a ReadPool its Reader whose data includes `min_lsn` (ReadPool.fresh_for);
+    any other executor (a primary pool or connection, a Reader already decided) is kept."""
+    if isinstance(reader, ReadPool):
         return await reader.fresh_for(min_lsn)
     return reader
 
@@ -265,50 +428,79 @@ async def connect(dsn: str) -> asyncpg.Connection:
     return conn
 
 
-async def create_pool(dsn: str, size: int, *, min_size: int = 1) -> asyncpg.Pool:
-    """One asyncpg pool, for writes and transactions (browsing reads use statement_pool)."""
-    pool: asyncpg.Pool = await asyncpg.create_pool(
+async def create_pool(
+    dsn: str,
+    size: int,
+    *,
+    min_size: int = 1,
+    acquire_timeout: float = DEFAULT_ACQUIRE_TIMEOUT_SECONDS,
+    label: str = "primary",
+) -> BoundedPool:
+    """One asyncpg pool, for writes and transactions (browsing reads use statement_pool); its
+    acquires wait at most `acquire_timeout` s (PoolExhausted) and are never nested."""
+    pool = BoundedPool(
         dsn,
+        acquire_timeout=acquire_timeout,
+        label=label,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
         min_size=min(min_size, size),
         max_size=size,
-        init=_init_connection,
+        max_queries=50_000,
         max_inactive_connection_lifetime=60,
+        init=_init_connection,
+        loop=None,
+        timeout=acquire_timeout,  # opening a connection, within an acquire
     )
+    await pool
     return pool
 
 
-def statement_pool(dsn: str, size: int) -> StatementPool:
+def statement_pool(
+    dsn: str,
+    size: int,
+    *,
+    acquire_timeout: float = DEFAULT_ACQUIRE_TIMEOUT_SECONDS,
+    label: str = "read",
+) -> StatementPool:
     """Read-only connections for single statements (browsing reads), opened when first needed:
     a replica that is down at start-up does not stop the process. The server refuses writes."""
 
     async def connect_read_only() -> asyncpg.Connection:
-        conn: asyncpg.Connection = await asyncpg.connect(dsn, server_settings=dict(READ_ONLY))
+        conn: asyncpg.Connection = await asyncpg.connect(
+            dsn, server_settings=dict(READ_ONLY), timeout=acquire_timeout
+        )
         await _init_connection(conn)
         return conn
 
-    return StatementPool(connect_read_only, size)
+    return StatementPool(connect_read_only, size, acquire_timeout=acquire_timeout, label=label)
 
 
 @asynccontextmanager
 async def open_database(settings: Settings, *, monitor: bool = True) -> AsyncIterator[Database]:
     """Open both pools (and the replica monitor); closes everything on exit, even on error."""
     size = settings.database_pool_size
-    primary = await create_pool(str(settings.database_url), size)
+    timeout = settings.database_acquire_timeout_seconds
+    primary = await create_pool(str(settings.database_url), size, acquire_timeout=timeout)
     pools: list[StatementPool | asyncpg.Pool] = [primary]
     monitor_task: asyncio.Task[None] | None = None
     try:
-        fallback = statement_pool(str(settings.database_url), size)
+        fallback = statement_pool(
+            str(settings.database_url), size, acquire_timeout=timeout, label="primary_read"
+        )
         pools.append(fallback)
         replica_pool = None
         if settings.replica_database_url is not None:
-            replica_pool = statement_pool(str(settings.replica_database_url), size)
+            replica_pool = statement_pool(
+                str(settings.replica_database_url), size, acquire_timeout=timeout, label="replica"
+            )
             pools.append(replica_pool)
         db = Database(
             primary=primary,
             replica=ReadPool(fallback, replica_pool, settings.replica_max_lag_seconds),
         )
         if replica_pool is not None:
-            await db.replica.check(primary)
+            await db.replica.check(fallback)
             if monitor:
                 monitor_task = asyncio.create_task(
                     _monitor(db, settings.replica_check_interval_seconds), name="replica-monitor"
@@ -324,6 +516,13 @@ async def open_database(settings: Settings, *, monitor: bool = True) -> AsyncIte
 
 
 async def _monitor(db: Database, interval: float) -> None:
+    """Check the replica every `interval` s until cancelled. The primary's position is read
+    through the read-only primary pool, so a busy write pool cannot hold the checks up."""
     while True:
         await asyncio.sleep(interval)
-        await db.replica.check(db.primary)
+        try:
+            await db.replica.check(db.replica.fallback)
+        except Exception as exc:  # check() catches everything; this is the loop's own guard
+            REPLICA_CHECK_ERRORS.labels(type(exc).__name__).inc()
+            log.exception("replica.monitor_failed")
+            db.replica._mark_down(exc)

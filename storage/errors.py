@@ -1,6 +1,8 @@
 """Storage exceptions. They carry no HTTP; web/problems.py maps them.
 
 StorageError
+├── Unavailable
+│   └── PoolExhausted
 ├── NotFound
 │   ├── ProductNotFound
 │   ├── UserNotFound
@@ -36,6 +38,21 @@ from __future__ import annotations
 
 class StorageError(Exception):
     """Base of every error storage/ raises on purpose."""
+
+
+class Unavailable(StorageError):
+    """The database cannot serve this request now; the same request may work in a moment."""
+
+    retry_after = 1  # seconds, for the client's Retry-After
+
+
+class PoolExhausted(Unavailable):
+    """No connection of a pool could be had within its acquire timeout: every one is busy, or a
+    new one could not be opened in time."""
+
+    def __init__(self, pool: str, timeout: float) -> None:
+        super().__init__(f"no {pool} database connection became free within {timeout:g} s")
+        self.pool, self.timeout = pool, timeout
 
 
 class NotFound(StorageError):

@@ -13,8 +13,10 @@ What keeps it safe:
   (cancelled, timed out, connection lost) closes it, after the server got the cancel request;
   the next statement that needs one opens a new one. A connection the server closed meanwhile
   is noticed (is_closed) and replaced.
-- At most `size` connections are open or opening; a statement beyond them waits its turn (FIFO).
-  A waiter cancelled after being handed a connection (or a slot to open one) passes it on.
+- At most `size` connections are open or opening; a statement beyond them waits its turn (FIFO),
+  at most `acquire_timeout` seconds in all (waiting, then opening a connection): then it raises
+  storage.errors.PoolExhausted. A waiter cancelled or timed out after being handed a connection
+  (or a slot to open one) passes it on.
 - A connection idle for `idle_seconds` (60, as the asyncpg pools here) is closed by one timer
   per pool, so a quiet process does not hold its connections against `max_connections`.
 
@@ -31,20 +33,33 @@ from typing import Any
 import asyncpg
 import structlog
 
+from storage.errors import PoolExhausted
+
 log = structlog.get_logger(__name__)
 Connect = Callable[[], Awaitable[asyncpg.Connection]]
 CLOSE_TIMEOUT_SECONDS = 5.0
 IDLE_SECONDS = 60.0
+ACQUIRE_TIMEOUT_SECONDS = 5.0
 
 
 class StatementPool:
     """fetch/fetchrow/fetchval on up to `size` connections opened by `connect` when needed."""
 
-    def __init__(self, connect: Connect, size: int, *, idle_seconds: float = IDLE_SECONDS) -> None:
+    def __init__(
+        self,
+        connect: Connect,
+        size: int,
+        *,
+        idle_seconds: float = IDLE_SECONDS,
+        acquire_timeout: float = ACQUIRE_TIMEOUT_SECONDS,
+        label: str = "read",
+    ) -> None:
         if size < 1:
             raise ValueError("a pool needs at least one connection")
         self._connect = connect
         self._size = size
+        self.acquire_timeout = acquire_timeout
+        self.label = label
         self._idle_seconds = idle_seconds
         self._open = 0  # connections open, or being opened for a statement
         # (connection, when it went idle); taken from the right, so the left idled longest.
@@ -103,6 +118,8 @@ class StatementPool:
         return result
 
     async def _take(self) -> asyncpg.Connection:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.acquire_timeout
         while True:
             if self._closed:
                 raise asyncpg.InterfaceError("the pool is closed")
@@ -114,26 +131,38 @@ class StatementPool:
                 return conn
             if self._open < self._size:
                 self._open += 1
-                return await self._opened()
-            waiter = asyncio.get_running_loop().create_future()
+                return await self._opened(deadline)
+            waiter = loop.create_future()
             self._waiters.append(waiter)
+            expiry = loop.call_at(deadline, self._expire, waiter)
             try:
                 handed = await waiter
             except asyncio.CancelledError:
                 if waiter.done() and not waiter.cancelled():
                     self._pass_on(waiter.result())
                 raise
+            finally:
+                expiry.cancel()
             if handed is None:
-                return await self._opened()
+                return await self._opened(deadline)
             if not handed.is_closed():
                 return handed
             self._open -= 1
 
-    async def _opened(self) -> asyncpg.Connection:
-        """Open a connection in a slot already counted in `_open`; the slot is freed (and
-        passed to a waiter) when opening fails."""
+    def _expire(self, waiter: asyncio.Future[asyncpg.Connection | None]) -> None:
+        """A waiter's acquire timeout passed before it was handed anything."""
+        if not waiter.done():
+            waiter.set_exception(PoolExhausted(self.label, self.acquire_timeout))
+
+    async def _opened(self, deadline: float) -> asyncpg.Connection:
+        """Open a connection in a slot already counted in `_open`, by `deadline`; the slot is
+        freed (and passed to a waiter) when opening fails."""
+        remaining = deadline - asyncio.get_running_loop().time()
         try:
-            return await self._connect()
+            return await asyncio.wait_for(self._connect(), max(remaining, 0.001))
+        except TimeoutError:
+            self._pass_on(None)
+            raise PoolExhausted(self.label, self.acquire_timeout) from None
         except BaseException:
             self._pass_on(None)
             raise

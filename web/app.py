@@ -23,7 +23,7 @@ from web.admin import create_admin_app
 from web.api.app import create_api_app
 from web.cookies import browser_session
 from web.keys import ACCOUNTS, CATALOG_CACHE, DB, GATEWAY, REDIS, SEARCH, SETTINGS
-from web.middlewares import read_your_writes, request_context
+from web.middlewares import database_unavailable, read_your_writes, request_context
 from web.ops import create_ops_app
 from web.store import account
 from web.store import cart as cart_pages
@@ -61,8 +61,11 @@ async def search_ctx(app: web.Application) -> AsyncIterator[None]:
     async with open_search(app[SETTINGS], app[DB]) as backend:
         app[SEARCH] = backend
         ttl = app[SETTINGS].catalog_cache_seconds
-        app[CATALOG_CACHE] = CatalogCache(app[REDIS], ttl=max(ttl, 1), enabled=ttl > 0)
-        yield
+        app[CATALOG_CACHE] = cache = CatalogCache(app[REDIS], ttl=max(ttl, 1), enabled=ttl > 0)
+        try:
+            yield
+        finally:
+            await cache.aclose()
 
 
 def price(product: Product) -> str:
@@ -79,6 +82,7 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[
             request_context,
             read_your_writes,
+            database_unavailable,
             browser_session,
             cart_pages.cart_count,
             catalog_pages.unknown_pages,

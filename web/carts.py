@@ -24,6 +24,7 @@ from domain.checkout import MixedCurrencies, Totals, totals
 from domain.money import Money
 from storage import carts, transaction
 from storage.carts import CartLine
+from storage.database import Executor
 from storage.orders import ShippingMethod
 from web.catalog_json import money_json
 from web.keys import DB, PRINCIPAL, SETTINGS
@@ -55,27 +56,37 @@ def _token(request: web.Request) -> str | None:
     return token if token and len(token) <= 100 else None
 
 
-async def cart_id(request: web.Request) -> int | None:
+async def cart_id(request: web.Request, conn: asyncpg.Connection | None = None) -> int | None:
     """The request's cart id, or None when it has none. Merges a guest cart into a signed-in
-    user's (the first cart access after signing in)."""
+    user's (the first cart access after signing in).
+
+    With `conn` (the caller's transaction), everything runs on that connection: a unit of work
+    holding a connection never waits for a second one of the same pool.
+    """
     db = request.config_dict[DB]
+    executor: Executor = conn if conn is not None else db.primary
     principal = request.get(PRINCIPAL)
     token = _token(request)
     if principal is not None:
         if token is None:
-            return await carts.find(db.primary, user_id=principal.user_id)
-        async with transaction(db) as conn:
-            request[FORGET_CART_TOKEN] = True
-            return await carts.merge_guest_cart(conn, digest(token), principal.user_id)
+            return await carts.find(executor, user_id=principal.user_id)
+        if conn is not None:
+            merged = await carts.merge_guest_cart(conn, digest(token), principal.user_id)
+        else:
+            async with transaction(db) as own:
+                merged = await carts.merge_guest_cart(own, digest(token), principal.user_id)
+        request[FORGET_CART_TOKEN] = True
+        return merged
     if token is None:
         return None
-    return await carts.find(db.primary, token_hash=digest(token))
+    return await carts.find(executor, token_hash=digest(token))
 
 
 async def ensure_cart(conn: asyncpg.Connection, request: web.Request) -> int:
     """The request's cart id, made in the caller's transaction if there is none (a guest gets a
-    new token, which `finish` sends once the transaction committed and the response is ready)."""
-    found = await cart_id(request)
+    new token, which `finish` sends once the transaction committed and the response is ready).
+    Reads through `conn` only."""
+    found = await cart_id(request, conn)
     if found is not None:
         return found
     principal = request.get(PRINCIPAL)

@@ -107,7 +107,7 @@ async def listing_page(request: web.Request, listing: Listing, *, facets: bool) 
             await attributes.filterable_attributes(reader) if facets or listing.attributes else []
         )
         await _check_filters(reader, listing, filterable)
-        result = await _search(request, listing, facets=facets, fresh_for=fresh_for)
+        result = await _search(request, listing, reader, facets=facets, fresh_for=fresh_for)
         body = await _listing_body(reader, listing, result)
         if facets and result.facets is not None:
             names = await catalog_reads.category_names(
@@ -139,10 +139,15 @@ async def _check_filters(
 
 
 async def _search(
-    request: web.Request, listing: Listing, *, facets: bool, fresh_for: int | None
+    request: web.Request,
+    listing: Listing,
+    reader: Executor,
+    *,
+    facets: bool,
+    fresh_for: int | None,
 ) -> SearchResult:
-    """The listing's page from the search backend; InvalidParameters for a stale cursor or an
-    unknown category."""
+    """The listing's page from the search backend, reading through `reader` (the fill's routing
+    decision); InvalidParameters for a stale cursor or an unknown category."""
     query = SearchQuery(
         text=listing.text,
         category=listing.category,
@@ -157,7 +162,7 @@ async def _search(
         facets=facets,
     )
     try:
-        return await request.config_dict[SEARCH].search(query)
+        return await request.config_dict[SEARCH].search(query, reader)
     except InvalidCursor:
         raise InvalidParameters({"cursor": "not valid for this search; start again"}) from None
     except CategoryNotFound:

@@ -1,4 +1,5 @@
-"""Middlewares of the root app: request context and logging, read-your-writes, metrics."""
+"""Middlewares of the root app: request context and logging, read-your-writes, metrics, and the
+503 answer when the database has no connection free in time."""
 
 from __future__ import annotations
 
@@ -6,14 +7,19 @@ import logging
 import re
 import secrets
 import time
+from http.cookies import SimpleCookie
 from typing import Any
 
 import structlog
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from storage.database import last_write_lsn
+from storage.errors import Unavailable
 from web import metrics
+from web.cookies import is_secure
 from web.keys import MIN_LSN, REQUEST_ID
+from web.problems import problem_response
+from web.render import render
 
 log = structlog.get_logger(__name__)
 _stdlib_log = logging.getLogger(__name__)  # the logger behind `log`
@@ -63,27 +69,63 @@ async def request_context(request: web.Request, handler: Any) -> web.StreamRespo
 
 @web.middleware
 async def read_your_writes(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Carry the client's last commit position so its next reads see its own writes."""
+    """Carry the client's last commit position so its next reads see its own writes.
+
+    Every answer to a request that committed carries the position, whatever it is: a page, a
+    redirect raised after a save (the next page must not read a replica without the save), an
+    error page or problem.
+    """
     min_lsn = _parse_lsn(request.headers.get(LSN_HEADER) or request.cookies.get(LSN_COOKIE))
     if min_lsn is not None:
         request[MIN_LSN] = min_lsn
     token = last_write_lsn.set(None)
     try:
-        response: web.StreamResponse = await handler(request)
-        written = last_write_lsn.get()
+        try:
+            response: web.StreamResponse = await handler(request)
+        except web.HTTPException as exc:
+            _carry_position(request, exc, last_write_lsn.get())
+            raise
+        _carry_position(request, response, last_write_lsn.get())
+        return response
     finally:
         last_write_lsn.reset(token)
-    if written is not None and not response.prepared:
-        response.headers[LSN_HEADER] = str(written)
-        response.set_cookie(
-            LSN_COOKIE,
-            str(written),
-            max_age=LSN_MAX_AGE_SECONDS,
-            httponly=True,
-            samesite="Lax",
-            secure=request.secure,
-        )
-    return response
+
+
+def _carry_position(
+    request: web.Request, response: web.StreamResponse | web.HTTPException, written: int | None
+) -> None:
+    """Add the header and the cookie of the commit position `written` (if any) to an answer
+    not sent yet (returned or raised: both have headers)."""
+    if written is None or (isinstance(response, web.StreamResponse) and response.prepared):
+        return
+    cookie: SimpleCookie = SimpleCookie()
+    cookie[LSN_COOKIE] = str(written)
+    morsel = cookie[LSN_COOKIE]
+    morsel["max-age"] = LSN_MAX_AGE_SECONDS
+    morsel["path"] = "/"
+    morsel["httponly"] = True
+    morsel["samesite"] = "Lax"
+    morsel["secure"] = is_secure(request)  # behind a TLS proxy too (TRUST_FORWARDED_HEADERS)
+    response.headers[LSN_HEADER] = str(written)
+    response.headers.add(hdrs.SET_COOKIE, morsel.OutputString())
+
+
+@web.middleware
+async def database_unavailable(request: web.Request, handler: Any) -> web.StreamResponse:
+    """A request the database cannot serve now (storage.errors.Unavailable: no connection free
+    within DATABASE_ACQUIRE_TIMEOUT_SECONDS) gets 503 with Retry-After, never a hang or a 500:
+    problem+json under /api/, a page elsewhere. (The API's own problem middleware answers its
+    handlers' errors the same way; this covers everything around them.)"""
+    try:
+        response: web.StreamResponse = await handler(request)
+        return response
+    except Unavailable as exc:
+        log.warning("request.unavailable", method=request.method, path=request.path, error=str(exc))
+        if request.path.startswith("/api/"):
+            return problem_response(exc)
+        page = render(request, "store/unavailable.html", status=503)
+        page.headers["Retry-After"] = str(exc.retry_after)
+        return page
 
 
 def _parse_lsn(value: str | None) -> int | None:

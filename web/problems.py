@@ -35,6 +35,7 @@ from storage.errors import (
     NotFound,
     OutOfStock,
     ShippingMethodNotFound,
+    Unavailable,
 )
 from web.cookies import CsrfRejected
 from web.listing import InvalidParameters
@@ -74,6 +75,8 @@ PROBLEMS: dict[type[Exception], Problem] = {
     InvalidOneTimeToken: Problem(400, "invalid-link", "This link is not valid any more"),
     Throttled: Problem(429, "too-many-attempts", "Too many attempts", expose=("retry_after",)),
     PasswordCheckBusy: Problem(503, "busy", "Busy, try again in a moment"),
+    # No database connection came free in time (DATABASE_ACQUIRE_TIMEOUT_SECONDS): retry shortly.
+    Unavailable: Problem(503, "busy", "Busy, try again in a moment"),
     CsrfRejected: Problem(403, "csrf-rejected", "Missing or wrong CSRF token"),
     EmailTaken: Problem(409, "email-taken", "An account with this email already exists"),
     TooManyAddresses: Problem(409, "too-many-addresses", "Too many addresses"),
@@ -122,7 +125,7 @@ def problem_response(exc: Exception) -> web.Response:
     headers = {}
     if problem.status == 401:
         headers["WWW-Authenticate"] = "Bearer"
-    if isinstance(exc, Throttled | PasswordCheckBusy):
+    if isinstance(exc, Throttled | PasswordCheckBusy | Unavailable):
         headers["Retry-After"] = str(exc.retry_after)
     return web.json_response(
         body, status=problem.status, content_type=PROBLEM_JSON, headers=headers

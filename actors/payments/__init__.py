@@ -19,7 +19,9 @@ from domain.payments import PaymentGateway
 async def payment_gateway(settings: Settings) -> AsyncIterator[PaymentGateway]:
     """The gateway the shop takes payments with, closed on exit. Only the built-in
     test gateway exists so far."""
-    gateway = BuiltinGateway(str(settings.database_url))
+    gateway = BuiltinGateway(
+        str(settings.database_url), acquire_timeout=settings.database_acquire_timeout_seconds
+    )
     try:
         yield gateway
     finally:

@@ -18,6 +18,7 @@ import asyncpg
 
 from domain.money import Money
 from domain.payments import TEST_CARDS, Capture, Card, PaymentMethod
+from storage.database import DEFAULT_ACQUIRE_TIMEOUT_SECONDS, create_pool
 
 NAME = "test"
 CAPTURE = """
@@ -42,16 +43,23 @@ class BuiltinGateway:
     name = NAME
     POOL_SIZE = 4
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(
+        self, dsn: str, *, acquire_timeout: float = DEFAULT_ACQUIRE_TIMEOUT_SECONDS
+    ) -> None:
         self.dsn = dsn
+        self.acquire_timeout = acquire_timeout
         self._pool: asyncpg.Pool | None = None
         self._opening = asyncio.Lock()
 
     async def _connections(self) -> asyncpg.Pool:
         async with self._opening:
             if self._pool is None:
-                self._pool = await asyncpg.create_pool(
-                    self.dsn, min_size=0, max_size=self.POOL_SIZE
+                self._pool = await create_pool(
+                    self.dsn,
+                    self.POOL_SIZE,
+                    min_size=0,
+                    acquire_timeout=self.acquire_timeout,
+                    label="gateway",
                 )
         return self._pool
 

@@ -174,7 +174,9 @@ async def _relay(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     broker = build_broker(settings)
-    pool = await create_pool(str(settings.database_url), 2)
+    pool = await create_pool(
+        str(settings.database_url), 2, acquire_timeout=settings.database_acquire_timeout_seconds
+    )
     try:
         relay = Relay(
             pool,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import redis.asyncio as aioredis
 
 from storage.cache import VERSION_KEY, CatalogCache, announce_change
 from storage.redis_client import open_redis
+from tests.support.redis_server import RedisServer
 
 
 class Source:
@@ -65,6 +67,7 @@ async def test_a_failing_redis_is_bypassed_then_tried_again() -> None:
         cache._unusable_until = 0  # the minute has passed
         assert cache._usable()
     finally:
+        await cache.aclose()
         await client.aclose()
 
 
@@ -169,3 +172,63 @@ async def test_a_burst_waits_for_redis_connections_instead_of_bypassing(redis_ur
         assert len(source.calls) == 300  # the second burst was all hits
     finally:
         await client.aclose()
+
+
+async def test_the_cache_is_used_again_within_two_seconds_of_redis_returning() -> None:
+    """Warm pooled connections, kill redis-server, restart it on the same port: reads hit the
+    cache again within 2 s (they bypassed it for about 16 s while stale connections failed one
+    by one, each failure bypassing it 5 s more)."""
+    with RedisServer() as server:
+        client = open_redis(server.url, timeout=1)
+        cache, source = CatalogCache(client, local_seconds=0), Source()
+        try:
+            # Several connections in the pool, as a busy process has.
+            await asyncio.gather(*(cache.read("list", n, source, min_lsn=None) for n in range(20)))
+            assert len(source.calls) == 20
+            await asyncio.to_thread(server.stop)
+            for _ in range(5):  # reads during the outage go to the database
+                await asyncio.gather(
+                    *(cache.read("list", n, source, min_lsn=None) for n in range(3))
+                )
+                await asyncio.sleep(0.1)
+            assert not cache._usable()
+            await asyncio.to_thread(server.start)
+            back = time.monotonic()
+            hit_at = None
+            while time.monotonic() - back < 20:
+                calls = len(source.calls)
+                await asyncio.gather(
+                    *(cache.read("list", n, source, min_lsn=None) for n in range(3))
+                )
+                if len(source.calls) == calls:  # all three came from Redis: hits again
+                    hit_at = time.monotonic()
+                    break
+                await asyncio.sleep(0.05)
+            assert hit_at is not None
+            assert hit_at - back < 2.0, f"the cache came back {hit_at - back:.1f} s after Redis"
+        finally:
+            await cache.aclose()
+            await client.aclose()
+
+
+async def test_a_failed_probe_keeps_the_bypass_and_a_successful_one_ends_it() -> None:
+    with RedisServer() as server:
+        client = open_redis(server.url, timeout=1)
+        cache, source = CatalogCache(client, local_seconds=0, retry_after=60), Source()
+        try:
+            await cache.read("list", 1, source, min_lsn=None)
+            await asyncio.to_thread(server.stop)
+            await cache.read("list", 1, source, min_lsn=None)  # fails: bypassed for 60 s
+            assert not cache._usable()  # and starts a probe, which fails too
+            assert cache._probe is not None
+            await asyncio.wait_for(asyncio.shield(cache._probe), 5)
+            assert not cache._usable()
+            await asyncio.to_thread(server.start)
+            await asyncio.sleep(cache.probe_interval)
+            assert not cache._usable()  # a new probe, which succeeds ...
+            assert cache._probe is not None
+            await asyncio.wait_for(asyncio.shield(cache._probe), 5)
+            assert cache._usable()  # ... and ends the 60 s at once
+        finally:
+            await cache.aclose()
+            await client.aclose()

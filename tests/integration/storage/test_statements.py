@@ -1,14 +1,17 @@
 """StatementPool against a real PostgreSQL: the connection limit, reuse after refused statements,
-and no reuse of a connection a statement left in doubt (cancelled, timed out, killed)."""
+no reuse of a connection a statement left in doubt (cancelled, timed out, killed), and acquires
+bounded by the acquire timeout (here and in the write pool)."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import asyncpg
 import pytest
 
-from storage.database import READ_ONLY, statement_pool
+from storage.database import READ_ONLY, create_pool, statement_pool
+from storage.errors import PoolExhausted
 from storage.statements import StatementPool
 from tests.support.db import fetch
 
@@ -132,4 +135,72 @@ async def test_connections_idle_for_a_while_are_closed_and_reopened_when_needed(
         assert await pool.fetchval("SELECT pg_backend_pid()") not in (None, kept)
         assert pool.get_size() == 1
     finally:
+        await pool.close()
+
+
+async def test_a_statement_waits_for_a_connection_at_most_the_acquire_timeout(fresh_db) -> None:
+    pool = pool_for(fresh_db, 1, acquire_timeout=0.3)
+    try:
+        busy = asyncio.ensure_future(pool.fetch("SELECT pg_sleep(1.5)"))
+        await asyncio.sleep(0.1)
+        started = time.monotonic()
+        with pytest.raises(PoolExhausted):
+            await pool.fetchval("SELECT 1")
+        assert time.monotonic() - started < 1.0  # not until the busy statement ended
+        await busy
+        assert await pool.fetchval("SELECT 2") == 2  # the expired waiter took nothing with it
+        assert pool.get_size() == 1
+    finally:
+        await pool.close()
+
+
+async def test_opening_a_connection_counts_against_the_acquire_timeout() -> None:
+    """A server that accepts and never answers (no PostgreSQL handshake): PoolExhausted within
+    the timeout, and the slot is free again."""
+
+    writers: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)  # holds the connection open, says nothing
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    pool = statement_pool(f"postgresql://nobody@127.0.0.1:{port}/none", 1, acquire_timeout=0.3)
+    try:
+        for _ in range(2):
+            started = time.monotonic()
+            with pytest.raises(PoolExhausted):
+                await pool.fetchval("SELECT 1")
+            assert time.monotonic() - started < 1.0
+        assert pool.get_size() == 0
+    finally:
+        await pool.close()
+        server.close()
+        for writer in writers:
+            writer.close()
+            await writer.wait_closed()
+        await server.wait_closed()
+
+
+async def test_the_write_pool_waits_at_most_the_acquire_timeout(fresh_db) -> None:
+    pool = await create_pool(fresh_db, 1, acquire_timeout=0.3)
+    held, done = asyncio.Event(), asyncio.Event()
+
+    async def hold() -> None:  # another unit of work, holding the only connection
+        async with pool.acquire():
+            held.set()
+            await done.wait()
+
+    holder = asyncio.create_task(hold())
+    try:
+        await held.wait()
+        started = time.monotonic()
+        with pytest.raises(PoolExhausted):
+            await pool.fetchval("SELECT 1")
+        assert time.monotonic() - started < 1.0
+        done.set()
+        await holder
+        assert await pool.fetchval("SELECT 2") == 2
+    finally:
+        done.set()
         await pool.close()

@@ -244,7 +244,7 @@ class FakePostgres:
     def __init__(self) -> None:
         self.searches = 0
 
-    async def search(self, query: SearchQuery) -> SearchResult:
+    async def search(self, query: SearchQuery, reader: object = None) -> SearchResult:
         self.searches += 1
         return SearchResult([], None, 0, None, None, "postgres")
 
