@@ -29,7 +29,8 @@ def parse(argv: list[str] | None = None) -> SoakConfig:
     parser.add_argument(
         "--faults",
         default=defaults.faults,
-        help=f"auto, none, or AT:KIND[:SECONDS],... with KIND one of {', '.join(KINDS)}",
+        help="auto (auto,-KIND,... leaves kinds out), none, or AT:KIND[:SECONDS],... with KIND"
+        f" one of {', '.join(KINDS)}",
     )
     parser.add_argument(
         "--fault-every", type=float, default=defaults.fault_every, help="seconds, for auto"

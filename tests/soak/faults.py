@@ -1,8 +1,9 @@
 """The fault injector: what it can break, the schedule it follows, and the windows it records.
 
 A schedule is `auto` (drawn from the seed: every kind at least once, spread over the load, then
-more at random), `none`, or explicit: `AT:KIND[:SECONDS],...` with AT in seconds after the load
-starts, e.g. `10:kill-worker,25:redis-down:6,40:pause-replay:8`. The kinds:
+more at random; `auto,-poison-outbox` leaves kinds out), `none`, or explicit:
+`AT:KIND[:SECONDS],...` with AT in seconds after the load starts, e.g.
+`10:kill-worker,25:redis-down:6,40:pause-replay:8`. The kinds:
 
     kill-worker     SIGKILL one worker's process group; restart it SECONDS later
     kill-relay      SIGKILL one relay; restart it SECONDS later
@@ -85,8 +86,14 @@ def schedule(text: str, rng: random.Random, load_seconds: float, every: float) -
     text = text.strip()
     if text == "none":
         return []
-    if text == "auto":
-        return auto_schedule(rng, load_seconds, every)
+    head, _, rest = text.partition(",")
+    if head == "auto":
+        left_out = [part.strip().removeprefix("-") for part in rest.split(",") if part.strip()]
+        unknown = [kind for kind in left_out if kind not in KINDS]
+        if unknown or not all(p.strip().startswith("-") for p in rest.split(",") if p.strip()):
+            raise ScheduleError(f"{text!r}: write auto,-KIND,... with KIND one of {KINDS}")
+        kinds = [kind for kind in KINDS if kind not in left_out]
+        return auto_schedule(rng, load_seconds, every, kinds) if kinds else []
     faults = []
     for part in filter(None, (p.strip() for p in text.split(","))):
         pieces = part.split(":")
@@ -101,12 +108,15 @@ def schedule(text: str, rng: random.Random, load_seconds: float, every: float) -
     return sorted(faults, key=lambda f: f.at)
 
 
-def auto_schedule(rng: random.Random, load_seconds: float, every: float) -> list[Fault]:
+def auto_schedule(
+    rng: random.Random, load_seconds: float, every: float, kinds: list[str] | None = None
+) -> list[Fault]:
     """Every kind once, in a random order, in slots spread over the load (at most `every`
     seconds apart); then a kind at random about every `every` seconds. Each fault ends two
     seconds before the load does (a shorter one than drawn, if need be)."""
     end = load_seconds - 2
-    first = list(KINDS)
+    kinds = list(kinds or KINDS)
+    first = list(kinds)
     rng.shuffle(first)
     slot = min(every, (end - WARM_UP_SECONDS) / len(first))
     moments = [WARM_UP_SECONDS + slot * (i + rng.uniform(0.1, 0.6)) for i in range(len(first))]
@@ -118,7 +128,7 @@ def auto_schedule(rng: random.Random, load_seconds: float, every: float) -> list
         moments.append(at)
     faults = []
     for i, moment in enumerate(moments):
-        kind = first[i] if i < len(first) else rng.choice(KINDS)
+        kind = first[i] if i < len(first) else rng.choice(kinds)
         low, high = DURATIONS[kind]
         seconds = min(rng.uniform(low, high), end - moment)
         if moment < end and seconds >= low:

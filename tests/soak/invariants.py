@@ -138,7 +138,7 @@ def _at(journal: Journal, moment: float) -> str:
 # -- 1 ---------------------------------------------------------------------------------------
 
 
-def check_requests(journal: Journal, logs: Logs, grace: float) -> Row:
+def check_requests(journal: Journal, logs: Logs, grace: float, names: dict[int, str]) -> Row:
     now = time.time()
     windows = [(f.started, (f.ended or now) + grace) for f in journal.faults if f.kind != "poison"]
     problems: list[tuple[RequestRecord, str]] = []
@@ -172,7 +172,16 @@ def check_requests(journal: Journal, logs: Logs, grace: float) -> Row:
         f"{len(journal.requests)} requests; 503 in a fault {allowed}; violations "
         f"{len(problems)}" + (f" ({_top(kinds)})" if kinds else "") + f"; slowest {slowest:.1f} s"
     )
+    unanswered = [r for r, problem in problems if r.status is None]
+    by_port = Counter(r.port for r in unanswered)
     examples = [
+        f"no answer from {names.get(port, '?')} (port {port}): {n} request(s) between "
+        f"{_at(journal, min(r.started for r in unanswered if r.port == port))} and "
+        f"{_at(journal, max(r.started for r in unanswered if r.port == port))}"
+        for port, n in sorted(by_port.items())
+    ]
+    examples += journal.stalls
+    examples += [
         f"{_at(journal, r.started)} {r.actor} {r.method} {r.path} -> {problem} "
         f"[port {r.port}, {r.request_id}] {logs.explain_request(r.request_id)}".rstrip()
         for r, problem in problems[:EXAMPLES]
@@ -465,7 +474,12 @@ async def check_all(
     """Every invariant's row, in the order of this module's docstring."""
     logs = await asyncio.to_thread(Logs, tree.processes)
     return [
-        check_requests(journal, logs, grace),
+        check_requests(
+            journal,
+            logs,
+            grace,
+            dict(zip(tree.web_ports, (w.name for w in tree.webs), strict=False)),
+        ),
         await check_stock(tree, journal, initial),
         await check_payments(tree, journal),
         await check_emails(tree, journal, logs),

@@ -3,8 +3,10 @@ read-after-write check, every checkout attempt and the stock samples. The invari
 
 from __future__ import annotations
 
+import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 
 @dataclass
@@ -95,7 +97,25 @@ class Journal:
     poisoned: list[str] = field(default_factory=list)  # event ids the injector made fail
     unpublishable: list[str] = field(default_factory=list)  # those of them no actor can take
     notes: list[str] = field(default_factory=list)  # what the report should say besides the rows
+    stalls: list[str] = field(default_factory=list)  # what the databases showed when requests hung
 
     def read(self, actor: str, what: str, ok: bool, detail: str = "") -> None:
         """Record a read-after-own-write check."""
         self.reads.append(ReadCheck(actor, what, ok, detail, time.time()))
+
+    def save(self, path: Path) -> None:
+        """Everything recorded, one JSON object a line with its kind, for a post-mortem."""
+        kinds = {
+            "request": self.requests,
+            "fault": self.faults,
+            "stock_change": self.stock_changes,
+            "read": self.reads,
+            "checkout": self.checkouts,
+            "sample": self.samples,
+        }
+        with path.open("w") as out:
+            for kind, items in kinds.items():
+                for item in items:
+                    out.write(json.dumps({"kind": kind, **asdict(item)}) + "\n")
+            for text in (*self.notes, *self.stalls):
+                out.write(json.dumps({"kind": "note", "text": text}) + "\n")

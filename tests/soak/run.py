@@ -18,6 +18,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.soak import stalls
 from tests.soak.apps import AppClient
 from tests.soak.faults import Fault, Injector, schedule
 from tests.soak.invariants import Row, check_all, table
@@ -141,6 +142,7 @@ async def run_soak(config: SoakConfig) -> Report:
         report.drain = await drain(tree, journal.poisoned, config.drain_seconds)
         tree.progress(report.drain)
         report.rows = await check_all(tree, journal, initial, config.grace_seconds)
+        journal.save(run_dir / "journal.jsonl")
         tree.progress("invariants checked; stopping the tree")
     finally:
         stopping = await tree.close()
@@ -167,6 +169,7 @@ async def load(
     ]
     running = [asyncio.create_task(user.run(), name=user.name) for user in users]
     sampler = asyncio.create_task(sample_stock(tree, journal, stop))
+    watcher = asyncio.create_task(stalls.watch(tree, journal, stop))
     injector = Injector(tree, journal, random.Random(f"{config.seed}-injector"))
     faulting = asyncio.create_task(injector.run(report.faults, stop))
     try:
@@ -183,6 +186,7 @@ async def load(
             )
         await faulting
         await sampler
+        await watcher
 
 
 async def load_catalog(tree: Tree, rng: random.Random, staff: int) -> Catalog:
