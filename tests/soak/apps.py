@@ -24,8 +24,7 @@ class AppClient(User):
     kind = "app"
     lane = 2
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def setup(self) -> None:
         self.account: tuple[str, str] | None = None  # email, password
         self.refresh_token: str | None = None
         self.cart_token: str | None = None

@@ -209,7 +209,7 @@ async def check_stock(tree: Tree, journal: Journal, initial: dict[int, int]) -> 
             certain[change.variant_id] += change.amount
         else:
             uncertain[change.variant_id].append(change.amount)
-    examples = []
+    examples: list[str] = []
     wrong = 0
     for variant_id in sorted(set(stock) | set(initial)):
         sku, now = stock.get(variant_id, ("(deleted)", 0))

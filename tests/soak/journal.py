@@ -7,6 +7,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 @dataclass
@@ -105,7 +106,7 @@ class Journal:
 
     def save(self, path: Path) -> None:
         """Everything recorded, one JSON object a line with its kind, for a post-mortem."""
-        kinds = {
+        kinds: dict[str, list[Any]] = {
             "request": self.requests,
             "fault": self.faults,
             "stock_change": self.stock_changes,

@@ -88,6 +88,10 @@ class User:
         address = f"10.{self.lane}.{index // 250}.{index % 250 + 1}"
         self.client = Client(self.name, ports, journal, self.rng, address)
         self.notes = 0
+        self.setup()
+
+    def setup(self) -> None:
+        """The state of a kind of user, before it begins."""
 
     async def run(self) -> None:
         try:

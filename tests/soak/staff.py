@@ -29,10 +29,11 @@ class Staff(User):
     kind = "staff"
     lane = 3
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.api = Client(f"{self.name}-api", self.ports, self.journal, self.rng, "10.3.9.1")
-        self.address_email = f"staff{self.index}@soak.example.com"
+    def setup(self) -> None:
+        self.api = Client(
+            f"{self.name}-api", self.ports, self.journal, self.rng, f"10.3.200.{self.index + 1}"
+        )
+        self.email_address = f"staff{self.index}@soak.example.com"
         self.tracking = 0
 
     async def run(self) -> None:
@@ -45,7 +46,7 @@ class Staff(User):
         page = await self.client.get("/login?next=/admin/")
         form = html.form_to(page.text, "/login") if page.ok else None
         if form is not None:
-            form.set("email", self.address_email)
+            form.set("email", self.email_address)
             form.set("password", STAFF_PASSWORD)
             answer = await self.client.post("/login", data=form.fields)
             if not answer.ok:
@@ -53,7 +54,7 @@ class Staff(User):
         answer = await self.api.request(
             "POST",
             "/api/v1/auth/login",
-            json_body={"email": self.address_email, "password": STAFF_PASSWORD},
+            json_body={"email": self.email_address, "password": STAFF_PASSWORD},
         )
         token = (answer.json() or {}).get("access_token") if answer.status == 200 else None
         if token:
@@ -112,7 +113,7 @@ class Staff(User):
         form.set(f"v-{row}-price", text)
         slug, sku = form.get("slug"), form.get(f"v-{row}-sku")
         answer = await self.client.post(form.action, data=form.fields)
-        if not (answer.redirected and answer.ok):
+        if not (_saved(answer, form.action) and answer.ok):
             if self.answered(answer) and answer.status != 422:
                 self.unexpected("price save", answer)
             return
@@ -165,11 +166,11 @@ class Staff(User):
                 again.set(f"v-{again_row}-stock", str(new))
                 old, form = now, again
                 answer = await self.client.post(form.action, data=form.fields)
-        self._record(answer, variant_id, new - old)
+        self._record(answer, form.action, variant_id, new - old)
 
-    def _record(self, answer: Answer, variant_id: int, amount: int) -> None:
-        saved = answer.redirected  # the save's own answer was a 303
-        lost = answer.status is None or answer.status >= 500
+    def _record(self, answer: Answer, action: str, variant_id: int, amount: int) -> None:
+        saved = _saved(answer, action)
+        lost = not answer.redirected and (answer.status is None or answer.status >= 500)
         if not saved and not lost:
             return  # refused (422): nothing written
         certain = saved
@@ -217,7 +218,7 @@ class Staff(User):
         for name, value in fields.items():
             form.set(name, value)
         answer = await self.client.post(form.action, data=form.fields)
-        if answer.redirected and answer.ok:
+        if _saved(answer, link) and answer.ok:
             shown = re.search(r'id="status">([a-z]+)<', answer.text)
             self.journal.read(
                 self.name,
@@ -225,6 +226,12 @@ class Staff(User):
                 shown is not None and shown.group(1) == _moved(action),
                 f"{number} {action}: {shown.group(1) if shown else None}",
             )
+
+
+def _saved(answer: Answer, page: str) -> bool:
+    """Whether a staff form's POST was answered with the 303 back to its page (a 303 to the
+    sign-in page is no save)."""
+    return answer.redirected and answer.path.partition("?")[0] == page
 
 
 def _moved(action: str) -> str:

@@ -47,10 +47,13 @@ async def watch(tree: Tree, journal: Journal, stop: asyncio.Event) -> None:
         if ports:
             seen_ports |= ports
             oldest = min(r.started for r in waiting)
+            what = ", ".join(
+                sorted({f"{r.method} {r.path.partition('?')[0]}" for r in waiting})[:8]
+            )
             heading = (
                 f"stall at +{now - journal.started:.0f}s: {len(waiting)} request(s) waiting over "
                 f"{STALL_SECONDS:.0f} s (ports {sorted({r.port for r in waiting})}, the oldest "
-                f"since +{oldest - journal.started:.0f}s)"
+                f"since +{oldest - journal.started:.0f}s: {what})"
             )
             try:
                 journal.stalls.append(f"{heading}; {await snapshot(tree)}")
