@@ -67,6 +67,7 @@ SELECT_UNPUBLISHED = """
     WHERE published_at IS NULL ORDER BY created_at
 """
 COUNT_EVENTS = "SELECT count(*) FROM outbox"
+SELECT_WRITTEN = "SELECT created_at FROM outbox WHERE event_id = $1"
 SELECT_PARK_COLUMNS = """
     SELECT column_name FROM information_schema.columns
     WHERE table_name = 'outbox'
@@ -387,7 +388,11 @@ async def check_outbox(tree: Tree, journal: Journal, logs: Logs) -> Row:
         )
     for event_id in sorted(unpublishable - parked):
         how = f"none of {columns} is set" if columns else "the outbox has no column to park it in"
-        problems.append(f"the unpublishable event {event_id} is not parked ({how})")
+        written = await tree.pool.fetchval(SELECT_WRITTEN, uuid.UUID(event_id))
+        when = _at(journal, written.timestamp()) if written else "?"
+        problems.append(
+            f"the unpublishable event {event_id} (written {when}) is not parked ({how})"
+        )
     missing = [
         row
         for row in await tree.pool.fetch(SELECT_WITHOUT_EFFECT)

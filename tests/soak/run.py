@@ -82,7 +82,7 @@ class Report:
     run_dir: Path
     faults: list[Fault] = field(default_factory=list)
     rows: list[Row] = field(default_factory=list)
-    journal: Journal = field(default_factory=Journal)
+    journal: Journal = field(default_factory=Journal, repr=False)
     drain: str = ""
     startup_seconds: float = 0.0
     stopping: list[str] = field(default_factory=list)  # processes that did not stop cleanly
