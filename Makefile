@@ -7,7 +7,7 @@ UV := .tools/bin/uv
 VENV := .venv
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test install browser lint typecheck pytest format clean
+.PHONY: run test install browser lint typecheck pytest format clean soak
 
 run: install
 	$(VENV)/bin/aioshop up
@@ -42,6 +42,12 @@ typecheck:
 
 pytest:
 	$(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
+
+# The long soak: the whole process tree under random users while faults are injected (10 minutes
+# by default); `make test` runs its one-minute form (tests/integration/test_soak.py).
+SOAK_ARGS ?=
+soak: install
+	$(VENV)/bin/python -m tests.soak $(SOAK_ARGS)
 
 format: install
 	$(VENV)/bin/ruff format .

@@ -1,4 +1,5 @@
-"""A real SMTP server in the test process (aiosmtpd, on its own thread) that keeps what it gets."""
+"""A real SMTP server in the test process (aiosmtpd, on its own thread) that keeps what it gets,
+and that can be told to refuse mail for a while (a 4xx: the sender must try again later)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,9 @@ class _Collect:
         self.server = server
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if time.monotonic() < self.server.refuse_until:
+            self.server.refused += 1
+            return "451 4.3.2 Service unavailable for now, try again later"
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         assert isinstance(message, EmailMessage)
         # list.append is atomic: the test thread may read while the server thread appends.
@@ -41,6 +45,8 @@ class SmtpServer:
         self.messages: list[EmailMessage] = []
         self.recipients: list[list[str]] = []  # the envelope's RCPT TO of each message
         self.arrived: list[float] = []  # time.time() when each message arrived
+        self.refuse_until = 0.0  # time.monotonic() until which every message gets a 451
+        self.refused = 0  # messages refused so far
         self._controller = Controller(_Collect(self), hostname="127.0.0.1", port=self.port)
 
     def start(self) -> None:
@@ -48,6 +54,10 @@ class SmtpServer:
 
     def stop(self) -> None:
         self._controller.stop()
+
+    def refuse(self, seconds: float) -> None:
+        """Answer every message with a temporary failure (451) for the next `seconds`."""
+        self.refuse_until = time.monotonic() + seconds
 
     async def wait_for(self, count: int, timeout: float = 15.0) -> bool:
         """Wait until at least `count` messages arrived (True) or `timeout` passes (False)."""

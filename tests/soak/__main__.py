@@ -1,0 +1,76 @@
+"""`python -m tests.soak`: the soak run from the command line (`make soak SOAK_ARGS=...`).
+
+Prints the invariant table; exits 0 when every invariant held, 1 when one did not (the last
+lines name the seed and the command that reproduces the run), 2 when the tree could not start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from tests.soak.faults import KINDS, ScheduleError
+from tests.soak.run import SoakConfig, run_soak
+from tests.soak.tree import TreeError
+
+
+def parse(argv: list[str] | None = None) -> SoakConfig:
+    defaults = SoakConfig()
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.soak", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--minutes", type=float, default=10.0, help="of load (default 10)")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--shoppers", type=int, default=defaults.shoppers)
+    parser.add_argument("--app-clients", type=int, default=defaults.app_clients)
+    parser.add_argument("--staff", type=int, default=defaults.staff)
+    parser.add_argument(
+        "--faults",
+        default=defaults.faults,
+        help="auto (auto,-KIND,... leaves kinds out), none, or AT:KIND[:SECONDS],... with KIND"
+        f" one of {', '.join(KINDS)}",
+    )
+    parser.add_argument(
+        "--fault-every", type=float, default=defaults.fault_every, help="seconds, for auto"
+    )
+    parser.add_argument("--drain-seconds", type=float, default=defaults.drain_seconds)
+    parser.add_argument("--grace-seconds", type=float, default=defaults.grace_seconds)
+    parser.add_argument("--products", type=int, default=defaults.products)
+    parser.add_argument(
+        "--pool-size", type=int, default=defaults.pool_size, help="DATABASE_POOL_SIZE"
+    )
+    parser.add_argument("--log-dir", type=Path, default=None, help="default: a new temp dir")
+    args = parser.parse_args(argv)
+    if args.staff < 1:
+        parser.error("--staff must be at least 1")
+    return SoakConfig(
+        seconds=args.minutes * 60,
+        seed=args.seed,
+        shoppers=args.shoppers,
+        app_clients=args.app_clients,
+        staff=args.staff,
+        faults=args.faults,
+        fault_every=args.fault_every,
+        drain_seconds=args.drain_seconds,
+        grace_seconds=args.grace_seconds,
+        products=args.products,
+        pool_size=args.pool_size,
+        log_dir=args.log_dir,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = parse(argv)
+    try:
+        report = asyncio.run(run_soak(config))
+    except (TreeError, ScheduleError) as exc:
+        print(f"soak: {exc}", file=sys.stderr)
+        return 2
+    print(report.render())
+    return 0 if report.passed else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
