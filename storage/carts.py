@@ -190,9 +190,13 @@ async def _store(conn: asyncpg.Connection, cart_id: int, variant: Any, quantity:
 
 async def remove(conn: asyncpg.Connection, cart_id: int, variant_id: int) -> None:
     """Remove a line; raises CartItemNotFound."""
-    if await conn.fetchval(DELETE_ITEM, cart_id, variant_id) is None:
-        raise CartItemNotFound(variant_id)
-    await conn.execute(TOUCH_CART, cart_id)
+    async with conn.transaction():
+        # The cart row first, as every cart write and checkout take it: a line's row locked
+        # before the cart's would deadlock with a change of the same line in another tab.
+        await conn.execute(LOCK_CART, cart_id)
+        if await conn.fetchval(DELETE_ITEM, cart_id, variant_id) is None:
+            raise CartItemNotFound(variant_id)
+        await conn.execute(TOUCH_CART, cart_id)
 
 
 async def clear(conn: asyncpg.Connection, cart_id: int) -> None:
