@@ -13,6 +13,7 @@ from aiohttp import web
 
 from storage.database import last_write_lsn
 from web import metrics
+from web.fields import whole_number
 from web.keys import MIN_LSN, REQUEST_ID
 
 log = structlog.get_logger(__name__)
@@ -87,9 +88,7 @@ async def read_your_writes(request: web.Request, handler: Any) -> web.StreamResp
 
 
 def _parse_lsn(value: str | None) -> int | None:
-    if value is None or not value.isdigit() or len(value) > 20:
-        return None
-    return int(value)
+    return whole_number(value, 0, 2**64 - 1) if value is not None else None  # a pg_lsn
 
 
 def _route_name(request: web.Request) -> str:

@@ -27,7 +27,7 @@ from web.bodies import (
 from web.cookies import CSRF_HEADER, forget, refresh_cookie, remember
 from web.keys import ACCOUNTS, REQUEST_ID
 from web.problems import InvalidInput
-from web.requests import client_ip
+from web.requests import client_ip, user_agent
 
 
 class UserOut(BaseModel):
@@ -94,7 +94,7 @@ async def register(request: web.Request, body: RegisterBody) -> web.Response:
             password=body.password,
             name=body.name,
             ip=client_ip(request),
-            user_agent=request.headers.get("User-Agent", ""),
+            user_agent=user_agent(request),
             request_id=request[REQUEST_ID],
         )
     except WeakPassword as exc:
@@ -108,7 +108,7 @@ async def login(request: web.Request, body: LoginBody) -> web.Response:
         email=body.email,
         password=body.password,
         ip=client_ip(request),
-        user_agent=request.headers.get("User-Agent", ""),
+        user_agent=user_agent(request),
     )
     return session_response(request, pair, user)
 

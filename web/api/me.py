@@ -13,6 +13,7 @@ from web.api.auth import UserOut, user_json
 from web.api.routing import Operation, principal_of
 from web.bodies import AddressChange, AddressIn, PasswordChange, ProfileChange
 from web.keys import ACCOUNTS, DB
+from web.params import path_id
 from web.problems import InvalidInput
 
 
@@ -21,10 +22,7 @@ class AddressOut(AddressIn):
 
 
 def _address_id(request: web.Request) -> int:
-    raw = request.match_info["address_id"]
-    if not raw.isdigit() or len(raw) > 18:
-        raise web.HTTPNotFound()
-    return int(raw)
+    return path_id(request, "address_id")
 
 
 async def get_me(request: web.Request) -> web.Response:

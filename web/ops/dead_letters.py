@@ -21,6 +21,7 @@ from aiohttp import web
 from actors import dead_letters
 from actors.dead_letters import BrokerUnavailable, DeadLetter, UnknownQueue
 from configs.settings import Settings
+from web.fields import whole_number
 from web.keys import PRINCIPAL, SETTINGS
 from web.render import render
 
@@ -116,7 +117,7 @@ async def dead_letters_view(request: web.Request) -> web.Response:
         TEMPLATE,
         {
             "queues": queues,
-            "requeued": int(requeued) if requeued.isdigit() else None,
+            "requeued": whole_number(requeued),
             "requeued_queue": request.query.get("queue", ""),
         },
     )

@@ -30,8 +30,9 @@ from web.bodies import (
 from web.cookies import forget, refresh_cookie, remember
 from web.forms import Form, read_form, safe_next
 from web.keys import ACCOUNTS, DB, PRINCIPAL, REQUEST_ID
+from web.params import path_id
 from web.render import page
-from web.requests import client_ip
+from web.requests import client_ip, user_agent
 
 
 def _accounts(request: web.Request) -> Accounts:
@@ -78,7 +79,7 @@ async def register_submit(request: web.Request) -> web.Response:
                 password=form.data.password,
                 name=form.data.name,
                 ip=client_ip(request),
-                user_agent=request.headers.get("User-Agent", ""),
+                user_agent=user_agent(request),
                 request_id=request[REQUEST_ID],
             )
         except WeakPassword as exc:
@@ -110,7 +111,7 @@ async def login_submit(request: web.Request) -> web.Response:
                 email=form.data.email,
                 password=form.data.password,
                 ip=client_ip(request),
-                user_agent=request.headers.get("User-Agent", ""),
+                user_agent=user_agent(request),
             )
         except InvalidCredentials as exc:
             form.fail("form", str(exc).capitalize() + ".")
@@ -259,12 +260,10 @@ async def address_submit(request: web.Request) -> web.Response:
 async def address_delete(request: web.Request) -> web.Response:
     """Remove one of the shopper's addresses (another's is 404)."""
     principal = require_user(request)
-    raw = request.match_info["address_id"]
-    if not raw.isdigit() or len(raw) > 18:
-        raise web.HTTPNotFound()
+    address_id = path_id(request, "address_id")
     try:
         async with transaction(request.config_dict[DB]) as conn:
-            await addresses.delete(conn, principal.user_id, int(raw))
+            await addresses.delete(conn, principal.user_id, address_id)
     except NotFound:
         raise web.HTTPNotFound() from None
     raise web.HTTPSeeOther("/account?saved=address")

@@ -30,7 +30,9 @@ from web import catalog
 from web.carts import CART_COOKIE, NEW_CART_TOKEN, Cart
 from web.catalog_json import formatted
 from web.cookies import NO_SILENT_REFRESH
+from web.fields import whole_number
 from web.keys import DB, PRINCIPAL
+from web.params import path_id
 from web.render import page
 
 CART_COUNT = web.RequestKey("cart_count", int)  # the header's item count
@@ -252,17 +254,11 @@ def _text(posted: MultiDictProxy[Any], name: str) -> str:
 
 
 def _quantity(raw: str, *, minimum: int) -> int | None:
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 4:
-        return None
-    value = int(raw)
-    return value if minimum <= value <= MAX_QUANTITY else None
+    return whole_number(raw, minimum, MAX_QUANTITY)
 
 
 def _variant_id(request: web.Request) -> int:
-    raw = request.match_info["variant_id"]
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
-        raise web.HTTPNotFound()
-    return int(raw)
+    return path_id(request, "variant_id")
 
 
 async def _back(request: web.Request, slug: str, sku: str | None) -> Back | None:

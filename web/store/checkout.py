@@ -47,6 +47,7 @@ from web.checkout import (
     check_idempotency_key,
     place_order,
 )
+from web.fields import BIGINT_MAX, whole_number
 from web.forms import Form
 from web.keys import DB, PRINCIPAL
 from web.render import page
@@ -303,9 +304,8 @@ def _validate(
     address = None
     choice = values["address_id"] or "new"
     if signed_in and choice != "new":
-        if choice.isascii() and choice.isdigit() and len(choice) <= 18:
-            address_id = int(choice)
-        else:
+        address_id = whole_number(choice, 1, BIGINT_MAX)
+        if address_id is None:
             errors["address_id"] = "Choose one of your addresses, or a new one."
     else:
         data = {name: values[name] for name in EDITABLE}
