@@ -8,7 +8,7 @@ from typing import Annotated, Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, ValidationError
 
-from auth.passwords import MAX_LENGTH
+from auth.passwords import MAX_LENGTH, MIN_LENGTH
 from web.fields import SINGLE_LINE, Line100, Line200, OpaqueToken, OptionalLine200
 from web.params import json_problems, load_json
 from web.problems import InvalidInput
@@ -42,6 +42,8 @@ def field_errors(exc: ValidationError) -> dict[str, str]:
 
 
 Password = Annotated[str, StringConstraints(min_length=1, max_length=MAX_LENGTH)]
+# A password being chosen: auth.passwords.check_new_password says the rest (not a common one).
+NewPassword = Annotated[str, StringConstraints(min_length=MIN_LENGTH, max_length=MAX_LENGTH)]
 Name = Line100
 
 
@@ -51,7 +53,7 @@ class Body(BaseModel):
 
 class RegisterBody(Body):
     email: EmailStr = Field(max_length=254)
-    password: Password
+    password: NewPassword
     name: Name
 
 
@@ -70,7 +72,7 @@ class EmailBody(Body):
 
 class ResetBody(Body):
     token: OpaqueToken
-    new_password: Password
+    new_password: NewPassword
 
 
 class TokenBody(Body):
@@ -95,7 +97,7 @@ class ProfileChange(BaseModel):
 class PasswordChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
     current_password: Password
-    new_password: Password
+    new_password: NewPassword
 
 
 class AddressIn(BaseModel):

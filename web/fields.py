@@ -11,11 +11,13 @@ string or a float); forms use the `Form*` ones, which read ASCII digits only: `i
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
-from pydantic_core import PydanticCustomError
+from pydantic import AfterValidator, BeforeValidator, Field, GetJsonSchemaHandler, StringConstraints
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError
 
 from domain.checkout import MAX_QUANTITY
 from domain.identifiers import SKU_PATTERN, SLUG_MAX_LENGTH, SLUG_PATTERN
@@ -30,7 +32,9 @@ MONEY_MAX = 10**12  # minor units; times MAX_QUANTITY it still fits a bigint
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 CONTROL_IN_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 DIGITS = re.compile(r"[0-9]{1,19}")
-DECIMAL = re.compile(r"[0-9]{1,13}(?:\.[0-9]{1,6})?")
+# What a form's number field may hold: ASCII only, a sign for the bounds to refuse by name.
+FORM_INTEGER = re.compile(r"-?[0-9]{1,30}")
+FORM_DECIMAL = re.compile(r"-?[0-9]{1,30}(?:\.[0-9]{1,30})?")
 
 
 def text_problem(text: str, *, multiline: bool = False) -> str | None:
@@ -60,10 +64,18 @@ def _checked(multiline: bool) -> AfterValidator:
     return AfterValidator(check)
 
 
+def _json_int(value: Any) -> Any:
+    """A JSON number that is a whole number (45.0 too, as JSON Schema's integer) as an int;
+    anything else is left for the strict int to refuse."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def _form_int(value: Any) -> Any:
     """A form field's digits as an int; an int is left for the bounds to check."""
     if isinstance(value, str):
-        if DIGITS.fullmatch(value.strip()) is None:
+        if FORM_INTEGER.fullmatch(value.strip()) is None:
             raise PydanticCustomError("int_parsing", "Enter a whole number (digits 0-9).")
         return int(value.strip())
     if isinstance(value, int) and not isinstance(value, bool):
@@ -74,7 +86,7 @@ def _form_int(value: Any) -> Any:
 def _form_decimal(value: Any) -> Any:
     """A form field's decimal number (digits, and a point with decimals) as a Decimal."""
     if isinstance(value, str):
-        if DECIMAL.fullmatch(value.strip()) is None:
+        if FORM_DECIMAL.fullmatch(value.strip()) is None:
             raise PydanticCustomError("decimal_parsing", "Enter a number such as 12.50.")
         return Decimal(value.strip())
     if isinstance(value, Decimal | int) and not isinstance(value, bool):
@@ -82,8 +94,37 @@ def _form_decimal(value: Any) -> Any:
     raise PydanticCustomError("decimal_type", "Enter a number such as 12.50.")
 
 
+@dataclass(frozen=True)
+class Documented:
+    """Says in the JSON Schema (the API's OpenAPI document) what a validator here enforces, so
+    a client, and the schema tests, can tell a valid value from the schema alone."""
+
+    pattern: str
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        schema["pattern"] = self.pattern
+        return schema
+
+
+def one_of(*fields: str) -> dict[str, Any]:
+    """A model's JSON Schema addition: exactly one of `fields` is given (not null), as the
+    model's own validator insists."""
+    return {
+        "oneOf": [
+            {"required": [name], "properties": {name: {"not": {"type": "null"}}}} for name in fields
+        ]
+    }
+
+
 SINGLE_LINE = _checked(multiline=False)
 MULTI_LINE = _checked(multiline=True)
+# No control character, and (for a required line) one that is not blank once stripped.
+ANY_LINE = Documented(r"^[^\x00-\x1f\x7f]*$")
+FILLED_LINE = Documented(r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$")
+LINES = Documented(r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$")
 
 
 def _line(min_length: int, max_length: int) -> StringConstraints:
@@ -101,20 +142,21 @@ CurrencyCode = Annotated[str, StringConstraints(pattern=CURRENCY_PATTERN.pattern
 OpaqueToken = Annotated[str, StringConstraints(pattern=r"^[!-~]{10,200}$")]
 
 # One line of text, stripped: a name, an address line, a tracking number.
-Line60 = Annotated[str, _line(1, 60), SINGLE_LINE]
-Line100 = Annotated[str, _line(1, 100), SINGLE_LINE]
-Line200 = Annotated[str, _line(1, 200), SINGLE_LINE]
-OptionalLine200 = Annotated[str, _line(0, 200), SINGLE_LINE]
+Line60 = Annotated[str, _line(1, 60), SINGLE_LINE, FILLED_LINE]
+Line100 = Annotated[str, _line(1, 100), SINGLE_LINE, FILLED_LINE]
+Line200 = Annotated[str, _line(1, 200), SINGLE_LINE, FILLED_LINE]
+OptionalLine200 = Annotated[str, _line(0, 200), SINGLE_LINE, ANY_LINE]
 # Text a person may break into lines: a description, a note.
-Note = Annotated[str, _line(0, 500), MULTI_LINE]
-Description = Annotated[str, StringConstraints(max_length=10_000), MULTI_LINE]
+Note = Annotated[str, _line(0, 500), MULTI_LINE, LINES]
+Description = Annotated[str, StringConstraints(max_length=10_000), MULTI_LINE, LINES]
 
-# Whole numbers in JSON bodies: a JSON integer within the column's range.
-Id = Annotated[int, Field(strict=True, ge=1, le=BIGINT_MAX)]
-Quantity = Annotated[int, Field(strict=True, ge=1, le=MAX_QUANTITY)]
-QuantityOrZero = Annotated[int, Field(strict=True, ge=0, le=MAX_QUANTITY)]  # 0 removes a line
-MinorUnits = Annotated[int, Field(strict=True, ge=0, le=MONEY_MAX)]
-Stock = Annotated[int, Field(strict=True, ge=0, le=STOCK_MAX)]
+# Whole numbers in JSON bodies: a JSON integer (never a string) within the column's range.
+JSON_INT = BeforeValidator(_json_int)
+Id = Annotated[int, Field(strict=True, ge=1, le=BIGINT_MAX), JSON_INT]
+Quantity = Annotated[int, Field(strict=True, ge=1, le=MAX_QUANTITY), JSON_INT]
+QuantityOrZero = Annotated[int, Field(strict=True, ge=0, le=MAX_QUANTITY), JSON_INT]  # 0: remove
+MinorUnits = Annotated[int, Field(strict=True, ge=0, le=MONEY_MAX), JSON_INT]
+Stock = Annotated[int, Field(strict=True, ge=0, le=STOCK_MAX), JSON_INT]
 
 # Whole numbers and prices in forms: ASCII digits only.
 FormId = Annotated[int, BeforeValidator(_form_int), Field(ge=1, le=BIGINT_MAX)]

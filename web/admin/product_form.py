@@ -142,7 +142,7 @@ def _parse_value(attribute: Attribute, text: str) -> object:
     if attribute.kind == "number":
         # ASCII only: float() and int() also read '١٢٣' and '1_000'.
         if NUMBER.fullmatch(text) is None:
-            raise ValueError("must be a number such as 12, -3 or 4.5")
+            raise ValueError("must be a number")
         number = float(text) if re.search(r"[.eE]", text) else int(text)
         if isinstance(number, float) and not math.isfinite(number):
             raise ValueError("must be a finite number")

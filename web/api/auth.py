@@ -184,9 +184,17 @@ OPERATIONS = (
         response=SessionOut,
         status=201,
         tag="auth",
+        problems=(409, 429, 503),
     ),
     Operation(
-        "POST", "/auth/login", login, "Sign in", body=LoginBody, response=SessionOut, tag="auth"
+        "POST",
+        "/auth/login",
+        login,
+        "Sign in",
+        body=LoginBody,
+        response=SessionOut,
+        tag="auth",
+        problems=(429, 503),
     ),
     Operation(
         "POST",
@@ -216,6 +224,7 @@ OPERATIONS = (
         body=EmailBody,
         status=202,
         tag="auth",
+        problems=(429,),
     ),
     Operation(
         "POST",
@@ -225,6 +234,7 @@ OPERATIONS = (
         body=ResetBody,
         status=204,
         tag="auth",
+        problems=(503,),
     ),
     Operation(
         "POST",
@@ -243,5 +253,6 @@ OPERATIONS = (
         auth="user",
         status=202,
         tag="auth",
+        problems=(404, 429),
     ),
 )

@@ -9,7 +9,7 @@ from storage import carts, orders, transaction
 from web import carts as web_carts
 from web.api.routing import Operation
 from web.catalog_json import money_json
-from web.fields import Id, Quantity, QuantityOrZero, Sku
+from web.fields import Id, Quantity, QuantityOrZero, Sku, one_of
 from web.keys import DB
 from web.params import path_id
 
@@ -17,7 +17,7 @@ from web.params import path_id
 class NewItem(BaseModel):
     """A variant by id or by SKU, and how many more units of it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=one_of("variant_id", "sku"))
     variant_id: Id | None = None
     sku: Sku | None = None
     quantity: Quantity = 1
@@ -104,7 +104,14 @@ async def list_shipping_methods(request: web.Request) -> web.Response:
 OPERATIONS = (
     Operation("GET", "/cart", get_cart, "The cart", name="cart", tag="cart"),
     Operation(
-        "POST", "/cart/items", add_item, "Add to the cart", body=NewItem, status=201, tag="cart"
+        "POST",
+        "/cart/items",
+        add_item,
+        "Add to the cart",
+        body=NewItem,
+        status=201,
+        tag="cart",
+        problems=(404, 409),
     ),
     Operation(
         "PATCH",
@@ -113,6 +120,7 @@ OPERATIONS = (
         "Change a line's quantity",
         body=QuantityChange,
         tag="cart",
+        problems=(409,),
     ),
     Operation("DELETE", "/cart/items/{variant_id}", remove_item, "Remove a line", tag="cart"),
     Operation(

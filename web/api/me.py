@@ -94,7 +94,16 @@ async def delete_address(request: web.Request) -> web.Response:
 
 
 OPERATIONS = (
-    Operation("GET", "/me", get_me, "The signed-in user", auth="user", response=UserOut, tag="me"),
+    Operation(
+        "GET",
+        "/me",
+        get_me,
+        "The signed-in user",
+        auth="user",
+        response=UserOut,
+        tag="me",
+        problems=(404,),
+    ),
     Operation(
         "PATCH",
         "/me",
@@ -104,6 +113,7 @@ OPERATIONS = (
         body=ProfileChange,
         response=UserOut,
         tag="me",
+        problems=(404,),
     ),
     Operation(
         "POST",
@@ -114,6 +124,7 @@ OPERATIONS = (
         body=PasswordChange,
         status=204,
         tag="me",
+        problems=(404, 503),
     ),
     Operation("GET", "/me/addresses", list_addresses, "List addresses", auth="user", tag="me"),
     Operation(
@@ -126,6 +137,7 @@ OPERATIONS = (
         response=AddressOut,
         status=201,
         tag="me",
+        problems=(409,),
     ),
     Operation(
         "GET",

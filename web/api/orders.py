@@ -23,13 +23,19 @@ from web.checkout import (
     order_json,
     place_order,
 )
-from web.fields import SINGLE_LINE, Id, Line100, Note
+from web.fields import SINGLE_LINE, Id, Line100, Note, one_of
 from web.keys import DB, PRINCIPAL, REQUEST_ID
 from web.params import InvalidParameters, keyset, keyset_text, path_order_number
 from web.problems import InvalidInput
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 PAGE_MAX = 50
+BEFORE_PARAMETER = {
+    "name": "before",
+    "in": "query",
+    "description": "next_before of the previous page",
+    "schema": {"type": "string"},
+}
 
 
 class CardIn(BaseModel):
@@ -42,7 +48,9 @@ class CardIn(BaseModel):
 class CheckoutBody(BaseModel):
     """A guest gives an email and an address; a customer may use a saved address instead."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra=one_of("shipping_address", "shipping_address_id")
+    )
     email: EmailStr | None = Field(default=None, max_length=254)
     shipping_address_id: Id | None = None
     shipping_address: AddressIn | None = None
@@ -217,8 +225,17 @@ OPERATIONS = (
         body=CheckoutBody,
         status=201,
         tag="checkout",
+        problems=(404, 409),
     ),
-    Operation("GET", "/orders", list_my_orders, "My orders", auth="user", tag="orders"),
+    Operation(
+        "GET",
+        "/orders",
+        list_my_orders,
+        "My orders",
+        auth="user",
+        tag="orders",
+        parameters=(BEFORE_PARAMETER,),
+    ),
     Operation(
         "GET", "/orders/{number}", get_my_order, "One of my orders", auth="user", tag="orders"
     ),
@@ -230,6 +247,7 @@ OPERATIONS = (
         auth="user",
         body=Cancellation,
         tag="orders",
+        problems=(409,),
     ),
     Operation(
         "POST",
@@ -239,6 +257,7 @@ OPERATIONS = (
         auth="staff",
         body=Shipment,
         tag="staff",
+        problems=(409,),
     ),
     Operation(
         "POST",
@@ -247,6 +266,7 @@ OPERATIONS = (
         "Mark an order delivered",
         auth="staff",
         tag="staff",
+        problems=(409,),
     ),
     Operation(
         "POST",
@@ -256,5 +276,6 @@ OPERATIONS = (
         auth="staff",
         body=Cancellation,
         tag="staff",
+        problems=(409,),
     ),
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
+from domain.identifiers import SKU_MAX_LENGTH
 from storage import products, transaction
 from storage.products import NewVariant
 from web import catalog
@@ -70,7 +71,7 @@ async def create_product(request: web.Request, body: NewProduct) -> web.Response
             description=body.description,
             variants=[
                 NewVariant(
-                    sku=body.sku or body.slug.upper().replace("-", "_"),
+                    sku=body.sku or body.slug.upper().replace("-", "_")[:SKU_MAX_LENGTH],
                     price_amount=body.price_amount,
                     currency=body.price_currency,
                     stock_on_hand=body.stock_on_hand,
@@ -97,6 +98,7 @@ OPERATIONS = (
         name="products",
         tag="catalog",
         parameters=LISTING_PARAMETERS,
+        problems=(304,),
     ),
     Operation(
         "POST",
@@ -107,9 +109,16 @@ OPERATIONS = (
         body=NewProduct,
         status=201,
         tag="catalog",
+        problems=(409,),
     ),
     Operation(
-        "GET", "/products/{slug}", get_product, "One product by slug", name="product", tag="catalog"
+        "GET",
+        "/products/{slug}",
+        get_product,
+        "One product by slug",
+        name="product",
+        tag="catalog",
+        problems=(304,),
     ),
     Operation(
         "GET",
@@ -119,6 +128,7 @@ OPERATIONS = (
         name="search",
         tag="catalog",
         parameters=LISTING_PARAMETERS,
+        problems=(304,),
     ),
     Operation(
         "GET",
@@ -128,5 +138,6 @@ OPERATIONS = (
         name="suggest",
         tag="catalog",
         parameters=SUGGEST_PARAMETERS,
+        problems=(304,),
     ),
 )
