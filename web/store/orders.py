@@ -15,6 +15,7 @@ import hmac
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -275,7 +276,7 @@ async def cancel_page(request: web.Request) -> web.Response:
 async def cancel_submit(request: web.Request) -> web.Response:
     """Cancel one's own order while the shop allows it (pending or confirmed); stock goes back."""
     if request.get(PRINCIPAL) is None:  # come back to the order, not to this POST-only URL
-        number = request.match_info["number"]
+        number = quote(request.match_info["number"], safe="")  # a header: no CR, LF, NUL
         raise web.HTTPSeeOther(f"/login?next=/account/orders/{number}")
     principal = require_user(request)
     order = await _customer_order(request, principal.user_id)
