@@ -62,7 +62,11 @@ CONFIG = SchemathesisConfig.from_dict(
     {
         "seed": SEED,
         "suppress-health-check": ["all"],
-        "generation": {"max-examples": EXAMPLES_PER_OPERATION, "deterministic": True},
+        "generation": {
+            "max-examples": EXAMPLES_PER_OPERATION,
+            "deterministic": True,
+            "database": "none",
+        },
         "phases": {"stateful": {"enabled": False}},
         "checks": {"enabled": True},
         "operations": [
@@ -166,6 +170,7 @@ def _headers(case: Any, app: LiveApp) -> dict[str, str]:
 @settings(
     max_examples=EXAMPLES_PER_OPERATION,
     derandomize=True,
+    database=None,  # nothing written to the work tree: the seed is the whole story
     deadline=None,
     suppress_health_check=list(HealthCheck),
 )

@@ -222,6 +222,12 @@ async def test_forms_refuse_bad_input_beside_the_field(staff_client, fresh_db) -
         assert error_of(await resp.text(), field), (path, field)
     assert await fetch(fresh_db, "SELECT id FROM categories WHERE slug = 'mugs'") == []
     assert await fetch(fresh_db, "SELECT id FROM products WHERE slug = 'blue-mug'") == []
+    # The edit form's hidden snapshot of the product, forged: too deep, or not JSON.
+    [shoe] = await fetch(fresh_db, "SELECT id FROM products WHERE slug = 'run-shoe'")
+    for original in ("[" * 100_000, "{" + NUL, '{"values": 1e400}'):
+        form = product_form(variant("RS-R-42"), slug="run-shoe", original=original)
+        resp = await post(client, f"/admin/products/{shoe['id']}", form)
+        assert resp.status in (303, 409, 422), resp.status
     token = await csrf_of(client, "/account")
     for path, data in (
         ("/account/profile", {"name": NUL}),
