@@ -1,5 +1,5 @@
 """What a request carries besides its body model, parsed strictly: path ids, query values,
-keyset positions ("Older" links), and the shape of a JSON body.
+keyset positions ("Older" links), tokens in headers and cookies, and the shape of a JSON body.
 
 Every edge (api, store, admin, ops) reads these through here, so one rule holds everywhere: a
 value that cannot reach the database as it is (a NUL, an id past a bigint, '²' where digits go,
