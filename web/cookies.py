@@ -24,7 +24,7 @@ from aiohttp.web_request import FileField
 from auth.accounts import Accounts, TokenPair
 from auth.tokens import InvalidToken, Principal
 from web.keys import ACCOUNTS, CSRF_TOKEN, NEW_TOKENS, PRINCIPAL, SETTINGS
-from web.params import opaque
+from web.params import opaque, posted_form
 
 ACCESS = "aioshop-access"
 REFRESH = "aioshop-refresh"
@@ -101,7 +101,7 @@ async def check_csrf(request: web.Request) -> None:
         "application/x-www-form-urlencoded",
         "multipart/form-data",
     ):
-        sent_value = (await request.post()).get(CSRF_FIELD)
+        sent_value = (await posted_form(request)).get(CSRF_FIELD)
         sent = sent_value if isinstance(sent_value, str) else None
     sent = opaque(sent)  # compare_digest takes ASCII only
     if not expected or not sent or not hmac.compare_digest(expected, sent):
@@ -186,7 +186,7 @@ async def browser_session(request: web.Request, handler: Any) -> web.StreamRespo
 async def _close_uploads(request: web.Request) -> None:
     """Close the temporary files of a parsed form's uploads, whatever the handler did."""
     try:
-        posted = await request.post()  # the CSRF check's parse, cached: nothing is read again
+        posted = await posted_form(request)  # the CSRF check's parse, cached: nothing is read again
     except (web.HTTPException, ValueError):
         return
     for value in posted.values():

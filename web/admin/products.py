@@ -34,7 +34,7 @@ from web.catalog import catalog_changed, product_changed
 from web.fields import BIGINT_MAX, whole_number
 from web.forms import safe_next
 from web.keys import DB, MIN_LSN
-from web.params import path_id, query_text
+from web.params import path_id, posted_form, query_text
 from web.render import render
 
 PAGE_SIZE = 25
@@ -132,7 +132,7 @@ def _blank_rows(request: web.Request, default: int) -> int:
 async def create_product(request: web.Request) -> web.Response:
     """Create a product with its variants in one transaction; 303 to its edit page."""
     db = request.config_dict[DB]
-    posted = await request.post()
+    posted = await posted_form(request)
     raw_type = posted.get("product_type_id")
     product_type = await _chosen_type(db.primary, raw_type if isinstance(raw_type, str) else None)
     form = product_form.parse(posted, product_type, creating=True)
@@ -262,7 +262,7 @@ async def save_product(request: web.Request) -> web.Response:
     db = request.config_dict[DB]
     product = await product_or_404(db.primary, product_id_of(request))
     product_type = await _type_of(db.primary, product)
-    form = product_form.parse(await request.post(), product_type, creating=False)
+    form = product_form.parse(await posted_form(request), product_type, creating=False)
     if form.product is not None:
 
         async def update(conn: Any) -> int:
@@ -341,7 +341,7 @@ async def _set_published(request: web.Request, published: bool) -> web.Response:
     except ProductNotFound:
         raise web.HTTPNotFound(text="No such product.") from None
     await catalog_changed(request)
-    posted = await request.post()
+    posted = await posted_form(request)
     back = posted.get("next")
     raise web.HTTPSeeOther(
         safe_next(back if isinstance(back, str) else None, f"/admin/products/{product_id}")

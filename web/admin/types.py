@@ -22,6 +22,7 @@ from web.catalog import catalog_changed
 from web.fields import BIGINT_MAX, MULTI_LINE, SINGLE_LINE, Line60, ShortSlug, whole_number
 from web.forms import Form, read_form
 from web.keys import DB, MIN_LSN
+from web.params import posted_form
 from web.render import render
 
 MAX_CHOICES = 200
@@ -120,7 +121,7 @@ async def create_product_type(request: web.Request) -> web.Response:
     form = await read_form(request, ProductTypeIn)
     if "slug" in form.errors and "pattern" in form.errors["slug"]:
         form.errors["slug"] = FRIENDLY["slug"]
-    posted = await request.post()
+    posted = await posted_form(request)
     declared: list[tuple[int, Level]] = []
     for key, value in posted.items():
         attribute_id = whole_number(key.removeprefix("level-"), 1, BIGINT_MAX)

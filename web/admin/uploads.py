@@ -29,7 +29,7 @@ from web.catalog import catalog_changed, product_changed
 from web.cookies import CSRF_HEADER
 from web.fields import text_problem
 from web.keys import DB, REQUEST_ID, SETTINGS
-from web.params import path_id
+from web.params import path_id, posted_form
 
 CHUNK_BYTES = 64 * 1024
 MAX_ALT_LENGTH = 200
@@ -104,7 +104,7 @@ async def _receive(request: web.Request, spool: Spool) -> str:
 
 
 async def _from_parsed_form(request: web.Request, spool: Spool) -> str:
-    posted = await request.post()  # already parsed by the CSRF check, so not read again
+    posted = await posted_form(request)  # already parsed by the CSRF check, so not read again
     upload = posted.get("image")
     if not isinstance(upload, FileField):
         raise UploadRefused("image", "Choose an image file to upload.")
@@ -178,7 +178,7 @@ async def move_image(request: web.Request) -> web.Response:
     """Move an image one place earlier or later (`direction` up or down)."""
     db = request.config_dict[DB]
     product_id = product_id_of(request)
-    posted = await request.post()
+    posted = await posted_form(request)
     step = {"up": -1, "down": 1}.get(str(posted.get("direction", "")))
     if step is None:
         raise web.HTTPBadRequest(text="direction must be up or down")

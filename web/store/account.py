@@ -30,7 +30,7 @@ from web.bodies import (
 from web.cookies import forget, refresh_cookie, remember
 from web.forms import Form, read_form, safe_next
 from web.keys import ACCOUNTS, DB, PRINCIPAL, REQUEST_ID
-from web.params import path_id
+from web.params import path_id, posted_form
 from web.render import page
 from web.requests import client_ip, user_agent
 
@@ -65,7 +65,7 @@ async def register_page(request: web.Request) -> web.Response:
 async def register_submit(request: web.Request) -> web.Response:
     """Create the account, sign in, and go on to `next`."""
     form = await read_form(request, RegisterBody)
-    posted = await request.post()
+    posted = await posted_form(request)
     password = posted.get("password")
     if isinstance(password, str) and password:
         try:  # say what is wrong with the password even when another field is wrong too
@@ -171,7 +171,7 @@ async def reset_page(request: web.Request) -> web.Response:
 async def reset_submit(request: web.Request) -> web.Response:
     """Set the new password; every session ends, so the shopper signs in again."""
     token = _token(request)
-    posted = await request.post()
+    posted = await posted_form(request)
     new_password = posted.get("new_password")
     form: Form[Any] = Form(values={})
     if not isinstance(new_password, str) or not new_password:
@@ -297,7 +297,7 @@ def _next(request: web.Request) -> str:
 
 
 async def _posted_next(request: web.Request) -> str:
-    posted = await request.post()
+    posted = await posted_form(request)
     value = posted.get("next")
     return safe_next(value if isinstance(value, str) else None)
 

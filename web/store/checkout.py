@@ -50,6 +50,7 @@ from web.checkout import (
 from web.fields import BIGINT_MAX, whole_number
 from web.forms import Form
 from web.keys import DB, PRINCIPAL
+from web.params import posted_form
 from web.render import page
 from web.store.cart import CART_COUNT, cart_rows
 from web.store.orders import remember_guest_order
@@ -223,7 +224,7 @@ def _money(amount: int, currency: str) -> str:
 
 async def checkout_submit(request: web.Request) -> web.StreamResponse:
     """Place the order (or, with action=update, show the totals for the chosen method)."""
-    posted = await request.post()
+    posted = await posted_form(request)
     values = {name: str(posted.get(name, "")).strip()[:300] for name in FIELDS}
     cart = await web_carts.current(request)
     if posted.get("action") == "update":
