@@ -24,8 +24,7 @@ from domain.identifiers import SKU_PATTERN, SLUG_MAX_LENGTH, SLUG_PATTERN
 from domain.money import CURRENCY_PATTERN
 
 BIGINT_MAX = 2**63 - 1
-INTEGER_MAX = 2**31 - 1
-STOCK_MAX = 10**9  # an integer column, with room for returns to land on top
+STOCK_MAX = 10**9  # an integer column (2**31-1), with room for returns to land on top
 MONEY_MAX = 10**12  # minor units; times MAX_QUANTITY it still fits a bigint
 
 # C0 controls and DEL; multi-line text keeps tab, line feed and carriage return.
