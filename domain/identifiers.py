@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 
 SLUG_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
-SKU_PATTERN = r"^[A-Z0-9][A-Z0-9._-]{0,63}$"
+SKU_PATTERN = r"^[A-Z0-9][A-Z0-9._-]{0,63}$"  # SKU_MAX_LENGTH in all
 SLUG_MAX_LENGTH = 120  # URLs; product types and attributes use shorter ones
+SKU_MAX_LENGTH = 64
 
 SLUG = re.compile(SLUG_PATTERN)
 SKU = re.compile(SKU_PATTERN)

@@ -8,6 +8,7 @@ its type without I/O.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import groupby
@@ -32,6 +33,10 @@ Level = Literal["product", "variant"]
 KINDS: tuple[Kind, ...] = get_args(Kind)
 LEVELS: tuple[Level, ...] = get_args(Level)
 MAX_TEXT_LENGTH = 200
+# Numbers every JSON reader takes exactly (a double's integers): larger ones came back from
+# jsonb as integers past 64 bits, which the catalog's JSON encoder refuses.
+MAX_NUMBER = 2**53 - 1
+CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 
 # Choices come back as an array of anonymous records, which asyncpg decodes into tuples.
 ATTRIBUTE_COLUMNS = """
@@ -336,6 +341,8 @@ def _clean(attribute: Attribute, value: object) -> object:
             raise ValueError("must be a number")
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError("must be a finite number")
+        if not -MAX_NUMBER <= value <= MAX_NUMBER:
+            raise ValueError(f"must be between -{MAX_NUMBER} and {MAX_NUMBER}")
         return value
     if attribute.kind == "boolean":
         if not isinstance(value, bool):
@@ -347,6 +354,8 @@ def _clean(attribute: Attribute, value: object) -> object:
         value = value.strip()
         if len(value) > MAX_TEXT_LENGTH:
             raise ValueError(f"must be at most {MAX_TEXT_LENGTH} characters")
+        if CONTROL_CHARACTER.search(value):  # jsonb refuses NUL; the rest no one can see
+            raise ValueError("must not contain control characters")
         return value
     slugs = [choice.slug for choice in attribute.choices]
     if not isinstance(value, str) or value not in slugs:

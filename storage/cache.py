@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import json
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -101,7 +102,12 @@ class Cached:
 def encode(value: Any) -> Cached:
     """`value` as compact JSON with a strong entity tag of the bytes (96 bits of SHA-256: the
     CPU computes SHA-256 in hardware, about 3 times faster than BLAKE2 on a page of JSON)."""
-    body = orjson.dumps(value)
+    try:
+        body = orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        # An integer past 64 bits in stored jsonb (an attribute value saved before they were
+        # bounded): the stdlib writes it, so the page still shows rather than failing for all.
+        body = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
     return Cached(body, '"' + hashlib.sha256(body).hexdigest()[:24] + '"')
 
 

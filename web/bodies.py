@@ -3,14 +3,14 @@ them (JSON only, bounded, validated into InvalidInput)."""
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
-from auth.passwords import MAX_LENGTH
-from web.fields import Email
+from auth.passwords import MAX_LENGTH, MIN_LENGTH
+from web.fields import SINGLE_LINE, Email, Line100, Line200, OpaqueToken, OptionalLine200
+from web.params import json_problems, load_json
 from web.problems import InvalidInput
 
 M = TypeVar("M", bound=BaseModel)
@@ -21,12 +21,11 @@ async def read_body(request: web.Request, model: type[M]) -> M:
     if request.content_type != "application/json":
         raise web.HTTPUnsupportedMediaType(text="send the body as application/json")
     raw = await request.read()  # client_max_size bounds this (413)
-    try:
-        data: Any = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise web.HTTPBadRequest(text=f"the body is not valid JSON: {exc}") from None
+    data: Any = load_json(raw)  # 400 when malformed or nested too deep
     if not isinstance(data, dict):
         raise InvalidInput({"body": "must be a JSON object"})
+    if problems := json_problems(data):  # NUL and numbers past 64 bits, wherever they are
+        raise InvalidInput(problems)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -43,8 +42,9 @@ def field_errors(exc: ValidationError) -> dict[str, str]:
 
 
 Password = Annotated[str, StringConstraints(min_length=1, max_length=MAX_LENGTH)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-OpaqueToken = Annotated[str, StringConstraints(min_length=10, max_length=200)]
+# A password being chosen: auth.passwords.check_new_password says the rest (not a common one).
+NewPassword = Annotated[str, StringConstraints(min_length=MIN_LENGTH, max_length=MAX_LENGTH)]
+Name = Line100
 
 
 class Body(BaseModel):
@@ -53,7 +53,7 @@ class Body(BaseModel):
 
 class RegisterBody(Body):
     email: Email
-    password: Password
+    password: NewPassword
     name: Name
 
 
@@ -72,21 +72,19 @@ class EmailBody(Body):
 
 class ResetBody(Body):
     token: OpaqueToken
-    new_password: Password
+    new_password: NewPassword
 
 
 class TokenBody(Body):
     token: OpaqueToken
 
 
-def _text(min_length: int, max_length: int) -> StringConstraints:
-    return StringConstraints(strip_whitespace=True, min_length=min_length, max_length=max_length)
-
-
-Text100 = Annotated[str, _text(1, 100)]
-Text200 = Annotated[str, _text(1, 200)]
-Line2 = Annotated[str, _text(0, 200)]
-PostalCode = Annotated[str, _text(1, 20)]
+Text100 = Line100
+Text200 = Line200
+Line2 = OptionalLine200
+PostalCode = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20), SINGLE_LINE
+]
 Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 Phone = Annotated[str, StringConstraints(pattern=r"^[0-9+() -]{0,30}$")]
 
@@ -99,7 +97,7 @@ class ProfileChange(BaseModel):
 class PasswordChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
     current_password: Password
-    new_password: Password
+    new_password: NewPassword
 
 
 class AddressIn(BaseModel):

@@ -28,6 +28,7 @@ from storage.database import Executor
 from storage.orders import ShippingMethod
 from web.catalog_json import money_json
 from web.keys import DB, PRINCIPAL, SETTINGS
+from web.params import opaque
 
 CART_COOKIE = "aioshop_cart"
 CART_HEADER = "X-Cart-Token"
@@ -53,7 +54,7 @@ def _token(request: web.Request) -> str | None:
         or request.headers.get(CART_HEADER)
         or request.cookies.get(CART_COOKIE)
     )
-    return token if token and len(token) <= 100 else None
+    return opaque(token, max_length=100)
 
 
 async def cart_id(request: web.Request, conn: asyncpg.Connection | None = None) -> int | None:

@@ -34,7 +34,8 @@ from web.catalog_json import (
     variant_json,
 )
 from web.keys import CATALOG_CACHE, DB, MIN_LSN, REQUEST_ID, SEARCH
-from web.listing import InvalidParameters, Listing, encode_cursor
+from web.listing import Listing, encode_cursor
+from web.params import InvalidParameters
 
 # Catalog reads may be kept by browsers and shared caches for a short while; the ETag makes the
 # revalidation after that cheap (304 without a body).

@@ -24,6 +24,7 @@ from aiohttp.web_request import FileField
 from auth.accounts import Accounts, TokenPair
 from auth.tokens import InvalidToken, Principal
 from web.keys import ACCOUNTS, CSRF_TOKEN, NEW_TOKENS, PRINCIPAL, SETTINGS
+from web.params import opaque, posted_form
 
 ACCESS = "aioshop-access"
 REFRESH = "aioshop-refresh"
@@ -73,14 +74,14 @@ def forget(request: web.Request) -> None:
 
 def refresh_cookie(request: web.Request) -> str | None:
     """The refresh token the browser holds, if any."""
-    return request.cookies.get(cookie_name(request, REFRESH))
+    return opaque(request.cookies.get(cookie_name(request, REFRESH)))
 
 
 def csrf_token(request: web.Request) -> str:
     """The request's CSRF token (made now if the browser has none; the middleware stores it)."""
     token = request.get(CSRF_TOKEN)
     if token is None:
-        token = request.cookies.get(cookie_name(request, CSRF)) or secrets.token_urlsafe(32)
+        token = opaque(request.cookies.get(cookie_name(request, CSRF))) or secrets.token_urlsafe(32)
         request[CSRF_TOKEN] = token
     return token
 
@@ -94,14 +95,15 @@ class CsrfRejected(Exception):
 
 async def check_csrf(request: web.Request) -> None:
     """Raise CsrfRejected unless an unsafe request repeats the CSRF cookie (header or field)."""
-    expected = request.cookies.get(cookie_name(request, CSRF))
+    expected = opaque(request.cookies.get(cookie_name(request, CSRF)))
     sent = request.headers.get(CSRF_HEADER)
     if sent is None and request.content_type in (
         "application/x-www-form-urlencoded",
         "multipart/form-data",
     ):
-        sent_value = (await request.post()).get(CSRF_FIELD)
+        sent_value = (await posted_form(request)).get(CSRF_FIELD)
         sent = sent_value if isinstance(sent_value, str) else None
+    sent = opaque(sent)  # compare_digest takes ASCII only
     if not expected or not sent or not hmac.compare_digest(expected, sent):
         raise CsrfRejected()
 
@@ -120,7 +122,7 @@ async def browser_principal(request: web.Request, *, refresh: bool) -> Principal
     if not request.cookies:  # most API calls and first visits: nothing to read
         return None
     accounts: Accounts = request.config_dict[ACCOUNTS]
-    access = request.cookies.get(cookie_name(request, ACCESS))
+    access = opaque(request.cookies.get(cookie_name(request, ACCESS)))
     if access:
         try:
             return await accounts.authenticate(access)
@@ -184,7 +186,7 @@ async def browser_session(request: web.Request, handler: Any) -> web.StreamRespo
 async def _close_uploads(request: web.Request) -> None:
     """Close the temporary files of a parsed form's uploads, whatever the handler did."""
     try:
-        posted = await request.post()  # the CSRF check's parse, cached: nothing is read again
+        posted = await posted_form(request)  # the CSRF check's parse, cached: nothing is read again
     except (web.HTTPException, ValueError):
         return
     for value in posted.values():

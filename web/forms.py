@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from web.bodies import field_errors
 from web.cookies import CSRF_FIELD
+from web.params import posted_form
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -37,15 +38,20 @@ async def read_form(
     request: web.Request, model: type[M], *, blank_as_none: bool = False
 ) -> Form[M]:
     """Validate the posted form against `model` (unknown fields, like the CSRF token, ignored)."""
-    posted = await request.post()
+    posted = await posted_form(request)
     values = {k: v for k, v in posted.items() if isinstance(v, str) and k != CSRF_FIELD}
     fields = set(model.model_fields)
     data = {k: v for k, v in values.items() if k in fields and not (blank_as_none and v == "")}
     shown = {k: v for k, v in values.items() if k not in SECRET_FIELDS}
+    # Whatever a model's field types say, no NUL reaches PostgreSQL (it refuses them in text).
+    nul = {k: "must not contain a NUL character" for k, v in data.items() if "\x00" in v}
     try:
-        return Form(values=shown, data=model.model_validate(data))
+        validated = model.model_validate(data)
     except ValidationError as exc:
-        return Form(values=shown, errors=field_errors(exc))
+        return Form(values=shown, errors=field_errors(exc) | nul)
+    if nul:
+        return Form(values=shown, errors=nul)
+    return Form(values=shown, data=validated)
 
 
 def safe_next(value: str | None, default: str = "/account") -> str:

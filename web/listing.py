@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,7 +21,9 @@ from typing import Any, cast
 import orjson
 
 from domain.identifiers import is_slug
-from search.backend import SORTS, Sort
+from search.backend import MISSING_PRICE_ASC, MISSING_PRICE_DESC, SORTS, Sort
+from web.fields import BIGINT_MAX, text_problem
+from web.params import InvalidParameters, query_bool, query_int, timestamp
 
 DEFAULT_LIMIT = 24
 MAX_LIMIT = 100
@@ -31,6 +33,9 @@ VALUE_PATTERN = re.compile(r"^[A-Za-z0-9._ -]{1,60}$")
 KNOWN = frozenset(
     {"q", "category", "price_min", "price_max", "in_stock", "sort", "limit", "cursor"}
 )
+MAX_CURSOR_LENGTH = 1000
+CURSOR_ALPHABET = re.compile(r"[A-Za-z0-9_-]*")
+NOT_A_CURSOR = "not a cursor from this API"
 
 
 LISTING_PARAMETERS: tuple[dict[str, Any], ...] = (
@@ -75,14 +80,6 @@ LISTING_PARAMETERS: tuple[dict[str, Any], ...] = (
 )
 
 
-class InvalidParameters(Exception):
-    """Query parameters that cannot be used; `errors` maps each parameter to what is wrong."""
-
-    def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__("; ".join(f"{name}: {message}" for name, message in errors.items()))
-        self.errors = errors
-
-
 @dataclass(frozen=True)
 class Listing:
     """What a listing or search request asks for."""
@@ -103,27 +100,27 @@ def parse_listing(query: Mapping[str, str], *, default_sort: Sort = "newest") ->
     errors: dict[str, str] = {}
     attributes: dict[str, tuple[str, ...]] = {}
     for name, raw in query.items():
-        match = ATTRIBUTE_PARAM.match(name)
+        match = ATTRIBUTE_PARAM.fullmatch(name)
         if match:
             values = tuple(dict.fromkeys(v.strip() for v in raw.split(",") if v.strip()))
-            if not values or not all(VALUE_PATTERN.match(v) for v in values):
+            if not values or not all(VALUE_PATTERN.fullmatch(v) for v in values):
                 errors[name] = "give one or more values separated by commas"
             else:
                 attributes[match.group(1)] = values
         elif name not in KNOWN:
             errors[name] = "unknown parameter"
     text = query.get("q", "").strip()
-    if problem := text_problem(text, 200):
+    if problem := query_text_problem(text, 200):
         errors["q"] = problem
     category = query.get("category")
     if category is not None and not is_slug(category):
         errors["category"] = "not a category slug"
-    price_min = _int(query, "price_min", 0, MAX_PRICE, errors)
-    price_max = _int(query, "price_max", 0, MAX_PRICE, errors)
+    price_min = query_int(query, "price_min", 0, MAX_PRICE, errors)
+    price_max = query_int(query, "price_max", 0, MAX_PRICE, errors)
     if price_min is not None and price_max is not None and price_min > price_max:
         errors["price_max"] = "must not be below price_min"
-    limit = _int(query, "limit", 1, MAX_LIMIT, errors)
-    in_stock = _bool(query, "in_stock", errors)
+    limit = query_int(query, "limit", 1, MAX_LIMIT, errors)
+    in_stock = query_bool(query, "in_stock", errors)
     sort = query.get("sort", "relevance" if text else default_sort)
     if sort not in SORTS:
         errors["sort"] = f"one of {', '.join(SORTS)}"
@@ -147,16 +144,12 @@ def parse_listing(query: Mapping[str, str], *, default_sort: Sort = "newest") ->
     )
 
 
-def text_problem(text: str, max_length: int) -> str | None:
-    """What is wrong with free text from a query string, or None.
-
-    A NUL character cannot reach PostgreSQL (it refuses it in text: a 500 otherwise).
-    """
+def query_text_problem(text: str, max_length: int) -> str | None:
+    """What is wrong with free text from a query string, or None (a NUL cannot reach
+    PostgreSQL, and control characters are no one's search)."""
     if len(text) > max_length:
         return f"at most {max_length} characters"
-    if "\x00" in text:
-        return "must not contain a NUL character"
-    return None
+    return text_problem(text)
 
 
 def encode_cursor(sort: str, after: tuple[Any, ...]) -> str:
@@ -166,49 +159,55 @@ def encode_cursor(sort: str, after: tuple[Any, ...]) -> str:
 
 
 def _decode_cursor(value: str, sort: str, errors: dict[str, str]) -> tuple[Any, ...] | None:
-    try:
-        padded = value + "=" * (-len(value) % 4)
-        decoded = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        errors["cursor"] = "not a cursor from this API"
+    """The position a cursor of encode_cursor holds: (sort, key, id), each part checked for
+    its type and range (a forged cursor must fail here, not in SQL)."""
+    if len(value) > MAX_CURSOR_LENGTH or CURSOR_ALPHABET.fullmatch(value) is None:
+        errors["cursor"] = NOT_A_CURSOR
         return None
-    if (
-        not isinstance(decoded, list)
-        or len(decoded) != 2
-        or not isinstance(decoded[1], list)
-        or not all(isinstance(part, str | int | float) for part in decoded[1])
-    ):
-        errors["cursor"] = "not a cursor from this API"
+    try:
+        decoded = orjson.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
+    except (binascii.Error, ValueError):
+        errors["cursor"] = NOT_A_CURSOR
+        return None
+    if not isinstance(decoded, list) or len(decoded) != 2 or not isinstance(decoded[1], list):
+        errors["cursor"] = NOT_A_CURSOR
         return None
     if decoded[0] != sort:
         errors["cursor"] = "belongs to another sort order; start again without it"
         return None
-    return tuple(decoded[1])
+    after = decoded[1]
+    if len(after) != 3 or after[0] != sort or not _is_id(after[2]):
+        errors["cursor"] = NOT_A_CURSOR
+        return None
+    key = _cursor_key(sort, after[1])
+    if key is None:
+        errors["cursor"] = NOT_A_CURSOR
+        return None
+    return (sort, key, after[2])
 
 
-def _int(
-    query: Mapping[str, str], name: str, low: int, high: int, errors: dict[str, str]
-) -> int | None:
-    raw = query.get(name)
-    if raw is None:
+def _cursor_key(sort: str, key: object) -> object | None:
+    """The sort key as the backends wrote it, or None when it cannot be one."""
+    if isinstance(key, bool):
         return None
-    if not re.fullmatch(r"-?[0-9]{1,13}", raw):
-        errors[name] = "must be a whole number"
-        return None
-    value = int(raw)
-    if not low <= value <= high:
-        errors[name] = f"must be between {low} and {high}"
-        return None
-    return value
-
-
-def _bool(query: Mapping[str, str], name: str, errors: dict[str, str]) -> bool | None:
-    raw = query.get(name)
-    if raw is None:
-        return None
-    if raw.lower() in ("true", "1", "yes"):
-        return True
-    if raw.lower() in ("false", "0", "no"):
-        return False
-    errors[name] = "must be true or false"
+    if sort in ("price_asc", "price_desc"):
+        fits = isinstance(key, int) and MISSING_PRICE_DESC <= key <= MISSING_PRICE_ASC
+        return key if fits else None
+    if sort == "newest" and isinstance(key, str):
+        try:
+            return timestamp(key).isoformat()
+        except ValueError:
+            return None
+    if sort == "name" and isinstance(key, str):
+        return key if len(key) <= 1000 and text_problem(key) is None else None
+    if sort == "relevance":
+        if isinstance(key, int | float) and math.isfinite(key):
+            return key
+        # Elasticsearch's score (the backend checks the rest)
+        if isinstance(key, str) and len(key) <= 40 and key.isascii() and key.isprintable():
+            return key
     return None
+
+
+def _is_id(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= BIGINT_MAX

@@ -17,6 +17,7 @@ from storage.database import last_write_lsn
 from storage.errors import Unavailable
 from web import metrics
 from web.cookies import is_secure
+from web.fields import whole_number
 from web.keys import MIN_LSN, REQUEST_ID
 from web.problems import problem_response
 from web.render import render
@@ -129,9 +130,7 @@ async def database_unavailable(request: web.Request, handler: Any) -> web.Stream
 
 
 def _parse_lsn(value: str | None) -> int | None:
-    if value is None or not value.isdigit() or len(value) > 20:
-        return None
-    return int(value)
+    return whole_number(value, 0, 2**64 - 1) if value is not None else None  # a pg_lsn
 
 
 def _route_name(request: web.Request) -> str:

@@ -38,7 +38,7 @@ from storage.errors import (
     Unavailable,
 )
 from web.cookies import CsrfRejected
-from web.listing import InvalidParameters
+from web.params import InvalidParameters
 
 log = structlog.get_logger(__name__)
 

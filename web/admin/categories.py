@@ -7,22 +7,23 @@ cached reads). Refusals are shown on the page beside the form they are about: er
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict
 
 from storage import catalog_admin, categories, transaction
 from storage.errors import CategoryCycle, CategoryNotEmpty, CategoryNotFound, DuplicateSlug
 from web.admin.common import flatten, saved
 from web.admin.product_form import FRIENDLY
 from web.catalog import catalog_changed
-from web.fields import Slug
+from web.fields import FormId, Line100, Slug
 from web.forms import Form, read_form
 from web.keys import DB, MIN_LSN, REQUEST_ID
+from web.params import path_id
 from web.render import render
 
-Name = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+Name = Line100
 
 
 class CategoryIn(BaseModel):
@@ -30,7 +31,7 @@ class CategoryIn(BaseModel):
 
     name: Name
     slug: Slug
-    parent_id: int | None = Field(default=None, ge=1, lt=2**63)  # a bigint
+    parent_id: FormId | None = None
 
 
 class RenameIn(BaseModel):
@@ -41,11 +42,11 @@ class RenameIn(BaseModel):
 
 
 class MoveIn(BaseModel):
-    parent_id: int | None = Field(default=None, ge=1, lt=2**63)  # a bigint
+    parent_id: FormId | None = None
 
 
 def _id(request: web.Request) -> int:
-    return int(request.match_info["id"])
+    return path_id(request)
 
 
 def _friendly(form: Form[Any]) -> Form[Any]:
@@ -161,7 +162,7 @@ def add_routes(app: web.Application) -> None:
     """The category routes on the /admin application."""
     app.router.add_get("/categories", category_page, name="admin_categories")
     app.router.add_post("/categories", create_category)
-    one = r"/categories/{id:\d{1,18}}"
+    one = "/categories/{id:[0-9]{1,19}}"
     app.router.add_post(one + "/rename", rename_category)
     app.router.add_post(one + "/move", move_category)
     app.router.add_post(one + "/delete", delete_category)

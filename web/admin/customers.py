@@ -5,7 +5,6 @@ Nothing here writes, so reads go to the replica once it has this client's last w
 
 from __future__ import annotations
 
-import re
 from typing import Any
 from urllib.parse import urlencode
 
@@ -15,12 +14,13 @@ from storage import customers, orders
 from storage.database import Executor
 from storage.errors import UserNotFound
 from web.admin.orders import HELPERS, MAX_SEARCH_LENGTH, keyset_of, parse_keyset
+from web.fields import BIGINT_MAX, whole_number
 from web.forms import Form
 from web.keys import DB, MIN_LSN
+from web.params import path_id, query_text
 from web.render import render
 
 PAGE_SIZE = 50
-USER_ID = re.compile(r"[0-9]{1,18}")
 
 
 async def _reader(request: web.Request) -> Executor:
@@ -30,16 +30,19 @@ async def _reader(request: web.Request) -> Executor:
 
 async def customer_list(request: web.Request) -> web.Response:
     """Customers newest first, searched by a part of the email; 400 for a bad search or link."""
-    email = request.query.get("email", "").strip()
-    raw_before = request.query.get("before")
     errors: dict[str, str] = {}
-    if len(email) > MAX_SEARCH_LENGTH:
-        errors["email"] = f"Type at most {MAX_SEARCH_LENGTH} characters."
-    if raw_before is not None and not USER_ID.fullmatch(raw_before):
+    email = query_text(request.query, "email", MAX_SEARCH_LENGTH, errors)
+    if "email" in errors:
+        errors["email"] = (
+            f"Type at most {MAX_SEARCH_LENGTH} characters, without control characters."
+        )
+    raw_before = request.query.get("before")
+    before = whole_number(raw_before, 1, BIGINT_MAX) if raw_before is not None else None
+    if raw_before is not None and before is None:
         errors["form"] = "This page link is broken. Start again from the first page."
     context: dict[str, Any] = {
         **HELPERS,
-        "search": Form[Any](values={"email": email}, errors=errors),
+        "search": Form[Any](values={"email": request.query.get("email", "")}, errors=errors),
         "customers": [],
         "older": None,
     }
@@ -49,7 +52,7 @@ async def customer_list(request: web.Request) -> web.Response:
         await _reader(request),
         email=email or None,
         limit=PAGE_SIZE + 1,
-        before=int(raw_before) if raw_before is not None else None,
+        before=before,
     )
     context["customers"] = found[:PAGE_SIZE]
     if len(found) > PAGE_SIZE:
@@ -64,7 +67,7 @@ async def customer_detail(request: web.Request) -> web.Response:
     """One customer's profile and their orders, newest first (an "Older" link pages on)."""
     reader = await _reader(request)
     try:
-        customer = await customers.get(reader, int(request.match_info["id"]))
+        customer = await customers.get(reader, path_id(request))
     except UserNotFound:
         raise web.HTTPNotFound(text="No such customer.") from None
     raw_before = request.query.get("before")
@@ -88,4 +91,4 @@ async def customer_detail(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     """The customer pages on the /admin application."""
     app.router.add_get("/customers", customer_list, name="admin_customers")
-    app.router.add_get(r"/customers/{id:\d{1,18}}", customer_detail, name="admin_customer")
+    app.router.add_get("/customers/{id:[0-9]{1,19}}", customer_detail, name="admin_customer")

@@ -13,25 +13,26 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict
 
 from domain.money import Money
 from domain.orders import STATUSES, TRANSITIONS, IllegalTransition, Status
 from storage import orders, transaction
 from storage.errors import OrderNotFound
 from storage.orders import Order
+from web.fields import Line100, Note
 from web.forms import Form, read_form
 from web.keys import DB, PRINCIPAL, REQUEST_ID
+from web.params import keyset, keyset_text, path_order_number, query_text
 from web.render import render
 
 PAGE_SIZE = 50
 MAX_SEARCH_LENGTH = 254  # the longest email
-DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
-KEYSET = re.compile(r"(?P<at>[^,]{1,64}),(?P<id>[0-9]{1,18})")
+DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 # Each action (the last part of its POST path) and the status it moves the order to.
 ACTIONS: dict[str, Status] = {"ship": "shipped", "deliver": "delivered", "cancel": "cancelled"}
@@ -40,7 +41,7 @@ ACTIONS: dict[str, Status] = {"ship": "shipped", "deliver": "delivered", "cancel
 class ShipIn(BaseModel):
     model_config = ConfigDict(str_strip_whitespace=True)
 
-    tracking_number: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    tracking_number: Line100
 
 
 class DeliverIn(BaseModel):
@@ -50,7 +51,7 @@ class DeliverIn(BaseModel):
 class CancelIn(BaseModel):
     model_config = ConfigDict(str_strip_whitespace=True)
 
-    note: Annotated[str, StringConstraints(max_length=500)] = ""
+    note: Note = ""
 
 
 FORMS: dict[str, type[BaseModel]] = {"ship": ShipIn, "deliver": DeliverIn, "cancel": CancelIn}
@@ -75,18 +76,12 @@ HELPERS = {"money": money, "when": when}
 
 def parse_keyset(raw: str) -> tuple[datetime, int]:
     """An "Older" link's position, `<placed_at ISO>,<id>`; ValueError when malformed."""
-    match = KEYSET.fullmatch(raw)
-    if match is None:
-        raise ValueError(raw)
-    at = datetime.fromisoformat(match["at"])
-    if at.tzinfo is None:
-        raise ValueError(raw)
-    return at, int(match["id"])
+    return keyset(raw)
 
 
 def keyset_of(order: Order) -> str:
     """The keyset position just after `order`, for an "Older" link."""
-    return f"{order.placed_at.isoformat()},{order.id}"
+    return keyset_text(order.placed_at, order.id)
 
 
 def _day(raw: str) -> date:
@@ -132,9 +127,11 @@ def parse_filters(query: Mapping[str, str]) -> OrderFilters:
             filters.errors["to"] = "The end date is before the start date."
         elif days["to"] < date.max:  # the last day there is has no end to bound
             filters.placed_to = datetime.combine(days["to"] + timedelta(days=1), time(), UTC)
-    customer = values["customer"]
-    if len(customer) > MAX_SEARCH_LENGTH:
-        filters.errors["customer"] = f"Type at most {MAX_SEARCH_LENGTH} characters."
+    customer = query_text(values, "customer", MAX_SEARCH_LENGTH, filters.errors)
+    if "customer" in filters.errors:
+        filters.errors["customer"] = (
+            f"Type at most {MAX_SEARCH_LENGTH} characters, without control characters."
+        )
     elif customer:
         filters.customer = customer
     raw_before = query.get("before")
@@ -182,7 +179,7 @@ async def order_or_404(request: web.Request) -> Order:
     """The order named by the path's {number}, read on the primary, or a 404 page."""
     try:
         return await orders.find(
-            request.config_dict[DB].primary, request.match_info["number"], user_id=None
+            request.config_dict[DB].primary, path_order_number(request), user_id=None
         )
     except OrderNotFound:
         raise web.HTTPNotFound(text="No such order.") from None
@@ -226,7 +223,8 @@ async def _move(request: web.Request, action: str) -> web.Response:
     order = await order_or_404(request)
     form: Form[Any] = await read_form(request, FORMS[action])
     for name in form.errors.keys() & FRIENDLY.keys():
-        form.errors[name] = FRIENDLY[name]
+        if not form.errors[name].startswith("must not contain"):  # keep what it must not hold
+            form.errors[name] = FRIENDLY[name]
     if form.data is None:
         return await order_page(request, order, forms={action: form}, status=422)
     to = ACTIONS[action]

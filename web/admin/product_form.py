@@ -12,14 +12,12 @@ import math
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Any
 
 from multidict import MultiDict, MultiDictProxy
 from pydantic import (
     BaseModel,
     ConfigDict,
-    Field,
-    StringConstraints,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -32,10 +30,23 @@ from storage.catalog_admin import ProductFields, VariantRow
 from storage.errors import InvalidAttributeValues
 from storage.products import Product, Variant
 from web.bodies import field_errors
-from web.fields import CurrencyCode, Sku, Slug
+from web.fields import (
+    BIGINT_MAX,
+    CurrencyCode,
+    Description,
+    FormId,
+    FormPrice,
+    FormStock,
+    Line200,
+    OptionalLine200,
+    Sku,
+    Slug,
+    whole_number,
+)
 
 MAX_ROWS = 100
-ROW_KEY = re.compile(r"^v-(\d{1,3})-")
+ROW_KEY = re.compile(r"^v-([0-9]{1,3})-")
+NUMBER = re.compile(r"-?[0-9]{1,16}(?:\.[0-9]{1,16})?(?:[eE][-+]?[0-9]{1,3})?")
 ROW_FIELDS = ("id", "sku", "name", "price", "currency", "stock")
 ORIGINAL = "original"  # the hidden field holding snapshot()
 
@@ -44,20 +55,20 @@ class ProductIn(BaseModel):
     model_config = ConfigDict(str_strip_whitespace=True)
 
     slug: Slug
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    description: Annotated[str, StringConstraints(max_length=10_000)] = ""
-    category_id: int | None = Field(default=None, ge=1, lt=2**63)  # a bigint
+    name: Line200
+    description: Description = ""
+    category_id: FormId | None = None
 
 
 class VariantIn(BaseModel):
     model_config = ConfigDict(str_strip_whitespace=True)
 
-    id: int | None = Field(default=None, ge=1, lt=2**63)  # a bigint
+    id: FormId | None = None
     sku: Sku
-    name: Annotated[str, StringConstraints(max_length=200)] = ""
+    name: OptionalLine200 = ""
     currency: CurrencyCode  # before price: it checks
-    price: Decimal = Field(ge=0, le=Decimal(10**10), allow_inf_nan=False)
-    stock: int = Field(ge=0, le=10**9)
+    price: FormPrice
+    stock: FormStock
 
     @field_validator("price")
     @classmethod
@@ -129,10 +140,10 @@ def value_text(value: object) -> str:
 def _parse_value(attribute: Attribute, text: str) -> object:
     """Form text -> the attribute's value; ValueError says why it cannot be."""
     if attribute.kind == "number":
-        try:
-            number = float(text) if re.search(r"[.eE]", text) else int(text)
-        except ValueError:
-            raise ValueError("must be a number") from None
+        # ASCII only: float() and int() also read '١٢٣' and '1_000'.
+        if NUMBER.fullmatch(text) is None:
+            raise ValueError("must be a number")
+        number = float(text) if re.search(r"[.eE]", text) else int(text)
         if isinstance(number, float) and not math.isfinite(number):
             raise ValueError("must be a finite number")
         return number
@@ -192,6 +203,10 @@ def parse(
     ]
     form = ProductForm(values=values, rows=rows, original=values.pop(ORIGINAL, ""))
     errors = form.errors
+    # Every field, attribute values included: PostgreSQL refuses a NUL in text and in jsonb.
+    errors.update(
+        {key: "Must not contain a NUL character." for key, value in text.items() if "\x00" in value}
+    )
     try:
         data = ProductIn.model_validate(
             {k: v for k, v in values.items() if k in ProductIn.model_fields and v != ""}
@@ -221,8 +236,9 @@ def _parse_rows(form: ProductForm, product_type: ProductType | None, *, creating
         # A blank row comes with the currency filled in: only the other fields say it is used.
         blank = not any(row.get(name, "").strip() for name in ("sku", "name", "price", "stock"))
         if row.get("id") and row.get("remove") == "on":
-            if row["id"].isdecimal() and len(row["id"]) < 19 and not creating:
-                form.removed.append(int(row["id"]))
+            removed = whole_number(row["id"], 1, BIGINT_MAX)
+            if removed is not None and not creating:
+                form.removed.append(removed)
             continue
         if blank and not row.get("id"):
             continue  # an unused empty row

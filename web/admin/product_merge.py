@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from multidict import MultiDict
 
 from web.admin.product_form import ProductForm
@@ -64,7 +65,7 @@ def merge(
     """The posted form merged with the product as stored now (see above); None when the form
     has no readable `original` (then it is saved as posted: the last save wins)."""
     try:
-        original = json.loads(form.original)
+        original = orjson.loads(form.original)  # bounded depth: a forged one is a ValueError
         original_values, original_rows = original["values"], original["rows"]
         if not isinstance(original_values, dict) or not isinstance(original_rows, dict):
             return None

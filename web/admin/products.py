@@ -31,8 +31,10 @@ from web.admin import product_form, product_merge
 from web.admin.common import flatten, saved
 from web.admin.product_form import ProductForm
 from web.catalog import catalog_changed, product_changed
+from web.fields import BIGINT_MAX, whole_number
 from web.forms import safe_next
 from web.keys import DB, MIN_LSN
+from web.params import path_id, posted_form, query_text
 from web.render import render
 
 PAGE_SIZE = 25
@@ -50,8 +52,8 @@ class Refused(Exception):
 
 
 def product_id_of(request: web.Request) -> int:
-    """The {id} of the path (the route only matches digits)."""
-    return int(request.match_info["id"])
+    """The {id} of the path; 404 unless it is a bigint id."""
+    return path_id(request)
 
 
 def _tristate(value: str | None) -> bool | None:
@@ -59,7 +61,7 @@ def _tristate(value: str | None) -> bool | None:
 
 
 def _int_or_none(value: str | None) -> int | None:
-    return int(value) if value and value.isdecimal() and len(value) < 19 else None
+    return whole_number(value, 1, BIGINT_MAX) if value else None
 
 
 async def category_options(executor: Any) -> list[tuple[int, str]]:
@@ -76,16 +78,21 @@ async def _reader(request: web.Request) -> Executor:
 async def product_list(request: web.Request) -> web.Response:
     """Products newest first: search by name or SKU; filter by category, published, stock."""
     reader = await _reader(request)
-    query = request.query.get("q", "").strip()[:100]
+    errors: dict[str, str] = {}
+    query = query_text(request.query, "q", 100, errors)
     page = max(1, min(_int_or_none(request.query.get("page")) or 1, 10_000))
-    found = await catalog_admin.list_products(
-        reader,
-        query=query or None,
-        category_id=_int_or_none(request.query.get("category")),
-        published=_tristate(request.query.get("published")),
-        in_stock=_tristate(request.query.get("stock")),
-        limit=PAGE_SIZE + 1,
-        offset=(page - 1) * PAGE_SIZE,
+    found = (
+        []
+        if errors
+        else await catalog_admin.list_products(
+            reader,
+            query=query or None,
+            category_id=_int_or_none(request.query.get("category")),
+            published=_tristate(request.query.get("published")),
+            in_stock=_tristate(request.query.get("stock")),
+            limit=PAGE_SIZE + 1,
+            offset=(page - 1) * PAGE_SIZE,
+        )
     )
     context = {
         "products": found[:PAGE_SIZE],
@@ -93,8 +100,9 @@ async def product_list(request: web.Request) -> web.Response:
         "has_next": len(found) > PAGE_SIZE,
         "categories": await category_options(reader),
         "filters": {k: request.query.get(k, "") for k in ("q", "category", "published", "stock")},
+        "errors": errors,
     }
-    return render(request, "admin/products.html", context)
+    return render(request, "admin/products.html", context, status=400 if errors else 200)
 
 
 async def new_product_page(request: web.Request) -> web.Response:
@@ -124,7 +132,7 @@ def _blank_rows(request: web.Request, default: int) -> int:
 async def create_product(request: web.Request) -> web.Response:
     """Create a product with its variants in one transaction; 303 to its edit page."""
     db = request.config_dict[DB]
-    posted = await request.post()
+    posted = await posted_form(request)
     raw_type = posted.get("product_type_id")
     product_type = await _chosen_type(db.primary, raw_type if isinstance(raw_type, str) else None)
     form = product_form.parse(posted, product_type, creating=True)
@@ -254,7 +262,7 @@ async def save_product(request: web.Request) -> web.Response:
     db = request.config_dict[DB]
     product = await product_or_404(db.primary, product_id_of(request))
     product_type = await _type_of(db.primary, product)
-    form = product_form.parse(await request.post(), product_type, creating=False)
+    form = product_form.parse(await posted_form(request), product_type, creating=False)
     if form.product is not None:
 
         async def update(conn: Any) -> int:
@@ -333,7 +341,7 @@ async def _set_published(request: web.Request, published: bool) -> web.Response:
     except ProductNotFound:
         raise web.HTTPNotFound(text="No such product.") from None
     await catalog_changed(request)
-    posted = await request.post()
+    posted = await posted_form(request)
     back = posted.get("next")
     raise web.HTTPSeeOther(
         safe_next(back if isinstance(back, str) else None, f"/admin/products/{product_id}")
@@ -355,7 +363,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/products", product_list, name="admin_products")
     app.router.add_get("/products/new", new_product_page, name="admin_product_new")
     app.router.add_post("/products/new", create_product)
-    app.router.add_get(r"/products/{id:\d{1,18}}", edit_product_page, name="admin_product")
-    app.router.add_post(r"/products/{id:\d{1,18}}", save_product)
-    app.router.add_post(r"/products/{id:\d{1,18}}/publish", publish)
-    app.router.add_post(r"/products/{id:\d{1,18}}/unpublish", unpublish)
+    app.router.add_get("/products/{id:[0-9]{1,19}}", edit_product_page, name="admin_product")
+    app.router.add_post("/products/{id:[0-9]{1,19}}", save_product)
+    app.router.add_post("/products/{id:[0-9]{1,19}}/publish", publish)
+    app.router.add_post("/products/{id:[0-9]{1,19}}/unpublish", unpublish)

@@ -19,9 +19,10 @@ from storage.errors import AttributeNotFound, DuplicateSlug, InvalidAttribute, I
 from web.admin.common import saved
 from web.admin.product_form import FRIENDLY
 from web.catalog import catalog_changed
-from web.fields import ShortSlug
+from web.fields import BIGINT_MAX, MULTI_LINE, SINGLE_LINE, Line60, ShortSlug, whole_number
 from web.forms import Form, read_form
 from web.keys import DB, MIN_LSN
+from web.params import posted_form
 from web.render import render
 
 MAX_CHOICES = 200
@@ -31,23 +32,18 @@ class AttributeIn(BaseModel):
     model_config = ConfigDict(str_strip_whitespace=True)
 
     slug: Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(_[a-z0-9]+)*$", max_length=60)]
-    name: Annotated[str, StringConstraints(min_length=1, max_length=60)]
+    name: Line60
     kind: Kind
-    unit: Annotated[str, StringConstraints(max_length=10)] = ""
+    unit: Annotated[str, StringConstraints(max_length=10), SINGLE_LINE] = ""
     is_filterable: bool = False
-    choices: Annotated[str, StringConstraints(max_length=20_000)] = ""
+    choices: Annotated[str, StringConstraints(max_length=20_000), MULTI_LINE] = ""
 
 
 class ProductTypeIn(BaseModel):
     model_config = ConfigDict(str_strip_whitespace=True)
 
     slug: ShortSlug
-    name: Annotated[str, StringConstraints(min_length=1, max_length=60)]
-
-
-def _is_id(text: str) -> bool:
-    """Whether `text` is a bigint id: decimal digits (not "²", which int() refuses), at most 18."""
-    return text.isdecimal() and len(text) < 19
+    name: Line60
 
 
 def parse_choices(text: str) -> list[tuple[str, str, str | None]]:
@@ -125,11 +121,12 @@ async def create_product_type(request: web.Request) -> web.Response:
     form = await read_form(request, ProductTypeIn)
     if "slug" in form.errors and "pattern" in form.errors["slug"]:
         form.errors["slug"] = FRIENDLY["slug"]
-    posted = await request.post()
+    posted = await posted_form(request)
     declared: list[tuple[int, Level]] = []
     for key, value in posted.items():
-        if key.startswith("level-") and _is_id(key[6:]) and value in ("product", "variant"):
-            declared.append((int(key[6:]), "product" if value == "product" else "variant"))
+        attribute_id = whole_number(key.removeprefix("level-"), 1, BIGINT_MAX)
+        if key.startswith("level-") and attribute_id and value in ("product", "variant"):
+            declared.append((attribute_id, "product" if value == "product" else "variant"))
     if form.data is not None:
         try:
             async with transaction(request.config_dict[DB]) as conn:

@@ -27,7 +27,9 @@ from storage.media import InvalidImage, NotAnImage, Spool, UploadTooLarge
 from web.admin.products import editor_for, product_id_of, product_or_404
 from web.catalog import catalog_changed, product_changed
 from web.cookies import CSRF_HEADER
+from web.fields import text_problem
 from web.keys import DB, REQUEST_ID, SETTINGS
+from web.params import path_id, posted_form
 
 CHUNK_BYTES = 64 * 1024
 MAX_ALT_LENGTH = 200
@@ -102,7 +104,7 @@ async def _receive(request: web.Request, spool: Spool) -> str:
 
 
 async def _from_parsed_form(request: web.Request, spool: Spool) -> str:
-    posted = await request.post()  # already parsed by the CSRF check, so not read again
+    posted = await posted_form(request)  # already parsed by the CSRF check, so not read again
     upload = posted.get("image")
     if not isinstance(upload, FileField):
         raise UploadRefused("image", "Choose an image file to upload.")
@@ -152,6 +154,8 @@ def _alt_text(alt: str) -> str:
     alt = " ".join(alt.split())
     if len(alt) > MAX_ALT_LENGTH:
         raise UploadRefused("alt", f"Use at most {MAX_ALT_LENGTH} characters.")
+    if problem := text_problem(alt):
+        raise UploadRefused("alt", f"The text {problem}.")
     return alt
 
 
@@ -161,7 +165,7 @@ async def delete_image(request: web.Request) -> web.Response:
     product_id = product_id_of(request)
     try:
         async with transaction(db) as conn:
-            image = await images.delete(conn, product_id, int(request.match_info["image_id"]))
+            image = await images.delete(conn, product_id, path_id(request, "image_id"))
             await product_changed(conn, request, product_id)
     except ImageNotFound:
         raise web.HTTPNotFound(text="No such image.") from None
@@ -174,13 +178,13 @@ async def move_image(request: web.Request) -> web.Response:
     """Move an image one place earlier or later (`direction` up or down)."""
     db = request.config_dict[DB]
     product_id = product_id_of(request)
-    posted = await request.post()
+    posted = await posted_form(request)
     step = {"up": -1, "down": 1}.get(str(posted.get("direction", "")))
     if step is None:
         raise web.HTTPBadRequest(text="direction must be up or down")
     try:
         async with transaction(db) as conn:
-            await images.move(conn, product_id, int(request.match_info["image_id"]), step)
+            await images.move(conn, product_id, path_id(request, "image_id"), step)
             await product_changed(conn, request, product_id)
     except ImageNotFound:
         raise web.HTTPNotFound(text="No such image.") from None
@@ -190,7 +194,7 @@ async def move_image(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     """The image routes on the /admin application."""
-    product = r"/products/{id:\d{1,18}}/images"
+    product = "/products/{id:[0-9]{1,19}}/images"
     app.router.add_post(product, upload_image)
-    app.router.add_post(product + r"/{image_id:\d{1,18}}/delete", delete_image)
-    app.router.add_post(product + r"/{image_id:\d{1,18}}/move", move_image)
+    app.router.add_post(product + "/{image_id:[0-9]{1,19}}/delete", delete_image)
+    app.router.add_post(product + "/{image_id:[0-9]{1,19}}/move", move_image)

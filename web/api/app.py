@@ -12,6 +12,7 @@ from web.api import auth, cart, categories, me, orders, products
 from web.api.routing import Operation, add_operations, openapi_document
 from web.cookies import ACCESS, CSRF_HEADER, REFRESH, SAFE_METHODS, check_csrf, cookie_name
 from web.keys import ACCOUNTS, PRINCIPAL, SETTINGS
+from web.params import opaque
 from web.problems import problem_middleware
 
 PREFIX = "/api/v1"
@@ -35,10 +36,11 @@ async def api_auth(request: web.Request, handler: Any) -> web.StreamResponse:
     header = request.headers.get("Authorization")
     if header is not None:
         request.pop(PRINCIPAL, None)  # the header wins over any cookie
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        scheme, _, sent = header.partition(" ")
+        token = opaque(sent.strip())
+        if scheme.lower() != "bearer" or token is None:
             raise InvalidToken("use the Bearer scheme")
-        request[PRINCIPAL] = await request.config_dict[ACCOUNTS].authenticate(token.strip())
+        request[PRINCIPAL] = await request.config_dict[ACCOUNTS].authenticate(token)
     elif request.method not in SAFE_METHODS and (
         CSRF_HEADER in request.headers
         or any(request.cookies.get(cookie_name(request, base)) for base in (ACCESS, REFRESH))

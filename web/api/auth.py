@@ -27,7 +27,7 @@ from web.bodies import (
 from web.cookies import CSRF_HEADER, forget, refresh_cookie, remember
 from web.keys import ACCOUNTS, REQUEST_ID
 from web.problems import InvalidInput
-from web.requests import client_ip
+from web.requests import client_ip, user_agent
 
 
 class UserOut(BaseModel):
@@ -94,7 +94,7 @@ async def register(request: web.Request, body: RegisterBody) -> web.Response:
             password=body.password,
             name=body.name,
             ip=client_ip(request),
-            user_agent=request.headers.get("User-Agent", ""),
+            user_agent=user_agent(request),
             request_id=request[REQUEST_ID],
         )
     except WeakPassword as exc:
@@ -108,7 +108,7 @@ async def login(request: web.Request, body: LoginBody) -> web.Response:
         email=body.email,
         password=body.password,
         ip=client_ip(request),
-        user_agent=request.headers.get("User-Agent", ""),
+        user_agent=user_agent(request),
     )
     return session_response(request, pair, user)
 
@@ -186,9 +186,17 @@ OPERATIONS = (
         response=SessionOut,
         status=201,
         tag="auth",
+        problems=(409, 429, 503),
     ),
     Operation(
-        "POST", "/auth/login", login, "Sign in", body=LoginBody, response=SessionOut, tag="auth"
+        "POST",
+        "/auth/login",
+        login,
+        "Sign in",
+        body=LoginBody,
+        response=SessionOut,
+        tag="auth",
+        problems=(429, 503),
     ),
     Operation(
         "POST",
@@ -218,6 +226,7 @@ OPERATIONS = (
         body=EmailBody,
         status=202,
         tag="auth",
+        problems=(429,),
     ),
     Operation(
         "POST",
@@ -227,6 +236,7 @@ OPERATIONS = (
         body=ResetBody,
         status=204,
         tag="auth",
+        problems=(503,),
     ),
     Operation(
         "POST",
@@ -245,5 +255,6 @@ OPERATIONS = (
         auth="user",
         status=202,
         tag="auth",
+        problems=(404, 429),
     ),
 )

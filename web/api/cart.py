@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, model_validator
 
-from domain.checkout import MAX_QUANTITY
 from storage import carts, orders, transaction
 from web import carts as web_carts
 from web.api.routing import Operation
 from web.catalog_json import money_json
-from web.fields import Sku
+from web.fields import Id, Quantity, QuantityOrZero, Sku, one_of
 from web.keys import DB
+from web.params import path_id
 
 
 class NewItem(BaseModel):
     """A variant by id or by SKU, and how many more units of it."""
 
-    model_config = ConfigDict(extra="forbid")
-    variant_id: int | None = Field(default=None, ge=1, strict=True)
+    model_config = ConfigDict(extra="forbid", json_schema_extra=one_of("variant_id", "sku"))
+    variant_id: Id | None = None
     sku: Sku | None = None
-    quantity: int = Field(default=1, ge=1, le=MAX_QUANTITY, strict=True)
+    quantity: Quantity = 1
 
     @model_validator(mode="after")
     def _one_variant(self) -> NewItem:
@@ -31,14 +31,11 @@ class NewItem(BaseModel):
 
 class QuantityChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    quantity: int = Field(ge=0, le=MAX_QUANTITY, strict=True)  # 0 removes the line
+    quantity: QuantityOrZero  # 0 removes the line
 
 
 def _variant_id(request: web.Request) -> int:
-    raw = request.match_info["variant_id"]
-    if not raw.isdigit() or len(raw) > 18:
-        raise web.HTTPNotFound()
-    return int(raw)
+    return path_id(request, "variant_id")
 
 
 async def respond(request: web.Request, status: int = 200) -> web.StreamResponse:
@@ -107,7 +104,14 @@ async def list_shipping_methods(request: web.Request) -> web.Response:
 OPERATIONS = (
     Operation("GET", "/cart", get_cart, "The cart", name="cart", tag="cart"),
     Operation(
-        "POST", "/cart/items", add_item, "Add to the cart", body=NewItem, status=201, tag="cart"
+        "POST",
+        "/cart/items",
+        add_item,
+        "Add to the cart",
+        body=NewItem,
+        status=201,
+        tag="cart",
+        problems=(404, 409),
     ),
     Operation(
         "PATCH",
@@ -116,6 +120,7 @@ OPERATIONS = (
         "Change a line's quantity",
         body=QuantityChange,
         tag="cart",
+        problems=(409,),
     ),
     Operation("DELETE", "/cart/items/{variant_id}", remove_item, "Remove a line", tag="cart"),
     Operation(

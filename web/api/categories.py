@@ -14,4 +14,8 @@ async def category_tree(request: web.Request) -> web.Response:
     return json_response(request, await catalog.category_tree(request))
 
 
-OPERATIONS = (Operation("GET", "/categories", category_tree, "The category tree", tag="catalog"),)
+OPERATIONS = (
+    Operation(
+        "GET", "/categories", category_tree, "The category tree", tag="catalog", problems=(304,)
+    ),
+)

@@ -13,6 +13,7 @@ from web.api.auth import UserOut, user_json
 from web.api.routing import Operation, principal_of
 from web.bodies import AddressChange, AddressIn, PasswordChange, ProfileChange
 from web.keys import ACCOUNTS, DB
+from web.params import path_id
 from web.problems import InvalidInput
 from web.requests import client_ip
 
@@ -22,10 +23,7 @@ class AddressOut(AddressIn):
 
 
 def _address_id(request: web.Request) -> int:
-    raw = request.match_info["address_id"]
-    if not raw.isdigit() or len(raw) > 18:
-        raise web.HTTPNotFound()
-    return int(raw)
+    return path_id(request, "address_id")
 
 
 async def get_me(request: web.Request) -> web.Response:
@@ -100,7 +98,16 @@ async def delete_address(request: web.Request) -> web.Response:
 
 
 OPERATIONS = (
-    Operation("GET", "/me", get_me, "The signed-in user", auth="user", response=UserOut, tag="me"),
+    Operation(
+        "GET",
+        "/me",
+        get_me,
+        "The signed-in user",
+        auth="user",
+        response=UserOut,
+        tag="me",
+        problems=(404,),
+    ),
     Operation(
         "PATCH",
         "/me",
@@ -110,6 +117,7 @@ OPERATIONS = (
         body=ProfileChange,
         response=UserOut,
         tag="me",
+        problems=(404,),
     ),
     Operation(
         "POST",
@@ -120,6 +128,7 @@ OPERATIONS = (
         body=PasswordChange,
         status=204,
         tag="me",
+        problems=(404, 503),
     ),
     Operation("GET", "/me/addresses", list_addresses, "List addresses", auth="user", tag="me"),
     Operation(
@@ -132,6 +141,7 @@ OPERATIONS = (
         response=AddressOut,
         status=201,
         tag="me",
+        problems=(409,),
     ),
     Operation(
         "GET",

@@ -6,8 +6,9 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
 
+from domain.identifiers import SLUG_PATTERN
 from domain.orders import Status
 from storage import orders, transaction
 from storage.orders import Order
@@ -22,29 +23,38 @@ from web.checkout import (
     order_json,
     place_order,
 )
-from web.fields import Email
+from web.fields import SINGLE_LINE, Email, Id, Line100, Note, one_of
 from web.keys import DB, PRINCIPAL, REQUEST_ID
+from web.params import InvalidParameters, keyset, keyset_text, path_order_number
 from web.problems import InvalidInput
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 PAGE_MAX = 50
+BEFORE_PARAMETER = {
+    "name": "before",
+    "in": "query",
+    "description": "next_before of the previous page",
+    "schema": {"type": "string"},
+}
 
 
 class CardIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    number: Annotated[str, StringConstraints(min_length=1, max_length=30)]
-    expiry: Annotated[str, StringConstraints(min_length=1, max_length=7)]  # MM/YY
-    cvc: Annotated[str, StringConstraints(min_length=1, max_length=4)]
+    number: Annotated[str, StringConstraints(min_length=1, max_length=30), SINGLE_LINE]
+    expiry: Annotated[str, StringConstraints(min_length=1, max_length=7), SINGLE_LINE]  # MM/YY
+    cvc: Annotated[str, StringConstraints(min_length=1, max_length=4), SINGLE_LINE]
 
 
 class CheckoutBody(BaseModel):
     """A guest gives an email and an address; a customer may use a saved address instead."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra=one_of("shipping_address", "shipping_address_id")
+    )
     email: Email | None = None
-    shipping_address_id: int | None = Field(default=None, ge=1, strict=True)
+    shipping_address_id: Id | None = None
     shipping_address: AddressIn | None = None
-    shipping_method: Annotated[str, StringConstraints(min_length=1, max_length=50)]
+    shipping_method: Annotated[str, StringConstraints(pattern=SLUG_PATTERN, max_length=50)]
     card: CardIn
 
     @model_validator(mode="after")
@@ -56,14 +66,12 @@ class CheckoutBody(BaseModel):
 
 class Shipment(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    tracking_number: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)
-    ]
+    tracking_number: Line100
 
 
 class Cancellation(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] = ""
+    note: Note = ""
 
 
 async def checkout(request: web.Request, body: CheckoutBody) -> web.StreamResponse:
@@ -108,18 +116,17 @@ def _before(request: web.Request) -> tuple[datetime, int] | None:
     raw = request.query.get("before")
     if raw is None:
         return None
-    at, _, last_id = raw.rpartition(",")
     try:
-        return datetime.fromisoformat(at), int(last_id)
+        return keyset(raw)
     except ValueError:
-        raise InvalidInput({"before": "not a position this list gave"}) from None
+        raise InvalidParameters({"before": "not a position this list gave"}) from None
 
 
 def _page(items: list[Order], limit: int) -> str | None:
     if len(items) < limit:
         return None
     last = items[-1]
-    return f"{last.placed_at.isoformat()},{last.id}"
+    return keyset_text(last.placed_at, last.id)
 
 
 def _summary(order: Order) -> dict[str, object]:
@@ -147,7 +154,7 @@ async def get_my_order(request: web.Request) -> web.Response:
     """One of the customer's orders; another customer's number is a 404."""
     user_id = principal_of(request).user_id
     db = request.config_dict[DB]
-    order = await orders.find(db.primary, request.match_info["number"], user_id=user_id)
+    order = await orders.find(db.primary, path_order_number(request), user_id=user_id)
     return web.json_response(order_json(await orders.detail(db.primary, order)))
 
 
@@ -155,7 +162,7 @@ async def cancel_my_order(request: web.Request, body: Cancellation) -> web.Respo
     """Cancel one's own order while it is pending or confirmed (409 after that)."""
     principal = principal_of(request)
     db = request.config_dict[DB]
-    order = await orders.find(db.primary, request.match_info["number"], user_id=principal.user_id)
+    order = await orders.find(db.primary, path_order_number(request), user_id=principal.user_id)
     return await _move(request, order, "cancelled", actor="customer", note=body.note)
 
 
@@ -186,7 +193,7 @@ async def _move(
 
 async def _staff_order(request: web.Request) -> Order:
     return await orders.find(
-        request.config_dict[DB].primary, request.match_info["number"], user_id=None
+        request.config_dict[DB].primary, path_order_number(request), user_id=None
     )
 
 
@@ -218,8 +225,17 @@ OPERATIONS = (
         body=CheckoutBody,
         status=201,
         tag="checkout",
+        problems=(404, 409),
     ),
-    Operation("GET", "/orders", list_my_orders, "My orders", auth="user", tag="orders"),
+    Operation(
+        "GET",
+        "/orders",
+        list_my_orders,
+        "My orders",
+        auth="user",
+        tag="orders",
+        parameters=(BEFORE_PARAMETER,),
+    ),
     Operation(
         "GET", "/orders/{number}", get_my_order, "One of my orders", auth="user", tag="orders"
     ),
@@ -231,6 +247,7 @@ OPERATIONS = (
         auth="user",
         body=Cancellation,
         tag="orders",
+        problems=(409,),
     ),
     Operation(
         "POST",
@@ -240,6 +257,7 @@ OPERATIONS = (
         auth="staff",
         body=Shipment,
         tag="staff",
+        problems=(409,),
     ),
     Operation(
         "POST",
@@ -248,6 +266,7 @@ OPERATIONS = (
         "Mark an order delivered",
         auth="staff",
         tag="staff",
+        problems=(409,),
     ),
     Operation(
         "POST",
@@ -257,5 +276,6 @@ OPERATIONS = (
         auth="staff",
         body=Cancellation,
         tag="staff",
+        problems=(409,),
     ),
 )

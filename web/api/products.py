@@ -2,32 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict
 
+from domain.identifiers import SKU_MAX_LENGTH
 from storage import products, transaction
 from storage.products import NewVariant
 from web import catalog
 from web.api.routing import Operation
 from web.catalog import json_response
 from web.catalog_json import product_json
-from web.fields import CurrencyCode, Sku, Slug
+from web.fields import CurrencyCode, Description, Line200, MinorUnits, Sku, Slug, Stock
 from web.keys import DB
-from web.listing import LISTING_PARAMETERS, InvalidParameters, parse_listing, text_problem
+from web.listing import LISTING_PARAMETERS, parse_listing, query_text_problem
+from web.params import InvalidParameters, query_int
 
 
 class NewProduct(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     slug: Slug
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    description: Annotated[str, StringConstraints(max_length=10_000)] = ""
-    price_amount: int = Field(ge=0, le=10**12, strict=True)
+    name: Line200
+    description: Description = ""
+    price_amount: MinorUnits
     price_currency: CurrencyCode
     sku: Sku | None = None
-    stock_on_hand: int = Field(default=0, ge=0, le=10**9, strict=True)
+    stock_on_hand: Stock = 0
 
 
 async def list_products(request: web.Request) -> web.Response:
@@ -47,14 +47,12 @@ async def suggest(request: web.Request) -> web.Response:
     unknown = set(request.query) - {"q", "limit"}
     errors = dict.fromkeys(unknown, "unknown parameter")
     text = request.query.get("q", "")
-    if problem := text_problem(text, 100):
+    if problem := query_text_problem(text, 100):
         errors["q"] = problem
-    raw_limit = request.query.get("limit", "8")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 20:
-        errors["limit"] = "must be a whole number between 1 and 20"
+    limit = query_int(request.query, "limit", 1, 20, errors)
     if errors:
         raise InvalidParameters(errors)
-    cached = await catalog.suggestions(request, text, int(raw_limit))
+    cached = await catalog.suggestions(request, text, limit or 8)
     return json_response(request, cached, cache_control="public, max-age=60")
 
 
@@ -73,7 +71,7 @@ async def create_product(request: web.Request, body: NewProduct) -> web.Response
             description=body.description,
             variants=[
                 NewVariant(
-                    sku=body.sku or body.slug.upper().replace("-", "_"),
+                    sku=body.sku or body.slug.upper().replace("-", "_")[:SKU_MAX_LENGTH],
                     price_amount=body.price_amount,
                     currency=body.price_currency,
                     stock_on_hand=body.stock_on_hand,
@@ -100,6 +98,7 @@ OPERATIONS = (
         name="products",
         tag="catalog",
         parameters=LISTING_PARAMETERS,
+        problems=(304,),
     ),
     Operation(
         "POST",
@@ -110,9 +109,16 @@ OPERATIONS = (
         body=NewProduct,
         status=201,
         tag="catalog",
+        problems=(409,),
     ),
     Operation(
-        "GET", "/products/{slug}", get_product, "One product by slug", name="product", tag="catalog"
+        "GET",
+        "/products/{slug}",
+        get_product,
+        "One product by slug",
+        name="product",
+        tag="catalog",
+        problems=(304,),
     ),
     Operation(
         "GET",
@@ -122,6 +128,7 @@ OPERATIONS = (
         name="search",
         tag="catalog",
         parameters=LISTING_PARAMETERS,
+        problems=(304,),
     ),
     Operation(
         "GET",
@@ -131,5 +138,6 @@ OPERATIONS = (
         name="suggest",
         tag="catalog",
         parameters=SUGGEST_PARAMETERS,
+        problems=(304,),
     ),
 )

@@ -21,7 +21,9 @@ from aiohttp import web
 from actors import dead_letters
 from actors.dead_letters import BrokerUnavailable, DeadLetter, UnknownQueue
 from configs.settings import Settings
+from web.fields import whole_number
 from web.keys import PRINCIPAL, SETTINGS
+from web.params import posted_form
 from web.render import render
 
 log = structlog.get_logger(__name__)
@@ -116,7 +118,7 @@ async def dead_letters_view(request: web.Request) -> web.Response:
         TEMPLATE,
         {
             "queues": queues,
-            "requeued": int(requeued) if requeued.isdigit() else None,
+            "requeued": whole_number(requeued),
             "requeued_queue": request.query.get("queue", ""),
         },
     )
@@ -125,7 +127,7 @@ async def dead_letters_view(request: web.Request) -> web.Response:
 async def requeue_view(request: web.Request) -> web.Response:
     """Requeue one dead letter (`message_id` in the form) or all of a queue's; 303 to the page."""
     queue = request.match_info["queue"]
-    form = await request.post()
+    form = await posted_form(request)
     sent_id = form.get("message_id")
     message_id = sent_id if isinstance(sent_id, str) and sent_id else None
     settings = request.config_dict[SETTINGS]

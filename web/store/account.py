@@ -30,8 +30,9 @@ from web.bodies import (
 from web.cookies import forget, refresh_cookie, remember
 from web.forms import Form, read_form, safe_next
 from web.keys import ACCOUNTS, DB, PRINCIPAL, REQUEST_ID
+from web.params import path_id, posted_form
 from web.render import page
-from web.requests import client_ip
+from web.requests import client_ip, user_agent
 
 
 def _accounts(request: web.Request) -> Accounts:
@@ -75,7 +76,7 @@ async def register_page(request: web.Request) -> web.Response:
 async def register_submit(request: web.Request) -> web.Response:
     """Create the account, sign in, and go on to `next`."""
     form = await read_form(request, RegisterBody)
-    posted = await request.post()
+    posted = await posted_form(request)
     password = posted.get("password")
     if isinstance(password, str) and password:
         try:  # say what is wrong with the password even when another field is wrong too
@@ -90,7 +91,7 @@ async def register_submit(request: web.Request) -> web.Response:
                 password=form.data.password,
                 name=form.data.name,
                 ip=client_ip(request),
-                user_agent=request.headers.get("User-Agent", ""),
+                user_agent=user_agent(request),
                 request_id=request[REQUEST_ID],
             )
         except WeakPassword as exc:
@@ -123,7 +124,7 @@ async def login_submit(request: web.Request) -> web.Response:
                 email=form.data.email,
                 password=form.data.password,
                 ip=client_ip(request),
-                user_agent=request.headers.get("User-Agent", ""),
+                user_agent=user_agent(request),
             )
         except InvalidCredentials as exc:
             form.fail("form", str(exc).capitalize() + ".")
@@ -182,7 +183,7 @@ async def reset_page(request: web.Request) -> web.Response:
 async def reset_submit(request: web.Request) -> web.Response:
     """Set the new password; every session ends, so the shopper signs in again."""
     token = _token(request)
-    posted = await request.post()
+    posted = await posted_form(request)
     new_password = posted.get("new_password")
     form: Form[Any] = Form(values={})
     refused: Refused | None = None
@@ -286,12 +287,10 @@ async def address_submit(request: web.Request) -> web.Response:
 async def address_delete(request: web.Request) -> web.Response:
     """Remove one of the shopper's addresses (another's is 404)."""
     principal = require_user(request)
-    raw = request.match_info["address_id"]
-    if not raw.isdigit() or len(raw) > 18:
-        raise web.HTTPNotFound()
+    address_id = path_id(request, "address_id")
     try:
         async with transaction(request.config_dict[DB]) as conn:
-            await addresses.delete(conn, principal.user_id, int(raw))
+            await addresses.delete(conn, principal.user_id, address_id)
     except NotFound:
         raise web.HTTPNotFound() from None
     raise web.HTTPSeeOther("/account?saved=address")
@@ -326,7 +325,7 @@ def _next(request: web.Request) -> str:
 
 
 async def _posted_next(request: web.Request) -> str:
-    posted = await request.post()
+    posted = await posted_form(request)
     value = posted.get("next")
     return safe_next(value if isinstance(value, str) else None)
 

@@ -30,7 +30,9 @@ from web import catalog
 from web.carts import CART_COOKIE, NEW_CART_TOKEN, Cart
 from web.catalog_json import formatted
 from web.cookies import NO_SILENT_REFRESH
+from web.fields import whole_number
 from web.keys import DB, PRINCIPAL
+from web.params import path_id, posted_form
 from web.render import page
 
 CART_COUNT = web.RequestKey("cart_count", int)  # the header's item count
@@ -160,7 +162,7 @@ def variant_text(name: str, attributes: dict[str, Any]) -> str:
 
 async def add_item(request: web.Request) -> web.StreamResponse:
     """Add units of a variant (by SKU) from a product page, then show the cart."""
-    posted = await request.post()
+    posted = await posted_form(request)
     sku = _text(posted, "sku")
     quantity = _quantity(_text(posted, "quantity") or "1", minimum=1)
     slug = _text(posted, "product")
@@ -203,7 +205,7 @@ def _short_of(name: str, available: int, held: int) -> str:
 async def change_item(request: web.Request) -> web.StreamResponse:
     """Set a line's quantity (0 removes it), then show the cart."""
     variant_id = _variant_id(request)
-    posted = await request.post()
+    posted = await posted_form(request)
     raw = _text(posted, "quantity")
     quantity = _quantity(raw, minimum=0)
     if quantity is None:
@@ -252,17 +254,11 @@ def _text(posted: MultiDictProxy[Any], name: str) -> str:
 
 
 def _quantity(raw: str, *, minimum: int) -> int | None:
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 4:
-        return None
-    value = int(raw)
-    return value if minimum <= value <= MAX_QUANTITY else None
+    return whole_number(raw, minimum, MAX_QUANTITY)
 
 
 def _variant_id(request: web.Request) -> int:
-    raw = request.match_info["variant_id"]
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
-        raise web.HTTPNotFound()
-    return int(raw)
+    return path_id(request, "variant_id")
 
 
 async def _back(request: web.Request, slug: str, sku: str | None) -> Back | None:

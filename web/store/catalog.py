@@ -19,7 +19,8 @@ from multidict import MultiDict
 from storage.cache import Cached
 from storage.errors import CategoryNotFound, ProductNotFound
 from web import catalog
-from web.listing import InvalidParameters, parse_listing
+from web.listing import parse_listing
+from web.params import InvalidParameters
 from web.render import page
 from web.store.catalog_picker import build_picker, stock_text
 from web.store.catalog_query import (

@@ -48,8 +48,10 @@ from web.checkout import (
     check_idempotency_key,
     place_order,
 )
+from web.fields import BIGINT_MAX, whole_number
 from web.forms import Form
 from web.keys import DB, PRINCIPAL
+from web.params import posted_form
 from web.render import page
 from web.store.cart import CART_COUNT, cart_rows
 from web.store.orders import remember_guest_order
@@ -222,7 +224,7 @@ def _money(amount: int, currency: str) -> str:
 
 async def checkout_submit(request: web.Request) -> web.StreamResponse:
     """Place the order (or, with action=update, show the totals for the chosen method)."""
-    posted = await request.post()
+    posted = await posted_form(request)
     values = {name: str(posted.get(name, "")).strip()[:300] for name in FIELDS}
     cart = await web_carts.current(request)
     if posted.get("action") == "update":
@@ -301,9 +303,8 @@ def _validate(
     address = None
     choice = values["address_id"] or "new"
     if signed_in and choice != "new":
-        if choice.isascii() and choice.isdigit() and len(choice) <= 18:
-            address_id = int(choice)
-        else:
+        address_id = whole_number(choice, 1, BIGINT_MAX)
+        if address_id is None:
             errors["address_id"] = "Choose one of your addresses, or a new one."
     else:
         data = {name: values[name] for name in EDITABLE}

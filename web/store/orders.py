@@ -15,6 +15,7 @@ import hmac
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -26,6 +27,7 @@ from storage.errors import OrderNotFound
 from storage.orders import Order, OrderDetail
 from web.cookies import cookie_name, is_secure
 from web.keys import DB, PRINCIPAL, REQUEST_ID, SETTINGS
+from web.params import keyset, keyset_text, opaque
 from web.render import page
 from web.store.account import require_user
 from web.store.catalog import not_found
@@ -57,7 +59,7 @@ def _signature(secret: str, payload: str) -> str:
 
 def guest_orders(request: web.Request) -> list[str]:
     """The order numbers this browser placed as a guest (none when the cookie is not ours)."""
-    raw = request.cookies.get(cookie_name(request, GUEST_ORDERS), "")
+    raw = opaque(request.cookies.get(cookie_name(request, GUEST_ORDERS)), max_length=400) or ""
     payload, _, signature = raw.rpartition(":")
     if not payload or len(raw) > 400:
         return []
@@ -220,7 +222,7 @@ async def orders_page(request: web.Request) -> web.Response:
     older = None
     if len(found) > PAGE_SIZE:
         found = found[:PAGE_SIZE]
-        older = f"{found[-1].placed_at.isoformat()},{found[-1].id}"
+        older = keyset_text(found[-1].placed_at, found[-1].id)
     rows = [
         {
             "number": o.number,
@@ -237,9 +239,8 @@ async def orders_page(request: web.Request) -> web.Response:
 
 def _before(raw: str) -> tuple[datetime, int] | None:
     """The keyset position of `?before=`; a position this page did not make starts over."""
-    at, _, last_id = raw.rpartition(",")
     try:
-        return datetime.fromisoformat(at), int(last_id)
+        return keyset(raw)
     except ValueError:
         return None
 
@@ -275,7 +276,7 @@ async def cancel_page(request: web.Request) -> web.Response:
 async def cancel_submit(request: web.Request) -> web.Response:
     """Cancel one's own order while the shop allows it (pending or confirmed); stock goes back."""
     if request.get(PRINCIPAL) is None:  # come back to the order, not to this POST-only URL
-        number = request.match_info["number"]
+        number = quote(request.match_info["number"], safe="")  # a header: no CR, LF, NUL
         raise web.HTTPSeeOther(f"/login?next=/account/orders/{number}")
     principal = require_user(request)
     order = await _customer_order(request, principal.user_id)

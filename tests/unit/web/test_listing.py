@@ -59,9 +59,9 @@ def test_every_bad_parameter_is_named() -> None:
 
 
 def test_cursors_round_trip_and_bad_ones_are_refused() -> None:
-    cursor = encode_cursor("price_asc", (1299, 42))
-    assert parse_listing({"sort": "price_asc", "cursor": cursor}).after == (1299, 42)
-    for bad in ("garbage!!", "e30", encode_cursor("name", ("mug", 3))):
+    cursor = encode_cursor("price_asc", ("price_asc", 1299, 42))
+    assert parse_listing({"sort": "price_asc", "cursor": cursor}).after == ("price_asc", 1299, 42)
+    for bad in ("garbage!!", "e30", encode_cursor("name", ("name", "mug", 3))):
         with pytest.raises(InvalidParameters) as caught:
             parse_listing({"sort": "price_asc", "cursor": bad})
         assert "cursor" in caught.value.errors
