@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 from pathlib import Path
 
@@ -61,8 +62,15 @@ def parse(argv: list[str] | None = None) -> SoakConfig:
     )
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def main(argv: list[str] | None = None) -> int:
     config = parse(argv)
+    # SIGTERM as Ctrl-C: the run is cancelled and its process tree and servers are stopped on
+    # the way out, instead of being left behind as orphans.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         report = asyncio.run(run_soak(config))
     except (TreeError, ScheduleError) as exc:
