@@ -38,7 +38,7 @@ from prometheus_client import Counter
 
 from configs.settings import Settings
 from storage.errors import PoolExhausted
-from storage.statements import StatementPool
+from storage.statements import OneStatement, StatementPool
 
 log = structlog.get_logger(__name__)
 
@@ -290,7 +290,7 @@ class ReadPool:
 REPLAY_CHECK_TIMEOUT = 2.0
 
 
-class Reader:
+class Reader(OneStatement):
     """One routing decision: every read through it goes to the pool chosen when it was made.
 
     Only a replica that fails under it (cannot connect, no connection free, the statement lost
@@ -307,16 +307,6 @@ class Reader:
     def source(self) -> str:
         """'replica' or 'primary': where this reader's reads go."""
         return "replica" if self._replica else "primary"
-
-    async def fetch(self, query: str, *args: Any, timeout: float | None = None) -> list[Any]:
-        result: list[Any] = await self._run("fetch", query, args, timeout)
-        return result
-
-    async def fetchrow(self, query: str, *args: Any, timeout: float | None = None) -> Any:
-        return await self._run("fetchrow", query, args, timeout)
-
-    async def fetchval(self, query: str, *args: Any, timeout: float | None = None) -> Any:
-        return await self._run("fetchval", query, args, timeout)
 
     async def _run(
         self, method: str, query: str, args: tuple[Any, ...], timeout: float | None

@@ -42,7 +42,26 @@ IDLE_SECONDS = 60.0
 ACQUIRE_TIMEOUT_SECONDS = 5.0
 
 
-class StatementPool:
+class OneStatement:
+    """fetch/fetchrow/fetchval of a reader that runs each statement in `_run` on its own."""
+
+    async def _run(
+        self, method: str, query: str, args: tuple[Any, ...], timeout: float | None
+    ) -> Any:
+        raise NotImplementedError
+
+    async def fetch(self, query: str, *args: Any, timeout: float | None = None) -> list[Any]:
+        result: list[Any] = await self._run("fetch", query, args, timeout)
+        return result
+
+    async def fetchrow(self, query: str, *args: Any, timeout: float | None = None) -> Any:
+        return await self._run("fetchrow", query, args, timeout)
+
+    async def fetchval(self, query: str, *args: Any, timeout: float | None = None) -> Any:
+        return await self._run("fetchval", query, args, timeout)
+
+
+class StatementPool(OneStatement):
     """fetch/fetchrow/fetchval on up to `size` connections opened by `connect` when needed."""
 
     def __init__(
@@ -76,16 +95,6 @@ class StatementPool:
 
     def get_idle_size(self) -> int:
         return len(self._idle)
-
-    async def fetch(self, query: str, *args: Any, timeout: float | None = None) -> list[Any]:
-        result: list[Any] = await self._run("fetch", query, args, timeout)
-        return result
-
-    async def fetchrow(self, query: str, *args: Any, timeout: float | None = None) -> Any:
-        return await self._run("fetchrow", query, args, timeout)
-
-    async def fetchval(self, query: str, *args: Any, timeout: float | None = None) -> Any:
-        return await self._run("fetchval", query, args, timeout)
 
     async def close(self) -> None:
         """Refuse new statements, fail the waiting ones (InterfaceError, as asyncpg's Pool does)
