@@ -3,14 +3,17 @@
 BROKER_URL chooses the broker: amqp:// gives RabbitMQ with publisher confirms (an enqueue returns
 only once RabbitMQ has the message), redis:// gives Redis (the embedded mode). Both get the same
 middleware: retries with exponential backoff (exhausted messages go to the queue's dead letters,
-`<queue>.XQ`), time limits, the AsyncIO event-loop thread, the actors' Resources, and the log
-context (message id and the request id that caused the message).
+`<queue>.XQ`), time limits, the AsyncIO event-loop thread, the actors' Resources, the log
+context (message id and the request id that caused the message), and in each worker process
+Dramatiq's CLI starts, a bounded stop (actors.stopping).
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
+import signal
+import threading
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -32,6 +35,7 @@ from dramatiq.middleware import (
 
 from actors.registry import SPECS, ActorFunction
 from actors.resources import Resources, open_resources
+from actors.stopping import StopDeadline
 from configs.settings import Settings
 from domain.events import EVENTS
 
@@ -44,6 +48,34 @@ MIN_BACKOFF_MS = 1_000
 MAX_BACKOFF_MS = 5 * 60_000
 DEFAULT_MAX_RETRIES = 10
 DEFAULT_TIME_LIMIT_MS = 5 * 60_000
+# What Dramatiq's CLI makes a worker process stop on (SIGINT: ignored there; its parent sends
+# SIGTERM instead).
+WORKER_STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+class BoundedStop(Middleware):
+    """A worker process that Dramatiq's CLI started stops within `seconds` of SIGTERM.
+
+    The CLI installs its signal handler in each worker process and then emits `process_boot`
+    (nothing else emits it). Here that handler is wrapped in a StopDeadline: only the first
+    signal reaches it (it makes the process leave its loop and call `Worker.stop`), the later
+    ones are ignored instead of raising SystemExit wherever the main thread is, and the deadline
+    ends a stop that hangs. Relied on in the CLI (dramatiq 2.2): the handler's first call only
+    asks the main loop to stop.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def after_process_boot(self, broker: dramatiq.Broker) -> None:
+        handler = signal.getsignal(signal.SIGTERM)
+        if not callable(handler) or threading.current_thread() is not threading.main_thread():
+            return  # not a process of Dramatiq's CLI
+
+        def stop(sig: signal.Signals) -> None:
+            handler(sig, None)
+
+        StopDeadline(self.seconds, stop, signals=WORKER_STOP_SIGNALS).install()
 
 
 class ResourcesMiddleware(Middleware):
@@ -142,6 +174,7 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
         importlib.import_module(module)
     resources = ResourcesMiddleware(settings)
     middleware = [
+        BoundedStop(settings.stop_timeout_seconds),
         AgeLimit(),
         TimeLimit(time_limit=DEFAULT_TIME_LIMIT_MS),
         ShutdownNotifications(),
