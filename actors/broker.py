@@ -3,9 +3,9 @@
 BROKER_URL chooses the broker: amqp:// gives RabbitMQ with publisher confirms (an enqueue returns
 only once RabbitMQ has the message), redis:// gives Redis (the embedded mode). Both get the same
 middleware: retries with exponential backoff (exhausted messages go to the queue's dead letters,
-`<queue>.XQ`), time limits, the AsyncIO event-loop thread, the actors' Resources, the log
-context (message id and the request id that caused the message), and in each worker process
-Dramatiq's CLI starts, a bounded stop (actors.stopping).
+`<queue>.XQ`, with the final attempt's error), time limits, the AsyncIO event-loop thread, the
+actors' Resources, the log context (message id and the request id that caused the message), and
+in each worker process Dramatiq's CLI starts, a bounded stop (actors.stopping).
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
+from actors import dead_letters
+from actors.dead_letters import BrokerUnavailable
 from actors.registry import SPECS, ActorFunction
 from actors.resources import Resources, open_resources
 from actors.stopping import StopDeadline
@@ -51,6 +53,47 @@ DEFAULT_TIME_LIMIT_MS = 5 * 60_000
 # What Dramatiq's CLI makes a worker process stop on (SIGINT: ignored there; its parent sends
 # SIGTERM instead).
 WORKER_STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+class FinalErrors(Middleware):
+    """Dead letters keep the error of the attempt that killed them, on both brokers.
+
+    Both brokers dead-letter a message as it was last enqueued, so the final attempt's exception
+    would be lost (and a message that died on its first run, by `throws` or `max_retries=0`, had
+    none at all). First in the middleware list, this runs after every other
+    `after_process_message`, once Retries has decided: a message marked failed is written to
+    its dead letters with the error in its options (`actors.dead_letters.bury`) and then
+    acknowledged instead of rejected. When the broker refuses the write, the message is
+    rejected as before: it dies without its reason rather than being lost.
+    """
+
+    def __init__(self) -> None:
+        self._attempt = threading.local()  # one message at a time per worker thread
+
+    def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
+        # Retries counts the final failure before it gives up; the dead letter says how many
+        # retries came before the final attempt, as Dramatiq's own dead letters do.
+        self._attempt.retries = int(message.options.get("retries", 0))
+
+    def after_process_message(
+        self,
+        broker: dramatiq.Broker,
+        message: MessageProxy,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        if exception is None or not message.failed:
+            return
+        retries = getattr(self._attempt, "retries", 0)
+        facts = {"message_id": message.message_id, "actor": message.actor_name}
+        try:
+            dead_letters.bury(broker, message, exception, retries=retries)
+        except BrokerUnavailable as exc:
+            log.warning("dead_letter.error_not_stored", error=repr(exc), **facts)
+            return
+        message.failed = False  # in the dead letters already: acknowledge, do not reject
+        log.error("message.dead_lettered", retries=retries, error=repr(exception), **facts)
 
 
 class BoundedStop(Middleware):
@@ -174,6 +217,7 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
         importlib.import_module(module)
     resources = ResourcesMiddleware(settings)
     middleware = [
+        FinalErrors(),  # first: its "after" hooks run last
         BoundedStop(settings.stop_timeout_seconds),
         AgeLimit(),
         TimeLimit(time_limit=DEFAULT_TIME_LIMIT_MS),
