@@ -6,6 +6,9 @@ middleware: retries with exponential backoff (exhausted messages go to the queue
 `<queue>.XQ`, with the final attempt's error), time limits, the AsyncIO event-loop thread, the
 actors' Resources, the log context (message id and the request id that caused the message), and
 in each worker process Dramatiq's CLI starts, a bounded stop (actors.stopping).
+
+Errors in PERMANENT_ERRORS are never retried, whichever actor raises them: they join every
+actor's own `throws=`, so the message goes to the dead letters at once with its reason.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from dramatiq.middleware import (
 
 from actors import dead_letters
 from actors.dead_letters import BrokerUnavailable
+from actors.mail.transport import MailRefused
 from actors.registry import SPECS, ActorFunction
 from actors.resources import Resources, open_resources
 from actors.stopping import StopDeadline
@@ -50,6 +54,8 @@ MIN_BACKOFF_MS = 1_000
 MAX_BACKOFF_MS = 5 * 60_000
 DEFAULT_MAX_RETRIES = 10
 DEFAULT_TIME_LIMIT_MS = 5 * 60_000
+# Failures no retry can mend: dead-lettered on the first attempt, with their reason.
+PERMANENT_ERRORS: tuple[type[Exception], ...] = (MailRefused,)
 # What Dramatiq's CLI makes a worker process stop on (SIGINT: ignored there; its parent sends
 # SIGTERM instead).
 WORKER_STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
@@ -246,6 +252,14 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
             actor_name=spec.name,
             queue_name=spec.queue_name,
             priority=0,
-            options=dict(spec.options),
+            options=dict(spec.options, throws=_throws(spec.options.get("throws"))),
         )
     return broker
+
+
+def _throws(
+    own: type[Exception] | tuple[type[Exception], ...] | None,
+) -> tuple[type[Exception], ...]:
+    """An actor's `throws=` (one class, a tuple or none) plus PERMANENT_ERRORS."""
+    declared = () if own is None else own if isinstance(own, tuple) else (own,)
+    return tuple(dict.fromkeys((*declared, *PERMANENT_ERRORS)))

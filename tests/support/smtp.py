@@ -1,4 +1,5 @@
-"""A real SMTP server in the test process (aiosmtpd, on its own thread) that keeps what it gets."""
+"""A real SMTP server in the test process (aiosmtpd, on its own thread) that keeps what it gets,
+or refuses a recipient with the reply a test chooses."""
 
 from __future__ import annotations
 
@@ -22,6 +23,15 @@ class _Collect:
     def __init__(self, server: SmtpServer) -> None:
         self.server = server
 
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
+        refusal = self.server.refusals.get(address)
+        if refusal is not None:
+            return refusal
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         assert isinstance(message, EmailMessage)
@@ -41,7 +51,15 @@ class SmtpServer:
         self.messages: list[EmailMessage] = []
         self.recipients: list[list[str]] = []  # the envelope's RCPT TO of each message
         self.arrived: list[float] = []  # time.time() when each message arrived
+        self.refusals: dict[str, str] = {}  # address -> the reply to its RCPT TO
         self._controller = Controller(_Collect(self), hostname="127.0.0.1", port=self.port)
+
+    def refuse(self, address: str, reply: str) -> None:
+        """Answer RCPT TO `address` with `reply` ("550 5.1.1 No such user"), until `accept`."""
+        self.refusals[address] = reply
+
+    def accept(self, address: str) -> None:
+        self.refusals.pop(address, None)
 
     def start(self) -> None:
         self._controller.start()
