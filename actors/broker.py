@@ -3,15 +3,21 @@
 BROKER_URL chooses the broker: amqp:// gives RabbitMQ with publisher confirms (an enqueue returns
 only once RabbitMQ has the message), redis:// gives Redis (the embedded mode). Both get the same
 middleware: retries with exponential backoff (exhausted messages go to the queue's dead letters,
-`<queue>.XQ`, and so does a message whose retry could not be enqueued), time limits, the AsyncIO
-event-loop thread, the actors' Resources, and the log context (message id and the request id that
-caused the message).
+`<queue>.XQ` with the final attempt's error, and so does a message whose retry could not be
+enqueued), time limits, the AsyncIO event-loop thread, the actors' Resources, the log context
+(message id and the request id that caused the message), and in each worker process Dramatiq's
+CLI starts, a bounded stop (actors.stopping).
+
+Errors in PERMANENT_ERRORS are never retried, whichever actor raises them: they join every
+actor's own `throws=`, so the message goes to the dead letters at once with its reason.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
+import signal
+import threading
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -31,8 +37,12 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
+from actors import dead_letters
+from actors.dead_letters import BrokerUnavailable
+from actors.mail.transport import MailRefused
 from actors.registry import SPECS, ActorFunction
 from actors.resources import Resources, open_resources
+from actors.stopping import StopDeadline
 from configs.settings import Settings
 from domain.events import EVENTS
 
@@ -45,6 +55,77 @@ MIN_BACKOFF_MS = 1_000
 MAX_BACKOFF_MS = 5 * 60_000
 DEFAULT_MAX_RETRIES = 10
 DEFAULT_TIME_LIMIT_MS = 5 * 60_000
+# Failures no retry can mend: dead-lettered on the first attempt, with their reason.
+PERMANENT_ERRORS: tuple[type[Exception], ...] = (MailRefused,)
+# What Dramatiq's CLI makes a worker process stop on (SIGINT: ignored there; its parent sends
+# SIGTERM instead).
+WORKER_STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+class FinalErrors(Middleware):
+    """Dead letters keep the error of the attempt that killed them, on both brokers.
+
+    Both brokers dead-letter a message as it was last enqueued, so the final attempt's exception
+    would be lost (and a message that died on its first run, by `throws` or `max_retries=0`, had
+    none at all). First in the middleware list, this runs after every other
+    `after_process_message`, once Retries has decided: a message marked failed is written to
+    its dead letters with the error in its options (`actors.dead_letters.bury`) and then
+    acknowledged instead of rejected. When the broker refuses the write, the message is
+    rejected as before: it dies without its reason rather than being lost.
+    """
+
+    def __init__(self) -> None:
+        self._attempt = threading.local()  # one message at a time per worker thread
+
+    def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
+        # Retries counts the final failure before it gives up; the dead letter says how many
+        # retries came before the final attempt, as Dramatiq's own dead letters do.
+        self._attempt.retries = int(message.options.get("retries", 0))
+
+    def after_process_message(
+        self,
+        broker: dramatiq.Broker,
+        message: MessageProxy,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        if exception is None or not message.failed:
+            return
+        retries = getattr(self._attempt, "retries", 0)
+        facts = {"message_id": message.message_id, "actor": message.actor_name}
+        try:
+            dead_letters.bury(broker, message, exception, retries=retries)
+        except BrokerUnavailable as exc:
+            log.warning("dead_letter.error_not_stored", error=repr(exc), **facts)
+            return
+        message.failed = False  # in the dead letters already: acknowledge, do not reject
+        log.error("message.dead_lettered", retries=retries, error=repr(exception), **facts)
+
+
+class BoundedStop(Middleware):
+    """A worker process that Dramatiq's CLI started stops within `seconds` of SIGTERM.
+
+    The CLI installs its signal handler in each worker process and then emits `process_boot`
+    (nothing else emits it). Here that handler is wrapped in a StopDeadline: only the first
+    signal reaches it (it makes the process leave its loop and call `Worker.stop`), the later
+    ones are ignored instead of raising SystemExit wherever the main thread is, and the deadline
+    ends a stop that hangs. Relied on in the CLI (dramatiq 2.2): the handler's first call only
+    asks the main loop to stop.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def after_process_boot(self, broker: dramatiq.Broker) -> None:
+        handler = signal.getsignal(signal.SIGTERM)
+        if not callable(handler) or threading.current_thread() is not threading.main_thread():
+            return  # not a process of Dramatiq's CLI
+
+        def stop(sig: signal.Signals) -> None:
+            handler(sig, None)
+
+        StopDeadline(self.seconds, stop, signals=WORKER_STOP_SIGNALS).install()
 
 
 class ResourcesMiddleware(Middleware):
@@ -175,6 +256,8 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
         importlib.import_module(module)
     resources = ResourcesMiddleware(settings)
     middleware = [
+        FinalErrors(),  # first: its "after" hooks run last
+        BoundedStop(settings.stop_timeout_seconds),
         AgeLimit(),
         TimeLimit(time_limit=DEFAULT_TIME_LIMIT_MS),
         ShutdownNotifications(),
@@ -202,6 +285,14 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
             actor_name=spec.name,
             queue_name=spec.queue_name,
             priority=0,
-            options=dict(spec.options),
+            options=dict(spec.options, throws=_throws(spec.options.get("throws"))),
         )
     return broker
+
+
+def _throws(
+    own: type[Exception] | tuple[type[Exception], ...] | None,
+) -> tuple[type[Exception], ...]:
+    """An actor's `throws=` (one class, a tuple or none) plus PERMANENT_ERRORS."""
+    declared = () if own is None else own if isinstance(own, tuple) else (own,)
+    return tuple(dict.fromkeys((*declared, *PERMANENT_ERRORS)))

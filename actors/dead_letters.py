@@ -4,9 +4,12 @@ Blocking code (pika, redis-py): run it in a thread. Every function takes a broke
 `actors.broker.build_broker` and works on the queues of its declared actors.
 
 A message lands in `<queue>.XQ` when it has exhausted its retries or raised one of its actor's
-`throws`. What is stored there is the message as it was last enqueued: `retries` counts the
-retries before the final attempt and `traceback` is the previous attempt's (Dramatiq keeps the
-final attempt's only in memory); a message aborted by `throws` on its first run has neither.
+`throws`. The worker writes it there itself (`bury`, called by `actors.broker.FinalErrors`) with
+the final attempt's error in its `failure` option (type, message, traceback, when it died), then
+acknowledges the original: Dramatiq's own dead-lettering keeps the message as it was last
+enqueued, without that error. `retries` counts the retries before the final attempt. A message
+dead-lettered by Dramatiq itself (an unknown actor, or when `bury` could not write) shows the
+previous attempt's `traceback` if it has one.
 
 Requeueing enqueues a copy under the same message id (consumers deduplicate on it), without
 `retries`, `traceback` and the old delay's `eta`, so it gets all its retries again; only then is
@@ -15,13 +18,15 @@ the same event a no-op: nothing is ever removed before its copy is in the queue.
 
 Beyond Dramatiq's public API (checked against dramatiq 2.2) this relies on:
 - RabbitMQ: `broker.parameters` (its pika connection parameters) to open a connection of our own
-  for basic.get/ack/nack. A peek holds the messages it reads unacknowledged for a moment, during
-  which they are missing from counts and from a concurrent requeue.
+  for basic.get/ack/nack, and `broker.channel` (the thread's channel, in confirm mode) to bury.
+  A peek holds the messages it reads unacknowledged for a moment, during which they are missing
+  from counts and from a concurrent requeue.
 - Redis: `broker.client` and `broker.namespace`; dead letters are the sorted set
   `<namespace>:<queue>.XQ` (members: the per-enqueue `redis_message_id`; scores: when they died,
   in ms) and the hash `<namespace>:<queue>.XQ.msgs` (member -> encoded message), as written by
-  the `nack` command of dramatiq/brokers/redis/dispatch.lua. A requeue claims each entry with a
-  short-lived `<...>.XQ.claimed:<member>` key, so two requeues (a double click) never copy it twice.
+  the `nack` command of dramatiq/brokers/redis/dispatch.lua and, the same way, by `bury`. A
+  requeue claims each entry with a short-lived `<...>.XQ.claimed:<member>` key, so two requeues
+  (a double click) never copy it twice.
 
 Exceptions:
     DeadLetterError
@@ -32,6 +37,8 @@ Exceptions:
 from __future__ import annotations
 
 import dataclasses
+import time
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -43,17 +50,24 @@ import pika
 import pika.exceptions
 import redis
 import structlog
+from dramatiq.broker import MessageProxy
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.redis import RedisBroker
-from dramatiq.common import xq_name
+from dramatiq.common import q_name, xq_name
 from dramatiq.errors import BrokerConnectionError, DecodeError
 from dramatiq.message import Message
 
 log = structlog.get_logger(__name__)
 
 SUMMARY_CHARS = 200
+FAILURE = "failure"  # the option holding the final attempt's error
+MESSAGE_CHARS = 2_000  # of the error's message, as stored
+TRACEBACK_CHARS = 16_000  # of its traceback (the end is kept: the innermost frames)
+TRACEBACK_FRAMES = 30
 # Options that belong to the failed run, not to the message: dropped when it is requeued.
-RUN_OPTIONS = frozenset({"retries", "traceback", "requeue_timestamp", "eta", "redis_message_id"})
+RUN_OPTIONS = frozenset(
+    {"retries", "traceback", "requeue_timestamp", "eta", "redis_message_id", FAILURE}
+)
 CLAIM_MS = 60_000
 NOT_FOUND = 404
 REDIS_BATCH = 100
@@ -83,9 +97,10 @@ class DeadLetter:
     actor_name: str
     summary: str  # arguments, cut to SUMMARY_CHARS
     retries: int  # retries before the final attempt
-    error: str | None  # the last line of the stored traceback
+    error: str | None  # "Type: message" of the final attempt (else the stored traceback's end)
     enqueued_at: datetime | None
     dead_at: datetime | None
+    traceback: str | None = None  # of the final attempt (else the last retried one's)
 
 
 def counts(broker: dramatiq.Broker) -> dict[str, int]:
@@ -124,6 +139,35 @@ def requeue(broker: dramatiq.Broker, queue: str, message_id: str | None = None) 
     return _rabbitmq_requeue(_rabbitmq_broker(broker), queue, message_id)
 
 
+def bury(
+    broker: dramatiq.Broker, message: MessageProxy, exception: BaseException, *, retries: int
+) -> None:
+    """Write `message` to its queue's dead letters with `exception` as its final error (the
+    caller then acknowledges the original). Raises BrokerUnavailable: nothing was written."""
+    options = {"retries": retries, FAILURE: failure_of(exception)}
+    body = message.copy(options=options).encode()
+    queue = q_name(message.queue_name)
+    if isinstance(broker, RedisBroker):
+        _redis_bury(broker, queue, message.options["redis_message_id"], body)
+    else:
+        _rabbitmq_bury(_rabbitmq_broker(broker), queue, body)
+
+
+def failure_of(exception: BaseException) -> dict[str, Any]:
+    """What a dead letter keeps of the error that killed it (JSON: it travels in the message)."""
+    kind = type(exception)
+    name = kind.__qualname__
+    if kind.__module__ != "builtins":
+        name = f"{kind.__module__}.{name}"
+    trace = "".join(traceback.format_exception(exception, limit=TRACEBACK_FRAMES))
+    return {
+        "type": name,
+        "message": _clip(str(exception), MESSAGE_CHARS),
+        "traceback": trace[-TRACEBACK_CHARS:],
+        "dead_at": int(time.time() * 1000),
+    }
+
+
 def _check_queue(broker: dramatiq.Broker, queue: str) -> None:
     if queue not in broker.get_declared_queues():
         raise UnknownQueue(queue)
@@ -142,16 +186,26 @@ def _letter(body: bytes, dead_at: datetime | None) -> DeadLetter:
         return DeadLetter("", "(undecodable)", _cut(repr(body)), 0, None, None, dead_at)
     arguments = [repr(arg) for arg in message.args]
     arguments += [f"{name}={value!r}" for name, value in message.kwargs.items()]
-    stored = message.options.get("traceback")
-    lines = [line.strip() for line in stored.splitlines() if line.strip()] if stored else []
+    error: str | None
+    failure = message.options.get(FAILURE)
+    if isinstance(failure, dict):
+        error = f"{failure.get('type')}: {failure.get('message')}".removesuffix(": ")
+        trace = failure.get("traceback")
+        if dead_at is None and isinstance(failure.get("dead_at"), int):
+            dead_at = datetime.fromtimestamp(failure["dead_at"] / 1000, UTC)
+    else:  # dead-lettered by Dramatiq itself: at best the last retried attempt's traceback
+        trace = message.options.get("traceback")
+        lines = trace.strip().splitlines() if isinstance(trace, str) else []
+        error = lines[-1].strip() if lines else None
     return DeadLetter(
         message_id=message.message_id,
         actor_name=message.actor_name,
         summary=_cut(", ".join(arguments)),
         retries=int(message.options.get("retries", 0)),
-        error=lines[-1] if lines else None,
+        error=error,
         enqueued_at=message.message_datetime,
         dead_at=dead_at,
+        traceback=trace if isinstance(trace, str) and trace else None,
     )
 
 
@@ -160,7 +214,11 @@ def _wanted(message: Message[Any], message_id: str | None) -> bool:
 
 
 def _cut(text: str) -> str:
-    return text if len(text) <= SUMMARY_CHARS else text[: SUMMARY_CHARS - 1] + "…"
+    return _clip(text, SUMMARY_CHARS)
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _fresh(message: Message[Any], queue: str) -> Message[Any]:
@@ -240,6 +298,21 @@ def _give_back(channel: Any, tag: int) -> None:
             channel.basic_nack(tag, requeue=True)
 
 
+def _rabbitmq_bury(broker: RabbitmqBroker, queue: str, body: bytes) -> None:
+    """Publish to `<queue>.XQ` on this thread's channel; confirmed before it returns."""
+    try:
+        broker.channel.basic_publish(
+            exchange="",
+            routing_key=xq_name(queue),
+            body=body,
+            properties=pika.BasicProperties(delivery_mode=2),
+            mandatory=True,  # with confirms: a missing XQ raises instead of dropping it
+        )
+    except (pika.exceptions.AMQPError, BrokerConnectionError) as exc:
+        del broker.connection  # as Dramatiq's enqueue does: the next use opens a new one
+        raise BrokerUnavailable(f"RabbitMQ did not take the dead letter: {exc!r}") from exc
+
+
 def _rabbitmq_peek(broker: RabbitmqBroker, queue: str, limit: int) -> list[DeadLetter]:
     letters: list[DeadLetter] = []
     with _rabbitmq(broker) as connection:
@@ -307,6 +380,16 @@ def _redis_errors() -> Iterator[None]:
         yield
     except (redis.ConnectionError, redis.TimeoutError, BrokerConnectionError) as exc:
         raise BrokerUnavailable(f"Redis is unreachable: {exc!r}") from exc
+
+
+def _redis_bury(broker: RedisBroker, queue: str, member: str, body: bytes) -> None:
+    """What dispatch.lua's `nack` does, with our body: the sorted set and the hash, at once."""
+    dead, bodies = _redis_keys(broker, queue)
+    with _redis_errors():
+        pipe = broker.client.pipeline(transaction=True)
+        pipe.zadd(dead, {member: int(time.time() * 1000)})
+        pipe.hset(bodies, member, body)
+        pipe.execute()
 
 
 def _redis_peek(broker: RedisBroker, queue: str, limit: int) -> list[DeadLetter]:

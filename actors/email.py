@@ -37,8 +37,9 @@ log = structlog.get_logger(__name__)
 async def send_account_email(res: Resources, event_id: str, user_id: int, kind: str) -> None:
     """Email the user a fresh one-time link. Idempotent: a redelivered event sends nothing.
 
-    Raises UnknownEmailKind (not retried). A missing or inactive user, or a
-    verification email to an address already verified, is skipped without an error.
+    Raises UnknownEmailKind and MailRefused (an SMTP 5xx; neither retried: actors.broker). A
+    missing or inactive user, or a verification email to an address already verified, is skipped
+    without an error.
     """
     spec = known(KINDS, kind)
     # The send happens inside the transaction that records the event and stores the token:
@@ -75,7 +76,8 @@ async def send_account_email(res: Resources, event_id: str, user_id: int, kind: 
 @handles(SEND_ORDER_EMAIL, max_retries=10, throws=(UnknownEmailKind, OrderNotFound))
 async def send_order_email(res: Resources, event_id: str, order_id: int, kind: str) -> None:
     """Email the customer about their order (`kind`: placed or the new status). Idempotent: a
-    redelivered event sends nothing. Raises UnknownEmailKind and OrderNotFound (not retried)."""
+    redelivered event sends nothing. Raises UnknownEmailKind, OrderNotFound and MailRefused (an
+    SMTP 5xx; none retried)."""
     known(ORDER_SUBJECTS, kind)  # before anything is recorded: an unknown kind leaves no inbox row
     # Sent inside the transaction that records the event, as send_account_email explains: a
     # crash before the commit sends again on redelivery, and nothing is sent once committed.

@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     reconcile_after_seconds: int = Field(default=600, ge=1, le=7 * 86_400)
     reconcile_max_republishes: int = Field(default=3, ge=1, le=100)
     reconcile_max_per_run: int = Field(default=100, ge=1, le=10_000)
+    # After SIGTERM/SIGINT, web, worker and relay finish their work in progress for all but the
+    # last 5 s of this, close, and exit; at this bound they exit at once (actors/stopping.py).
+    stop_timeout_seconds: float = Field(default=30.0, ge=10, le=3600)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)  # one staff image upload
     catalog_cache_seconds: int = Field(default=300, ge=0, le=86_400)  # 0: no catalog cache

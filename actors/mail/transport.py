@@ -4,6 +4,11 @@ SMTP_URL is `smtp://user:pass@host:port` (STARTTLS when the server offers it) or
 (TLS from the first byte). Without it, each message is written to `DATA_DIR/mailbox` as an `.eml`
 file (written to a temporary name, then renamed, so a reader never sees half a message); the ops
 pages list them with `actors.mail.mailbox.read`.
+
+An SMTP refusal is permanent when the server's reply is 5xx (RFC 5321: "do not repeat the
+request"): `send` raises MailRefused, which no actor retries (actors.broker), so the message goes
+to the dead letters at once with the server's reply as its error. A 4xx reply, a timeout or a
+dropped connection raises aiosmtplib's own error, which is retried with backoff.
 """
 
 from __future__ import annotations
@@ -16,14 +21,28 @@ from email.utils import format_datetime, formataddr, parseaddr
 from typing import TYPE_CHECKING
 
 import aiosmtplib
+import structlog
 
+from actors.mail import mailbox
 from configs.settings import Settings
+from configs.urls import SmtpServer
 
 if TYPE_CHECKING:
     from actors.mail.render import RenderedEmail
-from actors.mail import mailbox
+
+log = structlog.get_logger(__name__)
 
 SMTP_TIMEOUT_SECONDS = 10.0
+FIRST_PERMANENT_CODE = 500
+
+
+class MailRefused(Exception):
+    """The SMTP server refused the message for good (a 5xx reply): retrying cannot deliver it."""
+
+    def __init__(self, code: int, reply: str, recipients: tuple[str, ...] = ()) -> None:
+        to = f" for {', '.join(recipients)}" if recipients else ""
+        super().__init__(f"SMTP {code}{to}: {reply}")
+        self.code, self.reply, self.recipients = code, reply, recipients
 
 
 def sender_for(settings: Settings) -> str:
@@ -54,12 +73,40 @@ def build_message(
 
 
 async def send(settings: Settings, message: EmailMessage) -> None:
-    """Deliver one message (SMTP, or the local mailbox); raises on failure so the caller retries."""
+    """Deliver one message (SMTP, or the local mailbox). Raises MailRefused when the server
+    refuses it for good, and aiosmtplib's or the file system's errors for the caller to retry."""
     server = settings.smtp_server  # checked when Settings were read
     if server is None:
         await asyncio.to_thread(mailbox.deliver, settings.data_dir, message)
         return
-    await aiosmtplib.send(
+    try:
+        refused, _ = await _smtp_send(server, message)
+    except aiosmtplib.SMTPRecipientsRefused as exc:  # every recipient refused
+        codes = [refusal.code for refusal in exc.recipients]
+        if codes and min(codes) >= FIRST_PERMANENT_CODE:
+            reply = "; ".join(dict.fromkeys(refusal.message for refusal in exc.recipients))
+            recipients = tuple(refusal.recipient for refusal in exc.recipients)
+            raise MailRefused(max(codes), reply, recipients) from exc
+        raise  # a 4xx among them: later may work
+    except aiosmtplib.SMTPResponseException as exc:  # MAIL FROM, DATA, AUTH, the greeting...
+        if exc.code >= FIRST_PERMANENT_CODE:
+            raise MailRefused(exc.code, exc.message) from exc
+        raise
+    if refused:
+        # Sent to the others: a retry would send them a second copy. The refusals are logged
+        # for the operator instead.
+        log.warning(
+            "email.recipients_refused",
+            refused={
+                address: f"{reply.code} {reply.message}" for address, reply in refused.items()
+            },
+        )
+
+
+async def _smtp_send(
+    server: SmtpServer, message: EmailMessage
+) -> tuple[dict[str, aiosmtplib.SMTPResponse], str]:
+    return await aiosmtplib.send(
         message,
         hostname=server.hostname,
         port=server.port,
@@ -76,7 +123,8 @@ async def deliver(
     settings: Settings, to: str, rendered: RenderedEmail, *, event_id: str | None = None
 ) -> None:
     """Send one rendered email from the shop's address to `to` (one address, or several
-    separated by commas); raises on failure so the caller's transaction rolls back and retries.
+    separated by commas). Raises MailRefused when the server refuses it for good, other errors
+    when a retry may succeed; either way the caller's transaction rolls back.
 
     `event_id`: the Message-ID's local part, so the resend that a crash between sending and
     committing can cause is the same message to mail clients (they show one). Not for account

@@ -263,7 +263,7 @@ class Injector:
         smtp = self.tree.smtp
         assert smtp is not None
         window = self._window(fault.kind, "smtp", f"{fault.seconds:g} s")
-        smtp.refuse(fault.seconds)
+        smtp.refuse_all_for(fault.seconds)
         await asyncio.sleep(fault.seconds)
         window.ended = time.time()
 

@@ -1,5 +1,6 @@
 """A real SMTP server in the test process (aiosmtpd, on its own thread) that keeps what it gets,
-and that can be told to refuse mail for a while (a 4xx: the sender must try again later)."""
+and that can be told to refuse mail for a while (a 4xx: the sender must try again later), or
+to refuse a recipient with the reply a test chooses."""
 
 from __future__ import annotations
 
@@ -22,6 +23,15 @@ class _Collect:
 
     def __init__(self, server: SmtpServer) -> None:
         self.server = server
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
+        refusal = self.server.refusals.get(address)
+        if refusal is not None:
+            return refusal
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if time.monotonic() < self.server.refuse_until:
@@ -47,7 +57,15 @@ class SmtpServer:
         self.arrived: list[float] = []  # time.time() when each message arrived
         self.refuse_until = 0.0  # time.monotonic() until which every message gets a 451
         self.refused = 0  # messages refused so far
+        self.refusals: dict[str, str] = {}  # address -> the reply to its RCPT TO
         self._controller = Controller(_Collect(self), hostname="127.0.0.1", port=self.port)
+
+    def refuse(self, address: str, reply: str) -> None:
+        """Answer RCPT TO `address` with `reply` ("550 5.1.1 No such user"), until `accept`."""
+        self.refusals[address] = reply
+
+    def accept(self, address: str) -> None:
+        self.refusals.pop(address, None)
 
     def start(self) -> None:
         self._controller.start()
@@ -55,7 +73,7 @@ class SmtpServer:
     def stop(self) -> None:
         self._controller.stop()
 
-    def refuse(self, seconds: float) -> None:
+    def refuse_all_for(self, seconds: float) -> None:
         """Answer every message with a temporary failure (451) for the next `seconds`."""
         self.refuse_until = time.monotonic() + seconds
 

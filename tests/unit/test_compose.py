@@ -198,6 +198,18 @@ def test_the_app_processes_run_from_the_app_image() -> None:
     assert "nginx" not in app_services()
 
 
+def test_app_processes_are_given_longer_to_stop_than_they_take() -> None:
+    from configs.settings import Settings
+
+    bound = Settings.model_fields["stop_timeout_seconds"].default
+    for name in APP_PROCESSES - {"migrate"}:
+        grace = str(services()[name].get("stop_grace_period", "10s"))  # Docker's default: 10 s
+        match = re.fullmatch(r"(\d+)(s|m)", grace)
+        assert match, f"{name}: write stop_grace_period as 40s or 1m, not {grace!r}"
+        seconds = int(match[1]) * (60 if match[2] == "m" else 1)
+        assert seconds > bound, f"{name} is killed before it may stop by itself"
+
+
 def test_every_app_service_runs_a_real_cli_subcommand() -> None:
     subcommands = cli_subcommands()
     for name, service in app_services().items():

@@ -2,6 +2,8 @@
 
 Every subcommand builds Settings from the environment first, so a missing or malformed variable
 stops it with one line naming the variable, and an unreachable service with one line naming it.
+web, worker and relay stop within STOP_TIMEOUT_SECONDS of SIGTERM or SIGINT, sent to them or to
+their whole process group, however often (actors/stopping.py).
 """
 
 from __future__ import annotations
@@ -10,17 +12,20 @@ import argparse
 import asyncio
 import getpass
 import os
-import signal
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import structlog
 
+from actors.stopping import StopDeadline, grace_seconds
 from configs.logging import configure_logging
 from configs.settings import Settings, SettingsError
 from domain.events import EXPIRE_UNPAID, RECONCILE_OUTBOX
 from web.cli.services import UNREACHABLE, describe_unreachable
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 log = structlog.get_logger(__name__)
 
@@ -42,21 +47,41 @@ def load_settings() -> Settings:
 
 
 def cmd_web(args: argparse.Namespace) -> None:
-    from aiohttp import web
-
     from web.app import create_app
 
     settings = load_settings()
     try:
-        web.run_app(
-            create_app(settings),
-            host=args.host,
-            port=args.port,
-            access_log=None,
-            print=lambda text: log.info("web.started", url=f"http://{args.host}:{args.port}/"),
+        asyncio.run(
+            serve(create_app(settings), args.host, args.port, settings.stop_timeout_seconds)
         )
     except UNREACHABLE as exc:
         fail(describe_unreachable(exc))
+
+
+async def serve(app: web.Application, host: str, port: int, stop_timeout: float) -> None:
+    """Serve `app` until SIGINT or SIGTERM, then stop within `stop_timeout` seconds.
+
+    Not `web.run_app`: its second signal cancels the graceful shutdown half-way, and a blocked
+    event loop never sees the first. Here requests in progress get `grace_seconds` to finish
+    (aiohttp's shutdown timeout, then they are cancelled), cleanup_ctx closes the pools, and the
+    StopDeadline ends the process at the bound whatever the loop is doing.
+    """
+    from aiohttp import web
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    StopDeadline(stop_timeout, lambda _: loop.call_soon_threadsafe(stop.set)).install()
+    runner = web.AppRunner(
+        app, access_log=None, handle_signals=False, shutdown_timeout=grace_seconds(stop_timeout)
+    )
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+        log.info("web.started", url=f"http://{host}:{port}/")
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+    log.info("web.stopped")
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:
@@ -171,8 +196,11 @@ async def _relay(settings: Settings) -> None:
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    # The batch in progress is published and marked; one that outlives the bound is published
+    # again by the next relay (same message ids: the inbox drops the copies).
+    StopDeadline(
+        settings.stop_timeout_seconds, lambda _: loop.call_soon_threadsafe(stop.set)
+    ).install()
     broker = build_broker(settings)
     pool = await create_pool(
         str(settings.database_url), 2, acquire_timeout=settings.database_acquire_timeout_seconds
@@ -198,7 +226,10 @@ async def _relay(settings: Settings) -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> None:
-    load_settings()  # fail here, in one line, rather than in every worker process
+    settings = load_settings()  # fail here, in one line, rather than in every worker process
+    # Messages in progress get the grace to finish; the rest of the bound is for requeueing the
+    # prefetched ones and closing (actors.broker.BoundedStop ends the process at the bound).
+    shutdown_ms = int(grace_seconds(settings.stop_timeout_seconds) * 1000)
     argv = [
         sys.executable,
         "-m",
@@ -208,6 +239,8 @@ def cmd_worker(args: argparse.Namespace) -> None:
         str(args.processes),
         "--threads",
         str(args.threads),
+        "--worker-shutdown-timeout",
+        str(shutdown_ms),
     ]
     if args.queues:
         argv += ["--queues", *args.queues]

@@ -25,8 +25,7 @@ log = structlog.get_logger(__name__)
 LOCALHOST = "127.0.0.1"
 DATABASE_NAME = "aioshop"
 REDIS_START_TIMEOUT_SECONDS = 10.0
-TERM_TIMEOUT_SECONDS = 10.0  # SIGTERM, then this long, then SIGKILL
-GROUP_SIGNAL_GRACE_SECONDS = 2.0  # web and relay exit well within this when signalled
+TERM_TIMEOUT_SECONDS = 10.0  # embedded services: SIGTERM, then this long, then SIGKILL
 
 CREATE_DATABASE = f'CREATE DATABASE "{DATABASE_NAME}"'
 DATABASE_EXISTS = "SELECT 1 FROM pg_database WHERE datname = $1"
@@ -234,42 +233,45 @@ async def _create_database(admin_dsn: str) -> None:
 Child = tuple[str, asyncio.subprocess.Process]
 
 
-async def terminate(
-    processes: list[Child], timeout: float, *, maybe_signalled: bool = False
-) -> None:
+async def terminate(processes: list[Child], timeout: float) -> None:
     """Stop the live ones: SIGTERM, then SIGKILL (with their own children) after `timeout`.
 
-    maybe_signalled: our stop signal may have reached the whole process group (a terminal's
-    Ctrl-C, `timeout`, systemd). A second signal makes Dramatiq kill its worker mid-shutdown,
-    so first wait a moment: if any child exits by itself, the signal reached them all.
+    SIGTERM goes out even when our own stop signal reached their whole process group (a
+    terminal's Ctrl-C, systemd): the shop's processes ignore a repeated stop signal
+    (actors/stopping.py), and the embedded services run in process groups of their own.
     """
     live = [(name, p) for name, p in processes if p.returncode is None]
     if not live:
         return
-    if not (maybe_signalled and await _wait_exit(live, GROUP_SIGNAL_GRACE_SECONDS, every=False)):
-        for _, process in live:
-            if process.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    process.send_signal(signal.SIGTERM)
-    if await _wait_exit(live, timeout, every=True):
+    for _, process in live:
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+    if await _wait_exit(live, timeout):
         return
     for name, process in live:
         if process.returncode is None:
             log.warning("process.killed", process=name, pid=process.pid)
-            for pid in [*_descendants(process.pid), process.pid]:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-    await _wait_exit(live, timeout, every=True)
+            kill_below(process.pid)  # the dramatiq CLI forks its workers
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+    await _wait_exit(live, timeout)
 
 
-async def _wait_exit(processes: list[Child], timeout: float, *, every: bool) -> bool:
-    """Whether every one (or any one) of `processes` exited within `timeout` seconds."""
+def kill_below(pid: int) -> None:
+    """SIGKILL every process below `pid` (Linux /proc; none elsewhere)."""
+    for each in _descendants(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(each, signal.SIGKILL)
+
+
+async def _wait_exit(processes: list[Child], timeout: float) -> bool:
+    """Whether every one of `processes` exited within `timeout` seconds."""
     waits = [asyncio.ensure_future(p.wait()) for _, p in processes]
-    when = asyncio.ALL_COMPLETED if every else asyncio.FIRST_COMPLETED
-    done, pending = await asyncio.wait(waits, timeout=timeout, return_when=when)
+    _, pending = await asyncio.wait(waits, timeout=timeout)
     for waiter in pending:
         waiter.cancel()
-    return not pending if every else bool(done)
+    return not pending
 
 
 def _descendants(pid: int) -> list[int]:

@@ -6,6 +6,10 @@ the Dramatiq broker when BROKER_URL is unset. SECRET_KEY unset: one generated on
 <data dir>/secret_key. Anything set in the environment is used as-is. Then migrate, seed the demo
 products, and run web, worker and relay as children until SIGINT/SIGTERM (exit 0) or until one of
 them dies (exit 1). Embedded services are stopped on the way out, whatever the exit.
+
+A stop is bounded: each child stops within STOP_TIMEOUT_SECONDS by itself and is killed
+KILL_MARGIN_SECONDS after that; the embedded services get TERM_TIMEOUT_SECONDS each. `up` itself
+exits within `up_bound` of the signal, killing whatever is left below it if it must.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import Any
 import aiohttp
 import structlog
 
+from actors.stopping import StopDeadline
 from configs.logging import configure_logging
 from configs.settings import Settings, SettingsError
 from web.cli.services import (
@@ -38,6 +43,7 @@ from web.cli.services import (
     describe_unreachable,
     embedded_postgres,
     embedded_redis,
+    kill_below,
     load_or_create_secret,
     terminate,
 )
@@ -46,6 +52,13 @@ log = structlog.get_logger(__name__)
 
 
 HEALTHY_TIMEOUT_SECONDS = 60.0
+KILL_MARGIN_SECONDS = 5.0  # a child still running this long after its own bound is killed
+DEFAULT_STOP_TIMEOUT = float(Settings.model_fields["stop_timeout_seconds"].default)
+
+
+def up_bound(stop_timeout: float) -> float:
+    """How long `up` may take to stop: the children (killed at worst), then the two services."""
+    return stop_timeout + KILL_MARGIN_SECONDS + 2 * TERM_TIMEOUT_SECONDS
 
 
 @dataclass
@@ -91,11 +104,12 @@ async def _up(data_dir: Path, host: str, port: int) -> int:
                 return 2
             configure_logging(settings.log_format, settings.log_level)
             logging.getLogger("embedded_postgres").setLevel(logging.WARNING)  # pg_ctl chatter
+            stop.bound(settings.stop_timeout_seconds)
             with timings.step("migrate_and_seed"):
                 await _prepare_database(str(settings.database_url), str(settings.redis_url))
             if stop.requested:
                 return 0
-            async with children(env, host, port) as running:
+            async with children(env, host, port, stop.child_timeout) as running:
                 result = await _supervise(running, stop, f"http://{host}:{port}/", timings)
     except StartupError:
         if stop.requested:  # a terminal's Ctrl-C also interrupts initdb or pg_ctl
@@ -138,8 +152,11 @@ async def _prepare_database(dsn: str, redis_url: str) -> None:
 
 
 @asynccontextmanager
-async def children(env: Mapping[str, str], host: str, port: int) -> AsyncIterator[list[Child]]:
-    """web, worker and relay, in our process group; stopped (TERM, then KILL) on the way out."""
+async def children(
+    env: Mapping[str, str], host: str, port: int, timeout: float
+) -> AsyncIterator[list[Child]]:
+    """web, worker and relay, in our process group; stopped on the way out (TERM, then KILL
+    after `timeout`)."""
     commands = {
         "web": ["web", "--host", host, "--port", str(port)],
         "worker": ["worker", "--processes", "1", "--threads", "4"],
@@ -155,15 +172,18 @@ async def children(env: Mapping[str, str], host: str, port: int) -> AsyncIterato
             running.append((name, process))
         yield running
     finally:
-        await terminate(running, timeout=TERM_TIMEOUT_SECONDS)
+        await terminate(running, timeout)
 
 
 class Stop:
-    """The first SIGINT or SIGTERM, remembered until the supervisor gets to it."""
+    """The first SIGINT or SIGTERM, remembered until the supervisor gets to it, and the bound
+    on the stop it starts (the children's STOP_TIMEOUT_SECONDS, known once Settings are read)."""
 
     def __init__(self) -> None:
         self.event = asyncio.Event()
         self.signal: signal.Signals | None = None
+        self.child_timeout = DEFAULT_STOP_TIMEOUT + KILL_MARGIN_SECONDS
+        self._deadline: StopDeadline | None = None
 
     @property
     def requested(self) -> bool:
@@ -171,8 +191,18 @@ class Stop:
 
     def install(self) -> None:
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self._on_signal, sig)
+        self._deadline = StopDeadline(
+            up_bound(DEFAULT_STOP_TIMEOUT),
+            lambda sig: loop.call_soon_threadsafe(self._on_signal, sig),
+            on_overdue=lambda: kill_below(os.getpid()),  # children and embedded services
+        )
+        self._deadline.install()
+
+    def bound(self, stop_timeout: float) -> None:
+        """The children stop within `stop_timeout`: wait for them that long (and a margin)."""
+        self.child_timeout = stop_timeout + KILL_MARGIN_SECONDS
+        if self._deadline is not None:
+            self._deadline.seconds = up_bound(stop_timeout)
 
     def _on_signal(self, sig: signal.Signals) -> None:
         self.signal = self.signal or sig
@@ -192,7 +222,7 @@ async def _supervise(running: list[Child], stop: Stop, url: str, timings: Timing
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             if stopped in done or stop.requested:  # a Ctrl-C also ends the children: not a death
                 log.info("up.stopping", signal=stop.signal.name if stop.signal else None)
-                await terminate(running, TERM_TIMEOUT_SECONDS, maybe_signalled=True)
+                await terminate(running, stop.child_timeout)
                 return 0
             for waiter in done & exits.keys():
                 name = exits[waiter]

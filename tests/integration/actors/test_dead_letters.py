@@ -300,3 +300,48 @@ async def test_concurrent_redis_requeues_move_each_letter_once(redis_poison_brok
     assert sum(moved) == 20
     assert broker.client.llen(f"{broker.namespace}:{REDIS_QUEUE}") == 20
     assert dead(broker, REDIS_QUEUE) == 0
+
+
+@pytest.mark.parametrize("broker_kind", ["rabbitmq", "redis"])
+async def test_every_dead_letter_shows_the_error_and_traceback_of_its_final_attempt(
+    broker_kind: str, aiohttp_client, settings_for, fresh_db, redis_url
+) -> None:
+    settings, name, queue = settings_for(fresh_db), ACTOR, QUEUE
+    if broker_kind == "redis":
+        settings = settings_for(fresh_db, broker_url=redis_url)
+        name, queue = REDIS_ACTOR, REDIS_QUEUE
+    with declared(name, queue, settings) as broker:
+        actor = broker.get_actor(name)
+        with running_worker(broker, queue):
+            # One dies on its only run (max_retries=0: Dramatiq stores no traceback for it), one
+            # after its retries (Dramatiq stores the one before last).
+            at_once = await asyncio.to_thread(
+                actor.send_with_options, kwargs={"item": "no-retry"}, max_retries=0
+            )
+            retried = await asyncio.to_thread(actor.send, item="retried")
+            assert await eventually(lambda: dead(broker, queue) == 2, timeout=20)
+        letters = {
+            letter.message_id: letter
+            for letter in await asyncio.to_thread(dead_letters.peek, broker, queue)
+        }
+        client = await aiohttp_client(create_app(settings))
+        try:
+            await signed_in(client, role="staff", fresh_db=fresh_db)
+            page = await (await client.get("/ops/dead-letters")).text()
+        finally:
+            await client.close()
+    assert STATE.attempts.count("no-retry") == 1
+    assert STATE.attempts.count("retried") == 1 + MAX_RETRIES
+    for message, item, retries in ((at_once, "no-retry", 0), (retried, "retried", MAX_RETRIES)):
+        letter = letters[message.message_id]
+        assert letter.retries == retries
+        assert letter.error == f"ValueError: poison: cannot handle {item}"
+        assert letter.traceback is not None
+        assert letter.traceback.startswith("Traceback (most recent call last):")
+        assert 'raise ValueError(f"poison: cannot handle {item}")' in letter.traceback
+        assert letter.traceback.rstrip().endswith(letter.error)
+        assert letter.dead_at is not None
+        # On the page: the error, and the traceback (escaped) under it.
+        assert f"ValueError: poison: cannot handle {item}" in page
+    assert page.count("<summary>Traceback</summary>") == 2
+    assert "raise ValueError(f&#34;poison: cannot handle {item}&#34;)" in page

@@ -15,6 +15,7 @@ import pytest
 from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
+from actors import dead_letters
 from actors.mail.mailbox import read as read_mailbox
 from actors.relay import Relay
 from auth.tokens import digest
@@ -39,9 +40,18 @@ def smtp_url(smtp: SmtpServer) -> str | None:
 
 
 @pytest.fixture
-def settings_overrides(smtp_url: str | None) -> dict[str, Any]:
+def broker_kind() -> str:
+    """The broker the worker uses; a test parametrizes it to "redis" for the embedded one."""
+    return "rabbitmq"
+
+
+@pytest.fixture
+def settings_overrides(smtp_url: str | None, broker_kind: str, redis_url: str) -> dict[str, Any]:
     """Mail to `smtp_url` (None: the local mailbox), links to PUBLIC_URL."""
-    return {"smtp_url": smtp_url, "public_url": PUBLIC_URL}
+    overrides: dict[str, Any] = {"smtp_url": smtp_url, "public_url": PUBLIC_URL}
+    if broker_kind == "redis":
+        overrides["broker_url"] = redis_url
+    return overrides
 
 
 async def create_user(
@@ -225,3 +235,46 @@ async def test_unknown_kind_goes_straight_to_dead_letters(
     assert await eventually(lambda: broker.get_queue_message_counts("email")[2] == 1)
     assert smtp.messages == []
     assert await fetch(fresh_db, "SELECT 1 FROM processed_events") == []
+
+
+@pytest.mark.parametrize("broker_kind", ["rabbitmq", "redis"])
+async def test_a_permanent_smtp_refusal_is_dead_lettered_at_once_and_a_temporary_one_retried(
+    fresh_db: str,
+    broker: dramatiq.Broker,
+    worker: dramatiq.Worker,
+    smtp: SmtpServer,
+    broker_kind: str,
+) -> None:
+    smtp.refuse("gone@example.com", "550 5.1.1 No such mailbox here")
+    smtp.refuse("busy@example.com", "451 4.3.0 Mailbox busy, try later")
+    gone = await create_user(fresh_db, email="gone@example.com")
+    busy = await create_user(fresh_db, email="busy@example.com")
+
+    def failures(event_id: uuid.UUID) -> list[dict[str, Any]]:
+        return [e for e in events(logs, "message.failed") if e["message_id"] == str(event_id)]
+
+    with capture_logs(processors=[merge_contextvars]) as logs:
+        refused = await request_email(fresh_db, broker, gone, "password_reset")
+        delayed = await request_email(fresh_db, broker, busy, "password_reset")
+        # The 550: in the dead letters after its first attempt, with the server's reply.
+        assert await eventually(lambda: dead_letters.counts(broker)["email"] == 1, timeout=20)
+        # The 451: retried, and sent once the mailbox takes mail again.
+        assert await eventually(lambda: len(failures(delayed)) >= 2, timeout=30)
+        smtp.accept("busy@example.com")
+        assert await smtp.wait_for(1, timeout=30)
+        assert await eventually(lambda: bool(events(logs, "email.sent")))
+
+    assert len(failures(refused)) == 1  # never retried
+    assert all("SMTPRecipientsRefused" in e["error"] for e in failures(delayed))
+    [letter] = await asyncio.to_thread(dead_letters.peek, broker, "email")
+    assert letter.message_id == str(refused) and letter.retries == 0
+    assert letter.error == (
+        "actors.mail.transport.MailRefused:"
+        " SMTP 550 for gone@example.com: 5.1.1 No such mailbox here"
+    )
+    assert letter.traceback is not None and "SMTPRecipientsRefused" in letter.traceback
+    assert smtp.recipients == [["busy@example.com"]]
+    assert dead_letters.counts(broker)["email"] == 1  # the 451 never died
+    # The refused email's token and inbox row rolled back with it: a requeue sends it afresh.
+    tokens = await fetch(fresh_db, "SELECT user_id FROM one_time_tokens")
+    assert [row["user_id"] for row in tokens] == [busy]

@@ -7,16 +7,20 @@ Real parts only: RabbitMQ, PostgreSQL, a Dramatiq worker process, an SMTP server
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from actors.broker import build_broker
 from configs.settings import Settings
-from storage import checkout as checkout_storage
-from storage.database import connect, create_pool
-from tests.support.orders import guest_cart, new_order, stocked_product
+from storage.database import create_pool
+from tests.support.orders import (
+    assert_each_paid_and_told_once,
+    count,
+    place_orders_now,
+    stocked_product,
+    wait_until_paid,
+)
 from tests.support.processes import Worker
 from tests.support.relays import CrashAfterPublish, relaying
 from tests.support.smtp import SmtpServer
@@ -30,73 +34,6 @@ pytestmark = pytest.mark.timeout(300)
 async def place_orders(dsn: str, count: int) -> list[int]:
     skus = await stocked_product(dsn, "tee", {"TEE": 10_000}, price=2500)
     return await place_orders_now(dsn, skus["TEE"], count)
-
-
-async def place_orders_now(dsn: str, variant_id: int, count: int) -> list[int]:
-    """`count` guest orders of one unit each; their ids."""
-    conn = await connect(dsn)
-    try:
-        placed = []
-        for _ in range(count):
-            cart = await guest_cart(conn, [(variant_id, 1)])
-            async with conn.transaction():
-                placed.append((await checkout_storage.place_order(conn, new_order(cart))).order.id)
-        return placed
-    finally:
-        await conn.close()
-
-
-async def count(dsn: str, query: str) -> int:
-    conn = await connect(dsn)
-    try:
-        return int(await conn.fetchval(query))
-    finally:
-        await conn.close()
-
-
-async def emails_by_event(dsn: str, server: SmtpServer) -> Counter[tuple[int, str]]:
-    """(order id, kind) -> how many distinct emails (Message-IDs) arrived for it.
-
-    An order email's Message-ID is its event's id: the outbox says which order and kind it is.
-    """
-    ids = {str(m["Message-ID"]).strip("<>").partition("@")[0] for m in server.messages}
-    conn = await connect(dsn)
-    try:
-        rows = await conn.fetch(
-            "SELECT payload FROM outbox WHERE actor_name = 'email.send_order_email'"
-            " AND replace(event_id::text, '-', '') = ANY ($1::text[])",
-            sorted(ids),
-        )
-    finally:
-        await conn.close()
-    assert len(rows) == len(ids), "an email whose Message-ID is no order event"
-    return Counter((row["payload"]["order_id"], row["payload"]["kind"]) for row in rows)
-
-
-async def wait_until_paid(dsn: str, server: SmtpServer, placed: list[int], timeout: float) -> None:
-    """Until every order is confirmed and both its emails (placed, confirmed) have arrived."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    confirmed = "SELECT count(*) FROM orders WHERE status = 'confirmed'"
-    while not (
-        await count(dsn, confirmed) == len(placed) and len(server.messages) >= 2 * len(placed)
-    ):
-        assert asyncio.get_running_loop().time() < deadline, "the orders were not all paid"
-        await asyncio.sleep(0.5)
-    await asyncio.sleep(1.0)  # anything still in flight would arrive now
-
-
-async def assert_each_paid_and_told_once(dsn: str, server: SmtpServer, placed: list[int]) -> None:
-    total = len(placed)
-    assert await count(dsn, "SELECT count(*) FROM orders WHERE status = 'confirmed'") == total
-    assert await count(dsn, "SELECT count(*) FROM test_gateway_charges") == total
-    confirmations = "SELECT count(*) FROM order_transitions WHERE to_status = 'confirmed'"
-    assert await count(dsn, confirmations) == total
-    assert await count(dsn, "SELECT count(*) FROM payments WHERE status = 'captured'") == total
-    emails = await emails_by_event(dsn, server)
-    assert set(emails) == {(o, kind) for o in placed for kind in ("placed", "confirmed")}
-    assert set(emails.values()) == {1}
-    unpublished = "SELECT count(*) FROM outbox WHERE published_at IS NULL"
-    assert await count(dsn, unpublished) == 0
 
 
 async def test_killing_the_worker_again_and_again_loses_and_repeats_nothing(

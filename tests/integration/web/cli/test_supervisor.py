@@ -97,12 +97,12 @@ class Up:
                     self.url = line.removeprefix(READY_LINE).strip()
                     return
 
-    async def stop(self, *, whole_group: bool) -> int:
-        """SIGINT to `up` alone, or to its whole process group as a terminal's Ctrl-C does."""
+    async def stop(self, *, whole_group: bool, sig: signal.Signals = signal.SIGINT) -> int:
+        """`sig` to `up` alone, or to its whole process group (a terminal's Ctrl-C, systemd)."""
         if whole_group:
-            os.killpg(self.process.pid, signal.SIGINT)
+            os.killpg(self.process.pid, sig)
         else:
-            self.process.send_signal(signal.SIGINT)
+            self.process.send_signal(sig)
         async with asyncio.timeout(STOP_TIMEOUT_SECONDS):
             return await self.process.wait()
 
@@ -182,3 +182,14 @@ async def test_up_runs_embedded_stops_cleanly_and_keeps_data(tmp_path: Path) -> 
     assert not up.events("process.killed"), "a child needed SIGKILL"
     assert (data_dir / "secret_key").read_text() == secret
     assert (data_dir / "redis" / "appendonly.aof").stat().st_size > 0
+
+    # SIGTERM to the whole group (systemd, a container runtime): the worker's forked process
+    # gets it from the group, from Dramatiq's parent and from `up`, and still stops cleanly.
+    port = free_port()
+    async with aioshop_up(data_dir, port) as up:
+        await assert_shop_serves_demo_products(up.url)
+        assert await up.stop(whole_group=True, sig=signal.SIGTERM) == 0, up.log()[-5000:]
+    assert processes_using(data_dir) == []
+    assert not up.events("process.killed"), "a child needed SIGKILL"
+    assert not up.events("process.stop_overdue"), "a process needed its deadline"
+    assert "cannot schedule new futures after shutdown" not in up.log()
