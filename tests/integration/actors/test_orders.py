@@ -2,7 +2,7 @@
 what is no longer pending, cancel the unpaid (only those whose capture was tried and failed, after
 asking the gateway); and the relay's tick of the expiry job.
 
-The broker path and its faults are test_order_reliability's."""
+The broker path and its faults are test_orders_under_faults'."""
 
 from __future__ import annotations
 
