@@ -1,4 +1,4 @@
-"""Shop processes with a stuck part, for the tests of bounded stops (tests/integration/actors/test_stopping.py).
+"""Shop processes with a stuck part, for the tests of bounded stops (actors/test_stopping.py).
 
 `python -m tests.support.stuck web --port P`: the shop's app, served by the `aioshop web` code, with
 two test routes: `/test/slow` answers after SLOW_SECONDS (a request in progress at the signal),
