@@ -17,6 +17,7 @@ from web.admin.product_form import ProductForm
 
 PRODUCT_EDITABLE = ("slug", "name", "description", "category_id", "is_published")
 ROW_EDITABLE = ("sku", "name", "price", "currency", "stock")
+MOVED_BY_ORDERS = frozenset({"stock"})
 
 # The form carries the stored product as it showed it (`original`, snapshot()). At the save, in
 # the transaction that locks the product and its variants, merge() compares three texts per
@@ -26,6 +27,10 @@ ROW_EDITABLE = ("sku", "name", "price", "currency", "stock")
 #   current == original or posted  changed only here (or both made the same change): posted
 #   otherwise                      changed here and there: a conflict, shown beside the field;
 #                                  saving again writes the posted value (original moves on)
+# Stock is the exception to "the same change": orders move it too, so a stock that orders took
+# to the very number the editor typed is not the editor's change made twice (a count of 10
+# typed over a shown 4, while a cancellation put 6 back, would silently lose the 6). When the
+# stock moved meanwhile and the editor changed it, the editor is asked.
 
 
 @dataclass(frozen=True)
@@ -104,7 +109,7 @@ def _merge_fields(
         mine, was, now = posted.get(key, ""), str(original.get(key, "")), current.get(key, "")
         if mine == was:
             posted[key] = now
-        elif now not in (was, mine):
+        elif now != was and (now != mine or key in MOVED_BY_ORDERS):
             conflicts[prefix + key] = _changed_meanwhile(now)
 
 

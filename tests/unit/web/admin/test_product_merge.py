@@ -43,6 +43,15 @@ def test_the_same_change_made_twice_is_no_conflict_and_different_ones_are() -> N
     assert merged.rows[0]["stock"] == "6"  # the editor's value stays in the form
 
 
+def test_stock_that_orders_moved_to_the_typed_number_is_still_a_conflict() -> None:
+    # The editor typed 11 over a shown 5 (six more on the shelf); meanwhile a cancellation put
+    # six back (5 -> 11). Taking that for "the same change" would lose one of the two sixes.
+    rows = [{**OPENED_ROWS[0], "stock": "11"}, OPENED_ROWS[1]]
+    merged = merge(posted(OPENED_VALUES, rows), OPENED_VALUES, [{**OPENED_ROWS[0], "stock": "11"}])
+    assert merged is not None and merged.conflicts.keys() == {"v-0-stock"}
+    assert merged.rows[0]["stock"] == "11"  # shown again; saving again means "mine"
+
+
 def test_attributes_merge_a_cleared_value_conflicts_in_words_a_checkbox_never() -> None:
     opened = {**OPENED_VALUES, "attr-colour": "blue"}
     form = ProductForm(
