@@ -47,9 +47,9 @@ async def search(dead_settings: Settings) -> AsyncIterator[FallbackSearch]:
         backend.elastic_reads = 0  # type: ignore[attr-defined]
         search, suggest = backend.primary.search, backend.primary.suggest
 
-        async def counted_search(query: SearchQuery) -> Any:
+        async def counted_search(query: SearchQuery, reader: Any = None) -> Any:
             backend.elastic_reads += 1  # type: ignore[attr-defined]
-            return await search(query)
+            return await search(query, reader)
 
         async def counted_suggest(prefix: str, limit: int = 8) -> Any:
             backend.elastic_reads += 1  # type: ignore[attr-defined]
