@@ -236,7 +236,7 @@ OPERATIONS = (
         body=ResetBody,
         status=204,
         tag="auth",
-        problems=(503,),
+        problems=(429, 503),
     ),
     Operation(
         "POST",
@@ -246,6 +246,7 @@ OPERATIONS = (
         body=TokenBody,
         status=204,
         tag="auth",
+        problems=(429,),
     ),
     Operation(
         "POST",

@@ -128,7 +128,7 @@ OPERATIONS = (
         body=PasswordChange,
         status=204,
         tag="me",
-        problems=(404, 503),
+        problems=(404, 429, 503),
     ),
     Operation("GET", "/me/addresses", list_addresses, "List addresses", auth="user", tag="me"),
     Operation(
