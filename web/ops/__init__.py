@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from aiohttp import web
 
 from actors.mail import mailbox
+from auth import throttle
 from storage import outbox
 from web.guards import staff_only
 from web.keys import DB, SETTINGS
@@ -13,13 +16,21 @@ from web.render import render
 
 
 async def overview(request: web.Request) -> web.Response:
-    """Outbox backlog and replica state at a glance."""
+    """Outbox backlog, replica state and the throttles at a glance."""
     db = request.config_dict[DB]
     backlog = await outbox.backlog(db.primary)
+    failing = throttle.unavailable_since()
     return render(
         request,
         "ops/index.html",
-        {"backlog": backlog, "replica": db.replica.state, "source": db.replica.source},
+        {
+            "backlog": backlog,
+            "replica": db.replica.state,
+            "source": db.replica.source,
+            "throttles_failing_since": (
+                datetime.fromtimestamp(failing, UTC) if failing is not None else None
+            ),
+        },
     )
 
 

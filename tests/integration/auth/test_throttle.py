@@ -22,7 +22,7 @@ from auth.throttle import Limit, Throttled
 from configs.settings import Settings
 from storage.redis_client import open_redis
 from tests.support.accounts import emailed_token
-from tests.support.browser import post_form
+from tests.support.browser import post_form, signed_in
 from web.app import create_app
 from web.cli.services import embedded_redis, free_port
 
@@ -235,5 +235,26 @@ async def test_the_app_counts_store_failures_in_its_metrics(
         assert store_errors() == before + 2
         metrics = await (await client.get("/metrics")).text()
         assert f"{ERRORS_METRIC} {before + 2}" in metrics
+    finally:
+        await client.close()
+
+
+@pytest.mark.parametrize("redis_answers", [True, False], ids=["redis-up", "redis-down"])
+async def test_the_ops_page_says_whether_the_throttles_work(
+    aiohttp_client: Any,
+    fresh_db: str,
+    settings_for: Callable[..., Settings],
+    redis_url: str,
+    redis_answers: bool,
+) -> None:
+    url = redis_url if redis_answers else f"redis://127.0.0.1:{free_port()}/0"
+    client = await aiohttp_client(create_app(settings_for(fresh_db, redis_url=url)))
+    try:
+        await signed_in(client, role="staff", fresh_db=fresh_db)  # signing in asks the throttle
+        page = await (await client.get("/ops/")).text()
+        if redis_answers:
+            assert "attempts are limited" in page and "Failing open" not in page
+        else:
+            assert "Failing open since" in page and "are not limited" in page
     finally:
         await client.close()
