@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import io
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -385,6 +386,10 @@ async def requests_for(world: World, method: str, pattern: str) -> list[Request]
             each = lambda i: (f"/admin/orders/{number}/cancel", form(world, {}))
         case "POST", "/ops/dead-letters/{queue}/requeue":
             each = lambda i: ("/ops/dead-letters/search/requeue", form(world, {}))
+        case "POST", "/ops/outbox/{event_id}/{action}":
+            # No row is parked: each request still reads and locks the outbox to find that out.
+            event_id = uuid.UUID(int=1)
+            each = lambda i: (f"/ops/outbox/{event_id}/retry", form(world, {}))
         case _:
             pytest.fail(f"no requests written for {method} {pattern}: add them here")
     return [each(i) for i in range(AT_ONCE)]
