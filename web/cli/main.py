@@ -190,17 +190,18 @@ def cmd_relay(args: argparse.Namespace) -> None:
 
 
 async def _relay(settings: Settings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    # The batch in progress is published and marked; one that outlives the bound is published
+    # again by the next relay (same message ids: the inbox drops the copies). Taken over before
+    # the slow imports below, so a signal during start-up is a stop like any other.
+    StopDeadline(
+        settings.stop_timeout_seconds, lambda _: loop.call_soon_threadsafe(stop.set)
+    ).install()
     from actors.broker import build_broker
     from actors.relay import Relay
     from storage.database import create_pool
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    # The batch in progress is published and marked; one that outlives the bound is published
-    # again by the next relay (same message ids: the inbox drops the copies).
-    StopDeadline(
-        settings.stop_timeout_seconds, lambda _: loop.call_soon_threadsafe(stop.set)
-    ).install()
     broker = build_broker(settings)
     pool = await create_pool(
         str(settings.database_url), 2, acquire_timeout=settings.database_acquire_timeout_seconds

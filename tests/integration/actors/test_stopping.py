@@ -83,6 +83,15 @@ async def answers(url: str, timeout: float = 30.0) -> bool:
     return True
 
 
+# What each process logs once it has taken its stop signals over and is at work.
+READY = {"relay": "relay.started", "worker": "Worker process is ready for action."}
+
+
+async def started(process: ShopProcess, name: str, before: int = 0) -> bool:
+    """Whether `process` logs that it is at work (more than `before` times) within 60 s."""
+    return await eventually(lambda: len(list(process.events(READY[name]))) > before, timeout=60)
+
+
 async def test_each_process_stops_within_the_bound_each_way_while_orders_flow(
     settings_for, fresh_db: str, smtp: SmtpServer, broker: dramatiq.Broker, tmp_path: Path
 ) -> None:
@@ -105,6 +114,8 @@ async def test_each_process_stops_within_the_bound_each_way_while_orders_flow(
         for process in processes.values():
             process.start()
         assert await answers(healthz), "web did not start"
+        for name in ("relay", "worker"):
+            assert await started(processes[name], name), f"{name} did not start"
         for name, process in processes.items():
             for sig, whole_group in WAYS:
                 # Orders are flowing (the relay publishing, the worker paying and emailing)
@@ -125,9 +136,14 @@ async def test_each_process_stops_within_the_bound_each_way_while_orders_flow(
                 assert status is not None, f"{name} still runs after {way(sig, whole_group)}"
                 assert status == 0, f"{name} exited {status} after {way(sig, whole_group)}"
                 assert seconds < STOP_TIMEOUT
+                # The next signal is for a running process, not one still importing its modules
+                # (a signal before the process takes it over ends it the default way).
+                ready = len(list(process.events(READY[name]))) if name != "web" else 0
                 process.start()
                 if name == "web":
                     assert await answers(healthz), "web did not start again"
+                else:
+                    assert await started(process, name, ready), f"{name} did not start again"
         await wait_until_paid(fresh_db, smtp, placed, timeout=120)
     finally:
         for process in processes.values():
