@@ -77,6 +77,18 @@ class Settings(BaseSettings):
     # cancelled with their stock returned (never an order whose capture has not run yet).
     unpaid_order_minutes: int = Field(default=30, ge=1, le=7 * 24 * 60)
     low_stock_threshold: int = Field(default=5, ge=0, le=1_000_000)  # staff hear of it below
+    # Operations (issue 14). Prometheus multiprocess files of this machine's processes live in
+    # METRICS_DIR/<web|worker|relay>; workers and relays serve theirs on these ports (0: off).
+    metrics_dir: Path | None = None  # None: DATA_DIR/metrics
+    metrics_host: str = Field(default="127.0.0.1", min_length=1, max_length=255)
+    worker_metrics_port: int = Field(default=9191, ge=0, le=65_535)
+    relay_metrics_port: int = Field(default=9192, ge=0, le=65_535)
+    # Workers and relays write a heartbeat this often; one silent for 3 intervals shows red.
+    heartbeat_interval_seconds: float = Field(default=5.0, ge=0.5, le=300)
+    # Optional: RabbitMQ's management API (unacknowledged counts, rates), and a Prometheus the
+    # /ops charts read from instead of the shop's own short history.
+    rabbitmq_management_url: HttpUrl | None = None
+    prometheus_url: HttpUrl | None = None
 
     # Every URL is checked completely here, before pydantic's types (which fill in defaults such
     # as Redis's localhost and let a port of 0 or an SMTP URL without a host through).
@@ -95,7 +107,13 @@ class Settings(BaseSettings):
     def _broker_url(cls, value: object) -> object:
         return urls.check_broker_url(value) if isinstance(value, str) else value
 
-    @field_validator("elasticsearch_url", "public_url", mode="before")
+    @field_validator(
+        "elasticsearch_url",
+        "public_url",
+        "rabbitmq_management_url",
+        "prometheus_url",
+        mode="before",
+    )
     @classmethod
     def _http_url(cls, value: object) -> object:
         return urls.check_http_url(value) if isinstance(value, str) else value
@@ -111,6 +129,11 @@ class Settings(BaseSettings):
     def smtp_server(self) -> urls.SmtpServer | None:
         """Where emails go (None: the local mailbox in DATA_DIR)."""
         return None if self.smtp_url is None else urls.parse_smtp_url(self.smtp_url)
+
+    @property
+    def metrics_root(self) -> Path:
+        """Where this machine's processes keep their Prometheus multiprocess files."""
+        return self.metrics_dir if self.metrics_dir is not None else self.data_dir / "metrics"
 
     @property
     def media_dir(self) -> Path:
