@@ -15,6 +15,7 @@ import structlog
 from auth import revocation, throttle
 from auth.passwords import check_new_password, hash_password, verify_password
 from auth.tokens import (
+    ROLES,
     InvalidToken,
     Principal,
     Role,
@@ -357,8 +358,7 @@ class Accounts:
 
 
 def _role(value: str) -> Role:
-    if value == "admin":
-        return "admin"
-    if value == "staff":
-        return "staff"
+    for role in ROLES:
+        if value == role:
+            return role
     return "customer"

@@ -1,4 +1,9 @@
-"""Who may do what. Pure checks on a verified Principal; the web layer maps the exceptions."""
+"""Who may do what. Pure checks on a verified Principal; the web layer maps the exceptions.
+
+The roles (auth.tokens.Role): `customer` shops; `staff` runs the shop (/admin and the API's staff
+operations); `ops` watches and repairs the machinery (/ops) and nothing else; `admin` may do
+everything.
+"""
 
 from __future__ import annotations
 
@@ -15,4 +20,13 @@ def require_staff(principal: Principal | None) -> Principal:
         raise InvalidToken("authentication required")
     if not principal.is_staff:
         raise PermissionDenied("staff only")
+    return principal
+
+
+def require_operator(principal: Principal | None) -> Principal:
+    """The principal if ops or admin; raises InvalidToken (anonymous) or PermissionDenied."""
+    if principal is None:
+        raise InvalidToken("authentication required")
+    if not principal.is_operator:
+        raise PermissionDenied("operators only")
     return principal

@@ -28,8 +28,10 @@ AUDIENCE = "aioshop-api"
 ALGORITHMS = ["HS256"]  # fixed: the token's own header never chooses the algorithm
 ACCESS_TOKEN_LIFETIME = timedelta(minutes=60)
 
-Role = Literal["customer", "staff", "admin"]
-ROLES: tuple[Role, ...] = ("customer", "staff", "admin")
+# staff: the shop's pages (/admin) and the API's staff operations; ops: the operators' pages
+# (/ops) only; admin: everything (auth.permissions).
+Role = Literal["customer", "staff", "ops", "admin"]
+ROLES: tuple[Role, ...] = ("customer", "staff", "ops", "admin")
 
 
 class InvalidToken(Exception):
@@ -47,7 +49,13 @@ class Principal:
 
     @property
     def is_staff(self) -> bool:
+        """May use /admin and the API's staff operations."""
         return self.role in ("staff", "admin")
+
+    @property
+    def is_operator(self) -> bool:
+        """May use /ops."""
+        return self.role in ("ops", "admin")
 
 
 @dataclass(frozen=True)

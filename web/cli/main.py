@@ -322,13 +322,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reindex.add_argument("--batch", type=int, default=1000, help="products per batch")
 
-    admin = add("createadmin", cmd_createadmin, "create a staff or admin account (or promote one)")
+    admin = add(
+        "createadmin", cmd_createadmin, "create a staff, ops or admin account (or promote one)"
+    )
     admin.add_argument("--email", help="asked for when missing")
     admin.add_argument("--name", help="asked for when missing")
     admin.add_argument(
         "--password", help="for scripts; prefer AIOSHOP_ADMIN_PASSWORD or the prompt"
     )
-    admin.add_argument("--role", choices=("staff", "admin"), default="admin")
+    admin.add_argument("--role", choices=("staff", "ops", "admin"), default="admin")
     return parser
 
 

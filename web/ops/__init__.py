@@ -1,4 +1,4 @@
-"""/ops: what operators watch. Staff only."""
+"""/ops: what operators watch. For the roles ops and admin (web.guards)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from aiohttp import web
 from actors.mail import mailbox
 from auth import throttle
 from storage import outbox
-from web.guards import staff_only
+from web.guards import operators_only
 from web.keys import DB, SETTINGS
 from web.ops import dead_letters, parked
 from web.render import render
@@ -42,7 +42,7 @@ async def mailbox_view(request: web.Request) -> web.Response:
 
 def create_ops_app() -> web.Application:
     """The /ops application."""
-    app = web.Application(middlewares=[staff_only])
+    app = web.Application(middlewares=[operators_only])
     app.router.add_get("/", overview, name="ops")
     app.router.add_get("/mailbox", mailbox_view, name="ops_mailbox")
     dead_letters.add_routes(app)

@@ -151,7 +151,7 @@ async def test_poison_message_is_dead_lettered_peeked_and_requeued_from_the_ops_
         assert len(await asyncio.to_thread(dead_letters.peek, broker, QUEUE)) == 1
 
         STATE.fixed = True  # the bug is fixed and deployed
-        await signed_in(client, role="staff", fresh_db=fresh_db)
+        await signed_in(client, role="ops", fresh_db=fresh_db)
         page = await client.get("/ops/dead-letters")
         assert page.status == 200 and sent.message_id in await page.text()
         resp = await client.post(
@@ -229,7 +229,7 @@ async def test_ops_page_answers_503_when_the_broker_is_unreachable(
     client_without_broker, fresh_db
 ) -> None:
     client = client_without_broker
-    await signed_in(client, role="staff", fresh_db=fresh_db)
+    await signed_in(client, role="ops", fresh_db=fresh_db)
     page = await client.get("/ops/dead-letters")
     assert page.status == 503
     assert "broker is unreachable" in await page.text()
@@ -243,7 +243,7 @@ async def test_ops_page_answers_503_when_the_broker_is_unreachable(
 
 async def test_requeue_on_an_unknown_queue_is_404(client_without_broker, fresh_db) -> None:
     client = client_without_broker
-    await signed_in(client, role="staff", fresh_db=fresh_db)
+    await signed_in(client, role="ops", fresh_db=fresh_db)
     resp = await client.post(
         "/ops/dead-letters/no_such_queue/requeue",
         data={"csrf_token": await csrf_of(client, "/ops/")},
@@ -326,7 +326,7 @@ async def test_every_dead_letter_shows_the_error_and_traceback_of_its_final_atte
         }
         client = await aiohttp_client(create_app(settings))
         try:
-            await signed_in(client, role="staff", fresh_db=fresh_db)
+            await signed_in(client, role="ops", fresh_db=fresh_db)
             page = await (await client.get("/ops/dead-letters")).text()
         finally:
             await client.close()

@@ -250,7 +250,7 @@ async def test_the_ops_page_says_whether_the_throttles_work(
     url = redis_url if redis_answers else f"redis://127.0.0.1:{free_port()}/0"
     client = await aiohttp_client(create_app(settings_for(fresh_db, redis_url=url)))
     try:
-        await signed_in(client, role="staff", fresh_db=fresh_db)  # signing in asks the throttle
+        await signed_in(client, role="ops", fresh_db=fresh_db)  # signing in asks the throttle
         page = await (await client.get("/ops/")).text()
         if redis_answers:
             assert "attempts are limited" in page and "Failing open" not in page

@@ -55,9 +55,10 @@ FORGED_POSITIONS = (
 
 @pytest.fixture
 async def staff_client(client, fresh_db):  # type: ignore[no-untyped-def]
-    """A client signed in as staff (cookies) over a small catalog; its bearer header on it."""
+    """A client signed in as admin (both /admin and /ops; cookies) over a small catalog; its
+    bearer header on it."""
     await build_catalog(fresh_db)
-    client.bearer = await signed_in(client, role="staff", fresh_db=fresh_db)
+    client.bearer = await signed_in(client, role="admin", fresh_db=fresh_db)
     return client
 
 

@@ -91,7 +91,7 @@ class World:
         assert resp.status == 201, await resp.text()
         conn = await connect(self.dsn)
         try:
-            user_id = await conn.fetchval("UPDATE users SET role = 'staff' RETURNING id")
+            user_id = await conn.fetchval("UPDATE users SET role = 'admin' RETURNING id")
             variants = await stocked_product(self.dsn, "tee", {"TEE-S": 10_000, "TEE-M": 10_000})
             product_id = await conn.fetchval("SELECT id FROM products WHERE slug = 'tee'")
             for position in range(3):

@@ -117,7 +117,7 @@ async def test_every_route_sends_security_headers_and_keeps_personal_answers_pri
     ok = {what[:2] for what, _ in customer_api if what[2] == 200}
     assert {("GET", "/api/v1/me"), ("GET", "/api/v1/cart"), ("GET", "/api/v1/orders")} <= ok
 
-    await signed_in(client, role="staff", fresh_db=fresh_db)
+    await signed_in(client, role="admin", fresh_db=fresh_db)
     staff = await walk(client, settings, {"X-CSRF-Token": await csrf_of(client)})
     staff_pages = [what for what, resp in staff if resp.content_type == "text/html"]
     assert assert_walk(staff) >= 10
