@@ -4,7 +4,8 @@ Each account email (email verification, password reset) carries a fresh one-time
 digest is stored (storage.one_time_tokens), so the link in the email is the only copy of the
 token. Each order email (placed, confirmed, shipped, delivered, cancelled) sums the order up from
 the database when it is sent. Rendering and sending are actors/mail's. Every email is sent in the
-transaction that records its event in the inbox.
+transaction that records its event in the inbox, and every attempt to send one is written to the
+delivery log (actors.mail.deliveries, /ops/emails) after that transaction, whatever its outcome.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import uuid
 
 import structlog
 
+from actors.mail import deliveries
 from actors.mail.render import (
     KINDS,
     ORDER_SUBJECTS,
@@ -22,7 +24,6 @@ from actors.mail.render import (
     render_account_email,
     render_order_email,
 )
-from actors.mail.transport import deliver
 from actors.registry import handles
 from actors.resources import Resources
 from auth.tokens import digest, new_opaque_token
@@ -48,7 +49,11 @@ async def send_account_email(res: Resources, event_id: str, user_id: int, kind: 
     #   (its first token is rolled back, so only the second email's link works);
     # - once committed, a redelivery finds the inbox row and sends nothing.
     # Sending after the commit instead would turn the middle case into a lost email.
-    async with res.db.primary.acquire() as conn, conn.transaction():
+    async with (
+        deliveries.logged(res.db, SEND_ACCOUNT_EMAIL, event_id) as mail,
+        res.db.primary.acquire() as conn,
+        conn.transaction(),
+    ):
         if not await inbox.first_delivery(conn, SEND_ACCOUNT_EMAIL, uuid.UUID(event_id)):
             log.info("event.skipped_duplicate", user_id=user_id, kind=kind)
             return
@@ -69,7 +74,7 @@ async def send_account_email(res: Resources, event_id: str, user_id: int, kind: 
         rendered = render_account_email(
             kind, shop_name=shop_name, name=user.name, link=account_link(res.settings, kind, token)
         )
-        await deliver(res.settings, user.email, rendered)
+        await mail.deliver(res.settings, user.email, rendered, kind=kind)
     log.info("email.sent", kind=kind, user_id=user_id)
 
 
@@ -81,7 +86,11 @@ async def send_order_email(res: Resources, event_id: str, order_id: int, kind: s
     known(ORDER_SUBJECTS, kind)  # before anything is recorded: an unknown kind leaves no inbox row
     # Sent inside the transaction that records the event, as send_account_email explains: a
     # crash before the commit sends again on redelivery, and nothing is sent once committed.
-    async with res.db.primary.acquire() as conn, conn.transaction():
+    async with (
+        deliveries.logged(res.db, SEND_ORDER_EMAIL, event_id) as mail,
+        res.db.primary.acquire() as conn,
+        conn.transaction(),
+    ):
         if not await inbox.first_delivery(conn, SEND_ORDER_EMAIL, uuid.UUID(event_id)):
             log.info("event.skipped_duplicate", order_id=order_id, kind=kind)
             return
@@ -92,5 +101,7 @@ async def send_order_email(res: Resources, event_id: str, order_id: int, kind: s
             public_url=str(res.settings.public_url),
             detail=await orders.detail(conn, order),
         )
-        await deliver(res.settings, order.email, rendered, event_id=event_id)
+        await mail.deliver(
+            res.settings, order.email, rendered, kind=f"order_{kind}", message_id=event_id
+        )
     log.info("email.sent", kind=kind, order_id=order_id)

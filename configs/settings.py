@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     reconcile_after_seconds: int = Field(default=600, ge=1, le=7 * 86_400)
     reconcile_max_republishes: int = Field(default=3, ge=1, le=100)
     reconcile_max_per_run: int = Field(default=100, ge=1, le=10_000)
+    # The email delivery log (/ops/emails) keeps this many days; the reconciler prunes the rest.
+    email_log_retention_days: int = Field(default=30, ge=1, le=3650)
     # After SIGTERM/SIGINT, web, worker and relay finish their work in progress for all but the
     # last 5 s of this, close, and exit; at this bound they exit at once (actors/stopping.py).
     stop_timeout_seconds: float = Field(default=30.0, ge=10, le=3600)
