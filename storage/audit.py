@@ -20,6 +20,14 @@ RECENT = """
     ORDER BY at DESC, id DESC LIMIT $2
 """
 
+# Entries whose target starts with a prefix ("outbox:" for every outbox row). `^@` is
+# PostgreSQL's starts_with, which no LIKE wildcard in the prefix can widen.
+RECENT_UNDER = """
+    SELECT id, at, user_id, user_email, action, target, detail FROM ops_audit
+    WHERE target ^@ $1
+    ORDER BY at DESC, id DESC LIMIT $2
+"""
+
 
 @dataclass(frozen=True)
 class AuditEntry:
@@ -40,7 +48,15 @@ async def record(conn: Executor, *, user_id: int, action: str, target: str, **de
 
 async def recent(conn: Executor, *, target: str | None = None, limit: int = 50) -> list[AuditEntry]:
     """The newest entries: all, or those about `target` (a queue also matches its .DQ/.XQ)."""
-    rows = await conn.fetch(RECENT, target, limit)
+    return _entries(await conn.fetch(RECENT, target, limit))
+
+
+async def recent_under(conn: Executor, prefix: str, *, limit: int = 50) -> list[AuditEntry]:
+    """The newest entries whose target starts with `prefix` (e.g. "outbox:")."""
+    return _entries(await conn.fetch(RECENT_UNDER, prefix, limit))
+
+
+def _entries(rows: list[Any]) -> list[AuditEntry]:
     return [
         AuditEntry(
             id=row["id"],

@@ -9,6 +9,9 @@ error pages, static files) gets:
   templates only ever write escaped, and a `style` attribute can neither run script nor read the
   page); `frame-ancestors 'none'`, so no other site can frame a staff or checkout form under a
   visitor's click. Uploaded media: the sandbox NGINX also gives them (configs/nginx.conf).
+  A handler that serves HTML it did not write (an email of the local mailbox, /ops/emails) sets
+  SANDBOX_POLICY itself, and only that policy is kept: the document runs in an opaque origin,
+  with no script, no form, no frame and nothing loaded but inline styles and inline images.
 - X-Frame-Options: DENY (frame-ancestors for browsers without CSP 2), X-Content-Type-Options:
   nosniff, Referrer-Policy: strict-origin-when-cross-origin, a Permissions-Policy that turns off
   the powerful features the shop never uses, and Cross-Origin-Opener-Policy: same-origin;
@@ -50,6 +53,17 @@ PAGE_POLICY = "; ".join(
 )
 # Uploaded files never run as a page (the same policy NGINX gives /media/ in production).
 MEDIA_POLICY = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandbox"
+SANDBOX_POLICY = "; ".join(
+    (
+        "sandbox",
+        "default-src 'none'",
+        "style-src 'unsafe-inline'",
+        "img-src data:",
+        "form-action 'none'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+    )
+)
 PERMISSIONS_POLICY = ", ".join(
     f"{feature}=()"
     for feature in (
@@ -81,7 +95,8 @@ async def secure_headers(request: web.Request, response: web.StreamResponse) -> 
     headers = response.headers
     headers.update(HEADERS)
     media = request.path.startswith("/media/")
-    headers["Content-Security-Policy"] = MEDIA_POLICY if media else PAGE_POLICY
+    if headers.get("Content-Security-Policy") != SANDBOX_POLICY:  # a handler can only tighten
+        headers["Content-Security-Policy"] = MEDIA_POLICY if media else PAGE_POLICY
     if is_secure(request):
         headers["Strict-Transport-Security"] = HSTS
     if request.path.startswith(FILE_PREFIXES):

@@ -1,7 +1,9 @@
 """The local mailbox: where emails go when no SMTP server is configured (embedded mode).
 
 Each message is one `.eml` file in `DATA_DIR/mailbox`, named by its UTC delivery time, written to
-a temporary name and renamed, so a reader never sees half a message. The ops pages list them.
+a temporary name and renamed, so a reader never sees half a message. The ops pages list them
+and open one by its file name (`open_message`), which must have the shape `deliver` gives it:
+nothing else, no path, ever reaches the file system.
 """
 
 from __future__ import annotations
@@ -12,13 +14,15 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.parser import BytesHeaderParser
+from email.parser import BytesHeaderParser, BytesParser
 from email.policy import default as default_policy
 from pathlib import Path
 
 MAILBOX_DIR = "mailbox"
 
 _UUID_HEX = re.compile(r"[0-9a-f]{32}")
+# What `deliver` names a message: its UTC time, then its Message-ID's uuid.
+MESSAGE_NAME = re.compile(r"[0-9]{8}T[0-9]{6}\.[0-9]{6}Z-[0-9a-f]{32}\.eml")
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,51 @@ def read(data_dir: Path, limit: int = 50) -> list[MailboxEntry]:
             )
         )
     return entries
+
+
+@dataclass(frozen=True)
+class MailboxMessage:
+    """One message of the local mailbox, opened: its headers and both of its bodies."""
+
+    file_name: str
+    sender: str
+    to: str
+    subject: str
+    date: datetime | None
+    text: str
+    html: str | None
+
+
+def open_message(data_dir: Path, file_name: str) -> MailboxMessage | None:
+    """The message `file_name` of `data_dir/mailbox`, None when there is none by that name (or
+    the name is not one `deliver` gives)."""
+    if MESSAGE_NAME.fullmatch(file_name) is None:
+        return None
+    try:
+        raw = (data_dir / MAILBOX_DIR / file_name).read_bytes()
+    except FileNotFoundError:
+        return None
+    message = BytesParser(policy=default_policy).parsebytes(raw)
+    if not isinstance(message, EmailMessage):  # the default policy always gives one
+        return None
+    text_part = message.get_body(preferencelist=("plain",))
+    html_part = message.get_body(preferencelist=("html",))
+    return MailboxMessage(
+        file_name=file_name,
+        sender=str(message["From"] or ""),
+        to=str(message["To"] or ""),
+        subject=str(message["Subject"] or ""),
+        date=getattr(message["Date"], "datetime", None),
+        text=_content(text_part) or "",
+        html=_content(html_part),
+    )
+
+
+def _content(part: object) -> str | None:
+    if not isinstance(part, EmailMessage):
+        return None
+    content = part.get_content()
+    return content if isinstance(content, str) else None
 
 
 def deliver(data_dir: Path, message: EmailMessage) -> Path:

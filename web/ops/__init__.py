@@ -6,12 +6,11 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from actors.mail import mailbox
 from auth import throttle
 from storage import outbox
 from web.guards import operators_only
-from web.keys import DB, SETTINGS
-from web.ops import dead_letters, parked
+from web.keys import DB
+from web.ops import dead_letters, emails, parked
 from web.render import render
 
 
@@ -34,17 +33,11 @@ async def overview(request: web.Request) -> web.Response:
     )
 
 
-async def mailbox_view(request: web.Request) -> web.Response:
-    """The local mailbox (embedded mode): the newest messages the shop sent."""
-    entries = mailbox.read(request.config_dict[SETTINGS].data_dir)
-    return render(request, "ops/mailbox.html", {"entries": entries})
-
-
 def create_ops_app() -> web.Application:
     """The /ops application."""
     app = web.Application(middlewares=[operators_only])
     app.router.add_get("/", overview, name="ops")
-    app.router.add_get("/mailbox", mailbox_view, name="ops_mailbox")
     dead_letters.add_routes(app)
     parked.add_routes(app)
+    emails.add_routes(app)
     return app

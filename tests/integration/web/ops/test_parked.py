@@ -1,4 +1,4 @@
-"""/ops/outbox: parked outbox events with their errors, retried or discarded by staff, each after
+"""/ops/outbox: parked outbox events with their errors, retried or discarded by operators, each after
 a page that asks first and a POST with the CSRF token; counted on /ops/ and in /metrics."""
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ async def test_parked_events_are_listed_retried_and_discarded_by_staff(client, f
     hostile = await park(
         fresh_db, "search.index_product", ["<script>alert(1)</script>"], "TypeError('<b>')"
     )
-    await signed_in(client, role="staff", fresh_db=fresh_db)
+    await signed_in(client, role="ops", fresh_db=fresh_db)
 
     overview = await (await client.get("/ops/")).text()
     assert "2 event(s) parked" in overview
@@ -99,7 +99,7 @@ async def test_parked_events_are_listed_retried_and_discarded_by_staff(client, f
 
 async def test_unknown_events_and_actions_are_404(client, fresh_db) -> None:
     event_id = await park(fresh_db, "loyalty.award_points", {}, "ActorNotFound")
-    await signed_in(client, role="staff", fresh_db=fresh_db)
+    await signed_in(client, role="ops", fresh_db=fresh_db)
     token = await csrf_of(client, "/ops/outbox")
     for path in (
         f"/ops/outbox/{uuid.uuid4()}/retry",
