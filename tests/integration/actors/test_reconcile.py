@@ -9,24 +9,36 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import dramatiq
 import pytest
+from prometheus_client import REGISTRY
+from structlog.testing import capture_logs
 
 from actors.broker import build_broker
 from actors.reconcile import reconcile_outbox
 from actors.relay import Relay
 from actors.resources import Resources, open_resources
 from domain.events import INDEX_PRODUCT, SEND_ACCOUNT_EMAIL
-from storage import outbox
+from storage import outbox, reconcile_runs
 from storage.database import connect, create_pool
 from tests.support.smtp import SmtpServer
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.waiting import eventually
+from web.cli.services import free_port
 
 pytestmark = pytest.mark.timeout(120)
+
+
+def sample(text: str) -> float:
+    """A counter's value in this process, from `name{label="value"}`."""
+    name, _, labels = text.partition("{")
+    pairs = dict(part.split("=") for part in labels.rstrip("}").split(",")) if labels else {}
+    value = REGISTRY.get_sample_value(name, {k: v.strip('"') for k, v in pairs.items()})
+    return value or 0.0
 
 
 @pytest.fixture
@@ -198,3 +210,68 @@ async def test_a_retry_the_broker_refused_still_takes_effect_exactly_once(
     assert await conn.fetchval(sends, SEND_ACCOUNT_EMAIL.name) == 1
     final = await state(conn, event_id)
     assert final["settled"] and final["republished"] == 1 and not final["parked"]
+
+
+async def test_each_run_records_itself_and_a_failed_run_its_error(
+    settings_for, fresh_db, conn
+) -> None:
+    lost = await published(conn, ago="10 minutes")
+    given_up = await published(conn, ago="10 minutes", republished=2)
+    await record(conn, await published(conn, ago="10 minutes"))
+    settings = settings_for(fresh_db, reconcile_after_seconds=60, reconcile_max_republishes=2)
+    async with AsyncExitStack() as stack:
+        res: Resources = await open_resources(settings, stack)
+        assert await reconcile_runs.last(res.redis) is None
+        before = datetime.now(UTC)
+        await reconcile_outbox(res)
+        run = await reconcile_runs.last(res.redis)
+        assert run is not None and not run.failed and run.error is None
+        assert (run.checked, run.settled, run.republished, run.parked) == (3, 1, 1, 1)
+        assert before <= run.started_at <= datetime.now(UTC)
+        assert 0 < run.duration_seconds < 10
+        assert (await state(conn, lost))["republished"] == 1
+        assert (await state(conn, given_up))["parked"]
+
+        await conn.execute("ALTER TABLE outbox RENAME TO outbox_elsewhere")
+        try:
+            with pytest.raises(asyncpg.UndefinedTableError):
+                await reconcile_outbox(res)
+        finally:
+            await conn.execute("ALTER TABLE outbox_elsewhere RENAME TO outbox")
+        failed = await reconcile_runs.last(res.redis)
+        assert failed is not None and failed.failed and failed.started_at > run.started_at
+        assert failed.error is not None and "UndefinedTableError" in failed.error
+        assert (failed.checked, failed.republished, failed.parked) == (0, 0, 0)
+
+
+async def test_a_run_that_cannot_record_itself_still_does_its_work(
+    settings_for, fresh_db, conn
+) -> None:
+    lost = await published(conn, ago="10 minutes")
+    nowhere = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens: every command fails
+    settings = settings_for(fresh_db, redis_url=nowhere, reconcile_after_seconds=60)
+    errors = 'aioshop_reconcile_bookkeeping_errors_total{step="record_run"}'
+    before = sample(errors)
+    async with AsyncExitStack() as stack:
+        res: Resources = await open_resources(settings, stack)
+        with capture_logs() as logs:
+            await reconcile_outbox(res)
+    assert (await state(conn, lost))["republished"] == 1
+    assert any(entry["event"] == "outbox.reconcile_run_not_recorded" for entry in logs)
+    assert sample(errors) == before + 1
+
+
+async def test_the_email_log_is_pruned_past_its_retention(settings_for, fresh_db, conn) -> None:
+    insert = (
+        "INSERT INTO email_deliveries (at, kind, recipient, subject, result, attempt,"
+        " event_name, event_id) VALUES (now() - $1::interval, 'verify_email', 'a@example.com',"
+        " 'Hi', 'sent', 1, $2, $3) RETURNING id"
+    )
+    old = await conn.fetchval(insert, timedelta(days=8), SEND_ACCOUNT_EMAIL.name, uuid.uuid4())
+    kept = await conn.fetchval(insert, timedelta(days=6), SEND_ACCOUNT_EMAIL.name, uuid.uuid4())
+    settings = settings_for(fresh_db, email_log_retention_days=7)
+    async with AsyncExitStack() as stack:
+        res: Resources = await open_resources(settings, stack)
+        await reconcile_outbox(res)
+    left = await conn.fetch("SELECT id FROM email_deliveries ORDER BY id")
+    assert [row["id"] for row in left] == [kept] and old != kept

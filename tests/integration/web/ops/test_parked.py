@@ -1,14 +1,21 @@
-"""/ops/outbox: parked outbox events with their errors, retried or discarded by operators, each after
-a page that asks first and a POST with the CSRF token; counted on /ops/ and in /metrics."""
+"""/ops/outbox: the backlog and the reconciler's last run; parked outbox events with their errors,
+retried or discarded by operators, each after a page that asks first and a POST with the CSRF
+token, each written to the audit trail; counted on /ops/ and in /metrics."""
 
 from __future__ import annotations
 
 import re
 import uuid
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime
 
 import asyncpg
 
+from actors.reconcile import reconcile_outbox
+from actors.resources import open_resources
+from storage import reconcile_runs
 from storage.database import connect
+from storage.redis_client import open_redis
 from tests.support.browser import csrf_of, signed_in
 
 
@@ -124,3 +131,127 @@ async def test_customers_cannot_see_or_touch_parked_events(client, fresh_db) -> 
     )
     assert resp.status == 403
     assert (await row(fresh_db, event_id))["discarded_at"] is None
+
+
+def squash(page: str) -> str:
+    return re.sub(r"\s+", " ", page)
+
+
+async def audit_rows(dsn: str) -> list[asyncpg.Record]:
+    conn = await connect(dsn)
+    try:
+        return await conn.fetch(
+            "SELECT user_id, user_email, action, target FROM ops_audit ORDER BY id"
+        )
+    finally:
+        await conn.close()
+
+
+async def test_every_retry_and_discard_writes_an_audit_row_shown_on_the_page(
+    client, fresh_db
+) -> None:
+    first = await park(fresh_db, "loyalty.award_points", {}, "ActorNotFound")
+    second = await park(fresh_db, "loyalty.award_points", {}, "ActorNotFound")
+    await signed_in(client, role="ops", fresh_db=fresh_db)
+    token = await csrf_of(client, "/ops/outbox")
+    assert (
+        "No parked event was retried or discarded yet."
+        in await (await client.get("/ops/outbox")).text()
+    )
+
+    for event_id, action in ((first, "retry"), (second, "discard"), (first, "retry")):
+        await client.post(
+            f"/ops/outbox/{event_id}/{action}",
+            data={"csrf_token": token},
+            allow_redirects=False,
+        )
+    rows = await audit_rows(fresh_db)
+    # The third did nothing (no longer parked): no row for it.
+    assert [(r["action"], r["target"]) for r in rows] == [
+        ("outbox.retry", f"outbox:{first}"),
+        ("outbox.discard", f"outbox:{second}"),
+    ]
+    assert {(r["user_id"], r["user_email"]) for r in rows} == {(1, "ada@example.com")}
+
+    page = squash(await (await client.get("/ops/outbox")).text())
+    audit = page.partition('id="audit"')[2]
+    assert audit.index(str(second)) < audit.index(str(first))  # newest first
+    assert "<td>ada@example.com</td> <td>discarded</td>" in audit
+    assert "<td>ada@example.com</td> <td>retried</td>" in audit
+
+
+async def test_a_retry_whose_audit_row_fails_changes_nothing(client, fresh_db) -> None:
+    event_id = await park(fresh_db, "loyalty.award_points", {}, "ActorNotFound")
+    await signed_in(client, role="ops", fresh_db=fresh_db)
+    token = await csrf_of(client, "/ops/outbox")
+    conn = await connect(fresh_db)
+    try:  # the audit row cannot be written: the retry must roll back with it
+        await conn.execute("ALTER TABLE ops_audit ADD CONSTRAINT refuse CHECK (false) NOT VALID")
+    finally:
+        await conn.close()
+    resp = await client.post(
+        f"/ops/outbox/{event_id}/retry", data={"csrf_token": token}, allow_redirects=False
+    )
+    assert resp.status == 500
+    assert (await row(fresh_db, event_id))["parked_at"] is not None
+
+
+async def test_the_page_shows_the_backlog_and_the_reconcilers_last_run(
+    client, fresh_db, settings
+) -> None:
+    conn = await connect(fresh_db)
+    try:
+        await conn.execute(
+            "INSERT INTO outbox (event_id, actor_name, payload, created_at)"
+            " VALUES ($1, 'search.index_product', '{}', now() - interval '90 seconds')",
+            uuid.uuid4(),
+        )
+        lost = uuid.uuid4()  # published long ago, no effect: the reconciler publishes it again
+        await conn.execute(
+            "INSERT INTO outbox (event_id, actor_name, payload, created_at, published_at)"
+            " VALUES ($1, 'search.index_product', $2, now() - interval '1 hour',"
+            " now() - interval '1 hour')",
+            lost,
+            {"event_id": str(lost), "product_id": 1},
+        )
+    finally:
+        await conn.close()
+    await signed_in(client, role="ops", fresh_db=fresh_db)  # its verification email: 1 more
+    page = squash(await (await client.get("/ops/outbox")).text())
+    assert 'id="backlog-unpublished"><span class="number">2</span> events waiting' in page
+    oldest = re.search(r'id="backlog-oldest"><span class="number">([0-9.]+) s</span>', page)
+    assert oldest and 90 <= float(oldest.group(1)) < 120
+    assert "No run is recorded yet" in page
+
+    async with AsyncExitStack() as stack:
+        await reconcile_outbox(await open_resources(settings, stack))
+    page = squash(await (await client.get("/ops/outbox")).text())
+    run = page.partition('id="reconciler"')[2].partition("</section>")[0]
+    assert 'class="status-green">finished' in run
+    counts = "1 checked, 0 settled, <strong>1</strong> published again, <strong>0</strong> parked"
+    assert counts in run
+    assert 'id="backlog-unpublished"><span class="number">3</span>' in page  # lost is back
+
+
+async def test_a_failed_run_shows_its_error(client, fresh_db, settings) -> None:
+    redis = open_redis(str(settings.redis_url), timeout=1)
+    try:
+        await reconcile_runs.record(
+            redis,
+            reconcile_runs.ReconcileRun(
+                started_at=datetime.now(UTC),
+                duration_seconds=0.25,
+                checked=0,
+                settled=0,
+                republished=0,
+                parked=0,
+                error="ConnectionRefusedError('<db down>')",
+            ),
+        )
+    finally:
+        await redis.aclose()
+    await signed_in(client, role="ops", fresh_db=fresh_db)
+    page = squash(await (await client.get("/ops/outbox")).text())
+    run = page.partition('id="reconciler"')[2].partition("</section>")[0]
+    assert 'class="status-red">failed' in run
+    assert "ConnectionRefusedError(&#39;&lt;db down&gt;&#39;)" in run and "<db down>" not in run
