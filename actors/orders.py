@@ -16,8 +16,8 @@ from collections import Counter
 import asyncpg
 import structlog
 
+from actors.mail import deliveries
 from actors.mail.render import render_low_stock_email
-from actors.mail.transport import deliver
 from actors.registry import handles
 from actors.resources import Resources
 from domain.events import CAPTURE_PAYMENT, CHECK_STOCK, EXPIRE_UNPAID, REFUND_PAYMENT
@@ -183,8 +183,13 @@ async def check_stock(res: Resources, event_id: str, variant_ids: list[int]) -> 
     at or below LOW_STOCK_THRESHOLD units, each once until it is restocked (storage.stock).
     Idempotent: a redelivered event sends nothing."""
     threshold = res.settings.low_stock_threshold
-    # Sent inside the transaction that records the event, as actors.email explains.
-    async with res.db.primary.acquire() as conn, conn.transaction():
+    # Sent inside the transaction that records the event, as actors.email explains; the attempt
+    # is written to the delivery log after it (actors.mail.deliveries).
+    async with (
+        deliveries.logged(res.db, CHECK_STOCK, event_id) as mail,
+        res.db.primary.acquire() as conn,
+        conn.transaction(),
+    ):
         if not await inbox.first_delivery(conn, CHECK_STOCK, uuid.UUID(event_id)):
             log.info("event.skipped_duplicate", variant_ids=variant_ids)
             return
@@ -203,5 +208,7 @@ async def check_stock(res: Resources, event_id: str, variant_ids: list[int]) -> 
             levels=low,
             threshold=threshold,
         )
-        await deliver(res.settings, ", ".join(recipients), rendered, event_id=event_id)
+        await mail.deliver(
+            res.settings, ", ".join(recipients), rendered, kind="low_stock", message_id=event_id
+        )
     log.info("email.sent", kind="low_stock", skus=skus, recipients=len(recipients))

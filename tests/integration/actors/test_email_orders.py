@@ -180,6 +180,9 @@ async def test_redelivered_order_email_is_sent_once(shop: Shop) -> None:
     ]
     inbox = await shop.conn.fetch("SELECT consumer FROM processed_events")
     assert [row["consumer"] for row in inbox] == [ORDER_EMAIL]
+    # One attempt in the delivery log: the duplicates sent nothing, so they logged nothing.
+    log = await shop.conn.fetch("SELECT kind, recipient, result, attempt FROM email_deliveries")
+    assert [tuple(row) for row in log] == [("order_placed", "ada@example.com", "sent", 1)]
 
 
 async def test_shipped_email_carries_the_tracking_number(shop: Shop) -> None:
@@ -256,6 +259,10 @@ async def test_low_stock_goes_once_to_active_staff_only(shop: Shop) -> None:
     product_link = f"https://shop.example/admin/products/{product_id}"
     assert product_link in text and f'href="{product_link}"' in html
     assert "down to 3 units or fewer" in html
+    log = await shop.conn.fetch("SELECT kind, recipient, result, attempt FROM email_deliveries")
+    assert [tuple(row) for row in log] == [
+        ("low_stock", "boss@example.com, staff@example.com", "sent", 1)
+    ]
 
 
 async def test_stock_above_the_threshold_sends_nothing(shop: Shop) -> None:
