@@ -10,8 +10,8 @@ and rules, with a targets/ directory naming the test's processes (compose mounts
 files the same way). RabbitMQ's target is left out: its rabbitmq_prometheus plugin may not be
 enabled on the machine's RabbitMQ, and nothing here can enable it; compose enables it and keeps
 the target. After some traffic through the API (a customer registers, orders and cancels, so a
-capture, a refund and emails happen; a guest's card is declined; a guest's email is refused, so
-a message is dead-lettered; the catalog is browsed and searched with an Elasticsearch that is
+capture, a refund and emails happen, the first email retried after a moment of SMTP 451s; a
+guest's card is declined; a guest's email is refused for good, so a message is dead-lettered; the catalog is browsed and searched with an Elasticsearch that is
 down, so PostgreSQL answers instead), every target must be up and every expression of the
 dashboard and the alert rules must return data. The failure lists each target down and each
 expression without data.
@@ -293,6 +293,8 @@ async def shop_traffic(base: str, dsn: str, smtp: SmtpServer) -> None:
     await stocked_product(dsn, "tee", {"TEE": 100}, price=2500)
     smtp.refuse(REFUSED_EMAIL, "550 5.1.1 No such user")
     checkout = {"shipping_address": ADDRESS, "shipping_method": "standard"}
+    # A moment of 451s: Ada's first email is retried (dramatiq_message_retries_total, delayed).
+    smtp.refuse_all_for(2.0)
     async with shopper(base) as ada:
         token = await expect(
             await ada.post(
