@@ -11,10 +11,16 @@ files the same way). RabbitMQ's target is left out: its rabbitmq_prometheus plug
 enabled on the machine's RabbitMQ, and nothing here can enable it; compose enables it and keeps
 the target. After some traffic through the API (a customer registers, orders and cancels, so a
 capture, a refund and emails happen, the first email retried after a moment of SMTP 451s; a
-guest's card is declined; a guest's email is refused for good, so a message is dead-lettered; the catalog is browsed and searched with an Elasticsearch that is
-down, so PostgreSQL answers instead), every target must be up and every expression of the
-dashboard and the alert rules must return data. The failure lists each target down and each
-expression without data.
+guest's card is declined; a guest's email is refused for good, so a message is dead-lettered;
+the catalog is browsed and searched with an Elasticsearch that is down, so PostgreSQL answers
+instead), every target must be up and every expression must return data. The failure lists
+each target down and each expression without data.
+
+Which expressions: every query of the dashboard ($__rate_interval as 1m), and of each alert
+the operands of its comparison, each evaluated alone (`absent(x)` as `x`, numbers skipped). A
+whole alert expression returns nothing in a healthy shop by design (that is what not firing
+is), so evaluating it would prove nothing; its operands are what must exist for it ever to
+fire: a misspelt metric or label there would make the alert silent for ever.
 """
 
 from __future__ import annotations
