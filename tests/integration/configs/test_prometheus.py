@@ -13,8 +13,9 @@ the target. After some traffic through the API (a customer registers, orders and
 capture, a refund and emails happen, the first email retried after a moment of SMTP 451s; a
 guest's card is declined; a guest's email is refused for good, so a message is dead-lettered;
 the catalog is browsed and searched with an Elasticsearch that is down, so PostgreSQL answers
-instead), every target must be up and every expression must return data. The failure lists
-each target down and each expression without data.
+instead), every target must be up, every alert loaded and evaluating without error, and every
+expression must return data. The failure lists each target down, each failing alert and each
+expression without data.
 
 Which expressions: every query of the dashboard ($__rate_interval as 1m), and of each alert
 the operands of its comparison, each evaluated alone (`absent(x)` as `x`, numbers skipped). A
@@ -408,11 +409,36 @@ async def test_a_real_prometheus_scrapes_every_process_and_answers_every_express
             # Rates need two scrapes of a counter after its first increment.
             await until(all_answer, 60, every=2.5)
             without_data = await empty()
+
+            async def unhealthy() -> dict[str, str]:
+                """Each alert of alerts.yml Prometheus has not loaded or fails to evaluate (a
+                many-to-many match, say, which only real series show)."""
+                answer = await get_json(session, "/api/v1/rules", type="alert")
+                loaded = {
+                    rule["name"]: rule
+                    for group in answer["data"]["groups"]
+                    for rule in group["rules"]
+                }
+                return {
+                    name: (
+                        "not loaded"
+                        if name not in loaded
+                        else f"{loaded[name]['health']}: {loaded[name].get('lastError', '')}"
+                    )
+                    for name in (rule["alert"] for rule in alert_rules())
+                    if name not in loaded or loaded[name]["health"] != "ok"
+                }
+
+            async def all_healthy() -> bool:
+                return not await unhealthy()
+
+            await until(all_healthy, 15)
+            rules_failing = await unhealthy()
     finally:
         for process in processes:
             process.stop()
     report = [f"target down: {target} ({why})" for target, why in targets_down.items()]
+    report += [f"alert {name}: {why}" for name, why in rules_failing.items()]
     report += [f"{why}: {where}" for where, why in without_data.items()]
-    assert not report, "\n".join(
-        [f"{len(report)} problem(s) of {len(expressions())} expressions:", *report]
-    )
+    checked = f"{len(targets)} targets, {len(alert_rules())} alerts, {len(expressions())} queries"
+    assert not report, "\n".join([f"{len(report)} problem(s) ({checked}):", *report])
