@@ -7,12 +7,12 @@ UV := .tools/bin/uv
 VENV := .venv
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test install browser lint typecheck pytest format clean soak
+.PHONY: run test install browser prometheus lint typecheck pytest format clean soak
 
 run: install
 	$(VENV)/bin/aioshop up
 
-test: install browser lint typecheck pytest
+test: install browser prometheus lint typecheck pytest
 
 install: $(VENV)/.installed
 
@@ -30,6 +30,15 @@ browser:
 		SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
 		$$SUDO apt-get update -qq && \
 		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	}
+
+# Debian's Prometheus (/usr/bin/prometheus and /usr/bin/promtool) for the monitoring tests
+# (tests/integration/configs/test_prometheus.py): the shipped config, rules and their unit tests.
+prometheus:
+	@test -x /usr/bin/prometheus -a -x /usr/bin/promtool || { \
+		SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; \
 	}
 
 lint:

@@ -1,8 +1,10 @@
 """The deployment files agree with the code they deploy.
 
 Docker cannot run in every environment the suite runs in, so this reads compose.yml,
-docker/Dockerfile and configs/nginx.conf as data and checks them against the real CLI parser,
-the real Settings and the repository's files.
+docker/Dockerfile, configs/nginx.conf and the monitoring files (configs/prometheus,
+configs/grafana, configs/rabbitmq) as data and checks them against the real CLI parser, the real
+Settings and the repository's files. The configurations themselves are checked by Prometheus's
+own tools in tests/integration/configs/test_prometheus.py.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "compose.yml"
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
 NGINX_CONF = ROOT / "configs" / "nginx.conf"
+PROMETHEUS_DIR = ROOT / "configs" / "prometheus"
+GRAFANA_DIR = ROOT / "configs" / "grafana"
 APP_DOCKERFILE = "docker/Dockerfile"
 
 REQUIRED_SERVICES = {
@@ -36,6 +40,8 @@ REQUIRED_SERVICES = {
     "worker",
     "relay",
     "nginx",
+    "prometheus",
+    "grafana",
 }
 APP_PROCESSES = {"migrate", "web", "worker", "relay"}
 
@@ -372,3 +378,240 @@ def test_nginx_passes_the_request_id_and_forwarding_headers() -> None:
     assert "$request_id" in text
     assert directive(text, "client_max_body_size") == "10m"
     assert directive(text, "gzip") == "on"
+
+
+# --- Monitoring: Prometheus, Grafana, the metrics ports --------------------------------------
+
+
+def flag(argv: list[str], name: str) -> str | None:
+    """The value of `--name=value` or `--name value` in `argv`."""
+    for i, part in enumerate(argv):
+        if part.startswith(f"{name}="):
+            return part.split("=", 1)[1]
+        if part == name and i + 1 < len(argv):
+            return argv[i + 1]
+    return None
+
+
+def mounted_from(service: dict[str, Any], target: str) -> Path | None:
+    """The repository path mounted at `target` (a file or directory) in `service`, if any."""
+    for source, mount_target in mounts(service):
+        if PurePosixPath(mount_target) == PurePosixPath(target):
+            return ROOT / source if source.startswith(("./", "../")) else None
+    return None
+
+
+def repository_path(service: dict[str, Any], target: PurePosixPath) -> Path | None:
+    """Where the file the container sees at `target` comes from, through its bind mounts."""
+    for source, mount_target in mounts(service):
+        if not source.startswith(("./", "../")):
+            continue
+        if target == PurePosixPath(mount_target):
+            return ROOT / source
+        if target.is_relative_to(mount_target):
+            return ROOT / source / target.relative_to(mount_target)
+    return None
+
+
+def prometheus_config_path() -> PurePosixPath:
+    argv = command(services()["prometheus"])
+    path = flag(argv, "--config.file")
+    assert path, "prometheus is not given --config.file"
+    return PurePosixPath(path)
+
+
+def prometheus_config() -> dict[str, Any]:
+    loaded = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def scrape_jobs() -> dict[str, dict[str, Any]]:
+    return {job["job_name"]: job for job in prometheus_config()["scrape_configs"]}
+
+
+def target_files(job: dict[str, Any]) -> list[str]:
+    return [file for sd in job.get("file_sd_configs", []) for file in sd["files"]]
+
+
+def shipped_targets(job_name: str) -> list[str]:
+    """host:port of every target compose's target files give `job_name`."""
+    targets = []
+    for pattern in target_files(scrape_jobs()[job_name]):
+        for path in sorted(PROMETHEUS_DIR.glob(pattern)):
+            targets += [t for group in json.loads(path.read_text()) for t in group["targets"]]
+    return targets
+
+
+def setting_default(name: str) -> Any:
+    from configs.settings import Settings
+
+    return Settings.model_fields[name].default
+
+
+def port_setting(service: str, name: str) -> int:
+    """The port `service` gets from its environment, else the setting's default."""
+    value = environment(services()[service]).get(name.upper())
+    return int(value) if value is not None else int(setting_default(name))
+
+
+def exposed(service: str) -> set[int]:
+    return {int(str(port).split("/")[0]) for port in services()[service].get("expose") or []}
+
+
+def published(service: str) -> list[str]:
+    return [str(port) for port in services()[service].get("ports") or []]
+
+
+def rabbitmq_conf() -> dict[str, str]:
+    lines = (ROOT / "configs" / "rabbitmq" / "rabbitmq.conf").read_text().splitlines()
+    pairs = (line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
+def test_prometheus_runs_the_shipped_config_with_its_rules_and_target_files() -> None:
+    prometheus = services()["prometheus"]
+    config_path = prometheus_config_path()
+    assert repository_path(prometheus, config_path) == PROMETHEUS_DIR / "prometheus.yml"
+    # Relative paths in the config resolve against its directory, in the container as here.
+    for rule_file in prometheus_config()["rule_files"]:
+        source = repository_path(prometheus, config_path.parent / rule_file)
+        assert source == PROMETHEUS_DIR / rule_file, f"{rule_file} is not mounted beside it"
+    for name, job in scrape_jobs().items():
+        files = target_files(job)
+        assert files, f"job {name} takes no targets from files"
+        for pattern in files:
+            source = repository_path(prometheus, config_path.parent / pattern)
+            assert source is not None, f"job {name}: {pattern} is not mounted"
+            assert sorted(source.parent.glob(source.name)), f"job {name}: no file for {pattern}"
+
+
+def test_prometheus_keeps_its_data_in_a_volume() -> None:
+    prometheus = services()["prometheus"]
+    storage = flag(command(prometheus), "--storage.tsdb.path")
+    assert storage
+    volumes = {target: source for source, target in mounts(prometheus)}
+    assert volumes.get(storage) in compose()["volumes"], f"{storage} is not a named volume"
+
+
+def test_prometheus_scrapes_every_process_kind_and_rabbitmq() -> None:
+    assert {"web", "worker", "relay", "rabbitmq", "prometheus"} <= set(scrape_jobs())
+    assert {job.get("metrics_path", "/metrics") for job in scrape_jobs().values()} == {"/metrics"}
+
+
+def test_every_scrape_target_is_a_service_port_inside_the_network() -> None:
+    web_argv = command(services()["web"])
+    expected = {
+        "web": ("web", int(web_argv[web_argv.index("--port") + 1])),
+        "worker": ("worker", port_setting("worker", "worker_metrics_port")),
+        "relay": ("relay", port_setting("relay", "relay_metrics_port")),
+        "rabbitmq": ("rabbitmq", int(rabbitmq_conf()["prometheus.tcp.port"])),
+    }
+    for job, (service, port) in expected.items():
+        targets = shipped_targets(job)
+        assert targets == [f"{service}:{port}"], f"job {job} scrapes {targets}"
+        assert port in exposed(service), f"{service} does not expose {port} to the network"
+        assert not any(p.endswith(f":{port}") for p in published(service)), (
+            f"{service} publishes its metrics port {port} outside the network"
+        )
+    # Prometheus scrapes itself on its default listen address.
+    assert flag(command(services()["prometheus"]), "--web.listen-address") in (None, ":9090")
+    assert shipped_targets("prometheus") == ["localhost:9090"]
+
+
+def test_worker_and_relay_serve_their_metrics_to_the_network() -> None:
+    for name in ("worker", "relay"):
+        env = environment(services()[name])
+        assert env.get("METRICS_HOST") == "0.0.0.0", name  # noqa: S104 (inside the network)
+        port_name = f"{name.upper()}_METRICS_PORT"
+        assert int(env.get(port_name) or setting_default(port_name.lower())) > 0, name
+    # web answers /metrics on its own port; the loopback default suits everything else.
+    assert environment(services()["web"]).get("METRICS_HOST") is None
+
+
+def test_metrics_files_stay_inside_each_container() -> None:
+    for name, service in app_services().items():
+        metrics_dir = environment(service).get("METRICS_DIR")
+        assert metrics_dir, f"{name}: METRICS_DIR would default into the shared data volume"
+        volumes = [target for _, target in mounts(service)]
+        assert not any(PurePosixPath(metrics_dir).is_relative_to(t) for t in volumes), name
+
+
+def test_rabbitmq_enables_its_prometheus_plugin() -> None:
+    plugins_file = mounted_from(services()["rabbitmq"], "/etc/rabbitmq/enabled_plugins")
+    assert plugins_file is not None and plugins_file.exists()
+    plugins = re.findall(r"\w+", plugins_file.read_text())
+    # The file replaces the image's list: the management UI must stay in it.
+    assert {"rabbitmq_prometheus", "rabbitmq_management"} <= set(plugins)
+    assert plugins_file.read_text().strip().endswith("].")
+
+
+@pytest.mark.parametrize("name", ["prometheus", "grafana"])
+def test_monitoring_ports_are_bound_to_loopback_only(name: str) -> None:
+    ports = published(name)
+    assert ports, f"{name} publishes no port"
+    for port in ports:
+        assert port.startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
+
+
+@pytest.mark.parametrize("name", ["prometheus", "grafana"])
+def test_monitoring_services_have_healthchecks(name: str) -> None:
+    check = services()[name].get("healthcheck") or {}
+    assert not check.get("disable") and "test" in check, name
+    urls = re.findall(r"http://127\.0\.0\.1:(\d+)/\S+", " ".join(map(str, check["test"])))
+    assert urls, f"{name}'s healthcheck asks no local URL"
+    container_ports = {p.rsplit(":", 1)[1] for p in published(name)}
+    assert set(urls) <= container_ports, f"{name}'s healthcheck asks another port"
+
+
+def test_grafana_admin_password_is_required_and_never_defaulted() -> None:
+    value = environment(services()["grafana"]).get("GF_SECURITY_ADMIN_PASSWORD") or ""
+    assert re.fullmatch(r"\$\{GRAFANA_ADMIN_PASSWORD:\?[^}]*\}", value), value
+    assert not re.search(r"GRAFANA_ADMIN_PASSWORD:?-", COMPOSE_FILE.read_text())
+
+
+def grafana_provisioning(kind: str) -> list[dict[str, Any]]:
+    provisioning = mounted_from(services()["grafana"], "/etc/grafana/provisioning")
+    assert provisioning == GRAFANA_DIR / "provisioning"
+    files = sorted((provisioning / kind).glob("*.y*ml"))
+    assert files, f"nothing provisions Grafana's {kind}"
+    key = "providers" if kind == "dashboards" else kind
+    return [entry for path in files for entry in yaml.safe_load(path.read_text())[key]]
+
+
+def dashboard_panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
+    panels = []
+    for panel in dashboard["panels"]:
+        panels += [panel, *panel.get("panels", [])]
+    return panels
+
+
+def test_grafana_reads_the_compose_prometheus_at_its_scrape_interval() -> None:
+    (source,) = grafana_provisioning("datasources")
+    assert source["type"] == "prometheus"
+    assert source["url"] == "http://prometheus:9090"
+    assert source["jsonData"]["timeInterval"] == prometheus_config()["global"]["scrape_interval"]
+    assert depends_on(services()["grafana"]).get("prometheus") == "service_healthy"
+
+
+def test_grafana_loads_the_shipped_dashboard_against_the_provisioned_source() -> None:
+    (provider,) = grafana_provisioning("dashboards")
+    folder = mounted_from(services()["grafana"], provider["options"]["path"])
+    assert folder == GRAFANA_DIR / "dashboards"
+    (uid,) = [source["uid"] for source in grafana_provisioning("datasources")]
+    dashboards = sorted(folder.glob("*.json"))
+    assert dashboards
+    home = environment(services()["grafana"]).get("GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH")
+    assert home and repository_path(services()["grafana"], PurePosixPath(home)) in dashboards
+    for path in dashboards:
+        dashboard = json.loads(path.read_text())
+        charts = [p for p in dashboard_panels(dashboard) if p["type"] != "row"]
+        assert charts, path.name
+        ids = [p["id"] for p in dashboard_panels(dashboard)]
+        assert len(ids) == len(set(ids)), f"{path.name}: panel ids repeat"
+        for panel in charts:
+            assert panel["datasource"]["uid"] == uid, panel["title"]
+            assert panel["targets"], f"{panel['title']} queries nothing"
+            for target in panel["targets"]:
+                assert target["expr"].strip(), panel["title"]
+                assert target.get("datasource", panel["datasource"])["uid"] == uid
