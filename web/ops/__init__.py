@@ -11,7 +11,7 @@ from auth import throttle
 from storage import outbox
 from web.guards import staff_only
 from web.keys import DB, SETTINGS
-from web.ops import dead_letters, parked
+from web.ops import dead_letters, parked, queues
 from web.render import render
 
 
@@ -47,4 +47,5 @@ def create_ops_app() -> web.Application:
     app.router.add_get("/mailbox", mailbox_view, name="ops_mailbox")
     dead_letters.add_routes(app)
     parked.add_routes(app)
+    queues.add_routes(app)
     return app
