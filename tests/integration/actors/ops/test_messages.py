@@ -166,6 +166,5 @@ async def test_unknown_queues_are_refused(settings_for, fresh_db) -> None:
 
 
 async def test_rabbitmq_refuses_a_page_too_far(settings_for, fresh_db) -> None:
-    with poisoned(settings_for(fresh_db)) as broker:
-        with pytest.raises(messages.PageTooFar):
-            await asyncio.to_thread(browse, broker, QUEUE, "ready", messages.MAX_BROWSE, 20)
+    with poisoned(settings_for(fresh_db)) as broker, pytest.raises(messages.PageTooFar):
+        await asyncio.to_thread(browse, broker, QUEUE, "ready", messages.MAX_BROWSE, 20)
