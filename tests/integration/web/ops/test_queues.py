@@ -111,7 +111,7 @@ async def test_a_backed_up_queue_shows_its_numbers_and_purge_asks_then_removes_t
 async def test_a_poisoned_message_shows_its_traceback_is_retried_once_and_disappears(
     world, fresh_db
 ) -> None:
-    client, broker, settings = world
+    client, broker, _settings = world
     with running_worker(broker):
         sent = await asyncio.to_thread(
             broker.get_actor(ACTOR).send_with_options, kwargs={"item": "bad-1"}, max_retries=0
@@ -141,7 +141,7 @@ async def test_a_poisoned_message_shows_its_traceback_is_retried_once_and_disapp
 
 
 async def test_delete_one_asks_removes_it_and_is_audited(world, fresh_db) -> None:
-    client, broker, settings = world
+    client, broker, _settings = world
     kept = await asyncio.to_thread(broker.get_actor(ACTOR).send, item="good-1")
     gone = await asyncio.to_thread(broker.get_actor(ACTOR).send, item="good-2")
     page = await (await client.get(PAGE)).text()
