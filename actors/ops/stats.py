@@ -60,6 +60,7 @@ STATS_KEY = PREFIX + ":stats:{minute}"
 LAST_ERRORS_KEY = PREFIX + ":last_errors"  # hash: actor -> JSON of its last error
 CONSUMERS_KEY = PREFIX + ":consumers:{queue}"  # sorted set: process token -> last flush (s)
 FLUSH_SECONDS = 2.0
+IDLE_EXIT_SECONDS = 60.0
 KEEP_SECONDS = 2 * 3600
 WINDOW_MINUTES = 60
 CONSUMER_ALIVE_SECONDS = 15.0
@@ -183,7 +184,8 @@ class StatsMiddleware(Middleware):
     # -- the flusher ----------------------------------------------------------------------------
 
     def _ensure_flusher(self) -> None:
-        if self._flusher is not None and self._flusher.is_alive():
+        flusher = self._flusher
+        if flusher is not None and flusher.is_alive():
             return
         with self._lock:
             if self._flusher is not None and self._flusher.is_alive():
@@ -195,8 +197,23 @@ class StatsMiddleware(Middleware):
             self._flusher.start()
 
     def _run(self) -> None:
+        """Flush every FLUSH_SECONDS; after IDLE_EXIT_SECONDS with nothing to write (and no
+        worker to report), end: the next count starts a new flusher (a publisher that sends
+        now and then keeps no thread waiting)."""
+        idle = 0.0
         while not self._stop.wait(FLUSH_SECONDS):
-            self.flush()
+            with self._lock:
+                empty = not (self._buffer.counts or self._buffer.errors or self._consumed)
+                idle = idle + FLUSH_SECONDS if empty else 0.0
+                if idle >= IDLE_EXIT_SECONDS:
+                    # Under the lock that counts take: a count after this starts a new thread.
+                    self._flusher = None
+                    return
+            try:
+                self.flush()
+            except Exception as exc:  # flush handles its own; this is the loop's last guard
+                FLUSH_ERRORS.inc()
+                log.warning("ops_stats.flush_failed", error=repr(exc))
 
     def stop(self) -> None:
         """Stop the flusher after one last flush."""

@@ -100,3 +100,23 @@ async def test_a_flush_that_cannot_reach_redis_is_counted_and_its_counts_kept(
 def test_a_hook_never_raises_even_on_nonsense() -> None:
     middleware = StatsMiddleware.__new__(StatsMiddleware)  # no lock: every hook would fail
     middleware.record("a", "q", 0.1, None, time.time())  # logged, not raised
+
+
+async def test_an_idle_flusher_ends_and_the_next_count_starts_another(
+    settings, redis_url, monkeypatch
+) -> None:
+    monkeypatch.setattr(stats, "FLUSH_SECONDS", 0.05)
+    monkeypatch.setattr(stats, "IDLE_EXIT_SECONDS", 0.2)
+    middleware = StatsMiddleware(settings)
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        for round_number in (1, 2):
+            middleware.record("tests.actor", "tests", 0.01, None, time.time())
+            first = middleware._flusher
+            assert first is not None and first.is_alive()
+            assert await eventually(lambda: middleware._flusher is None, timeout=5)
+            assert await eventually(lambda thread=first: not thread.is_alive(), timeout=5)
+            (actor,) = (await read_stats(client)).actors
+            assert actor.processed == round_number  # written before it ended
+    finally:
+        await client.aclose()
