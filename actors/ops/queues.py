@@ -11,7 +11,8 @@ What is counted, per queue `q`:
   delayed messages off `q.DQ` and holds them unacknowledged until they are due, so without the
   management API `delayed` counts only those no worker holds and `unacked` is None ("n/a").
   With RABBITMQ_MANAGEMENT_URL set, its /api/queues/<vhost> adds `q`'s unacknowledged messages
-  (`unacked`: taken by a worker, in progress or prefetched) and the held delayed ones.
+  (`unacked`: taken by a worker, in progress or prefetched) and the held delayed ones; when it
+  does not answer (MANAGEMENT_TIMEOUT_SECONDS), those are n/a again (logged), the rest stands.
   The oldest ready message is peeked: basic.get without ack, then nack with requeue, which puts
   it back at the head (a consumer misses it for that moment).
 - Redis (Dramatiq's keys, `<namespace>:...`): `ready` = the list `q`; `delayed` = the hash
@@ -39,6 +40,7 @@ from typing import Any, cast
 import dramatiq
 import pika.exceptions
 import redis
+import structlog
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.common import dq_name, xq_name
 from prometheus_client.core import GaugeMetricFamily
@@ -62,6 +64,8 @@ SLO_SECONDS: dict[str, int] = {
     "outbox": 120,
 }
 DEFAULT_SLO_SECONDS = 300
+log = structlog.get_logger(__name__)
+
 CACHE_SECONDS = 5.0
 MANAGEMENT_TIMEOUT_SECONDS = 3.0
 REDIS_TIMEOUT_SECONDS = 3.0
@@ -265,7 +269,11 @@ def _management(settings: Settings, vhost: str) -> dict[str, dict[str, int]] | N
         with urllib.request.urlopen(request, timeout=MANAGEMENT_TIMEOUT_SECONDS) as response:  # noqa: S310
             rows = json.loads(response.read())
     except (OSError, ValueError) as exc:
-        raise BrokerUnavailable(f"RabbitMQ's management API did not answer: {exc!r}") from exc
+        # Optional: the AMQP counts still stand; the unacknowledged ones show "n/a".
+        log.warning("queues.management_failed", error=repr(exc))
+        return None
+    if not isinstance(rows, list):
+        return None
     return {
         str(row["name"]): {key: int(value) for key, value in row.items() if isinstance(value, int)}
         for row in rows

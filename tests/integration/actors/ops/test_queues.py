@@ -4,9 +4,12 @@ failing actor, its consumers while a worker runs, the oldest message's age, the 
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
+from urllib.parse import quote
 
 import pytest
+from aiohttp import web
 from prometheus_client.core import GaugeMetricFamily
 
 from actors.broker import build_broker
@@ -117,3 +120,39 @@ def test_metric_families_name_every_state_and_leave_unknowns_out() -> None:
 def test_every_shop_queue_has_its_slo() -> None:
     for event in EVENTS.values():
         assert event.queue in queues.SLO_SECONDS, event.queue
+
+
+async def test_the_management_api_adds_unacknowledged_and_held_delayed_messages(
+    aiohttp_server, settings_for, fresh_db
+) -> None:
+    """A fake management API (its real one is optional and not run here), over HTTP."""
+    seen: list[tuple[str, str | None]] = []
+
+    async def queues_of_vhost(request: web.Request) -> web.Response:
+        seen.append((request.path_qs, request.headers.get("Authorization")))
+        return web.json_response(
+            [
+                {"name": QUEUE, "messages_ready": 1, "messages_unacknowledged": 3, "consumers": 1},
+                {"name": f"{QUEUE}.DQ", "messages_ready": 0, "messages_unacknowledged": 2},
+            ]
+        )
+
+    app = web.Application()
+    app.router.add_get("/api/queues/{vhost}", queues_of_vhost)
+    server = await aiohttp_server(app)
+    url = f"http://ops%40x:s3cret@127.0.0.1:{server.port}/"
+    settings = settings_for(fresh_db, rabbitmq_management_url=url)
+    with poisoned(settings) as broker:
+        await asyncio.to_thread(broker.get_actor(ACTOR).send, item="good")
+        depth = await asyncio.to_thread(depth_of, broker, settings)
+        vhost = broker.parameters.virtual_host
+    assert (depth.ready, depth.unacked, depth.delayed) == (1, 3, 2)
+    ((path, authorization),) = seen
+    assert path.startswith(f"/api/queues/{quote(vhost, safe='')}?columns=")
+    assert authorization == "Basic " + base64.b64encode(b"ops@x:s3cret").decode()
+
+    # The API down: the AMQP counts still stand, the unacknowledged ones are unknown.
+    await server.close()
+    with poisoned(settings) as broker:
+        depth = await asyncio.to_thread(depth_of, broker, settings)
+    assert depth.unacked is None and depth.ready == 0
