@@ -133,7 +133,7 @@ def retry_one(broker: dramatiq.Broker, queue: str, part: Part, message_id: str) 
         broker.enqueue(dataclasses.replace(message, queue_name=queue, options=options))
         log.info("message.retried_now", queue=queue, message_id=message.message_id)
 
-    return _take(broker, queue, part, message_id, send_now)
+    return _take(broker, queue, part, message_id, send_now, copied=True)
 
 
 def retry_all(broker: dramatiq.Broker, queue: str) -> int:
@@ -186,10 +186,13 @@ def _take(
     part: Part,
     message_id: str,
     act: Callable[[Message[Any]], None],
+    *,
+    copied: bool = False,
 ) -> int:
-    """Find the first message `message_id` of a part, `act` on it, and only then remove it."""
+    """Find the first message `message_id` of a part, `act` on it (`copied`: act enqueued a
+    copy), and only then remove it."""
     if isinstance(broker, RedisBroker):
-        return _redis_take(broker, queue, part, message_id, act)
+        return _redis_take(broker, queue, part, message_id, act, copied)
     return _rabbitmq_take(dead_letters.rabbitmq_broker(broker), queue, part, message_id, act)
 
 
@@ -301,6 +304,7 @@ def _redis_take(
     part: Part,
     message_id: str,
     act: Callable[[Message[Any]], None],
+    copied: bool,
 ) -> int:
     key = f"{broker.namespace}:{part_queue(queue, part)}"
     client = reader_client(broker)
@@ -325,10 +329,11 @@ def _redis_take(
                         if not client.hexists(f"{key}.msgs", member):
                             return 0
                         act(message)
-                        # 0 when a worker took it meanwhile: then it runs twice, which the
-                        # inbox makes harmless; it was acted on either way.
-                        remove(keys=[key, f"{key}.msgs"], args=[member])
-                        return 1
+                        removed = int(remove(keys=[key, f"{key}.msgs"], args=[member]))
+                        # Not removed: a worker took it meanwhile. A retried copy then runs
+                        # twice, which the inbox makes harmless (it was retried); a delete
+                        # did nothing.
+                        return 1 if copied else removed
                     finally:
                         client.delete(claim)
     except redis.RedisError as exc:
