@@ -306,6 +306,7 @@ async def _act(
                 "message_id": message_id,
                 "target": part_queue(queue, part),
                 "broker_error": str(exc),
+                "failed_action": True,
             },
             status=503,
         )
