@@ -37,6 +37,7 @@ import time
 import traceback
 import uuid
 from collections import defaultdict
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -208,12 +209,18 @@ class StatsMiddleware(Middleware):
                 if idle >= IDLE_EXIT_SECONDS:
                     # Under the lock that counts take: a count after this starts a new thread.
                     self._flusher = None
-                    return
+                    client, self._client = self._client, None
+                    break
             try:
                 self.flush()
             except Exception as exc:  # flush handles its own; this is the loop's last guard
                 FLUSH_ERRORS.inc()
                 log.warning("ops_stats.flush_failed", error=repr(exc))
+        else:
+            return  # stopped
+        if client is not None:
+            with suppress(redis.RedisError):
+                client.close()
 
     def stop(self) -> None:
         """Stop the flusher after one last flush."""
