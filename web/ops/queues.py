@@ -16,10 +16,12 @@ shape Dramatiq makes (400), a page a whole number in range (400).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlencode
 
+import dramatiq
 import redis
 import structlog
 from aiohttp import web
@@ -41,7 +43,6 @@ REFRESH_SECONDS = 5
 MAX_PAGE = 1_000
 AUDIT_LIMIT = 20
 STATS_TIMEOUT_SECONDS = 3.0
-Action = Literal["purge", "retry-all", "retry", "delete"]
 QUEUE_ACTIONS: dict[str, tuple[Part, ...]] = {"purge": PARTS, "retry-all": ("dead",)}
 MESSAGE_ACTIONS: dict[str, tuple[Part, ...]] = {"retry": ("dead", "delayed"), "delete": PARTS}
 AUDIT_ACTIONS = {
@@ -154,8 +155,11 @@ async def browse_view(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(text=str(exc)) from None
     except BrokerUnavailable as exc:
         broker_error = str(exc)
-    reading = await ops_broker.read_depths(settings)
-    depth = next((d for d in reading.depths if d.queue == queue), None)
+    depth = None
+    if page is not None:  # a broker that just failed is not asked twice for one page
+        reading = await ops_broker.read_depths(settings)
+        depth = next((d for d in reading.depths if d.queue == queue), None)
+        broker_error = reading.error
     # primary: an operator who just acted must see their own entry.
     entries = await audit.recent(request.config_dict[DB].primary, target=queue, limit=AUDIT_LIMIT)
     notice = _notice(request, queue)
@@ -170,7 +174,7 @@ async def browse_view(request: web.Request) -> web.Response:
             "page": page,
             "page_number": page_number,
             "depth": depth,
-            "broker_error": broker_error or reading.error,
+            "broker_error": broker_error,
             "entries": entries,
             "messages": [notice] if notice else [],
             "message_actions": [a for a, parts in MESSAGE_ACTIONS.items() if part in parts],
@@ -256,7 +260,7 @@ async def queue_act_view(request: web.Request) -> web.Response:
     queue = queue_of(request)
     action, part = action_in_path(request, QUEUE_ACTIONS)
 
-    def act(broker: Any) -> int:
+    def act(broker: dramatiq.Broker) -> int:
         if action == "purge":
             return messages.purge(broker, queue, part)
         return messages.retry_all(broker, queue)
@@ -270,7 +274,7 @@ async def message_act_view(request: web.Request) -> web.Response:
     action, part = action_in_path(request, MESSAGE_ACTIONS)
     message_id = message_id_of(request.match_info["message_id"])
 
-    def act(broker: Any) -> int:
+    def act(broker: dramatiq.Broker) -> int:
         if action == "retry":
             return messages.retry_one(broker, queue, part, message_id)
         return messages.delete_one(broker, queue, part, message_id)
@@ -284,7 +288,7 @@ async def _act(
     part: Part,
     action: str,
     message_id: str | None,
-    act: Any,
+    act: Callable[[dramatiq.Broker], int],
 ) -> web.Response:
     settings = request.config_dict[SETTINGS]
     ops_broker = request.config_dict[OPS_BROKER]
