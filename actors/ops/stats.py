@@ -5,7 +5,8 @@ broker all count) buffers in memory, per wall-clock minute:
 - per actor: attempts processed, attempts failed (an exception, retried or not), and a histogram
   of their durations (DURATION_BUCKETS, seconds), from which p50/p95 are read;
 - per queue: messages enqueued (rate in: new messages only, not retries or delayed messages
-  coming due, which are the same messages again) and attempts processed (rate out);
+  coming due, which are the same messages again) and attempts processed (rate out), read as
+  rates over the last RATE_MINUTES;
 and keeps each actor's last error (type, message, traceback, when). A daemon thread flushes the
 buffer to the shop's Redis (settings.redis_url) every FLUSH_SECONDS, into one hash per minute,
 `aioshop:ops:stats:<minute>`, expiring after KEEP_SECONDS. The hooks only touch memory under a
@@ -64,6 +65,7 @@ FLUSH_SECONDS = 2.0
 IDLE_EXIT_SECONDS = 60.0
 KEEP_SECONDS = 2 * 3600
 WINDOW_MINUTES = 60
+RATE_MINUTES = 5  # the queues' rates in and out: recent, not the hour's average
 CONSUMER_ALIVE_SECONDS = 15.0
 REDIS_TIMEOUT_SECONDS = 2.0
 DURATION_BUCKETS = (
@@ -331,7 +333,8 @@ class ActorStats:
 
 @dataclass(frozen=True)
 class QueueRates:
-    """One queue over the window: messages per minute in (enqueued) and out (processed)."""
+    """One queue's messages per minute in (enqueued) and out (processed), over the last
+    RATE_MINUTES (the current minute counted for the part of it gone by)."""
 
     queue: str
     in_per_minute: float
@@ -372,7 +375,8 @@ async def read_stats(
     client: aioredis.Redis, *, minutes: int = WINDOW_MINUTES, now: float | None = None
 ) -> Stats:
     """The last `minutes` (this one included) per actor and per queue. Raises redis errors."""
-    current = minute_of(time.time() if now is None else now)
+    at = time.time() if now is None else now
+    current = minute_of(at)
     rows = await _minutes(client, list(range(current - minutes + 1, current + 1)))
     totals: dict[str, float] = defaultdict(float)
     for row in rows:
@@ -398,12 +402,18 @@ async def read_stats(
                 last_error=errors.get(actor),
             )
         )
+    # Rates: the last RATE_MINUTES, the current minute counted for the part of it gone by.
+    recent: dict[str, float] = defaultdict(float)
+    for row in rows[-RATE_MINUTES:]:
+        for name, value in row.items():
+            recent[name] += value
+    elapsed_minutes = (min(RATE_MINUTES, minutes) - 1) + (at - current * 60) / 60
     queue_names = {name.split("|")[1] for name in totals if name[:3] in ("in|", "out")}
     queues = {
         queue: QueueRates(
             queue,
-            totals.get(f"in|{queue}", 0) / minutes,
-            totals.get(f"out|{queue}", 0) / minutes,
+            recent.get(f"in|{queue}", 0) / elapsed_minutes,
+            recent.get(f"out|{queue}", 0) / elapsed_minutes,
         )
         for queue in sorted(queue_names)
     }

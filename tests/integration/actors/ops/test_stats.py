@@ -62,9 +62,14 @@ async def test_p95_failure_rate_rates_and_last_error_of_a_run_with_known_duratio
         assert mine.last_error.type == "ValueError"
         assert mine.last_error.message.startswith("poison: cannot handle bad-")
         assert "raise ValueError" in mine.last_error.traceback
-        rates = figures.queues[QUEUE]
-        assert rates.in_per_minute == pytest.approx(25 / stats.WINDOW_MINUTES)
-        assert rates.out_per_minute == pytest.approx(25 / stats.WINDOW_MINUTES)
+        # Rates over the last 5 minutes, the current one counted for its seconds gone by.
+        at = time.time()
+        rates = (await read_stats(client, now=at)).queues[QUEUE]
+        elapsed_minutes = stats.RATE_MINUTES - 1 + (at % 60) / 60
+        assert rates.in_per_minute == pytest.approx(25 / elapsed_minutes)
+        assert rates.out_per_minute == pytest.approx(25 / elapsed_minutes)
+        later = (await read_stats(client, now=at + 10 * 60)).queues[QUEUE]
+        assert later.in_per_minute == later.out_per_minute == 0  # out of the rates' window
         # The history's failures: the minute the failures fell in, seen from the next minute.
         then = time.time()
         failures = await failures_last_minute(client, now=then + 60)
