@@ -223,3 +223,27 @@ async def test_the_dead_letters_overview_links_to_each_queues_dead_part(client, 
     page = await (await client.get("/ops/dead-letters")).text()
     assert 'href="/ops/queues/email?part=dead"' in page
     assert 'aria-current="page"' in page  # on the operators' layout
+
+
+async def test_a_requeue_from_the_dead_letters_overview_is_audited(world, fresh_db) -> None:
+    client, broker, _settings = world
+    with running_worker(broker):
+        await asyncio.to_thread(
+            broker.get_actor(ACTOR).send_with_options, kwargs={"item": "bad-z"}, max_retries=0
+        )
+        assert await eventually(lambda: len(browse(broker, QUEUE, "dead").messages) == 1, 20)
+    resp = await client.post(
+        f"/ops/dead-letters/{QUEUE}/requeue",
+        data={"csrf_token": await csrf_of(client, "/ops/dead-letters")},
+        allow_redirects=False,
+    )
+    assert resp.status == 303
+    (entry,) = await audit_rows(fresh_db)
+    assert (entry["action"], entry["target"]) == ("queue.retry_all", f"{QUEUE}.XQ")
+    assert '"count": 1' in entry["detail"]
+    bad = await client.post(
+        f"/ops/dead-letters/{QUEUE}/requeue",
+        data={"csrf_token": await csrf_of(client, "/ops/dead-letters"), "message_id": "x'; --"},
+        allow_redirects=False,
+    )
+    assert bad.status == 400
