@@ -23,6 +23,7 @@ import structlog
 
 from actors.dead_letters import BrokerUnavailable
 from actors.ops.queues import DepthCache, DepthReading
+from actors.ops.stats import stop_stats
 from configs.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -107,6 +108,7 @@ class BrokerThread:
 def _close(slot: _Slot) -> None:
     if slot.broker is not None:
         try:
+            stop_stats(slot.broker)
             slot.broker.close()
         except Exception as exc:  # closing a broken connection: nothing left to do
             log.warning("ops_broker.close_failed", error=repr(exc))

@@ -17,6 +17,7 @@ import dramatiq
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
 from actors.broker import build_broker
+from actors.ops.stats import stop_stats
 from actors.registry import SPECS, handles
 from actors.resources import Resources
 from configs.settings import Settings
@@ -72,6 +73,7 @@ def poisoned(settings: Settings) -> Iterator[dramatiq.Broker]:
         yield broker
         broker.flush(QUEUE)
     finally:
+        stop_stats(broker)  # its last counts land now, not in the next test's Redis database
         broker.close()
         SPECS.pop(ACTOR, None)
 
