@@ -23,6 +23,8 @@ from actors.resources import Resources
 from configs.settings import Settings
 from domain.events import Event
 
+# Who may use /ops: "staff" on this branch; "ops" once the operators' role (issue 14) is merged.
+OPERATOR_ROLE = "staff"
 QUEUE = "tests_ops"
 ACTOR = "tests_ops.poison"
 MAX_RETRIES = 1

@@ -17,7 +17,15 @@ from actors.ops.messages import browse
 from actors.ops.queues import read_depths
 from storage.database import connect
 from tests.support.browser import csrf_of, signed_in
-from tests.support.queues import ACTOR, POISON, QUEUE, poisoned, running_worker, settings_for_kind
+from tests.support.queues import (
+    ACTOR,
+    OPERATOR_ROLE,
+    POISON,
+    QUEUE,
+    poisoned,
+    running_worker,
+    settings_for_kind,
+)
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.waiting import eventually
 from web.app import create_app
@@ -32,7 +40,7 @@ async def world(request, aiohttp_client, settings_for, fresh_db, redis_url) -> A
     settings = settings_for_kind(request.param, settings_for, fresh_db, redis_url)
     with poisoned(settings) as broker:
         client = await aiohttp_client(create_app(settings))
-        await signed_in(client, role="staff", fresh_db=fresh_db)
+        await signed_in(client, role=OPERATOR_ROLE, fresh_db=fresh_db)
         try:
             yield client, broker, settings
         finally:
@@ -156,7 +164,7 @@ async def test_delete_one_asks_removes_it_and_is_audited(world, fresh_db) -> Non
 
 
 async def test_input_is_checked_at_the_edge(client, settings, fresh_db) -> None:
-    await signed_in(client, role="staff", fresh_db=fresh_db)
+    await signed_in(client, role=OPERATOR_ROLE, fresh_db=fresh_db)
     token = await csrf_of(client, "/ops/")
     good_id = "0b7c4e1a-2f8d-4c3e-9a5b-6d7e8f901234"
     assert (await client.get("/ops/queues/no_such_queue")).status == 404
@@ -199,7 +207,7 @@ async def test_a_broker_that_stops_answering_gives_the_reason_quickly(
     settings = settings_for(fresh_db, broker_url=proxy.url_through(broker_url))
     client = await aiohttp_client(create_app(settings))
     try:
-        await signed_in(client, role="staff", fresh_db=fresh_db)
+        await signed_in(client, role=OPERATOR_ROLE, fresh_db=fresh_db)
         ok = await (await client.get("/ops/queues")).text()
         assert 'data-queue="email"' in ok and "broker unreachable" not in ok
         proxy.refuse(120)  # cut, and turn every new connection away
@@ -219,7 +227,7 @@ async def test_a_broker_that_stops_answering_gives_the_reason_quickly(
 
 
 async def test_the_dead_letters_overview_links_to_each_queues_dead_part(client, fresh_db) -> None:
-    await signed_in(client, role="staff", fresh_db=fresh_db)
+    await signed_in(client, role=OPERATOR_ROLE, fresh_db=fresh_db)
     page = await (await client.get("/ops/dead-letters")).text()
     assert 'href="/ops/queues/email?part=dead"' in page
     assert 'aria-current="page"' in page  # on the operators' layout
