@@ -40,6 +40,7 @@ from dramatiq.middleware import (
 from actors import dead_letters
 from actors.dead_letters import BrokerUnavailable
 from actors.mail.transport import MailRefused
+from actors.ops.stats import StatsMiddleware
 from actors.registry import SPECS, ActorFunction
 from actors.resources import Resources, open_resources
 from actors.stopping import StopDeadline
@@ -268,6 +269,7 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
         AsyncIO(),
         resources,
         LogContext(),
+        StatsMiddleware(settings),  # per-actor and per-queue counts for /ops/queues
     ]
     broker: dramatiq.Broker
     if settings.broker_kind == "rabbitmq":

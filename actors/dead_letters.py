@@ -36,6 +36,7 @@ Exceptions:
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 import traceback
@@ -57,9 +58,14 @@ from dramatiq.common import q_name, xq_name
 from dramatiq.errors import BrokerConnectionError, DecodeError
 from dramatiq.message import Message
 
+from actors.ops import redact
+
 log = structlog.get_logger(__name__)
 
 SUMMARY_CHARS = 200
+# Our own connections give up rather than hang: an operator's page must answer.
+CONNECT_TIMEOUT_SECONDS = 3.0
+OPERATION_TIMEOUT_SECONDS = 5.0
 FAILURE = "failure"  # the option holding the final attempt's error
 MESSAGE_CHARS = 2_000  # of the error's message, as stored
 TRACEBACK_CHARS = 16_000  # of its traceback (the end is kept: the innermost frames)
@@ -101,19 +107,20 @@ class DeadLetter:
     enqueued_at: datetime | None
     dead_at: datetime | None
     traceback: str | None = None  # of the final attempt (else the last retried one's)
+    due_at: datetime | None = None  # a delayed message's eta
 
 
 def counts(broker: dramatiq.Broker) -> dict[str, int]:
     """Dead letters per declared queue. Raises BrokerUnavailable."""
     queues = sorted(broker.get_declared_queues())
     if isinstance(broker, RedisBroker):
-        with _redis_errors():
+        with redis_errors():
             pipe = broker.client.pipeline(transaction=False)
             for queue in queues:
                 pipe.zcard(_redis_keys(broker, queue)[0])
             return dict(zip(queues, (int(n) for n in pipe.execute()), strict=True))
-    with _rabbitmq(broker) as connection:
-        return {queue: _rabbitmq_count(connection, xq_name(queue)) for queue in queues}
+    with rabbitmq_connection(broker) as connection:
+        return {queue: rabbitmq_count(connection, xq_name(queue)) for queue in queues}
 
 
 def peek(broker: dramatiq.Broker, queue: str, limit: int = 20) -> list[DeadLetter]:
@@ -121,10 +128,10 @@ def peek(broker: dramatiq.Broker, queue: str, limit: int = 20) -> list[DeadLette
 
     Raises UnknownQueue, BrokerUnavailable.
     """
-    _check_queue(broker, queue)
+    check_queue(broker, queue)
     if isinstance(broker, RedisBroker):
         return _redis_peek(broker, queue, limit)
-    return _rabbitmq_peek(_rabbitmq_broker(broker), queue, limit)
+    return _rabbitmq_peek(rabbitmq_broker(broker), queue, limit)
 
 
 def requeue(broker: dramatiq.Broker, queue: str, message_id: str | None = None) -> int:
@@ -133,10 +140,10 @@ def requeue(broker: dramatiq.Broker, queue: str, message_id: str | None = None) 
     Returns how many moved; undecodable ones stay. Raises UnknownQueue, BrokerUnavailable (the
     letter being moved then stays dead).
     """
-    _check_queue(broker, queue)
+    check_queue(broker, queue)
     if isinstance(broker, RedisBroker):
         return _redis_requeue(broker, queue, message_id)
-    return _rabbitmq_requeue(_rabbitmq_broker(broker), queue, message_id)
+    return _rabbitmq_requeue(rabbitmq_broker(broker), queue, message_id)
 
 
 def bury(
@@ -150,7 +157,7 @@ def bury(
     if isinstance(broker, RedisBroker):
         _redis_bury(broker, queue, message.options["redis_message_id"], body)
     else:
-        _rabbitmq_bury(_rabbitmq_broker(broker), queue, body)
+        _rabbitmq_bury(rabbitmq_broker(broker), queue, body)
 
 
 def failure_of(exception: BaseException) -> dict[str, Any]:
@@ -162,30 +169,28 @@ def failure_of(exception: BaseException) -> dict[str, Any]:
     trace = "".join(traceback.format_exception(exception, limit=TRACEBACK_FRAMES))
     return {
         "type": name,
-        "message": _clip(str(exception), MESSAGE_CHARS),
+        "message": clip(str(exception), MESSAGE_CHARS),
         "traceback": trace[-TRACEBACK_CHARS:],
         "dead_at": int(time.time() * 1000),
     }
 
 
-def _check_queue(broker: dramatiq.Broker, queue: str) -> None:
+def check_queue(broker: dramatiq.Broker, queue: str) -> None:
     if queue not in broker.get_declared_queues():
         raise UnknownQueue(queue)
 
 
-def _decode(body: bytes) -> Message[Any] | None:
+def decode(body: bytes) -> Message[Any] | None:
     try:
         return Message.decode(body)
     except DecodeError:
         return None
 
 
-def _letter(body: bytes, dead_at: datetime | None) -> DeadLetter:
-    message = _decode(body)
+def letter_of(body: bytes, dead_at: datetime | None) -> DeadLetter:
+    message = decode(body)
     if message is None:
         return DeadLetter("", "(undecodable)", _cut(repr(body)), 0, None, None, dead_at)
-    arguments = [repr(arg) for arg in message.args]
-    arguments += [f"{name}={value!r}" for name, value in message.kwargs.items()]
     error: str | None
     failure = message.options.get(FAILURE)
     if isinstance(failure, dict):
@@ -200,13 +205,20 @@ def _letter(body: bytes, dead_at: datetime | None) -> DeadLetter:
     return DeadLetter(
         message_id=message.message_id,
         actor_name=message.actor_name,
-        summary=_cut(", ".join(arguments)),
+        summary=_cut(redact.arguments(message.args, message.kwargs)),
         retries=int(message.options.get("retries", 0)),
         error=error,
         enqueued_at=message.message_datetime,
         dead_at=dead_at,
         traceback=trace if isinstance(trace, str) and trace else None,
+        due_at=_due_at(message),
     )
+
+
+def _due_at(message: Message[Any]) -> datetime | None:
+    """When a delayed message becomes ready (its `eta`, ms); None when it has none."""
+    eta = message.options.get("eta")
+    return datetime.fromtimestamp(eta / 1000, UTC) if isinstance(eta, int | float) else None
 
 
 def _wanted(message: Message[Any], message_id: str | None) -> bool:
@@ -214,20 +226,20 @@ def _wanted(message: Message[Any], message_id: str | None) -> bool:
 
 
 def _cut(text: str) -> str:
-    return _clip(text, SUMMARY_CHARS)
+    return clip(text, SUMMARY_CHARS)
 
 
-def _clip(text: str, limit: int) -> str:
+def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _fresh(message: Message[Any], queue: str) -> Message[Any]:
+def fresh(message: Message[Any], queue: str) -> Message[Any]:
     """The message as first sent: same id and arguments, none of the failed run's options."""
     options = {k: v for k, v in message.options.items() if k not in RUN_OPTIONS}
     return dataclasses.replace(message, queue_name=queue, options=options)
 
 
-def _log_requeued(queue: str, message: Message[Any]) -> None:
+def log_requeued(queue: str, message: Message[Any]) -> None:
     log.info(
         "dead_letter.requeued",
         queue=queue,
@@ -240,17 +252,17 @@ def _log_requeued(queue: str, message: Message[Any]) -> None:
 # RabbitMQ ---------------------------------------------------------------------------------------
 
 
-def _rabbitmq_broker(broker: dramatiq.Broker) -> RabbitmqBroker:
+def rabbitmq_broker(broker: dramatiq.Broker) -> RabbitmqBroker:
     if not isinstance(broker, RabbitmqBroker):
         raise TypeError(f"unsupported broker {type(broker).__name__}")
     return broker
 
 
 @contextmanager
-def _rabbitmq(broker: dramatiq.Broker) -> Iterator[Any]:
+def rabbitmq_connection(broker: dramatiq.Broker) -> Iterator[Any]:
     """A connection of our own; closing it gives back any message still held."""
     try:
-        connection = pika.BlockingConnection(_rabbitmq_broker(broker).parameters)
+        connection = pika.BlockingConnection(_bounded(rabbitmq_broker(broker).parameters))
     except pika.exceptions.AMQPError as exc:
         raise BrokerUnavailable(f"RabbitMQ is unreachable: {exc!r}") from exc
     try:
@@ -264,11 +276,20 @@ def _rabbitmq(broker: dramatiq.Broker) -> Iterator[Any]:
                 connection.close()
 
 
+def _bounded(parameters: Any) -> Any:
+    """The broker's connection parameters with timeouts on connecting and on a blocked server."""
+    bounded = copy.deepcopy(parameters)
+    bounded.socket_timeout = CONNECT_TIMEOUT_SECONDS
+    bounded.stack_timeout = OPERATION_TIMEOUT_SECONDS
+    bounded.blocked_connection_timeout = OPERATION_TIMEOUT_SECONDS
+    return bounded
+
+
 def _missing(exc: pika.exceptions.ChannelClosedByBroker) -> bool:
     return bool(exc.reply_code == NOT_FOUND)
 
 
-def _rabbitmq_count(connection: Any, name: str) -> int:
+def rabbitmq_count(connection: Any, name: str) -> int:
     """Messages ready in `name`; 0 when no one has declared it yet (passive: never creates it)."""
     channel = connection.channel()
     try:
@@ -282,7 +303,7 @@ def _rabbitmq_count(connection: Any, name: str) -> int:
             channel.close()
 
 
-def _dead_at(properties: Any) -> datetime | None:
+def dead_at_of(properties: Any) -> datetime | None:
     """When RabbitMQ dead-lettered the message (its `x-death` header)."""
     deaths = (properties.headers or {}).get("x-death") or []
     when = deaths[0].get("time") if deaths else None
@@ -291,7 +312,7 @@ def _dead_at(properties: Any) -> datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-def _give_back(channel: Any, tag: int) -> None:
+def give_back(channel: Any, tag: int) -> None:
     """Return a held message to its queue, in its place (if the channel is gone, it is already)."""
     if channel.is_open:
         with suppress(pika.exceptions.AMQPError):
@@ -315,8 +336,8 @@ def _rabbitmq_bury(broker: RabbitmqBroker, queue: str, body: bytes) -> None:
 
 def _rabbitmq_peek(broker: RabbitmqBroker, queue: str, limit: int) -> list[DeadLetter]:
     letters: list[DeadLetter] = []
-    with _rabbitmq(broker) as connection:
-        if limit < 1 or _rabbitmq_count(connection, xq_name(queue)) == 0:
+    with rabbitmq_connection(broker) as connection:
+        if limit < 1 or rabbitmq_count(connection, xq_name(queue)) == 0:
             return letters
         channel = connection.channel()
         last_tag: int | None = None
@@ -326,7 +347,7 @@ def _rabbitmq_peek(broker: RabbitmqBroker, queue: str, limit: int) -> list[DeadL
                 if method is None:
                     break
                 last_tag = method.delivery_tag
-                letters.append(_letter(body, _dead_at(properties)))
+                letters.append(letter_of(body, dead_at_of(properties)))
         finally:
             if last_tag is not None and channel.is_open:
                 channel.basic_nack(last_tag, multiple=True, requeue=True)
@@ -335,9 +356,9 @@ def _rabbitmq_peek(broker: RabbitmqBroker, queue: str, limit: int) -> list[DeadL
 
 def _rabbitmq_requeue(broker: RabbitmqBroker, queue: str, message_id: str | None) -> int:
     moved = 0
-    with _rabbitmq(broker) as connection:
+    with rabbitmq_connection(broker) as connection:
         # At most the letters there now: one requeued and dead again meanwhile is not moved twice.
-        present = _rabbitmq_count(connection, xq_name(queue))
+        present = rabbitmq_count(connection, xq_name(queue))
         if present == 0:
             return 0
         channel = connection.channel()
@@ -347,21 +368,21 @@ def _rabbitmq_requeue(broker: RabbitmqBroker, queue: str, message_id: str | None
                 method, _properties, body = channel.basic_get(xq_name(queue), auto_ack=False)
                 if method is None:
                     break
-                message = _decode(body)
+                message = decode(body)
                 if message is None or not _wanted(message, message_id):
                     held.append(method.delivery_tag)
                     continue
                 try:
-                    broker.enqueue(_fresh(message, queue))  # publisher confirms: in the queue now
+                    broker.enqueue(fresh(message, queue))  # publisher confirms: in the queue now
                 except BaseException:
-                    _give_back(channel, method.delivery_tag)
+                    give_back(channel, method.delivery_tag)
                     raise
                 channel.basic_ack(method.delivery_tag)
                 moved += 1
-                _log_requeued(queue, message)
+                log_requeued(queue, message)
         finally:
             for tag in held:
-                _give_back(channel, tag)
+                give_back(channel, tag)
     return moved
 
 
@@ -375,7 +396,7 @@ def _redis_keys(broker: RedisBroker, queue: str) -> tuple[str, str]:
 
 
 @contextmanager
-def _redis_errors() -> Iterator[None]:
+def redis_errors() -> Iterator[None]:
     try:
         yield
     except (redis.ConnectionError, redis.TimeoutError, BrokerConnectionError) as exc:
@@ -385,7 +406,7 @@ def _redis_errors() -> Iterator[None]:
 def _redis_bury(broker: RedisBroker, queue: str, member: str, body: bytes) -> None:
     """What dispatch.lua's `nack` does, with our body: the sorted set and the hash, at once."""
     dead, bodies = _redis_keys(broker, queue)
-    with _redis_errors():
+    with redis_errors():
         pipe = broker.client.pipeline(transaction=True)
         pipe.zadd(dead, {member: int(time.time() * 1000)})
         pipe.hset(bodies, member, body)
@@ -396,7 +417,7 @@ def _redis_peek(broker: RedisBroker, queue: str, limit: int) -> list[DeadLetter]
     if limit < 1:
         return []
     dead, bodies = _redis_keys(broker, queue)
-    with _redis_errors():
+    with redis_errors():
         members = cast(
             list[tuple[bytes, float]], broker.client.zrange(dead, 0, limit - 1, withscores=True)
         )
@@ -404,7 +425,7 @@ def _redis_peek(broker: RedisBroker, queue: str, limit: int) -> list[DeadLetter]
             return []
         found = broker.client.hmget(bodies, [member for member, _ in members])
     return [
-        _letter(body, datetime.fromtimestamp(score / 1000, UTC))
+        letter_of(body, datetime.fromtimestamp(score / 1000, UTC))
         for (_, score), body in zip(members, found, strict=True)
         if body is not None  # requeued between the two reads
     ]
@@ -414,12 +435,12 @@ def _redis_requeue(broker: RedisBroker, queue: str, message_id: str | None) -> i
     dead, bodies = _redis_keys(broker, queue)
     client = broker.client
     moved = 0
-    with _redis_errors():
+    with redis_errors():
         members = cast(list[bytes], client.zrange(dead, 0, -1))  # there now, oldest first
         for start in range(0, len(members), REDIS_BATCH):
             batch = members[start : start + REDIS_BATCH]
             for member, body in zip(batch, client.hmget(bodies, batch), strict=True):
-                message = None if body is None else _decode(body)
+                message = None if body is None else decode(body)
                 if message is None or not _wanted(message, message_id):
                     continue
                 claim = f"{dead}.claimed:{member.decode()}"
@@ -428,7 +449,7 @@ def _redis_requeue(broker: RedisBroker, queue: str, message_id: str | None) -> i
                 try:
                     if not client.hexists(bodies, member):
                         continue  # moved by another requeue before our claim
-                    broker.enqueue(_fresh(message, queue))
+                    broker.enqueue(fresh(message, queue))
                     pipe = client.pipeline(transaction=True)
                     pipe.zrem(dead, member)
                     pipe.hdel(bodies, member)
@@ -436,5 +457,5 @@ def _redis_requeue(broker: RedisBroker, queue: str, message_id: str | None) -> i
                 finally:
                     client.delete(claim)
                 moved += 1
-                _log_requeued(queue, message)
+                log_requeued(queue, message)
     return moved

@@ -10,7 +10,7 @@ from auth import throttle
 from storage import outbox
 from web.guards import operators_only
 from web.keys import DB
-from web.ops import dead_letters, emails, parked
+from web.ops import dead_letters, emails, parked, queues
 from web.render import render
 
 
@@ -40,4 +40,5 @@ def create_ops_app() -> web.Application:
     dead_letters.add_routes(app)
     parked.add_routes(app)
     emails.add_routes(app)
+    queues.add_routes(app)
     return app

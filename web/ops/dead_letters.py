@@ -1,17 +1,20 @@
-"""/ops/dead-letters: the messages Dramatiq gave up on, per queue, and a way to run them again.
+"""/ops/dead-letters: the messages Dramatiq gave up on, across queues, and a way to run them again.
 
-This is the one place where the web process talks to the broker directly (everything else goes
-through the outbox): requeueing is an operator's act on messages already sent. The broker is
-built on first use, not at start-up, and lives on one thread of its own (`OpsBroker`).
+An overview: each queue's dead letters with their errors, linking to the queue's own page
+(/ops/queues/<queue>?part=dead, web.ops.queues), where they are browsed page by page, retried
+one by one or all, deleted and purged, each asking first and each recorded in the audit trail.
+
+The /ops pages are the one place where the web process talks to the broker directly (everything
+else goes through the outbox): requeueing is an operator's act on messages already sent. The
+broker is built on first use, not at start-up, and lives on one thread of its own
+(actors.ops.broker_thread.BrokerThread), every call bounded in time.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
+import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import TypeVar
 from urllib.parse import urlencode
 
 import dramatiq
@@ -20,54 +23,22 @@ from aiohttp import web
 
 from actors import dead_letters
 from actors.dead_letters import BrokerUnavailable, DeadLetter, UnknownQueue
-from configs.settings import Settings
+from actors.ops.broker_thread import ACT_TIMEOUT_SECONDS, BrokerThread
+from storage import audit, transaction
 from web.fields import whole_number
-from web.keys import PRINCIPAL, SETTINGS
+from web.keys import DB, PRINCIPAL, SETTINGS
 from web.params import posted_form
 from web.render import render
 
 log = structlog.get_logger(__name__)
 
-T = TypeVar("T")
-
 PEEK_LIMIT = 20
+MESSAGE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 TEMPLATE = "ops/dead_letters.html"
 
 
-class OpsBroker:
-    """This web process's broker for the dead-letter pages: built on first use, on its own thread.
-
-    One thread does all of its work: pika connections must stay on the thread that made them, and
-    Dramatiq's RabbitMQ broker keeps one publishing connection per thread, so this keeps one.
-    """
-
-    def __init__(self) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ops-broker")
-        self._broker: dramatiq.Broker | None = None
-
-    async def run(self, settings: Settings, call: Callable[[dramatiq.Broker], T]) -> T:
-        """`call(broker)` on the broker's thread (building the broker first, once)."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._call, settings, call)
-
-    def _call(self, settings: Settings, call: Callable[[dramatiq.Broker], T]) -> T:
-        if self._broker is None:
-            from actors.broker import build_broker  # imports every actor module: only when used
-
-            self._broker = build_broker(settings)
-        return call(self._broker)
-
-    async def close(self) -> None:
-        """Close the broker's connections (if it was ever built) and stop its thread."""
-        try:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
-        finally:
-            self._executor.shutdown(wait=False)
-
-    def _close(self) -> None:
-        if self._broker is not None:
-            self._broker.close()
-            self._broker = None
+# The broker the /ops pages share (dead letters, queues): actors.ops.broker_thread.
+OpsBroker = BrokerThread
 
 
 OPS_BROKER = web.AppKey("ops_broker", OpsBroker)
@@ -80,6 +51,13 @@ async def ops_broker_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await broker.close()
+
+
+def message_id_of(value: object) -> str:
+    """A message id as Dramatiq (and the outbox) make them, a lower-case UUID; 400 otherwise."""
+    if not isinstance(value, str) or MESSAGE_ID.fullmatch(value) is None:
+        raise web.HTTPBadRequest(text="That is not a message id.")
+    return value
 
 
 @dataclass(frozen=True)
@@ -102,7 +80,9 @@ def overview(broker: dramatiq.Broker) -> list[QueueDeadLetters]:
 def unavailable(request: web.Request, exc: BrokerUnavailable) -> web.Response:
     """503: the page says the broker is unreachable instead of failing."""
     log.warning("dead_letters.broker_failed", error=str(exc))
-    return render(request, TEMPLATE, {"queues": [], "unavailable": True}, status=503)
+    return render(
+        request, TEMPLATE, {"queues": [], "unavailable": True, "reason": str(exc)}, status=503
+    )
 
 
 async def dead_letters_view(request: web.Request) -> web.Response:
@@ -129,23 +109,35 @@ async def requeue_view(request: web.Request) -> web.Response:
     queue = request.match_info["queue"]
     form = await posted_form(request)
     sent_id = form.get("message_id")
-    message_id = sent_id if isinstance(sent_id, str) and sent_id else None
+    message_id = message_id_of(sent_id) if sent_id else None
     settings = request.config_dict[SETTINGS]
     try:
         moved = await request.config_dict[OPS_BROKER].run(
-            settings, lambda broker: dead_letters.requeue(broker, queue, message_id)
+            settings,
+            lambda broker: dead_letters.requeue(broker, queue, message_id),
+            timeout=ACT_TIMEOUT_SECONDS,
         )
     except UnknownQueue as exc:
         raise web.HTTPNotFound(text=str(exc)) from None
     except BrokerUnavailable as exc:
         return unavailable(request, exc)
-    principal = request.get(PRINCIPAL)
+    principal = request[PRINCIPAL]
+    async with transaction(request.config_dict[DB]) as conn:
+        await audit.record(
+            conn,
+            user_id=principal.user_id,
+            action="message.retry" if message_id else "queue.retry_all",
+            target=f"{queue}.XQ",
+            message_id=message_id,
+            count=moved,
+        )
+    request.config_dict[OPS_BROKER].depths.forget()
     log.info(
         "dead_letters.requeued",
         queue=queue,
         message_id=message_id,
         count=moved,
-        user_id=principal.user_id if principal else None,
+        user_id=principal.user_id,
     )
     raise web.HTTPSeeOther("/ops/dead-letters?" + urlencode({"queue": queue, "requeued": moved}))
 

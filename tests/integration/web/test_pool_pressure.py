@@ -386,6 +386,15 @@ async def requests_for(world: World, method: str, pattern: str) -> list[Request]
             each = lambda i: (f"/admin/orders/{number}/cancel", form(world, {}))
         case "POST", "/ops/dead-letters/{queue}/requeue":
             each = lambda i: ("/ops/dead-letters/search/requeue", form(world, {}))
+        case "POST", "/ops/queues/{queue}/{part}/{action}":
+            # Nothing to purge: each request still reaches the broker and writes its audit row.
+            each = lambda i: ("/ops/queues/search/dead/purge", form(world, {}))
+        case "POST", "/ops/queues/{queue}/{part}/messages/{message_id}/{action}":
+            message_id = uuid.UUID(int=2)
+            each = lambda i: (
+                f"/ops/queues/search/dead/messages/{message_id}/retry",
+                form(world, {}),
+            )
         case "POST", "/ops/outbox/{event_id}/{action}":
             # No row is parked: each request still reads and locks the outbox to find that out.
             event_id = uuid.UUID(int=1)
