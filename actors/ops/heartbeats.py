@@ -130,7 +130,7 @@ class HeartbeatThread:
         """Write one heartbeat (raises what Redis raises)."""
         now = time.time()
         beat = self.report()
-        fields = {
+        fields: dict[str | bytes, str | bytes] = {
             "kind": self.kind,
             "host": self.host,
             "pid": str(self.pid),
@@ -318,7 +318,8 @@ async def processes(client: aioredis.Redis, *, now: float | None = None) -> list
 
 async def _processes(client: aioredis.Redis, now: float | None) -> list[Process]:
     now = time.time() if now is None else now
-    keys = [k.decode() for k in await client.zrangebyscore(INDEX_KEY, now - KEEP_SECONDS, "+inf")]
+    found_keys: list[bytes] = await client.zrangebyscore(INDEX_KEY, now - KEEP_SECONDS, "+inf")
+    keys = [k.decode() for k in found_keys]
     if not keys:
         return []
     async with client.pipeline(transaction=False) as pipe:
@@ -342,7 +343,7 @@ class Census:
 
 def census(found: Iterable[Process]) -> dict[str, Census]:
     """Alive, stale and stopped counts per kind (every kind listed, zeros included)."""
-    counts = {kind: [0, 0, 0] for kind in KINDS}
+    counts: dict[str, list[int]] = {kind: [0, 0, 0] for kind in KINDS}
     for process in found:
         row = counts.setdefault(process.kind, [0, 0, 0])
         row[("green", "red", "grey").index(process.status)] += 1

@@ -2,36 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from aiohttp import web
 
 from actors.mail import mailbox
-from auth import throttle
-from storage import outbox
 from web.guards import staff_only
-from web.keys import DB, SETTINGS
-from web.ops import dead_letters, parked
+from web.keys import SETTINGS
+from web.ops import dead_letters, overview, parked, workers
 from web.render import render
-
-
-async def overview(request: web.Request) -> web.Response:
-    """Outbox backlog, replica state and the throttles at a glance."""
-    db = request.config_dict[DB]
-    backlog = await outbox.backlog(db.primary)
-    failing = throttle.unavailable_since()
-    return render(
-        request,
-        "ops/index.html",
-        {
-            "backlog": backlog,
-            "replica": db.replica.state,
-            "source": db.replica.source,
-            "throttles_failing_since": (
-                datetime.fromtimestamp(failing, UTC) if failing is not None else None
-            ),
-        },
-    )
 
 
 async def mailbox_view(request: web.Request) -> web.Response:
@@ -43,7 +20,8 @@ async def mailbox_view(request: web.Request) -> web.Response:
 def create_ops_app() -> web.Application:
     """The /ops application."""
     app = web.Application(middlewares=[staff_only])
-    app.router.add_get("/", overview, name="ops")
+    overview.add_routes(app)
+    workers.add_routes(app)
     app.router.add_get("/mailbox", mailbox_view, name="ops_mailbox")
     dead_letters.add_routes(app)
     parked.add_routes(app)
