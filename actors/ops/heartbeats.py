@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import dramatiq
 import redis
@@ -130,7 +130,7 @@ class HeartbeatThread:
         """Write one heartbeat (raises what Redis raises)."""
         now = time.time()
         beat = self.report()
-        fields: dict[str | bytes, str | bytes] = {
+        fields: dict[Any, Any] = {  # redis-py's mapping type is invariant in its keys
             "kind": self.kind,
             "host": self.host,
             "pid": str(self.pid),
@@ -318,7 +318,9 @@ async def processes(client: aioredis.Redis, *, now: float | None = None) -> list
 
 async def _processes(client: aioredis.Redis, now: float | None) -> list[Process]:
     now = time.time() if now is None else now
-    found_keys: list[bytes] = await client.zrangebyscore(INDEX_KEY, now - KEEP_SECONDS, "+inf")
+    found_keys = cast(
+        list[bytes], await client.zrangebyscore(INDEX_KEY, now - KEEP_SECONDS, "+inf")
+    )
     keys = [k.decode() for k in found_keys]
     if not keys:
         return []

@@ -25,6 +25,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import cast
 
 import redis.asyncio as aioredis
 import structlog
@@ -292,9 +293,12 @@ async def read_series(
     last = Slot.at(until, slot_seconds).index - 1
     if last < first:
         return []
-    raw: list[bytes] = await asyncio.wait_for(
-        client.zrangebyscore(series_key(name, slot_seconds), first, last),
-        timeout=REDIS_TIMEOUT_SECONDS,
+    raw = cast(
+        list[bytes],
+        await asyncio.wait_for(
+            client.zrangebyscore(series_key(name, slot_seconds), first, last),
+            timeout=REDIS_TIMEOUT_SECONDS,
+        ),
     )
     values: dict[int, float] = {}
     for member in raw:
