@@ -352,11 +352,13 @@ def census(found: Iterable[Process]) -> dict[str, Census]:
     return {kind: Census(*row) for kind, row in counts.items()}
 
 
-async def metric_families(client: aioredis.Redis) -> list[GaugeMetricFamily]:
+async def metric_families(
+    client: aioredis.Redis, *, now: float | None = None
+) -> list[GaugeMetricFamily]:
     """aioshop_processes_alive{kind} and aioshop_processes_stale{kind}, read from the heartbeats
     at scrape time (one value per shop). Empty when Redis does not answer (logged)."""
     try:
-        found = await processes(client)
+        found = await processes(client, now=now)
     except Exception as exc:  # a scrape must not fail because Redis is down
         log.warning("heartbeat.read_failed", error=repr(exc))
         return []
