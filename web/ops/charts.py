@@ -21,8 +21,9 @@ from markupsafe import Markup, escape
 from actors.ops import history
 from actors.ops.history import Point
 
-WIDTH, HEIGHT = 600, 220
-LEFT, RIGHT, TOP, BOTTOM = 64, 16, 16, 36
+WIDTH, HEIGHT = 360, 200
+LEFT, RIGHT, TOP, BOTTOM = 40, 8, 24, 24
+AXIS_NAMES = {"/min": "per minute", "s": "seconds"}
 WINDOW_SECONDS = 3600
 PROMETHEUS_TIMEOUT_SECONDS = 3.0
 PROMETHEUS_POINTS = 120  # step = window / this
@@ -192,14 +193,18 @@ def draw(chart: Chart, width: int = WIDTH, height: int = HEIGHT) -> Markup:
         parts.append(
             f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{y(level):.1f}" y2="{y(level):.1f}" '
             'stroke="#e4e4e8"/>'
-            f'<text x="{LEFT - 6}" y="{y(level) + 4:.1f}" text-anchor="end" font-size="12">'
-            f"{escape(_value(level, s.unit))}</text>"
+            f'<text x="{LEFT - 4}" y="{y(level) + 4:.1f}" text-anchor="end" font-size="11">'
+            f"{escape(_number(level))}</text>"
         )
+    parts.append(
+        f'<text x="{LEFT - 4}" y="{TOP - 10}" font-size="11" class="axis-unit">'
+        f"{escape(AXIS_NAMES.get(s.unit, s.unit))}</text>"
+    )
     for fraction, anchor in ((0.0, "start"), (0.5, "middle"), (1.0, "end")):
         moment = chart.since + span * fraction
         parts.append(
-            f'<text x="{x(moment):.1f}" y="{height - 12}" text-anchor="{anchor}" '
-            f'font-size="12">{escape(_clock(moment))} UTC</text>'
+            f'<text x="{x(moment):.1f}" y="{height - 8}" text-anchor="{anchor}" '
+            f'font-size="11">{escape(_clock(moment))} UTC</text>'
         )
     for run in _runs(chart.points):
         if len(run) == 1:
@@ -216,8 +221,8 @@ def draw(chart: Chart, width: int = WIDTH, height: int = HEIGHT) -> Markup:
             )
     label = "last " + _value(last, s.unit) if last is not None else "no samples"
     parts.append(
-        f'<text class="last" x="{LEFT + plot_w}" y="{TOP + 14}" text-anchor="end" '
-        f'font-size="13" font-weight="700">{escape(label)}</text>'
+        f'<text class="last" x="{LEFT + plot_w}" y="{TOP - 10}" text-anchor="end" '
+        f'font-size="12" font-weight="700">{escape(label)}</text>'
     )
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 - every text above is escaped
@@ -241,6 +246,11 @@ def _nice_ceiling(value: float) -> float:
         return 1.0
     power = 10.0 ** math.floor(math.log10(value))
     return next(float(m * power) for m in (1, 2, 5, 10) if m * power >= value)
+
+
+def _number(value: float) -> str:
+    """A tick label: few digits (the axis's unit is written once, above it)."""
+    return f"{value:.0f}" if value >= 100 or value == int(value) else f"{value:.2g}"
 
 
 def _value(value: float | None, unit: str) -> str:

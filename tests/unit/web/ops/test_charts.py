@@ -39,7 +39,8 @@ def test_a_chart_is_valid_svg_with_a_point_per_sample_and_its_title() -> None:
     assert desc is not None and "60 samples" in (desc.text or "")
     texts = [t.text or "" for t in root.iter(f"{SVG}text")]
     assert any(t.endswith("UTC") for t in texts)  # times on the x axis
-    assert any(t.endswith(" s") or t.endswith(" ms") for t in texts)  # unit on the y axis
+    units = [t for t in root.iter(f"{SVG}text") if t.attrib.get("class") == "axis-unit"]
+    assert [u.text for u in units] == ["seconds"]  # the y axis's unit
     last = [t for t in root.iter(f"{SVG}text") if t.attrib.get("class") == "last"]
     assert last and last[0].text == "last 600 ms"
 
