@@ -58,7 +58,7 @@ async def request_context(request: web.Request, handler: Any) -> web.StreamRespo
         metrics.observe_request(request.method, route, status, elapsed)
         times = request.config_dict.get(REQUEST_TIMES)
         if times is not None:
-            times.observe(elapsed)
+            times.observe(elapsed, status)
         if _stdlib_log.isEnabledFor(logging.INFO):  # a filtered structlog call still costs
             log.info(
                 "request.finished",

@@ -44,6 +44,9 @@ LATENCY_BUCKETS: tuple[float, ...] = (
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75,
     1.0, 1.5, 2.0, 3.0, 5.0, 10.0, math.inf,
 )  # fmt: skip
+# After the buckets, a request's counts hold its 5xx answers (a field of its own in Redis).
+SERVER_ERRORS_INDEX = len(LATENCY_BUCKETS)
+SERVER_ERRORS_FIELD = "5xx"
 # A process keeps at most this many slots of request times in memory (flushes failing).
 MAX_BUFFERED_SLOTS = 5
 
@@ -115,15 +118,18 @@ class RequestTimes:
         self.slot_seconds = slot_seconds
         self._slots: dict[int, list[int]] = {}
 
-    def observe(self, seconds: float, now: float | None = None) -> None:
-        """Count one request of `seconds` in the slot of `now` (cheap: no I/O)."""
+    def observe(self, seconds: float, status: int = 200, now: float | None = None) -> None:
+        """Count one request of `seconds` (and whether it answered 5xx) in the slot of `now`
+        (cheap: no I/O)."""
         index = int((time.time() if now is None else now) // self.slot_seconds)
         counts = self._slots.get(index)
         if counts is None:
-            counts = self._slots[index] = [0] * len(LATENCY_BUCKETS)
+            counts = self._slots[index] = [0] * (len(LATENCY_BUCKETS) + 1)
             for old in sorted(self._slots)[:-MAX_BUFFERED_SLOTS]:
                 del self._slots[old]
         counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        if status >= 500:
+            counts[SERVER_ERRORS_INDEX] += 1
 
     def take_ended(self, now: float) -> dict[int, list[int]]:
         """Remove and return the counts of the slots that ended before `now`."""
@@ -145,7 +151,8 @@ async def flush_request_times(client: aioredis.Redis, times: RequestTimes, now: 
             key = latency_key(Slot(index, times.slot_seconds))
             for bucket, count in enumerate(counts):
                 if count:
-                    pipe.hincrby(key, str(bucket), count)
+                    field = SERVER_ERRORS_FIELD if bucket == SERVER_ERRORS_INDEX else str(bucket)
+                    pipe.hincrby(key, field, count)
             pipe.expire(key, KEEP_SECONDS)
         await asyncio.wait_for(pipe.execute(), timeout=REDIS_TIMEOUT_SECONDS)
 
@@ -172,7 +179,21 @@ def quantile(q: float, counts: Mapping[int, int]) -> float | None:
 async def merged_p95(client: aioredis.Redis, slot: Slot) -> float | None:
     """The 95th percentile of the slot's request times, every web process's counts merged."""
     raw = await asyncio.wait_for(client.hgetall(latency_key(slot)), timeout=REDIS_TIMEOUT_SECONDS)
-    return quantile(0.95, {int(k): int(v) for k, v in raw.items()})
+    return quantile(0.95, {int(k): int(v) for k, v in raw.items() if k.isdigit()})
+
+
+async def server_errors(
+    client: aioredis.Redis, *, slot_seconds: int, now: float, window: float = 300
+) -> int:
+    """5xx answers of every web process in the slots that ended within `window` s of `now`
+    (the slot in progress is not flushed yet)."""
+    last = Slot.at(now, slot_seconds).index - 1
+    first = max(Slot.at(now - window, slot_seconds).index, last - 600)
+    async with client.pipeline(transaction=False) as pipe:
+        for index in range(first, last + 1):
+            pipe.hget(latency_key(Slot(index, slot_seconds)), SERVER_ERRORS_FIELD)
+        found = await asyncio.wait_for(pipe.execute(), timeout=REDIS_TIMEOUT_SECONDS)
+    return sum(int(value) for value in found if value is not None)
 
 
 def standard_probes(db: Database, client: aioredis.Redis) -> dict[str, Probe]:

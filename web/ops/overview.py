@@ -19,7 +19,7 @@ from typing import Literal
 import structlog
 from aiohttp import web
 
-from actors.ops import heartbeats
+from actors.ops import heartbeats, history
 from actors.ops.heartbeats import Process
 from auth import throttle
 from configs.settings import Settings
@@ -36,6 +36,7 @@ Colour = Literal["green", "amber", "red", "grey"]
 CHECK_TIMEOUT_SECONDS = 2.0
 LIGHTS_CACHE_SECONDS = 5.0
 REFRESH_SECONDS = 10
+SERVER_ERRORS_WINDOW_SECONDS = 300
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,7 @@ class Numbers:
     backlog: Backlog | None
     workers_alive: int | None
     relays_alive: int | None
+    server_errors: int | None  # 5xx answers in the last SERVER_ERRORS_WINDOW_SECONDS
 
 
 async def numbers(request: web.Request, now: float) -> Numbers:
@@ -196,10 +198,17 @@ async def numbers(request: web.Request, now: float) -> Numbers:
             log.warning("ops.number_unavailable", error=repr(exc))
             return None
 
-    placed, backlog, found = await asyncio.gather(
+    redis = request.config_dict[REDIS]
+    slot_seconds = request.config_dict[SETTINGS].history_slot_seconds
+    placed, backlog, found, errors = await asyncio.gather(
         bounded(orders.count_placed(db.primary, now - 3600, now)),
         bounded(outbox.backlog(db.primary)),
-        bounded(heartbeats.processes(request.config_dict[REDIS])),
+        bounded(heartbeats.processes(redis)),
+        bounded(
+            history.server_errors(
+                redis, slot_seconds=slot_seconds, now=now, window=SERVER_ERRORS_WINDOW_SECONDS
+            )
+        ),
     )
     counts = heartbeats.census(found) if isinstance(found, list) else None
     return Numbers(
@@ -207,6 +216,7 @@ async def numbers(request: web.Request, now: float) -> Numbers:
         backlog=backlog if isinstance(backlog, Backlog) else None,
         workers_alive=counts["worker"].alive if counts else None,
         relays_alive=counts["relay"].alive if counts else None,
+        server_errors=errors if isinstance(errors, int) else None,
     )
 
 
@@ -263,6 +273,7 @@ async def overview(request: web.Request) -> web.Response:
                 datetime.fromtimestamp(failing, UTC) if failing is not None else None
             ),
             "refresh_seconds": REFRESH_SECONDS,
+            "errors_minutes": SERVER_ERRORS_WINDOW_SECONDS // 60,
         },
     )
 

@@ -75,7 +75,8 @@ async def test_two_web_apps_sample_once_and_merge_their_request_times(
         latency_keys = [key async for key in redis_client.scan_iter("aioshop:history:1:latency:*")]
         flushed = 0
         for key in latency_keys:
-            flushed += sum(int(v) for v in (await redis_client.hgetall(key)).values())
+            buckets = await redis_client.hgetall(key)
+            flushed += sum(int(v) for k, v in buckets.items() if k.isdigit())
         assert flushed == made
         claims = [key async for key in redis_client.scan_iter("aioshop:history:1:claim:*")]
         orders_points = await history.read_series(
@@ -117,9 +118,9 @@ async def test_p95_comes_from_every_processs_buckets_merged(redis_client: Any) -
     fast, slow = RequestTimes(60), RequestTimes(60)
     fast_times, slow_times = [0.008] * 100, [0.9] * 100
     for seconds in fast_times:
-        fast.observe(seconds, now)
+        fast.observe(seconds, now=now)
     for seconds in slow_times:
-        slow.observe(seconds, now)
+        slow.observe(seconds, now=now)
     await history.flush_request_times(redis_client, fast, slot.end + 1)
     alone = await history.merged_p95(redis_client, slot)
     await history.flush_request_times(redis_client, slow, slot.end + 1)
@@ -133,6 +134,32 @@ async def test_p95_comes_from_every_processs_buckets_merged(redis_client: Any) -
     inside = sum(1 for t in everything if lower < t <= upper)
     assert merged == pytest.approx(lower + (upper - lower) * (rank - below) / inside)
     assert fast.take_ended(slot.end + 1) == {} and slow.take_ended(slot.end + 1) == {}
+
+
+async def test_5xx_answers_are_summed_over_processes_and_recent_slots(redis_client: Any) -> None:
+    now = 1_800_000_000.0
+    processes = [RequestTimes(60), RequestTimes(60)]
+    answers = {  # minutes ago -> (status, count) per process
+        1: [(500, 2), (200, 5)],
+        3: [(503, 1), (502, 4)],
+        9: [(500, 7), (500, 7)],  # outside the five minutes
+    }
+    for minutes_ago, per_process in answers.items():
+        for times, (status, count) in zip(processes, per_process, strict=True):
+            for _ in range(count):
+                times.observe(0.02, status, now=now - minutes_ago * 60)
+    for times in processes:
+        await history.flush_request_times(redis_client, times, now)
+    expected = sum(
+        count
+        for minutes_ago, per_process in answers.items()
+        if minutes_ago <= 5
+        for status, count in per_process
+        if status >= 500
+    )
+    found = await history.server_errors(redis_client, slot_seconds=60, now=now, window=300)
+    assert found == expected
+    assert await history.merged_p95(redis_client, Slot.at(now - 60, 60)) is not None
 
 
 async def test_missing_slots_are_gaps(redis_client: Any) -> None:

@@ -73,6 +73,7 @@ async def test_the_overview_shows_every_light_the_numbers_and_six_charts(
     assert number(page, "orders_last_hour") == "1"
     assert number(page, "outbox_unpublished") != "?"  # the order's events wait for a relay
     assert number(page, "workers_alive") == "1" and number(page, "relays_alive") == "0"
+    assert number(page, "server_errors") == "0"
     assert 'data-refresh="' in page
     figures = re.findall(r'<figure class="chart" data-chart="(\w+)">.*?(<svg.*?</svg>)', page, re.S)
     assert len(figures) == 6
@@ -109,7 +110,7 @@ async def test_with_redis_stopped_the_overview_answers_at_once_with_redis_red(
             assert shown["Primary database"][0] == "green"
             assert shown["Workers"][0] == "grey" and "Redis" in shown["Workers"][1]
             assert "No charts: the history is kept in Redis" in page
-            assert number(page, "workers_alive") == "?"
+            assert number(page, "workers_alive") == "?" and number(page, "server_errors") == "?"
 
             workers = await client.get("/ops/workers")
             assert workers.status == 200
