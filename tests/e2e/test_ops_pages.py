@@ -25,7 +25,7 @@ def settings_overrides() -> dict[str, Any]:
     return {"heartbeat_interval_seconds": INTERVAL}
 
 
-async def sign_in_as_staff(page: Page, dsn: str) -> None:
+async def sign_in_as_operator(page: Page, dsn: str) -> None:
     await page.goto("/register?next=/")
     await page.fill("#f-name", "Operator")
     await page.fill("#f-email", EMAIL)
@@ -34,7 +34,7 @@ async def sign_in_as_staff(page: Page, dsn: str) -> None:
     await page.wait_for_url("**/")
     conn = await connect(dsn)
     try:
-        await conn.execute("UPDATE users SET role = 'staff' WHERE email = $1", EMAIL)
+        await conn.execute("UPDATE users SET role = 'admin' WHERE email = $1", EMAIL)
     finally:
         await conn.close()
     await page.context.clear_cookies()  # the role is in the access token: sign in again
@@ -50,7 +50,7 @@ async def test_the_ops_pages_fit_and_a_silent_process_turns_red_by_itself(
     page: Page, fresh_db: str, redis_url: str, artifacts: Path, width: int, height: int
 ) -> None:
     await page.set_viewport_size({"width": width, "height": height})
-    await sign_in_as_staff(page, fresh_db)
+    await sign_in_as_operator(page, fresh_db)
 
     lights = page.locator(".lights .light")
     assert await lights.count() >= 8

@@ -26,7 +26,7 @@ from actors.resources import Resources
 from configs.settings import Settings
 from domain.events import Event
 from storage.redis_client import open_redis
-from tests.support.admin import staff
+from tests.support.browser import signed_in
 from tests.support.processes import ShopProcess, Worker
 from tests.support.redis_server import RedisServer
 from tests.support.waiting import eventually
@@ -38,6 +38,11 @@ INTERVAL = 0.5  # in-process tests
 PROCESS_INTERVAL = 1.0  # real processes: their start-up load must not make a live one look red
 
 RELEASE = threading.Event()
+
+
+async def operator(client: Any, fresh_db: str) -> None:
+    """Signed in as an admin: the role that reaches /ops whichever roles the guard knows."""
+    await signed_in(client, role="admin", fresh_db=fresh_db)
 
 
 async def hold(res: Resources, item: str) -> None:
@@ -216,7 +221,7 @@ async def test_a_killed_worker_process_turns_red_on_the_page_within_its_window(
     client = await aiohttp_client(create_app(settings))
     worker = Worker(settings, tmp_path / "worker.log", threads=2)
     try:
-        await staff(client, fresh_db)
+        await operator(client, fresh_db)
         worker.start()
         found: list[Process] = []
 

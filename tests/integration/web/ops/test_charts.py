@@ -17,10 +17,15 @@ import pytest
 from aiohttp import web
 
 from configs.settings import Settings
-from tests.support.admin import staff
+from tests.support.browser import signed_in
 from web.app import create_app
 from web.ops import charts
 from web.ops.charts import SERIES, PrometheusUnavailable
+
+
+async def operator(client: Any, fresh_db: str) -> None:
+    """Signed in as an admin: the role that reaches /ops whichever roles the guard knows."""
+    await signed_in(client, role="admin", fresh_db=fresh_db)
 
 
 class FakePrometheus:
@@ -96,7 +101,7 @@ async def test_the_overview_draws_from_prometheus_or_says_it_fell_back(
     settings = settings_for(fresh_db, prometheus_url=str(server.make_url("/")))
     client = await aiohttp_client(create_app(settings))
     try:
-        await staff(client, fresh_db)
+        await operator(client, fresh_db)
         page = await (await client.get("/ops/")).text()
         assert fake.queries
         assert len(re.findall(r'<figure class="chart"', page)) == 6
