@@ -72,15 +72,6 @@ async def _answers(check: Callable[[], Awaitable[object]]) -> str | None:
     return None
 
 
-def _simple(component: str, ok: str) -> Callable[[str | None], Light]:
-    def light(error: str | None) -> Light:
-        if error is None:
-            return Light(component, "green", ok)
-        return Light(component, "red", error)
-
-    return light
-
-
 async def lights(request: web.Request) -> list[Light]:
     """Every component's light, checked now (each check bounded)."""
     config = request.config_dict
@@ -90,21 +81,41 @@ async def lights(request: web.Request) -> list[Light]:
     jobs: list[Awaitable[Light]] = [
         _check("Primary database", lambda: db.primary.fetchval("SELECT 1"), "answers"),
         _replica(request),
-        _check("Redis", lambda: redis.ping(), "answers"),
+        _check(
+            "Redis",
+            lambda: redis.ping(),
+            "answers",
+            "; the catalog cache is bypassed and the throttles fail open",
+        ),
         _check(
             f"Broker ({settings.broker_kind})",
             lambda: health.check_broker(settings),
             "accepts connections",
+            "; events wait in the outbox",
         ),
     ]
     if settings.elasticsearch_url is not None:
         url = str(settings.elasticsearch_url)
-        jobs.append(_check("Search (Elasticsearch)", lambda: health.check_http(url), "answers"))
+        jobs.append(
+            _check(
+                "Search (Elasticsearch)",
+                lambda: health.check_http(url),
+                "answers",
+                "; PostgreSQL answers searches",
+            )
+        )
     else:
         jobs.append(_fixed(Light("Search", "green", "PostgreSQL full-text search")))
     smtp = settings.smtp_server
     if smtp is not None:
-        jobs.append(_check("SMTP", lambda: health.check_smtp(smtp), f"{smtp.hostname} greets"))
+        jobs.append(
+            _check(
+                "SMTP",
+                lambda: health.check_smtp(smtp),
+                f"{smtp.hostname} greets",
+                "; emails are retried",
+            )
+        )
     else:
         jobs.append(_fixed(Light("SMTP", "green", "local mailbox (no SMTP_URL)")))
     singles, processes = await asyncio.gather(asyncio.gather(*jobs), _processes_lights(request))
@@ -115,8 +126,14 @@ async def _fixed(light: Light) -> Light:
     return light
 
 
-async def _check(component: str, check: Callable[[], Awaitable[object]], ok: str) -> Light:
-    return _simple(component, ok)(await _answers(check))
+async def _check(
+    component: str, check: Callable[[], Awaitable[object]], ok: str, meanwhile: str = ""
+) -> Light:
+    """Green saying `ok`, or red with what went wrong (and what the shop does `meanwhile`)."""
+    error = await _answers(check)
+    if error is None:
+        return Light(component, "green", ok)
+    return Light(component, "red", f"{error}{meanwhile}")
 
 
 async def _replica(request: web.Request) -> Light:
