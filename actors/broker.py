@@ -40,6 +40,7 @@ from dramatiq.middleware import (
 from actors import dead_letters
 from actors.dead_letters import BrokerUnavailable
 from actors.mail.transport import MailRefused
+from actors.ops.heartbeats import Heartbeats
 from actors.ops.stats import StatsMiddleware
 from actors.registry import SPECS, ActorFunction
 from actors.resources import Resources, open_resources
@@ -258,6 +259,9 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
     resources = ResourcesMiddleware(settings)
     middleware = [
         FinalErrors(),  # first: its "after" hooks run last
+        # Before anything that may skip a message: its counts see every one. Beats only in a
+        # process that boots a Worker.
+        Heartbeats(str(settings.redis_url), settings.heartbeat_interval_seconds),
         BoundedStop(settings.stop_timeout_seconds),
         AgeLimit(),
         TimeLimit(time_limit=DEFAULT_TIME_LIMIT_MS),

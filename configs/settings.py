@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     relay_metrics_port: int = Field(default=9192, ge=0, le=65_535)
     # Workers and relays write a heartbeat this often; one silent for 3 intervals shows red.
     heartbeat_interval_seconds: float = Field(default=5.0, ge=0.5, le=300)
+    # The /ops charts' own history (in Redis, two hours): one sample per slot of this length.
+    history_slot_seconds: int = Field(default=60, ge=1, le=600)
     # Optional: RabbitMQ's management API (unacknowledged counts, rates), and a Prometheus the
     # /ops charts read from instead of the shop's own short history.
     rabbitmq_management_url: HttpUrl | None = None

@@ -388,3 +388,14 @@ async def count_failed_capture(
 ) -> None:
     """Count a capture whose gateway call failed (not a decline) on a still pending payment."""
     await executor.execute(COUNT_FAILED_CAPTURE, order_id, error)
+
+
+COUNT_PLACED_BETWEEN = """
+    SELECT count(*) FROM orders
+    WHERE placed_at >= to_timestamp($1) AND placed_at < to_timestamp($2)
+"""
+
+
+async def count_placed(executor: Executor, start: float, end: float) -> int:
+    """How many orders were placed in [start, end) (Unix seconds); uses orders_placed."""
+    return int(await executor.fetchval(COUNT_PLACED_BETWEEN, start, end))

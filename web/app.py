@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import jinja2
 from aiohttp import web
 
+from actors.ops import history
 from actors.payments import payment_gateway
 from auth.accounts import Accounts
 from configs.settings import Settings
@@ -22,7 +25,16 @@ from web import render as templates
 from web.admin import create_admin_app
 from web.api.app import create_api_app
 from web.cookies import browser_session
-from web.keys import ACCOUNTS, CATALOG_CACHE, DB, GATEWAY, REDIS, SEARCH, SETTINGS
+from web.keys import (
+    ACCOUNTS,
+    CATALOG_CACHE,
+    DB,
+    GATEWAY,
+    REDIS,
+    REQUEST_TIMES,
+    SEARCH,
+    SETTINGS,
+)
 from web.middlewares import database_unavailable, read_your_writes, request_context
 from web.ops import create_ops_app
 from web.store import account
@@ -68,6 +80,25 @@ async def search_ctx(app: web.Application) -> AsyncIterator[None]:
             await cache.aclose()
 
 
+async def history_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The /ops charts' history sampler (actors.ops.history): records each slot once per shop."""
+    probes = history.standard_probes(app[DB], app[REDIS])
+    sampler = history.Sampler(
+        app[REDIS],
+        probes,
+        slot_seconds=app[SETTINGS].history_slot_seconds,
+        request_times=app[REQUEST_TIMES],
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(sampler.run(stop), name="ops-history")
+    try:
+        yield
+    finally:
+        stop.set()
+        with contextlib.suppress(TimeoutError):  # wait_for cancels it then
+            await asyncio.wait_for(task, timeout=history.PROBE_TIMEOUT_SECONDS + 1)
+
+
 def price(product: Product) -> str:
     """Jinja filter: a product's price for people ("from" when its variants differ)."""
     if product.price_min is None or product.currency is None:
@@ -90,7 +121,8 @@ def create_app(settings: Settings) -> web.Application:
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
-    app.cleanup_ctx.extend([database_ctx, redis_ctx, accounts_ctx, search_ctx])
+    app[REQUEST_TIMES] = history.RequestTimes(settings.history_slot_seconds)
+    app.cleanup_ctx.extend([database_ctx, redis_ctx, accounts_ctx, search_ctx, history_ctx])
     security.setup(app)  # every response, sub-apps' and aiohttp's own error pages included
 
     env = templates.setup(app, jinja2.PackageLoader("web", "templates"))

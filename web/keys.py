@@ -5,6 +5,7 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from actors.ops.history import RequestTimes
 from auth.accounts import Accounts, TokenPair
 from auth.tokens import Principal
 from configs.settings import Settings
@@ -20,6 +21,7 @@ ACCOUNTS = web.AppKey("accounts", Accounts)
 SEARCH = web.AppKey("search", SearchBackend)
 CATALOG_CACHE = web.AppKey("catalog_cache", CatalogCache)
 GATEWAY = web.AppKey("gateway", PaymentGateway)
+REQUEST_TIMES = web.AppKey("request_times", RequestTimes)  # for the /ops p95 chart
 
 REQUEST_ID = web.RequestKey("request_id", str)
 MIN_LSN = web.RequestKey("min_lsn", int)  # read-your-writes: the client's last commit position

@@ -18,7 +18,7 @@ from storage.errors import Unavailable
 from web import metrics
 from web.cookies import is_secure
 from web.fields import whole_number
-from web.keys import MIN_LSN, REQUEST_ID
+from web.keys import MIN_LSN, REQUEST_ID, REQUEST_TIMES
 from web.problems import problem_response
 from web.render import render
 
@@ -56,6 +56,9 @@ async def request_context(request: web.Request, handler: Any) -> web.StreamRespo
         elapsed = time.perf_counter() - started
         route = _route_name(request)
         metrics.observe_request(request.method, route, status, elapsed)
+        times = request.config_dict.get(REQUEST_TIMES)
+        if times is not None:
+            times.observe(elapsed, status)
         if _stdlib_log.isEnabledFor(logging.INFO):  # a filtered structlog call still costs
             log.info(
                 "request.finished",

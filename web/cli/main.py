@@ -199,6 +199,7 @@ async def _relay(settings: Settings) -> None:
         settings.stop_timeout_seconds, lambda _: loop.call_soon_threadsafe(stop.set)
     ).install()
     from actors.broker import build_broker
+    from actors.ops.heartbeats import HeartbeatThread
     from actors.relay import Relay
     from storage.database import create_pool
 
@@ -218,8 +219,15 @@ async def _relay(settings: Settings) -> None:
             ],
             max_attempts=settings.outbox_max_attempts,
         )
+        heartbeat = HeartbeatThread(
+            str(settings.redis_url), kind="relay", interval=settings.heartbeat_interval_seconds
+        )
+        heartbeat.start()
         log.info("relay.started", broker=settings.broker_kind)
-        await relay.run(stop)
+        try:
+            await relay.run(stop)
+        finally:
+            await loop.run_in_executor(None, heartbeat.stop)  # grey on /ops/workers, not red
     finally:
         await pool.close()
         broker.close()
