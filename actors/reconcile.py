@@ -21,6 +21,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import structlog
+from prometheus_client import Counter
 
 from actors.registry import handles
 from actors.resources import Resources
@@ -31,6 +32,10 @@ log = structlog.get_logger(__name__)
 
 CHECK_BATCH = 500  # rows looked at per transaction
 MAX_BATCHES = 20  # per run: the next tick goes on where this one stopped
+REPUBLISHED = Counter(
+    "aioshop_outbox_republished_total",
+    "Published events the reconciler sent back to the relay because no effect was recorded.",
+)
 
 
 @handles(RECONCILE_OUTBOX, max_retries=3)
@@ -54,6 +59,7 @@ async def reconcile_outbox(res: Resources) -> None:
         checked += done.checked
         settled += done.settled
         republished += len(done.republished)
+        REPUBLISHED.inc(len(done.republished))  # committed: the relay publishes them again
         parked += len(done.parked)
         budget -= len(done.republished)
         for event_id in done.republished:

@@ -100,7 +100,7 @@ async def store_up(client: aioredis.Redis, timeout: float) -> bool:
     aioshop_throttle_store_up: checked at scrape time, whatever traffic there was)."""
     try:
         return bool(await asyncio.wait_for(client.ping(), timeout))
-    except (RedisError, OSError, asyncio.TimeoutError):
+    except (TimeoutError, RedisError, OSError):
         return False
 
 

@@ -53,7 +53,6 @@ def prepare(kind: Kind, root: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     clear_stale(directory)
     os.environ[MULTIPROC_ENV] = str(directory)
-    os.environ["prometheus_multiproc_dir"] = str(directory)  # the old name, for old readers
     os.environ[KIND_ENV] = kind
     return directory
 
@@ -103,4 +102,6 @@ def mark_dead(pid: int | None = None) -> None:
         return
     from prometheus_client import multiprocess
 
-    multiprocess.mark_process_dead(os.getpid() if pid is None else pid, str(directory))
+    multiprocess.mark_process_dead(  # type: ignore[no-untyped-call]
+        os.getpid() if pid is None else pid, str(directory)
+    )

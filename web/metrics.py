@@ -107,7 +107,9 @@ async def outbox_source(app: web.Application) -> Iterable[Metric]:
     backlog = await outbox.backlog(primary)
     republished = await outbox.republished_count(primary)
     return [
-        gauge("aioshop_outbox_unpublished", "Outbox events not yet published.", backlog.unpublished),
+        gauge(
+            "aioshop_outbox_unpublished", "Outbox events not yet published.", backlog.unpublished
+        ),
         gauge(
             "aioshop_outbox_oldest_age_seconds",
             "Age of the oldest unpublished event (0: none).",
@@ -132,10 +134,10 @@ async def replica_source(app: web.Application) -> Iterable[Metric]:
     state = replica.state
     lag = state.lag_seconds if state.lag_seconds is not None else math.nan
     return [
+        gauge("aioshop_replica_healthy", "1 when browsing reads go to the replica.", state.usable),
         gauge(
-            "aioshop_replica_healthy", "1 when browsing reads go to the replica.", state.usable
+            "aioshop_replica_lag_seconds", "Replica replay lag as last measured (NaN: not).", lag
         ),
-        gauge("aioshop_replica_lag_seconds", "Replica replay lag as last measured (NaN: not).", lag),
         gauge(
             "aioshop_replica_max_lag_seconds",
             "The lag beyond which reads leave the replica (REPLICA_MAX_LAG_SECONDS).",
@@ -206,7 +208,11 @@ class _Forward:
 def sample_pools(app: web.Application) -> None:
     """This process's pool connections, into its own (livesum) gauge series."""
     db = app[DB]
-    pools = {"primary": db.primary, "replica": db.replica.replica_pool, "fallback": db.replica.fallback}
+    pools = {
+        "primary": db.primary,
+        "replica": db.replica.replica_pool,
+        "fallback": db.replica.fallback,
+    }
     for name, pool in pools.items():
         if pool is None:
             continue
@@ -222,7 +228,7 @@ async def exposition(app: web.Application) -> bytes:
     registry = CollectorRegistry()
     directory = multiprocess_dir()
     if directory is not None:
-        MultiProcessCollector(registry, str(directory))
+        MultiProcessCollector(registry, str(directory))  # type: ignore[no-untyped-call]
     else:
         registry.register(_Forward())
     registry.register(_Fixed(metric for metrics in results for metric in metrics))
@@ -263,4 +269,3 @@ def setup(app: web.Application, extra_sources: Iterable[ScrapeSource] = ()) -> N
     app[SCRAPE_SOURCES] = [*DEFAULT_SOURCES, *extra_sources]
     app.router.add_get("/metrics", metrics_view)
     app.cleanup_ctx.append(pool_sampler_ctx)
-

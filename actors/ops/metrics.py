@@ -40,7 +40,7 @@ def worker_middleware() -> dramatiq.Middleware:
     over the live processes (Dramatiq's default mode would label it with every pid)."""
     from dramatiq.middleware.prometheus import Prometheus
 
-    class WorkerPrometheus(Prometheus):  # type: ignore[misc]
+    class WorkerPrometheus(Prometheus):
         @property
         def forks(self) -> list[Callable[[], int]]:
             if int(os.environ.get(PORT_ENV, "9191")) == 0:
@@ -49,7 +49,7 @@ def worker_middleware() -> dramatiq.Middleware:
             return forks
 
         def after_process_boot(self, broker: dramatiq.Broker) -> None:
-            super().after_process_boot(broker)
+            super().after_process_boot(broker)  # type: ignore[no-untyped-call]
             import prometheus_client as prom
 
             # Not registered anywhere: in multiprocess mode the value goes to this process's
@@ -81,7 +81,7 @@ def serve(host: str, port: int) -> Callable[[], None] | None:
     directory = multiprocess_dir()
     if directory is not None:
         registry = CollectorRegistry()
-        MultiProcessCollector(registry, str(directory))
+        MultiProcessCollector(registry, str(directory))  # type: ignore[no-untyped-call]
     try:
         server, thread = start_http_server(port, addr=host, registry=registry)
     except OSError as exc:
