@@ -54,11 +54,13 @@ def label_names(text: str) -> set[str]:
 async def scrape(url: str, timeout: float = 5.0) -> str:
     """GET `url` (200 expected) and return its text."""
     client_timeout = aiohttp.ClientTimeout(total=timeout)
-    async with aiohttp.ClientSession(timeout=client_timeout) as session:
-        async with session.get(url) as response:
-            assert response.status == 200, await response.text()
-            assert response.headers["Content-Type"].startswith("text/plain")
-            return await response.text()
+    async with (
+        aiohttp.ClientSession(timeout=client_timeout) as session,
+        session.get(url) as response,
+    ):
+        assert response.status == 200, await response.text()
+        assert response.headers["Content-Type"].startswith("text/plain")
+        return await response.text()
 
 
 async def scrape_when(url: str, ready: Callable[[str], bool], timeout: float = 30.0) -> str:
@@ -70,7 +72,7 @@ async def scrape_when(url: str, ready: Callable[[str], bool], timeout: float = 3
             last = await scrape(url)
             if ready(last):
                 return last
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+        except (TimeoutError, aiohttp.ClientError, OSError):
             pass
         if asyncio.get_running_loop().time() > deadline:
             pytest.fail(f"{url} never showed what was expected; last scrape:\n{last[-4000:]}")

@@ -87,7 +87,7 @@ async def wait_healthy(url: str, timeout: float = 30.0) -> None:
                 async with session.get(url) as response:
                     if response.status == 200:
                         return
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+            except (TimeoutError, aiohttp.ClientError, OSError):
                 pass
             assert asyncio.get_running_loop().time() < deadline, f"{url} never answered 200"
             await asyncio.sleep(0.1)
@@ -122,7 +122,7 @@ async def shop_settings(
         public_url=f"http://127.0.0.1:{web_port}",
     )
     await stocked_product(fresh_db, "tee", {"TEE": 1000}, price=2500)
-    yield settings, {"web": web_port, "worker": worker_port, "relay": relay_port}
+    return settings, {"web": web_port, "worker": worker_port, "relay": relay_port}
 
 
 async def test_web_worker_and_relay_processes_export_the_contract(
