@@ -81,7 +81,13 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:  # someone else's process: alive
         return True
-    return True
+    # A zombie (killed, not reaped yet: in a container whose init does not reap, for long)
+    # still answers signal 0; Linux tells it by its state.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
 
 
 def multiprocess_dir() -> Path | None:

@@ -16,7 +16,7 @@ import pytest
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from configs.settings import Settings
-from tests.support.orders import ADDRESS, stocked_product, wait_until_paid
+from tests.support.orders import ADDRESS, place_orders_now, stocked_product, wait_until_paid
 from tests.support.pgcluster import free_ports
 from tests.support.processes import ShopProcess
 from tests.support.prometheus import (
@@ -28,7 +28,9 @@ from tests.support.prometheus import (
     scrape_when,
     value,
 )
+from tests.support.relays import relaying
 from tests.support.smtp import SmtpServer
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -254,3 +256,60 @@ async def test_a_web_process_restarted_keeps_the_totals_of_the_others(
     assert after[str(first.pid)] == shares[str(first.pid)]
     assert value(await scrape(f"{a}/metrics"), name, **healthz) == sum(after.values())
     assert value(await scrape(f"{b}/metrics"), name, **healthz) == sum(after.values())
+
+
+def children(pid: int) -> list[int]:
+    """The pids of `pid`'s children (Linux /proc)."""
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return [int(child) for child in text.split()]
+
+
+async def test_a_worker_killed_and_restarted_keeps_the_totals_of_the_others(
+    shop_settings: tuple[Settings, dict[str, int]],
+    fresh_db: str,
+    smtp: SmtpServer,
+    broker: Any,
+    processes: list[ShopProcess],
+    tmp_path: Path,
+) -> None:
+    """Two workers on one machine share METRICS_DIR/worker; the first serves the port. The
+    second, killed with SIGKILL and started again, takes only its own dead processes' files."""
+    settings, ports = shop_settings
+    quiet = settings.model_copy(update={"worker_metrics_port": 0})
+    url = f"http://127.0.0.1:{ports['worker']}/metrics"
+    args = ("worker", "--processes", "1", "--threads", "2")
+    serving = start(processes, ShopProcess.aioshop(settings, tmp_path / "a.log", *args))
+    other = start(processes, ShopProcess.aioshop(quiet, tmp_path / "b.log", *args))
+    await scrape_when(url, lambda _: True)
+
+    def other_ready(log: str, times: int) -> bool:
+        return log.count("Worker process is ready for action") >= times
+
+    assert await eventually(lambda: other_ready(other.log(), 1), timeout=30), other.log()
+    await asyncio.sleep(1.0)  # both consumers are on the queues
+    directory = settings.metrics_root / "worker"
+    skus = await stocked_product(fresh_db, "mug", {"MUG": 1000}, price=900)
+    async with relaying(fresh_db, broker):
+        placed = await place_orders_now(fresh_db, skus["MUG"], 12)
+        await wait_until_paid(fresh_db, smtp, placed, timeout=90)
+    name, labels = "dramatiq_messages_total", {"actor_name": CAPTURE}
+    before = per_process(directory, name, **labels)
+    mine = {str(pid) for pid in children(other.pid)}
+    assert len(before) == 2 and mine & before.keys(), (before, mine)
+    assert all(count > 0 for count in before.values()), before  # both did some of the work
+    assert value(await scrape(url), name, **labels) == 12
+
+    other.kill()
+    assert value(await scrape(url), name, **labels) == 12  # the files outlive the processes
+    restarted = start(processes, ShopProcess.aioshop(quiet, tmp_path / "b2.log", *args))
+    assert await eventually(lambda: other_ready(restarted.log(), 1), timeout=30), restarted.log()
+    after = per_process(directory, name, **labels)
+    # The restart took the killed worker's files only: the serving worker's count is intact.
+    assert after == {pid: count for pid, count in before.items() if pid not in mine}
+    assert value(await scrape(url), name, **labels) == sum(after.values())
+    # And both keep counting into the same exposition.
+    async with relaying(fresh_db, broker):
+        more = await place_orders_now(fresh_db, skus["MUG"], 6)
+        await wait_until_paid(fresh_db, smtp, placed + more, timeout=90)
+    assert value(await scrape(url), name, **labels) == sum(after.values()) + 6
+    assert serving.process is not None and serving.process.poll() is None
