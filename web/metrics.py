@@ -91,9 +91,13 @@ SCRAPE_SOURCES = web.AppKey("scrape_sources", list[ScrapeSource])
 _request_series = functools.lru_cache(maxsize=1024)(HTTP_REQUESTS.labels)
 
 
+# A client may send any token as its method: only these are label values, the rest "other".
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 def observe_request(method: str, route: str, status: int, seconds: float) -> None:
-    """Record one finished HTTP request."""
-    _request_series(method, route, str(status)).observe(seconds)
+    """Record one finished HTTP request (`route`: the route's pattern, never the raw path)."""
+    _request_series(method if method in METHODS else "other", route, str(status)).observe(seconds)
 
 
 def gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
