@@ -236,7 +236,8 @@ async def exposition(app: web.Application) -> bytes:
     else:
         registry.register(_Forward())
     registry.register(_Fixed(metric for metrics in results for metric in metrics))
-    return generate_latest(registry)
+    # Off the event loop: in multiprocess mode this reads every process's files.
+    return await asyncio.to_thread(generate_latest, registry)
 
 
 async def metrics_view(request: web.Request) -> web.Response:
