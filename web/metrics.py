@@ -138,7 +138,11 @@ async def replica_source(app: web.Application) -> Iterable[Metric]:
     state = replica.state
     lag = state.lag_seconds if state.lag_seconds is not None else math.nan
     return [
-        gauge("aioshop_replica_healthy", "1 when browsing reads go to the replica.", state.usable),
+        gauge(
+            "aioshop_replica_healthy",
+            "1 when browsing reads go to the replica.",
+            1 if state.usable else 0,
+        ),
         gauge(
             "aioshop_replica_lag_seconds", "Replica replay lag as last measured (NaN: not).", lag
         ),
