@@ -38,6 +38,8 @@ def worker_middleware() -> dramatiq.Middleware:
     """Dramatiq's Prometheus middleware, with two corrections (same metric names and labels):
     no exposition server when dramatiq_prom_port is 0, and the delayed-messages gauge summed
     over the live processes (Dramatiq's default mode would label it with every pid)."""
+    # Imported here, not at the top: the module reads its variables and creates its directory
+    # when imported, which only a worker process wants.
     from dramatiq.middleware.prometheus import Prometheus
 
     class WorkerPrometheus(Prometheus):
