@@ -14,6 +14,7 @@ import uuid
 from collections import Counter
 
 import asyncpg
+import prometheus_client
 import structlog
 
 from actors.mail import deliveries
@@ -32,6 +33,17 @@ EXPIRY_BATCH = 100
 EXPIRY_MAX_BATCHES = 50  # per tick: the next one goes on
 ACQUIRE_TIMEOUT_SECONDS = 10.0
 MAX_ERROR_CHARACTERS = 500
+
+CAPTURES = prometheus_client.Counter(
+    "aioshop_payment_captures_total",
+    "Payment captures recorded (captured, declined), or whose gateway call failed (error).",
+    ["result"],
+)
+REFUNDS = prometheus_client.Counter(
+    "aioshop_payment_refunds_total",
+    "Refunds recorded (refunded), or whose gateway call failed (error).",
+    ["result"],
+)
 
 
 def capture_key(order_id: int) -> str:
@@ -68,8 +80,10 @@ async def capture_payment(res: Resources, event_id: str, order_id: int) -> None:
             await apply_capture(conn, order_id, result)
     except Exception:
         if gateway_error is not None:  # after the rollback, in a transaction of its own
+            CAPTURES.labels("error").inc()
             await _count_failed_capture(res, order_id, gateway_error)
         raise
+    CAPTURES.labels("captured" if result.outcome == "captured" else "declined").inc()
     log.info("payment.processed", order_id=order_id, outcome=result.outcome)
 
 
@@ -119,10 +133,15 @@ async def refund_payment(res: Resources, event_id: str, order_id: int) -> None:
             log.info("refund.skipped", order_id=order_id, status=order.status)
             return
         assert payment.reference is not None  # a captured payment has its capture's reference
-        reference = await res.gateway.refund(
-            payment.reference, Money(payment.amount, payment.currency), refund_key(order_id)
-        )
+        try:
+            reference = await res.gateway.refund(
+                payment.reference, Money(payment.amount, payment.currency), refund_key(order_id)
+            )
+        except Exception:
+            REFUNDS.labels("error").inc()
+            raise
         await orders.set_refunded(conn, order_id, reference)
+    REFUNDS.labels("refunded").inc()
     log.info("payment.refunded", order_id=order_id, amount=payment.amount)
 
 
@@ -144,7 +163,10 @@ async def expire_unpaid(res: Resources) -> None:
     for _ in range(EXPIRY_MAX_BATCHES):
         due = await orders.unpaid_orders(res.db.primary, minutes * 60, after, EXPIRY_BATCH)
         for order in due:
-            outcomes[await _expire_one(res, order.id, minutes)] += 1
+            outcome = await _expire_one(res, order.id, minutes)
+            outcomes[outcome] += 1
+            if outcome in ("confirmed", "declined"):  # a capture found at the gateway, recorded
+                CAPTURES.labels("captured" if outcome == "confirmed" else "declined").inc()
         if len(due) < EXPIRY_BATCH:
             break
         after = due[-1]

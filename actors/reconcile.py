@@ -48,6 +48,10 @@ BOOKKEEPING_ERRORS = Counter(
     "Reconciler runs that could not record themselves or prune the email log, by step.",
     ["step"],
 )
+REPUBLISHED = Counter(
+    "aioshop_outbox_republished_total",
+    "Published events the reconciler sent back to the relay because no effect was recorded.",
+)
 
 
 @dataclass
@@ -104,6 +108,7 @@ async def _reconcile(res: Resources, tally: Tally) -> None:
         tally.checked += done.checked
         tally.settled += done.settled
         tally.republished += len(done.republished)
+        REPUBLISHED.inc(len(done.republished))  # committed: the relay publishes them again
         tally.parked += len(done.parked)
         budget -= len(done.republished)
         for event_id in done.republished:

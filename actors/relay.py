@@ -33,7 +33,9 @@ import dramatiq
 import structlog
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.redis import RedisBroker
+from prometheus_client import Counter
 
+from domain.events import EVENTS
 from storage import outbox
 from storage.outbox import OutboxEvent
 
@@ -53,6 +55,14 @@ DEFAULT_MAX_ATTEMPTS = 10
 FIRST_RETRY_SECONDS = 1.0
 MAX_RETRY_SECONDS = 300.0
 MAX_ERROR_CHARACTERS = 2000
+
+PUBLISHED = Counter(
+    "aioshop_relay_published_total", "Outbox events the relay published, by queue.", ["queue"]
+)
+PUBLISH_FAILURES = Counter(
+    "aioshop_relay_publish_failures_total",
+    "Outbox rows the broker refused, and relay passes that failed (broker or database down).",
+)
 
 
 class BrokerDown(Exception):
@@ -114,6 +124,8 @@ class Relay:
                 await self._record_failure(conn, events, event_id, error)
         if report.published:
             log.info("outbox.published", count=len(report.published))
+            _count_published(events, report.published)
+        PUBLISH_FAILURES.inc(len(report.failed))
         if report.broker_error is not None:
             raise BrokerDown(repr(report.broker_error)) from report.broker_error
         return len(events)
@@ -165,6 +177,7 @@ class Relay:
                         last_purge = loop.time()
                 except Exception as exc:  # the broker or the database is down: retry soon
                     errors += 1
+                    PUBLISH_FAILURES.inc()
                     if errors % LOG_EVERY_FAILURES == 1:
                         log.warning("outbox.publish_failed", error=repr(exc), attempt=errors)
                     await _sleep_or_stop(stop, error_backoff(errors))
@@ -264,6 +277,14 @@ class Relay:
 
     def _notified(self, *_: object) -> None:
         self._wake.set()
+
+
+def _count_published(events: Sequence[OutboxEvent], published: Sequence[uuid.UUID]) -> None:
+    done = set(published)
+    for event in events:
+        if event.event_id in done:
+            known = EVENTS.get(event.actor_name)  # the label is a queue of domain.events, or other
+            PUBLISHED.labels(known.queue if known is not None else "other").inc()
 
 
 def error_backoff(failures: int) -> float:

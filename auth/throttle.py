@@ -15,6 +15,7 @@ and the per-process hashing queue still slow down. That is never silent: each fa
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from dataclasses import dataclass
@@ -92,6 +93,15 @@ def unavailable_since() -> float | None:
     """When (epoch seconds) this process's throttle checks began failing open; None while the
     last check reached Redis. For readiness reports: not None means throttling is off."""
     return _store.failing_since
+
+
+async def store_up(client: aioredis.Redis, timeout: float) -> bool:
+    """Whether the throttles' Redis answers a PING within `timeout` seconds now (for
+    aioshop_throttle_store_up: checked at scrape time, whatever traffic there was)."""
+    try:
+        return bool(await asyncio.wait_for(client.ping(), timeout))
+    except (TimeoutError, RedisError, OSError):
+        return False
 
 
 def _key(limit: Limit, subject: str) -> str:

@@ -40,9 +40,10 @@ log = structlog.get_logger(__name__)
 UNAVAILABLE: tuple[type[BaseException], ...] = (TransportError, ApiError, asyncio.TimeoutError)
 
 FALLBACKS = Counter(
-    "aioshop_search_fallback_total",
-    "Search reads answered by PostgreSQL because Elasticsearch failed or was being skipped.",
-    ["operation"],
+    "aioshop_search_fallbacks_total",
+    "Search reads (searches and suggestions) answered by PostgreSQL because the configured"
+    " backend failed or was being skipped after a failure.",
+    ["backend"],
 )
 
 T = TypeVar("T")
@@ -92,7 +93,7 @@ class FallbackSearch:
                     detail=str(exc).splitlines()[0] if str(exc) else "",
                     skip_seconds=self.skip_seconds,
                 )
-        FALLBACKS.labels(operation=operation).inc()
+        FALLBACKS.labels(backend=self.name).inc()
         return await fallback()
 
     async def search(self, query: SearchQuery, reader: Executor | None = None) -> SearchResult:

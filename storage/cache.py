@@ -81,6 +81,13 @@ CACHE_LOOKUPS = Counter(
 )
 LOCAL_BODY_MAX = 256 * 1024  # larger entries are read from Redis each time
 _lookups = functools.lru_cache(maxsize=256)(CACHE_LOOKUPS.labels)  # see web.metrics
+CACHE_REQUESTS = Counter(
+    "aioshop_catalog_cache_requests_total",
+    "Catalog reads through the cache (when enabled): hit (this process, Redis, or a fill under"
+    " way), miss (filled from the database), error (Redis failed or is bypassed after a failure).",
+    ["result"],
+)
+_requests = {result: CACHE_REQUESTS.labels(result) for result in ("hit", "miss", "error")}
 CACHE_ERRORS = Counter("aioshop_catalog_cache_errors_total", "Redis errors in the catalog cache.")
 CACHE_PROBES = Counter(
     "aioshop_catalog_cache_probes_total",
@@ -200,6 +207,8 @@ class CatalogCache:
         """
         if not self._usable():
             _lookups(name, "bypass").inc()
+            if self.enabled:  # bypassed after a failure; a disabled cache is no request
+                _requests["error"].inc()
             return encode(await fill(min_lsn))
         digest = hashlib.blake2b(
             orjson.dumps(params, option=orjson.OPT_SORT_KEYS), digest_size=16
@@ -209,25 +218,30 @@ class CatalogCache:
         if version is not None and (local := self._local.get(f"{version}:{suffix}")):
             self._local.move_to_end(f"{version}:{suffix}")
             _lookups(name, "hit_local").inc()
+            _requests["hit"].inc()
             return local
         try:
             version_bytes, stored = await self._read(keys=[VERSION_KEY], args=[suffix])
         except (RedisError, OSError) as exc:
             self._failed("read", exc)
             _lookups(name, "bypass").inc()
+            _requests["error"].inc()
             return encode(await fill(min_lsn))
         version = version_bytes.decode()
         self._version = (version, time.monotonic())
         if stored is not None:
             etag, _, body = stored.partition(b"\n")
             _lookups(name, "hit").inc()
+            _requests["hit"].inc()
             return self._keep(f"{version}:{suffix}", Cached(body, etag.decode()))
         fresh_for = max(min_lsn or 0, int(version, 16))
         running = self._filling.get(f"{version}:{suffix}")
         if running is not None and running[0] >= fresh_for:
             _lookups(name, "joined").inc()
+            _requests["hit"].inc()
             return await asyncio.shield(running[1])
         _lookups(name, "miss").inc()
+        _requests["miss"].inc()
         return await self._fill(version, suffix, fill, fresh_for)
 
     async def _fill(self, version: str, suffix: str, fill: Fill, fresh_for: int) -> Cached:

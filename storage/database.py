@@ -60,6 +60,13 @@ REPLICA_CHECK_ERRORS = Counter(
     "Replica checks that failed (the replica is not used until one succeeds), by error.",
     ["error"],
 )
+DB_READS = Counter(
+    "aioshop_db_reads_total",
+    "Browsing reads by the pool that answered: replica, or primary (no usable replica, a read"
+    " that needed a fresher one, or a replica that failed under it).",
+    ["pool"],
+)
+_reads = {pool: DB_READS.labels(pool) for pool in ("replica", "primary")}
 ACQUIRE_TIMEOUTS = Counter(
     "aioshop_database_acquire_timeouts_total",
     "Acquires that found no free connection within DATABASE_ACQUIRE_TIMEOUT_SECONDS.",
@@ -314,13 +321,17 @@ class Reader(OneStatement):
         fallback = self._pool.fallback
         replica = self._pool.replica_pool
         if not self._replica or replica is None:
+            _reads["primary"].inc()
             return await getattr(fallback, method)(query, *args, timeout=timeout)
         try:
-            return await getattr(replica, method)(query, *args, timeout=timeout)
+            answer = await getattr(replica, method)(query, *args, timeout=timeout)
+            _reads["replica"].inc()
+            return answer
         except Exception as replica_failure:
             # Whatever the replica did (lost, refused the connection, cancelled the statement for
             # a recovery conflict, or the query is bad), the primary answers: if it refuses too,
             # the query was at fault and its error is the one raised, the replica kept.
+            _reads["primary"].inc()
             result = await getattr(fallback, method)(query, *args, timeout=timeout)
             self._replica = False
             self._pool._mark_down(replica_failure)

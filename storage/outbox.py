@@ -76,6 +76,20 @@ COUNT_REPUBLISHED = """
     SELECT count(*) FROM outbox
     WHERE republished > 0 AND settled_at IS NULL AND parked_at IS NULL
 """
+# The oldest of these events whose effect the inbox has not recorded, neither parked nor
+# discarded. Written as the two partial indexes' predicates (unpublished; published and not
+# settled), so the plan reads only those rows, which the relay and the reconciler keep few.
+OLDEST_UNAPPLIED = """
+    SELECT coalesce(extract(epoch FROM now() - min(o.created_at)), 0)::float8
+    FROM outbox o
+    WHERE o.actor_name = ANY($1::text[])
+      AND ((o.published_at IS NULL AND o.parked_at IS NULL)
+           OR (o.published_at IS NOT NULL AND o.settled_at IS NULL AND o.parked_at IS NULL))
+      AND NOT EXISTS (
+          SELECT 1 FROM processed_events p
+          WHERE p.consumer = o.actor_name AND p.event_id = o.event_id
+      )
+"""
 DELETE_SETTLED_BEFORE = """
     DELETE FROM outbox WHERE settled_at IS NOT NULL AND settled_at < now() - $1::interval
 """
@@ -249,6 +263,12 @@ async def backlog(executor: Any) -> Backlog:
 async def republished_count(executor: Any) -> int:
     """Events the reconciler published again whose effect has not been seen yet."""
     return int(await executor.fetchval(COUNT_REPUBLISHED))
+
+
+async def oldest_unapplied_age(executor: Any, actor_names: Sequence[str]) -> float:
+    """Seconds since the oldest event for `actor_names` was written whose effect is not
+    recorded yet and which is neither parked nor discarded; 0 when there is none."""
+    return float(await executor.fetchval(OLDEST_UNAPPLIED, list(actor_names)))
 
 
 async def purge_published(

@@ -139,7 +139,7 @@ def create_app(settings: Settings) -> web.Application:
     order_pages.add_routes(app)
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.readyz)
-    app.router.add_get("/metrics", metrics.metrics_view)
+    metrics.setup(app)  # /metrics, its scrape sources, the pool sampler
     app.router.add_static("/static/", STATIC_DIR, name="static")
     # In production NGINX serves /media/ from the same directory (docker/nginx.conf).
     settings.media_dir.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from prometheus_client import Counter
 from pydantic import SecretStr
 
 from domain.payments import parse_card
@@ -71,6 +72,18 @@ def check_idempotency_key(key: str | None) -> str | None:
     return key
 
 
+ORDERS_PLACED = Counter(
+    "aioshop_orders_placed_total",
+    "Orders placed (not a retry's earlier order), by channel: api (/api/v1/) or store.",
+    ["channel"],
+)
+
+
+def channel(request: web.Request) -> str:
+    """Where the order came from: "api" or "store" (a label: never anything else)."""
+    return "api" if request.path.startswith("/api/") else "store"
+
+
 async def place_order(request: web.Request, checkout: Checkout) -> Placed:
     """Place the order of the request's cart.
 
@@ -104,7 +117,10 @@ async def place_order(request: web.Request, checkout: Checkout) -> Placed:
         actor="customer" if user_id is not None else "guest",
     )
     db = request.config_dict[DB]
-    return await retrying_transaction(db, lambda conn: place_in_transaction(conn, new))
+    placed = await retrying_transaction(db, lambda conn: place_in_transaction(conn, new))
+    if placed.created:
+        ORDERS_PLACED.labels(channel(request)).inc()
+    return placed
 
 
 async def _shipping_address(

@@ -67,6 +67,7 @@ class RenderedEmail:
     subject: str
     text: str
     html: str
+    kind: str = ""  # the template's name (verify_email, order_placed, low_stock...): a metric label
 
 
 @functools.cache
@@ -108,6 +109,7 @@ def render(template: str, subject: str, context: Mapping[str, Any]) -> RenderedE
         subject=subject,
         text=templates.get_template(f"email/{template}.txt").render(context),
         html=templates.get_template(f"email/{template}.html").render(context),
+        kind=template,
     )
 
 

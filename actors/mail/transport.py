@@ -18,10 +18,12 @@ import uuid
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, parseaddr
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import aiosmtplib
 import structlog
+from prometheus_client import Counter
 
 from actors.mail import mailbox
 from configs.settings import Settings
@@ -34,6 +36,24 @@ log = structlog.get_logger(__name__)
 
 SMTP_TIMEOUT_SECONDS = 10.0
 FIRST_PERMANENT_CODE = 500
+
+# The kinds of email are the templates (a bounded set); anything else is counted as "other".
+EMAIL_KINDS = frozenset(
+    path.stem
+    for path in (Path(__file__).parent / "templates" / "email").glob("*.txt")
+    if not path.stem.endswith("_base")
+)
+EMAILS = Counter(
+    "aioshop_emails_total",
+    "Emails handed to SMTP (or the local mailbox) by kind: sent, failed (retried) or refused"
+    " for good (an SMTP 5xx).",
+    ["kind", "result"],
+)
+
+
+def kind_label(kind: str) -> str:
+    """`kind` as a label value: a known template's name, else "other"."""
+    return kind if kind in EMAIL_KINDS else "other"
 
 
 class MailRefused(Exception):
@@ -138,4 +158,13 @@ async def deliver(
         html=rendered.html,
         message_id=uuid.UUID(event_id).hex if event_id is not None else None,
     )
-    await send(settings, message)
+    kind = kind_label(rendered.kind)
+    try:
+        await send(settings, message)
+    except MailRefused:
+        EMAILS.labels(kind, "refused").inc()
+        raise
+    except Exception:
+        EMAILS.labels(kind, "failed").inc()
+        raise
+    EMAILS.labels(kind, "sent").inc()

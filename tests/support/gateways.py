@@ -18,6 +18,9 @@ class UnreachableGateway(BuiltinGateway):
     async def find_capture(self, idempotency_key: str) -> Capture | None:
         raise ConnectionError("the payment gateway is unreachable")
 
+    async def refund(self, capture_reference: str, amount: Money, idempotency_key: str) -> str:
+        raise ConnectionError("the payment gateway is unreachable")
+
 
 class LostAnswerGateway(BuiltinGateway):
     """A provider that does the capture, but whose answer never comes back (a timeout)."""

@@ -14,12 +14,14 @@ import getpass
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import structlog
 
 from actors.stopping import StopDeadline, grace_seconds
 from configs.logging import configure_logging
+from configs.metrics import Kind, MetricsSetupError, mark_dead, prepare
 from configs.settings import Settings, SettingsError
 from domain.events import EXPIRE_UNPAID, RECONCILE_OUTBOX
 from web.cli.services import UNREACHABLE, describe_unreachable
@@ -46,16 +48,29 @@ def load_settings() -> Settings:
     return settings
 
 
+def setup_metrics(kind: Kind, settings: Settings) -> Path:
+    """Multiprocess metrics for `kind` (configs/metrics.py): before prometheus_client loads."""
+    try:
+        directory = prepare(kind, settings.metrics_root)
+    except (MetricsSetupError, OSError) as exc:
+        fail(f"metrics: {exc}")
+    log.info("metrics.prepared", kind=kind, directory=str(directory))
+    return directory
+
+
 def cmd_web(args: argparse.Namespace) -> None:
+    settings = load_settings()
+    setup_metrics("web", settings)
     from web.app import create_app
 
-    settings = load_settings()
     try:
         asyncio.run(
             serve(create_app(settings), args.host, args.port, settings.stop_timeout_seconds)
         )
     except UNREACHABLE as exc:
         fail(describe_unreachable(exc))
+    finally:
+        mark_dead()
 
 
 async def serve(app: web.Application, host: str, port: int, stop_timeout: float) -> None:
@@ -183,10 +198,13 @@ RECONCILE_OUTBOX_EVERY_SECONDS = 60.0
 
 def cmd_relay(args: argparse.Namespace) -> None:
     settings = load_settings()
+    setup_metrics("relay", settings)
     try:
         asyncio.run(_relay(settings))
     except UNREACHABLE as exc:
         fail(describe_unreachable(exc))
+    finally:
+        mark_dead()
 
 
 async def _relay(settings: Settings) -> None:
@@ -199,10 +217,13 @@ async def _relay(settings: Settings) -> None:
         settings.stop_timeout_seconds, lambda _: loop.call_soon_threadsafe(stop.set)
     ).install()
     from actors.broker import build_broker
+    from actors.ops import metrics
     from actors.ops.heartbeats import HeartbeatThread
     from actors.relay import Relay
     from storage.database import create_pool
 
+    # A daemon thread: a start-up failure below ends the process, and the server with it.
+    stop_metrics = metrics.serve(settings.metrics_host, settings.relay_metrics_port)
     broker = build_broker(settings)
     pool = await create_pool(
         str(settings.database_url), 2, acquire_timeout=settings.database_acquire_timeout_seconds
@@ -231,11 +252,20 @@ async def _relay(settings: Settings) -> None:
     finally:
         await pool.close()
         broker.close()
+        if stop_metrics is not None:
+            stop_metrics()
         log.info("relay.stopped")
 
 
 def cmd_worker(args: argparse.Namespace) -> None:
     settings = load_settings()  # fail here, in one line, rather than in every worker process
+    # Every process of the worker (and Dramatiq's exposition fork) inherits the environment.
+    directory = setup_metrics("worker", settings)
+    from actors.ops.metrics import worker_environment
+
+    os.environ.update(
+        worker_environment(directory, settings.metrics_host, settings.worker_metrics_port)
+    )
     # Messages in progress get the grace to finish; the rest of the bound is for requeueing the
     # prefetched ones and closing (actors.broker.BoundedStop ends the process at the bound).
     shutdown_ms = int(grace_seconds(settings.stop_timeout_seconds) * 1000)

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import replace
+from typing import Any
 
 import asyncpg
 import dramatiq
@@ -303,3 +304,47 @@ async def test_captures_never_wait_for_their_own_pool(settings_for, conn, fresh_
         await asyncio.wait_for(asyncio.gather(*captures), timeout=20)
     statuses = await conn.fetch("SELECT status FROM orders ORDER BY id")
     assert [row["status"] for row in statuses] == ["confirmed"] * 3
+
+
+def counted(counter: Any, *labels: str) -> float:
+    """A counter's value in this process (the default registry: no multiprocess mode here)."""
+    return float(counter.labels(*labels)._value.get())
+
+
+async def test_captures_declines_errors_refunds_and_inbox_deliveries_are_counted(
+    res, unreachable, conn, fresh_db
+) -> None:
+    from actors.orders import CAPTURES, REFUNDS
+    from storage.inbox import DELIVERIES
+
+    tee = await stocked_product(fresh_db, "tee", {"TEE": 9})
+    paid = (await place_order(conn, [(tee["TEE"], 1)])).id
+    declined = (await place_order(conn, [(tee["TEE"], 1)], payment=DECLINED)).id
+    failing = (await place_order(conn, [(tee["TEE"], 1)])).id
+    before = {r: counted(CAPTURES, r) for r in ("captured", "declined", "error")}
+    first, duplicate = (
+        counted(DELIVERIES, "orders.capture_payment", r) for r in ("first", "duplicate")
+    )
+    once = event()
+    await capture_payment(res, event_id=once, order_id=paid)
+    await capture_payment(res, event_id=once, order_id=paid)  # a redelivery
+    await capture_payment(res, event_id=event(), order_id=declined)
+    with pytest.raises(ConnectionError):
+        await capture_payment(unreachable, event_id=event(), order_id=failing)
+    assert {r: counted(CAPTURES, r) - before[r] for r in before} == {
+        "captured": 1,
+        "declined": 1,
+        "error": 1,
+    }
+    # The failed capture's inbox row rolled back with it, but it was a first delivery when
+    # decided: counted as such (its retry will be counted again).
+    assert counted(DELIVERIES, "orders.capture_payment", "first") == first + 3
+    assert counted(DELIVERIES, "orders.capture_payment", "duplicate") == duplicate + 1
+
+    refunded, errors = counted(REFUNDS, "refunded"), counted(REFUNDS, "error")
+    async with conn.transaction():
+        await orders.transition(conn, paid, "cancelled", actor="customer")
+    with pytest.raises(ConnectionError):
+        await refund_payment(unreachable, event_id=event(), order_id=paid)
+    await refund_payment(res, event_id=event(), order_id=paid)
+    assert (counted(REFUNDS, "refunded"), counted(REFUNDS, "error")) == (refunded + 1, errors + 1)

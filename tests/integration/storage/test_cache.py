@@ -232,3 +232,31 @@ async def test_a_failed_probe_keeps_the_bypass_and_a_successful_one_ends_it() ->
         finally:
             await cache.aclose()
             await client.aclose()
+
+
+def requests_counted() -> dict[str, float]:
+    from storage.cache import CACHE_REQUESTS
+
+    return {r: float(CACHE_REQUESTS.labels(r)._value.get()) for r in ("hit", "miss", "error")}
+
+
+async def test_reads_are_counted_as_hits_misses_and_errors(redis_url: str) -> None:
+    before = requests_counted()
+    client = aioredis.Redis.from_url(redis_url)
+    dead = aioredis.Redis.from_url("redis://127.0.0.1:9/0", socket_connect_timeout=1)
+    try:
+        cache, source = CatalogCache(client, local_seconds=60), Source()
+        await cache.read("list", {"page": 1}, source, min_lsn=None)  # miss (filled)
+        await cache.read("list", {"page": 1}, source, min_lsn=None)  # hit in this process
+        await CatalogCache(client).read("list", {"page": 1}, source, min_lsn=None)  # Redis hit
+        failing = CatalogCache(dead, retry_after=60)
+        await failing.read("list", 1, source, min_lsn=None)  # Redis fails
+        await failing.read("list", 1, source, min_lsn=None)  # bypassed after the failure
+        # A cache turned off (CATALOG_CACHE_SECONDS=0) is asked nothing: no request at all.
+        await CatalogCache(client, enabled=False).read("list", 1, source, min_lsn=None)
+    finally:
+        await client.aclose()
+        await failing.aclose()
+        await dead.aclose()
+    after = requests_counted()
+    assert {r: after[r] - before[r] for r in after} == {"hit": 2, "miss": 1, "error": 2}

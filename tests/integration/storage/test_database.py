@@ -368,3 +368,21 @@ async def test_a_unit_of_work_reads_where_it_decided_to(cluster, replica_setting
         # Decided "primary" for a write the replica lacked: its reads stay there too.
         assert await on_primary.fetchval("SELECT pg_is_in_recovery()") is False
         assert await on_primary.fetchval("SELECT count(*) FROM products") == 1
+
+
+async def test_browsing_reads_are_counted_by_the_pool_that_answered(
+    cluster, replica_settings
+) -> None:
+    from storage.database import DB_READS, Reader
+
+    def counted() -> tuple[float, float]:
+        return tuple(DB_READS.labels(pool)._value.get() for pool in ("replica", "primary"))  # type: ignore[return-value]
+
+    async with open_database(replica_settings) as db:
+        assert await eventually(lambda: db.replica.source == "replica")
+        replica, primary = counted()
+        on_replica = await db.replica.fresh_for(None)
+        await on_replica.fetchval("SELECT 1")
+        await on_replica.fetch("SELECT 1")
+        await Reader(db.replica, False).fetchval("SELECT 1")  # decided "primary"
+        assert counted() == (replica + 2, primary + 1)

@@ -14,6 +14,7 @@ from tests.support.browser import PASSWORD, cookie, post_form
 from tests.support.db import fetch, sql
 from tests.support.orders import ADDRESS, stocked_product
 from web.app import create_app
+from web.checkout import ORDERS_PLACED
 
 CARD = {"card_number": "4242 4242 4242 4242", "card_expiry": "12/39", "card_cvc": "123"}
 NUMBER = r"[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}"
@@ -216,9 +217,11 @@ async def test_a_guest_checks_out_once_even_when_the_form_is_sent_twice(client, 
     await stocked_product(fresh_db, "tee", {"TEE-S": 5}, price=3000)
     await add(client, "TEE-S", 2)
     fields = checkout_form(await token_of(client))
+    placed = ORDERS_PLACED.labels("store")._value.get()
     first = await post_form(client, "/checkout", fields)
     second = await post_form(client, "/checkout", fields)  # a double click, or a retry
     assert first.status == second.status == 303
+    assert ORDERS_PLACED.labels("store")._value.get() == placed + 1  # one order, counted once
     location = first.headers["Location"]
     assert second.headers["Location"] == location
     assert await sql(fresh_db, "SELECT count(*) FROM orders") == 1
