@@ -10,7 +10,8 @@ from pathlib import Path
 import jinja2
 from aiohttp import web
 
-from actors.ops import history
+from actors.ops import history, stats
+from actors.ops.broker_thread import BrokerThread
 from actors.payments import payment_gateway
 from auth.accounts import Accounts
 from configs.settings import Settings
@@ -30,6 +31,7 @@ from web.keys import (
     CATALOG_CACHE,
     DB,
     GATEWAY,
+    OPS_BROKER,
     REDIS,
     REQUEST_TIMES,
     SEARCH,
@@ -80,9 +82,20 @@ async def search_ctx(app: web.Application) -> AsyncIterator[None]:
             await cache.aclose()
 
 
+async def ops_broker_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The operators' broker (built on first use, on a thread of its own); closed with the app."""
+    app[OPS_BROKER] = broker = BrokerThread()
+    try:
+        yield
+    finally:
+        await broker.close()
+
+
 async def history_ctx(app: web.Application) -> AsyncIterator[None]:
     """The /ops charts' history sampler (actors.ops.history): records each slot once per shop."""
     probes = history.standard_probes(app[DB], app[REDIS])
+    probes[history.QUEUE_DEPTH] = lambda slot: ready_messages(app)
+    probes[history.ACTOR_FAILURES] = lambda slot: actor_failures(app)
     sampler = history.Sampler(
         app[REDIS],
         probes,
@@ -97,6 +110,17 @@ async def history_ctx(app: web.Application) -> AsyncIterator[None]:
         stop.set()
         with contextlib.suppress(TimeoutError):  # wait_for cancels it then
             await asyncio.wait_for(task, timeout=history.PROBE_TIMEOUT_SECONDS + 1)
+
+
+async def ready_messages(app: web.Application) -> float | None:
+    """Messages waiting in every queue (None, a gap, when the broker does not answer)."""
+    reading = await app[OPS_BROKER].read_depths(app[SETTINGS])
+    return None if reading.error is not None else float(sum(d.ready for d in reading.depths))
+
+
+async def actor_failures(app: web.Application) -> float:
+    """Failed attempts of every actor in the last complete minute."""
+    return float(sum((await stats.failures_last_minute(app[REDIS])).values()))
 
 
 def price(product: Product) -> str:
@@ -122,7 +146,9 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[REQUEST_TIMES] = history.RequestTimes(settings.history_slot_seconds)
-    app.cleanup_ctx.extend([database_ctx, redis_ctx, accounts_ctx, search_ctx, history_ctx])
+    app.cleanup_ctx.extend(
+        [database_ctx, redis_ctx, accounts_ctx, search_ctx, ops_broker_ctx, history_ctx]
+    )
     security.setup(app)  # every response, sub-apps' and aiohttp's own error pages included
 
     env = templates.setup(app, jinja2.PackageLoader("web", "templates"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from actors.ops.broker_thread import BrokerThread
 from actors.ops.history import RequestTimes
 from auth.accounts import Accounts, TokenPair
 from auth.tokens import Principal
@@ -22,6 +23,8 @@ SEARCH = web.AppKey("search", SearchBackend)
 CATALOG_CACHE = web.AppKey("catalog_cache", CatalogCache)
 GATEWAY = web.AppKey("gateway", PaymentGateway)
 REQUEST_TIMES = web.AppKey("request_times", RequestTimes)  # for the /ops p95 chart
+# The broker the operators' reads and actions go through (queues, dead letters, /metrics).
+OPS_BROKER = web.AppKey("ops_broker", BrokerThread)
 
 REQUEST_ID = web.RequestKey("request_id", str)
 MIN_LSN = web.RequestKey("min_lsn", int)  # read-your-writes: the client's last commit position

@@ -35,11 +35,13 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from actors.dead_letters import BrokerUnavailable
+from actors.ops import heartbeats, queues
 from auth import throttle
 from configs.metrics import multiprocess_dir
 from domain.events import EVENTS
 from storage import outbox
-from web.keys import DB, REDIS
+from web.keys import DB, OPS_BROKER, REDIS, SETTINGS
 
 log = structlog.get_logger(__name__)
 
@@ -178,11 +180,27 @@ async def email_source(app: web.Application) -> Iterable[Metric]:
     ]
 
 
+async def queue_source(app: web.Application) -> Iterable[Metric]:
+    """Every queue's depth, consumers, oldest message and SLO (actors.ops.queues; read through
+    the operators' broker thread and shared for a few seconds with the /ops pages)."""
+    reading = await app[OPS_BROKER].read_depths(app[SETTINGS])
+    if reading.error is not None:
+        raise BrokerUnavailable(reading.error)  # counted as this source's error, logged
+    return queues.metric_families(reading.depths)
+
+
+async def process_source(app: web.Application) -> Iterable[Metric]:
+    """Worker processes and relays alive and silent, from their heartbeats in Redis."""
+    return await heartbeats.metric_families(app[REDIS])
+
+
 DEFAULT_SOURCES: tuple[ScrapeSource, ...] = (
     outbox_source,
     replica_source,
     throttle_source,
     email_source,
+    queue_source,
+    process_source,
 )
 
 

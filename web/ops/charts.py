@@ -50,7 +50,7 @@ SERIES: tuple[Series, ...] = (
         history.QUEUE_DEPTH,
         "Queue depth (messages ready)",
         "messages",
-        'sum(aioshop_queue_messages{state="ready"})',
+        'sum(max by (queue) (aioshop_queue_messages{state="ready"}))',
     ),
     Series(
         history.ACTOR_FAILURES,

@@ -13,7 +13,6 @@ broker is built on first use, not at start-up, and lives on one thread of its ow
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -23,10 +22,10 @@ from aiohttp import web
 
 from actors import dead_letters
 from actors.dead_letters import BrokerUnavailable, DeadLetter, UnknownQueue
-from actors.ops.broker_thread import ACT_TIMEOUT_SECONDS, BrokerThread
+from actors.ops.broker_thread import ACT_TIMEOUT_SECONDS
 from storage import audit, transaction
 from web.fields import whole_number
-from web.keys import DB, PRINCIPAL, SETTINGS
+from web.keys import DB, OPS_BROKER, PRINCIPAL, SETTINGS
 from web.params import posted_form
 from web.render import render
 
@@ -35,22 +34,6 @@ log = structlog.get_logger(__name__)
 PEEK_LIMIT = 20
 MESSAGE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 TEMPLATE = "ops/dead_letters.html"
-
-
-# The broker the /ops pages share (dead letters, queues): actors.ops.broker_thread.
-OpsBroker = BrokerThread
-
-
-OPS_BROKER = web.AppKey("ops_broker", OpsBroker)
-
-
-async def ops_broker_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Makes the (still unbuilt) OpsBroker; closes it with the app."""
-    app[OPS_BROKER] = broker = OpsBroker()
-    try:
-        yield
-    finally:
-        await broker.close()
 
 
 def message_id_of(value: object) -> str:
@@ -144,6 +127,5 @@ async def requeue_view(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     """The dead-letter routes and the broker they use."""
-    app.cleanup_ctx.append(ops_broker_ctx)
     app.router.add_get("/dead-letters", dead_letters_view, name="ops_dead_letters")
     app.router.add_post("/dead-letters/{queue}/requeue", requeue_view, name="ops_requeue")

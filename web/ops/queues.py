@@ -32,8 +32,8 @@ from actors.ops.broker_thread import ACT_TIMEOUT_SECONDS
 from actors.ops.messages import PARTS, Page, PageTooFar, Part, part_queue
 from storage import audit, transaction
 from web.fields import whole_number
-from web.keys import DB, PRINCIPAL, REDIS, SETTINGS
-from web.ops.dead_letters import OPS_BROKER, message_id_of
+from web.keys import DB, OPS_BROKER, PRINCIPAL, REDIS, SETTINGS
+from web.ops.dead_letters import message_id_of
 from web.params import query_int
 from web.render import render
 
