@@ -23,14 +23,13 @@ from actors.broker import build_broker
 from actors.ops.stats import stop_stats
 from configs.settings import Settings
 from domain.events import INDEX_PRODUCT, SEND_ACCOUNT_EMAIL, Event
-from storage.database import connect
+from tests.support.browser import sign_in_chromium
 from tests.support.catalog import insert_product
 from tests.support.processes import ShopProcess
 from tests.support.smtp import SmtpServer
 from tests.support.waiting import eventually
 
 EMAIL = "night-ops@example.com"
-PASSWORD = "a very long test secret"
 INTERVAL = 1.0  # heartbeat interval: red after 3 silent intervals
 BACKLOG = 6  # search messages waiting before any worker runs
 REFUSAL = "550 5.1.1 Mailbox unavailable"
@@ -73,30 +72,6 @@ def send(broker: dramatiq.Broker, event: Event, **payload: Any) -> str:
     return event_id
 
 
-async def sign_in_as_operator(page: Page, dsn: str) -> int:
-    """Register through the storefront, be given the ops role, sign in; returns the user id."""
-    await page.goto("/register?next=/")
-    await page.fill("#f-name", "Night operator")
-    await page.fill("#f-email", EMAIL)
-    await page.fill("#f-password", PASSWORD)
-    await page.get_by_role("button", name="Create account").click()
-    await page.wait_for_url("**/")
-    conn = await connect(dsn)
-    try:
-        user_id: int = await conn.fetchval(
-            "UPDATE users SET role = 'ops' WHERE email = $1 RETURNING id", EMAIL
-        )
-    finally:
-        await conn.close()
-    await page.context.clear_cookies()  # the role is in the access token: sign in again
-    await page.goto("/login?next=/ops/queues")
-    await page.fill("#f-email", EMAIL)
-    await page.fill("#f-password", PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
-    await page.wait_for_url("**/ops/queues")
-    return user_id
-
-
 def cell(queue: str, name: str) -> str:
     return f'tr[data-queue="{queue}"] td.{name}'
 
@@ -125,7 +100,7 @@ async def test_an_operator_sees_the_backlog_retries_a_poisoned_message_and_sees_
 ) -> None:
     shot = f"{broker_kind}-{width}"
     await page.set_viewport_size({"width": width, "height": height})
-    operator_id = await sign_in_as_operator(page, fresh_db)
+    operator_id = await sign_in_chromium(page, fresh_db, EMAIL, role="ops", landing="/ops/queues")
 
     # The backlog: no worker runs yet.
     product_id = await insert_product(fresh_db, "lamp", "Desk lamp", stock=3)

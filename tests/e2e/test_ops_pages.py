@@ -13,10 +13,9 @@ import pytest
 from playwright.async_api import Page
 
 from actors.ops.heartbeats import HeartbeatThread
-from storage.database import connect
+from tests.support.browser import sign_in_chromium
 
 EMAIL = "ops@example.com"
-PASSWORD = "a very long test secret"
 INTERVAL = 0.5
 
 
@@ -25,32 +24,12 @@ def settings_overrides() -> dict[str, Any]:
     return {"heartbeat_interval_seconds": INTERVAL}
 
 
-async def sign_in_as_operator(page: Page, dsn: str) -> None:
-    await page.goto("/register?next=/")
-    await page.fill("#f-name", "Operator")
-    await page.fill("#f-email", EMAIL)
-    await page.fill("#f-password", PASSWORD)
-    await page.get_by_role("button", name="Create account").click()
-    await page.wait_for_url("**/")
-    conn = await connect(dsn)
-    try:
-        await conn.execute("UPDATE users SET role = 'admin' WHERE email = $1", EMAIL)
-    finally:
-        await conn.close()
-    await page.context.clear_cookies()  # the role is in the access token: sign in again
-    await page.goto("/login?next=/ops/")
-    await page.fill("#f-email", EMAIL)
-    await page.fill("#f-password", PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
-    await page.wait_for_url("**/ops/")
-
-
 @pytest.mark.parametrize(("width", "height"), [(375, 812), (1280, 800)])
 async def test_the_ops_pages_fit_and_a_silent_process_turns_red_by_itself(
     page: Page, fresh_db: str, redis_url: str, artifacts: Path, width: int, height: int
 ) -> None:
     await page.set_viewport_size({"width": width, "height": height})
-    await sign_in_as_operator(page, fresh_db)
+    await sign_in_chromium(page, fresh_db, EMAIL, role="ops", landing="/ops/")
 
     lights = page.locator(".lights .light")
     assert await lights.count() >= 8

@@ -11,6 +11,9 @@ PASSWORD = "correct horse battery staple"
 CREDENTIALS = {"email": "ada@example.com", "password": PASSWORD}
 
 
+BROWSER_PASSWORD = "a very long test secret"
+
+
 async def csrf_of(client: Any, path: str = "/login") -> str:
     """The CSRF token the page at `path` carries (its form field, or its meta tag)."""
     html = await (await client.get(path)).text()
@@ -53,3 +56,28 @@ async def signed_in(client: Any, *, role: str, fresh_db: str) -> dict[str, str]:
     bearer = {"Authorization": f"Bearer {(await resp.json())['access_token']}"}
     assert (await post_form(client, "/login", CREDENTIALS)).status == 303
     return bearer
+
+
+async def sign_in_chromium(page: Any, dsn: str, email: str, *, role: str, landing: str) -> int:
+    """In a Playwright `page`: register `email` through the storefront, be given `role`, sign in
+    again (the role is in the access token) and land on `landing`; returns the user id."""
+    await page.goto("/register?next=/")
+    await page.fill("#f-name", "Operator")
+    await page.fill("#f-email", email)
+    await page.fill("#f-password", BROWSER_PASSWORD)
+    await page.get_by_role("button", name="Create account").click()
+    await page.wait_for_url("**/")
+    conn = await connect(dsn)
+    try:
+        user_id: int = await conn.fetchval(
+            "UPDATE users SET role = $2 WHERE email = $1 RETURNING id", email, role
+        )
+    finally:
+        await conn.close()
+    await page.context.clear_cookies()
+    await page.goto(f"/login?next={landing}")
+    await page.fill("#f-email", email)
+    await page.fill("#f-password", BROWSER_PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url(f"**{landing}")
+    return user_id

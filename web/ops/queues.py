@@ -218,6 +218,21 @@ async def queue_confirm_view(request: web.Request) -> web.Response:
         if depth is None
         else {"ready": depth.ready, "delayed": depth.delayed, "dead": depth.dead}[part]
     )
+    return confirm_page(request, queue, part, action, count=count, broker_error=reading.error)
+
+
+def confirm_page(
+    request: web.Request,
+    queue: str,
+    part: Part,
+    action: str,
+    *,
+    count: int | None = None,
+    message_id: str | None = None,
+    broker_error: str | None = None,
+    status: int = 200,
+) -> web.Response:
+    """The page that says what an action will do (or, with status 503, that it was not done)."""
     return render(
         request,
         "ops/queues_confirm.html",
@@ -227,10 +242,12 @@ async def queue_confirm_view(request: web.Request) -> web.Response:
             "part_labels": PART_LABELS,
             "action": action,
             "count": count,
-            "message_id": None,
+            "message_id": message_id,
             "target": part_queue(queue, part),
-            "broker_error": reading.error,
+            "broker_error": broker_error,
+            "failed_action": status == 503,
         },
+        status=status,
     )
 
 
@@ -239,20 +256,7 @@ async def message_confirm_view(request: web.Request) -> web.Response:
     queue = queue_of(request)
     action, part = action_in_path(request, MESSAGE_ACTIONS)
     message_id = message_id_of(request.match_info["message_id"])
-    return render(
-        request,
-        "ops/queues_confirm.html",
-        {
-            "queue": queue,
-            "part": part,
-            "part_labels": PART_LABELS,
-            "action": action,
-            "count": None,
-            "message_id": message_id,
-            "target": part_queue(queue, part),
-            "broker_error": None,
-        },
-    )
+    return confirm_page(request, queue, part, action, message_id=message_id)
 
 
 async def queue_act_view(request: web.Request) -> web.Response:
@@ -298,21 +302,8 @@ async def _act(
         raise web.HTTPNotFound(text="No such queue.") from None
     except BrokerUnavailable as exc:
         log.warning("ops_queues.broker_failed", error=str(exc), action=action, queue=queue)
-        return render(
-            request,
-            "ops/queues_confirm.html",
-            {
-                "queue": queue,
-                "part": part,
-                "part_labels": PART_LABELS,
-                "action": action,
-                "count": None,
-                "message_id": message_id,
-                "target": part_queue(queue, part),
-                "broker_error": str(exc),
-                "failed_action": True,
-            },
-            status=503,
+        return confirm_page(
+            request, queue, part, action, message_id=message_id, broker_error=str(exc), status=503
         )
     ops_broker.depths.forget()
     principal = request[PRINCIPAL]
