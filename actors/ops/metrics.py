@@ -47,8 +47,7 @@ def worker_middleware() -> dramatiq.Middleware:
         def forks(self) -> list[Callable[[], int]]:
             if int(os.environ.get(PORT_ENV, "9191")) == 0:
                 return []
-            forks: list[Callable[[], int]] = super().forks
-            return forks
+            return [serve_worker_metrics]
 
         def after_process_boot(self, broker: dramatiq.Broker) -> None:
             super().after_process_boot(broker)  # type: ignore[no-untyped-call]
@@ -66,6 +65,25 @@ def worker_middleware() -> dramatiq.Middleware:
 
     middleware: dramatiq.Middleware = WorkerPrometheus()
     return middleware
+
+
+def serve_worker_metrics() -> int:
+    """The worker's exposition process (a fork of Dramatiq's CLI): Dramatiq's own server, with
+    an address that cannot be bound (another worker group on this machine has the port) said in
+    one log line instead of a traceback; the workers go on without it either way."""
+    from dramatiq.middleware import prometheus
+
+    try:
+        code: int = prometheus._run_exposition_server()  # type: ignore[no-untyped-call]
+    except OSError as exc:
+        log.error(
+            "metrics.server_failed",
+            host=os.environ.get(HOST_ENV),
+            port=os.environ.get(PORT_ENV),
+            error=repr(exc),
+        )
+        return 1
+    return code
 
 
 def serve(host: str, port: int) -> Callable[[], None] | None:

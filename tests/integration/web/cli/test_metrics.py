@@ -273,7 +273,8 @@ async def test_a_worker_killed_and_restarted_keeps_the_totals_of_the_others(
     tmp_path: Path,
 ) -> None:
     """Two workers on one machine share METRICS_DIR/worker; the first serves the port. The
-    second, killed with SIGKILL and started again, takes only its own dead processes' files."""
+    second, killed with SIGKILL and started again (asking for the same port, which it cannot
+    have), takes only its own dead processes' files."""
     settings, ports = shop_settings
     quiet = settings.model_copy(update={"worker_metrics_port": 0})
     url = f"http://127.0.0.1:{ports['worker']}/metrics"
@@ -301,8 +302,10 @@ async def test_a_worker_killed_and_restarted_keeps_the_totals_of_the_others(
 
     other.kill()
     assert value(await scrape(url), name, **labels) == 12  # the files outlive the processes
-    restarted = start(processes, ShopProcess.aioshop(quiet, tmp_path / "b2.log", *args))
+    # Restarted with the port the serving group holds: it says so in one line and works on.
+    restarted = start(processes, ShopProcess.aioshop(settings, tmp_path / "b2.log", *args))
     assert await eventually(lambda: other_ready(restarted.log(), 1), timeout=30), restarted.log()
+    assert await eventually(lambda: "metrics.server_failed" in restarted.log(), timeout=10)
     after = per_process(directory, name, **labels)
     # The restart took the killed worker's files only: the serving worker's count is intact.
     assert after == {pid: count for pid, count in before.items() if pid not in mine}
