@@ -9,7 +9,15 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
 from auth.passwords import MAX_LENGTH, MIN_LENGTH
-from web.fields import SINGLE_LINE, Email, Line100, Line200, OpaqueToken, OptionalLine200
+from web.fields import (
+    FILLED_LINE,
+    SINGLE_LINE,
+    Email,
+    Line100,
+    Line200,
+    OpaqueToken,
+    OptionalLine200,
+)
 from web.params import json_problems, load_json
 from web.problems import InvalidInput
 
@@ -83,7 +91,10 @@ Text100 = Line100
 Text200 = Line200
 Line2 = OptionalLine200
 PostalCode = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20), SINGLE_LINE
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=20),
+    SINGLE_LINE,
+    FILLED_LINE,
 ]
 Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 Phone = Annotated[str, StringConstraints(pattern=r"^[0-9+() -]{0,30}$")]

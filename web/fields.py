@@ -62,6 +62,21 @@ def whole_number(text: str, low: int = 0, high: int = BIGINT_MAX) -> int | None:
     return value if low <= value <= high else None
 
 
+@dataclass(frozen=True)
+class _TextCheck(AfterValidator):
+    """The control-character check, saying in the JSON Schema what it refuses (a field with a
+    stricter documented pattern, FILLED_LINE say, has that one instead)."""
+
+    pattern: str = ""
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        schema.setdefault("pattern", self.pattern)
+        return schema
+
+
 def _checked(multiline: bool) -> AfterValidator:
     def check(value: str) -> str:
         problem = text_problem(value, multiline=multiline)
@@ -69,7 +84,8 @@ def _checked(multiline: bool) -> AfterValidator:
             raise PydanticCustomError("control_character", problem)
         return value
 
-    return AfterValidator(check)
+    pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$" if multiline else r"^[^\x00-\x1f\x7f]*$"
+    return _TextCheck(check, pattern=pattern)
 
 
 def _json_int(value: Any) -> Any:
