@@ -39,7 +39,20 @@ def fail(message: str) -> NoReturn:
 
 
 def load_settings() -> Settings:
-    """Settings from the environment, or a one-line exit."""
+    """Settings from the environment, or a one-line exit. With no DATABASE_URL, a running
+    `aioshop up` in DATA_DIR lends its services (web.cli.services.services_of_up)."""
+    if "DATABASE_URL" not in os.environ:
+        from web.cli.services import UP_ENV, services_of_up
+
+        data_dir = Path(os.environ.get("DATA_DIR", "var"))
+        lent = services_of_up(data_dir)
+        if lent:
+            for name, value in lent.items():
+                os.environ.setdefault(name, value)
+            print(
+                f"aioshop: using the services of `aioshop up` ({data_dir / UP_ENV})",
+                file=sys.stderr,
+            )
     try:
         settings = Settings.from_env()
     except SettingsError as exc:

@@ -27,6 +27,11 @@ DATABASE_NAME = "aioshop"
 REDIS_START_TIMEOUT_SECONDS = 10.0
 TERM_TIMEOUT_SECONDS = 10.0  # embedded services: SIGTERM, then this long, then SIGKILL
 
+# While `aioshop up` runs: the services it uses, for commands run beside it (supervisor.py).
+UP_ENV = "up.env"
+UP_ENV_NAMES = ("DATABASE_URL", "REDIS_URL", "BROKER_URL")
+SECRET_FILE = "secret_key"  # noqa: S105 - the name of the file holding it
+
 CREATE_DATABASE = f'CREATE DATABASE "{DATABASE_NAME}"'
 DATABASE_EXISTS = "SELECT 1 FROM pg_database WHERE datname = $1"
 
@@ -52,6 +57,24 @@ def load_or_create_secret(path: Path) -> str:
         with os.fdopen(fd, "w") as file:
             file.write(secrets.token_urlsafe(48) + "\n")
     return path.read_text().strip()
+
+
+def services_of_up(data_dir: Path) -> dict[str, str]:
+    """What a running `aioshop up` in `data_dir` uses (its up.env, and the secret key file),
+    or {} when none runs there."""
+    try:
+        text = (data_dir / UP_ENV).read_text()
+    except OSError:
+        return {}
+    found = {}
+    for line in text.splitlines():
+        name, _, value = line.partition("=")
+        if name in UP_ENV_NAMES and value:
+            found[name] = value
+    secret = data_dir / SECRET_FILE
+    if found and secret.exists():
+        found["SECRET_KEY"] = secret.read_text().strip()
+    return found
 
 
 def free_port() -> int:

@@ -23,7 +23,7 @@ import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,8 +36,11 @@ from configs.logging import configure_logging
 from configs.settings import Settings, SettingsError
 from web.cli.services import (
     LOCALHOST,
+    SECRET_FILE,
     TERM_TIMEOUT_SECONDS,
     UNREACHABLE,
+    UP_ENV,
+    UP_ENV_NAMES,
     Child,
     StartupError,
     describe_unreachable,
@@ -109,13 +112,30 @@ async def _up(data_dir: Path, host: str, port: int) -> int:
                 await _prepare_database(str(settings.database_url), str(settings.redis_url))
             if stop.requested:
                 return 0
-            async with children(env, host, port, stop.child_timeout) as running:
-                result = await _supervise(running, stop, f"http://{host}:{port}/", timings)
+            with services_note(data_dir, env):
+                async with children(env, host, port, stop.child_timeout) as running:
+                    result = await _supervise(running, stop, f"http://{host}:{port}/", timings)
     except StartupError:
         if stop.requested:  # a terminal's Ctrl-C also interrupts initdb or pg_ctl
             return 0
         raise
     return result
+
+
+@contextmanager
+def services_note(data_dir: Path, env: dict[str, str]) -> Iterator[None]:
+    """While `up` runs, DATA_DIR/up.env names the services it uses, so a command run beside it
+    without them in its environment (`aioshop createadmin`, `migrate`, `seed`) finds the same
+    ones (web.cli.main.load_settings); removed when `up` stops. The secret stays in its file."""
+    path = data_dir / UP_ENV
+    lines = [f"{name}={env[name]}\n" for name in UP_ENV_NAMES if name in env]
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.writelines(lines)
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
 
 
 async def _start_services(
@@ -124,7 +144,7 @@ async def _start_services(
     """The children's environment: os.environ plus an embedded default for each unset service."""
     env = dict(os.environ, DATA_DIR=str(data_dir))
     if "SECRET_KEY" not in env:
-        env["SECRET_KEY"] = load_or_create_secret(data_dir / "secret_key")
+        env["SECRET_KEY"] = load_or_create_secret(data_dir / SECRET_FILE)
     if "REDIS_URL" not in env:
         with timings.step("redis"):
             redis_port = await services.enter_async_context(embedded_redis(data_dir / "redis"))

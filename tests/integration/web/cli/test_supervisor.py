@@ -21,6 +21,8 @@ from tests.conftest import SERVICE_VARIABLES
 READY_LINE = "aioshop is up: "
 START_TIMEOUT_SECONDS = 90
 STOP_TIMEOUT_SECONDS = 30
+OPERATOR = "night-ops@example.com"
+OPERATOR_PASSWORD = "a very long operator password"
 
 
 def free_port() -> int:
@@ -153,6 +155,29 @@ async def assert_shop_serves_demo_products(url: str) -> None:
         assert status == 200, body
 
 
+async def assert_an_operator_can_be_created_beside_it(data_dir: Path, url: str) -> None:
+    """As the README says: `aioshop createadmin` in another terminal, with nothing set but the
+    data dir, creates an account on the running shop's database (it reads DATA_DIR/up.env)."""
+    env = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
+    env.update(DATA_DIR=str(data_dir), AIOSHOP_ADMIN_PASSWORD=OPERATOR_PASSWORD)
+    process = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).with_name("aioshop")),
+        *("createadmin", "--email", OPERATOR, "--name", "Night operator", "--role", "ops"),
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(60):
+        out, err = await process.communicate()
+    assert process.returncode == 0, (out + err).decode()
+    assert b"aioshop up" in err  # it says whose services it used
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        login = {"email": OPERATOR, "password": OPERATOR_PASSWORD}
+        async with session.post(url + "api/v1/auth/login", json=login) as response:
+            assert response.status == 200, await response.text()
+
+
 @pytest.mark.timeout(300)
 async def test_up_runs_embedded_stops_cleanly_and_keeps_data(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
@@ -162,9 +187,11 @@ async def test_up_runs_embedded_stops_cleanly_and_keeps_data(tmp_path: Path) -> 
     async with aioshop_up(data_dir, port) as up:
         assert up.url == f"http://127.0.0.1:{port}/"
         await assert_shop_serves_demo_products(up.url)
+        await assert_an_operator_can_be_created_beside_it(data_dir, up.url)
         assert await up.stop(whole_group=False) == 0, up.log()[-5000:]
         [prepared] = up.events("database.prepared")
         assert prepared["demo_products_created"] == DEMO_SIZE
+    assert not (data_dir / "up.env").exists()  # gone with `up`: no command finds stale services
     assert processes_using(data_dir) == []
     assert not up.events("process.killed"), "a child needed SIGKILL"
     secret = (data_dir / "secret_key").read_text()
