@@ -97,8 +97,9 @@ class Operator:
         on_sight: Callable[[Watch, Sight], Awaitable[None]] | None = None,
     ) -> None:
         self.journal = journal  # the shoppers' journal: read for its faults, never written
-        # Its requests go to a journal of its own, so they are not counted as the shoppers'.
-        self.client = Client("operator", ports, Journal(), random.Random(f"{seed}-ops"), ADDRESS)
+        self.ports = ports
+        self.rng = random.Random(f"{seed}-ops")
+        self.client: Client | None = None  # opened by run(), on the run's loop
         self.watches: list[Watch] = []
         self.baseline: Sight | None = None
         self.reads: list[PageRead] = []
@@ -109,6 +110,8 @@ class Operator:
     async def run(self, stop: asyncio.Event) -> None:
         """Sign in, take a look before any fault, then follow each fault until `stop`; then
         finish the reads still due (bounded). Never raises but for cancellation."""
+        # Its requests go to a journal of its own, so they are not counted as the shoppers'.
+        self.client = Client("operator", self.ports, Journal(), self.rng, ADDRESS)
         try:
             await self._sign_in()
             self.baseline = await self.look(None, 0.0, ("/ops/", "/ops/workers", "/ops/queues"))
@@ -130,6 +133,8 @@ class Operator:
             self.notes.append(f"the operator stopped watching: {exc!r}")
         finally:
             await self.client.close()
+            for task in self._tasks:
+                task.cancel()
 
     async def _sign_in(self) -> bool:
         page = await self._bounded("GET", "/login?next=/ops/")
@@ -146,6 +151,7 @@ class Operator:
         return True
 
     async def _bounded(self, method: str, path: str, **options: Any) -> Answer | None:
+        assert self.client is not None
         try:
             return await asyncio.wait_for(
                 self.client.request(method, path, **options), OPS_TIMEOUT_SECONDS

@@ -58,6 +58,7 @@ class Camera:
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._kinds: set[str] = set()
+        self.dead_parts: list[str] = []  # the dead parts shot, as their paths
 
     @property
     def ready(self) -> bool:
@@ -130,6 +131,7 @@ class Camera:
             dead = await self._dead_part(page)
             if dead is not None:
                 wanted.append(("queue-dead", dead))
+                self.dead_parts.append(dead)
         for name, path in wanted:
             for width, height in WIDTHS.items():
                 await page.set_viewport_size({"width": width, "height": height})

@@ -1,0 +1,82 @@
+"""The operator's table (tests/soak/operator.py): a row per kind of fault, its first occurrence;
+"NOT SHOWN" when every look was green; a light already red as the fault began is not counted as
+the fault shown; a 5xx from /ops outside every fault is a finding, inside one it is not."""
+
+from __future__ import annotations
+
+from tests.soak.journal import FaultWindow, Journal
+from tests.soak.operator import Operator, PageRead, Sight, Watch
+from tests.soak.pages import Light
+
+GREEN = [Light("Redis", "green", "answers"), Light("Workers", "green", "2 alive")]
+
+
+def sight(offset: float, at: float, lights: list[Light], *reads: PageRead) -> Sight:
+    return Sight(offset, at, reads=list(reads), lights=lights)
+
+
+def operator_with(journal: Journal, *watches: Watch) -> Operator:
+    operator = Operator([1], journal, 7)
+    operator.watches = list(watches)
+    for watch in watches:
+        for look in watch.sights:
+            operator.reads += look.reads
+    return operator
+
+
+def test_a_fault_every_look_showed_green_is_reported_not_shown() -> None:
+    journal = Journal(started=1000.0)
+    fault = FaultWindow("smtp-refuse", "smtp", 1010.0, 1015.0)
+    journal.faults.append(fault)
+    watch = Watch(fault, [sight(t, 1010.0 + t, GREEN) for t in (0, 5, 15, 30)])
+    text = operator_with(journal, watch).table(journal, grace=5.0)
+    assert "smtp-refuse at +10 s (smtp 5 s): NOT SHOWN: all green within 30 s" in text
+    assert text.count("all green") == 5  # the verdict and the four looks
+
+
+def test_a_new_red_light_is_shown_at_its_moment_with_its_reason() -> None:
+    journal = Journal(started=1000.0)
+    fault = FaultWindow("redis-down", "redis", 1020.0, 1026.0)
+    journal.faults.append(fault)
+    down = [Light("Redis", "red", "ConnectionError: refused"), GREEN[1]]
+    looks = [sight(0, 1020, GREEN), sight(5, 1025, down), sight(15, 1035, GREEN)]
+    text = operator_with(journal, Watch(fault, looks)).table(journal, grace=5.0)
+    assert "redis-down at +20 s (redis 6 s): shown at +5 s" in text
+    assert "+5 s   Redis red: ConnectionError: refused" in text
+
+
+def test_a_light_red_before_the_fault_does_not_count_as_shown() -> None:
+    journal = Journal(started=1000.0)
+    fault = FaultWindow("kill-relay", "relay-0", 1040.0, 1043.0)
+    journal.faults.append(fault)
+    red = [GREEN[0], Light("Workers", "red", "1 silent; 1 alive")]
+    looks = [sight(t, 1040 + t, red) for t in (0, 5, 15, 30)]
+    text = operator_with(journal, Watch(fault, looks)).table(journal, grace=5.0)
+    assert "nothing new shown within 30 s" in text
+    assert "Workers red (already as it began): 1 silent; 1 alive" in text
+
+
+def test_only_the_first_fault_of_a_kind_has_a_row() -> None:
+    journal = Journal(started=1000.0)
+    first = FaultWindow("poison", "outbox", 1010.0, 1010.0)
+    second = FaultWindow("poison", "outbox", 1050.0, 1050.0)
+    journal.faults += [first, second]
+    watches = [Watch(f, [sight(0, f.started, GREEN)]) for f in (first, second)]
+    text = operator_with(journal, *watches).table(journal, grace=5.0)
+    assert text.count("poison at +") == 1
+    assert "poison at +10 s" in text
+
+
+def test_a_5xx_from_ops_outside_every_fault_is_a_finding_inside_one_it_is_not() -> None:
+    journal = Journal(started=1000.0)
+    fault = FaultWindow("redis-down", "redis", 1020.0, 1026.0)
+    journal.faults.append(fault)
+    inside = PageRead("/ops/", 1024.0, 503, "answered 503")
+    outside = PageRead("/ops/queues", 1080.0, 500, "answered 500")
+    looks = [sight(5, 1024.0, [], inside), sight(60, 1080.0, GREEN, outside)]
+    operator = operator_with(journal, Watch(fault, looks))
+    assert operator.server_errors_outside(journal, grace=5.0) == [outside]
+    text = operator.table(journal, grace=5.0)
+    assert "FINDING: /ops/queues answered 500 at +80.0 s, outside any fault" in text
+    assert "/ops/ answered 503" in text  # shown in its moment, not as a finding
+    assert "5xx from /ops outside any fault: 1" in text
