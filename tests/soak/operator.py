@@ -4,8 +4,11 @@ For every fault the injector applies, the operator reads /ops/ as the fault begi
 READ_AT seconds after it (each light's component, colour and reason; the first numbers), plus
 /ops/workers for a kill and /ops/queues for a broker or poison fault (the rows concerned). The
 report's second table, "What the operator saw", has one row per kind of fault (its first
-occurrence): what was not green at each moment and why, or "all green", which is a finding too (a
-fault the pages do not show). Lights already not green as the fault began are marked so.
+occurrence): what was not green at each moment and why, or "all green". Each row's verdict says
+when the pages first showed that fault (SHOWN_BY: its own light turning, its page's alarm, its
+count growing) or "NOT SHOWN within 30 s", a finding: faults overlap, so a red light of another
+fault under way (listed on the line) does not count. Lights already not green as the fault began
+are marked so.
 
 The operator never fails the soak: every read is bounded (OPS_TIMEOUT_SECONDS), and a page that
 does not answer 200 is itself recorded ("/ops/ answered 503"). Its requests are not the shoppers'
@@ -40,6 +43,18 @@ REASON_CHARS = 110
 KILLS = ("kill-worker", "kill-relay")
 QUEUE_FAULTS = ("cut-broker", "refuse-broker", "poison", "poison-outbox")
 POISON_QUEUE = CAPTURE_PAYMENT.queue  # the poisoned event's actor consumes this queue
+INSTANT = ("cut-broker", "poison", "poison-outbox")  # the look as it began may show these
+# What shows each kind of fault: (lights whose component starts so, alarms that start so);
+# "poison" and "poison-outbox" are shown by their counts growing (see `signals`).
+SHOWN_BY: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "kill-worker": (("Workers",), ("workers page: worker",)),
+    "kill-relay": (("Relays",), ("workers page: relay",)),
+    "cut-broker": (("Broker",), ("queues page:",)),
+    "refuse-broker": (("Broker",), ("queues page:",)),
+    "redis-down": (("Redis",), ()),
+    "pause-replay": (("Replica",), ()),
+    "smtp-refuse": (("SMTP",), ()),
+}
 
 
 @dataclass
@@ -66,6 +81,7 @@ class Sight:
     alarms: list[str] = field(default_factory=list)  # what the other pages showed amiss
     details: list[str] = field(default_factory=list)  # their rows concerned, as read
     workers_red: bool = False  # the workers page had a red worker, or the light was red
+    dead: dict[str, int | None] = field(default_factory=dict)  # queue -> its dead, as read
     others: list[str] = field(default_factory=list)  # other faults under way meanwhile
 
     @property
@@ -204,7 +220,7 @@ class Operator:
             elif path == "/ops/workers":
                 self._workers(sight, pages.workers(text))
             elif path == "/ops/queues":
-                self._queues(sight, pages.queues(text), watch)
+                self._queues(sight, pages.queues(text))
         sight.workers_red = sight.workers_red or any(
             light.component == "Workers" and light.colour == "red" for light in sight.lights
         )
@@ -234,24 +250,22 @@ class Operator:
         sight.alarms += [f"workers page: {row.kind} {row.pid} red, {row.reason}" for row in red]
         sight.details += list(seen.census.values())
 
-    def _queues(self, sight: Sight, seen: pages.Queues, watch: Watch | None) -> None:
+    def _queues(self, sight: Sight, seen: pages.Queues) -> None:
         if seen.error:
             sight.alarms.append(f"queues page: {seen.error}")
-        kind = watch.fault.kind if watch else ""
-        for queue, cells in seen.rows.items():
-            wanted = kind in ("cut-broker", "refuse-broker") or queue in (POISON_QUEUE, "outbox")
-            if cells.get("consumers") == "0":
-                sight.alarms.append(f"queues page: {queue} has no consumer")
-            if wanted or cells.get("consumers") == "0":
-                sight.details.append(
-                    f"{queue}: ready {cells.get('ready', '?')}, delayed {cells.get('delayed', '?')}"
-                    f", dead {cells.get('dead', '?')}, consumers {cells.get('consumers', '?')}"
-                    f", oldest {cells.get('oldest', '?')}"
-                )
-            if kind == "poison" and queue == POISON_QUEUE and cells.get("dead") not in ("0", None):
-                sight.alarms.append(f"queues page: {queue} has {cells['dead']} dead")
-        if not seen.rows and not seen.error:
+        elif not seen.rows:
             sight.alarms.append("queues page: no queue listed")
+        idle = [queue for queue, cells in seen.rows.items() if cells.get("consumers") == "0"]
+        if idle:
+            sight.alarms.append(f"queues page: no consumer on {', '.join(idle)}")
+        for queue, cells in seen.rows.items():
+            sight.dead[queue] = _count(cells.get("dead"))
+        cells = seen.rows.get(POISON_QUEUE)
+        if cells is not None:
+            sight.details.append(
+                f"{POISON_QUEUE}: ready {cells.get('ready', '?')}, dead {cells.get('dead', '?')}"
+                f", consumers {cells.get('consumers', '?')}"
+            )
 
     def save(self, path: Path) -> None:
         """Every look, one JSON object a line, for a post-mortem."""
@@ -304,7 +318,7 @@ class Operator:
         if self.baseline is not None:
             lines.append(f"  before any fault: {_cell(self.baseline, None)}")
         for watch in self.first_of_each():
-            lines.append(f"  {watch.describe(started)}: {_verdict(watch)}")
+            lines.append(f"  {watch.describe(started)}: {_verdict(watch, self.baseline)}")
             before = next((s for s in watch.sights if s.offset == 0), None)
             for sight in watch.sights:
                 moment = f"+{sight.offset:g} s"
@@ -331,6 +345,36 @@ class Operator:
         return "\n".join(lines)
 
 
+def _count(text: str | None) -> int | None:
+    try:
+        return int(str(text).split()[0])
+    except (ValueError, IndexError):
+        return None
+
+
+def signals(kind: str, sight: Sight, baseline: Sight | None) -> list[str]:
+    """What in `sight` shows a fault of `kind` (SHOWN_BY), against the look before any fault
+    for the counts (dead letters, parked events)."""
+    components, alarms = SHOWN_BY.get(kind, ((), ()))
+    found = [
+        f"{light.component} {light.colour}"
+        for light in sight.not_green
+        if light.component.startswith(components)
+    ]
+    found += [_key(alarm) for alarm in sight.alarms if alarm.startswith(alarms)]
+    if kind == "poison":
+        before = (baseline.dead.get(POISON_QUEUE) if baseline else 0) or 0
+        now = sight.dead.get(POISON_QUEUE)
+        if now is not None and now > before:
+            found.append(f"{POISON_QUEUE} has {now} dead")
+    if kind == "poison-outbox":
+        before = _count(baseline.numbers.get("outbox_parked")) if baseline else 0
+        now = _count(sight.numbers.get("outbox_parked"))
+        if now is not None and now > (before or 0):
+            found.append(f"{now} parked")
+    return found
+
+
 def _short(text: str) -> str:
     return text if len(text) <= REASON_CHARS else text[: REASON_CHARS - 1] + "…"
 
@@ -340,28 +384,31 @@ def _key(alarm: str) -> str:
     return alarm.split(",")[0]
 
 
-def _new(sight: Sight, before: Sight | None) -> list[str]:
-    """What `sight` showed amiss that the look as the fault began did not."""
-    was = {light.component for light in before.not_green} if before else set()
-    alarms = {_key(alarm) for alarm in before.alarms} if before else set()
-    shown = [
-        f"{light.component} {light.colour}"
-        for light in sight.not_green
-        if light.component not in was
-    ]
-    shown += [alarm for alarm in sight.alarms if _key(alarm) not in alarms]
-    shown += [f"{read.path} {read.error}" for read in sight.reads if not read.ok]
-    return shown
-
-
-def _verdict(watch: Watch) -> str:
-    before = next((s for s in watch.sights if s.offset == 0), None)
+def verdict(watch: Watch, baseline: Sight | None) -> tuple[float, list[str]] | None:
+    """When (seconds after the fault began) and how the pages first showed the fault: a signal
+    of its kind (`signals`) that the look as it began did not have (the instant kinds may show
+    in that look already); None when no look within 30 s showed it."""
+    kind = watch.fault.kind
+    first = next((s for s in watch.sights if s.offset == 0), None)
+    had = set(signals(kind, first, baseline)) if first and kind not in INSTANT else set()
     for sight in watch.sights:
-        if sight.offset > 0 and _new(sight, before):
-            return f"shown at +{sight.offset:g} s"
-    if before is not None and (before.not_green or before.alarms):
-        return "nothing new shown within 30 s (some lights were not green already)"
-    return "NOT SHOWN: all green within 30 s"
+        if sight.offset == 0 and kind not in INSTANT:
+            continue
+        new = [signal for signal in signals(kind, sight, baseline) if signal not in had]
+        if new:
+            return sight.offset, new
+    return None
+
+
+def _verdict(watch: Watch, baseline: Sight | None) -> str:
+    found = verdict(watch, baseline)
+    if found is not None:
+        offset, shown = found
+        return f"shown at +{offset:g} s ({', '.join(shown)})"
+    first = next((s for s in watch.sights if s.offset == 0), None)
+    if first is not None and signals(watch.fault.kind, first, baseline):
+        return "NOT SHOWN anew within 30 s (its signal was already on as it began)"
+    return "NOT SHOWN within 30 s"
 
 
 def _numbers(numbers: dict[str, str]) -> str:

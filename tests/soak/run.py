@@ -202,7 +202,7 @@ async def load(
     if camera is not None and camera.ready:
 
         async def shoot(watch: Watch, sight: Sight) -> None:
-            await camera.on_sight(watch, sight, operator.first(watch.fault.kind))
+            await camera.on_sight(watch, sight, operator)
 
         operator.on_sight = shoot
     watching = asyncio.create_task(operator.run(stop), name="operator")

@@ -3,8 +3,9 @@
 Debian's Chromium (Playwright, the executable and arguments of tests/e2e/conftest.py), signed in
 as the operator, saves full-page screenshots at WIDTHS: every /ops page at mid-load (the dead part
 of a queue that has dead letters too), and during the first fault of each kind the pages that
-fault concerns, at the operator's first look that shows something (or its last look). Files are
-DIR/<moment>/<page>-<width>.png.
+fault concerns, at the operator's first look that shows that fault (or its last look, all green).
+Files are DIR/<moment>/<page>-<width>.png; the summary says when each fault's shots were taken
+(one moment's shots at a time, so a fault's may wait for the mid-load ones).
 
 Screenshots are evidence, never the verdict: without Chromium (or Playwright) the camera says so
 and the soak goes on; a shot that fails is noted; every browser call is bounded.
@@ -14,11 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from pathlib import Path
 from typing import Any
 
 from tests.soak import pages
-from tests.soak.operator import Sight, Watch
+from tests.soak.operator import INSTANT, READ_AT, Operator, Sight, Watch, signals
 from tests.soak.tree import OPERATOR_EMAIL, STAFF_PASSWORD
 
 ARTIFACTS = Path(__file__).parent / "artifacts"  # `make soak`'s default (gitignored)
@@ -59,6 +61,8 @@ class Camera:
         self._tasks: list[asyncio.Task[None]] = []
         self._kinds: set[str] = set()
         self.dead_parts: list[str] = []  # the dead parts shot, as their paths
+        self.moments: dict[str, tuple[float, str]] = {}  # fault kind -> (its start, why shot)
+        self.taken: dict[str, float] = {}  # moment -> time.time() its first shot began
 
     @property
     def ready(self) -> bool:
@@ -104,15 +108,20 @@ class Camera:
         if self.ready:
             self._tasks.append(asyncio.create_task(self._shoot(moment, names)))
 
-    async def on_sight(self, watch: Watch, sight: Sight, first: Watch | None) -> None:
-        """The operator's hook: the first fault of each kind, at the first look that shows
-        something amiss after it began (or at the last look, all green, as evidence of that)."""
+    async def on_sight(self, watch: Watch, sight: Sight, operator: Operator) -> None:
+        """The operator's hook: the first fault of each kind, at the first look that shows it
+        (operator.signals), or at the last look (evidence that the pages did not show it). A
+        shot waits for the one under way: its moment is noted in the summary."""
         kind = watch.fault.kind
-        if watch is not first or kind in self._kinds or sight.offset == 0:
+        if watch is not operator.first(kind) or kind in self._kinds:
             return
-        last = sight.offset >= 30
-        if sight.not_green or sight.alarms or last:
+        if sight.offset == 0 and kind not in INSTANT:
+            return
+        shown = signals(kind, sight, operator.baseline)
+        if shown or sight.offset >= READ_AT[-1]:
             self._kinds.add(kind)
+            why = f"shows {', '.join(shown)}" if shown else "showed nothing of it"
+            self.moments[kind] = (watch.fault.started, f"the look at +{sight.offset:g} s {why}")
             self.shoot_soon(kind, FAULT_PAGES.get(kind, ("overview",)))
 
     async def _shoot(self, moment: str, names: tuple[str, ...]) -> None:
@@ -126,6 +135,7 @@ class Camera:
         page = self._page
         folder = self.directory / moment
         folder.mkdir(parents=True, exist_ok=True)
+        self.taken[moment] = time.time()
         wanted = [(name, ALL_PAGES[name]) for name in names if name in ALL_PAGES]
         if "queues" in names:
             dead = await self._dead_part(page)
@@ -164,6 +174,9 @@ class Camera:
 
     def summary(self) -> str:
         lines = [f"screenshots ({len(self.paths)}) in {self.directory}:"]
+        for moment, (started, why) in self.moments.items():
+            if moment in self.taken:
+                lines.append(f"  {moment}/: {why}; shot from +{self.taken[moment] - started:.0f} s")
         lines += [f"  {path}" for path in self.paths]
         lines += [f"  {note}" for note in self.notes]
         return "\n".join(lines)

@@ -1,6 +1,7 @@
 """The operator's table (tests/soak/operator.py): a row per kind of fault, its first occurrence;
-"NOT SHOWN" when every look was green; a light already red as the fault began is not counted as
-the fault shown; a 5xx from /ops outside every fault is a finding, inside one it is not."""
+"NOT SHOWN" when every look was green, or when only another fault's light turned; a light already
+red as the fault began is not counted as the fault shown; a poison is shown by its dead count; a
+5xx from /ops outside every fault is a finding, inside one it is not."""
 
 from __future__ import annotations
 
@@ -30,8 +31,8 @@ def test_a_fault_every_look_showed_green_is_reported_not_shown() -> None:
     journal.faults.append(fault)
     watch = Watch(fault, [sight(t, 1010.0 + t, GREEN) for t in (0, 5, 15, 30)])
     text = operator_with(journal, watch).table(journal, grace=5.0)
-    assert "smtp-refuse at +10 s (smtp 5 s): NOT SHOWN: all green within 30 s" in text
-    assert text.count("all green") == 5  # the verdict and the four looks
+    assert "smtp-refuse at +10 s (smtp 5 s): NOT SHOWN within 30 s" in text
+    assert text.count("all green") == 4  # the four looks
 
 
 def test_a_new_red_light_is_shown_at_its_moment_with_its_reason() -> None:
@@ -41,18 +42,44 @@ def test_a_new_red_light_is_shown_at_its_moment_with_its_reason() -> None:
     down = [Light("Redis", "red", "ConnectionError: refused"), GREEN[1]]
     looks = [sight(0, 1020, GREEN), sight(5, 1025, down), sight(15, 1035, GREEN)]
     text = operator_with(journal, Watch(fault, looks)).table(journal, grace=5.0)
-    assert "redis-down at +20 s (redis 6 s): shown at +5 s" in text
+    assert "redis-down at +20 s (redis 6 s): shown at +5 s (Redis red)" in text
     assert "+5 s   Redis red: ConnectionError: refused" in text
+
+
+def test_another_faults_light_does_not_show_this_fault() -> None:
+    journal = Journal(started=1000.0)
+    fault = FaultWindow("kill-worker", "worker-0", 1020.0, 1024.0)
+    journal.faults.append(fault)
+    broker = [*GREEN, Light("Broker (rabbitmq)", "red", "StreamLostError")]
+    looks = [sight(0, 1020, GREEN), sight(5, 1025, broker), sight(15, 1035, GREEN)]
+    text = operator_with(journal, Watch(fault, looks)).table(journal, grace=5.0)
+    assert "kill-worker at +20 s (worker-0 4 s): NOT SHOWN within 30 s" in text
+    assert "+5 s   Broker (rabbitmq) red: StreamLostError" in text
+
+
+def test_a_poison_is_shown_by_its_queues_dead_count_growing() -> None:
+    journal = Journal(started=1000.0)
+    fault = FaultWindow("poison", "outbox", 1030.0, 1030.0)
+    journal.faults.append(fault)
+    looks = [sight(t, 1030 + t, GREEN) for t in (0, 5, 15)]
+    for look, dead in zip(looks, (0, 0, 1), strict=True):
+        look.dead["orders"] = dead
+    operator = operator_with(journal, Watch(fault, looks))
+    operator.baseline = sight(0, 1001, GREEN)
+    operator.baseline.dead["orders"] = 0
+    assert "poison at +30 s (outbox): shown at +15 s (orders has 1 dead)" in operator.table(
+        journal, grace=5.0
+    )
 
 
 def test_a_light_red_before_the_fault_does_not_count_as_shown() -> None:
     journal = Journal(started=1000.0)
-    fault = FaultWindow("kill-relay", "relay-0", 1040.0, 1043.0)
+    fault = FaultWindow("kill-worker", "worker-1", 1040.0, 1043.0)
     journal.faults.append(fault)
     red = [GREEN[0], Light("Workers", "red", "1 silent; 1 alive")]
     looks = [sight(t, 1040 + t, red) for t in (0, 5, 15, 30)]
     text = operator_with(journal, Watch(fault, looks)).table(journal, grace=5.0)
-    assert "nothing new shown within 30 s" in text
+    assert "NOT SHOWN anew within 30 s (its signal was already on as it began)" in text
     assert "Workers red (already as it began): 1 silent; 1 alive" in text
 
 
