@@ -7,8 +7,8 @@ report's second table, "What the operator saw", has one row per kind of fault (i
 occurrence): what was not green at each moment and why, or "all green". Each row's verdict says
 when the pages first showed that fault (SHOWN_BY: its own light turning, its page's alarm, its
 count growing) or "NOT SHOWN within 30 s", a finding: faults overlap, so a red light of another
-fault under way (listed on the line) does not count. Lights already not green as the fault began
-are marked so.
+fault under way (listed on the line) does not count, nor a signal already on in the operator's
+last look before the fault began (lights so then are marked so).
 
 The operator never fails the soak: every read is bounded (OPS_TIMEOUT_SECONDS), and a page that
 does not answer 200 is itself recorded ("/ops/ answered 503"). Its requests are not the shoppers'
@@ -43,7 +43,6 @@ REASON_CHARS = 110
 KILLS = ("kill-worker", "kill-relay")
 QUEUE_FAULTS = ("cut-broker", "refuse-broker", "poison", "poison-outbox")
 POISON_QUEUE = CAPTURE_PAYMENT.queue  # the poisoned event's actor consumes this queue
-INSTANT = ("cut-broker", "poison", "poison-outbox")  # the look as it began may show these
 # What shows each kind of fault: (lights whose component starts so, alarms that start so);
 # "poison" and "poison-outbox" are shown by their counts growing (see `signals`).
 SHOWN_BY: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -95,6 +94,7 @@ class Watch:
 
     fault: FaultWindow
     sights: list[Sight] = field(default_factory=list)
+    before: Sight | None = None  # the operator's last look before the fault began
 
     def describe(self, started: float) -> str:
         f = self.fault
@@ -118,6 +118,7 @@ class Operator:
         self.client: Client | None = None  # opened by run(), on the run's loop
         self.watches: list[Watch] = []
         self.baseline: Sight | None = None
+        self.sights: list[Sight] = []  # every look that read the overview, in order
         self.reads: list[PageRead] = []
         self.notes: list[str] = []
         self.on_sight = on_sight
@@ -134,7 +135,7 @@ class Operator:
             seen = 0
             while not stop.is_set():
                 for window in self.journal.faults[seen:]:
-                    watch = Watch(window)
+                    watch = Watch(window, before=self._last_before(window.started))
                     self.watches.append(watch)
                     self._tasks.append(asyncio.create_task(self._follow(watch)))
                 seen = len(self.journal.faults)
@@ -224,7 +225,12 @@ class Operator:
         sight.workers_red = sight.workers_red or any(
             light.component == "Workers" and light.colour == "red" for light in sight.lights
         )
+        if sight.lights:
+            self.sights.append(sight)
         return sight
+
+    def _last_before(self, moment: float) -> Sight | None:
+        return next((s for s in reversed(self.sights) if s.at < moment), self.baseline)
 
     async def _read(self, path: str) -> tuple[PageRead, str]:
         read = PageRead(path, time.time(), None)
@@ -319,7 +325,9 @@ class Operator:
             lines.append(f"  before any fault: {_cell(self.baseline, None)}")
         for watch in self.first_of_each():
             lines.append(f"  {watch.describe(started)}: {_verdict(watch, self.baseline)}")
-            before = next((s for s in watch.sights if s.offset == 0), None)
+            before = watch.before
+            if before is not None and (before.not_green or before.alarms):
+                lines.append(f"      before {_cell(before, None)}")
             for sight in watch.sights:
                 moment = f"+{sight.offset:g} s"
                 late = sight.at - watch.fault.started - sight.offset
@@ -386,28 +394,26 @@ def _key(alarm: str) -> str:
 
 def verdict(watch: Watch, baseline: Sight | None) -> tuple[float, list[str]] | None:
     """When (seconds after the fault began) and how the pages first showed the fault: a signal
-    of its kind (`signals`) that the look as it began did not have (the instant kinds may show
-    in that look already); None when no look within 30 s showed it."""
+    of its kind (`signals`) that the operator's last look before the fault did not have; None
+    when no look within 30 s showed it."""
+    found = [(sight.offset, new_signals(watch, sight, baseline)) for sight in watch.sights]
+    return next(((offset, new) for offset, new in found if new), None)
+
+
+def new_signals(watch: Watch, sight: Sight, baseline: Sight | None) -> list[str]:
+    """The signals of the watch's fault in `sight` that were not on before it began."""
     kind = watch.fault.kind
-    first = next((s for s in watch.sights if s.offset == 0), None)
-    had = set(signals(kind, first, baseline)) if first and kind not in INSTANT else set()
-    for sight in watch.sights:
-        if sight.offset == 0 and kind not in INSTANT:
-            continue
-        new = [signal for signal in signals(kind, sight, baseline) if signal not in had]
-        if new:
-            return sight.offset, new
-    return None
+    had = set(signals(kind, watch.before, baseline)) if watch.before is not None else set()
+    return [signal for signal in signals(kind, sight, baseline) if signal not in had]
 
 
 def _verdict(watch: Watch, baseline: Sight | None) -> str:
     found = verdict(watch, baseline)
     if found is not None:
         offset, shown = found
-        return f"shown at +{offset:g} s ({', '.join(shown)})"
-    first = next((s for s in watch.sights if s.offset == 0), None)
-    if first is not None and signals(watch.fault.kind, first, baseline):
-        return "NOT SHOWN anew within 30 s (its signal was already on as it began)"
+        return f"shown at +{offset:g} s ({', '.join(map(_short, shown))})"
+    if watch.before is not None and signals(watch.fault.kind, watch.before, baseline):
+        return "NOT SHOWN anew within 30 s (its signal was on before it began)"
     return "NOT SHOWN within 30 s"
 
 
@@ -424,8 +430,8 @@ def _numbers(numbers: dict[str, str]) -> str:
 
 
 def _cell(sight: Sight, before: Sight | None) -> str:
-    """One moment: pages that did not answer, lights not green (marked when they were so as the
-    fault began), what the other pages showed amiss, the numbers, the rows concerned."""
+    """One moment: pages that did not answer, lights not green (marked when they were so in the
+    last look before the fault), what the other pages showed amiss, the numbers, the rows."""
     parts = [f"{read.path} {read.error}" for read in sight.reads if not read.ok]
     was = (
         {light.component for light in before.not_green}
@@ -433,7 +439,7 @@ def _cell(sight: Sight, before: Sight | None) -> str:
         else set()
     )
     for light in sight.not_green:
-        already = " (already as it began)" if light.component in was else ""
+        already = " (so before it began)" if light.component in was else ""
         parts.append(f"{light.component} {light.colour}{already}: {_short(light.reason)}")
     parts += [_short(alarm) for alarm in sight.alarms]
     text = " · ".join(parts) if parts else "all green"

@@ -152,10 +152,10 @@ async def run_soak(config: SoakConfig) -> Report:
         report.startup_seconds = time.monotonic() - began
         catalog = await load_catalog(tree, rng, config.staff)
         initial = await stock_levels(tree)
-        journal = report.journal = Journal()
-        if config.screenshots is not None:
+        if config.screenshots is not None:  # Chromium starts before the journal's clock does
             report.camera = Camera(config.screenshots, f"http://127.0.0.1:{tree.web_ports[0]}")
             await report.camera.open()
+        journal = report.journal = Journal()
         tree.progress(f"load starts: {len(report.faults)} faults scheduled")
         watching = await load(tree, config, catalog, report, rng)
         tree.progress(f"load stopped after {len(journal.requests)} requests; draining")

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.soak import pages
-from tests.soak.operator import INSTANT, READ_AT, Operator, Sight, Watch, signals
+from tests.soak.operator import READ_AT, Operator, Sight, Watch, new_signals
 from tests.soak.tree import OPERATOR_EMAIL, STAFF_PASSWORD
 
 ARTIFACTS = Path(__file__).parent / "artifacts"  # `make soak`'s default (gitignored)
@@ -115,9 +115,7 @@ class Camera:
         kind = watch.fault.kind
         if watch is not operator.first(kind) or kind in self._kinds:
             return
-        if sight.offset == 0 and kind not in INSTANT:
-            return
-        shown = signals(kind, sight, operator.baseline)
+        shown = new_signals(watch, sight, operator.baseline)
         if shown or sight.offset >= READ_AT[-1]:
             self._kinds.add(kind)
             why = f"shows {', '.join(shown)}" if shown else "showed nothing of it"

@@ -78,9 +78,21 @@ def test_a_light_red_before_the_fault_does_not_count_as_shown() -> None:
     journal.faults.append(fault)
     red = [GREEN[0], Light("Workers", "red", "1 silent; 1 alive")]
     looks = [sight(t, 1040 + t, red) for t in (0, 5, 15, 30)]
-    text = operator_with(journal, Watch(fault, looks)).table(journal, grace=5.0)
-    assert "NOT SHOWN anew within 30 s (its signal was already on as it began)" in text
-    assert "Workers red (already as it began): 1 silent; 1 alive" in text
+    watch = Watch(fault, looks, before=sight(0, 1038, red))
+    text = operator_with(journal, watch).table(journal, grace=5.0)
+    assert "NOT SHOWN anew within 30 s (its signal was on before it began)" in text
+    assert "Workers red (so before it began): 1 silent; 1 alive" in text
+    assert "before Workers red: 1 silent; 1 alive" in text
+
+
+def test_a_fault_the_look_as_it_began_shows_is_shown_at_0_s() -> None:
+    journal = Journal(started=1000.0)
+    fault = FaultWindow("refuse-broker", "broker", 1040.0, 1043.0)
+    journal.faults.append(fault)
+    red = [*GREEN, Light("Broker (rabbitmq)", "red", "StreamLostError")]
+    watch = Watch(fault, [sight(0, 1040.5, red)], before=sight(0, 1038, GREEN))
+    text = operator_with(journal, watch).table(journal, grace=5.0)
+    assert "refuse-broker at +40 s (broker 3 s): shown at +0 s (Broker (rabbitmq) red)" in text
 
 
 def test_only_the_first_fault_of_a_kind_has_a_row() -> None:
