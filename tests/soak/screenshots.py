@@ -26,7 +26,8 @@ from tests.soak.tree import OPERATOR_EMAIL, STAFF_PASSWORD
 ARTIFACTS = Path(__file__).parent / "artifacts"  # `make soak`'s default (gitignored)
 WIDTHS = {1280: 900, 375: 812}  # width -> the viewport's height (the shot is the full page)
 PAGE_TIMEOUT_MS = 15_000
-SHOOT_TIMEOUT_SECONDS = 120.0  # one moment's shots, at most
+SHOOT_TIMEOUT_SECONDS = 120.0
+WHY_CHARS = 160  # one moment's shots, at most
 ALL_PAGES = {
     "overview": "/ops/",
     "queues": "/ops/queues",
@@ -118,7 +119,7 @@ class Camera:
         shown = new_signals(watch, sight, operator.baseline)
         if shown or sight.offset >= READ_AT[-1]:
             self._kinds.add(kind)
-            why = f"shows {', '.join(shown)}" if shown else "showed nothing of it"
+            why = f"shows {', '.join(shown)}"[:WHY_CHARS] if shown else "showed nothing of it"
             self.moments[kind] = (watch.fault.started, f"the look at +{sight.offset:g} s {why}")
             self.shoot_soon(kind, FAULT_PAGES.get(kind, ("overview",)))
 
