@@ -25,9 +25,10 @@ from tests.soak.faults import Fault, Injector, schedule
 from tests.soak.invariants import Row, check_all, table
 from tests.soak.journal import Journal, StockSample
 from tests.soak.journeys import Catalog, User
-from tests.soak.operator import Operator, Sight, Watch
+from tests.soak.operator import Operator
 from tests.soak.screenshots import ALL_PAGES, Camera
 from tests.soak.shoppers import Shopper
+from tests.soak.sights import Sight, Watch
 from tests.soak.staff import Staff
 from tests.soak.tree import Tree, TreeOptions
 

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.soak import pages
-from tests.soak.operator import READ_AT, Operator, Sight, Watch, new_signals
+from tests.soak.operator import READ_AT, Operator
+from tests.soak.sights import Sight, Watch, new_signals
 from tests.soak.tree import OPERATOR_EMAIL, STAFF_PASSWORD
 
 ARTIFACTS = Path(__file__).parent / "artifacts"  # `make soak`'s default (gitignored)
@@ -111,7 +112,7 @@ class Camera:
 
     async def on_sight(self, watch: Watch, sight: Sight, operator: Operator) -> None:
         """The operator's hook: the first fault of each kind, at the first look that shows it
-        (operator.signals), or at the last look (evidence that the pages did not show it). A
+        (tests/soak/sights.py), or at the last look (evidence that the pages did not show it). A
         shot waits for the one under way: its moment is noted in the summary."""
         kind = watch.fault.kind
         if watch is not operator.first(kind) or kind in self._kinds:

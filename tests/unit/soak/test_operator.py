@@ -6,8 +6,9 @@ red as the fault began is not counted as the fault shown; a poison is shown by i
 from __future__ import annotations
 
 from tests.soak.journal import FaultWindow, Journal
-from tests.soak.operator import Operator, PageRead, Sight, Watch
+from tests.soak.operator import Operator
 from tests.soak.pages import Light
+from tests.soak.sights import PageRead, Sight, Watch
 
 GREEN = [Light("Redis", "green", "answers"), Light("Workers", "green", "2 alive")]
 
