@@ -2,6 +2,9 @@
 injected once or more, then every invariant checked (tests/soak; `make soak` is the long form).
 
 A failure prints the invariant table, the seed and the command that runs the same soak again.
+The operator (tests/soak/operator.py) watches the /ops pages meanwhile: its table must have a
+row for every kind of fault injected, and a killed worker must show red (the Workers light or the
+workers page) within 30 s. No screenshots here (`make soak` takes them).
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ async def test_a_minute_of_load_and_faults_keeps_every_invariant(tmp_path: Path)
         faults="auto",
         fault_every=5,
         drain_seconds=30,
+        # A worker is red after 3 silent intervals: 1 s here, so a kill shows before the
+        # faults that follow it (Redis stopped, then started empty) hide the heartbeats.
+        heartbeat_seconds=1.0,
         log_dir=tmp_path / "soak",
     )
     report = await run_soak(config)
@@ -35,3 +41,19 @@ async def test_a_minute_of_load_and_faults_keeps_every_invariant(tmp_path: Path)
     assert injected == set(KINDS), f"not every kind of fault was injected:\n{report.render()}"
     failed = [row.name for row in report.rows if not row.passed]
     assert not failed, f"\n{report.render()}"
+
+    operator = report.operator
+    assert operator is not None and report.camera is None
+    rendered = report.render()
+    assert "What the operator saw" in rendered
+    rows = {watch.fault.kind: watch for watch in operator.first_of_each()}
+    assert set(rows) == injected, rendered
+    for kind, watch in rows.items():
+        assert f"  {kind} at +" in rendered, kind
+        assert any(sight.offset > 0 and sight.lights for sight in watch.sights), (
+            f"the operator never read the overview after {kind}:\n{rendered}"
+        )
+    kill = rows["kill-worker"]
+    assert any(0 < sight.offset <= 30 and sight.workers_red for sight in kill.sights), (
+        f"a killed worker never showed red within 30 s:\n{rendered}"
+    )

@@ -1,7 +1,9 @@
 """`python -m tests.soak`: the soak run from the command line (`make soak SOAK_ARGS=...`).
 
-Prints the invariant table; exits 0 when every invariant held, 1 when one did not (the last
-lines name the seed and the command that reproduces the run), 2 when the tree could not start.
+Prints the invariant table, what the operator saw (tests/soak/operator.py) and the paths of the
+screenshots of the /ops pages (tests/soak/screenshots.py; --no-screenshots takes none). Exits 0
+when every invariant held, 1 when one did not (the last lines name the seed and the command that
+reproduces the run), 2 when the tree could not start.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 
 from tests.soak.faults import KINDS, ScheduleError
 from tests.soak.run import SoakConfig, run_soak
+from tests.soak.screenshots import ARTIFACTS
 from tests.soak.tree import TreeError
 
 
@@ -42,7 +45,21 @@ def parse(argv: list[str] | None = None) -> SoakConfig:
     parser.add_argument(
         "--pool-size", type=int, default=defaults.pool_size, help="DATABASE_POOL_SIZE"
     )
+    parser.add_argument(
+        "--heartbeat-seconds",
+        type=float,
+        default=defaults.heartbeat_seconds,
+        help="HEARTBEAT_INTERVAL_SECONDS of the workers and relays (default: the shop's 5)",
+    )
     parser.add_argument("--log-dir", type=Path, default=None, help="default: a new temp dir")
+    parser.add_argument(
+        "--screenshots",
+        type=Path,
+        default=ARTIFACTS,
+        metavar="DIR",
+        help=f"save screenshots of the /ops pages under load here (default {ARTIFACTS})",
+    )
+    parser.add_argument("--no-screenshots", action="store_true", help="take none")
     args = parser.parse_args(argv)
     if args.staff < 1:
         parser.error("--staff must be at least 1")
@@ -58,7 +75,9 @@ def parse(argv: list[str] | None = None) -> SoakConfig:
         grace_seconds=args.grace_seconds,
         products=args.products,
         pool_size=args.pool_size,
+        heartbeat_seconds=args.heartbeat_seconds,
         log_dir=args.log_dir,
+        screenshots=None if args.no_screenshots else args.screenshots,
     )
 
 

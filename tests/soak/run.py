@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import random
 import shlex
+import sys
 import tempfile
 import time
 import uuid
@@ -24,12 +25,16 @@ from tests.soak.faults import Fault, Injector, schedule
 from tests.soak.invariants import Row, check_all, table
 from tests.soak.journal import Journal, StockSample
 from tests.soak.journeys import Catalog, User
+from tests.soak.operator import Operator
+from tests.soak.screenshots import ALL_PAGES, Camera
 from tests.soak.shoppers import Shopper
+from tests.soak.sights import Sight, Watch
 from tests.soak.staff import Staff
 from tests.soak.tree import Tree, TreeOptions
 
 STOP_USERS_SECONDS = 40.0  # a user's request in flight may take up to its 30 s timeout
 SAMPLE_EVERY_SECONDS = 1.0
+OPERATOR_FINISH_SECONDS = 60.0  # its own bound is 45 s past the stop, plus a read in flight
 PRICE_PRODUCTS_PER_STAFF = 8
 SELECT_PUBLISHED = """
     SELECT id, slug, name FROM products
@@ -63,7 +68,9 @@ class SoakConfig:
     grace_seconds: float = 5.0  # after a fault's window, a 503 is still the fault's
     products: int = 200
     pool_size: int = 4
+    heartbeat_seconds: float = 5.0  # the shop's default; a worker shows red after 3 of them
     log_dir: Path | None = None
+    screenshots: Path | None = None  # where to save screenshots of the /ops pages; None: none
 
     def command(self) -> str:
         """The command line that runs this configuration again."""
@@ -72,7 +79,8 @@ class SoakConfig:
             f"python -m tests.soak --minutes {self.seconds / 60:g} --seed {self.seed} "
             f"--shoppers {self.shoppers} --app-clients {self.app_clients} --staff {self.staff} "
             f"--faults {faults} --fault-every {self.fault_every:g} "
-            f"--drain-seconds {self.drain_seconds:g} --pool-size {self.pool_size}"
+            f"--drain-seconds {self.drain_seconds:g} --pool-size {self.pool_size} "
+            f"--heartbeat-seconds {self.heartbeat_seconds:g}"
         )
 
 
@@ -86,6 +94,8 @@ class Report:
     drain: str = ""
     startup_seconds: float = 0.0
     stopping: list[str] = field(default_factory=list)  # processes that did not stop cleanly
+    operator: Operator | None = field(default=None, repr=False)
+    camera: Camera | None = field(default=None, repr=False)
 
     @property
     def passed(self) -> bool:
@@ -107,11 +117,15 @@ class Report:
             f"faults injected: {windows or 'none'}",
             table(self.rows) if self.rows else "no invariants checked",
         ]
+        if self.operator is not None:
+            lines.append(self.operator.table(self.journal, config.grace_seconds))
         if self.journal.notes:
             lines.append(f"harness notes ({len(self.journal.notes)}):")
             lines.extend(f"  {note}" for note in self.journal.notes[:10])
         if self.stopping:
             lines.append(f"stopping the tree: {'; '.join(self.stopping)}")
+        if self.camera is not None:
+            lines.append(self.camera.summary())
         verdict = "PASSED" if self.passed else "FAILED"
         lines.append(f"{verdict}; logs in {self.run_dir}")
         lines.append(f"reproduce: {config.command()}")
@@ -126,7 +140,11 @@ async def run_soak(config: SoakConfig) -> Report:
     report = Report(config, run_dir)
     report.faults = schedule(config.faults, rng, config.seconds, config.fault_every)
     options = TreeOptions(
-        seed=config.seed, products=config.products, staff=config.staff, pool_size=config.pool_size
+        seed=config.seed,
+        products=config.products,
+        staff=config.staff,
+        pool_size=config.pool_size,
+        heartbeat_seconds=config.heartbeat_seconds,
     )
     tree = Tree(options, run_dir)
     began = time.monotonic()
@@ -135,16 +153,22 @@ async def run_soak(config: SoakConfig) -> Report:
         report.startup_seconds = time.monotonic() - began
         catalog = await load_catalog(tree, rng, config.staff)
         initial = await stock_levels(tree)
+        if config.screenshots is not None:  # Chromium starts before the journal's clock does
+            report.camera = Camera(config.screenshots, f"http://127.0.0.1:{tree.web_ports[0]}")
+            await report.camera.open()
         journal = report.journal = Journal()
         tree.progress(f"load starts: {len(report.faults)} faults scheduled")
-        await load(tree, config, catalog, report, rng)
+        watching = await load(tree, config, catalog, report, rng)
         tree.progress(f"load stopped after {len(journal.requests)} requests; draining")
         report.drain = await drain(tree, journal.poisoned, config.drain_seconds)
         tree.progress(report.drain)
+        await finish_watching(watching, report)
         report.rows = await check_all(tree, journal, initial, config.grace_seconds)
         journal.save(run_dir / "journal.jsonl")
         tree.progress("invariants checked; stopping the tree")
     finally:
+        if report.camera is not None:
+            await report.camera.close()
         stopping = await tree.close()
         report.stopping = stopping
         tree.progress("stopped")
@@ -153,8 +177,10 @@ async def run_soak(config: SoakConfig) -> Report:
 
 async def load(
     tree: Tree, config: SoakConfig, catalog: Catalog, report: Report, rng: random.Random
-) -> None:
-    """The users and the injector for `config.seconds`, the stock sampled meanwhile."""
+) -> asyncio.Task[None]:
+    """The users and the injector for `config.seconds`, the stock sampled meanwhile; the
+    operator watching (its task goes on after the load: the reads still due are taken while
+    the system drains, see finish_watching)."""
     journal = report.journal
     stop = asyncio.Event()
     kinds: list[tuple[type[User], int]] = [
@@ -172,8 +198,22 @@ async def load(
     watcher = asyncio.create_task(stalls.watch(tree, journal, stop))
     injector = Injector(tree, journal, random.Random(f"{config.seed}-injector"))
     faulting = asyncio.create_task(injector.run(report.faults, stop))
+    operator = report.operator = Operator(tree.web_ports, journal, config.seed)
+    camera = report.camera
+    if camera is not None and camera.ready:
+
+        async def shoot(watch: Watch, sight: Sight) -> None:
+            await camera.on_sight(watch, sight, operator)
+
+        operator.on_sight = shoot
+    watching = asyncio.create_task(operator.run(stop), name="operator")
     try:
-        await asyncio.sleep(config.seconds)
+        if camera is not None:
+            await asyncio.sleep(config.seconds / 2)
+            camera.shoot_soon("mid-load", tuple(ALL_PAGES))
+            await asyncio.sleep(config.seconds / 2)
+        else:
+            await asyncio.sleep(config.seconds)
     finally:
         stop.set()
         _, late = await asyncio.wait(running, timeout=STOP_USERS_SECONDS)
@@ -187,6 +227,21 @@ async def load(
         await faulting
         await sampler
         await watcher
+        if sys.exc_info()[0] is not None:  # the load failed: nobody will wait for the operator
+            watching.cancel()
+    return watching
+
+
+async def finish_watching(watching: asyncio.Task[None], report: Report) -> None:
+    """Wait for the operator's last reads (it bounds them itself; this bounds it once more),
+    and save what it saw beside the journal."""
+    done, _ = await asyncio.wait([watching], timeout=OPERATOR_FINISH_SECONDS)
+    if not done:
+        watching.cancel()
+        report.journal.notes.append("the operator was still reading; stopped")
+    await asyncio.gather(watching, return_exceptions=True)
+    if report.operator is not None:
+        report.operator.save(report.run_dir / "operator.jsonl")
 
 
 async def load_catalog(tree: Tree, rng: random.Random, staff: int) -> Catalog:

@@ -42,6 +42,7 @@ from web.cli.services import redis_server_path
 BROKER_BASE_URL = os.environ.get("TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 DATABASE = "shop"
 STAFF_PASSWORD = "soak-staff-" + "s3cret-" * 3
+OPERATOR_EMAIL = "operator@soak.example.com"  # role ops, the same password: tests/soak/operator.py
 START_TIMEOUT_SECONDS = 90.0
 STOP_TIMEOUT_SECONDS = 15.0
 READY_MARKS = {"worker": "ready for action", "relay": "relay.started"}
@@ -206,6 +207,7 @@ class TreeOptions:
     products: int = 200  # the generated catalog (`aioshop seed --products N --seed S`)
     hot_products: int = 6
     staff: int = 1
+    heartbeat_seconds: float = 5.0  # HEARTBEAT_INTERVAL_SECONDS (a worker is red after 3 of them)
     pool_size: int = 4
     unpaid_order_minutes: int = 1
     worker_threads: int = 4
@@ -280,6 +282,7 @@ class Tree:
             database_pool_size=self.options.pool_size,
             relay_poll_interval_seconds=0.5,
             unpaid_order_minutes=self.options.unpaid_order_minutes,
+            heartbeat_interval_seconds=self.options.heartbeat_seconds,
             log_format="json",
         )
         self.env = environment(self.settings)
@@ -316,7 +319,10 @@ class Tree:
             *(
                 self.cli("createadmin", "--email", email, "--name", f"Staff {i}", "--role", "staff")
                 for i, email in enumerate(self.staff_emails)
-            )
+            ),
+            self.cli(
+                "createadmin", "--email", OPERATOR_EMAIL, "--name", "Operator", "--role", "ops"
+            ),
         )
         rng = random.Random(f"{self.options.seed}-hot")
         for i in range(self.options.hot_products):
