@@ -13,7 +13,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import structlog
@@ -23,7 +23,7 @@ from actors.ops import heartbeats, history
 from actors.ops.heartbeats import Process
 from auth import throttle
 from configs.settings import Settings
-from storage import orders, outbox
+from storage import emails, orders, outbox
 from storage.outbox import Backlog
 from web import health
 from web.keys import DB, REDIS, SETTINGS
@@ -37,6 +37,9 @@ CHECK_TIMEOUT_SECONDS = 2.0
 LIGHTS_CACHE_SECONDS = 5.0
 REFRESH_SECONDS = 10
 SERVER_ERRORS_WINDOW_SECONDS = 300
+DELIVERY_WINDOW = timedelta(minutes=5)  # failed or refused sends in it make SMTP amber
+OUTBOX_WAIT_SECONDS = 30.0  # an event waiting this long with relays alive makes them amber
+FORGET_SILENT_SECONDS = 600.0  # a process silent longer no longer colours its light
 
 
 @dataclass(frozen=True)
@@ -109,17 +112,47 @@ async def lights(request: web.Request) -> list[Light]:
     smtp = settings.smtp_server
     if smtp is not None:
         jobs.append(
-            _check(
-                "SMTP",
-                lambda: health.check_smtp(smtp),
-                f"{smtp.hostname} greets",
-                "; emails are retried",
+            _with_deliveries(
+                request,
+                _check(
+                    "SMTP",
+                    lambda: health.check_smtp(smtp),
+                    f"{smtp.hostname} greets",
+                    "; emails are retried",
+                ),
             )
         )
     else:
         jobs.append(_fixed(Light("SMTP", "green", "local mailbox (no SMTP_URL)")))
     singles, processes = await asyncio.gather(asyncio.gather(*jobs), _processes_lights(request))
     return [*singles, *processes]
+
+
+async def _with_deliveries(request: web.Request, greeting: Awaitable[Light]) -> Light:
+    """A server that greets can still refuse or fail what it is sent: amber when the delivery
+    log has failed or refused attempts in the last DELIVERY_WINDOW (they are on /ops/emails)."""
+    light = await greeting
+    if light.colour != "green":
+        return light
+    try:
+        counts = await asyncio.wait_for(
+            emails.counts_since(request.config_dict[DB].primary, DELIVERY_WINDOW),
+            timeout=CHECK_TIMEOUT_SECONDS,
+        )
+    except Exception as exc:
+        log.warning("ops.deliveries_unavailable", error=repr(exc))
+        return light
+    bad = counts.get("refused", 0) + counts.get("failed", 0)
+    if not bad:
+        return light
+    minutes = int(DELIVERY_WINDOW.total_seconds() // 60)
+    return Light(
+        light.component,
+        "amber",
+        f"greets, but {bad} of {bad + counts.get('sent', 0)} sends in the last {minutes} min "
+        f"were refused or failed ({counts.get('refused', 0)} refused, not retried): "
+        "see /ops/emails",
+    )
 
 
 async def _fixed(light: Light) -> Light:
@@ -162,22 +195,51 @@ async def _processes_lights(request: web.Request) -> list[Light]:
     except Exception as exc:
         reason = f"unknown: heartbeats are in Redis, which did not answer ({type(exc).__name__})"
         return [Light("Workers", "grey", reason), Light("Relays", "grey", reason)]
-    return [
-        process_light("Workers", [p for p in found if p.kind == "worker"]),
-        process_light("Relays", [p for p in found if p.kind == "relay"]),
-    ]
+    relays = process_light("Relays", [p for p in found if p.kind == "relay"])
+    if relays.colour == "green":
+        relays = await _with_backlog(request, relays)
+    return [process_light("Workers", [p for p in found if p.kind == "worker"]), relays]
 
 
-def process_light(component: str, found: list[Process]) -> Light:
-    """Red when none is alive or any is silent (naming it), else green with the count."""
+async def _with_backlog(request: web.Request, light: Light) -> Light:
+    """Relays that beat but do not get the outbox out (a row the broker refuses, a relay stuck
+    on it): amber once the oldest unpublished event has waited OUTBOX_WAIT_SECONDS."""
+    try:
+        backlog = await asyncio.wait_for(
+            outbox.backlog(request.config_dict[DB].primary), timeout=CHECK_TIMEOUT_SECONDS
+        )
+    except Exception as exc:
+        log.warning("ops.backlog_unavailable", error=repr(exc))
+        return light
+    if backlog.unpublished and backlog.oldest_age_seconds >= OUTBOX_WAIT_SECONDS:
+        return Light(
+            light.component,
+            "amber",
+            f"{light.reason}, but the oldest of {backlog.unpublished} outbox events has waited "
+            f"{backlog.oldest_age_seconds:.0f} s: see /ops/outbox",
+        )
+    return light
+
+
+def process_light(component: str, found: list[Process], now: float | None = None) -> Light:
+    """Red when none is alive; amber when one fell silent in the last FORGET_SILENT_SECONDS
+    while others are alive (naming it: a crash to look into, its work taken over); else green.
+    A process silent longer than that is left to /ops/workers, so a replaced one does not
+    colour the light for the hour its record is kept."""
+    now = time.time() if now is None else now
     alive = [p for p in found if p.status == "green"]
-    silent = [p for p in found if p.status == "red"]
+    silent = [p for p in found if p.status == "red" and now - p.last_beat < FORGET_SILENT_SECONDS]
+    if not alive:
+        reason = "none alive"
+        if silent:
+            reason += f" ({', '.join(f'{p.host}:{p.pid} {p.reason}' for p in silent[:3])})"
+        return Light(component, "red", reason)
     if silent:
         names = ", ".join(f"{p.host}:{p.pid} {p.reason}" for p in silent[:3])
         more = f" and {len(silent) - 3} more" if len(silent) > 3 else ""
-        return Light(component, "red", f"{len(silent)} silent ({names}{more}); {len(alive)} alive")
-    if not alive:
-        return Light(component, "red", "none alive")
+        return Light(
+            component, "amber", f"{len(silent)} silent ({names}{more}); {len(alive)} alive"
+        )
     return Light(component, "green", f"{len(alive)} alive")
 
 

@@ -1,5 +1,6 @@
 """The soak operator's reading of the real /ops pages (tests/soak/pages.py): a worker gone
-silent is read as a red light with its reason and as a red row of the workers page; the queues
+silent beside a live one is read as an amber light with its reason and as a red row of the
+workers page; the queues
 page's rows are read cell by cell."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from tests.soak import pages
 from tests.support.browser import signed_in
 
 
-async def test_a_silent_worker_is_read_as_red_on_the_overview_and_the_workers_page(
+async def test_a_silent_worker_is_read_on_the_overview_and_red_on_the_workers_page(
     client: Any, fresh_db: str, redis_url: str
 ) -> None:
     alive = HeartbeatThread(redis_url, kind="worker", interval=60, queues=["orders"])
@@ -26,7 +27,7 @@ async def test_a_silent_worker_is_read_as_red_on_the_overview_and_the_workers_pa
     assert page.status == 200
     seen = pages.overview(await page.text())
     by_component = {light.component: light for light in seen.lights}
-    assert by_component["Workers"].colour == "red", seen.lights
+    assert by_component["Workers"].colour == "amber", seen.lights  # one alive: amber, not red
     assert "1 silent" in by_component["Workers"].reason
     assert "1 alive" in by_component["Workers"].reason
     assert not by_component["Workers"].reason.startswith("red")  # the colour is not the reason

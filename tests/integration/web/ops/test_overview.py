@@ -6,14 +6,17 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from actors.ops import heartbeats
 from actors.ops.heartbeats import HeartbeatThread
 from configs.settings import Settings
+from storage import emails
 from storage.database import connect
 from tests.support.browser import signed_in
 from tests.support.orders import place_order, stocked_product
@@ -143,6 +146,76 @@ async def test_the_smtp_light_follows_the_smtp_server(
             assert colour == "red" and "Error" in reason
     finally:
         await client.close()
+
+
+async def test_smtp_that_greets_but_refuses_is_amber_and_a_waiting_outbox_makes_relays_amber(
+    aiohttp_client: Any,
+    fresh_db: str,
+    redis_url: str,
+    settings_for: Callable[..., Settings],
+    smtp: Any,
+) -> None:
+    """What the soak found the lights missed: a server that greets and refuses every message,
+    and relays that beat while an event waits (a row the broker refuses)."""
+    client = await aiohttp_client(create_app(settings_for(fresh_db, smtp_url=smtp.url)))
+    relay = HeartbeatThread(redis_url, kind="relay", interval=60, queues=[])
+    relay.beat()
+    conn = await connect(fresh_db)
+    try:
+        for result in ("sent", "refused", "refused"):
+            await emails.record(
+                conn,
+                emails.Attempt(
+                    kind="order_placed",
+                    recipient="ada@example.com",
+                    subject="Your order",
+                    result=result,
+                    error=None if result == "sent" else "SMTP 550 mailbox unavailable",
+                    event_name="email.send_order_email",
+                    event_id=uuid.uuid4(),
+                ),
+                timeout=5,
+            )
+        await conn.execute(
+            "INSERT INTO outbox (event_id, actor_name, payload, created_at)"
+            " VALUES ($1, 'search.index_product', '{}'::jsonb, now() - interval '45 seconds')",
+            uuid.uuid4(),
+        )
+    finally:
+        await conn.close()
+    try:
+        await operator(client, fresh_db)
+        shown = lights(await (await client.get("/ops/")).text())
+        colour, reason = shown["SMTP"]
+        assert colour == "amber" and "2 of 3 sends" in reason and "2 refused" in reason
+        colour, reason = shown["Relays"]
+        assert colour == "amber" and "has waited 4" in reason, reason
+    finally:
+        await client.close()
+
+
+def test_a_replaced_process_makes_its_light_amber_then_none() -> None:
+    now = time.time()
+
+    def process(pid: int, status: str, silent_for: float) -> Any:
+        return heartbeats.Process(
+            key=f"k{pid}", kind="worker", host="h", pid=pid, started_at=now - 900,
+            queues=("orders",), threads=4, in_progress=0, processed=0, interval=5,
+            last_beat=now - silent_for, stopped_at=None, status=status,  # type: ignore[arg-type]
+            reason=f"silent for {silent_for:.0f} s" if status == "red" else "beat 1 s ago",
+        )  # fmt: skip
+
+    alive, crashed, long_gone = (
+        process(1, "green", 1),
+        process(2, "red", 20),
+        process(3, "red", 900),
+    )
+    assert overview.process_light("Workers", [alive], now).colour == "green"
+    light = overview.process_light("Workers", [alive, crashed], now)
+    assert light.colour == "amber" and "h:2 silent for 20 s" in light.reason
+    assert overview.process_light("Workers", [alive, long_gone], now).colour == "green"
+    assert overview.process_light("Workers", [crashed], now).colour == "red"
+    assert overview.process_light("Workers", [], now).reason == "none alive"
 
 
 async def test_the_overview_and_workers_page_ask_anonymous_visitors_to_sign_in(client: Any) -> None:
