@@ -9,7 +9,8 @@ from aiohttp import web
 
 from auth.tokens import InvalidToken
 from web.api import auth, cart, categories, me, orders, products
-from web.api.routing import Operation, add_operations, openapi_document
+from web.api.openapi import openapi_document
+from web.api.routing import Operation, add_operations
 from web.cookies import ACCESS, CSRF_HEADER, REFRESH, SAFE_METHODS, check_csrf, cookie_name
 from web.keys import ACCOUNTS, PRINCIPAL, SETTINGS
 from web.params import opaque
