@@ -102,7 +102,7 @@ REQUEST_HEADERS: dict[str, dict[str, Any]] = {
     },
     "If-None-Match": {
         "description": "The ETag of the copy the app holds: a 304 without a body if unchanged.",
-        "schema": {"type": "string", "maxLength": 200},
+        "schema": {"type": "string"},
     },
 }
 # Response headers, as OpenAPI header objects.
