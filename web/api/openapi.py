@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from domain.identifiers import SLUG_MAX_LENGTH, SLUG_PATTERN
 from web.api.routing import Operation
@@ -208,18 +208,12 @@ A guide for mobile apps: docs/mobile-app.md.
 
 def openapi_document(operations: Sequence[Operation], *, title: str, prefix: str) -> dict[str, Any]:
     """The OpenAPI 3.1 document of the operations, with pydantic's JSON schemas."""
-    models = {
-        model
-        for operation in operations
-        for model in (operation.body, operation.response)
-        if model is not None
-    }
-    _, schemas = models_json_schema(
-        [(model, "validation") for model in sorted(models, key=lambda m: m.__name__)],
-        ref_template="#/components/schemas/{model}",
-    )
-    components = schemas.get("$defs", {})
-    _refuse_nul(components)
+    bodies = {operation.body for operation in operations if operation.body is not None}
+    answers = {operation.response for operation in operations if operation.response is not None}
+    components = _schemas(answers, "serialization")
+    received = _schemas(bodies, "validation")
+    _refuse_nul(received)  # what the API takes, not what it gives
+    components.update(received)
     components.update(problem_schemas())
     paths: dict[str, dict[str, Any]] = {}
     for operation in operations:
@@ -302,6 +296,15 @@ def _problem_type(problem: Problem) -> dict[str, Any]:
         "properties": properties,
         "required": ["type", "title", "status", "detail", *problem.expose],
     }
+
+
+def _schemas(models: set[type[BaseModel]], mode: JsonSchemaMode) -> dict[str, Any]:
+    _, schemas = models_json_schema(
+        [(model, mode) for model in sorted(models, key=lambda m: m.__name__)],
+        ref_template="#/components/schemas/{model}",
+    )
+    found: dict[str, Any] = schemas.get("$defs", {})
+    return found
 
 
 def _path_parameters(operation: Operation) -> list[str]:

@@ -8,6 +8,7 @@ Unknown extra fields are allowed: an app must ignore fields it does not know.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -147,8 +148,8 @@ class ProductDetail(Doc):
     price: Money | None
     price_max: Money | None
     in_stock: bool
-    created_at: str
-    indexed_at: str | None
+    created_at: datetime
+    indexed_at: datetime | None
     attributes: dict[str, Any]
     attribute_names: dict[str, str]
     variants: list[Variant]
@@ -167,8 +168,8 @@ class CreatedProduct(Doc):
     price: Money | None
     price_max: Money | None
     in_stock: bool
-    created_at: str
-    indexed_at: str | None
+    created_at: datetime
+    indexed_at: datetime | None
 
 
 class CategoryNode(Doc):
@@ -255,7 +256,7 @@ class Transition(Doc):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
     from_: str | None = Field(alias="from")
     to: str
-    at: str
+    at: datetime
     note: str | None
 
 
@@ -266,7 +267,7 @@ class Order(Doc):
     status: str = Field(
         description="pending, confirmed, shipped, delivered or cancelled", examples=["confirmed"]
     )
-    placed_at: str
+    placed_at: datetime
     email: str
     lines: list[OrderLine]
     totals: Totals
@@ -281,7 +282,7 @@ class Order(Doc):
 class OrderSummary(Doc):
     number: str
     status: str
-    placed_at: str
+    placed_at: datetime
     total: Money | None
     url: str
 
