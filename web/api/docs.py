@@ -14,14 +14,14 @@ import base64
 import functools
 import re
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from urllib.parse import unquote
 
 import aiohttp_jinja2
-import swagger_ui
 from aiohttp import web
 
-SWAGGER_DIR = Path(swagger_ui.__file__).parent / "static"
+SWAGGER_DIR = Path(str(resources.files("swagger_ui") / "static"))  # an installed package
 SCRIPT = "swagger-ui-bundle.js"
 STYLESHEET = "swagger-ui.css"
 ASSET_CACHE = "public, max-age=86400"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,10 +103,10 @@ def parse(text: str) -> list[tuple[Request, Answer]]:
 
 
 @pytest.fixture
-async def app_url(client: Any, fresh_db: str) -> AsyncIterator[str]:
+async def app_url(client: Any, fresh_db: str) -> str:
     """The app with one product in stock, as the guide's first request finds it."""
     await stocked_product(fresh_db, "linen-shirt", {"LINEN-SHIRT-M": 5}, price=4900)
-    yield str(client.make_url("")).rstrip("/")
+    return str(client.make_url("")).rstrip("/")
 
 
 async def test_the_guide_runs_as_written(app_url: str) -> None:
