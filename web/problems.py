@@ -116,19 +116,26 @@ EXPOSED_SCHEMAS: dict[str, dict[str, Any]] = {
         "type": "object",
         "description": "each field (a dotted path into the body, or a parameter) and what is wrong",
         "additionalProperties": {"type": "string"},
+        "examples": [{"email": "value is not a valid email address"}],
     },
-    "retry_after": {"type": "integer", "minimum": 0, "description": "seconds to wait"},
-    "slug": {"type": "string"},
-    "sku": {"type": "string"},
-    "available": {"type": "integer", "description": "units that can still be had"},
-    "requested": {"type": "integer"},
+    "retry_after": {
+        "type": "integer",
+        "minimum": 0,
+        "description": "seconds to wait",
+        "examples": [30],
+    },
+    "slug": {"type": "string", "examples": ["linen-shirt"]},
+    "sku": {"type": "string", "examples": ["LINEN-SHIRT-M"]},
+    "available": {"type": "integer", "description": "units that can still be had", "examples": [1]},
+    "requested": {"type": "integer", "examples": [2]},
     "shortages": {
         "type": "object",
         "description": "each SKU the stock cannot cover, and the units left of it",
         "additionalProperties": {"type": "integer"},
+        "examples": [{"LINEN-SHIRT-M": 0}],
     },
-    "current": {"type": "string", "description": "the order's status now"},
-    "code": {"type": "string", "description": "the shipping method asked for"},
+    "current": {"type": "string", "description": "the order's status now", "examples": ["shipped"]},
+    "code": {"type": "string", "description": "the shipping method asked for", "examples": ["x"]},
 }
 
 

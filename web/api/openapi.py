@@ -11,8 +11,10 @@ storefront's cookie, or a guest's cart token); and examples.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Sequence
+from http import HTTPStatus
 from typing import Any
 
 from pydantic import BaseModel
@@ -23,7 +25,7 @@ from web.api.routing import Operation
 from web.carts import CART_HEADER
 from web.checkout import IDEMPOTENCY_KEY_MAX
 from web.fields import BIGINT_MAX
-from web.problems import EXPOSED_SCHEMAS, PROBLEM_JSON, PROBLEMS, Problem
+from web.problems import EXPOSED_SCHEMAS, PROBLEM_JSON, PROBLEMS, Problem, problem_body
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 ABOUT_BLANK = "about:blank"
@@ -282,6 +284,24 @@ def problem_schemas() -> dict[str, Any]:
     return schemas
 
 
+@functools.cache
+def problem_examples() -> dict[int, dict[str, Any]]:
+    """For each status, an example body of each of its problem types (and about:blank)."""
+    examples: dict[int, dict[str, Any]] = {status: {} for status in REASONS}
+    for problem in PROBLEMS.values():
+        exposed = {name: EXPOSED_SCHEMAS[name]["examples"][0] for name in problem.expose}
+        detail = problem.detail or f"{problem.title}."
+        body = problem_body(
+            problem.status, f"/problems/{problem.slug}", problem.title, detail=detail, **exposed
+        )
+        examples[problem.status][problem.slug] = {"summary": problem.title, "value": body}
+    for status, found in examples.items():
+        reason = HTTPStatus(status).phrase
+        body = problem_body(status, ABOUT_BLANK, reason)
+        found[ABOUT_BLANK] = {"summary": f"{reason} (a plain HTTP error)", "value": body}
+    return examples
+
+
 def _problem_type(problem: Problem) -> dict[str, Any]:
     properties: dict[str, Any] = {
         "type": {"const": f"/problems/{problem.slug}"},
@@ -351,7 +371,12 @@ def _responses(operation: Operation) -> dict[str, Any]:
     if operation.auth == "staff" or operation.method in UNSAFE_METHODS:
         statuses.add(403)  # not staff; or riding on cookies without the CSRF token
     for status in sorted(statuses - {304}):
-        content = {PROBLEM_JSON: {"schema": {"$ref": f"#/components/schemas/Problem{status}"}}}
+        content = {
+            PROBLEM_JSON: {
+                "schema": {"$ref": f"#/components/schemas/Problem{status}"},
+                "examples": problem_examples()[status],
+            }
+        }
         responses[str(status)] = {"description": REASONS[status], "content": content}
         if status in STATUS_HEADERS:
             responses[str(status)]["headers"] = _headers(STATUS_HEADERS[status])

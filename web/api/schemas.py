@@ -15,9 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class Doc(BaseModel):
-    """A documented answer (never used to build one)."""
-
-    model_config = ConfigDict(extra="allow")
+    """A documented answer (never used to build one). JSON Schema lets an object hold more
+    properties than it lists, so the API may add fields without breaking an app."""
 
 
 class Money(Doc):
@@ -253,7 +252,7 @@ class Payment(Doc):
 class Transition(Doc):
     """One change of the order's status (staff also see who made it, as `by`)."""
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True)
     from_: str | None = Field(alias="from")
     to: str
     at: datetime
