@@ -109,6 +109,36 @@ PROBLEMS: dict[type[Exception], Problem] = {
 }
 
 
+# What each exposed attribute holds, for the OpenAPI document (web/api/openapi.py): every name
+# in a Problem's `expose` needs its schema here.
+EXPOSED_SCHEMAS: dict[str, dict[str, Any]] = {
+    "errors": {
+        "type": "object",
+        "description": "each field (a dotted path into the body, or a parameter) and what is wrong",
+        "additionalProperties": {"type": "string"},
+        "examples": [{"email": "value is not a valid email address"}],
+    },
+    "retry_after": {
+        "type": "integer",
+        "minimum": 0,
+        "description": "seconds to wait",
+        "examples": [30],
+    },
+    "slug": {"type": "string", "examples": ["linen-shirt"]},
+    "sku": {"type": "string", "examples": ["LINEN-SHIRT-M"]},
+    "available": {"type": "integer", "description": "units that can still be had", "examples": [1]},
+    "requested": {"type": "integer", "examples": [2]},
+    "shortages": {
+        "type": "object",
+        "description": "each SKU the stock cannot cover, and the units left of it",
+        "additionalProperties": {"type": "integer"},
+        "examples": [{"LINEN-SHIRT-M": 0}],
+    },
+    "current": {"type": "string", "description": "the order's status now", "examples": ["shipped"]},
+    "code": {"type": "string", "description": "the shipping method asked for", "examples": ["x"]},
+}
+
+
 def problem_body(status: int, type_: str, title: str, **extra: Any) -> dict[str, Any]:
     """The problem+json body (also used for aiohttp's own HTTP errors)."""
     return {"type": type_, "title": title, "status": status, **extra}

@@ -9,7 +9,9 @@ from aiohttp import web
 
 from auth.tokens import InvalidToken
 from web.api import auth, cart, categories, me, orders, products
-from web.api.routing import Operation, add_operations, openapi_document
+from web.api.docs import add_docs_routes
+from web.api.openapi import openapi_document
+from web.api.routing import Operation, add_operations
 from web.cookies import ACCESS, CSRF_HEADER, REFRESH, SAFE_METHODS, check_csrf, cookie_name
 from web.keys import ACCOUNTS, PRINCIPAL, SETTINGS
 from web.params import opaque
@@ -60,5 +62,6 @@ def create_api_app() -> web.Application:
     """The /api/v1 application."""
     api = web.Application(middlewares=[problem_middleware, api_auth])
     add_operations(api, OPERATIONS)
-    api.router.add_get("/openapi.json", openapi_view)
+    api.router.add_get("/openapi.json", openapi_view, name="openapi")
+    add_docs_routes(api)
     return api

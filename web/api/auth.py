@@ -15,6 +15,7 @@ from auth.accounts import Accounts, TokenPair
 from auth.passwords import WeakPassword
 from auth.tokens import InvalidToken
 from storage.users import User
+from web.api import schemas
 from web.api.routing import Operation, principal_of
 from web.bodies import (
     EmailBody,
@@ -184,6 +185,7 @@ OPERATIONS = (
         "Create an account and sign in",
         body=RegisterBody,
         response=SessionOut,
+        example={"email": "ada@example.com", "password": "a long pass phrase", "name": "Ada"},
         status=201,
         tag="auth",
         problems=(409, 429, 503),
@@ -195,6 +197,7 @@ OPERATIONS = (
         "Sign in",
         body=LoginBody,
         response=SessionOut,
+        example={"email": "ada@example.com", "password": "a long pass phrase"},
         tag="auth",
         problems=(429, 503),
     ),
@@ -205,6 +208,7 @@ OPERATIONS = (
         "Rotate the refresh token",
         body=RefreshBody,
         response=SessionOut,
+        example={"refresh_token": "the refresh_token of the last pair"},
         tag="auth",
     ),
     Operation(
@@ -216,6 +220,7 @@ OPERATIONS = (
         logout_everywhere,
         "End every session",
         auth="user",
+        response=schemas.SessionsEnded,
         tag="auth",
     ),
     Operation(
@@ -224,6 +229,7 @@ OPERATIONS = (
         request_password_reset,
         "Ask for a reset link",
         body=EmailBody,
+        response=schemas.Accepted,
         status=202,
         tag="auth",
         problems=(429,),
@@ -254,6 +260,7 @@ OPERATIONS = (
         resend_verification,
         "Send the verification email again",
         auth="user",
+        response=schemas.Sent,
         status=202,
         tag="auth",
         problems=(404, 429),

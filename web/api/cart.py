@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from storage import carts, orders, transaction
 from web import carts as web_carts
+from web.api import schemas
 from web.api.routing import Operation
 from web.catalog_json import money_json
 from web.fields import Id, Quantity, QuantityOrZero, Sku, one_of
@@ -102,16 +103,28 @@ async def list_shipping_methods(request: web.Request) -> web.Response:
 
 
 OPERATIONS = (
-    Operation("GET", "/cart", get_cart, "The cart", name="cart", tag="cart"),
+    Operation(
+        "GET",
+        "/cart",
+        get_cart,
+        "The cart",
+        name="cart",
+        response=schemas.Cart,
+        tag="cart",
+        cart_token=True,
+    ),
     Operation(
         "POST",
         "/cart/items",
         add_item,
         "Add to the cart",
         body=NewItem,
+        response=schemas.Cart,
         status=201,
         tag="cart",
         problems=(404, 409),
+        cart_token=True,
+        example={"sku": "LINEN_SHIRT_M", "quantity": 1},
     ),
     Operation(
         "PATCH",
@@ -119,11 +132,27 @@ OPERATIONS = (
         change_item,
         "Change a line's quantity",
         body=QuantityChange,
+        response=schemas.Cart,
         tag="cart",
         problems=(409,),
+        cart_token=True,
+        example={"quantity": 2},
     ),
-    Operation("DELETE", "/cart/items/{variant_id}", remove_item, "Remove a line", tag="cart"),
     Operation(
-        "GET", "/shipping-methods", list_shipping_methods, "Shipping methods", tag="checkout"
+        "DELETE",
+        "/cart/items/{variant_id}",
+        remove_item,
+        "Remove a line",
+        response=schemas.Cart,
+        tag="cart",
+        cart_token=True,
+    ),
+    Operation(
+        "GET",
+        "/shipping-methods",
+        list_shipping_methods,
+        "Shipping methods",
+        response=schemas.ShippingMethods,
+        tag="checkout",
     ),
 )

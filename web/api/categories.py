@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from web import catalog
+from web.api import schemas
 from web.api.routing import Operation
 from web.catalog import json_response
 
@@ -16,6 +17,12 @@ async def category_tree(request: web.Request) -> web.Response:
 
 OPERATIONS = (
     Operation(
-        "GET", "/categories", category_tree, "The category tree", tag="catalog", problems=(304,)
+        "GET",
+        "/categories",
+        category_tree,
+        "The category tree",
+        response=schemas.CategoryTree,
+        tag="catalog",
+        problems=(304,),
     ),
 )

@@ -9,6 +9,7 @@ from aiohttp import web
 from auth.accounts import InvalidCredentials
 from auth.passwords import WeakPassword
 from storage import addresses, transaction, users
+from web.api import schemas
 from web.api.auth import UserOut, user_json
 from web.api.routing import Operation, principal_of
 from web.bodies import AddressChange, AddressIn, PasswordChange, ProfileChange
@@ -130,7 +131,15 @@ OPERATIONS = (
         tag="me",
         problems=(404, 429, 503),
     ),
-    Operation("GET", "/me/addresses", list_addresses, "List addresses", auth="user", tag="me"),
+    Operation(
+        "GET",
+        "/me/addresses",
+        list_addresses,
+        "List addresses",
+        auth="user",
+        response=schemas.Addresses,
+        tag="me",
+    ),
     Operation(
         "POST",
         "/me/addresses",

@@ -13,6 +13,7 @@ from domain.orders import Status
 from storage import orders, transaction
 from storage.orders import Order
 from web import carts as web_carts
+from web.api import schemas
 from web.api.routing import Operation, principal_of
 from web.bodies import AddressIn
 from web.catalog_json import money_json
@@ -223,9 +224,25 @@ OPERATIONS = (
         checkout,
         "Place an order",
         body=CheckoutBody,
+        response=schemas.Order,
         status=201,
         tag="checkout",
         problems=(404, 409),
+        request_headers=(IDEMPOTENCY_HEADER,),
+        response_headers=("Location", "Idempotent-Replayed"),
+        cart_token=True,
+        example={
+            "email": "ada@example.com",
+            "shipping_address": {
+                "full_name": "Ada Lovelace",
+                "line1": "12 St James's Square",
+                "city": "London",
+                "postal_code": "SW1Y 4JH",
+                "country": "GB",
+            },
+            "shipping_method": "standard",
+            "card": {"number": "4242424242424242", "expiry": "12/30", "cvc": "123"},
+        },
     ),
     Operation(
         "GET",
@@ -233,11 +250,18 @@ OPERATIONS = (
         list_my_orders,
         "My orders",
         auth="user",
+        response=schemas.OrderPage,
         tag="orders",
         parameters=(BEFORE_PARAMETER,),
     ),
     Operation(
-        "GET", "/orders/{number}", get_my_order, "One of my orders", auth="user", tag="orders"
+        "GET",
+        "/orders/{number}",
+        get_my_order,
+        "One of my orders",
+        auth="user",
+        response=schemas.Order,
+        tag="orders",
     ),
     Operation(
         "POST",
@@ -246,6 +270,7 @@ OPERATIONS = (
         "Cancel my order",
         auth="user",
         body=Cancellation,
+        response=schemas.Order,
         tag="orders",
         problems=(409,),
     ),
@@ -256,6 +281,7 @@ OPERATIONS = (
         "Ship an order",
         auth="staff",
         body=Shipment,
+        response=schemas.Order,
         tag="staff",
         problems=(409,),
     ),
@@ -265,6 +291,7 @@ OPERATIONS = (
         deliver_order,
         "Mark an order delivered",
         auth="staff",
+        response=schemas.Order,
         tag="staff",
         problems=(409,),
     ),
@@ -275,6 +302,7 @@ OPERATIONS = (
         "Cancel an order",
         auth="staff",
         body=Cancellation,
+        response=schemas.Order,
         tag="staff",
         problems=(409,),
     ),

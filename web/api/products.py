@@ -9,6 +9,7 @@ from domain.identifiers import SKU_MAX_LENGTH
 from storage import products, transaction
 from storage.products import NewVariant
 from web import catalog
+from web.api import schemas
 from web.api.routing import Operation
 from web.catalog import json_response
 from web.catalog_json import product_json
@@ -96,6 +97,7 @@ OPERATIONS = (
         list_products,
         "Products with filters, a sort and a cursor",
         name="products",
+        response=schemas.ProductPage,
         tag="catalog",
         parameters=LISTING_PARAMETERS,
         problems=(304,),
@@ -107,9 +109,18 @@ OPERATIONS = (
         "Create a product",
         auth="staff",
         body=NewProduct,
+        response=schemas.CreatedProduct,
         status=201,
         tag="catalog",
         problems=(409,),
+        response_headers=("Location",),
+        example={
+            "slug": "linen-shirt",
+            "name": "Linen shirt",
+            "price_amount": 4900,
+            "price_currency": "EUR",
+            "stock_on_hand": 20,
+        },
     ),
     Operation(
         "GET",
@@ -117,6 +128,7 @@ OPERATIONS = (
         get_product,
         "One product by slug",
         name="product",
+        response=schemas.ProductDetail,
         tag="catalog",
         problems=(304,),
     ),
@@ -126,6 +138,7 @@ OPERATIONS = (
         search_products,
         "Search with facets and did-you-mean",
         name="search",
+        response=schemas.SearchPage,
         tag="catalog",
         parameters=LISTING_PARAMETERS,
         problems=(304,),
@@ -136,6 +149,7 @@ OPERATIONS = (
         suggest,
         "Autocomplete product names",
         name="suggest",
+        response=schemas.Suggestions,
         tag="catalog",
         parameters=SUGGEST_PARAMETERS,
         problems=(304,),

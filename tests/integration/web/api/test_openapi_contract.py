@@ -32,7 +32,7 @@ from tests.conftest import TEST_SECRET, Template, dsn_for
 from tests.support.catalog import build_catalog
 from tests.support.db import fetch, sql
 from web.api.app import OPERATIONS, PREFIX
-from web.api.routing import openapi_document
+from web.api.openapi import openapi_document
 from web.app import create_app
 
 EXAMPLES_PER_OPERATION = 10
