@@ -8,7 +8,9 @@ the log lines that explain it where the processes wrote any.
     held by orders that are not cancelled; never negative (sampled during the run too).
  3. Every order ends in a state its payment explains (the built-in gateway's ledger): confirmed,
     shipped or delivered with one capture; cancelled with no capture, or with a capture and one
-    refund; never pending. A declined card never confirms, a good card is never declined.
+    refund; never pending (a declined order waits for another card only until the expiry, 1
+    minute in a soak, which the drain waits for). A declined card never confirms, a good card is
+    never declined.
  4. Exactly one email per order and kind (by Message-ID, which is the outbox event's id), and at
     most one delivery of each, except a second one that a killed worker explains (killed
     between sending and committing: the documented crash window).
