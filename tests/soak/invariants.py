@@ -54,7 +54,7 @@ SELECT_HELD = """
     GROUP BY l.variant_id
 """
 SELECT_ORDERS = """
-    SELECT o.id, o.number, o.status, p.status AS payment, p.decline_code
+    SELECT o.id, o.number, o.status, p.status AS payment, p.decline_code, p.attempt
     FROM orders o LEFT JOIN payments p ON p.order_id = o.id
     ORDER BY o.id
 """
@@ -267,7 +267,7 @@ async def check_payments(tree: Tree, journal: Journal) -> Row:
     refunded = 0
     for order in orders:
         statuses[order["status"]] += 1
-        capture = ledger.get(capture_key(order["id"]))
+        capture = ledger.get(capture_key(order["id"], order["attempt"] or 1))  # the last card's
         refund = ledger.get(refund_key(order["id"]))
         captured = capture is not None and capture["outcome"] == "captured"
         payment = order["payment"]
