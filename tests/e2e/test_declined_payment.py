@@ -23,7 +23,10 @@ from playwright.async_api import Browser, Page, expect
 
 from actors.broker import build_broker
 from configs.settings import Settings
+from storage.database import connect
+from tests.support.browser import sign_in_chromium
 from tests.support.catalog import add_tee, build_catalog
+from tests.support.orders import DECLINED, place_order
 from tests.support.relays import relaying
 
 VIEWPORTS = [(375, 812), (1280, 800)]
@@ -170,3 +173,34 @@ async def check_again_until(page: Page, title: str) -> None:
         await page.wait_for_load_state()
         await asyncio.sleep(0.5)
     await expect(heading).to_have_text(title)
+
+
+@pytest.mark.parametrize(("width", "height"), VIEWPORTS)
+async def test_the_account_order_page_offers_another_card(
+    page: Page, settings: Settings, artifacts: Path, width: int, height: int
+) -> None:
+    dsn = str(settings.database_url)
+    await build_catalog(dsn)
+    await add_tee(dsn)
+    await page.set_viewport_size({"width": width, "height": height})
+    user_id = await sign_in_chromium(page, dsn, "ada@example.com", role="customer", landing="/")
+    conn = await connect(dsn)
+    try:
+        variant = await conn.fetchval("SELECT id FROM variants WHERE sku = 'TEE-R-S'")
+        order = await place_order(conn, [(variant, 1)], payment=DECLINED, user_id=user_id)
+    finally:
+        await conn.close()
+    async with shop_running(settings):
+        await page.goto(f"/account/orders/{order.number}")
+        declined = page.locator(".payment-declined")
+        for _ in range(40):  # the worker declines the card in a moment: look again until then
+            if await declined.count():
+                break
+            await asyncio.sleep(0.5)
+            await page.reload()
+        await expect(declined).to_contain_text("Payment declined: Your card was declined")
+        await snap(page, artifacts, "account-declined", width)
+        await pay_with(page, "4242 4242 4242 4242", re.compile(r"^Pay €"))
+        await page.wait_for_url(WAITING)
+        heading = page.get_by_role("heading", level=1)
+        await expect(heading).to_have_text("Thank you for your order", timeout=OUTCOME_TIMEOUT)
