@@ -2,10 +2,13 @@
 
 Every actor that acts on an event records it in the inbox in the transaction of its effect, so
 a redelivered message changes nothing twice. The payment capture calls the gateway inside that
-transaction with an idempotency key per order: if the worker dies after the gateway charged and
-before the commit, the redelivery captures again with the same key, and the gateway answers
-with the first charge instead of charging twice. The unpaid-order expiry asks the gateway by
-the same key before it cancels anything, so a charge the shop never recorded confirms the order.
+transaction with an idempotency key per capture attempt: if the worker dies after the gateway
+charged and before the commit, the redelivery captures again with the same key, and the gateway
+answers with the first charge instead of charging twice. A declined card leaves the order
+pending, its stock held, for the customer to pay with another card (storage.payments: a new
+attempt, a new CAPTURE_PAYMENT event, the next key). The unpaid-order expiry cancels what is
+still unpaid UNPAID_ORDER_MINUTES after placing, asking the gateway by the current attempt's key
+first, so a charge the shop never recorded confirms the order.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from actors.registry import handles
 from actors.resources import Resources
 from domain.events import CAPTURE_PAYMENT, CHECK_STOCK, EXPIRE_UNPAID, REFUND_PAYMENT
 from domain.money import Money
-from domain.payments import DECLINE_MESSAGES, Capture
+from domain.payments import Capture
 from storage import inbox, orders, stock, users
 from storage.errors import OrderNotFound
 
@@ -46,16 +49,19 @@ REFUNDS = prometheus_client.Counter(
 )
 
 
-def capture_key(order_id: int) -> str:
-    """The gateway idempotency key of an order's capture: one charge per order, ever."""
-    return f"order-{order_id}-capture"
+def capture_key(order_id: int, attempt: int = 1) -> str:
+    """The gateway idempotency key of an order's capture attempt: one charge per attempt, ever
+    (attempt 1 is the checkout's card; later ones are cards given after a decline)."""
+    return f"order-{order_id}-capture" + (f"-{attempt}" if attempt > 1 else "")
 
 
 @handles(CAPTURE_PAYMENT, max_retries=20, throws=(OrderNotFound,))
 async def capture_payment(res: Resources, event_id: str, order_id: int) -> None:
-    """Capture a pending order's payment: confirmed when it succeeds, cancelled (stock back)
-    when the card is declined. An order no longer pending (cancelled, or confirmed by the expiry
-    that found the capture at the gateway) is left alone. A gateway call that fails is counted
+    """Capture a pending order's payment (its current attempt): confirmed when it succeeds;
+    declined leaves it pending, its stock held, the decline recorded for the customer to see and
+    pay with another card. An order no longer pending (cancelled, or confirmed by the expiry
+    that found the capture at the gateway), or whose current attempt is decided already (an
+    earlier attempt's event delivered late), is left alone. A gateway call that fails is counted
     on the payment (what `expire_unpaid` looks for) and raised for a retry."""
     gateway_error: Exception | None = None
     try:
@@ -70,9 +76,13 @@ async def capture_payment(res: Resources, event_id: str, order_id: int) -> None:
             payment = await orders.payment_of(conn, order_id)
             if payment is None:
                 raise OrderNotFound(order.number)  # an order always has one: not worth retrying
+            if payment.status != "pending":  # this attempt was answered: a new card starts anew
+                log.info("payment.skipped", order_id=order_id, payment=payment.status)
+                return
+            key = capture_key(order_id, payment.attempt)
             try:
                 result = await res.gateway.capture(
-                    payment.method, Money(payment.amount, payment.currency), capture_key(order_id)
+                    payment.method, Money(payment.amount, payment.currency), key
                 )
             except Exception as exc:
                 gateway_error = exc
@@ -89,7 +99,8 @@ async def capture_payment(res: Resources, event_id: str, order_id: int) -> None:
 
 async def apply_capture(conn: asyncpg.Connection, order_id: int, result: Capture) -> None:
     """Record the gateway's answer on a pending order (locked by the caller): captured confirms
-    it, declined cancels it with the decline's reason (and returns its stock)."""
+    it; declined records the decline and leaves the order pending, its stock held, until the
+    customer pays with another card or the unpaid-order expiry cancels it."""
     if result.outcome == "captured":
         await orders.set_payment(conn, order_id, "captured", reference=result.reference)
         await orders.transition(conn, order_id, "confirmed", actor="system", note="paid")
@@ -97,13 +108,6 @@ async def apply_capture(conn: asyncpg.Connection, order_id: int, result: Capture
     code = result.decline_code or "declined"
     await orders.set_payment(
         conn, order_id, "declined", reference=result.reference, decline_code=code
-    )
-    await orders.transition(
-        conn,
-        order_id,
-        "cancelled",
-        actor="system",
-        note=DECLINE_MESSAGES.get(code, "The payment was declined."),
     )
 
 
@@ -148,9 +152,10 @@ async def refund_payment(res: Resources, event_id: str, order_id: int) -> None:
 @handles(EXPIRE_UNPAID, max_retries=3)
 async def expire_unpaid(res: Resources) -> None:
     """Settle the orders still pending UNPAID_ORDER_MINUTES after they were placed whose capture
-    was tried and failed (`storage.orders.unpaid_orders`), asking the gateway first what became
-    of the capture: one it captured confirms the order, one it declined cancels it as declined,
-    and only one it never saw cancels the order as unpaid, its stock returned.
+    was declined (and no other card paid since) or tried and failed
+    (`storage.orders.unpaid_orders`). A declined one is cancelled, its stock returned. For a
+    failed one the gateway is asked first what became of the capture: one it captured confirms
+    the order, and one it declined or never saw cancels it as unpaid, its stock returned.
 
     An order whose capture has not run yet is never touched, however late the queue is: its
     capture decides. A gateway that does not answer leaves the order for the next tick. Sent
@@ -178,25 +183,37 @@ async def expire_unpaid(res: Resources) -> None:
 async def _expire_one(res: Resources, order_id: int, minutes: int) -> str:
     """Settle one unpaid order under its lock; what became of it."""
     async with res.db.primary.acquire() as conn, conn.transaction():
-        if not await orders.lock_unpaid(conn, order_id, minutes * 60):
+        payment_status = await orders.lock_unpaid(conn, order_id, minutes * 60)
+        if payment_status is None:
             return "skipped"  # paid or cancelled meanwhile, or a capture holds it now
-        try:
-            found = await res.gateway.find_capture(capture_key(order_id))
-        except Exception as exc:  # not knowing is no reason to cancel: the next tick asks again
-            log.warning("orders.expiry_deferred", order_id=order_id, error=repr(exc))
-            return "deferred"
-        if found is not None:  # the gateway has the capture the shop never recorded
-            await apply_capture(conn, order_id, found)
-            log.info("payment.found_at_gateway", order_id=order_id, outcome=found.outcome)
-            return "confirmed" if found.outcome == "captured" else "declined"
+        outcome = "cancelled"
+        if payment_status != "declined":  # a capture that failed: did it reach the gateway?
+            payment = await orders.payment_of(conn, order_id)
+            attempt = payment.attempt if payment is not None else 1
+            try:
+                found = await res.gateway.find_capture(capture_key(order_id, attempt))
+            except Exception as exc:  # not knowing is no reason to cancel: the next tick asks
+                log.warning("orders.expiry_deferred", order_id=order_id, error=repr(exc))
+                return "deferred"
+            if found is not None:  # the gateway has the capture the shop never recorded
+                await apply_capture(conn, order_id, found)
+                log.info("payment.found_at_gateway", order_id=order_id, outcome=found.outcome)
+                if found.outcome == "captured":
+                    return "confirmed"
+                outcome = "declined"
+        declined = payment_status == "declined" or outcome == "declined"
         await orders.transition(
             conn,
             order_id,
             "cancelled",
             actor="system",
-            note=f"not paid within {minutes} minutes",
+            note=(
+                f"the card was declined and no other card paid within {minutes} minutes"
+                if declined
+                else f"not paid within {minutes} minutes"
+            ),
         )
-        return "cancelled"
+        return outcome
 
 
 @handles(CHECK_STOCK, max_retries=10)

@@ -75,8 +75,9 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)  # one staff image upload
     catalog_cache_seconds: int = Field(default=300, ge=0, le=86_400)  # 0: no catalog cache
     tax_rate_bps: int = Field(default=0, ge=0, le=10_000)  # added to orders; 2000 = 20%
-    # Pending orders whose capture was tried and failed, and that are still unpaid by then, are
-    # cancelled with their stock returned (never an order whose capture has not run yet).
+    # Pending orders whose card was declined (waiting for another card) or whose capture was
+    # tried and failed, still unpaid by then, are cancelled with their stock returned (never an
+    # order whose capture has not run yet).
     unpaid_order_minutes: int = Field(default=30, ge=1, le=7 * 24 * 60)
     low_stock_threshold: int = Field(default=5, ge=0, le=1_000_000)  # staff hear of it below
     # Operations (issue 14). Prometheus multiprocess files of this machine's processes live in

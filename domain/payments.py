@@ -2,7 +2,10 @@
 
 The shop never keeps a card number: checkout hands it to the gateway's `tokenize`, and stores
 the token, the brand and the last four digits. The order actor later calls `capture` with an
-idempotency key (one per order), so a retried capture never charges twice.
+idempotency key (one per capture attempt), so a retried capture never charges twice. A declined
+card leaves the order pending, its stock held, until the unpaid-order expiry: the customer may
+pay with another card meanwhile, which is a new attempt with its own key (`retry_refusal` says
+when an order takes one).
 
 The built-in test gateway (actors.payments.builtin) takes the same test card numbers as a real
 payment sandbox:
@@ -30,10 +33,20 @@ TEST_CARDS: dict[str, str | None] = {  # number -> decline code (None: succeeds)
     "4000000000000002": "card_declined",
     "4000000000009995": "insufficient_funds",
 }
+# Why a card was declined, in the words a shopper reads after "Payment declined: " (a
+# provider's codes as the common sandboxes name them; an unknown code reads as the first).
 DECLINE_MESSAGES = {
-    "card_declined": "The card was declined.",
-    "insufficient_funds": "The card has insufficient funds.",
+    "card_declined": "Your card was declined by its bank.",
+    "insufficient_funds": "Your card has insufficient funds.",
+    "expired_card": "Your card has expired.",
+    "incorrect_cvc": "The security code does not match the card.",
+    "lost_card": "Your card was declined by its bank.",
+    "stolen_card": "Your card was declined by its bank.",
+    "processing_error": "Your bank could not process the payment. Try again or use another card.",
 }
+DEFAULT_DECLINE_MESSAGE = DECLINE_MESSAGES["card_declined"]
+# What a payment retry is refused for, by the order's state (see `retry_refusal`).
+RetryRefusal = Literal["paid", "cancelled", "processing", "not_pending"]
 _SEPARATORS = re.compile(r"[ -]")
 
 
@@ -101,6 +114,26 @@ class PaymentGateway(Protocol):
         """Give back `amount` of a capture once per `idempotency_key`; the refund's reference
         (a repeat returns the first refund's)."""
         ...
+
+
+def decline_message(code: str | None) -> str:
+    """Why the card was declined, in plain words, from the provider's decline code."""
+    return DECLINE_MESSAGES.get(code or "", DEFAULT_DECLINE_MESSAGE)
+
+
+def retry_refusal(order_status: str, payment_status: str) -> RetryRefusal | None:
+    """Why the order cannot be paid with another card now, or None when it can: only a
+    pending order whose last capture was declined takes a new card. A capture still running
+    (or queued) decides first; a paid or cancelled order takes no payment."""
+    if payment_status in ("captured", "refunded"):
+        return "paid"
+    if order_status == "cancelled":
+        return "cancelled"
+    if order_status != "pending":
+        return "not_pending"
+    if payment_status != "declined":
+        return "processing"
+    return None
 
 
 def luhn_ok(number: str) -> bool:

@@ -26,7 +26,8 @@ StorageError
 │   ├── NotEnoughStock
 │   ├── OutOfStock
 │   ├── EmptyCart
-│   └── IdempotencyKeyReused
+│   ├── IdempotencyKeyReused
+│   └── OrderNotPayable
 └── Invalid
     ├── InvalidAttribute
     ├── InvalidProductType
@@ -227,3 +228,19 @@ class IdempotencyKeyReused(Conflict):
     def __init__(self, key: str) -> None:
         super().__init__("this Idempotency-Key was used for a different request")
         self.key = key
+
+
+class OrderNotPayable(Conflict):
+    """The order takes no other card now: paid, cancelled, or its last capture still running.
+    `reason` is domain.payments.retry_refusal's."""
+
+    MESSAGES = {
+        "paid": "This order is already paid.",
+        "cancelled": "This order is cancelled: it can no longer be paid.",
+        "processing": "The payment of this order is being processed: wait for its outcome.",
+        "not_pending": "This order is already paid.",
+    }
+
+    def __init__(self, number: str, reason: str) -> None:
+        super().__init__(self.MESSAGES.get(reason, "This order cannot be paid now."))
+        self.number, self.reason = number, reason

@@ -79,7 +79,7 @@ TRANSITIONS = """
 """
 PAYMENT = """
     SELECT gateway, token, card_brand, card_last4, amount, currency, status, decline_code,
-           reference, refund_reference
+           reference, refund_reference, attempt
     FROM payments WHERE order_id = $1
 """
 SET_PAYMENT = """
@@ -112,22 +112,22 @@ STAFF_ORDERS = f"""
     ORDER BY o.placed_at DESC, o.id DESC
     LIMIT $7
 """
-# Unpaid: pending, placed before the limit, and its capture tried and failed. An order whose
-# capture has not run yet (the worker is down or behind) is not unpaid, however old: the shop's
-# own queue being late is no reason to cancel it. Keyset order, since some stay pending.
-UNPAID_BEFORE = """
+# Unpaid: pending, placed before the limit, and its capture declined (the customer did not
+# pay with another card in time) or tried and failed. An order whose capture has not run yet
+# (the worker is down or behind) is not unpaid, however old: the shop's own queue being late is
+# no reason to cancel it. Keyset order, since some stay pending.
+UNPAID = "(p.status = 'declined' OR (p.status = 'pending' AND p.failed_attempts > 0))"
+UNPAID_BEFORE = f"""
     SELECT o.id, o.placed_at FROM orders o JOIN payments p ON p.order_id = o.id
-    WHERE o.status = 'pending' AND o.placed_at < now() - $1::interval
-      AND p.status = 'pending' AND p.failed_attempts > 0
+    WHERE o.status = 'pending' AND o.placed_at < now() - $1::interval AND {UNPAID}
       AND ($2::timestamptz IS NULL OR (o.placed_at, o.id) > ($2, $3))
     ORDER BY o.placed_at, o.id
     LIMIT $4
 """
 # The same conditions, under the order's lock; skipped while a capture holds it.
-LOCK_UNPAID = """
-    SELECT o.id FROM orders o JOIN payments p ON p.order_id = o.id
-    WHERE o.id = $1 AND o.status = 'pending' AND o.placed_at < now() - $2::interval
-      AND p.status = 'pending' AND p.failed_attempts > 0
+LOCK_UNPAID = f"""
+    SELECT p.status FROM orders o JOIN payments p ON p.order_id = o.id
+    WHERE o.id = $1 AND o.status = 'pending' AND o.placed_at < now() - $2::interval AND {UNPAID}
     FOR UPDATE OF o SKIP LOCKED
 """
 COUNT_FAILED_CAPTURE = """
@@ -209,10 +209,16 @@ class Payment:
     decline_code: str | None
     reference: str | None
     refund_reference: str | None = None
+    attempt: int = 1  # 1: the checkout's card; each card given after a decline adds one
 
     @property
     def method(self) -> PaymentMethod:
         return PaymentMethod(self.gateway, self.token, self.card_brand, self.card_last4)
+
+    @property
+    def awaiting_customer(self) -> bool:
+        """Declined, on an order still pending: the customer may pay with another card."""
+        return self.status == "declined"
 
 
 @dataclass(frozen=True)
@@ -376,11 +382,16 @@ async def unpaid_orders(
     return [Unpaid(row["id"], row["placed_at"]) for row in rows]
 
 
-async def lock_unpaid(conn: asyncpg.Connection, order_id: int, older_than_seconds: float) -> bool:
-    """Lock the order if it is still unpaid (see `unpaid_orders`); False if it is not, or if a
-    capture holds it right now."""
-    found = await conn.fetchval(LOCK_UNPAID, order_id, timedelta(seconds=older_than_seconds))
-    return found is not None
+async def lock_unpaid(
+    conn: asyncpg.Connection, order_id: int, older_than_seconds: float
+) -> str | None:
+    """Lock the order if it is still unpaid (see `unpaid_orders`) and return its payment's
+    status ("declined", or "pending" for a capture that failed); None if it is not unpaid, or
+    if a capture or a payment retry holds it right now."""
+    status: str | None = await conn.fetchval(
+        LOCK_UNPAID, order_id, timedelta(seconds=older_than_seconds)
+    )
+    return status
 
 
 async def count_failed_capture(

@@ -7,12 +7,17 @@ The card goes to the payment gateway's `tokenize` and no further; the order keep
 the brand and the last four digits. An Idempotency-Key (the API's header, or the storefront
 form's hidden token) is scoped to the customer (or the guest's cart) and bound to a keyed digest
 of the request, so a retry returns the same order and the same key with another body is refused.
+
+Paying again after a decline (`pay_again`, the storefront's order pages and the API's
+`POST /orders/{number}/payment`) takes the same road for the new card: its rules, `tokenize`, and
+a key scoped to the order and bound to the card's digest (storage/payments.py's transaction).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,13 +27,14 @@ from aiohttp import web
 from prometheus_client import Counter
 from pydantic import SecretStr
 
-from domain.payments import parse_card
-from storage import addresses, users
+from domain.payments import decline_message, parse_card
+from storage import addresses, payments, transaction, users
 from storage.checkout import Idempotency, NewOrder, Placed
 from storage.checkout import place_order as place_in_transaction
 from storage.database import retrying_transaction
 from storage.errors import EmptyCart
-from storage.orders import OrderDetail
+from storage.orders import Order, OrderDetail
+from storage.payments import NewAttempt, Retried
 from web import carts as web_carts
 from web.catalog_json import money_json
 from web.keys import DB, GATEWAY, PRINCIPAL, REQUEST_ID, SETTINGS
@@ -59,6 +65,22 @@ class Checkout:
         fields.pop("idempotency_key")
         body = orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)
         return hmac.new(secret, body, hashlib.sha256).digest()
+
+
+@dataclass(frozen=True)
+class NewCard:
+    """Another card for an order whose card was declined."""
+
+    card_number: str
+    card_expiry: str
+    card_cvc: str
+    idempotency_key: str | None = None
+
+    def digest(self, secret: bytes, order_number: str) -> bytes:
+        """A keyed digest of the request, bound to the order (the number never leaves as
+        itself)."""
+        body = orjson.dumps([order_number, self.card_number, self.card_expiry, self.card_cvc])
+        return hmac.new(secret, b"pay-again\x00" + body, hashlib.sha256).digest()
 
 
 def check_idempotency_key(key: str | None) -> str | None:
@@ -123,6 +145,37 @@ async def place_order(request: web.Request, checkout: Checkout) -> Placed:
     return placed
 
 
+async def pay_again(request: web.Request, order: Order, card: NewCard) -> Retried:
+    """Start a new capture attempt of `order` (its owner's or its guest's: the caller checked)
+    with another card, through the outbox and the capture actor.
+
+    Raises InvalidCard before anything is written, then IdempotencyKeyReused or OrderNotPayable
+    (paid, cancelled, or a capture still running). Without a key every request is an attempt of
+    its own; a second one while the first is being captured is OrderNotPayable ("processing")."""
+    settings = request.config_dict[SETTINGS]
+    today = datetime.now(UTC).date()
+    parsed = parse_card(card.card_number, card.card_expiry, card.card_cvc, today=today)
+    secret = settings.secret_key.get_secret_value().encode()
+    new = NewAttempt(
+        payment=await request.config_dict[GATEWAY].tokenize(parsed),
+        idempotency_key=card.idempotency_key or f"unkeyed-{secrets.token_urlsafe(18)}",
+        digest=card.digest(secret, order.number),
+        request_id=request.get(REQUEST_ID),
+    )
+    async with transaction(request.config_dict[DB]) as conn:
+        retried = await payments.retry_payment(conn, order.id, new)
+    if retried.created:
+        PAYMENT_RETRIES.labels(channel(request)).inc()
+    return retried
+
+
+PAYMENT_RETRIES = Counter(
+    "aioshop_payment_retries_total",
+    "New capture attempts with another card after a decline, by channel: api or store.",
+    ["channel"],
+)
+
+
 async def _shipping_address(
     request: web.Request, checkout: Checkout, user_id: int | None
 ) -> dict[str, str]:
@@ -181,13 +234,7 @@ def order_json(detail: OrderDetail, *, staff: bool = False) -> dict[str, Any]:
         "shipping_method": order.shipping_method,
         "shipping_address": order.shipping_address,
         "tracking_number": order.tracking_number,
-        "payment": {
-            "brand": detail.payment.card_brand,
-            "last4": detail.payment.card_last4,
-            "status": detail.payment.status,
-        }
-        if detail.payment is not None
-        else None,
+        "payment": payment_json(detail),
         "history": [
             {
                 "from": t.from_status,
@@ -201,3 +248,22 @@ def order_json(detail: OrderDetail, *, staff: bool = False) -> dict[str, Any]:
         "url": f"/api/v1/orders/{order.number}",
     }
     return body
+
+
+def payment_json(detail: OrderDetail) -> dict[str, Any] | None:
+    """The order's payment: its card, status and, while the order waits for another card after
+    a decline, why it was declined in plain words and where to pay again."""
+    payment = detail.payment
+    if payment is None:
+        return None
+    declined = payment.status == "declined"
+    awaiting = declined and detail.order.status == "pending"
+    return {
+        "brand": payment.card_brand,
+        "last4": payment.card_last4,
+        "status": payment.status,
+        "attempt": payment.attempt,
+        "decline_code": payment.decline_code if declined else None,
+        "decline_reason": decline_message(payment.decline_code) if declined else None,
+        "retry_url": f"/api/v1/orders/{detail.order.number}/payment" if awaiting else None,
+    }

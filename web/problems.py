@@ -33,6 +33,7 @@ from storage.errors import (
     InvalidAttributeValues,
     NotEnoughStock,
     NotFound,
+    OrderNotPayable,
     OutOfStock,
     ShippingMethodNotFound,
     Unavailable,
@@ -101,6 +102,9 @@ PROBLEMS: dict[type[Exception], Problem] = {
     ),
     IdempotencyKeyReused: Problem(
         422, "idempotency-key-reused", "This Idempotency-Key was used for another request"
+    ),
+    OrderNotPayable: Problem(
+        409, "order-not-payable", "This order cannot be paid now", expose=("reason",)
     ),
     InvalidCard: Problem(422, "invalid-card", "The card details are not valid", expose=("errors",)),
     ShippingMethodNotFound: Problem(

@@ -1,6 +1,6 @@
 """A whole purchase in a real Chromium, on a phone and on a laptop: browse a category, add two
 variants, create an account during checkout (the guest cart comes along), pay, see the
-confirmation turn "confirmed", find the order in the account, and get the email.
+payment page turn from waiting to "confirmed", find the order in the account, and get the email.
 
 The web app is the e2e server (tests/e2e/conftest.py); this test also runs what a shop runs
 beside it, in the test process: the outbox relay and a Dramatiq worker on a Redis broker (the
@@ -180,12 +180,13 @@ async def test_browse_add_sign_up_pay_and_find_the_order(
     match = NUMBER.search(page.url)
     assert match is not None
     number = match.group(1)
-    await expect(page.get_by_role("heading", name="Thank you for your order")).to_be_visible()
+    # "Waiting for your payment" until the worker captured it (it may be quicker than the page).
     await expect(page.locator(".order-number")).to_contain_text(number)
     await snap(page, "7-thanks", width)
     status = page.locator("[data-order-status]")
     await expect(status).to_have_attribute("data-order-status", "confirmed", timeout=20_000)
     await expect(status).to_contain_text("your order is confirmed")
+    await expect(page.get_by_role("heading", name="Thank you for your order")).to_be_visible()
     await expect(page.locator(".thanks")).to_contain_text("€64.95")
     await snap(page, "8-thanks-confirmed", width)
 

@@ -8,7 +8,9 @@ the log lines that explain it where the processes wrote any.
     held by orders that are not cancelled; never negative (sampled during the run too).
  3. Every order ends in a state its payment explains (the built-in gateway's ledger): confirmed,
     shipped or delivered with one capture; cancelled with no capture, or with a capture and one
-    refund; never pending. A declined card never confirms, a good card is never declined.
+    refund; never pending (a declined order waits for another card only until the expiry, 1
+    minute in a soak, which the drain waits for). A declined card never confirms, a good card is
+    never declined.
  4. Exactly one email per order and kind (by Message-ID, which is the outbox event's id), and at
     most one delivery of each, except a second one that a killed worker explains (killed
     between sending and committing: the documented crash window).
@@ -52,7 +54,7 @@ SELECT_HELD = """
     GROUP BY l.variant_id
 """
 SELECT_ORDERS = """
-    SELECT o.id, o.number, o.status, p.status AS payment, p.decline_code
+    SELECT o.id, o.number, o.status, p.status AS payment, p.decline_code, p.attempt
     FROM orders o LEFT JOIN payments p ON p.order_id = o.id
     ORDER BY o.id
 """
@@ -265,7 +267,7 @@ async def check_payments(tree: Tree, journal: Journal) -> Row:
     refunded = 0
     for order in orders:
         statuses[order["status"]] += 1
-        capture = ledger.get(capture_key(order["id"]))
+        capture = ledger.get(capture_key(order["id"], order["attempt"] or 1))  # the last card's
         refund = ledger.get(refund_key(order["id"]))
         captured = capture is not None and capture["outcome"] == "captured"
         payment = order["payment"]

@@ -64,7 +64,8 @@ class SoakConfig:
     staff: int = 2
     faults: str = "auto"
     fault_every: float = 20.0  # seconds between faults in an `auto` schedule, on average
-    drain_seconds: float = 120.0
+    # A declined order waits for another card until the expiry (1 minute here, ticked each minute).
+    drain_seconds: float = 180.0
     grace_seconds: float = 5.0  # after a fault's window, a 503 is still the fault's
     products: int = 200
     pool_size: int = 4

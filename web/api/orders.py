@@ -1,4 +1,5 @@
-"""/api/v1/checkout and /api/v1/orders: placing orders, the customer's orders, staff moves."""
+"""/api/v1/checkout and /api/v1/orders: placing orders, the customer's orders, paying again
+with another card after a decline, staff moves."""
 
 from __future__ import annotations
 
@@ -20,8 +21,10 @@ from web.catalog_json import money_json
 from web.checkout import (
     Checkout,
     InvalidIdempotencyKey,
+    NewCard,
     check_idempotency_key,
     order_json,
+    pay_again,
     place_order,
 )
 from web.fields import SINGLE_LINE, Email, Id, Line100, Note, one_of
@@ -36,6 +39,15 @@ BEFORE_PARAMETER = {
     "in": "query",
     "description": "next_before of the previous page",
     "schema": {"type": "string"},
+}
+IDEMPOTENCY_PARAMETER = {
+    "name": IDEMPOTENCY_HEADER,
+    "in": "header",
+    "required": False,
+    "description": "One key per payment attempt (1 to 200 printable ASCII characters): a retry "
+    "with the same key and card starts nothing new and answers `Idempotent-Replayed: true`; "
+    "the same key with another card is a 422.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 200},
 }
 
 
@@ -63,6 +75,13 @@ class CheckoutBody(BaseModel):
         if (self.shipping_address is None) == (self.shipping_address_id is None):
             raise ValueError("give either shipping_address or shipping_address_id")
         return self
+
+
+class NewCardBody(BaseModel):
+    """Another card for an order whose card was declined."""
+
+    model_config = ConfigDict(extra="forbid")
+    card: CardIn
 
 
 class Shipment(BaseModel):
@@ -167,6 +186,28 @@ async def cancel_my_order(request: web.Request, body: Cancellation) -> web.Respo
     return await _move(request, order, "cancelled", actor="customer", note=body.note)
 
 
+async def pay_my_order(request: web.Request, body: NewCardBody) -> web.Response:
+    """Pay one's own order with another card after its card was declined (the order's
+    `payment.retry_url` while it waits for one): a new capture attempt, answered 202 with the
+    order, its payment pending again; poll the order for the outcome. 409 when the order is
+    paid, cancelled or its last capture is still running; 422 for a bad card.
+    """
+    try:
+        key = check_idempotency_key(request.headers.get(IDEMPOTENCY_HEADER))
+    except InvalidIdempotencyKey as exc:
+        raise InvalidInput({IDEMPOTENCY_HEADER: str(exc)}) from None
+    principal = principal_of(request)
+    db = request.config_dict[DB]
+    order = await orders.find(db.primary, path_order_number(request), user_id=principal.user_id)
+    card = NewCard(body.card.number, body.card.expiry, body.card.cvc, idempotency_key=key)
+    retried = await pay_again(request, order, card)
+    detail = await orders.detail(db.primary, retried.order)  # primary: the attempt just written
+    headers = {"Location": f"/api/v1/orders/{order.number}"}
+    if not retried.created:
+        headers["Idempotent-Replayed"] = "true"
+    return web.json_response(order_json(detail), status=202, headers=headers)
+
+
 async def _move(
     request: web.Request,
     order: Order,
@@ -262,6 +303,18 @@ OPERATIONS = (
         auth="user",
         response=schemas.Order,
         tag="orders",
+    ),
+    Operation(
+        "POST",
+        "/orders/{number}/payment",
+        pay_my_order,
+        "Pay my order with another card",
+        auth="user",
+        body=NewCardBody,
+        status=202,
+        tag="orders",
+        parameters=(IDEMPOTENCY_PARAMETER,),
+        problems=(404, 409),
     ),
     Operation(
         "POST",

@@ -1,4 +1,14 @@
-"""Storefront order pages: the confirmation after checkout, and the customer's orders.
+"""Storefront order pages: the payment's outcome after checkout, and the customer's orders.
+
+After "Place order" the shopper lands on the order's payment page (`/orders/{number}/thanks`):
+"waiting for your payment" while the capture runs (static/js/checkout.js asks for the page
+again every two seconds; without JavaScript, a "Check again" link does the same), then "thank
+you" once paid, or "Payment declined: <why>" with a form to pay with another card
+(`POST /orders/{number}/pay`: web.checkout.pay_again, its hidden token the attempt's
+Idempotency-Key, so a double submit is one attempt). The order keeps its items (stock held)
+until UNPAID_ORDER_MINUTES after it was placed. The cart was emptied when the order was placed
+and stays so: the order, not the cart, is what the shopper pays again; a second order from a
+refilled cart would take the stock twice.
 
 Who may see an order here: its signed-in owner, always; a guest only in the browser that placed
 it, which keeps the last GUEST_ORDERS_MAX order numbers in a signed cookie (HMAC-SHA256 with
@@ -13,8 +23,10 @@ import base64
 import hashlib
 import hmac
 import re
+import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
@@ -22,12 +34,15 @@ from aiohttp import web
 from domain.checkout import address_lines
 from domain.money import Money
 from domain.orders import IllegalTransition, can_cancel
+from domain.payments import InvalidCard, decline_message
 from storage import Executor, orders, transaction
-from storage.errors import OrderNotFound
+from storage.errors import IdempotencyKeyReused, OrderNotFound, OrderNotPayable
 from storage.orders import Order, OrderDetail
+from web.checkout import InvalidIdempotencyKey, NewCard, check_idempotency_key, pay_again
 from web.cookies import cookie_name, is_secure
+from web.forms import Form
 from web.keys import DB, PRINCIPAL, REQUEST_ID, SETTINGS
-from web.params import keyset, keyset_text, opaque
+from web.params import keyset, keyset_text, opaque, posted_form
 from web.render import page
 from web.store.account import require_user
 from web.store.catalog import not_found
@@ -39,6 +54,19 @@ NUMBER = re.compile(r"^[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}$")
 PAGE_SIZE = 20
 TOO_LATE_TO_CANCEL = "This order can no longer be cancelled: it has left the warehouse or ended."
 
+CARD_FIELDS = ("card_number", "card_expiry", "card_cvc")
+CARD_LABELS = {
+    "card_number": "Card number",
+    "card_expiry": "Expiry date",
+    "card_cvc": "Security code",
+}
+CARD_MISSING = {
+    "card_number": "Enter the card number.",
+    "card_expiry": "Enter the expiry date as MM/YY.",
+    "card_cvc": "Enter the 3 or 4 digit security code.",
+}
+PAGE_EXPIRED = "This page has expired. Enter the card again."
+KEY_REUSED = "This page already sent another card. Check the order's payment below, then try again."
 STATUS_LABELS = {
     "pending": "Payment processing",
     "confirmed": "Confirmed",
@@ -126,13 +154,17 @@ class OrderView:
     address: list[str]
     payment: str | None  # "Visa ending in 4242"
     tracking_number: str | None
-    note: str  # why it reached its status, when the shop said ("The card was declined.")
+    note: str  # why it reached its status, when the shop said ("not paid within 30 minutes")
     history: list[StepView]
     can_cancel: bool
+    # "waiting" (paying), "declined" (waiting for another card), else the order's status.
+    state: str = ""
+    decline_reason: str | None = None  # "Your card was declined by its bank."
+    held_until: datetime | None = None  # when a declined order is cancelled unless paid
 
 
-def order_view(detail: OrderDetail) -> OrderView:
-    """What the confirmation and the account's order page show of `detail`."""
+def order_view(detail: OrderDetail, unpaid_order_minutes: int = 30) -> OrderView:
+    """What the payment page and the account's order page show of `detail`."""
     order = detail.order
 
     def money(amount: int) -> str:
@@ -140,10 +172,16 @@ def order_view(detail: OrderDetail) -> OrderView:
 
     payment = detail.payment
     latest = [t for t in detail.transitions if t.to_status == order.status]
+    declined = order.status == "pending" and payment is not None and payment.awaiting_customer
+    state: str = order.status
+    if order.status == "pending":
+        state = "declined" if declined else "waiting"
     return OrderView(
         number=order.number,
         status=order.status,
-        status_label=STATUS_LABELS.get(order.status, order.status),
+        status_label="Payment declined"
+        if declined
+        else STATUS_LABELS.get(order.status, order.status),
         placed_at=order.placed_at,
         email=order.email,
         lines=[
@@ -175,29 +213,100 @@ def order_view(detail: OrderDetail) -> OrderView:
             for t in detail.transitions
         ],
         can_cancel=can_cancel(order.status),
+        state=state,
+        decline_reason=decline_message(payment.decline_code) if declined and payment else None,
+        held_until=order.placed_at + timedelta(minutes=unpaid_order_minutes) if declined else None,
     )
+
+
+def view_of(request: web.Request, detail: OrderDetail) -> OrderView:
+    """`order_view` with this shop's unpaid-order expiry."""
+    return order_view(detail, request.config_dict[SETTINGS].unpaid_order_minutes)
 
 
 # -- the confirmation --------------------------------------------------------------------------
 
 
-async def thanks_page(request: web.Request) -> web.Response:
-    """/orders/{number}/thanks: the order just placed, for its owner or the guest's browser."""
+async def thanks_page(
+    request: web.Request,
+    *,
+    status: int = 200,
+    form: Form[Any] | None = None,
+    error: str | None = None,
+) -> web.Response:
+    """/orders/{number}/thanks: the order's payment as it stands (waiting, declined with a form
+    to pay with another card, paid, cancelled), for its owner or the guest's browser."""
+    order = await _payable_by_shopper(request)
+    if order is None:
+        return await not_found(request, "order")
+    db = request.config_dict[DB]
+    view = view_of(request, await orders.detail(db.primary, order))  # primary: just written
+    principal = request.get(PRINCIPAL)
+    context = {
+        "order": view,
+        "signed_in": order.user_id is not None and principal is not None,
+        "pay_form": form or new_card_form(),
+        "pay_error": error,
+    }
+    return await page(request, "store/thanks.html", context, status=status)
+
+
+def new_card_form() -> Form[Any]:
+    """The empty "pay with another card" form, with a new attempt's token."""
+    return Form(values={"idempotency_key": secrets.token_urlsafe(24)})
+
+
+async def pay_submit(request: web.Request) -> web.Response:
+    """POST /orders/{number}/pay: pay a declined order with another card (its owner, or the
+    browser that placed it as a guest); back to the payment page, which waits for the outcome.
+    """
+    order = await _payable_by_shopper(request)
+    if order is None:
+        return await not_found(request, "order")
+    posted = await posted_form(request)
+    values = {
+        name: str(posted.get(name, "")).strip()[:300] for name in (*CARD_FIELDS, "idempotency_key")
+    }
+    kept = {"idempotency_key": values["idempotency_key"], "card_expiry": values["card_expiry"]}
+    form: Form[Any] = Form(values=kept)
+    try:
+        key = check_idempotency_key(values["idempotency_key"] or None)
+    except InvalidIdempotencyKey:
+        key = None
+    if key is None:
+        form.values["idempotency_key"] = secrets.token_urlsafe(24)
+        return await thanks_page(request, status=422, form=form.fail("form", PAGE_EXPIRED))
+    try:
+        card = NewCard(
+            values["card_number"], values["card_expiry"], values["card_cvc"], idempotency_key=key
+        )
+        await pay_again(request, order, card)
+    except InvalidCard as exc:
+        for name, message in exc.errors.items():
+            form.fail(name, CARD_MISSING[name] if not values.get(name) else message)
+        return await thanks_page(request, status=422, form=form)
+    except OrderNotPayable as exc:
+        return await thanks_page(request, status=409, error=str(exc))
+    except IdempotencyKeyReused:
+        return await thanks_page(request, status=409, error=KEY_REUSED)
+    raise web.HTTPSeeOther(f"/orders/{order.number}/thanks")
+
+
+async def _payable_by_shopper(request: web.Request) -> Order | None:
+    """The order of the path, if the request's shopper may see and pay it: its signed-in
+    owner, or the browser that placed it as a guest (its signed cookie). Read on the primary:
+    the order, or its payment, changed a moment ago."""
     number = request.match_info["number"].upper()
+    if not NUMBER.fullmatch(number):
+        return None
     db = request.config_dict[DB]
     principal = request.get(PRINCIPAL)
     order: Order | None = None
-    if NUMBER.fullmatch(number):
-        # primary: the order was written a moment ago.
-        if principal is not None:
-            order = await _find(db.primary, number, principal.user_id)
-        if order is None and number in guest_orders(request):
-            order = await _find(db.primary, number, None)
-    if order is None:
-        return await not_found(request, "order")
-    view = order_view(await orders.detail(db.primary, order))
-    context = {"order": view, "signed_in": order.user_id is not None and principal is not None}
-    return await page(request, "store/thanks.html", context)
+    if principal is not None:
+        order = await _find(db.primary, number, principal.user_id)
+    if order is None and number in guest_orders(request):
+        order = await _find(db.primary, number, None)
+    return order
 
 
 async def _find(executor: Executor, number: str, user_id: int | None) -> Order | None:
@@ -255,7 +364,7 @@ async def order_page(
     order = await _customer_order(request, principal.user_id)
     if order is None:
         return await not_found(request, "order")
-    view = order_view(await orders.detail(db.primary, order))
+    view = view_of(request, await orders.detail(db.primary, order))
     if confirm and not view.can_cancel:
         error = TOO_LATE_TO_CANCEL
     context = {
@@ -263,6 +372,8 @@ async def order_page(
         "error": error,
         "cancelled": request.query.get("cancelled") == "1",
         "confirm_cancel": confirm,
+        "pay_form": new_card_form(),
+        "pay_error": None,
     }
     return await page(request, "account/order.html", context, status=status)
 
@@ -308,6 +419,7 @@ def add_routes(app: web.Application) -> None:
     """The confirmation page and the account's order pages."""
     router = app.router
     router.add_get("/orders/{number}/thanks", thanks_page, name="order_thanks")
+    router.add_post("/orders/{number}/pay", pay_submit, name="order_pay")
     router.add_get("/account/orders", orders_page, name="account_orders")
     router.add_get("/account/orders/{number}", order_page, name="account_order")
     router.add_get("/account/orders/{number}/cancel", cancel_page)

@@ -201,18 +201,31 @@ async def test_shipped_email_carries_the_tracking_number(shop: Shop) -> None:
     assert "Tax" not in text and "Tax" not in html  # none charged: no line
 
 
-async def test_declined_card_gives_a_cancelled_email_with_the_reason(shop: Shop) -> None:
+async def test_a_declined_order_left_unpaid_gives_a_cancelled_email_with_the_reason(
+    shop: Shop,
+) -> None:
     mug = await shop.product("mug", {"MUG": 9})
     order = await shop.place_order([(mug["MUG"], 1)], payment=DECLINED)
     await shop.relay("orders.capture_payment")
 
-    # The worker captures (declined) and cancels the order, which asks for the email.
+    # The worker records the decline; the order waits for another card, and nobody is mailed.
+    declined = "SELECT status = 'declined' FROM payments WHERE order_id = $1"
+    assert await shop.became_true(declined, order.id)
+    assert await shop.conn.fetchval("SELECT status FROM orders WHERE id = $1", order.id) == (
+        "pending"
+    )
+    # Past UNPAID_ORDER_MINUTES, the expiry (the relay's tick) cancels it, which asks for the email.
+    await shop.conn.execute("UPDATE orders SET placed_at = now() - interval '31 minutes'")
+    await asyncio.to_thread(
+        shop.broker.enqueue, shop.broker.get_actor("orders.expire_unpaid").message()
+    )
     cancelled = "SELECT status = 'cancelled' FROM orders WHERE id = $1"
     assert await shop.became_true(cancelled, order.id)
     message, text, html = await shop.order_email("cancelled")
     assert message["Subject"] == f"Your aioshop order {order.number} is cancelled"
-    assert "Your order is cancelled.\nReason: The card was declined." in text
-    assert "Reason: The card was declined.</p>" in html
+    reason = "the card was declined and no other card paid within 30 minutes"
+    assert f"Your order is cancelled.\nReason: {reason}" in text
+    assert f"Reason: {reason}</p>" in html
 
 
 async def test_customer_text_is_escaped_in_html_and_verbatim_in_text(shop: Shop) -> None:

@@ -17,14 +17,16 @@ import asyncpg
 import dramatiq
 import pytest
 
-from actors.orders import capture_payment, expire_unpaid, refund_payment
+from actors.orders import capture_key, capture_payment, expire_unpaid, refund_payment
 from actors.relay import Relay
 from actors.resources import Resources, open_resources
 from configs.settings import Settings
-from storage import orders
+from domain.payments import PaymentMethod
+from storage import orders, payments
 from storage.database import connect, create_pool
+from storage.errors import OrderNotPayable
 from tests.support.gateways import LostAnswerGateway, UnreachableGateway
-from tests.support.orders import DECLINED, place_order, stock_of, stocked_product
+from tests.support.orders import DECLINED, PAID, place_order, stock_of, stocked_product
 
 
 @pytest.fixture
@@ -59,17 +61,20 @@ async def test_a_captured_payment_confirms_the_order_once(res, conn, fresh_db) -
     assert await stock_of(conn, tee["TEE"]) == 3
 
 
-async def test_a_declined_card_cancels_the_order_and_returns_the_stock(res, conn, fresh_db) -> None:
+async def test_a_declined_card_leaves_the_order_pending_with_its_stock_held(
+    res, conn, fresh_db
+) -> None:
     tee = await stocked_product(fresh_db, "tee", {"TEE": 5})
     order_id = (await place_order(conn, [(tee["TEE"], 2)], payment=DECLINED)).id
     assert await stock_of(conn, tee["TEE"]) == 3
     await capture_payment(res, event_id=event(), order_id=order_id)
     detail = await orders.detail(conn, await orders.get(conn, order_id))
-    assert detail.order.status == "cancelled"
+    assert detail.order.status == "pending"
     assert detail.payment is not None
     assert (detail.payment.status, detail.payment.decline_code) == ("declined", "card_declined")
-    assert detail.transitions[-1].note == "The card was declined."
-    assert await stock_of(conn, tee["TEE"]) == 5
+    assert detail.payment.awaiting_customer
+    assert [t.to_status for t in detail.transitions] == ["pending"]  # no move, no email
+    assert await stock_of(conn, tee["TEE"]) == 3  # held for the customer's next card
 
 
 async def test_an_order_no_longer_pending_is_not_charged(res, conn, fresh_db) -> None:
@@ -177,7 +182,7 @@ async def test_the_expiry_confirms_an_order_the_gateway_captured_but_the_shop_ne
     assert await conn.fetchval("SELECT attempts FROM test_gateway_charges") == 1
 
 
-async def test_the_expiry_cancels_as_declined_a_decline_the_shop_never_recorded(
+async def test_the_expiry_cancels_a_decline_the_shop_never_recorded(
     res, lost_answers, conn, fresh_db
 ) -> None:
     tee = await stocked_product(fresh_db, "tee", {"TEE": 5})
@@ -187,8 +192,10 @@ async def test_the_expiry_cancels_as_declined_a_decline_the_shop_never_recorded(
     await make_old(conn, res.settings.unpaid_order_minutes, [order_id])
     await expire_unpaid(res)
     detail = await orders.detail(conn, await orders.get(conn, order_id))
-    assert detail.order.status == "cancelled"
-    assert detail.transitions[-1].note == "The card was declined."
+    assert detail.order.status == "cancelled"  # past the time: no other card can come now
+    assert detail.transitions[-1].note == (
+        "the card was declined and no other card paid within 30 minutes"
+    )
     assert detail.payment is not None
     assert (detail.payment.status, detail.payment.decline_code) == ("declined", "card_declined")
     assert await stock_of(conn, tee["TEE"]) == 5
@@ -348,3 +355,94 @@ async def test_captures_declines_errors_refunds_and_inbox_deliveries_are_counted
         await refund_payment(unreachable, event_id=event(), order_id=paid)
     await refund_payment(res, event_id=event(), order_id=paid)
     assert (counted(REFUNDS, "refunded"), counted(REFUNDS, "error")) == (refunded + 1, errors + 1)
+
+
+# -- paying again after a decline ----------------------------------------------------------------
+
+INSUFFICIENT = PaymentMethod("test", "tok_insufficient_funds_0000000000000000", "visa", "9995")
+
+
+async def retry(conn: asyncpg.Connection, order_id: int, method: PaymentMethod, key: str) -> int:
+    """Another card for the order, as the storefront and the API give it; the attempt number."""
+    async with conn.transaction():
+        new = payments.NewAttempt(method, key, key.encode())
+        return (await payments.retry_payment(conn, order_id, new)).attempt
+
+
+async def test_another_card_after_a_decline_pays_the_order_with_a_key_of_its_own(
+    res, conn, fresh_db
+) -> None:
+    tee = await stocked_product(fresh_db, "tee", {"TEE": 5})
+    order_id = (await place_order(conn, [(tee["TEE"], 2)], payment=DECLINED)).id
+    first = event()
+    await capture_payment(res, event_id=first, order_id=order_id)
+    assert await retry(conn, order_id, PAID, "pay-again-1") == 2
+    captures = await conn.fetch(
+        "SELECT event_id FROM outbox WHERE actor_name = 'orders.capture_payment'"
+        " AND (payload->>'order_id')::bigint = $1 ORDER BY created_at, event_id",
+        order_id,
+    )
+    assert len(captures) == 2  # checkout's, and the retry's own event for the same actor
+    second = captures[-1]
+    await capture_payment(res, event_id=str(second["event_id"]), order_id=order_id)
+    detail = await orders.detail(conn, await orders.get(conn, order_id))
+    assert detail.order.status == "confirmed"
+    assert detail.payment is not None
+    assert (detail.payment.status, detail.payment.card_last4) == ("captured", "4242")
+    assert (detail.payment.attempt, detail.payment.decline_code) == (2, None)
+    ledger = await conn.fetch(
+        "SELECT idempotency_key, outcome FROM test_gateway_charges ORDER BY idempotency_key"
+    )
+    assert [(r["idempotency_key"], r["outcome"]) for r in ledger] == [
+        (capture_key(order_id), "declined:card_declined"),
+        (capture_key(order_id, 2), "captured"),
+    ]
+    assert await stock_of(conn, tee["TEE"]) == 3  # taken once, by the order
+    # The first attempt's event, delivered again late, finds the attempt answered.
+    await capture_payment(res, event_id=event(), order_id=order_id)
+    assert await conn.fetchval("SELECT sum(attempts) FROM test_gateway_charges") == 2
+
+
+async def test_a_second_declined_card_leaves_the_order_payable(res, conn, fresh_db) -> None:
+    tee = await stocked_product(fresh_db, "tee", {"TEE": 5})
+    order_id = (await place_order(conn, [(tee["TEE"], 1)], payment=DECLINED)).id
+    await capture_payment(res, event_id=event(), order_id=order_id)
+    assert await retry(conn, order_id, INSUFFICIENT, "pay-again-1") == 2
+    await capture_payment(res, event_id=event(), order_id=order_id)
+    detail = await orders.detail(conn, await orders.get(conn, order_id))
+    assert detail.order.status == "pending"
+    assert detail.payment is not None
+    assert (detail.payment.status, detail.payment.decline_code) == (
+        "declined",
+        "insufficient_funds",
+    )
+    assert detail.payment.card_last4 == "9995"
+    assert await retry(conn, order_id, PAID, "pay-again-2") == 3  # still payable
+    await capture_payment(res, event_id=event(), order_id=order_id)
+    assert (await orders.get(conn, order_id)).status == "confirmed"
+    assert await stock_of(conn, tee["TEE"]) == 4
+
+
+async def test_the_expiry_cancels_a_declined_order_in_time_and_returns_its_stock(
+    res, conn, fresh_db
+) -> None:
+    tee = await stocked_product(fresh_db, "tee", {"TEE": 5})
+    declined = (await place_order(conn, [(tee["TEE"], 2)], payment=DECLINED)).id
+    recent = (await place_order(conn, [(tee["TEE"], 1)], payment=DECLINED)).id
+    for order_id in (declined, recent):
+        await capture_payment(res, event_id=event(), order_id=order_id)
+    await make_old(conn, res.settings.unpaid_order_minutes, [declined])
+    await expire_unpaid(res)
+    detail = await orders.detail(conn, await orders.get(conn, declined))
+    assert detail.order.status == "cancelled"
+    assert detail.transitions[-1].note == (
+        "the card was declined and no other card paid within 30 minutes"
+    )
+    assert detail.payment is not None and detail.payment.status == "declined"
+    assert (await orders.get(conn, recent)).status == "pending"  # still in its time
+    assert await stock_of(conn, tee["TEE"]) == 4  # the expired order's 2 back, 1 still held
+    # The gateway was never asked again: the decline was recorded.
+    assert await conn.fetchval("SELECT sum(attempts) FROM test_gateway_charges") == 2
+    with pytest.raises(OrderNotPayable) as refused:
+        await retry(conn, declined, PAID, "too-late")
+    assert refused.value.reason == "cancelled"

@@ -128,28 +128,39 @@ class World:
         self.orders = {
             route: await self._order(
                 status,
-                mine=route.startswith("/account")
+                mine=route.startswith(("/account", "/orders/"))
                 or ("/staff" not in route and route.startswith("/api")),
             )
             for route, status in ORDERS.items()
         }
 
     async def _order(self, status: str, *, mine: bool) -> str:
-        order = await order_in_status(self.dsn, self.ids["variant_id"], status=status)
-        if mine:
-            conn = await connect(self.dsn)
-            try:
+        declined = status == "declined"  # pending, its card declined: it takes another card
+        order = await order_in_status(
+            self.dsn, self.ids["variant_id"], status="pending" if declined else status
+        )
+        conn = await connect(self.dsn)
+        try:
+            if mine:
                 await conn.execute(
                     "UPDATE orders SET user_id = $1 WHERE id = $2", self.ids["user_id"], order.id
                 )
-            finally:
-                await conn.close()
+            if declined:
+                await conn.execute(
+                    "UPDATE payments SET status = 'declined', decline_code = 'card_declined'"
+                    " WHERE order_id = $1",
+                    order.id,
+                )
+        finally:
+            await conn.close()
         return order.number
 
 
 ORDERS = {  # route: the status its order starts in
     "/account/orders/{number}/cancel": "pending",
     "/api/v1/orders/{number}/cancel": "pending",
+    "/api/v1/orders/{number}/payment": "declined",
+    "/orders/{number}/pay": "declined",
     "/api/v1/staff/orders/{number}/ship": "confirmed",
     "/api/v1/staff/orders/{number}/deliver": "shipped",
     "/api/v1/staff/orders/{number}/cancel": "pending",
@@ -316,6 +327,20 @@ async def requests_for(world: World, method: str, pattern: str) -> list[Request]
             each = lambda i: (
                 pattern,
                 {"json": body, "headers": {**world.bearer, "Idempotency-Key": f"api-{i}"}},
+            )
+        case "POST", "/orders/{number}/pay":
+            number = world.orders[pattern]
+            data = {**FORM_CARD}
+            each = lambda i: (
+                f"/orders/{number}/pay",
+                form(world, {**data, "idempotency_key": f"p{i}"}),
+            )
+        case "POST", "/api/v1/orders/{number}/payment":
+            number = world.orders[pattern]
+            path = f"/api/v1/orders/{number}/payment"
+            each = lambda i: (
+                path,
+                {"json": {"card": CARD}, "headers": {**world.bearer, "Idempotency-Key": f"a{i}"}},
             )
         case "POST", "/api/v1/orders/{number}/cancel":
             number = world.orders[pattern]

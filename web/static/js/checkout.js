@@ -1,5 +1,5 @@
 /*
- * Checkout and its confirmation, enhanced. Without JavaScript both pages work as they are
+ * Checkout and the order's payment page, enhanced. Without JavaScript both pages work as they are
  * (web/store/checkout.py, web/store/orders.py); this script only makes them quicker:
  *
  * - the checkout's totals follow the chosen shipping method at once, from the totals the page
@@ -8,8 +8,10 @@
  * - "Place order" is disabled after the first click (the form's idempotency token would turn a
  *   second submit into the same order anyway), and enabled again when the page comes back from
  *   the history cache;
- * - the confirmation page asks for itself again every few seconds while the payment is being
- *   processed, and swaps in the new status (a live region announces it).
+ * - the order's payment page asks for itself again every two seconds while the payment is
+ *   being processed (without JavaScript its "Check again" link does the same), and swaps in
+ *   the outcome: thank you, or "Payment declined" with the form to pay with another card,
+ *   whose button is disabled after the first click.
  */
 (() => {
   "use strict";
@@ -61,21 +63,47 @@
     showTotals();
   }
 
-  function confirmation() {
-    const region = document.querySelector("[data-order-status-region]");
-    if (!region || !region.querySelector('[data-order-status="pending"]')) return;
+  // One attempt per click: the form's token makes a second submit the same attempt anyway.
+  function payForm(root) {
+    const form = root.querySelector("[data-pay-again]");
+    const button = form ? form.querySelector("[data-pay-button]") : null;
+    if (!form || !button) return;
+    let paying = false;
+    form.addEventListener("submit", (event) => {
+      if (paying) {
+        event.preventDefault();
+        return;
+      }
+      paying = true;
+      setTimeout(() => {
+        button.disabled = true;
+        button.textContent = "Paying…";
+      }, 0);
+    });
+  }
+
+  function paymentPage() {
+    const section = document.querySelector("[data-order-page]");
+    if (!section) return;
+    payForm(section);
+    if (section.dataset.orderState !== "waiting") return;
     let tries = 0;
     const timer = setInterval(async () => {
       tries += 1;
-      if (tries > 60) clearInterval(timer); // two minutes: the page says to come back later
+      if (tries > 60) clearInterval(timer); // two minutes: the "Check again" link stays
       try {
         const response = await fetch(location.href, { credentials: "same-origin" });
         if (!response.ok) return;
         const page = new DOMParser().parseFromString(await response.text(), "text/html");
-        const fresh = page.querySelector("[data-order-status]");
-        if (!fresh || fresh.dataset.orderStatus === "pending") return;
+        const fresh = page.querySelector("[data-order-page]");
+        if (!fresh || fresh.dataset.orderState === "waiting") return;
         clearInterval(timer);
-        region.replaceChildren(document.importNode(fresh, true));
+        const node = document.importNode(fresh, true);
+        section.replaceWith(node);
+        document.title = page.title;
+        payForm(node);
+        const heading = node.querySelector("h1");
+        if (heading) heading.focus(); // the outcome is read out, and the form is next
       } catch {
         // offline for a moment: the next try may work
       }
@@ -84,7 +112,7 @@
 
   function start() {
     checkout();
-    confirmation();
+    paymentPage();
   }
 
   if (document.readyState === "loading") {
