@@ -46,7 +46,7 @@ def test_a_port_runs_dramatiq_s_exposition_server_through_ours(tmp_path: Path) -
 import os
 os.environ.update({metrics.worker_environment(tmp_path, "127.0.0.1", 9999)!r})
 from actors.ops.metrics import worker_middleware
-print([f"{fork.__module__}:{fork.__name__}" for fork in worker_middleware().forks])
+print([f"{{fork.__module__}}:{{fork.__name__}}" for fork in worker_middleware().forks])
 """
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
