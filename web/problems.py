@@ -140,6 +140,12 @@ EXPOSED_SCHEMAS: dict[str, dict[str, Any]] = {
     },
     "current": {"type": "string", "description": "the order's status now", "examples": ["shipped"]},
     "code": {"type": "string", "description": "the shipping method asked for", "examples": ["x"]},
+    "reason": {
+        "type": "string",
+        "enum": ["paid", "cancelled", "processing", "not_pending"],
+        "description": "why the order takes no other card now",
+        "examples": ["processing"],
+    },
 }
 
 

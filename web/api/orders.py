@@ -40,15 +40,6 @@ BEFORE_PARAMETER = {
     "description": "next_before of the previous page",
     "schema": {"type": "string"},
 }
-IDEMPOTENCY_PARAMETER = {
-    "name": IDEMPOTENCY_HEADER,
-    "in": "header",
-    "required": False,
-    "description": "One key per payment attempt (1 to 200 printable ASCII characters): a retry "
-    "with the same key and card starts nothing new and answers `Idempotent-Replayed: true`; "
-    "the same key with another card is a 422.",
-    "schema": {"type": "string", "minLength": 1, "maxLength": 200},
-}
 
 
 class CardIn(BaseModel):
@@ -311,10 +302,12 @@ OPERATIONS = (
         "Pay my order with another card",
         auth="user",
         body=NewCardBody,
+        response=schemas.Order,
         status=202,
         tag="orders",
-        parameters=(IDEMPOTENCY_PARAMETER,),
         problems=(404, 409),
+        request_headers=(IDEMPOTENCY_HEADER,),
+        response_headers=("Location", "Idempotent-Replayed"),
     ),
     Operation(
         "POST",

@@ -73,6 +73,7 @@ def test_the_problem_schemas_take_the_bodies_the_api_sends(problem: Any) -> None
         "shortages": {"LINEN-M": 0},
         "current": "shipped",
         "code": "express",
+        "reason": "processing",
     }
     exposed = {name: examples[name] for name in problem.expose}
     body = problem_body(
