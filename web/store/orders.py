@@ -13,8 +13,10 @@ import base64
 import hashlib
 import hmac
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
@@ -22,9 +24,11 @@ from aiohttp import web
 from domain.checkout import address_lines
 from domain.money import Money
 from domain.orders import IllegalTransition, can_cancel
-from storage import Executor, orders, transaction
+from storage import Executor, catalog_reads, orders, transaction
+from storage.catalog_reads import Thumbnail
 from storage.errors import OrderNotFound
 from storage.orders import Order, OrderDetail
+from web.catalog_json import thumbnail_json
 from web.cookies import cookie_name, is_secure
 from web.keys import DB, PRINCIPAL, REQUEST_ID, SETTINGS
 from web.params import keyset, keyset_text, opaque
@@ -96,6 +100,7 @@ class LineView:
     quantity: int
     unit_price: str
     total: str
+    image: dict[str, Any] | None = None  # web.catalog_json.thumbnail_json
 
 
 @dataclass(frozen=True)
@@ -131,9 +136,17 @@ class OrderView:
     can_cancel: bool
 
 
-def order_view(detail: OrderDetail) -> OrderView:
-    """What the confirmation and the account's order page show of `detail`."""
+async def order_images(executor: Executor, detail: OrderDetail) -> dict[int, Thumbnail]:
+    """Each line's picture by line number (see storage.catalog_reads.line_images)."""
+    lines = [(line.line, line.variant_id, line.product_id) for line in detail.lines]
+    return await catalog_reads.line_images(executor, lines)
+
+
+def order_view(detail: OrderDetail, images: Mapping[int, Thumbnail] | None = None) -> OrderView:
+    """What the confirmation and the account's order page show of `detail` (`images`: each
+    line's picture by line number)."""
     order = detail.order
+    images = images or {}
 
     def money(amount: int) -> str:
         return Money(amount, order.currency).format()
@@ -148,7 +161,12 @@ def order_view(detail: OrderDetail) -> OrderView:
         email=order.email,
         lines=[
             LineView(
-                line.name, line.sku, line.quantity, money(line.unit_amount), money(line.line_amount)
+                line.name,
+                line.sku,
+                line.quantity,
+                money(line.unit_amount),
+                money(line.line_amount),
+                _thumbnail(images.get(line.line), line.name),
             )
             for line in detail.lines
         ],
@@ -178,6 +196,10 @@ def order_view(detail: OrderDetail) -> OrderView:
     )
 
 
+def _thumbnail(image: Thumbnail | None, name: str) -> dict[str, Any] | None:
+    return None if image is None else thumbnail_json(image, name)
+
+
 # -- the confirmation --------------------------------------------------------------------------
 
 
@@ -195,7 +217,8 @@ async def thanks_page(request: web.Request) -> web.Response:
             order = await _find(db.primary, number, None)
     if order is None:
         return await not_found(request, "order")
-    view = order_view(await orders.detail(db.primary, order))
+    detail = await orders.detail(db.primary, order)
+    view = order_view(detail, await order_images(db.replica, detail))
     context = {"order": view, "signed_in": order.user_id is not None and principal is not None}
     return await page(request, "store/thanks.html", context)
 
@@ -255,7 +278,8 @@ async def order_page(
     order = await _customer_order(request, principal.user_id)
     if order is None:
         return await not_found(request, "order")
-    view = order_view(await orders.detail(db.primary, order))
+    detail = await orders.detail(db.primary, order)
+    view = order_view(detail, await order_images(db.replica, detail))
     if confirm and not view.can_cancel:
         error = TOO_LATE_TO_CANCEL
     context = {
