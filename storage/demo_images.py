@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw, ImageFont
 MAX_PER_PRODUCT = 3
 PICTURES_WITHOUT_COLOUR = 2
 # (width, height) by place: the first picture (the card's) square, the others landscape, portrait.
-SIZES = ((720, 720), (840, 630), (630, 840))  # all wider than 640: renditions 320 and 640
+SIZES = ((720, 720), (880, 660), (660, 880))  # all wider than 640: renditions 320 and 640
 # Tones for products without a colour attribute: muted, so the initials read on each.
 NEUTRAL_TONES = ("#5b6c8f", "#8f6b5b", "#5b8f7a", "#7a5b8f", "#8f845b", "#5b8a8f")
 # JPEG: a few milliseconds to encode where PNG takes four times as long (seeding stays quick);

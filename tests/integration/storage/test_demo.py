@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+
 from PIL import Image
 
 from configs.settings import Settings
