@@ -18,8 +18,9 @@ COLOURS = """
         ON CONFLICT (slug) DO UPDATE SET name = excluded.name RETURNING id
     )
     INSERT INTO attribute_choices (attribute_id, slug, name, swatch, position)
-    SELECT colour.id, c.slug, c.name, c.swatch, c.position FROM colour, (VALUES
-        ('red', 'Red', '#c0392b', 0), ('navy', 'Navy', '#1f2a44', 1)) AS c (slug, name, swatch, position)
+    SELECT colour.id, c.slug, c.name, c.swatch, c.position
+    FROM colour, (VALUES ('red', 'Red', '#c0392b', 0), ('navy', 'Navy', '#1f2a44', 1))
+        AS c (slug, name, swatch, position)
 """
 
 
