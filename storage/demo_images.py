@@ -3,8 +3,9 @@
 Each picture is the product's colour as background, one simple shape in a lighter or darker
 tone, and the product's initials. A product with colours gets one picture per colour (up to
 MAX_PER_PRODUCT), in the order its variants list them; one without gets PICTURES_WITHOUT_COLOUR
-in a tone of its own, chosen from its name. Shapes and proportions vary with the picture's place
-(square, landscape, portrait), so lists show what staff uploads look like: mixed.
+in a tone of its own, chosen from its name. The shape drawn varies with the picture's place, and
+its proportions (square, landscape, portrait) with the place and the product, so lists show
+what staff uploads look like: mixed.
 
 The same product name, colour and place always give the same JPEG bytes (no clock, no random
 state: Pillow's encoder and its bundled font are the only inputs besides the arguments).
@@ -20,8 +21,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 MAX_PER_PRODUCT = 3
 PICTURES_WITHOUT_COLOUR = 2
-# (width, height) by place: the first picture (the card's) square, the others landscape, portrait.
-SIZES = ((720, 720), (880, 660), (660, 880))  # all wider than 640: renditions 320 and 640
+# (width, height): square, landscape, portrait; all wider than 640, so renditions 320 and 640.
+SIZES = ((720, 720), (880, 660), (660, 880))
 # Tones for products without a colour attribute: muted, so the initials read on each.
 NEUTRAL_TONES = ("#5b6c8f", "#8f6b5b", "#5b8f7a", "#7a5b8f", "#8f845b", "#5b8a8f")
 # JPEG: a few milliseconds to encode where PNG takes four times as long (seeding stays quick);
@@ -80,7 +81,8 @@ def _mix(rgb: tuple[int, int, int], toward: int, share: float) -> tuple[int, int
 
 def draw(picture: Picture) -> bytes:
     """The picture as JPEG bytes. Blocking (about 5 ms on an idle core): run it in a thread."""
-    width, height = SIZES[picture.place % len(SIZES)]
+    # The proportions turn with the place, from a start of the product's own: lists mix them.
+    width, height = SIZES[(picture.place + zlib.crc32(picture.name.encode())) % len(SIZES)]
     background = _rgb(picture.colour)
     light = _is_light(background)
     shape = _mix(background, 0 if light else 255, 0.18)
