@@ -53,12 +53,15 @@ async def fits_the_screen(page: Page) -> None:
     assert overflow <= 0, f"the page is {overflow}px wider than the screen"
 
 
-async def add_an_in_stock_tee(page: Page, dsn: str) -> None:
+async def add_an_in_stock_tee(page: Page, dsn: str, shot: Path) -> None:
     """Add a red (else any) in-stock variant of a published T-shirt from its product page."""
     found = await sql(dsn, IN_STOCK_TEE)
     assert found, "the demo has an in-stock T-shirt"
     slug, sku = found.split(" ")
     await page.goto(f"/products/{slug}?sku={sku}")
+    await page.wait_for_function(ALL_LOADED, arg=".gallery-main img")
+    await fits_the_screen(page)
+    await page.screenshot(path=shot)
     await page.locator("form.add-to-cart button[type=submit]").click()
     await page.wait_for_url("**/cart")
 
@@ -89,7 +92,8 @@ async def test_cards_keep_one_box_and_lines_show_thumbnails(
     await fits_the_screen(page)
     await page.screenshot(path=artifacts / f"store-category-{width}-after.png")
 
-    await add_an_in_stock_tee(page, str(settings.database_url))
+    product_shot = artifacts / f"store-product-{width}-after.png"
+    await add_an_in_stock_tee(page, str(settings.database_url), product_shot)
     await page.wait_for_function(ALL_LOADED, arg=".cart-line img")
     [thumb] = await page.evaluate(THUMBS, ".cart-line img")
     assert thumb["alt"] and thumb["width"] and thumb["height"]
