@@ -28,7 +28,7 @@ from actors.registry import handles
 from actors.resources import Resources
 from auth.tokens import digest, new_opaque_token
 from domain.events import SEND_ACCOUNT_EMAIL, SEND_ORDER_EMAIL
-from storage import inbox, one_time_tokens, orders, users
+from storage import catalog_reads, inbox, one_time_tokens, orders, users
 from storage.errors import OrderNotFound, UserNotFound
 
 log = structlog.get_logger(__name__)
@@ -95,11 +95,14 @@ async def send_order_email(res: Resources, event_id: str, order_id: int, kind: s
             log.info("event.skipped_duplicate", order_id=order_id, kind=kind)
             return
         order = await orders.get(conn, order_id)
+        detail = await orders.detail(conn, order)
+        lines = [(line.line, line.variant_id, line.product_id) for line in detail.lines]
         rendered = render_order_email(
             kind,
             shop_name=res.settings.shop_name,
             public_url=str(res.settings.public_url),
-            detail=await orders.detail(conn, order),
+            detail=detail,
+            images=await catalog_reads.line_images(conn, lines),
         )
         await mail.deliver(
             res.settings, order.email, rendered, kind=f"order_{kind}", message_id=event_id

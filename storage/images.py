@@ -12,6 +12,8 @@ from typing import Any
 
 import asyncpg
 
+from domain.events import MAKE_RENDITIONS
+from storage import outbox
 from storage.errors import NotFound, ProductNotFound
 
 IMAGE_COLUMNS = "id, product_id, path, width, height, alt, renditions, position"
@@ -73,6 +75,25 @@ async def insert(
         return _image(await conn.fetchrow(INSERT_IMAGE, product_id, path, width, height, alt))
     except asyncpg.ForeignKeyViolationError:
         raise ProductNotFound(product_id) from None
+
+
+async def add_original(
+    conn: asyncpg.Connection,
+    product_id: int,
+    *,
+    path: str,
+    width: int,
+    height: int,
+    alt: str,
+    request_id: str | None = None,
+) -> ProductImage:
+    """A stored original's row and, in the same transaction, the MAKE_RENDITIONS event that has
+    the image actor make its renditions: what a staff upload and the demo seed both do.
+
+    Raises ProductNotFound (transaction unusable)."""
+    image = await insert(conn, product_id, path=path, width=width, height=height, alt=alt)
+    await outbox.add(conn, MAKE_RENDITIONS, request_id=request_id, image_id=image.id)
+    return image
 
 
 async def lock(conn: asyncpg.Connection, image_id: int) -> ProductImage | None:

@@ -258,3 +258,24 @@ def make_renditions(
         os.replace(temporary, target)
         renditions[str(width)] = relative
     return renditions
+
+
+async def store_original(
+    media_dir: Path, product_id: int, data: bytes, limit_bytes: int
+) -> tuple[str, ImageInfo]:
+    """Keep `data` as a new original of the product, the way an upload is kept: spooled to a
+    temporary file, inspected, renamed into place. Returns its relative path and what it is.
+
+    Raises InvalidImage (nothing is left behind then)."""
+    spool = Spool(media_dir, product_directory(product_id), limit_bytes)
+    try:
+        await spool.write(data)
+        temporary = await spool.written()
+        assert temporary is not None
+        info = await asyncio.to_thread(inspect, temporary)
+        relative = original_path(product_id, info.extension)
+        await spool.keep(relative)
+    except BaseException:
+        await spool.discard()
+        raise
+    return relative, info

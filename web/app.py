@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import jinja2
-from aiohttp import web
+from aiohttp import web, web_fileresponse
 
 from actors.dead_letters import BrokerUnavailable
 from actors.ops import history, queues, stats
@@ -175,6 +175,8 @@ def create_app(settings: Settings) -> web.Application:
     # In production NGINX serves /media/ from the same directory (docker/nginx.conf).
     settings.media_dir.mkdir(parents=True, exist_ok=True)
     app.router.add_static("/media/", settings.media_dir, name="media")
+    # Renditions are WebP, which aiohttp's type table lacks on Python 3.11 (octet-stream else).
+    web_fileresponse.CONTENT_TYPES.add_type("image/webp", ".webp")
     app.add_subapp("/api/v1/", create_api_app())
     app.add_subapp("/admin/", create_admin_app())
     app.add_subapp("/ops/", create_ops_app())

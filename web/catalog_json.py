@@ -44,6 +44,18 @@ def image_json(image: Image | Thumbnail) -> dict[str, Any]:
     }
 
 
+def thumbnail_json(image: Thumbnail, fallback_alt: str) -> dict[str, Any]:
+    """A small picture beside a cart or order line: the image's smallest file and its size (for
+    width/height attributes), and alt text (the image's own, else `fallback_alt`)."""
+    path, width, height = image.smallest
+    return {
+        "url": f"/media/{path}",
+        "width": width,
+        "height": height,
+        "alt": image.alt or fallback_alt,
+    }
+
+
 def product_json(product: Product) -> dict[str, Any]:
     """A product as lists and its detail show it."""
     return {

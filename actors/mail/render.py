@@ -19,6 +19,7 @@ import jinja2
 from configs.settings import Settings
 from domain.checkout import address_lines
 from domain.money import Money
+from storage.catalog_reads import Thumbnail
 from storage.one_time_tokens import Purpose
 from storage.orders import OrderDetail
 from storage.stock import StockLevel
@@ -143,6 +144,28 @@ ORDER_SUBJECTS: dict[str, str] = {
 ORDER_STATUS_OF_KIND = {"placed": "pending"}
 
 
+EMAIL_THUMBNAIL_WIDTH = 64  # CSS pixels; the file is a 320 w rendition, sharp on any screen
+
+
+@dataclass(frozen=True)
+class EmailImage:
+    """A line's picture in an email: an absolute URL (PUBLIC_URL) and the size to show it at."""
+
+    url: str
+    width: int
+    height: int
+    alt: str
+
+
+def email_image(public_url: str, image: Thumbnail, fallback_alt: str) -> EmailImage:
+    """The picture shown EMAIL_THUMBNAIL_WIDTH wide, its height in proportion (no distortion in
+    clients that ignore CSS); alt text for clients that block images."""
+    path, width, height = image.smallest
+    shown = max(1, round(height * EMAIL_THUMBNAIL_WIDTH / width))
+    url = shop_url(public_url, f"/media/{path}")
+    return EmailImage(url, EMAIL_THUMBNAIL_WIDTH, shown, image.alt or fallback_alt)
+
+
 @dataclass(frozen=True)
 class OrderLineSummary:
     name: str
@@ -150,6 +173,7 @@ class OrderLineSummary:
     quantity: int
     unit_price: str
     total: str
+    image: EmailImage | None = None
 
 
 @dataclass(frozen=True)
@@ -170,10 +194,18 @@ class OrderSummary:
     refund: str | None = None  # cancelled after the payment went through: what goes back
 
 
-def order_summary(detail: OrderDetail, kind: str) -> OrderSummary:
-    """What the `kind` email of this order shows; raises UnknownEmailKind."""
+def order_summary(
+    detail: OrderDetail,
+    kind: str,
+    *,
+    public_url: str = "",
+    images: Mapping[int, Thumbnail] | None = None,
+) -> OrderSummary:
+    """What the `kind` email of this order shows (`images`: each line's picture by line number,
+    linked under `public_url`); raises UnknownEmailKind."""
     known(ORDER_SUBJECTS, kind)
     order = detail.order
+    images = images or {}
 
     def money(amount: int) -> str:
         return Money(amount, order.currency).format()
@@ -184,7 +216,14 @@ def order_summary(detail: OrderDetail, kind: str) -> OrderSummary:
         number=order.number,
         lines=[
             OrderLineSummary(
-                line.name, line.sku, line.quantity, money(line.unit_amount), money(line.line_amount)
+                line.name,
+                line.sku,
+                line.quantity,
+                money(line.unit_amount),
+                money(line.line_amount),
+                None
+                if (image := images.get(line.line)) is None
+                else email_image(public_url, image, line.name),
             )
             for line in detail.lines
         ],
@@ -212,10 +251,16 @@ def describe_rate(basis_points: int) -> str:
 
 
 def render_order_email(
-    kind: str, *, shop_name: str, public_url: str, detail: OrderDetail
+    kind: str,
+    *,
+    shop_name: str,
+    public_url: str,
+    detail: OrderDetail,
+    images: Mapping[int, Thumbnail] | None = None,
 ) -> RenderedEmail:
-    """Subject, text and HTML of one order email; raises UnknownEmailKind."""
-    summary = order_summary(detail, kind)
+    """Subject, text and HTML of one order email (`images`: each line's picture by line number,
+    storage.catalog_reads.line_images); raises UnknownEmailKind."""
+    summary = order_summary(detail, kind, public_url=public_url, images=images)
     context = {
         "shop_name": shop_name,
         "name": detail.order.shipping_address.get("full_name", ""),

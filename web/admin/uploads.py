@@ -20,8 +20,7 @@ import asyncio
 from aiohttp import BodyPartReader, web
 from aiohttp.web_request import FileField
 
-from domain.events import MAKE_RENDITIONS
-from storage import images, media, outbox, transaction
+from storage import images, media, transaction
 from storage.images import ImageNotFound
 from storage.media import InvalidImage, NotAnImage, Spool, UploadTooLarge
 from web.admin.products import editor_for, product_id_of, product_or_404
@@ -76,14 +75,14 @@ async def upload_image(request: web.Request) -> web.Response:
         raise
     try:
         async with transaction(db) as conn:
-            image = await images.insert(
-                conn, product_id, path=relative, width=info.width, height=info.height, alt=alt
-            )
-            await outbox.add(
+            await images.add_original(
                 conn,
-                MAKE_RENDITIONS,
+                product_id,
+                path=relative,
+                width=info.width,
+                height=info.height,
+                alt=alt,
                 request_id=request.get(REQUEST_ID),
-                image_id=image.id,
             )
             await product_changed(conn, request, product_id)
     except BaseException:

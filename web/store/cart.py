@@ -14,6 +14,7 @@ nothing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,13 +23,14 @@ from multidict import MultiDictProxy
 
 from domain.checkout import MAX_QUANTITY
 from domain.identifiers import SKU, is_slug
-from storage import carts, transaction
+from storage import carts, catalog_reads, transaction
 from storage.carts import CartLine
+from storage.catalog_reads import Thumbnail
 from storage.errors import CartItemNotFound, NotEnoughStock, ProductNotFound, VariantNotFound
 from web import carts as web_carts
 from web import catalog
 from web.carts import CART_COOKIE, NEW_CART_TOKEN, Cart
-from web.catalog_json import formatted
+from web.catalog_json import formatted, thumbnail_json
 from web.cookies import NO_SILENT_REFRESH
 from web.fields import whole_number
 from web.keys import DB, PRINCIPAL
@@ -49,6 +51,7 @@ class Row:
     quantity: str  # what the quantity field shows (as typed, after a refused change)
     problem: str | None  # why it cannot be ordered as it is ("Only 2 left", "Sold out")
     error: str | None  # why the change just asked for was refused
+    image: dict[str, Any] | None = None  # the line's thumbnail (web.catalog_json.thumbnail_json)
 
 
 @dataclass(frozen=True)
@@ -118,7 +121,7 @@ async def render_cart(
     if cart is None:
         cart = await web_carts.current(request)
     request[CART_COUNT] = cart.count
-    rows = cart_rows(cart, errors=errors, typed=typed)
+    rows = cart_rows(cart, errors=errors, typed=typed, images=await cart_images(request, cart))
     context = {
         "rows": rows,
         "totals": web_carts.cart_totals(cart, request, None),
@@ -130,11 +133,21 @@ async def render_cart(
     return web_carts.finish(request, response)
 
 
+async def cart_images(request: web.Request, cart: Cart) -> dict[int, Thumbnail]:
+    """Each line's picture by variant id (the variant's colour where the product has one)."""
+    variant_ids = [line.variant_id for line in cart.lines]
+    return await catalog_reads.variant_images(request.config_dict[DB].replica, variant_ids)
+
+
 def cart_rows(
-    cart: Cart, *, errors: dict[int, str] | None = None, typed: dict[int, str] | None = None
+    cart: Cart,
+    *,
+    errors: dict[int, str] | None = None,
+    typed: dict[int, str] | None = None,
+    images: Mapping[int, Thumbnail] | None = None,
 ) -> list[Row]:
-    """The cart's lines as the cart and checkout pages show them."""
-    errors, typed = errors or {}, typed or {}
+    """The cart's lines as the cart and checkout pages show them (`images` by variant id)."""
+    errors, typed, images = errors or {}, typed or {}, images or {}
     return [
         Row(
             line=line,
@@ -144,9 +157,14 @@ def cart_rows(
             quantity=typed.get(line.variant_id, str(line.quantity)),
             problem=web_carts.line_problem(line),
             error=errors.get(line.variant_id),
+            image=_thumbnail(images.get(line.variant_id), line.product_name),
         )
         for line in cart.lines
     ]
+
+
+def _thumbnail(image: Thumbnail | None, name: str) -> dict[str, Any] | None:
+    return None if image is None else thumbnail_json(image, name)
 
 
 def variant_text(name: str, attributes: dict[str, Any]) -> str:

@@ -53,7 +53,7 @@ from web.forms import Form
 from web.keys import DB, PRINCIPAL
 from web.params import posted_form
 from web.render import page
-from web.store.cart import CART_COUNT, cart_rows
+from web.store.cart import CART_COUNT, cart_images, cart_rows
 from web.store.orders import remember_guest_order
 
 log = structlog.get_logger(__name__)
@@ -167,7 +167,7 @@ async def _page(
         "summary": [
             (name, LABELS[name], message) for name, message in form.errors.items() if name in LABELS
         ],
-        "rows": cart_rows(cart),
+        "rows": cart_rows(cart, images=await cart_images(request, cart)),
         "saved": saved,
         "account_email": account_email,
         "methods": _choices(methods, sums, kept.get("shipping_method")),

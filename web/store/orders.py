@@ -24,6 +24,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,9 +36,11 @@ from domain.checkout import address_lines
 from domain.money import Money
 from domain.orders import IllegalTransition, can_cancel
 from domain.payments import InvalidCard, decline_message
-from storage import Executor, orders, transaction
+from storage import Executor, catalog_reads, orders, transaction
+from storage.catalog_reads import Thumbnail
 from storage.errors import IdempotencyKeyReused, OrderNotFound, OrderNotPayable
 from storage.orders import Order, OrderDetail
+from web.catalog_json import thumbnail_json
 from web.checkout import InvalidIdempotencyKey, NewCard, check_idempotency_key, pay_again
 from web.cookies import cookie_name, is_secure
 from web.forms import Form
@@ -124,6 +127,7 @@ class LineView:
     quantity: int
     unit_price: str
     total: str
+    image: dict[str, Any] | None = None  # web.catalog_json.thumbnail_json
 
 
 @dataclass(frozen=True)
@@ -163,9 +167,21 @@ class OrderView:
     held_until: datetime | None = None  # when a declined order is cancelled unless paid
 
 
-def order_view(detail: OrderDetail, unpaid_order_minutes: int = 30) -> OrderView:
-    """What the payment page and the account's order page show of `detail`."""
+async def order_images(executor: Executor, detail: OrderDetail) -> dict[int, Thumbnail]:
+    """Each line's picture by line number (see storage.catalog_reads.line_images)."""
+    lines = [(line.line, line.variant_id, line.product_id) for line in detail.lines]
+    return await catalog_reads.line_images(executor, lines)
+
+
+def order_view(
+    detail: OrderDetail,
+    images: Mapping[int, Thumbnail] | None = None,
+    unpaid_order_minutes: int = 30,
+) -> OrderView:
+    """What the payment page and the account's order page show of `detail` (`images`: each
+    line's picture by line number)."""
     order = detail.order
+    images = images or {}
 
     def money(amount: int) -> str:
         return Money(amount, order.currency).format()
@@ -186,7 +202,12 @@ def order_view(detail: OrderDetail, unpaid_order_minutes: int = 30) -> OrderView
         email=order.email,
         lines=[
             LineView(
-                line.name, line.sku, line.quantity, money(line.unit_amount), money(line.line_amount)
+                line.name,
+                line.sku,
+                line.quantity,
+                money(line.unit_amount),
+                money(line.line_amount),
+                _thumbnail(images.get(line.line), line.name),
             )
             for line in detail.lines
         ],
@@ -219,9 +240,14 @@ def order_view(detail: OrderDetail, unpaid_order_minutes: int = 30) -> OrderView
     )
 
 
-def view_of(request: web.Request, detail: OrderDetail) -> OrderView:
-    """`order_view` with this shop's unpaid-order expiry."""
-    return order_view(detail, request.config_dict[SETTINGS].unpaid_order_minutes)
+async def view_of(request: web.Request, detail: OrderDetail) -> OrderView:
+    """`order_view` with the lines' pictures and this shop's unpaid-order expiry."""
+    images = await order_images(request.config_dict[DB].replica, detail)
+    return order_view(detail, images, request.config_dict[SETTINGS].unpaid_order_minutes)
+
+
+def _thumbnail(image: Thumbnail | None, name: str) -> dict[str, Any] | None:
+    return None if image is None else thumbnail_json(image, name)
 
 
 # -- the confirmation --------------------------------------------------------------------------
@@ -240,7 +266,7 @@ async def thanks_page(
     if order is None:
         return await not_found(request, "order")
     db = request.config_dict[DB]
-    view = view_of(request, await orders.detail(db.primary, order))  # primary: just written
+    view = await view_of(request, await orders.detail(db.primary, order))  # primary: just written
     principal = request.get(PRINCIPAL)
     context = {
         "order": view,
@@ -364,7 +390,7 @@ async def order_page(
     order = await _customer_order(request, principal.user_id)
     if order is None:
         return await not_found(request, "order")
-    view = view_of(request, await orders.detail(db.primary, order))
+    view = await view_of(request, await orders.detail(db.primary, order))
     if confirm and not view.can_cancel:
         error = TOO_LATE_TO_CANCEL
     context = {

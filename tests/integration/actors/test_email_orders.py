@@ -316,3 +316,29 @@ async def test_missing_order_or_unknown_kind_goes_straight_to_dead_letters(
     assert await eventually(lambda: shop.broker.get_queue_message_counts("email")[2] == 1)
     assert shop.smtp.messages == []
     assert await shop.conn.fetch("SELECT 1 FROM processed_events") == []
+
+
+async def test_the_placed_email_shows_each_lines_picture_from_the_public_url(shop: Shop) -> None:
+    """The actor reads each line's picture (the variant's, by colour) for the email's HTML."""
+    from tests.support.catalog import add_image
+
+    tee = await shop.product("tee", {"TEE-M": 5}, price=1500)
+    mug = await shop.product("mug", {"MUG": 5}, price=900)  # no picture: alt-free, no <img>
+    product_id = await shop.conn.fetchval("SELECT product_id FROM variants WHERE sku = 'TEE-M'")
+    await add_image(
+        shop.dsn,
+        product_id,
+        f"products/{product_id}/tee.jpg",
+        width=880,
+        height=660,
+        alt="Tee in Navy",
+        renditions={"320": f"products/{product_id}/tee-320.webp"},
+    )
+    await shop.place_order([(tee["TEE-M"], 1), (mug["MUG"], 1)])
+    _, text, html = await shop.order_email("placed")
+    images = re.findall(r"<img [^>]*>", html)
+    assert len(images) == 1, html
+    assert f'src="{PUBLIC_URL}media/products/{product_id}/tee-320.webp"' in images[0]
+    assert 'width="64"' in images[0] and 'height="48"' in images[0]
+    assert 'alt="Tee in Navy"' in images[0]
+    assert "media/" not in text

@@ -3,6 +3,7 @@ with a search event, once per event however often it is delivered."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -20,7 +21,7 @@ from storage import images
 from storage.database import connect
 from storage.media import NotAnImage
 from tests.support.catalog import insert_product
-from tests.support.db import fetch
+from tests.support.db import fetch, sql
 
 
 @pytest.fixture
@@ -133,3 +134,39 @@ async def test_renditions_of_a_transaction_that_fails_to_commit_are_removed(
     assert not list(settings.media_dir.rglob("*.webp"))
     [row] = await fetch(fresh_db, "SELECT renditions FROM product_images")
     assert row["renditions"] == {}
+
+
+async def test_the_demo_pictures_get_their_renditions_from_a_running_worker(
+    settings: Settings, fresh_db: str, broker, worker
+) -> None:
+    """The seed's pictures take the upload's way: relay the outbox, the worker renders them."""
+    from actors.relay import Relay
+    from storage.database import create_pool
+    from storage.demo import add_pictures
+    from storage.seed import seed_catalog
+
+    await seed_catalog(fresh_db, 4, seed=1)
+    conn = await connect(fresh_db)
+    try:
+        ids = [row["id"] for row in await conn.fetch("SELECT id FROM products ORDER BY id")]
+        added = await add_pictures(conn, settings.media_dir, ids)
+    finally:
+        await conn.close()
+    assert added >= len(ids)
+    pool = await create_pool(fresh_db, 2)
+    try:
+        await Relay(pool, broker).drain()
+    finally:
+        await pool.close()
+
+    query = "SELECT count(*) FROM product_images WHERE renditions = '{}'::jsonb"
+    deadline = asyncio.get_running_loop().time() + 60
+    while (left := await sql(fresh_db, query)) and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.2)
+    assert left == 0, f"{left} of {added} pictures still without renditions"
+    for row in await fetch(fresh_db, "SELECT path, width, renditions FROM product_images"):
+        assert sorted(row["renditions"], key=int) == ["320", "640"]  # all are wider than 640
+        for width, relative in row["renditions"].items():
+            with Image.open(settings.media_dir / relative) as rendition:
+                assert rendition.format == "WEBP"
+                assert rendition.width == int(width)

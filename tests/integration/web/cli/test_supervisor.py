@@ -155,6 +155,22 @@ async def assert_shop_serves_demo_products(url: str) -> None:
         assert status == 200, body
 
 
+async def assert_pictures_get_renditions(url: str, timeout: float = 120) -> None:
+    """The demo's pictures are there at once, and their srcset once the worker made renditions."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            status, html = await get(session, url)
+            assert status == 200 and '<img src="/media/products/' in html, html[:2000]
+            if 'srcset="/media/products/' in html:
+                break
+            assert asyncio.get_running_loop().time() < deadline, "no renditions in time"
+            await asyncio.sleep(1)
+        rendition = html.split('srcset="/media/', 1)[1].split(" ", 1)[0]
+        async with session.get(url + "media/" + rendition) as response:
+            assert response.status == 200 and response.content_type == "image/webp"
+
+
 async def assert_an_operator_can_be_created_beside_it(data_dir: Path, url: str) -> None:
     """As the README says: `aioshop createadmin` in another terminal, with nothing set but the
     data dir, creates an account on the running shop's database (it reads DATA_DIR/up.env)."""
@@ -187,6 +203,7 @@ async def test_up_runs_embedded_stops_cleanly_and_keeps_data(tmp_path: Path) -> 
     async with aioshop_up(data_dir, port) as up:
         assert up.url == f"http://127.0.0.1:{port}/"
         await assert_shop_serves_demo_products(up.url)
+        await assert_pictures_get_renditions(up.url)
         await assert_an_operator_can_be_created_beside_it(data_dir, up.url)
         assert await up.stop(whole_group=False) == 0, up.log()[-5000:]
         [prepared] = up.events("database.prepared")

@@ -224,3 +224,69 @@ def test_a_cancelled_paid_order_says_it_is_refunded(status: str, refunded: bool)
     rendered = render("cancelled", replace(order, payment=payment))
     says = "We are refunding €46.95 to your card"
     assert (says in rendered.text, says in rendered.html) == (refunded, refunded)
+
+
+# -- pictures beside the lines (storage.catalog_reads.line_images) ------------------------------
+
+
+def img_tags(html_text: str) -> list[dict[str, str | None]]:
+    from html.parser import HTMLParser
+
+    found: list[dict[str, str | None]] = []
+
+    class Images(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            if tag == "img":
+                found.append(dict(attrs))
+
+    Images().feed(html_text)
+    return found
+
+
+def test_order_emails_show_a_lines_picture_from_the_public_url_with_size_and_alt() -> None:
+    from actors.mail.render import ORDER_SUBJECTS
+    from storage.catalog_reads import Thumbnail
+
+    renditions = {"640": "products/1/ab-640.webp", "320": "products/1/ab-320.webp"}
+    pictures = {1: Thumbnail("products/1/ab.jpg", 880, 660, 'Tee in "Red" <b>', renditions)}
+    for kind in ORDER_SUBJECTS:
+        email = render_order_email(
+            kind,
+            shop_name="aioshop",
+            public_url="https://shop.example/",
+            detail=detail(),
+            images=pictures,
+        )
+        # Only the tee has a picture: its smallest rendition, absolute, 64 wide in proportion.
+        assert img_tags(email.html) == [
+            {
+                "src": "https://shop.example/media/products/1/ab-320.webp",
+                "width": "64",
+                "height": "48",
+                "alt": 'Tee in "Red" <b>',
+                "style": img_tags(email.html)[0]["style"],
+            }
+        ]
+        assert "&lt;b&gt;" in email.html and "<b>" not in email.html  # alt text escaped
+        assert 'colspan="2"' in email.html  # the totals span the pictures' column
+        assert "media/" not in email.text  # the text part has no pictures
+
+
+def test_order_emails_without_pictures_have_no_image_and_no_empty_column() -> None:
+    email = render("placed")
+    assert img_tags(email.html) == []
+    assert "colspan" not in email.html and 'width="76"' not in email.html
+    assert "Tee - M" in email.html and "Mug" in email.html
+
+
+def test_a_picture_without_alt_text_is_named_after_its_line() -> None:
+    from storage.catalog_reads import Thumbnail
+
+    pictures = {2: Thumbnail("products/2/mug.png", 300, 600, "", {})}  # no renditions yet
+    email = render_order_email(
+        "placed", shop_name="aioshop", public_url="https://shop.example", detail=detail(),
+        images=pictures,
+    )  # fmt: skip
+    [tag] = img_tags(email.html)
+    assert tag["src"] == "https://shop.example/media/products/2/mug.png"
+    assert (tag["width"], tag["height"], tag["alt"]) == ("64", "128", "Mug")
