@@ -26,11 +26,15 @@ from storage.errors import (
     ShippingMethodNotFound,
 )
 
+# Units shipped are gone, and units a refund restocked are back already (migration 0017).
 RETURN_STOCK = """
     UPDATE variants v SET stock_on_hand = v.stock_on_hand + l.quantity
-    FROM (SELECT variant_id, sum(quantity)::integer AS quantity FROM order_lines
+    FROM (SELECT variant_id,
+                 sum(greatest(0, quantity - shipped_quantity - restocked_quantity))::integer
+                     AS quantity
+          FROM order_lines
           WHERE order_id = $1 AND variant_id IS NOT NULL GROUP BY variant_id) l
-    WHERE v.id = l.variant_id
+    WHERE v.id = l.variant_id AND l.quantity > 0
     RETURNING v.product_id, v.stock_on_hand = l.quantity AS back_in_stock
 """
 LOCK_RETURNED_VARIANTS = """
@@ -68,7 +72,8 @@ SET_STATUS = f"""
     RETURNING {ORDER_COLUMNS}
 """
 ORDER_LINES = """
-    SELECT line, variant_id, product_id, sku, name, unit_amount, quantity, line_amount
+    SELECT line, variant_id, product_id, sku, name, unit_amount, quantity, line_amount,
+           refunded_quantity, restocked_quantity, shipped_quantity
     FROM order_lines WHERE order_id = $1 ORDER BY line
 """
 TRANSITIONS = """
@@ -79,7 +84,7 @@ TRANSITIONS = """
 """
 PAYMENT = """
     SELECT gateway, token, card_brand, card_last4, amount, currency, status, decline_code,
-           reference, refund_reference
+           reference, refund_reference, refunded_amount
     FROM payments WHERE order_id = $1
 """
 SET_PAYMENT = """
@@ -184,6 +189,9 @@ class OrderLine:
     unit_amount: int
     quantity: int
     line_amount: int
+    refunded_quantity: int = 0
+    restocked_quantity: int = 0  # of the refunded units, those put back in stock
+    shipped_quantity: int = 0
 
 
 @dataclass(frozen=True)
@@ -209,6 +217,7 @@ class Payment:
     decline_code: str | None
     reference: str | None
     refund_reference: str | None = None
+    refunded_amount: int = 0  # refunds asked for or given, out of `amount` (migration 0017)
 
     @property
     def method(self) -> PaymentMethod:
@@ -261,6 +270,11 @@ async def detail(executor: Executor, order: Order) -> OrderDetail:
     transitions = [Transition(**dict(r)) for r in await executor.fetch(TRANSITIONS, order.id)]
     payment = Payment(**dict(payment_row)) if payment_row is not None else None
     return OrderDetail(order, lines, payment, transitions)
+
+
+async def lines_of(executor: Executor, order_id: int) -> list[OrderLine]:
+    """The order's lines with their refunded and shipped counts, in line order."""
+    return [OrderLine(**dict(r)) for r in await executor.fetch(ORDER_LINES, order_id)]
 
 
 async def list_for_customer(
@@ -388,6 +402,32 @@ async def count_failed_capture(
 ) -> None:
     """Count a capture whose gateway call failed (not a decline) on a still pending payment."""
     await executor.execute(COUNT_FAILED_CAPTURE, order_id, error)
+
+
+# The order's emails, through the outbox events that asked for them (so only while both the
+# outbox row and the delivery log keep them: OUTBOX and EMAIL_LOG retention).
+ORDER_EMAILS = """
+    SELECT d.at, d.kind, d.recipient, d.subject, d.result, d.attempt, d.error
+    FROM outbox o JOIN email_deliveries d ON d.event_id = o.event_id
+    WHERE o.actor_name = 'email.send_order_email' AND (o.payload ->> 'order_id')::bigint = $1
+    ORDER BY d.at, d.id
+"""
+
+
+@dataclass(frozen=True)
+class OrderEmail:
+    at: datetime
+    kind: str
+    recipient: str
+    subject: str
+    result: str
+    attempt: int
+    error: str | None
+
+
+async def emails_of(executor: Executor, order_id: int) -> list[OrderEmail]:
+    """Every attempt to email the order's customer about it, oldest first."""
+    return [OrderEmail(**dict(r)) for r in await executor.fetch(ORDER_EMAILS, order_id)]
 
 
 COUNT_PLACED_BETWEEN = """
