@@ -111,4 +111,6 @@ def check_shipment(lines: Sequence[LineState], chosen: Mapping[int, int]) -> Non
         if state is None:
             raise RefundRefused("This order has no such line.")
         if quantity > state.to_ship:
-            raise RefundRefused(f"Only {state.to_ship} of this line are left to ship.", f"ship_{number}")
+            raise RefundRefused(
+                f"Only {state.to_ship} of this line are left to ship.", f"ship_{number}"
+            )

@@ -10,7 +10,8 @@ import asyncpg
 from storage.database import Executor
 
 ADD_NOTE = """
-    INSERT INTO order_notes (order_id, author_id, author_email, body) VALUES ($1, $2, $3, $4)
+    INSERT INTO order_notes (order_id, author_id, author_email, body)
+    VALUES ($1, $2, coalesce((SELECT email::text FROM users WHERE id = $2), 'unknown'), $3)
     RETURNING id, order_id, author_id, author_email, body, created_at
 """
 FOR_ORDER = """
@@ -30,10 +31,10 @@ class OrderNote:
 
 
 async def add(
-    conn: asyncpg.Connection, order_id: int, *, author_id: int | None, author_email: str, body: str
+    conn: asyncpg.Connection, order_id: int, *, author_id: int | None, body: str
 ) -> OrderNote:
     """Append a note to the order (never changed afterwards: the table refuses it)."""
-    return OrderNote(**dict(await conn.fetchrow(ADD_NOTE, order_id, author_id, author_email, body)))
+    return OrderNote(**dict(await conn.fetchrow(ADD_NOTE, order_id, author_id, body)))
 
 
 async def for_order(executor: Executor, order_id: int) -> list[OrderNote]:

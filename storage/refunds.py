@@ -38,7 +38,7 @@ LINES_OF_ORDER = """
 INSERT_REFUND = f"""
     INSERT INTO refunds (order_id, request_key, amount, currency, restock, reason, actor,
                          actor_id, actor_email)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, (SELECT email::text FROM users WHERE id = $8))
     ON CONFLICT (request_key) DO NOTHING
     RETURNING {REFUND_COLUMNS}
 """
@@ -129,7 +129,6 @@ async def request(
     reason: str,
     actor: str,
     actor_id: int | None = None,
-    actor_email: str | None = None,
     request_id: str | None = None,
 ) -> Requested:
     """Ask for a refund of `lines` ({line: units}, none zero) or of `amount` (minor units; when
@@ -170,7 +169,6 @@ async def request(
         reason,
         actor,
         actor_id,
-        actor_email,
     )
     if row is None:  # another order's form used this key meanwhile
         raise RefundRefused("This form was already used. Reload the page.")
@@ -207,7 +205,7 @@ async def record_rest(
     """A system refund of `amount` (what a cancellation leaves to refund), idempotent per key,
     in the caller's transaction. More than is left fails in the database (check_violation)."""
     row = await conn.fetchrow(
-        INSERT_REFUND, order_id, request_key, amount, currency, False, "", "system", None, None
+        INSERT_REFUND, order_id, request_key, amount, currency, False, "", "system", None
     )
     if row is None:
         row = await conn.fetchrow(BY_KEY, request_key)

@@ -29,7 +29,7 @@ LINES_OF_ORDER = """
 """
 INSERT_SHIPMENT = f"""
     INSERT INTO shipments (order_id, request_key, tracking_number, actor_id, actor_email)
-    VALUES ($1, $2, $3, $4, $5)
+    VALUES ($1, $2, $3, $4, (SELECT email::text FROM users WHERE id = $4))
     ON CONFLICT (request_key) DO NOTHING
     RETURNING {COLUMNS}
 """
@@ -66,7 +66,6 @@ async def ship(
     lines: Mapping[int, int] | None,
     tracking_number: str,
     actor_id: int | None,
-    actor_email: str | None,
     request_id: str | None = None,
 ) -> Shipped:
     """Ship `lines` ({line: units}; None: every unit left) of a confirmed order in the caller's
@@ -87,9 +86,7 @@ async def ship(
     else:
         chosen = {line: quantity for line, quantity in lines.items() if quantity > 0}
     check_shipment(states, chosen)
-    row = await conn.fetchrow(
-        INSERT_SHIPMENT, order_id, request_key, tracking_number, actor_id, actor_email
-    )
+    row = await conn.fetchrow(INSERT_SHIPMENT, order_id, request_key, tracking_number, actor_id)
     if row is None:
         raise RefundRefused("This form was already used. Reload the page.")
     await conn.execute(INSERT_LINES, row["id"], order_id, list(chosen), list(chosen.values()))
@@ -121,3 +118,16 @@ async def for_order(executor: Executor, order_id: int) -> list[Shipment]:
     for r in await executor.fetch(LINES_OF_ORDER, order_id):
         lines.setdefault(r["shipment_id"], {})[r["line"]] = r["quantity"]
     return [Shipment(**dict(row), lines=lines.get(row["id"], {})) for row in rows]
+
+
+async def ship_the_rest(
+    conn: asyncpg.Connection, order_id: int, *, tracking_number: str, actor_id: int | None
+) -> None:
+    """Record one shipment of every unit left to ship (the whole-order "Ship" action, after
+    its transition), in the caller's transaction; nothing when nothing is left."""
+    states = line_states(await orders.lines_of(conn, order_id))
+    chosen = {s.line: s.to_ship for s in states if s.to_ship > 0}
+    if not chosen:
+        return
+    row = await conn.fetchrow(INSERT_SHIPMENT, order_id, uuid.uuid4(), tracking_number, actor_id)
+    await conn.execute(INSERT_LINES, row["id"], order_id, list(chosen), list(chosen.values()))
