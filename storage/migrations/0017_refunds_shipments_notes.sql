@@ -84,7 +84,7 @@ CREATE TRIGGER refund_lines_counted AFTER INSERT ON refund_lines
 -- A refund's amount and lines are what was asked: never changed once written.
 CREATE FUNCTION refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    RAISE EXCEPTION '% rows are never changed or deleted', TG_TABLE_NAME
+    RAISE EXCEPTION '% rows are never changed', TG_TABLE_NAME
         USING ERRCODE = 'restrict_violation';
 END $$;
 CREATE TRIGGER refunds_fixed BEFORE UPDATE OF order_id, amount, currency, restock ON refunds

@@ -82,9 +82,12 @@ def units_of(
 
 
 def friendly(form: Form[Any]) -> None:
+    """Staff's wording for the errors of these forms; the hidden key's error is the form's."""
     for name in form.errors.keys() & FRIENDLY.keys():
         if not form.errors[name].startswith("must not contain"):  # keep what it must not hold
             form.errors[name] = FRIENDLY[name]
+    if "request_key" in form.errors:
+        form.errors["form"] = form.errors.pop("request_key")
 
 
 # -- the page's parts --------------------------------------------------------------------------
