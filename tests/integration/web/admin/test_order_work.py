@@ -100,13 +100,17 @@ async def test_an_over_refund_is_refused_with_its_reason_and_nothing_is_written(
     assert error_of(await resp.text(), "amount") == (
         "At most €34.95 is left to refund: the refunds would exceed the payment."
     )
-    assert await counts(fresh_db) == before == {
-        "refunds": 0,
-        "refund_lines": 0,
-        "events": 0,
-        "refunded": 0,
-        "units": 0,
-    }
+    assert (
+        await counts(fresh_db)
+        == before
+        == {
+            "refunds": 0,
+            "refund_lines": 0,
+            "events": 0,
+            "refunded": 0,
+            "units": 0,
+        }
+    )
     # After a refund of €30.00, €5.00 is too much: the refunds would exceed the capture.
     assert (await post(client, path, refund_form(qty_1="3", restock="true"))).status == 303
     resp = await post(client, path, refund_form(amount="5.00"))
@@ -300,7 +304,9 @@ async def test_a_bad_shipment_form_is_a_422(client, fresh_db) -> None:
     order, _ = await paid_order(fresh_db)
     path = f"/admin/orders/{order.number}/shipments"
     resp = await post(client, path, {"request_key": str(uuid.uuid4()), "ship_1": "1"})
-    assert resp.status == 422 and "tracking number" in error_of(await resp.text(), "tracking_number")
+    assert resp.status == 422 and "tracking number" in error_of(
+        await resp.text(), "tracking_number"
+    )
     resp = await post(
         client, path, {"request_key": str(uuid.uuid4()), "ship_1": "x", "tracking_number": "T"}
     )

@@ -185,7 +185,10 @@ async def test_the_detail_shows_lines_totals_address_payment_and_history(client,
     assert "<dd>test</dd>" in payment.group(0) and "<dd>pending</dd>" in payment.group(0)
     history = re.search(r'id="history".*?</ol>', page, re.S)
     assert history
-    placed, paid = history.group(0).index("Order placed"), history.group(0).index("Payment captured")
+    placed, paid = (
+        history.group(0).index("Order placed"),
+        history.group(0).index("Payment captured"),
+    )
     assert placed < paid  # the timeline, oldest first
     assert "by guest" in history.group(0) and "by system" in history.group(0)
     # A confirmed order can be shipped or cancelled, not delivered.
