@@ -112,6 +112,7 @@ class Work:
     shipments: list[shipments.Shipment]
     notes: list[order_notes.OrderNote]
     emails: list[OrderEmail]
+    line_names: dict[int, str]  # {line: product name as ordered}
     remaining: int  # of the captured payment, not refunded or asked for yet
     refundable: bool
     shippable: bool
@@ -198,6 +199,7 @@ async def work_of(executor: Any, detail: OrderDetail) -> Work:
         shipments=shipment_list,
         notes=notes,
         emails=emails,
+        line_names={line.line: line.name for line in detail.lines},
         remaining=remaining,
         refundable=bool(
             payment
