@@ -59,6 +59,21 @@ INSERT_TRANSITION = """
     INSERT INTO order_transitions (order_id, from_status, to_status, actor_id, actor, note)
     VALUES ($1, $2, $3, $4, $5, $6)
 """
+# Shipping the whole order: one shipment of every unit left to ship (none when nothing is), so
+# an order shipped in one go (the admin's Ship, the staff API) has its parcel like any other.
+SHIP_THE_REST = """
+    WITH rest AS (
+        SELECT line, greatest(0, quantity - shipped_quantity - refunded_quantity) AS quantity
+        FROM order_lines WHERE order_id = $1
+    ), shipment AS (
+        INSERT INTO shipments (order_id, request_key, tracking_number, actor_id, actor_email)
+        SELECT $1, gen_random_uuid(), $2, $3, (SELECT email::text FROM users WHERE id = $3)
+        WHERE EXISTS (SELECT 1 FROM rest WHERE quantity > 0)
+        RETURNING id
+    )
+    INSERT INTO shipment_lines (shipment_id, order_id, line, quantity)
+    SELECT shipment.id, $1, rest.line, rest.quantity FROM shipment, rest WHERE rest.quantity > 0
+"""
 GET_ORDER = f"SELECT {ORDER_COLUMNS} FROM orders o WHERE o.id = $1"
 LOCK_ORDER = f"SELECT {ORDER_COLUMNS} FROM orders o WHERE o.id = $1 FOR UPDATE"
 FIND_BY_NUMBER = f"""
@@ -321,8 +336,9 @@ async def transition(
 ) -> Order:
     """Move the order to `to` in the caller's transaction, recording who, when, from and to.
 
-    Raises OrderNotFound, and domain.orders.IllegalTransition (the API's 409). Cancelling puts
-    the units back in stock, voids a payment not captured yet and has a captured one refunded
+    Raises OrderNotFound, and domain.orders.IllegalTransition (the API's 409). Shipping with a
+    tracking number records one shipment of the units left to ship. Cancelling puts the units
+    back in stock, voids a payment not captured yet and has a captured one refunded
     (the order actor's `refund_payment`). The customer's email goes through the outbox.
     """
     current = await lock(conn, order_id)
@@ -335,6 +351,8 @@ async def transition(
             await outbox.add(conn, INDEX_PRODUCT, request_id, product_id=product_id)
         if await conn.fetchval(PAYMENT_CAPTURED, order_id):  # paid: the money goes back too
             await outbox.add(conn, REFUND_PAYMENT, request_id, order_id=order_id)
+    if to == "shipped" and tracking_number is not None:
+        await conn.execute(SHIP_THE_REST, order_id, tracking_number, actor_id)
     changed = order_of(await conn.fetchrow(SET_STATUS, order_id, to, tracking_number))
     await conn.execute(INSERT_TRANSITION, order_id, current.status, to, actor_id, actor, note)
     await outbox.add(conn, SEND_ORDER_EMAIL, request_id, order_id=order_id, kind=to)

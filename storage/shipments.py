@@ -118,16 +118,3 @@ async def for_order(executor: Executor, order_id: int) -> list[Shipment]:
     for r in await executor.fetch(LINES_OF_ORDER, order_id):
         lines.setdefault(r["shipment_id"], {})[r["line"]] = r["quantity"]
     return [Shipment(**dict(row), lines=lines.get(row["id"], {})) for row in rows]
-
-
-async def ship_the_rest(
-    conn: asyncpg.Connection, order_id: int, *, tracking_number: str, actor_id: int | None
-) -> None:
-    """Record one shipment of every unit left to ship (the whole-order "Ship" action, after
-    its transition), in the caller's transaction; nothing when nothing is left."""
-    states = line_states(await orders.lines_of(conn, order_id))
-    chosen = {s.line: s.to_ship for s in states if s.to_ship > 0}
-    if not chosen:
-        return
-    row = await conn.fetchrow(INSERT_SHIPMENT, order_id, uuid.uuid4(), tracking_number, actor_id)
-    await conn.execute(INSERT_LINES, row["id"], order_id, list(chosen), list(chosen.values()))

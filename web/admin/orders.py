@@ -248,13 +248,6 @@ async def _move(request: web.Request, action: str) -> web.Response:
                 tracking_number=getattr(form.data, "tracking_number", None),
                 request_id=request.get(REQUEST_ID),
             )
-            if to == "shipped":  # the whole order in one parcel: every unit left to ship
-                await shipments.ship_the_rest(
-                    conn,
-                    order.id,
-                    tracking_number=form.data.tracking_number,
-                    actor_id=principal.user_id,
-                )
     except OrderNotFound:
         raise web.HTTPNotFound(text="No such order.") from None
     except IllegalTransition as exc:

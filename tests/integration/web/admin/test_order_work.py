@@ -375,3 +375,19 @@ async def test_the_timeline_puts_everything_in_time_order(client, fresh_db) -> N
         "Email sent: Your order",
     ]
     assert timeline.group(0).index("First note") < timeline.group(0).index("Last note")
+
+
+async def test_shipping_the_whole_order_records_its_parcel(client, fresh_db) -> None:
+    await signed_in(client, role="staff", fresh_db=fresh_db)
+    order, _ = await paid_order(fresh_db)
+    await post(client, f"/admin/orders/{order.number}/refunds", refund_form(qty_1="1"))
+    resp = await post(client, f"/admin/orders/{order.number}/ship", {"tracking_number": "ALL-1"})
+    assert resp.status == 303
+    parcels = await fetch(
+        fresh_db,
+        "SELECT s.tracking_number, l.quantity, s.actor_email FROM shipments s"
+        " JOIN shipment_lines l ON l.shipment_id = s.id",
+    )
+    assert [tuple(p) for p in parcels] == [("ALL-1", 2, STAFF_EMAIL)]  # the refunded one stays
+    page = await (await client.get(f"/admin/orders/{order.number}")).text()
+    assert "Shipped 2 units, tracking ALL-1" in page
