@@ -24,7 +24,7 @@ async def shop_tree(dsn: str) -> dict[str, int]:
         home = await categories.create(conn, slug="home", name="Home")
         kitchen = await categories.create(conn, slug="kitchen", name="Kitchen", parent_id=home.id)
         mugs = await categories.create(conn, slug="mugs", name="Mugs", parent_id=kitchen.id)
-        garden = await categories.create(conn, slug="garden", name="Garden", parent_id=home.id)
+        await categories.create(conn, slug="garden", name="Garden", parent_id=home.id)
         shoes = await categories.create(conn, slug="shoes", name="Shoes")
     finally:
         await conn.close()

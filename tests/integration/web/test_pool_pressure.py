@@ -370,6 +370,8 @@ async def requests_for(world: World, method: str, pattern: str) -> list[Request]
             each = lambda i: (f"{category}/move", form(world, {"parent_id": ""}))
         case "POST", "/admin/categories/{id}/delete":
             each = lambda i: (f"{category}/delete", form(world, {}))
+        case "POST", "/admin/categories/{id}/{direction}":
+            each = lambda i: (f"{category}/{'up' if i % 2 else 'down'}", form(world, {}))
         case "POST", "/admin/attributes":
             each = lambda i: (
                 pattern,
