@@ -18,15 +18,14 @@ OWN_COUNTS = """
     SELECT category_id, count(*) AS products, count(*) FILTER (WHERE is_published) AS published
     FROM products WHERE category_id IS NOT NULL GROUP BY category_id
 """
-# The category's siblings (itself included), locked in id order, in their shown order.
+PARENT_OF = "SELECT parent_id FROM categories WHERE id = $1"
+# The children of $1 (NULL: the roots), locked in id order; then in their shown order.
 LOCK_SIBLINGS = """
-    SELECT id FROM categories
-    WHERE parent_id IS NOT DISTINCT FROM (SELECT parent_id FROM categories WHERE id = $1)
+    SELECT id FROM categories WHERE parent_id IS NOT DISTINCT FROM $1::bigint
     ORDER BY id FOR UPDATE
 """
 SIBLINGS_IN_ORDER = """
-    SELECT id FROM categories
-    WHERE parent_id IS NOT DISTINCT FROM (SELECT parent_id FROM categories WHERE id = $1)
+    SELECT id FROM categories WHERE parent_id IS NOT DISTINCT FROM $1::bigint
     ORDER BY position, name, id
 """
 RENUMBER = """
@@ -68,10 +67,13 @@ async def shift(conn: asyncpg.Connection, category_id: int, direction: Direction
     """Swap the category with its sibling above or below, in the caller's transaction, and
     number the siblings 1, 2, 3... in their new order. False when it is first (up) or last
     (down) already. Raises CategoryNotFound."""
-    locked = await conn.fetch(LOCK_SIBLINGS, category_id)
-    if not locked:
+    parent = await conn.fetchrow(PARENT_OF, category_id)
+    if parent is None:
         raise CategoryNotFound(category_id)
-    order = [r["id"] for r in await conn.fetch(SIBLINGS_IN_ORDER, category_id)]
+    await conn.execute(LOCK_SIBLINGS, parent["parent_id"])
+    order = [r["id"] for r in await conn.fetch(SIBLINGS_IN_ORDER, parent["parent_id"])]
+    if category_id not in order:  # moved under another parent, or deleted, meanwhile
+        return False
     at = order.index(category_id)
     other = at - 1 if direction == "up" else at + 1
     if not 0 <= other < len(order):

@@ -88,5 +88,6 @@ async def test_moving_a_missing_category_is_a_404_and_a_bad_direction_no_route(
     client, fresh_db
 ) -> None:
     await staff(client, fresh_db)
+    await tree(fresh_db)  # other categories, at the top level among them
     assert (await post(client, "/admin/categories/999/up", {})).status == 404
     assert (await post(client, "/admin/categories/999/sideways", {})).status in (404, 405)
