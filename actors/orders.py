@@ -24,11 +24,12 @@ from actors.mail import deliveries
 from actors.mail.render import render_low_stock_email
 from actors.registry import handles
 from actors.resources import Resources
-from domain.events import CAPTURE_PAYMENT, CHECK_STOCK, EXPIRE_UNPAID, REFUND_PAYMENT
+from domain.events import CAPTURE_PAYMENT, CHECK_STOCK, EXPIRE_UNPAID, MAKE_REFUND, REFUND_PAYMENT
 from domain.money import Money
 from domain.payments import Capture
-from storage import inbox, orders, stock, users
+from storage import inbox, orders, refunds, stock, users
 from storage.errors import OrderNotFound
+from storage.refunds import RefundNotFound
 
 log = structlog.get_logger(__name__)
 
@@ -120,13 +121,20 @@ async def _count_failed_capture(res: Resources, order_id: int, error: Exception)
 
 
 def refund_key(order_id: int) -> str:
-    """The gateway idempotency key of an order's refund: one refund per order, ever."""
+    """The gateway idempotency key of a cancelled order's refund of what was left: once."""
     return f"order-{order_id}-refund"
+
+
+def partial_refund_key(refund_id: int) -> str:
+    """The gateway idempotency key of one refund (storage.refunds): one refund per row, ever."""
+    return f"refund-{refund_id}"
 
 
 @handles(REFUND_PAYMENT, max_retries=20, throws=(OrderNotFound,))
 async def refund_payment(res: Resources, event_id: str, order_id: int) -> None:
-    """Give a cancelled order's captured payment back, once (the key makes a retry harmless)."""
+    """Give back what is left of a cancelled order's captured payment (all of it, unless staff
+    refunded part before), once: the rest is recorded as a system refund (storage.refunds) in
+    this transaction, and the key makes a retry after a lost answer harmless."""
     async with res.db.primary.acquire() as conn, conn.transaction():
         if not await inbox.first_delivery(conn, REFUND_PAYMENT, uuid.UUID(event_id)):
             log.info("event.skipped_duplicate", order_id=order_id)
@@ -136,17 +144,57 @@ async def refund_payment(res: Resources, event_id: str, order_id: int) -> None:
         if order.status != "cancelled" or payment is None or payment.status != "captured":
             log.info("refund.skipped", order_id=order_id, status=order.status)
             return
+        rest = payment.amount - payment.refunded_amount
+        if rest <= 0:  # refunded part by part already; their own refunds settle the payment
+            log.info("refund.skipped", order_id=order_id, reason="nothing_left")
+            return
         assert payment.reference is not None  # a captured payment has its capture's reference
+        key = refund_key(order_id)
+        refund = await refunds.record_rest(
+            conn, order_id, rest, payment.currency, uuid.uuid5(uuid.NAMESPACE_URL, key)
+        )
         try:
             reference = await res.gateway.refund(
-                payment.reference, Money(payment.amount, payment.currency), refund_key(order_id)
+                payment.reference, Money(rest, payment.currency), key
             )
         except Exception:
             REFUNDS.labels("error").inc()
             raise
-        await orders.set_refunded(conn, order_id, reference)
+        await refunds.mark_refunded(conn, refund, reference)
     REFUNDS.labels("refunded").inc()
-    log.info("payment.refunded", order_id=order_id, amount=payment.amount)
+    log.info("payment.refunded", order_id=order_id, amount=rest)
+
+
+@handles(MAKE_REFUND, max_retries=20, throws=(RefundNotFound,))
+async def make_refund(res: Resources, event_id: str, refund_id: int) -> None:
+    """Give back one refund staff asked for (storage.refunds.request) through the payment
+    provider, once: a redelivered event is skipped by the inbox, a refund already given is
+    skipped, and the key `refund-<id>` makes a retry after a lost answer harmless."""
+    async with res.db.primary.acquire() as conn, conn.transaction():
+        if not await inbox.first_delivery(conn, MAKE_REFUND, uuid.UUID(event_id)):
+            log.info("event.skipped_duplicate", refund_id=refund_id)
+            return
+        refund = await refunds.lock(conn, refund_id)
+        if refund.status == "refunded":
+            log.info("refund.skipped", refund_id=refund_id, reason="done")
+            return
+        payment = await orders.payment_of(conn, refund.order_id)
+        if payment is None or payment.reference is None:
+            raise RefundNotFound(refund_id)  # a refund has a captured payment: no use retrying
+        try:
+            reference = await res.gateway.refund(
+                payment.reference,
+                Money(refund.amount, refund.currency),
+                partial_refund_key(refund_id),
+            )
+        except Exception:
+            REFUNDS.labels("error").inc()
+            raise
+        await refunds.mark_refunded(conn, refund, reference)
+    REFUNDS.labels("refunded").inc()
+    log.info(
+        "payment.refunded", order_id=refund.order_id, refund_id=refund_id, amount=refund.amount
+    )
 
 
 @handles(EXPIRE_UNPAID, max_retries=3)

@@ -62,6 +62,10 @@ class OrderEmailPayload(TypedDict):
     kind: str  # "placed" or the order's new status
 
 
+class RefundPayload(TypedDict):
+    refund_id: int
+
+
 class StockPayload(TypedDict):
     variant_ids: list[int]
 
@@ -82,6 +86,8 @@ SEND_ORDER_EMAIL = Event("email.send_order_email", "email", OrderEmailPayload, "
 CAPTURE_PAYMENT = Event("orders.capture_payment", "orders", OrderPayload, "actors.orders")
 # orders: refund a cancelled order's captured payment.
 REFUND_PAYMENT = Event("orders.refund_payment", "orders", OrderPayload, "actors.orders")
+# orders: give back one refund (part or all of a payment) through the payment provider.
+MAKE_REFUND = Event("orders.make_refund", "orders", RefundPayload, "actors.orders")
 # orders: tell staff of variants that an order left low on stock.
 CHECK_STOCK = Event("orders.check_stock", "orders", StockPayload, "actors.orders")
 # orders, a tick: cancel the orders left unpaid past UNPAID_ORDER_MINUTES.
@@ -98,6 +104,7 @@ EVENTS: dict[str, Event] = {
         SEND_ORDER_EMAIL,
         CAPTURE_PAYMENT,
         REFUND_PAYMENT,
+        MAKE_REFUND,
         CHECK_STOCK,
         EXPIRE_UNPAID,
         RECONCILE_OUTBOX,

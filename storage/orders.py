@@ -26,11 +26,15 @@ from storage.errors import (
     ShippingMethodNotFound,
 )
 
+# Units shipped are gone, and units a refund restocked are back already (migration 0017).
 RETURN_STOCK = """
     UPDATE variants v SET stock_on_hand = v.stock_on_hand + l.quantity
-    FROM (SELECT variant_id, sum(quantity)::integer AS quantity FROM order_lines
+    FROM (SELECT variant_id,
+                 sum(greatest(0, quantity - shipped_quantity - restocked_quantity))::integer
+                     AS quantity
+          FROM order_lines
           WHERE order_id = $1 AND variant_id IS NOT NULL GROUP BY variant_id) l
-    WHERE v.id = l.variant_id
+    WHERE v.id = l.variant_id AND l.quantity > 0
     RETURNING v.product_id, v.stock_on_hand = l.quantity AS back_in_stock
 """
 LOCK_RETURNED_VARIANTS = """
@@ -55,6 +59,21 @@ INSERT_TRANSITION = """
     INSERT INTO order_transitions (order_id, from_status, to_status, actor_id, actor, note)
     VALUES ($1, $2, $3, $4, $5, $6)
 """
+# Shipping the whole order: one shipment of every unit left to ship (none when nothing is), so
+# an order shipped in one go (the admin's Ship, the staff API) has its parcel like any other.
+SHIP_THE_REST = """
+    WITH rest AS (
+        SELECT line, greatest(0, quantity - shipped_quantity - refunded_quantity) AS quantity
+        FROM order_lines WHERE order_id = $1
+    ), shipment AS (
+        INSERT INTO shipments (order_id, request_key, tracking_number, actor_id, actor_email)
+        SELECT $1, gen_random_uuid(), $2, $3, (SELECT email::text FROM users WHERE id = $3)
+        WHERE EXISTS (SELECT 1 FROM rest WHERE quantity > 0)
+        RETURNING id
+    )
+    INSERT INTO shipment_lines (shipment_id, order_id, line, quantity)
+    SELECT shipment.id, $1, rest.line, rest.quantity FROM shipment, rest WHERE rest.quantity > 0
+"""
 GET_ORDER = f"SELECT {ORDER_COLUMNS} FROM orders o WHERE o.id = $1"
 LOCK_ORDER = f"SELECT {ORDER_COLUMNS} FROM orders o WHERE o.id = $1 FOR UPDATE"
 FIND_BY_NUMBER = f"""
@@ -68,7 +87,8 @@ SET_STATUS = f"""
     RETURNING {ORDER_COLUMNS}
 """
 ORDER_LINES = """
-    SELECT line, variant_id, product_id, sku, name, unit_amount, quantity, line_amount
+    SELECT line, variant_id, product_id, sku, name, unit_amount, quantity, line_amount,
+           refunded_quantity, restocked_quantity, shipped_quantity
     FROM order_lines WHERE order_id = $1 ORDER BY line
 """
 TRANSITIONS = """
@@ -79,7 +99,7 @@ TRANSITIONS = """
 """
 PAYMENT = """
     SELECT gateway, token, card_brand, card_last4, amount, currency, status, decline_code,
-           reference, refund_reference, attempt
+           reference, refund_reference, attempt, refunded_amount
     FROM payments WHERE order_id = $1
 """
 SET_PAYMENT = """
@@ -184,6 +204,9 @@ class OrderLine:
     unit_amount: int
     quantity: int
     line_amount: int
+    refunded_quantity: int = 0
+    restocked_quantity: int = 0  # of the refunded units, those put back in stock
+    shipped_quantity: int = 0
 
 
 @dataclass(frozen=True)
@@ -210,6 +233,7 @@ class Payment:
     reference: str | None
     refund_reference: str | None = None
     attempt: int = 1  # 1: the checkout's card; each card given after a decline adds one
+    refunded_amount: int = 0  # refunds asked for or given, out of `amount` (migration 0017)
 
     @property
     def method(self) -> PaymentMethod:
@@ -269,6 +293,11 @@ async def detail(executor: Executor, order: Order) -> OrderDetail:
     return OrderDetail(order, lines, payment, transitions)
 
 
+async def lines_of(executor: Executor, order_id: int) -> list[OrderLine]:
+    """The order's lines with their refunded and shipped counts, in line order."""
+    return [OrderLine(**dict(r)) for r in await executor.fetch(ORDER_LINES, order_id)]
+
+
 async def list_for_customer(
     executor: Executor,
     user_id: int,
@@ -313,8 +342,9 @@ async def transition(
 ) -> Order:
     """Move the order to `to` in the caller's transaction, recording who, when, from and to.
 
-    Raises OrderNotFound, and domain.orders.IllegalTransition (the API's 409). Cancelling puts
-    the units back in stock, voids a payment not captured yet and has a captured one refunded
+    Raises OrderNotFound, and domain.orders.IllegalTransition (the API's 409). Shipping with a
+    tracking number records one shipment of the units left to ship. Cancelling puts the units
+    back in stock, voids a payment not captured yet and has a captured one refunded
     (the order actor's `refund_payment`). The customer's email goes through the outbox.
     """
     current = await lock(conn, order_id)
@@ -327,6 +357,8 @@ async def transition(
             await outbox.add(conn, INDEX_PRODUCT, request_id, product_id=product_id)
         if await conn.fetchval(PAYMENT_CAPTURED, order_id):  # paid: the money goes back too
             await outbox.add(conn, REFUND_PAYMENT, request_id, order_id=order_id)
+    if to == "shipped" and tracking_number is not None:
+        await conn.execute(SHIP_THE_REST, order_id, tracking_number, actor_id)
     changed = order_of(await conn.fetchrow(SET_STATUS, order_id, to, tracking_number))
     await conn.execute(INSERT_TRANSITION, order_id, current.status, to, actor_id, actor, note)
     await outbox.add(conn, SEND_ORDER_EMAIL, request_id, order_id=order_id, kind=to)
@@ -399,6 +431,32 @@ async def count_failed_capture(
 ) -> None:
     """Count a capture whose gateway call failed (not a decline) on a still pending payment."""
     await executor.execute(COUNT_FAILED_CAPTURE, order_id, error)
+
+
+# The order's emails, through the outbox events that asked for them (so only while both the
+# outbox row and the delivery log keep them: OUTBOX and EMAIL_LOG retention).
+ORDER_EMAILS = """
+    SELECT d.at, d.kind, d.recipient, d.subject, d.result, d.attempt, d.error
+    FROM outbox o JOIN email_deliveries d ON d.event_id = o.event_id
+    WHERE o.actor_name = 'email.send_order_email' AND (o.payload ->> 'order_id')::bigint = $1
+    ORDER BY d.at, d.id
+"""
+
+
+@dataclass(frozen=True)
+class OrderEmail:
+    at: datetime
+    kind: str
+    recipient: str
+    subject: str
+    result: str
+    attempt: int
+    error: str | None
+
+
+async def emails_of(executor: Executor, order_id: int) -> list[OrderEmail]:
+    """Every attempt to email the order's customer about it, oldest first."""
+    return [OrderEmail(**dict(r)) for r in await executor.fetch(ORDER_EMAILS, order_id)]
 
 
 COUNT_PLACED_BETWEEN = """

@@ -1,4 +1,5 @@
-"""Staff category pages: the tree, create, rename, move a subtree, delete an empty category.
+"""Staff category pages: the tree with product counts, create, rename, move a subtree, move up
+or down among siblings, delete an empty category.
 
 Each change commits, then moves the catalog cache version (category trees and breadcrumbs are
 cached reads). Refusals are shown on the page beside the form they are about: errors are keyed
@@ -12,7 +13,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
-from storage import catalog_admin, categories, transaction
+from storage import catalog_admin, categories, category_order, transaction
 from storage.errors import CategoryCycle, CategoryNotEmpty, CategoryNotFound, DuplicateSlug
 from web.admin.common import flatten, saved
 from web.admin.product_form import FRIENDLY
@@ -64,8 +65,14 @@ async def category_page(
     """The tree with a rename, move and delete form per category, and the create form."""
     db = request.config_dict[DB]
     reader = await db.replica.fresh_for(request.get(MIN_LSN))
+    tree = await categories.tree(reader)
+    nodes = flatten(tree)
+    levels = [tree] + [node.children for node, _ in nodes if node.children]
     context = {
-        "nodes": flatten(await categories.tree(reader)),
+        "nodes": nodes,
+        "firsts": {level[0].id for level in levels if level},
+        "lasts": {level[-1].id for level in levels if level},
+        "counts": await category_order.product_counts(reader, tree),
         "forms": forms or {},
         "saved": saved(request, status),
     }
@@ -147,6 +154,23 @@ async def delete_category(request: web.Request) -> web.Response:
     return await category_page(request, forms={str(category_id): form}, status=409)
 
 
+async def shift_category(request: web.Request) -> web.Response:
+    """Move a category up or down among its siblings (the last path part says which); one
+    already first or last stays where it is."""
+    category_id = _id(request)
+    direction: category_order.Direction = (
+        "up" if request.match_info["direction"] == "up" else "down"
+    )
+    try:
+        async with transaction(request.config_dict[DB]) as conn:
+            moved = await category_order.shift(conn, category_id, direction)
+    except CategoryNotFound:
+        raise web.HTTPNotFound(text="No such category.") from None
+    if moved:
+        await catalog_changed(request)
+    raise web.HTTPSeeOther(f"/admin/categories?saved=1#category-{category_id}")
+
+
 async def _reindex_under(conn: Any, request: web.Request, category_id: int) -> None:
     """Search documents carry the names of a product's category and its ancestors: rebuild the
     documents of every product at or under a renamed, moved or deleted category."""
@@ -166,3 +190,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post(one + "/rename", rename_category)
     app.router.add_post(one + "/move", move_category)
     app.router.add_post(one + "/delete", delete_category)
+    app.router.add_post(one + "/{direction:up|down}", shift_category)

@@ -1,4 +1,5 @@
-"""Staff order pages: the filtered list, one order with its history, and ship, deliver, cancel.
+"""Staff order pages: the filtered list, one order with its timeline, ship, deliver, cancel,
+and refunds, shipments of some lines and notes (their forms and parts are web.admin.order_work).
 
 Reads go to the primary: a member of staff who has just shipped an order must see it shipped,
 and so must the colleague they tell. A status change is one transaction through
@@ -16,18 +17,21 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+import asyncpg
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
 from domain.money import Money
 from domain.orders import STATUSES, TRANSITIONS, IllegalTransition, Status
-from storage import orders, transaction
+from domain.refunds import RefundRefused
+from storage import order_notes, orders, refunds, shipments, transaction
 from storage.errors import OrderNotFound
 from storage.orders import Order
+from web.admin import order_work
 from web.fields import Line100, Note
 from web.forms import Form, read_form
 from web.keys import DB, PRINCIPAL, REQUEST_ID
-from web.params import keyset, keyset_text, path_order_number, query_text
+from web.params import keyset, keyset_text, path_order_number, posted_form, query_text
 from web.render import render
 
 PAGE_SIZE = 50
@@ -104,7 +108,7 @@ class OrderFilters:
 
 
 def parse_filters(query: Mapping[str, str]) -> OrderFilters:
-    """Read status, from, to (whole UTC days, both included), customer and before."""
+    """Read status, from, to (whole days in UTC, both included), customer and before."""
     values = {k: query.get(k, "").strip() for k in ("status", "from", "to", "customer")}
     filters = OrderFilters(values=values)
     status = values["status"]
@@ -201,10 +205,13 @@ async def order_page(
     """One order: lines, totals, address, payment, history, and the actions its status allows."""
     if order is None:
         order = await order_or_404(request)
-    detail = await orders.detail(request.config_dict[DB].primary, order)
+    db = request.config_dict[DB]
+    detail = await orders.detail(db.primary, order)
     context = {
         **HELPERS,
         "detail": detail,
+        "work": await order_work.work_of(db.primary, detail),
+        "new_key": order_work.new_key,
         "order": order,
         "actions": allowed_actions(order),
         "forms": forms or {},
@@ -267,6 +274,102 @@ async def cancel(request: web.Request) -> web.Response:
     return await _move(request, "cancel")
 
 
+async def refund(request: web.Request) -> web.Response:
+    """Refund units of some lines (their price and tax) or a typed amount, up to what is left."""
+    order = await order_or_404(request)
+    db = request.config_dict[DB]
+    form: Form[order_work.RefundIn] = await read_form(
+        request, order_work.RefundIn, blank_as_none=True
+    )
+    order_work.friendly(form)
+    lines = await orders.lines_of(db.primary, order.id)
+    chosen = order_work.units_of(await posted_form(request), "qty_", lines, form.errors)
+    amount: int | None = None
+    if form.data is not None and form.data.amount is not None:
+        try:
+            amount = order_work.minor_units(form.data.amount, order.currency)
+        except ValueError as exc:
+            form.errors["amount"] = str(exc)
+    if form.errors or form.data is None:
+        form.data = None
+        return await order_page(request, order, forms={"refund": form}, status=422)
+    try:
+        async with transaction(db) as conn:
+            await refunds.request(
+                conn,
+                order.id,
+                request_key=form.data.request_key,
+                lines=chosen,
+                amount=amount,
+                restock=form.data.restock,
+                reason=form.data.reason,
+                actor="staff",
+                actor_id=request[PRINCIPAL].user_id,
+                request_id=request.get(REQUEST_ID),
+            )
+    except RefundRefused as exc:
+        return await order_page(
+            request, order, forms={"refund": form.fail(exc.field, exc.message)}, status=409
+        )
+    except asyncpg.CheckViolationError:  # the database's own sums: a refund raced this one
+        message = "Another refund was made meanwhile and this one would exceed the payment."
+        return await order_page(
+            request, order, forms={"refund": form.fail("form", message)}, status=409
+        )
+    raise web.HTTPSeeOther(f"/admin/orders/{order.number}#refunds")
+
+
+async def ship_lines(request: web.Request) -> web.Response:
+    """Ship some units of some lines with a tracking number; the order is shipped once nothing
+    is left to ship."""
+    order = await order_or_404(request)
+    db = request.config_dict[DB]
+    form: Form[order_work.ShipmentIn] = await read_form(request, order_work.ShipmentIn)
+    order_work.friendly(form)
+    lines = await orders.lines_of(db.primary, order.id)
+    chosen = order_work.units_of(await posted_form(request), "ship_", lines, form.errors)
+    if form.errors or form.data is None:
+        form.data = None
+        return await order_page(request, order, forms={"shipment": form}, status=422)
+    try:
+        async with transaction(db) as conn:
+            await shipments.ship(
+                conn,
+                order.id,
+                request_key=form.data.request_key,
+                lines=chosen,
+                tracking_number=form.data.tracking_number,
+                actor_id=request[PRINCIPAL].user_id,
+                request_id=request.get(REQUEST_ID),
+            )
+    except RefundRefused as exc:
+        return await order_page(
+            request, order, forms={"shipment": form.fail(exc.field, exc.message)}, status=409
+        )
+    except asyncpg.CheckViolationError:
+        message = "Someone shipped part of this order meanwhile: this is the order as it is now."
+        return await order_page(
+            request, order, forms={"shipment": form.fail("form", message)}, status=409
+        )
+    raise web.HTTPSeeOther(f"/admin/orders/{order.number}#shipments")
+
+
+async def add_note(request: web.Request) -> web.Response:
+    """Append a staff note to the order (who and when are recorded; notes are never edited)."""
+    order = await order_or_404(request)
+    form: Form[order_work.NoteIn] = await read_form(request, order_work.NoteIn)
+    order_work.friendly(form)
+    if form.data is not None and not form.data.body:
+        form.fail("body", "Write the note first.")
+    if form.data is None:
+        return await order_page(request, order, forms={"note": form}, status=422)
+    async with transaction(request.config_dict[DB]) as conn:
+        await order_notes.add(
+            conn, order.id, author_id=request[PRINCIPAL].user_id, body=form.data.body
+        )
+    raise web.HTTPSeeOther(f"/admin/orders/{order.number}#notes")
+
+
 def add_routes(app: web.Application) -> None:
     """The order pages on the /admin application."""
     app.router.add_get("/orders", order_list, name="admin_orders")
@@ -276,3 +379,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post(one + "/ship", ship)
     app.router.add_post(one + "/deliver", deliver)
     app.router.add_post(one + "/cancel", cancel)
+    app.router.add_post(one + "/refunds", refund)
+    app.router.add_post(one + "/shipments", ship_lines)
+    app.router.add_post(one + "/notes", add_note)

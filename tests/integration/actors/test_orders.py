@@ -17,12 +17,12 @@ import asyncpg
 import dramatiq
 import pytest
 
-from actors.orders import capture_key, capture_payment, expire_unpaid, refund_payment
+from actors.orders import capture_key, capture_payment, expire_unpaid, make_refund, refund_payment
 from actors.relay import Relay
 from actors.resources import Resources, open_resources
 from configs.settings import Settings
 from domain.payments import PaymentMethod
-from storage import orders, payments
+from storage import orders, payments, refunds
 from storage.database import connect, create_pool
 from storage.errors import OrderNotPayable
 from tests.support.gateways import LostAnswerGateway, UnreachableGateway
@@ -298,6 +298,105 @@ async def test_cancelling_a_paid_order_refunds_it_once(res, conn, fresh_db) -> N
     ]
     unpaid_payment = await orders.payment_of(conn, unpaid)
     assert unpaid_payment is not None and unpaid_payment.status == "voided"
+
+
+async def refund_events(conn: asyncpg.Connection) -> list[tuple[str, int]]:
+    rows = await conn.fetch(
+        "SELECT event_id, payload FROM outbox WHERE actor_name = 'orders.make_refund'"
+        " ORDER BY created_at, event_id"
+    )
+    return [(str(r["event_id"]), r["payload"]["refund_id"]) for r in rows]
+
+
+async def ask_refund(conn: asyncpg.Connection, order_id: int, **how: Any) -> refunds.Refund:
+    async with conn.transaction():
+        asked = await refunds.request(
+            conn,
+            order_id,
+            request_key=uuid.uuid4(),
+            lines=how.pop("lines", {}),
+            amount=how.pop("amount", None),
+            restock=False,
+            reason="",
+            actor="staff",
+        )
+    return asked.refund
+
+
+async def test_each_refund_reaches_the_provider_once(res, conn, fresh_db) -> None:
+    tee = await stocked_product(fresh_db, "tee", {"TEE": 5})
+    order_id = (await place_order(conn, [(tee["TEE"], 2)])).id  # 2 x 10.00 + 4.95 shipping
+    await capture_payment(res, event_id=event(), order_id=order_id)
+    first = await ask_refund(conn, order_id, lines={1: 1})
+    second = await ask_refund(conn, order_id, amount=495)
+    events = await refund_events(conn)
+    assert [refund_id for _, refund_id in events] == [first.id, second.id]
+    for event_id, refund_id in events:
+        await make_refund(res, event_id=event_id, refund_id=refund_id)
+        await make_refund(res, event_id=event_id, refund_id=refund_id)  # a redelivery
+        await make_refund(res, event_id=event(), refund_id=refund_id)  # the same refund again
+    ledger = await conn.fetch(
+        "SELECT idempotency_key, amount, attempts FROM test_gateway_charges"
+        " WHERE outcome = 'refunded' ORDER BY amount DESC"
+    )
+    assert [tuple(r) for r in ledger] == [
+        (f"refund-{first.id}", 1000, 1),
+        (f"refund-{second.id}", 495, 1),
+    ]
+    done = await refunds.for_order(conn, order_id)
+    assert [(r.status, (r.reference or "")[:3]) for r in done] == [("refunded", "re_")] * 2
+    payment = await orders.payment_of(conn, order_id)
+    assert payment is not None and (payment.status, payment.refunded_amount) == ("captured", 1495)
+    # The rest refunded: the payment is refunded.
+    rest = await ask_refund(conn, order_id, amount=1000)
+    event_id, _ = (await refund_events(conn))[-1]
+    await make_refund(res, event_id=event_id, refund_id=rest.id)
+    payment = await orders.payment_of(conn, order_id)
+    assert payment is not None and (payment.status, payment.refunded_amount) == ("refunded", 2495)
+
+
+async def test_a_refund_the_provider_fails_is_retried_with_its_key(
+    res, unreachable, conn, fresh_db
+) -> None:
+    tee = await stocked_product(fresh_db, "tee", {"TEE": 5})
+    order_id = (await place_order(conn, [(tee["TEE"], 1)])).id
+    await capture_payment(res, event_id=event(), order_id=order_id)
+    refund = await ask_refund(conn, order_id, amount=500)
+    [(event_id, _)] = await refund_events(conn)
+    with pytest.raises(ConnectionError):
+        await make_refund(unreachable, event_id=event_id, refund_id=refund.id)
+    [still] = await refunds.for_order(conn, order_id)
+    assert still.status == "requested"  # nothing recorded: the retry comes
+    await make_refund(res, event_id=event_id, refund_id=refund.id)
+    [done] = await refunds.for_order(conn, order_id)
+    assert done.status == "refunded"
+    refunded = "SELECT count(*) FROM test_gateway_charges WHERE outcome = 'refunded'"
+    assert await conn.fetchval(refunded) == 1
+
+
+async def test_cancelling_after_a_partial_refund_gives_back_only_the_rest(
+    res, conn, fresh_db
+) -> None:
+    tee = await stocked_product(fresh_db, "tee", {"TEE": 5})
+    order_id = (await place_order(conn, [(tee["TEE"], 2)])).id
+    await capture_payment(res, event_id=event(), order_id=order_id)
+    partial = await ask_refund(conn, order_id, lines={1: 1})
+    async with conn.transaction():
+        await orders.transition(conn, order_id, "cancelled", actor="staff")
+    [cancel_event] = await conn.fetch(
+        "SELECT event_id FROM outbox WHERE actor_name = 'orders.refund_payment'"
+    )
+    await refund_payment(res, event_id=str(cancel_event["event_id"]), order_id=order_id)
+    payment = await orders.payment_of(conn, order_id)
+    assert payment is not None and payment.status == "captured"  # the partial one is not done
+    [(event_id, _)] = await refund_events(conn)
+    await make_refund(res, event_id=event_id, refund_id=partial.id)
+    ledger = await conn.fetch(
+        "SELECT amount FROM test_gateway_charges WHERE outcome = 'refunded' ORDER BY amount"
+    )
+    assert [r["amount"] for r in ledger] == [1000, 1495]  # 2495 in all, never more
+    payment = await orders.payment_of(conn, order_id)
+    assert payment is not None and (payment.status, payment.refunded_amount) == ("refunded", 2495)
 
 
 async def test_captures_never_wait_for_their_own_pool(settings_for, conn, fresh_db) -> None:

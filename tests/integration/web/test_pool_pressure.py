@@ -167,6 +167,9 @@ ORDERS = {  # route: the status its order starts in
     "/admin/orders/{number}/ship": "confirmed",
     "/admin/orders/{number}/deliver": "shipped",
     "/admin/orders/{number}/cancel": "pending",
+    "/admin/orders/{number}/refunds": "confirmed",
+    "/admin/orders/{number}/shipments": "confirmed",
+    "/admin/orders/{number}/notes": "confirmed",
 }
 Request = tuple[str, dict[str, Any]]  # (path, keyword arguments of client.request)
 
@@ -392,6 +395,8 @@ async def requests_for(world: World, method: str, pattern: str) -> list[Request]
             each = lambda i: (f"{category}/move", form(world, {"parent_id": ""}))
         case "POST", "/admin/categories/{id}/delete":
             each = lambda i: (f"{category}/delete", form(world, {}))
+        case "POST", "/admin/categories/{id}/{direction}":
+            each = lambda i: (f"{category}/{'up' if i % 2 else 'down'}", form(world, {}))
         case "POST", "/admin/attributes":
             each = lambda i: (
                 pattern,
@@ -409,6 +414,33 @@ async def requests_for(world: World, method: str, pattern: str) -> list[Request]
         case "POST", "/admin/orders/{number}/cancel":
             number = world.orders[pattern]
             each = lambda i: (f"/admin/orders/{number}/cancel", form(world, {}))
+        case "POST", "/admin/orders/{number}/refunds":
+            number = world.orders[pattern]
+            conn = await connect(world.dsn)
+            try:  # paid, so that each refund is written (a cent each)
+                await conn.execute(
+                    "UPDATE payments SET status = 'captured', reference = 'ch_pool'"
+                    " WHERE order_id = (SELECT id FROM orders WHERE number = $1)",
+                    number,
+                )
+            finally:
+                await conn.close()
+            each = lambda i: (
+                f"/admin/orders/{number}/refunds",
+                form(world, {"request_key": str(uuid.uuid4()), "amount": "0.01"}),
+            )
+        case "POST", "/admin/orders/{number}/shipments":
+            number = world.orders[pattern]
+            each = lambda i: (
+                f"/admin/orders/{number}/shipments",
+                form(
+                    world,
+                    {"request_key": str(uuid.uuid4()), "ship_1": "1", "tracking_number": f"P{i}"},
+                ),
+            )
+        case "POST", "/admin/orders/{number}/notes":
+            number = world.orders[pattern]
+            each = lambda i: (f"/admin/orders/{number}/notes", form(world, {"body": f"Note {i}"}))
         case "POST", "/ops/dead-letters/{queue}/requeue":
             each = lambda i: ("/ops/dead-letters/search/requeue", form(world, {}))
         case "POST", "/ops/queues/{queue}/{part}/{action}":

@@ -183,10 +183,14 @@ async def test_the_detail_shows_lines_totals_address_payment_and_history(client,
     payment = re.search(r'id="payment".*?</section>', page, re.S)
     assert payment and "visa" in payment.group(0) and "ending 4242" in payment.group(0)
     assert "<dd>test</dd>" in payment.group(0) and "<dd>pending</dd>" in payment.group(0)
-    history = re.search(r'id="history".*?</table>', page, re.S)
+    history = re.search(r'id="history".*?</ol>', page, re.S)
     assert history
-    assert "— → pending" in history.group(0) and "pending → confirmed" in history.group(0)
-    assert "guest" in history.group(0) and "system" in history.group(0)
+    placed, paid = (
+        history.group(0).index("Order placed"),
+        history.group(0).index("Payment captured"),
+    )
+    assert placed < paid  # the timeline, oldest first
+    assert "by guest" in history.group(0) and "by system" in history.group(0)
     # A confirmed order can be shipped or cancelled, not delivered.
     assert f'action="/admin/orders/{order.number}/ship"' in page
     assert f'action="/admin/orders/{order.number}/cancel"' in page
@@ -200,7 +204,8 @@ async def test_the_actions_offered_follow_the_status(client, fresh_db) -> None:
     for status in ("pending", "shipped", "cancelled"):
         order = await customer_order(fresh_db, mug, status=status)
         _, page = await get_text(client, f"/admin/orders/{order.number}")
-        offered[status] = set(re.findall(rf"/admin/orders/{order.number}/(\w+)", page))
+        found = set(re.findall(rf"/admin/orders/{order.number}/(\w+)", page))
+        offered[status] = found & set(order_pages.ACTIONS)
     assert offered == {"pending": {"cancel"}, "shipped": {"deliver"}, "cancelled": set()}
 
 
@@ -230,7 +235,7 @@ async def test_staff_ship_a_confirmed_order_and_the_move_is_recorded_with_them(
     )
     assert [e["payload"]["order_id"] for e in emails] == [order.id]
     _, page = await get_text(client, f"/admin/orders/{order.number}")
-    assert "1Z999AA10123456784" in page and f"{STAFF_EMAIL} <small>(staff)</small>" in page
+    assert "1Z999AA10123456784" in page and f"by {STAFF_EMAIL}" in page
     # Shipped: the next step is delivery.
     resp = await post(client, f"/admin/orders/{order.number}/deliver", {})
     assert resp.status == 303
