@@ -38,6 +38,10 @@ TOO_LOW = {
     "price": "A price cannot be below 0.",
     "stock": "Stock cannot be below 0.",
 }
+TOO_HIGH = {
+    "price": "Enter a price of at most 10,000,000,000.",
+    "stock": "Enter a stock of at most 1,000,000,000.",
+}
 EMPTY = {"missing", "string_too_short"}
 WRONG_NUMBER = {
     "decimal_parsing",
@@ -68,8 +72,12 @@ def sentence(field: str, error_type: str, context: Mapping[str, Any], fallback: 
     if error_type == "string_too_long":
         return f"Use at most {context.get('max_length')} characters."
     if error_type in ("greater_than_equal", "greater_than"):
-        return TOO_LOW.get(kind, f"Enter {context.get('ge', context.get('gt'))} or more.")
+        if kind in TOO_LOW or kind in ASK:
+            return TOO_LOW.get(kind) or ASK[kind]
+        return f"Enter {context.get('ge', context.get('gt'))} or more."
     if error_type in ("less_than_equal", "less_than"):
+        if kind in TOO_HIGH or kind in ASK:
+            return TOO_HIGH.get(kind) or ASK[kind]
         return f"Enter {_number(context.get('le', context.get('lt')))} or less."
     if error_type == "control_character":
         return f"The text {fallback.rstrip('.')}."

@@ -29,7 +29,7 @@ from storage.attributes import Attribute, Level, ProductType, validate_values
 from storage.catalog_admin import ProductFields, VariantRow
 from storage.errors import InvalidAttributeValues
 from storage.products import Product, Variant
-from web.admin.messages import plain
+from web.admin.messages import SHAPE, plain
 from web.fields import (
     BIGINT_MAX,
     CurrencyCode,
@@ -49,6 +49,7 @@ ROW_KEY = re.compile(r"^v-([0-9]{1,3})-")
 NUMBER = re.compile(r"-?[0-9]{1,16}(?:\.[0-9]{1,16})?(?:[eE][-+]?[0-9]{1,3})?")
 ROW_FIELDS = ("id", "sku", "name", "price", "currency", "stock")
 ORIGINAL = "original"  # the hidden field holding snapshot()
+FRIENDLY = SHAPE  # the categories and types pages say a bad slug the same way (web.admin.messages)
 
 
 class ProductIn(BaseModel):

@@ -98,7 +98,7 @@ async def product_list(request: web.Request) -> web.Response:
     )
     filters = {k: request.query.get(k, "") for k in FILTERS}
     done = request.query.get("done", "")
-    count = whole_number(request.query.get("count"), 0, MAX_BULK)
+    count = whole_number(request.query.get("count") or "", 0, MAX_BULK)
     context = {
         "rows": found[:PAGE_SIZE],
         "page": page,

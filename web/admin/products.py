@@ -301,7 +301,7 @@ async def render_editor(
     context = {
         "form": form,
         "summary": messages.summary(form.errors, _form_order(form, product_type), ANCHORS),
-        "image_summary": messages.summary(image_errors or {}, IMAGE_FIELDS),
+        "image_summary": messages.summary(image_errors or {}, IMAGE_FIELDS, IMAGE_ANCHORS),
         "currency": form.rows[0].get("currency") if form.rows else shop_currency(request),
         "product": product,
         "product_type": product_type,
@@ -321,8 +321,9 @@ PRODUCT_FIELDS = [
     ("category_id", "Category"),
 ]
 ROW_FIELDS = [("sku", "SKU"), ("name", "name"), ("price", "price"), ("stock", "stock")]
-IMAGE_FIELDS = [("alt", "Alt text"), ("image", "Images")]
+IMAGE_FIELDS = [("order", "Image order"), ("alt", "Alt text"), ("image", "Images")]
 ANCHORS = {"variants": "variants"}
+IMAGE_ANCHORS = {"order": "image-list"}
 
 
 def _form_order(form: ProductForm, product_type: ProductType | None) -> list[tuple[str, str]]:

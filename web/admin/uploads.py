@@ -82,7 +82,7 @@ async def upload_image(request: web.Request) -> web.Response:
             await spool.keep(relative)
             kept.append((relative, info))
         if not kept:
-            raise UploadRefused("image", "Choose one or more image files to upload.")
+            raise UploadRefused("image", "Choose an image file, or several, to upload.")
     except (UploadTooLarge, InvalidImage, UploadRefused) as exc:
         await _undo(settings.media_dir, spools, kept)
         status = exc.status if isinstance(exc, UploadRefused) else 422

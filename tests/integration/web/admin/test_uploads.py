@@ -218,23 +218,73 @@ async def test_an_image_larger_than_other_request_bodies_is_accepted(
         await own.close()
 
 
-async def test_a_streamed_form_with_two_files_is_refused_and_leaves_nothing(
-    client, settings, fresh_db
+async def upload_many(  # type: ignore[no-untyped-def]
+    client, product_id: int, files: list[tuple[str, bytes]], *, streamed: bool
+):
+    """The upload form with several files chosen at once (input multiple)."""
+    token = await csrf_of(client, "/admin/")
+    form = aiohttp.FormData()
+    if not streamed:
+        form.add_field("csrf_token", token)
+    form.add_field("alt", "A red mug")
+    for name, content in files:
+        form.add_field("image", content, filename=name, content_type="image/png")
+    return await client.post(
+        f"/admin/products/{product_id}/images",
+        data=form,
+        headers={"X-CSRF-Token": token} if streamed else {},
+        allow_redirects=False,
+    )
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_several_images_in_one_upload_each_get_a_row_and_renditions_event(
+    client, settings, fresh_db, streamed: bool
 ) -> None:
     product_id = await insert_product(fresh_db, "mug")
     await staff(client, fresh_db)
-    token = await csrf_of(client, "/admin/")
-    form = aiohttp.FormData()
-    for name in ("one.png", "two.png"):  # appended to one file, the first still opens
-        form.add_field("image", picture(40, 40), filename=name, content_type="image/png")
-    resp = await client.post(
-        f"/admin/products/{product_id}/images",
-        data=form,
-        headers={"X-CSRF-Token": token},
-        allow_redirects=False,
+    files = [("one.png", picture(40, 30)), ("two.png", picture(50, 20)), ("3.png", picture(9, 9))]
+    resp = await upload_many(client, product_id, files, streamed=streamed)
+    assert resp.status == 303, await resp.text()
+    rows = await fetch(
+        fresh_db, "SELECT id, width, height, alt, position FROM product_images ORDER BY id"
     )
+    assert [(r["width"], r["height"], r["alt"]) for r in rows] == [
+        (40, 30, "A red mug"),
+        (50, 20, "A red mug"),
+        (9, 9, "A red mug"),
+    ]
+    assert len(files_in(settings.media_dir)) == 3
+    events = await fetch(
+        fresh_db, "SELECT payload FROM outbox WHERE actor_name = 'images.make_renditions'"
+    )
+    assert sorted(e["payload"]["image_id"] for e in events) == [r["id"] for r in rows]
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_one_bad_file_among_several_refuses_them_all_and_leaves_nothing(
+    client, settings, fresh_db, streamed: bool
+) -> None:
+    product_id = await insert_product(fresh_db, "mug")
+    await staff(client, fresh_db)
+    files = [("one.png", picture(40, 30)), ("two.png", b"not an image at all")]
+    resp = await upload_many(client, product_id, files, streamed=streamed)
     page = await resp.text()
     assert resp.status == 422, page
-    assert "one image at a time" in error_of(page, "image")
+    assert error_of(page, "image").startswith("Image 2 of those chosen:")
+    assert "Nothing was uploaded." in error_of(page, "image")
+    assert 'href="#f-image"' in page  # the summary at the top links to the field
+    assert files_in(settings.media_dir) == []
+    assert await fetch(fresh_db, "SELECT id FROM product_images") == []
+
+
+async def test_more_files_than_allowed_at_once_are_refused(client, settings, fresh_db) -> None:
+    product_id = await insert_product(fresh_db, "mug")
+    await staff(client, fresh_db)
+    files = [(f"{n}.png", picture(8, 8)) for n in range(11)]
+    resp = await upload_many(client, product_id, files, streamed=True)
+    page = await resp.text()
+    assert resp.status == 422, page
+    assert "at most 10 images" in error_of(page, "image")
     assert files_in(settings.media_dir) == []
     assert await fetch(fresh_db, "SELECT id FROM product_images") == []
