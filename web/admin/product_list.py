@@ -159,7 +159,12 @@ async def bulk_apply(request: web.Request) -> web.Response:
     posted = await posted_form(request)
     action, ids, errors = _bulk_input(posted)
     if errors or action is None:
-        context = {"action": action, "rows": [], "errors": errors, "back": _back(posted)}
+        context: dict[str, Any] = {
+            "action": action,
+            "rows": [],
+            "errors": errors,
+            "back": _back(posted),
+        }
         return render(request, "admin/products_bulk.html", context, status=400)
     async with transaction(request.config_dict[DB]) as conn:
         changed = await staff_products.set_published_many(conn, ids, ACTIONS[action])
