@@ -288,3 +288,84 @@ async def test_more_files_than_allowed_at_once_are_refused(client, settings, fre
     assert "at most 10 images" in error_of(page, "image")
     assert files_in(settings.media_dir) == []
     assert await fetch(fresh_db, "SELECT id FROM product_images") == []
+
+
+async def image_order(dsn: str, product_id: int) -> list[int]:
+    rows = await fetch(
+        dsn, "SELECT id FROM product_images WHERE product_id = $1 ORDER BY position, id", product_id
+    )
+    return [row["id"] for row in rows]
+
+
+async def test_position_numbers_reorder_the_images_without_javascript(
+    client, settings, fresh_db
+) -> None:
+    product_id = await insert_product(fresh_db, "mug")
+    await staff(client, fresh_db)
+    resp = await upload_many(
+        client, product_id, [(f"{n}.png", picture(8 + n, 8)) for n in range(4)], streamed=False
+    )
+    assert resp.status == 303
+    a, b, c, d = await image_order(fresh_db, product_id)
+    page = await (await client.get(f"/admin/products/{product_id}")).text()
+    # the page's own no-JS form: position inputs tied to it by form="image-order"
+    assert f'name="position-{c}" form="image-order"' in page
+    before = len(await fetch(fresh_db, "SELECT event_id FROM outbox"))
+
+    order = f"/admin/products/{product_id}/images/order"
+    resp = await post(
+        client,
+        order,
+        {f"position-{a}": "1", f"position-{b}": "2", f"position-{c}": "1", f"position-{d}": "4"},
+    )
+    assert resp.status == 303
+    assert await image_order(fresh_db, product_id) == [c, a, b, d]  # the changed one wins a tie
+    events = await fetch(
+        fresh_db, "SELECT payload FROM outbox WHERE actor_name = 'search.index_product'"
+    )
+    assert len(await fetch(fresh_db, "SELECT event_id FROM outbox")) == before + 1
+    assert events[-1]["payload"]["product_id"] == product_id
+
+    resp = await post(client, order, {f"position-{d}": "1"})  # only the one that moves
+    assert resp.status == 303
+    assert await image_order(fresh_db, product_id) == [d, c, a, b]
+    detail = await (await client.get("/api/v1/products/mug")).json()
+    paths = {
+        r["id"]: r["path"] for r in await fetch(fresh_db, "SELECT id, path FROM product_images")
+    }
+    assert [image["url"] for image in detail["images"]] == [
+        f"/media/{paths[i]}" for i in (d, c, a, b)
+    ]
+
+
+@pytest.mark.parametrize("position", ["0", "x", "1.5", "1001", "", "²"])
+async def test_bad_position_numbers_are_shown_beside_the_images(
+    client, settings, fresh_db, position: str
+) -> None:
+    product_id = await insert_product(fresh_db, "mug")
+    await staff(client, fresh_db)
+    await upload_many(
+        client, product_id, [("a.png", picture(8, 8)), ("b.png", picture(9, 9))], streamed=False
+    )
+    first, second = await image_order(fresh_db, product_id)
+    resp = await post(
+        client,
+        f"/admin/products/{product_id}/images/order",
+        {f"position-{first}": "2", f"position-{second}": position},
+    )
+    page = await resp.text()
+    assert resp.status == 422
+    assert "Number the images 1, 2, 3" in page and 'href="#image-list"' in page
+    assert await image_order(fresh_db, product_id) == [first, second]
+
+
+async def test_ordering_another_products_image_is_a_404(client, settings, fresh_db) -> None:
+    mug = await insert_product(fresh_db, "mug")
+    cup = await insert_product(fresh_db, "cup")
+    await staff(client, fresh_db)
+    await upload_many(client, cup, [("a.png", picture(8, 8))], streamed=False)
+    [cups] = await image_order(fresh_db, cup)
+    resp = await post(client, f"/admin/products/{mug}/images/order", {f"position-{cups}": "1"})
+    assert resp.status == 404
+    resp = await post(client, "/admin/products/999999/images/order", {})
+    assert resp.status == 404
