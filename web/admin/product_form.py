@@ -128,14 +128,14 @@ def _parse_value(attribute: Attribute, text: str) -> object:
     if attribute.kind == "number":
         # ASCII only: float() and int() also read '١٢٣' and '1_000'.
         if NUMBER.fullmatch(text) is None:
-            raise ValueError("must be a number")
+            raise ValueError("enter a number such as 12 or 0.5")
         number = float(text) if re.search(r"[.eE]", text) else int(text)
         if isinstance(number, float) and not math.isfinite(number):
-            raise ValueError("must be a finite number")
+            raise ValueError("enter a number such as 12 or 0.5")
         return number
     if attribute.kind == "boolean":
         if text not in ("true", "false"):
-            raise ValueError("must be yes or no")
+            raise ValueError("choose yes or no")
         return text == "true"
     return text
 

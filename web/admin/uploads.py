@@ -71,9 +71,11 @@ async def upload_image(request: web.Request) -> web.Response:
         return spool
 
     kept: list[tuple[str, ImageInfo]] = []
+    which = 0  # the chosen file a refusal is about (1 is the first), for its message
     try:
         alt = await _receive(request, new_spool)
-        for spool in spools:
+        for number, spool in enumerate(spools, start=1):
+            which = number
             temporary = await spool.written()
             if temporary is None:
                 continue  # an empty part: the browser's "no file chosen"
@@ -90,7 +92,7 @@ async def upload_image(request: web.Request) -> web.Response:
         field = exc.field if isinstance(exc, UploadRefused) else "image"
         message = str(exc)
         if len(spools) > 1 and not isinstance(exc, UploadRefused):
-            which = len(spools) if isinstance(exc, UploadTooLarge) else len(kept) + 1
+            which = which or len(spools)  # 0: refused while arriving, so the last one so far
             message = f"Image {which} of those chosen: {message} Nothing was uploaded."
         return await editor_for(request, product, image_errors={field: message}, status=status)
     except BaseException:

@@ -211,7 +211,7 @@ async def test_attribute_values_follow_the_product_type(client, fresh_db) -> Non
     resp = await post(client, "/admin/products/new", data)
     page = await resp.text()
     assert resp.status == 422
-    assert error_of(page, "attr-weight") == "Must be a number."
+    assert error_of(page, "attr-weight") == "Enter a number such as 12 or 0.5."
     assert "must be one of s, l" in error_of(page, "v-0-attr-size").lower()
     data.update({"attr-weight": "350", "v-0-attr-size": "l"})
     product_id = await create(client, data)
