@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     trust_forwarded_headers: bool = False  # behind NGINX: honour X-Forwarded-Proto/-For
     data_dir: Path = Path("var")
     shop_name: str = Field(default="aioshop", min_length=1, max_length=60)
+    # The currency new variants are priced in (the staff product form shows it, not a field).
+    shop_currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     relay_batch_size: int = Field(default=100, ge=1, le=10_000)

@@ -132,3 +132,24 @@ async def move(conn: asyncpg.Connection, product_id: int, image_id: int, step: i
         order[at], order[to] = order[to], order[at]
     for position, each in enumerate(order):
         await conn.execute(SET_POSITION, each, position)
+
+
+async def reorder(conn: asyncpg.Connection, product_id: int, wanted: dict[int, int]) -> None:
+    """Put the product's images in the order of `wanted` (image id -> position number, as staff
+    typed them: 1 first; on a tie the image whose number changed goes first, so typing 1 for
+    the third image makes it the first; images left out keep their place).
+    Renumbers 0..n-1 under row locks; raises ImageNotFound for an id not of this product."""
+    order = [row["id"] for row in await conn.fetch(LIST_ORDER, product_id)]
+    for image_id in wanted:
+        if image_id not in order:
+            raise ImageNotFound(image_id)
+    now = {image_id: at for at, image_id in enumerate(order)}
+
+    def place(image_id: int) -> tuple[int, int, int]:
+        was = now[image_id] + 1
+        to = wanted.get(image_id, was)
+        return (to, 0 if to != was else 1, was)
+
+    order.sort(key=place)
+    for position, each in enumerate(order):
+        await conn.execute(SET_POSITION, each, position)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from web.admin import categories, customers, orders, products, types, uploads
+from web.admin import categories, customers, orders, product_list, products, types, uploads
 from web.guards import staff_only
 from web.render import render
 
@@ -21,6 +21,7 @@ def create_admin_app() -> web.Application:
     """The /admin application."""
     app = web.Application(middlewares=[staff_only])
     app.router.add_get("/", index, name="admin")
+    product_list.add_routes(app)
     products.add_routes(app)
     uploads.add_routes(app)
     categories.add_routes(app)

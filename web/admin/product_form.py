@@ -29,7 +29,7 @@ from storage.attributes import Attribute, Level, ProductType, validate_values
 from storage.catalog_admin import ProductFields, VariantRow
 from storage.errors import InvalidAttributeValues
 from storage.products import Product, Variant
-from web.bodies import field_errors
+from web.admin.messages import SHAPE, plain
 from web.fields import (
     BIGINT_MAX,
     CurrencyCode,
@@ -49,6 +49,7 @@ ROW_KEY = re.compile(r"^v-([0-9]{1,3})-")
 NUMBER = re.compile(r"-?[0-9]{1,16}(?:\.[0-9]{1,16})?(?:[eE][-+]?[0-9]{1,3})?")
 ROW_FIELDS = ("id", "sku", "name", "price", "currency", "stock")
 ORIGINAL = "original"  # the hidden field holding snapshot()
+FRIENDLY = SHAPE  # the categories and types pages say a bad slug the same way (web.admin.messages)
 
 
 class ProductIn(BaseModel):
@@ -80,21 +81,6 @@ class VariantIn(BaseModel):
             except ValueError as exc:
                 raise PydanticCustomError("price_decimals", str(exc)) from None
         return price
-
-
-# pydantic's wording for the patterns above is a regular expression; say it for people.
-FRIENDLY = {
-    "slug": "Use lowercase letters and digits, words joined by single hyphens (e.g. blue-mug).",
-    "sku": "Use capital letters, digits, '.', '_' or '-' (up to 64, e.g. MUG-BLUE-1).",
-    "currency": "Use a three-letter ISO code such as EUR.",
-}
-
-
-def _friendly(errors: dict[str, str]) -> dict[str, str]:
-    return {
-        key: FRIENDLY[key] if key in FRIENDLY and "pattern" in message else message
-        for key, message in errors.items()
-    }
 
 
 @dataclass
@@ -142,14 +128,14 @@ def _parse_value(attribute: Attribute, text: str) -> object:
     if attribute.kind == "number":
         # ASCII only: float() and int() also read '١٢٣' and '1_000'.
         if NUMBER.fullmatch(text) is None:
-            raise ValueError("must be a number")
+            raise ValueError("enter a number such as 12 or 0.5")
         number = float(text) if re.search(r"[.eE]", text) else int(text)
         if isinstance(number, float) and not math.isfinite(number):
-            raise ValueError("must be a finite number")
+            raise ValueError("enter a number such as 12 or 0.5")
         return number
     if attribute.kind == "boolean":
         if text not in ("true", "false"):
-            raise ValueError("must be yes or no")
+            raise ValueError("choose yes or no")
         return text == "true"
     return text
 
@@ -189,8 +175,10 @@ def parse(
     product_type: ProductType | None,
     *,
     creating: bool,
+    currency: str = "EUR",
 ) -> ProductForm:
-    """Validate a posted product form. Pure: no I/O (the caller saves `product` and `variants`)."""
+    """Validate a posted product form. Pure: no I/O (the caller saves `product` and `variants`).
+    A variant row that posts no currency is priced in `currency` (the shop's, SHOP_CURRENCY)."""
     text = {key: value for key, value in posted.items() if isinstance(value, str)}
     values = {key: value for key, value in text.items() if not key.startswith("v-")}
     indexes = sorted({int(m.group(1)) for key in text if (m := ROW_KEY.match(key))})[:MAX_ROWS]
@@ -212,10 +200,10 @@ def parse(
             {k: v for k, v in values.items() if k in ProductIn.model_fields and v != ""}
         )
     except ValidationError as exc:
-        errors.update(_friendly(field_errors(exc)))
+        errors.update(plain(exc))
         data = None
     attributes = _attribute_values(product_type, "product", values, "attr-", errors)
-    _parse_rows(form, product_type, creating=creating)
+    _parse_rows(form, product_type, creating=creating, shop_currency=currency)
     if data is not None and not errors:
         form.product = ProductFields(
             slug=data.slug,
@@ -228,7 +216,9 @@ def parse(
     return form
 
 
-def _parse_rows(form: ProductForm, product_type: ProductType | None, *, creating: bool) -> None:
+def _parse_rows(
+    form: ProductForm, product_type: ProductType | None, *, creating: bool, shop_currency: str
+) -> None:
     skus: dict[str, int] = {}
     currency: str | None = None
     for row in form.rows:
@@ -245,14 +235,15 @@ def _parse_rows(form: ProductForm, product_type: ProductType | None, *, creating
         errors: dict[str, str] = {}
         try:
             data = VariantIn.model_validate(
-                {
+                {"currency": shop_currency}
+                | {
                     k: row[k].upper() if k in ("sku", "currency") else row[k]
                     for k in ROW_FIELDS
                     if row.get(k, "").strip() != ""
                 }
             )
         except ValidationError as exc:
-            errors.update(_friendly(field_errors(exc)))
+            errors.update(plain(exc))
             data = None
         attributes = _attribute_values(product_type, "variant", row, "attr-", errors)
         if data is not None:
@@ -299,8 +290,11 @@ def product_values(product: Product) -> dict[str, str]:
     return values
 
 
-def variant_rows(variants: list[Variant], blank: int) -> list[dict[str, str]]:
-    """Stored variants, then `blank` empty rows to add new ones, as the form's field texts."""
+def variant_rows(
+    variants: list[Variant], blank: int, currency: str = "EUR"
+) -> list[dict[str, str]]:
+    """Stored variants, then `blank` empty rows to add new ones, as the form's field texts; new
+    rows are priced in the product's currency, or `currency` (the shop's) for its first."""
     rows = [
         {
             "index": str(i),
@@ -314,7 +308,7 @@ def variant_rows(variants: list[Variant], blank: int) -> list[dict[str, str]]:
         }
         for i, v in enumerate(variants)
     ]
-    currency = variants[0].currency if variants else "EUR"
+    currency = variants[0].currency if variants else currency
     start = len(rows)
     rows += [{"index": str(start + i), "currency": currency} for i in range(blank)]
     return rows

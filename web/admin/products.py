@@ -27,17 +27,16 @@ from storage.errors import (
     ProductTypeNotFound,
 )
 from storage.products import Product
-from web.admin import product_form, product_merge
+from web.admin import messages, product_form, product_merge
 from web.admin.common import flatten, saved
 from web.admin.product_form import ProductForm
 from web.catalog import catalog_changed, product_changed
 from web.fields import BIGINT_MAX, whole_number
 from web.forms import safe_next
-from web.keys import DB, MIN_LSN
-from web.params import path_id, posted_form, query_text
+from web.keys import DB, MIN_LSN, SETTINGS
+from web.params import path_id, posted_form
 from web.render import render
 
-PAGE_SIZE = 25
 BLANK_ROWS_NEW = 2
 BLANK_ROWS_EDIT = 1
 MAX_BLANK_ROWS = 20
@@ -51,13 +50,14 @@ class Refused(Exception):
         self.errors = errors
 
 
+def shop_currency(request: web.Request) -> str:
+    """The currency new variants are priced in (SHOP_CURRENCY)."""
+    return request.config_dict[SETTINGS].shop_currency
+
+
 def product_id_of(request: web.Request) -> int:
     """The {id} of the path; 404 unless it is a bigint id."""
     return path_id(request)
-
-
-def _tristate(value: str | None) -> bool | None:
-    return {"yes": True, "no": False}.get(value or "")
 
 
 def _int_or_none(value: str | None) -> int | None:
@@ -75,41 +75,13 @@ async def _reader(request: web.Request) -> Executor:
     return await request.config_dict[DB].replica.fresh_for(request.get(MIN_LSN))
 
 
-async def product_list(request: web.Request) -> web.Response:
-    """Products newest first: search by name or SKU; filter by category, published, stock."""
-    reader = await _reader(request)
-    errors: dict[str, str] = {}
-    query = query_text(request.query, "q", 100, errors)
-    page = max(1, min(_int_or_none(request.query.get("page")) or 1, 10_000))
-    found = (
-        []
-        if errors
-        else await catalog_admin.list_products(
-            reader,
-            query=query or None,
-            category_id=_int_or_none(request.query.get("category")),
-            published=_tristate(request.query.get("published")),
-            in_stock=_tristate(request.query.get("stock")),
-            limit=PAGE_SIZE + 1,
-            offset=(page - 1) * PAGE_SIZE,
-        )
-    )
-    context = {
-        "products": found[:PAGE_SIZE],
-        "page": page,
-        "has_next": len(found) > PAGE_SIZE,
-        "categories": await category_options(reader),
-        "filters": {k: request.query.get(k, "") for k in ("q", "category", "published", "stock")},
-        "errors": errors,
-    }
-    return render(request, "admin/products.html", context, status=400 if errors else 200)
-
-
 async def new_product_page(request: web.Request) -> web.Response:
     """The create form; the product type (fixed once created) is chosen first, by ?type=."""
     db = request.config_dict[DB]
     product_type = await _chosen_type(db.primary, request.query.get("type"))
-    rows = product_form.variant_rows([], _blank_rows(request, BLANK_ROWS_NEW))
+    rows = product_form.variant_rows(
+        [], _blank_rows(request, BLANK_ROWS_NEW), shop_currency(request)
+    )
     form = ProductForm(values={}, rows=rows)
     return await render_editor(request, form, product=None, product_type=product_type)
 
@@ -135,7 +107,7 @@ async def create_product(request: web.Request) -> web.Response:
     posted = await posted_form(request)
     raw_type = posted.get("product_type_id")
     product_type = await _chosen_type(db.primary, raw_type if isinstance(raw_type, str) else None)
-    form = product_form.parse(posted, product_type, creating=True)
+    form = product_form.parse(posted, product_type, creating=True, currency=shop_currency(request))
     fields = form.product
     if fields is not None:
 
@@ -227,7 +199,9 @@ async def editor_for(
         reader = await _reader(request)
     variants = await products.variants_of(reader, product.id)
     values = product_form.product_values(product)
-    rows = product_form.variant_rows(variants, _blank_rows(request, BLANK_ROWS_EDIT))
+    rows = product_form.variant_rows(
+        variants, _blank_rows(request, BLANK_ROWS_EDIT), shop_currency(request)
+    )
     form = ProductForm(values=values, rows=rows, original=product_merge.snapshot(values, rows))
     product_type = await _type_of(reader, product)
     return await render_editor(
@@ -262,11 +236,13 @@ async def save_product(request: web.Request) -> web.Response:
     db = request.config_dict[DB]
     product = await product_or_404(db.primary, product_id_of(request))
     product_type = await _type_of(db.primary, product)
-    form = product_form.parse(await posted_form(request), product_type, creating=False)
+    form = product_form.parse(
+        await posted_form(request), product_type, creating=False, currency=shop_currency(request)
+    )
     if form.product is not None:
 
         async def update(conn: Any) -> int:
-            await _merge_with_stored(conn, form, product.id, product_type)
+            await _merge_with_stored(conn, form, product.id, product_type, shop_currency(request))
             assert form.product is not None
             await catalog_admin.update_product(conn, product.id, form.product)
             return product.id
@@ -278,7 +254,11 @@ async def save_product(request: web.Request) -> web.Response:
 
 
 async def _merge_with_stored(
-    conn: Any, form: ProductForm, product_id: int, product_type: ProductType | None
+    conn: Any,
+    form: ProductForm,
+    product_id: int,
+    product_type: ProductType | None,
+    currency: str,
 ) -> None:
     """Lock the product and its variants, and make `form` what its save writes: the posted
     changes over the product as stored now. Raises Refused on conflicts, after setting the
@@ -299,7 +279,7 @@ async def _merge_with_stored(
                 **merged.conflicts,
             }
         )
-    again = product_form.parse(merged.posted(), product_type, creating=False)
+    again = product_form.parse(merged.posted(), product_type, creating=False, currency=currency)
     if again.product is None or again.errors:
         raise Refused(again.errors or {"form": "This product changed meanwhile. Reload it."})
     form.product, form.variants, form.removed = again.product, again.variants, again.removed
@@ -320,6 +300,9 @@ async def render_editor(
         reader = await _reader(request)
     context = {
         "form": form,
+        "summary": messages.summary(form.errors, _form_order(form, product_type), ANCHORS),
+        "image_summary": messages.summary(image_errors or {}, IMAGE_FIELDS, IMAGE_ANCHORS),
+        "currency": form.rows[0].get("currency") if form.rows else shop_currency(request),
         "product": product,
         "product_type": product_type,
         "product_types": [] if product else await attributes.list_product_types(reader),
@@ -329,6 +312,37 @@ async def render_editor(
         "saved": saved(request, status),
     }
     return render(request, "admin/product_edit.html", context, status=status)
+
+
+PRODUCT_FIELDS = [
+    ("name", "Name"),
+    ("slug", "Slug"),
+    ("description", "Description"),
+    ("category_id", "Category"),
+]
+ROW_FIELDS = [("sku", "SKU"), ("name", "name"), ("price", "price"), ("stock", "stock")]
+IMAGE_FIELDS = [("order", "Image order"), ("alt", "Alt text"), ("image", "Images")]
+ANCHORS = {"variants": "variants"}
+IMAGE_ANCHORS = {"order": "image-list"}
+
+
+def _form_order(form: ProductForm, product_type: ProductType | None) -> list[tuple[str, str]]:
+    """The form's fields as (name, label) in the order the page shows them."""
+    declared = product_type.attributes if product_type else []
+    order = list(PRODUCT_FIELDS)
+    order += [
+        (f"attr-{d.attribute.slug}", d.attribute.name) for d in declared if d.level == "product"
+    ]
+    order.append(("variants", "Variants"))
+    for number, row in enumerate(form.rows, start=1):
+        prefix = f"v-{row['index']}-"
+        order += [(prefix + key, f"Variant {number} {label}") for key, label in ROW_FIELDS]
+        order += [
+            (f"{prefix}attr-{d.attribute.slug}", f"Variant {number} {d.attribute.name}")
+            for d in declared
+            if d.level == "variant"
+        ]
+    return order
 
 
 async def _set_published(request: web.Request, published: bool) -> web.Response:
@@ -360,7 +374,6 @@ async def unpublish(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     """The product pages on the /admin application."""
-    app.router.add_get("/products", product_list, name="admin_products")
     app.router.add_get("/products/new", new_product_page, name="admin_product_new")
     app.router.add_post("/products/new", create_product)
     app.router.add_get("/products/{id:[0-9]{1,19}}", edit_product_page, name="admin_product")

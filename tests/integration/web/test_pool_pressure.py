@@ -381,6 +381,14 @@ async def requests_for(world: World, method: str, pattern: str) -> list[Request]
             each = lambda i: (path, form(world, {}))
         case "POST", "/admin/products/{id}/images":
             each = lambda i: (f"{product}/images", upload(world))
+        case "POST", "/admin/products/{id}/images/order":
+            path = f"{product}/images/order"
+            first = ids["image_id"] + 1  # the first is deleted by the delete route's requests
+            each = lambda i: (path, form(world, {f"position-{first}": str(1 + i % 2)}))
+        case "POST", "/admin/products/bulk":
+            product_id = str(ids["product_id"])
+            action = ("publish", "unpublish")
+            each = lambda i: (pattern, form(world, {"action": action[i % 2], "id": product_id}))
         case "POST", "/admin/products/{id}/images/{image_id}/delete":
             each = lambda i: (f"{image}/delete", form(world, {}))
         case "POST", "/admin/products/{id}/images/{image_id}/move":

@@ -218,23 +218,154 @@ async def test_an_image_larger_than_other_request_bodies_is_accepted(
         await own.close()
 
 
-async def test_a_streamed_form_with_two_files_is_refused_and_leaves_nothing(
+async def upload_many(  # type: ignore[no-untyped-def]
+    client, product_id: int, files: list[tuple[str, bytes]], *, streamed: bool
+):
+    """The upload form with several files chosen at once (input multiple)."""
+    token = await csrf_of(client, "/admin/")
+    form = aiohttp.FormData()
+    if not streamed:
+        form.add_field("csrf_token", token)
+    form.add_field("alt", "A red mug")
+    for name, content in files:
+        form.add_field("image", content, filename=name, content_type="image/png")
+    return await client.post(
+        f"/admin/products/{product_id}/images",
+        data=form,
+        headers={"X-CSRF-Token": token} if streamed else {},
+        allow_redirects=False,
+    )
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_several_images_in_one_upload_each_get_a_row_and_renditions_event(
+    client, settings, fresh_db, streamed: bool
+) -> None:
+    product_id = await insert_product(fresh_db, "mug")
+    await staff(client, fresh_db)
+    files = [("one.png", picture(40, 30)), ("two.png", picture(50, 20)), ("3.png", picture(9, 9))]
+    resp = await upload_many(client, product_id, files, streamed=streamed)
+    assert resp.status == 303, await resp.text()
+    rows = await fetch(
+        fresh_db, "SELECT id, width, height, alt, position FROM product_images ORDER BY id"
+    )
+    assert [(r["width"], r["height"], r["alt"]) for r in rows] == [
+        (40, 30, "A red mug"),
+        (50, 20, "A red mug"),
+        (9, 9, "A red mug"),
+    ]
+    assert len(files_in(settings.media_dir)) == 3
+    events = await fetch(
+        fresh_db, "SELECT payload FROM outbox WHERE actor_name = 'images.make_renditions'"
+    )
+    assert sorted(e["payload"]["image_id"] for e in events) == [r["id"] for r in rows]
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_one_bad_file_among_several_refuses_them_all_and_leaves_nothing(
+    client, settings, fresh_db, streamed: bool
+) -> None:
+    product_id = await insert_product(fresh_db, "mug")
+    await staff(client, fresh_db)
+    files = [("one.png", picture(40, 30)), ("two.png", b"not an image at all")]
+    resp = await upload_many(client, product_id, files, streamed=streamed)
+    page = await resp.text()
+    assert resp.status == 422, page
+    assert error_of(page, "image").startswith("Image 2 of those chosen:")
+    assert "Nothing was uploaded." in error_of(page, "image")
+    assert 'href="#f-image"' in page  # the summary at the top links to the field
+    assert files_in(settings.media_dir) == []
+    assert await fetch(fresh_db, "SELECT id FROM product_images") == []
+
+
+async def test_more_files_than_allowed_at_once_are_refused(client, settings, fresh_db) -> None:
+    product_id = await insert_product(fresh_db, "mug")
+    await staff(client, fresh_db)
+    files = [(f"{n}.png", picture(8, 8)) for n in range(11)]
+    resp = await upload_many(client, product_id, files, streamed=True)
+    page = await resp.text()
+    assert resp.status == 422, page
+    assert "at most 10 images" in error_of(page, "image")
+    assert files_in(settings.media_dir) == []
+    assert await fetch(fresh_db, "SELECT id FROM product_images") == []
+
+
+async def image_order(dsn: str, product_id: int) -> list[int]:
+    rows = await fetch(
+        dsn, "SELECT id FROM product_images WHERE product_id = $1 ORDER BY position, id", product_id
+    )
+    return [row["id"] for row in rows]
+
+
+async def test_position_numbers_reorder_the_images_without_javascript(
     client, settings, fresh_db
 ) -> None:
     product_id = await insert_product(fresh_db, "mug")
     await staff(client, fresh_db)
-    token = await csrf_of(client, "/admin/")
-    form = aiohttp.FormData()
-    for name in ("one.png", "two.png"):  # appended to one file, the first still opens
-        form.add_field("image", picture(40, 40), filename=name, content_type="image/png")
-    resp = await client.post(
-        f"/admin/products/{product_id}/images",
-        data=form,
-        headers={"X-CSRF-Token": token},
-        allow_redirects=False,
+    resp = await upload_many(
+        client, product_id, [(f"{n}.png", picture(8 + n, 8)) for n in range(4)], streamed=False
+    )
+    assert resp.status == 303
+    a, b, c, d = await image_order(fresh_db, product_id)
+    page = await (await client.get(f"/admin/products/{product_id}")).text()
+    # the page's own no-JS form: position inputs tied to it by form="image-order"
+    assert f'name="position-{c}" form="image-order"' in page
+    before = len(await fetch(fresh_db, "SELECT event_id FROM outbox"))
+
+    order = f"/admin/products/{product_id}/images/order"
+    resp = await post(
+        client,
+        order,
+        {f"position-{a}": "1", f"position-{b}": "2", f"position-{c}": "1", f"position-{d}": "4"},
+    )
+    assert resp.status == 303
+    assert await image_order(fresh_db, product_id) == [c, a, b, d]  # the changed one wins a tie
+    events = await fetch(
+        fresh_db, "SELECT payload FROM outbox WHERE actor_name = 'search.index_product'"
+    )
+    assert len(await fetch(fresh_db, "SELECT event_id FROM outbox")) == before + 1
+    assert events[-1]["payload"]["product_id"] == product_id
+
+    resp = await post(client, order, {f"position-{d}": "1"})  # only the one that moves
+    assert resp.status == 303
+    assert await image_order(fresh_db, product_id) == [d, c, a, b]
+    detail = await (await client.get("/api/v1/products/mug")).json()
+    paths = {
+        r["id"]: r["path"] for r in await fetch(fresh_db, "SELECT id, path FROM product_images")
+    }
+    assert [image["url"] for image in detail["images"]] == [
+        f"/media/{paths[i]}" for i in (d, c, a, b)
+    ]
+
+
+@pytest.mark.parametrize("position", ["0", "x", "1.5", "1001", "", "²"])
+async def test_bad_position_numbers_are_shown_beside_the_images(
+    client, settings, fresh_db, position: str
+) -> None:
+    product_id = await insert_product(fresh_db, "mug")
+    await staff(client, fresh_db)
+    await upload_many(
+        client, product_id, [("a.png", picture(8, 8)), ("b.png", picture(9, 9))], streamed=False
+    )
+    first, second = await image_order(fresh_db, product_id)
+    resp = await post(
+        client,
+        f"/admin/products/{product_id}/images/order",
+        {f"position-{first}": "2", f"position-{second}": position},
     )
     page = await resp.text()
-    assert resp.status == 422, page
-    assert "one image at a time" in error_of(page, "image")
-    assert files_in(settings.media_dir) == []
-    assert await fetch(fresh_db, "SELECT id FROM product_images") == []
+    assert resp.status == 422
+    assert "Number the images 1, 2, 3" in page and 'href="#image-list"' in page
+    assert await image_order(fresh_db, product_id) == [first, second]
+
+
+async def test_ordering_another_products_image_is_a_404(client, settings, fresh_db) -> None:
+    mug = await insert_product(fresh_db, "mug")
+    cup = await insert_product(fresh_db, "cup")
+    await staff(client, fresh_db)
+    await upload_many(client, cup, [("a.png", picture(8, 8))], streamed=False)
+    [cups] = await image_order(fresh_db, cup)
+    resp = await post(client, f"/admin/products/{mug}/images/order", {f"position-{cups}": "1"})
+    assert resp.status == 404
+    resp = await post(client, "/admin/products/999999/images/order", {})
+    assert resp.status == 404
