@@ -1,0 +1,100 @@
+"""Progress of `seed --products` and `reindex`: rich's bar on a terminal, lines in logs.
+
+The work reports `(step, done, total)` through a callback and knows nothing of the drawing. On a
+terminal each step gets a rich.progress bar with its count, rate and time left; when stderr is
+not a terminal (a pipe, a log file, CI) the same figures, computed by rich, go out as one plain
+line per step every LINE_EVERY_SECONDS and when the step is done, so logs stay readable.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from types import TracebackType
+from typing import TextIO
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+LINE_EVERY_SECONDS = 5.0
+
+
+class RateColumn(ProgressColumn):
+    """Items per second (rich's own rate column counts bytes)."""
+
+    def render(self, task: Task) -> Text:
+        return Text(rate(task), style="progress.data.speed")
+
+
+def rate(task: Task) -> str:
+    return "-/s" if task.speed is None else f"{task.speed:,.0f}/s"
+
+
+def eta(task: Task) -> str:
+    left = task.time_remaining
+    if task.finished:
+        return f"took {task.finished_time or task.elapsed or 0:.1f} s"
+    return "ETA -" if left is None else f"ETA {left:,.0f} s"
+
+
+class Meter:
+    """Draws the steps a callback reports; use as a context manager around the work."""
+
+    def __init__(self, stream: TextIO | None = None, *, every: float = LINE_EVERY_SECONDS) -> None:
+        self.stream = sys.stderr if stream is None else stream
+        self.bar = self.stream.isatty()
+        self.every = every
+        self.progress = Progress(
+            TextColumn("{task.description:<9}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TaskProgressColumn(),
+            RateColumn(),
+            TimeRemainingColumn(),
+            console=Console(file=self.stream),
+            disable=not self.bar,  # still counts: rate and ETA for the plain lines
+        )
+        self.tasks: dict[str, TaskID] = {}
+        self.printed: dict[str, float] = {}
+
+    def __enter__(self) -> Meter:
+        self.progress.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.progress.stop()
+
+    def __call__(self, step: str, done: int, total: int) -> None:
+        """The callback: `done` of `total` items of `step` are finished."""
+        if step not in self.tasks:
+            self.tasks[step] = self.progress.add_task(step, total=max(total, 1))
+            self.printed[step] = float("-inf")  # its first report is printed
+        task_id = self.tasks[step]
+        self.progress.update(task_id, completed=done, total=max(total, 1))
+        if self.bar:
+            return
+        task = next(each for each in self.progress.tasks if each.id == task_id)
+        now = time.monotonic()
+        if task.finished or now - self.printed[step] >= self.every:
+            self.printed[step] = now
+            print(
+                f"{step:<9} {done:>9,}/{total:,} {task.percentage:>5.1f}% {rate(task)} {eta(task)}",
+                file=self.stream,
+                flush=True,
+            )
