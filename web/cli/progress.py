@@ -53,7 +53,8 @@ class Meter:
 
     def __init__(self, stream: TextIO | None = None, *, every: float = LINE_EVERY_SECONDS) -> None:
         self.stream = sys.stderr if stream is None else stream
-        self.bar = self.stream.isatty()
+        console = Console(file=self.stream)
+        self.bar = console.is_interactive  # a terminal, and not TERM=dumb
         self.every = every
         self.progress = Progress(
             TextColumn("{task.description:<9}"),
@@ -62,7 +63,7 @@ class Meter:
             TaskProgressColumn(),
             RateColumn(),
             TimeRemainingColumn(),
-            console=Console(file=self.stream),
+            console=console,
             disable=not self.bar,  # still counts: rate and ETA for the plain lines
         )
         self.tasks: dict[str, TaskID] = {}

@@ -8,10 +8,11 @@ tests/unit/web/cli/test_usage.py checks the table against the code that reads th
 
 from __future__ import annotations
 
+import copy
 import functools
 import textwrap
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 from pydantic import create_model
 
@@ -144,13 +145,19 @@ def command_epilog(command: str) -> str:
 
 @functools.cache
 def settings_class(command: str) -> type[Settings]:
-    """Settings for `command`: the required fields it does not read become optional (None), so
-    it does not ask for them; reading one anyway fails loudly on None."""
-    unread: dict[str, Any] = {
-        name: (Optional[field.annotation], None)  # noqa: UP045 - the annotation is a value here
-        for name, field in Settings.model_fields.items()
-        if field.is_required() and name not in required(command)
-    }
+    """Settings for `command`: the required fields it does not read default to None (not
+    validated), so it does not ask for them; a value set for one is still checked as ever, and
+    reading one that is unset fails loudly on None."""
+    unread: dict[str, Any] = {}
+    for name, field in Settings.model_fields.items():
+        if field.is_required() and name not in required(command):
+            # Its constraints (SECRET_KEY's length) move inside the Optional, on the value.
+            inner = (
+                Annotated[field.annotation, *field.metadata] if field.metadata else field.annotation
+            )
+            optional = copy.copy(field)
+            optional.default, optional.metadata = None, []
+            unread[name] = (Optional[inner], optional)  # noqa: UP045 - a runtime type
     if not unread:
         return Settings
     return create_model(f"{command.capitalize()}Settings", __base__=Settings, **unread)
