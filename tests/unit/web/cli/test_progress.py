@@ -26,11 +26,11 @@ def test_on_a_terminal_rich_draws_a_bar_with_rate_and_time_left(monkeypatch) -> 
     monkeypatch.delenv("NO_COLOR", raising=False)
     master, slave = pty.openpty()
     try:
-        with open(slave, "w", encoding="utf-8", closefd=False) as stream:
-            with Meter(stream) as meter:
-                for done in range(0, 1001, 100):
-                    meter("products", done, 1000)
-                    time.sleep(0.05)
+        stream = open(slave, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
+        with stream, Meter(stream) as meter:
+            for done in range(0, 1001, 100):
+                meter("products", done, 1000)
+                time.sleep(0.05)
         output = drain(master).decode()
     finally:
         os.close(master)
@@ -76,9 +76,9 @@ def test_a_dumb_terminal_gets_the_plain_lines(monkeypatch) -> None:
     monkeypatch.setenv("TERM", "dumb")
     master, slave = pty.openpty()
     try:
-        with open(slave, "w", encoding="utf-8", closefd=False) as stream:
-            with Meter(stream, every=0) as meter:
-                meter("postgres", 5, 5)
+        stream = open(slave, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
+        with stream, Meter(stream, every=0) as meter:
+            meter("postgres", 5, 5)
         output = drain(master).decode()
     finally:
         os.close(master)
