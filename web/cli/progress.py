@@ -64,6 +64,9 @@ class Meter:
             RateColumn(),
             TimeRemainingColumn(),
             console=console,
+            # Lines printed meanwhile go above the bar, but only those bound for the terminal:
+            # a redirected stdout keeps its own.
+            redirect_stdout=sys.stdout.isatty(),
             disable=not self.bar,  # still counts: rate and ETA for the plain lines
         )
         self.tasks: dict[str, TaskID] = {}
