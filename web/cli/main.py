@@ -25,7 +25,6 @@ from configs.logging import configure_logging
 from configs.metrics import Kind, MetricsSetupError, mark_dead, prepare
 from configs.settings import Settings, SettingsError
 from domain.events import EXPIRE_UNPAID, RECONCILE_OUTBOX
-from web.cli.progress import Meter
 from web.cli.services import UNREACHABLE, describe_unreachable
 from web.cli.usage import COMMANDS, command_epilog, overview, settings_class
 
@@ -138,6 +137,7 @@ def cmd_seed(args: argparse.Namespace) -> None:
     from storage.demo import seed_demo
     from storage.errors import Conflict
     from storage.seed import seed_catalog
+    from web.cli.progress import Meter
 
     if args.products is None and args.seed is not None:
         fail("--seed needs --products")
@@ -184,6 +184,7 @@ def cmd_reindex(args: argparse.Namespace) -> None:
     from elasticsearch.helpers import BulkIndexError
 
     from search.reindex import Step, reindex
+    from web.cli.progress import Meter
 
     if args.batch < 1:
         fail("--batch must be at least 1")
