@@ -81,6 +81,8 @@ async def reindex_postgres(
     """Rebuild every published product's PostgreSQL document, then search_terms; returns the
     number of products. `advance` hears of each batch."""
     total: int = await pool.fetchval(COUNT_PUBLISHED) if advance is not None else 0
+    if advance is not None:
+        advance("postgres", 0, total)
     indexed, last_id = 0, 0
     while True:
         ids = [row["id"] for row in await pool.fetch(LIST_PUBLISHED_AFTER, last_id, batch)]
@@ -113,6 +115,8 @@ async def reindex_elastic(
     started: datetime = await pool.fetchval(GET_LOAD_START)
     total: int = await pool.fetchval(COUNT_PUBLISHED) if advance is not None else 0
     read = None if advance is None else (lambda n: advance("elastic", n, max(total, n)))
+    if read is not None:
+        read(0)
     new_index = await elastic.create_index()
     try:
         loaded = await elastic.load(new_index, pool, batch, read)

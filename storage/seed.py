@@ -177,6 +177,7 @@ async def _load_empty(load: _Load, products: int, batch: int) -> None:
     await load.run(products, batch, None)
     with load.timer.step("indexes") as counted:
         await conn.execute(INDEX_BUILD_MEMORY)
+        load.say("indexes", 0, len(indexes))
         for built, index in enumerate(indexes, 1):
             await conn.execute(index["definition"])
             load.say("indexes", built, len(indexes))
@@ -201,6 +202,7 @@ class _Load:
         meanwhile, or (indexer None) each batch is indexed right after its copy, in the
         caller's transaction."""
         conn, timer, generator = self.conn, self.timer, self.generator
+        self.say("products", 0, products)
         with timer.step("generate"):
             ids = await _reserve_ids(conn, min(batch, products))
             rows, variant_rows = await generator.batch(0, ids)

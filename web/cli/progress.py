@@ -28,6 +28,7 @@ from rich.progress import (
 from rich.text import Text
 
 LINE_EVERY_SECONDS = 5.0
+SPEED_WINDOW_SECONDS = 120.0
 
 
 class RateColumn(ProgressColumn):
@@ -38,7 +39,13 @@ class RateColumn(ProgressColumn):
 
 
 def rate(task: Task) -> str:
-    return "-/s" if task.speed is None else f"{task.speed:,.0f}/s"
+    """Recent items per second (rich's estimate); the average over the step once it is done,
+    or while there is no recent estimate yet."""
+    speed = None if task.finished else task.speed
+    elapsed = task.finished_time if task.finished else task.elapsed
+    if speed is None and elapsed and task.completed:
+        speed = task.completed / elapsed
+    return "-/s" if speed is None else f"{speed:,.0f}/s"
 
 
 def eta(task: Task) -> str:
@@ -64,6 +71,9 @@ class Meter:
             RateColumn(),
             TimeRemainingColumn(),
             console=console,
+            # Batches of a large seed take tens of seconds: rich's 30 s window would often
+            # hold a single report, and no rate.
+            speed_estimate_period=SPEED_WINDOW_SECONDS,
             # Lines printed meanwhile go above the bar, but only those bound for the terminal:
             # a redirected stdout keeps its own.
             redirect_stdout=sys.stdout.isatty(),

@@ -145,8 +145,8 @@ def command_epilog(command: str) -> str:
 
 @functools.cache
 def settings_class(command: str) -> type[Settings]:
-    """Settings for `command`: the required fields it does not read default to None (not
-    validated), so it does not ask for them; a value set for one is still checked as ever, and
+    """Settings for `command`: the required fields it does not read become Optional (default
+    None), so it does not ask for them; a value set for one is still checked as ever, and
     reading one that is unset fails loudly on None."""
     unread: dict[str, Any] = {}
     for name, field in Settings.model_fields.items():

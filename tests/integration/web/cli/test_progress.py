@@ -99,6 +99,6 @@ def test_reindex_draws_a_bar_on_a_terminal_and_prints_lines_on_a_pipe(
     assert piped.returncode == 0, piped.stderr
     assert "\x1b" not in piped.stderr
     lines = [line.split() for line in piped.stderr.splitlines()]
-    assert lines[0][:2] == ["postgres", f"50/{published}"]  # the first batch
+    assert lines[0][:2] == ["postgres", f"0/{published}"]  # as it starts
     assert lines[-1][:3] == ["postgres", f"{published}/{published}", "100.0%"]
     assert lines[-1][3].endswith("/s") and lines[-1][4] == "took"
