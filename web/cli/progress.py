@@ -23,7 +23,6 @@ from rich.progress import (
     TaskID,
     TaskProgressColumn,
     TextColumn,
-    TimeRemainingColumn,
 )
 from rich.text import Text
 
@@ -38,21 +37,38 @@ class RateColumn(ProgressColumn):
         return Text(rate(task), style="progress.data.speed")
 
 
-def rate(task: Task) -> str:
-    """Recent items per second (rich's estimate); the average over the step once it is done,
-    or while there is no recent estimate yet."""
-    speed = None if task.finished else task.speed
+class EtaColumn(ProgressColumn):
+    """Time left while the step runs, the time it took once done."""
+
+    def render(self, task: Task) -> Text:
+        return Text(eta(task), style="progress.remaining")
+
+
+def speed(task: Task) -> float | None:
+    """Recent items per second (rich's estimate over its window); the average over the step
+    once it is done, or while rich has no estimate yet (one batch reported so far)."""
+    recent = None if task.finished else task.speed
     elapsed = task.finished_time if task.finished else task.elapsed
-    if speed is None and elapsed and task.completed:
-        speed = task.completed / elapsed
-    return "-/s" if speed is None else f"{speed:,.0f}/s"
+    if recent is None and elapsed and task.completed:
+        return task.completed / elapsed
+    return recent
+
+
+def rate(task: Task) -> str:
+    value = speed(task)
+    if value is None:
+        return "-/s"
+    return f"{value:,.1f}/s" if value < 10 else f"{value:,.0f}/s"
 
 
 def eta(task: Task) -> str:
-    left = task.time_remaining
     if task.finished:
-        return f"took {task.finished_time or task.elapsed or 0:.1f} s"
-    return "ETA -" if left is None else f"ETA {left:,.0f} s"
+        return f"took {task.finished_time or 0:,.1f} s"
+    value = speed(task)
+    if not value or task.total is None:
+        return "ETA -"
+    left = max(0.0, task.total - task.completed) / value
+    return f"ETA {left:,.1f} s" if left < 10 else f"ETA {left:,.0f} s"
 
 
 class Meter:
@@ -69,7 +85,7 @@ class Meter:
             MofNCompleteColumn(),
             TaskProgressColumn(),
             RateColumn(),
-            TimeRemainingColumn(),
+            EtaColumn(),
             console=console,
             # Batches of a large seed take tens of seconds: rich's 30 s window would often
             # hold a single report, and no rate.

@@ -39,7 +39,8 @@ def test_on_a_terminal_rich_draws_a_bar_with_rate_and_time_left(monkeypatch) -> 
     assert "━" in output  # rich's bar
     assert "1000/1000" in output
     assert "/s" in output  # the rate column
-    assert "0:00:0" in output  # the time-left column
+    assert "ETA " in output  # time left while it ran
+    assert "took 0." in output  # then how long it took
 
 
 def test_off_a_terminal_each_step_prints_plain_lines_with_rate_and_eta() -> None:
@@ -85,3 +86,18 @@ def test_a_dumb_terminal_gets_the_plain_lines(monkeypatch) -> None:
         os.close(slave)
     assert "\x1b[" not in output
     assert output.split()[:3] == ["postgres", "5/5", "100.0%"]
+
+
+def test_one_batch_reported_already_gives_a_rate_and_time_left() -> None:
+    """A large seed reports a batch every tens of seconds: the first one is enough."""
+    stream = io.StringIO()
+    with Meter(stream, every=0) as meter:
+        meter("products", 0, 100_000)
+        time.sleep(0.2)
+        meter("products", 50_000, 100_000)
+    words = stream.getvalue().splitlines()[1].split()
+    assert words[1] == "50,000/100,000"
+    per_second = float(words[3].removesuffix("/s").replace(",", ""))
+    assert 50_000 / 0.6 < per_second <= 50_000 / 0.2  # the average since the step began
+    assert words[4] == "ETA"
+    assert 0 < float(words[5]) <= 1  # as long again as the first half took
