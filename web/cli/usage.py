@@ -107,7 +107,7 @@ def environment(command: str) -> list[str]:
     usage = COMMANDS[command]
     needs = [env_name(f) for f in required(command)]
     if usage.reads is None:
-        optional = ["every other setting (README: Settings)"]
+        optional = [f"every {'other ' if needs else ''}setting (README: Settings)"]
     else:
         optional = [env_name(f) for f in fields_read(command) if f not in required(command)]
     optional += usage.extra
