@@ -14,7 +14,7 @@ elasticsearch-py 9 async API: https://elasticsearch-py.readthedocs.io/en/latest/
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import suppress
 from dataclasses import replace
 from typing import Any
@@ -219,24 +219,37 @@ class ElasticsearchSearch:
             return []
         return sorted(response.body)
 
-    async def load(self, index: str, pool: asyncpg.Pool, batch: int = BULK_BATCH) -> int:
+    async def load(
+        self,
+        index: str,
+        pool: asyncpg.Pool,
+        batch: int = BULK_BATCH,
+        read: Callable[[int], None] | None = None,
+    ) -> int:
         """Bulk-index every published product into `index`, `batch` at a time; returns how many.
+        `read` hears how many products were read so far, batch by batch.
 
         Raises elasticsearch.helpers.BulkIndexError when a document is refused.
         """
         loaded, _ = await async_bulk(
-            self.client, self._published(index, pool, batch), chunk_size=batch, stats_only=True
+            self.client,
+            self._published(index, pool, batch, read),
+            chunk_size=batch,
+            stats_only=True,
         )
         return int(loaded)
 
     async def _published(
-        self, index: str, pool: asyncpg.Pool, batch: int
+        self, index: str, pool: asyncpg.Pool, batch: int, read: Callable[[int], None] | None
     ) -> AsyncIterator[dict[str, Any]]:
-        last_id = 0
+        last_id, count = 0, 0
         while True:
             rows = await pool.fetch(SELECT_PUBLISHED_AFTER, last_id, batch)
             for action in bulk_actions(index, rows):
                 yield action
+            count += len(rows)
+            if read is not None:
+                read(count)
             if len(rows) < batch:
                 return
             last_id = rows[-1]["id"]

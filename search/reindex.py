@@ -29,12 +29,17 @@ from storage.database import create_pool
 BATCH = 1000
 # Bulk requests of a few hundred documents take longer than the short timeout searches use.
 BULK_REQUEST_TIMEOUT_SECONDS = 120.0
+COUNT_PUBLISHED = "SELECT count(*) FROM products WHERE is_published"
 LIST_PUBLISHED_AFTER = """
     SELECT id FROM products WHERE is_published AND id > $1 ORDER BY id LIMIT $2
 """
 # When the load starts, less a margin: an actor's transaction that began a little earlier may
 # commit (and write to the old index) after the load read the product.
 GET_LOAD_START = "SELECT now() - interval '1 minute'"
+
+
+# How far a long step is: (step, done, total), e.g. ("postgres", 3000, 100_000); caller draws.
+Advance = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -70,9 +75,14 @@ class Timer:
             self.progress(step)
 
 
-async def reindex_postgres(pool: asyncpg.Pool, timer: Timer, batch: int = BATCH) -> int:
+async def reindex_postgres(
+    pool: asyncpg.Pool, timer: Timer, batch: int = BATCH, advance: Advance | None = None
+) -> int:
     """Rebuild every published product's PostgreSQL document, then search_terms; returns the
-    number of products."""
+    number of products. `advance` hears of each batch."""
+    total: int = await pool.fetchval(COUNT_PUBLISHED) if advance is not None else 0
+    if advance is not None:
+        advance("postgres", 0, total)
     indexed, last_id = 0, 0
     while True:
         ids = [row["id"] for row in await pool.fetch(LIST_PUBLISHED_AFTER, last_id, batch)]
@@ -80,6 +90,8 @@ async def reindex_postgres(pool: asyncpg.Pool, timer: Timer, batch: int = BATCH)
             break
         indexed += await products.index_many(pool, ids)
         last_id = ids[-1]
+        if advance is not None:
+            advance("postgres", indexed, max(total, indexed))  # some may be published meanwhile
     timer.done("postgres", indexed, "documents rebuilt")
     words = await PostgresSearch(pool, pool).rebuild_terms()
     timer.done("terms", words, "words in search_terms")
@@ -93,6 +105,7 @@ async def reindex_elastic(
     batch: int = BULK_BATCH,
     *,
     alias: str = ALIAS,
+    advance: Advance | None = None,
 ) -> str:
     """Load a new index and move the alias to it; returns the new index's name.
 
@@ -100,9 +113,13 @@ async def reindex_elastic(
     """
     elastic = ElasticsearchSearch(client, pool, alias=alias)
     started: datetime = await pool.fetchval(GET_LOAD_START)
+    total: int = await pool.fetchval(COUNT_PUBLISHED) if advance is not None else 0
+    read = None if advance is None else (lambda n: advance("elastic", n, max(total, n)))
+    if read is not None:
+        read(0)
     new_index = await elastic.create_index()
     try:
-        loaded = await elastic.load(new_index, pool, batch)
+        loaded = await elastic.load(new_index, pool, batch, read)
         timer.done("elastic", loaded, f"documents loaded into {new_index}")
         old_indices = [name for name in await elastic.aliased_indices() if name != new_index]
         await elastic.swap_alias(new_index, old_indices)
@@ -128,19 +145,21 @@ async def reindex(
     *,
     batch: int = BATCH,
     progress: Callable[[Step], None] | None = None,
+    advance: Advance | None = None,
 ) -> Report:
-    """Rebuild PostgreSQL's documents and, with a URL, Elasticsearch's index; see the module."""
+    """Rebuild PostgreSQL's documents and, with a URL, Elasticsearch's index; see the module.
+    `progress` hears of each step when it is done, `advance` of each batch of the long ones."""
     report = Report()
     timer = Timer(report, progress)
     pool = await create_pool(database_url, 2)
     try:
-        await reindex_postgres(pool, timer, batch)
+        await reindex_postgres(pool, timer, batch, advance)
         if elasticsearch_url is not None:
             client = AsyncElasticsearch(
                 elasticsearch_url, request_timeout=BULK_REQUEST_TIMEOUT_SECONDS
             )
             try:
-                await reindex_elastic(client, pool, timer, min(batch, BULK_BATCH))
+                await reindex_elastic(client, pool, timer, min(batch, BULK_BATCH), advance=advance)
             finally:
                 await client.close()
     finally:

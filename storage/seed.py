@@ -85,6 +85,10 @@ VACUUM_CATALOG = """
 """
 
 
+# How far a load is: (step, done, total), e.g. ("products", 50_000, 100_000); the caller draws it.
+Progress = Callable[[str, int, int], None]
+
+
 @dataclass(frozen=True)
 class Step:
     name: str
@@ -115,7 +119,7 @@ async def seed_catalog(
     *,
     seed: int = 1,
     batch: int = 50_000,
-    progress: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
 ) -> SeedReport:
     """Add `products` generated products (and the taxonomy if missing) to the database at dsn.
 
@@ -123,17 +127,17 @@ async def seed_catalog(
     Raises SeedConflict when the taxonomy contradicts the seed's or a slug or SKU is taken, and
     ValueError when products < 1. Uses its own connections (binary COPY needs its jsonb codec).
     On an empty catalog, products and variants are locked for the whole load (see the module).
+    `progress` hears of each batch of products, each index built and the vacuum.
     """
     if products < 1:
         raise ValueError("products must be at least 1")
-    say = progress or (lambda _: None)
+    say: Progress = progress or (lambda step, done, total: None)
     timer, begun = _Timer(), time.monotonic()
     conn = await _connect(dsn)
     try:
         with timer.step("taxonomy") as counted:
             async with conn.transaction():
                 taxonomy, counted.rows = await upsert_taxonomy(conn)
-        say(f"taxonomy: {counted.rows} rows")
         load = _Load(conn, timer, Generator(taxonomy, seed), say)
         loaded = False
         if await conn.fetchval(CATALOG_IS_EMPTY):
@@ -148,8 +152,10 @@ async def seed_catalog(
                 await load.run(products, batch, indexer)
             finally:
                 await indexer.close()
+        say("vacuum", 0, 1)
         with timer.step("vacuum"):
             await conn.execute(VACUUM_CATALOG)
+        say("vacuum", 1, 1)
     finally:
         await conn.close()
     seconds = time.monotonic() - begun
@@ -171,8 +177,10 @@ async def _load_empty(load: _Load, products: int, batch: int) -> None:
     await load.run(products, batch, None)
     with load.timer.step("indexes") as counted:
         await conn.execute(INDEX_BUILD_MEMORY)
-        for index in indexes:
+        load.say("indexes", 0, len(indexes))
+        for built, index in enumerate(indexes, 1):
             await conn.execute(index["definition"])
+            load.say("indexes", built, len(indexes))
         counted.rows = len(indexes)
 
 
@@ -184,7 +192,7 @@ class _Load:
         conn: asyncpg.Connection,
         timer: _Timer,
         generator: Generator,
-        say: Callable[[str], None],
+        say: Progress,
     ) -> None:
         self.conn, self.timer, self.generator, self.say = conn, timer, generator, say
         self.variants = 0
@@ -194,6 +202,7 @@ class _Load:
         meanwhile, or (indexer None) each batch is indexed right after its copy, in the
         caller's transaction."""
         conn, timer, generator = self.conn, self.timer, self.generator
+        self.say("products", 0, products)
         with timer.step("generate"):
             ids = await _reserve_ids(conn, min(batch, products))
             rows, variant_rows = await generator.batch(0, ids)
@@ -215,18 +224,17 @@ class _Load:
                 copied = await copying
             timer.add("generate", max(0.0, generated - copied))  # how long the copy waited
             self.variants += len(variant_rows)
-            self.say(f"products: {start + len(rows)}/{products} ({self.variants} variants)")
+            self.say("products", start + len(rows), products)
             if indexer is not None:
                 with timer.step("search"):  # how long loading waited for the previous batch
                     indexed = await indexer.wait()
                 indexer.start(min(row[0] for row in rows), max(row[0] for row in rows))
-                if indexed:
-                    self.say(f"search: {indexed} products")
+                self.say("search", indexed, products)
             rows, variant_rows = upcoming
         if indexer is not None:
             with timer.step("search") as counted:
                 counted.rows = await indexer.wait()
-            self.say(f"search: {counted.rows} products")
+            self.say("search", counted.rows, products)
 
 
 class _Indexer:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import importlib.metadata
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -25,6 +26,7 @@ from configs.metrics import Kind, MetricsSetupError, mark_dead, prepare
 from configs.settings import Settings, SettingsError
 from domain.events import EXPIRE_UNPAID, RECONCILE_OUTBOX
 from web.cli.services import UNREACHABLE, describe_unreachable
+from web.cli.usage import COMMANDS, command_epilog, overview, settings_class
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -38,9 +40,11 @@ def fail(message: str) -> NoReturn:
     raise SystemExit(2)
 
 
-def load_settings() -> Settings:
-    """Settings from the environment, or a one-line exit. With no DATABASE_URL, a running
-    `aioshop up` in DATA_DIR lends its services (web.cli.services.services_of_up)."""
+def load_settings(command: str) -> Settings:
+    """Settings for `command` from the environment, or a one-line exit. It needs only the
+    required settings it reads (web.cli.usage). With no DATABASE_URL, a running `aioshop up` in
+    DATA_DIR lends its services (web.cli.services.services_of_up); one that is not running is
+    named rather than the missing variables."""
     if "DATABASE_URL" not in os.environ:
         from web.cli.services import UP_ENV, services_of_up
 
@@ -53,8 +57,13 @@ def load_settings() -> Settings:
                 f"aioshop: using the services of `aioshop up` ({data_dir / UP_ENV})",
                 file=sys.stderr,
             )
+        elif (data_dir / "postgres").is_dir():
+            fail(
+                f"{data_dir / 'postgres'} holds the data of `aioshop up`, which is not running:"
+                " start `aioshop up` first, or set DATABASE_URL"
+            )
     try:
-        settings = Settings.from_env()
+        settings = settings_class(command).from_env()
     except SettingsError as exc:
         fail(f"bad settings: {exc}")
     configure_logging(settings.log_format, settings.log_level)
@@ -72,7 +81,7 @@ def setup_metrics(kind: Kind, settings: Settings) -> Path:
 
 
 def cmd_web(args: argparse.Namespace) -> None:
-    settings = load_settings()
+    settings = load_settings("web")
     setup_metrics("web", settings)
     from web.app import create_app
 
@@ -115,7 +124,7 @@ async def serve(app: web.Application, host: str, port: int, stop_timeout: float)
 def cmd_migrate(args: argparse.Namespace) -> None:
     from storage.migrate import migrate
 
-    settings = load_settings()
+    settings = load_settings("migrate")
     try:
         applied = asyncio.run(migrate(str(settings.database_url)))
     except UNREACHABLE as exc:
@@ -128,26 +137,28 @@ def cmd_seed(args: argparse.Namespace) -> None:
     from storage.demo import seed_demo
     from storage.errors import Conflict
     from storage.seed import seed_catalog
+    from web.cli.progress import Meter
 
     if args.products is None and args.seed is not None:
         fail("--seed needs --products")
     if args.products is not None and args.products < 1:
         fail("--products must be at least 1")
-    settings = load_settings()
+    settings = load_settings("seed")
     dsn = str(settings.database_url)
     try:
         if args.products is None:
             created = asyncio.run(seed_demo(dsn, settings.media_dir))
             print(f"seeded {created} demo product(s)")
         else:
-            report = asyncio.run(
-                seed_catalog(
-                    dsn,
-                    args.products,
-                    seed=1 if args.seed is None else args.seed,
-                    progress=lambda line: print(line, file=sys.stderr, flush=True),
+            with Meter() as meter:
+                report = asyncio.run(
+                    seed_catalog(
+                        dsn,
+                        args.products,
+                        seed=1 if args.seed is None else args.seed,
+                        progress=meter,
+                    )
                 )
-            )
             for step in report.steps:
                 print(f"{step.name:<9} {step.rows:>9} rows {step.seconds:>8.2f} s")
             totals = f"{report.products} products, {report.variants} variants"
@@ -173,24 +184,27 @@ def cmd_reindex(args: argparse.Namespace) -> None:
     from elasticsearch.helpers import BulkIndexError
 
     from search.reindex import Step, reindex
+    from web.cli.progress import Meter
 
     if args.batch < 1:
         fail("--batch must be at least 1")
-    settings = load_settings()
+    settings = load_settings("reindex")
 
     def show(step: Step) -> None:
         print(f"{step.name:<9} {step.count:>9} {step.seconds:>8.2f} s  {step.detail}", flush=True)
 
     elastic = settings.elasticsearch_url
     try:
-        report = asyncio.run(
-            reindex(
-                str(settings.database_url),
-                None if elastic is None else str(elastic),
-                batch=args.batch,
-                progress=show,
+        with Meter() as meter:
+            report = asyncio.run(
+                reindex(
+                    str(settings.database_url),
+                    None if elastic is None else str(elastic),
+                    batch=args.batch,
+                    progress=show,
+                    advance=meter,
+                )
             )
-        )
     except UNREACHABLE as exc:
         fail(describe_unreachable(exc))
     except (ApiError, TransportError) as exc:
@@ -210,7 +224,7 @@ RECONCILE_OUTBOX_EVERY_SECONDS = 60.0
 
 
 def cmd_relay(args: argparse.Namespace) -> None:
-    settings = load_settings()
+    settings = load_settings("relay")
     setup_metrics("relay", settings)
     try:
         asyncio.run(_relay(settings))
@@ -271,7 +285,7 @@ async def _relay(settings: Settings) -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> None:
-    settings = load_settings()  # fail here, in one line, rather than in every worker process
+    settings = load_settings("worker")  # fail here, in one line, not in every worker process
     # Every process of the worker (and Dramatiq's exposition fork) inherits the environment.
     directory = setup_metrics("worker", settings)
     from actors.ops.metrics import worker_environment
@@ -302,7 +316,7 @@ def cmd_worker(args: argparse.Namespace) -> None:
 def cmd_createadmin(args: argparse.Namespace) -> None:
     from auth.admins import admin_email, create_admin
 
-    settings = load_settings()
+    settings = load_settings("createadmin")
     try:  # before asking for a password: the address decides whether there will be an account
         email = admin_email(args.email or input("Email: "))
     except ValueError as exc:
@@ -336,46 +350,69 @@ def cmd_up(args: argparse.Namespace) -> None:
     raise SystemExit(run_up(args))
 
 
+class Formatter(argparse.RawDescriptionHelpFormatter):
+    """Epilogs as written (the tables of web.cli.usage); room for `createadmin` in the list."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=32)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of `aioshop` (compose.yml's commands are checked against it)."""
-    parser = argparse.ArgumentParser(prog="aioshop", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    """The argument parser of `aioshop` (compose.yml's commands are checked against it): each
+    command's line, variables and examples come from web.cli.usage.COMMANDS."""
+    parser = argparse.ArgumentParser(
+        prog="aioshop",
+        description=__doc__.splitlines()[0],
+        epilog=overview(),
+        formatter_class=Formatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="<command>")
+    handlers: dict[str, Callable[[argparse.Namespace], None]] = {
+        "up": cmd_up,
+        "web": cmd_web,
+        "worker": cmd_worker,
+        "relay": cmd_relay,
+        "migrate": cmd_migrate,
+        "seed": cmd_seed,
+        "reindex": cmd_reindex,
+        "createadmin": cmd_createadmin,
+    }
+    commands = {}
+    for name, usage in COMMANDS.items():
+        commands[name] = sub.add_parser(
+            name,
+            help=usage.summary,
+            description=usage.summary[0].upper() + usage.summary[1:] + ".",
+            epilog=command_epilog(name),
+            formatter_class=Formatter,
+        )
+        commands[name].set_defaults(handler=handlers[name])
 
-    def add(name: str, handler: Callable[[argparse.Namespace], None], help_: str) -> Any:
-        command = sub.add_parser(name, help=help_)
-        command.set_defaults(handler=handler)
-        return command
-
-    up = add("up", cmd_up, "the whole shop on embedded defaults (or the services in the env)")
+    up = commands["up"]
     up.add_argument("--data-dir", default=None, help="where embedded data lives (default ./var)")
-    up.add_argument("--host", default="127.0.0.1")
-    up.add_argument("--port", type=int, default=8080)
+    up.add_argument("--host", default="127.0.0.1", help="default %(default)s")
+    up.add_argument("--port", type=int, default=8080, help="default %(default)s")
 
-    web_cmd = add("web", cmd_web, "the HTTP server")
-    web_cmd.add_argument("--host", default="127.0.0.1")
-    web_cmd.add_argument("--port", type=int, default=8080)
+    web_cmd = commands["web"]
+    web_cmd.add_argument("--host", default="127.0.0.1", help="default %(default)s")
+    web_cmd.add_argument("--port", type=int, default=8080, help="default %(default)s")
 
-    worker = add("worker", cmd_worker, "the Dramatiq workers (all actors)")
-    worker.add_argument("--processes", type=int, default=2)
-    worker.add_argument("--threads", type=int, default=4)
+    worker = commands["worker"]
+    worker.add_argument("--processes", type=int, default=2, help="default %(default)s")
+    worker.add_argument("--threads", type=int, default=4, help="per process; default %(default)s")
     worker.add_argument("--queues", nargs="*", help="only these queues")
 
-    add("relay", cmd_relay, "drain the outbox into the broker")
-    add("migrate", cmd_migrate, "apply pending database migrations")
-    seed = add("seed", cmd_seed, "add the demo products (idempotent), or --products N generated")
+    seed = commands["seed"]
     seed.add_argument(
         "--products", type=int, help="generate N products with variants (bulk COPY; adds on rerun)"
     )
     seed.add_argument("--seed", type=int, help="random seed for --products (default 1)")
 
-    reindex = add(
-        "reindex", cmd_reindex, "rebuild every search document (and swap the Elasticsearch index)"
-    )
+    reindex = commands["reindex"]
     reindex.add_argument("--batch", type=int, default=1000, help="products per batch")
 
-    admin = add(
-        "createadmin", cmd_createadmin, "create a staff, ops or admin account (or promote one)"
-    )
+    admin = commands["createadmin"]
     admin.add_argument("--email", help="asked for when missing")
     admin.add_argument("--name", help="asked for when missing")
     admin.add_argument(
@@ -383,6 +420,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     admin.add_argument("--role", choices=("staff", "ops", "admin"), default="admin")
     return parser
+
+
+def version() -> str:
+    """The installed package's version (its metadata, not a constant to keep in step)."""
+    try:
+        return importlib.metadata.version("aioshop")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout never installed
+        return "unknown"
 
 
 def main(argv: Sequence[str] | None = None) -> None:

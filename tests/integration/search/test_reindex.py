@@ -139,7 +139,11 @@ async def test_reindex_with_a_refused_document_stops_with_one_line(
     )
 
     assert result.returncode == 2, result.stderr
-    (line,) = result.stderr.strip().splitlines()  # no traceback, no request log
+    lines = result.stderr.strip().splitlines()
+    # Progress lines of the steps (stderr is not a terminal), then one line: no traceback, no
+    # request log.
+    *progress, line = lines
+    assert all(each.split()[0] in {"postgres", "elastic"} for each in progress), lines
     assert line.startswith("aioshop: Elasticsearch refused documents: 1 document(s) failed")
     assert f"id {refused_id}: failed to parse" in line
     created = next(path for method, path in requests if method == "PUT")

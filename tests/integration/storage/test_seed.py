@@ -379,3 +379,26 @@ def test_cli_refuses_seed_without_products() -> None:
     )
     assert result.returncode == 2
     assert result.stderr.strip() == "aioshop: --seed needs --products"
+
+
+async def test_progress_hears_each_batch_each_index_and_the_vacuum(fresh_db: str) -> None:
+    heard: list[tuple[str, int, int]] = []
+    await seed_catalog(fresh_db, 250, batch=100, progress=lambda *report: heard.append(report))
+    steps = [step for step, _, _ in heard]
+    assert [r for r in heard if r[0] == "products"] == [
+        ("products", 0, 250),
+        ("products", 100, 250),
+        ("products", 200, 250),
+        ("products", 250, 250),
+    ]
+    indexes = [r for r in heard if r[0] == "indexes"]
+    assert indexes[0][1] == 0 and indexes[-1][1] == indexes[-1][2] > 0
+    assert [done for _, done, _ in indexes] == list(range(len(indexes)))
+    assert heard[-2:] == [("vacuum", 0, 1), ("vacuum", 1, 1)]
+    assert steps.index("indexes") > steps.index("products")  # built after the load
+
+    heard.clear()  # into a catalog with products: batches are indexed beside the load
+    await seed_catalog(fresh_db, 150, batch=100, progress=lambda *report: heard.append(report))
+    assert [r for r in heard if r[0] == "products"][-1] == ("products", 150, 150)
+    assert [r for r in heard if r[0] == "search"][-1] == ("search", 150, 150)
+    assert "indexes" not in {step for step, _, _ in heard}

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 
 from storage.database import connect
 from tests.support.cli import GOOD_ENV, run_cli
+from web.cli.usage import COMMANDS, env_name, fields_read, required
 
 
 def test_malformed_database_url_stops_web_with_one_line() -> None:
@@ -25,12 +27,71 @@ def test_smtp_url_without_a_host_stops_web_at_start_with_one_line() -> None:
     assert lines[0] == "aioshop: bad settings: SMTP_URL: has no host"
 
 
-def test_missing_variables_are_all_named_in_one_line() -> None:
-    result = run_cli("migrate")
+def test_missing_variables_are_all_named_in_one_line(tmp_path) -> None:
+    result = run_cli("web", DATA_DIR=str(tmp_path))
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1, result.stderr
     for name in ("DATABASE_URL", "REDIS_URL", "BROKER_URL", "SECRET_KEY"):
         assert f"{name}: is not set" in lines[0]
+
+
+def test_a_command_asks_only_for_the_variables_it_needs(tmp_path, fresh_db) -> None:
+    missing = run_cli("migrate", DATA_DIR=str(tmp_path))
+    assert missing.returncode == 2
+    assert missing.stderr == "aioshop: bad settings: DATABASE_URL: is not set\n"
+    migrated = run_cli("migrate", DATABASE_URL=fresh_db, DATA_DIR=str(tmp_path))
+    assert migrated.returncode == 0, migrated.stderr
+    assert migrated.stdout.startswith("applied 0 migration(s)")
+
+
+def test_the_data_of_a_stopped_up_is_named_instead_of_the_variables(tmp_path) -> None:
+    (tmp_path / "postgres").mkdir()  # what `aioshop up` leaves in DATA_DIR
+    for command in ("migrate", "createadmin", "seed", "reindex", "web", "relay", "worker"):
+        result = run_cli(command, DATA_DIR=str(tmp_path))
+        assert result.returncode == 2, (command, result.stderr)
+        assert result.stderr == (
+            f"aioshop: {tmp_path / 'postgres'} holds the data of `aioshop up`, which is not"
+            " running: start `aioshop up` first, or set DATABASE_URL\n"
+        ), command
+
+
+def test_help_lists_every_command_with_its_variables() -> None:
+    result = run_cli("--help")
+    assert result.returncode == 0, result.stderr
+    listed = result.stdout.split("environment")[0]
+    epilog = result.stdout.split("environment (", 1)[1]
+    rows = epilog.splitlines()[2:]
+    for command, row in COMMANDS.items():
+        assert f"    {command} " in listed or f"    {command}\n" in listed, command
+        assert " ".join(row.summary.split()) in " ".join(listed.split()), command
+        (start,) = [i for i, line in enumerate(rows) if line.startswith(f"  {command} ")]
+        block = " ".join(" ".join(rows[start : start + 4]).split())
+        needs = block.split("needs: ")[1].split(" reads: ")[0]
+        for field in required(command):
+            assert env_name(field) in needs, (command, field)
+        if row.reads is not None:
+            reads = block.split(" reads: ")[1]
+            for field in set(fields_read(command)) - set(required(command)):
+                assert env_name(field) in reads, (command, field)
+    assert "--version" in result.stdout
+
+
+def test_each_command_help_has_its_variables_and_examples() -> None:
+    for command, row in COMMANDS.items():
+        result = run_cli(command, "--help")
+        assert result.returncode == 0, result.stderr
+        text = result.stdout
+        assert "environment:" in text and "examples:" in text, command
+        for field in required(command):
+            assert env_name(field) in text.split("environment:")[1], (command, field)
+        for example in row.examples:
+            assert f"  {example}" in text, (command, example)
+
+
+def test_version_is_the_package_metadata() -> None:
+    result = run_cli("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"aioshop {importlib.metadata.version('aioshop')}\n"
 
 
 def test_unreachable_database_stops_migrate_with_one_line() -> None:

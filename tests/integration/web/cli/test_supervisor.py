@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -210,6 +211,22 @@ async def test_up_runs_embedded_stops_cleanly_and_keeps_data(tmp_path: Path) -> 
         assert prepared["demo_products_created"] == DEMO_SIZE
     assert not (data_dir / "up.env").exists()  # gone with `up`: no command finds stale services
     assert processes_using(data_dir) == []
+    # Beside the data of the stopped `up`, a command says so instead of listing variables.
+    env = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
+    stopped = subprocess.run(
+        [str(Path(sys.executable).with_name("aioshop")), "createadmin"],
+        env={**env, "DATA_DIR": str(data_dir)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    assert stopped.returncode == 2
+    assert stopped.stderr.splitlines() == [
+        f"aioshop: {data_dir / 'postgres'} holds the data of `aioshop up`, which is not running:"
+        " start `aioshop up` first, or set DATABASE_URL"
+    ]
     assert not up.events("process.killed"), "a child needed SIGKILL"
     secret = (data_dir / "secret_key").read_text()
     assert (data_dir / "secret_key").stat().st_mode & 0o777 == 0o600
