@@ -247,6 +247,16 @@ class Payment(Doc):
     brand: str | None
     last4: str | None
     status: str
+    attempt: int = Field(
+        description="1 for the checkout's card; each card given after a decline adds one"
+    )
+    decline_code: str | None = Field(
+        description="the provider's code when the last card was declined"
+    )
+    decline_reason: str | None = Field(description="that decline in plain words, for the customer")
+    retry_url: str | None = Field(
+        description="where to POST another card while the order waits for one (else null)"
+    )
 
 
 class Transition(Doc):

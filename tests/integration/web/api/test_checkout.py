@@ -85,6 +85,10 @@ async def test_a_guest_fills_a_cart_and_checks_out(client, fresh_db) -> None:
         "brand": "visa",
         "last4": "4242",
         "status": "pending",
+        "attempt": 1,
+        "decline_code": None,
+        "decline_reason": None,
+        "retry_url": None,
     }
     assert order["totals"]["total"]["amount"] == 6000  # free shipping from 50.00
     assert "4242424242424242" not in str(
