@@ -53,8 +53,12 @@ SELECT_HELD = """
     WHERE o.status <> 'cancelled' AND l.variant_id IS NOT NULL
     GROUP BY l.variant_id
 """
+# A declined order is cancelled by the expiry tick (every minute) once UNPAID_ORDER_MINUTES pass.
+EXPIRY_GRACE = 120.0
+
 SELECT_ORDERS = """
-    SELECT o.id, o.number, o.status, p.status AS payment, p.decline_code, p.attempt
+    SELECT o.id, o.number, o.status, p.status AS payment, p.decline_code, p.attempt,
+           extract(epoch FROM now() - o.placed_at)::float8 AS age_seconds
     FROM orders o LEFT JOIN payments p ON p.order_id = o.id
     ORDER BY o.id
 """
@@ -264,7 +268,7 @@ async def check_payments(tree: Tree, journal: Journal) -> Row:
     cards = {n: a.card for a in journal.checkouts for n in a.numbers}
     statuses: Counter[str] = Counter()
     problems = []
-    refunded = 0
+    refunded = waiting = 0
     for order in orders:
         statuses[order["status"]] += 1
         capture = ledger.get(capture_key(order["id"], order["attempt"] or 1))  # the last card's
@@ -282,11 +286,21 @@ async def check_payments(tree: Tree, journal: Journal) -> Row:
                     problem = "cancelled after a capture, not refunded"
             elif payment not in ("voided", "declined") or refund is not None:
                 problem = "cancelled, payment neither voided nor declined"
+        elif payment == "declined" and not captured and refund is None:
+            # Waiting for another card: explained until its expiry has had a tick to run.
+            if order["age_seconds"] <= tree.options.unpaid_order_minutes * 60 + EXPIRY_GRACE:
+                waiting += 1
+            else:
+                problem = "declined and still held past its unpaid-order expiry"
         else:
             problem = "still pending after the drain (its payment never settled)"
         card = cards.get(order["number"])
         if problem is None and card is not None:
-            if card != GOOD_CARD and (order["status"] != "cancelled" or captured):
+            # A declining card ends cancelled, or pending with the decline while the order
+            # waits for another card; never captured.
+            if card != GOOD_CARD and (
+                captured or (order["status"] != "cancelled" and payment != "declined")
+            ):
                 problem = f"paid with the declining card {card}"
             elif card == GOOD_CARD and payment == "declined":
                 problem = f"declined with the good card ({order['decline_code']})"
@@ -301,7 +315,8 @@ async def check_payments(tree: Tree, journal: Journal) -> Row:
             )
     counts_text = (
         f"{len(orders)} orders ({', '.join(f'{k} {v}' for k, v in sorted(statuses.items()))}); "
-        f"{refunded} refunded; {len(problems)} unexplained"
+        f"{refunded} refunded; {waiting} declined and waiting for another card; "
+        f"{len(problems)} unexplained"
     )
     return Row(
         "every order explained by its payment", not problems, counts_text, problems[:EXAMPLES]

@@ -47,7 +47,8 @@ SELECT_NEGATIVE = (
 COUNT_UNSETTLED = """
     SELECT (SELECT count(*) FROM outbox
             WHERE published_at IS NULL AND NOT (event_id = ANY ($1::uuid[])))
-         + (SELECT count(*) FROM orders WHERE status = 'pending')
+         + (SELECT count(*) FROM orders o LEFT JOIN payments p ON p.order_id = o.id
+            WHERE o.status = 'pending' AND p.status IS DISTINCT FROM 'declined')
          + (SELECT count(*) FROM outbox o
             WHERE NOT EXISTS (SELECT 1 FROM processed_events p
                               WHERE p.consumer = o.actor_name AND p.event_id = o.event_id)
@@ -287,8 +288,9 @@ async def sample_stock(tree: Tree, journal: Journal, stop: asyncio.Event) -> Non
 
 
 async def drain(tree: Tree, poisoned: list[str], seconds: float) -> str:
-    """Wait until nothing is left to do (outbox published, no order pending, every event's
-    effect in the inbox but the poisoned ones), twice in a row, or `seconds` pass."""
+    """Wait until nothing is left to do (outbox published, no order pending but those declined
+    and waiting for another card, every event's effect in the inbox but the poisoned ones),
+    twice in a row, or `seconds` pass."""
     assert tree.pool is not None
     began = time.monotonic()
     settled_before = False
