@@ -28,9 +28,8 @@ from storage.products import INSERT_VARIANT, PRODUCT_COLUMNS, NewVariant, Produc
 
 # Filters are optional: a NULL parameter switches its condition off. The category filter takes
 # the category's whole subtree (its path contains the id). Name matches anywhere, SKU by prefix.
-LIST_PRODUCTS = f"""
-    SELECT {PRODUCT_COLUMNS} FROM products p
-    WHERE ($1::text IS NULL
+PRODUCT_FILTERS = """
+    ($1::text IS NULL
            OR p.name ILIKE '%' || $1 || '%' ESCAPE '\\'
            OR EXISTS (SELECT FROM variants v
                       WHERE v.product_id = p.id AND v.sku LIKE upper($1) || '%' ESCAPE '\\'))
@@ -38,6 +37,10 @@ LIST_PRODUCTS = f"""
            OR p.category_id IN (SELECT id FROM categories WHERE path @> ARRAY[$2::bigint]))
       AND ($3::boolean IS NULL OR p.is_published = $3)
       AND ($4::boolean IS NULL OR p.in_stock = $4)
+"""
+LIST_PRODUCTS = f"""
+    SELECT {PRODUCT_COLUMNS} FROM products p
+    WHERE {PRODUCT_FILTERS}
     ORDER BY p.created_at DESC, p.id DESC
     LIMIT $5 OFFSET $6
 """

@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 
-from storage.catalog_admin import like_escape
+from storage.catalog_admin import PRODUCT_FILTERS, like_escape
 from storage.database import Executor
 from storage.products import PRODUCT_COLUMNS, Product, _product
 
@@ -37,19 +37,13 @@ LIST_FOR_STAFF = """
             FROM product_images i WHERE i.product_id = p.id
             ORDER BY i.position, i.id LIMIT 1) AS thumbnail
     FROM products p
-    WHERE ($1::text IS NULL
-           OR p.name ILIKE '%' || $1 || '%' ESCAPE '\\'
-           OR EXISTS (SELECT FROM variants v
-                      WHERE v.product_id = p.id AND v.sku LIKE upper($1) || '%' ESCAPE '\\'))
-      AND ($2::bigint IS NULL
-           OR p.category_id IN (SELECT id FROM categories WHERE path @> ARRAY[$2::bigint]))
-      AND ($3::boolean IS NULL OR p.is_published = $3)
-      AND ($4::boolean IS NULL OR p.in_stock = $4)
+    WHERE {PRODUCT_FILTERS}
     ORDER BY {order}
     LIMIT $5 OFFSET $6
 """
 LIST_BY_SORT = {
-    key: LIST_FOR_STAFF.format(columns=_COLUMNS, order=order) for key, order in SORTS.items()
+    key: LIST_FOR_STAFF.format(columns=_COLUMNS, PRODUCT_FILTERS=PRODUCT_FILTERS, order=order)
+    for key, order in SORTS.items()
 }
 GET_MANY = f"""
     SELECT {_COLUMNS}, p.updated_at,

@@ -13,6 +13,7 @@ import secrets
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import asyncpg
 
@@ -25,6 +26,9 @@ from storage.database import connect
 from storage.orders import Order
 from storage.products import NewVariant
 from tests.support.smtp import SmtpServer
+
+if TYPE_CHECKING:
+    from actors.resources import Resources
 
 ADDRESS = {
     "full_name": "Ada Lovelace",
@@ -217,3 +221,22 @@ async def assert_each_paid_and_told_once(dsn: str, server: SmtpServer, placed: l
     assert set(emails.values()) == {1}
     unpublished = "SELECT count(*) FROM outbox WHERE published_at IS NULL"
     assert await count(dsn, unpublished) == 0
+
+
+# Capture events the order actor has not handled yet (tests that run the actor by hand).
+UNPROCESSED_CAPTURES = """
+    SELECT o.event_id, (o.payload->>'order_id')::bigint AS order_id FROM outbox o
+    LEFT JOIN processed_events p ON p.consumer = o.actor_name AND p.event_id = o.event_id
+    WHERE o.actor_name = 'orders.capture_payment' AND p.event_id IS NULL
+"""
+
+
+async def run_captures(res: Resources, dsn: str) -> int:
+    """Run the order actor on every capture event not handled yet, as a worker would."""
+    from actors.orders import capture_payment
+    from tests.support.db import fetch
+
+    rows = await fetch(dsn, UNPROCESSED_CAPTURES)
+    for row in rows:
+        await capture_payment(res, event_id=str(row["event_id"]), order_id=row["order_id"])
+    return len(rows)

@@ -11,36 +11,22 @@ from typing import Any
 
 import pytest
 
-from actors.orders import capture_payment
 from actors.resources import Resources, open_resources
 from configs.settings import Settings
 from tests.integration.web.api.test_checkout import ADDRESS, PROBLEM, expect
 from tests.support.accounts import register
-from tests.support.db import fetch, sql
-from tests.support.orders import stocked_product
+from tests.support.db import sql
+from tests.support.orders import run_captures, stocked_product
 
 DECLINED = {"number": "4000 0000 0000 0002", "expiry": "12/39", "cvc": "123"}
 INSUFFICIENT = DECLINED | {"number": "4000 0000 0000 9995"}
 GOOD = DECLINED | {"number": "4242 4242 4242 4242"}
-UNPROCESSED_CAPTURES = """
-    SELECT o.event_id, (o.payload->>'order_id')::bigint AS order_id FROM outbox o
-    LEFT JOIN processed_events p ON p.consumer = o.actor_name AND p.event_id = o.event_id
-    WHERE o.actor_name = 'orders.capture_payment' AND p.event_id IS NULL
-"""
 
 
 @pytest.fixture
 async def res(settings: Settings) -> AsyncIterator[Resources]:
     async with AsyncExitStack() as stack:
         yield await open_resources(settings, stack)
-
-
-async def run_captures(res: Resources, dsn: str) -> int:
-    """Run the order actor on every capture event not handled yet, as a worker would."""
-    rows = await fetch(dsn, UNPROCESSED_CAPTURES)
-    for row in rows:
-        await capture_payment(res, event_id=str(row["event_id"]), order_id=row["order_id"])
-    return len(rows)
 
 
 async def declined_order(client: Any, res: Resources, dsn: str, ada: dict[str, str]) -> str:
