@@ -7,7 +7,7 @@ UV := .tools/bin/uv
 VENV := .venv
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test install browser prometheus lint typecheck pytest format clean soak
+.PHONY: run test install browser prometheus lint typecheck pytest format clean soak screenshots
 
 run: install
 	$(VENV)/bin/aioshop up
@@ -51,6 +51,12 @@ typecheck:
 
 pytest:
 	$(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
+
+# Full-page screenshots of every page kind at 375 and 1280 px, from `aioshop up` with its demo
+# catalog (tests/screens): `make screenshots OUT=/tmp/shots`.
+OUT ?= tests/screens/artifacts
+screenshots: install browser
+	$(VENV)/bin/python -m tests.screens $(OUT)
 
 # The long soak: the whole process tree under random users while faults are injected (10 minutes
 # by default); `make test` runs its one-minute form (tests/integration/test_soak.py).
