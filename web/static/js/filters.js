@@ -48,11 +48,17 @@
       return text;
     }
 
+    // The URL the form would load, without empty fields and without the default (first) order,
+    // as the server's own links leave them out.
     function urlOf() {
       const url = new URL(form.action, location.href);
       const query = new URLSearchParams();
+      const sort = form.elements.namedItem("sort");
+      const defaultSort = sort && sort.options && sort.options.length ? sort.options[0].value : null;
       for (const [name, value] of new FormData(form)) {
-        if (typeof value === "string" && value.trim()) query.append(name, value);
+        if (typeof value !== "string" || !value.trim()) continue;
+        if (name === "sort" && value === defaultSort) continue;
+        query.append(name, value);
       }
       url.search = query.toString();
       return url.href;
