@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from domain.money import Money
-from search.backend import PRICE_BUCKETS, FacetValue, Facets, SearchHit, price_bucket_label
+from search.backend import PRICE_BUCKETS, Facets, FacetValue, SearchHit, price_bucket_label
 from storage.attributes import Attribute
 from storage.catalog_reads import Thumbnail
 from storage.categories import Category, CategoryNode

@@ -61,7 +61,8 @@ async def test_phone_drawer_filters_live_with_chips(
     # The subcategories are one row that scrolls sideways, not a page wider than the phone.
     row = page.locator(".subcategories ul")
     sizes = await row.evaluate(
-        "ul => [ul.scrollWidth, ul.clientWidth, new Set([...ul.children].map(li => li.offsetTop)).size]"
+        """ul => [ul.scrollWidth, ul.clientWidth,
+                  new Set([...ul.children].map(li => li.offsetTop)).size]"""
     )
     assert sizes[0] > sizes[1] and sizes[2] == 1, sizes
     assert "local" in await row.evaluate("ul => getComputedStyle(ul).backgroundAttachment")
@@ -94,6 +95,14 @@ async def test_phone_drawer_filters_live_with_chips(
     assert re.search(r"/c/shoes\?attr\.colour=red$", page.url)
     await still_same_document(page)
     await page.screenshot(path=artifacts / "filters-phone-drawer-ticked.png")
+
+    # "Clear" in the drawer: the link goes with the swap, focus stays in the drawer.
+    await drawer.get_by_role("link", name="Clear", exact=True).click()
+    await expect(page.locator(".chip-remove")).to_have_count(0)
+    await expect(page.locator("[data-filter-status]")).to_have_text("3 products")
+    assert await drawer.evaluate("d => d.contains(document.activeElement)")
+    await red.check()
+    await expect(page.locator(".chip-remove")).to_have_count(1)
 
     await page.keyboard.press("Escape")
     await expect(drawer).to_be_hidden()

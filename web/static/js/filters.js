@@ -8,7 +8,8 @@
  * - applies every change at once: it fetches the same GET URL the form would load, swaps in the
  *   results (with the chips) and the form (with the new facet counts), records the URL with
  *   history.pushState (back, forward and reload show the same state), and says the new count in
- *   a polite live region. Chips and "Clear" links are fetched the same way. Focus stays on the
+ *   a polite live region (moved into the drawer while it is open: outside a modal dialog
+ *   it would be inert). Chips and "Clear" links are fetched the same way. Focus stays on the
  *   control that had it (found again by name and value), or goes to the next chip or the count
  *   when what had it is gone. If the answer is not a listing (a 400 page), the browser simply
  *   goes to that URL.
@@ -91,7 +92,11 @@
         const chips = results.querySelectorAll(".chip-remove");
         target = chips[Math.min(key.chip, chips.length - 1)] || null;
       }
-      (target || results.querySelector("#results-count"))?.focus();
+      // Inside the open drawer the results are inert: stay in the form.
+      const fallback = drawer && drawer.open
+        ? form.querySelector("input, select")
+        : results.querySelector("#results-count");
+      (target || fallback)?.focus();
     }
 
     function swap(into, from) {
@@ -161,13 +166,16 @@
     if (!details || !panel || !opener || !drawer || !drawerBody || !drawer.showModal) return;
     opener.hidden = false;
     showCount();
+    const statusHome = status ? status.parentNode : null;
     opener.addEventListener("click", () => {
       drawerBody.append(panel);
+      if (status) drawer.append(status); // outside the modal drawer, a live region is inert
       drawer.showModal();
       opener.setAttribute("aria-expanded", "true");
     });
     drawer.addEventListener("close", () => {
       details.append(panel);
+      if (status && statusHome) statusHome.append(status);
       opener.setAttribute("aria-expanded", "false");
       if (PHONE.matches) opener.focus();
     });
