@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from domain.money import Money
-from search.backend import PRICE_BUCKETS, Facets, SearchHit, price_bucket_label
+from search.backend import PRICE_BUCKETS, Facets, FacetValue, SearchHit, price_bucket_label
 from storage.attributes import Attribute
 from storage.catalog_reads import Thumbnail
 from storage.categories import Category, CategoryNode
@@ -150,17 +150,22 @@ def facets_json(
     selected: Mapping[str, Sequence[str]],
 ) -> dict[str, Any]:
     """Facet counts with what people read: category names, attribute names, choice labels and
-    swatches, price bounds; `selected` marks the values the query filters by."""
+    swatches, price bounds; `selected` marks the values the query filters by. A selected value
+    that nothing matches any more is still listed (count 0), so it can be named and unselected."""
     by_slug = {attribute.slug: attribute for attribute in attributes}
     attribute_facets = []
-    for slug, values in facets.attributes.items():
+    counted = {slug: list(values) for slug, values in facets.attributes.items()}
+    for slug in selected:
+        counted.setdefault(slug, [])
+    for slug, values in counted.items():
         attribute = by_slug.get(slug)
         if attribute is None:
             continue
         choices = {choice.slug: choice for choice in attribute.choices}
         chosen = selected.get(slug, ())
+        seen = {str(facet.value) for facet in values}
         entries = []
-        for facet in values:
+        for facet in [*values, *(FacetValue(v, 0) for v in chosen if v not in seen)]:
             value = str(facet.value)
             choice = choices.get(value)
             entries.append(

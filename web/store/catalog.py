@@ -22,6 +22,7 @@ from web import catalog
 from web.listing import parse_listing
 from web.params import InvalidParameters
 from web.render import page
+from web.store.catalog_chips import filter_chips
 from web.store.catalog_picker import build_picker, stock_text
 from web.store.catalog_query import (
     FormErrors,
@@ -123,6 +124,10 @@ async def _listing(
         return await page(request, template, context, status=400, nav=nav)
     currency = next((item["price"]["currency"] for item in result["items"] if item["price"]), None)
     facets = result.get("facets", {})
+    prices = price_choices(facets.get("price_ranges", []), params, currency)
+    chips = filter_chips(
+        path, request.query, params, facets, prices, currency, category_chip=category is None
+    )
     next_url = (
         url_with(path, request.query, cursor=result["next_cursor"])
         if result["next_cursor"]
@@ -137,7 +142,8 @@ async def _listing(
             "params": params,
             "listing": listing,
             "filtered": active_filters(params),
-            "prices": price_choices(facets.get("price_ranges", []), params, currency),
+            "prices": prices,
+            "chips": chips,
             "next_url": next_url,
             "first_page": "cursor" not in request.query,
             "first_url": url_with(path, request.query),

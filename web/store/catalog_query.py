@@ -131,12 +131,14 @@ def price_choices(
             str(int(high) - 1) if high is not None else None
         )
         if bucket["count"] or selected:
-            label = _range_label(low, None if high is None else int(high), currency)
+            label = range_label(low, None if high is None else int(high), currency)
             choices.append(PriceChoice(str(bucket["label"]), label, int(bucket["count"]), selected))
     return choices
 
 
-def _range_label(low: int, high: int | None, currency: str | None) -> str:
+def range_label(low: int, high: int | None, currency: str | None) -> str:
+    """A price range [low, high) as people read it: "Under €50.00", "€100.00 and up"."""
+
     def money(amount: int) -> str:
         if currency:
             return formatted(amount, currency)
