@@ -37,6 +37,7 @@ from asyncpg.pool import PoolAcquireContext
 from prometheus_client import Counter
 
 from configs.settings import Settings
+from storage import failover
 from storage.errors import PoolExhausted
 from storage.statements import OneStatement, StatementPool
 
@@ -55,6 +56,7 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
     PoolExhausted,
 )
 DEFAULT_ACQUIRE_TIMEOUT_SECONDS = 5.0
+DEFAULT_COMMAND_TIMEOUT_SECONDS = 60.0  # a statement the server never answers fails by then
 REPLICA_CHECK_ERRORS = Counter(
     "aioshop_replica_check_errors_total",
     "Replica checks that failed (the replica is not used until one succeeds), by error.",
@@ -135,12 +137,33 @@ class BoundedAcquire(PoolAcquireContext):  # type: ignore[misc]
             self.done = True
             ACQUIRE_TIMEOUTS.labels(pool.label).inc()
             raise PoolExhausted(pool.label, self.timeout) from None
+        except Exception as exc:
+            if not failover.unreachable(exc, connection_closed=True):
+                raise
+            self.done = True  # no server, or no writable one yet (a failover)
+            await pool.expire_connections()
+            raise failover.translated(exc, pool.label) from exc
         self._token = _held.set(_held.get() | {id(pool)})
         return conn
 
     async def __aexit__(self, *exc_info: Any) -> None:
+        """Release; an error that says the server is gone (or is a standby now: 25006) expires
+        the pool's connections and leaves as DatabaseUnreachable (storage.failover)."""
         _held.reset(self._token)
-        await super().__aexit__(*exc_info)
+        pool: BoundedPool = self.pool
+        exc = exc_info[1]
+        closed = self.connection is not None and self.connection.is_closed()
+        try:
+            await super().__aexit__(*exc_info)
+        except Exception as release_error:  # resetting a connection whose server went away
+            if not failover.unreachable(release_error, connection_closed=True, writes=True):
+                raise
+            exc = exc if exc is not None else release_error
+        if isinstance(exc, Exception) and failover.unreachable(
+            exc, connection_closed=closed, writes=True
+        ):
+            await pool.expire_connections()
+            raise failover.translated(exc, pool.label) from exc
 
     def __await__(self) -> Any:
         return self._acquired().__await__()
@@ -435,10 +458,13 @@ async def create_pool(
     *,
     min_size: int = 1,
     acquire_timeout: float = DEFAULT_ACQUIRE_TIMEOUT_SECONDS,
+    command_timeout: float = DEFAULT_COMMAND_TIMEOUT_SECONDS,
     label: str = "primary",
 ) -> BoundedPool:
     """One asyncpg pool, for writes and transactions (browsing reads use statement_pool); its
-    acquires wait at most `acquire_timeout` s (PoolExhausted) and are never nested."""
+    acquires wait at most `acquire_timeout` s (PoolExhausted) and are never nested, a statement
+    at most `command_timeout` s. A server that went away, or no writable host of a multi-host
+    `dsn`, raises DatabaseUnreachable and expires the pool's connections (storage.failover)."""
     pool = BoundedPool(
         dsn,
         acquire_timeout=acquire_timeout,
@@ -451,7 +477,8 @@ async def create_pool(
         max_inactive_connection_lifetime=60,
         init=_init_connection,
         loop=None,
-        timeout=acquire_timeout,  # opening a connection, within an acquire
+        timeout=acquire_timeout,  # opening a connection (every host of the DSN), within an acquire
+        command_timeout=command_timeout,
     )
     await pool
     return pool
@@ -462,14 +489,22 @@ def statement_pool(
     size: int,
     *,
     acquire_timeout: float = DEFAULT_ACQUIRE_TIMEOUT_SECONDS,
+    command_timeout: float = DEFAULT_COMMAND_TIMEOUT_SECONDS,
     label: str = "read",
 ) -> StatementPool:
     """Read-only connections for single statements (browsing reads), opened when first needed:
-    a replica that is down at start-up does not stop the process. The server refuses writes."""
+    a replica that is down at start-up does not stop the process. The server refuses writes.
+    A multi-host `dsn`'s target_session_attrs=read-write picks the primary here too (asked as
+    `primary`: these connections are read-only by their own setting)."""
+    target = failover.session_target(dsn, read_only=True)
 
     async def connect_read_only() -> asyncpg.Connection:
         conn: asyncpg.Connection = await asyncpg.connect(
-            dsn, server_settings=dict(READ_ONLY), timeout=acquire_timeout
+            dsn,
+            server_settings=dict(READ_ONLY),
+            timeout=acquire_timeout,
+            command_timeout=command_timeout,
+            target_session_attrs=target,
         )
         await _init_connection(conn)
         return conn
@@ -481,20 +516,20 @@ def statement_pool(
 async def open_database(settings: Settings, *, monitor: bool = True) -> AsyncIterator[Database]:
     """Open both pools (and the replica monitor); closes everything on exit, even on error."""
     size = settings.database_pool_size
-    timeout = settings.database_acquire_timeout_seconds
-    primary = await create_pool(str(settings.database_url), size, acquire_timeout=timeout)
+    acquire = settings.database_acquire_timeout_seconds
+    command = settings.database_command_timeout_seconds
+    url = str(settings.database_url)
+    primary = await create_pool(url, size, acquire_timeout=acquire, command_timeout=command)
     pools: list[StatementPool | asyncpg.Pool] = [primary]
     monitor_task: asyncio.Task[None] | None = None
     try:
-        fallback = statement_pool(
-            str(settings.database_url), size, acquire_timeout=timeout, label="primary_read"
-        )
+        timeouts = {"acquire_timeout": acquire, "command_timeout": command}
+        fallback = statement_pool(url, size, label="primary_read", **timeouts)
         pools.append(fallback)
         replica_pool = None
         if settings.replica_database_url is not None:
-            replica_pool = statement_pool(
-                str(settings.replica_database_url), size, acquire_timeout=timeout, label="replica"
-            )
+            replica_url = str(settings.replica_database_url)
+            replica_pool = statement_pool(replica_url, size, label="replica", **timeouts)
             pools.append(replica_pool)
         db = Database(
             primary=primary,
