@@ -152,7 +152,7 @@ class BoundedAcquire(PoolAcquireContext):  # type: ignore[misc]
         _held.reset(self._token)
         pool: BoundedPool = self.pool
         exc = exc_info[1]
-        closed = self.connection is not None and self.connection.is_closed()
+        closed = _closed(self.connection)
         try:
             await super().__aexit__(*exc_info)
         except Exception as release_error:  # resetting a connection whose server went away
@@ -175,6 +175,17 @@ class BoundedAcquire(PoolAcquireContext):  # type: ignore[misc]
         _held.reset(self._token)
         self.done = True
         return conn
+
+
+def _closed(conn: asyncpg.Connection | None) -> bool:
+    """Whether a pool's connection lost its server: closed, or already taken back by the pool
+    (asyncpg releases a connection the moment the server closes it)."""
+    if conn is None:
+        return False
+    try:
+        return bool(conn.is_closed())
+    except asyncpg.InterfaceError:  # released on close: the proxy no longer has it
+        return True
 
 
 class Executor(Protocol):
