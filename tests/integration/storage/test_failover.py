@@ -34,9 +34,7 @@ def cluster() -> Iterator[PgCluster]:
 
 
 @pytest.fixture
-async def db(
-    cluster: PgCluster, settings_for: Callable[..., Settings]
-) -> AsyncIterator[Database]:
+async def db(cluster: PgCluster, settings_for: Callable[..., Settings]) -> AsyncIterator[Database]:
     settings = settings_for(
         cluster.hosts_dsn(DATABASE, "read-write"),
         replica_database_url=cluster.hosts_dsn(DATABASE, "prefer-standby", first="replica"),
@@ -63,11 +61,16 @@ async def test_pools_answer_unavailable_until_the_promoted_standby_takes_writes(
     await db.primary.execute(INSERT_NOTE, 1)
 
     # A transaction in progress when the primary crashes: its connection is gone.
-    with pytest.raises(DatabaseUnreachable):
+    async def crash_mid_transaction() -> str:
         async with transaction(db) as conn:
             await conn.execute(INSERT_NOTE, 2)
-            old = await asyncio.to_thread(cluster.stop_primary)
+            crashed = await asyncio.to_thread(cluster.stop_primary)
             await conn.execute(INSERT_NOTE, 3)
+        return crashed
+
+    old = cluster.primary_node
+    with pytest.raises(DatabaseUnreachable):
+        await crash_mid_transaction()
     assert cluster.postmaster_pid(old) is None  # the fault happened
 
     # Until a standby is promoted there is no writable host: every answer is DatabaseUnreachable,
