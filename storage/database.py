@@ -38,7 +38,7 @@ from prometheus_client import Counter
 
 from configs.settings import Settings
 from storage import failover
-from storage.errors import PoolExhausted
+from storage.errors import DatabaseUnreachable, PoolExhausted
 from storage.statements import OneStatement, StatementPool
 
 log = structlog.get_logger(__name__)
@@ -305,16 +305,18 @@ class ReadPool:
             # wait_for, not only the statement's timeout: opening a connection to a server that
             # accepts and never answers would otherwise wait asyncpg's 60 s (start-up included).
             current = await asyncio.wait_for(primary.fetchval(GET_CURRENT_LSN), timeout)
+        except DatabaseUnreachable as exc:
+            return await self._check_alone(exc, timeout)
+        except Exception as exc:
+            return self._check_failed(exc)
+        try:
             primary_lsn = int(current)
             state.samples.append((now, primary_lsn))
             replay = await asyncio.wait_for(self.replica_pool.fetchval(GET_REPLAY_LSN), timeout)
         except Exception as exc:
-            REPLICA_CHECK_ERRORS.labels(type(exc).__name__).inc()
-            if state.healthy or state.last_error is None:
-                log.warning("replica.check_failed", error=repr(exc))
-            self._mark_down(exc)
-            state.lag_seconds = None
-            return state
+            return self._check_failed(exc)
+        if state.last_error is not None and state.healthy:
+            log.info("replica.primary_back")  # it served alone (_check_alone) until now
         state.last_error = None
         replay_lsn = int(replay) if replay is not None else None
         state.replay_lsn = replay_lsn
@@ -325,6 +327,39 @@ class ReadPool:
             lag = round(state.lag_seconds, 3) if state.lag_seconds is not None else None
             log.info(event, lag_seconds=lag, replay_lsn=replay_lsn)
         state.healthy = fresh
+        return state
+
+    def _check_failed(self, exc: BaseException) -> ReplicaState:
+        state = self.state
+        REPLICA_CHECK_ERRORS.labels(type(exc).__name__).inc()
+        if state.healthy or state.last_error is None:
+            log.warning("replica.check_failed", error=repr(exc))
+        self._mark_down(exc)
+        state.lag_seconds = None
+        return state
+
+    async def _check_alone(
+        self, primary_error: DatabaseUnreachable, timeout: float
+    ) -> ReplicaState:
+        """The primary cannot be reached (down, or a failover under way). A replica that was
+        fresh at the last check and still answers as a standby keeps the browsing reads: it has
+        what the primary had sent it, and the storefront stays up while writes get 503. Anything
+        else marks it down as any failed check does."""
+        state = self.state
+        assert self.replica_pool is not None
+        if not state.healthy:
+            return self._check_failed(primary_error)
+        try:
+            replay = await asyncio.wait_for(self.replica_pool.fetchval(GET_REPLAY_LSN), timeout)
+        except Exception as exc:
+            return self._check_failed(exc)
+        if replay is None:  # not a standby: nothing says how fresh it is
+            return self._check_failed(primary_error)
+        if state.last_error is None:
+            log.warning("replica.serving_alone", primary_error=str(primary_error))
+        REPLICA_CHECK_ERRORS.labels(type(primary_error).__name__).inc()
+        state.last_error = repr(primary_error)
+        state.replay_lsn = max(state.replay_lsn or 0, int(replay))
         return state
 
 
