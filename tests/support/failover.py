@@ -36,7 +36,8 @@ CARD = {"number": "4242 4242 4242 4242", "expiry": "12/39", "cvc": "123"}
 # Far above any answer the shop should give (an acquire waits 2 s here): past it, a hang.
 REQUEST_TIMEOUT_SECONDS = 15.0
 START_TIMEOUT_SECONDS = 90.0
-READY_MARKS = {"worker": "ready for action", "relay": "relay.started"}
+# What shows each process is up: a line of its log, or for the web a path that answers 200.
+READY_MARKS = {"web": "/healthz", "worker": "ready for action", "relay": "relay.started"}
 
 
 @dataclass
@@ -209,10 +210,7 @@ class FailoverShop:
             process = ShopProcess.aioshop(self.settings, self.run_dir / f"{name}.log", *argv)
             process.start()
             self.processes[name] = process
-        await asyncio.gather(
-            self._web_ready(),
-            *(self._ready(name, mark) for name, mark in READY_MARKS.items()),
-        )
+        await asyncio.gather(*(self._ready(name, mark) for name, mark in READY_MARKS.items()))
 
     def alive(self) -> dict[str, bool]:
         """Whether each process still runs (the same process: none is restarted here)."""
@@ -245,31 +243,28 @@ class FailoverShop:
         finally:
             await conn.close()
 
-    async def _web_ready(self) -> None:
+    async def _ready(self, name: str, awaited: str) -> None:
+        """Until the process logs `awaited`, or for the web until `awaited` (a path) answers 200."""
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        async with aiohttp.ClientSession() as session:
-            while True:
-                with contextlib.suppress(aiohttp.ClientError, OSError, asyncio.TimeoutError):
-                    async with session.get(
-                        f"{self.base_url}/healthz", timeout=aiohttp.ClientTimeout(total=2)
-                    ) as response:
-                        if response.status == 200:
-                            return
-                self._check_running("web", time.monotonic() > deadline, "/healthz")
-                await asyncio.sleep(0.2)
-
-    async def _ready(self, name: str, mark: str) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        while mark not in self.processes[name].log():
-            self._check_running(name, time.monotonic() > deadline, repr(mark))
+        while not await self._shows(name, awaited):
+            process = self.processes[name]
+            if time.monotonic() > deadline or not self.alive()[name]:
+                tail = "\n".join(process.log().splitlines()[-20:])
+                raise RuntimeError(f"{name} did not come up (awaiting {awaited}):\n{tail}")
             await asyncio.sleep(0.2)
 
-    def _check_running(self, name: str, late: bool, awaited: str) -> None:
-        process = self.processes[name]
-        if late or not self.alive()[name]:
-            tail = "\n".join(process.log().splitlines()[-20:])
-            state = "is late" if late else "exited"
-            raise RuntimeError(f"{name} {state} at start-up (awaiting {awaited}):\n{tail}")
+    async def _shows(self, name: str, awaited: str) -> bool:
+        if not awaited.startswith("/"):
+            return awaited in self.processes[name].log()
+        timeout = aiohttp.ClientTimeout(total=2)
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=timeout) as session,
+                session.get(self.base_url + awaited) as response,
+            ):
+                return response.status == 200
+        except (aiohttp.ClientError, OSError, TimeoutError):
+            return False
 
 
 def progress(text: str, began: float) -> None:
