@@ -32,6 +32,7 @@ from tests.support.processes import ShopProcess
 
 DATABASE = "shop"
 SKU = "FAILOVER-TEE"
+BROWSE = "/api/v1/products/failover-tee"  # read after each order (not cached: see start())
 CARD = {"number": "4242 4242 4242 4242", "expiry": "12/39", "cvc": "123"}
 # Far above any answer the shop should give (an acquire waits 2 s here): past it, a hang.
 REQUEST_TIMEOUT_SECONDS = 15.0
@@ -119,6 +120,20 @@ class CheckoutLoad:
                 if order is None:
                     return
                 self.placed.append(Placed(str(order["number"]), time.monotonic()))
+                await self._browse(session, name)
+
+    async def _browse(self, session: aiohttp.ClientSession, name: str) -> None:
+        """One catalog read (a browsing read: the replica's, or the primary's), recorded."""
+        answer = Answer(name, BROWSE, time.monotonic(), 0.0, None)
+        self.answers.append(answer)
+        try:
+            async with session.get(BROWSE) as response:
+                answer.status = response.status
+                answer.retry_after = response.headers.get("Retry-After")
+                await response.read()
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            answer.error = repr(exc)[:200]
+        answer.seconds = time.monotonic() - answer.sent
 
     async def _until_done(
         self,
@@ -199,6 +214,7 @@ class FailoverShop:
             worker_metrics_port=0,
             relay_metrics_port=0,
             log_format="json",
+            catalog_cache_seconds=0,  # catalog reads reach the database (a pool), not Redis
         )
         web = ["web", "--host", "127.0.0.1", "--port", str(self.port)]
         commands = {
