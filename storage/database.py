@@ -46,16 +46,6 @@ log = structlog.get_logger(__name__)
 
 READ_ONLY = {"default_transaction_read_only": "on"}
 
-# Errors that mean "this server cannot answer now", as opposed to a bad query.
-UNAVAILABLE: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.exceptions.ConnectionDoesNotExistError,
-    asyncpg.exceptions.PostgresConnectionError,
-    asyncpg.exceptions.OperatorInterventionError,
-    asyncpg.exceptions.CannotConnectNowError,
-    PoolExhausted,
-)
 DEFAULT_ACQUIRE_TIMEOUT_SECONDS = 5.0
 DEFAULT_COMMAND_TIMEOUT_SECONDS = 60.0  # a statement the server never answers fails by then
 ACQUIRE_TIMEOUTS = Counter(
