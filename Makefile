@@ -71,7 +71,7 @@ format: install
 clean:
 	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache
 
-.PHONY: bench-auth bench-catalog bench-checkout wrk
+.PHONY: bench-auth bench-catalog bench-checkout bench-failover wrk
 bench-auth: install
 	$(VENV)/bin/python -m tests.bench.auth_bench
 
@@ -82,6 +82,10 @@ bench-catalog: install wrk
 # Checkout throughput (HTTP vs the same transaction through asyncpg) and commit-to-email latency.
 bench-checkout: install
 	$(VENV)/bin/python -m tests.bench.checkout_bench $(BENCH_ARGS)
+
+# A database failover under checkout load: from killing the primary to the next checkout.
+bench-failover: install
+	$(VENV)/bin/python -m tests.bench.failover_bench $(BENCH_ARGS)
 
 # Debian's wrk, the load tool of bench-catalog.
 wrk:

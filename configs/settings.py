@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(default=10, ge=1, le=200)
     # How long a request waits for a free connection before it is answered 503 (Retry-After).
     database_acquire_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    # A statement the server does not answer within this fails (a server that vanished without
+    # closing its connections, as in a network partition, cannot hang a request or an actor).
+    database_command_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
     redis_url: RedisDsn
     broker_url: AmqpDsn | RedisDsn
     elasticsearch_url: HttpUrl | None = None  # None: PostgreSQL search
@@ -99,7 +102,12 @@ class Settings(BaseSettings):
 
     # Every URL is checked completely here, before pydantic's types (which fill in defaults such
     # as Redis's localhost and let a port of 0 or an SMTP URL without a host through).
-    @field_validator("database_url", "replica_database_url", mode="before")
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _primary_url(cls, value: object) -> object:
+        return urls.check_primary_url(value) if isinstance(value, str) else value
+
+    @field_validator("replica_database_url", mode="before")
     @classmethod
     def _postgres_url(cls, value: object) -> object:
         return urls.check_postgres_url(value) if isinstance(value, str) else value

@@ -22,6 +22,10 @@ SSL_MODES = frozenset({"disable", "allow", "prefer", "require", "verify-ca", "ve
 SESSION_ATTRIBUTES = frozenset(
     {"any", "primary", "standby", "prefer-standby", "read-write", "read-only"}
 )
+# DATABASE_URL with several hosts must say how to find the primary among them; a single host
+# may say it too. REPLICA_DATABASE_URL may name any of asyncpg's values (`prefer-standby`: a
+# standby while there is one, else whichever host answers).
+PRIMARY_SESSION_ATTRIBUTES = frozenset({"read-write", "primary"})
 IPV6_HOST = re.compile(r"^\[([0-9A-Fa-f:.]+(?:%[^\]]+)?)\](?::(.*))?$")
 
 
@@ -170,3 +174,40 @@ def _check_postgres_query(query: str) -> None:
     if port is not None:
         for part in port.split(","):
             check_port(part)
+
+
+def check_primary_url(url: str) -> str:
+    """check_postgres_url for DATABASE_URL: a `target_session_attrs` that finds the primary
+    (read-write or primary), required when the URL names several hosts; returns `url`.
+
+    Without it asyncpg takes the first host that answers, which after a failover may be a
+    standby: every write would fail there.
+    """
+    check_postgres_url(url)
+    attributes = _postgres_params(url).get("target_session_attrs")
+    if attributes is not None and attributes not in PRIMARY_SESSION_ATTRIBUTES:
+        raise ValueError(
+            f"target_session_attrs={attributes} does not find the primary: use read-write"
+            " (or primary)"
+        )
+    if attributes is None and len(postgres_hosts(url)) > 1:
+        raise ValueError(
+            "names several hosts: add ?target_session_attrs=read-write, so that the shop"
+            " connects to whichever of them is the primary"
+        )
+    return url
+
+
+def postgres_hosts(url: str) -> list[str]:
+    """The host specs of a checked PostgreSQL URL (`host:port` each, as written), including
+    those of a `host=` query option."""
+    rest = url.partition("://")[2]
+    hostlist = re.split(r"[/?#]", rest, maxsplit=1)[0].rpartition("@")[2]
+    hosts = [spec for spec in hostlist.split(",") if spec]
+    extra = _postgres_params(url).get("host")
+    return [*hosts, *(extra.split(",") if extra else [])]
+
+
+def _postgres_params(url: str) -> dict[str, str]:
+    query = url.partition("://")[2].partition("?")[2].partition("#")[0]
+    return {key: values[-1] for key, values in parse_qs(query).items()}

@@ -199,7 +199,7 @@ class SearchBackend(Protocol):
     async def search(self, query: SearchQuery, reader: Executor | None = None) -> SearchResult:
         """One page of hits with facets; raises InvalidCursor and CategoryNotFound.
 
-        `reader`: the caller's routing decision (storage.database.Reader), for every database
+        `reader`: the caller's routing decision (storage.replica.Reader), for every database
         read the search makes, so one unit of work reads from one place; None: the backend
         decides from `query.fresh_for`.
         """

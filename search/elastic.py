@@ -37,8 +37,9 @@ from search.elastic_documents import (
 from search.elastic_query import BACKEND, build_search, build_suggest
 from search.elastic_results import parse_search, parse_suggest
 from storage import attributes, categories, products
-from storage.database import Executor, fresh_reader
+from storage.database import Executor
 from storage.errors import ProductNotFound
+from storage.replica import fresh_reader
 
 log = structlog.get_logger(__name__)
 

@@ -58,7 +58,8 @@ from search.text import (
 )
 from storage import categories, products
 from storage.catalog_reads import Thumbnail
-from storage.database import Executor, fresh_reader
+from storage.database import Executor
+from storage.replica import fresh_reader
 
 
 class PostgresSearch:

@@ -1,7 +1,8 @@
 """Two explicit pools: `primary` for writes and the reads that decide them, `replica` to browse.
 
-`Database.replica` is a `ReadPool`: it reads from the streaming replica while the replica is up and
-no further behind than `replica_max_lag_seconds`, and otherwise from a read-only primary pool.
+`Database.replica` is a `ReadPool` (storage.replica): it reads from the streaming replica while
+the replica is up and no further behind than `replica_max_lag_seconds`, and otherwise from a
+read-only primary pool.
 Both of its pools set `default_transaction_read_only`, so a write sent to the replica pool fails
 whichever server answers it; they are StatementPools (storage.statements), which lend a
 connection per statement far more cheaply than asyncpg's Pool. Read-your-writes: `transaction()`
@@ -24,12 +25,10 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import json
-import time
-from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeAlias, TypeVar
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
 import asyncpg
 import structlog
@@ -37,36 +36,18 @@ from asyncpg.pool import PoolAcquireContext
 from prometheus_client import Counter
 
 from configs.settings import Settings
+from storage import failover
 from storage.errors import PoolExhausted
-from storage.statements import OneStatement, StatementPool
+from storage.replica import GET_CURRENT_LSN as GET_CURRENT_LSN  # where callers have found it
+from storage.replica import ReadPool, monitor_loop
+from storage.statements import StatementPool
 
 log = structlog.get_logger(__name__)
 
 READ_ONLY = {"default_transaction_read_only": "on"}
 
-# Errors that mean "this server cannot answer now", as opposed to a bad query.
-UNAVAILABLE: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.exceptions.ConnectionDoesNotExistError,
-    asyncpg.exceptions.PostgresConnectionError,
-    asyncpg.exceptions.OperatorInterventionError,
-    asyncpg.exceptions.CannotConnectNowError,
-    PoolExhausted,
-)
 DEFAULT_ACQUIRE_TIMEOUT_SECONDS = 5.0
-REPLICA_CHECK_ERRORS = Counter(
-    "aioshop_replica_check_errors_total",
-    "Replica checks that failed (the replica is not used until one succeeds), by error.",
-    ["error"],
-)
-DB_READS = Counter(
-    "aioshop_db_reads_total",
-    "Browsing reads by the pool that answered: replica, or primary (no usable replica, a read"
-    " that needed a fresher one, or a replica that failed under it).",
-    ["pool"],
-)
-_reads = {pool: DB_READS.labels(pool) for pool in ("replica", "primary")}
+DEFAULT_COMMAND_TIMEOUT_SECONDS = 60.0  # a statement the server never answers fails by then
 ACQUIRE_TIMEOUTS = Counter(
     "aioshop_database_acquire_timeouts_total",
     "Acquires that found no free connection within DATABASE_ACQUIRE_TIMEOUT_SECONDS.",
@@ -74,8 +55,7 @@ ACQUIRE_TIMEOUTS = Counter(
 )
 
 T = TypeVar("T")
-GET_CURRENT_LSN = "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn"
-GET_REPLAY_LSN = "SELECT pg_last_wal_replay_lsn() - '0/0'::pg_lsn"
+
 
 # The WAL position (as an integer) of the last commit made through `transaction()` in this context.
 last_write_lsn: contextvars.ContextVar[int | None] = contextvars.ContextVar(
@@ -135,12 +115,33 @@ class BoundedAcquire(PoolAcquireContext):  # type: ignore[misc]
             self.done = True
             ACQUIRE_TIMEOUTS.labels(pool.label).inc()
             raise PoolExhausted(pool.label, self.timeout) from None
+        except Exception as exc:
+            if not failover.unreachable(exc, connection_closed=True):
+                raise
+            self.done = True  # no server, or no writable one yet (a failover)
+            await pool.expire_connections()
+            raise failover.translated(exc, pool.label) from exc
         self._token = _held.set(_held.get() | {id(pool)})
         return conn
 
     async def __aexit__(self, *exc_info: Any) -> None:
+        """Release; an error that says the server is gone (or is a standby now: 25006) expires
+        the pool's connections and leaves as DatabaseUnreachable (storage.failover)."""
         _held.reset(self._token)
-        await super().__aexit__(*exc_info)
+        pool: BoundedPool = self.pool
+        exc = exc_info[1]
+        closed = _closed(self.connection)
+        try:
+            await super().__aexit__(*exc_info)
+        except Exception as release_error:  # resetting a connection whose server went away
+            if not failover.unreachable(release_error, connection_closed=True, writes=True):
+                raise
+            exc = exc if exc is not None else release_error
+        if isinstance(exc, Exception) and failover.unreachable(
+            exc, connection_closed=closed, writes=True
+        ):
+            await pool.expire_connections()
+            raise failover.translated(exc, pool.label) from exc
 
     def __await__(self) -> Any:
         return self._acquired().__await__()
@@ -154,6 +155,17 @@ class BoundedAcquire(PoolAcquireContext):  # type: ignore[misc]
         return conn
 
 
+def _closed(conn: asyncpg.Connection | None) -> bool:
+    """Whether a pool's connection lost its server: closed, or already taken back by the pool
+    (asyncpg releases a connection the moment the server closes it)."""
+    if conn is None:
+        return False
+    try:
+        return bool(conn.is_closed())
+    except asyncpg.InterfaceError:  # released on close: the proxy no longer has it
+        return True
+
+
 class Executor(Protocol):
     """What repositories read through: an asyncpg Pool or Connection, or a ReadPool."""
 
@@ -162,206 +174,6 @@ class Executor(Protocol):
     async def fetchrow(self, query: str, *args: Any, timeout: float | None = None) -> Any: ...
 
     async def fetchval(self, query: str, *args: Any, timeout: float | None = None) -> Any: ...
-
-
-@dataclass
-class ReplicaState:
-    """What the monitor last learned about the replica."""
-
-    configured: bool
-    healthy: bool = False
-    replay_lsn: int | None = None
-    lag_seconds: float | None = None  # None: not measured (yet), so not fresh
-    checked_at: float | None = None
-    last_error: str | None = None
-    # (monotonic time, primary LSN) samples, to turn a replay position into a lag in seconds.
-    samples: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=600))
-
-    @property
-    def usable(self) -> bool:
-        return self.configured and self.healthy
-
-
-# Where browsing reads go: open_database gives StatementPools (storage.statements); tests may
-# give an asyncpg Pool.
-ReadSource: TypeAlias = StatementPool | asyncpg.Pool
-
-
-class ReadPool:
-    """Browsing reads: the replica when it is healthy and fresh, else a read-only primary pool.
-
-    Used directly as an Executor, each statement is routed on its own (one statement, one
-    decision). A unit of work with several reads takes one decision for all of them:
-    `reader = await pool.fresh_for(lsn)`.
-    """
-
-    def __init__(
-        self,
-        fallback: ReadSource,
-        replica: ReadSource | None,
-        max_lag_seconds: float,
-    ) -> None:
-        self.fallback = fallback
-        self.replica_pool = replica
-        self.max_lag_seconds = max_lag_seconds
-        self.state = ReplicaState(configured=replica is not None)
-
-    @property
-    def current(self) -> ReadSource:
-        """The pool a browsing read uses right now."""
-        if self.replica_pool is not None and self.state.usable:
-            return self.replica_pool
-        return self.fallback
-
-    @property
-    def source(self) -> str:
-        """'replica' or 'primary': where `current` points (for logs, metrics and headers)."""
-        return "replica" if self.current is self.replica_pool else "primary"
-
-    def reader(self) -> Reader:
-        """The routing decision for reads that need no particular commit: the pool `current`
-        points at now, kept for every read made through the Reader."""
-        return Reader(self, self.current is self.replica_pool)
-
-    async def fresh_for(self, min_lsn: int | None) -> Reader:
-        """The routing decision for a unit of work whose reads must include the commit at
-        `min_lsn` (read-your-writes): the replica when it is usable and has replayed that far,
-        else the primary. Use the Reader for every read of the unit of work."""
-        decided = self.reader()
-        if min_lsn is None or decided.source == "primary":
-            return decided
-        if self.state.replay_lsn is not None and self.state.replay_lsn >= min_lsn:
-            return decided
-        assert self.replica_pool is not None
-        try:
-            replay = await self.replica_pool.fetchval(GET_REPLAY_LSN, timeout=REPLAY_CHECK_TIMEOUT)
-        except Exception as exc:  # the replica cannot say: the primary can answer
-            self._mark_down(exc)
-            return Reader(self, False)
-        if replay is not None and int(replay) >= min_lsn:
-            self.state.replay_lsn = max(self.state.replay_lsn or 0, int(replay))
-            return decided
-        return Reader(self, False)
-
-    async def fetch(self, query: str, *args: Any, timeout: float | None = None) -> list[Any]:
-        result: list[Any] = await self.reader().fetch(query, *args, timeout=timeout)
-        return result
-
-    async def fetchrow(self, query: str, *args: Any, timeout: float | None = None) -> Any:
-        return await self.reader().fetchrow(query, *args, timeout=timeout)
-
-    async def fetchval(self, query: str, *args: Any, timeout: float | None = None) -> Any:
-        return await self.reader().fetchval(query, *args, timeout=timeout)
-
-    def _mark_down(self, exc: BaseException) -> None:
-        if self.state.healthy:
-            log.warning("replica.unavailable", error=repr(exc))
-        self.state.healthy = False
-        self.state.last_error = repr(exc)
-
-    async def check(self, primary: Executor, timeout: float = 2.0) -> ReplicaState:
-        """Measure the replica once: reachable, replay position, lag. Never raises (but
-        CancelledError): whatever fails marks the replica unusable, logged and counted."""
-        state = self.state
-        if self.replica_pool is None:
-            return state
-        now = time.monotonic()
-        state.checked_at = now
-        try:
-            # wait_for, not only the statement's timeout: opening a connection to a server that
-            # accepts and never answers would otherwise wait asyncpg's 60 s (start-up included).
-            current = await asyncio.wait_for(primary.fetchval(GET_CURRENT_LSN), timeout)
-            primary_lsn = int(current)
-            state.samples.append((now, primary_lsn))
-            replay = await asyncio.wait_for(self.replica_pool.fetchval(GET_REPLAY_LSN), timeout)
-        except Exception as exc:
-            REPLICA_CHECK_ERRORS.labels(type(exc).__name__).inc()
-            if state.healthy or state.last_error is None:
-                log.warning("replica.check_failed", error=repr(exc))
-            self._mark_down(exc)
-            state.lag_seconds = None
-            return state
-        state.last_error = None
-        replay_lsn = int(replay) if replay is not None else None
-        state.replay_lsn = replay_lsn
-        state.lag_seconds = _lag_seconds(state.samples, replay_lsn, now)
-        fresh = state.lag_seconds is not None and state.lag_seconds <= self.max_lag_seconds
-        if fresh != state.healthy:
-            event = "replica.recovered" if fresh else "replica.lagging"
-            lag = round(state.lag_seconds, 3) if state.lag_seconds is not None else None
-            log.info(event, lag_seconds=lag, replay_lsn=replay_lsn)
-        state.healthy = fresh
-        return state
-
-
-REPLAY_CHECK_TIMEOUT = 2.0
-
-
-class Reader(OneStatement):
-    """One routing decision: every read through it goes to the pool chosen when it was made.
-
-    Only a replica that fails under it (cannot connect, no connection free, the statement lost
-    its server) moves it, for good, to the primary, which has everything the replica has; the
-    replica is marked down for every other reader at the same time. A statement the server
-    refuses (bad SQL, a write) fails the same on the primary and raises its error.
-    """
-
-    def __init__(self, pool: ReadPool, replica: bool) -> None:
-        self._pool = pool
-        self._replica = replica and pool.replica_pool is not None
-
-    @property
-    def source(self) -> str:
-        """'replica' or 'primary': where this reader's reads go."""
-        return "replica" if self._replica else "primary"
-
-    async def _run(
-        self, method: str, query: str, args: tuple[Any, ...], timeout: float | None
-    ) -> Any:
-        fallback = self._pool.fallback
-        replica = self._pool.replica_pool
-        if not self._replica or replica is None:
-            _reads["primary"].inc()
-            return await getattr(fallback, method)(query, *args, timeout=timeout)
-        try:
-            answer = await getattr(replica, method)(query, *args, timeout=timeout)
-            _reads["replica"].inc()
-            return answer
-        except Exception as replica_failure:
-            # Whatever the replica did (lost, refused the connection, cancelled the statement for
-            # a recovery conflict, or the query is bad), the primary answers: if it refuses too,
-            # the query was at fault and its error is the one raised, the replica kept.
-            _reads["primary"].inc()
-            result = await getattr(fallback, method)(query, *args, timeout=timeout)
-            self._replica = False
-            self._pool._mark_down(replica_failure)
-            return result
-
-
-def _lag_seconds(
-    samples: Sequence[tuple[float, int]], replay_lsn: int | None, now: float
-) -> float | None:
-    """An upper bound of the replay lag: 0 when the replica has replayed what the primary had
-    at the newest sample, else the time since the newest sample whose position it has reached.
-    None (unknown, so not fresh) when it has reached none of them: after a start, a replica far
-    behind is never taken for a fresh one because there is no older sample to compare with."""
-    if replay_lsn is None or not samples:
-        return None
-    newest_lsn = samples[-1][1]
-    if replay_lsn >= newest_lsn:
-        return 0.0
-    for sampled_at, primary_lsn in reversed(samples):
-        if primary_lsn <= replay_lsn:
-            return max(0.0, now - sampled_at)
-    return None
-
-
-async def fresh_reader(reader: Executor, min_lsn: int | None) -> Executor:
-    """`reader`, or for a ReadPool its Reader whose data includes `min_lsn` (ReadPool.fresh_for);
-    any other executor (a primary pool or connection, a Reader already decided) is kept."""
-    if isinstance(reader, ReadPool):
-        return await reader.fresh_for(min_lsn)
-    return reader
 
 
 @dataclass(frozen=True)
@@ -435,10 +247,13 @@ async def create_pool(
     *,
     min_size: int = 1,
     acquire_timeout: float = DEFAULT_ACQUIRE_TIMEOUT_SECONDS,
+    command_timeout: float = DEFAULT_COMMAND_TIMEOUT_SECONDS,
     label: str = "primary",
 ) -> BoundedPool:
     """One asyncpg pool, for writes and transactions (browsing reads use statement_pool); its
-    acquires wait at most `acquire_timeout` s (PoolExhausted) and are never nested."""
+    acquires wait at most `acquire_timeout` s (PoolExhausted) and are never nested, a statement
+    at most `command_timeout` s. A server that went away, or no writable host of a multi-host
+    `dsn`, raises DatabaseUnreachable and expires the pool's connections (storage.failover)."""
     pool = BoundedPool(
         dsn,
         acquire_timeout=acquire_timeout,
@@ -451,7 +266,8 @@ async def create_pool(
         max_inactive_connection_lifetime=60,
         init=_init_connection,
         loop=None,
-        timeout=acquire_timeout,  # opening a connection, within an acquire
+        timeout=acquire_timeout,  # opening a connection (every host of the DSN), within an acquire
+        command_timeout=command_timeout,
     )
     await pool
     return pool
@@ -462,14 +278,22 @@ def statement_pool(
     size: int,
     *,
     acquire_timeout: float = DEFAULT_ACQUIRE_TIMEOUT_SECONDS,
+    command_timeout: float = DEFAULT_COMMAND_TIMEOUT_SECONDS,
     label: str = "read",
 ) -> StatementPool:
     """Read-only connections for single statements (browsing reads), opened when first needed:
-    a replica that is down at start-up does not stop the process. The server refuses writes."""
+    a replica that is down at start-up does not stop the process. The server refuses writes.
+    A multi-host `dsn`'s target_session_attrs=read-write picks the primary here too (asked as
+    `primary`: these connections are read-only by their own setting)."""
+    target = failover.session_target(dsn, read_only=True)
 
     async def connect_read_only() -> asyncpg.Connection:
         conn: asyncpg.Connection = await asyncpg.connect(
-            dsn, server_settings=dict(READ_ONLY), timeout=acquire_timeout
+            dsn,
+            server_settings=dict(READ_ONLY),
+            timeout=acquire_timeout,
+            command_timeout=command_timeout,
+            target_session_attrs=target,
         )
         await _init_connection(conn)
         return conn
@@ -481,20 +305,20 @@ def statement_pool(
 async def open_database(settings: Settings, *, monitor: bool = True) -> AsyncIterator[Database]:
     """Open both pools (and the replica monitor); closes everything on exit, even on error."""
     size = settings.database_pool_size
-    timeout = settings.database_acquire_timeout_seconds
-    primary = await create_pool(str(settings.database_url), size, acquire_timeout=timeout)
+    acquire = settings.database_acquire_timeout_seconds
+    command = settings.database_command_timeout_seconds
+    url = str(settings.database_url)
+    primary = await create_pool(url, size, acquire_timeout=acquire, command_timeout=command)
     pools: list[StatementPool | asyncpg.Pool] = [primary]
     monitor_task: asyncio.Task[None] | None = None
     try:
-        fallback = statement_pool(
-            str(settings.database_url), size, acquire_timeout=timeout, label="primary_read"
-        )
+        timeouts = {"acquire_timeout": acquire, "command_timeout": command}
+        fallback = statement_pool(url, size, label="primary_read", **timeouts)
         pools.append(fallback)
         replica_pool = None
         if settings.replica_database_url is not None:
-            replica_pool = statement_pool(
-                str(settings.replica_database_url), size, acquire_timeout=timeout, label="replica"
-            )
+            replica_url = str(settings.replica_database_url)
+            replica_pool = statement_pool(replica_url, size, label="replica", **timeouts)
             pools.append(replica_pool)
         db = Database(
             primary=primary,
@@ -504,7 +328,8 @@ async def open_database(settings: Settings, *, monitor: bool = True) -> AsyncIte
             await db.replica.check(fallback)
             if monitor:
                 monitor_task = asyncio.create_task(
-                    _monitor(db, settings.replica_check_interval_seconds), name="replica-monitor"
+                    monitor_loop(db.replica, settings.replica_check_interval_seconds),
+                    name="replica-monitor",
                 )
         yield db
     finally:
@@ -514,16 +339,3 @@ async def open_database(settings: Settings, *, monitor: bool = True) -> AsyncIte
                 await monitor_task
         for pool in reversed(pools):
             await pool.close()
-
-
-async def _monitor(db: Database, interval: float) -> None:
-    """Check the replica every `interval` s until cancelled. The primary's position is read
-    through the read-only primary pool, so a busy write pool cannot hold the checks up."""
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            await db.replica.check(db.replica.fallback)
-        except Exception as exc:  # check() catches everything; this is the loop's own guard
-            REPLICA_CHECK_ERRORS.labels(type(exc).__name__).inc()
-            log.exception("replica.monitor_failed")
-            db.replica._mark_down(exc)

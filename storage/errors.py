@@ -2,7 +2,8 @@
 
 StorageError
 ├── Unavailable
-│   └── PoolExhausted
+│   ├── PoolExhausted
+│   └── DatabaseUnreachable
 ├── NotFound
 │   ├── ProductNotFound
 │   ├── UserNotFound
@@ -54,6 +55,18 @@ class PoolExhausted(Unavailable):
     def __init__(self, pool: str, timeout: float) -> None:
         super().__init__(f"no {pool} database connection became free within {timeout:g} s")
         self.pool, self.timeout = pool, timeout
+
+
+class DatabaseUnreachable(Unavailable):
+    """No usable server answered: down, shutting down, not promoted yet (no writable host), or
+    the connection lost its server mid-statement (storage.failover). A failover in progress
+    looks like this; once a primary is back, the same request works."""
+
+    retry_after = 2
+
+    def __init__(self, pool: str, error: str) -> None:
+        super().__init__(f"the {pool} database cannot be reached now ({error})")
+        self.pool, self.error = pool, error
 
 
 class NotFound(StorageError):

@@ -12,7 +12,8 @@ What keeps it safe:
   (a PostgresError: the connection is fine) and that left no transaction open. Anything else
   (cancelled, timed out, connection lost) closes it, after the server got the cancel request;
   the next statement that needs one opens a new one. A connection the server closed meanwhile
-  is noticed (is_closed) and replaced.
+  is noticed (is_closed) and replaced. A server that is gone (or, opening a connection, no host
+  of the role asked for) raises storage.errors.DatabaseUnreachable (storage.failover).
 - At most `size` connections are open or opening; a statement beyond them waits its turn (FIFO),
   at most `acquire_timeout` seconds in all (waiting, then opening a connection): then it raises
   storage.errors.PoolExhausted. A waiter cancelled or timed out after being handed a connection
@@ -33,6 +34,7 @@ from typing import Any
 import asyncpg
 import structlog
 
+from storage import failover
 from storage.errors import PoolExhausted
 
 log = structlog.get_logger(__name__)
@@ -117,8 +119,14 @@ class StatementPool(OneStatement):
         conn = await self._take()
         try:
             result = await getattr(conn, method)(query, *args, timeout=timeout)
-        except asyncpg.PostgresError:
-            self._give(conn)  # refused by the server; the connection itself is fine
+        except Exception as exc:
+            if failover.unreachable(exc, connection_closed=conn.is_closed()):
+                self._discard(conn)  # its server is gone or going (a failover): the 503 kind
+                raise failover.translated(exc, self.label) from exc
+            if isinstance(exc, asyncpg.PostgresError):
+                self._give(conn)  # refused by the server; the connection itself is fine
+            else:
+                self._discard(conn)
             raise
         except BaseException:
             self._discard(conn)
@@ -172,6 +180,11 @@ class StatementPool(OneStatement):
         except TimeoutError:
             self._pass_on(None)
             raise PoolExhausted(self.label, self.acquire_timeout) from None
+        except Exception as exc:
+            self._pass_on(None)
+            if failover.unreachable(exc, connection_closed=True):  # no server, or none of the role
+                raise failover.translated(exc, self.label) from exc
+            raise
         except BaseException:
             self._pass_on(None)
             raise

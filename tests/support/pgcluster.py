@@ -1,5 +1,14 @@
 """A throwaway PostgreSQL primary plus a hot standby streaming from it, for the test run.
 
+Failover operations for the tests that need one: `stop_primary()` (pg_ctl stop -m immediate, a
+crash), `promote()` (the standby becomes the primary, pg_ctl promote), and
+`rebuild_standby(node)` (the lost node cloned again from the new primary with pg_basebackup, on
+its old port, streaming). Nodes keep their names and ports (`primary`, `replica`); the roles move:
+`primary_dsn()` and `replica_dsn()` follow them, `hosts_dsn()` names every node, as a multi-host
+DATABASE_URL does. `synchronous=True` makes the first primary wait for the standby to flush each
+commit (synchronous_standby_names), so a crash loses no commit a client was told about; the
+promoted standby runs asynchronous (it has no standby to wait for).
+
 Uses this machine's server binaries and its own temp dir and ports; the machine's own server on
 127.0.0.1:5432 is never touched. PostgreSQL refuses to run as root, so under root the server
 tools run as the `postgres` system user (via runuser) and the temp dir is chowned to it.
@@ -27,6 +36,7 @@ NODES = ("primary", "replica")
 SELECT_STREAMING = """
     SELECT pg_is_in_recovery() AND (SELECT status = 'streaming' FROM pg_stat_wal_receiver)
 """
+SELECT_SYNCHRONOUS = "SELECT EXISTS (SELECT FROM pg_stat_replication WHERE sync_state = 'sync')"
 
 
 class PgClusterError(RuntimeError):
@@ -78,19 +88,46 @@ def free_ports(count: int) -> list[int]:
 class PgCluster:
     """A primary and a streaming hot standby in a temp dir; `with PgCluster() as c:` starts it."""
 
-    def __init__(self, timeout: float = 60.0) -> None:
+    def __init__(self, timeout: float = 60.0, *, synchronous: bool = False) -> None:
         self.timeout = timeout
+        self.synchronous = synchronous
         self.base: Path | None = None
-        self.ports = {"primary": 0, "replica": 0}
+        self.ports = {"primary": 0, "replica": 0}  # by node (data dir) name
+        # role -> node: who is the primary, who streams from it (None: no standby now).
+        self.roles: dict[str, str | None] = {"primary": "primary", "replica": "replica"}
         self._bin = Path()
 
+    @property
+    def primary_node(self) -> str:
+        node = self.roles["primary"]
+        assert node is not None
+        return node
+
+    @property
+    def replica_node(self) -> str:
+        node = self.roles["replica"]
+        if node is None:
+            raise PgClusterError("there is no standby now (promoted, not rebuilt yet)")
+        return node
+
+    def node_dsn(self, node: str, dbname: str = "postgres") -> str:
+        """Return the DSN of one node (whatever its role) for dbname."""
+        return f"postgresql://postgres@127.0.0.1:{self.ports[node]}/{dbname}"
+
     def primary_dsn(self, dbname: str = "postgres") -> str:
-        """Return the primary's DSN for dbname."""
-        return f"postgresql://postgres@127.0.0.1:{self.ports['primary']}/{dbname}"
+        """Return the current primary's DSN for dbname."""
+        return self.node_dsn(self.primary_node, dbname)
 
     def replica_dsn(self, dbname: str = "postgres") -> str:
-        """Return the replica's DSN for dbname."""
-        return f"postgresql://postgres@127.0.0.1:{self.ports['replica']}/{dbname}"
+        """Return the current standby's DSN for dbname; PgClusterError when there is none."""
+        return self.node_dsn(self.replica_node, dbname)
+
+    def hosts_dsn(self, dbname: str, target_session_attrs: str, *, first: str = "primary") -> str:
+        """A multi-host DSN naming every node (`first` first), as DATABASE_URL and
+        REPLICA_DATABASE_URL name a failover pair."""
+        nodes = sorted(self.ports, key=lambda node: node != first)
+        hosts = ",".join(f"127.0.0.1:{self.ports[node]}" for node in nodes)
+        return f"postgresql://postgres@{hosts}/{dbname}?target_session_attrs={target_session_attrs}"
 
     def start(self) -> Self:
         """Create and start both servers; return once the replica streams. Stops all on error."""
@@ -134,15 +171,58 @@ class PgCluster:
         self._run([*backup, *backup_options], "primary")
         self._configure("replica")
         self.start_replica()
+        if self.synchronous:  # after the backup: the standby, once promoted, waits for nobody
+            self._configure("primary", synchronous_standby_names="'*'", synchronous_commit="on")
+            self._pg_ctl("primary", "reload")
+            self._poll(self.primary_dsn(), SELECT_SYNCHRONOUS, self.timeout, "synchronous standby")
 
     def stop_replica(self) -> None:
         """Shut the replica down (fast mode) and wait until it is gone. Raises PgClusterError."""
-        self._pg_ctl("replica", "stop", "-m", "fast")
+        self._pg_ctl(self.replica_node, "stop", "-m", "fast")
 
     def start_replica(self) -> None:
         """Start the replica; return once it accepts connections and streams from the primary."""
-        self._pg_ctl("replica", "start")
+        self._pg_ctl(self.replica_node, "start")
         self._poll(self.replica_dsn(), SELECT_STREAMING, self.timeout, "replica streaming")
+
+    def postmaster_pid(self, node: str) -> int | None:
+        """The node's postmaster process id while it runs, else None."""
+        try:
+            pid = int((self._data(node) / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        return pid if self._is_running(node) else None
+
+    def stop_primary(self, mode: str = "immediate") -> str:
+        """Stop the primary (by default as a crash: no checkpoint, clients cut off); return its
+        node name. It keeps the primary role until `promote()`: nothing replaces it by itself."""
+        node = self.primary_node
+        self._pg_ctl(node, "stop", "-m", mode)
+        return node
+
+    def promote(self) -> str:
+        """Promote the standby (pg_ctl promote, waiting until it accepts writes); it is the
+        primary from now on and there is no standby. Returns its node name."""
+        node = self.replica_node
+        self._pg_ctl(node, "promote")
+        self.roles = {"primary": node, "replica": None}
+        self._poll(self.primary_dsn(), "SELECT NOT pg_is_in_recovery()", self.timeout, "promotion")
+        return node
+
+    def rebuild_standby(self, node: str) -> None:
+        """Make `node` (stopped: the lost primary) a standby of the current primary again: its
+        data dir is cloned anew with pg_basebackup, on its old port; returns once it streams."""
+        if self._is_running(node):
+            raise PgClusterError(f"{node} is running: stop it before rebuilding it")
+        shutil.rmtree(self._data(node))
+        backup = [self._tool("pg_basebackup"), "-D", str(self._data(node))]
+        backup += ["-d", self.primary_dsn(), "-R", "-X", "stream", "-c", "fast", "--no-sync"]
+        self._run(backup, self.primary_node)
+        with (self._data(node) / "postgresql.conf").open("a") as conf:  # not the primary's wait
+            conf.write("synchronous_standby_names = ''\n")
+        self._configure(node)
+        self.roles["replica"] = node
+        self.start_replica()
 
     def wait_for_replay(self, timeout: float = 10.0) -> None:
         """Block until the replica replayed the primary's WAL as of now; else PgClusterError."""
@@ -169,7 +249,8 @@ class PgCluster:
         if self.base is None:
             return
         failures = []
-        for node in ("replica", "primary"):  # replica first: the primary waits for its walsenders
+        standbys_first = sorted(self.ports, key=lambda node: node == self.roles["primary"])
+        for node in standbys_first:  # the primary waits for its walsenders
             try:
                 if self._is_running(node):
                     self._pg_ctl(node, "stop", "-m", "fast")
@@ -232,8 +313,7 @@ class PgCluster:
             time.sleep(0.05)
         raise PgClusterError(
             f"timed out after {timeout}s waiting for {what} (last: {last})"
-            + self._tail("replica")
-            + self._tail("primary")
+            + "".join(self._tail(node) for node in self.ports)
         )
 
     def _run(

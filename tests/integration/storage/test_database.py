@@ -373,7 +373,7 @@ async def test_a_unit_of_work_reads_where_it_decided_to(cluster, replica_setting
 async def test_browsing_reads_are_counted_by_the_pool_that_answered(
     cluster, replica_settings
 ) -> None:
-    from storage.database import DB_READS, Reader
+    from storage.replica import DB_READS, Reader
 
     def counted() -> tuple[float, float]:
         return tuple(DB_READS.labels(pool)._value.get() for pool in ("replica", "primary"))  # type: ignore[return-value]

@@ -81,3 +81,31 @@ def test_stop_is_idempotent_and_removes_the_data() -> None:
     own.stop()
     own.stop()
     assert not base.exists()
+
+
+async def test_failover_promotes_the_standby_and_rebuilds_the_lost_primary() -> None:
+    with PgCluster(synchronous=True) as own:
+        await fetchval(own.primary_dsn(), "CREATE TABLE kept (id int PRIMARY KEY)")
+        await fetchval(own.primary_dsn(), "INSERT INTO kept VALUES (1)")  # on both: synchronous
+        read_write = own.hosts_dsn("postgres", "read-write")
+        old_pid = own.postmaster_pid("primary")
+        assert old_pid is not None
+
+        assert own.stop_primary() == "primary"
+        assert own.postmaster_pid("primary") is None
+        with pytest.raises((OSError, asyncpg.TargetServerAttributeNotMatched)):
+            await fetchval(read_write, "SELECT 1")  # the standby is there, but not writable
+
+        assert own.promote() == "replica"
+        assert own.roles == {"primary": "replica", "replica": None}
+        assert await fetchval(read_write, "SELECT NOT pg_is_in_recovery()") is True
+        assert await fetchval(read_write, "SELECT count(*) FROM kept") == 1
+        await fetchval(read_write, "INSERT INTO kept VALUES (2)")  # asynchronous now: no wait
+
+        own.rebuild_standby("primary")
+        assert own.roles == {"primary": "replica", "replica": "primary"}
+        own.wait_for_replay()
+        assert await fetchval(own.replica_dsn(), "SELECT count(*) FROM kept") == 2
+        assert await fetchval(own.replica_dsn(), "SELECT pg_is_in_recovery()") is True
+        prefer_standby = own.hosts_dsn("postgres", "prefer-standby", first="replica")
+        assert await fetchval(prefer_standby, "SELECT pg_is_in_recovery()") is True

@@ -45,6 +45,19 @@ MALFORMED = [
     ("database_url", "postgresql://u@db/shop?sslmode=sometimes", "sslmode must be one of"),
     ("database_url", "postgresql://u@db/shop?target_session_attrs=x", "target_session_attrs"),
     ("database_url", "postgresql://u@db/shop?sslmode", "malformed query"),
+    ("database_url", "postgresql://u@db1,db2/shop", "add ?target_session_attrs=read-write"),
+    ("database_url", "postgresql://u@db/shop?host=db1,db2", "add ?target_session_attrs=read-write"),
+    (
+        "database_url",
+        "postgresql://u@db1,db2/shop?target_session_attrs=prefer-standby",
+        "does not find the primary",
+    ),
+    ("database_url", "postgresql://u@db/shop?target_session_attrs=standby", "use read-write"),
+    (
+        "replica_database_url",
+        "postgresql://u@r1,r2/shop?target_session_attrs=secondary",
+        "target_session_attrs must be one of",
+    ),
     ("replica_database_url", "postgresql://u@replica:port/shop", "port must be a number"),
     ("redis_url", "redis://", "has no host"),
     ("redis_url", "redis://cache:0/0", "between 1 and 65535"),
@@ -93,7 +106,12 @@ def test_url_problems_never_repeat_the_password() -> None:
         ("database_url", "postgresql://postgres@%2Fsrv%2Faioshop%2Fvar%2Fpostgres:5432/aioshop"),
         ("database_url", "postgresql://u@[::1]:5432/shop"),
         ("database_url", "postgresql://u@db/shop?application_name=aioshop"),  # a server setting
+        ("database_url", "postgresql://u@db1:5432,db2:5432/shop?target_session_attrs=read-write"),
+        ("database_url", "postgresql://u@db/shop?target_session_attrs=read-write"),
         ("replica_database_url", "postgresql://u@replica/shop"),
+        ("replica_database_url", "postgresql://u@r1,r2/shop?target_session_attrs=prefer-standby"),
+        ("replica_database_url", "postgresql://u@r1,db1/shop?target_session_attrs=any"),
+        ("replica_database_url", "postgresql://u@r1,db1/shop"),  # any host, in order
         ("redis_url", "rediss://:secret@cache.internal:6380/2"),
         ("broker_url", "amqps://u:p@mq.internal:5671/%2Fshop"),
         ("broker_url", "redis://127.0.0.1:6379/1"),

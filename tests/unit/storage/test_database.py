@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from storage.database import _lag_seconds
+from storage.replica import _lag_seconds
 
 
 def test_caught_up_replica_has_no_lag() -> None:
