@@ -107,6 +107,9 @@ async def products_sitemap(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Cache-Control": CACHE_CONTROL})
         response.content_type = "application/xml"
         response.charset = "utf-8"
+        if request.method == "HEAD":  # headers only (a compressor would still send its bytes)
+            await response.prepare(request)
+            return response
         response.enable_compression()
         await response.prepare(request)
         await response.write(_URLSET_OPEN.encode())

@@ -118,6 +118,8 @@ async def test_a_chunk_streams_in_batches(client, fresh_db) -> None:
     await seed(fresh_db)
     resp = await client.get("/sitemaps/products-1.xml")
     assert resp.headers.get("Transfer-Encoding") == "chunked"  # no Content-Length: streamed
+    head = await client.head("/sitemaps/products-1.xml")
+    assert (head.status, await head.read()) == (200, b"")
     conn = await connect(fresh_db)
     try:  # reading the chunk 4 rows per statement gives the same products in id order
         batches = [b async for b in sitemap.product_batches(conn, 1, CHUNK, batch=4)]
