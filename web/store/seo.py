@@ -24,9 +24,9 @@ from web.keys import SETTINGS
 from web.store.structured_data import largest
 
 DESCRIPTION_CHARS = 155  # what search result snippets show before they cut
-HOST = re.compile(
-    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9-]{1,63})*|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$"
-)
+_NAME = r"[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*"  # a DNS name or an IPv4 address
+_IPV6 = r"\[[0-9A-Fa-f:.]{2,45}\]"
+HOST = re.compile(rf"(?:{_NAME}|{_IPV6})(?::[0-9]{{1,5}})?")
 # In a <script> element only "</script" or "<!--" can end the data early; escaping the three
 # characters that start markup (as JSON \u escapes, which every JSON parser reads back) closes
 # that door whatever the values hold.
@@ -51,7 +51,7 @@ def public_origin(request: web.Request) -> str:
     settings = request.config_dict[SETTINGS]
     if not settings.public_url_set:
         host = request.headers.get("Host", "")
-        if HOST.match(host):
+        if HOST.fullmatch(host):
             return f"{'https' if is_secure(request) else 'http'}://{host}"
     return str(settings.public_url).rstrip("/")
 
