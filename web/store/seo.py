@@ -29,8 +29,17 @@ _IPV6 = r"\[[0-9A-Fa-f:.]{2,45}\]"
 HOST = re.compile(rf"(?:{_NAME}|{_IPV6})(?::[0-9]{{1,5}})?")
 # In a <script> element only "</script" or "<!--" can end the data early; escaping the three
 # characters that start markup (as JSON \u escapes, which every JSON parser reads back) closes
-# that door whatever the values hold.
-SCRIPT_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+# that door whatever the values hold. U+2028 and U+2029 too: valid in JSON, line breaks to
+# tools that split lines.
+SCRIPT_SAFE = str.maketrans(
+    {
+        "<": "\\u003c",
+        ">": "\\u003e",
+        "&": "\\u0026",
+        "\u2028": "\\u2028",
+        "\u2029": "\\u2029",
+    }
+)
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ def test_summary_is_one_line_cut_at_a_word(text: str, limit: int, expected: str)
 def test_ld_json_cannot_close_its_script_element_and_reads_back() -> None:
     value = {"name": "</script><script>x()</script> <!-- & ' \" \u2028 é"}
     text = str(ld_json(value))
-    assert not {"<", ">", "&"} & set(text)
+    assert not {"<", ">", "&", "\u2028"} & set(text)
     assert "é" in text  # readable, not \u-escaped beyond what must be
     assert json.loads(text) == value
 
