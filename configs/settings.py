@@ -54,10 +54,18 @@ class Settings(BaseSettings):
     # A refresh token presented again this soon after its rotation gets the same new pair (tabs
     # loading at once); later, the replay revokes the session. 0: every replay revokes.
     refresh_grace_seconds: int = Field(default=10, ge=0, le=60)
-    public_url: HttpUrl = HttpUrl("http://127.0.0.1:8080")  # links in emails point here
+    # Links in emails point here; so do canonical URLs, the sitemaps and og:url when it is set
+    # (unset, pages use the address the request came to: web.store.seo.public_origin).
+    public_url: HttpUrl = HttpUrl("http://127.0.0.1:8080")
     trust_forwarded_headers: bool = False  # behind NGINX: honour X-Forwarded-Proto/-For
     data_dir: Path = Path("var")
     shop_name: str = Field(default="aioshop", min_length=1, max_length=60)
+    # The home page's meta description (and og:description): one sentence about the shop.
+    shop_tagline: str = Field(
+        default="Everyday things, well made, delivered to your door.", min_length=1, max_length=160
+    )
+    # Product URLs per child sitemap (sitemaps.org allows at most 50,000 per file).
+    sitemap_chunk_size: int = Field(default=50_000, ge=1, le=50_000)
     # The currency new variants are priced in (the staff product form shows it, not a field).
     shop_currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
     log_format: Literal["auto", "json", "console"] = "auto"
@@ -144,6 +152,11 @@ class Settings(BaseSettings):
     def smtp_server(self) -> urls.SmtpServer | None:
         """Where emails go (None: the local mailbox in DATA_DIR)."""
         return None if self.smtp_url is None else urls.parse_smtp_url(self.smtp_url)
+
+    @property
+    def public_url_set(self) -> bool:
+        """Whether PUBLIC_URL was given (else its default, which only suits local development)."""
+        return "public_url" in self.model_fields_set
 
     @property
     def metrics_root(self) -> Path:

@@ -34,6 +34,14 @@ class Money:
     def __mul__(self, quantity: int) -> Money:
         return Money(self.amount * quantity, self.currency)
 
+    def decimal_text(self) -> str:
+        """`12.50`, `1200`, `-0.050`: the amount in major units as a plain decimal, for machines
+        (JSON-LD prices, form fields)."""
+        exponent = EXPONENTS.get(self.currency, 2)
+        sign = "-" if self.amount < 0 else ""
+        major, minor = divmod(abs(self.amount), 10**exponent)
+        return f"{sign}{major}" + (f".{minor:0{exponent}d}" if exponent else "")
+
     def format(self) -> str:
         """`€12.50`, `¥1200`, `12.500 KWD`: for people, never parsed back."""
         exponent = EXPONENTS.get(self.currency, 2)

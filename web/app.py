@@ -40,7 +40,7 @@ from web.keys import (
 )
 from web.middlewares import database_unavailable, read_your_writes, request_context
 from web.ops import create_ops_app
-from web.store import account
+from web.store import account, seo, sitemaps
 from web.store import cart as cart_pages
 from web.store import catalog as catalog_pages
 from web.store import checkout as checkout_pages
@@ -160,6 +160,7 @@ def create_app(settings: Settings) -> web.Application:
     env.globals["shop_name"] = settings.shop_name
     env.globals["static"] = lambda path: f"/static/{path}"
     env.globals["cart_count"] = cart_pages.header_count
+    env.globals["absolute_url"] = seo.absolute_url
     env.filters["price"] = price
 
     app.router.add_get("/", store.home, name="home")
@@ -168,6 +169,7 @@ def create_app(settings: Settings) -> web.Application:
     cart_pages.add_routes(app)
     checkout_pages.add_routes(app)
     order_pages.add_routes(app)
+    sitemaps.add_routes(app)
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.readyz)
     metrics.setup(app)  # /metrics, its scrape sources, the pool sampler

@@ -113,8 +113,19 @@ UPLOAD_PREFIXES = ("/admin/",)
 UPLOAD_FORM_OVERHEAD = 64 * 1024
 
 # Paths that never refresh silently: the API (its client refreshes once, on a 401, for all
-# pending requests) and assets (a page's parallel asset requests would race for the same token).
-NO_SILENT_REFRESH = ("/api/", "/static/", "/media/", "/healthz", "/readyz", "/metrics")
+# pending requests) and assets (a page's parallel asset requests would race for the same token;
+# a streamed sitemap could not even send the new cookies).
+NO_SILENT_REFRESH = (
+    "/api/",
+    "/static/",
+    "/media/",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/favicon.ico",
+    "/robots.txt",
+    "/sitemap",
+)
 
 
 async def browser_principal(request: web.Request, *, refresh: bool) -> Principal | None:

@@ -24,7 +24,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from domain.money import EXPONENTS
+from domain.money import EXPONENTS, Money
 from storage.attributes import Attribute, Level, ProductType, validate_values
 from storage.catalog_admin import ProductFields, VariantRow
 from storage.errors import InvalidAttributeValues
@@ -100,11 +100,7 @@ class ProductForm:
 
 def money_text(amount: int, currency: str) -> str:
     """Minor units as the decimal staff type: 1250 EUR -> "12.50"."""
-    exponent = EXPONENTS.get(currency, 2)
-    if exponent == 0:
-        return str(amount)
-    major, minor = divmod(amount, 10**exponent)
-    return f"{major}.{minor:0{exponent}d}"
+    return Money(amount, currency).decimal_text()
 
 
 def minor_units(price: Decimal, currency: str) -> int:

@@ -33,6 +33,19 @@ from web.store.catalog_query import (
     sort_choices,
     url_with,
 )
+from web.store.seo import (
+    category_meta,
+    ld_json,
+    product_meta,
+    public_origin,
+    search_meta,
+)
+from web.store.structured_data import (
+    breadcrumbs_data,
+    category_crumbs,
+    product_crumbs,
+    product_data,
+)
 
 NOT_SHOP_PATHS = ("/api/", "/admin/", "/ops/", "/static/", "/media/")
 # What "Clear filters" keeps of a listing's query: the search text and the order.
@@ -83,14 +96,17 @@ async def category_view(request: web.Request) -> web.Response:
         )
     except CategoryNotFound:
         return await not_found(request, "category")
+    trail = ld_json(breadcrumbs_data(public_origin(request), category_crumbs(category)))
+    context = {"category": category, "meta": category_meta(request, category, trail)}
     return await _listing(
-        request, "store/category.html", {"category": category}, category=category["slug"], nav=nav
+        request, "store/category.html", context, category=category["slug"], nav=nav
     )
 
 
 async def search_view(request: web.Request) -> web.Response:
     """/search?q=...: results with facets, "did you mean", and an empty state that helps."""
-    context = {"query": request.query.get("q", "").strip()}
+    query = request.query.get("q", "").strip()
+    context = {"query": query, "meta": search_meta(request, query)}
     return await _listing(request, "store/search.html", context, category=None, nav=None)
 
 
@@ -170,11 +186,17 @@ async def product_view(request: web.Request) -> web.Response:
         stock = stock_text(variant["stock"])
     else:
         stock = "In stock" if detail["in_stock"] else "Out of stock"
+    origin = public_origin(request)
+    json_ld = (
+        ld_json(product_data(origin, detail)),
+        ld_json(breadcrumbs_data(origin, product_crumbs(detail))),
+    )
     return await page(
         request,
         "store/product.html",
         {
             "product": detail,
+            "meta": product_meta(request, detail, json_ld),
             "picker": picker,
             "variant": variant,
             "stock": stock,

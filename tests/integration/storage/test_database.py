@@ -101,18 +101,35 @@ async def test_a_write_through_the_fallback_pool_fails_too(replica_settings) -> 
             await db.replica.fetchval("DELETE FROM products")
 
 
+async def seen_and_not_yet_replayed(cluster: PgCluster, settings: Settings) -> None:
+    """Product "seen" replayed on the replica, then "not-yet-replayed" written with replay
+    paused (the fixture resumes it)."""
+    await insert_product(settings.database_url.unicode_string(), "seen")
+    await asyncio.to_thread(cluster.wait_for_replay)
+    await asyncio.to_thread(cluster.pause_replay)
+    await insert_product(settings.database_url.unicode_string(), "not-yet-replayed")
+
+
 async def test_browsing_reads_are_served_by_the_replica(
     cluster, replica_settings, replica_client
 ) -> None:
-    await insert_product(replica_settings.database_url.unicode_string(), "seen")
-    await asyncio.to_thread(cluster.wait_for_replay)
-    await asyncio.to_thread(cluster.pause_replay)
-    await insert_product(replica_settings.database_url.unicode_string(), "not-yet-replayed")
+    await seen_and_not_yet_replayed(cluster, replica_settings)
     slugs = await listed_slugs(replica_client)
     assert slugs == {"seen"}  # the replica answered: it has not replayed the second row
     await asyncio.to_thread(cluster.resume_replay)
     await asyncio.to_thread(cluster.wait_for_replay)
     assert await listed_slugs(replica_client) == {"seen", "not-yet-replayed"}
+
+
+async def test_sitemaps_are_read_from_the_replica(
+    cluster, replica_settings, replica_client
+) -> None:
+    await seen_and_not_yet_replayed(cluster, replica_settings)
+    index = await (await replica_client.get("/sitemap.xml")).text()
+    assert "/sitemaps/products-1.xml" in index
+    chunk = await (await replica_client.get("/sitemaps/products-1.xml")).text()
+    assert "/products/seen<" in chunk
+    assert "not-yet-replayed" not in chunk  # the replica answered: it has not replayed it
 
 
 async def test_stopped_replica_falls_back_to_the_primary_and_returns(

@@ -21,6 +21,12 @@ PUBLIC_READS = {
     ("GET", "/api/v1/categories"),
     ("GET", "/api/v1/search"),
     ("GET", "/api/v1/search/suggest"),
+    # What crawlers read (web.store.sitemaps).
+    ("GET", "/robots.txt"),
+    ("GET", "/sitemap.xml"),
+    ("GET", "/sitemaps/categories.xml"),
+    ("GET", "/sitemaps/products-{number}.xml"),
+    ("GET", "/favicon.ico"),
 }
 # Personal answers: each of these prefixes must have routes, and each of them is private.
 PERSONAL_PREFIXES = (
