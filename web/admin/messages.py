@@ -158,3 +158,30 @@ async def read(request: web.Request, model: type[M], *, blank_as_none: bool = Fa
         if message == NUL:
             form.errors[name] = sentence(name, "control_character", {}, NUL)
     return form
+
+
+# The order page's forms (web/admin/orders.py, admin/order_work.html), in the page's order; the
+# per-line unit fields are named <prefix><line number>.
+ORDER_FIELDS = [
+    ("amount", "Amount"),
+    ("reason", "Reason"),
+    ("tracking_number", "Tracking number"),
+    ("note", "Why"),
+    ("body", "Note"),
+]
+LINE_FIELDS = {"qty_": "Units to refund, line {}", "ship_": "Units to ship, line {}"}
+
+
+def page_summary(
+    forms: Mapping[str, Form[Any]], fields: Iterable[tuple[str, str]]
+) -> list[Problem]:
+    """The summary of a page with several forms: the refused one's errors (a page shows one
+    refusal at a time), per-line fields labelled by their line."""
+    errors: Mapping[str, str] = next((f.errors for f in forms.values() if f.errors), {})
+    lines = [
+        (name, template.format(name.removeprefix(prefix)))
+        for name in errors
+        for prefix, template in LINE_FIELDS.items()
+        if name.startswith(prefix)
+    ]
+    return summary(errors, [*fields, *sorted(lines)])

@@ -163,7 +163,8 @@ async def test_removing_a_choice_in_use_is_refused_and_an_unused_one_goes(client
     ]
     page = await preview(client, path, {"action": "remove_choice", "choice_id": str(ids["teal"])})
     assert effect_of(page) == (
-        "Removing the colour 'Teal' changes no product: none uses it. Staff can no longer choose it."
+        "Removing the colour 'Teal' changes no product: none uses it."
+        " Staff can no longer choose it."
     )
     assert (await confirm(client, path, page)).status == 303
     assert await fetch(fresh_db, "SELECT FROM attribute_choices WHERE id = $1", ids["teal"]) == []
@@ -176,7 +177,8 @@ async def test_a_choice_used_between_preview_and_confirm_stays(client, fresh_db)
     page = await preview(client, path, {"action": "remove_choice", "choice_id": str(ids["teal"])})
     await fetch(
         fresh_db,
-        "UPDATE variants SET attributes = attributes || '{\"colour\": \"teal\"}' WHERE sku = 'TEE-0-RS'",
+        "UPDATE variants SET attributes = attributes || '{\"colour\": \"teal\"}'"
+        " WHERE sku = 'TEE-0-RS'",
     )
     resp = await confirm(client, path, page)  # checked again: refused, nothing removed
     page = await resp.text()
