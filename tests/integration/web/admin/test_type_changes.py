@@ -177,7 +177,7 @@ async def test_a_choice_used_between_preview_and_confirm_stays(client, fresh_db)
     page = await preview(client, path, {"action": "remove_choice", "choice_id": str(ids["teal"])})
     await fetch(
         fresh_db,
-        "UPDATE variants SET attributes = attributes || '{\"colour\": \"teal\"}'"
+        'UPDATE variants SET attributes = attributes || \'{"colour": "teal"}\''
         " WHERE sku = 'TEE-0-RS'",
     )
     resp = await confirm(client, path, page)  # checked again: refused, nothing removed
