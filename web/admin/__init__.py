@@ -8,6 +8,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from web.admin import (
+    attribute_changes,
     categories,
     customers,
     orders,
@@ -36,6 +37,7 @@ def create_admin_app() -> web.Application:
     categories.add_routes(app)
     types.add_routes(app)
     type_changes.add_routes(app)
+    attribute_changes.add_routes(app)
     orders.add_routes(app)
     customers.add_routes(app)
     return app
