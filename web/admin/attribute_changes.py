@@ -16,15 +16,13 @@ from storage import type_changes
 from storage.attributes import Attribute
 from web.admin import messages, type_effects
 from web.admin.change_confirm import (
-    FIELDS,
     NameIn,
     Plan,
     Refused,
-    anchors,
     attribute_or_404,
+    form_context,
     preview_or_apply,
 )
-from web.admin.common import saved
 from web.admin.types import parse_choices
 from web.fields import MULTI_LINE, FormId
 from web.forms import Form
@@ -55,14 +53,10 @@ async def attribute_page(
     """One attribute: rename it, add choices, rename or remove a choice."""
     reader = await request.config_dict[DB].replica.fresh_for(request.get(MIN_LSN))
     attribute = await attribute_or_404(reader, path_id(request))
-    errors = form.errors if form else {}
     context = {
         "attribute": attribute,
         "effect": await type_changes.effect_of_attribute_change(reader, attribute.id),
-        "form_key": form_key,
-        "form": form,
-        "summary": messages.summary(errors, FIELDS, anchors(form_key)),
-        "saved": saved(request, status),
+        **form_context(request, form_key, form, status),
     }
     return render(request, "admin/attribute.html", context, status=status)
 

@@ -33,6 +33,8 @@ from storage.errors import (
     InvalidAttribute,
     ProductTypeNotFound,
 )
+from web.admin import messages
+from web.admin.common import saved
 from web.catalog import catalog_changed
 from web.cookies import CSRF_FIELD
 from web.fields import Line60
@@ -86,6 +88,20 @@ def anchors(form_key: str) -> dict[str, str]:
     if form_key.startswith("choice-"):
         return {"name": f"f-name-{form_key.removeprefix('choice-')}"}
     return {}
+
+
+def form_context(
+    request: web.Request, form_key: str, form: Form[Any] | None, status: int
+) -> dict[str, Any]:
+    """What a type or attribute page needs to show a refused form (`form_key` says which form),
+    its summary and the "saved" notice."""
+    errors = form.errors if form else {}
+    return {
+        "form_key": form_key,
+        "form": form,
+        "summary": messages.summary(errors, FIELDS, anchors(form_key)),
+        "saved": saved(request, status),
+    }
 
 
 async def attribute_or_404(executor: Any, attribute_id: int) -> Attribute:

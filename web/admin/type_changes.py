@@ -20,15 +20,13 @@ from storage.errors import (
 )
 from web.admin import messages, type_effects
 from web.admin.change_confirm import (
-    FIELDS,
     NameIn,
     Plan,
     Refused,
-    anchors,
     attribute_or_404,
+    form_context,
     preview_or_apply,
 )
-from web.admin.common import saved
 from web.admin.types import parse_choices
 from web.fields import MULTI_LINE, FormId, Line60
 from web.forms import Form
@@ -62,15 +60,11 @@ async def type_page(
     reader = await request.config_dict[DB].replica.fresh_for(request.get(MIN_LSN))
     product_type = await _type(reader, path_id(request))
     declared = {each.attribute.id for each in product_type.attributes}
-    errors = form.errors if form else {}
     context = {
         "product_type": product_type,
         "addable": [a for a in await attributes.list_attributes(reader) if a.id not in declared],
         "kinds": attributes.KINDS,
-        "form_key": form_key,
-        "form": form,
-        "summary": messages.summary(errors, FIELDS, anchors(form_key)),
-        "saved": saved(request, status),
+        **form_context(request, form_key, form, status),
     }
     return render(request, "admin/type.html", context, status=status)
 
