@@ -214,6 +214,14 @@ async def create_attribute(
         return _attribute(await conn.fetchrow(GET_ATTRIBUTE, attribute_id))
 
 
+async def get_attribute(executor: Executor, attribute_id: int) -> Attribute:
+    """One attribute with its choices; raises AttributeNotFound."""
+    row = await executor.fetchrow(GET_ATTRIBUTE, attribute_id)
+    if row is None:
+        raise AttributeNotFound(attribute_id)
+    return _attribute(row)
+
+
 async def list_attributes(executor: Executor) -> list[Attribute]:
     """Every attribute with its choices, by name."""
     return [_attribute(row) for row in await executor.fetch(LIST_ATTRIBUTES)]

@@ -10,7 +10,9 @@ StorageError
 │   ├── AddressNotFound
 │   ├── CategoryNotFound
 │   ├── AttributeNotFound
+│   ├── ChoiceNotFound
 │   ├── ProductTypeNotFound
+│   ├── AttributeNotDeclared
 │   ├── VariantNotFound
 │   ├── CartItemNotFound
 │   ├── ShippingMethodNotFound
@@ -19,7 +21,11 @@ StorageError
 │   ├── DuplicateSlug
 │   │   ├── DuplicateCategorySlug
 │   │   ├── DuplicateAttributeSlug
+│   │   ├── DuplicateChoiceSlug
 │   │   └── DuplicateProductTypeSlug
+│   ├── DuplicateName
+│   ├── AttributeAlreadyDeclared
+│   ├── ChoiceInUse
 │   ├── DuplicateSku
 │   ├── EmailTaken
 │   ├── CategoryCycle
@@ -158,6 +164,48 @@ class DuplicateAttributeSlug(DuplicateSlug):
 
 class DuplicateProductTypeSlug(DuplicateSlug):
     """Another product type has this slug."""
+
+
+class DuplicateChoiceSlug(DuplicateSlug):
+    """The attribute already has a choice with this slug."""
+
+
+class DuplicateName(Conflict):
+    """Another attribute, product type or choice of the same attribute has this name (any case)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"the name {name!r} is taken")
+        self.name = name
+
+
+class ChoiceNotFound(NotFound):
+    def __init__(self, choice_id: int) -> None:
+        super().__init__(f"choice {choice_id} does not exist")
+        self.choice_id = choice_id
+
+
+class AttributeNotDeclared(NotFound):
+    """The product type does not (or no longer) declare this attribute."""
+
+    def __init__(self, attribute_id: int) -> None:
+        super().__init__(f"the type does not declare attribute {attribute_id}")
+        self.attribute_id = attribute_id
+
+
+class AttributeAlreadyDeclared(Conflict):
+    """The product type already declares this attribute."""
+
+    def __init__(self, attribute_id: int) -> None:
+        super().__init__(f"the type already declares attribute {attribute_id}")
+        self.attribute_id = attribute_id
+
+
+class ChoiceInUse(Conflict):
+    """Products or variants still carry this choice, so it cannot be removed."""
+
+    def __init__(self, products: int, variants: int) -> None:
+        super().__init__(f"{products} products and {variants} variants use this choice")
+        self.products, self.variants = products, variants
 
 
 class Invalid(StorageError):

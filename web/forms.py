@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 from urllib.parse import urlsplit
@@ -35,9 +36,14 @@ class Form(Generic[M]):
 
 
 async def read_form(
-    request: web.Request, model: type[M], *, blank_as_none: bool = False
+    request: web.Request,
+    model: type[M],
+    *,
+    blank_as_none: bool = False,
+    explain: Callable[[ValidationError], dict[str, str]] = field_errors,
 ) -> Form[M]:
-    """Validate the posted form against `model` (unknown fields, like the CSRF token, ignored)."""
+    """Validate the posted form against `model` (unknown fields, like the CSRF token, ignored);
+    `explain` turns pydantic's errors into the messages shown beside the fields."""
     posted = await posted_form(request)
     values = {k: v for k, v in posted.items() if isinstance(v, str) and k != CSRF_FIELD}
     fields = set(model.model_fields)
@@ -48,7 +54,7 @@ async def read_form(
     try:
         validated = model.model_validate(data)
     except ValidationError as exc:
-        return Form(values=shown, errors=field_errors(exc) | nul)
+        return Form(values=shown, errors=explain(exc) | nul)
     if nul:
         return Form(values=shown, errors=nul)
     return Form(values=shown, data=validated)

@@ -150,3 +150,85 @@ async def add_image(
         )
     finally:
         await conn.close()
+
+
+async def tee_shop(dsn: str, tees: int = 3) -> dict[str, int]:
+    """T-shirts (colour red/blue and size s/m on each variant, material on the product) and Mugs
+    (colour on the product): `tees` tees of two variants each (red s, blue m), one red mug.
+    Returns the ids: types, attributes, the red choice, the first tee."""
+    conn = await connect(dsn)
+    try:
+        async with conn.transaction():
+            colour = await attributes.create_attribute(
+                conn,
+                slug="colour",
+                name="Colour",
+                kind="choice",
+                choices=[("red", "Red", "#ff0000"), ("blue", "Blue", None), ("teal", "Teal", None)],
+            )
+            size = await attributes.create_attribute(
+                conn,
+                slug="size",
+                name="Size",
+                kind="choice",
+                choices=[("s", "S", None), ("m", "M", None)],
+            )
+            material = await attributes.create_attribute(
+                conn, slug="material", name="Material", kind="text"
+            )
+            tees_type = await attributes.create_product_type(
+                conn,
+                slug="t-shirts",
+                name="T-shirts",
+                attributes=[(colour.id, "variant"), (size.id, "variant")],
+            )
+            mugs_type = await attributes.create_product_type(
+                conn, slug="mugs", name="Mugs", attributes=[(colour.id, "product")]
+            )
+            first = 0
+            for index in range(tees):
+                tee = await products.create(
+                    conn,
+                    slug=f"tee-{index}",
+                    name=f"Tee {index}",
+                    product_type_id=tees_type.id,
+                    variants=[
+                        NewVariant(
+                            f"TEE-{index}-RS",
+                            2500,
+                            "EUR",
+                            3,
+                            attributes={"colour": "red", "size": "s"},
+                        ),
+                        NewVariant(
+                            f"TEE-{index}-BM",
+                            2500,
+                            "EUR",
+                            3,
+                            attributes={"colour": "blue", "size": "m"},
+                        ),
+                    ],
+                )
+                first = first or tee.id
+            await products.create(
+                conn,
+                slug="red-mug",
+                name="Red mug",
+                product_type_id=mugs_type.id,
+                attributes={"colour": "red"},
+                variants=[NewVariant("MUG-R", 900, "EUR", 5)],
+            )
+    finally:
+        await conn.close()
+    red = next(c.id for c in colour.choices if c.slug == "red")
+    teal = next(c.id for c in colour.choices if c.slug == "teal")
+    return {
+        "tees": tees_type.id,
+        "mugs": mugs_type.id,
+        "colour": colour.id,
+        "size": size.id,
+        "material": material.id,
+        "red": red,
+        "teal": teal,
+        "tee": first,
+    }

@@ -7,7 +7,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from web.admin import categories, customers, orders, product_list, products, types, uploads
+from web.admin import (
+    attribute_changes,
+    categories,
+    customers,
+    orders,
+    product_list,
+    products,
+    type_changes,
+    types,
+    uploads,
+)
 from web.guards import staff_only
 from web.render import render
 
@@ -26,6 +36,8 @@ def create_admin_app() -> web.Application:
     uploads.add_routes(app)
     categories.add_routes(app)
     types.add_routes(app)
+    type_changes.add_routes(app)
+    attribute_changes.add_routes(app)
     orders.add_routes(app)
     customers.add_routes(app)
     return app

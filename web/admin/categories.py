@@ -15,11 +15,11 @@ from pydantic import BaseModel, ConfigDict
 
 from storage import catalog_admin, categories, category_order, transaction
 from storage.errors import CategoryCycle, CategoryNotEmpty, CategoryNotFound, DuplicateSlug
+from web.admin import messages
 from web.admin.common import flatten, saved
-from web.admin.product_form import FRIENDLY
 from web.catalog import catalog_changed
 from web.fields import FormId, Line100, Slug
-from web.forms import Form, read_form
+from web.forms import Form
 from web.keys import DB, MIN_LSN, REQUEST_ID
 from web.params import path_id
 from web.render import render
@@ -50,10 +50,19 @@ def _id(request: web.Request) -> int:
     return path_id(request)
 
 
-def _friendly(form: Form[Any]) -> Form[Any]:
-    if "slug" in form.errors and "pattern" in form.errors["slug"]:
-        form.errors["slug"] = FRIENDLY["slug"]
-    return form
+CATEGORY_FIELDS = [("name", "Name"), ("slug", "Slug"), ("parent_id", "Parent")]
+
+
+def _summary(forms: dict[str, Form[Any]]) -> list[messages.Problem]:
+    """The refused form's errors atop the page; a category's inputs carry its id in theirs."""
+    key, form = next(((k, f) for k, f in forms.items() if f.errors), ("", None))
+    if form is None:
+        return []
+    if key == "new":
+        anchors = {"parent_id": "f-parent-new"}
+    else:
+        anchors = {name: f"f-{name.removesuffix('_id')}-{key}" for name, _ in CATEGORY_FIELDS}
+    return messages.summary(form.errors, CATEGORY_FIELDS, anchors)
 
 
 async def category_page(
@@ -74,6 +83,7 @@ async def category_page(
         "lasts": {level[-1].id for level in levels if level},
         "counts": await category_order.product_counts(reader, tree),
         "forms": forms or {},
+        "summary": _summary(forms or {}),
         "saved": saved(request, status),
     }
     return render(request, "admin/categories.html", context, status=status)
@@ -81,7 +91,7 @@ async def category_page(
 
 async def create_category(request: web.Request) -> web.Response:
     """Add a category under the chosen parent (or at the top)."""
-    form = _friendly(await read_form(request, CategoryIn, blank_as_none=True))
+    form = await messages.read(request, CategoryIn, blank_as_none=True)
     if form.data is not None:
         try:
             async with transaction(request.config_dict[DB]) as conn:
@@ -100,7 +110,7 @@ async def create_category(request: web.Request) -> web.Response:
 async def rename_category(request: web.Request) -> web.Response:
     """Change a category's name and slug."""
     category_id = _id(request)
-    form = _friendly(await read_form(request, RenameIn))
+    form = await messages.read(request, RenameIn)
     if form.data is not None:
         try:
             async with transaction(request.config_dict[DB]) as conn:
@@ -118,7 +128,7 @@ async def rename_category(request: web.Request) -> web.Response:
 async def move_category(request: web.Request) -> web.Response:
     """Move a category and everything under it to a new parent (blank: the top level)."""
     category_id = _id(request)
-    form = await read_form(request, MoveIn, blank_as_none=True)
+    form = await messages.read(request, MoveIn, blank_as_none=True)
     status = 422
     if form.data is not None:
         try:

@@ -12,9 +12,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from web.forms import Form, read_form
 
 ROW_PREFIX = re.compile(r"^v-[0-9]{1,3}-")
 # What to ask for when a field is empty or unreadable, by field.
@@ -27,12 +30,18 @@ ASK = {
     "currency": "Enter a three-letter currency code such as EUR.",
     "category_id": "Choose a category from the list.",
     "alt": "Describe the image in a few words.",
+    "new_name": "Enter a name.",
+    "new_slug": "Enter a slug such as shoe_size: lowercase letters and digits, joined by _.",
+    "choices": "Enter at least one choice, one a line.",
+    "attribute_id": "Choose an attribute from the list.",
+    "choice_id": "Choose a choice from the list.",
 }
 # The same field, when the value is there but has the wrong shape.
 SHAPE = {
     "slug": "Use lowercase letters and digits, words joined by single hyphens (e.g. blue-mug).",
     "sku": "Use capital letters, digits, '.', '_' or '-', up to 64 (e.g. MUG-BLUE-1).",
     "currency": "Use a three-letter currency code such as EUR.",
+    "new_slug": "Use lowercase letters and digits, words joined by _ (e.g. shoe_size).",
 }
 TOO_LOW = {
     "price": "A price cannot be below 0.",
@@ -54,6 +63,10 @@ WRONG_NUMBER = {
     "decimal_max_digits",
     "decimal_whole_digits",
 }
+
+
+M = TypeVar("M", bound=BaseModel)
+NUL = "must not contain a NUL character"
 
 
 def _kind(field: str) -> str:
@@ -136,3 +149,39 @@ def summary(
         if name not in listed
     ]
     return problems
+
+
+async def read(request: web.Request, model: type[M], *, blank_as_none: bool = False) -> Form[M]:
+    """web.forms.read_form with the messages written for staff (`plain`), NUL included."""
+    form = await read_form(request, model, blank_as_none=blank_as_none, explain=plain)
+    for name, message in form.errors.items():
+        if message == NUL:
+            form.errors[name] = sentence(name, "control_character", {}, NUL)
+    return form
+
+
+# The order page's forms (web/admin/orders.py, admin/order_work.html), in the page's order; the
+# per-line unit fields are named <prefix><line number>.
+ORDER_FIELDS = [
+    ("amount", "Amount"),
+    ("reason", "Reason"),
+    ("tracking_number", "Tracking number"),
+    ("note", "Why"),
+    ("body", "Note"),
+]
+LINE_FIELDS = {"qty_": "Units to refund, line {}", "ship_": "Units to ship, line {}"}
+
+
+def page_summary(
+    forms: Mapping[str, Form[Any]], fields: Iterable[tuple[str, str]]
+) -> list[Problem]:
+    """The summary of a page with several forms: the refused one's errors (a page shows one
+    refusal at a time), per-line fields labelled by their line."""
+    errors: Mapping[str, str] = next((f.errors for f in forms.values() if f.errors), {})
+    lines = [
+        (name, template.format(name.removeprefix(prefix)))
+        for name in errors
+        for prefix, template in LINE_FIELDS.items()
+        if name.startswith(prefix)
+    ]
+    return summary(errors, [*fields, *sorted(lines)])

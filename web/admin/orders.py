@@ -27,7 +27,7 @@ from domain.refunds import RefundRefused
 from storage import order_notes, orders, refunds, shipments, transaction
 from storage.errors import OrderNotFound
 from storage.orders import Order
-from web.admin import order_work
+from web.admin import messages, order_work
 from web.fields import Line100, Note
 from web.forms import Form, read_form
 from web.keys import DB, PRINCIPAL, REQUEST_ID
@@ -216,6 +216,7 @@ async def order_page(
         "actions": allowed_actions(order),
         "forms": forms or {},
         "problem": problem,
+        "summary": messages.page_summary(forms or {}, messages.ORDER_FIELDS),
     }
     return render(request, "admin/order.html", context, status=status)
 

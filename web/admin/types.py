@@ -16,16 +16,30 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 from storage import attributes, transaction
 from storage.attributes import Kind, Level
 from storage.errors import AttributeNotFound, DuplicateSlug, InvalidAttribute, InvalidProductType
+from web.admin import messages
 from web.admin.common import saved
-from web.admin.product_form import FRIENDLY
 from web.catalog import catalog_changed
 from web.fields import BIGINT_MAX, MULTI_LINE, SINGLE_LINE, Line60, ShortSlug, whole_number
-from web.forms import Form, read_form
+from web.forms import Form
 from web.keys import DB, MIN_LSN
 from web.params import posted_form
 from web.render import render
 
 MAX_CHOICES = 200
+ATTRIBUTE_SLUG = "Use lowercase letters and digits, words joined by _ (e.g. shoe_size)."
+# The create forms' fields in the page's order; the attribute form's name and slug inputs carry
+# its name in their ids (the type form above has a name and a slug too).
+FIELDS = {
+    "type": [("name", "Name"), ("slug", "Slug")],
+    "attribute": [
+        ("name", "Name"),
+        ("slug", "Slug"),
+        ("kind", "Kind"),
+        ("unit", "Unit"),
+        ("choices", "Choices"),
+    ],
+}
+ANCHORS = {"attribute": {"name": "f-attribute-name", "slug": "f-attribute-slug"}}
 
 
 class AttributeIn(BaseModel):
@@ -70,7 +84,13 @@ async def types_page(
     """Attributes and product types, with a form to create each."""
     db = request.config_dict[DB]
     reader = await db.replica.fresh_for(request.get(MIN_LSN))
+    refused = [
+        messages.summary(form.errors, FIELDS[key], ANCHORS.get(key))
+        for key, form in (forms or {}).items()
+        if form.errors
+    ]
     context = {
+        "summary": refused[0] if refused else [],
         "attributes": await attributes.list_attributes(reader),
         "product_types": await attributes.list_product_types(reader),
         "kinds": attributes.KINDS,
@@ -82,11 +102,9 @@ async def types_page(
 
 async def create_attribute(request: web.Request) -> web.Response:
     """Create an attribute (with its choices, for kind "choice")."""
-    form = await read_form(request, AttributeIn)
-    if "slug" in form.errors and "pattern" in form.errors["slug"]:
-        form.errors["slug"] = (
-            "Use lowercase letters and digits, words joined by _ (e.g. shoe_size)."
-        )
+    form = await messages.read(request, AttributeIn)
+    if form.errors.get("slug") == messages.SHAPE["slug"]:
+        form.errors["slug"] = ATTRIBUTE_SLUG
     choices: list[tuple[str, str, str | None]] = []
     try:
         choices = parse_choices(form.values.get("choices", ""))
@@ -118,9 +136,7 @@ async def create_attribute(request: web.Request) -> web.Response:
 
 async def create_product_type(request: web.Request) -> web.Response:
     """Create a product type; `level-<attribute id>` says where each chosen attribute lives."""
-    form = await read_form(request, ProductTypeIn)
-    if "slug" in form.errors and "pattern" in form.errors["slug"]:
-        form.errors["slug"] = FRIENDLY["slug"]
+    form = await messages.read(request, ProductTypeIn)
     posted = await posted_form(request)
     declared: list[tuple[int, Level]] = []
     for key, value in posted.items():

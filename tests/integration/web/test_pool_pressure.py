@@ -24,7 +24,7 @@ from PIL import Image
 
 from auth.tokens import SigningKeys, issue_access_token
 from configs.settings import Settings
-from storage import categories
+from storage import attributes, categories
 from storage.database import connect
 from tests.conftest import TEST_SECRET
 from tests.support.admin import form_of
@@ -412,6 +412,26 @@ async def requests_for(world: World, method: str, pattern: str) -> list[Request]
             )
         case "POST", "/admin/types":
             each = lambda i: (pattern, form(world, {"slug": f"t_{i}", "name": f"T{i}"}))
+        case "POST", "/admin/types/{id}":
+            type_id = (await pool_taxonomy(world))["type"]
+            each = lambda i: (
+                f"/admin/types/{type_id}",
+                form(world, {"action": "rename", "name": f"Renamed {i}", "confirm": "yes"}),
+            )
+        case "POST", "/admin/attributes/{id}":
+            made = await pool_taxonomy(world)
+            each = lambda i: (
+                f"/admin/attributes/{made['attribute']}",
+                form(
+                    world,
+                    {
+                        "action": "rename_choice",
+                        "choice_id": str(made["choice"]),
+                        "name": f"Shade {i}",
+                        "confirm": "yes",
+                    },
+                ),
+            )
         case "POST", "/admin/orders/{number}/ship":
             number = world.orders[pattern]
             path = f"/admin/orders/{number}/ship"
@@ -467,6 +487,41 @@ async def requests_for(world: World, method: str, pattern: str) -> list[Request]
         case _:
             pytest.fail(f"no requests written for {method} {pattern}: add them here")
     return [each(i) for i in range(AT_ONCE)]
+
+
+async def pool_taxonomy(world: World) -> dict[str, int]:
+    """A choice attribute on a product type that the product "tee" has (made once)."""
+    if "pool_type" not in world.ids:
+        conn = await connect(world.dsn)
+        try:
+            colour = await attributes.create_attribute(
+                conn,
+                slug="pool_colour",
+                name="Pool colour",
+                kind="choice",
+                choices=[("red", "Red", None)],
+            )
+            made = await attributes.create_product_type(
+                conn, slug="pool-type", name="Pool type", attributes=[(colour.id, "product")]
+            )
+            await conn.execute(
+                'UPDATE products SET product_type_id = $1, attributes = \'{"pool_colour": "red"}\''
+                " WHERE id = $2",
+                made.id,
+                world.ids["product_id"],
+            )
+        finally:
+            await conn.close()
+        world.ids |= {
+            "pool_type": made.id,
+            "pool_attribute": colour.id,
+            "pool_choice": colour.choices[0].id,
+        }
+    return {
+        "type": world.ids["pool_type"],
+        "attribute": world.ids["pool_attribute"],
+        "choice": world.ids["pool_choice"],
+    }
 
 
 async def answered(client: TestClient, method: str, path: str, kwargs: dict[str, Any]) -> Any:
