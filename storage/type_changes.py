@@ -328,8 +328,8 @@ async def add_choices(
 
 
 async def attribute_name_taken(executor: Executor, name: str, except_id: int = 0) -> bool:
-    """Whether another attribute has this name (any case); for a new attribute, under the
-    caller's names lock (`lock_attribute_names`)."""
+    """Whether another attribute has this name (any case): the form's early answer; the
+    transaction's own check is `claim_attribute_name` or the rename's."""
     return bool(await executor.fetchval(ATTRIBUTE_NAME_TAKEN, name, except_id))
 
 
@@ -338,6 +338,16 @@ async def type_name_taken(executor: Executor, name: str, except_id: int) -> bool
     return bool(await executor.fetchval(TYPE_NAME_TAKEN, name, except_id))
 
 
-async def lock_attribute_names(conn: asyncpg.Connection) -> None:
-    """Hold the attribute names' lock to the end of the caller's transaction."""
+async def claim_attribute_name(conn: asyncpg.Connection, name: str) -> None:
+    """For a new attribute: hold the attribute names' lock to the end of the caller's
+    transaction and raise DuplicateName when another attribute has `name` (any case)."""
     await _names_lock(conn, ATTRIBUTE_NAMES)
+    if await conn.fetchval(ATTRIBUTE_NAME_TAKEN, name, 0):
+        raise DuplicateName(name)
+
+
+async def claim_type_name(conn: asyncpg.Connection, name: str) -> None:
+    """For a new product type: as `claim_attribute_name`, among the types."""
+    await _names_lock(conn, TYPE_NAMES)
+    if await conn.fetchval(TYPE_NAME_TAKEN, name, 0):
+        raise DuplicateName(name)

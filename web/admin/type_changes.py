@@ -15,7 +15,6 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 from storage import attributes, type_changes
 from storage.attributes import Attribute, Kind, Level, ProductType
 from storage.errors import (
-    DuplicateName,
     ProductTypeNotFound,
 )
 from web.admin import messages, type_effects
@@ -158,9 +157,7 @@ async def _declare(
         raise Refused("new_name", "Another attribute has this name.")
 
     async def create_and_apply(conn: asyncpg.Connection) -> Sequence[int]:
-        await type_changes.lock_attribute_names(conn)
-        if await type_changes.attribute_name_taken(conn, new.new_name):
-            raise DuplicateName(new.new_name)
+        await type_changes.claim_attribute_name(conn, new.new_name)
         created = await attributes.create_attribute(
             conn,
             slug=new.new_slug,

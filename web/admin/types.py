@@ -13,9 +13,15 @@ from typing import Annotated, Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from storage import attributes, transaction
+from storage import attributes, transaction, type_changes
 from storage.attributes import Kind, Level
-from storage.errors import AttributeNotFound, DuplicateSlug, InvalidAttribute, InvalidProductType
+from storage.errors import (
+    AttributeNotFound,
+    DuplicateName,
+    DuplicateSlug,
+    InvalidAttribute,
+    InvalidProductType,
+)
 from web.admin import messages
 from web.admin.common import saved
 from web.catalog import catalog_changed
@@ -113,6 +119,7 @@ async def create_attribute(request: web.Request) -> web.Response:
     if form.data is not None:
         try:
             async with transaction(request.config_dict[DB]) as conn:
+                await type_changes.claim_attribute_name(conn, form.data.name)
                 await attributes.create_attribute(
                     conn,
                     slug=form.data.slug,
@@ -124,6 +131,8 @@ async def create_attribute(request: web.Request) -> web.Response:
                 )
         except DuplicateSlug:
             form.fail("slug", "Another attribute has this slug.")
+        except DuplicateName:
+            form.fail("name", "Another attribute has this name.")
         except InvalidAttribute as exc:
             form.fail(
                 "choices" if "choice" in str(exc) or "swatch" in str(exc) else "form", str(exc)
@@ -146,11 +155,14 @@ async def create_product_type(request: web.Request) -> web.Response:
     if form.data is not None:
         try:
             async with transaction(request.config_dict[DB]) as conn:
+                await type_changes.claim_type_name(conn, form.data.name)
                 await attributes.create_product_type(
                     conn, slug=form.data.slug, name=form.data.name, attributes=declared
                 )
         except DuplicateSlug:
             form.fail("slug", "Another product type has this slug.")
+        except DuplicateName:
+            form.fail("name", "Another product type has this name.")
         except (InvalidProductType, AttributeNotFound) as exc:
             form.fail("form", str(exc).capitalize() + ".")
         else:

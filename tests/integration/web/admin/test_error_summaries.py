@@ -76,3 +76,23 @@ async def test_an_order_form_refused_is_summed_up_atop_the_order(client, fresh_d
     assert resp.status == 422
     message = "Enter the carrier's tracking number (1 to 100 characters)."
     assert summary_links(page) == [("#f-tracking_number", f"Tracking number: {message}")]
+
+
+async def test_a_new_attribute_or_type_whose_name_is_taken_in_another_case(
+    client, fresh_db
+) -> None:
+    await staff(client, fresh_db)
+    data = {"name": "Size", "slug": "size", "kind": "text"}
+    assert (await post(client, "/admin/attributes", data)).status == 303
+    resp = await post(client, "/admin/attributes", data | {"name": "SIZE", "slug": "size2"})
+    assert resp.status == 422
+    page = await resp.text()
+    assert summary_links(page) == [("#f-attribute-name", "Name: Another attribute has this name.")]
+    assert (await post(client, "/admin/types", {"name": "Mugs", "slug": "mugs"})).status == 303
+    resp = await post(client, "/admin/types", {"name": "mugs", "slug": "mugs-2"})
+    assert resp.status == 422
+    assert summary_links(await resp.text()) == [
+        ("#f-name", "Name: Another product type has this name.")
+    ]
+    assert len(await fetch(fresh_db, "SELECT FROM attributes")) == 1
+    assert len(await fetch(fresh_db, "SELECT FROM product_types")) == 1
