@@ -279,6 +279,19 @@ class Order(Doc):
     url: str
 
 
+class PlacedOrder(Order):
+    """The order just placed (or an earlier request's with the same Idempotency-Key)."""
+
+    order_token: str | None = Field(
+        description=(
+            "A guest's order token, shown only here (a retry's answer has a new one, which "
+            "replaces it): send it as X-Order-Token to read the order and pay it again. Null "
+            "for a signed-in customer's order."
+        ),
+        examples=["pTq3vZ0w7c1YbS4mK8nR2eXh5uJ9aLdG6oFiWjNtQ0s"],
+    )
+
+
 class OrderSummary(Doc):
     number: str
     status: str
