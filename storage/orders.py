@@ -150,6 +150,11 @@ LOCK_UNPAID = f"""
     WHERE o.id = $1 AND o.status = 'pending' AND o.placed_at < now() - $2::interval AND {UNPAID}
     FOR UPDATE OF o SKIP LOCKED
 """
+# Of these orders, those waiting for another card: pending, their card declined.
+AWAITING_CARD = """
+    SELECT o.id FROM orders o JOIN payments p ON p.order_id = o.id
+    WHERE o.id = ANY($1::bigint[]) AND o.status = 'pending' AND p.status = 'declined'
+"""
 COUNT_FAILED_CAPTURE = """
     UPDATE payments SET failed_attempts = failed_attempts + 1, last_error = $2, updated_at = now()
     WHERE order_id = $1 AND status = 'pending'
@@ -424,6 +429,12 @@ async def lock_unpaid(
         LOCK_UNPAID, order_id, timedelta(seconds=older_than_seconds)
     )
     return status
+
+
+async def awaiting_card(executor: Executor, order_ids: list[int]) -> set[int]:
+    """Which of `order_ids` wait for another card: pending, their card declined (a list's
+    status, in one query for the page)."""
+    return {row["id"] for row in await executor.fetch(AWAITING_CARD, order_ids)}
 
 
 async def count_failed_capture(

@@ -171,6 +171,9 @@ async def order_list(request: web.Request) -> web.Response:
         before=filters.before,
     )
     context["orders"] = found[:PAGE_SIZE]
+    context["declined"] = await orders.awaiting_card(
+        request.config_dict[DB].primary, [o.id for o in found[:PAGE_SIZE]]
+    )
     typed = {k: v for k, v in filters.values.items() if v}
     if filters.before is not None:
         context["newest"] = "/admin/orders?" + urlencode(typed)
