@@ -24,10 +24,18 @@ from actors.mail import deliveries
 from actors.mail.render import render_low_stock_email
 from actors.registry import handles
 from actors.resources import Resources
-from domain.events import CAPTURE_PAYMENT, CHECK_STOCK, EXPIRE_UNPAID, MAKE_REFUND, REFUND_PAYMENT
+from domain.events import (
+    CAPTURE_PAYMENT,
+    CHECK_STOCK,
+    EXPIRE_UNPAID,
+    MAKE_REFUND,
+    REFUND_PAYMENT,
+    SEND_ORDER_EMAIL,
+    SEND_REFUND_EMAIL,
+)
 from domain.money import Money
 from domain.payments import Capture
-from storage import inbox, orders, refunds, stock, users
+from storage import inbox, orders, outbox, refunds, stock, users
 from storage.errors import OrderNotFound
 from storage.refunds import RefundNotFound
 
@@ -89,6 +97,8 @@ async def capture_payment(res: Resources, event_id: str, order_id: int) -> None:
                 gateway_error = exc
                 raise
             await apply_capture(conn, order_id, result)
+            if result.outcome != "captured":  # the customer is told why, and where to pay again
+                await outbox.add(conn, SEND_ORDER_EMAIL, order_id=order_id, kind="payment_declined")
     except Exception:
         if gateway_error is not None:  # after the rollback, in a transaction of its own
             CAPTURES.labels("error").inc()
@@ -191,6 +201,7 @@ async def make_refund(res: Resources, event_id: str, refund_id: int) -> None:
             REFUNDS.labels("error").inc()
             raise
         await refunds.mark_refunded(conn, refund, reference)
+        await outbox.add(conn, SEND_REFUND_EMAIL, refund_id=refund_id)  # the customer is told
     REFUNDS.labels("refunded").inc()
     log.info(
         "payment.refunded", order_id=refund.order_id, refund_id=refund_id, amount=refund.amount

@@ -449,7 +449,9 @@ async def count_failed_capture(
 ORDER_EMAILS = """
     SELECT d.at, d.kind, d.recipient, d.subject, d.result, d.attempt, d.error
     FROM outbox o JOIN email_deliveries d ON d.event_id = o.event_id
-    WHERE o.actor_name = 'email.send_order_email' AND (o.payload ->> 'order_id')::bigint = $1
+    WHERE (o.actor_name = 'email.send_order_email' AND (o.payload ->> 'order_id')::bigint = $1)
+       OR (o.actor_name = 'email.send_refund_email'
+           AND (o.payload ->> 'refund_id')::bigint IN (SELECT id FROM refunds WHERE order_id = $1))
     ORDER BY d.at, d.id
 """
 

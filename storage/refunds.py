@@ -29,6 +29,7 @@ REFUND_COLUMNS = """
     status, reference, created_at, refunded_at
 """
 BY_KEY = f"SELECT {REFUND_COLUMNS} FROM refunds WHERE request_key = $1"
+GET_REFUND = f"SELECT {REFUND_COLUMNS} FROM refunds WHERE id = $1"
 LOCK_REFUND = f"SELECT {REFUND_COLUMNS} FROM refunds WHERE id = $1 FOR UPDATE"
 FOR_ORDER = f"SELECT {REFUND_COLUMNS} FROM refunds WHERE order_id = $1 ORDER BY id"
 LINES_OF_ORDER = """
@@ -210,6 +211,14 @@ async def record_rest(
     if row is None:
         row = await conn.fetchrow(BY_KEY, request_key)
     return _refund(row)
+
+
+async def get(executor: Executor, refund_id: int) -> Refund:
+    """The refund with its lines; raises RefundNotFound."""
+    row = await executor.fetchrow(GET_REFUND, refund_id)
+    if row is None:
+        raise RefundNotFound(refund_id)
+    return await _with_lines(executor, row)
 
 
 async def lock(conn: asyncpg.Connection, refund_id: int) -> Refund:
