@@ -30,13 +30,13 @@ from domain.money import Money
 from domain.payments import PaymentMethod
 from storage import order_tokens, outbox
 from storage.errors import EmptyCart, IdempotencyKeyReused, OutOfStock
+from storage.order_payments import Payment
 from storage.orders import (
     GET_ORDER,
     ORDER_COLUMNS,
     Order,
     OrderDetail,
     OrderLine,
-    Payment,
     ShippingMethod,
     Transition,
     order_of,

@@ -20,7 +20,7 @@ import asyncpg
 from domain.events import INDEX_PRODUCT, MAKE_REFUND
 from domain.orders import Status
 from domain.refunds import REFUNDABLE_STATUSES, LineState, RefundRefused, refund_amount
-from storage import orders, outbox
+from storage import order_payments, orders, outbox
 from storage.database import Executor
 from storage.errors import NotFound
 
@@ -147,7 +147,7 @@ async def request(
             raise RefundRefused("This form was already used for another order. Reload the page.")
         return Requested(await _with_lines(conn, existing), created=False)
     _check_status(order.status)
-    payment = await orders.payment_of(conn, order_id)
+    payment = await order_payments.payment_of(conn, order_id)
     if payment is None or payment.status != "captured":
         raise RefundRefused("Only a captured payment can be refunded.")
     detail_lines = await orders.lines_of(conn, order_id)

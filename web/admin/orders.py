@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict
 from domain.money import Money
 from domain.orders import STATUSES, TRANSITIONS, IllegalTransition, Status
 from domain.refunds import RefundRefused
-from storage import order_notes, orders, refunds, shipments, transaction
+from storage import order_notes, order_payments, orders, refunds, shipments, transaction
 from storage.errors import OrderNotFound
 from storage.orders import Order
 from web.admin import order_work
@@ -171,7 +171,7 @@ async def order_list(request: web.Request) -> web.Response:
         before=filters.before,
     )
     context["orders"] = found[:PAGE_SIZE]
-    context["declined"] = await orders.awaiting_card(
+    context["declined"] = await order_payments.awaiting_card(
         request.config_dict[DB].primary, [o.id for o in found[:PAGE_SIZE]]
     )
     typed = {k: v for k, v in filters.values.items() if v}

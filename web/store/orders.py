@@ -36,7 +36,7 @@ from domain.checkout import address_lines
 from domain.money import Money
 from domain.orders import IllegalTransition, can_cancel
 from domain.payments import InvalidCard, decline_message
-from storage import Executor, catalog_reads, orders, transaction
+from storage import Executor, catalog_reads, order_payments, orders, transaction
 from storage.catalog_reads import Thumbnail
 from storage.errors import IdempotencyKeyReused, OrderNotFound, OrderNotPayable
 from storage.orders import Order, OrderDetail
@@ -358,7 +358,9 @@ async def orders_page(request: web.Request) -> web.Response:
     if len(found) > PAGE_SIZE:
         found = found[:PAGE_SIZE]
         older = keyset_text(found[-1].placed_at, found[-1].id)
-    declined = await orders.awaiting_card(request.config_dict[DB].primary, [o.id for o in found])
+    declined = await order_payments.awaiting_card(
+        request.config_dict[DB].primary, [o.id for o in found]
+    )
     rows = [
         {
             "number": o.number,
