@@ -2,8 +2,10 @@
 
 Each account email (email verification, password reset) carries a fresh one-time token; only its
 digest is stored (storage.one_time_tokens), so the link in the email is the only copy of the
-token. Each order email (placed, confirmed, shipped, delivered, cancelled) sums the order up from
-the database when it is sent. Rendering and sending are actors/mail's. Every email is sent in the
+token. Each order email (placed, confirmed, shipped, delivered, cancelled, payment declined) and
+each refund's email sums the order up from the database when it is sent: a declined payment's
+says why, where to pay with another card and until when; a refund's says how much came back and
+what is left of the payment. Rendering and sending are actors/mail's. Every email is sent in the
 transaction that records its event in the inbox, and every attempt to send one is written to the
 delivery log (actors.mail.deliveries, /ops/emails) after that transaction, whatever its outcome.
 """
@@ -23,13 +25,15 @@ from actors.mail.render import (
     known,
     render_account_email,
     render_order_email,
+    render_refund_email,
 )
 from actors.registry import handles
 from actors.resources import Resources
 from auth.tokens import digest, new_opaque_token
-from domain.events import SEND_ACCOUNT_EMAIL, SEND_ORDER_EMAIL
-from storage import catalog_reads, inbox, one_time_tokens, orders, users
+from domain.events import SEND_ACCOUNT_EMAIL, SEND_ORDER_EMAIL, SEND_REFUND_EMAIL
+from storage import catalog_reads, inbox, one_time_tokens, orders, refunds, users
 from storage.errors import OrderNotFound, UserNotFound
+from storage.refunds import RefundNotFound
 
 log = structlog.get_logger(__name__)
 
@@ -103,8 +107,40 @@ async def send_order_email(res: Resources, event_id: str, order_id: int, kind: s
             public_url=str(res.settings.public_url),
             detail=detail,
             images=await catalog_reads.line_images(conn, lines),
+            unpaid_order_minutes=res.settings.unpaid_order_minutes,
         )
         await mail.deliver(
             res.settings, order.email, rendered, kind=f"order_{kind}", message_id=event_id
         )
     log.info("email.sent", kind=kind, order_id=order_id)
+
+
+@handles(SEND_REFUND_EMAIL, max_retries=10, throws=(RefundNotFound, OrderNotFound))
+async def send_refund_email(res: Resources, event_id: str, refund_id: int) -> None:
+    """Email the customer that a refund was given: how much, what is left of the payment, and
+    the order. Idempotent: a redelivered event sends nothing. Raises RefundNotFound,
+    OrderNotFound and MailRefused (none retried)."""
+    # Sent inside the transaction that records the event, as send_account_email explains.
+    async with (
+        deliveries.logged(res.db, SEND_REFUND_EMAIL, event_id) as mail,
+        res.db.primary.acquire() as conn,
+        conn.transaction(),
+    ):
+        if not await inbox.first_delivery(conn, SEND_REFUND_EMAIL, uuid.UUID(event_id)):
+            log.info("event.skipped_duplicate", refund_id=refund_id)
+            return
+        refund = await refunds.get(conn, refund_id)
+        order = await orders.get(conn, refund.order_id)
+        detail = await orders.detail(conn, order)
+        lines = [(line.line, line.variant_id, line.product_id) for line in detail.lines]
+        rendered = render_refund_email(
+            shop_name=res.settings.shop_name,
+            public_url=str(res.settings.public_url),
+            detail=detail,
+            refund=refund,
+            images=await catalog_reads.line_images(conn, lines),
+        )
+        await mail.deliver(
+            res.settings, order.email, rendered, kind="order_refunded", message_id=event_id
+        )
+    log.info("email.sent", kind="refunded", order_id=order.id, refund_id=refund_id)

@@ -24,10 +24,18 @@ from actors.mail import deliveries
 from actors.mail.render import render_low_stock_email
 from actors.registry import handles
 from actors.resources import Resources
-from domain.events import CAPTURE_PAYMENT, CHECK_STOCK, EXPIRE_UNPAID, MAKE_REFUND, REFUND_PAYMENT
+from domain.events import (
+    CAPTURE_PAYMENT,
+    CHECK_STOCK,
+    EXPIRE_UNPAID,
+    MAKE_REFUND,
+    REFUND_PAYMENT,
+    SEND_ORDER_EMAIL,
+    SEND_REFUND_EMAIL,
+)
 from domain.money import Money
 from domain.payments import Capture
-from storage import inbox, orders, refunds, stock, users
+from storage import inbox, order_payments, orders, outbox, refunds, stock, users
 from storage.errors import OrderNotFound
 from storage.refunds import RefundNotFound
 
@@ -74,7 +82,7 @@ async def capture_payment(res: Resources, event_id: str, order_id: int) -> None:
             if order.status != "pending":
                 log.info("payment.skipped", order_id=order_id, status=order.status)
                 return
-            payment = await orders.payment_of(conn, order_id)
+            payment = await order_payments.payment_of(conn, order_id)
             if payment is None:
                 raise OrderNotFound(order.number)  # an order always has one: not worth retrying
             if payment.status != "pending":  # this attempt was answered: a new card starts anew
@@ -89,6 +97,8 @@ async def capture_payment(res: Resources, event_id: str, order_id: int) -> None:
                 gateway_error = exc
                 raise
             await apply_capture(conn, order_id, result)
+            if result.outcome != "captured":  # the customer is told why, and where to pay again
+                await outbox.add(conn, SEND_ORDER_EMAIL, order_id=order_id, kind="payment_declined")
     except Exception:
         if gateway_error is not None:  # after the rollback, in a transaction of its own
             CAPTURES.labels("error").inc()
@@ -103,11 +113,11 @@ async def apply_capture(conn: asyncpg.Connection, order_id: int, result: Capture
     it; declined records the decline and leaves the order pending, its stock held, until the
     customer pays with another card or the unpaid-order expiry cancels it."""
     if result.outcome == "captured":
-        await orders.set_payment(conn, order_id, "captured", reference=result.reference)
+        await order_payments.set_payment(conn, order_id, "captured", reference=result.reference)
         await orders.transition(conn, order_id, "confirmed", actor="system", note="paid")
         return
     code = result.decline_code or "declined"
-    await orders.set_payment(
+    await order_payments.set_payment(
         conn, order_id, "declined", reference=result.reference, decline_code=code
     )
 
@@ -115,7 +125,9 @@ async def apply_capture(conn: asyncpg.Connection, order_id: int, result: Capture
 async def _count_failed_capture(res: Resources, order_id: int, error: Exception) -> None:
     try:
         async with res.db.primary.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn:
-            await orders.count_failed_capture(conn, order_id, repr(error)[:MAX_ERROR_CHARACTERS])
+            await order_payments.count_failed_capture(
+                conn, order_id, repr(error)[:MAX_ERROR_CHARACTERS]
+            )
     except Exception as exc:  # the retry still comes; only the count is lost
         log.warning("payment.failure_not_counted", order_id=order_id, error=repr(exc))
 
@@ -140,7 +152,7 @@ async def refund_payment(res: Resources, event_id: str, order_id: int) -> None:
             log.info("event.skipped_duplicate", order_id=order_id)
             return
         order = await orders.lock(conn, order_id)
-        payment = await orders.payment_of(conn, order_id)
+        payment = await order_payments.payment_of(conn, order_id)
         if order.status != "cancelled" or payment is None or payment.status != "captured":
             log.info("refund.skipped", order_id=order_id, status=order.status)
             return
@@ -178,7 +190,7 @@ async def make_refund(res: Resources, event_id: str, refund_id: int) -> None:
         if refund.status == "refunded":
             log.info("refund.skipped", refund_id=refund_id, reason="done")
             return
-        payment = await orders.payment_of(conn, refund.order_id)
+        payment = await order_payments.payment_of(conn, refund.order_id)
         if payment is None or payment.reference is None:
             raise RefundNotFound(refund_id)  # a refund has a captured payment: no use retrying
         try:
@@ -191,6 +203,7 @@ async def make_refund(res: Resources, event_id: str, refund_id: int) -> None:
             REFUNDS.labels("error").inc()
             raise
         await refunds.mark_refunded(conn, refund, reference)
+        await outbox.add(conn, SEND_REFUND_EMAIL, refund_id=refund_id)  # the customer is told
     REFUNDS.labels("refunded").inc()
     log.info(
         "payment.refunded", order_id=refund.order_id, refund_id=refund_id, amount=refund.amount
@@ -201,7 +214,7 @@ async def make_refund(res: Resources, event_id: str, refund_id: int) -> None:
 async def expire_unpaid(res: Resources) -> None:
     """Settle the orders still pending UNPAID_ORDER_MINUTES after they were placed whose capture
     was declined (and no other card paid since) or tried and failed
-    (`storage.orders.unpaid_orders`). A declined one is cancelled, its stock returned. For a
+    (`storage.order_payments.unpaid_orders`). A declined one is cancelled, its stock returned. For a
     failed one the gateway is asked first what became of the capture: one it captured confirms
     the order, and one it declined or never saw cancels it as unpaid, its stock returned.
 
@@ -212,9 +225,9 @@ async def expire_unpaid(res: Resources) -> None:
     """
     minutes = res.settings.unpaid_order_minutes
     outcomes: Counter[str] = Counter()
-    after: orders.Unpaid | None = None
+    after: order_payments.Unpaid | None = None
     for _ in range(EXPIRY_MAX_BATCHES):
-        due = await orders.unpaid_orders(res.db.primary, minutes * 60, after, EXPIRY_BATCH)
+        due = await order_payments.unpaid_orders(res.db.primary, minutes * 60, after, EXPIRY_BATCH)
         for order in due:
             outcome = await _expire_one(res, order.id, minutes)
             outcomes[outcome] += 1
@@ -231,12 +244,12 @@ async def expire_unpaid(res: Resources) -> None:
 async def _expire_one(res: Resources, order_id: int, minutes: int) -> str:
     """Settle one unpaid order under its lock; what became of it."""
     async with res.db.primary.acquire() as conn, conn.transaction():
-        payment_status = await orders.lock_unpaid(conn, order_id, minutes * 60)
+        payment_status = await order_payments.lock_unpaid(conn, order_id, minutes * 60)
         if payment_status is None:
             return "skipped"  # paid or cancelled meanwhile, or a capture holds it now
         outcome = "cancelled"
         if payment_status != "declined":  # a capture that failed: did it reach the gateway?
-            payment = await orders.payment_of(conn, order_id)
+            payment = await order_payments.payment_of(conn, order_id)
             attempt = payment.attempt if payment is not None else 1
             try:
                 found = await res.gateway.find_capture(capture_key(order_id, attempt))

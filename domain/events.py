@@ -59,7 +59,7 @@ class OrderPayload(TypedDict):
 
 class OrderEmailPayload(TypedDict):
     order_id: int
-    kind: str  # "placed" or the order's new status
+    kind: str  # "placed", "payment_declined" (waiting for another card) or the new status
 
 
 class RefundPayload(TypedDict):
@@ -82,6 +82,8 @@ MAKE_RENDITIONS = Event("images.make_renditions", "images", ImagePayload, "actor
 SEND_ACCOUNT_EMAIL = Event("email.send_account_email", "email", AccountEmailPayload, "actors.email")
 # email: an order's confirmation or status change to its customer.
 SEND_ORDER_EMAIL = Event("email.send_order_email", "email", OrderEmailPayload, "actors.email")
+# email: one refund given (its amount, and what is left of the payment) to the order's customer.
+SEND_REFUND_EMAIL = Event("email.send_refund_email", "email", RefundPayload, "actors.email")
 # orders: capture a placed order's payment, then confirm it or cancel it.
 CAPTURE_PAYMENT = Event("orders.capture_payment", "orders", OrderPayload, "actors.orders")
 # orders: refund a cancelled order's captured payment.
@@ -102,6 +104,7 @@ EVENTS: dict[str, Event] = {
         MAKE_RENDITIONS,
         SEND_ACCOUNT_EMAIL,
         SEND_ORDER_EMAIL,
+        SEND_REFUND_EMAIL,
         CAPTURE_PAYMENT,
         REFUND_PAYMENT,
         MAKE_REFUND,

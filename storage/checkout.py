@@ -28,15 +28,15 @@ from domain.checkout import Line, Totals, totals
 from domain.events import CAPTURE_PAYMENT, CHECK_STOCK, INDEX_PRODUCT, SEND_ORDER_EMAIL
 from domain.money import Money
 from domain.payments import PaymentMethod
-from storage import outbox
+from storage import order_tokens, outbox
 from storage.errors import EmptyCart, IdempotencyKeyReused, OutOfStock
+from storage.order_payments import Payment
 from storage.orders import (
     GET_ORDER,
     ORDER_COLUMNS,
     Order,
     OrderDetail,
     OrderLine,
-    Payment,
     ShippingMethod,
     Transition,
     order_of,
@@ -127,6 +127,9 @@ class NewOrder:
     request_id: str | None = None
     idempotency: Idempotency | None = None
     actor: str = "customer"  # or "guest": for the transition record
+    # A guest's order token's digest (storage.order_tokens), kept by the order it places, or by
+    # the order of an earlier request with the same Idempotency-Key (the new token replaces its).
+    guest_token_hash: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -158,6 +161,8 @@ async def place_order(conn: asyncpg.Connection, new: NewOrder) -> Placed:
     """
     earlier = await _claim_key(conn, new.idempotency)
     if earlier is not None:
+        if new.guest_token_hash is not None:
+            await order_tokens.keep(conn, earlier.id, new.guest_token_hash)
         return Placed(earlier, created=False)
     method = await shipping_method(conn, new.shipping_method)
     lines = await _lock_cart(conn, new.cart_id)
@@ -168,6 +173,8 @@ async def place_order(conn: asyncpg.Connection, new: NewOrder) -> Placed:
         tax_rate_bps=new.tax_rate_bps,
     )
     order = await _insert_order(conn, new, method, lines, sums)
+    if new.guest_token_hash is not None:
+        await order_tokens.keep(conn, order.id, new.guest_token_hash)
     await conn.execute(EMPTY_CART, new.cart_id)
     if new.idempotency is not None:
         await conn.execute(SET_KEY_ORDER, new.idempotency.scope, new.idempotency.key, order.id)

@@ -1,11 +1,12 @@
-"""Orders: reading them, their shipping methods and payments, and moving them along their
-lifecycle (`transition`). Placing one is storage/checkout.py's.
+"""Orders: reading them, their shipping methods, and moving them along their lifecycle
+(`transition`). Placing one is storage/checkout.py's; their payments are
+storage/order_payments.py's.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -18,13 +19,13 @@ from domain.events import (
 )
 from domain.money import Money
 from domain.orders import RETURNS_STOCK, Status, check_transition
-from domain.payments import PaymentMethod
 from storage import outbox
 from storage.database import Executor
 from storage.errors import (
     OrderNotFound,
     ShippingMethodNotFound,
 )
+from storage.order_payments import PAYMENT, Payment
 
 # Units shipped are gone, and units a refund restocked are back already (migration 0017).
 RETURN_STOCK = """
@@ -97,21 +98,7 @@ TRANSITIONS = """
     FROM order_transitions t LEFT JOIN users u ON u.id = t.actor_id
     WHERE t.order_id = $1 ORDER BY t.id
 """
-PAYMENT = """
-    SELECT gateway, token, card_brand, card_last4, amount, currency, status, decline_code,
-           reference, refund_reference, attempt, refunded_amount
-    FROM payments WHERE order_id = $1
-"""
-SET_PAYMENT = """
-    UPDATE payments SET status = $2, reference = coalesce($3, reference),
-                        decline_code = coalesce($4, decline_code), updated_at = now()
-    WHERE order_id = $1
-"""
 PAYMENT_CAPTURED = "SELECT status = 'captured' FROM payments WHERE order_id = $1"
-SET_REFUNDED = """
-    UPDATE payments SET status = 'refunded', refund_reference = $2, updated_at = now()
-    WHERE order_id = $1 AND status = 'captured'
-"""
 VOID_PENDING_PAYMENT = """
     UPDATE payments SET status = 'voided', updated_at = now()
     WHERE order_id = $1 AND status = 'pending'
@@ -131,28 +118,6 @@ STAFF_ORDERS = f"""
       AND ($5::timestamptz IS NULL OR (o.placed_at, o.id) < ($5, $6))
     ORDER BY o.placed_at DESC, o.id DESC
     LIMIT $7
-"""
-# Unpaid: pending, placed before the limit, and its capture declined (the customer did not
-# pay with another card in time) or tried and failed. An order whose capture has not run yet
-# (the worker is down or behind) is not unpaid, however old: the shop's own queue being late is
-# no reason to cancel it. Keyset order, since some stay pending.
-UNPAID = "(p.status = 'declined' OR (p.status = 'pending' AND p.failed_attempts > 0))"
-UNPAID_BEFORE = f"""
-    SELECT o.id, o.placed_at FROM orders o JOIN payments p ON p.order_id = o.id
-    WHERE o.status = 'pending' AND o.placed_at < now() - $1::interval AND {UNPAID}
-      AND ($2::timestamptz IS NULL OR (o.placed_at, o.id) > ($2, $3))
-    ORDER BY o.placed_at, o.id
-    LIMIT $4
-"""
-# The same conditions, under the order's lock; skipped while a capture holds it.
-LOCK_UNPAID = f"""
-    SELECT p.status FROM orders o JOIN payments p ON p.order_id = o.id
-    WHERE o.id = $1 AND o.status = 'pending' AND o.placed_at < now() - $2::interval AND {UNPAID}
-    FOR UPDATE OF o SKIP LOCKED
-"""
-COUNT_FAILED_CAPTURE = """
-    UPDATE payments SET failed_attempts = failed_attempts + 1, last_error = $2, updated_at = now()
-    WHERE order_id = $1 AND status = 'pending'
 """
 
 
@@ -218,31 +183,6 @@ class Transition:
     actor_email: str | None
     note: str
     created_at: datetime
-
-
-@dataclass(frozen=True)
-class Payment:
-    gateway: str
-    token: str
-    card_brand: str
-    card_last4: str
-    amount: int
-    currency: str
-    status: str
-    decline_code: str | None
-    reference: str | None
-    refund_reference: str | None = None
-    attempt: int = 1  # 1: the checkout's card; each card given after a decline adds one
-    refunded_amount: int = 0  # refunds asked for or given, out of `amount` (migration 0017)
-
-    @property
-    def method(self) -> PaymentMethod:
-        return PaymentMethod(self.gateway, self.token, self.card_brand, self.card_last4)
-
-    @property
-    def awaiting_customer(self) -> bool:
-        """Declined, on an order still pending: the customer may pay with another card."""
-        return self.status == "declined"
 
 
 @dataclass(frozen=True)
@@ -372,73 +312,14 @@ async def lock(conn: asyncpg.Connection, order_id: int) -> Order:
     return order_of(row)
 
 
-async def payment_of(executor: Executor, order_id: int) -> Payment | None:
-    row = await executor.fetchrow(PAYMENT, order_id)
-    return Payment(**dict(row)) if row is not None else None
-
-
-async def set_payment(
-    conn: asyncpg.Connection,
-    order_id: int,
-    status: str,
-    *,
-    reference: str | None = None,
-    decline_code: str | None = None,
-) -> None:
-    await conn.execute(SET_PAYMENT, order_id, status, reference, decline_code)
-
-
-async def set_refunded(conn: asyncpg.Connection, order_id: int, refund_reference: str) -> None:
-    """Mark a captured payment refunded (nothing else is: a repeat changes nothing)."""
-    await conn.execute(SET_REFUNDED, order_id, refund_reference)
-
-
-@dataclass(frozen=True)
-class Unpaid:
-    id: int
-    placed_at: datetime
-
-
-async def unpaid_orders(
-    executor: Executor, older_than_seconds: float, after: Unpaid | None, limit: int
-) -> list[Unpaid]:
-    """Orders placed more than `older_than_seconds` ago, still pending, whose capture was tried
-    and failed; in placing order, after `after`. Not locked: see `lock_unpaid`."""
-    rows = await executor.fetch(
-        UNPAID_BEFORE,
-        timedelta(seconds=older_than_seconds),
-        after.placed_at if after else None,
-        after.id if after else None,
-        limit,
-    )
-    return [Unpaid(row["id"], row["placed_at"]) for row in rows]
-
-
-async def lock_unpaid(
-    conn: asyncpg.Connection, order_id: int, older_than_seconds: float
-) -> str | None:
-    """Lock the order if it is still unpaid (see `unpaid_orders`) and return its payment's
-    status ("declined", or "pending" for a capture that failed); None if it is not unpaid, or
-    if a capture or a payment retry holds it right now."""
-    status: str | None = await conn.fetchval(
-        LOCK_UNPAID, order_id, timedelta(seconds=older_than_seconds)
-    )
-    return status
-
-
-async def count_failed_capture(
-    executor: asyncpg.Pool | asyncpg.Connection, order_id: int, error: str
-) -> None:
-    """Count a capture whose gateway call failed (not a decline) on a still pending payment."""
-    await executor.execute(COUNT_FAILED_CAPTURE, order_id, error)
-
-
 # The order's emails, through the outbox events that asked for them (so only while both the
 # outbox row and the delivery log keep them: OUTBOX and EMAIL_LOG retention).
 ORDER_EMAILS = """
     SELECT d.at, d.kind, d.recipient, d.subject, d.result, d.attempt, d.error
     FROM outbox o JOIN email_deliveries d ON d.event_id = o.event_id
-    WHERE o.actor_name = 'email.send_order_email' AND (o.payload ->> 'order_id')::bigint = $1
+    WHERE (o.actor_name = 'email.send_order_email' AND (o.payload ->> 'order_id')::bigint = $1)
+       OR (o.actor_name = 'email.send_refund_email'
+           AND (o.payload ->> 'refund_id')::bigint IN (SELECT id FROM refunds WHERE order_id = $1))
     ORDER BY d.at, d.id
 """
 

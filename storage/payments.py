@@ -22,7 +22,7 @@ import asyncpg
 
 from domain.events import CAPTURE_PAYMENT
 from domain.payments import PaymentMethod, retry_refusal
-from storage import orders, outbox
+from storage import order_payments, orders, outbox
 from storage.errors import IdempotencyKeyReused, OrderNotFound, OrderNotPayable
 from storage.orders import Order
 
@@ -70,7 +70,7 @@ async def retry_payment(conn: asyncpg.Connection, order_id: int, new: NewAttempt
         if earlier["request_digest"] != new.digest:
             raise IdempotencyKeyReused(new.idempotency_key)
         return Retried(order, earlier["attempt"], created=False)
-    payment = await orders.payment_of(conn, order_id)
+    payment = await order_payments.payment_of(conn, order_id)
     if payment is None:
         raise OrderNotFound(order.number)
     refusal = retry_refusal(order.status, payment.status)

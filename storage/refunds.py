@@ -20,7 +20,7 @@ import asyncpg
 from domain.events import INDEX_PRODUCT, MAKE_REFUND
 from domain.orders import Status
 from domain.refunds import REFUNDABLE_STATUSES, LineState, RefundRefused, refund_amount
-from storage import orders, outbox
+from storage import order_payments, orders, outbox
 from storage.database import Executor
 from storage.errors import NotFound
 
@@ -29,6 +29,7 @@ REFUND_COLUMNS = """
     status, reference, created_at, refunded_at
 """
 BY_KEY = f"SELECT {REFUND_COLUMNS} FROM refunds WHERE request_key = $1"
+GET_REFUND = f"SELECT {REFUND_COLUMNS} FROM refunds WHERE id = $1"
 LOCK_REFUND = f"SELECT {REFUND_COLUMNS} FROM refunds WHERE id = $1 FOR UPDATE"
 FOR_ORDER = f"SELECT {REFUND_COLUMNS} FROM refunds WHERE order_id = $1 ORDER BY id"
 LINES_OF_ORDER = """
@@ -146,7 +147,7 @@ async def request(
             raise RefundRefused("This form was already used for another order. Reload the page.")
         return Requested(await _with_lines(conn, existing), created=False)
     _check_status(order.status)
-    payment = await orders.payment_of(conn, order_id)
+    payment = await order_payments.payment_of(conn, order_id)
     if payment is None or payment.status != "captured":
         raise RefundRefused("Only a captured payment can be refunded.")
     detail_lines = await orders.lines_of(conn, order_id)
@@ -210,6 +211,14 @@ async def record_rest(
     if row is None:
         row = await conn.fetchrow(BY_KEY, request_key)
     return _refund(row)
+
+
+async def get(executor: Executor, refund_id: int) -> Refund:
+    """The refund with its lines; raises RefundNotFound."""
+    row = await executor.fetchrow(GET_REFUND, refund_id)
+    if row is None:
+        raise RefundNotFound(refund_id)
+    return await _with_lines(executor, row)
 
 
 async def lock(conn: asyncpg.Connection, refund_id: int) -> Refund:

@@ -8,6 +8,11 @@ the brand and the last four digits. An Idempotency-Key (the API's header, or the
 form's hidden token) is scoped to the customer (or the guest's cart) and bound to a keyed digest
 of the request, so a retry returns the same order and the same key with another body is refused.
 
+A guest placing an order through the API is given an order token (an opaque token of
+auth.tokens), shown once: the order keeps its digest (storage.order_tokens), and the token, sent
+as ORDER_TOKEN_HEADER, lets the app read the order and pay it again. Browsers keep their guest
+orders in a signed cookie instead.
+
 Paying again after a decline (`pay_again`, the storefront's order pages and the API's
 `POST /orders/{number}/payment`) takes the same road for the new card: its rules, `tokenize`, and
 a key scoped to the order and bound to the card's digest (storage/payments.py's transaction).
@@ -27,6 +32,7 @@ from aiohttp import web
 from prometheus_client import Counter
 from pydantic import SecretStr
 
+from auth.tokens import digest
 from domain.payments import decline_message, parse_card
 from storage import addresses, payments, transaction, users
 from storage.checkout import Idempotency, NewOrder, Placed
@@ -40,6 +46,7 @@ from web.catalog_json import money_json
 from web.keys import DB, GATEWAY, PRINCIPAL, REQUEST_ID, SETTINGS
 
 IDEMPOTENCY_KEY_MAX = 200
+ORDER_TOKEN_HEADER = "X-Order-Token"  # noqa: S105 - a header's name, not a secret
 
 
 class InvalidIdempotencyKey(ValueError):
@@ -106,8 +113,10 @@ def channel(request: web.Request) -> str:
     return "api" if request.path.startswith("/api/") else "store"
 
 
-async def place_order(request: web.Request, checkout: Checkout) -> Placed:
-    """Place the order of the request's cart.
+async def place_order(
+    request: web.Request, checkout: Checkout, *, order_token: str | None = None
+) -> Placed:
+    """Place the order of the request's cart; a guest's order keeps `order_token`'s digest.
 
     Raises EmptyCart, OutOfStock, ShippingMethodNotFound, AddressNotFound, InvalidCard,
     IdempotencyKeyReused, MixedCurrencies and ValueError (no address or email for a guest),
@@ -137,6 +146,9 @@ async def place_order(request: web.Request, checkout: Checkout) -> Placed:
         request_id=request.get(REQUEST_ID),
         idempotency=_idempotency(checkout, user_id, cart_id, settings.secret_key),
         actor="customer" if user_id is not None else "guest",
+        guest_token_hash=(
+            digest(order_token) if order_token is not None and user_id is None else None
+        ),
     )
     db = request.config_dict[DB]
     placed = await retrying_transaction(db, lambda conn: place_in_transaction(conn, new))

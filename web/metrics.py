@@ -8,9 +8,10 @@ Two kinds of values:
 - the shop's state, one value per shop (outbox backlog, replica, throttle store, oldest unsent
   email, and at merge queue depths and heartbeats): computed when /metrics is scraped by the
   *scrape sources* in `app[SCRAPE_SOURCES]`, each `async (app) -> Iterable[Metric]`, run
-  concurrently, each bounded by SOURCE_TIMEOUT_SECONDS. A source that fails or times out is
-  logged and counted in aioshop_metrics_source_errors_total{source}, and its metrics are left
-  out of that scrape (an absent series, not a stale or made-up value); the others still answer.
+  concurrently, each bounded by `app[SOURCE_TIMEOUT]` (setup's `timeout`). A source that fails
+  or times out is logged and counted in aioshop_metrics_source_errors_total{source}, and its
+  metrics are left out of that scrape (an absent series, not a stale or made-up value); the
+  others still answer.
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ EMAIL_EVENTS = tuple(sorted(name for name, event in EVENTS.items() if event.queu
 
 ScrapeSource = Callable[[web.Application], Awaitable[Iterable[Metric]]]
 SCRAPE_SOURCES = web.AppKey("scrape_sources", list[ScrapeSource])
+SOURCE_TIMEOUT = web.AppKey("scrape_source_timeout_seconds", float)
 
 
 # `labels()` validates and locks on every call, a noticeable part of a cheap request: each
@@ -207,7 +209,8 @@ DEFAULT_SOURCES: tuple[ScrapeSource, ...] = (
 async def _run_source(source: ScrapeSource, app: web.Application) -> list[Metric]:
     name = getattr(source, "__name__", "source")
     try:
-        return list(await asyncio.wait_for(source(app), SOURCE_TIMEOUT_SECONDS))
+        timeout = app.get(SOURCE_TIMEOUT, SOURCE_TIMEOUT_SECONDS)
+        return list(await asyncio.wait_for(source(app), timeout))
     except Exception as exc:  # one source failing leaves the others' metrics
         SOURCE_ERRORS.labels(name).inc()
         log.warning("metrics.source_failed", source=name, error=repr(exc))
@@ -290,9 +293,16 @@ async def pool_sampler_ctx(app: web.Application) -> AsyncIterator[None]:
             await task
 
 
-def setup(app: web.Application, extra_sources: Iterable[ScrapeSource] = ()) -> None:
-    """/metrics on `app` with the default scrape sources and `extra_sources`; add the pool
-    sampler to cleanup_ctx after the database's (it reads app[DB])."""
+def setup(
+    app: web.Application,
+    extra_sources: Iterable[ScrapeSource] = (),
+    *,
+    timeout: float = SOURCE_TIMEOUT_SECONDS,
+) -> None:
+    """/metrics on `app` with the default scrape sources and `extra_sources`, each bounded by
+    `timeout` seconds per scrape; add the pool sampler to cleanup_ctx after the database's (it
+    reads app[DB])."""
     app[SCRAPE_SOURCES] = [*DEFAULT_SOURCES, *extra_sources]
+    app[SOURCE_TIMEOUT] = timeout
     app.router.add_get("/metrics", metrics_view)
     app.cleanup_ctx.append(pool_sampler_ctx)

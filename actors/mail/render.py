@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
@@ -19,9 +19,11 @@ import jinja2
 from configs.settings import Settings
 from domain.checkout import address_lines
 from domain.money import Money
+from domain.payments import decline_message
 from storage.catalog_reads import Thumbnail
 from storage.one_time_tokens import Purpose
 from storage.orders import OrderDetail
+from storage.refunds import Refund
 from storage.stock import StockLevel
 
 T = TypeVar("T")
@@ -136,12 +138,16 @@ ORDER_SUBJECTS: dict[str, str] = {
     "shipped": "Your {shop_name} order {number} is on its way",
     "delivered": "Your {shop_name} order {number} was delivered",
     "cancelled": "Your {shop_name} order {number} is cancelled",
+    "payment_declined": "Your payment for {shop_name} order {number} was declined",
 }
+# A refund's email (actors.email.send_refund_email) sums the order up as the others do.
+REFUND_KIND = "refunded"
+REFUND_SUBJECT = "{refunded} refunded on your {shop_name} order {number}"
 
 
 # Each kind reports the status of its name, but `placed` reports the first one, pending; the
 # email shows the note of the latest transition into that status (why it was cancelled).
-ORDER_STATUS_OF_KIND = {"placed": "pending"}
+ORDER_STATUS_OF_KIND = {"placed": "pending", "payment_declined": "pending"}
 
 
 EMAIL_THUMBNAIL_WIDTH = 64  # CSS pixels; the file is a 320 w rendition, sharp on any screen
@@ -192,6 +198,8 @@ class OrderSummary:
     tracking_number: str | None
     note: str  # why the order reached the status the email reports ("" for none)
     refund: str | None = None  # cancelled after the payment went through: what goes back
+    decline_reason: str | None = None  # payment_declined: why, in plain words
+    pay_by: datetime | None = None  # payment_declined: when the order is cancelled unless paid
 
 
 def order_summary(
@@ -200,11 +208,16 @@ def order_summary(
     *,
     public_url: str = "",
     images: Mapping[int, Thumbnail] | None = None,
+    unpaid_order_minutes: int = 30,
 ) -> OrderSummary:
     """What the `kind` email of this order shows (`images`: each line's picture by line number,
-    linked under `public_url`); raises UnknownEmailKind."""
-    known(ORDER_SUBJECTS, kind)
+    linked under `public_url`; a declined payment's email, when the order is cancelled unless
+    paid: `unpaid_order_minutes` after it was placed); raises UnknownEmailKind."""
+    if kind != REFUND_KIND:
+        known(ORDER_SUBJECTS, kind)
     order = detail.order
+    payment = detail.payment
+    declined = kind == "payment_declined" and payment is not None
     images = images or {}
 
     def money(amount: int) -> str:
@@ -241,6 +254,8 @@ def order_summary(
         and detail.payment is not None
         and detail.payment.status in ("captured", "refunded")
         else None,
+        decline_reason=decline_message(payment.decline_code) if declined and payment else None,
+        pay_by=order.placed_at + timedelta(minutes=unpaid_order_minutes) if declined else None,
     )
 
 
@@ -257,18 +272,64 @@ def render_order_email(
     public_url: str,
     detail: OrderDetail,
     images: Mapping[int, Thumbnail] | None = None,
+    unpaid_order_minutes: int = 30,
 ) -> RenderedEmail:
     """Subject, text and HTML of one order email (`images`: each line's picture by line number,
     storage.catalog_reads.line_images); raises UnknownEmailKind."""
-    summary = order_summary(detail, kind, public_url=public_url, images=images)
+    summary = order_summary(
+        detail,
+        kind,
+        public_url=public_url,
+        images=images,
+        unpaid_order_minutes=unpaid_order_minutes,
+    )
     context = {
         "shop_name": shop_name,
         "name": detail.order.shipping_address.get("full_name", ""),
         "order": summary,
         "link": shop_url(public_url, f"/account/orders/{summary.number}"),
+        "pay_link": shop_url(public_url, pay_again_path(detail)),
     }
     subject = known(ORDER_SUBJECTS, kind).format(shop_name=shop_name, number=summary.number)
     return render(f"order_{kind}", subject, context)
+
+
+def pay_again_path(detail: OrderDetail) -> str:
+    """Where the customer pays the order with another card: the account's order page, or for a
+    guest the order's payment page (in the browser that placed it, which keeps its number)."""
+    number = detail.order.number
+    if detail.order.user_id is not None:
+        return f"/account/orders/{number}#pay"
+    return f"/orders/{number}/thanks#pay"
+
+
+def render_refund_email(
+    *,
+    shop_name: str,
+    public_url: str,
+    detail: OrderDetail,
+    refund: Refund,
+    images: Mapping[int, Thumbnail] | None = None,
+) -> RenderedEmail:
+    """Subject, text and HTML of the email of one refund given: its amount, what is left of the
+    payment (as `detail` has it, this refund counted), and the order."""
+    summary = order_summary(detail, REFUND_KIND, public_url=public_url, images=images)
+    payment = detail.payment
+    paid = payment.amount if payment is not None else refund.amount
+    refunded_so_far = payment.refunded_amount if payment is not None else refund.amount
+    refunded = Money(refund.amount, refund.currency).format()
+    context = {
+        "shop_name": shop_name,
+        "name": detail.order.shipping_address.get("full_name", ""),
+        "order": summary,
+        "link": shop_url(public_url, f"/account/orders/{summary.number}"),
+        "refunded": refunded,
+        "remaining": Money(max(0, paid - refunded_so_far), refund.currency).format(),
+        "paid": Money(paid, refund.currency).format(),
+        "all_refunded": refunded_so_far >= paid,
+    }
+    subject = REFUND_SUBJECT.format(refunded=refunded, shop_name=shop_name, number=summary.number)
+    return render("order_refunded", subject, context)
 
 
 @dataclass(frozen=True)

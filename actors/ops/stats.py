@@ -8,11 +8,12 @@ broker all count) buffers in memory, per wall-clock minute:
   coming due, which are the same messages again) and attempts processed (rate out), read as
   rates over the last RATE_MINUTES;
 and keeps each actor's last error (type, message, traceback, when). A daemon thread flushes the
-buffer to the shop's Redis (settings.redis_url) every FLUSH_SECONDS, into one hash per minute,
-`aioshop:ops:stats:<minute>`, expiring after KEEP_SECONDS. The hooks only touch memory under a
-lock: nothing here slows or fails a message. The flusher survives any exception: it logs it
-(`ops_stats.flush_failed`), counts it (aioshop_ops_stats_flush_errors_total) and keeps the
-unflushed counts for the next try (minutes older than KEEP_SECONDS are dropped).
+buffer to the shop's Redis (settings.redis_url) every `flush_seconds` (FLUSH_SECONDS unless
+told), into one hash per minute, `aioshop:ops:stats:<minute>`, expiring after KEEP_SECONDS.
+The hooks only touch memory under a lock: nothing here slows or fails a message. The flusher
+survives any exception: it logs it (`ops_stats.flush_failed`), counts it
+(aioshop_ops_stats_flush_errors_total) and keeps the unflushed counts for the next try
+(minutes older than KEEP_SECONDS are dropped).
 
 A worker process also says, on every flush, which queues it consumes (`aioshop:ops:consumers:
 <queue>`, a sorted set of process tokens scored by time): the Redis broker keeps no consumer
@@ -102,8 +103,16 @@ class _Buffer:
 class StatsMiddleware(Middleware):
     """Counts what this process's broker does; a thread flushes it to Redis (see the module)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        flush_seconds: float = FLUSH_SECONDS,
+        idle_exit_seconds: float = IDLE_EXIT_SECONDS,
+    ) -> None:
         self.redis_url = str(settings.redis_url)
+        self.flush_seconds = flush_seconds
+        self.idle_exit_seconds = idle_exit_seconds
         self._lock = threading.Lock()
         self._buffer = _Buffer()
         self._started = threading.local()  # the attempt this worker thread is running
@@ -200,15 +209,15 @@ class StatsMiddleware(Middleware):
             self._flusher.start()
 
     def _run(self) -> None:
-        """Flush every FLUSH_SECONDS; after IDLE_EXIT_SECONDS with nothing to write (and no
+        """Flush every flush_seconds; after idle_exit_seconds with nothing to write (and no
         worker to report), end: the next count starts a new flusher (a publisher that sends
         now and then keeps no thread waiting)."""
         idle = 0.0
-        while not self._stop.wait(FLUSH_SECONDS):
+        while not self._stop.wait(self.flush_seconds):
             with self._lock:
                 empty = not (self._buffer.counts or self._buffer.errors or self._consumed)
-                idle = idle + FLUSH_SECONDS if empty else 0.0
-                if idle >= IDLE_EXIT_SECONDS:
+                idle = idle + self.flush_seconds if empty else 0.0
+                if idle >= self.idle_exit_seconds:
                     # Under the lock that counts take: a count after this starts a new thread.
                     self._flusher = None
                     client, self._client = self._client, None

@@ -16,7 +16,7 @@ from playwright.async_api import Page
 from actors.orders import make_refund
 from actors.resources import open_resources
 from configs.settings import Settings
-from storage import orders
+from storage import order_payments
 from storage.database import connect
 from tests.support.browser import sign_in_chromium
 from tests.support.orders import order_in_status, stock_of, stocked_product
@@ -32,7 +32,7 @@ async def paid_order(dsn: str) -> tuple[str, int]:
     order = await order_in_status(dsn, variants["MUG-1"], 3, status="confirmed")
     conn = await connect(dsn)
     try:
-        await orders.set_payment(conn, order.id, "captured", reference="ch_e2e")
+        await order_payments.set_payment(conn, order.id, "captured", reference="ch_e2e")
     finally:
         await conn.close()
     return order.number, variants["MUG-1"]

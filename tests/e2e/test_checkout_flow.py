@@ -20,14 +20,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import dramatiq
 import pytest
 from playwright.async_api import Page, Route, expect
 
-from actors.broker import build_broker
 from configs.settings import Settings
+from tests.support.browser import fill_address, fill_card
 from tests.support.catalog import add_tee, build_catalog
-from tests.support.relays import relaying
+from tests.support.relays import relay_and_worker
 from tests.support.smtp import SmtpServer
 from tests.support.waiting import eventually
 
@@ -51,17 +50,8 @@ def settings_overrides(smtp: SmtpServer, redis_url: str) -> dict[str, Any]:
 @pytest.fixture
 async def background(settings: Settings) -> AsyncIterator[None]:
     """The relay and a worker, as `aioshop relay` and `aioshop worker` run them."""
-    broker = build_broker(settings)
-    broker.flush_all()
-    worker = dramatiq.Worker(broker, worker_threads=2, worker_timeout=100)
-    worker.start()
-    try:
-        async with relaying(str(settings.database_url), broker):
-            yield
-    finally:
-        await asyncio.to_thread(worker.stop)
-        broker.flush_all()
-        broker.close()
+    async with relay_and_worker(settings):
+        yield
 
 
 async def snap(page: Page, step: str, width: int) -> None:
@@ -139,20 +129,21 @@ async def test_browse_add_sign_up_pay_and_find_the_order(
     await expect(review.locator(".order-line")).to_have_count(2)
 
     # Address, shipping method (the totals follow it at once), card.
-    await page.get_by_label("Full name").fill("Ada Lovelace")
-    await page.get_by_label("Address", exact=True).fill("12 Analytical Row")
-    await page.get_by_label("Postal code").fill("N1 7AA")
-    await page.get_by_label("City").fill("London")
-    await page.get_by_label("Country code").fill("GB")
+    await fill_address(
+        page,
+        name="Ada Lovelace",
+        line1="12 Analytical Row",
+        postal_code="N1 7AA",
+        city="London",
+        country="GB",
+    )
     await expect(review.locator('[data-total="shipping"]')).to_have_text("Free")
     await expect(review.locator('[data-total="total"]')).to_have_text("€52.00")
     await page.get_by_role("radio", name=re.compile(r"^Express delivery")).check()
     await expect(review.locator('[data-total="shipping"]')).to_have_text("€12.95")
     await expect(review.locator('[data-total="total"]')).to_have_text("€64.95")
     await expect(page.get_by_role("button", name="Update totals")).to_be_hidden()
-    await page.get_by_label("Card number").fill("4242 4242 4242 4242")
-    await page.get_by_label("Expiry date (MM/YY)").fill("12/34")
-    await page.get_by_label("Security code").fill("123")
+    await fill_card(page, "4242 4242 4242 4242")
     card = page.get_by_label("Card number")
     assert await card.get_attribute("autocomplete") == "cc-number"
     assert await card.get_attribute("inputmode") == "numeric"

@@ -12,22 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import dramatiq
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from actors.broker import build_broker
 from configs.settings import Settings
 from storage.database import connect
-from tests.support.browser import sign_in_chromium
+from tests.support.browser import fill_address, fill_card, sign_in_chromium
 from tests.support.catalog import add_tee, build_catalog
 from tests.support.orders import DECLINED, place_order
-from tests.support.relays import relaying
+from tests.support.relays import relay_and_worker
 
 VIEWPORTS = [(375, 812), (1280, 800)]
 WAITING = re.compile(r"/orders/([0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4})/thanks$")
@@ -38,22 +34,6 @@ OUTCOME_TIMEOUT = 20_000  # ms: the relay polls, the worker captures
 def settings_overrides(redis_url: str) -> dict[str, Any]:
     """Redis (the test's own database) as the broker."""
     return {"broker_url": redis_url}
-
-
-@asynccontextmanager
-async def shop_running(settings: Settings) -> AsyncIterator[None]:
-    """The relay and a worker, as `aioshop relay` and `aioshop worker` run them."""
-    broker = build_broker(settings)
-    broker.flush_all()
-    worker = dramatiq.Worker(broker, worker_threads=2, worker_timeout=100)
-    worker.start()
-    try:
-        async with relaying(str(settings.database_url), broker):
-            yield
-    finally:
-        await asyncio.to_thread(worker.stop)
-        broker.flush_all()
-        broker.close()
 
 
 async def snap(page: Page, artifacts: Path, state: str, width: int) -> None:
@@ -76,12 +56,15 @@ async def check_out_with(page: Page, card: str, *, script: bool = True) -> str:
     await page.get_by_role("button", name="Add to cart").click()
     await page.wait_for_url("**/cart")
     await page.goto("/checkout")
-    await page.get_by_label("Email").fill("grace@example.com")
-    await page.get_by_label("Full name").fill("Grace Hopper")
-    await page.get_by_label("Address", exact=True).fill("1 Navy Yard")
-    await page.get_by_label("Postal code").fill("20001")
-    await page.get_by_label("City").fill("Washington")
-    await page.get_by_label("Country code").fill("US")
+    await fill_address(
+        page,
+        email="grace@example.com",
+        name="Grace Hopper",
+        line1="1 Navy Yard",
+        postal_code="20001",
+        city="Washington",
+        country="US",
+    )
     await pay_with(page, card, "Place order")
     await page.wait_for_url(WAITING)
     match = WAITING.search(page.url)
@@ -90,9 +73,7 @@ async def check_out_with(page: Page, card: str, *, script: bool = True) -> str:
 
 
 async def pay_with(page: Page, card: str, button: str | re.Pattern[str]) -> None:
-    await page.get_by_label("Card number").fill(card)
-    await page.get_by_label("Expiry date (MM/YY)").fill("12/34")
-    await page.get_by_label("Security code").fill("123")
+    await fill_card(page, card)
     await page.get_by_role("button", name=button).click()
 
 
@@ -106,7 +87,7 @@ async def test_a_declined_card_then_another_card_pays_the_order(
     await page.set_viewport_size({"width": width, "height": height})
     heading = page.get_by_role("heading", level=1)
     declined = page.locator(".payment-declined")
-    async with shop_running(settings):
+    async with relay_and_worker(settings):
         number = await check_out_with(page, "4000 0000 0000 0002")
         # Waiting first (unless the worker was quicker), never "thank you" for an unpaid order.
         await expect(heading).not_to_have_text("Thank you for your order")
@@ -154,7 +135,7 @@ async def test_without_javascript_check_again_shows_the_outcome(
             await check_out_with(page, "4000 0000 0000 0002", script=False)
             await expect(heading).to_have_text("Waiting for your payment")
             await snap(page, artifacts, "waiting", width)
-            async with shop_running(settings):
+            async with relay_and_worker(settings):
                 await check_again_until(page, "Your payment was declined")
                 await pay_with(page, "4242 4242 4242 4242", re.compile(r"^Pay €"))
                 await page.wait_for_url(WAITING)
@@ -190,7 +171,7 @@ async def test_the_account_order_page_offers_another_card(
         order = await place_order(conn, [(variant, 1)], payment=DECLINED, user_id=user_id)
     finally:
         await conn.close()
-    async with shop_running(settings):
+    async with relay_and_worker(settings):
         await page.goto(f"/account/orders/{order.number}")
         declined = page.locator(".payment-declined")
         for _ in range(40):  # the worker declines the card in a moment: look again until then

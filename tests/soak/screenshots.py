@@ -51,9 +51,10 @@ class Camera:
     """One Chromium for the run; `await open()`, `shoot_soon(...)` as often as wanted, then
     `await close()` (waits for the shots under way, bounded)."""
 
-    def __init__(self, directory: Path, base_url: str) -> None:
+    def __init__(self, directory: Path, base_url: str, chromium: Path | None = None) -> None:
         self.directory = directory
         self.base_url = base_url
+        self.chromium = chromium  # None: the e2e tests' (tests/e2e/conftest.py's CHROMIUM)
         self.paths: list[Path] = []
         self.notes: list[str] = []
         self._playwright: Any = None
@@ -79,13 +80,14 @@ class Camera:
         except ImportError as exc:
             self.notes.append(f"no screenshots: Playwright is not installed ({exc})")
             return False
-        if not CHROMIUM.exists():
-            self.notes.append(f"no screenshots: no Chromium at {CHROMIUM} (`make browser`)")
+        chromium = CHROMIUM if self.chromium is None else self.chromium
+        if not chromium.exists():
+            self.notes.append(f"no screenshots: no Chromium at {chromium} (`make browser`)")
             return False
         try:
             self._playwright = await async_playwright().start()
             self._browser = await self._playwright.chromium.launch(
-                executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+                executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS
             )
             width, height = next(iter(WIDTHS.items()))
             context = await self._browser.new_context(

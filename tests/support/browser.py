@@ -1,4 +1,5 @@
-"""Driving the server-rendered pages from a test client: CSRF tokens, forms, cookies, sign-in."""
+"""Driving the server-rendered pages from a test client (CSRF tokens, forms, cookies, sign-in)
+and from Playwright (sign-in, the checkout form)."""
 
 from __future__ import annotations
 
@@ -81,3 +82,30 @@ async def sign_in_chromium(page: Any, dsn: str, email: str, *, role: str, landin
     await page.get_by_role("button", name="Sign in").click()
     await page.wait_for_url(f"**{landing}")
     return user_id
+
+
+async def fill_address(
+    page: Any,
+    *,
+    name: str,
+    line1: str,
+    postal_code: str,
+    city: str,
+    country: str,
+    email: str | None = None,
+) -> None:
+    """In a Playwright `page` at /checkout: the delivery address (and a guest's `email`)."""
+    if email is not None:
+        await page.get_by_label("Email").fill(email)
+    await page.get_by_label("Full name").fill(name)
+    await page.get_by_label("Address", exact=True).fill(line1)
+    await page.get_by_label("Postal code").fill(postal_code)
+    await page.get_by_label("City").fill(city)
+    await page.get_by_label("Country code").fill(country)
+
+
+async def fill_card(page: Any, number: str) -> None:
+    """In a Playwright `page` with a card form (checkout, pay again): `number`, 12/34, 123."""
+    await page.get_by_label("Card number").fill(number)
+    await page.get_by_label("Expiry date (MM/YY)").fill("12/34")
+    await page.get_by_label("Security code").fill("123")

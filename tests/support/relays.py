@@ -1,4 +1,5 @@
-"""Relays for tests: one that fails on purpose, and one running beside a test."""
+"""Relays for tests: one that fails on purpose, one running beside a test, and a relay with a
+worker (what a shop runs beside its web app)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from contextlib import asynccontextmanager
 
 import dramatiq
 
+from actors.broker import build_broker
 from actors.relay import Relay
+from configs.settings import Settings
 from storage.database import create_pool
 from storage.outbox import OutboxEvent
 
@@ -33,3 +36,20 @@ async def relaying(dsn: str, broker: dramatiq.Broker) -> AsyncIterator[None]:
         stop.set()
         await task
         await pool.close()
+
+
+@asynccontextmanager
+async def relay_and_worker(settings: Settings) -> AsyncIterator[None]:
+    """The relay and a Dramatiq worker on `settings`' broker (flushed before and after), as
+    `aioshop relay` and `aioshop worker` run them, until the block ends."""
+    broker = build_broker(settings)
+    broker.flush_all()
+    worker = dramatiq.Worker(broker, worker_threads=2, worker_timeout=100)
+    worker.start()
+    try:
+        async with relaying(str(settings.database_url), broker):
+            yield
+    finally:
+        await asyncio.to_thread(worker.stop)
+        broker.flush_all()
+        broker.close()

@@ -11,10 +11,10 @@ one 409 page showing the order as it is now.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import asyncpg
@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict
 from domain.money import Money
 from domain.orders import STATUSES, TRANSITIONS, IllegalTransition, Status
 from domain.refunds import RefundRefused
-from storage import order_notes, orders, refunds, shipments, transaction
+from storage import order_notes, order_payments, orders, refunds, shipments, transaction
 from storage.errors import OrderNotFound
 from storage.orders import Order
 from web.admin import messages, order_work
@@ -37,6 +37,7 @@ from web.render import render
 PAGE_SIZE = 50
 MAX_SEARCH_LENGTH = 254  # the longest email
 DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+W = TypeVar("W", bound=BaseModel)
 
 # Each action (the last part of its POST path) and the status it moves the order to.
 ACTIONS: dict[str, Status] = {"ship": "shipped", "deliver": "delivered", "cancel": "cancelled"}
@@ -170,6 +171,9 @@ async def order_list(request: web.Request) -> web.Response:
         before=filters.before,
     )
     context["orders"] = found[:PAGE_SIZE]
+    context["declined"] = await order_payments.awaiting_card(
+        request.config_dict[DB].primary, [o.id for o in found[:PAGE_SIZE]]
+    )
     typed = {k: v for k, v in filters.values.items() if v}
     if filters.before is not None:
         context["newest"] = "/admin/orders?" + urlencode(typed)
@@ -275,84 +279,97 @@ async def cancel(request: web.Request) -> web.Response:
     return await _move(request, "cancel")
 
 
+async def _on_lines(
+    request: web.Request,
+    order: Order,
+    form: Form[W],
+    *,
+    part: str,
+    prefix: str,
+    raced: str,
+    work: Callable[[asyncpg.Connection, W, dict[int, int]], Awaitable[object]],
+) -> web.Response:
+    """Do `work` on the units posted as `<prefix><line id>` in one transaction, then 303 to the
+    order's `part`s; the page again with the form's errors (422) or the refusal (409, `raced`
+    when the database's own sums refused a change made meanwhile)."""
+    db = request.config_dict[DB]
+    lines = await orders.lines_of(db.primary, order.id)
+    chosen = order_work.units_of(await posted_form(request), prefix, lines, form.errors)
+    if form.errors or form.data is None:
+        form.data = None
+        return await order_page(request, order, forms={part: form}, status=422)
+    try:
+        async with transaction(db) as conn:
+            await work(conn, form.data, chosen)
+    except RefundRefused as exc:
+        return await order_page(
+            request, order, forms={part: form.fail(exc.field, exc.message)}, status=409
+        )
+    except asyncpg.CheckViolationError:  # the database's own sums: a change raced this one
+        return await order_page(request, order, forms={part: form.fail("form", raced)}, status=409)
+    raise web.HTTPSeeOther(f"/admin/orders/{order.number}#{part}s")
+
+
 async def refund(request: web.Request) -> web.Response:
     """Refund units of some lines (their price and tax) or a typed amount, up to what is left."""
     order = await order_or_404(request)
-    db = request.config_dict[DB]
     form: Form[order_work.RefundIn] = await read_form(
         request, order_work.RefundIn, blank_as_none=True
     )
     order_work.friendly(form)
-    lines = await orders.lines_of(db.primary, order.id)
-    chosen = order_work.units_of(await posted_form(request), "qty_", lines, form.errors)
     amount: int | None = None
     if form.data is not None and form.data.amount is not None:
         try:
             amount = order_work.minor_units(form.data.amount, order.currency)
         except ValueError as exc:
             form.errors["amount"] = str(exc)
-    if form.errors or form.data is None:
-        form.data = None
-        return await order_page(request, order, forms={"refund": form}, status=422)
-    try:
-        async with transaction(db) as conn:
-            await refunds.request(
-                conn,
-                order.id,
-                request_key=form.data.request_key,
-                lines=chosen,
-                amount=amount,
-                restock=form.data.restock,
-                reason=form.data.reason,
-                actor="staff",
-                actor_id=request[PRINCIPAL].user_id,
-                request_id=request.get(REQUEST_ID),
-            )
-    except RefundRefused as exc:
-        return await order_page(
-            request, order, forms={"refund": form.fail(exc.field, exc.message)}, status=409
+
+    async def work(
+        conn: asyncpg.Connection, data: order_work.RefundIn, chosen: dict[int, int]
+    ) -> None:
+        await refunds.request(
+            conn,
+            order.id,
+            request_key=data.request_key,
+            lines=chosen,
+            amount=amount,
+            restock=data.restock,
+            reason=data.reason,
+            actor="staff",
+            actor_id=request[PRINCIPAL].user_id,
+            request_id=request.get(REQUEST_ID),
         )
-    except asyncpg.CheckViolationError:  # the database's own sums: a refund raced this one
-        message = "Another refund was made meanwhile and this one would exceed the payment."
-        return await order_page(
-            request, order, forms={"refund": form.fail("form", message)}, status=409
-        )
-    raise web.HTTPSeeOther(f"/admin/orders/{order.number}#refunds")
+
+    raced = "Another refund was made meanwhile and this one would exceed the payment."
+    return await _on_lines(
+        request, order, form, part="refund", prefix="qty_", raced=raced, work=work
+    )
 
 
 async def ship_lines(request: web.Request) -> web.Response:
     """Ship some units of some lines with a tracking number; the order is shipped once nothing
     is left to ship."""
     order = await order_or_404(request)
-    db = request.config_dict[DB]
     form: Form[order_work.ShipmentIn] = await read_form(request, order_work.ShipmentIn)
     order_work.friendly(form)
-    lines = await orders.lines_of(db.primary, order.id)
-    chosen = order_work.units_of(await posted_form(request), "ship_", lines, form.errors)
-    if form.errors or form.data is None:
-        form.data = None
-        return await order_page(request, order, forms={"shipment": form}, status=422)
-    try:
-        async with transaction(db) as conn:
-            await shipments.ship(
-                conn,
-                order.id,
-                request_key=form.data.request_key,
-                lines=chosen,
-                tracking_number=form.data.tracking_number,
-                actor_id=request[PRINCIPAL].user_id,
-                request_id=request.get(REQUEST_ID),
-            )
-    except RefundRefused as exc:
-        return await order_page(
-            request, order, forms={"shipment": form.fail(exc.field, exc.message)}, status=409
+
+    async def work(
+        conn: asyncpg.Connection, data: order_work.ShipmentIn, chosen: dict[int, int]
+    ) -> None:
+        await shipments.ship(
+            conn,
+            order.id,
+            request_key=data.request_key,
+            lines=chosen,
+            tracking_number=data.tracking_number,
+            actor_id=request[PRINCIPAL].user_id,
+            request_id=request.get(REQUEST_ID),
         )
-    except asyncpg.CheckViolationError:
-        message = "Someone shipped part of this order meanwhile: this is the order as it is now."
-        return await order_page(
-            request, order, forms={"shipment": form.fail("form", message)}, status=409
-        )
-    raise web.HTTPSeeOther(f"/admin/orders/{order.number}#shipments")
+
+    raced = "Someone shipped part of this order meanwhile: this is the order as it is now."
+    return await _on_lines(
+        request, order, form, part="shipment", prefix="ship_", raced=raced, work=work
+    )
 
 
 async def add_note(request: web.Request) -> web.Response:

@@ -23,7 +23,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from domain.identifiers import SLUG_MAX_LENGTH, SLUG_PATTERN
 from web.api.routing import Operation
 from web.carts import CART_HEADER
-from web.checkout import IDEMPOTENCY_KEY_MAX
+from web.checkout import IDEMPOTENCY_KEY_MAX, ORDER_TOKEN_HEADER
 from web.fields import BIGINT_MAX
 from web.problems import EXPOSED_SCHEMAS, PROBLEM_JSON, PROBLEMS, Problem, problem_body
 
@@ -173,6 +173,16 @@ SECURITY_SCHEMES: dict[str, Any] = {
             "in, send it once more and the guest cart joins the customer's."
         ),
     },
+    "orderToken": {
+        "type": "apiKey",
+        "in": "header",
+        "name": ORDER_TOKEN_HEADER,
+        "description": (
+            "A guest's order: the `order_token` of the POST /checkout answer that placed it "
+            "(shown once; keep it with the order). It reads that order and pays it again after "
+            "a decline. A wrong token, or none, answers 404 as for an order that does not exist."
+        ),
+    },
 }
 TAGS = [
     {"name": "auth", "description": "Accounts and sessions: sign up, sign in, refresh, sign out."},
@@ -196,7 +206,9 @@ ends its session.
 as the `X-Cart-Token` header on every cart and checkout request.
 
 **Placing an order.** POST /checkout with an `Idempotency-Key` header: a retry with the same key
-cannot order twice.
+cannot order twice. A guest's answer carries an `order_token`, shown once: send it as the
+`X-Order-Token` header to read that order (GET /orders/{number}) and to pay it again after a
+decline (POST /orders/{number}/payment).
 
 **Errors** are `application/problem+json` (RFC 9457): `type` says which problem it is (each is
 listed with its fields under components/schemas), `errors` names each invalid field. A 429 or
@@ -241,6 +253,8 @@ def _operation(operation: Operation) -> dict[str, Any]:
     }
     if operation.auth != "none":
         entry["security"] = [{"bearer": []}, {"cookie": []}]
+    elif operation.order_token:
+        entry["security"] = [{"bearer": []}, {"cookie": []}, {"orderToken": []}]
     elif operation.cart_token:
         entry["security"] = [{"bearer": []}, {"cartToken": []}, {"cookie": []}, {}]
     if operation.body is not None:

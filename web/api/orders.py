@@ -9,9 +9,11 @@ from typing import Annotated, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
 
+from auth.tokens import digest, new_opaque_token
 from domain.identifiers import SLUG_PATTERN
 from domain.orders import Status
-from storage import orders, transaction
+from storage import order_tokens, orders, transaction
+from storage.errors import OrderNotFound
 from storage.orders import Order
 from web import carts as web_carts
 from web.api import schemas
@@ -19,6 +21,7 @@ from web.api.routing import Operation, principal_of
 from web.bodies import AddressIn
 from web.catalog_json import money_json
 from web.checkout import (
+    ORDER_TOKEN_HEADER,
     Checkout,
     InvalidIdempotencyKey,
     NewCard,
@@ -29,10 +32,11 @@ from web.checkout import (
 )
 from web.fields import SINGLE_LINE, Email, Id, Line100, Note, one_of
 from web.keys import DB, PRINCIPAL, REQUEST_ID
-from web.params import InvalidParameters, keyset, keyset_text, path_order_number
+from web.params import InvalidParameters, keyset, keyset_text, opaque, path_order_number
 from web.problems import InvalidInput
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+ORDER_TOKEN_MAX = 100
 PAGE_MAX = 50
 BEFORE_PARAMETER = {
     "name": "before",
@@ -114,12 +118,14 @@ async def checkout(request: web.Request, body: CheckoutBody) -> web.StreamRespon
         card_cvc=body.card.cvc,
         idempotency_key=key,
     )
-    placed = await place_order(request, checkout)
+    token = new_opaque_token() if principal is None else None
+    placed = await place_order(request, checkout, order_token=token)
     detail = placed.detail or await orders.detail(request.config_dict[DB].primary, placed.order)
     headers = {"Location": f"/api/v1/orders/{placed.order.number}"}
     if not placed.created:
         headers["Idempotent-Replayed"] = "true"
-    response = web.json_response(order_json(detail), status=201, headers=headers)
+    answer = order_json(detail) | {"order_token": token}
+    response = web.json_response(answer, status=201, headers=headers)
     return web_carts.finish(request, response)
 
 
@@ -161,12 +167,30 @@ async def list_my_orders(request: web.Request) -> web.Response:
     )
 
 
-async def get_my_order(request: web.Request) -> web.Response:
-    """One of the customer's orders; another customer's number is a 404."""
-    user_id = principal_of(request).user_id
+async def _my_order(request: web.Request) -> Order:
+    """The path's order, for the holder of its guest order token (X-Order-Token) or else for its
+    signed-in owner. Raises OrderNotFound (a 404 problem) for anyone else, a wrong token or none:
+    the answer never says whether the number exists."""
     db = request.config_dict[DB]
-    order = await orders.find(db.primary, path_order_number(request), user_id=user_id)
-    return web.json_response(order_json(await orders.detail(db.primary, order)))
+    number = path_order_number(request)
+    if ORDER_TOKEN_HEADER in request.headers:
+        token = opaque(request.headers[ORDER_TOKEN_HEADER], max_length=ORDER_TOKEN_MAX)
+        if token is None:
+            raise OrderNotFound(number)
+        return await order_tokens.find(db.primary, number, digest(token))
+    principal = request.get(PRINCIPAL)
+    if principal is None:
+        raise OrderNotFound(number)
+    return await orders.find(db.primary, number, user_id=principal.user_id)
+
+
+async def get_my_order(request: web.Request) -> web.Response:
+    """One of the customer's orders, or a guest's with its `X-Order-Token`; another customer's
+    number, a wrong token or none is a 404."""
+    order = await _my_order(request)
+    return web.json_response(
+        order_json(await orders.detail(request.config_dict[DB].primary, order))
+    )
 
 
 async def cancel_my_order(request: web.Request, body: Cancellation) -> web.Response:
@@ -178,18 +202,18 @@ async def cancel_my_order(request: web.Request, body: Cancellation) -> web.Respo
 
 
 async def pay_my_order(request: web.Request, body: NewCardBody) -> web.Response:
-    """Pay one's own order with another card after its card was declined (the order's
-    `payment.retry_url` while it waits for one): a new capture attempt, answered 202 with the
-    order, its payment pending again; poll the order for the outcome. 409 when the order is
+    """Pay one's own order (a guest's: with its `X-Order-Token`) with another card after its
+    card was declined (the order's `payment.retry_url` while it waits for one): a new capture
+    attempt, answered 202 with the order, its payment pending again; poll the order for the
+    outcome. 404 for another customer's order, a wrong token or none; 409 when the order is
     paid, cancelled or its last capture is still running; 422 for a bad card.
     """
     try:
         key = check_idempotency_key(request.headers.get(IDEMPOTENCY_HEADER))
     except InvalidIdempotencyKey as exc:
         raise InvalidInput({IDEMPOTENCY_HEADER: str(exc)}) from None
-    principal = principal_of(request)
     db = request.config_dict[DB]
-    order = await orders.find(db.primary, path_order_number(request), user_id=principal.user_id)
+    order = await _my_order(request)
     card = NewCard(body.card.number, body.card.expiry, body.card.cvc, idempotency_key=key)
     retried = await pay_again(request, order, card)
     detail = await orders.detail(db.primary, retried.order)  # primary: the attempt just written
@@ -256,7 +280,7 @@ OPERATIONS = (
         checkout,
         "Place an order",
         body=CheckoutBody,
-        response=schemas.Order,
+        response=schemas.PlacedOrder,
         status=201,
         tag="checkout",
         problems=(404, 409),
@@ -291,16 +315,16 @@ OPERATIONS = (
         "/orders/{number}",
         get_my_order,
         "One of my orders",
-        auth="user",
         response=schemas.Order,
         tag="orders",
+        order_token=True,
     ),
     Operation(
         "POST",
         "/orders/{number}/payment",
         pay_my_order,
         "Pay my order with another card",
-        auth="user",
+        order_token=True,
         body=NewCardBody,
         response=schemas.Order,
         status=202,

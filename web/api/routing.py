@@ -43,10 +43,13 @@ class Operation:
     problems: tuple[int, ...] = ()  # statuses of its domain errors (409, 429...), for the document
     # For the document too (web/api/openapi.py): request headers it reads beyond the usual ones,
     # headers its success answer carries, whether a guest's cart token (X-Cart-Token) counts,
-    # and an example body. Its description is the handler's docstring.
+    # whether a guest's order token (X-Order-Token) does (the handler checks it: with auth
+    # "none", an operation on one order answers 404 to anyone neither its owner nor holding its
+    # token), and an example body. Its description is the handler's docstring.
     request_headers: tuple[str, ...] = ()
     response_headers: tuple[str, ...] = ()
     cart_token: bool = False
+    order_token: bool = False
     example: dict[str, Any] | None = None
 
 

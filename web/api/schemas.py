@@ -137,26 +137,6 @@ class CategoryRef(Doc):
     name: str
 
 
-class ProductDetail(Doc):
-    """A published product with its variants, picker options, images and breadcrumbs."""
-
-    id: int
-    slug: str
-    name: str
-    description: str
-    price: Money | None
-    price_max: Money | None
-    in_stock: bool
-    created_at: datetime
-    indexed_at: datetime | None
-    attributes: dict[str, Any]
-    attribute_names: dict[str, str]
-    variants: list[Variant]
-    options: dict[str, list[OptionValue]]
-    images: list[Image]
-    breadcrumbs: list[CategoryRef]
-
-
 class CreatedProduct(Doc):
     """The product just created (not published yet)."""
 
@@ -169,6 +149,17 @@ class CreatedProduct(Doc):
     in_stock: bool
     created_at: datetime
     indexed_at: datetime | None
+
+
+class ProductDetail(CreatedProduct):
+    """A published product with its variants, picker options, images and breadcrumbs."""
+
+    attributes: dict[str, Any]
+    attribute_names: dict[str, str]
+    variants: list[Variant]
+    options: dict[str, list[OptionValue]]
+    images: list[Image]
+    breadcrumbs: list[CategoryRef]
 
 
 class CategoryNode(Doc):
@@ -286,6 +277,19 @@ class Order(Doc):
     payment: Payment | None
     history: list[Transition]
     url: str
+
+
+class PlacedOrder(Order):
+    """The order just placed (or an earlier request's with the same Idempotency-Key)."""
+
+    order_token: str | None = Field(
+        description=(
+            "A guest's order token, shown only here (a retry's answer has a new one, which "
+            "replaces it): send it as X-Order-Token to read the order and pay it again. Null "
+            "for a signed-in customer's order."
+        ),
+        examples=["pTq3vZ0w7c1YbS4mK8nR2eXh5uJ9aLdG6oFiWjNtQ0s"],
+    )
 
 
 class OrderSummary(Doc):

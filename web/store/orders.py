@@ -36,7 +36,7 @@ from domain.checkout import address_lines
 from domain.money import Money
 from domain.orders import IllegalTransition, can_cancel
 from domain.payments import InvalidCard, decline_message
-from storage import Executor, catalog_reads, orders, transaction
+from storage import Executor, catalog_reads, order_payments, orders, transaction
 from storage.catalog_reads import Thumbnail
 from storage.errors import IdempotencyKeyReused, OrderNotFound, OrderNotPayable
 from storage.orders import Order, OrderDetail
@@ -77,6 +77,8 @@ STATUS_LABELS = {
     "delivered": "Delivered",
     "cancelled": "Cancelled",
 }
+# A pending order whose card was declined: it waits for another card (the order page's form).
+DECLINED_LABEL = "Payment declined — pay with another card"
 ACTORS = {"customer": "you", "guest": "you", "staff": "the shop", "system": "the shop"}
 
 
@@ -195,9 +197,7 @@ def order_view(
     return OrderView(
         number=order.number,
         status=order.status,
-        status_label="Payment declined"
-        if declined
-        else STATUS_LABELS.get(order.status, order.status),
+        status_label=DECLINED_LABEL if declined else STATUS_LABELS.get(order.status, order.status),
         placed_at=order.placed_at,
         email=order.email,
         lines=[
@@ -358,12 +358,19 @@ async def orders_page(request: web.Request) -> web.Response:
     if len(found) > PAGE_SIZE:
         found = found[:PAGE_SIZE]
         older = keyset_text(found[-1].placed_at, found[-1].id)
+    declined = await order_payments.awaiting_card(
+        request.config_dict[DB].primary, [o.id for o in found]
+    )
     rows = [
         {
             "number": o.number,
             "placed_at": o.placed_at,
-            "status": o.status,
-            "status_label": STATUS_LABELS.get(o.status, o.status),
+            # A declined order's row goes to its "Pay with another card" form.
+            "status": "declined" if o.id in declined else o.status,
+            "status_label": (
+                DECLINED_LABEL if o.id in declined else STATUS_LABELS.get(o.status, o.status)
+            ),
+            "url": f"/account/orders/{o.number}" + ("#pay" if o.id in declined else ""),
             "total": Money(o.total_amount, o.currency).format(),
         }
         for o in found

@@ -68,10 +68,9 @@ async def test_the_camera_shoots_every_ops_page_at_both_widths(
 
 
 async def test_without_chromium_the_camera_says_so_and_takes_nothing(
-    base_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    base_url: str, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr("tests.e2e.conftest.CHROMIUM", tmp_path / "no-chromium")
-    camera = Camera(tmp_path / "shots", base_url)
+    camera = Camera(tmp_path / "shots", base_url, chromium=tmp_path / "no-chromium")
     assert not await camera.open()
     camera.shoot_soon("mid-load", tuple(ALL_PAGES))
     await camera.close()

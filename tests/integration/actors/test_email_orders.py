@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, timedelta
 from email.message import EmailMessage
 from typing import Any
 
@@ -19,7 +21,7 @@ from structlog.testing import capture_logs
 from actors.relay import Relay
 from domain import events
 from domain.events import SEND_ORDER_EMAIL
-from storage import orders, outbox
+from storage import orders, outbox, refunds
 from storage.database import connect, create_pool
 from storage.orders import Order
 from tests.support.orders import ADDRESS, DECLINED, place_order, stocked_product
@@ -28,6 +30,7 @@ from tests.support.waiting import eventually
 
 PUBLIC_URL = "https://shop.example/"
 ORDER_EMAIL = SEND_ORDER_EMAIL.name
+REFUND_EMAIL = events.SEND_REFUND_EMAIL.name
 CHECK_STOCK = events.CHECK_STOCK.name
 THRESHOLD = 3
 QUIET_SECONDS = 0.5  # how long to watch for an email that must not come
@@ -208,12 +211,24 @@ async def test_a_declined_order_left_unpaid_gives_a_cancelled_email_with_the_rea
     order = await shop.place_order([(mug["MUG"], 1)], payment=DECLINED)
     await shop.relay("orders.capture_payment")
 
-    # The worker records the decline; the order waits for another card, and nobody is mailed.
+    # The worker records the decline; the order waits for another card, and the customer is
+    # told why, where to pay with another card, and until when.
     declined = "SELECT status = 'declined' FROM payments WHERE order_id = $1"
     assert await shop.became_true(declined, order.id)
     assert await shop.conn.fetchval("SELECT status FROM orders WHERE id = $1", order.id) == (
         "pending"
     )
+    message, text, html = await shop.order_email("payment_declined")
+    assert message["Subject"] == f"Your payment for aioshop order {order.number} was declined"
+    assert "Your payment was declined: Your card was declined by its bank." in text
+    pay_by = order.placed_at.astimezone(UTC) + timedelta(minutes=30)
+    when = pay_by.strftime("%H:%M UTC on %-d %b %Y")
+    assert f"held for you until\n{when}: pay with another card" in text
+    link = f"https://shop.example/orders/{order.number}/thanks#pay"  # a guest's: the payment page
+    assert f"Pay with another card: {link}" in text
+    assert f'href="{link}"' in html and "Your card was declined by its bank.</strong>" in html
+    assert f"until {when}" in html
+    shop.smtp.messages.clear()
     # Past UNPAID_ORDER_MINUTES, the expiry (the relay's tick) cancels it, which asks for the email.
     await shop.conn.execute("UPDATE orders SET placed_at = now() - interval '31 minutes'")
     await asyncio.to_thread(
@@ -226,6 +241,55 @@ async def test_a_declined_order_left_unpaid_gives_a_cancelled_email_with_the_rea
     reason = "the card was declined and no other card paid within 30 minutes"
     assert f"Your order is cancelled.\nReason: {reason}" in text
     assert f"Reason: {reason}</p>" in html
+
+
+async def test_a_refund_tells_the_customer_the_amount_and_what_remains(shop: Shop) -> None:
+    mug = await shop.product("mug", {"MUG": 9}, price=1000)
+    order = await shop.place_order([(mug["MUG"], 2)])  # €20.00 and €4.95 shipping
+    await shop.relay("orders.capture_payment")
+    assert await shop.became_true("SELECT status = 'confirmed' FROM orders WHERE id = $1", order.id)
+    async with shop.conn.transaction():
+        await refunds.request(
+            shop.conn,
+            order.id,
+            request_key=uuid.uuid4(),
+            lines={},
+            amount=750,
+            restock=False,
+            reason="a chipped mug",
+            actor="staff",
+        )
+    # The refund, then its email (one drain may publish both: the worker can be that quick).
+    await shop.conn.execute(SKIP_OTHER_EVENTS, "orders.make_refund", None)
+    pool = await create_pool(shop.dsn, 2)
+    try:
+        relay = Relay(pool, shop.broker)
+        await relay.drain()
+        given = "SELECT bool_and(status = 'refunded') FROM refunds WHERE order_id = $1"
+        assert await shop.became_true(given, order.id)
+        await relay.drain()
+    finally:
+        await pool.close()
+    assert await shop.smtp.wait_for(1)
+    payload = await shop.conn.fetchval(
+        "SELECT payload FROM outbox WHERE actor_name = $1", REFUND_EMAIL
+    )
+    [message] = shop.smtp.messages
+    text, html = bodies(message)
+    assert message["Subject"] == f"€7.50 refunded on your aioshop order {order.number}"
+    assert shop.smtp.recipients == [["ada@example.com"]]
+    assert "We have refunded €7.50 to your card" in text
+    assert "Of your payment of €24.95, €17.45 remains paid." in text
+    assert "<strong>€7.50</strong>" in html and "€17.45 remains paid" in html
+    assert f"Order {order.number}\n" in text
+    # Once: a redelivery sends nothing; the attempt is in the delivery log and the order's emails.
+    await shop.redeliver_twice(REFUND_EMAIL, payload)
+    await asyncio.sleep(QUIET_SECONDS)
+    assert len(shop.smtp.messages) == 1
+    sent = await orders.emails_of(shop.conn, order.id)
+    assert [(e.kind, e.result) for e in sent if e.kind == "order_refunded"] == [
+        ("order_refunded", "sent")
+    ]
 
 
 async def test_customer_text_is_escaped_in_html_and_verbatim_in_text(shop: Shop) -> None:

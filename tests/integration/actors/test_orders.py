@@ -22,7 +22,7 @@ from actors.relay import Relay
 from actors.resources import Resources, open_resources
 from configs.settings import Settings
 from domain.payments import PaymentMethod
-from storage import orders, payments, refunds
+from storage import order_payments, orders, payments, refunds
 from storage.database import connect, create_pool
 from storage.errors import OrderNotPayable
 from tests.support.gateways import LostAnswerGateway, UnreachableGateway
@@ -128,7 +128,7 @@ async def test_only_orders_whose_capture_failed_expire_with_their_stock_back(
         with pytest.raises(ConnectionError):  # the message would be retried
             await capture_payment(unreachable, event_id=event(), order_id=order_id)
     await capture_payment(res, event_id=event(), order_id=paid)
-    payment = await orders.payment_of(conn, failed)
+    payment = await order_payments.payment_of(conn, failed)
     assert payment is not None and payment.status == "pending"
     assert (
         await conn.fetchval("SELECT failed_attempts FROM payments WHERE order_id = $1", failed) == 1
@@ -286,7 +286,7 @@ async def test_cancelling_a_paid_order_refunds_it_once(res, conn, fresh_db) -> N
     await refund_payment(res, event_id=first, order_id=paid)
     await refund_payment(res, event_id=first, order_id=paid)  # a redelivery
     await refund_payment(res, event_id=event(), order_id=paid)  # a second event: nothing to do
-    payment = await orders.payment_of(conn, paid)
+    payment = await order_payments.payment_of(conn, paid)
     assert payment is not None and payment.status == "refunded"
     assert payment.refund_reference is not None and payment.refund_reference.startswith("re_")
     ledger = await conn.fetch("SELECT outcome, amount FROM test_gateway_charges ORDER BY outcome")
@@ -296,7 +296,7 @@ async def test_cancelling_a_paid_order_refunds_it_once(res, conn, fresh_db) -> N
         ("captured", total),
         ("refunded", total),
     ]
-    unpaid_payment = await orders.payment_of(conn, unpaid)
+    unpaid_payment = await order_payments.payment_of(conn, unpaid)
     assert unpaid_payment is not None and unpaid_payment.status == "voided"
 
 
@@ -345,13 +345,13 @@ async def test_each_refund_reaches_the_provider_once(res, conn, fresh_db) -> Non
     ]
     done = await refunds.for_order(conn, order_id)
     assert [(r.status, (r.reference or "")[:3]) for r in done] == [("refunded", "re_")] * 2
-    payment = await orders.payment_of(conn, order_id)
+    payment = await order_payments.payment_of(conn, order_id)
     assert payment is not None and (payment.status, payment.refunded_amount) == ("captured", 1495)
     # The rest refunded: the payment is refunded.
     rest = await ask_refund(conn, order_id, amount=1000)
     event_id, _ = (await refund_events(conn))[-1]
     await make_refund(res, event_id=event_id, refund_id=rest.id)
-    payment = await orders.payment_of(conn, order_id)
+    payment = await order_payments.payment_of(conn, order_id)
     assert payment is not None and (payment.status, payment.refunded_amount) == ("refunded", 2495)
 
 
@@ -387,7 +387,7 @@ async def test_cancelling_after_a_partial_refund_gives_back_only_the_rest(
         "SELECT event_id FROM outbox WHERE actor_name = 'orders.refund_payment'"
     )
     await refund_payment(res, event_id=str(cancel_event["event_id"]), order_id=order_id)
-    payment = await orders.payment_of(conn, order_id)
+    payment = await order_payments.payment_of(conn, order_id)
     assert payment is not None and payment.status == "captured"  # the partial one is not done
     [(event_id, _)] = await refund_events(conn)
     await make_refund(res, event_id=event_id, refund_id=partial.id)
@@ -395,7 +395,7 @@ async def test_cancelling_after_a_partial_refund_gives_back_only_the_rest(
         "SELECT amount FROM test_gateway_charges WHERE outcome = 'refunded' ORDER BY amount"
     )
     assert [r["amount"] for r in ledger] == [1000, 1495]  # 2495 in all, never more
-    payment = await orders.payment_of(conn, order_id)
+    payment = await order_payments.payment_of(conn, order_id)
     assert payment is not None and (payment.status, payment.refunded_amount) == ("refunded", 2495)
 
 

@@ -99,9 +99,10 @@ async def test_the_oldest_unsent_email_is_measured_at_each_scrape(
 
 
 async def test_a_failing_or_hanging_source_is_left_out_and_counted(
-    client: TestClient, monkeypatch: pytest.MonkeyPatch
+    aiohttp_client: Any, settings: Any
 ) -> None:
-    monkeypatch.setattr(metrics, "SOURCE_TIMEOUT_SECONDS", 0.2)
+    app = create_app(settings)
+    app[metrics.SOURCE_TIMEOUT] = 0.2  # before start-up, as metrics.setup's `timeout` would
 
     async def broken_source(app: web.Application) -> Iterable[Metric]:
         raise RuntimeError("the queue API is down")
@@ -113,18 +114,22 @@ async def test_a_failing_or_hanging_source_is_left_out_and_counted(
     async def extra_source(app: web.Application) -> Iterable[Metric]:
         return [GaugeMetricFamily("aioshop_extra_things", "An added source's gauge.", value=7)]
 
+    app[metrics.SCRAPE_SOURCES].extend([broken_source, stuck_source, extra_source])
     errors = metrics.SOURCE_ERRORS
     before = {name: errors.labels(name)._value.get() for name in ("broken_source", "stuck_source")}
-    client.app[metrics.SCRAPE_SOURCES].extend([broken_source, stuck_source, extra_source])
-    started = asyncio.get_running_loop().time()
-    text = await get_metrics(client)
-    assert asyncio.get_running_loop().time() - started < 5  # bounded by the source timeout
-    assert value(text, "aioshop_extra_things") == 7
-    assert samples(text, "aioshop_outbox_unpublished")  # the others still answer
-    assert not samples(text, "aioshop_never")
-    for name, count in before.items():
-        assert errors.labels(name)._value.get() == count + 1
-        assert value(text, "aioshop_metrics_source_errors_total", source=name) >= count  # listed
+    client = await aiohttp_client(app)
+    try:
+        started = asyncio.get_running_loop().time()
+        text = await get_metrics(client)
+        assert asyncio.get_running_loop().time() - started < 5  # bounded by the source timeout
+        assert value(text, "aioshop_extra_things") == 7
+        assert samples(text, "aioshop_outbox_unpublished")  # the others still answer
+        assert not samples(text, "aioshop_never")
+        for name, count in before.items():
+            assert errors.labels(name)._value.get() == count + 1
+            assert value(text, "aioshop_metrics_source_errors_total", source=name) >= count
+    finally:
+        await client.close()  # before the test database is dropped
 
 
 @pytest.fixture

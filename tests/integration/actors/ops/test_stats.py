@@ -107,12 +107,8 @@ def test_a_hook_never_raises_even_on_nonsense() -> None:
     middleware.record("a", "q", 0.1, None, time.time())  # logged, not raised
 
 
-async def test_an_idle_flusher_ends_and_the_next_count_starts_another(
-    settings, redis_url, monkeypatch
-) -> None:
-    monkeypatch.setattr(stats, "FLUSH_SECONDS", 0.05)
-    monkeypatch.setattr(stats, "IDLE_EXIT_SECONDS", 0.2)
-    middleware = StatsMiddleware(settings)
+async def test_an_idle_flusher_ends_and_the_next_count_starts_another(settings, redis_url) -> None:
+    middleware = StatsMiddleware(settings, flush_seconds=0.05, idle_exit_seconds=0.2)
     client = aioredis.Redis.from_url(redis_url)
     try:
         for round_number in (1, 2):

@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from storage import orders
+from storage import order_payments, orders
 from storage.database import connect
 from tests.support.admin import error_of, post
 from tests.support.browser import csrf_of, signed_in
@@ -30,7 +30,7 @@ async def paid_order(dsn: str, quantity: int = 3, stock: int = 20) -> tuple[orde
     order = await order_in_status(dsn, variants["MUG-1"], quantity, status="confirmed")
     conn = await connect(dsn)
     try:
-        await orders.set_payment(conn, order.id, "captured", reference="ch_test")
+        await order_payments.set_payment(conn, order.id, "captured", reference="ch_test")
     finally:
         await conn.close()
     return order, variants["MUG-1"]
@@ -136,12 +136,12 @@ async def test_the_database_refuses_refunds_beyond_the_capture(fresh_db) -> None
         # Not captured: no refund at all.
         with pytest.raises(asyncpg.CheckViolationError):
             await conn.execute(insert, order.id, uuid.uuid4(), 1)
-        await orders.set_payment(conn, order.id, "captured", reference="ch_x")
+        await order_payments.set_payment(conn, order.id, "captured", reference="ch_x")
         await conn.execute(insert, order.id, uuid.uuid4(), order.total_amount - 1)
         with pytest.raises(asyncpg.CheckViolationError):
             await conn.execute(insert, order.id, uuid.uuid4(), 2)
         await conn.execute(insert, order.id, uuid.uuid4(), 1)
-        payment = await orders.payment_of(conn, order.id)
+        payment = await order_payments.payment_of(conn, order.id)
         assert payment is not None and payment.refunded_amount == order.total_amount
         with pytest.raises(asyncpg.CheckViolationError):  # and no line beyond its quantity
             await conn.execute(

@@ -96,8 +96,22 @@ async def test_a_guest_fills_a_cart_and_checks_out(client, fresh_db) -> None:
     )
     assert (await expect(await client.get("/api/v1/cart"), 200))["items"] == []
     assert await sql(fresh_db, "SELECT sum(stock_on_hand) FROM variants") == 0
-    # Guests cannot read orders back through the API: only customers, and only their own.
-    await expect(await client.get(f"/api/v1/orders/{order['number']}"), 401)
+    # A guest reads the order back with its order token only (shown once, kept as a digest).
+    url = f"/api/v1/orders/{order['number']}"
+    token = order["order_token"]
+    assert isinstance(token, str) and len(token) >= 43
+    assert await sql(fresh_db, "SELECT octet_length(guest_token_hash) FROM orders") == 32
+    assert token not in str(await sql(fresh_db, "SELECT row_to_json(o)::text FROM orders o"))
+    read = await expect(await client.get(url, headers={"X-Order-Token": token}), 200)
+    assert read["number"] == order["number"] and "order_token" not in read
+    for wrong in (
+        {},
+        {"X-Order-Token": token[:-1]},
+        {"X-Order-Token": "bad token"},
+        {"X-Order-Token": token * 3},
+    ):
+        problem = await expect(await client.get(url, headers=wrong), 404)
+        assert problem["type"] == "/problems/not-found"
 
 
 async def test_customers_see_their_own_orders_only(client, fresh_db) -> None:
@@ -113,7 +127,9 @@ async def test_customers_see_their_own_orders_only(client, fresh_db) -> None:
     order = await expect(await client.post("/api/v1/checkout", json=body, headers=ada), 201)
     assert order["email"] == "ada@example.com" and order["shipping_address"]["city"] == "London"
     assert order["totals"]["shipping"]["amount"] == 1295
-    # The answer to the POST (built from what was written) is what reading it back gives.
+    # The answer to the POST (built from what was written) is what reading it back gives, less
+    # the order token, which a customer's order has none of.
+    assert order.pop("order_token") is None
     assert await expect(await client.get(order["url"], headers=ada), 200) == order
     listed = await expect(await client.get("/api/v1/orders", headers=ada), 200)
     assert [o["number"] for o in listed["items"]] == [order["number"]]

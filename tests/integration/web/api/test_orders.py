@@ -84,9 +84,10 @@ async def test_refusals_are_problems(client, res, fresh_db) -> None:
     ada = await register(client, "ada@example.com")
     bob = await register(client, "bob@example.com")
     url = await declined_order(client, res, fresh_db, ada)
-    # Someone else's order does not exist for them; no token is a 401.
+    # Someone else's order does not exist for them, nor for anyone without a credential.
     await expect(await client.post(f"{url}/payment", json={"card": GOOD}, headers=bob), 404)
-    await expect(await client.post(f"{url}/payment", json={"card": GOOD}), 401)
+    await expect(await client.post(f"{url}/payment", json={"card": GOOD}), 404)
+    await expect(await client.get(url), 404)
     bad = {"number": "4242 4242 4242 4241", "expiry": "01/20", "cvc": "x"}
     problem = await expect(
         await client.post(f"{url}/payment", json={"card": bad}, headers=ada), 422
@@ -115,10 +116,74 @@ async def test_refusals_are_problems(client, res, fresh_db) -> None:
     assert await sql(fresh_db, "SELECT stock_on_hand FROM variants WHERE sku = 'MUG'") == 5
 
 
+async def test_a_guest_pays_again_with_the_order_token_only(client, res, fresh_db) -> None:
+    await stocked_product(fresh_db, "mug", {"MUG": 5}, price=900)
+    await expect(await client.post("/api/v1/cart/items", json={"sku": "MUG"}), 201)  # cookie
+    body = {
+        "email": "grace@example.com",
+        "shipping_address": ADDRESS,
+        "shipping_method": "standard",
+        "card": DECLINED,
+    }
+    placed = await expect(await client.post("/api/v1/checkout", json=body), 201)
+    token, url = placed["order_token"], placed["url"]
+    await run_captures(res, fresh_db)
+    guest = {"X-Order-Token": token}
+    order = await expect(await client.get(url, headers=guest), 200)
+    assert order["payment"]["retry_url"] == f"{url}/payment"
+    # A customer's bearer token, a wrong token or none: the order does not exist.
+    ada = await register(client, "ada@example.com")
+    for headers in (ada, {}, {"X-Order-Token": "x" * 43}, ada | {"X-Order-Token": "nope"}):
+        resp = await client.post(f"{url}/payment", json={"card": GOOD}, headers=headers)
+        problem = await expect(resp, 404)
+        assert resp.content_type == PROBLEM and problem["type"] == "/problems/not-found"
+    retried = await expect(
+        await client.post(f"{url}/payment", json={"card": GOOD}, headers=guest), 202
+    )
+    assert (retried["payment"]["status"], retried["payment"]["attempt"]) == ("pending", 2)
+    assert await run_captures(res, fresh_db) == 1
+    paid = await expect(await client.get(url, headers=guest), 200)
+    assert (paid["status"], paid["payment"]["status"]) == ("confirmed", "captured")
+
+
+async def test_an_order_token_opens_its_own_order_only(client, fresh_db) -> None:
+    await stocked_product(fresh_db, "mug", {"MUG": 5}, price=900)
+    placed = []
+    for email in ("grace@example.com", "alan@example.com"):
+        client.session.cookie_jar.clear()  # a guest of their own
+        await expect(await client.post("/api/v1/cart/items", json={"sku": "MUG"}), 201)
+        body = {
+            "email": email,
+            "shipping_address": ADDRESS,
+            "shipping_method": "standard",
+            "card": GOOD,
+        }
+        placed.append(await expect(await client.post("/api/v1/checkout", json=body), 201))
+    grace, alan = placed
+    await expect(
+        await client.get(alan["url"], headers={"X-Order-Token": grace["order_token"]}), 404
+    )
+    await expect(await client.get(alan["url"], headers={"X-Order-Token": alan["order_token"]}), 200)
+    # A customer's order has no token, and takes none.
+    ada = await register(client, "ada@example.com")
+    await expect(await client.post("/api/v1/cart/items", json={"sku": "MUG"}, headers=ada), 201)
+    body = {"shipping_address": ADDRESS, "shipping_method": "standard", "card": GOOD}
+    mine = await expect(await client.post("/api/v1/checkout", json=body, headers=ada), 201)
+    assert mine["order_token"] is None
+    await expect(
+        await client.get(mine["url"], headers={"X-Order-Token": grace["order_token"]}), 404
+    )
+
+
 async def test_the_operation_is_documented_with_its_problems(client) -> None:
     document = await expect(await client.get("/api/v1/openapi.json"), 200)
     operation = document["paths"]["/api/v1/orders/{number}/payment"]["post"]
-    assert {"202", "404", "409", "422", "401"} <= set(operation["responses"])
+    assert {"202", "404", "409", "422"} <= set(operation["responses"])
     assert any(
         p["in"] == "header" and p["name"] == "Idempotency-Key" for p in operation["parameters"]
     )
+    assert {"orderToken": []} in operation["security"]
+    scheme = document["components"]["securitySchemes"]["orderToken"]
+    assert (scheme["in"], scheme["name"]) == ("header", "X-Order-Token")
+    placed = document["paths"]["/api/v1/checkout"]["post"]["responses"]["201"]
+    assert placed["content"]["application/json"]["schema"]["$ref"].endswith("/PlacedOrder")

@@ -19,7 +19,7 @@ from actors.resources import Resources, open_resources
 from configs.settings import Settings
 from tests.integration.web.store.test_checkout import add, form_fields, page, register
 from tests.integration.web.store.test_checkout import submit_checkout as checkout
-from tests.support.browser import post_form
+from tests.support.browser import post_form, signed_in
 from tests.support.db import sql
 from tests.support.orders import run_captures, stocked_product
 
@@ -146,8 +146,28 @@ async def test_the_account_order_page_offers_another_card(client, res, fresh_db)
     detail = await page(client, f"/account/orders/{number}")
     words = text_of(detail)
     assert "Payment declined: Your card was declined by its bank." in words
+    assert "Payment declined — pay with another card" in words and "processing" not in words
+    assert 'href="#pay">Payment declined — pay with another card</a>' in detail
+    # The list says so too, its row going to the order's payment form.
+    listed = await page(client, "/account/orders")
+    assert f'href="/account/orders/{number}#pay"' in listed
+    assert "Payment declined — pay with another card" in html.unescape(listed)
+    assert "Payment processing" not in listed
     token = form_fields(detail, f"/orders/{number}/pay")["idempotency_key"]
     resp = await post_form(client, f"/orders/{number}/pay", GOOD | {"idempotency_key": token})
     assert resp.status == 303
     await run_captures(res, fresh_db)
     assert "Confirmed" in await page(client, f"/account/orders/{number}")
+    listed = await page(client, "/account/orders")
+    assert "Confirmed" in listed and "Payment declined" not in html.unescape(listed)
+
+
+async def test_the_staff_order_list_tells_a_declined_order(client, res, fresh_db) -> None:
+    location = await declined_order(client, res, fresh_db)
+    number = location.split("/")[2]
+    client.session.cookie_jar.clear()
+    await signed_in(client, role="admin", fresh_db=fresh_db)
+    listed = html.unescape(await page(client, "/admin/orders"))
+    row = re.search(rf"<tr>\s*<td><a href=\"/admin/orders/{number}\">.*?</tr>", listed, re.S)
+    assert row is not None, listed
+    assert "payment declined — waiting for another card" in row.group(0)

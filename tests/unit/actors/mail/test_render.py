@@ -17,7 +17,8 @@ from actors.mail.render import (
     shop_url,
 )
 from domain.checkout import address_lines
-from storage.orders import Order, OrderDetail, OrderLine, Payment, Transition
+from storage.order_payments import Payment
+from storage.orders import Order, OrderDetail, OrderLine, Transition
 from storage.stock import StockLevel
 from tests.support.orders import ADDRESS
 

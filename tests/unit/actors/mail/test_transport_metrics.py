@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from actors.mail import transport
-from actors.mail.render import KINDS, ORDER_SUBJECTS, RenderedEmail
+from actors.mail.render import KINDS, ORDER_SUBJECTS, REFUND_KIND, RenderedEmail
 
 
 def test_every_kind_an_actor_sends_is_a_label_value() -> None:
-    sent = {*KINDS, *(f"order_{kind}" for kind in ORDER_SUBJECTS), "low_stock"}
+    kinds = (*ORDER_SUBJECTS, REFUND_KIND)
+    sent = {*KINDS, *(f"order_{kind}" for kind in kinds), "low_stock"}
     assert sent == transport.EMAIL_KINDS
     assert all(transport.kind_label(kind) == kind for kind in sent)
 
