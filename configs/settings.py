@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     # After SIGTERM/SIGINT, web, worker and relay finish their work in progress for all but the
     # last 5 s of this, close, and exit; at this bound they exit at once (actors/stopping.py).
     stop_timeout_seconds: float = Field(default=30.0, ge=10, le=3600)
+    # `aioshop web` runs this many processes on its port (web/cli/processes.py); 0: one per CPU.
+    web_processes: int = Field(default=0, ge=0, le=256)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)  # one staff image upload
     catalog_cache_seconds: int = Field(default=300, ge=0, le=86_400)  # 0: no catalog cache
