@@ -5,6 +5,7 @@ Only entrypoints build it (`Settings.from_env()`); everything else receives it.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
@@ -53,6 +54,9 @@ class Settings(BaseSettings):
     refresh_grace_seconds: int = Field(default=10, ge=0, le=60)
     public_url: HttpUrl = HttpUrl("http://127.0.0.1:8080")  # links in emails point here
     trust_forwarded_headers: bool = False  # behind NGINX: honour X-Forwarded-Proto/-For
+    # ... from these peers only (comma-separated addresses or networks: NGINX's); a client
+    # reaching the app another way cannot choose its own address or scheme.
+    trusted_proxies: str = Field(default="127.0.0.1,::1", max_length=2000)
     data_dir: Path = Path("var")
     shop_name: str = Field(default="aioshop", min_length=1, max_length=60)
     # The currency new variants are priced in (the staff product form shows it, not a field).
@@ -127,6 +131,17 @@ class Settings(BaseSettings):
     def _http_url(cls, value: object) -> object:
         return urls.check_http_url(value) if isinstance(value, str) else value
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies(cls, value: str) -> str:
+        parse_networks(value)  # a ValueError names the bad entry
+        return value
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[IPNetwork, ...]:
+        """The peers whose X-Forwarded-* headers count (with TRUST_FORWARDED_HEADERS)."""
+        return parse_networks(self.trusted_proxies)
+
     @field_validator("smtp_url")
     @classmethod
     def _smtp_url(cls, value: str | None) -> str | None:
@@ -179,3 +194,13 @@ def describe(exc: ValidationError) -> str:
             message = "is not set"
         parts.append(f"{name}: {message}")
     return "; ".join(dict.fromkeys(parts))
+
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(text: str) -> tuple[IPNetwork, ...]:
+    """Comma-separated addresses or networks (`10.0.0.5`, `172.30.0.0/24`, `::1`)."""
+    return tuple(
+        ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip()
+    )

@@ -141,7 +141,7 @@ async def test_a_killed_process_is_replaced_and_metrics_count_every_process(
         replaced = len(list(process.events("web.process_replaced"))) + 1
         os.kill(victim, signal.SIGKILL)
         assert await eventually(
-            lambda: len(list(process.events("web.process_replaced"))) == replaced
+            lambda n=replaced: len(list(process.events("web.process_replaced"))) == n
         ), process.log()[-3000:]
         assert await eventually(lambda: all(map(running, children(process))))
     # Two processes that served some of the requests are gone: /metrics still counts them all.
