@@ -172,7 +172,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/readyz", health.readyz)
     metrics.setup(app)  # /metrics, its scrape sources, the pool sampler
     app.router.add_static("/static/", STATIC_DIR, name="static")
-    # In production NGINX serves /media/ from the same directory (docker/nginx.conf).
+    # In production NGINX serves /media/ from the same directory (configs/nginx.conf).
     settings.media_dir.mkdir(parents=True, exist_ok=True)
     app.router.add_static("/media/", settings.media_dir, name="media")
     # Renditions are WebP, which aiohttp's type table lacks on Python 3.11 (octet-stream else).

@@ -47,7 +47,7 @@ COMMANDS: dict[str, Usage] = {
         examples=(
             "aioshop web --host 0.0.0.0 --port 8080",
             "aioshop web --processes 4  # default: WEB_PROCESSES, else one per CPU",
-            "kill -HUP <pid>  # new processes start, then the old ones finish and stop",
+            "kill -HUP <pid of aioshop web>  # new processes serve, then the old ones stop",
         ),
     ),
     "worker": Usage(

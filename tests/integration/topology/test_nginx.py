@@ -14,7 +14,6 @@ import io
 import os
 import re
 import signal
-import ssl
 import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
