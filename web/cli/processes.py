@@ -41,7 +41,6 @@ log = structlog.get_logger(__name__)
 
 SOCKET_FD_ENV = "AIOSHOP_WEB_SOCKET_FD"  # set for a child: the listening socket it inherits
 READY_FD_ENV = "AIOSHOP_WEB_READY_FD"  # set for a child: the pipe it writes b"1" to once serving
-WEB_CHILD = (sys.executable, "-m", "web.cli", "web")  # a child: `aioshop web`, in child mode
 BACKLOG = 1024
 KILL_MARGIN_SECONDS = 1.5  # past the children's own bound (their last log line, their exit)
 RESTART_PAUSE_SECONDS = 1.0  # between replacements of a child that keeps dying
@@ -256,10 +255,12 @@ class Supervisor:
 
 
 async def supervise(
-    host: str, port: int, count: int, stop_timeout: float, child: Sequence[str] = WEB_CHILD
+    host: str, port: int, count: int, stop_timeout: float, child: Sequence[str] | None = None
 ) -> int:
-    """Run `count` web processes (`child`, the command of one) on host:port until a stop
-    signal; the exit status."""
+    """Run `count` web processes (`child`, the command of one; `aioshop web` by default) on
+    host:port until a stop signal; the exit status."""
+    if child is None:  # host and port only for its log lines: it serves the inherited socket
+        child = [sys.executable, "-m", "web.cli", "web", "--host", host, "--port", str(port)]
     sock = listen(host, port)
     try:
         log.info("web.started", url=f"http://{host}:{port}/", processes=count)
