@@ -41,6 +41,7 @@ log = structlog.get_logger(__name__)
 
 SOCKET_FD_ENV = "AIOSHOP_WEB_SOCKET_FD"  # set for a child: the listening socket it inherits
 READY_FD_ENV = "AIOSHOP_WEB_READY_FD"  # set for a child: the pipe it writes b"1" to once serving
+STOPPED_BY = (signal.SIGTERM, signal.SIGINT)
 BACKLOG = 1024
 KILL_MARGIN_SECONDS = 1.5  # past the children's own bound (their last log line, their exit)
 RESTART_PAUSE_SECONDS = 1.0  # between replacements of a child that keeps dying
@@ -130,6 +131,9 @@ class Supervisor:
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
+                # Stopping already: a later signal changes nothing, up to the very exit (an
+                # ignored signal stays ignored while the interpreter finalises).
+                signal.signal(sig, signal.SIG_IGN)
 
     def _on_signal(self, sig: signal.Signals) -> None:
         if sig == signal.SIGHUP:
@@ -213,7 +217,9 @@ class Supervisor:
         old, self.children = self.children, new
         for child in old:
             child.signal(signal.SIGTERM)
-            self.retiring.add(asyncio.ensure_future(self._retire(child)))
+            retiring = asyncio.ensure_future(self._retire(child))
+            self.retiring.add(retiring)
+            retiring.add_done_callback(self.retiring.discard)
         log.info("web.reloaded", pids=self._pids(), retiring=[c.pid for c in old])
 
     async def _retire(self, child: Child) -> None:
@@ -236,6 +242,9 @@ class Supervisor:
             await asyncio.wait(self.retiring)
         if failed is not None:  # the child said why, in the last line of stderr
             return failed
+        # A repeated stop signal that lands while a child's interpreter is finalising (its
+        # handlers back to the default) ends it by that signal: stopped as asked, all the same.
+        statuses = [0 if -status in STOPPED_BY else status for status in statuses]
         log.info("web.stopped", statuses=statuses)
         return next((status for status in statuses if status != 0), 0)
 
