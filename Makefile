@@ -7,12 +7,12 @@ UV := .tools/bin/uv
 VENV := .venv
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test install browser prometheus lint typecheck pytest format clean soak screenshots
+.PHONY: run test install browser prometheus nginx lint typecheck pytest format clean soak screenshots
 
 run: install
 	$(VENV)/bin/aioshop up
 
-test: install browser prometheus lint typecheck pytest
+test: install browser prometheus nginx lint typecheck pytest
 
 install: $(VENV)/.installed
 
@@ -39,6 +39,17 @@ prometheus:
 		SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
 		$$SUDO apt-get update -qq && \
 		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; \
+	}
+
+# Debian's NGINX (/usr/sbin/nginx) for the topology tests (tests/integration/topology/): the
+# shipped configs/nginx.conf in front of two web processes. Waits for an apt run already in
+# progress (its log, /tmp/apt.log, ends with a line "done") before starting its own.
+nginx:
+	@test -x /usr/sbin/nginx || { \
+		SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+		while [ -e /tmp/apt.log ] && ! grep -qx done /tmp/apt.log; do sleep 5; done; \
+		$$SUDO apt-get update -qq && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx; \
 	}
 
 lint:

@@ -5,6 +5,7 @@ Only entrypoints build it (`Settings.from_env()`); everything else receives it.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
@@ -58,6 +59,9 @@ class Settings(BaseSettings):
     # (unset, pages use the address the request came to: web.store.seo.public_origin).
     public_url: HttpUrl = HttpUrl("http://127.0.0.1:8080")
     trust_forwarded_headers: bool = False  # behind NGINX: honour X-Forwarded-Proto/-For
+    # ... from these peers only (comma-separated addresses or networks: NGINX's); a client
+    # reaching the app another way cannot choose its own address or scheme.
+    trusted_proxies: str = Field(default="127.0.0.1,::1", max_length=2000)
     data_dir: Path = Path("var")
     shop_name: str = Field(default="aioshop", min_length=1, max_length=60)
     # The home page's meta description (and og:description): one sentence about the shop.
@@ -84,6 +88,8 @@ class Settings(BaseSettings):
     # After SIGTERM/SIGINT, web, worker and relay finish their work in progress for all but the
     # last 5 s of this, close, and exit; at this bound they exit at once (actors/stopping.py).
     stop_timeout_seconds: float = Field(default=30.0, ge=10, le=3600)
+    # `aioshop web` runs this many processes on its port (web/cli/processes.py); 0: one per CPU.
+    web_processes: int = Field(default=0, ge=0, le=256)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)  # one staff image upload
     catalog_cache_seconds: int = Field(default=300, ge=0, le=86_400)  # 0: no catalog cache
@@ -140,6 +146,17 @@ class Settings(BaseSettings):
     @classmethod
     def _http_url(cls, value: object) -> object:
         return urls.check_http_url(value) if isinstance(value, str) else value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies(cls, value: str) -> str:
+        parse_networks(value)  # a ValueError names the bad entry
+        return value
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[IPNetwork, ...]:
+        """The peers whose X-Forwarded-* headers count (with TRUST_FORWARDED_HEADERS)."""
+        return parse_networks(self.trusted_proxies)
 
     @field_validator("smtp_url")
     @classmethod
@@ -198,3 +215,13 @@ def describe(exc: ValidationError) -> str:
             message = "is not set"
         parts.append(f"{name}: {message}")
     return "; ".join(dict.fromkeys(parts))
+
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(text: str) -> tuple[IPNetwork, ...]:
+    """Comma-separated addresses or networks (`10.0.0.5`, `172.30.0.0/24`, `::1`)."""
+    return tuple(
+        ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip()
+    )

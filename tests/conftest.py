@@ -160,6 +160,9 @@ def settings_for(redis_url: str, broker_url: str, tmp_path: Path) -> Callable[..
             # the processes of parallel runs.
             "worker_metrics_port": 0,
             "relay_metrics_port": 0,
+            # One web process per `aioshop web` (under its supervisor) unless a test asks for
+            # more: a process per CPU in every test's web would crowd the shared machine.
+            "web_processes": 1,
         }
         values.update(overrides)
         return Settings(**values)

@@ -22,7 +22,7 @@ from storage import open_database
 from storage.cache import CatalogCache
 from storage.products import Product
 from storage.redis_client import open_redis
-from web import health, metrics, security
+from web import assets, health, metrics, security
 from web import render as templates
 from web.admin import create_admin_app
 from web.api.app import create_api_app
@@ -158,7 +158,7 @@ def create_app(settings: Settings) -> web.Application:
 
     env = templates.setup(app, jinja2.PackageLoader("web", "templates"))
     env.globals["shop_name"] = settings.shop_name
-    env.globals["static"] = lambda path: f"/static/{path}"
+    env.globals["static"] = assets.StaticUrls(STATIC_DIR)  # versioned: NGINX caches for a year
     env.globals["cart_count"] = cart_pages.header_count
     env.globals["absolute_url"] = seo.absolute_url
     env.filters["price"] = price
@@ -174,7 +174,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/readyz", health.readyz)
     metrics.setup(app)  # /metrics, its scrape sources, the pool sampler
     app.router.add_static("/static/", STATIC_DIR, name="static")
-    # In production NGINX serves /media/ from the same directory (docker/nginx.conf).
+    # In production NGINX serves /media/ from the same directory (configs/nginx.conf).
     settings.media_dir.mkdir(parents=True, exist_ok=True)
     app.router.add_static("/media/", settings.media_dir, name="media")
     # Renditions are WebP, which aiohttp's type table lacks on Python 3.11 (octet-stream else).

@@ -25,6 +25,7 @@ from auth.accounts import Accounts, TokenPair
 from auth.tokens import InvalidToken, Principal
 from web.keys import ACCOUNTS, CSRF_TOKEN, NEW_TOKENS, PRINCIPAL, SETTINGS
 from web.params import opaque, posted_form
+from web.requests import from_trusted_proxy
 
 ACCESS = "aioshop-access"
 REFRESH = "aioshop-refresh"
@@ -36,7 +37,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 def is_secure(request: web.Request) -> bool:
     """HTTPS as the browser sees it (X-Forwarded-Proto only when the proxy is trusted)."""
-    if request.config_dict[SETTINGS].trust_forwarded_headers:
+    if from_trusted_proxy(request):
         proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
         if proto:
             return proto == "https"

@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 from aiohttp import web
 
 from web.keys import SETTINGS
 from web.params import header_text, opaque
+
+
+def from_trusted_proxy(request: web.Request) -> bool:
+    """Whether the request's X-Forwarded-* headers count: TRUST_FORWARDED_HEADERS is on and the
+    peer is one of TRUSTED_PROXIES (NGINX), not a client that reached the app another way."""
+    settings = request.config_dict[SETTINGS]
+    if not settings.trust_forwarded_headers or not request.remote:
+        return False
+    try:
+        peer = ipaddress.ip_address(request.remote)
+    except ValueError:  # a Unix socket's peer, say
+        return False
+    return any(peer in network for network in settings.trusted_proxy_networks)
 
 
 def client_ip(request: web.Request) -> str:
@@ -14,7 +29,7 @@ def client_ip(request: web.Request) -> str:
     Only the rightmost entry is ours (NGINX appends the address it saw); the ones before it are
     whatever the client chose to send.
     """
-    if request.config_dict[SETTINGS].trust_forwarded_headers:
+    if from_trusted_proxy(request):
         forwarded = request.headers.get("X-Forwarded-For", "")
         hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
         if hops and opaque(hops[-1], max_length=64):  # an address, not bytes to key a throttle

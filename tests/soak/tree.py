@@ -364,7 +364,9 @@ class Tree:
 
     async def _start_processes(self) -> None:
         self.webs = [
-            self._process(f"web-{i}", "web", "--host", "127.0.0.1", "--port", str(port))
+            self._process(
+                f"web-{i}", "web", "--host", "127.0.0.1", "--port", str(port), "--processes", "1"
+            )
             for i, port in enumerate(self.web_ports)
         ]
         threads = str(self.options.worker_threads)

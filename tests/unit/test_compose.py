@@ -340,24 +340,54 @@ def test_nginx_proxies_the_app_routes_to_web(prefix: str) -> None:
     assert directive(body, "proxy_pass") == "http://aioshop_web"
 
 
+def nginx_include(target: str) -> str:
+    """The text compose gives NGINX at `target` (an inline `configs:` entry), `$$` unescaped."""
+    nginx = services()["nginx"]
+    [source] = [c["source"] for c in nginx.get("configs") or [] if c["target"] == target]
+    return str(compose()["configs"][source]["content"]).replace("$$", "$")
+
+
+def nginx_prefix() -> PurePosixPath:
+    argv = command(services()["nginx"])
+    return PurePosixPath(flag(argv, "-p") or "/etc/nginx/")
+
+
 def test_nginx_upstream_is_the_web_service_on_its_port() -> None:
     upstream = nginx_blocks("upstream")["aioshop_web"]
+    assert directive(upstream, "include") == "aioshop/upstream.conf"
+    servers = nginx_include("/etc/nginx/aioshop/upstream.conf")
     argv = command(services()["web"])
     port = argv[argv.index("--port") + 1]
-    assert (directive(upstream, "server") or "").split()[0] == f"web:{port}"
+    assert (directive(servers, "server") or "").split()[0] == f"web:{port}"
     assert directive(upstream, "keepalive")
+
+
+def test_nginx_listens_where_compose_publishes_it_on_plain_http() -> None:
+    assert re.search(r"^\s*include\s+aioshop/listen.conf;", nginx_text(), re.MULTILINE)
+    listen = nginx_include("/etc/nginx/aioshop/listen.conf")
+    assert (directive(listen, "listen") or "").split()[0] == "80"
+    assert directive(listen, "set") == '$https_origin ""'  # no TLS locally: no redirect
+    published = [str(p) for p in services()["nginx"]["ports"]]
+    assert any(p.endswith(":80") for p in published), published
+
+
+def test_nginx_trusted_by_web_is_the_nginx_container() -> None:
+    address = services()["nginx"]["networks"]["default"]["ipv4_address"]
+    assert environment(services()["web"])["TRUSTED_PROXIES"] == address
 
 
 def test_nginx_serves_static_files_from_the_mounted_static_directory() -> None:
     alias = directive(nginx_blocks("location")["/static/"], "alias")
-    assert alias == "/srv/static/"
+    assert alias == "static/"
     nginx_mounts = {target: source for source, target in mounts(services()["nginx"])}
-    assert PurePosixPath(nginx_mounts["/srv/static"]) == PurePosixPath("web/static")
+    served = str(nginx_prefix() / alias)
+    assert PurePosixPath(nginx_mounts[served]) == PurePosixPath("web/static")
 
 
 def test_nginx_serves_media_from_the_app_data_volume() -> None:
     alias = directive(nginx_blocks("location")["/media/"], "alias")
     assert alias
+    served = nginx_prefix() / alias
     web = services()["web"]
     data_dir = environment(web)["DATA_DIR"]
     assert data_dir, "web sets no DATA_DIR"
@@ -366,9 +396,10 @@ def test_nginx_serves_media_from_the_app_data_volume() -> None:
     served_from = [
         target
         for target, source in nginx_volume.items()
-        if source == app_volume and PurePosixPath(alias).is_relative_to(target)
+        if source == app_volume and served.is_relative_to(target)
     ]
-    assert served_from, f"/media/ ({alias}) is not inside the {app_volume} volume in nginx"
+    assert served_from, f"/media/ ({served}) is not inside the {app_volume} volume in nginx"
+    assert served == PurePosixPath(served_from[0]) / "media"
 
 
 def test_nginx_passes_the_request_id_and_forwarding_headers() -> None:

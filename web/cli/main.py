@@ -13,6 +13,7 @@ import asyncio
 import getpass
 import importlib.metadata
 import os
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -81,13 +82,33 @@ def setup_metrics(kind: Kind, settings: Settings) -> Path:
 
 
 def cmd_web(args: argparse.Namespace) -> None:
+    """The supervisor of N web processes (web.cli.processes), or one of them (a child)."""
+    from web.cli import processes
+
     settings = load_settings("web")
-    setup_metrics("web", settings)
+    inherited = processes.inherited_socket(os.environ)
+    if inherited is None:
+        count = args.processes or settings.web_processes or processes.default_processes()
+        if args.processes is not None and args.processes < 1:
+            fail("--processes must be at least 1")
+        setup_metrics("web", settings)  # once: the children inherit it, and keep each other's
+        status = asyncio.run(
+            processes.supervise(args.host, args.port, count, settings.stop_timeout_seconds)
+        )
+        raise SystemExit(status)
+    sock, ready_fd = inherited
     from web.app import create_app
 
     try:
         asyncio.run(
-            serve(create_app(settings), args.host, args.port, settings.stop_timeout_seconds)
+            serve(
+                create_app(settings),
+                args.host,
+                args.port,
+                settings.stop_timeout_seconds,
+                sock=sock,
+                on_ready=lambda: processes.say_ready(ready_fd),
+            )
         )
     except UNREACHABLE as exc:
         fail(describe_unreachable(exc))
@@ -95,8 +116,17 @@ def cmd_web(args: argparse.Namespace) -> None:
         mark_dead()
 
 
-async def serve(app: web.Application, host: str, port: int, stop_timeout: float) -> None:
-    """Serve `app` until SIGINT or SIGTERM, then stop within `stop_timeout` seconds.
+async def serve(
+    app: web.Application,
+    host: str,
+    port: int,
+    stop_timeout: float,
+    *,
+    sock: socket.socket | None = None,
+    on_ready: Callable[[], None] | None = None,
+) -> None:
+    """Serve `app` on host:port (or the listening `sock`) until SIGINT or SIGTERM, then stop
+    within `stop_timeout` seconds; `on_ready` once it accepts connections.
 
     Not `web.run_app`: its second signal cancels the graceful shutdown half-way, and a blocked
     event loop never sees the first. Here requests in progress get `grace_seconds` to finish
@@ -113,8 +143,11 @@ async def serve(app: web.Application, host: str, port: int, stop_timeout: float)
     )
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
-        log.info("web.started", url=f"http://{host}:{port}/")
+        site = web.TCPSite(runner, host, port) if sock is None else web.SockSite(runner, sock)
+        await site.start()
+        log.info("web.serving", url=f"http://{host}:{port}/", pid=os.getpid())
+        if on_ready is not None:
+            on_ready()
         await stop.wait()
     finally:
         await runner.cleanup()
@@ -397,6 +430,12 @@ def build_parser() -> argparse.ArgumentParser:
     web_cmd = commands["web"]
     web_cmd.add_argument("--host", default="127.0.0.1", help="default %(default)s")
     web_cmd.add_argument("--port", type=int, default=8080, help="default %(default)s")
+    web_cmd.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        help="web processes on the port (default WEB_PROCESSES, else one per CPU)",
+    )
 
     worker = commands["worker"]
     worker.add_argument("--processes", type=int, default=2, help="default %(default)s")

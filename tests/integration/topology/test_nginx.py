@@ -1,0 +1,247 @@
+"""NGINX with the repository's configs/nginx.conf, as it is, in front of two `aioshop web`.
+
+The deployment's own parts (configs/nginx.conf, its header) are written here: aioshop/upstream.conf
+names the two web processes, aioshop/listen.conf gives a plain HTTP and a TLS port (a self-signed
+certificate made here) and the HTTPS origin to redirect to; NGINX's prefix holds static/ (the
+app's web/static) and data/media/ (the app's media directory). Real parts: Debian's NGINX (`make
+nginx`), the web processes, PostgreSQL and Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import re
+import signal
+import subprocess
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from configs.settings import Settings
+from tests.support.pgcluster import free_ports
+from tests.support.processes import ShopProcess
+from web.cookies import UPLOAD_FORM_OVERHEAD
+
+pytestmark = pytest.mark.timeout(180)
+
+ROOT = Path(__file__).resolve().parents[3]
+NGINX_CONF = ROOT / "configs" / "nginx.conf"
+NGINX = "/usr/sbin/nginx"
+YEAR = "public, max-age=31536000, immutable"
+SIZES = {"k": 1024, "m": 1024 * 1024}
+
+
+@dataclass
+class Edge:
+    """NGINX's two origins, the web processes behind it and their own addresses."""
+
+    http: str
+    https: str
+    webs: list[ShopProcess]
+    web_urls: list[str]
+    media: Path
+
+
+def certificate(directory: Path) -> None:
+    """A self-signed certificate for 127.0.0.1 (openssl), as tls/cert.pem and tls/key.pem."""
+    directory.mkdir()
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-keyout", str(directory / "key.pem"),
+         "-out", str(directory / "cert.pem")],
+        check=True, capture_output=True,
+    )  # fmt: skip
+
+
+async def answers(url: str) -> bool:
+    async def get() -> bool:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
+            try:
+                async with session.get(url, ssl=False) as response:
+                    return response.status == 200
+            except (aiohttp.ClientError, TimeoutError):
+                return False
+
+    for _ in range(300):
+        if await get():
+            return True
+        await asyncio.sleep(0.2)
+    return False
+
+
+@pytest.fixture
+async def edge(settings_for, fresh_db: str, tmp_path: Path) -> AsyncIterator[Edge]:
+    if not os.access(NGINX, os.X_OK):
+        pytest.fail(f"{NGINX} is missing: run `make nginx`")
+    settings: Settings = settings_for(
+        fresh_db, trust_forwarded_headers=True, trusted_proxies="127.0.0.1"
+    )
+    http_port, https_port, *web_ports = free_ports(4)
+    # The configuration directory: the repository's file (a link, not a copy) and the two
+    # deployment files beside it.
+    conf = tmp_path / "conf"
+    (conf / "aioshop").mkdir(parents=True)
+    (conf / "nginx.conf").symlink_to(NGINX_CONF)
+    certificate(conf / "tls")
+    (conf / "aioshop" / "upstream.conf").write_text(
+        "".join(f"server 127.0.0.1:{port} max_fails=3 fail_timeout=10s;\n" for port in web_ports)
+    )
+    (conf / "aioshop" / "listen.conf").write_text(
+        f"listen 127.0.0.1:{http_port} default_server;\n"
+        f"listen 127.0.0.1:{https_port} ssl default_server;\n"
+        "ssl_certificate tls/cert.pem;\nssl_certificate_key tls/key.pem;\n"
+        f"set $https_origin https://$host:{https_port};\n"
+    )
+    prefix = tmp_path / "prefix"
+    (prefix / "data").mkdir(parents=True)
+    (prefix / "static").symlink_to(ROOT / "web" / "static")
+    settings.media_dir.mkdir(parents=True, exist_ok=True)
+    (prefix / "data" / "media").symlink_to(settings.media_dir)
+    global_options = f"daemon off; pid {tmp_path / 'nginx.pid'}; error_log stderr notice;"
+    if os.geteuid() == 0:  # else the workers run as www-data, who cannot read tmp_path
+        global_options += " user root;"
+    log = (tmp_path / "nginx.log").open("ab")
+    nginx = subprocess.Popen(
+        [NGINX, "-c", str(conf / "nginx.conf"), "-p", f"{prefix}/", "-e", "stderr",
+         "-g", global_options],
+        stdout=log, stderr=log, start_new_session=True,
+    )  # fmt: skip
+    webs = [
+        ShopProcess.aioshop(
+            settings, tmp_path / f"web{i}.log", "web", "--port", str(port), "--processes", "1"
+        )
+        for i, port in enumerate(web_ports)
+    ]
+    try:
+        for web in webs:
+            web.start()
+        web_urls = [f"http://127.0.0.1:{port}" for port in web_ports]
+        for url in web_urls:
+            assert await answers(f"{url}/healthz"), "a web process did not start"
+        https = f"https://127.0.0.1:{https_port}"
+        assert await answers(f"{https}/healthz"), (tmp_path / "nginx.log").read_text()[-3000:]
+        yield Edge(f"http://127.0.0.1:{http_port}", https, webs, web_urls, settings.media_dir)
+    finally:
+        for web in webs:
+            web.stop()
+        nginx.send_signal(signal.SIGQUIT)
+        try:
+            nginx.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            nginx.kill()
+            nginx.wait()
+        log.close()
+
+
+async def test_nginx_serves_files_itself_and_proxies_the_rest_over_tls(edge: Edge) -> None:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False)) as session:
+        # Plain HTTP is redirected to HTTPS, path and query kept.
+        async with session.get(f"{edge.http}/products?page=2", allow_redirects=False) as response:
+            assert response.status == 301
+            assert response.headers["Location"] == f"{edge.https}/products?page=2"
+
+        # The pages link versioned static URLs; NGINX serves them for a year, immutable.
+        async with session.get(f"{edge.https}/") as response:
+            assert response.status == 200
+            page = await response.text()
+            assert response.headers["Strict-Transport-Security"]  # the app's, over TLS
+        css = re.search(r'href="(/static/css/site\.css\?v=[0-9a-f]+)"', page)
+        assert css, "the page links no versioned stylesheet"
+        async with session.get(
+            edge.https + css.group(1), headers={"Accept-Encoding": "gzip"}
+        ) as response:
+            assert response.status == 200
+            assert response.headers["Cache-Control"] == YEAR
+            assert response.headers["Content-Encoding"] == "gzip"
+            assert response.headers["Strict-Transport-Security"].startswith("max-age=")
+            assert "Server" not in response.headers or "nginx" in response.headers["Server"]
+        async with session.get(f"{edge.https}/static/css/site.css") as response:
+            assert response.headers["Cache-Control"] == "public, max-age=600"
+
+        # Media from the app's media directory, with their own caching and no scripts.
+        (edge.media / "probe.txt").write_text("media")
+        async with session.get(f"{edge.https}/media/probe.txt") as response:
+            assert response.status == 200 and await response.text() == "media"
+            assert response.headers["Cache-Control"] == "public, max-age=2592000"
+            assert "sandbox" in response.headers["Content-Security-Policy"]
+
+        # /metrics is for Prometheus inside the network, not the public.
+        async with session.get(f"{edge.https}/metrics") as response:
+            assert response.status == 404
+        async with session.get(f"{edge.web_urls[0]}/metrics") as response:
+            assert response.status == 200
+
+        # A body over every bound of NGINX is refused by NGINX before the app.
+        too_big = io.BytesIO(b"x" * (nginx_body_limit("/admin/") + 1))
+        async with session.post(f"{edge.https}/admin/products", data=too_big) as response:
+            assert response.status == 413
+
+
+async def test_forwarded_headers_count_from_nginx_only(edge: Edge) -> None:
+    async def csrf_cookie(url: str, local: str, **headers: str) -> str:
+        connector = aiohttp.TCPConnector(ssl=False, local_addr=(local, 0))
+        async with (
+            aiohttp.ClientSession(connector=connector) as session,
+            session.get(f"{url}/login", headers=headers) as response,
+        ):
+            assert response.status == 200
+            [name] = [c for c in response.cookies if c.endswith("aioshop-csrf")]
+            return name
+
+    # Through NGINX over TLS: the app sees HTTPS (X-Forwarded-Proto from its trusted proxy).
+    assert await csrf_cookie(edge.https, "127.0.0.1") == "__Host-aioshop-csrf"
+    # From the proxy's address, the header counts (so the next line can tell the difference).
+    direct = edge.web_urls[0]
+    forged = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"}
+    assert await csrf_cookie(direct, "127.0.0.1", **forged) == "__Host-aioshop-csrf"
+    # A client reaching the web process another way cannot claim HTTPS.
+    assert await csrf_cookie(direct, "127.0.0.2", **forged) == "aioshop-csrf"
+
+
+async def test_a_web_process_killed_mid_loop_costs_no_request(edge: Edge) -> None:
+    stop = asyncio.Event()
+
+    async def loop() -> tuple[int, list[str]]:
+        answered, failures = 0, []
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False)) as session:
+            while not stop.is_set():
+                try:
+                    async with session.get(f"{edge.https}/healthz") as response:
+                        await response.read()
+                        if response.status == 200:
+                            answered += 1
+                        else:
+                            failures.append(f"status {response.status}")
+                except aiohttp.ClientError as exc:
+                    failures.append(repr(exc))
+        return answered, failures
+
+    requests = asyncio.create_task(loop())
+    await asyncio.sleep(0.5)
+    edge.webs[0].kill()  # SIGKILL: no graceful anything
+    await asyncio.sleep(1.0)
+    stop.set()
+    answered, failures = await requests
+    assert failures == [] and answered > 0
+
+
+def nginx_body_limit(location: str | None = None) -> int:
+    """client_max_body_size of the http block, or of `location`, in bytes."""
+    text = NGINX_CONF.read_text()
+    if location is not None:
+        text = text[text.index(f"location {location} ") :]
+    match = re.search(r"^\s*client_max_body_size\s+(\d+)([km]?);", text, re.MULTILINE)
+    assert match, f"no client_max_body_size for {location or 'http'}"
+    return int(match.group(1)) * SIZES.get(match.group(2), 1)
+
+
+def test_nginx_lets_through_every_body_the_app_accepts() -> None:
+    defaults = Settings.model_fields
+    assert nginx_body_limit() >= defaults["max_body_bytes"].default
+    upload_form = defaults["max_upload_bytes"].default + UPLOAD_FORM_OVERHEAD
+    assert nginx_body_limit("/admin/") >= upload_form
