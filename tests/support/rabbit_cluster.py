@@ -24,6 +24,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -206,13 +207,15 @@ class RabbitCluster:
             names.append(str(_client_property(row.get("client_properties"), "connection_name")))
         return names
 
-    def queue_types(self, node: Node) -> dict[str, str]:
-        """{queue name: type} of the default vhost, as `node` sees them."""
-        output = self.ctl(node, "list_queues", "name", "type", "--formatter", "json")
-        return {row["name"]: row["type"] for row in json.loads(output or "[]")}
+    def queues(self, node: Node) -> dict[str, tuple[str, int]]:
+        """{queue name: (type, messages)} of the default vhost, as `node` sees them."""
+        output = self.ctl(node, "list_queues", "name", "type", "messages", "--formatter", "json")
+        return {
+            row["name"]: (row["type"], int(row["messages"])) for row in json.loads(output or "[]")
+        }
 
     def log_tail(self, node: Node, characters: int = 3000) -> str:
-        logs = sorted((node.base / "log").glob("*.log")) + [node.base / "out.log"]
+        logs = [*sorted((node.base / "log").glob("*.log")), node.base / "out.log"]
         text = "\n".join(p.read_text(errors="replace") for p in logs if p.exists())
         return text[-characters:]
 
@@ -262,16 +265,12 @@ class RabbitCluster:
         if node.process is None:
             return
         if node.process.poll() is None:
-            try:
+            with suppress(ProcessLookupError):
                 os.killpg(node.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        try:
+        with suppress(subprocess.TimeoutExpired):
             node.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-        # The VM's helpers (erl_child_setup, inet_gethost) left the group with it; a stray one
-        # would keep the node's name registered in epmd.
+        # The VM's helpers (erl_child_setup, inet_gethost) are in its process group, killed with
+        # it: none is left to keep the node's name registered in epmd.
         node.process = None
 
 
