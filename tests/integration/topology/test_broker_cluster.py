@@ -1,6 +1,6 @@
 """Orders survive the loss of RabbitMQ nodes: a three-node cluster of the test's own with quorum
 queues, a real worker and a real relay given all three nodes in BROKER_URL, and orders placed
-while the node they are connected to is killed, brought back, and then another one stopped.
+all the while the node they are connected to is killed, brought back, and another one stopped.
 
 Each round finds the node that holds the relay's connection (rabbitmqctl list_connections: the
 shop names its connections after the process), checks the worker is connected there too, stops
@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -32,7 +33,8 @@ from tests.support.rabbit_cluster import Node, RabbitCluster, available
 from tests.support.smtp import SmtpServer
 
 ROUNDS = int(os.environ.get("CLUSTER_ROUNDS", "2"))
-ORDERS = int(os.environ.get("CLUSTER_ORDERS", "20"))  # per batch; two batches a round
+ORDERS = int(os.environ.get("CLUSTER_ORDERS", "10"))  # at least, before and after each stop
+PACE_SECONDS = 0.5  # between two groups of orders: a steady trickle, not a load test
 # The Erlang VMs boot in tens of seconds on a busy machine, three of them at once.
 pytestmark = pytest.mark.timeout(240 + 90 * ROUNDS)
 
@@ -77,6 +79,39 @@ class Holders:
             await asyncio.sleep(1.0)
 
 
+class Traffic:
+    """Orders placed in small groups, PACE_SECONDS apart, while `flowing()`."""
+
+    def __init__(self, dsn: str, variant_id: int, group: int = 2) -> None:
+        self.dsn, self.variant_id, self.group = dsn, variant_id, group
+        self.placed: list[int] = []
+
+    @property
+    def count(self) -> int:
+        return len(self.placed)
+
+    @asynccontextmanager
+    async def flowing(self) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        task = asyncio.create_task(self._place(stop))
+        try:
+            yield
+        finally:
+            stop.set()
+            await task  # a failed checkout fails the test here
+
+    async def placed_at_least(self, count: int, timeout: float = 60.0) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self.count < count:
+            assert asyncio.get_running_loop().time() < deadline, "the orders are not placed"
+            await asyncio.sleep(0.1)
+
+    async def _place(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            self.placed += await place_orders_now(self.dsn, self.variant_id, self.group)
+            await asyncio.sleep(PACE_SECONDS)
+
+
 def _group_of(pid: int) -> int:
     try:
         return os.getpgid(pid)
@@ -104,22 +139,25 @@ async def test_orders_survive_losing_the_node_the_processes_use(
         worker.start()
         relay.start()
         for round_number in range(ROUNDS):
-            placed += await place_orders_now(fresh_db, skus["TEE"], ORDERS)
-            up = [node for node in cluster.nodes if node is not down]
-            target = await holders.node_of_relay(up)
-            connected = await asyncio.to_thread(holders.on, target)
-            # Odd rounds crash the node; even ones stop RabbitMQ on it the orderly way.
-            if round_number % 2 == 0:
-                await asyncio.to_thread(cluster.kill, target)
-                how = "killed"
-            else:
-                await asyncio.to_thread(cluster.stop_app, target)
-                how = "stopped"
-            stopped.append((target.name, how, connected))
-            if down is not None:  # the node of the previous round comes back meanwhile
-                await asyncio.to_thread(cluster.restart, down)
-            down = target
-            placed += await place_orders_now(fresh_db, skus["TEE"], ORDERS)
+            traffic = Traffic(fresh_db, skus["TEE"])
+            async with traffic.flowing():
+                await traffic.placed_at_least(ORDERS)
+                up = [node for node in cluster.nodes if node is not down]
+                target = await holders.node_of_relay(up)
+                connected = await asyncio.to_thread(holders.on, target)
+                # Even rounds crash the node; odd ones stop RabbitMQ on it the orderly way.
+                if round_number % 2 == 0:
+                    await asyncio.to_thread(cluster.kill, target)
+                    how = "killed"
+                else:
+                    await asyncio.to_thread(cluster.stop_app, target)
+                    how = "stopped"
+                stopped.append((target.name, how, connected))
+                if down is not None:  # the node of the previous round comes back meanwhile
+                    await asyncio.to_thread(cluster.restart, down)
+                down = target
+                await traffic.placed_at_least(traffic.count + ORDERS)
+            placed += traffic.placed
             await wait_until_paid(fresh_db, smtp, placed, timeout=150)
             survivors = [node for node in cluster.nodes if node is not down]
             moved = await holders.node_of_relay(survivors)
