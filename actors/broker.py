@@ -286,7 +286,7 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
         )
     else:
         broker = RedisBroker(  # type: ignore[no-untyped-call]
-            url=str(settings.broker_url), middleware=middleware
+            url=settings.broker_url, middleware=middleware
         )
     for spec in SPECS.values():
         dramatiq.Actor(

@@ -105,7 +105,7 @@ async def _run(check: Check) -> str:
 
 async def check_broker(settings: Settings) -> None:
     """Open (and close) a real connection to the broker; raises when it is unreachable."""
-    url = str(settings.broker_url)
+    url = settings.broker_url
     if settings.broker_kind == "redis":
         client: aioredis.Redis = aioredis.Redis.from_url(
             url, socket_connect_timeout=CHECK_TIMEOUT_SECONDS, socket_timeout=CHECK_TIMEOUT_SECONDS
