@@ -7,7 +7,7 @@ UV := .tools/bin/uv
 VENV := .venv
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test install browser prometheus nginx lint typecheck pytest format clean soak screenshots
+.PHONY: run test install browser prometheus nginx lint typecheck pytest format clean soak screenshots cluster
 
 run: install
 	$(VENV)/bin/aioshop up
@@ -74,6 +74,15 @@ screenshots: install browser
 SOAK_ARGS ?=
 soak: install
 	$(VENV)/bin/python -m tests.soak $(SOAK_ARGS)
+
+# The RabbitMQ cluster test at length: three local nodes (Debian's rabbitmq-server), quorum queues,
+# the node a worker and a relay use killed or stopped CLUSTER_ROUNDS times under order traffic;
+# `make test` runs its two-round form (tests/integration/topology/test_broker_cluster.py).
+CLUSTER_ROUNDS ?= 6
+CLUSTER_ORDERS ?= 40
+cluster: install
+	CLUSTER_ROUNDS=$(CLUSTER_ROUNDS) CLUSTER_ORDERS=$(CLUSTER_ORDERS) \
+		$(VENV)/bin/python -m pytest -q -s tests/integration/topology/test_broker_cluster.py
 
 format: install
 	$(VENV)/bin/ruff format .

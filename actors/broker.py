@@ -1,12 +1,13 @@
 """Build the Dramatiq broker from Settings and bind every declared actor to it.
 
 BROKER_URL chooses the broker: amqp:// gives RabbitMQ with publisher confirms (an enqueue returns
-only once RabbitMQ has the message), redis:// gives Redis (the embedded mode). Both get the same
-middleware: retries with exponential backoff (exhausted messages go to the queue's dead letters,
-`<queue>.XQ` with the final attempt's error, and so does a message whose retry could not be
-enqueued), time limits, the AsyncIO event-loop thread, the actors' Resources, the log context
-(message id and the request id that caused the message), and in each worker process Dramatiq's
-CLI starts, a bounded stop (actors.stopping).
+only once RabbitMQ has the message; one node or a cluster, classic or quorum queues: see
+actors/rabbitmq.py), redis:// gives Redis (the embedded mode; it has no queue types). Both get
+the same middleware: retries with exponential backoff (exhausted messages go to the queue's
+dead letters, `<queue>.XQ` with the final attempt's error, and so does a message whose retry
+could not be enqueued), time limits, the AsyncIO event-loop thread, the actors' Resources, the
+log context (message id and the request id that caused the message), and in each worker process
+Dramatiq's CLI starts, a bounded stop (actors.stopping).
 
 Errors in PERMANENT_ERRORS are never retried, whichever actor raises them: they join every
 actor's own `throws=`, so the message goes to the dead letters at once with its reason.
@@ -25,7 +26,6 @@ import dramatiq
 import structlog
 from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.broker import MessageProxy
-from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import (
     AgeLimit,
@@ -42,6 +42,7 @@ from actors.dead_letters import BrokerUnavailable
 from actors.mail.transport import MailRefused
 from actors.ops.heartbeats import Heartbeats
 from actors.ops.stats import StatsMiddleware
+from actors.rabbitmq import ShopRabbitmqBroker
 from actors.registry import SPECS, ActorFunction
 from actors.resources import Resources, open_resources
 from actors.stopping import StopDeadline
@@ -277,12 +278,15 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
     ]
     broker: dramatiq.Broker
     if settings.broker_kind == "rabbitmq":
-        broker = RabbitmqBroker(
-            url=str(settings.broker_url), confirm_delivery=True, middleware=middleware
+        broker = ShopRabbitmqBroker(
+            urls=settings.broker_urls,
+            queue_type=settings.rabbitmq_queue_type,
+            delivery_limit=settings.rabbitmq_delivery_limit,
+            middleware=middleware,
         )
     else:
         broker = RedisBroker(  # type: ignore[no-untyped-call]
-            url=str(settings.broker_url), middleware=middleware
+            url=settings.broker_url, middleware=middleware
         )
     for spec in SPECS.values():
         dramatiq.Actor(

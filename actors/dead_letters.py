@@ -277,7 +277,10 @@ def rabbitmq_connection(broker: dramatiq.Broker) -> Iterator[Any]:
 
 
 def _bounded(parameters: Any) -> Any:
-    """The broker's connection parameters with timeouts on connecting and on a blocked server."""
+    """The broker's connection parameters (one node's, or a list: a cluster's) with timeouts on
+    connecting and on a blocked server."""
+    if isinstance(parameters, list):
+        return [_bounded(each) for each in parameters]
     bounded = copy.deepcopy(parameters)
     bounded.socket_timeout = CONNECT_TIMEOUT_SECONDS
     bounded.stack_timeout = OPERATION_TIMEOUT_SECONDS

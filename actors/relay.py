@@ -15,7 +15,14 @@ as during a rolling deploy; a payload that is not an object); its failure is cou
 again after a growing delay, and after `max_attempts` it is parked with its error for an
 operator (/ops/outbox), while the rest of the batch goes on. If the broker does not answer, the
 batch stops (what was sent so far is marked), nothing is blamed on the row, and the relay tries
-again within a second, so publishing resumes as soon as the broker is back.
+again within a second, so publishing resumes as soon as the broker is back. Nor is a queue that
+RabbitMQ holds with another type than RABBITMQ_QUEUE_TYPE (actors.rabbitmq.QueueTypeMismatch):
+the relay stops publishing and logs `outbox.queue_type_mismatch` until the operator mends it.
+
+On a RabbitMQ cluster (BROKER_URL lists its nodes) a publish whose node dies before it confirms
+raises, and Dramatiq's enqueue publishes it again on a new connection to a node that answers:
+the row is marked only once a node confirmed it, so nothing is lost, and a message that was
+stored twice is dropped by the consumers' inbox.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.redis import RedisBroker
 from prometheus_client import Counter
 
+from actors.rabbitmq import QueueTypeMismatch
 from domain.events import EVENTS
 from storage import outbox
 from storage.outbox import OutboxEvent
@@ -178,7 +186,11 @@ class Relay:
                 except Exception as exc:  # the broker or the database is down: retry soon
                     errors += 1
                     PUBLISH_FAILURES.inc()
-                    if errors % LOG_EVERY_FAILURES == 1:
+                    if errors % LOG_EVERY_FAILURES == 1 and isinstance(
+                        exc.__cause__, QueueTypeMismatch
+                    ):
+                        log.error("outbox.queue_type_mismatch", error=str(exc.__cause__))
+                    elif errors % LOG_EVERY_FAILURES == 1:
                         log.warning("outbox.publish_failed", error=repr(exc), attempt=errors)
                     await _sleep_or_stop(stop, error_backoff(errors))
                     continue
@@ -209,6 +221,9 @@ class Relay:
         for name in names:
             try:
                 self.broker.enqueue(self.broker.get_actor(name).message())
+            except QueueTypeMismatch as exc:
+                report.broker_error = exc
+                break
             except Exception as exc:
                 if not self._broker_answers():
                     report.broker_error = exc
@@ -226,6 +241,9 @@ class Relay:
         for event in events:
             try:
                 self.broker.enqueue(self._message(event))
+            except QueueTypeMismatch as exc:  # the operator's to mend, not the row's fault
+                report.broker_error = exc
+                break
             except Exception as exc:
                 if not self._broker_answers():
                     report.broker_error = exc

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import (
-    AmqpDsn,
     Field,
     HttpUrl,
     PostgresDsn,
@@ -44,7 +43,17 @@ class Settings(BaseSettings):
     # closing its connections, as in a network partition, cannot hang a request or an actor).
     database_command_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
     redis_url: RedisDsn
-    broker_url: AmqpDsn | RedisDsn
+    # One URL, or for a RabbitMQ cluster its nodes' amqp:// URLs separated by commas: processes
+    # connect to the first that answers and move to another when theirs goes (docs/deploy.md).
+    broker_url: str
+    # RabbitMQ only: "quorum" declares every queue (and its delay and dead-letter queues) as a
+    # quorum queue, replicated on the cluster's nodes; a queue that already exists as a classic
+    # one must be moved first (docs/deploy.md, "RabbitMQ cluster").
+    rabbitmq_queue_type: Literal["classic", "quorum"] = "classic"
+    # Quorum queues: how often RabbitMQ delivers one message before it dead-letters it. Retries
+    # are new messages, so this counts only deliveries cut short (a worker crashed or lost its
+    # connection while it held the message): a guard against a message that kills its worker.
+    rabbitmq_delivery_limit: int = Field(default=20, ge=2, le=1000)
     elasticsearch_url: HttpUrl | None = None  # None: PostgreSQL search
     smtp_url: str | None = None  # None: emails go to the local mailbox in DATA_DIR
     secret_key: SecretStr = Field(min_length=32)
@@ -134,7 +143,7 @@ class Settings(BaseSettings):
     @field_validator("broker_url", mode="before")
     @classmethod
     def _broker_url(cls, value: object) -> object:
-        return urls.check_broker_url(value) if isinstance(value, str) else value
+        return urls.check_broker_url(value.strip()) if isinstance(value, str) else value
 
     @field_validator(
         "elasticsearch_url",
@@ -194,7 +203,12 @@ class Settings(BaseSettings):
     @property
     def broker_kind(self) -> Literal["rabbitmq", "redis"]:
         """Which Dramatiq broker BROKER_URL selects."""
-        return "rabbitmq" if self.broker_url.scheme.startswith("amqp") else "redis"
+        return "rabbitmq" if self.broker_url.lower().startswith("amqp") else "redis"
+
+    @property
+    def broker_urls(self) -> list[str]:
+        """BROKER_URL's nodes in the order they are tried (one for Redis or a single node)."""
+        return urls.split_broker_url(self.broker_url)
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:

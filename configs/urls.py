@@ -91,12 +91,24 @@ def check_amqp_url(url: str) -> str:
 
 
 def check_broker_url(url: str) -> str:
-    """RabbitMQ (amqp://, amqps://) or Redis (redis://, rediss://); returns `url`."""
+    """RabbitMQ (amqp://, amqps://; several nodes of a cluster as a comma-separated list of such
+    URLs, tried in turn) or Redis (redis://, rediss://); returns `url`."""
     if url.partition("://")[0].lower() in REDIS_SCHEMES:
         return check_redis_url(url)
     if url.partition("://")[0].lower() in AMQP_SCHEMES:
-        return check_amqp_url(url)
+        for node in split_broker_url(url):
+            check_amqp_url(node)
+        return url
     raise ValueError("must start with amqp://, amqps://, redis:// or rediss://")
+
+
+def split_broker_url(url: str) -> list[str]:
+    """The URLs of a comma-separated BROKER_URL, in order (one for a single node); raises
+    ValueError on an empty item."""
+    nodes = [node.strip() for node in url.split(",")]
+    if not all(nodes):
+        raise ValueError("has an empty item in its comma-separated list")
+    return nodes
 
 
 def check_http_url(url: str) -> str:

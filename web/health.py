@@ -105,7 +105,7 @@ async def _run(check: Check) -> str:
 
 async def check_broker(settings: Settings) -> None:
     """Open (and close) a real connection to the broker; raises when it is unreachable."""
-    url = str(settings.broker_url)
+    url = settings.broker_url
     if settings.broker_kind == "redis":
         client: aioredis.Redis = aioredis.Redis.from_url(
             url, socket_connect_timeout=CHECK_TIMEOUT_SECONDS, socket_timeout=CHECK_TIMEOUT_SECONDS
@@ -116,17 +116,21 @@ async def check_broker(settings: Settings) -> None:
             await client.aclose()
         return
     # Its own threads: the default pool may be busy, and readiness must not wait behind it.
-    await asyncio.get_running_loop().run_in_executor(_check_pool, _amqp_roundtrip, url)
+    nodes = settings.broker_urls  # a cluster answers when one of its nodes does
+    await asyncio.get_running_loop().run_in_executor(_check_pool, _amqp_roundtrip, nodes)
 
 
-def _amqp_roundtrip(url: str) -> None:
-    params = pika.URLParameters(url)
-    # Bounded in the thread too: asyncio's timeout stops the wait, not pika's blocking calls.
-    params.socket_timeout = CHECK_TIMEOUT_SECONDS
-    params.stack_timeout = CHECK_TIMEOUT_SECONDS
-    params.blocked_connection_timeout = CHECK_TIMEOUT_SECONDS
-    params.connection_attempts = 1
-    connection = pika.BlockingConnection(params)
+def _amqp_roundtrip(urls: list[str]) -> None:
+    nodes = []
+    for url in urls:
+        params = pika.URLParameters(url)
+        # Bounded in the thread too: asyncio's timeout stops the wait, not pika's blocking calls.
+        params.socket_timeout = CHECK_TIMEOUT_SECONDS
+        params.stack_timeout = CHECK_TIMEOUT_SECONDS
+        params.blocked_connection_timeout = CHECK_TIMEOUT_SECONDS
+        params.connection_attempts = 1
+        nodes.append(params)
+    connection = pika.BlockingConnection(nodes)
     connection.close()
 
 

@@ -193,7 +193,9 @@ def _rabbitmq_depths(
     broker: dramatiq.Broker, settings: Settings, queues: list[str]
 ) -> list[QueueDepth]:
     rabbit = dead_letters.rabbitmq_broker(broker)
-    managed = _management(settings, cast(Any, rabbit.parameters).virtual_host)
+    parameters = cast(Any, rabbit.parameters)  # a list on a cluster: its nodes share vhosts
+    first = parameters[0] if isinstance(parameters, list) else parameters
+    managed = _management(settings, first.virtual_host)
     depths = []
     with dead_letters.rabbitmq_connection(rabbit) as connection:
         for queue in queues:

@@ -12,6 +12,28 @@ def test_broker_kind_follows_the_url_scheme() -> None:
     assert Settings.from_env(**{**OFFLINE, "broker_url": "redis://cache/1"}).broker_kind == "redis"
 
 
+def test_a_broker_url_lists_a_clusters_nodes_in_order() -> None:
+    nodes = "amqp://u:p@mq1:5672/%2F, amqp://u:p@mq2:5673/%2F,amqp://u:p@mq3/%2F"
+    settings = Settings.from_env(**{**OFFLINE, "broker_url": nodes})
+    assert settings.broker_kind == "rabbitmq"
+    assert settings.broker_urls == [
+        "amqp://u:p@mq1:5672/%2F",
+        "amqp://u:p@mq2:5673/%2F",
+        "amqp://u:p@mq3/%2F",
+    ]
+    assert Settings.from_env(**OFFLINE).broker_urls == [OFFLINE["broker_url"]]
+
+
+def test_the_queue_type_is_classic_or_quorum_with_a_delivery_limit_above_one() -> None:
+    assert Settings.from_env(**OFFLINE).rabbitmq_queue_type == "classic"
+    quorum = Settings.from_env(**{**OFFLINE, "rabbitmq_queue_type": "quorum"})
+    assert quorum.rabbitmq_queue_type == "quorum" and quorum.rabbitmq_delivery_limit > 1
+    for bad in ({"rabbitmq_queue_type": "stream"}, {"rabbitmq_delivery_limit": 1}):
+        with pytest.raises(SettingsError) as caught:
+            Settings.from_env(**{**OFFLINE, **bad})
+        assert str(caught.value).startswith(f"{next(iter(bad)).upper()}: ")
+
+
 def test_bad_values_are_described_in_one_line_per_variable() -> None:
     with pytest.raises(SettingsError) as caught:
         Settings.from_env(**{**OFFLINE, "database_url": "mysql://x/y", "smtp_url": "http://mail"})
@@ -67,6 +89,9 @@ MALFORMED = [
     ("broker_url", "amqp://guest:guest@mq:five/", "port must be a number"),
     ("broker_url", "kafka://mq:9092", "must start with amqp://"),
     ("broker_url", "redis://cache:6379/one", "database number"),
+    ("broker_url", "amqp://g:g@mq1:5672/,amqp://g:g@mq2:x/", "port must be a number"),
+    ("broker_url", "amqp://mq1/,,amqp://mq2/", "empty item"),
+    ("broker_url", "amqp://mq1/,redis://cache/0", "must start with amqp://"),
     ("elasticsearch_url", "http://", "has no host"),
     ("elasticsearch_url", "http://es:92OO", "port must be a number"),
     ("smtp_url", "smtp://", "has no host"),
@@ -115,6 +140,7 @@ def test_url_problems_never_repeat_the_password() -> None:
         ("redis_url", "rediss://:secret@cache.internal:6380/2"),
         ("broker_url", "amqps://u:p@mq.internal:5671/%2Fshop"),
         ("broker_url", "redis://127.0.0.1:6379/1"),
+        ("broker_url", "amqp://u:p@mq1:5672/%2F,amqp://u:p@mq2:5672/%2F, amqp://u:p@mq3/%2F"),
         ("elasticsearch_url", "https://elastic:pw@es.internal:9200"),
         ("smtp_url", "smtps://user%40x:p%3Ass@mail.example:465"),
         ("smtp_url", "smtp://mail.example/"),
