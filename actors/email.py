@@ -102,6 +102,8 @@ async def send_order_email(res: Resources, event_id: str, order_id: int, kind: s
             shop_name=res.settings.shop_name,
             public_url=str(res.settings.public_url),
             detail=detail,
+            locale=res.settings.shop_locale,
+            time_zone=res.settings.shop_timezone,
             images=await catalog_reads.line_images(conn, lines),
         )
         await mail.deliver(

@@ -5,9 +5,11 @@ Only entrypoints build it (`Settings.from_env()`); everything else receives it.
 
 from __future__ import annotations
 
+import zoneinfo
 from pathlib import Path
 from typing import Literal
 
+from babel import Locale, UnknownLocaleError
 from pydantic import (
     AmqpDsn,
     Field,
@@ -57,6 +59,13 @@ class Settings(BaseSettings):
     shop_name: str = Field(default="aioshop", min_length=1, max_length=60)
     # The currency new variants are priced in (the staff product form shows it, not a field).
     shop_currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
+    # How money, dates and country names read for people (a CLDR locale: en_IE writes €1,234.50,
+    # de_DE 1.234,50 €); its territory is the country address forms start on. en_IE: English
+    # in a euro country, to match SHOP_CURRENCY's EUR.
+    shop_locale: str = "en_IE"
+    # The time zone dates are shown in to shoppers without JavaScript, and in emails (an IANA
+    # name). With JavaScript, the browser's own zone wins (web.cookies.shopper_zone).
+    shop_timezone: str = "UTC"
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     relay_batch_size: int = Field(default=100, ge=1, le=10_000)
@@ -130,6 +139,21 @@ class Settings(BaseSettings):
     def _smtp_url(cls, value: str | None) -> str | None:
         if value is not None:
             urls.parse_smtp_url(value)
+        return value
+
+    @field_validator("shop_locale")
+    @classmethod
+    def _shop_locale(cls, value: str) -> str:
+        try:
+            return str(Locale.parse(value))
+        except (UnknownLocaleError, ValueError, TypeError):
+            raise ValueError(f"{value!r} is not a locale (such as en_GB, de_DE or fr_FR)") from None
+
+    @field_validator("shop_timezone")
+    @classmethod
+    def _shop_timezone(cls, value: str) -> str:
+        if value not in zoneinfo.available_timezones():
+            raise ValueError(f"{value!r} is not a time zone (such as UTC or Europe/Paris)")
         return value
 
     @property

@@ -16,7 +16,6 @@ from actors.ops.broker_thread import BrokerThread
 from actors.payments import payment_gateway
 from auth.accounts import Accounts
 from configs.settings import Settings
-from domain.money import Money
 from search.factory import open_search
 from storage import open_database
 from storage.cache import CatalogCache
@@ -128,11 +127,12 @@ async def actor_failures(app: web.Application) -> float:
     return float(sum((await stats.failures_last_minute(app[REDIS])).values()))
 
 
-def price(product: Product) -> str:
+@jinja2.pass_context
+def price(context: jinja2.runtime.Context, product: Product) -> str:
     """Jinja filter: a product's price for people ("from" when its variants differ)."""
     if product.price_min is None or product.currency is None:
         return "Unavailable"
-    text = Money(product.price_min, product.currency).format()
+    text = templates.money(context, product.price_min, product.currency)
     return f"from {text}" if product.price_max != product.price_min else text
 
 

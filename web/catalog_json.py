@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from domain.money import Money
+from domain.money import format_money
 from search.backend import PRICE_BUCKETS, Facets, SearchHit, price_bucket_label
 from storage.attributes import Attribute
 from storage.catalog_reads import Thumbnail
@@ -14,18 +13,16 @@ from storage.categories import Category, CategoryNode
 from storage.products import Image, Product, Variant
 
 
-def money_json(amount: int | None, currency: str | None) -> dict[str, Any] | None:
-    """A price as the API shows it: minor units, currency, and text for people."""
+def money_json(amount: int | None, currency: str | None, locale: str) -> dict[str, Any] | None:
+    """A price as the API shows it: minor units, currency, and text for people in the shop's
+    `locale` (domain.money.format_money)."""
     if amount is None or currency is None:
         return None
-    return {"amount": amount, "currency": currency, "formatted": formatted(amount, currency)}
-
-
-@functools.lru_cache(maxsize=8192)
-def formatted(amount: int, currency: str) -> str:
-    """Money(amount, currency).format(), remembered: a page of 24 products formats 48 prices,
-    and a catalog has far fewer distinct prices than pages. Raises InvalidMoney."""
-    return Money(amount, currency).format()
+    return {
+        "amount": amount,
+        "currency": currency,
+        "formatted": format_money(amount, currency, locale),
+    }
 
 
 def image_json(image: Image | Thumbnail) -> dict[str, Any]:
@@ -56,46 +53,46 @@ def thumbnail_json(image: Thumbnail, fallback_alt: str) -> dict[str, Any]:
     }
 
 
-def product_json(product: Product) -> dict[str, Any]:
+def product_json(product: Product, locale: str) -> dict[str, Any]:
     """A product as lists and its detail show it."""
     return {
         "id": product.id,
         "slug": product.slug,
         "name": product.name,
         "description": product.description,
-        "price": money_json(product.price_min, product.currency),
-        "price_max": money_json(product.price_max, product.currency),
+        "price": money_json(product.price_min, product.currency, locale),
+        "price_max": money_json(product.price_max, product.currency, locale),
         "in_stock": product.in_stock,
         "created_at": product.created_at.isoformat(),
         "indexed_at": product.indexed_at.isoformat() if product.indexed_at else None,
     }
 
 
-def hit_json(hit: SearchHit, image: Thumbnail | None) -> dict[str, Any]:
+def hit_json(hit: SearchHit, image: Thumbnail | None, locale: str) -> dict[str, Any]:
     """A product in a list or search result (a page makes 24 of these per request: kept lean).
 
     Where the product has one price, `price` and `price_max` are one dict, written twice.
     """
     product_id, slug, name, price_min, price_max, currency, in_stock = hit[:7]
-    price = money_json(price_min, currency)
+    price = money_json(price_min, currency, locale)
     return {
         "id": product_id,
         "slug": slug,
         "name": name,
         "url": "/products/" + slug,
         "price": price,
-        "price_max": price if price_max == price_min else money_json(price_max, currency),
+        "price_max": price if price_max == price_min else money_json(price_max, currency, locale),
         "in_stock": in_stock,
         "image": image_json(image) if image is not None else None,
     }
 
 
-def variant_json(variant: Variant) -> dict[str, Any]:
+def variant_json(variant: Variant, locale: str) -> dict[str, Any]:
     """A variant: what can be bought, at what price, and whether it can be had now."""
     return {
         "sku": variant.sku,
         "name": variant.name,
-        "price": money_json(variant.price_amount, variant.currency),
+        "price": money_json(variant.price_amount, variant.currency, locale),
         "attributes": variant.attributes,
         "in_stock": variant.stock_on_hand > 0,
         "stock": variant.stock_on_hand,

@@ -18,10 +18,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 import asyncpg
+import jinja2
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
-from domain.money import Money
+from domain.money import format_money
 from domain.orders import STATUSES, TRANSITIONS, IllegalTransition, Status
 from domain.refunds import RefundRefused
 from storage import order_notes, orders, refunds, shipments, transaction
@@ -30,7 +31,7 @@ from storage.orders import Order
 from web.admin import order_work
 from web.fields import Line100, Note
 from web.forms import Form, read_form
-from web.keys import DB, PRINCIPAL, REQUEST_ID
+from web.keys import DB, PRINCIPAL, REQUEST_ID, SETTINGS
 from web.params import keyset, keyset_text, path_order_number, posted_form, query_text
 from web.render import render
 
@@ -65,9 +66,10 @@ FRIENDLY = {
 }
 
 
-def money(amount: int, currency: str) -> str:
-    """Template helper: minor units for people (`€12.50`)."""
-    return Money(amount, currency).format()
+@jinja2.pass_context
+def money(context: jinja2.runtime.Context, amount: int, currency: str) -> str:
+    """Template helper: minor units for people in the shop's locale (`€12.50`)."""
+    return format_money(amount, currency, context["request"].config_dict[SETTINGS].shop_locale)
 
 
 def when(moment: datetime | None) -> str:
@@ -210,7 +212,9 @@ async def order_page(
     context = {
         **HELPERS,
         "detail": detail,
-        "work": await order_work.work_of(db.primary, detail),
+        "work": await order_work.work_of(
+            db.primary, detail, request.config_dict[SETTINGS].shop_locale
+        ),
         "new_key": order_work.new_key,
         "order": order,
         "actions": allowed_actions(order),
@@ -306,6 +310,7 @@ async def refund(request: web.Request) -> web.Response:
                 actor="staff",
                 actor_id=request[PRINCIPAL].user_id,
                 request_id=request.get(REQUEST_ID),
+                locale=request.config_dict[SETTINGS].shop_locale,
             )
     except RefundRefused as exc:
         return await order_page(

@@ -28,7 +28,7 @@ from web.checkout import (
     place_order,
 )
 from web.fields import SINGLE_LINE, Email, Id, Line100, Note, one_of
-from web.keys import DB, PRINCIPAL, REQUEST_ID
+from web.keys import DB, PRINCIPAL, REQUEST_ID, SETTINGS
 from web.params import InvalidParameters, keyset, keyset_text, path_order_number
 from web.problems import InvalidInput
 
@@ -119,7 +119,7 @@ async def checkout(request: web.Request, body: CheckoutBody) -> web.StreamRespon
     headers = {"Location": f"/api/v1/orders/{placed.order.number}"}
     if not placed.created:
         headers["Idempotent-Replayed"] = "true"
-    response = web.json_response(order_json(detail), status=201, headers=headers)
+    response = web.json_response(order_json(detail, _locale(request)), status=201, headers=headers)
     return web_carts.finish(request, response)
 
 
@@ -140,12 +140,16 @@ def _page(items: list[Order], limit: int) -> str | None:
     return keyset_text(last.placed_at, last.id)
 
 
-def _summary(order: Order) -> dict[str, object]:
+def _locale(request: web.Request) -> str:
+    return request.config_dict[SETTINGS].shop_locale
+
+
+def _summary(order: Order, locale: str) -> dict[str, object]:
     return {
         "number": order.number,
         "status": order.status,
         "placed_at": order.placed_at.isoformat(),
-        "total": money_json(order.total_amount, order.currency),
+        "total": money_json(order.total_amount, order.currency, locale),
         "url": f"/api/v1/orders/{order.number}",
     }
 
@@ -157,7 +161,10 @@ async def list_my_orders(request: web.Request) -> web.Response:
         request.config_dict[DB].primary, user_id, limit=PAGE_MAX, before=_before(request)
     )
     return web.json_response(
-        {"items": [_summary(o) for o in found], "next_before": _page(found, PAGE_MAX)}
+        {
+            "items": [_summary(o, _locale(request)) for o in found],
+            "next_before": _page(found, PAGE_MAX),
+        }
     )
 
 
@@ -166,7 +173,7 @@ async def get_my_order(request: web.Request) -> web.Response:
     user_id = principal_of(request).user_id
     db = request.config_dict[DB]
     order = await orders.find(db.primary, path_order_number(request), user_id=user_id)
-    return web.json_response(order_json(await orders.detail(db.primary, order)))
+    return web.json_response(order_json(await orders.detail(db.primary, order), _locale(request)))
 
 
 async def cancel_my_order(request: web.Request, body: Cancellation) -> web.Response:
@@ -196,7 +203,7 @@ async def pay_my_order(request: web.Request, body: NewCardBody) -> web.Response:
     headers = {"Location": f"/api/v1/orders/{order.number}"}
     if not retried.created:
         headers["Idempotent-Replayed"] = "true"
-    return web.json_response(order_json(detail), status=202, headers=headers)
+    return web.json_response(order_json(detail, _locale(request)), status=202, headers=headers)
 
 
 async def _move(
@@ -221,7 +228,7 @@ async def _move(
             request_id=request.get(REQUEST_ID),
         )
     detail = await orders.detail(db.primary, moved)
-    return web.json_response(order_json(detail, staff=actor == "staff"))
+    return web.json_response(order_json(detail, _locale(request), staff=actor == "staff"))
 
 
 async def _staff_order(request: web.Request) -> Order:

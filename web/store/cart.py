@@ -23,6 +23,7 @@ from multidict import MultiDictProxy
 
 from domain.checkout import MAX_QUANTITY
 from domain.identifiers import SKU, is_slug
+from domain.money import format_money
 from storage import carts, catalog_reads, transaction
 from storage.carts import CartLine
 from storage.catalog_reads import Thumbnail
@@ -30,10 +31,10 @@ from storage.errors import CartItemNotFound, NotEnoughStock, ProductNotFound, Va
 from web import carts as web_carts
 from web import catalog
 from web.carts import CART_COOKIE, NEW_CART_TOKEN, Cart
-from web.catalog_json import formatted, thumbnail_json
+from web.catalog_json import thumbnail_json
 from web.cookies import NO_SILENT_REFRESH
 from web.fields import whole_number
-from web.keys import DB, PRINCIPAL
+from web.keys import DB, PRINCIPAL, SETTINGS
 from web.params import path_id, posted_form
 from web.render import page
 
@@ -121,7 +122,13 @@ async def render_cart(
     if cart is None:
         cart = await web_carts.current(request)
     request[CART_COUNT] = cart.count
-    rows = cart_rows(cart, errors=errors, typed=typed, images=await cart_images(request, cart))
+    rows = cart_rows(
+        cart,
+        request.config_dict[SETTINGS].shop_locale,
+        errors=errors,
+        typed=typed,
+        images=await cart_images(request, cart),
+    )
     context = {
         "rows": rows,
         "totals": web_carts.cart_totals(cart, request, None),
@@ -141,6 +148,7 @@ async def cart_images(request: web.Request, cart: Cart) -> dict[int, Thumbnail]:
 
 def cart_rows(
     cart: Cart,
+    locale: str,
     *,
     errors: dict[int, str] | None = None,
     typed: dict[int, str] | None = None,
@@ -152,8 +160,8 @@ def cart_rows(
         Row(
             line=line,
             description=variant_text(line.variant_name, line.attributes),
-            unit_price=formatted(line.price_amount, line.currency),
-            total=formatted(line.price_amount * line.quantity, line.currency),
+            unit_price=format_money(line.price_amount, line.currency, locale),
+            total=format_money(line.price_amount * line.quantity, line.currency, locale),
             quantity=typed.get(line.variant_id, str(line.quantity)),
             problem=web_carts.line_problem(line),
             error=errors.get(line.variant_id),

@@ -19,6 +19,7 @@ from multidict import MultiDict
 from storage.cache import Cached
 from storage.errors import CategoryNotFound, ProductNotFound
 from web import catalog
+from web.keys import SETTINGS
 from web.listing import parse_listing
 from web.params import InvalidParameters
 from web.render import page
@@ -137,7 +138,12 @@ async def _listing(
             "params": params,
             "listing": listing,
             "filtered": active_filters(params),
-            "prices": price_choices(facets.get("price_ranges", []), params, currency),
+            "prices": price_choices(
+                facets.get("price_ranges", []),
+                params,
+                currency,
+                request.config_dict[SETTINGS].shop_locale,
+            ),
             "next_url": next_url,
             "first_page": "cursor" not in request.query,
             "first_url": url_with(path, request.query),

@@ -33,7 +33,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from domain.checkout import address_lines
-from domain.money import Money
+from domain.money import format_money
 from domain.orders import IllegalTransition, can_cancel
 from domain.payments import InvalidCard, decline_message
 from storage import Executor, catalog_reads, orders, transaction
@@ -175,6 +175,7 @@ async def order_images(executor: Executor, detail: OrderDetail) -> dict[int, Thu
 
 def order_view(
     detail: OrderDetail,
+    locale: str,
     images: Mapping[int, Thumbnail] | None = None,
     unpaid_order_minutes: int = 30,
 ) -> OrderView:
@@ -184,7 +185,7 @@ def order_view(
     images = images or {}
 
     def money(amount: int) -> str:
-        return Money(amount, order.currency).format()
+        return format_money(amount, order.currency, locale)
 
     payment = detail.payment
     latest = [t for t in detail.transitions if t.to_status == order.status]
@@ -243,7 +244,8 @@ def order_view(
 async def view_of(request: web.Request, detail: OrderDetail) -> OrderView:
     """`order_view` with the lines' pictures and this shop's unpaid-order expiry."""
     images = await order_images(request.config_dict[DB].replica, detail)
-    return order_view(detail, images, request.config_dict[SETTINGS].unpaid_order_minutes)
+    settings = request.config_dict[SETTINGS]
+    return order_view(detail, settings.shop_locale, images, settings.unpaid_order_minutes)
 
 
 def _thumbnail(image: Thumbnail | None, name: str) -> dict[str, Any] | None:
@@ -358,13 +360,14 @@ async def orders_page(request: web.Request) -> web.Response:
     if len(found) > PAGE_SIZE:
         found = found[:PAGE_SIZE]
         older = keyset_text(found[-1].placed_at, found[-1].id)
+    locale = request.config_dict[SETTINGS].shop_locale
     rows = [
         {
             "number": o.number,
             "placed_at": o.placed_at,
             "status": o.status,
             "status_label": STATUS_LABELS.get(o.status, o.status),
-            "total": Money(o.total_amount, o.currency).format(),
+            "total": format_money(o.total_amount, o.currency, locale),
         }
         for o in found
     ]

@@ -115,4 +115,4 @@ def test_order_lines_and_addresses_read_like_a_receipt() -> None:
     assert line_name("Mug", "", {}) == "Mug"
     address = {"full_name": "Ada", "line1": "1 Row", "line2": "", "city": "Paris",
                "postal_code": "75001", "country": "FR", "phone": "+33 1"}  # fmt: skip
-    assert address_lines(address) == ["Ada", "1 Row", "75001 Paris", "FR"]
+    assert address_lines(address) == ["Ada", "1 Row", "75001 Paris", "France"]
