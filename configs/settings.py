@@ -157,6 +157,13 @@ class Settings(BaseSettings):
         return value
 
     @property
+    def home_country(self) -> str | None:
+        """SHOP_LOCALE's territory (`IE` for en_IE): where address forms start; None for a
+        locale of a language alone."""
+        territory: str | None = Locale.parse(self.shop_locale).territory
+        return territory
+
+    @property
     def smtp_server(self) -> urls.SmtpServer | None:
         """Where emails go (None: the local mailbox in DATA_DIR)."""
         return None if self.smtp_url is None else urls.parse_smtp_url(self.smtp_url)

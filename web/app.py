@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import UTC, datetime
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from actors.ops.broker_thread import BrokerThread
 from actors.payments import payment_gateway
 from auth.accounts import Accounts
 from configs.settings import Settings
+from domain.countries import country_choices
 from search.factory import open_search
 from storage import open_database
 from storage.cache import CatalogCache
@@ -44,6 +46,7 @@ from web.store import cart as cart_pages
 from web.store import catalog as catalog_pages
 from web.store import checkout as checkout_pages
 from web.store import orders as order_pages
+from web.store import pages as content_pages
 from web.store import views as store
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -161,6 +164,11 @@ def create_app(settings: Settings) -> web.Application:
     env.globals["static"] = lambda path: f"/static/{path}"
     env.globals["cart_count"] = cart_pages.header_count
     env.filters["price"] = price
+    env.globals["countries"] = country_choices()  # (alpha_2, name) for the address forms
+    env.globals["home_country"] = settings.home_country
+    env.globals["help_pages"] = content_pages.HELP_PAGES  # the footer's links
+    env.globals["legal_pages"] = content_pages.LEGAL_PAGES
+    env.globals["this_year"] = lambda: datetime.now(UTC).year  # the footer's copyright line
 
     app.router.add_get("/", store.home, name="home")
     account.add_routes(app)
@@ -168,6 +176,7 @@ def create_app(settings: Settings) -> web.Application:
     cart_pages.add_routes(app)
     checkout_pages.add_routes(app)
     order_pages.add_routes(app)
+    content_pages.add_routes(app)
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.readyz)
     metrics.setup(app)  # /metrics, its scrape sources, the pool sampler

@@ -91,14 +91,14 @@ MISSING = {
     "line1": "Enter the street and house number.",
     "city": "Enter the town or city.",
     "postal_code": "Enter the postal code.",
-    "country": "Enter the country as a 2-letter code, e.g. GB.",
+    "country": "Choose the country the parcel goes to.",
     "card_number": "Enter the card number.",
     "card_expiry": "Enter the expiry date as MM/YY.",
     "card_cvc": "Enter the 3 or 4 digit security code.",
 }
 INVALID = {
     "email": "This is not an email address we can write to (e.g. ada@example.com).",
-    "country": "Use the 2-letter country code, e.g. GB, DE or FR.",
+    "country": "Choose a country from the list.",
     "phone": "Use digits, spaces and + ( ) - only.",
 }
 EXPIRED = "This page has expired. Check the details and place the order again."
@@ -165,9 +165,7 @@ async def _page(
     form: Form[Any] = Form(values=kept, errors=dict(errors or {}))
     context = {
         "form": form,
-        "summary": [
-            (name, LABELS[name], message) for name, message in form.errors.items() if name in LABELS
-        ],
+        "summary_fields": list(LABELS.items()),  # the form's order
         "rows": cart_rows(cart, locale, images=await cart_images(request, cart)),
         "saved": saved,
         "account_email": account_email,
