@@ -24,6 +24,7 @@ from storage.categories import CategoryNode
 from storage.database import Executor, last_write_lsn
 from storage.errors import CategoryNotFound, ProductNotFound
 from web.catalog_json import (
+    attribute_label_json,
     category_json,
     facets_json,
     hit_json,
@@ -232,6 +233,17 @@ async def product_detail(request: web.Request, slug: str) -> Cached:
         }
 
     return await _read(request, "product", slug, fill)
+
+
+async def attribute_labels(request: web.Request) -> Cached:
+    """What attribute values read as, for pages (not the API): {"items": {slug: {"name", "kind",
+    "unit", "choices": {slug: name}}}} (domain.attributes.value_text takes these)."""
+
+    async def fill(fresh_for: int | None) -> dict[str, Any]:
+        found = await attributes.list_attributes(await _reader(request, fresh_for))
+        return {"items": {a.slug: attribute_label_json(a) for a in found}}
+
+    return await _read(request, "attribute_labels", None, fill)
 
 
 async def category_tree(request: web.Request) -> Cached:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from domain.attributes import value_text
 from domain.money import format_money
 from search.backend import PRICE_BUCKETS, Facets, SearchHit, price_bucket_label
 from storage.attributes import Attribute
@@ -103,13 +104,16 @@ def options_json(
     variants: Sequence[Variant], attributes: Mapping[str, Attribute]
 ) -> dict[str, list[dict[str, Any]]]:
     """For a variant picker: each variant attribute's values in first-seen order, with the
-    choice's label and swatch, and whether any variant with that value is in stock."""
+    value's label (a choice's name, Yes/No) and swatch, and whether any variant with that value is
+    in stock."""
     options: dict[str, dict[str, bool]] = {}
+    raw: dict[tuple[str, str], Any] = {}  # the value as stored, for its label
     for variant in variants:
         for name, value in variant.attributes.items():
             seen = options.setdefault(name, {})
             key = str(value)
             seen[key] = seen.get(key, False) or variant.stock_on_hand > 0
+            raw.setdefault((name, key), value)
     result: dict[str, list[dict[str, Any]]] = {}
     for name, values in options.items():
         attribute = attributes.get(name)
@@ -117,13 +121,31 @@ def options_json(
         result[name] = [
             {
                 "value": value,
-                "label": choices[value].name if value in choices else value,
+                "label": attribute.text(raw[name, value]) if attribute is not None else value,
                 "swatch": choices[value].swatch if value in choices else None,
                 "in_stock": stocked,
             }
             for value, stocked in values.items()
         ]
     return result
+
+
+def attribute_label_json(attribute: Attribute) -> dict[str, Any]:
+    """What an attribute's values read as: its name, kind, unit and choices' names by slug."""
+    return {
+        "name": attribute.name,
+        "kind": attribute.kind,
+        "unit": attribute.unit,
+        "choices": {choice.slug: choice.name for choice in attribute.choices},
+    }
+
+
+def attribute_text(labels: Mapping[str, Any], slug: str, value: Any) -> str:
+    """`value` of the attribute `slug` for people, by `labels` (attribute_label_json by slug)."""
+    label = labels.get(slug)
+    if label is None:
+        return value_text(value, kind="text")
+    return value_text(value, kind=label["kind"], unit=label["unit"], choices=label["choices"])
 
 
 def node_json(node: CategoryNode) -> dict[str, Any]:
@@ -163,7 +185,7 @@ def facets_json(
             entries.append(
                 {
                     "value": value,
-                    "label": choice.name if choice else value,
+                    "label": choice.name if choice else attribute.text(facet.value),
                     "swatch": choice.swatch if choice else None,
                     "count": facet.count,
                     "selected": value in chosen,

@@ -15,7 +15,7 @@ from markupsafe import Markup
 
 from domain.countries import country_name
 from domain.dates import time_element
-from domain.money import format_money
+from domain.money import Money, format_money
 from web import catalog
 from web.cookies import csrf_token, shopper_zone
 from web.keys import PRINCIPAL, SETTINGS
@@ -62,9 +62,13 @@ def when(context: jinja2.runtime.Context, moment: datetime | None) -> Markup:
 
 
 @jinja2.pass_context
-def money(context: jinja2.runtime.Context, amount: int, currency: str) -> str:
-    """Jinja filter: minor units for people in the shop's locale (`{{ 1250 | money("EUR") }}`)."""
-    return format_money(amount, currency, context["request"].config_dict[SETTINGS].shop_locale)
+def money(context: jinja2.runtime.Context, amount: int | Money, currency: str = "") -> str:
+    """Jinja filter: money for people in the shop's locale, `{{ totals.total | money }}` or
+    minor units and a currency, `{{ 1250 | money("EUR") }}` (domain.money.format_money)."""
+    locale = context["request"].config_dict[SETTINGS].shop_locale
+    if isinstance(amount, Money):
+        return amount.format(locale)
+    return format_money(amount, currency, locale)
 
 
 def yes_no(value: object) -> str:

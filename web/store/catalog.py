@@ -19,6 +19,7 @@ from multidict import MultiDict
 from storage.cache import Cached
 from storage.errors import CategoryNotFound, ProductNotFound
 from web import catalog
+from web.catalog_json import attribute_text
 from web.keys import SETTINGS
 from web.listing import parse_listing
 from web.params import InvalidParameters
@@ -166,6 +167,11 @@ async def product_view(request: web.Request) -> web.Response:
         return await not_found(request, "product")
     picker = build_picker(detail, request.query)
     variant = picker.variant
+    labels = catalog.loads(await catalog.attribute_labels(request))["items"]
+    specs = [
+        (detail["attribute_names"].get(slug, slug), attribute_text(labels, slug, value))
+        for slug, value in detail["attributes"].items()
+    ]
     if variant is not None:
         stock = stock_text(variant["stock"])
     else:
@@ -175,6 +181,7 @@ async def product_view(request: web.Request) -> web.Response:
         "store/product.html",
         {
             "product": detail,
+            "specs": specs,  # (name, value) of the product's attributes, for people
             "picker": picker,
             "variant": variant,
             "stock": stock,

@@ -53,7 +53,7 @@ from web.forms import Form
 from web.keys import DB, PRINCIPAL, SETTINGS
 from web.params import posted_form
 from web.render import page
-from web.store.cart import CART_COUNT, cart_images, cart_rows
+from web.store.cart import CART_COUNT, attribute_labels, cart_images, cart_rows
 from web.store.orders import remember_guest_order
 
 log = structlog.get_logger(__name__)
@@ -166,7 +166,12 @@ async def _page(
     context = {
         "form": form,
         "summary_fields": list(LABELS.items()),  # the form's order
-        "rows": cart_rows(cart, locale, images=await cart_images(request, cart)),
+        "rows": cart_rows(
+            cart,
+            locale,
+            images=await cart_images(request, cart),
+            labels=await attribute_labels(request),
+        ),
         "saved": saved,
         "account_email": account_email,
         "methods": _choices(methods, sums, kept.get("shipping_method"), locale),
