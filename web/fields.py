@@ -27,7 +27,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError
 
 from domain.checkout import MAX_QUANTITY
-from domain.countries import is_country
+from domain.countries import country_choices, is_country
 from domain.emails import MAX_LENGTH as EMAIL_MAX_LENGTH
 from domain.emails import InvalidEmail, normalize_email
 from domain.identifiers import SKU_PATTERN, SLUG_MAX_LENGTH, SLUG_PATTERN
@@ -172,11 +172,18 @@ def _country(value: str) -> str:
 
 
 # A country as ISO 3166-1 alpha-2 (pycountry's list): the address forms' select, the API's field.
+# The schema lists the codes, so a client (and the contract test) knows which two letters count.
 Country = Annotated[
     str,
     StringConstraints(pattern=r"^[A-Z]{2}$"),
     AfterValidator(_country),
-    WithJsonSchema({"type": "string", "pattern": "^[A-Z]{2}$", "examples": ["GB"]}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "enum": sorted(code for code, _ in country_choices()),
+            "examples": ["GB"],
+        }
+    ),
 ]
 
 

@@ -81,7 +81,7 @@ async def check_out_with(page: Page, card: str, *, script: bool = True) -> str:
     await page.get_by_label("Address", exact=True).fill("1 Navy Yard")
     await page.get_by_label("Postal code").fill("20001")
     await page.get_by_label("City").fill("Washington")
-    await page.get_by_label("Country code").fill("US")
+    await page.get_by_label("Country").select_option("US")
     await pay_with(page, card, "Place order")
     await page.wait_for_url(WAITING)
     match = WAITING.search(page.url)
