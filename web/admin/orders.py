@@ -11,14 +11,13 @@ one 409 page showing the order as it is now.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 import asyncpg
-import jinja2
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
@@ -66,18 +65,20 @@ FRIENDLY = {
 }
 
 
-@jinja2.pass_context
-def money(context: jinja2.runtime.Context, amount: int, currency: str) -> str:
-    """Template helper: minor units for people in the shop's locale (`€12.50`)."""
-    return format_money(amount, currency, context["request"].config_dict[SETTINGS].shop_locale)
-
-
 def when(moment: datetime | None) -> str:
     """Template helper: a moment in UTC to the minute, or a dash."""
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if moment else "\u2014"
 
 
-HELPERS = {"money": money, "when": when}
+def helpers(request: web.Request) -> dict[str, Callable[..., str]]:
+    """The staff pages' template helpers: `money(amount, currency)` in the shop's locale
+    (`€12.50`), `when(moment)` in UTC."""
+    locale = request.config_dict[SETTINGS].shop_locale
+
+    def money(amount: int, currency: str) -> str:
+        return format_money(amount, currency, locale)
+
+    return {"money": money, "when": when}
 
 
 def parse_keyset(raw: str) -> tuple[datetime, int]:
@@ -153,7 +154,7 @@ async def order_list(request: web.Request) -> web.Response:
     """Orders newest first, filtered by status, placing day and customer; 400 for a bad filter."""
     filters = parse_filters(request.query)
     context: dict[str, Any] = {
-        **HELPERS,
+        **helpers(request),
         "filters": filters,
         "statuses": STATUSES,
         "orders": [],
@@ -210,7 +211,7 @@ async def order_page(
     db = request.config_dict[DB]
     detail = await orders.detail(db.primary, order)
     context = {
-        **HELPERS,
+        **helpers(request),
         "detail": detail,
         "work": await order_work.work_of(
             db.primary, detail, request.config_dict[SETTINGS].shop_locale

@@ -3,10 +3,6 @@
  * IANA time zone (Intl) in the `aioshop-tz` cookie; pages rendered after that show dates in it
  * (web/cookies.py shopper_zone checks the name against zoneinfo's and ignores anything else).
  * Without JavaScript, or before the cookie is set, dates are in the shop's SHOP_TIMEZONE.
- *
- * It also focuses a form's error summary when the page shows one, so screen readers and
- * keyboards start from the list of what to fix (the summary has `autofocus` too; this covers
- * browsers that ignore it on a non-control element).
  */
 (() => {
   "use strict";
@@ -34,17 +30,5 @@
     document.cookie = COOKIE + "=" + zone + "; path=/; max-age=31536000; samesite=lax" + secure;
   }
 
-  function focusErrorSummary() {
-    const summary = document.querySelector("[data-error-summary]");
-    if (summary && document.activeElement !== summary) {
-      summary.focus();
-    }
-  }
-
   storeZone();
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", focusErrorSummary);
-  } else {
-    focusErrorSummary();
-  }
 })();
