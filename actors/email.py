@@ -106,6 +106,8 @@ async def send_order_email(res: Resources, event_id: str, order_id: int, kind: s
             shop_name=res.settings.shop_name,
             public_url=str(res.settings.public_url),
             detail=detail,
+            locale=res.settings.shop_locale,
+            time_zone=res.settings.shop_timezone,
             images=await catalog_reads.line_images(conn, lines),
             unpaid_order_minutes=res.settings.unpaid_order_minutes,
         )
@@ -138,6 +140,8 @@ async def send_refund_email(res: Resources, event_id: str, refund_id: int) -> No
             public_url=str(res.settings.public_url),
             detail=detail,
             refund=refund,
+            locale=res.settings.shop_locale,
+            time_zone=res.settings.shop_timezone,
             images=await catalog_reads.line_images(conn, lines),
         )
         await mail.deliver(

@@ -6,9 +6,11 @@ Only entrypoints build it (`Settings.from_env()`); everything else receives it.
 from __future__ import annotations
 
 import ipaddress
+import zoneinfo
 from pathlib import Path
 from typing import Literal
 
+from babel import Locale, UnknownLocaleError
 from pydantic import (
     Field,
     HttpUrl,
@@ -81,6 +83,13 @@ class Settings(BaseSettings):
     sitemap_chunk_size: int = Field(default=50_000, ge=1, le=50_000)
     # The currency new variants are priced in (the staff product form shows it, not a field).
     shop_currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
+    # How money, dates and country names read for people (a CLDR locale: en_IE writes €1,234.50,
+    # de_DE 1.234,50 €); its territory is the country address forms start on. en_IE: English
+    # in a euro country, to match SHOP_CURRENCY's EUR.
+    shop_locale: str = "en_IE"
+    # The time zone dates are shown in to shoppers without JavaScript, and in emails (an IANA
+    # name). With JavaScript, the browser's own zone wins (web.cookies.shopper_zone).
+    shop_timezone: str = "UTC"
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     relay_batch_size: int = Field(default=100, ge=1, le=10_000)
@@ -173,6 +182,28 @@ class Settings(BaseSettings):
         if value is not None:
             urls.parse_smtp_url(value)
         return value
+
+    @field_validator("shop_locale")
+    @classmethod
+    def _shop_locale(cls, value: str) -> str:
+        try:
+            return str(Locale.parse(value))
+        except (UnknownLocaleError, ValueError, TypeError):
+            raise ValueError(f"{value!r} is not a locale (such as en_GB, de_DE or fr_FR)") from None
+
+    @field_validator("shop_timezone")
+    @classmethod
+    def _shop_timezone(cls, value: str) -> str:
+        if value not in zoneinfo.available_timezones():
+            raise ValueError(f"{value!r} is not a time zone (such as UTC or Europe/Paris)")
+        return value
+
+    @property
+    def home_country(self) -> str | None:
+        """SHOP_LOCALE's territory (`IE` for en_IE): where address forms start; None for a
+        locale of a language alone."""
+        territory: str | None = Locale.parse(self.shop_locale).territory
+        return territory
 
     @property
     def smtp_server(self) -> urls.SmtpServer | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from domain.countries import country_name
 from domain.money import InvalidMoney, Money
 
 MAX_QUANTITY = 999  # per line; the cart_items CHECK says the same
@@ -88,8 +89,9 @@ def totals(
 
 def address_lines(address: Mapping[str, str], *, phone: bool = False) -> list[str]:
     """A shipping address as it is written on a parcel: name, street, postal code and city,
-    country (and the phone, when asked); empty parts left out."""
+    the country's name (and the phone, when asked); empty parts left out."""
     city = " ".join(part for part in (address.get("postal_code"), address.get("city")) if part)
     parts = (address.get("full_name"), address.get("line1"), address.get("line2"), city)
-    extra = (address.get("country"), address.get("phone") if phone else None)
+    country = address.get("country")
+    extra = (country_name(country) if country else None, address.get("phone") if phone else None)
     return [part for part in (*parts, *extra) if part]

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from domain.checkout import tax_on
-from domain.money import Money
+from domain.money import Money, format_money
 
 REFUNDABLE_STATUSES = frozenset({"confirmed", "shipped", "delivered"})
 SHIPPABLE_STATUSES = frozenset({"confirmed"})
@@ -66,6 +66,7 @@ def refund_amount(
     remaining: int,
     tax_rate_bps: int,
     currency: str,
+    locale: str,
 ) -> int:
     """The amount of a refund of `chosen` units ({line: quantity}, zeros left out) or of the
     `typed` amount (which wins when given), checked against what is left: `remaining` of the
@@ -94,7 +95,7 @@ def refund_amount(
         if remaining < amount <= remaining + len(chosen):
             amount = remaining
     if amount > remaining:
-        left = Money(remaining, currency).format()
+        left = format_money(remaining, currency, locale)
         raise RefundRefused(
             f"At most {left} is left to refund: the refunds would exceed the payment.", "amount"
         )

@@ -17,6 +17,7 @@ from typing import Any, Literal, get_args
 
 import asyncpg
 
+from domain.attributes import value_text
 from storage.database import Executor
 from storage.errors import (
     AttributeNotFound,
@@ -128,6 +129,11 @@ class Attribute:
     unit: str  # "cm", "g"...; "" for none
     is_filterable: bool
     choices: tuple[Choice, ...]  # only for kind "choice", in display order
+
+    def text(self, value: object) -> str:
+        """`value` of this attribute for people (domain.attributes.value_text)."""
+        names = {choice.slug: choice.name for choice in self.choices}
+        return value_text(value, kind=self.kind, unit=self.unit, choices=names)
 
 
 @dataclass(frozen=True)

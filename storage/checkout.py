@@ -18,7 +18,7 @@ The request side (the card, the address, the key's digest) is web/checkout.py's.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +28,7 @@ from domain.checkout import Line, Totals, totals
 from domain.events import CAPTURE_PAYMENT, CHECK_STOCK, INDEX_PRODUCT, SEND_ORDER_EMAIL
 from domain.money import Money
 from domain.payments import PaymentMethod
-from storage import order_tokens, outbox
+from storage import attributes, order_tokens, outbox
 from storage.errors import EmptyCart, IdempotencyKeyReused, OutOfStock
 from storage.order_payments import Payment
 from storage.orders import (
@@ -209,6 +209,7 @@ async def _lock_cart(conn: asyncpg.Connection, cart_id: int) -> list[CartLine]:
     if not quantities:
         raise EmptyCart()
     variants = await conn.fetch(LOCK_VARIANTS, sorted(quantities))
+    by_slug = {a.slug: a for a in await attributes.list_attributes(conn)}  # the lines' names
     shortages = {
         v["sku"]: v["stock_on_hand"] if v["is_published"] else 0
         for v in variants
@@ -221,7 +222,7 @@ async def _lock_cart(conn: asyncpg.Connection, cart_id: int) -> list[CartLine]:
             variant_id=v["id"],
             product_id=v["product_id"],
             sku=v["sku"],
-            name=line_name(v["product_name"], v["variant_name"], v["attributes"]),
+            name=line_name(v["product_name"], v["variant_name"], v["attributes"], by_slug),
             unit_amount=v["price_amount"],
             currency=v["currency"],
             quantity=quantities[v["id"]],
@@ -314,8 +315,17 @@ def new_number() -> str:
     return f"{chars[:4]}-{chars[4:8]}-{chars[8:]}"
 
 
-def line_name(product: str, variant: str, attributes: dict[str, Any]) -> str:
+def line_name(
+    product: str,
+    variant: str,
+    values: dict[str, Any],
+    by_slug: Mapping[str, attributes.Attribute],
+) -> str:
     """What an order line is called: the product and the variant's name, or else its attribute
-    values ("Field Tee - red / m"), so two variants of one product read differently."""
-    which = variant or " / ".join(str(value) for value in attributes.values())
+    values as people read them ("Field Tee - Red / M"), so two variants of one product read
+    differently (`by_slug`: the attributes, for choices' names and Yes/No)."""
+    which = variant or " / ".join(
+        by_slug[slug].text(value) if slug in by_slug else str(value)
+        for slug, value in values.items()
+    )
     return f"{product} - {which}" if which else product

@@ -131,6 +131,7 @@ async def request(
     actor: str,
     actor_id: int | None = None,
     request_id: str | None = None,
+    locale: str,
 ) -> Requested:
     """Ask for a refund of `lines` ({line: units}, none zero) or of `amount` (minor units; when
     None, the lines' prices with their tax), in the caller's transaction, under the order's lock.
@@ -159,6 +160,7 @@ async def request(
         remaining=payment.amount - payment.refunded_amount,
         tax_rate_bps=order.tax_rate_bps,
         currency=order.currency,
+        locale=locale,
     )
     row = await conn.fetchrow(
         INSERT_REFUND,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import jinja2
@@ -16,7 +17,7 @@ from actors.ops.broker_thread import BrokerThread
 from actors.payments import payment_gateway
 from auth.accounts import Accounts
 from configs.settings import Settings
-from domain.money import Money
+from domain.countries import country_choices
 from search.factory import open_search
 from storage import open_database
 from storage.cache import CatalogCache
@@ -45,6 +46,7 @@ from web.store import cart as cart_pages
 from web.store import catalog as catalog_pages
 from web.store import checkout as checkout_pages
 from web.store import orders as order_pages
+from web.store import pages as content_pages
 from web.store import views as store
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -128,11 +130,12 @@ async def actor_failures(app: web.Application) -> float:
     return float(sum((await stats.failures_last_minute(app[REDIS])).values()))
 
 
-def price(product: Product) -> str:
+@jinja2.pass_context
+def price(context: jinja2.runtime.Context, product: Product) -> str:
     """Jinja filter: a product's price for people ("from" when its variants differ)."""
     if product.price_min is None or product.currency is None:
         return "Unavailable"
-    text = Money(product.price_min, product.currency).format()
+    text = templates.money(context, product.price_min, product.currency)
     return f"from {text}" if product.price_max != product.price_min else text
 
 
@@ -162,6 +165,11 @@ def create_app(settings: Settings) -> web.Application:
     env.globals["cart_count"] = cart_pages.header_count
     env.globals["absolute_url"] = seo.absolute_url
     env.filters["price"] = price
+    env.globals["countries"] = country_choices()  # (alpha_2, name) for the address forms
+    env.globals["home_country"] = settings.home_country
+    env.globals["help_pages"] = content_pages.HELP_PAGES  # the footer's links
+    env.globals["legal_pages"] = content_pages.LEGAL_PAGES
+    env.globals["this_year"] = lambda: datetime.now(UTC).year  # the footer's copyright line
 
     app.router.add_get("/", store.home, name="home")
     account.add_routes(app)
@@ -170,6 +178,7 @@ def create_app(settings: Settings) -> web.Application:
     checkout_pages.add_routes(app)
     order_pages.add_routes(app)
     sitemaps.add_routes(app)
+    content_pages.add_routes(app)
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.readyz)
     metrics.setup(app)  # /metrics, its scrape sources, the pool sampler

@@ -12,6 +12,7 @@ from auth.passwords import MAX_LENGTH, MIN_LENGTH
 from web.fields import (
     FILLED_LINE,
     SINGLE_LINE,
+    Country,
     Email,
     Line100,
     Line200,
@@ -96,7 +97,6 @@ PostalCode = Annotated[
     SINGLE_LINE,
     FILLED_LINE,
 ]
-Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 Phone = Annotated[str, StringConstraints(pattern=r"^[0-9+() -]{0,30}$")]
 
 

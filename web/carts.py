@@ -170,6 +170,7 @@ def cart_json(
     cart: Cart, request: web.Request, shipping: ShippingMethod | None = None
 ) -> dict[str, Any]:
     sums = cart_totals(cart, request, shipping)
+    locale = request.config_dict[SETTINGS].shop_locale
     body: dict[str, Any] = {
         "items": [
             {
@@ -182,16 +183,16 @@ def cart_json(
                 },
                 "variant_name": line.variant_name,
                 "attributes": line.attributes,
-                "unit_price": money_json(line.price_amount, line.currency),
+                "unit_price": money_json(line.price_amount, line.currency, locale),
                 "quantity": line.quantity,
-                "line_total": money_json(line.price_amount * line.quantity, line.currency),
+                "line_total": money_json(line.price_amount * line.quantity, line.currency, locale),
                 "stock": line.stock_on_hand,
                 "problem": line_problem(line),
             }
             for line in cart.lines
         ],
         "count": cart.count,
-        "totals": totals_json(sums) if sums is not None else None,
+        "totals": totals_json(sums, locale) if sums is not None else None,
     }
     token = request.get(NEW_CART_TOKEN)
     if token is not None:
@@ -199,11 +200,11 @@ def cart_json(
     return body
 
 
-def totals_json(sums: Totals) -> dict[str, Any]:
+def totals_json(sums: Totals, locale: str) -> dict[str, Any]:
     return {
-        "subtotal": money_json(sums.subtotal.amount, sums.subtotal.currency),
-        "shipping": money_json(sums.shipping.amount, sums.shipping.currency),
-        "tax": money_json(sums.tax.amount, sums.tax.currency),
-        "total": money_json(sums.total.amount, sums.total.currency),
+        "subtotal": money_json(sums.subtotal.amount, sums.subtotal.currency, locale),
+        "shipping": money_json(sums.shipping.amount, sums.shipping.currency, locale),
+        "tax": money_json(sums.tax.amount, sums.tax.currency, locale),
+        "total": money_json(sums.total.amount, sums.total.currency, locale),
         "tax_rate_bps": sums.tax_rate_bps,
     }

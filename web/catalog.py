@@ -24,6 +24,7 @@ from storage.categories import CategoryNode
 from storage.database import Executor, last_write_lsn
 from storage.errors import CategoryNotFound, ProductNotFound
 from web.catalog_json import (
+    attribute_label_json,
     category_json,
     facets_json,
     hit_json,
@@ -33,7 +34,7 @@ from web.catalog_json import (
     product_json,
     variant_json,
 )
-from web.keys import CATALOG_CACHE, DB, MIN_LSN, REQUEST_ID, SEARCH
+from web.keys import CATALOG_CACHE, DB, MIN_LSN, REQUEST_ID, SEARCH, SETTINGS
 from web.listing import Listing, encode_cursor
 from web.params import InvalidParameters
 
@@ -73,6 +74,12 @@ def loads(cached: Cached) -> Any:
     return orjson.loads(cached.body)
 
 
+def _locale(request: web.Request) -> str:
+    """The shop's locale, which the catalog's `formatted` prices are written in (one per shop,
+    so the cached bodies hold for every shopper)."""
+    return request.config_dict[SETTINGS].shop_locale
+
+
 async def _reader(request: web.Request, fresh_for: int | None) -> Executor:
     return await request.config_dict[DB].replica.fresh_for(fresh_for)
 
@@ -109,7 +116,7 @@ async def listing_page(request: web.Request, listing: Listing, *, facets: bool) 
         )
         await _check_filters(reader, listing, filterable)
         result = await _search(request, listing, reader, facets=facets, fresh_for=fresh_for)
-        body = await _listing_body(reader, listing, result)
+        body = await _listing_body(reader, listing, result, _locale(request))
         if facets and result.facets is not None:
             names = await catalog_reads.category_names(
                 reader, [int(value.value) for value in result.facets.categories]
@@ -170,13 +177,15 @@ async def _search(
         raise InvalidParameters({"category": NO_SUCH_CATEGORY}) from None
 
 
-async def _listing_body(reader: Executor, listing: Listing, result: SearchResult) -> dict[str, Any]:
+async def _listing_body(
+    reader: Executor, listing: Listing, result: SearchResult, locale: str
+) -> dict[str, Any]:
     """The page's items (each with its first image) and the cursor of the next page."""
     if result.images:
-        items = [hit_json(hit, hit.image) for hit in result.hits]
+        items = [hit_json(hit, hit.image, locale) for hit in result.hits]
     else:
         images = await catalog_reads.first_images(reader, [h.product_id for h in result.hits])
-        items = [hit_json(hit, images.get(hit.product_id)) for hit in result.hits]
+        items = [hit_json(hit, images.get(hit.product_id), locale) for hit in result.hits]
     after = result.next_after
     return {
         "items": items,
@@ -214,16 +223,27 @@ async def product_detail(request: web.Request, slug: str) -> Cached:
         by_slug = {a.slug: a for a in await attributes.list_attributes(reader)}
         used = {*product.attributes, *(slug for v in variants for slug in v.attributes)}
         return {
-            **product_json(product),
+            **product_json(product, _locale(request)),
             "attributes": product.attributes,
             "attribute_names": {slug: by_slug[slug].name for slug in used if slug in by_slug},
-            "variants": [variant_json(v) for v in variants],
+            "variants": [variant_json(v, _locale(request)) for v in variants],
             "options": options_json(variants, by_slug),
             "images": [image_json(image) for image in images],
             "breadcrumbs": [category_json(c) for c in crumbs],
         }
 
     return await _read(request, "product", slug, fill)
+
+
+async def attribute_labels(request: web.Request) -> Cached:
+    """What attribute values read as, for pages (not the API): {"items": {slug: {"name", "kind",
+    "unit", "choices": {slug: name}}}} (domain.attributes.value_text takes these)."""
+
+    async def fill(fresh_for: int | None) -> dict[str, Any]:
+        found = await attributes.list_attributes(await _reader(request, fresh_for))
+        return {"items": {a.slug: attribute_label_json(a) for a in found}}
+
+    return await _read(request, "attribute_labels", None, fill)
 
 
 async def category_tree(request: web.Request) -> Cached:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from domain.money import Money
+from domain.attributes import value_text
+from domain.money import format_money
 from search.backend import PRICE_BUCKETS, Facets, FacetValue, SearchHit, price_bucket_label
 from storage.attributes import Attribute
 from storage.catalog_reads import Thumbnail
@@ -14,18 +14,16 @@ from storage.categories import Category, CategoryNode
 from storage.products import Image, Product, Variant
 
 
-def money_json(amount: int | None, currency: str | None) -> dict[str, Any] | None:
-    """A price as the API shows it: minor units, currency, and text for people."""
+def money_json(amount: int | None, currency: str | None, locale: str) -> dict[str, Any] | None:
+    """A price as the API shows it: minor units, currency, and text for people in the shop's
+    `locale` (domain.money.format_money)."""
     if amount is None or currency is None:
         return None
-    return {"amount": amount, "currency": currency, "formatted": formatted(amount, currency)}
-
-
-@functools.lru_cache(maxsize=8192)
-def formatted(amount: int, currency: str) -> str:
-    """Money(amount, currency).format(), remembered: a page of 24 products formats 48 prices,
-    and a catalog has far fewer distinct prices than pages. Raises InvalidMoney."""
-    return Money(amount, currency).format()
+    return {
+        "amount": amount,
+        "currency": currency,
+        "formatted": format_money(amount, currency, locale),
+    }
 
 
 def image_json(image: Image | Thumbnail) -> dict[str, Any]:
@@ -56,46 +54,46 @@ def thumbnail_json(image: Thumbnail, fallback_alt: str) -> dict[str, Any]:
     }
 
 
-def product_json(product: Product) -> dict[str, Any]:
+def product_json(product: Product, locale: str) -> dict[str, Any]:
     """A product as lists and its detail show it."""
     return {
         "id": product.id,
         "slug": product.slug,
         "name": product.name,
         "description": product.description,
-        "price": money_json(product.price_min, product.currency),
-        "price_max": money_json(product.price_max, product.currency),
+        "price": money_json(product.price_min, product.currency, locale),
+        "price_max": money_json(product.price_max, product.currency, locale),
         "in_stock": product.in_stock,
         "created_at": product.created_at.isoformat(),
         "indexed_at": product.indexed_at.isoformat() if product.indexed_at else None,
     }
 
 
-def hit_json(hit: SearchHit, image: Thumbnail | None) -> dict[str, Any]:
+def hit_json(hit: SearchHit, image: Thumbnail | None, locale: str) -> dict[str, Any]:
     """A product in a list or search result (a page makes 24 of these per request: kept lean).
 
     Where the product has one price, `price` and `price_max` are one dict, written twice.
     """
     product_id, slug, name, price_min, price_max, currency, in_stock = hit[:7]
-    price = money_json(price_min, currency)
+    price = money_json(price_min, currency, locale)
     return {
         "id": product_id,
         "slug": slug,
         "name": name,
         "url": "/products/" + slug,
         "price": price,
-        "price_max": price if price_max == price_min else money_json(price_max, currency),
+        "price_max": price if price_max == price_min else money_json(price_max, currency, locale),
         "in_stock": in_stock,
         "image": image_json(image) if image is not None else None,
     }
 
 
-def variant_json(variant: Variant) -> dict[str, Any]:
+def variant_json(variant: Variant, locale: str) -> dict[str, Any]:
     """A variant: what can be bought, at what price, and whether it can be had now."""
     return {
         "sku": variant.sku,
         "name": variant.name,
-        "price": money_json(variant.price_amount, variant.currency),
+        "price": money_json(variant.price_amount, variant.currency, locale),
         "attributes": variant.attributes,
         "in_stock": variant.stock_on_hand > 0,
         "stock": variant.stock_on_hand,
@@ -106,13 +104,16 @@ def options_json(
     variants: Sequence[Variant], attributes: Mapping[str, Attribute]
 ) -> dict[str, list[dict[str, Any]]]:
     """For a variant picker: each variant attribute's values in first-seen order, with the
-    choice's label and swatch, and whether any variant with that value is in stock."""
+    value's label (a choice's name, Yes/No) and swatch, and whether any variant with that value is
+    in stock."""
     options: dict[str, dict[str, bool]] = {}
+    raw: dict[tuple[str, str], Any] = {}  # the value as stored, for its label
     for variant in variants:
         for name, value in variant.attributes.items():
             seen = options.setdefault(name, {})
             key = str(value)
             seen[key] = seen.get(key, False) or variant.stock_on_hand > 0
+            raw.setdefault((name, key), value)
     result: dict[str, list[dict[str, Any]]] = {}
     for name, values in options.items():
         attribute = attributes.get(name)
@@ -120,13 +121,31 @@ def options_json(
         result[name] = [
             {
                 "value": value,
-                "label": choices[value].name if value in choices else value,
+                "label": attribute.text(raw[name, value]) if attribute is not None else value,
                 "swatch": choices[value].swatch if value in choices else None,
                 "in_stock": stocked,
             }
             for value, stocked in values.items()
         ]
     return result
+
+
+def attribute_label_json(attribute: Attribute) -> dict[str, Any]:
+    """What an attribute's values read as: its name, kind, unit and choices' names by slug."""
+    return {
+        "name": attribute.name,
+        "kind": attribute.kind,
+        "unit": attribute.unit,
+        "choices": {choice.slug: choice.name for choice in attribute.choices},
+    }
+
+
+def attribute_text(labels: Mapping[str, Any], slug: str, value: Any) -> str:
+    """`value` of the attribute `slug` for people, by `labels` (attribute_label_json by slug)."""
+    label = labels.get(slug)
+    if label is None:
+        return value_text(value, kind="text")
+    return value_text(value, kind=label["kind"], unit=label["unit"], choices=label["choices"])
 
 
 def node_json(node: CategoryNode) -> dict[str, Any]:
@@ -171,7 +190,7 @@ def facets_json(
             entries.append(
                 {
                     "value": value,
-                    "label": choice.name if choice else value,
+                    "label": choice.name if choice else attribute.text(facet.value),
                     "swatch": choice.swatch if choice else None,
                     "count": facet.count,
                     "selected": value in chosen,

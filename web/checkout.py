@@ -217,8 +217,9 @@ async def _account_email(request: web.Request, user_id: int | None) -> str:
     return (await users.get(request.config_dict[DB].primary, user_id)).email
 
 
-def order_json(detail: OrderDetail, *, staff: bool = False) -> dict[str, Any]:
-    """An order as the API shows it (to staff, also who made each change)."""
+def order_json(detail: OrderDetail, locale: str, *, staff: bool = False) -> dict[str, Any]:
+    """An order as the API shows it (to staff, also who made each change); `formatted` money in
+    the shop's `locale`."""
     order = detail.order
     currency = order.currency
     body: dict[str, Any] = {
@@ -231,16 +232,16 @@ def order_json(detail: OrderDetail, *, staff: bool = False) -> dict[str, Any]:
                 "sku": line.sku,
                 "name": line.name,
                 "quantity": line.quantity,
-                "unit_price": money_json(line.unit_amount, currency),
-                "line_total": money_json(line.line_amount, currency),
+                "unit_price": money_json(line.unit_amount, currency, locale),
+                "line_total": money_json(line.line_amount, currency, locale),
             }
             for line in detail.lines
         ],
         "totals": {
-            "subtotal": money_json(order.subtotal_amount, currency),
-            "shipping": money_json(order.shipping_amount, currency),
-            "tax": money_json(order.tax_amount, currency),
-            "total": money_json(order.total_amount, currency),
+            "subtotal": money_json(order.subtotal_amount, currency, locale),
+            "shipping": money_json(order.shipping_amount, currency, locale),
+            "tax": money_json(order.tax_amount, currency, locale),
+            "total": money_json(order.total_amount, currency, locale),
             "tax_rate_bps": order.tax_rate_bps,
         },
         "shipping_method": order.shipping_method,

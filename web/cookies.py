@@ -23,6 +23,7 @@ from aiohttp.web_request import FileField
 
 from auth.accounts import Accounts, TokenPair
 from auth.tokens import InvalidToken, Principal
+from domain.dates import is_time_zone
 from web.keys import ACCOUNTS, CSRF_TOKEN, NEW_TOKENS, PRINCIPAL, SETTINGS
 from web.params import opaque, posted_form
 from web.requests import from_trusted_proxy
@@ -33,6 +34,19 @@ CSRF = "aioshop-csrf"
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# The browser's time zone, written by static/js/timezone.js (so not HttpOnly): pages show dates
+# in it. Only a name zoneinfo knows counts; anything else is ignored, never an error.
+TIME_ZONE = "aioshop-tz"
+MAX_TIME_ZONE_LENGTH = 64  # the longest IANA name is 32 characters
+
+
+def shopper_zone(request: web.Request) -> str:
+    """The time zone to show this shopper dates in: the browser's (its cookie), when it names a
+    zone zoneinfo knows, else SHOP_TIMEZONE."""
+    sent = request.cookies.get(TIME_ZONE, "")
+    if 0 < len(sent) <= MAX_TIME_ZONE_LENGTH and "\x00" not in sent and is_time_zone(sent):
+        return sent
+    return request.config_dict[SETTINGS].shop_timezone
 
 
 def is_secure(request: web.Request) -> bool:

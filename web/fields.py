@@ -27,6 +27,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError
 
 from domain.checkout import MAX_QUANTITY
+from domain.countries import country_choices, is_country
 from domain.emails import MAX_LENGTH as EMAIL_MAX_LENGTH
 from domain.emails import InvalidEmail, normalize_email
 from domain.identifiers import SKU_PATTERN, SLUG_MAX_LENGTH, SLUG_PATTERN
@@ -162,6 +163,28 @@ Slug = Annotated[
 ShortSlug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN, min_length=1, max_length=60)]
 Sku = Annotated[str, StringConstraints(pattern=SKU_PATTERN)]
 CurrencyCode = Annotated[str, StringConstraints(pattern=CURRENCY_PATTERN.pattern)]
+
+
+def _country(value: str) -> str:
+    if not is_country(value):
+        raise PydanticCustomError("country", "not a country (an ISO 3166-1 alpha-2 code, e.g. GB)")
+    return value
+
+
+# A country as ISO 3166-1 alpha-2 (pycountry's list): the address forms' select, the API's field.
+# The schema lists the codes, so a client (and the contract test) knows which two letters count.
+Country = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Z]{2}$"),
+    AfterValidator(_country),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "enum": sorted(code for code, _ in country_choices()),
+            "examples": ["GB"],
+        }
+    ),
+]
 
 
 def _email(value: str) -> str:

@@ -4,16 +4,21 @@ storefront's pages (`page`), the top categories of the header."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 from aiohttp_jinja2.helpers import GLOBAL_HELPERS
+from markupsafe import Markup
 
+from domain.countries import country_name
+from domain.dates import time_element
+from domain.money import Money, format_money
 from web import catalog
-from web.cookies import csrf_token
-from web.keys import PRINCIPAL
+from web.cookies import csrf_token, shopper_zone
+from web.keys import PRINCIPAL, SETTINGS
 
 DICT_NAMES = frozenset(dir(dict))
 
@@ -37,12 +42,38 @@ class Environment(jinja2.Environment):
 
 
 def setup(app: web.Application, loader: jinja2.BaseLoader) -> Environment:
-    """What aiohttp_jinja2.setup does, with `Environment`; autoescaping everything."""
+    """What aiohttp_jinja2.setup does, with `Environment`; autoescaping everything. Adds the
+    filters that write values for people: `when`, `money`, `yes_no`, `country_name`."""
     env = Environment(loader=loader, autoescape=jinja2.select_autoescape(default=True))
     env.globals.update(GLOBAL_HELPERS)
     env.globals["app"] = app
+    env.filters.update(when=when, money=money, yes_no=yes_no, country_name=country_name)
     app[aiohttp_jinja2.APP_KEY] = env
     return env
+
+
+@jinja2.pass_context
+def when(context: jinja2.runtime.Context, moment: datetime | None) -> Markup:
+    """Jinja filter: `<time datetime="…Z">` with the moment in the shopper's time zone
+    (web.cookies.shopper_zone) as the shop's locale writes it; a dash for None."""
+    request: web.Request = context["request"]
+    locale = request.config_dict[SETTINGS].shop_locale
+    return time_element(moment, shopper_zone(request), locale)
+
+
+@jinja2.pass_context
+def money(context: jinja2.runtime.Context, amount: int | Money, currency: str = "") -> str:
+    """Jinja filter: money for people in the shop's locale, `{{ totals.total | money }}` or
+    minor units and a currency, `{{ 1250 | money("EUR") }}` (domain.money.format_money)."""
+    locale = context["request"].config_dict[SETTINGS].shop_locale
+    if isinstance(amount, Money):
+        return amount.format(locale)
+    return format_money(amount, currency, locale)
+
+
+def yes_no(value: object) -> str:
+    """Jinja filter: a boolean for people, `Yes` or `No`."""
+    return "Yes" if value else "No"
 
 
 def render(

@@ -18,7 +18,8 @@ import jinja2
 
 from configs.settings import Settings
 from domain.checkout import address_lines
-from domain.money import Money
+from domain.dates import format_moment, time_element
+from domain.money import format_money
 from domain.payments import decline_message
 from storage.catalog_reads import Thumbnail
 from storage.one_time_tokens import Purpose
@@ -75,11 +76,26 @@ class RenderedEmail:
 
 @functools.cache
 def _templates() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.PackageLoader("actors.mail", "templates"),
         autoescape=jinja2.select_autoescape(["html"]),  # .txt parts stay verbatim
         undefined=jinja2.StrictUndefined,
     )
+    env.filters.update(when=_when, when_text=_when_text)
+    return env
+
+
+@jinja2.pass_context
+def _when(context: jinja2.runtime.Context, moment: datetime) -> str:
+    """The storefront's `when` filter for emails: a <time> in SHOP_TIMEZONE and SHOP_LOCALE
+    (the context's `time_zone` and `locale`)."""
+    return time_element(moment, context["time_zone"], context["locale"])
+
+
+@jinja2.pass_context
+def _when_text(context: jinja2.runtime.Context, moment: datetime) -> str:
+    """`when` for the text part: the same words, no markup."""
+    return format_moment(moment, context["time_zone"], context["locale"])
 
 
 def account_link(settings: Settings, kind: str, token: str) -> str:
@@ -187,6 +203,7 @@ class OrderSummary:
     """An order as its emails show it: money formatted, the address as lines."""
 
     number: str
+    placed_at: datetime
     lines: list[OrderLineSummary]
     subtotal: str
     shipping_method: str
@@ -206,13 +223,15 @@ def order_summary(
     detail: OrderDetail,
     kind: str,
     *,
+    locale: str,
     public_url: str = "",
     images: Mapping[int, Thumbnail] | None = None,
     unpaid_order_minutes: int = 30,
 ) -> OrderSummary:
-    """What the `kind` email of this order shows (`images`: each line's picture by line number,
-    linked under `public_url`; a declined payment's email, when the order is cancelled unless
-    paid: `unpaid_order_minutes` after it was placed); raises UnknownEmailKind."""
+    """What the `kind` email of this order shows, money in `locale` (`images`: each line's
+    picture by line number, linked under `public_url`; a declined payment's email, when the
+    order is cancelled unless paid: `unpaid_order_minutes` after it was placed); raises
+    UnknownEmailKind."""
     if kind != REFUND_KIND:
         known(ORDER_SUBJECTS, kind)
     order = detail.order
@@ -221,12 +240,13 @@ def order_summary(
     images = images or {}
 
     def money(amount: int) -> str:
-        return Money(amount, order.currency).format()
+        return format_money(amount, order.currency, locale)
 
     status = ORDER_STATUS_OF_KIND.get(kind, kind)
     notes = [t.note for t in detail.transitions if t.to_status == status]
     return OrderSummary(
         number=order.number,
+        placed_at=order.placed_at,
         lines=[
             OrderLineSummary(
                 line.name,
@@ -271,19 +291,25 @@ def render_order_email(
     shop_name: str,
     public_url: str,
     detail: OrderDetail,
+    locale: str,
+    time_zone: str,
     images: Mapping[int, Thumbnail] | None = None,
     unpaid_order_minutes: int = 30,
 ) -> RenderedEmail:
-    """Subject, text and HTML of one order email (`images`: each line's picture by line number,
+    """Subject, text and HTML of one order email, money and dates in `locale` and `time_zone`
+    (SHOP_LOCALE, SHOP_TIMEZONE; `images`: each line's picture by line number,
     storage.catalog_reads.line_images); raises UnknownEmailKind."""
     summary = order_summary(
         detail,
         kind,
+        locale=locale,
         public_url=public_url,
         images=images,
         unpaid_order_minutes=unpaid_order_minutes,
     )
     context = {
+        "locale": locale,
+        "time_zone": time_zone,
         "shop_name": shop_name,
         "name": detail.order.shipping_address.get("full_name", ""),
         "order": summary,
@@ -309,23 +335,30 @@ def render_refund_email(
     public_url: str,
     detail: OrderDetail,
     refund: Refund,
+    locale: str,
+    time_zone: str,
     images: Mapping[int, Thumbnail] | None = None,
 ) -> RenderedEmail:
     """Subject, text and HTML of the email of one refund given: its amount, what is left of the
-    payment (as `detail` has it, this refund counted), and the order."""
-    summary = order_summary(detail, REFUND_KIND, public_url=public_url, images=images)
+    payment (as `detail` has it, this refund counted), and the order; money and dates in `locale`
+    and `time_zone`."""
+    summary = order_summary(
+        detail, REFUND_KIND, locale=locale, public_url=public_url, images=images
+    )
     payment = detail.payment
     paid = payment.amount if payment is not None else refund.amount
     refunded_so_far = payment.refunded_amount if payment is not None else refund.amount
-    refunded = Money(refund.amount, refund.currency).format()
+    refunded = format_money(refund.amount, refund.currency, locale)
     context = {
+        "locale": locale,
+        "time_zone": time_zone,
         "shop_name": shop_name,
         "name": detail.order.shipping_address.get("full_name", ""),
         "order": summary,
         "link": shop_url(public_url, f"/account/orders/{summary.number}"),
         "refunded": refunded,
-        "remaining": Money(max(0, paid - refunded_so_far), refund.currency).format(),
-        "paid": Money(paid, refund.currency).format(),
+        "remaining": format_money(max(0, paid - refunded_so_far), refund.currency, locale),
+        "paid": format_money(paid, refund.currency, locale),
         "all_refunded": refunded_so_far >= paid,
     }
     subject = REFUND_SUBJECT.format(refunded=refunded, shop_name=shop_name, number=summary.number)

@@ -117,7 +117,7 @@ async def test_browse_add_sign_up_pay_and_find_the_order(
     await page.wait_for_url("**/checkout")
     await expect(page.get_by_label("Email")).to_be_visible()
     await snap(page, "5-checkout-guest", width)
-    await page.get_by_role("link", name="Create an account").click()
+    await page.get_by_role("main").get_by_role("link", name="Create an account").click()
     await page.wait_for_url(re.compile(r"/register\?next=(/|%2F)checkout"))
     await page.get_by_label("Your name").fill("Ada Lovelace")
     await page.get_by_label("Email").fill("ada@example.com")
@@ -187,7 +187,7 @@ async def test_browse_add_sign_up_pay_and_find_the_order(
     await expect(page.locator(".order-history li")).to_have_count(2)  # placed, confirmed
     await expect(page.get_by_role("link", name="Cancel order")).to_be_visible()
     await snap(page, "9-account-order", width)
-    await page.get_by_role("link", name="Orders").click()
+    await page.get_by_role("main").get_by_role("link", name="Orders").click()
     await page.wait_for_url("**/account/orders")
     await expect(page.get_by_role("link", name=re.compile(number))).to_be_visible()
     await expect(page.locator(".site-header .cart-count")).to_have_count(0)  # the cart is empty

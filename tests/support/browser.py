@@ -101,7 +101,7 @@ async def fill_address(
     await page.get_by_label("Address", exact=True).fill(line1)
     await page.get_by_label("Postal code").fill(postal_code)
     await page.get_by_label("City").fill(city)
-    await page.get_by_label("Country code").fill(country)
+    await page.get_by_label("Country").select_option(country)
 
 
 async def fill_card(page: Any, number: str) -> None:

@@ -13,7 +13,7 @@ from aiohttp import web
 from storage import customers, orders
 from storage.database import Executor
 from storage.errors import UserNotFound
-from web.admin.orders import HELPERS, MAX_SEARCH_LENGTH, keyset_of, parse_keyset
+from web.admin.orders import MAX_SEARCH_LENGTH, helpers, keyset_of, parse_keyset
 from web.fields import BIGINT_MAX, whole_number
 from web.forms import Form
 from web.keys import DB, MIN_LSN
@@ -41,7 +41,7 @@ async def customer_list(request: web.Request) -> web.Response:
     if raw_before is not None and before is None:
         errors["form"] = "This page link is broken. Start again from the first page."
     context: dict[str, Any] = {
-        **HELPERS,
+        **helpers(request),
         "search": Form[Any](values={"email": request.query.get("email", "")}, errors=errors),
         "customers": [],
         "older": None,
@@ -77,7 +77,7 @@ async def customer_detail(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(text="This page link is broken.") from None
     found = await orders.list_for_customer(reader, customer.id, limit=PAGE_SIZE + 1, before=before)
     context: dict[str, Any] = {
-        **HELPERS,
+        **helpers(request),
         "customer": customer,
         "orders": found[:PAGE_SIZE],
         "older": None,

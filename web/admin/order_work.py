@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from domain.checkout import MAX_QUANTITY
-from domain.money import EXPONENTS, Money
+from domain.money import EXPONENTS, format_money
 from storage import order_notes, orders, refunds, shipments
 from storage.orders import OrderDetail, OrderEmail
 from web.fields import FormPrice, Line100, Note, whole_number
@@ -128,6 +128,7 @@ def timeline(
     shipment_list: list[shipments.Shipment],
     notes: list[order_notes.OrderNote],
     emails: list[OrderEmail],
+    locale: str,
 ) -> list[Moment]:
     """Everything that happened to the order, oldest first (ties: the order things happen in)."""
     order, payment = detail.order, detail.payment
@@ -164,7 +165,7 @@ def timeline(
             )
         )
     for item in refund_list:
-        money = Money(item.amount, currency).format()
+        money = format_money(item.amount, currency, locale)
         parts = ", ".join(f"{q} \u00d7 {names.get(n, n)}" for n, q in item.lines.items())
         if item.restock:
             parts += " (back in stock)"
@@ -185,8 +186,9 @@ def timeline(
     return sorted(moments, key=lambda m: (m.at, KIND_ORDER.get(m.kind, 9)))
 
 
-async def work_of(executor: Any, detail: OrderDetail) -> Work:
-    """Refunds, shipments, notes, emails and the timeline of the order, read on `executor`."""
+async def work_of(executor: Any, detail: OrderDetail, locale: str) -> Work:
+    """Refunds, shipments, notes, emails and the timeline of the order, read on `executor`;
+    its money in `locale`."""
     order_id = detail.order.id
     refund_list = await refunds.for_order(executor, order_id)
     shipment_list = await shipments.for_order(executor, order_id)
@@ -208,7 +210,7 @@ async def work_of(executor: Any, detail: OrderDetail) -> Work:
             and detail.order.status in ("confirmed", "shipped", "delivered")
         ),
         shippable=detail.order.status == "confirmed",
-        timeline=timeline(detail, refund_list, shipment_list, notes, emails),
+        timeline=timeline(detail, refund_list, shipment_list, notes, emails, locale),
     )
 
 

@@ -21,7 +21,7 @@ import asyncpg
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
-from domain.money import Money
+from domain.money import format_money
 from domain.orders import STATUSES, TRANSITIONS, IllegalTransition, Status
 from domain.refunds import RefundRefused
 from storage import order_notes, order_payments, orders, refunds, shipments, transaction
@@ -30,7 +30,7 @@ from storage.orders import Order
 from web.admin import messages, order_work
 from web.fields import Line100, Note
 from web.forms import Form, read_form
-from web.keys import DB, PRINCIPAL, REQUEST_ID
+from web.keys import DB, PRINCIPAL, REQUEST_ID, SETTINGS
 from web.params import keyset, keyset_text, path_order_number, posted_form, query_text
 from web.render import render
 
@@ -66,17 +66,20 @@ FRIENDLY = {
 }
 
 
-def money(amount: int, currency: str) -> str:
-    """Template helper: minor units for people (`€12.50`)."""
-    return Money(amount, currency).format()
-
-
 def when(moment: datetime | None) -> str:
     """Template helper: a moment in UTC to the minute, or a dash."""
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if moment else "\u2014"
 
 
-HELPERS = {"money": money, "when": when}
+def helpers(request: web.Request) -> dict[str, Callable[..., str]]:
+    """The staff pages' template helpers: `money(amount, currency)` in the shop's locale
+    (`€12.50`), `when(moment)` in UTC."""
+    locale = request.config_dict[SETTINGS].shop_locale
+
+    def money(amount: int, currency: str) -> str:
+        return format_money(amount, currency, locale)
+
+    return {"money": money, "when": when}
 
 
 def parse_keyset(raw: str) -> tuple[datetime, int]:
@@ -152,7 +155,7 @@ async def order_list(request: web.Request) -> web.Response:
     """Orders newest first, filtered by status, placing day and customer; 400 for a bad filter."""
     filters = parse_filters(request.query)
     context: dict[str, Any] = {
-        **HELPERS,
+        **helpers(request),
         "filters": filters,
         "statuses": STATUSES,
         "orders": [],
@@ -212,9 +215,11 @@ async def order_page(
     db = request.config_dict[DB]
     detail = await orders.detail(db.primary, order)
     context = {
-        **HELPERS,
+        **helpers(request),
         "detail": detail,
-        "work": await order_work.work_of(db.primary, detail),
+        "work": await order_work.work_of(
+            db.primary, detail, request.config_dict[SETTINGS].shop_locale
+        ),
         "new_key": order_work.new_key,
         "order": order,
         "actions": allowed_actions(order),
@@ -338,6 +343,7 @@ async def refund(request: web.Request) -> web.Response:
             actor="staff",
             actor_id=request[PRINCIPAL].user_id,
             request_id=request.get(REQUEST_ID),
+            locale=request.config_dict[SETTINGS].shop_locale,
         )
 
     raced = "Another refund was made meanwhile and this one would exceed the payment."

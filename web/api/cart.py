@@ -11,7 +11,7 @@ from web.api import schemas
 from web.api.routing import Operation
 from web.catalog_json import money_json
 from web.fields import Id, Quantity, QuantityOrZero, Sku, one_of
-from web.keys import DB
+from web.keys import DB, SETTINGS
 from web.params import path_id
 
 
@@ -87,14 +87,15 @@ async def remove_item(request: web.Request) -> web.StreamResponse:
 async def list_shipping_methods(request: web.Request) -> web.Response:
     """The shipping methods a checkout can choose, with their prices."""
     methods = await orders.shipping_methods(request.config_dict[DB].replica)
+    locale = request.config_dict[SETTINGS].shop_locale
     return web.json_response(
         {
             "items": [
                 {
                     "code": m.code,
                     "name": m.name,
-                    "price": money_json(m.price_amount, m.currency),
-                    "free_from": money_json(m.free_from_amount, m.currency),
+                    "price": money_json(m.price_amount, m.currency, locale),
+                    "free_from": money_json(m.free_from_amount, m.currency, locale),
                 }
                 for m in methods
             ]

@@ -31,7 +31,7 @@ from web.checkout import (
     place_order,
 )
 from web.fields import SINGLE_LINE, Email, Id, Line100, Note, one_of
-from web.keys import DB, PRINCIPAL, REQUEST_ID
+from web.keys import DB, PRINCIPAL, REQUEST_ID, SETTINGS
 from web.params import InvalidParameters, keyset, keyset_text, opaque, path_order_number
 from web.problems import InvalidInput
 
@@ -124,7 +124,7 @@ async def checkout(request: web.Request, body: CheckoutBody) -> web.StreamRespon
     headers = {"Location": f"/api/v1/orders/{placed.order.number}"}
     if not placed.created:
         headers["Idempotent-Replayed"] = "true"
-    answer = order_json(detail) | {"order_token": token}
+    answer = order_json(detail, _locale(request)) | {"order_token": token}
     response = web.json_response(answer, status=201, headers=headers)
     return web_carts.finish(request, response)
 
@@ -146,12 +146,16 @@ def _page(items: list[Order], limit: int) -> str | None:
     return keyset_text(last.placed_at, last.id)
 
 
-def _summary(order: Order) -> dict[str, object]:
+def _locale(request: web.Request) -> str:
+    return request.config_dict[SETTINGS].shop_locale
+
+
+def _summary(order: Order, locale: str) -> dict[str, object]:
     return {
         "number": order.number,
         "status": order.status,
         "placed_at": order.placed_at.isoformat(),
-        "total": money_json(order.total_amount, order.currency),
+        "total": money_json(order.total_amount, order.currency, locale),
         "url": f"/api/v1/orders/{order.number}",
     }
 
@@ -163,7 +167,10 @@ async def list_my_orders(request: web.Request) -> web.Response:
         request.config_dict[DB].primary, user_id, limit=PAGE_MAX, before=_before(request)
     )
     return web.json_response(
-        {"items": [_summary(o) for o in found], "next_before": _page(found, PAGE_MAX)}
+        {
+            "items": [_summary(o, _locale(request)) for o in found],
+            "next_before": _page(found, PAGE_MAX),
+        }
     )
 
 
@@ -188,9 +195,8 @@ async def get_my_order(request: web.Request) -> web.Response:
     """One of the customer's orders, or a guest's with its `X-Order-Token`; another customer's
     number, a wrong token or none is a 404."""
     order = await _my_order(request)
-    return web.json_response(
-        order_json(await orders.detail(request.config_dict[DB].primary, order))
-    )
+    detail = await orders.detail(request.config_dict[DB].primary, order)
+    return web.json_response(order_json(detail, _locale(request)))
 
 
 async def cancel_my_order(request: web.Request, body: Cancellation) -> web.Response:
@@ -220,7 +226,7 @@ async def pay_my_order(request: web.Request, body: NewCardBody) -> web.Response:
     headers = {"Location": f"/api/v1/orders/{order.number}"}
     if not retried.created:
         headers["Idempotent-Replayed"] = "true"
-    return web.json_response(order_json(detail), status=202, headers=headers)
+    return web.json_response(order_json(detail, _locale(request)), status=202, headers=headers)
 
 
 async def _move(
@@ -245,7 +251,7 @@ async def _move(
             request_id=request.get(REQUEST_ID),
         )
     detail = await orders.detail(db.primary, moved)
-    return web.json_response(order_json(detail, staff=actor == "staff"))
+    return web.json_response(order_json(detail, _locale(request), staff=actor == "staff"))
 
 
 async def _staff_order(request: web.Request) -> Order:

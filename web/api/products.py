@@ -14,7 +14,7 @@ from web.api.routing import Operation
 from web.catalog import json_response
 from web.catalog_json import product_json
 from web.fields import CurrencyCode, Description, Line200, MinorUnits, Sku, Slug, Stock
-from web.keys import DB
+from web.keys import DB, SETTINGS
 from web.listing import LISTING_PARAMETERS, parse_listing, query_text_problem
 from web.params import InvalidParameters, query_int
 
@@ -82,7 +82,11 @@ async def create_product(request: web.Request, body: NewProduct) -> web.Response
         await catalog.product_changed(conn, request, product.id)
     await catalog.catalog_changed(request)
     location = request.app.router["product"].url_for(slug=product.slug)
-    return web.json_response(product_json(product), status=201, headers={"Location": str(location)})
+    return web.json_response(
+        product_json(product, request.config_dict[SETTINGS].shop_locale),
+        status=201,
+        headers={"Location": str(location)},
+    )
 
 
 SUGGEST_PARAMETERS = (

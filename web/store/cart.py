@@ -23,6 +23,7 @@ from multidict import MultiDictProxy
 
 from domain.checkout import MAX_QUANTITY
 from domain.identifiers import SKU, is_slug
+from domain.money import format_money
 from storage import carts, catalog_reads, transaction
 from storage.carts import CartLine
 from storage.catalog_reads import Thumbnail
@@ -30,10 +31,10 @@ from storage.errors import CartItemNotFound, NotEnoughStock, ProductNotFound, Va
 from web import carts as web_carts
 from web import catalog
 from web.carts import CART_COOKIE, NEW_CART_TOKEN, Cart
-from web.catalog_json import formatted, thumbnail_json
+from web.catalog_json import attribute_text, thumbnail_json
 from web.cookies import NO_SILENT_REFRESH
 from web.fields import whole_number
-from web.keys import DB, PRINCIPAL
+from web.keys import DB, PRINCIPAL, SETTINGS
 from web.params import path_id, posted_form
 from web.render import page
 
@@ -121,7 +122,14 @@ async def render_cart(
     if cart is None:
         cart = await web_carts.current(request)
     request[CART_COUNT] = cart.count
-    rows = cart_rows(cart, errors=errors, typed=typed, images=await cart_images(request, cart))
+    rows = cart_rows(
+        cart,
+        request.config_dict[SETTINGS].shop_locale,
+        errors=errors,
+        typed=typed,
+        images=await cart_images(request, cart),
+        labels=await attribute_labels(request),
+    )
     context = {
         "rows": rows,
         "totals": web_carts.cart_totals(cart, request, None),
@@ -139,21 +147,29 @@ async def cart_images(request: web.Request, cart: Cart) -> dict[int, Thumbnail]:
     return await catalog_reads.variant_images(request.config_dict[DB].replica, variant_ids)
 
 
+async def attribute_labels(request: web.Request) -> dict[str, Any]:
+    """What attribute values read as (web.catalog.attribute_labels, cached), for lines' names."""
+    labels: dict[str, Any] = catalog.loads(await catalog.attribute_labels(request))["items"]
+    return labels
+
+
 def cart_rows(
     cart: Cart,
+    locale: str,
     *,
+    labels: Mapping[str, Any] | None = None,
     errors: dict[int, str] | None = None,
     typed: dict[int, str] | None = None,
     images: Mapping[int, Thumbnail] | None = None,
 ) -> list[Row]:
     """The cart's lines as the cart and checkout pages show them (`images` by variant id)."""
-    errors, typed, images = errors or {}, typed or {}, images or {}
+    errors, typed, images, labels = errors or {}, typed or {}, images or {}, labels or {}
     return [
         Row(
             line=line,
-            description=variant_text(line.variant_name, line.attributes),
-            unit_price=formatted(line.price_amount, line.currency),
-            total=formatted(line.price_amount * line.quantity, line.currency),
+            description=variant_text(line.variant_name, line.attributes, labels),
+            unit_price=format_money(line.price_amount, line.currency, locale),
+            total=format_money(line.price_amount * line.quantity, line.currency, locale),
             quantity=typed.get(line.variant_id, str(line.quantity)),
             problem=web_carts.line_problem(line),
             error=errors.get(line.variant_id),
@@ -167,11 +183,12 @@ def _thumbnail(image: Thumbnail | None, name: str) -> dict[str, Any] | None:
     return None if image is None else thumbnail_json(image, name)
 
 
-def variant_text(name: str, attributes: dict[str, Any]) -> str:
-    """A variant for people: its name, else its option values by option ("Red / 42")."""
+def variant_text(name: str, attributes: dict[str, Any], labels: Mapping[str, Any]) -> str:
+    """A variant for people: its name, else its option values by option as people read them
+    ("Red / 42", choices by name, booleans Yes/No; `labels`: attribute_labels)."""
     if name:
         return name
-    values = [str(value) for _, value in sorted(attributes.items())]
+    values = [attribute_text(labels, slug, value) for slug, value in sorted(attributes.items())]
     return " / ".join(value[:1].upper() + value[1:] for value in values)
 
 
@@ -290,7 +307,8 @@ async def _back(request: web.Request, slug: str, sku: str | None) -> Back | None
     name = str(detail["name"])
     variant = next((v for v in detail["variants"] if v["sku"] == sku), None)
     if variant is not None:
-        extra = variant_text(str(variant["name"] or ""), variant["attributes"])
+        labels = await attribute_labels(request)
+        extra = variant_text(str(variant["name"] or ""), variant["attributes"], labels)
         name = f"{name} ({extra})" if extra else name
     return Back(f"/products/{slug}", name)
 

@@ -19,6 +19,8 @@ from multidict import MultiDict
 from storage.cache import Cached
 from storage.errors import CategoryNotFound, ProductNotFound
 from web import catalog
+from web.catalog_json import attribute_text
+from web.keys import SETTINGS
 from web.listing import parse_listing
 from web.params import InvalidParameters
 from web.render import page
@@ -140,9 +142,17 @@ async def _listing(
         return await page(request, template, context, status=400, nav=nav)
     currency = next((item["price"]["currency"] for item in result["items"] if item["price"]), None)
     facets = result.get("facets", {})
-    prices = price_choices(facets.get("price_ranges", []), params, currency)
+    locale = request.config_dict[SETTINGS].shop_locale
+    prices = price_choices(facets.get("price_ranges", []), params, currency, locale)
     chips = filter_chips(
-        path, request.query, params, facets, prices, currency, category_chip=category is None
+        path,
+        request.query,
+        params,
+        facets,
+        prices,
+        currency,
+        locale,
+        category_chip=category is None,
     )
     next_url = (
         url_with(path, request.query, cursor=result["next_cursor"])
@@ -182,6 +192,11 @@ async def product_view(request: web.Request) -> web.Response:
         return await not_found(request, "product")
     picker = build_picker(detail, request.query)
     variant = picker.variant
+    labels = catalog.loads(await catalog.attribute_labels(request))["items"]
+    specs = [
+        (detail["attribute_names"].get(slug, slug), attribute_text(labels, slug, value))
+        for slug, value in detail["attributes"].items()
+    ]
     if variant is not None:
         stock = stock_text(variant["stock"])
     else:
@@ -197,6 +212,7 @@ async def product_view(request: web.Request) -> web.Response:
         {
             "product": detail,
             "meta": product_meta(request, detail, json_ld),
+            "specs": specs,  # (name, value) of the product's attributes, for people
             "picker": picker,
             "variant": variant,
             "stock": stock,

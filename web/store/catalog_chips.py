@@ -37,6 +37,7 @@ def filter_chips(
     facets: Mapping[str, Any],
     prices: Iterable[PriceChoice],
     currency: str | None,
+    locale: str,
     *,
     category_chip: bool,
 ) -> list[Chip]:
@@ -53,7 +54,7 @@ def filter_chips(
         elif name in ("price_min", "price_max") and not price_done:
             price_done = True
             label = next((p.label for p in prices if p.selected), None) or _price_label(
-                params, currency
+                params, currency, locale
             )
             chips.append(Chip("Price", label, _without(path, query, PRICE_FIELDS)))
         elif name == "in_stock" and value == "true":
@@ -78,10 +79,10 @@ def _attribute_chips(
     ]
 
 
-def _price_label(params: Mapping[str, str], currency: str | None) -> str:
+def _price_label(params: Mapping[str, str], currency: str | None, locale: str) -> str:
     low = int(params.get("price_min", "0"))
     high = params.get("price_max")
-    return range_label(low, int(high) + 1 if high is not None else None, currency)
+    return range_label(low, int(high) + 1 if high is not None else None, currency, locale)
 
 
 def _without(path: str, query: MultiMapping[str], names: Iterable[str]) -> str:

@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 
 from multidict import MultiMapping
 
-from web.catalog_json import formatted
+from domain.money import format_money
 
 PRICE_RANGE = re.compile(r"^([0-9]{1,13})-([0-9]{0,13})$")
 # The sort orders a shopper can pick, in menu order; relevance only means something with text.
@@ -121,7 +121,10 @@ class PriceChoice:
 
 
 def price_choices(
-    ranges: Iterable[Mapping[str, Any]], params: Mapping[str, str], currency: str | None
+    ranges: Iterable[Mapping[str, Any]],
+    params: Mapping[str, str],
+    currency: str | None,
+    locale: str,
 ) -> list[PriceChoice]:
     """The price_ranges facet as radios; empty ranges are left out unless selected."""
     choices = []
@@ -131,17 +134,17 @@ def price_choices(
             str(int(high) - 1) if high is not None else None
         )
         if bucket["count"] or selected:
-            label = range_label(low, None if high is None else int(high), currency)
+            label = range_label(low, None if high is None else int(high), currency, locale)
             choices.append(PriceChoice(str(bucket["label"]), label, int(bucket["count"]), selected))
     return choices
 
 
-def range_label(low: int, high: int | None, currency: str | None) -> str:
+def range_label(low: int, high: int | None, currency: str | None, locale: str) -> str:
     """A price range [low, high) as people read it: "Under €50.00", "€100.00 and up"."""
 
     def money(amount: int) -> str:
         if currency:
-            return formatted(amount, currency)
+            return format_money(amount, currency, locale)
         units, cents = divmod(amount, 100)  # no currency to format with; still never a float
         return f"{units}.{cents:02d}"
 

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from domain.checkout import MixedCurrencies, Totals
 from domain.emails import InvalidEmail, normalize_email
-from domain.money import Money
+from domain.money import format_money
 from domain.payments import InvalidCard, parse_card
 from storage import addresses, orders, transaction, users
 from storage.addresses import EDITABLE
@@ -50,10 +50,10 @@ from web.checkout import (
 )
 from web.fields import BIGINT_MAX, whole_number
 from web.forms import Form
-from web.keys import DB, PRINCIPAL
+from web.keys import DB, PRINCIPAL, SETTINGS
 from web.params import posted_form
 from web.render import page
-from web.store.cart import CART_COUNT, cart_images, cart_rows
+from web.store.cart import CART_COUNT, attribute_labels, cart_images, cart_rows
 from web.store.orders import remember_guest_order
 
 log = structlog.get_logger(__name__)
@@ -91,14 +91,14 @@ MISSING = {
     "line1": "Enter the street and house number.",
     "city": "Enter the town or city.",
     "postal_code": "Enter the postal code.",
-    "country": "Enter the country as a 2-letter code, e.g. GB.",
+    "country": "Choose the country the parcel goes to.",
     "card_number": "Enter the card number.",
     "card_expiry": "Enter the expiry date as MM/YY.",
     "card_cvc": "Enter the 3 or 4 digit security code.",
 }
 INVALID = {
     "email": "This is not an email address we can write to (e.g. ada@example.com).",
-    "country": "Use the 2-letter country code, e.g. GB, DE or FR.",
+    "country": "Choose a country from the list.",
     "phone": "Use digits, spaces and + ( ) - only.",
 }
 EXPIRED = "This page has expired. Check the details and place the order again."
@@ -138,6 +138,7 @@ async def _page(
 ) -> web.StreamResponse:
     """The page for `cart` with the kept `values` and `errors` beside their fields."""
     db = request.config_dict[DB]
+    locale = request.config_dict[SETTINGS].shop_locale
     principal = request.get(PRINCIPAL)
     request[CART_COUNT] = cart.count
     methods = await orders.shipping_methods(db.replica)
@@ -164,16 +165,19 @@ async def _page(
     form: Form[Any] = Form(values=kept, errors=dict(errors or {}))
     context = {
         "form": form,
-        "summary": [
-            (name, LABELS[name], message) for name, message in form.errors.items() if name in LABELS
-        ],
-        "rows": cart_rows(cart, images=await cart_images(request, cart)),
+        "summary_fields": list(LABELS.items()),  # the form's order
+        "rows": cart_rows(
+            cart,
+            locale,
+            images=await cart_images(request, cart),
+            labels=await attribute_labels(request),
+        ),
         "saved": saved,
         "account_email": account_email,
-        "methods": _choices(methods, sums, kept.get("shipping_method")),
+        "methods": _choices(methods, sums, kept.get("shipping_method"), locale),
         "totals": chosen,
         "totals_by_method": {
-            code: _sums_json(found) for code, found in sums.items() if found is not None
+            code: _sums_json(found, locale) for code, found in sums.items() if found is not None
         },
         "show_tax": chosen is not None and chosen.tax_rate_bps > 0,
     }
@@ -182,22 +186,29 @@ async def _page(
 
 
 def _choices(
-    methods: Sequence[ShippingMethod], sums: Mapping[str, Totals | None], chosen: str | None
+    methods: Sequence[ShippingMethod],
+    sums: Mapping[str, Totals | None],
+    chosen: str | None,
+    locale: str,
 ) -> list[MethodChoice]:
     made = []
+
+    def money(amount: int) -> str:
+        return format_money(amount, method.currency, locale)
+
     for method in methods:
         found = sums.get(method.code)
         free_from = method.free_from_amount
         short_by = None
         if found is not None and free_from is not None and found.subtotal.amount < free_from:
-            short_by = _money(free_from - found.subtotal.amount, method.currency)
+            short_by = money(free_from - found.subtotal.amount)
         free_now = found is not None and found.shipping.amount == 0
         made.append(
             MethodChoice(
                 code=method.code,
                 name=method.name,
-                cost="Free" if free_now else _money(method.price_amount, method.currency),
-                free_from=_money(free_from, method.currency) if free_from is not None else None,
+                cost="Free" if free_now else money(method.price_amount),
+                free_from=money(free_from) if free_from is not None else None,
                 short_by=short_by,
                 checked=method.code == chosen,
             )
@@ -205,18 +216,14 @@ def _choices(
     return made
 
 
-def _sums_json(sums: Totals) -> dict[str, str]:
+def _sums_json(sums: Totals, locale: str) -> dict[str, str]:
     """The totals for one method, as checkout.js swaps them in."""
     return {
-        "subtotal": sums.subtotal.format(),
-        "shipping": "Free" if sums.shipping.amount == 0 else sums.shipping.format(),
-        "tax": sums.tax.format(),
-        "total": sums.total.format(),
+        "subtotal": sums.subtotal.format(locale),
+        "shipping": "Free" if sums.shipping.amount == 0 else sums.shipping.format(locale),
+        "tax": sums.tax.format(locale),
+        "total": sums.total.format(locale),
     }
-
-
-def _money(amount: int, currency: str) -> str:
-    return Money(amount, currency).format()
 
 
 # -- placing the order -------------------------------------------------------------------------

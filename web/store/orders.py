@@ -33,7 +33,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from domain.checkout import address_lines
-from domain.money import Money
+from domain.money import format_money
 from domain.orders import IllegalTransition, can_cancel
 from domain.payments import InvalidCard, decline_message
 from storage import Executor, catalog_reads, order_payments, orders, transaction
@@ -177,6 +177,7 @@ async def order_images(executor: Executor, detail: OrderDetail) -> dict[int, Thu
 
 def order_view(
     detail: OrderDetail,
+    locale: str,
     images: Mapping[int, Thumbnail] | None = None,
     unpaid_order_minutes: int = 30,
 ) -> OrderView:
@@ -186,7 +187,7 @@ def order_view(
     images = images or {}
 
     def money(amount: int) -> str:
-        return Money(amount, order.currency).format()
+        return format_money(amount, order.currency, locale)
 
     payment = detail.payment
     latest = [t for t in detail.transitions if t.to_status == order.status]
@@ -243,7 +244,8 @@ def order_view(
 async def view_of(request: web.Request, detail: OrderDetail) -> OrderView:
     """`order_view` with the lines' pictures and this shop's unpaid-order expiry."""
     images = await order_images(request.config_dict[DB].replica, detail)
-    return order_view(detail, images, request.config_dict[SETTINGS].unpaid_order_minutes)
+    settings = request.config_dict[SETTINGS]
+    return order_view(detail, settings.shop_locale, images, settings.unpaid_order_minutes)
 
 
 def _thumbnail(image: Thumbnail | None, name: str) -> dict[str, Any] | None:
@@ -361,6 +363,7 @@ async def orders_page(request: web.Request) -> web.Response:
     declined = await order_payments.awaiting_card(
         request.config_dict[DB].primary, [o.id for o in found]
     )
+    locale = request.config_dict[SETTINGS].shop_locale
     rows = [
         {
             "number": o.number,
@@ -371,7 +374,7 @@ async def orders_page(request: web.Request) -> web.Response:
                 DECLINED_LABEL if o.id in declined else STATUS_LABELS.get(o.status, o.status)
             ),
             "url": f"/account/orders/{o.number}" + ("#pay" if o.id in declined else ""),
-            "total": Money(o.total_amount, o.currency).format(),
+            "total": format_money(o.total_amount, o.currency, locale),
         }
         for o in found
     ]

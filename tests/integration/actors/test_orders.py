@@ -319,6 +319,7 @@ async def ask_refund(conn: asyncpg.Connection, order_id: int, **how: Any) -> ref
             restock=False,
             reason="",
             actor="staff",
+            locale="en_IE",
         )
     return asked.refund
 

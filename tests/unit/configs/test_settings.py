@@ -165,3 +165,25 @@ def test_well_formed_urls_are_accepted(name: str, url: str) -> None:
 )
 def test_smtp_url_is_parsed_once_checked(url: str | None, expected: SmtpServer | None) -> None:
     assert Settings.from_env(**{**OFFLINE, "smtp_url": url}).smtp_server == expected
+
+
+def test_the_shop_locale_and_time_zone_are_checked_at_load() -> None:
+    default = Settings.from_env(**OFFLINE)
+    assert (default.shop_locale, default.shop_timezone, default.home_country) == (
+        "en_IE",
+        "UTC",
+        "IE",
+    )
+    chosen = Settings.from_env(**OFFLINE, shop_locale="de_CH", shop_timezone="Europe/Zurich")
+    assert (chosen.shop_locale, chosen.home_country) == ("de_CH", "CH")
+    assert Settings.from_env(**OFFLINE, shop_locale="fr").home_country is None
+    for name, value, words in [
+        ("shop_locale", "xx_YY", "SHOP_LOCALE: 'xx_YY' is not a locale"),
+        ("shop_locale", "en-GB", "SHOP_LOCALE: 'en-GB' is not a locale"),
+        ("shop_locale", "", "SHOP_LOCALE: '' is not a locale"),
+        ("shop_timezone", "Mars/Olympus", "SHOP_TIMEZONE: 'Mars/Olympus' is not a time zone"),
+        ("shop_timezone", "utc", "SHOP_TIMEZONE: 'utc' is not a time zone"),
+    ]:
+        with pytest.raises(SettingsError) as caught:
+            Settings.from_env(**{**OFFLINE, name: value})
+        assert str(caught.value).startswith(words), str(caught.value)

@@ -10,6 +10,7 @@ from domain.checkout import Line, MixedCurrencies, ShippingRate, address_lines, 
 from domain.money import Money
 from domain.orders import STATUSES, TRANSITIONS, IllegalTransition, can_cancel, check_transition
 from domain.payments import InvalidCard, card_brand, luhn_ok, parse_card
+from storage.attributes import Attribute, Choice
 from storage.checkout import line_name
 
 EUR = "EUR"
@@ -110,9 +111,16 @@ def test_luhn_and_brands() -> None:
 
 
 def test_order_lines_and_addresses_read_like_a_receipt() -> None:
-    assert line_name("Field Tee", "Large", {"size": "l"}) == "Field Tee - Large"
-    assert line_name("Field Tee", "", {"colour": "red", "size": "m"}) == "Field Tee - red / m"
-    assert line_name("Mug", "", {}) == "Mug"
+    colour = Attribute(
+        1, "colour", "Colour", "choice", "", True, (Choice(1, "red", "Red", None, 0),)
+    )
+    recycled = Attribute(2, "recycled", "Recycled", "boolean", "", True, ())
+    by_slug = {"colour": colour, "recycled": recycled}
+    assert line_name("Field Tee", "Large", {"size": "l"}, by_slug) == "Field Tee - Large"
+    # Choices by their names, booleans as Yes/No; values of attributes since deleted as they are.
+    values = {"colour": "red", "size": "m", "recycled": False}
+    assert line_name("Field Tee", "", values, by_slug) == "Field Tee - Red / m / No"
+    assert line_name("Mug", "", {}, by_slug) == "Mug"
     address = {"full_name": "Ada", "line1": "1 Row", "line2": "", "city": "Paris",
                "postal_code": "75001", "country": "FR", "phone": "+33 1"}  # fmt: skip
-    assert address_lines(address) == ["Ada", "1 Row", "75001 Paris", "FR"]
+    assert address_lines(address) == ["Ada", "1 Row", "75001 Paris", "France"]

@@ -1,24 +1,41 @@
 from __future__ import annotations
 
 import pytest
+from babel import UnknownLocaleError
 
-from domain.money import InvalidMoney, Money
+from domain.money import InvalidMoney, Money, format_money
+
+NBSP, NNBSP = "\u00a0", "\u202f"
 
 
 @pytest.mark.parametrize(
-    ("amount", "currency", "text"),
+    ("amount", "currency", "locale", "text"),
     [
-        (1250, "EUR", "€12.50"),
-        (5, "USD", "$0.05"),
-        (123456789, "GBP", "£1,234,567.89"),
-        (1200, "JPY", "¥1,200"),
-        (12500, "KWD", "12.500 KWD"),
-        (-150, "EUR", "-€1.50"),
-        (100, "CHF", "1.00 CHF"),
+        (1250, "EUR", "en_IE", "€12.50"),
+        (5, "USD", "en_US", "$0.05"),
+        (123456789, "GBP", "en_GB", "£1,234,567.89"),
+        (1200, "JPY", "en_GB", "JP¥1,200"),  # no minor units: 1200 is ¥1,200
+        (1200, "JPY", "ja_JP", "￥1,200"),
+        (12500, "KWD", "en_GB", "KWD12.500"),  # three decimals
+        (-150, "EUR", "en_IE", "-€1.50"),
+        (-123456, "EUR", "de_DE", "-1.234,56" + NBSP + "€"),
+        (123456, "EUR", "fr_FR", "1" + NNBSP + "234,56" + NBSP + "€"),
+        (100, "CHF", "de_CH", "CHF" + NBSP + "1.00"),
+        (0, "USD", "en_US", "$0.00"),
     ],
 )
-def test_format(amount: int, currency: str, text: str) -> None:
-    assert Money(amount, currency).format() == text
+def test_money_reads_as_the_locale_writes_it(
+    amount: int, currency: str, locale: str, text: str
+) -> None:
+    assert format_money(amount, currency, locale) == text
+    assert Money(amount, currency).format(locale) == text
+
+
+def test_formatting_refuses_what_is_not_money_or_a_locale() -> None:
+    with pytest.raises(InvalidMoney):
+        format_money(100, "eur", "en_IE")
+    with pytest.raises(UnknownLocaleError, match="xx_YY"):
+        format_money(100, "EUR", "xx_YY")
 
 
 @pytest.mark.parametrize(

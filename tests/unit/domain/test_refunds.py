@@ -19,6 +19,7 @@ def amount(chosen: dict[int, int], typed: int | None = None, **kw: int) -> int:
         remaining=options["remaining"],
         tax_rate_bps=options["tax_rate_bps"],
         currency="EUR",
+        locale="en_IE",
     )
 
 
@@ -35,7 +36,9 @@ def test_a_typed_amount_wins_over_the_units() -> None:
 def test_more_units_than_are_left_are_refused_beside_their_line() -> None:
     done = LineState(1, 1000, 3, refunded_quantity=2, shipped_quantity=0)
     with pytest.raises(RefundRefused) as refused:
-        refund_amount([done], {1: 2}, None, remaining=5000, tax_rate_bps=0, currency="EUR")
+        refund_amount(
+            [done], {1: 2}, None, remaining=5000, tax_rate_bps=0, currency="EUR", locale="en_IE"
+        )
     assert refused.value.field == "qty_1"
     assert refused.value.message == "Only 1 of this line can still be refunded."
 

@@ -67,7 +67,12 @@ def detail(
 
 def render(kind: str, order: OrderDetail | None = None, shop_name: str = "aioshop") -> Any:
     return render_order_email(
-        kind, shop_name=shop_name, public_url="https://shop.example/", detail=order or detail()
+        kind,
+        shop_name=shop_name,
+        public_url="https://shop.example/",
+        detail=order or detail(),
+        locale="en_IE",
+        time_zone="Europe/Dublin",
     )
 
 
@@ -94,7 +99,7 @@ def test_every_kind_sums_up_the_order_in_both_parts(kind: str, subject: str) -> 
     assert "Subtotal: €42.00\n" in rendered.text
     assert "Shipping (Standard delivery): €4.95\nTotal: €46.95\n" in rendered.text  # no tax
     assert "Tax" not in rendered.html
-    assert "12 Analytical Row\nN1 7AA London\nGB\n" in rendered.text
+    assert "12 Analytical Row\nN1 7AA London\nUnited Kingdom\n" in rendered.text
     assert f'href="{LINK}"' in rendered.html
     assert "Mug &amp; Co" in rendered.html and "Mug & Co" in rendered.text
 
@@ -143,24 +148,24 @@ def test_customer_text_is_escaped_in_html_and_verbatim_in_text() -> None:
 
 def test_money_follows_the_currency() -> None:
     rendered = render("placed", detail(currency="JPY"))
-    assert "2 x ¥1,500: ¥3,000" in rendered.text
-    assert "Total: ¥4,695" in rendered.text
+    assert "2 x JP¥1,500: JP¥3,000" in rendered.text
+    assert "Total: JP¥4,695" in rendered.text
 
 
 def test_summary_reads_the_note_of_the_status_the_email_reports() -> None:
     order = detail(transitions=(("confirmed", "paid"), ("cancelled", "out of ink")))
-    assert order_summary(order, "cancelled").note == "out of ink"
-    assert order_summary(order, "confirmed").note == "paid"
-    assert order_summary(order, "placed").note == ""  # the pending transition's
-    assert order_summary(order, "placed").tax is None
-    assert order_summary(detail(tax=1), "placed").tax == "€0.01"
+    assert order_summary(order, "cancelled", locale="en_IE").note == "out of ink"
+    assert order_summary(order, "confirmed", locale="en_IE").note == "paid"
+    assert order_summary(order, "placed", locale="en_IE").note == ""  # the pending transition's
+    assert order_summary(order, "placed", locale="en_IE").tax is None
+    assert order_summary(detail(tax=1), "placed", locale="en_IE").tax == "€0.01"
 
 
 def test_unknown_kind_is_refused() -> None:
     with pytest.raises(UnknownEmailKind, match="refunded"):
         render("refunded")
     with pytest.raises(ValueError, match="pending"):
-        order_summary(detail(), "pending")  # a status, but no email of its own
+        order_summary(detail(), "pending", locale="en_IE")  # a status, but no email of its own
 
 
 @pytest.mark.parametrize(
@@ -172,7 +177,12 @@ def test_rates_read_naturally(basis_points: int, expected: str) -> None:
 
 
 def test_address_lines_leave_out_empty_parts() -> None:
-    assert address_lines(ADDRESS) == ["Ada Lovelace", "12 Analytical Row", "N1 7AA London", "GB"]
+    assert address_lines(ADDRESS) == [
+        "Ada Lovelace",
+        "12 Analytical Row",
+        "N1 7AA London",
+        "United Kingdom",
+    ]
     assert address_lines({"full_name": "A", "line1": "B", "line2": "C", "city": "D"}) == [
         "A",
         "B",
@@ -181,8 +191,8 @@ def test_address_lines_leave_out_empty_parts() -> None:
     ]
     assert address_lines({"postal_code": "1000"}) == ["1000"]
     with_phone = {**ADDRESS, "phone": "+44 20 7946 0000"}
-    assert address_lines(with_phone)[-1] == "GB"
-    assert address_lines(with_phone, phone=True)[-2:] == ["GB", "+44 20 7946 0000"]
+    assert address_lines(with_phone)[-1] == "United Kingdom"
+    assert address_lines(with_phone, phone=True)[-2:] == ["United Kingdom", "+44 20 7946 0000"]
 
 
 @pytest.mark.parametrize("public_url", ["https://shop.example", "https://shop.example/"])
@@ -256,6 +266,8 @@ def test_order_emails_show_a_lines_picture_from_the_public_url_with_size_and_alt
             shop_name="aioshop",
             public_url="https://shop.example/",
             detail=detail(),
+            locale="en_IE",
+            time_zone="UTC",
             images=pictures,
         )
         # Only the tee has a picture: its smallest rendition, absolute, 64 wide in proportion.
@@ -286,8 +298,20 @@ def test_a_picture_without_alt_text_is_named_after_its_line() -> None:
     pictures = {2: Thumbnail("products/2/mug.png", 300, 600, "", {})}  # no renditions yet
     email = render_order_email(
         "placed", shop_name="aioshop", public_url="https://shop.example", detail=detail(),
-        images=pictures,
+        locale="en_IE", time_zone="UTC", images=pictures,
     )  # fmt: skip
     [tag] = img_tags(email.html)
     assert tag["src"] == "https://shop.example/media/products/2/mug.png"
     assert (tag["width"], tag["height"], tag["alt"]) == ("64", "128", "Mug")
+
+
+def test_order_emails_say_when_the_order_was_placed_in_the_shops_time_zone() -> None:
+    # NOW is 12:00 UTC on 1 March; New York is then on EST (UTC-5).
+    email = render_order_email(
+        "placed", shop_name="aioshop", public_url="https://shop.example/", detail=detail(),
+        locale="en_US", time_zone="America/New_York",
+    )  # fmt: skip
+    assert 'Placed <time datetime="2025-03-01T12:00:00Z">Mar 1, 2025, 7:00\u202fAM</time>' in (
+        email.html
+    )
+    assert "placed Mar 1, 2025, 7:00\u202fAM\n" in email.text
