@@ -50,7 +50,10 @@ window.__aioshopAxeCheck = async () => {{
     const results = await axe.run(document, {json.dumps(OPTIONS)});
     return results.violations.map((rule) => ({{
         rule: rule.id, impact: rule.impact, help: rule.help, helpUrl: rule.helpUrl,
-        targets: rule.nodes.map((node) => node.target.join(" ")),
+        nodes: rule.nodes.map((node) => ({{
+            target: node.target.join(" "),
+            summary: (node.failureSummary || "").replace(/\\s+/g, " "),
+        }})),
     }}));
 }};
 if (window.top === window) {{
@@ -90,10 +93,11 @@ class Violation:
     url: str
     help: str
     help_url: str
+    summary: str  # what axe says to fix, with the colours a contrast failure measured
 
     def __str__(self) -> str:
         where = f"{self.rule} ({self.impact}) at {self.url}: {self.target}"
-        return f"{where} — {self.help} {self.help_url}"
+        return f"{where} — {self.help} {self.help_url} ({self.summary})"
 
 
 @dataclass
@@ -196,12 +200,19 @@ class AxeWatch:
             return
         self.documents += 1
         for rule in rules:
-            for target in rule["targets"]:
+            for node in rule["nodes"]:
+                target = node["target"]
                 if any(e.rule == rule["rule"] and e.target == target for e in EXCLUSIONS):
                     continue
                 self.found.setdefault(
                     (url, rule["rule"], target),
                     Violation(
-                        rule["rule"], rule["impact"], target, url, rule["help"], rule["helpUrl"]
+                        rule["rule"],
+                        rule["impact"],
+                        target,
+                        url,
+                        rule["help"],
+                        rule["helpUrl"],
+                        node["summary"],
                     ),
                 )
