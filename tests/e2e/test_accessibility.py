@@ -111,13 +111,20 @@ async def test_the_staff_pages(page: Page, fresh_db: str, width: int) -> None:
     tee = await catalog(fresh_db)
     await page.set_viewport_size({"width": width, "height": HEIGHT})
     await sign_in_chromium(page, fresh_db, "staff@example.com", role="staff", landing="/admin/")
-    variant = await variant_of(fresh_db, "TEE-R-S")
-    order = await order_in_status(fresh_db, variant, 2, status="confirmed")
     conn = await connect(fresh_db)
     try:
-        customer: int = await conn.fetchval("SELECT id FROM users WHERE role = 'staff'")
+        customer: int = await conn.fetchval(
+            "INSERT INTO users (email, name, password_hash) VALUES ($1, $2, $3) RETURNING id",
+            "grace@example.com",
+            "Grace",
+            "not a hash: this customer never signs in",
+        )
     finally:
         await conn.close()
+    variant = await variant_of(fresh_db, "TEE-R-S")
+    order = await order_in_status(
+        fresh_db, variant, 2, status="confirmed", user_id=customer, email="grace@example.com"
+    )
     for path in (
         "/admin/",
         "/admin/products",
