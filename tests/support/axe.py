@@ -7,8 +7,8 @@ Content-Security-Policy: the policy stays on for everything else, and the fixtur
 keeps working.
 
 Each main-frame document runs axe once on its "load" event, at whatever viewport the test set,
-and reports to Python through a binding; at teardown every open page is checked once more as it
-is then (what scripts changed since). So that a test moving on (a click that submits a form, a
+and reports to Python through a binding; at teardown every open page is checked once more if
+scripts changed it since it loaded. So that a test moving on (a click that submits a form, a
 `goto`) cannot tear a document down under its running check, the watch routes the context's
 requests for pages (not /static/ or /media/) and holds a main-frame navigation until every
 document the tab has loaded has reported. (The check runs in the page and reports by itself
@@ -65,9 +65,16 @@ if (window.top === window) {{
             rules = {{error: String(error)}};
         }}
         window.{BINDING}(location.href, rules);
+        // Teardown checks the page again only if something changed since.
+        window.__aioshopAxeChanged = false;
+        new MutationObserver(() => {{ window.__aioshopAxeChanged = true; }}).observe(
+            document, {{subtree: true, childList: true, attributes: true, characterData: true}},
+        );
     }}, {{once: true}});
 }}
 """
+# At teardown: the page as it is now, unless it is as it was checked on load.
+RECHECK = "() => window.__aioshopAxeChanged === false ? null : window.__aioshopAxeCheck?.()"
 
 
 @dataclass(frozen=True)
@@ -146,7 +153,7 @@ class AxeWatch:
             if page.is_closed() or not page.url.startswith("http"):
                 continue
             try:
-                rules = await page.evaluate("() => window.__aioshopAxeCheck?.()")
+                rules = await page.evaluate(RECHECK)
             except Error as error:
                 if not any(gone in error.message for gone in GONE):
                     self.errors.append(f"{page.url}: {error.message}")
