@@ -162,7 +162,8 @@ async def test_the_check_finds_violations_on_load_and_after_a_form_and_its_redir
     browser: Browser, aiohttp_server: Any
 ) -> None:
     """The watch itself, on a little site whose every page has an image without a name: the
-    first page, and the page a form's POST is redirected to, are each reported."""
+    first page, and the page a form's POST is redirected to, are each reported, and so is what a
+    script added to the last page after it loaded (found at teardown)."""
 
     async def first(request: web.Request) -> web.Response:
         form = '<form method="post" action="/submit"><button>Go</button></form>'
@@ -186,8 +187,16 @@ async def test_the_check_finds_violations_on_load_and_after_a_form_and_its_redir
         await page.goto("/first")
         await page.get_by_role("button", name="Go").click()
         await page.wait_for_url("**/done")
+        # A script changes the page after its check on load: teardown checks it again.
+        await page.evaluate(
+            "document.querySelector('main').append(document.createElement('input'))"
+        )
         await watch.finish(context)
     finally:
         await context.close()
     found = {(urlsplit(v.url).path, v.rule, v.target) for v in watch.violations}
-    assert found == {("/first", "image-alt", "img"), ("/done", "image-alt", "img")}, watch.report()
+    assert found == {
+        ("/first", "image-alt", "img"),
+        ("/done", "image-alt", "img"),
+        ("/done", "label", "input"),
+    }, watch.report()
