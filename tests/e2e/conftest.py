@@ -16,6 +16,7 @@ from aiohttp import web
 from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, async_playwright
 
 from configs.settings import Settings
+from tests.support.axe import AxeWatch
 from web.app import create_app
 
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
@@ -64,17 +65,22 @@ async def context(browser: Browser, base_url: str) -> AsyncIterator[BrowserConte
     """A fresh browser profile (no cookies, no storage) whose relative URLs hit the app.
 
     Every page of it runs under the shop's Content-Security-Policy: anything the policy refuses
-    (an inline script or handler, a style element, a foreign resource) fails the test.
+    (an inline script or handler, a style element, a foreign resource) fails the test. And every
+    document its pages load is checked by axe-core (tests/support/axe.py: WCAG 2.1 A and AA and
+    best practices), on load and once more at teardown: any violation fails the test.
     """
     context = await browser.new_context(base_url=base_url)
     context.set_default_timeout(10_000)
     refused: list[str] = []
     context.on("console", lambda message: _note_csp_violation(refused, message))
+    axe = await AxeWatch.attach(context)
     try:
         yield context
+        await axe.finish(context)
     finally:
         await context.close()
     assert not refused, f"the Content-Security-Policy refused: {refused}"
+    assert not axe.found and not axe.errors, axe.report()
 
 
 def _note_csp_violation(refused: list[str], message: ConsoleMessage) -> None:
