@@ -1,7 +1,9 @@
 """A Redis cache of catalog reads, under keys versioned by the catalog's last change.
 
     catalog:version            the commit position (LSN, 16 hex digits) of the newest change
-    catalog:{version}:{name}:{digest of the parameters}   etag, newline, JSON body
+    catalog:{version}:{shape}:{name}:{digest of the parameters}   etag, newline, JSON body
+
+(`shape`: what the text depends on besides the catalog, the shop's locale.)
 
 A hit costs one round trip: a script (READ) reads the version and the entry under it. (It names
 the entry's key itself, which a Redis Cluster would refuse: this cache needs one Redis.)
@@ -135,8 +137,13 @@ class CatalogCache:
         enabled: bool = True,
         local_seconds: float = 0.1,
         local_entries: int = 1000,
+        shape: str = "",
     ) -> None:
         self.redis = redis
+        # What the entries' text depends on besides the catalog (the shop's locale: prices as
+        # words): shops that differ in it never share an entry, and a restart with another
+        # locale never reads the old text.
+        self.shape = shape
         self.ttl = ttl
         self.retry_after = retry_after
         self.probe_interval = probe_interval
@@ -213,7 +220,7 @@ class CatalogCache:
         digest = hashlib.blake2b(
             orjson.dumps(params, option=orjson.OPT_SORT_KEYS), digest_size=16
         ).hexdigest()
-        suffix = f"{name}:{digest}"
+        suffix = f"{self.shape}:{name}:{digest}" if self.shape else f"{name}:{digest}"
         version = self._recent_version(min_lsn)
         if version is not None and (local := self._local.get(f"{version}:{suffix}")):
             self._local.move_to_end(f"{version}:{suffix}")

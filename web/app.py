@@ -78,7 +78,9 @@ async def search_ctx(app: web.Application) -> AsyncIterator[None]:
     async with open_search(app[SETTINGS], app[DB]) as backend:
         app[SEARCH] = backend
         ttl = app[SETTINGS].catalog_cache_seconds
-        app[CATALOG_CACHE] = cache = CatalogCache(app[REDIS], ttl=max(ttl, 1), enabled=ttl > 0)
+        app[CATALOG_CACHE] = cache = CatalogCache(
+            app[REDIS], ttl=max(ttl, 1), enabled=ttl > 0, shape=app[SETTINGS].shop_locale
+        )
         try:
             yield
         finally:

@@ -260,3 +260,21 @@ async def test_reads_are_counted_as_hits_misses_and_errors(redis_url: str) -> No
         await dead.aclose()
     after = requests_counted()
     assert {r: after[r] - before[r] for r in after} == {"hit": 2, "miss": 1, "error": 2}
+
+
+async def test_caches_of_another_shape_never_share_an_entry(redis_url: str) -> None:
+    """A shop restarted with another locale (the shape) never reads the old locale's text."""
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        irish, german = CatalogCache(client, shape="en_IE"), CatalogCache(client, shape="de_DE")
+        source = Source()
+        source.value = {"price": "€12.50"}
+        await irish.read("list", {"page": 1}, source, min_lsn=None)
+        source.value = {"price": "12,50 €"}
+        again = await german.read("list", {"page": 1}, source, min_lsn=None)
+        assert again.body == '{"price":"12,50 €"}'.encode() and len(source.calls) == 2
+        assert (await irish.read("list", {"page": 1}, source, min_lsn=None)).body == (
+            '{"price":"€12.50"}'.encode()
+        )
+    finally:
+        await client.aclose()
