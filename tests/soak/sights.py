@@ -18,6 +18,7 @@ POISON_QUEUE = CAPTURE_PAYMENT.queue  # the poisoned event's actor consumes this
 SHOWN_BY: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "kill-worker": (("Workers",), ("workers page: worker",)),
     "kill-relay": (("Relays",), ("workers page: relay",)),
+    "lose-machine": (("Workers", "Relays"), ("workers page: worker", "workers page: relay")),
     "cut-broker": (("Broker",), ("queues page:",)),
     "refuse-broker": (("Broker",), ("queues page:",)),
     "redis-down": (("Redis",), ()),
@@ -50,6 +51,7 @@ class Sight:
     alarms: list[str] = field(default_factory=list)  # what the other pages showed amiss
     details: list[str] = field(default_factory=list)  # their rows concerned, as read
     workers_red: bool = False  # the workers page had a red worker, or the light was red
+    hosts: set[str] = field(default_factory=set)  # the machines the workers page listed
     dead: dict[str, int | None] = field(default_factory=dict)  # queue -> its dead, as read
     others: list[str] = field(default_factory=list)  # other faults under way meanwhile
 
