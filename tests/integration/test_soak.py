@@ -57,7 +57,7 @@ async def test_a_minute_of_load_and_faults_keeps_every_invariant(tmp_path: Path)
     # Two machines, told apart by their HOST_NAME on /ops/workers; one of them lost and back.
     assert "machines: machine-a (web-0 :" in rendered and "; machine-b (web-0 :" in rendered
     assert operator.baseline is not None, rendered
-    assert {"machine-a", "machine-b"} <= operator.baseline.hosts, operator.baseline.hosts
+    assert {"machine-a", "machine-b"} <= set(operator.baseline.hosts), operator.baseline.hosts
     lost = [w for w in report.journal.faults if w.kind == "lose-machine"]
     assert all(w.target in ("machine-a", "machine-b") for w in lost), lost
     kill = rows["kill-worker"]

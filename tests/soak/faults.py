@@ -21,7 +21,7 @@ more at random; `auto,-poison-outbox` leaves kinds out), `none`, or explicit:
 
 Faults run as tasks of their own, so they may overlap; one that finds its target already down
 (both workers dead, Redis already stopped) is skipped and noted. A kill keeps one of each kind
-alive somewhere, and losing a machine needs another whole machine left, or nothing would move.
+alive somewhere, and losing a machine needs another machine's web left, or nothing would move.
 """
 
 from __future__ import annotations
@@ -222,11 +222,16 @@ class Injector:
     async def _lose_machine(self, fault: Fault) -> None:
         """SIGKILL every process group of one machine at once (none of them gets a word in),
         then start them all again: the other machines carry the load meanwhile."""
+        # A whole machine goes; another one's web must still answer (the shop stays up). Its
+        # worker or relay may be down meanwhile (another fault): their work waits, then resumes.
         whole = [m for m in self.tree.machines if m.alive and not self._busy_on(m)]
-        if len(whole) < 2:  # another machine must carry on, or nothing would move at all
-            self.journal.notes.append(f"fault {fault} skipped: no other whole machine is left")
+        candidates = [
+            m for m in whole if any(self._serving(o) for o in self.tree.machines if o != m)
+        ]
+        if not candidates:
+            self.journal.notes.append(f"fault {fault} skipped: no other machine would answer")
             return
-        machine = self.rng.choice(whole)
+        machine = self.rng.choice(candidates)
         names = {p.name for p in machine.processes}
         self._busy |= names
         detail = f"{', '.join(sorted(n.partition('/')[2] for n in names))}; back after"
@@ -241,6 +246,9 @@ class Injector:
 
     def _busy_on(self, machine: Machine) -> bool:
         return any(p.name in self._busy for p in machine.processes)
+
+    def _serving(self, machine: Machine) -> bool:
+        return any(p.alive and p.name not in self._busy for p in machine.webs)
 
     async def _cut_broker(self, fault: Fault) -> None:
         assert self.tree.proxy is not None

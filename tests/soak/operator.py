@@ -194,7 +194,7 @@ class Operator:
     def _workers(self, sight: Sight, seen: pages.Workers) -> None:
         red = [row for row in seen.rows if row.status == "red"]
         sight.workers_red = any(row.kind == "worker" for row in red)
-        sight.hosts |= {row.host for row in seen.rows}
+        sight.hosts = sorted({row.host for row in seen.rows})
         sight.alarms += [
             f"workers page: {row.kind} {row.host}/{row.pid} red, {row.reason}" for row in red
         ]

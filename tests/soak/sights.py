@@ -51,7 +51,7 @@ class Sight:
     alarms: list[str] = field(default_factory=list)  # what the other pages showed amiss
     details: list[str] = field(default_factory=list)  # their rows concerned, as read
     workers_red: bool = False  # the workers page had a red worker, or the light was red
-    hosts: set[str] = field(default_factory=set)  # the machines the workers page listed
+    hosts: list[str] = field(default_factory=list)  # the machines the workers page listed
     dead: dict[str, int | None] = field(default_factory=dict)  # queue -> its dead, as read
     others: list[str] = field(default_factory=list)  # other faults under way meanwhile
 
