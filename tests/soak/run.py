@@ -83,7 +83,7 @@ class SoakConfig:
             f"--shoppers {self.shoppers} --app-clients {self.app_clients} --staff {self.staff} "
             f"--faults {faults} --fault-every {self.fault_every:g} "
             f"--drain-seconds {self.drain_seconds:g} --pool-size {self.pool_size} "
-            f"--heartbeat-seconds {self.heartbeat_seconds:g}"
+            f"--heartbeat-seconds {self.heartbeat_seconds:g} --machines {len(self.machines)}"
         )
 
 
