@@ -262,7 +262,9 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
         FinalErrors(),  # first: its "after" hooks run last
         # Before anything that may skip a message: its counts see every one. Beats only in a
         # process that boots a Worker.
-        Heartbeats(str(settings.redis_url), settings.heartbeat_interval_seconds),
+        Heartbeats(
+            str(settings.redis_url), settings.heartbeat_interval_seconds, host=settings.host_name
+        ),
         BoundedStop(settings.stop_timeout_seconds),
         AgeLimit(),
         TimeLimit(time_limit=DEFAULT_TIME_LIMIT_MS),

@@ -11,7 +11,7 @@ from configs.metrics import process_kind
 from configs.settings import Settings
 
 settings = Settings.from_env()
-configure_logging(settings.log_format, settings.log_level)
+configure_logging(settings.log_format, settings.log_level, host_name=settings.host_name)
 broker = build_broker(settings)
 if process_kind() == "worker":  # started by `aioshop worker` (configs/metrics.py)
     broker.add_middleware(worker_middleware())

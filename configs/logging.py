@@ -19,6 +19,8 @@ from typing import Any, Literal, TextIO
 import structlog
 from structlog.typing import EventDict, WrappedLogger
 
+from configs.settings import default_host_name
+
 REDACTED = "[redacted]"
 # Secret names (matched in lower case, "-" as "_"): as a key anywhere in a line, its value goes
 # whatever it looks like; in text ("name=value", "'name': 'value'"), the value after it goes.
@@ -102,13 +104,25 @@ def redact(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> Ev
     }
 
 
+def add_host_name(host_name: str) -> structlog.types.Processor:
+    """structlog processor: every line carries `host_name`, the machine that wrote it."""
+
+    def add(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+        event_dict.setdefault("host_name", host_name)
+        return event_dict
+
+    return add
+
+
 def configure_logging(
     log_format: Literal["auto", "json", "console"] = "auto",
     level: str = "info",
     stream: TextIO | None = None,
+    host_name: str | None = None,
 ) -> None:
     """Route structlog and the stdlib through one processor chain, writing to `stream`
-    (standard error by default)."""
+    (standard error by default). JSON lines carry `host_name` (default: HOST_NAME, else the OS
+    host name), so the logs of several machines can be merged and still told apart."""
     out = stream if stream is not None else sys.stderr
     use_console = log_format == "console" or (log_format == "auto" and out.isatty())
     timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
@@ -120,6 +134,8 @@ def configure_logging(
     ]
     renderer: structlog.types.Processor
     exceptions: structlog.types.Processor
+    if not use_console:  # a terminal is one machine's: the name would be noise there
+        shared.append(add_host_name(default_host_name() if host_name is None else host_name))
     if use_console:
         renderer = structlog.dev.ConsoleRenderer()
         exceptions = structlog.processors.format_exc_info  # plain text, which redact can read

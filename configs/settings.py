@@ -6,9 +6,12 @@ Only entrypoints build it (`Settings.from_env()`); everything else receives it.
 from __future__ import annotations
 
 import ipaddress
+import os
+import re
+import socket
 import zoneinfo
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from babel import Locale, UnknownLocaleError
 from pydantic import (
@@ -19,10 +22,23 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from configs import urls
+
+# A host name as heartbeats, logs and Redis keys carry it: no spaces, no ":" (the key separator).
+HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}")
+HOST_NAME_ENV = "HOST_NAME"
+
+
+def default_host_name() -> str:
+    """The machine's name: HOST_NAME when set, else the operating system's host name.
+
+    For code that runs before or without a Settings object (a heartbeat thread, the log set-up);
+    the entry points validate HOST_NAME when they build Settings, before either starts."""
+    return os.environ.get(HOST_NAME_ENV) or socket.gethostname()
 
 
 class SettingsError(Exception):
@@ -74,6 +90,14 @@ class Settings(BaseSettings):
     # reaching the app another way cannot choose its own address or scheme.
     trusted_proxies: str = Field(default="127.0.0.1,::1", max_length=2000)
     data_dir: Path = Path("var")
+    # Uploaded images and their renditions (NGINX serves it as /media/). Several machines must
+    # share it (a network file system, or one machine writes and serves it): an image uploaded
+    # through one machine's web is resized by any worker and served by every web. Default:
+    # DATA_DIR/media.
+    media_dir: Path = Path("var/media")
+    # This machine's name on /ops/workers, in heartbeats and in every log line (`host`): two
+    # machines (or containers) with the same OS host name tell themselves apart by it.
+    host_name: str = Field(default_factory=socket.gethostname)
     shop_name: str = Field(default="aioshop", min_length=1, max_length=60)
     # The home page's meta description (and og:description): one sentence about the shop.
     shop_tagline: str = Field(
@@ -131,6 +155,24 @@ class Settings(BaseSettings):
     # /ops charts read from instead of the shop's own short history.
     rabbitmq_management_url: HttpUrl | None = None
     prometheus_url: HttpUrl | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _media_in_data_dir(cls, values: Any) -> Any:
+        """MEDIA_DIR defaults to DATA_DIR/media, whatever DATA_DIR is."""
+        if isinstance(values, dict) and values.get("media_dir") in (None, ""):
+            values = {**values, "media_dir": Path(values.get("data_dir") or "var") / "media"}
+        return values
+
+    @field_validator("host_name")
+    @classmethod
+    def _host_name(cls, value: str) -> str:
+        if HOST_NAME.fullmatch(value) is None:
+            raise ValueError(
+                "must be 1 to 253 letters, digits, '.', '-' or '_' (no spaces, no ':'),"
+                " starting with a letter or digit"
+            )
+        return value
 
     # Every URL is checked completely here, before pydantic's types (which fill in defaults such
     # as Redis's localhost and let a port of 0 or an SMTP URL without a host through).
@@ -219,11 +261,6 @@ class Settings(BaseSettings):
     def metrics_root(self) -> Path:
         """Where this machine's processes keep their Prometheus multiprocess files."""
         return self.metrics_dir if self.metrics_dir is not None else self.data_dir / "metrics"
-
-    @property
-    def media_dir(self) -> Path:
-        """Uploaded images and their renditions; NGINX serves it as /media/ in production."""
-        return self.data_dir / "media"
 
     @property
     def previous_secrets(self) -> list[str]:

@@ -156,6 +156,7 @@ def settings_for(redis_url: str, broker_url: str, tmp_path: Path) -> Callable[..
             "elasticsearch_url": None,
             "smtp_url": None,
             "data_dir": tmp_path,
+            "media_dir": None,  # DATA_DIR/media
             # No metrics servers unless a test asks for one: fixed ports would collide between
             # the processes of parallel runs.
             "worker_metrics_port": 0,

@@ -6,6 +6,9 @@ HEARTBEAT_INTERVAL_SECONDS from a daemon thread of its own, so a busy event loop
 threads do not silence it. The hash lives KEEP_SECONDS after the last beat (a process killed
 without a word stays visible, red, that long); an index sorted by last beat lists them. A clean
 stop writes `stopped_at` and shortens the hash's life to STOPPED_KEEP_SECONDS: grey, not red.
+`host` is the machine's name, HOST_NAME (configs.settings.default_host_name: the OS host name
+unless set), so two machines, or two containers, with the same OS host name are told apart; the
+pid alone is not (each machine has its own pids).
 
 Status, as read (`processes`): green while the last beat is at most STALE_AFTER_INTERVALS of the
 process's own interval old, red once it is older, grey once stopped. Times are wall-clock seconds
@@ -21,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -37,6 +39,8 @@ from dramatiq.common import dq_name, xq_name
 from dramatiq.middleware import Middleware
 from prometheus_client import Counter
 from prometheus_client.core import GaugeMetricFamily
+
+from configs.settings import default_host_name
 
 log = structlog.get_logger(__name__)
 
@@ -80,13 +84,14 @@ class HeartbeatThread:
         queues: Iterable[str] = (),
         threads: int = 0,
         report: Callable[[], Beat] = Beat,
+        host: str | None = None,
     ) -> None:
         self.kind = kind
         self.interval = interval
         self.queues = tuple(sorted(queues))
         self.threads = threads
         self.report = report
-        self.host = socket.gethostname()
+        self.host = default_host_name() if host is None else host
         self.pid = os.getpid()
         self.started_at = time.time()
         self.key = f"{KEY_PREFIX}{kind}:{self.host}:{self.pid}:{secrets.token_hex(4)}"
@@ -174,9 +179,10 @@ class Heartbeats(Middleware):
     Place it before any middleware that may skip a message, so its before-hook always runs.
     """
 
-    def __init__(self, redis_url: str, interval: float) -> None:
+    def __init__(self, redis_url: str, interval: float, host: str | None = None) -> None:
         self.redis_url = redis_url
         self.interval = interval
+        self.host = host
         self._lock = threading.Lock()
         self.in_progress = 0
         self.processed = 0
@@ -194,6 +200,7 @@ class Heartbeats(Middleware):
             queues=queues,
             threads=worker.worker_threads,
             report=self.report,
+            host=self.host,
         )
         self._thread.start()
 

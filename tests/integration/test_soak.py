@@ -1,5 +1,6 @@
-"""The soak's short form: about a minute of load on the real process tree, every kind of fault
-injected once or more, then every invariant checked (tests/soak; `make soak` is the long form).
+"""The soak's short form: about a minute of load on the real process tree, two machines of a web,
+a worker and a relay each, every kind of fault injected once or more (losing a whole machine
+among them), then every invariant checked (tests/soak; `make soak` is the long form).
 
 A failure prints the invariant table, the seed and the command that runs the same soak again.
 The operator (tests/soak/operator.py) watches the /ops pages meanwhile: its table must have a
@@ -53,6 +54,12 @@ async def test_a_minute_of_load_and_faults_keeps_every_invariant(tmp_path: Path)
         assert any(sight.offset > 0 and sight.lights for sight in watch.sights), (
             f"the operator never read the overview after {kind}:\n{rendered}"
         )
+    # Two machines, told apart by their HOST_NAME on /ops/workers; one of them lost and back.
+    assert "machines: machine-a (web-0 :" in rendered and "; machine-b (web-0 :" in rendered
+    assert operator.baseline is not None, rendered
+    assert {"machine-a", "machine-b"} <= set(operator.baseline.hosts), operator.baseline.hosts
+    lost = [w for w in report.journal.faults if w.kind == "lose-machine"]
+    assert all(w.target in ("machine-a", "machine-b") for w in lost), lost
     kill = rows["kill-worker"]
     assert any(0 < sight.offset <= 30 and sight.workers_red for sight in kill.sights), (
         f"a killed worker never showed red within 30 s:\n{rendered}"

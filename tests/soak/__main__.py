@@ -17,7 +17,7 @@ from pathlib import Path
 from tests.soak.faults import KINDS, ScheduleError
 from tests.soak.run import SoakConfig, run_soak
 from tests.soak.screenshots import ARTIFACTS
-from tests.soak.tree import TreeError
+from tests.soak.tree import MachineSpec, TreeError
 
 
 def parse(argv: list[str] | None = None) -> SoakConfig:
@@ -51,6 +51,12 @@ def parse(argv: list[str] | None = None) -> SoakConfig:
         default=defaults.heartbeat_seconds,
         help="HEARTBEAT_INTERVAL_SECONDS of the workers and relays (default: the shop's 5)",
     )
+    parser.add_argument(
+        "--machines",
+        type=int,
+        default=len(defaults.machines),
+        help="machines of a web, a worker and a relay each (default 2; lose-machine needs 2)",
+    )
     parser.add_argument("--log-dir", type=Path, default=None, help="default: a new temp dir")
     parser.add_argument(
         "--screenshots",
@@ -63,6 +69,8 @@ def parse(argv: list[str] | None = None) -> SoakConfig:
     args = parser.parse_args(argv)
     if args.staff < 1:
         parser.error("--staff must be at least 1")
+    if not 1 <= args.machines <= 26:
+        parser.error("--machines must be 1 to 26")
     return SoakConfig(
         seconds=args.minutes * 60,
         seed=args.seed,
@@ -77,8 +85,14 @@ def parse(argv: list[str] | None = None) -> SoakConfig:
         pool_size=args.pool_size,
         heartbeat_seconds=args.heartbeat_seconds,
         log_dir=args.log_dir,
+        machines=machines(args.machines),
         screenshots=None if args.no_screenshots else args.screenshots,
     )
+
+
+def machines(count: int) -> tuple[MachineSpec, ...]:
+    """machine-a, machine-b, ...: a web, a worker and a relay each."""
+    return tuple(MachineSpec(f"machine-{chr(ord('a') + i)}") for i in range(count))
 
 
 def _interrupt(signum: int, frame: object) -> None:

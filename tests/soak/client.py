@@ -1,14 +1,17 @@
 """One simulated user's HTTP client: its own cookie jar and address, every hop recorded.
 
-Each request goes to one of the web processes at random, as a load balancer would send it (the
-cookies are the host's, so a session works on both). Redirects are followed by hand so that every
-hop is recorded with its own status and timing. The user's address travels in X-Forwarded-For, as
-NGINX would send it (the processes trust it), so throttles count each simulated user apart.
+Each request goes to one of the web processes, of every machine, at random, as a load balancer
+would send it (the cookies are the host's, so a session works on all of them); a web that refuses
+the connection (its machine lost) is passed over for another, as NGINX does. Redirects are
+followed by hand so that every hop is recorded with its own status and timing. The user's address
+travels in X-Forwarded-For, as NGINX would send it (the processes trust it), so throttles count
+each simulated user apart.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import time
@@ -121,24 +124,23 @@ class Client:
     ) -> Answer:
         self._count += 1
         request_id = f"soak-{self.actor}-{self._count}"
-        port = self.rng.choice(self.ports)
+        # The balancer in front of the machines: a web that refuses the connection (its machine
+        # is down) is skipped for the next one, as NGINX's proxy_next_upstream does on "error".
+        # The request was never sent, so even a POST may go on; one sent and cut is not retried.
+        ports = self.rng.sample(self.ports, len(self.ports))
         sent = {"X-Forwarded-For": self.address, "X-Request-ID": request_id, **self.headers}
         sent.update(headers or {})
-        record = RequestRecord(self.actor, method, path, port, request_id, time.time(), 0.0, None)
+        record = RequestRecord(
+            self.actor, method, path, ports[0], request_id, time.time(), 0.0, None
+        )
         self.journal.requests.append(record)
         try:
-            async with self.session.request(
-                method,
-                f"http://127.0.0.1:{port}{path}",
-                data=data,
-                json=json_body,
-                headers=sent,
-                allow_redirects=False,
-            ) as response:
-                text = await response.text(errors="replace")
-                record.status = response.status
-                record.retry_after = response.headers.get("Retry-After")
-                return Answer(response.status, path, text, response.headers)
+            for port in ports[:-1]:
+                record.port = port
+                with contextlib.suppress(aiohttp.ClientConnectorError):
+                    return await self._send(record, method, path, data, json_body, sent)
+            record.port = ports[-1]
+            return await self._send(record, method, path, data, json_body, sent)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             record.error = repr(exc)[:200]
             return Answer(None, path)
@@ -147,6 +149,29 @@ class Client:
             raise
         finally:
             record.ended = time.time()
+
+    async def _send(
+        self,
+        record: RequestRecord,
+        method: str,
+        path: str,
+        data: Any,
+        json_body: Any,
+        headers: dict[str, str],
+    ) -> Answer:
+        async with self.session.request(
+            method,
+            f"http://127.0.0.1:{record.port}{path}",
+            data=data,
+            json=json_body,
+            headers=headers,
+            allow_redirects=False,
+        ) as response:
+            text = await response.text(errors="replace")
+            record.status = response.status
+            record.retry_after = response.headers.get("Retry-After")
+            record.error = None
+            return Answer(response.status, path, text, response.headers)
 
 
 def _path_of(url: str) -> str:

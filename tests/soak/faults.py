@@ -5,8 +5,10 @@ more at random; `auto,-poison-outbox` leaves kinds out), `none`, or explicit:
 `AT:KIND[:SECONDS],...` with AT in seconds after the load starts, e.g.
 `10:kill-worker,25:redis-down:6,40:pause-replay:8`. The kinds:
 
-    kill-worker     SIGKILL one worker's process group; restart it SECONDS later
-    kill-relay      SIGKILL one relay; restart it SECONDS later
+    kill-worker     SIGKILL one worker's process group (on any machine); restart it SECONDS later
+    kill-relay      SIGKILL one relay (on any machine); restart it SECONDS later
+    lose-machine    SIGKILL every process of one machine at once (web, worker, relay: a host
+                    lost); start them all again SECONDS later
     cut-broker      close every connection to RabbitMQ at once (they may reconnect at once)
     refuse-broker   cut them and turn new ones away for SECONDS
     redis-down      stop Redis; start it again (empty) SECONDS later
@@ -18,7 +20,8 @@ more at random; `auto,-poison-outbox` leaves kinds out), `none`, or explicit:
                     written by a newer release): it must be parked and block nothing
 
 Faults run as tasks of their own, so they may overlap; one that finds its target already down
-(both workers dead, Redis already stopped) is skipped and noted.
+(both workers dead, Redis already stopped) is skipped and noted. A kill keeps one of each kind
+alive somewhere, and losing a machine needs another machine's web left, or nothing would move.
 """
 
 from __future__ import annotations
@@ -33,11 +36,12 @@ from dataclasses import dataclass
 from domain.events import CAPTURE_PAYMENT
 from storage import outbox
 from tests.soak.journal import FaultWindow, Journal
-from tests.soak.tree import READY_MARKS, ShopProcess, Tree
+from tests.soak.tree import READY_MARKS, Machine, ShopProcess, Tree
 
 KINDS = (
     "kill-worker",
     "kill-relay",
+    "lose-machine",
     "cut-broker",
     "refuse-broker",
     "redis-down",
@@ -50,6 +54,7 @@ KINDS = (
 DURATIONS = {
     "kill-worker": (2.0, 5.0),
     "kill-relay": (2.0, 5.0),
+    "lose-machine": (2.0, 5.0),
     "cut-broker": (0.0, 0.0),
     "refuse-broker": (2.0, 6.0),
     "redis-down": (3.0, 8.0),
@@ -172,6 +177,7 @@ class Injector:
         actions: dict[str, Callable[[Fault], Awaitable[None]]] = {
             "kill-worker": self._kill_worker,
             "kill-relay": self._kill_relay,
+            "lose-machine": self._lose_machine,
             "cut-broker": self._cut_broker,
             "refuse-broker": self._refuse_broker,
             "redis-down": self._redis_down,
@@ -212,6 +218,37 @@ class Injector:
 
     async def _kill_relay(self, fault: Fault) -> None:
         await self._kill(fault, self.tree.relays, READY_MARKS["relay"])
+
+    async def _lose_machine(self, fault: Fault) -> None:
+        """SIGKILL every process group of one machine at once (none of them gets a word in),
+        then start them all again: the other machines carry the load meanwhile."""
+        # A whole machine goes; another one's web must still answer (the shop stays up). Its
+        # worker or relay may be down meanwhile (another fault): their work waits, then resumes.
+        whole = [m for m in self.tree.machines if m.alive and not self._busy_on(m)]
+        candidates = [
+            m for m in whole if any(self._serving(o) for o in self.tree.machines if o != m)
+        ]
+        if not candidates:
+            self.journal.notes.append(f"fault {fault} skipped: no other machine would answer")
+            return
+        machine = self.rng.choice(candidates)
+        names = {p.name for p in machine.processes}
+        self._busy |= names
+        detail = f"{', '.join(sorted(n.partition('/')[2] for n in names))}; back after"
+        window = self._window(fault.kind, machine.name, f"{detail} {fault.seconds:g} s")
+        try:
+            await asyncio.gather(*(p.kill() for p in machine.processes))
+            await asyncio.sleep(fault.seconds)
+            await self.tree.start_machine(machine)
+        finally:
+            window.ended = time.time()
+            self._busy -= names
+
+    def _busy_on(self, machine: Machine) -> bool:
+        return any(p.name in self._busy for p in machine.processes)
+
+    def _serving(self, machine: Machine) -> bool:
+        return any(p.alive and p.name not in self._busy for p in machine.webs)
 
     async def _cut_broker(self, fault: Fault) -> None:
         assert self.tree.proxy is not None

@@ -39,7 +39,7 @@ READ_AT = (0.0, 5.0, 15.0, 30.0)  # seconds after a fault began; 0 is "as it beg
 OPS_TIMEOUT_SECONDS = 10.0  # one page read, redirects included
 WATCH_EVERY_SECONDS = 0.25
 FINISH_TIMEOUT_SECONDS = 45.0  # after the load stopped: the reads still due, at most this
-KILLS = ("kill-worker", "kill-relay")
+KILLS = ("kill-worker", "kill-relay", "lose-machine")
 QUEUE_FAULTS = ("cut-broker", "refuse-broker", "poison", "poison-outbox")
 
 
@@ -194,7 +194,10 @@ class Operator:
     def _workers(self, sight: Sight, seen: pages.Workers) -> None:
         red = [row for row in seen.rows if row.status == "red"]
         sight.workers_red = any(row.kind == "worker" for row in red)
-        sight.alarms += [f"workers page: {row.kind} {row.pid} red, {row.reason}" for row in red]
+        sight.hosts = sorted({row.host for row in seen.rows})
+        sight.alarms += [
+            f"workers page: {row.kind} {row.host}/{row.pid} red, {row.reason}" for row in red
+        ]
         sight.details += list(seen.census.values())
 
     def _queues(self, sight: Sight, seen: pages.Queues) -> None:

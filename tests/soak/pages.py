@@ -98,6 +98,7 @@ def overview(html: str) -> Overview:
 @dataclass(frozen=True)
 class ProcessRow:
     kind: str  # worker, relay
+    host: str  # the machine's HOST_NAME
     pid: str
     status: str  # green, red, grey
     reason: str  # "silent for 17 s"
@@ -111,12 +112,15 @@ class Workers:
 
 def workers(html: str) -> Workers:
     rows, census = [], {}
-    kind, pid = "", ""
+    kind, host, pid = "", "", ""
     for element in marked(html):
         if element.tag == "tr" and "data-kind" in element.attrs:
             kind, pid = element.attrs["data-kind"], element.attrs.get("data-pid", "?")
+            # data-process is kind:host:pid (a host name has no ":")
+            host = element.attrs.get("data-process", "?:?:?").split(":")[1]
         elif element.tag == "td" and "data-status" in element.attrs and kind:
-            rows.append(ProcessRow(kind, pid, element.attrs["data-status"], element.text))
+            status = element.attrs["data-status"]
+            rows.append(ProcessRow(kind, host, pid, status, element.text))
         elif "data-census" in element.attrs:
             census[element.attrs["data-census"]] = element.text
     return Workers(rows, census)

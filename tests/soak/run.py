@@ -30,7 +30,7 @@ from tests.soak.screenshots import ALL_PAGES, Camera
 from tests.soak.shoppers import Shopper
 from tests.soak.sights import Sight, Watch
 from tests.soak.staff import Staff
-from tests.soak.tree import Tree, TreeOptions
+from tests.soak.tree import DEFAULT_MACHINES, Machine, MachineSpec, Tree, TreeOptions
 
 STOP_USERS_SECONDS = 40.0  # a user's request in flight may take up to its 30 s timeout
 SAMPLE_EVERY_SECONDS = 1.0
@@ -73,6 +73,7 @@ class SoakConfig:
     heartbeat_seconds: float = 5.0  # the shop's default; a worker shows red after 3 of them
     log_dir: Path | None = None
     screenshots: Path | None = None  # where to save screenshots of the /ops pages; None: none
+    machines: tuple[MachineSpec, ...] = DEFAULT_MACHINES
 
     def command(self) -> str:
         """The command line that runs this configuration again."""
@@ -82,7 +83,7 @@ class SoakConfig:
             f"--shoppers {self.shoppers} --app-clients {self.app_clients} --staff {self.staff} "
             f"--faults {faults} --fault-every {self.fault_every:g} "
             f"--drain-seconds {self.drain_seconds:g} --pool-size {self.pool_size} "
-            f"--heartbeat-seconds {self.heartbeat_seconds:g}"
+            f"--heartbeat-seconds {self.heartbeat_seconds:g} --machines {len(self.machines)}"
         )
 
 
@@ -96,6 +97,7 @@ class Report:
     drain: str = ""
     startup_seconds: float = 0.0
     stopping: list[str] = field(default_factory=list)  # processes that did not stop cleanly
+    machines: list[str] = field(default_factory=list)  # each machine and what runs on it
     operator: Operator | None = field(default=None, repr=False)
     camera: Camera | None = field(default=None, repr=False)
 
@@ -115,6 +117,7 @@ class Report:
             f"soak: seed {config.seed}, {config.seconds:g} s of load, {config.shoppers} shoppers, "
             f"{config.app_clients} app clients, {config.staff} staff; start-up "
             f"{self.startup_seconds:.0f} s; {self.drain}",
+            f"machines: {'; '.join(self.machines) or 'none started'}",
             f"schedule: {', '.join(map(str, self.faults)) or 'none'}",
             f"faults injected: {windows or 'none'}",
             table(self.rows) if self.rows else "no invariants checked",
@@ -134,6 +137,17 @@ class Report:
         return "\n".join(lines)
 
 
+def describe_machine(machine: Machine) -> str:
+    """ "machine-a (web-0 :8081, worker-0, relay-0; metrics :9191, :9192)", for the report."""
+    parts = [
+        f"{p.name.partition('/')[2]} :{port}"
+        for p, port in zip(machine.webs, machine.web_ports, strict=True)
+    ]
+    parts += [p.name.partition("/")[2] for p in (*machine.workers, *machine.relays)]
+    ports = f":{machine.settings.worker_metrics_port}, :{machine.settings.relay_metrics_port}"
+    return f"{machine.name} ({', '.join(parts)}; metrics {ports})"
+
+
 async def run_soak(config: SoakConfig) -> Report:
     """Run the soak described by `config`; the report says what held. Raises TreeError when the
     tree cannot start (then nothing was checked)."""
@@ -147,12 +161,14 @@ async def run_soak(config: SoakConfig) -> Report:
         staff=config.staff,
         pool_size=config.pool_size,
         heartbeat_seconds=config.heartbeat_seconds,
+        machines=config.machines,
     )
     tree = Tree(options, run_dir)
     began = time.monotonic()
     try:
         await tree.start()
         report.startup_seconds = time.monotonic() - began
+        report.machines = [describe_machine(machine) for machine in tree.machines]
         catalog = await load_catalog(tree, rng, config.staff)
         initial = await stock_levels(tree)
         if config.screenshots is not None:  # Chromium starts before the journal's clock does

@@ -40,6 +40,7 @@ ALL_PAGES = {
 FAULT_PAGES = {
     "kill-worker": ("overview", "workers"),
     "kill-relay": ("overview", "workers"),
+    "lose-machine": ("overview", "workers"),
     "cut-broker": ("overview", "queues"),
     "refuse-broker": ("overview", "queues"),
     "poison": ("overview", "queues", "dead-letters"),

@@ -18,6 +18,7 @@ POISON_QUEUE = CAPTURE_PAYMENT.queue  # the poisoned event's actor consumes this
 SHOWN_BY: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "kill-worker": (("Workers",), ("workers page: worker",)),
     "kill-relay": (("Relays",), ("workers page: relay",)),
+    "lose-machine": (("Workers", "Relays"), ("workers page: worker", "workers page: relay")),
     "cut-broker": (("Broker",), ("queues page:",)),
     "refuse-broker": (("Broker",), ("queues page:",)),
     "redis-down": (("Redis",), ()),
@@ -50,6 +51,7 @@ class Sight:
     alarms: list[str] = field(default_factory=list)  # what the other pages showed amiss
     details: list[str] = field(default_factory=list)  # their rows concerned, as read
     workers_red: bool = False  # the workers page had a red worker, or the light was red
+    hosts: list[str] = field(default_factory=list)  # the machines the workers page listed
     dead: dict[str, int | None] = field(default_factory=dict)  # queue -> its dead, as read
     others: list[str] = field(default_factory=list)  # other faults under way meanwhile
 
@@ -79,16 +81,22 @@ def count_of(text: str | None) -> int | None:
         return None
 
 
-def signals(kind: str, sight: Sight, baseline: Sight | None) -> list[str]:
+def signals(kind: str, sight: Sight, baseline: Sight | None, machine: str = "") -> list[str]:
     """What in `sight` shows a fault of `kind` (SHOWN_BY), against the look before any fault
-    for the counts (dead letters, parked events)."""
+    for the counts (dead letters, parked events). A lost `machine` is shown only by what names
+    it (a light's reason lists the silent as host:pid, the workers page's alarm as host/pid),
+    not by another machine's process another fault killed."""
     components, alarms = SHOWN_BY.get(kind, ((), ()))
     found = [
         f"{light.component} {light.colour}"
         for light in sight.not_green
-        if light.component.startswith(components)
+        if light.component.startswith(components) and (not machine or f"{machine}:" in light.reason)
     ]
-    found += [_key(alarm) for alarm in sight.alarms if alarm.startswith(alarms)]
+    found += [
+        _key(alarm)
+        for alarm in sight.alarms
+        if alarm.startswith(alarms) and (not machine or f" {machine}/" in alarm)
+    ]
     if kind == "poison":
         before = (baseline.dead.get(POISON_QUEUE) if baseline else 0) or 0
         now = sight.dead.get(POISON_QUEUE)
@@ -121,9 +129,14 @@ def verdict(watch: Watch, baseline: Sight | None) -> tuple[float, list[str]] | N
 
 def new_signals(watch: Watch, sight: Sight, baseline: Sight | None) -> list[str]:
     """The signals of the watch's fault in `sight` that were not on before it began."""
-    kind = watch.fault.kind
-    had = set(signals(kind, watch.before, baseline)) if watch.before is not None else set()
-    return [signal for signal in signals(kind, sight, baseline) if signal not in had]
+    kind, machine = watch.fault.kind, _lost(watch.fault)
+    before = watch.before
+    had = set(signals(kind, before, baseline, machine)) if before is not None else set()
+    return [signal for signal in signals(kind, sight, baseline, machine) if signal not in had]
+
+
+def _lost(fault: FaultWindow) -> str:
+    return fault.target if fault.kind == "lose-machine" else ""
 
 
 def verdict_text(watch: Watch, baseline: Sight | None) -> str:
@@ -131,7 +144,8 @@ def verdict_text(watch: Watch, baseline: Sight | None) -> str:
     if found is not None:
         offset, shown = found
         return f"shown at +{offset:g} s ({', '.join(map(_short, shown))})"
-    if watch.before is not None and signals(watch.fault.kind, watch.before, baseline):
+    before = watch.before
+    if before is not None and signals(watch.fault.kind, before, baseline, _lost(watch.fault)):
         return "NOT SHOWN anew within 30 s (its signal was on before it began)"
     return "NOT SHOWN within 30 s"
 

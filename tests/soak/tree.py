@@ -3,8 +3,15 @@
 Services: a PostgreSQL primary with a streaming replica (tests/support/pgcluster.py, own ports),
 a redis-server of the run's own (no persistence; the injector stops and starts it), RabbitMQ in a
 vhost of the run's own reached through a TCP proxy in this process (the injector cuts it), and a
-real SMTP server in this process (the injector makes it refuse). The shop: two web processes, two
-workers and two relays, each in its own process group with JSON logs in the run directory.
+real SMTP server in this process (the injector makes it refuse).
+
+The shop runs on "machines" (Machine): each a set of web, worker and relay processes with its own
+settings, as a host of its own would have them: HOST_NAME (what /ops/workers and every log line
+show), DATA_DIR, METRICS_DIR, its worker's and relay's metrics ports, its worker processes and
+threads. They share what machines share in production: the database, Redis, the broker, SMTP,
+and MEDIA_DIR (the shared storage uploads go to). Each process runs in its own process group, its
+JSON log in the run directory as <machine>-<process>.log; its name, "machine-a/worker-0", says
+which machine it is on. By default two machines, each with a web, a worker and a relay.
 """
 
 from __future__ import annotations
@@ -46,6 +53,8 @@ OPERATOR_EMAIL = "operator@soak.example.com"  # role ops, the same password: tes
 START_TIMEOUT_SECONDS = 90.0
 STOP_TIMEOUT_SECONDS = 15.0
 READY_MARKS = {"worker": "ready for action", "relay": "relay.started"}
+# One web process per web (the supervisor would start one per CPU): the soak counts processes.
+ONE_PROCESS = ("--processes", "1")
 
 
 class TreeError(RuntimeError):
@@ -201,6 +210,46 @@ class HotProduct:
     variants: dict[str, int]  # sku -> variant id
 
 
+@dataclass(frozen=True)
+class MachineSpec:
+    """What runs on one machine: its name (its HOST_NAME) and how many of each process."""
+
+    name: str
+    webs: int = 1
+    workers: int = 1
+    relays: int = 1
+    worker_processes: int = 1  # `aioshop worker --processes`
+    worker_threads: int | None = None  # None: TreeOptions.worker_threads
+
+
+DEFAULT_MACHINES = (MachineSpec("machine-a"), MachineSpec("machine-b"))
+
+
+@dataclass
+class Machine:
+    """One machine's processes and the settings they share (and no other machine has)."""
+
+    spec: MachineSpec
+    settings: Settings
+    web_ports: list[int]
+    webs: list[ShopProcess] = field(default_factory=list)
+    workers: list[ShopProcess] = field(default_factory=list)
+    relays: list[ShopProcess] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def processes(self) -> list[ShopProcess]:
+        return [*self.webs, *self.workers, *self.relays]
+
+    @property
+    def alive(self) -> bool:
+        """Every process of the machine runs."""
+        return all(p.alive for p in self.processes)
+
+
 @dataclass
 class TreeOptions:
     seed: int
@@ -211,6 +260,7 @@ class TreeOptions:
     pool_size: int = 4
     unpaid_order_minutes: int = 1
     worker_threads: int = 4
+    machines: tuple[MachineSpec, ...] = DEFAULT_MACHINES
 
 
 @dataclass
@@ -229,10 +279,7 @@ class Tree:
     env: dict[str, str] = field(default_factory=dict)
     pool: asyncpg.Pool | None = None
     broker: dramatiq.Broker | None = None  # straight to the vhost, not through the proxy
-    webs: list[ShopProcess] = field(default_factory=list)
-    workers: list[ShopProcess] = field(default_factory=list)
-    relays: list[ShopProcess] = field(default_factory=list)
-    web_ports: list[int] = field(default_factory=list)
+    machines: list[Machine] = field(default_factory=list)
     hot: list[HotProduct] = field(default_factory=list)
     staff_emails: list[str] = field(default_factory=list)
     _began: float = 0.0
@@ -243,8 +290,24 @@ class Tree:
         return self.cluster.primary_dsn(DATABASE)
 
     @property
+    def webs(self) -> list[ShopProcess]:
+        return [p for m in self.machines for p in m.webs]
+
+    @property
+    def workers(self) -> list[ShopProcess]:
+        return [p for m in self.machines for p in m.workers]
+
+    @property
+    def relays(self) -> list[ShopProcess]:
+        return [p for m in self.machines for p in m.relays]
+
+    @property
+    def web_ports(self) -> list[int]:
+        return [port for m in self.machines for port in m.web_ports]
+
+    @property
     def processes(self) -> list[ShopProcess]:
-        return [*self.webs, *self.workers, *self.relays]
+        return [p for m in self.machines for p in m.processes]
 
     def progress(self, text: str) -> None:
         """One line on stderr: start-up takes a while, and a hang should say where it is."""
@@ -263,7 +326,7 @@ class Tree:
         self.cluster = PgCluster()
         self.smtp = SmtpServer()
         self.smtp.start()
-        redis_port, *self.web_ports = free_ports(3)
+        [redis_port] = free_ports(1)
         self.redis = RedisServer(self.run_dir, redis_port)
         await asyncio.gather(
             asyncio.to_thread(self.cluster.start), self.redis.start(), self._broker_vhost()
@@ -277,7 +340,8 @@ class Tree:
             broker_url=self.proxy.url_through(self.vhost.url),
             smtp_url=self.smtp.url,
             secret_key=secrets.token_urlsafe(48),
-            data_dir=self.run_dir / "data",
+            data_dir=self.run_dir / "data",  # the CLI's (migrate, seed): no machine's
+            media_dir=self.run_dir / "media",  # shared by every machine, as production's storage
             trust_forwarded_headers=True,  # the users send X-Forwarded-For, as NGINX would
             database_pool_size=self.options.pool_size,
             relay_poll_interval_seconds=0.5,
@@ -286,6 +350,7 @@ class Tree:
             log_format="json",
         )
         self.env = environment(self.settings)
+        self.machines = [self._machine(spec) for spec in self.options.machines]
         await self._create_database()
         self.progress("database migrated")
         self.pool = await create_pool(self.dsn, 3)
@@ -358,29 +423,51 @@ class Tree:
             raise TreeError(f"aioshop {' '.join(arguments)} exited {process.returncode}:\n{text}")
         return text
 
-    def _process(self, name: str, *arguments: str) -> ShopProcess:
-        argv = [sys.executable, "-m", "web.cli", *arguments]
-        return ShopProcess(name, argv, self.env, self.run_dir / f"{name}.log")
+    def _machine(self, spec: MachineSpec) -> Machine:
+        """A machine's settings (its own name, directories and metrics ports; every service
+        shared) and its processes, not started."""
+        assert self.settings is not None
+        home = self.run_dir / spec.name
+        worker_port, relay_port, *web_ports = free_ports(2 + spec.webs)
+        settings = Settings.model_validate(
+            {
+                **self.settings.model_dump(),
+                "host_name": spec.name,
+                "data_dir": home / "data",
+                "metrics_dir": home / "metrics",
+                "worker_metrics_port": worker_port,
+                "relay_metrics_port": relay_port,
+            }
+        )
+        machine = Machine(spec, settings, web_ports)
+        env = environment(settings)
+
+        def process(name: str, *arguments: str) -> ShopProcess:
+            argv = [sys.executable, "-m", "web.cli", *arguments]
+            log_path = self.run_dir / f"{spec.name}-{name}.log"
+            return ShopProcess(f"{spec.name}/{name}", argv, env, log_path)
+
+        machine.webs = [
+            process(f"web-{i}", "web", "--host", "127.0.0.1", "--port", str(port), *ONE_PROCESS)
+            for i, port in enumerate(web_ports)
+        ]
+        threads = str(spec.worker_threads or self.options.worker_threads)
+        workers = ["worker", "--processes", str(spec.worker_processes), "--threads", threads]
+        machine.workers = [process(f"worker-{i}", *workers) for i in range(spec.workers)]
+        machine.relays = [process(f"relay-{i}", "relay") for i in range(spec.relays)]
+        return machine
 
     async def _start_processes(self) -> None:
-        self.webs = [
-            self._process(
-                f"web-{i}", "web", "--host", "127.0.0.1", "--port", str(port), "--processes", "1"
-            )
-            for i, port in enumerate(self.web_ports)
-        ]
-        threads = str(self.options.worker_threads)
-        self.workers = [
-            self._process(f"worker-{i}", "worker", "--processes", "1", "--threads", threads)
-            for i in range(2)
-        ]
-        self.relays = [self._process(f"relay-{i}", "relay") for i in range(2)]
-        for process in self.processes:
+        await asyncio.gather(*(self.start_machine(m) for m in self.machines))
+
+    async def start_machine(self, machine: Machine) -> None:
+        """Start every process of `machine` and wait until each is ready; raises TreeError."""
+        for process in machine.processes:
             await process.start()
         await asyncio.gather(
-            *(self.web_ready(port) for port in self.web_ports),
-            *(self.ready(p, READY_MARKS["worker"]) for p in self.workers),
-            *(self.ready(p, READY_MARKS["relay"]) for p in self.relays),
+            *(self.web_ready(port) for port in machine.web_ports),
+            *(self.ready(p, READY_MARKS["worker"]) for p in machine.workers),
+            *(self.ready(p, READY_MARKS["relay"]) for p in machine.relays),
         )
 
     async def web_ready(self, port: int) -> None:

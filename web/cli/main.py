@@ -67,7 +67,7 @@ def load_settings(command: str) -> Settings:
         settings = settings_class(command).from_env()
     except SettingsError as exc:
         fail(f"bad settings: {exc}")
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings.log_format, settings.log_level, host_name=settings.host_name)
     return settings
 
 
@@ -301,7 +301,10 @@ async def _relay(settings: Settings) -> None:
             max_attempts=settings.outbox_max_attempts,
         )
         heartbeat = HeartbeatThread(
-            str(settings.redis_url), kind="relay", interval=settings.heartbeat_interval_seconds
+            str(settings.redis_url),
+            kind="relay",
+            interval=settings.heartbeat_interval_seconds,
+            host=settings.host_name,
         )
         heartbeat.start()
         log.info("relay.started", broker=settings.broker_kind)

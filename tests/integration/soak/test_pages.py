@@ -18,7 +18,9 @@ async def test_a_silent_worker_is_read_on_the_overview_and_red_on_the_workers_pa
 ) -> None:
     alive = HeartbeatThread(redis_url, kind="worker", interval=60, queues=["orders"])
     alive.beat()
-    silent = HeartbeatThread(redis_url, kind="worker", interval=0.5, queues=["email"])
+    silent = HeartbeatThread(
+        redis_url, kind="worker", interval=0.5, queues=["email"], host="machine-b"
+    )
     silent.beat()
     await asyncio.sleep(2.0)  # more than 3 intervals of 0.5 s without a beat: red
     await signed_in(client, role="ops", fresh_db=fresh_db)
@@ -45,6 +47,8 @@ async def test_a_silent_worker_is_read_on_the_overview_and_red_on_the_workers_pa
     red = next(row for row in rows if row.status == "red")
     assert red.reason.startswith("silent for "), red
     assert red.pid == str(silent.pid)
+    assert red.host == "machine-b"
+    assert {row.host for row in rows} == {"machine-b", alive.host}
 
 
 async def test_the_queues_page_is_read_row_by_row(client: Any, fresh_db: str) -> None:

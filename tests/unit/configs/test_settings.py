@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import socket
+from pathlib import Path
+
 import pytest
 
 from configs.settings import Settings, SettingsError
@@ -187,3 +190,21 @@ def test_the_shop_locale_and_time_zone_are_checked_at_load() -> None:
         with pytest.raises(SettingsError) as caught:
             Settings.from_env(**{**OFFLINE, name: value})
         assert str(caught.value).startswith(words), str(caught.value)
+
+
+def test_media_dir_follows_data_dir_unless_set() -> None:
+    assert Settings.from_env(**{**OFFLINE, "data_dir": "/srv/a"}).media_dir == Path("/srv/a/media")
+    shared = Settings.from_env(**{**OFFLINE, "data_dir": "/srv/a", "media_dir": "/mnt/media"})
+    assert shared.media_dir == Path("/mnt/media")
+    assert shared.data_dir == Path("/srv/a")
+
+
+def test_host_name_defaults_to_the_machines_and_can_be_set() -> None:
+    assert Settings.from_env(**OFFLINE).host_name == socket.gethostname()
+    assert Settings.from_env(**{**OFFLINE, "host_name": "machine-b"}).host_name == "machine-b"
+
+
+@pytest.mark.parametrize("name", ["", "a:b", "two words", "-leading", "x" * 254, "a\x00b"])
+def test_a_host_name_that_would_break_a_heartbeat_key_stops_at_start(name: str) -> None:
+    with pytest.raises(SettingsError, match=r"^HOST_NAME: must be 1 to 253 letters"):
+        Settings.from_env(**{**OFFLINE, "host_name": name})

@@ -120,3 +120,18 @@ def test_a_5xx_from_ops_outside_every_fault_is_a_finding_inside_one_it_is_not() 
     assert "FINDING: /ops/queues answered 500 at +80.0 s, outside any fault" in text
     assert "/ops/ answered 503" in text  # shown in its moment, not as a finding
     assert "5xx from /ops outside any fault: 1" in text
+
+
+def test_a_lost_machine_is_shown_by_its_own_processes_not_another_machines() -> None:
+    journal = Journal(started=1000.0)
+    fault = FaultWindow("lose-machine", "machine-b", 1020.0, 1025.0)
+    journal.faults.append(fault)
+    other = Light("Relays", "amber", "1 silent (machine-a:8786 silent for 7 s); 1 alive")
+    lost = Light("Relays", "red", "none alive (machine-a:8786 silent, machine-b:8788 silent)")
+    elsewhere = sight(0, 1020, [GREEN[0], other])
+    elsewhere.alarms = ["workers page: relay machine-a/8786 red, silent for 6 s"]
+    down = sight(5, 1025, [GREEN[0], lost])
+    down.alarms = [*elsewhere.alarms, "workers page: worker machine-b/8942 red, silent for 5 s"]
+    text = operator_with(journal, Watch(fault, [elsewhere, down])).table(journal, grace=5.0)
+    assert "lose-machine at +20 s (machine-b 5 s): shown at +5 s (Relays red, " in text
+    assert "workers page: worker machine-b/8942 red)" in text

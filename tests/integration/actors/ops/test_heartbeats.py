@@ -289,3 +289,14 @@ async def test_worker_and_relay_processes_stopped_cleanly_are_grey(
     finally:
         worker.stop()
         relay.stop()
+
+
+async def test_two_machines_with_one_pid_are_two_processes_by_their_host_names(
+    redis_url: str, redis_client: Any
+) -> None:
+    """Pids are per machine: HOST_NAME tells apart two workers that happen to share one."""
+    for host in ("machine-a", "machine-b"):
+        HeartbeatThread(redis_url, kind="worker", interval=60, host=host).beat()
+    found = await mine(redis_client, "worker", os.getpid())
+    assert sorted(p.host for p in found) == ["machine-a", "machine-b"]
+    assert all(p.status == "green" for p in found)
