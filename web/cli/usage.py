@@ -19,7 +19,7 @@ from pydantic import create_model
 from configs.settings import Settings
 
 # Read by load_settings for every command: where `aioshop up` keeps its data, and the logging.
-ALWAYS = ("data_dir", "log_format", "log_level")
+ALWAYS = ("data_dir", "log_format", "log_level", "host_name")
 
 
 @dataclass(frozen=True)
