@@ -177,7 +177,8 @@ def table(results: Sequence[Result], failover: Failover | None) -> list[str]:
 
         lines.append(
             f"| 1 | failover: kill the primary -> first checkout after promotion"
-            f" (failover_bench, 1 round{'; ' + failover.note if failover.note else ''}) |"
+            " (failover_bench: its own shop, one web process without NGINX, 1 round"
+            f"{'; ' + failover.note if failover.note else ''}) |"
             f" | {seconds(failover.total)} (promotion {seconds(failover.promote)}, then"
             f" {seconds(failover.shop)}) | | | | |"
         )
