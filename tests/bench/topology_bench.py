@@ -249,7 +249,8 @@ def run_failover() -> Failover:
         )  # fmt: skip
     except subprocess.TimeoutExpired:
         return Failover(None, None, None, f"did not finish in {FAILOVER_TIMEOUT_SECONDS} s")
-    print(done.stdout.strip())
+    summary = done.stdout.rfind("\nfailover,")  # its summary, without the log lines above it
+    print(done.stdout[summary:].strip() if summary >= 0 else done.stdout.strip())
     if done.returncode != 0:
         print(done.stderr[-2000:], file=sys.stderr)
         return Failover(None, None, None, f"failed with status {done.returncode}")
