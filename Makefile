@@ -91,7 +91,7 @@ format: install
 clean:
 	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache
 
-.PHONY: bench-auth bench-catalog bench-checkout bench-failover wrk
+.PHONY: bench-auth bench-catalog bench-checkout bench-failover bench-topology wrk
 bench-auth: install
 	$(VENV)/bin/python -m tests.bench.auth_bench
 
@@ -107,7 +107,12 @@ bench-checkout: install
 bench-failover: install
 	$(VENV)/bin/python -m tests.bench.failover_bench $(BENCH_ARGS)
 
-# Debian's wrk, the load tool of bench-catalog.
+# NGINX in front of `aioshop web --processes 1, 2, 4`: product list (cached, uncached) and checkout
+# as ratios to a bare aiohttp endpoint behind the same NGINX (wrk), then bench-failover's figure.
+bench-topology: install wrk nginx
+	$(VENV)/bin/python -m tests.bench.topology_bench $(BENCH_ARGS)
+
+# Debian's wrk, the load tool of bench-catalog and bench-topology.
 wrk:
 	@command -v wrk >/dev/null || { \
 		SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \

@@ -67,8 +67,9 @@ class Row:
     warm: bool = False  # request every path once before measuring (fills the cache)
 
 
-async def ensure_catalog(products: int, fresh: bool) -> str:
-    name = f"aioshop_bench_catalog_{products}"
+async def ensure_catalog(products: int, fresh: bool, prefix: str = "aioshop_bench_catalog") -> str:
+    """A migrated database `<prefix>_<products>` seeded with `products` products, kept."""
+    name = f"{prefix}_{products}"
     dsn = dsn_for(name)
     if not fresh:
         try:

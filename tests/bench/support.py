@@ -128,11 +128,22 @@ def wrk_path() -> str:
 
 
 def wrk(
-    url: str, *, connections: int, seconds: float, paths: list[str] | None, workdir: Path
+    url: str,
+    *,
+    connections: int,
+    seconds: float,
+    paths: list[str] | None,
+    workdir: Path,
+    lua: str | None = None,
 ) -> Load:
-    """Load `url` with wrk (2 threads), cycling through `paths` when given."""
+    """Load `url` with wrk (2 threads), cycling through `paths` when given, or running the Lua
+    script `lua` (its text) instead."""
     argv = [wrk_path(), "-t2", f"-c{connections}", f"-d{seconds:g}s", "--latency"]
-    if paths:
+    if lua is not None:
+        script = workdir / f"script-{abs(hash(lua))}.lua"
+        script.write_text(lua)
+        argv += ["-s", str(script)]
+    elif paths:
         script = workdir / f"paths-{abs(hash(tuple(paths)))}.lua"
         quoted = ",\n".join('"' + p.replace("\\", "\\\\").replace('"', '\\"') + '"' for p in paths)
         script.write_text(

@@ -1,20 +1,17 @@
 """NGINX with the repository's configs/nginx.conf, as it is, in front of two `aioshop web`.
 
-The deployment's own parts (configs/nginx.conf, its header) are written here: aioshop/upstream.conf
-names the two web processes, aioshop/listen.conf gives a plain HTTP and a TLS port (a self-signed
-certificate made here) and the HTTPS origin to redirect to; NGINX's prefix holds static/ (the
-app's web/static) and data/media/ (the app's media directory). Real parts: Debian's NGINX (`make
-nginx`), the web processes, PostgreSQL and Redis.
+The deployment's own parts (configs/nginx.conf, its header) are written by tests/support/nginx.py:
+aioshop/upstream.conf names the two web processes, aioshop/listen.conf gives a plain HTTP and a
+TLS port (a self-signed certificate made there) and the HTTPS origin to redirect to; NGINX's
+prefix holds static/ (the app's web/static) and data/media/ (the app's media directory).
+Real parts: Debian's NGINX (`make nginx`), the web processes, PostgreSQL and Redis.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
-import os
 import re
-import signal
-import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,15 +20,13 @@ import aiohttp
 import pytest
 
 from configs.settings import Settings
+from tests.support.nginx import NGINX_CONF, nginx_missing, running_nginx
 from tests.support.pgcluster import free_ports
 from tests.support.processes import ShopProcess
 from web.cookies import UPLOAD_FORM_OVERHEAD
 
 pytestmark = pytest.mark.timeout(180)
 
-ROOT = Path(__file__).resolve().parents[3]
-NGINX_CONF = ROOT / "configs" / "nginx.conf"
-NGINX = "/usr/sbin/nginx"
 YEAR = "public, max-age=31536000, immutable"
 SIZES = {"k": 1024, "m": 1024 * 1024}
 
@@ -45,17 +40,6 @@ class Edge:
     webs: list[ShopProcess]
     web_urls: list[str]
     media: Path
-
-
-def certificate(directory: Path) -> None:
-    """A self-signed certificate for 127.0.0.1 (openssl), as tls/cert.pem and tls/key.pem."""
-    directory.mkdir()
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-keyout", str(directory / "key.pem"),
-         "-out", str(directory / "cert.pem")],
-        check=True, capture_output=True,
-    )  # fmt: skip
 
 
 async def answers(url: str) -> bool:
@@ -76,66 +60,33 @@ async def answers(url: str) -> bool:
 
 @pytest.fixture
 async def edge(settings_for, fresh_db: str, tmp_path: Path) -> AsyncIterator[Edge]:
-    if not os.access(NGINX, os.X_OK):
-        pytest.fail(f"{NGINX} is missing: run `make nginx`")
+    if missing := nginx_missing():
+        pytest.fail(missing)
     settings: Settings = settings_for(
         fresh_db, trust_forwarded_headers=True, trusted_proxies="127.0.0.1"
     )
     http_port, https_port, *web_ports = free_ports(4)
-    # The configuration directory: the repository's file (a link, not a copy) and the two
-    # deployment files beside it.
-    conf = tmp_path / "conf"
-    (conf / "aioshop").mkdir(parents=True)
-    (conf / "nginx.conf").symlink_to(NGINX_CONF)
-    certificate(conf / "tls")
-    (conf / "aioshop" / "upstream.conf").write_text(
-        "".join(f"server 127.0.0.1:{port} max_fails=3 fail_timeout=10s;\n" for port in web_ports)
-    )
-    (conf / "aioshop" / "listen.conf").write_text(
-        f"listen 127.0.0.1:{http_port} default_server;\n"
-        f"listen 127.0.0.1:{https_port} ssl default_server;\n"
-        "ssl_certificate tls/cert.pem;\nssl_certificate_key tls/key.pem;\n"
-        f"set $https_origin https://$host:{https_port};\n"
-    )
-    prefix = tmp_path / "prefix"
-    (prefix / "data").mkdir(parents=True)
-    (prefix / "static").symlink_to(ROOT / "web" / "static")
-    settings.media_dir.mkdir(parents=True, exist_ok=True)
-    (prefix / "data" / "media").symlink_to(settings.media_dir)
-    global_options = f"daemon off; pid {tmp_path / 'nginx.pid'}; error_log stderr notice;"
-    if os.geteuid() == 0:  # else the workers run as www-data, who cannot read tmp_path
-        global_options += " user root;"
-    log = (tmp_path / "nginx.log").open("ab")
-    nginx = subprocess.Popen(
-        [NGINX, "-c", str(conf / "nginx.conf"), "-p", f"{prefix}/", "-e", "stderr",
-         "-g", global_options],
-        stdout=log, stderr=log, start_new_session=True,
-    )  # fmt: skip
     webs = [
         ShopProcess.aioshop(
             settings, tmp_path / f"web{i}.log", "web", "--port", str(port), "--processes", "1"
         )
         for i, port in enumerate(web_ports)
     ]
-    try:
-        for web in webs:
-            web.start()
-        web_urls = [f"http://127.0.0.1:{port}" for port in web_ports]
-        for url in web_urls:
-            assert await answers(f"{url}/healthz"), "a web process did not start"
-        https = f"https://127.0.0.1:{https_port}"
-        assert await answers(f"{https}/healthz"), (tmp_path / "nginx.log").read_text()[-3000:]
-        yield Edge(f"http://127.0.0.1:{http_port}", https, webs, web_urls, settings.media_dir)
-    finally:
-        for web in webs:
-            web.stop()
-        nginx.send_signal(signal.SIGQUIT)
+    with running_nginx(
+        tmp_path, web_ports, http_port, https_port=https_port, media_dir=settings.media_dir
+    ) as nginx:
         try:
-            nginx.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            nginx.kill()
-            nginx.wait()
-        log.close()
+            for web in webs:
+                web.start()
+            web_urls = [f"http://127.0.0.1:{port}" for port in web_ports]
+            for url in web_urls:
+                assert await answers(f"{url}/healthz"), "a web process did not start"
+            https = f"https://127.0.0.1:{https_port}"
+            assert await answers(f"{https}/healthz"), nginx.log()[-3000:]
+            yield Edge(f"http://127.0.0.1:{http_port}", https, webs, web_urls, settings.media_dir)
+        finally:
+            for web in webs:
+                web.stop()
 
 
 async def test_nginx_serves_files_itself_and_proxies_the_rest_over_tls(edge: Edge) -> None:
