@@ -17,6 +17,7 @@ PRIMARY_HOST="${PRIMARY_HOST:-postgres}"
 PRIMARY_PORT="${PRIMARY_PORT:-5432}"
 REPLICATION_USER="${REPLICATION_USER:-replicator}"
 REPLICATION_SLOT="${REPLICATION_SLOT:-aioshop_replica}"
+WAL_ARCHIVE=/var/lib/postgresql/wal-archive # primary.conf's archive_command
 
 if [ "${1:-}" = postgres ]; then
     shift
@@ -31,6 +32,9 @@ if [ "$(id -u)" = 0 ]; then
         find "$PGDATA" \! -user postgres -exec chown postgres:postgres '{}' +
         chmod 0700 "$PGDATA"
     fi
+    # The WAL archive (primary.conf): written once this server is promoted.
+    mkdir -p "$WAL_ARCHIVE"
+    chown postgres:postgres "$WAL_ARCHIVE"
     exec gosu postgres "$BASH" "${BASH_SOURCE[0]}" "$@"
 fi
 

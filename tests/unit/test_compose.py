@@ -26,6 +26,7 @@ COMPOSE_FILE = ROOT / "compose.yml"
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
 NGINX_CONF = ROOT / "configs" / "nginx.conf"
 PROMETHEUS_DIR = ROOT / "configs" / "prometheus"
+COMPOSE_PROMETHEUS = PROMETHEUS_DIR / "prometheus.compose.yml"
 GRAFANA_DIR = ROOT / "configs" / "grafana"
 APP_DOCKERFILE = "docker/Dockerfile"
 
@@ -42,6 +43,7 @@ REQUIRED_SERVICES = {
     "nginx",
     "prometheus",
     "grafana",
+    "adminer",
 }
 APP_PROCESSES = {"migrate", "web", "worker", "relay"}
 
@@ -182,7 +184,10 @@ def mounts(service: dict[str, Any]) -> list[tuple[str, str]]:
     result = []
     for entry in service.get("volumes") or []:
         if isinstance(entry, str):
-            source, target = entry.split(":")[:2]
+            # The source may be a variable with a default: ${TLS_DIR:-./configs/tls}:/etc/...
+            match = re.match(r"(\$\{[^}]*\}|[^:]*):([^:]+)", entry)
+            assert match, entry
+            source, target = match.groups()
         else:
             source, target = entry.get("source", ""), entry["target"]
         result.append((source, target))
@@ -287,9 +292,26 @@ def test_data_services_have_healthchecks() -> None:
         assert "test" in (services()[name].get("healthcheck") or {}), name
 
 
+def interpolate(value: str) -> str:
+    """`value` as compose reads it with no variable set: `${NAME:-default}` is the default,
+    `${NAME:?message}` (required) is `required-NAME` padded to 48 characters, `$$` is `$`."""
+
+    def one(match: re.Match[str]) -> str:
+        name, operator, rest = match.group(1), match.group(2) or "", match.group(3) or ""
+        if operator in (":-", "-"):
+            return rest
+        if operator in (":?", "?"):
+            return f"required-{name}".ljust(48, "x")
+        return ""
+
+    text = re.sub(r"(?<!\$)\$\{(\w+)(?:(:?[-?])([^}]*))?\}", one, value)
+    return text.replace("$$", "$")
+
+
 def test_bind_mounts_point_at_files_in_the_repository() -> None:
     for name, service in services().items():
-        for source, _ in mounts(service):
+        for raw, _ in mounts(service):
+            source = interpolate(raw)
             if source.startswith(("./", "../")):
                 assert (ROOT / source).exists(), f"{name} mounts missing {source}"
 
@@ -362,13 +384,29 @@ def test_nginx_upstream_is_the_web_service_on_its_port() -> None:
     assert directive(upstream, "keepalive")
 
 
-def test_nginx_listens_where_compose_publishes_it_on_plain_http() -> None:
+def test_nginx_serves_tls_from_the_mounted_certificate_and_redirects_plain_http() -> None:
     assert re.search(r"^\s*include\s+aioshop/listen.conf;", nginx_text(), re.MULTILINE)
     listen = nginx_include("/etc/nginx/aioshop/listen.conf")
-    assert (directive(listen, "listen") or "").split()[0] == "80"
-    assert directive(listen, "set") == '$https_origin ""'  # no TLS locally: no redirect
-    published = [str(p) for p in services()["nginx"]["ports"]]
-    assert any(p.endswith(":80") for p in published), published
+    listens = re.findall(r"^\s*listen\s+([^;]+);", listen, re.MULTILINE)
+    assert sorted(each.split()[:2] for each in listens) == [
+        ["443", "ssl"],
+        ["80", "default_server"],
+    ]
+    nginx = services()["nginx"]
+    tls_mounts = [(src, dst) for src, dst in mounts(nginx) if dst == "/etc/nginx/tls"]
+    assert tls_mounts == [("${TLS_DIR:-./configs/tls}", "/etc/nginx/tls")], tls_mounts
+    tls_dir = ROOT / "configs" / "tls"
+    for name in ("ssl_certificate", "ssl_certificate_key"):
+        path = PurePosixPath(directive(listen, name) or "")
+        assert path.parent == PurePosixPath("/etc/nginx/tls"), (name, path)
+        # The key never lands in the repository: the directory ignores it.
+        ignored = (tls_dir / ".gitignore").read_text().splitlines()
+        assert any(PurePosixPath(path.name).match(pattern) for pattern in ignored), path
+    # Plain HTTP goes to the published HTTPS port; the app's own links use the same origin.
+    assert directive(listen, "set") == '$https_origin "https://$host:${HTTPS_PORT:-8443}"'
+    assert set(published("nginx")) == {"${HTTP_PORT:-8080}:80", "${HTTPS_PORT:-8443}:443"}
+    public_url = environment(services()["web"])["PUBLIC_URL"]
+    assert public_url == "${PUBLIC_URL:-https://localhost:8443}"
 
 
 def test_nginx_trusted_by_web_is_the_nginx_container() -> None:
@@ -457,21 +495,28 @@ def prometheus_config() -> dict[str, Any]:
     return loaded
 
 
+def compose_prometheus_config() -> dict[str, Any]:
+    loaded = yaml.safe_load(COMPOSE_PROMETHEUS.read_text())
+    assert isinstance(loaded, dict)
+    return loaded
+
+
 def scrape_jobs() -> dict[str, dict[str, Any]]:
-    return {job["job_name"]: job for job in prometheus_config()["scrape_configs"]}
+    return {job["job_name"]: job for job in compose_prometheus_config()["scrape_configs"]}
 
 
-def target_files(job: dict[str, Any]) -> list[str]:
-    return [file for sd in job.get("file_sd_configs", []) for file in sd["files"]]
+def dns_targets(job_name: str) -> list[tuple[str, int]]:
+    """(service name, port) of each type A lookup the compose config gives `job_name`: one
+    target per replica of the service."""
+    lookups = scrape_jobs()[job_name].get("dns_sd_configs", [])
+    assert all(sd.get("type") == "A" for sd in lookups), job_name
+    return [(name, int(sd["port"])) for sd in lookups for name in sd["names"]]
 
 
-def shipped_targets(job_name: str) -> list[str]:
-    """host:port of every target compose's target files give `job_name`."""
-    targets = []
-    for pattern in target_files(scrape_jobs()[job_name]):
-        for path in sorted(PROMETHEUS_DIR.glob(pattern)):
-            targets += [t for group in json.loads(path.read_text()) for t in group["targets"]]
-    return targets
+def static_targets(job_name: str) -> list[str]:
+    return [
+        t for group in scrape_jobs()[job_name].get("static_configs", []) for t in group["targets"]
+    ]
 
 
 def setting_default(name: str) -> Any:
@@ -500,21 +545,30 @@ def rabbitmq_conf() -> dict[str, str]:
     return {key.strip(): value.strip() for key, value in pairs}
 
 
-def test_prometheus_runs_the_shipped_config_with_its_rules_and_target_files() -> None:
+def test_prometheus_runs_the_compose_config_with_the_shipped_rules() -> None:
     prometheus = services()["prometheus"]
     config_path = prometheus_config_path()
-    assert repository_path(prometheus, config_path) == PROMETHEUS_DIR / "prometheus.yml"
+    assert repository_path(prometheus, config_path) == COMPOSE_PROMETHEUS
     # Relative paths in the config resolve against its directory, in the container as here.
-    for rule_file in prometheus_config()["rule_files"]:
+    for rule_file in compose_prometheus_config()["rule_files"]:
         source = repository_path(prometheus, config_path.parent / rule_file)
         assert source == PROMETHEUS_DIR / rule_file, f"{rule_file} is not mounted beside it"
-    for name, job in scrape_jobs().items():
-        files = target_files(job)
-        assert files, f"job {name} takes no targets from files"
-        for pattern in files:
-            source = repository_path(prometheus, config_path.parent / pattern)
-            assert source is not None, f"job {name}: {pattern} is not mounted"
-            assert sorted(source.parent.glob(source.name)), f"job {name}: no file for {pattern}"
+
+
+def test_the_compose_prometheus_config_is_the_shipped_one_but_for_its_targets() -> None:
+    """The same global settings, rules and jobs: the alerts and the dashboard see the same."""
+    shipped, composed = prometheus_config(), compose_prometheus_config()
+    assert composed["global"] == shipped["global"]
+    assert composed["rule_files"] == shipped["rule_files"]
+    sd_keys = {"file_sd_configs", "dns_sd_configs", "static_configs"}
+
+    def jobs(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        return {
+            job["job_name"]: {k: v for k, v in job.items() if k not in sd_keys}
+            for job in config["scrape_configs"]
+        }
+
+    assert jobs(composed) == jobs(shipped)
 
 
 def test_prometheus_keeps_its_data_in_a_volume() -> None:
@@ -539,15 +593,20 @@ def test_every_scrape_target_is_a_service_port_inside_the_network() -> None:
         "rabbitmq": ("rabbitmq", int(rabbitmq_conf()["prometheus.tcp.port"])),
     }
     for job, (service, port) in expected.items():
-        targets = shipped_targets(job)
-        assert targets == [f"{service}:{port}"], f"job {job} scrapes {targets}"
+        # The scaled services are looked up in Docker's DNS (every replica); the others named.
+        targets = dns_targets(job) or [
+            (host, int(p)) for host, p in (t.rsplit(":", 1) for t in static_targets(job))
+        ]
+        assert targets == [(service, port)], f"job {job} scrapes {targets}"
         assert port in exposed(service), f"{service} does not expose {port} to the network"
         assert not any(p.endswith(f":{port}") for p in published(service)), (
             f"{service} publishes its metrics port {port} outside the network"
         )
+    for scaled in ("web", "worker", "relay"):
+        assert dns_targets(scaled), f"{scaled} is scaled: scrape each replica, not the name"
     # Prometheus scrapes itself on its default listen address.
     assert flag(command(services()["prometheus"]), "--web.listen-address") in (None, ":9090")
-    assert shipped_targets("prometheus") == ["localhost:9090"]
+    assert static_targets("prometheus") == ["localhost:9090"]
 
 
 def test_worker_and_relay_serve_their_metrics_to_the_network() -> None:
@@ -577,7 +636,7 @@ def test_rabbitmq_enables_its_prometheus_plugin() -> None:
     assert plugins_file.read_text().strip().endswith("].")
 
 
-@pytest.mark.parametrize("name", ["prometheus", "grafana"])
+@pytest.mark.parametrize("name", ["prometheus", "grafana", "adminer"])
 def test_monitoring_ports_are_bound_to_loopback_only(name: str) -> None:
     ports = published(name)
     assert ports, f"{name} publishes no port"
@@ -585,7 +644,7 @@ def test_monitoring_ports_are_bound_to_loopback_only(name: str) -> None:
         assert port.startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
 
 
-@pytest.mark.parametrize("name", ["prometheus", "grafana"])
+@pytest.mark.parametrize("name", ["prometheus", "grafana", "adminer"])
 def test_monitoring_services_have_healthchecks(name: str) -> None:
     check = services()[name].get("healthcheck") or {}
     assert not check.get("disable") and "test" in check, name

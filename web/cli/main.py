@@ -1,4 +1,4 @@
-"""The `aioshop` command: up, web, worker, relay, migrate, seed, reindex, createadmin.
+"""The `aioshop` command: up, web, worker, relay, migrate, seed, reindex, createadmin, health.
 
 Every subcommand builds Settings from the environment first, so a missing or malformed variable
 stops it with one line naming the variable, and an unreachable service with one line naming it.
@@ -380,6 +380,16 @@ def cmd_createadmin(args: argparse.Namespace) -> None:
     print(outcome)
 
 
+def cmd_health(args: argparse.Namespace) -> None:
+    """Exit 0 while a `args.kind` process of this host beats, else 1 (web.cli.health)."""
+    from web.cli.health import check
+
+    settings = load_settings("health")
+    healthy, line = asyncio.run(check(str(settings.redis_url), args.kind, args.host))
+    print(line, file=sys.stdout if healthy else sys.stderr)
+    raise SystemExit(0 if healthy else 1)
+
+
 def cmd_up(args: argparse.Namespace) -> None:
     from web.cli.supervisor import run_up
 
@@ -413,6 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
         "seed": cmd_seed,
         "reindex": cmd_reindex,
         "createadmin": cmd_createadmin,
+        "health": cmd_health,
     }
     commands = {}
     for name, usage in COMMANDS.items():
@@ -461,6 +472,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--password", help="for scripts; prefer AIOSHOP_ADMIN_PASSWORD or the prompt"
     )
     admin.add_argument("--role", choices=("staff", "ops", "admin"), default="admin")
+
+    health = commands["health"]
+    health.add_argument("kind", choices=("worker", "relay"), help="the process kind to ask about")
+    health.add_argument(
+        "--host", default=socket.gethostname(), help="whose heartbeat (default: this host's name)"
+    )
     return parser
 
 

@@ -84,6 +84,11 @@ COMMANDS: dict[str, Usage] = {
             "AIOSHOP_ADMIN_PASSWORD=... aioshop createadmin --email boss@example.com --role ops",
         ),
     ),
+    "health": Usage(
+        "exit 0 while this host's worker or relay beats in Redis (a container health check)",
+        ("redis_url",),
+        examples=("aioshop health worker", "aioshop health relay --host shop-2"),
+    ),
 }
 
 

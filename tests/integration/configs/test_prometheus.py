@@ -2,20 +2,20 @@
 and the Grafana dashboard's queries (configs/grafana/dashboards/aioshop.json).
 
 Debian's Prometheus (`make prometheus` installs /usr/bin/prometheus and /usr/bin/promtool):
-`promtool check config` (which also checks the rules and compose's target files), `promtool
-check rules`, and `promtool test rules` (alerts_test.yml). Then a real Prometheus runs the
-shipped prometheus.yml, unedited, against real `aioshop web`, `aioshop worker` and `aioshop
-relay` processes: it sits in a directory of the test's own beside links to the shipped config
-and rules, with a targets/ directory naming the test's processes (compose mounts its own target
-files the same way). RabbitMQ's target is left out: its rabbitmq_prometheus plugin may not be
-enabled on the machine's RabbitMQ, and nothing here can enable it; compose enables it and keeps
-the target. After some traffic through the API (a customer registers, orders and cancels, so a
-capture, a refund and emails happen, the first email retried after a moment of SMTP 451s; a
-guest's card is declined; a guest's email is refused for good, so a message is dead-lettered;
-the catalog is browsed and searched with an Elasticsearch that is down, so PostgreSQL answers
-instead), every target must be up, every alert loaded and evaluating without error, and every
-expression must return data. The failure lists each target down, each failing alert and each
-expression without data.
+`promtool check config` of it and of compose's variant (with the rules they load), `promtool check
+rules`, and `promtool test rules` (alerts_test.yml). Then a real Prometheus runs the shipped
+prometheus.yml, unedited, against real `aioshop web`, `aioshop worker` and `aioshop relay`
+processes: it sits in a directory of the test's own beside links to the shipped config and rules,
+with a targets/ directory naming the test's processes (compose finds its replicas in Docker's DNS
+instead: configs/prometheus/prometheus.compose.yml, otherwise the same). RabbitMQ's target is left
+out: its rabbitmq_prometheus plugin may not be enabled on the machine's RabbitMQ, and nothing here
+can enable it; compose enables it and keeps the target. After some traffic through the API (a
+customer registers, orders and cancels, so a capture, a refund and emails happen, the first email
+retried after a moment of SMTP 451s; a guest's card is declined; a guest's email is refused for
+good, so a message is dead-lettered; the catalog is browsed and searched with an Elasticsearch that
+is down, so PostgreSQL answers instead), every target must be up, every alert loaded and evaluating
+without error, and every expression must return data. The failure lists each target down, each
+failing alert and each expression without data.
 
 Which expressions: every query of the dashboard ($__rate_interval as 1m), and of each alert
 the operands of its comparison, each evaluated alone (`absent(x)` as `x`, numbers skipped). A
@@ -151,8 +151,9 @@ def test_sides_of_an_alert_are_its_comparisons_operands() -> None:
 # --- promtool ---------------------------------------------------------------------------------
 
 
-def test_promtool_accepts_the_shipped_config_its_rules_and_target_files() -> None:
-    checked = promtool("check", "config", str(CONFIG))
+@pytest.mark.parametrize("config", [CONFIG, PROMETHEUS_DIR / "prometheus.compose.yml"])
+def test_promtool_accepts_the_shipped_and_the_compose_config_and_their_rules(config: Path) -> None:
+    checked = promtool("check", "config", str(config))
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "SUCCESS" in checked.stdout and "rule files found" in checked.stdout
 
