@@ -385,7 +385,8 @@ def cmd_health(args: argparse.Namespace) -> None:
     from web.cli.health import check
 
     settings = load_settings("health")
-    healthy, line = asyncio.run(check(str(settings.redis_url), args.kind, args.host))
+    host = args.host or settings.host_name
+    healthy, line = asyncio.run(check(str(settings.redis_url), args.kind, host))
     print(line, file=sys.stdout if healthy else sys.stderr)
     raise SystemExit(0 if healthy else 1)
 
@@ -476,7 +477,7 @@ def build_parser() -> argparse.ArgumentParser:
     health = commands["health"]
     health.add_argument("kind", choices=("worker", "relay"), help="the process kind to ask about")
     health.add_argument(
-        "--host", default=socket.gethostname(), help="whose heartbeat (default: this host's name)"
+        "--host", default=None, help="whose heartbeat (default: HOST_NAME, this machine's name)"
     )
     return parser
 
