@@ -23,6 +23,7 @@ from configs.settings import Settings
 from tests.support.nginx import NGINX_CONF, nginx_missing, running_nginx
 from tests.support.pgcluster import free_ports
 from tests.support.processes import ShopProcess
+from tests.support.waiting import get_loop
 from web.cookies import UPLOAD_FORM_OVERHEAD
 
 pytestmark = pytest.mark.timeout(180)
@@ -157,22 +158,7 @@ async def test_forwarded_headers_count_from_nginx_only(edge: Edge) -> None:
 async def test_a_web_process_killed_mid_loop_costs_no_request(edge: Edge) -> None:
     stop = asyncio.Event()
 
-    async def loop() -> tuple[int, list[str]]:
-        answered, failures = 0, []
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False)) as session:
-            while not stop.is_set():
-                try:
-                    async with session.get(f"{edge.https}/healthz") as response:
-                        await response.read()
-                        if response.status == 200:
-                            answered += 1
-                        else:
-                            failures.append(f"status {response.status}")
-                except aiohttp.ClientError as exc:
-                    failures.append(repr(exc))
-        return answered, failures
-
-    requests = asyncio.create_task(loop())
+    requests = asyncio.create_task(get_loop(edge.https, stop))
     await asyncio.sleep(0.5)
     edge.webs[0].kill()  # SIGKILL: no graceful anything
     await asyncio.sleep(1.0)

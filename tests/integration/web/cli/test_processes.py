@@ -21,7 +21,7 @@ from configs.settings import Settings
 from tests.support.pgcluster import free_ports
 from tests.support.processes import ShopProcess
 from tests.support.prometheus import scrape, value
-from tests.support.waiting import eventually
+from tests.support.waiting import eventually, get_loop
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -67,23 +67,6 @@ def running(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
-
-
-async def get_loop(base: str, stop: asyncio.Event) -> tuple[int, list[str]]:
-    """GET /healthz over and over (keep-alive, as a browser) until `stop`: (answers, failures)."""
-    answered, failures = 0, []
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
-        while not stop.is_set():
-            try:
-                async with session.get(f"{base}/healthz") as response:
-                    await response.read()
-                    if response.status == 200:
-                        answered += 1
-                    else:
-                        failures.append(f"status {response.status}")
-            except aiohttp.ClientError as exc:
-                failures.append(repr(exc))
-    return answered, failures
 
 
 async def test_sigterm_lets_a_slow_request_in_progress_finish(
