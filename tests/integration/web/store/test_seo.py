@@ -134,16 +134,20 @@ async def test_not_found_pages_are_noindex_without_a_canonical_url(client, path:
 
 async def test_every_page_links_the_icons(client) -> None:
     page = await get_page(client, "/")
-    links = {
-        '<link rel="icon" href="/static/img/favicon.svg" type="image/svg+xml">': "image/svg+xml",
-        '<link rel="icon" href="/static/img/favicon-32.png" type="image/png" sizes="32x32">': (
+    links = {  # each static URL carries its content's version (web/assets.py)
+        r'<link rel="icon" href="(/static/img/favicon\.svg\?v=\w+)" type="image/svg\+xml">': (
+            "image/svg+xml"
+        ),
+        r'<link rel="icon" href="(/static/img/favicon-32\.png\?v=\w+)" type="image/png"'
+        r' sizes="32x32">': "image/png",
+        r'<link rel="apple-touch-icon" href="(/static/img/apple-touch-icon\.png\?v=\w+)">': (
             "image/png"
         ),
-        '<link rel="apple-touch-icon" href="/static/img/apple-touch-icon.png">': "image/png",
     }
     for link, content_type in links.items():
-        assert link in page
-        resp = await client.get(re.findall(r'href="([^"]+)"', link)[0])
+        found = re.search(link, page)
+        assert found, link
+        resp = await client.get(found.group(1))
         assert (resp.status, resp.content_type) == (200, content_type), link
 
 
