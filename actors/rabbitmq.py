@@ -127,3 +127,21 @@ class ShopRabbitmqBroker(RabbitmqBroker):
                 raise
             del self.channel  # closed by RabbitMQ; the next call opens another
             raise QueueTypeMismatch(name, self.queue_type, exc.reply_text) from None
+
+    def get_queue_message_counts(self, queue_name: str) -> tuple[int, int, int]:
+        counts: tuple[int, int, int] = self._once_more(super().get_queue_message_counts, queue_name)
+        return counts
+
+    def flush(self, queue_name: str) -> None:
+        self._once_more(super().flush, queue_name)
+
+    def _once_more(self, call: Any, *args: Any) -> Any:
+        """`call(*args)`, again on a new connection if this thread's had died: an idle
+        publishing connection misses its heartbeats (pika beats only while it is used), and
+        RabbitMQ closes it. Dramatiq's enqueue and declare_queue retry that way themselves;
+        its message counts and purges do not."""
+        try:
+            return call(*args)
+        except pika.exceptions.AMQPConnectionError:
+            del self.connection  # the dead one; the next use opens a new one
+            return call(*args)

@@ -6,6 +6,7 @@ type is refused with QueueTypeMismatch naming it, and the relay blames no outbox
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Iterator
 
@@ -20,6 +21,7 @@ from configs.settings import Settings
 from domain.events import INDEX_PRODUCT
 from storage import outbox
 from storage.database import connect, create_pool
+from tests.support.tcp_proxy import TcpProxy
 
 
 @pytest.fixture
@@ -106,3 +108,24 @@ async def test_the_relay_blames_no_row_for_a_queue_of_the_other_type(
     finally:
         await pool.close()
         quorum.close()
+
+
+async def test_a_count_or_purge_after_the_connection_died_opens_another(
+    broker_url: str, queue_name: str
+) -> None:
+    """A thread's publishing connection that RabbitMQ closed (idle past its heartbeats; here the
+    proxy cuts it) is replaced by the next count or purge, as enqueue does for itself."""
+    proxy = TcpProxy.of(broker_url, 5672)
+    await proxy.start()
+    broker = ShopRabbitmqBroker(urls=[proxy.url_through(broker_url)])
+    try:
+        await asyncio.to_thread(broker.declare_queue, queue_name, ensure=True)
+        await asyncio.to_thread(broker.flush, queue_name)
+        assert proxy.cut() >= 1
+        await asyncio.to_thread(broker.flush, queue_name)
+        assert proxy.cut() >= 1
+        counts = await asyncio.to_thread(broker.get_queue_message_counts, queue_name)
+        assert counts == (0, 0, 0)
+    finally:
+        await asyncio.to_thread(broker.close)
+        await proxy.stop()
