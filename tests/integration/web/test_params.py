@@ -213,7 +213,11 @@ async def test_forms_refuse_bad_input_beside_the_field(staff_client, fresh_db) -
             {"name": "Mugs", "slug": "mugs", "parent_id": ARABIC_DIGITS},
             "parent-new",
         ),
-        ("/admin/attributes", {"slug": "weight", "name": CONTROL, "kind": "number"}, "name"),
+        (
+            "/admin/attributes",
+            {"slug": "weight", "name": CONTROL, "kind": "number"},
+            "attribute-name",
+        ),
         ("/admin/types", {"slug": "mug", "name": NUL}, "name"),
         ("/admin/products/new", product_form(variant("MUG-9"), name=NUL), "name"),
         ("/admin/products/new", product_form(variant("MUG-9"), description=NUL), "description"),
