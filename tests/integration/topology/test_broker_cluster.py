@@ -42,10 +42,8 @@ pytestmark = pytest.mark.timeout(240 + 90 * ROUNDS)
 @pytest.fixture
 def cluster() -> Iterator[RabbitCluster]:
     reason = available()
-    if reason is not None:
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+    if reason is not None:  # fail, never skip: RabbitMQ's server is on every machine we test on
+        pytest.fail(reason)
     with RabbitCluster(size=3) as started:  # killed and removed even when the test fails
         yield started
 
