@@ -308,16 +308,30 @@ def render_order_email(
         unpaid_order_minutes=unpaid_order_minutes,
     )
     context = {
+        **_order_context(shop_name, public_url, detail, summary, locale, time_zone),
+        "pay_link": shop_url(public_url, pay_again_path(detail)),
+    }
+    subject = known(ORDER_SUBJECTS, kind).format(shop_name=shop_name, number=summary.number)
+    return render(f"order_{kind}", subject, context)
+
+
+def _order_context(
+    shop_name: str,
+    public_url: str,
+    detail: OrderDetail,
+    summary: OrderSummary,
+    locale: str,
+    time_zone: str,
+) -> dict[str, Any]:
+    """What every order email's template reads: the shop, the customer, the order, its link."""
+    return {
         "locale": locale,
         "time_zone": time_zone,
         "shop_name": shop_name,
         "name": detail.order.shipping_address.get("full_name", ""),
         "order": summary,
         "link": shop_url(public_url, f"/account/orders/{summary.number}"),
-        "pay_link": shop_url(public_url, pay_again_path(detail)),
     }
-    subject = known(ORDER_SUBJECTS, kind).format(shop_name=shop_name, number=summary.number)
-    return render(f"order_{kind}", subject, context)
 
 
 def pay_again_path(detail: OrderDetail) -> str:
@@ -350,12 +364,7 @@ def render_refund_email(
     refunded_so_far = payment.refunded_amount if payment is not None else refund.amount
     refunded = format_money(refund.amount, refund.currency, locale)
     context = {
-        "locale": locale,
-        "time_zone": time_zone,
-        "shop_name": shop_name,
-        "name": detail.order.shipping_address.get("full_name", ""),
-        "order": summary,
-        "link": shop_url(public_url, f"/account/orders/{summary.number}"),
+        **_order_context(shop_name, public_url, detail, summary, locale, time_zone),
         "refunded": refunded,
         "remaining": format_money(max(0, paid - refunded_so_far), refund.currency, locale),
         "paid": format_money(paid, refund.currency, locale),
