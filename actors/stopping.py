@@ -22,6 +22,7 @@ supervisor's SIGKILL is for that.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import signal
@@ -73,9 +74,19 @@ class StopDeadline:
             signal.signal(sig, _ignore)
         signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
         self._keep = (reader, writer)  # the wakeup fd must stay open as long as the process
+        # Python's finalisation puts a handler it installed back to the default, so a repeated
+        # stop signal in the process's last moments (a supervisor or a group passing it on)
+        # would end it by that signal, not with its status; an ignored signal stays ignored.
+        atexit.register(self._ignore_from_now)
         threading.Thread(
             target=self._watch, args=(reader,), name="stop-deadline", daemon=True
         ).start()
+
+    def _ignore_from_now(self) -> None:
+        """At exit (atexit, main thread): later signals change nothing, up to the very end."""
+        for sig in self.signals:
+            with contextlib.suppress(ValueError, OSError):
+                signal.signal(sig, signal.SIG_IGN)
 
     def _watch(self, reader: socket.socket) -> None:
         numbers = {int(sig) for sig in self.signals}

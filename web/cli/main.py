@@ -34,6 +34,11 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
+# After a stop signal: how long requests still arriving on open connections are answered
+# (web.cli.main.drain), and how often it looks whether any connection is left.
+DRAIN_SECONDS = 1.0
+DRAIN_POLL_SECONDS = 0.02
+
 
 def fail(message: str) -> NoReturn:
     """Stop with one line on stderr and exit status 2."""
@@ -138,9 +143,16 @@ async def serve(
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     StopDeadline(stop_timeout, lambda _: loop.call_soon_threadsafe(stop.set)).install()
-    runner = web.AppRunner(
-        app, access_log=None, handle_signals=False, shutdown_timeout=grace_seconds(stop_timeout)
-    )
+    draining = False
+
+    async def close_when_draining(_: web.Request, response: web.StreamResponse) -> None:
+        if draining:  # the client is told, and reconnects to a process that accepts
+            response.force_close()  # closed after this response...
+            response.headers["Connection"] = "close"  # ...and said so (the head is built by now)
+
+    app.on_response_prepare.append(close_when_draining)
+    grace = grace_seconds(stop_timeout)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=grace)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port) if sock is None else web.SockSite(runner, sock)
@@ -150,8 +162,30 @@ async def serve(
             on_ready()
         await stop.wait()
     finally:
+        draining = True
+        await drain(runner, min(DRAIN_SECONDS, grace / 2))
         await runner.cleanup()
     log.info("web.stopped")
+
+
+async def drain(runner: web.AppRunner, seconds: float) -> None:
+    """Stop accepting, then answer for up to `seconds` what still arrives on open connections
+    (each answer with "Connection: close"), until none is left.
+
+    Closing an idle keep-alive connection at once races with the client's next request on it: a
+    request that arrives as the server closes is reset, and a connection accepted just before
+    the listener closed may carry its first request a moment later. Either is answered here;
+    after the window only connections idle all along are closed, and a client retrying on a new
+    connection reaches a process that still accepts (the other web processes, after a reload).
+    """
+    for site in list(runner.sites):
+        await site.stop()
+    server = runner.server
+    deadline = asyncio.get_running_loop().time() + seconds
+    while server is not None and server.connections:
+        if asyncio.get_running_loop().time() >= deadline:
+            break
+        await asyncio.sleep(DRAIN_POLL_SECONDS)
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:

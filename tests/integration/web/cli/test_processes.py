@@ -74,15 +74,40 @@ async def test_sigterm_lets_a_slow_request_in_progress_finish(
 ) -> None:
     process, base = shop
     assert await serving(process), process.log()[-3000:]
+    # An idle keep-alive connection: a request sent on it after the stop signal is answered
+    # (and the connection closed after it), not reset (web.cli.main.drain).
+    reader, writer = await asyncio.open_connection("127.0.0.1", int(base.rsplit(":", 1)[1]))
+    assert (await exchange(reader, writer)).startswith(b"HTTP/1.1 200")
     async with aiohttp.ClientSession() as session:
         request = asyncio.create_task(session.get(f"{base}/test/slow"))
         await asyncio.sleep(0.5)
         process.send(signal.SIGTERM, whole_group=False)  # the supervisor passes it on
+        await asyncio.sleep(0.3)
+        answer = await exchange(reader, writer)
+        writer.close()
+        assert answer.startswith(b"HTTP/1.1 200"), answer
+        assert b"\r\nConnection: close\r\n" in answer, answer
         response = await request
         assert response.status == 200 and await response.text() == "done"
     status, seconds = await process.exited(STOP_TIMEOUT + 3)
     assert status == 0 and seconds < STOP_TIMEOUT, process.log()[-3000:]
     assert not [pid for pid in children(process) if running(pid)]
+
+
+async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bytes:
+    """GET /healthz on a kept-alive connection: the response head and body ("" on a closed or
+    reset connection)."""
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: shop\r\n\r\n")
+    try:
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    except (asyncio.IncompleteReadError, ConnectionError) as exc:
+        return repr(exc).encode()
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    return head + await asyncio.wait_for(reader.readexactly(length), 10)
 
 
 async def test_sighup_replaces_every_process_without_losing_a_request(
