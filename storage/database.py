@@ -116,6 +116,9 @@ class BoundedAcquire(PoolAcquireContext):  # type: ignore[misc]
             ACQUIRE_TIMEOUTS.labels(pool.label).inc()
             raise PoolExhausted(pool.label, self.timeout) from None
         except Exception as exc:
+            if (full := failover.refused(exc, pool.label)) is not None:
+                self.done = True
+                raise full from exc
             if not failover.unreachable(exc, connection_closed=True):
                 raise
             self.done = True  # no server, or no writable one yet (a failover)

@@ -3,6 +3,7 @@
 StorageError
 ├── Unavailable
 │   ├── PoolExhausted
+│   ├── ServerFull
 │   └── DatabaseUnreachable
 ├── NotFound
 │   ├── ProductNotFound
@@ -61,6 +62,16 @@ class PoolExhausted(Unavailable):
     def __init__(self, pool: str, timeout: float) -> None:
         super().__init__(f"no {pool} database connection became free within {timeout:g} s")
         self.pool, self.timeout = pool, timeout
+
+
+class ServerFull(Unavailable):
+    """The server refused a new connection: it has as many clients as it allows (53300,
+    max_connections, or a database's or role's CONNECTION LIMIT). The pools' own connections are
+    fine; a moment later one may be free."""
+
+    def __init__(self, pool: str) -> None:
+        super().__init__(f"the {pool} database server has no room for another connection now")
+        self.pool = pool
 
 
 class DatabaseUnreachable(Unavailable):

@@ -22,7 +22,7 @@ import asyncpg
 import structlog
 from prometheus_client import Counter
 
-from storage.errors import DatabaseUnreachable
+from storage.errors import DatabaseUnreachable, ServerFull
 
 log = structlog.get_logger(__name__)
 
@@ -39,6 +39,11 @@ UNREACHABLE = Counter(
     "Statements and connection attempts that found no usable server (down, shutting down, no"
     " writable host yet, or a connection that lost its server), by pool and error.",
     ["pool", "error"],
+)
+REFUSED = Counter(
+    "aioshop_database_connections_refused_total",
+    "New connections the server refused for want of room (too many clients), by pool.",
+    ["pool"],
 )
 # For the read-only pools: `default_transaction_read_only` is what they set themselves, so the
 # server's role has to be asked instead (in_hot_standby / pg_is_in_recovery()).
@@ -65,6 +70,15 @@ def unreachable(exc: BaseException, *, connection_closed: bool, writes: bool = F
     if writes and isinstance(exc, asyncpg.ReadOnlySQLTransactionError):
         return True
     return connection_closed and isinstance(exc, OSError | asyncpg.InterfaceError)
+
+
+def refused(exc: BaseException, pool: str) -> ServerFull | None:
+    """ServerFull (to raise from `exc`) when opening a connection for `pool` was refused for
+    want of room on the server; counted. Not a failover: the pool's connections stay."""
+    if not isinstance(exc, asyncpg.TooManyConnectionsError):
+        return None
+    REFUSED.labels(pool).inc()
+    return ServerFull(pool)
 
 
 def translated(exc: BaseException, pool: str) -> DatabaseUnreachable:

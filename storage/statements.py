@@ -182,6 +182,8 @@ class StatementPool(OneStatement):
             raise PoolExhausted(self.label, self.acquire_timeout) from None
         except Exception as exc:
             self._pass_on(None)
+            if (full := failover.refused(exc, self.label)) is not None:
+                raise full from exc
             if failover.unreachable(exc, connection_closed=True):  # no server, or none of the role
                 raise failover.translated(exc, self.label) from exc
             raise
