@@ -15,7 +15,9 @@ document the tab has loaded has reported. (The check runs in the page and report
 because Chromium defers DevTools evaluations in a tab while a `goto` is pending: Python could not
 ask.) A test's own routes run before this one.
 
-The same violation (rule, page URL, element) is reported once however often it was seen.
+The same violation (rule, page URL, element) is reported once however often it was seen, and a
+document of a shape checked by an earlier context of the same test run (the same template over
+the same structure: SHAPE) is not checked again: the e2e tests load the same pages many times.
 """
 
 from __future__ import annotations
@@ -44,17 +46,46 @@ PAGE_REQUESTS = re.compile(r"^(?!https?://[^/]+/(?:static|media)/)")
 GONE = ("Execution context was destroyed", "Target page, context or browser has been closed")
 BINDING = "__aioshopAxeReport"
 
+# A document's shape: its path (digits as "n"), the viewport's width, and every element of the
+# body by tag, id (digits dropped), emptiness, hidden and aria-invalid state, hashed. Two
+# documents of one shape are one template over the same structure (another product's page with
+# the same parts), where axe-core, judging structure, roles, names and colours, finds the same.
+SHAPE = """
+const __aioshopAxeShape = () => {
+    const parts = [location.pathname.replace(/[0-9]+/g, "n"), String(window.innerWidth)];
+    for (const el of document.querySelectorAll("body *")) {
+        const id = (el.getAttribute("id") || "").replace(/[0-9]+/g, "");
+        parts.push(el.tagName + (id ? "#" + id : "")
+            + (el.childElementCount === 0 && !(el.textContent || "").trim() ? "0" : "")
+            + (el.hasAttribute("hidden") ? "h" : "")
+            + (el.getAttribute("aria-invalid") === "true" ? "i" : ""));
+    }
+    const text = parts.join("|");
+    let h1 = 0xdeadbeef, h2 = 0x41c6ce57;
+    for (let i = 0; i < text.length; i++) {
+        const c = text.charCodeAt(i);
+        h1 = Math.imul(h1 ^ c, 2654435761);
+        h2 = Math.imul(h2 ^ c, 1597334677);
+    }
+    return `${h1 >>> 0}-${h2 >>> 0}-${parts.length}`;
+};
+"""
+
+# A document's check: null when it is not HTML or its shape was checked before in this test run
+# (window.__aioshopAxeKnown, from the contexts before this one), else its shape and violations.
 CHECK = f"""
 window.__aioshopAxeCheck = async () => {{
     if (!location.protocol.startsWith("http") || document.contentType !== "text/html") return null;
+    const shape = __aioshopAxeShape();
+    if (window.__aioshopAxeKnown.has(shape)) return null;
     const results = await axe.run(document, {json.dumps(OPTIONS)});
-    return results.violations.map((rule) => ({{
+    return {{shape, violations: results.violations.map((rule) => ({{
         rule: rule.id, impact: rule.impact, help: rule.help, helpUrl: rule.helpUrl,
         nodes: rule.nodes.map((node) => ({{
             target: node.target.join(" "),
             summary: (node.failureSummary || "").replace(/\\s+/g, " "),
         }})),
-    }}));
+    }}))}};
 }};
 if (window.top === window) {{
     window.addEventListener("load", async () => {{
@@ -85,6 +116,11 @@ class Exclusion:
     target: str
     why: str
 
+
+# The shapes (SHAPE) of the documents checked so far in this test run: the e2e tests load the same
+# pages many times over, and axe-core takes a good part of a second on each. A context's pages
+# skip the shapes checked before the context began.
+CHECKED_SHAPES: set[str] = set()
 
 # Nothing is excluded yet: a new entry needs a reason a reviewer can check.
 EXCLUSIONS: tuple[Exclusion, ...] = ()
@@ -131,7 +167,8 @@ class AxeWatch:
         watch = cls()
         context.on("page", watch._watch)
         await context.expose_binding(BINDING, watch._report)
-        await context.add_init_script(AXE_SCRIPT + CHECK)
+        known = f"window.__aioshopAxeKnown = new Set({json.dumps(sorted(CHECKED_SHAPES))});"
+        await context.add_init_script(AXE_SCRIPT + SHAPE + known + CHECK)
         await context.route(PAGE_REQUESTS, watch._hold_navigation)
         return watch
 
@@ -202,11 +239,12 @@ class AxeWatch:
     def _note(self, url: str, rules: Any) -> None:
         if rules is None:  # not an HTML document
             return
-        if isinstance(rules, dict):
+        if "error" in rules:
             self.errors.append(f"{url}: {rules['error']}")
             return
         self.documents += 1
-        for rule in rules:
+        CHECKED_SHAPES.add(rules["shape"])
+        for rule in rules["violations"]:
             for node in rule["nodes"]:
                 target = node["target"]
                 if any(e.rule == rule["rule"] and e.target == target for e in EXCLUSIONS):
