@@ -70,6 +70,22 @@ def run_cli(env: Mapping[str, str], *argv: str) -> str:
 async def serving(argv: list[str], env: Mapping[str, str], log_path: Path) -> AsyncIterator[str]:
     """Run `python <argv>` (a server taking --port) on a free port until /healthz answers;
     yields its base URL and stops it afterwards."""
+    async with served(argv, env, log_path) as server:
+        yield server.url
+
+
+@dataclass(frozen=True)
+class Served:
+    """A running server: its base URL and the id of the process started (a supervisor, for
+    `aioshop web`, whose children are the web processes)."""
+
+    url: str
+    pid: int
+
+
+@asynccontextmanager
+async def served(argv: list[str], env: Mapping[str, str], log_path: Path) -> AsyncIterator[Served]:
+    """serving(), yielding the process id too (for process_memory)."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     with log_path.open("wb") as log:  # a new session: Ctrl-C reaches only us; we stop it below
@@ -89,7 +105,7 @@ async def serving(argv: list[str], env: Mapping[str, str], log_path: Path) -> As
             if server.returncode is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the server did not start: {log_path.read_text()[-2000:]}")
             await asyncio.sleep(0.2)
-        yield base_url
+        yield Served(base_url, server.pid)
     finally:
         server.terminate()
         try:
@@ -97,6 +113,40 @@ async def serving(argv: list[str], env: Mapping[str, str], log_path: Path) -> As
         except TimeoutError:
             server.kill()
             await server.wait()
+
+
+@dataclass(frozen=True)
+class Memory:
+    """Resident memory of a server's web processes, in MiB: now and the peak of its life."""
+
+    processes: int
+    rss_mib: float  # the largest process's, now
+    peak_mib: float  # the largest process's high-water mark (VmHWM)
+    total_mib: float  # all of them, now
+
+
+def process_memory(pid: int) -> Memory:
+    """The memory of `pid`'s children (the web processes of a supervisor), or of `pid` itself
+    when it has none. Linux only (/proc): the benchmarks run on Debian."""
+    children = _children(pid)
+    figures = [_status_kib(child) for child in children or [pid]]
+    rss = [now for now, _ in figures]
+    return Memory(len(figures), max(rss) / 1024, max(p for _, p in figures) / 1024, sum(rss) / 1024)
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def _status_kib(pid: int) -> tuple[int, int]:
+    """(VmRSS, VmHWM) of a process, in KiB."""
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
 
 
 @dataclass(frozen=True)
