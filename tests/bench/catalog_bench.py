@@ -299,6 +299,21 @@ async def measure_size(products: int, args: argparse.Namespace) -> SizeResult:
     mixes = await sample_paths(dsn)
     with redis.Redis.from_url(REDIS_URL) as client:
         client.flushdb()
+    monitor = await asyncpg.connect(dsn)
+    try:
+        return await _measure_rows(products, args, dsn, mixes, monitor)
+    finally:
+        await monitor.close()
+
+
+async def _measure_rows(
+    products: int,
+    args: argparse.Namespace,
+    dsn: str,
+    mixes: dict[str, list[str]],
+    monitor: asyncpg.Connection,
+) -> SizeResult:
+    """measure_size's rows, against servers of their own."""
     bare_row = Row("bare aiohttp JSON endpoint", "bare", ["/json"], 64)
     results: list[tuple[Row, Measured]] = []
     with tempfile.TemporaryDirectory(prefix="aioshop_bench_") as tmp:
@@ -329,7 +344,7 @@ async def measure_size(products: int, args: argparse.Namespace) -> SizeResult:
                     await warm(url, row.paths)
                 pairs = [(run(bare_row), run(row)) for _ in range(args.rounds)]
                 measured = Measured(pairs)
-                await settled(dsn)
+                await settled(monitor)
                 results.append((row, measured))
                 print(
                     f"  {products:,}: {row.name}: {measured.rate:,.0f} req/s,"
@@ -362,16 +377,13 @@ BUSY = """
 """
 
 
-async def settled(dsn: str, timeout: float = 120.0) -> None:
+async def settled(monitor: asyncpg.Connection, timeout: float = 120.0) -> None:
     """Wait (at most `timeout` s) until the database runs no statement: a row that times out
-    in wrk leaves its requests running in the server, which would slow the next row."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        deadline = time.monotonic() + timeout
-        while await conn.fetchval(BUSY) and time.monotonic() < deadline:
-            await asyncio.sleep(0.5)
-    finally:
-        await conn.close()
+    in wrk leaves its requests running in the server, which would slow the next row. `monitor`
+    is opened before the servers start: under load they may take every connection there is."""
+    deadline = time.monotonic() + timeout
+    while await monitor.fetchval(BUSY) and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
 
 
 async def status_of(base_url: str, path: str) -> int:
