@@ -396,6 +396,8 @@ def verdict(row: Row, measured: Measured) -> str:
         needed = float(row.target[2:].strip(" %")) / 100
         return "met" if measured.ratio >= needed else "MISSED"
     if row.target.startswith("p99"):
+        if measured.unanswered:  # wrk then reads its latencies as 0
+            return "MISSED"
         return "met" if measured.p99_ms <= float(row.target.split("<=")[1].split()[0]) else "MISSED"
     return ""
 
@@ -452,7 +454,14 @@ class Measured:
     def failures(self) -> str:
         non_2xx = sum(row.non_2xx for _, row in self.pairs)
         errors = sum(row.errors for _, row in self.pairs)
+        if self.unanswered:
+            return " (no answer within a run)"
         return f" ({non_2xx} non-2xx, {errors} socket errors)" if non_2xx or errors else ""
+
+    @property
+    def unanswered(self) -> bool:
+        """Whether some round saw no response at all (each request took longer than the run)."""
+        return any(row.requests_per_second == 0 for _, row in self.pairs)
 
 
 def report(sizes: list[SizeResult], args: argparse.Namespace) -> list[str]:

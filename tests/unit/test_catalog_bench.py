@@ -63,3 +63,13 @@ def test_process_memory_reads_a_process_without_children() -> None:
     assert memory.processes == 1
     assert 1 < memory.rss_mib <= memory.peak_mib
     assert memory.total_mib == memory.rss_mib
+
+
+def test_a_row_without_any_answer_misses_its_latency_target() -> None:
+    args = argparse.Namespace(rounds=1, seconds=1.0)
+    row = Row("search", "uncached", ["/s"], 16, "p99 <= 50 ms")
+    silent = Measured([(Load(10_000.0, 1.0, 2.0, 0, 0), Load(0.0, 0.0, 0.0, 0, 0))])
+    line = next(
+        line for line in report([size(1_000_000, [(row, silent)])], args) if "search" in line
+    )
+    assert "no answer within a run" in line and line.endswith("| MISSED |")
