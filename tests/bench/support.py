@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,36 +83,68 @@ class Served:
     pid: int
 
 
+# What PostgreSQL answers when max_connections are taken: on a shared server other work may hold
+# them for a while, so a server refused that way is started again (STARTS times, PAUSE s apart).
+NO_FREE_CONNECTION = "too many clients"
+STARTS = 4
+PAUSE = 10.0
+
+
 @asynccontextmanager
 async def served(argv: list[str], env: Mapping[str, str], log_path: Path) -> AsyncIterator[Served]:
     """serving(), yielding the process id too (for process_memory)."""
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
+    for attempt in range(1, STARTS + 1):
+        port = free_port()
+        base_url = f"http://127.0.0.1:{port}"
+        server = await _start([*argv, "--port", str(port)], env, log_path)
+        if await _ready(server, base_url):
+            break
+        await _stop(server)
+        output = log_path.read_text()
+        if attempt == STARTS or NO_FREE_CONNECTION not in output:
+            raise RuntimeError(f"the server did not start: {output[-2000:]}")
+        print(f"{log_path.stem}: PostgreSQL has no free connection; starting again in {PAUSE:g} s")
+        await asyncio.sleep(PAUSE)
+    try:
+        yield Served(base_url, server.pid)
+    finally:
+        await _stop(server)
+
+
+async def _start(
+    argv: list[str], env: Mapping[str, str], log_path: Path
+) -> asyncio.subprocess.Process:
     with log_path.open("wb") as log:  # a new session: Ctrl-C reaches only us; we stop it below
-        server = await asyncio.create_subprocess_exec(
+        return await asyncio.create_subprocess_exec(
             sys.executable,
             *argv,
-            "--port",
-            str(port),
             env=dict(env),
             stdout=log,
             stderr=log,
             start_new_session=True,
         )
-    try:
-        deadline = time.monotonic() + 30
-        while not await healthy(base_url):
-            if server.returncode is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the server did not start: {log_path.read_text()[-2000:]}")
-            await asyncio.sleep(0.2)
-        yield Served(base_url, server.pid)
-    finally:
+
+
+async def _ready(server: asyncio.subprocess.Process, base_url: str) -> bool:
+    """Whether the server answers /healthz within 30 s (False as soon as it exits)."""
+    deadline = time.monotonic() + 30
+    while not await healthy(base_url):
+        if server.returncode is not None or time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.2)
+    return True
+
+
+async def _stop(server: asyncio.subprocess.Process) -> None:
+    if server.returncode is not None:
+        return
+    with suppress(ProcessLookupError):  # it exited meanwhile
         server.terminate()
-        try:
-            await asyncio.wait_for(server.wait(), 10)
-        except TimeoutError:
-            server.kill()
-            await server.wait()
+    try:
+        await asyncio.wait_for(server.wait(), 10)
+    except TimeoutError:
+        server.kill()
+        await server.wait()
 
 
 @dataclass(frozen=True)
