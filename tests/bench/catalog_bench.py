@@ -19,7 +19,7 @@ rows the memory of the web processes (resident now and their peak) is printed to
 
     make bench-catalog          # installs wrk (Debian) if missing, then:
     .venv/bin/python -m tests.bench.catalog_bench [--products 100000,1000000] [--seconds 5]
-        [--rounds 3] [--markdown PATH]
+        [--rounds 3] [--markdown PATH] [--rows "deep pages,rare filter"]
 
 The seeded databases (`aioshop_bench_catalog_<N>` on TEST_DATABASE_URL's server) are kept between
 runs (seeding takes about a minute for 100,000 and about ten for 1,000,000; see README); --fresh
@@ -284,6 +284,14 @@ def catalog_rows(mixes: dict[str, list[str]], products: int) -> list[Row]:
     ]  # fmt: skip
 
 
+def chosen(rows: list[Row], wanted: str | None) -> list[Row]:
+    """The rows whose name contains one of the comma-separated `wanted` (all when None)."""
+    if not wanted:
+        return rows
+    parts = [part.strip().lower() for part in wanted.split(",") if part.strip()]
+    return [row for row in rows if any(part in row.name.lower() for part in parts)]
+
+
 @dataclass(frozen=True)
 class SizeResult:
     """One catalog size's rows and the memory of its web servers after them."""
@@ -334,7 +342,7 @@ async def _measure_rows(
                 return wrk(urls[row.server], connections=row.connections, seconds=args.seconds,
                            paths=row.paths, workdir=workdir)  # fmt: skip
 
-            for row in catalog_rows(mixes, products):
+            for row in chosen(catalog_rows(mixes, products), args.rows):
                 url = urls[row.server]
                 status = await status_of(url, row.paths[0]) if row.paths else 0
                 if status != 200:
@@ -550,4 +558,7 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=3, help="(bare, row) pairs per row")
     parser.add_argument("--fresh", action="store_true", help="seed the catalogs again")
     parser.add_argument("--markdown", help="also write the tables to this file (Markdown)")
+    parser.add_argument(
+        "--rows", help="only the rows whose name contains one of these (comma-separated)"
+    )
     asyncio.run(main(parser.parse_args()))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from tests.bench.catalog_bench import Measured, Row, SizeResult, report, side_by_side
+from tests.bench.catalog_bench import Measured, Row, SizeResult, chosen, report, side_by_side
 from tests.bench.support import Load, Memory, process_memory
 
 MEMORY = {"cached": Memory(2, 100.0, 120.0, 200.0), "uncached": Memory(2, 110.0, 130.0, 220.0)}
@@ -73,3 +73,10 @@ def test_a_row_without_any_answer_misses_its_latency_target() -> None:
         line for line in report([size(1_000_000, [(row, silent)])], args) if "search" in line
     )
     assert "no answer within a run" in line and line.endswith("| MISSED |")
+
+
+def test_rows_are_chosen_by_parts_of_their_names() -> None:
+    rows = [Row(name, "uncached", ["/"], 16) for name in ("Deep pages", "rare filter", "search")]
+    assert chosen(rows, None) == rows
+    assert [row.name for row in chosen(rows, "deep, RARE")] == ["Deep pages", "rare filter"]
+    assert chosen(rows, "nothing") == []
