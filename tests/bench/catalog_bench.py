@@ -1,9 +1,10 @@
-"""Benchmark of the catalog reads on 100,000 seeded products, against a bare aiohttp endpoint.
+"""Benchmark of the catalog reads at 100,000 and 1,000,000 seeded products, against a bare
+aiohttp endpoint.
 
 A script, not a test: it prints figures and asserts nothing. Each row is measured with wrk
-(2 threads) against one single-process server, as a ratio to a bare aiohttp JSON endpoint measured
-by the same tool in the same run. Load tool, servers, PostgreSQL and Redis share the machine's
-cores, so compare ratios, not absolute figures.
+(2 threads) against one `aioshop web` server (its supervisor and web processes), as a ratio to a
+bare aiohttp JSON endpoint measured by the same tool in the same run. Load tool, servers,
+PostgreSQL and Redis share the machine's cores, so compare ratios, not absolute figures.
 
 This machine's speed drifts by a quarter within a minute (a bare endpoint alone: 7,200 to 11,900
 req/s in six 5-second runs), so a ratio of two runs made a minute apart says little. Each row is
@@ -11,11 +12,18 @@ therefore measured in rounds, each round the bare endpoint and then the row, bac
 table gives the median of the rounds (rate, p50, p99 and the ratio of each round's pair) and the
 range of the ratios.
 
-    make bench-catalog          # installs wrk (Debian) if missing, then:
-    .venv/bin/python -m tests.bench.catalog_bench [--products 100000] [--seconds 5] [--rounds 3]
+Every row runs at each catalog size in turn (its own database and servers), then a side-by-side
+table compares the sizes: the largest size's share of bare against the smallest's, marked CLIFF
+when it is below half (issue 17: no row may fall by more than half at 1,000,000). After a size's
+rows the memory of the web processes (resident now and their peak) is printed too.
 
-The seeded database (`aioshop_bench_catalog_<N>` on TEST_DATABASE_URL's server) is kept between
-runs (seeding takes about a minute); --fresh seeds it again. Redis DB 10 is flushed.
+    make bench-catalog          # installs wrk (Debian) if missing, then:
+    .venv/bin/python -m tests.bench.catalog_bench [--products 100000,1000000] [--seconds 5]
+        [--rounds 3] [--markdown PATH] [--rows "deep pages,rare filter"]
+
+The seeded databases (`aioshop_bench_catalog_<N>` on TEST_DATABASE_URL's server) are kept between
+runs (seeding takes about a minute for 100,000 and about ten for 1,000,000; see README); --fresh
+seeds them again. Redis DB 10 is flushed before each size.
 """
 
 from __future__ import annotations
@@ -26,6 +34,8 @@ import os
 import random
 import statistics
 import tempfile
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
@@ -37,11 +47,13 @@ import redis
 from tests.bench.support import (
     ADMIN_DSN,
     Load,
+    Memory,
     clean_env,
     dsn_for,
     execute,
+    process_memory,
     run_cli,
-    serving,
+    served,
     wrk,
     wrk_path,
 )
@@ -55,6 +67,9 @@ SERVER_ENV = {
     "LOG_FORMAT": "json",
 }
 SORTS = ("newest", "price_asc", "price_desc", "name")
+SIZES = "100000,1000000"
+DEEP_PAGE = 200  # how many next_cursor links the deep-page row follows before measuring
+CLIFF = 0.5  # a row whose share of bare falls below this at the largest size is a cliff
 
 
 @dataclass(frozen=True)
@@ -65,6 +80,11 @@ class Row:
     connections: int
     target: str = ""  # e.g. ">= 25%" (of the bare rate) or "p99 <= 50 ms"
     warm: bool = False  # request every path once before measuring (fills the cache)
+    key: str = ""  # what pairs the row across catalog sizes, when its name holds counts
+
+    @property
+    def label(self) -> str:
+        return self.key or self.name
 
 
 async def ensure_catalog(products: int, fresh: bool, prefix: str = "aioshop_bench_catalog") -> str:
@@ -90,7 +110,11 @@ async def ensure_catalog(products: int, fresh: bool, prefix: str = "aioshop_benc
     env = clean_env(SERVER_ENV | {"DATABASE_URL": dsn})
     run_cli(env, "migrate")
     print(f"catalog: seeding {products} products into {name} ...", flush=True)
-    print(run_cli(env, "seed", "--products", str(products), "--seed", "1").strip()[-400:])
+    begun = time.monotonic()
+    output = run_cli(env, "seed", "--products", str(products), "--seed", "1")
+    # The command's report (rows and seconds per step), without its progress lines.
+    print("\n".join(line for line in output.splitlines() if "%" not in line))
+    print(f"catalog: seeded {products} products in {time.monotonic() - begun:.0f} s", flush=True)
     return dsn
 
 
@@ -115,6 +139,8 @@ async def sample_paths(dsn: str) -> dict[str, list[str]]:
             " WHERE is_published LIMIT 50000) s JOIN attributes a"
             " ON a.slug = split_part(f, '=', 1) AND a.is_filterable ORDER BY f"
         )]  # fmt: skip
+        biggest = await conn.fetchval(BIGGEST_TOP_CATEGORY)
+        rare = await rare_filters(conn)
     finally:
         await conn.close()
     searches = []
@@ -148,7 +174,196 @@ async def sample_paths(dsn: str) -> dict[str, list[str]]:
         "lists": lists,
         "searches": searches,
         "pages": [f"/c/{c}" for c in categories],
+        "subtree": [
+            "/api/v1/products?" + urlencode({"category": biggest, "sort": s, "limit": 24})
+            for s in SORTS
+        ],
+        "rare": rare,
     }
+
+
+# The top-level category with the most published products in its subtree: the category page
+# that reads the most categories' indexes at once (and the deep pages' category).
+BIGGEST_TOP_CATEGORY = """
+    SELECT root.slug FROM categories root
+    JOIN categories sub ON sub.path @> ARRAY[root.id]
+    JOIN products p ON p.category_id = sub.id AND p.is_published
+    WHERE root.parent_id IS NULL
+    GROUP BY root.slug ORDER BY count(*) DESC, root.slug LIMIT 1
+"""
+# Pairs of a common value of a filterable attribute and a price band of 1.00 (in minor units)
+# that only a handful of its products fall in, for the commonest values: alone each part matches
+# many products (a tenth of the catalog, a few hundred), together almost none.
+RARE_FILTERS = """
+    WITH pairs AS (
+        SELECT f, price_min / 100 AS band, count(*) AS n
+        FROM products p, unnest(p.search_facets) AS f
+        WHERE p.is_published AND p.price_min IS NOT NULL
+        GROUP BY f, band
+    ),
+    facet AS (SELECT f, sum(n) AS total FROM pairs GROUP BY f),
+    band AS (
+        SELECT price_min / 100 AS band, count(*) AS total FROM products
+        WHERE is_published GROUP BY 1
+    )
+    SELECT f, band, n FROM (
+        SELECT DISTINCT ON (pairs.f) pairs.f, pairs.band, pairs.n, facet.total
+        FROM pairs JOIN facet USING (f) JOIN band USING (band)
+        JOIN attributes a ON a.slug = split_part(pairs.f, '=', 1) AND a.is_filterable
+        WHERE pairs.n BETWEEN 3 AND 8
+        ORDER BY pairs.f, band.total DESC, pairs.band
+    ) chosen
+    ORDER BY total DESC, f LIMIT $1
+"""
+
+
+async def rare_filters(conn: asyncpg.Connection, count: int = 8) -> list[str]:
+    """Product lists (every sort) over the whole catalog filtered by an attribute value and a
+    price band that match 3 to 8 products together: the filter that matches almost nothing."""
+    paths = []
+    for found in await conn.fetch(RARE_FILTERS, count):
+        slug, _, value = found["f"].partition("=")
+        filters = {
+            f"attr.{slug}": value,
+            "price_min": found["band"] * 100,
+            "price_max": found["band"] * 100 + 99,
+        }
+        paths += [
+            "/api/v1/products?" + urlencode({**filters, "sort": sort, "limit": 24})
+            for sort in SORTS
+        ]
+    return paths
+
+
+async def deep_pages(base_url: str, first_pages: Sequence[str], depth: int) -> list[str]:
+    """The last ten of `depth` pages of each list, reached by following next_cursor from its
+    first page (fewer when a list ends sooner)."""
+    async with aiohttp.ClientSession() as http:
+
+        async def follow(path: str) -> list[str]:
+            pages = [path]
+            for _ in range(depth - 1):
+                async with http.get(base_url + pages[-1]) as resp:
+                    cursor = (await resp.json())["next_cursor"]
+                if cursor is None:
+                    break
+                pages.append(path + "&" + urlencode({"cursor": cursor}))
+            return pages[-10:]
+
+        followed = await asyncio.gather(*(follow(path) for path in first_pages))
+    return [page for pages in followed for page in pages]
+
+
+def catalog_rows(mixes: dict[str, list[str]], products: int) -> list[Row]:
+    """Every row of the benchmark, in the order measured (one list: new rows go here).
+
+    `key` names a row whose name holds a count that may differ between catalog sizes.
+    """
+    return [
+        Row("reference: minimal endpoint, 20 rows by keyset through asyncpg", "bare",
+            [f"/keyset?after={n * 997 % products}" for n in range(200)], 64),
+        Row("product list page (24 items, cached)", "cached", ["/api/v1/products?limit=24"], 64,
+            ">= 25%", warm=True),
+        Row(f"product list (cache off; {len(mixes['lists'])} category x sort pages)", "uncached",
+            mixes["lists"], 64, ">= 15%", key="product list (cache off)"),
+        Row(f"product detail (cached; {len(mixes['detail'])} products)", "cached",
+            mixes["detail"], 64, ">= 25%", warm=True, key="product detail (cached)"),
+        Row(f"search with facets (cached; {len(mixes['searches'])} queries)", "cached",
+            mixes["searches"], 16, "p99 <= 50 ms", warm=True, key="search with facets (cached)"),
+        Row("search with facets (cache off)", "uncached", mixes["searches"], 16, "p99 <= 50 ms"),
+        Row(f"storefront category page, HTML (cached; {len(mixes['pages'])} categories)",
+            "cached", mixes["pages"], 64, warm=True, key="storefront category page, HTML (cached)"),
+        Row("category with all its descendants (biggest top-level, 4 sorts, cache off)",
+            "uncached", mixes["subtree"], 64),
+        Row("the same with facets (what the storefront's category page reads; search, cache off)",
+            "uncached", [p.replace("/products?", "/search?") for p in mixes["subtree"]], 16),
+        Row(f"deep pages ({DEEP_PAGE} next_cursor links into the biggest top-level category,"
+            " 4 sorts, cache off)", "uncached", mixes["deep"], 64, key="deep pages (cache off)"),
+        Row("rare filter (a common attribute value + a price band: 3-8 matches, 4 sorts,"
+            " cache off)", "uncached", mixes["rare"], 16),
+    ]  # fmt: skip
+
+
+def chosen(rows: list[Row], wanted: str | None) -> list[Row]:
+    """The rows whose name contains one of the comma-separated `wanted` (all when None)."""
+    if not wanted:
+        return rows
+    parts = [part.strip().lower() for part in wanted.split(",") if part.strip()]
+    return [row for row in rows if any(part in row.name.lower() for part in parts)]
+
+
+@dataclass(frozen=True)
+class SizeResult:
+    """One catalog size's rows and the memory of its web servers after them."""
+
+    products: int
+    rows: list[tuple[Row, Measured]]
+    memory: dict[str, Memory]  # by server: "cached", "uncached"
+
+
+async def measure_size(products: int, args: argparse.Namespace) -> SizeResult:
+    """Every row against a catalog of `products` products (seeded first if missing)."""
+    dsn = await ensure_catalog(products, args.fresh)
+    mixes = await sample_paths(dsn)
+    with redis.Redis.from_url(REDIS_URL) as client:
+        client.flushdb()
+    monitor = await asyncpg.connect(dsn)
+    try:
+        return await _measure_rows(products, args, dsn, mixes, monitor)
+    finally:
+        await monitor.close()
+
+
+async def _measure_rows(
+    products: int,
+    args: argparse.Namespace,
+    dsn: str,
+    mixes: dict[str, list[str]],
+    monitor: asyncpg.Connection,
+) -> SizeResult:
+    """measure_size's rows, against servers of their own."""
+    bare_row = Row("bare aiohttp JSON endpoint", "bare", ["/json"], 64)
+    results: list[tuple[Row, Measured]] = []
+    with tempfile.TemporaryDirectory(prefix="aioshop_bench_") as tmp:
+        workdir = Path(tmp)
+        base = clean_env(SERVER_ENV | {"DATABASE_URL": dsn, "DATA_DIR": str(workdir)})
+        web_argv = ["-m", "web.cli", "web", "--host", "127.0.0.1"]
+        async with (
+            served(["-m", "tests.bench.bare_app"], base, workdir / "bare.log") as bare,
+            served(web_argv, base, workdir / "cached.log") as cached,
+            served(
+                web_argv, base | {"CATALOG_CACHE_SECONDS": "0"}, workdir / "uncached.log"
+            ) as uncached,
+        ):
+            urls = {"bare": bare.url, "cached": cached.url, "uncached": uncached.url}
+            mixes["deep"] = await deep_pages(uncached.url, mixes["subtree"], DEEP_PAGE)
+
+            def run(row: Row) -> Load:
+                return wrk(urls[row.server], connections=row.connections, seconds=args.seconds,
+                           paths=row.paths, workdir=workdir)  # fmt: skip
+
+            for row in chosen(catalog_rows(mixes, products), args.rows):
+                url = urls[row.server]
+                status = await status_of(url, row.paths[0]) if row.paths else 0
+                if status != 200:
+                    print(f"skipped {row.name}: {row.paths[:1]} answers {status}")
+                    continue
+                if row.warm:
+                    await warm(url, row.paths)
+                pairs = [(run(bare_row), run(row)) for _ in range(args.rounds)]
+                measured = Measured(pairs)
+                await settled(monitor)
+                results.append((row, measured))
+                print(
+                    f"  {products:,}: {row.name}: {measured.rate:,.0f} req/s,"
+                    f" {measured.ratio:.1%} of bare ({measured.ratio_range})",
+                    flush=True,
+                )
+            memory = {
+                "cached": process_memory(cached.pid),
+                "uncached": process_memory(uncached.pid),
+            }
+    return SizeResult(products, results, memory)
 
 
 async def warm(base_url: str, paths: list[str]) -> None:
@@ -163,6 +378,22 @@ async def warm(base_url: str, paths: list[str]) -> None:
         await asyncio.gather(*(one(p) for p in paths))
 
 
+# Statements still running on the catalog's database, other than this one.
+BUSY = """
+    SELECT count(*) FROM pg_stat_activity
+    WHERE datname = current_database() AND state = 'active' AND pid <> pg_backend_pid()
+"""
+
+
+async def settled(monitor: asyncpg.Connection, timeout: float = 120.0) -> None:
+    """Wait (at most `timeout` s) until the database runs no statement: a row that times out
+    in wrk leaves its requests running in the server, which would slow the next row. `monitor`
+    is opened before the servers start: under load they may take every connection there is."""
+    deadline = time.monotonic() + timeout
+    while await monitor.fetchval(BUSY) and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+
+
 async def status_of(base_url: str, path: str) -> int:
     async with aiohttp.ClientSession() as http, http.get(base_url + path) as resp:
         return resp.status
@@ -173,65 +404,21 @@ def verdict(row: Row, measured: Measured) -> str:
         needed = float(row.target[2:].strip(" %")) / 100
         return "met" if measured.ratio >= needed else "MISSED"
     if row.target.startswith("p99"):
+        if measured.unanswered:  # wrk then reads its latencies as 0
+            return "MISSED"
         return "met" if measured.p99_ms <= float(row.target.split("<=")[1].split()[0]) else "MISSED"
     return ""
 
 
 async def main(args: argparse.Namespace) -> None:
     wrk_path()
-    dsn = await ensure_catalog(args.products, args.fresh)
-    mixes = await sample_paths(dsn)
-    products = args.products
-    with redis.Redis.from_url(REDIS_URL) as client:
-        client.flushdb()
-    bare_row = Row("bare aiohttp JSON endpoint", "bare", ["/json"], 64)
-    rows = [
-        Row("reference: minimal endpoint, 20 rows by keyset through asyncpg", "bare",
-            [f"/keyset?after={n * 997 % products}" for n in range(200)], 64),
-        Row("product list page (24 items, cached)", "cached", ["/api/v1/products?limit=24"], 64,
-            ">= 25%", warm=True),
-        Row(f"product list (cache off; {len(mixes['lists'])} category x sort pages)", "uncached",
-            mixes["lists"], 64, ">= 15%"),
-        Row(f"product detail (cached; {len(mixes['detail'])} products)", "cached",
-            mixes["detail"], 64, ">= 25%", warm=True),
-        Row(f"search with facets (cached; {len(mixes['searches'])} queries)", "cached",
-            mixes["searches"], 16, "p99 <= 50 ms", warm=True),
-        Row("search with facets (cache off)", "uncached", mixes["searches"], 16, "p99 <= 50 ms"),
-        Row(f"storefront category page, HTML (cached; {len(mixes['pages'])} categories)",
-            "cached", mixes["pages"], 64, warm=True),
-    ]  # fmt: skip
-    results: list[tuple[Row, Measured]] = []
-    with tempfile.TemporaryDirectory(prefix="aioshop_bench_") as tmp:
-        workdir = Path(tmp)
-        base = clean_env(SERVER_ENV | {"DATABASE_URL": dsn, "DATA_DIR": str(workdir)})
-        web_argv = ["-m", "web.cli", "web", "--host", "127.0.0.1"]
-        async with (
-            serving(["-m", "tests.bench.bare_app"], base, workdir / "bare.log") as bare_url,
-            serving(web_argv, base, workdir / "cached.log") as cached_url,
-            serving(
-                web_argv, base | {"CATALOG_CACHE_SECONDS": "0"}, workdir / "uncached.log"
-            ) as uncached_url,
-        ):
-            urls = {"bare": bare_url, "cached": cached_url, "uncached": uncached_url}
-
-            def run(row: Row) -> Load:
-                return wrk(urls[row.server], connections=row.connections, seconds=args.seconds,
-                           paths=row.paths, workdir=workdir)  # fmt: skip
-
-            for row in rows:
-                url = urls[row.server]
-                status = await status_of(url, row.paths[0])
-                if status != 200:
-                    print(f"skipped {row.name}: {row.paths[0]} answers {status}")
-                    continue
-                if row.warm:
-                    await warm(url, row.paths)
-                pairs = [(run(bare_row), run(row)) for _ in range(args.rounds)]
-                measured = Measured(pairs)
-                results.append((row, measured))
-                print(f"  measured {row.name}: {measured.rate:,.0f} req/s, {measured.ratio:.1%}"
-                      f" of bare ({measured.ratio_range})", flush=True)  # fmt: skip
-    report(results, args)
+    sizes = sorted({int(n) for n in args.products.split(",")})
+    measured = [await measure_size(products, args) for products in sizes]
+    lines = report(measured, args)
+    print("\n" + "\n".join(lines))
+    if args.markdown is not None:
+        Path(args.markdown).write_text("\n".join(lines) + "\n")
+        print(f"\nwritten to {args.markdown}")
 
 
 @dataclass(frozen=True)
@@ -275,29 +462,103 @@ class Measured:
     def failures(self) -> str:
         non_2xx = sum(row.non_2xx for _, row in self.pairs)
         errors = sum(row.errors for _, row in self.pairs)
+        if self.unanswered:
+            return " (no answer within a run)"
         return f" ({non_2xx} non-2xx, {errors} socket errors)" if non_2xx or errors else ""
 
+    @property
+    def unanswered(self) -> bool:
+        """Whether some round saw no response at all (each request took longer than the run)."""
+        return any(row.requests_per_second == 0 for _, row in self.pairs)
 
-def report(results: list[tuple[Row, Measured]], args: argparse.Namespace) -> None:
-    print(
-        f"\n{args.products} products; wrk -t2; each row {args.rounds} rounds of (bare endpoint,"
-        f" row) at {args.seconds:g} s each, medians; nproc={len(os.sched_getaffinity(0))},"
-        f" load average {os.getloadavg()[0]:.1f}\n"
-    )
-    print("| row | conns | req/s | p50 ms | p99 ms | bare req/s | vs bare (range) | target | |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for row, m in results:
-        print(
-            f"| {row.name}{m.failures} | {row.connections} | {m.rate:,.0f} | {m.p50_ms:.1f} |"
-            f" {m.p99_ms:.1f} | {m.bare_rate:,.0f} | {m.ratio:.0%} ({m.ratio_range}) |"
-            f" {row.target} | {verdict(row, m)} |"
+
+def report(sizes: list[SizeResult], args: argparse.Namespace) -> list[str]:
+    """The tables, as Markdown lines: each size's rows and memory, then the sizes side by side."""
+    lines = [
+        f"wrk -t2; each row {args.rounds} rounds of (bare endpoint, row) at {args.seconds:g} s"
+        f" each, medians; nproc={len(os.sched_getaffinity(0))}, load average"
+        f" {os.getloadavg()[0]:.1f} at the end",
+    ]
+    for size in sizes:
+        lines += ["", f"### {size.products:,} products", ""]
+        lines += [
+            "| row | conns | req/s | p50 ms | p99 ms | bare req/s | vs bare (range) | target | |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for row, m in size.rows:
+            lines.append(
+                f"| {row.name}{m.failures} | {row.connections} | {m.rate:,.0f} | {m.p50_ms:.1f} |"
+                f" {m.p99_ms:.1f} | {m.bare_rate:,.0f} | {m.ratio:.0%} ({m.ratio_range}) |"
+                f" {row.target} | {verdict(row, m)} |"
+            )
+        lines += [
+            "",
+            "| web server | processes | RSS per process, MiB | peak, MiB | total RSS, MiB |",
+        ]
+        lines.append("|---|---|---|---|---|")
+        for server, memory in size.memory.items():
+            lines.append(
+                f"| {server} | {memory.processes} | {memory.rss_mib:,.0f} |"
+                f" {memory.peak_mib:,.0f} | {memory.total_mib:,.0f} |"
+            )
+    if len(sizes) > 1:
+        lines += side_by_side(sizes)
+    return lines
+
+
+def side_by_side(sizes: list[SizeResult]) -> list[str]:
+    """Each row at every size (req/s, p99, share of bare) and the largest size's share of bare
+    as a fraction of the smallest's: CLIFF below CLIFF (the machine's drift cancels out)."""
+    small, large = sizes[0], sizes[-1]
+    names = " | ".join(f"{s.products:,}: req/s, p99 ms, vs bare" for s in sizes)
+    lines = [
+        "",
+        f"### {_short(small.products)} vs {_short(large.products)}",
+        "",
+        f"| row | {names} | {_short(large.products)} / {_short(small.products)} | |",
+        "|---|" + "---|" * len(sizes) + "---|---|",
+    ]
+    by_size = [{row.label: m for row, m in size.rows} for size in sizes]
+    for row, _ in small.rows:
+        figures = [found.get(row.label) for found in by_size]
+        cells = " | ".join(
+            f"{m.rate:,.0f}, {m.p99_ms:.1f}, {m.ratio:.0%}" if m else "-" for m in figures
         )
+        first, last = figures[0], figures[-1]
+        if first is None or last is None or first.ratio == 0:
+            lines.append(f"| {row.label} | {cells} | - | |")
+            continue
+        change = last.ratio / first.ratio
+        lines.append(
+            f"| {row.label} | {cells} | {change:.0%} | {'CLIFF' if change < CLIFF else ''} |"
+        )
+    memory = [
+        f"{s.memory['uncached'].rss_mib:,.0f} MiB (peak {s.memory['uncached'].peak_mib:,.0f})"
+        for s in sizes
+    ]
+    lines.append(f"| web process RSS (cache off server) | {' | '.join(memory)} | | |")
+    return lines
+
+
+def _short(products: int) -> str:
+    """100000 -> 100k, 1000000 -> 1M."""
+    if products % 1_000_000 == 0:
+        return f"{products // 1_000_000}M"
+    if products % 1000 == 0:
+        return f"{products // 1000}k"
+    return str(products)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--products", type=int, default=100_000)
+    parser.add_argument(
+        "--products", default=SIZES, help=f"catalog sizes, comma-separated (default {SIZES})"
+    )
     parser.add_argument("--seconds", type=float, default=5.0, help="of each wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="(bare, row) pairs per row")
-    parser.add_argument("--fresh", action="store_true", help="seed the catalog again")
+    parser.add_argument("--fresh", action="store_true", help="seed the catalogs again")
+    parser.add_argument("--markdown", help="also write the tables to this file (Markdown)")
+    parser.add_argument(
+        "--rows", help="only the rows whose name contains one of these (comma-separated)"
+    )
     asyncio.run(main(parser.parse_args()))

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,33 +70,115 @@ def run_cli(env: Mapping[str, str], *argv: str) -> str:
 async def serving(argv: list[str], env: Mapping[str, str], log_path: Path) -> AsyncIterator[str]:
     """Run `python <argv>` (a server taking --port) on a free port until /healthz answers;
     yields its base URL and stops it afterwards."""
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
+    async with served(argv, env, log_path) as server:
+        yield server.url
+
+
+@dataclass(frozen=True)
+class Served:
+    """A running server: its base URL and the id of the process started (a supervisor, for
+    `aioshop web`, whose children are the web processes)."""
+
+    url: str
+    pid: int
+
+
+# What PostgreSQL answers when max_connections are taken: on a shared server other work may hold
+# them for a while, so a server refused that way is started again (STARTS times, PAUSE s apart).
+NO_FREE_CONNECTION = "too many clients"
+STARTS = 4
+PAUSE = 10.0
+
+
+@asynccontextmanager
+async def served(argv: list[str], env: Mapping[str, str], log_path: Path) -> AsyncIterator[Served]:
+    """serving(), yielding the process id too (for process_memory)."""
+    for attempt in range(1, STARTS + 1):
+        port = free_port()
+        base_url = f"http://127.0.0.1:{port}"
+        server = await _start([*argv, "--port", str(port)], env, log_path)
+        if await _ready(server, base_url):
+            break
+        await _stop(server)
+        output = log_path.read_text()
+        if attempt == STARTS or NO_FREE_CONNECTION not in output:
+            raise RuntimeError(f"the server did not start: {output[-2000:]}")
+        print(f"{log_path.stem}: PostgreSQL has no free connection; starting again in {PAUSE:g} s")
+        await asyncio.sleep(PAUSE)
+    try:
+        yield Served(base_url, server.pid)
+    finally:
+        await _stop(server)
+
+
+async def _start(
+    argv: list[str], env: Mapping[str, str], log_path: Path
+) -> asyncio.subprocess.Process:
     with log_path.open("wb") as log:  # a new session: Ctrl-C reaches only us; we stop it below
-        server = await asyncio.create_subprocess_exec(
+        return await asyncio.create_subprocess_exec(
             sys.executable,
             *argv,
-            "--port",
-            str(port),
             env=dict(env),
             stdout=log,
             stderr=log,
             start_new_session=True,
         )
-    try:
-        deadline = time.monotonic() + 30
-        while not await healthy(base_url):
-            if server.returncode is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the server did not start: {log_path.read_text()[-2000:]}")
-            await asyncio.sleep(0.2)
-        yield base_url
-    finally:
+
+
+async def _ready(server: asyncio.subprocess.Process, base_url: str) -> bool:
+    """Whether the server answers /healthz within 30 s (False as soon as it exits)."""
+    deadline = time.monotonic() + 30
+    while not await healthy(base_url):
+        if server.returncode is not None or time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.2)
+    return True
+
+
+async def _stop(server: asyncio.subprocess.Process) -> None:
+    if server.returncode is not None:
+        return
+    with suppress(ProcessLookupError):  # it exited meanwhile
         server.terminate()
-        try:
-            await asyncio.wait_for(server.wait(), 10)
-        except TimeoutError:
-            server.kill()
-            await server.wait()
+    try:
+        await asyncio.wait_for(server.wait(), 10)
+    except TimeoutError:
+        server.kill()
+        await server.wait()
+
+
+@dataclass(frozen=True)
+class Memory:
+    """Resident memory of a server's web processes, in MiB: now and the peak of its life."""
+
+    processes: int
+    rss_mib: float  # the largest process's, now
+    peak_mib: float  # the largest process's high-water mark (VmHWM)
+    total_mib: float  # all of them, now
+
+
+def process_memory(pid: int) -> Memory:
+    """The memory of `pid`'s children (the web processes of a supervisor), or of `pid` itself
+    when it has none. Linux only (/proc): the benchmarks run on Debian."""
+    children = _children(pid)
+    figures = [_status_kib(child) for child in children or [pid]]
+    rss = [now for now, _ in figures]
+    return Memory(len(figures), max(rss) / 1024, max(p for _, p in figures) / 1024, sum(rss) / 1024)
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def _status_kib(pid: int) -> tuple[int, int]:
+    """(VmRSS, VmHWM) of a process, in KiB."""
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
 
 
 @dataclass(frozen=True)
