@@ -3,6 +3,9 @@
     catalog:version            the commit position (LSN, 16 hex digits) of the newest change
     catalog:{version}:{shape}:{name}:{digest of the parameters}   etag, newline, JSON body
 
+(A fill may also return bytes, kept as they are: the storefront's page cache stores whole
+rendered pages here, under the same version, web.store.page_cache.)
+
 (`shape`: what the text depends on besides the catalog, the shop's locale.)
 
 A hit costs one round trip: a script (READ) reads the version and the entry under it. (It names
@@ -110,7 +113,10 @@ class Cached:
 
 def encode(value: Any) -> Cached:
     """`value` as compact JSON with a strong entity tag of the bytes (96 bits of SHA-256: the
-    CPU computes SHA-256 in hardware, about 3 times faster than BLAKE2 on a page of JSON)."""
+    CPU computes SHA-256 in hardware, about 3 times faster than BLAKE2 on a page of JSON).
+    Bytes are kept as they are (a rendered page, web.store.page_cache)."""
+    if isinstance(value, bytes):
+        return Cached(value, '"' + hashlib.sha256(value).hexdigest()[:24] + '"')
     try:
         body = orjson.dumps(value)
     except orjson.JSONEncodeError:
@@ -209,7 +215,8 @@ class CatalogCache:
     async def read(self, name: str, params: Any, fill: Fill, *, min_lsn: int | None) -> Cached:
         """The cached answer to (`name`, `params`), else `fill(fresh_for)`'s, stored.
 
-        `params` must be JSON (it makes the key). `fill` gets the commit position its reads
+        `params` must be JSON (it makes the key). A fill that raises stores nothing; its
+        exception reaches every request waiting for it. `fill` gets the commit position its reads
         must include: the catalog version or the client's own last write, whichever is later.
         """
         if not self._usable():

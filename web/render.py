@@ -18,7 +18,7 @@ from domain.dates import time_element
 from domain.money import Money, format_money
 from web import catalog
 from web.cookies import csrf_token, shopper_zone
-from web.keys import PRINCIPAL, SETTINGS
+from web.keys import PRINCIPAL, SETTINGS, SHARED_PAGE
 
 DICT_NAMES = frozenset(dir(dict))
 
@@ -83,14 +83,16 @@ def render(
     *,
     status: int = 200,
 ) -> web.Response:
-    """The page `template` with `context`, plus `request`, `principal` and `csrf_token`."""
+    """The page `template` with `context`, plus `request`, `principal` and `csrf_token` (empty
+    on a page rendered once for every anonymous visitor: web.store.page_cache)."""
     full = {
         "request": request,
         "principal": request.get(PRINCIPAL),
-        "csrf_token": csrf_token(request),
+        "csrf_token": "" if request.get(SHARED_PAGE) else csrf_token(request),
         **(context or {}),
     }
-    # Pages can show who is signed in: web.security sends them with `private, no-store`.
+    # Pages can show who is signed in: web.security sends them with `private, no-store` (the
+    # page cache sends its shared pages with a public policy itself).
     response: web.Response = aiohttp_jinja2.render_template(template, request, full, status=status)
     return response
 
