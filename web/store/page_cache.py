@@ -7,15 +7,16 @@ staff change moves the version and the next read renders again; a request that c
 newer commit position (read-your-writes) never gets a page older than it; the in-process layer,
 the shared fill and the fallback when Redis fails are the JSON's too. The key:
 
-    page:{digest of: the path, the query the page reads (canonical order), the public origin,
+    page:{digest of: the path, the query the page reads, the public origin,
           PAGE_VERSION}          under catalog:{version}:{locale}
 
+(The query in the order given, less the empty fields of a listing's form: see `listing_query`.)
 PAGE_VERSION (web.app) digests the templates, the web package's code, the static files'
 versions and the settings the pages show, so a deploy never serves a page of the old code.
 
 The body can be the same for everyone because it is rendered from a copy of the request that
 holds nothing of the visitor (no cookies, no headers but Host and X-Forwarded-Proto, the query
-in canonical order) and marked SHARED_PAGE: the header says "Sign in" and "Cart" (true for
+as keyed) and marked SHARED_PAGE: the header says "Sign in" and "Cart" (true for
 every visitor served this way), and forms carry no CSRF token. The one unsafe form on these
 pages, add to cart, is verified by origin instead (web.cookies.check_csrf: Sec-Fetch-Site, or
 Origin), which works without JavaScript. Signed-in visitors, visitors with a cart, and
@@ -93,30 +94,32 @@ def shared(request: web.Request) -> bool:
     return not any(name in cookies for name in personal)
 
 
+# Queries keep their order: the page's links (filter chips, next page, sign in) repeat the URL
+# as given, so a key of sorted parameters would hand one order's links to another. Browsers
+# send a GET form's fields in the form's order, and the chips link in the order they were
+# given, so one filter state has one order in practice.
+
+
 def listing_query(request: web.Request) -> Query | None:
-    """A listing page's query: its non-empty fields by name (a GET form sends every field), or
-    None when the filters do not parse (the page then says why, rendered per request)."""
+    """A listing page's query without its empty fields (a GET form sends every field; empty
+    means no filter), or None when the filters do not parse (web.store.catalog_query and
+    web.listing: the page then says why, rendered per request, never cached)."""
     category = request.match_info.get("slug")
     try:
         parse_listing(listing_params(request.query, category=category))
     except (FormErrors, InvalidParameters):
         return None
-    return _sorted((name, value) for name, value in request.query.items() if value.strip())
+    return [(name, value) for name, value in request.query.items() if value.strip()]
 
 
 def whole_query(request: web.Request) -> Query | None:
     """A page that reads any of its parameters (the product page's variant choice): all of them."""
-    return _sorted(request.query.items())
+    return list(request.query.items())
 
 
 def no_query(request: web.Request) -> Query | None:
     """A page that reads no parameter (home): one entry whatever the query says."""
     return []
-
-
-def _sorted(pairs: Iterable[tuple[str, str]]) -> Query:
-    """By name; values of one name keep their order (the form's order of checkboxes)."""
-    return sorted(pairs, key=lambda pair: pair[0])
 
 
 def cached(view: View, canonical: Canonical) -> View:
