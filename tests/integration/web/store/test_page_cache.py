@@ -103,7 +103,7 @@ async def test_a_read_at_a_newer_position_never_gets_an_older_page(
         assert "€9.00" in (await fetch(client, "/products/plain-mug"))[1].decode()
         lsn = await change_price(fresh_db, "MUG-2", 4321)
         await writer.app[CATALOG_CACHE].changed(lsn)  # the other process's version move
-        resp, body = await fetch(client, "/products/plain-mug", headers={LSN_HEADER: str(lsn)})
+        _, body = await fetch(client, "/products/plain-mug", headers={LSN_HEADER: str(lsn)})
         assert "€43.21" in body.decode()
     finally:
         await writer.close()
