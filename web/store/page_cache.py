@@ -16,11 +16,17 @@ versions and the settings the pages show, so a deploy never serves a page of the
 
 The body can be the same for everyone because it is rendered from a copy of the request that
 holds nothing of the visitor (no cookies, no headers but Host and X-Forwarded-Proto, the query
-as keyed) and marked SHARED_PAGE: the header says "Sign in" and "Cart" (true for
-every visitor served this way), and forms carry no CSRF token. The one unsafe form on these
-pages, add to cart, is verified by origin instead (web.cookies.check_csrf: Sec-Fetch-Site, or
-Origin), which works without JavaScript. Signed-in visitors, visitors with a cart, and
-requests with an Authorization header get the page rendered for them, `private, no-store`.
+as keyed) and marked SHARED_PAGE: the header says "Sign in" and "Cart" (true for every visitor
+served this way), and forms carry no CSRF token. The one unsafe form on these pages, add to
+cart, is verified by origin instead (web.cookies.check_csrf: Sec-Fetch-Site, or Origin), which
+works without JavaScript.
+
+What differs per visitor stands in marked regions (macros/visitor.html: the header's account
+and cart links, the footer's account links, the CSRF meta tag and form field). Signed-in
+visitors and visitors with a cart get the same cached page with their own regions put in
+(`personalise`: their account link, cart count and CSRF token, from the same macros), sent
+`private, no-store`: no template render per request. Requests with an Authorization header,
+and pages that are not 200s, are rendered for the request as before.
 
 Anonymous pages are `public, max-age=0, s-maxage=…` with a strong ETag: a browser asks again
 each time (304 when unchanged; a visitor who has since signed in or filled a cart gets their own
@@ -31,20 +37,23 @@ page), and NGINX may keep them briefly for requests without session or cart cook
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
+from typing import Any
 
+import aiohttp_jinja2
 from aiohttp import web
 from multidict import CIMultiDict
 
 from storage.cache import Cached
 from web.carts import CART_COOKIE
 from web.catalog import etags
-from web.cookies import ACCESS, REFRESH, cookie_name
+from web.cookies import ACCESS, REFRESH, cookie_name, csrf_token
 from web.keys import CATALOG_CACHE, MIN_LSN, PAGE_VERSION, PRINCIPAL, SHARED_PAGE
 from web.listing import parse_listing
 from web.params import InvalidParameters
-from web.store.cart import CART_COUNT
+from web.store.cart import CART_COUNT, header_count
 from web.store.catalog_query import FormErrors, listing_params
 from web.store.seo import public_origin
 
@@ -52,6 +61,9 @@ from web.store.seo import public_origin
 # their own cache); shared caches (NGINX) may keep the page for a few seconds.
 PUBLIC_PAGE = "public, max-age=0, s-maxage=10, stale-while-revalidate=30"
 KEPT_HEADERS = ("Host", "X-Forwarded-Proto")  # what the render may read: public_origin
+# A visitor's region of a shared page (macros/visitor.html `region`). Values in the page are
+# escaped ("<" is "&lt;", in JSON-LD "\u003c"), so only the templates can write a marker.
+REGION = re.compile(rb"<!--v:([a-z-]+)-->.*?<!--/v:\1-->", re.DOTALL)
 Query = list[tuple[str, str]]
 View = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Canonical = Callable[[web.Request], Query | None]
@@ -123,14 +135,16 @@ def no_query(request: web.Request) -> Query | None:
 
 
 def cached(view: View, canonical: Canonical) -> View:
-    """`view` served from the page cache to anonymous visitors (see the module docstring)."""
+    """`view` served from the page cache: as it is to anonymous visitors, with their own
+    regions put in to everyone else (see the module docstring)."""
 
     async def handler(request: web.Request) -> web.StreamResponse:
-        if not shared(request):
+        if request.method not in ("GET", "HEAD") or "Authorization" in request.headers:
             return await view(request)
         query = canonical(request)
         if query is None:
             return await view(request)
+        anonymous = shared(request)
         params = {
             "path": request.path,
             "query": query,
@@ -145,8 +159,15 @@ def cached(view: View, canonical: Canonical) -> View:
         try:
             page = await cache.read("page", params, fill, min_lsn=request.get(MIN_LSN))
         except NotShared as exc:
+            if not anonymous:
+                return await view(request)  # a 404 page with the visitor's own header
             return web.Response(body=exc.body, status=exc.status, content_type="text/html")
-        return page_response(request, page)
+        if anonymous:
+            return page_response(request, page)
+        # web.security sends it `private, no-store`: it names the visitor.
+        return web.Response(
+            body=personalise(request, page.body), content_type="text/html", charset="utf-8"
+        )
 
     handler.__doc__ = view.__doc__
     return handler
@@ -172,6 +193,22 @@ async def _render_shared(
     if response.status != 200:
         raise NotShared(response.status, body)
     return body
+
+
+def personalise(request: web.Request, body: bytes) -> bytes:
+    """The shared page `body` with this visitor's regions (macros/visitor.html) in place of
+    the anonymous ones: their account link, cart count and CSRF token."""
+    env = request.config_dict[aiohttp_jinja2.APP_KEY]
+    visitor: Any = env.get_template("macros/visitor.html").module  # its macros, from Python
+    principal = request.get(PRINCIPAL)
+    token = csrf_token(request)  # browser_session sets its cookie when the browser has none
+    fragments: dict[bytes, str] = {
+        b"header": visitor.header_links(principal, header_count(request), request.path_qs),
+        b"footer": visitor.footer_links(principal),
+        b"csrf-meta": visitor.csrf_meta(token),
+        b"csrf-field": visitor.csrf_field(token),
+    }
+    return REGION.sub(lambda found: fragments[found[1]].encode(), body)
 
 
 def page_response(request: web.Request, page: Cached) -> web.Response:

@@ -9,7 +9,7 @@ from typing import Any
 
 from configs.settings import Settings
 from storage.database import GET_CURRENT_LSN, connect
-from tests.support.browser import csrf_of, post_form, signed_in
+from tests.support.browser import cookie, csrf_of, post_form, signed_in
 from tests.support.catalog import build_catalog
 from web.app import create_app
 from web.keys import CATALOG_CACHE
@@ -53,7 +53,8 @@ async def test_anonymous_visitors_get_the_same_bytes(client, aiohttp_client, fre
                 assert resp.headers["Cache-Control"] == PUBLIC_PAGE, path
                 assert "Set-Cookie" not in resp.headers, path
             page = first_body.decode()
-            assert "csrf" not in page and 'href="/login?next=' in page, path
+            assert 'name="csrf-token"' not in page and 'name="csrf_token"' not in page, path
+            assert 'href="/login?next=' in page, path
             assert 'class="cart-count"' not in page, path
     finally:
         await other.close()
@@ -121,6 +122,14 @@ async def test_signed_in_visitors_get_their_own_private_page(client, fresh_db) -
         assert "ETag" not in resp.headers, path
         assert 'href="/account">Account</a>' in page and "/login?next=" not in page, path
         assert '<meta name="csrf-token" content="' in page, path
+    # Their copy of the shared product page carries their token, in the form too.
+    page = (await fetch(client, "/products/run-shoe?sku=RS-R-42"))[1].decode()
+    token = cookie(client, "aioshop-csrf")
+    assert token and f'name="csrf_token" value="{token}"' in page
+    assert f'<meta name="csrf-token" content="{token}">' in page
+    item = {"sku": "RS-R-42", "quantity": "1", "product": "run-shoe", "csrf_token": token}
+    resp = await client.post("/cart/items", data=item, allow_redirects=False)
+    assert resp.status == 303
 
 
 async def test_a_visitor_with_a_cart_gets_their_own_page_with_its_count(client, fresh_db) -> None:
