@@ -253,7 +253,8 @@ async def main(args: argparse.Namespace) -> None:
             "cached-asyncio", mixes["pages"], 64, warm=True),
     ]  # fmt: skip
     if args.rows:
-        rows = [row for row in rows if args.rows.lower() in row.name.lower()]
+        wanted = [part.strip().lower() for part in args.rows.split(",") if part.strip()]
+        rows = [row for row in rows if any(part in row.name.lower() for part in wanted)]
     results: list[tuple[Row, Measured]] = []
     with tempfile.TemporaryDirectory(prefix="aioshop_bench_") as tmp:
         workdir = Path(tmp)
@@ -372,5 +373,5 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=5.0, help="of each wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="(bare, row) pairs per row")
     parser.add_argument("--fresh", action="store_true", help="seed the catalog again")
-    parser.add_argument("--rows", default="", help="only the rows whose name contains this text")
+    parser.add_argument("--rows", default="", help="only the rows whose name contains one of these (comma-separated) texts")
     asyncio.run(main(parser.parse_args()))
