@@ -373,5 +373,7 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=5.0, help="of each wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="(bare, row) pairs per row")
     parser.add_argument("--fresh", action="store_true", help="seed the catalog again")
-    parser.add_argument("--rows", default="", help="only the rows whose name contains one of these (comma-separated) texts")
+    parser.add_argument(
+        "--rows", default="", help="only rows whose name contains one of these texts (a,b,...)"
+    )
     asyncio.run(main(parser.parse_args()))
