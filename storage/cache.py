@@ -142,7 +142,8 @@ class CatalogCache:
         probe_interval: float = 0.2,
         enabled: bool = True,
         local_seconds: float = 0.1,
-        local_entries: int = 1000,
+        local_entries: int = 5000,
+        local_bytes: int = 32 * 1024 * 1024,
         shape: str = "",
     ) -> None:
         self.redis = redis
@@ -157,7 +158,10 @@ class CatalogCache:
         self._probed_at = float("-inf")
         self.enabled = enabled
         self.local_seconds = local_seconds
+        # Bounded by count and by bytes: whole pages (10-25 KB) live here too, next to the JSON.
         self.local_entries = local_entries
+        self.local_bytes = local_bytes
+        self._local_size = 0
         self._unusable_until = 0.0
         self._read = redis.register_script(READ)
         # The version as last read (value, when), and entries of recent versions, in process.
@@ -303,10 +307,14 @@ class CatalogCache:
 
     def _keep(self, key: str, cached: Cached) -> Cached:
         if self.local_seconds > 0 and len(cached.body) <= LOCAL_BODY_MAX:
+            replaced = self._local.pop(key, None)
+            if replaced is not None:
+                self._local_size -= len(replaced.body)
             self._local[key] = cached
-            self._local.move_to_end(key)
-            while len(self._local) > self.local_entries:
-                self._local.popitem(last=False)
+            self._local_size += len(cached.body)
+            while len(self._local) > self.local_entries or self._local_size > self.local_bytes:
+                _, dropped = self._local.popitem(last=False)
+                self._local_size -= len(dropped.body)
         return cached
 
     async def changed(self, lsn: int | None) -> None:
