@@ -161,7 +161,9 @@ def cached(view: View, canonical: Canonical) -> View:
         except NotShared as exc:
             if not anonymous:
                 return await view(request)  # a 404 page with the visitor's own header
-            return web.Response(body=exc.body, status=exc.status, content_type="text/html")
+            return web.Response(
+                body=exc.body, status=exc.status, content_type="text/html", charset="utf-8"
+            )
         if anonymous:
             return page_response(request, page)
         # web.security sends it `private, no-store`: it names the visitor.
