@@ -27,6 +27,7 @@ from web import assets, health, metrics, security
 from web import render as templates
 from web.admin import create_admin_app
 from web.api.app import create_api_app
+from web.carts import UNIT_COUNTS, UnitCounts
 from web.cookies import browser_session
 from web.keys import (
     ACCOUNTS,
@@ -159,6 +160,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[REQUEST_TIMES] = history.RequestTimes(settings.history_slot_seconds)
+    app[UNIT_COUNTS] = UnitCounts()  # the header's cart count of signed-in shoppers
     app.cleanup_ctx.extend(
         [database_ctx, redis_ctx, accounts_ctx, search_ctx, ops_broker_ctx, history_ctx]
     )

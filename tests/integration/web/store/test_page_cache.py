@@ -130,6 +130,10 @@ async def test_signed_in_visitors_get_their_own_private_page(client, fresh_db) -
     item = {"sku": "RS-R-42", "quantity": "1", "product": "run-shoe", "csrf_token": token}
     resp = await client.post("/cart/items", data=item, allow_redirects=False)
     assert resp.status == 303
+    # Their count was kept a moment ago (web.carts.UnitCounts); their own write shows at once.
+    for path in SHARED:
+        page = (await fetch(client, path))[1].decode()
+        assert re.search(r'class="cart-count">1<', page), path
 
 
 async def test_a_visitor_with_a_cart_gets_their_own_page_with_its_count(client, fresh_db) -> None:
