@@ -6,7 +6,7 @@ JSON API and the storefront. Emails are outbox events handled by `email.send_acc
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import redis.asyncio as aioredis
@@ -20,11 +20,11 @@ from auth.tokens import (
     Principal,
     Role,
     SigningKeys,
+    VerifiedTokens,
     digest,
     issue_access_token,
     new_opaque_token,
     paired_jti,
-    verify_access_token,
 )
 from configs.settings import Settings
 from domain.events import SEND_ACCOUNT_EMAIL
@@ -68,6 +68,10 @@ class Accounts:
     redis: aioredis.Redis
     keys: SigningKeys
     settings: Settings
+    verified: VerifiedTokens = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "verified", VerifiedTokens(self.keys))
 
     @classmethod
     def build(cls, db: Database, redis: aioredis.Redis, settings: Settings) -> Accounts:
@@ -133,7 +137,7 @@ class Accounts:
 
     async def authenticate(self, access_token: str) -> Principal:
         """The principal of a valid, unrevoked access token; raises InvalidToken."""
-        principal = verify_access_token(self.keys, access_token)
+        principal = self.verified.verify(access_token)
         if principal.session_id is not None and await revocation.is_revoked(
             self.redis, principal.session_id
         ):

@@ -135,6 +135,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)  # one staff image upload
     catalog_cache_seconds: int = Field(default=300, ge=0, le=86_400)  # 0: no catalog cache
+    # The event loop of web and relay processes: uvloop (libuv) measured faster than asyncio's
+    # own (tests/bench/catalog_bench.py); `auto` takes it when installed, else asyncio's.
+    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
     tax_rate_bps: int = Field(default=0, ge=0, le=10_000)  # added to orders; 2000 = 20%
     # Pending orders whose card was declined (waiting for another card) or whose capture was
     # tried and failed, still unpaid by then, are cancelled with their stock returned (never an

@@ -3,6 +3,9 @@
     catalog:version            the commit position (LSN, 16 hex digits) of the newest change
     catalog:{version}:{shape}:{name}:{digest of the parameters}   etag, newline, JSON body
 
+(A fill may also return bytes, kept as they are: the storefront's page cache stores whole
+rendered pages here, under the same version, web.store.page_cache.)
+
 (`shape`: what the text depends on besides the catalog, the shop's locale.)
 
 A hit costs one round trip: a script (READ) reads the version and the entry under it. (It names
@@ -110,7 +113,10 @@ class Cached:
 
 def encode(value: Any) -> Cached:
     """`value` as compact JSON with a strong entity tag of the bytes (96 bits of SHA-256: the
-    CPU computes SHA-256 in hardware, about 3 times faster than BLAKE2 on a page of JSON)."""
+    CPU computes SHA-256 in hardware, about 3 times faster than BLAKE2 on a page of JSON).
+    Bytes are kept as they are (a rendered page, web.store.page_cache)."""
+    if isinstance(value, bytes):
+        return Cached(value, '"' + hashlib.sha256(value).hexdigest()[:24] + '"')
     try:
         body = orjson.dumps(value)
     except orjson.JSONEncodeError:
@@ -136,7 +142,8 @@ class CatalogCache:
         probe_interval: float = 0.2,
         enabled: bool = True,
         local_seconds: float = 0.1,
-        local_entries: int = 1000,
+        local_entries: int = 5000,
+        local_bytes: int = 32 * 1024 * 1024,
         shape: str = "",
     ) -> None:
         self.redis = redis
@@ -151,7 +158,10 @@ class CatalogCache:
         self._probed_at = float("-inf")
         self.enabled = enabled
         self.local_seconds = local_seconds
+        # Bounded by count and by bytes: whole pages (10-25 KB) live here too, next to the JSON.
         self.local_entries = local_entries
+        self.local_bytes = local_bytes
+        self._local_size = 0
         self._unusable_until = 0.0
         self._read = redis.register_script(READ)
         # The version as last read (value, when), and entries of recent versions, in process.
@@ -209,7 +219,8 @@ class CatalogCache:
     async def read(self, name: str, params: Any, fill: Fill, *, min_lsn: int | None) -> Cached:
         """The cached answer to (`name`, `params`), else `fill(fresh_for)`'s, stored.
 
-        `params` must be JSON (it makes the key). `fill` gets the commit position its reads
+        `params` must be JSON (it makes the key). A fill that raises stores nothing; its
+        exception reaches every request waiting for it. `fill` gets the commit position its reads
         must include: the catalog version or the client's own last write, whichever is later.
         """
         if not self._usable():
@@ -296,10 +307,14 @@ class CatalogCache:
 
     def _keep(self, key: str, cached: Cached) -> Cached:
         if self.local_seconds > 0 and len(cached.body) <= LOCAL_BODY_MAX:
+            replaced = self._local.pop(key, None)
+            if replaced is not None:
+                self._local_size -= len(replaced.body)
             self._local[key] = cached
-            self._local.move_to_end(key)
-            while len(self._local) > self.local_entries:
-                self._local.popitem(last=False)
+            self._local_size += len(cached.body)
+            while len(self._local) > self.local_entries or self._local_size > self.local_bytes:
+                _, dropped = self._local.popitem(last=False)
+                self._local_size -= len(dropped.body)
         return cached
 
     async def changed(self, lsn: int | None) -> None:

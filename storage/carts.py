@@ -45,6 +45,13 @@ COUNT_USER_UNITS = """
     SELECT coalesce(sum(i.quantity), 0) FROM carts c JOIN cart_items i ON i.cart_id = c.id
     WHERE c.user_id = $1
 """
+# The same, with the primary's WAL position as it counted (web.carts.UnitCounts keeps the count
+# for a moment, and a client whose own last write is later asks again).
+COUNT_USER_UNITS_AT = """
+    SELECT coalesce(sum(i.quantity), 0), pg_current_wal_lsn() - '0/0'::pg_lsn
+    FROM carts c JOIN cart_items i ON i.cart_id = c.id
+    WHERE c.user_id = $1
+"""
 COUNT_GUEST_UNITS = """
     SELECT coalesce(sum(i.quantity), 0) FROM carts c JOIN cart_items i ON i.cart_id = c.id
     WHERE c.token_hash = $1
@@ -117,6 +124,14 @@ async def count_units(
     if token_hash is not None:
         return int(await executor.fetchval(COUNT_GUEST_UNITS, token_hash))
     return 0
+
+
+async def count_user_units_at(executor: Executor, user_id: int) -> tuple[int, int]:
+    """The units in the user's cart and the WAL position they were counted at (the primary:
+    pg_current_wal_lsn() fails on a replica)."""
+    row = await executor.fetchrow(COUNT_USER_UNITS_AT, user_id)
+    assert row is not None  # an aggregate always answers one row
+    return int(row[0]), int(row[1])
 
 
 async def create_for_user(conn: asyncpg.Connection, user_id: int) -> int:

@@ -27,6 +27,7 @@ from web import assets, health, metrics, security
 from web import render as templates
 from web.admin import create_admin_app
 from web.api.app import create_api_app
+from web.carts import UNIT_COUNTS, UnitCounts
 from web.cookies import browser_session
 from web.keys import (
     ACCOUNTS,
@@ -34,6 +35,7 @@ from web.keys import (
     DB,
     GATEWAY,
     OPS_BROKER,
+    PAGE_VERSION,
     REDIS,
     REQUEST_TIMES,
     SEARCH,
@@ -48,8 +50,10 @@ from web.store import checkout as checkout_pages
 from web.store import orders as order_pages
 from web.store import pages as content_pages
 from web.store import views as store
+from web.store.page_cache import cached, no_query, page_version
 
-STATIC_DIR = Path(__file__).parent / "static"
+WEB_DIR = Path(__file__).parent
+STATIC_DIR = WEB_DIR / "static"
 
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -156,6 +160,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[REQUEST_TIMES] = history.RequestTimes(settings.history_slot_seconds)
+    app[UNIT_COUNTS] = UnitCounts()  # the header's cart count of signed-in shoppers
     app.cleanup_ctx.extend(
         [database_ctx, redis_ctx, accounts_ctx, search_ctx, ops_broker_ctx, history_ctx]
     )
@@ -163,7 +168,9 @@ def create_app(settings: Settings) -> web.Application:
 
     env = templates.setup(app, jinja2.PackageLoader("web", "templates"))
     env.globals["shop_name"] = settings.shop_name
-    env.globals["static"] = assets.StaticUrls(STATIC_DIR)  # versioned: NGINX caches for a year
+    env.globals["static"] = static = assets.StaticUrls(STATIC_DIR)  # versioned: NGINX, a year
+    # Every setting (secrets masked): pages show several, and a restart is rare.
+    app[PAGE_VERSION] = page_version(WEB_DIR, static.versions, [settings.model_dump_json()])
     env.globals["cart_count"] = cart_pages.header_count
     env.globals["absolute_url"] = seo.absolute_url
     env.filters["price"] = price
@@ -173,7 +180,7 @@ def create_app(settings: Settings) -> web.Application:
     env.globals["legal_pages"] = content_pages.LEGAL_PAGES
     env.globals["this_year"] = lambda: datetime.now(UTC).year  # the footer's copyright line
 
-    app.router.add_get("/", store.home, name="home")
+    app.router.add_get("/", cached(store.home, no_query), name="home")
     account.add_routes(app)
     catalog_pages.add_routes(app)
     cart_pages.add_routes(app)

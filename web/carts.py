@@ -12,6 +12,8 @@ Cart reads and writes use the primary: the cart decides what is ordered.
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +29,7 @@ from storage.carts import CartLine
 from storage.database import Executor
 from storage.orders import ShippingMethod
 from web.catalog_json import money_json
-from web.keys import DB, PRINCIPAL, SETTINGS
+from web.keys import DB, MIN_LSN, PRINCIPAL, SETTINGS
 from web.params import opaque
 
 CART_COOKIE = "aioshop_cart"
@@ -109,16 +111,58 @@ async def current(request: web.Request) -> Cart:
     return Cart(found, user_id, await carts.lines(request.config_dict[DB].primary, found))
 
 
+class UnitCounts:
+    """Signed-in users' cart unit counts (the header's), kept by this process for `seconds`.
+
+    Counting was a query (two round trips with the pool's reset) on every page a signed-in
+    shopper opened. A count is kept with the WAL position it was read at and used only by
+    requests whose own last write (read-your-writes, MIN_LSN) is not later: a shopper's own
+    cart change shows on their next page at once; a change made in another browser shows
+    within `seconds`.
+    """
+
+    def __init__(self, seconds: float = 2.0, size: int = 10_000) -> None:
+        self.seconds = seconds
+        self.size = size
+        self._known: OrderedDict[int, tuple[int, int, float]] = OrderedDict()
+
+    def get(self, user_id: int, min_lsn: int | None) -> int | None:
+        """The kept count, unless it is too old for this request (None: count again)."""
+        known = self._known.get(user_id)
+        if known is None:
+            return None
+        count, lsn, read_at = known
+        if time.monotonic() - read_at >= self.seconds or (min_lsn is not None and min_lsn > lsn):
+            return None
+        return count
+
+    def put(self, user_id: int, count: int, lsn: int) -> None:
+        self._known[user_id] = (count, lsn, time.monotonic())
+        self._known.move_to_end(user_id)
+        if len(self._known) > self.size:
+            self._known.popitem(last=False)
+
+
+UNIT_COUNTS = web.AppKey("cart_unit_counts", UnitCounts)
+
+
 async def unit_count(request: web.Request) -> int:
     """How many units the request's cart holds (the header's count): one query, except on the
-    first request after signing in with a guest cart, which merges it first (as `cart_id`)."""
+    first request after signing in with a guest cart, which merges it first (as `cart_id`).
+    A signed-in shopper's count may come from this process's UnitCounts."""
     principal = request.get(PRINCIPAL)
     token = _token(request)
     if principal is not None and token is not None:
         return (await current(request)).count
     primary = request.config_dict[DB].primary
     if principal is not None:
-        return await carts.count_units(primary, user_id=principal.user_id)
+        counts = request.config_dict[UNIT_COUNTS]
+        known = counts.get(principal.user_id, request.get(MIN_LSN))
+        if known is not None:
+            return known
+        count, lsn = await carts.count_user_units_at(primary, principal.user_id)
+        counts.put(principal.user_id, count, lsn)
+        return count
     if token is not None:
         return await carts.count_units(primary, token_hash=digest(token))
     return 0

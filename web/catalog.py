@@ -59,13 +59,14 @@ def json_response(
 ) -> web.Response:
     """`cached` as a JSON response with its ETag; 304 when the client already has it."""
     headers = {"ETag": cached.etag, "Cache-Control": cache_control, "Vary": "Accept-Encoding"}
-    tags = _etags(request.headers.get("If-None-Match", ""))
+    tags = etags(request.headers.get("If-None-Match", ""))
     if cached.etag in tags or "*" in tags:
         return web.Response(status=304, headers=headers)
     return web.Response(body=cached.body, content_type="application/json", headers=headers)
 
 
-def _etags(header: str) -> set[str]:
+def etags(header: str) -> set[str]:
+    """The entity tags of an If-None-Match header (weak ones compared as strong)."""
     return {part.strip().removeprefix("W/") for part in header.split(",") if part.strip()}
 
 

@@ -10,6 +10,9 @@ people out on every arrival from another site.
 CSRF: every state-changing browser request also needs the CSRF token, a random value kept in its
 own HttpOnly cookie and repeated by the page in a hidden form field or the `X-CSRF-Token` header
 (double submit). A cross-site page can neither read the cookie nor the token in our pages.
+The exception is the add-to-cart form of the pages shared by every anonymous visitor (cached
+whole, so they hold no token): posted without a token, it must come from our own origin as the
+browser's Sec-Fetch-Site or Origin header says (`same_origin`).
 """
 
 from __future__ import annotations
@@ -34,6 +37,10 @@ CSRF = "aioshop-csrf"
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Forms on the pages every anonymous visitor shares (web.store.page_cache), which can hold no
+# visitor's token: a post without a token is let through when the browser says it comes from
+# our own origin (`same_origin`); one with a token is checked as any other.
+TOKENLESS_FORMS = frozenset({"/cart/items"})
 # The browser's time zone, written by static/js/timezone.js (so not HttpOnly): pages show dates
 # in it. Only a name zoneinfo knows counts; anything else is ignored, never an error.
 TIME_ZONE = "aioshop-tz"
@@ -119,8 +126,29 @@ async def check_csrf(request: web.Request) -> None:
         sent_value = (await posted_form(request)).get(CSRF_FIELD)
         sent = sent_value if isinstance(sent_value, str) else None
     sent = opaque(sent)  # compare_digest takes ASCII only
+    if sent is None and request.path in TOKENLESS_FORMS and same_origin(request):
+        return
     if not expected or not sent or not hmac.compare_digest(expected, sent):
         raise CsrfRejected()
+
+
+def same_origin(request: web.Request) -> bool:
+    """Whether the browser says the request comes from one of our own pages: Sec-Fetch-Site
+    `same-origin` (every current browser sends it), else an Origin header naming this site
+    (browsers since 2020 send it with every POST). Neither header: no (a token is needed).
+
+    Both headers are set by the browser and cannot be set by a page, so a cross-site form or
+    script can never present them; a sibling subdomain gets `same-site`, which is refused too.
+    """
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None:
+        return site == "same-origin"
+    origin = request.headers.get("Origin")
+    if not origin or origin == "null":
+        return False
+    own = f"{'https' if is_secure(request) else 'http'}://{request.headers.get('Host', '')}"
+    public = str(request.config_dict[SETTINGS].public_url).rstrip("/")
+    return origin in (own, public)
 
 
 # Where forms may carry files (staff image uploads), and what a form adds around its file.

@@ -25,9 +25,14 @@ GATEWAY = web.AppKey("gateway", PaymentGateway)
 REQUEST_TIMES = web.AppKey("request_times", RequestTimes)  # for the /ops p95 chart
 # The broker the operators' reads and actions go through (queues, dead letters, /metrics).
 OPS_BROKER = web.AppKey("ops_broker", BrokerThread)
+# What a cached storefront page depends on besides the catalog and its URL: the templates, the
+# web package's code, the static files' versions and the shop's settings (web.store.page_cache).
+PAGE_VERSION = web.AppKey("page_version", str)
 
 REQUEST_ID = web.RequestKey("request_id", str)
 MIN_LSN = web.RequestKey("min_lsn", int)  # read-your-writes: the client's last commit position
 PRINCIPAL = web.RequestKey("principal", Principal)
 CSRF_TOKEN = web.RequestKey("csrf_token", str)
 NEW_TOKENS: web.RequestKey[TokenPair | None] = web.RequestKey("new_tokens")  # None: clear them
+# The page is rendered once for every anonymous visitor (web.store.page_cache): no CSRF token.
+SHARED_PAGE = web.RequestKey("shared_page", bool)

@@ -18,7 +18,7 @@ from domain.dates import time_element
 from domain.money import Money, format_money
 from web import catalog
 from web.cookies import csrf_token, shopper_zone
-from web.keys import PRINCIPAL, SETTINGS
+from web.keys import PRINCIPAL, SETTINGS, SHARED_PAGE
 
 DICT_NAMES = frozenset(dir(dict))
 
@@ -44,7 +44,11 @@ class Environment(jinja2.Environment):
 def setup(app: web.Application, loader: jinja2.BaseLoader) -> Environment:
     """What aiohttp_jinja2.setup does, with `Environment`; autoescaping everything. Adds the
     filters that write values for people: `when`, `money`, `yes_no`, `country_name`."""
-    env = Environment(loader=loader, autoescape=jinja2.select_autoescape(default=True))
+    # No auto_reload: it stats every template file (and each one it imports) on every render;
+    # templates change with a deploy, which restarts the processes (and PAGE_VERSION with them).
+    env = Environment(
+        loader=loader, autoescape=jinja2.select_autoescape(default=True), auto_reload=False
+    )
     env.globals.update(GLOBAL_HELPERS)
     env.globals["app"] = app
     env.filters.update(when=when, money=money, yes_no=yes_no, country_name=country_name)
@@ -83,14 +87,17 @@ def render(
     *,
     status: int = 200,
 ) -> web.Response:
-    """The page `template` with `context`, plus `request`, `principal` and `csrf_token`."""
+    """The page `template` with `context`, plus `request`, `principal` and `csrf_token` (empty
+    on a page rendered once for every anonymous visitor: web.store.page_cache)."""
     full = {
         "request": request,
         "principal": request.get(PRINCIPAL),
-        "csrf_token": csrf_token(request),
+        "csrf_token": "" if request.get(SHARED_PAGE) else csrf_token(request),
+        "shared_page": request.get(SHARED_PAGE, False),  # regions marked (macros/visitor.html)
         **(context or {}),
     }
-    # Pages can show who is signed in: web.security sends them with `private, no-store`.
+    # Pages can show who is signed in: web.security sends them with `private, no-store` (the
+    # page cache sends its shared pages with a public policy itself).
     response: web.Response = aiohttp_jinja2.render_template(template, request, full, status=status)
     return response
 

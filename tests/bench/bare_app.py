@@ -41,6 +41,7 @@ async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--uvloop", action="store_true", help="on uvloop's event loop")
     args = parser.parse_args()
     app = web.Application()
     app.router.add_get("/json", bare)
@@ -48,7 +49,12 @@ def main() -> None:
     if "DATABASE_URL" in os.environ:
         app.cleanup_ctx.append(pool_ctx)
         app.router.add_get("/keyset", keyset)
-    web.run_app(app, host="127.0.0.1", port=args.port, access_log=None, print=None)
+    loop = None
+    if args.uvloop:
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    web.run_app(app, host="127.0.0.1", port=args.port, access_log=None, print=None, loop=loop)
 
 
 if __name__ == "__main__":

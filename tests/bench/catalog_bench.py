@@ -81,6 +81,7 @@ class Row:
     target: str = ""  # e.g. ">= 25%" (of the bare rate) or "p99 <= 50 ms"
     warm: bool = False  # request every path once before measuring (fills the cache)
     key: str = ""  # what pairs the row across catalog sizes, when its name holds counts
+    signed_in: bool = False  # as a signed-in customer (the session cookie of `customer_cookie`)
 
     @property
     def label(self) -> str:
@@ -179,6 +180,8 @@ async def sample_paths(dsn: str) -> dict[str, list[str]]:
             for s in SORTS
         ],
         "rare": rare,
+        "product_pages": [f"/products/{slug}" for slug in slugs],
+        "search_pages": ["/search?" + path.partition("?")[2] for path in searches],
     }
 
 
@@ -281,6 +284,26 @@ def catalog_rows(mixes: dict[str, list[str]], products: int) -> list[Row]:
             " 4 sorts, cache off)", "uncached", mixes["deep"], 64, key="deep pages (cache off)"),
         Row("rare filter (a common attribute value + a price band: 3-8 matches, 4 sorts,"
             " cache off)", "uncached", mixes["rare"], 16),
+        # The storefront's HTML: anonymous visitors share the page cache; signed-in ones get it
+        # with their own regions spliced in (web/store/page_cache.py).
+        Row("storefront category page, HTML, signed in", "cached", mixes["pages"], 64, ">= 10%",
+            warm=True, signed_in=True),
+        Row(f"storefront product page, HTML, anonymous ({len(mixes['product_pages'])} products)",
+            "cached", mixes["product_pages"], 64, ">= 25%", warm=True,
+            key="storefront product page, HTML, anonymous"),
+        Row("storefront product page, HTML, signed in", "cached", mixes["product_pages"], 64,
+            ">= 10%", warm=True, signed_in=True),
+        Row(f"storefront search page, HTML, anonymous ({len(mixes['search_pages'])} queries)",
+            "cached", mixes["search_pages"], 64, ">= 25%", warm=True,
+            key="storefront search page, HTML, anonymous"),
+        Row("storefront search page, HTML, signed in", "cached", mixes["search_pages"], 64,
+            ">= 10%", warm=True, signed_in=True),
+        # The event loop (EVENT_LOOP): the "cached" server runs the default (uvloop when
+        # installed); these run asyncio's own loop, and the bare endpoint on uvloop.
+        Row("bare aiohttp JSON endpoint on uvloop", "bare-uvloop", ["/json"], 64),
+        Row("storefront category page, HTML, on asyncio's loop (EVENT_LOOP=asyncio)",
+            "cached-asyncio", mixes["pages"], 64, warm=True,
+            key="storefront category page, HTML, on asyncio's loop"),
     ]  # fmt: skip
 
 
@@ -334,22 +357,40 @@ async def _measure_rows(
             served(
                 web_argv, base | {"CATALOG_CACHE_SECONDS": "0"}, workdir / "uncached.log"
             ) as uncached,
+            served(
+                ["-m", "tests.bench.bare_app", "--uvloop"], base, workdir / "bare-uvloop.log"
+            ) as bare_uvloop,
+            served(
+                web_argv, base | {"EVENT_LOOP": "asyncio"}, workdir / "cached-asyncio.log"
+            ) as cached_asyncio,
         ):
-            urls = {"bare": bare.url, "cached": cached.url, "uncached": uncached.url}
+            urls = {
+                "bare": bare.url,
+                "cached": cached.url,
+                "uncached": uncached.url,
+                "bare-uvloop": bare_uvloop.url,
+                "cached-asyncio": cached_asyncio.url,
+            }
             mixes["deep"] = await deep_pages(uncached.url, mixes["subtree"], DEEP_PAGE)
+            cookie = await customer_cookie(cached.url)
 
             def run(row: Row) -> Load:
+                if row.signed_in:
+                    return wrk(urls[row.server], connections=row.connections,
+                               seconds=args.seconds, paths=None, workdir=workdir,
+                               lua=paths_with_cookie(row.paths, cookie))  # fmt: skip
                 return wrk(urls[row.server], connections=row.connections, seconds=args.seconds,
                            paths=row.paths, workdir=workdir)  # fmt: skip
 
             for row in chosen(catalog_rows(mixes, products), args.rows):
                 url = urls[row.server]
-                status = await status_of(url, row.paths[0]) if row.paths else 0
+                row_cookie = cookie if row.signed_in else ""
+                status = await status_of(url, row.paths[0], row_cookie) if row.paths else 0
                 if status != 200:
                     print(f"skipped {row.name}: {row.paths[:1]} answers {status}")
                     continue
                 if row.warm:
-                    await warm(url, row.paths)
+                    await warm(url, row.paths, row_cookie)
                 pairs = [(run(bare_row), run(row)) for _ in range(args.rounds)]
                 measured = Measured(pairs)
                 await settled(monitor)
@@ -366,13 +407,14 @@ async def _measure_rows(
     return SizeResult(products, results, memory)
 
 
-async def warm(base_url: str, paths: list[str]) -> None:
+async def warm(base_url: str, paths: list[str], cookie: str = "") -> None:
     """Request every path once (16 at a time): the cached rows then measure cache hits."""
     semaphore = asyncio.Semaphore(16)
+    headers = {"Cookie": cookie} if cookie else {}
     async with aiohttp.ClientSession() as http:
 
         async def one(path: str) -> None:
-            async with semaphore, http.get(base_url + path) as resp:
+            async with semaphore, http.get(base_url + path, headers=headers) as resp:
                 await resp.read()
 
         await asyncio.gather(*(one(p) for p in paths))
@@ -394,9 +436,41 @@ async def settled(monitor: asyncpg.Connection, timeout: float = 120.0) -> None:
         await asyncio.sleep(0.5)
 
 
-async def status_of(base_url: str, path: str) -> int:
-    async with aiohttp.ClientSession() as http, http.get(base_url + path) as resp:
+async def status_of(base_url: str, path: str, cookie: str = "") -> int:
+    headers = {"Cookie": cookie} if cookie else {}
+    async with aiohttp.ClientSession() as http, http.get(base_url + path, headers=headers) as resp:
         return resp.status
+
+
+async def customer_cookie(base_url: str) -> str:
+    """A signed-in customer's session cookie (registered on first use, kept with the database)."""
+    account = {"email": "bench-shopper@example.com", "password": "bench pass phrase 7"}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(
+            base_url + "/api/v1/auth/register", json={**account, "name": "Bench Shopper"}
+        ) as resp:
+            body = await resp.json()
+        if resp.status != 201:  # registered by an earlier run
+            async with http.post(base_url + "/api/v1/auth/login", json=account) as resp:
+                body = await resp.json()
+                if resp.status != 200:
+                    raise SystemExit(f"cannot sign the bench customer in: {resp.status} {body}")
+    return f"aioshop-access={body['access_token']}"
+
+
+def paths_with_cookie(paths: list[str], cookie: str) -> str:
+    """wrk's Lua for `paths` in turn, each request with the Cookie header."""
+    quoted = ",\n".join('"' + p.replace("\\", "\\\\").replace('"', '\\"') + '"' for p in paths)
+    return (
+        "local paths = {\n" + quoted + "\n}\n"
+        f'wrk.headers["Cookie"] = "{cookie}"\n'
+        "local n = 0\n"
+        "function setup(thread) thread:set('offset', math.random(#paths)) end\n"
+        "function request()\n"
+        "  n = n + 1\n"
+        "  return wrk.format('GET', paths[((n + (offset or 0)) % #paths) + 1])\n"
+        "end\n"
+    )
 
 
 def verdict(row: Row, measured: Measured) -> str:

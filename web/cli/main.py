@@ -15,9 +15,9 @@ import importlib.metadata
 import os
 import socket
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import structlog
 
@@ -44,6 +44,29 @@ def fail(message: str) -> NoReturn:
     """Stop with one line on stderr and exit status 2."""
     print(f"aioshop: {message}", file=sys.stderr)
     raise SystemExit(2)
+
+
+T = TypeVar("T")
+
+
+def run_loop(main: Coroutine[Any, Any, T], settings: Settings) -> T:
+    """`asyncio.run(main)` on the event loop EVENT_LOOP names: uvloop for `auto` when it is
+    installed (it measured faster: tests/bench/catalog_bench.py), asyncio's own otherwise."""
+    with asyncio.Runner(loop_factory=loop_factory(settings.event_loop)) as runner:
+        return runner.run(main)
+
+
+def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's new_event_loop, or None (asyncio's default) for `asyncio` or without uvloop."""
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            fail("EVENT_LOOP=uvloop, but uvloop is not installed")
+        return None
+    return uvloop.new_event_loop
 
 
 def load_settings(command: str) -> Settings:
@@ -105,7 +128,7 @@ def cmd_web(args: argparse.Namespace) -> None:
     from web.app import create_app
 
     try:
-        asyncio.run(
+        run_loop(
             serve(
                 create_app(settings),
                 args.host,
@@ -113,7 +136,8 @@ def cmd_web(args: argparse.Namespace) -> None:
                 settings.stop_timeout_seconds,
                 sock=sock,
                 on_ready=lambda: processes.say_ready(ready_fd),
-            )
+            ),
+            settings,
         )
     except UNREACHABLE as exc:
         fail(describe_unreachable(exc))
@@ -294,7 +318,7 @@ def cmd_relay(args: argparse.Namespace) -> None:
     settings = load_settings("relay")
     setup_metrics("relay", settings)
     try:
-        asyncio.run(_relay(settings))
+        run_loop(_relay(settings), settings)
     except UNREACHABLE as exc:
         fail(describe_unreachable(exc))
     finally:

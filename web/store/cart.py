@@ -9,7 +9,7 @@ access after signing in merges the guest cart (its cookie goes).
 
 The header's cart link shows the item count (`cart_count`, a middleware): read on GET pages only,
 and only when there can be a cart (a cart cookie or a signed-in user), so a first visit costs
-nothing.
+nothing; a signed-in shopper's count is kept a moment by the process (web.carts.UnitCounts).
 """
 
 from __future__ import annotations

@@ -35,6 +35,7 @@ from web.store.catalog_query import (
     sort_choices,
     url_with,
 )
+from web.store.page_cache import cached, listing_query, whole_query
 from web.store.seo import (
     category_meta,
     ld_json,
@@ -224,6 +225,7 @@ async def product_view(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     """Register the catalog pages on the storefront app."""
-    app.router.add_get("/c/{slug}", category_view, name="store_category")
-    app.router.add_get("/search", search_view, name="store_search")
-    app.router.add_get("/products/{slug}", product_view, name="store_product")
+    # Anonymous visitors share one render of each page (web.store.page_cache).
+    app.router.add_get("/c/{slug}", cached(category_view, listing_query), name="store_category")
+    app.router.add_get("/search", cached(search_view, listing_query), name="store_search")
+    app.router.add_get("/products/{slug}", cached(product_view, whole_query), name="store_product")

@@ -278,3 +278,19 @@ async def test_caches_of_another_shape_never_share_an_entry(redis_url: str) -> N
         )
     finally:
         await client.aclose()
+
+
+async def test_bytes_are_kept_as_they_are_and_memory_is_bounded_by_size(redis_url: str) -> None:
+    """A fill may return bytes (a rendered page): stored and served as they are. The process's
+    own copies are bounded by bytes as well as by count, least recently used out first."""
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        cache, source = CatalogCache(client, local_bytes=250), Source()
+        source.value = b"<p>" + b"x" * 93 + b"</p>"  # 100 bytes
+        pages = [await cache.read("page", n, source, min_lsn=None) for n in range(3)]
+        assert all(page.body == source.value for page in pages) and len(source.calls) == 3
+        assert len(cache._local) == 2 and cache._local_size == 200  # the first one went
+        again = await cache.read("page", 0, source, min_lsn=None)
+        assert again == pages[0] and len(source.calls) == 3  # from Redis, not filled again
+    finally:
+        await client.aclose()

@@ -134,6 +134,37 @@ async def test_nginx_serves_files_itself_and_proxies_the_rest_over_tls(edge: Edg
             assert response.status == 413
 
 
+async def test_nginx_keeps_shared_pages_but_never_hands_them_to_a_signed_in_shopper(
+    edge: Edge, tmp_path: Path
+) -> None:
+    """The home page, shared by anonymous visitors, is kept in NGINX's cache (its s-maxage);
+    a shopper with a session cookie always reaches the app and gets their own page."""
+    kept = tmp_path / "prefix" / "page_cache"
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False)) as session:
+        for _ in range(2):
+            async with session.get(f"{edge.https}/") as response:
+                assert response.status == 200 and "Set-Cookie" not in response.headers
+                assert response.headers["Cache-Control"].startswith("public, max-age=0, s-maxage")
+                assert "/login?next=" in await response.text()
+        assert [path for path in kept.rglob("*") if path.is_file()], "NGINX kept no page"
+        account = {"email": "edge@example.com", "password": "a long edge pass phrase"}
+        async with session.post(
+            f"{edge.https}/api/v1/auth/register", json={**account, "name": "Edge"}
+        ) as response:
+            assert response.status == 201, await response.text()
+            token = (await response.json())["access_token"]
+    for name in ("__Host-aioshop-access", "aioshop-tz=UTC; __Host-aioshop-access"):
+        cookie = f"{name}={token}"
+        async with (
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False)) as session,
+            session.get(f"{edge.https}/", headers={"Cookie": cookie}) as response,
+        ):
+            assert response.status == 200
+            assert response.headers["Cache-Control"] == "private, no-store"
+            page = await response.text()
+            assert 'href="/account">Account</a>' in page and "/login?next=" not in page
+
+
 async def test_forwarded_headers_count_from_nginx_only(edge: Edge) -> None:
     async def csrf_cookie(url: str, local: str, **headers: str) -> str:
         connector = aiohttp.TCPConnector(ssl=False, local_addr=(local, 0))

@@ -13,6 +13,7 @@ from tests.support.browser import csrf_of, signed_in
 from tests.support.orders import stocked_product
 from tests.support.routes import all_routes, concrete
 from web.app import create_app
+from web.store.page_cache import PUBLIC_PAGE
 
 # Catalog reads, the same for everyone: cached publicly on purpose (web.catalog).
 PUBLIC_READS = {
@@ -27,6 +28,13 @@ PUBLIC_READS = {
     ("GET", "/sitemaps/categories.xml"),
     ("GET", "/sitemaps/products-{number}.xml"),
     ("GET", "/favicon.ico"),
+}
+# Storefront pages that anonymous visitors share (web.store.page_cache): public for them only.
+SHARED_PAGES = {
+    ("GET", "/"),
+    ("GET", "/c/{slug}"),
+    ("GET", "/search"),
+    ("GET", "/products/{slug}"),
 }
 # Personal answers: each of these prefixes must have routes, and each of them is private.
 PERSONAL_PREFIXES = (
@@ -83,8 +91,9 @@ async def walk(client: Any, settings: Any, headers: dict[str, str]) -> list[tupl
     return seen
 
 
-def assert_walk(seen: list[tuple[Any, Any]]) -> int:
-    """Check every response of a walk; returns how many were HTML pages."""
+def assert_walk(seen: list[tuple[Any, Any]], *, anonymous: bool = False) -> int:
+    """Check every response of a walk; returns how many were HTML pages. Shared pages are
+    public only in an `anonymous` walk (and then always, at least the ones before any cart)."""
     pages = 0
     for (method, pattern, status), resp in seen:
         what = (method, pattern, status)
@@ -96,6 +105,9 @@ def assert_walk(seen: list[tuple[Any, Any]]) -> int:
         cache = resp.headers.get("Cache-Control")
         if (method, pattern) in PUBLIC_READS and status in (200, 304):
             assert cache is not None and cache.startswith("public"), what
+            assert "Set-Cookie" not in resp.headers, what
+        elif (method, pattern) in SHARED_PAGES and anonymous and status == 200:
+            assert cache == PUBLIC_PAGE, what
             assert "Set-Cookie" not in resp.headers, what
         else:
             assert cache == "private, no-store", (what, cache)
@@ -112,7 +124,7 @@ async def test_every_route_sends_security_headers_and_keeps_personal_answers_pri
 
     csrf = {"X-CSRF-Token": await csrf_of(client)}
     anonymous = await walk(client, settings, csrf)
-    assert assert_walk(anonymous) >= 10
+    assert assert_walk(anonymous, anonymous=True) >= 10
 
     await signed_in(client, role="customer", fresh_db=fresh_db)
     customer = await walk(client, settings, {"X-CSRF-Token": await csrf_of(client)})

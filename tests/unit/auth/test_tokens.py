@@ -10,6 +10,7 @@ from auth.tokens import (
     InvalidToken,
     Principal,
     SigningKeys,
+    VerifiedTokens,
     digest,
     issue_access_token,
     new_opaque_token,
@@ -97,3 +98,25 @@ def test_an_access_token_with_the_same_instant_and_id_is_the_same_string() -> No
     assert first == second
     assert paired_jti(refresh) != paired_jti(new_opaque_token())
     assert issue_access_token(KEYS, 7, "customer", "sess-1", now=issued) != first  # random jti
+
+
+def test_verified_tokens_remember_valid_ones_until_they_expire() -> None:
+    verified = VerifiedTokens(KEYS, size=2)
+    token = issue_access_token(KEYS, 7, "customer", "sess-1")
+    first = verified.verify(token)
+    assert verified.verify(token) is first  # the second time from memory
+    # Once its remembered expiry has passed, the token is verified again (not trusted).
+    verified._known[token] = Principal(7, "customer", "sess-1", datetime.now(UTC))
+    assert verified.verify(token) == first and verified._known[token] == first
+    # Refused tokens are never remembered; the memory is bounded.
+    old = datetime.now(UTC) - timedelta(hours=2)
+    for refused in (
+        issue_access_token(KEYS, 8, "customer", now=old),
+        issue_access_token(SigningKeys.from_secrets("o" * 40), 1, "admin"),
+    ):
+        with pytest.raises(InvalidToken):
+            verified.verify(refused)
+        assert refused not in verified._known
+    for user_id in (9, 10, 11):
+        verified.verify(issue_access_token(KEYS, user_id, "customer"))
+    assert len(verified._known) == 2
