@@ -8,7 +8,7 @@ statements stay few and PostgreSQL can reuse their plans. search.postgres runs t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from search.backend import FACET_VALUES_MAX, PRICE_BUCKETS, SearchQuery, Sort, check_after
 
@@ -203,14 +203,24 @@ class TextParts:
     literal_hit: str = "true"  # whether a row matches without typo corrections
 
 
+class Filter(NamedTuple):
+    """A facet filter: SQL true when a row fails it (never NULL: SEARCH counts by it), its
+    facet, and the SQL a row that passes meets, plainly, so that LIST's WHERE can use an index
+    (`p.price_min >= $1 AND p.price_min <= $2` on products_price, not NOT NOT coalesce(...))."""
+
+    fails: str
+    facet: str
+    passes: str
+
+
 @dataclass
 class Rows:
-    """Which products a statement reads. Every row meets `where`; `fails` are the facet filters,
-    each (SQL true when the row fails it, its facet): LIST keeps the rows that fail none, SEARCH
-    also counts those that fail one. `categories`: the ids LIST_BY_CATEGORY reads page by page."""
+    """Which products a statement reads. Every row meets `where`; `fails` are the facet filters:
+    LIST keeps the rows that pass them all, SEARCH also counts those that fail one.
+    `categories`: the ids LIST_BY_CATEGORY reads page by page."""
 
     where: list[str]
-    fails: list[tuple[str, str]]
+    fails: list[Filter]
     categories: str = ""
 
 
@@ -274,7 +284,9 @@ def row_filters(query: SearchQuery, matched: TextParts, arg: Arguments, *, list_
         if matched.match is None:  # no text: see build_search
             rows.where.append(in_categories)
         else:
-            rows.fails.append((f"NOT coalesce({in_categories}, false)", ":category"))
+            rows.fails.append(
+                Filter(f"NOT coalesce({in_categories}, false)", ":category", in_categories)
+            )
     rows.fails += facet_filters(query, arg)
     return rows
 
@@ -288,20 +300,22 @@ def category_ids(query: SearchQuery, arg: Arguments) -> str:
     return ""
 
 
-def facet_filters(query: SearchQuery, arg: Arguments) -> list[tuple[str, str]]:
-    """The price and attribute filters, each (SQL true when a row fails it, its facet)."""
-    fails: list[tuple[str, str]] = []
+def facet_filters(query: SearchQuery, arg: Arguments) -> list[Filter]:
+    """The price and attribute filters."""
+    fails: list[Filter] = []
     bounds = []
     if query.price_min is not None:
         bounds.append(f"p.price_min >= {arg(query.price_min, 'bigint')}")
     if query.price_max is not None:
         bounds.append(f"p.price_min <= {arg(query.price_max, 'bigint')}")
     if bounds:
-        fails.append((f"NOT coalesce({' AND '.join(bounds)}, false)", ":price"))
+        within = " AND ".join(bounds)
+        fails.append(Filter(f"NOT coalesce({within}, false)", ":price", within))
     for slug, values in sorted(query.attributes.items()):
         if values:
             accepted = arg([f"{slug}={value}" for value in values], "text[]")
-            fails.append((f"NOT (p.search_facets && {accepted})", slug))
+            has = f"p.search_facets && {accepted}"
+            fails.append(Filter(f"NOT ({has})", slug, has))
     return fails
 
 
@@ -328,7 +342,7 @@ def list_statement(query: SearchQuery, rows: Rows, after: str) -> str:
     return statement.format(
         categories=rows.categories,
         sort_column=SORT_COLUMNS[query.sort],
-        where="\n      AND ".join([*where, *(f"NOT {check}" for check, _ in rows.fails)]),
+        where="\n      AND ".join([*where, *(f.passes for f in rows.fails)]),
         after=after,
         order=SORT_KEYS[query.sort][1].format(t=""),
         limit=list_limit(query.limit),
@@ -343,15 +357,15 @@ def search_statement(
     column, order, _, _ = SORT_KEYS[query.sort]
     failed = "NULL::text"
     if rows.fails:
-        failed = "CASE " + " ".join(f"WHEN {c} THEN {arg(k, 'text')}" for c, k in rows.fails)
-        failed += " END"
+        cases = " ".join(f"WHEN {f.fails} THEN {arg(f.facet, 'text')}" for f in rows.fails)
+        failed = f"CASE {cases} END"
     limit = arg(max(query.limit, 1) + 1, "integer")
     buckets = arg([low for low, _ in PRICE_BUCKETS], "bigint[]")
     return SEARCH.format(
         text_query=matched.query,
         sort_column=SORT_COLUMNS[query.sort].format(score=matched.score),
         literal_hit=matched.literal_hit,
-        fail_count=" + ".join(f"({check})::int" for check, _ in rows.fails) or "0",
+        fail_count=" + ".join(f"({f.fails})::int" for f in rows.fails) or "0",
         failed=failed,
         text_from=matched.source,
         where="\n              AND ".join(rows.where),
