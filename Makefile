@@ -61,7 +61,7 @@ typecheck:
 	$(VENV)/bin/mypy
 
 pytest:
-	$(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -q --durations=30 $(PYTEST_ARGS)
 
 # Full-page screenshots of every page kind at 375 and 1280 px, from `aioshop up` with its demo
 # catalog (tests/screens): `make screenshots OUT=/tmp/shots`.
