@@ -275,7 +275,9 @@ class Relay:
             raise TypeError(f"the payload is a JSON {type(event.payload).__name__}, not an object")
         options: dict[str, Any] = {"request_id": event.request_id} if event.request_id else {}
         message = actor.message_with_options(args=(), kwargs=dict(event.payload), **options)
-        return message.copy(message_id=str(event.event_id))
+        known = EVENTS.get(event.actor_name)  # the queue its payload routes it to
+        queue = known.queue_for(event.payload) if known is not None else message.queue_name
+        return message.copy(message_id=str(event.event_id), queue_name=queue)
 
     async def _listen(self, stop: asyncio.Event) -> None:
         """Hold a LISTEN connection; reconnect when it drops. Polling covers the gaps."""
@@ -302,7 +304,8 @@ def _count_published(events: Sequence[OutboxEvent], published: Sequence[uuid.UUI
     for event in events:
         if event.event_id in done:
             known = EVENTS.get(event.actor_name)  # the label is a queue of domain.events, or other
-            PUBLISHED.labels(known.queue if known is not None else "other").inc()
+            queue = known.queue_for(event.payload) if known is not None else "other"
+            PUBLISHED.labels(queue).inc()
 
 
 def error_backoff(failures: int) -> float:
