@@ -16,10 +16,9 @@ only at outbox rows).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, TypedDict
-
 
 # The queues. Time-critical effects have queues of their own, so that a backlog of bulk work
 # (a sale's "placed" emails, a reindex) never delays them: a customer waits for the payment

@@ -123,7 +123,7 @@ async def _answers(idle: _Idle, now: float) -> bool:
         return True
     try:
         await idle.client.noop(timeout=SMTP_TIMEOUT_SECONDS)
-    except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
+    except (TimeoutError, aiosmtplib.SMTPException, OSError):
         return False
     return True
 

@@ -1,5 +1,5 @@
-"""SMTP connections kept open between emails, against a real SMTP server in the test process: several
-emails go over one connection, and one the server dropped is replaced without losing an email."""
+"""SMTP connections kept open between emails, against a real SMTP server in the test process:
+several emails go over one connection, and one the server dropped is replaced, losing no email."""
 
 from __future__ import annotations
 
