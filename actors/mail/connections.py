@@ -62,6 +62,7 @@ class SmtpPool:
     def __init__(self, server: SmtpServer, *, size: int, max_age: float) -> None:
         self.server, self.size, self.max_age = server, size, max_age
         self._idle: list[_Idle] = []  # last in, first out: the warmest connection first
+        self._closing: set[asyncio.Task[None]] = set()
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[aiosmtplib.SMTP]:
@@ -112,7 +113,9 @@ class SmtpPool:
     def _give_back(self, client: aiosmtplib.SMTP, opened: float) -> None:
         if len(self._idle) >= self.size or not client.is_connected:
             CONNECTIONS.labels("retired").inc()
-            asyncio.get_running_loop().create_task(_close(client, polite=True))
+            closing = asyncio.get_running_loop().create_task(_close(client, polite=True))
+            self._closing.add(closing)  # held until done: a task only weakly held may vanish
+            closing.add_done_callback(self._closing.discard)
             return
         self._idle.append(_Idle(client, opened))
 
