@@ -47,7 +47,7 @@ from actors.registry import SPECS, ActorFunction
 from actors.resources import Resources, open_resources
 from actors.stopping import StopDeadline
 from configs.settings import Settings
-from domain.events import EVENTS
+from domain.events import EVENTS, QUEUES
 
 log = structlog.get_logger(__name__)
 
@@ -290,6 +290,10 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
         broker = RedisBroker(  # type: ignore[no-untyped-call]
             url=settings.broker_url, middleware=middleware
         )
+    # Every queue a message may be routed to, also those no actor is declared on (an order's
+    # confirmation email goes by the urgent email queue): a worker consumes what is declared.
+    for queue in QUEUES:
+        broker.declare_queue(queue)
     for spec in SPECS.values():
         dramatiq.Actor(
             bind(spec.fn, resources),

@@ -8,6 +8,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from actors.mail import connections
 from actors.payments import payment_gateway
 from configs.settings import Settings
 from domain.payments import PaymentGateway
@@ -33,6 +34,7 @@ class Resources:
 async def open_resources(settings: Settings, stack: AsyncExitStack) -> Resources:
     """Open the pools and clients on the running loop; `stack` closes them."""
     db = await stack.enter_async_context(open_database(settings))
+    stack.push_async_callback(connections.close_pools)  # the SMTP connections kept open
     client = open_redis(str(settings.redis_url), timeout=2)
     stack.push_async_callback(_close_redis, client)
     search = await stack.enter_async_context(open_search(settings, db))

@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     rabbitmq_delivery_limit: int = Field(default=20, ge=2, le=1000)
     elasticsearch_url: HttpUrl | None = None  # None: PostgreSQL search
     smtp_url: str | None = None  # None: emails go to the local mailbox in DATA_DIR
+    # SMTP connections each worker process keeps open between emails (actors/mail/connections.py):
+    # at most this many idle (0: a new connection for every email), none older than this.
+    smtp_pool_size: int = Field(default=8, ge=0, le=256)
+    smtp_connection_max_age_seconds: float = Field(default=300.0, gt=0, le=86_400)
     secret_key: SecretStr = Field(min_length=32)
     previous_secret_keys: SecretStr = SecretStr("")  # comma-separated; still verify old tokens
     access_token_minutes: int = Field(default=60, ge=1, le=24 * 60)
@@ -132,6 +136,13 @@ class Settings(BaseSettings):
     stop_timeout_seconds: float = Field(default=30.0, ge=10, le=3600)
     # `aioshop web` runs this many processes on its port (web/cli/processes.py); 0: one per CPU.
     web_processes: int = Field(default=0, ge=0, le=256)
+    # `aioshop worker` runs this many processes (0: one per CPU this machine lets it use), each
+    # with this many threads, each thread one message at a time (0: DEFAULT_WORKER_THREADS). A
+    # process's actors share one event loop, so a process uses at most one CPU: processes follow
+    # the CPUs, threads the waits (SMTP, the database, the payment gateway). Keep
+    # DATABASE_POOL_SIZE at or above the threads. The command's --processes/--threads win.
+    worker_processes: int = Field(default=0, ge=0, le=256)
+    worker_threads: int = Field(default=0, ge=0, le=256)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)  # one staff image upload
     catalog_cache_seconds: int = Field(default=300, ge=0, le=86_400)  # 0: no catalog cache

@@ -16,18 +16,47 @@ only at outbox rows).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypedDict
+
+# The queues. Time-critical effects have queues of their own, so that a backlog of bulk work
+# (a sale's "placed" emails, a reindex) never delays them: a customer waits for the payment
+# capture that confirms the order, for its confirmation (or decline) email, and for the one-time
+# link of a password reset. Workers consume every queue unless told otherwise (`aioshop worker
+# --queues`), and take each queue's messages as they come, so a message of an urgent queue waits
+# behind at most the few that workers hold from the others (their prefetch), not their backlog.
+PAYMENTS_QUEUE = "payments"
+URGENT_EMAIL_QUEUE = "email_urgent"
+URGENT_QUEUES = (PAYMENTS_QUEUE, URGENT_EMAIL_QUEUE)
 
 
 @dataclass(frozen=True)
 class Event:
-    """One kind of event: its name, its queue, its payload and the actor module that handles it."""
+    """One kind of event: its name, its queue, its payload and the actor module that handles it.
+
+    `routes` sends some of its messages to another queue by a payload value: ((key, value,
+    queue), ...), e.g. an order email of kind "confirmed" to the urgent email queue. The actor
+    is the same whichever queue a message came by.
+    """
 
     name: str
     queue: str
     payload: type[Any]  # a TypedDict: the actor's keyword arguments besides event_id
     actor_module: str
+    routes: tuple[tuple[str, Any, str], ...] = ()
+
+    def queue_for(self, payload: Mapping[str, Any]) -> str:
+        """The queue of the message carrying `payload`: its route's, else the event's."""
+        for key, value, queue in self.routes:
+            if payload.get(key) == value:
+                return queue
+        return self.queue
+
+    @property
+    def queues(self) -> frozenset[str]:
+        """Every queue a message of this event may be on."""
+        return frozenset({self.queue, *(queue for _, _, queue in self.routes)})
 
     @property
     def fields(self) -> frozenset[str]:
@@ -78,14 +107,26 @@ class NoPayload(TypedDict):
 INDEX_PRODUCT = Event("search.index_product", "search", ProductPayload, "actors.search")
 # images: resize an uploaded image into its renditions.
 MAKE_RENDITIONS = Event("images.make_renditions", "images", ImagePayload, "actors.images")
-# email: a one-time link (verification, password reset) to a user.
-SEND_ACCOUNT_EMAIL = Event("email.send_account_email", "email", AccountEmailPayload, "actors.email")
-# email: an order's confirmation or status change to its customer.
-SEND_ORDER_EMAIL = Event("email.send_order_email", "email", OrderEmailPayload, "actors.email")
+# email_urgent: a one-time link (verification, password reset) to a user, who waits for it.
+SEND_ACCOUNT_EMAIL = Event(
+    "email.send_account_email", URGENT_EMAIL_QUEUE, AccountEmailPayload, "actors.email"
+)
+# email: an order's "placed" email or status change to its customer; its confirmation, or why
+# its payment was declined, on the urgent email queue.
+SEND_ORDER_EMAIL = Event(
+    "email.send_order_email",
+    "email",
+    OrderEmailPayload,
+    "actors.email",
+    routes=(
+        ("kind", "confirmed", URGENT_EMAIL_QUEUE),
+        ("kind", "payment_declined", URGENT_EMAIL_QUEUE),
+    ),
+)
 # email: one refund given (its amount, and what is left of the payment) to the order's customer.
 SEND_REFUND_EMAIL = Event("email.send_refund_email", "email", RefundPayload, "actors.email")
-# orders: capture a placed order's payment, then confirm it or cancel it.
-CAPTURE_PAYMENT = Event("orders.capture_payment", "orders", OrderPayload, "actors.orders")
+# payments: capture a placed order's payment, then confirm it or record the decline.
+CAPTURE_PAYMENT = Event("orders.capture_payment", PAYMENTS_QUEUE, OrderPayload, "actors.orders")
 # orders: refund a cancelled order's captured payment.
 REFUND_PAYMENT = Event("orders.refund_payment", "orders", OrderPayload, "actors.orders")
 # orders: give back one refund (part or all of a payment) through the payment provider.
@@ -114,3 +155,5 @@ EVENTS: dict[str, Event] = {
     )
 }
 TICKS = (EXPIRE_UNPAID, RECONCILE_OUTBOX)
+# Every queue an event's message may be on.
+QUEUES: tuple[str, ...] = tuple(sorted({q for event in EVENTS.values() for q in event.queues}))

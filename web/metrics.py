@@ -83,7 +83,9 @@ SOURCE_TIMEOUT_SECONDS = 3.0
 POOL_SAMPLE_SECONDS = 5.0
 THROTTLE_PING_TIMEOUT_SECONDS = 1.0
 # The events whose effect is an email: aioshop_email_oldest_unsent_age_seconds looks at these.
-EMAIL_EVENTS = tuple(sorted(name for name, event in EVENTS.items() if event.queue == "email"))
+EMAIL_EVENTS = tuple(
+    sorted(name for name, event in EVENTS.items() if event.actor_module == "actors.email")
+)
 
 ScrapeSource = Callable[[web.Application], Awaitable[Iterable[Metric]]]
 SCRAPE_SOURCES = web.AppKey("scrape_sources", list[ScrapeSource])

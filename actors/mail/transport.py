@@ -9,6 +9,9 @@ An SMTP refusal is permanent when the server's reply is 5xx (RFC 5321: "do not r
 request"): `send` raises MailRefused, which no actor retries (actors.broker), so the message goes
 to the dead letters at once with the server's reply as its error. A 4xx reply, a timeout or a
 dropped connection raises aiosmtplib's own error, which is retried with backoff.
+
+Connections are kept open between emails, a pool per worker process (actors.mail.connections):
+SMTP_POOL_SIZE idle at most, none older than SMTP_CONNECTION_MAX_AGE_SECONDS.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import aiosmtplib
 import structlog
 from prometheus_client import Counter
 
-from actors.mail import mailbox
+from actors.mail import connections, mailbox
 from configs.settings import Settings
 from configs.urls import SmtpServer
 
@@ -34,7 +37,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-SMTP_TIMEOUT_SECONDS = 10.0
+SMTP_TIMEOUT_SECONDS = connections.SMTP_TIMEOUT_SECONDS
 FIRST_PERMANENT_CODE = 500
 
 # The kinds of email are the templates (a bounded set); anything else is counted as "other".
@@ -100,7 +103,7 @@ async def send(settings: Settings, message: EmailMessage) -> None:
         await asyncio.to_thread(mailbox.deliver, settings.data_dir, message)
         return
     try:
-        refused, _ = await _smtp_send(server, message)
+        refused, _ = await _smtp_send(settings, server, message)
     except aiosmtplib.SMTPRecipientsRefused as exc:  # every recipient refused
         codes = [refusal.code for refusal in exc.recipients]
         if codes and min(codes) >= FIRST_PERMANENT_CODE:
@@ -124,19 +127,16 @@ async def send(settings: Settings, message: EmailMessage) -> None:
 
 
 async def _smtp_send(
-    server: SmtpServer, message: EmailMessage
+    settings: Settings, server: SmtpServer, message: EmailMessage
 ) -> tuple[dict[str, aiosmtplib.SMTPResponse], str]:
-    return await aiosmtplib.send(
-        message,
-        hostname=server.hostname,
-        port=server.port,
-        username=server.username,
-        password=server.password,
-        use_tls=server.use_tls,
-        # smtp://: upgrade with STARTTLS when the server offers it; smtps:// is TLS already.
-        start_tls=False if server.use_tls else None,
-        timeout=SMTP_TIMEOUT_SECONDS,
+    """Send on one of the worker's open connections (actors.mail.connections)."""
+    pool = connections.pool_for(
+        server,
+        size=settings.smtp_pool_size,
+        max_age=settings.smtp_connection_max_age_seconds,
     )
+    async with pool.connection() as client:
+        return await client.send_message(message, timeout=SMTP_TIMEOUT_SECONDS)
 
 
 async def deliver(

@@ -41,6 +41,7 @@ class _Collect:
         assert isinstance(message, EmailMessage)
         # list.append is atomic: the test thread may read while the server thread appends.
         self.server.recipients.append(list(envelope.rcpt_tos))
+        self.server.peers.append(session.peer)
         self.server.arrived.append(time.time())
         self.server.messages.append(message)
         return "250 Message accepted for delivery"
@@ -54,6 +55,7 @@ class SmtpServer:
         self.url = f"smtp://127.0.0.1:{self.port}"
         self.messages: list[EmailMessage] = []
         self.recipients: list[list[str]] = []  # the envelope's RCPT TO of each message
+        self.peers: list[Any] = []  # the client's (host, port) of each message: its connection
         self.arrived: list[float] = []  # time.time() when each message arrived
         self.refuse_until = 0.0  # time.monotonic() until which every message gets a 451
         self.refused = 0  # messages refused so far
@@ -72,6 +74,12 @@ class SmtpServer:
 
     def stop(self) -> None:
         self._controller.stop()
+
+    def restart(self) -> None:
+        """Stop (dropping every client's connection) and listen again on the same port."""
+        self.stop()
+        self._controller = Controller(_Collect(self), hostname="127.0.0.1", port=self.port)
+        self.start()
 
     def refuse_all_for(self, seconds: float) -> None:
         """Answer every message with a temporary failure (451) for the next `seconds`."""

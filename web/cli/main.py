@@ -390,21 +390,60 @@ def cmd_worker(args: argparse.Namespace) -> None:
     # Messages in progress get the grace to finish; the rest of the bound is for requeueing the
     # prefetched ones and closing (actors.broker.BoundedStop ends the process at the bound).
     shutdown_ms = int(grace_seconds(settings.stop_timeout_seconds) * 1000)
+    queues = worker_queues(args.queues or [])
+    count, threads = worker_concurrency(settings, args.processes, args.threads)
+    log.info("worker.starting", processes=count, threads=threads, queues=queues or "all")
     argv = [
         sys.executable,
         "-m",
         "dramatiq",
         "actors.main:broker",
         "--processes",
-        str(args.processes),
+        str(count),
         "--threads",
-        str(args.threads),
+        str(threads),
         "--worker-shutdown-timeout",
         str(shutdown_ms),
     ]
-    if args.queues:
-        argv += ["--queues", *args.queues]
+    if queues:
+        argv += ["--queues", *queues]
     os.execv(sys.executable, argv)
+
+
+DEFAULT_WORKER_THREADS = 8
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    if not text.isascii() or not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
+def worker_concurrency(
+    settings: Settings, processes_arg: int | None, threads_arg: int | None
+) -> tuple[int, int]:
+    """(processes, threads per process) of `aioshop worker`: the command's options, else
+    WORKER_PROCESSES and WORKER_THREADS, else one process per CPU this process may run on (a
+    process's actors share one event loop: one CPU) and DEFAULT_WORKER_THREADS threads each (a
+    thread waits while its message waits on SMTP, the database or the payment gateway)."""
+    from web.cli import processes
+
+    count = processes_arg or settings.worker_processes or processes.default_processes()
+    threads = threads_arg or settings.worker_threads or DEFAULT_WORKER_THREADS
+    return count, threads
+
+
+def worker_queues(given: Sequence[str]) -> list[str]:
+    """The queues `--queues` names (spaces or commas between them), each checked against the
+    shop's queues; exits with the list of them on an unknown one."""
+    from domain.events import QUEUES
+
+    names = [name for each in given for name in each.split(",") if name]
+    unknown = [name for name in names if name not in QUEUES]
+    if unknown:
+        fail(f"no such queue: {', '.join(unknown)} (the queues: {', '.join(QUEUES)})")
+    return list(dict.fromkeys(names))
 
 
 def cmd_createadmin(args: argparse.Namespace) -> None:
@@ -511,9 +550,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     worker = commands["worker"]
-    worker.add_argument("--processes", type=int, default=2, help="default %(default)s")
-    worker.add_argument("--threads", type=int, default=4, help="per process; default %(default)s")
-    worker.add_argument("--queues", nargs="*", help="only these queues")
+    worker.add_argument(
+        "--processes",
+        type=positive_int,
+        default=None,
+        help="worker processes (default WORKER_PROCESSES, else one per CPU)",
+    )
+    worker.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        help=f"per process (default WORKER_THREADS, else {DEFAULT_WORKER_THREADS})",
+    )
+    worker.add_argument(
+        "--queues",
+        nargs="*",
+        help="only these queues (e.g. payments,email_urgent: a worker for the urgent ones)",
+    )
 
     seed = commands["seed"]
     seed.add_argument(

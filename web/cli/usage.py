@@ -51,9 +51,13 @@ COMMANDS: dict[str, Usage] = {
         ),
     ),
     "worker": Usage(
-        "the Dramatiq workers (all actors)",
+        "the Dramatiq workers (all actors; one process per CPU, WORKER_THREADS threads each)",
         None,
-        examples=("aioshop worker", "aioshop worker --processes 1 --queues search email"),
+        examples=(
+            "aioshop worker",
+            "aioshop worker --processes 1 --queues search email",
+            "aioshop worker --queues payments,email_urgent  # only the time-critical queues",
+        ),
     ),
     "relay": Usage(
         "drain the outbox into the broker",

@@ -232,7 +232,9 @@ async def test_unknown_kind_goes_straight_to_dead_letters(
 ) -> None:
     user_id = await create_user(fresh_db)
     await request_email(fresh_db, broker, user_id, "newsletter")
-    assert await eventually(lambda: broker.get_queue_message_counts("email")[2] == 1)
+    assert await eventually(
+        lambda: broker.get_queue_message_counts(SEND_ACCOUNT_EMAIL.queue)[2] == 1
+    )
     assert smtp.messages == []
     assert await fetch(fresh_db, "SELECT 1 FROM processed_events") == []
 
@@ -257,7 +259,9 @@ async def test_a_permanent_smtp_refusal_is_dead_lettered_at_once_and_a_temporary
         refused = await request_email(fresh_db, broker, gone, "password_reset")
         delayed = await request_email(fresh_db, broker, busy, "password_reset")
         # The 550: in the dead letters after its first attempt, with the server's reply.
-        assert await eventually(lambda: dead_letters.counts(broker)["email"] == 1, timeout=20)
+        assert await eventually(
+            lambda: dead_letters.counts(broker)[SEND_ACCOUNT_EMAIL.queue] == 1, timeout=20
+        )
         # The 451: retried, and sent once the mailbox takes mail again.
         assert await eventually(lambda: len(failures(delayed)) >= 2, timeout=30)
         smtp.accept("busy@example.com")
@@ -266,7 +270,7 @@ async def test_a_permanent_smtp_refusal_is_dead_lettered_at_once_and_a_temporary
 
     assert len(failures(refused)) == 1  # never retried
     assert all("SMTPRecipientsRefused" in e["error"] for e in failures(delayed))
-    [letter] = await asyncio.to_thread(dead_letters.peek, broker, "email")
+    [letter] = await asyncio.to_thread(dead_letters.peek, broker, SEND_ACCOUNT_EMAIL.queue)
     assert letter.message_id == str(refused) and letter.retries == 0
     assert letter.error == (
         "actors.mail.transport.MailRefused:"
@@ -274,7 +278,7 @@ async def test_a_permanent_smtp_refusal_is_dead_lettered_at_once_and_a_temporary
     )
     assert letter.traceback is not None and "SMTPRecipientsRefused" in letter.traceback
     assert smtp.recipients == [["busy@example.com"]]
-    assert dead_letters.counts(broker)["email"] == 1  # the 451 never died
+    assert dead_letters.counts(broker)[SEND_ACCOUNT_EMAIL.queue] == 1  # the 451 never died
     # The refused email's token and inbox row rolled back with it: a requeue sends it afresh.
     tokens = await fetch(fresh_db, "SELECT user_id FROM one_time_tokens")
     assert [row["user_id"] for row in tokens] == [busy]

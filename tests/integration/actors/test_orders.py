@@ -21,6 +21,7 @@ from actors.orders import capture_key, capture_payment, expire_unpaid, make_refu
 from actors.relay import Relay
 from actors.resources import Resources, open_resources
 from configs.settings import Settings
+from domain.events import CAPTURE_PAYMENT
 from domain.payments import PaymentMethod
 from storage import order_payments, orders, payments, refunds
 from storage.database import connect, create_pool
@@ -223,7 +224,8 @@ async def test_no_order_whose_capture_is_still_queued_expires(res, conn, fresh_d
         await Relay(pool, broker).drain()
     finally:
         await pool.close()
-    assert broker.get_queue_message_counts("orders")[0] == len(placed) * 2  # captures, stock checks
+    assert broker.get_queue_message_counts("orders")[0] == len(placed)  # stock checks
+    assert broker.get_queue_message_counts(CAPTURE_PAYMENT.queue)[0] == len(placed)
     await make_old(conn, res.settings.unpaid_order_minutes, placed)
 
     await expire_unpaid(res)

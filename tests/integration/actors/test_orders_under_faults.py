@@ -13,6 +13,7 @@ import pytest
 
 from actors.broker import build_broker
 from configs.settings import Settings
+from domain.events import QUEUES
 from storage.database import create_pool
 from tests.support.orders import (
     assert_each_paid_and_told_once,
@@ -110,7 +111,7 @@ async def test_cutting_the_broker_connections_under_load_loses_nothing(
     settings: Settings = settings_for(fresh_db, smtp_url=smtp.url, broker_url=through_proxy)
     # pika blocks: off the event loop, which also runs the proxy.
     broker = await asyncio.to_thread(build_broker, settings)
-    for queue in ("orders", "email"):
+    for queue in QUEUES:
         await asyncio.to_thread(broker.flush, queue)
     worker = Worker(settings, tmp_path / "worker.log")
     placed: list[int] = []

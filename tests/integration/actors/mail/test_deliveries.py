@@ -72,7 +72,9 @@ async def test_every_attempt_is_logged_sent_refused_and_failed_then_retried(
     sent = await request_email(fresh_db, broker, ada, "verify_email")
     refused = await request_email(fresh_db, broker, gone, "password_reset")
     retried = await request_email(fresh_db, broker, busy, "password_reset")
-    assert await eventually(lambda: dead_letters.counts(broker)["email"] == 1, timeout=20)
+    assert await eventually(
+        lambda: dead_letters.counts(broker)[SEND_ACCOUNT_EMAIL.queue] == 1, timeout=20
+    )
 
     async def failed_twice() -> bool:
         return len(await attempts(fresh_db, retried)) >= 2
