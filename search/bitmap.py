@@ -42,7 +42,6 @@ from search.postgres_query import (
     SORT_KEYS,
     Arguments,
     TextMatch,
-    is_list,
     text_parts,
 )
 from search.text import did_you_mean, tokenize, tsquery_text, uses_operators
@@ -258,13 +257,14 @@ class BitmapSearch(PostgresSearch):
         """The page's rows (one more than the limit if any follow) from one PAGE statement."""
         limit = max(query.limit, 1)
         after = check_after(query.sort, query.after) if query.after is not None else None
+        ids: list[int] = []
+        candidates: Sequence[int] | BitMap
         if query.sort == "relevance":
             if match is None:
                 ids = _by_id_desc(rows, after, limit + 1)
                 candidates = ids
             else:
                 candidates = _tier_candidates(tiers, rows, after, limit + 1)
-                ids = []
         else:
             if len(rows) > SORT_IN_PROCESS_MAX:
                 raise Unsupported("too many rows to sort here")
@@ -327,7 +327,7 @@ class BitmapSearch(PostgresSearch):
                     await self.refresh()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - the loop must survive; logged and metered
+            except Exception as exc:
                 REFRESH_ERRORS.inc()
                 log.exception("search_index.refresh_failed", error=repr(exc))
                 await asyncio.sleep(min(self.refresh_seconds * 10, 5.0))
@@ -385,7 +385,9 @@ class BitmapSearch(PostgresSearch):
         index.filterable = frozenset(await conn.fetchval(FILTERABLE))
 
     @staticmethod
-    async def _load_chunk(conn: asyncpg.Connection, index: BitmapIndex, low: int, high: int) -> None:
+    async def _load_chunk(
+        conn: asyncpg.Connection, index: BitmapIndex, low: int, high: int
+    ) -> None:
         for row in await conn.fetch(SCALARS, low, high):
             index.add_scalars(
                 ProductState(
@@ -491,16 +493,16 @@ def evaluate(index: BitmapIndex, tsquery: str | None) -> BitMap:
 
     def factor() -> BitMap:
         nonlocal position
-        token = tokens[position]
+        part = tokens[position]
         position += 1
-        if token == "(":
+        if part == "(":
             found = expression()
             if position >= len(tokens) or tokens[position] != ")":
                 raise Unsupported("tsquery")
             position += 1
             return found
-        if isinstance(token, tuple):
-            lexeme, prefix, name = token
+        if isinstance(part, tuple):
+            lexeme, prefix, name = part
             return index.lexeme_set(lexeme, prefix=prefix, name=name)
         raise Unsupported("tsquery")
 
@@ -602,5 +604,3 @@ def _bitmap_bytes(index: BitmapIndex) -> int:
     for postings in (index.lexemes, index.name_lexemes, index.facets):
         total += sum(len(b.serialize()) for b in postings.values())
     return total
-
-

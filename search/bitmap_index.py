@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -248,8 +248,8 @@ class BitmapIndex:
             if high < 0:
                 return BitMap()
             last = bisect.bisect_right(self.bin_lows, high) - 1
-        whole = []
-        edges = []
+        whole: list[BitMap] = []
+        edges: list[BitMap] = []
         for position in range(first, last + 1):
             bin_low = self.bin_lows[position]
             bin_end = self.bin_lows[position + 1] if position + 1 < len(self.bin_lows) else None
@@ -341,7 +341,9 @@ class BitmapIndex:
             ranked = sorted(per_slug[slug])[:FACET_VALUES_MAX]
             attributes[slug] = [FacetValue(f.split("=", 1)[1], -n) for n, f in ranked]
         price_ranges = [
-            FacetValue(price_bucket_label(low, high), bucket.intersection_cardinality(matched.price_base))
+            FacetValue(
+                price_bucket_label(low, high), bucket.intersection_cardinality(matched.price_base)
+            )
             for bucket, (low, high) in zip(self.buckets, PRICE_BUCKETS, strict=True)
         ]
         return Facets(categories=categories, attributes=attributes, price_ranges=price_ranges)
@@ -351,7 +353,10 @@ class BitmapIndex:
         compare in SQL (descending sorts negated)."""
         price_of, created_of, name_of = self.price_of, self.created_of, self.name_of
         if sort == "price_asc":
-            return lambda pid: (MISSING_PRICE_ASC if price_of[pid] == NO_PRICE else price_of[pid], pid)
+            return lambda pid: (
+                MISSING_PRICE_ASC if price_of[pid] == NO_PRICE else price_of[pid],
+                pid,
+            )
         if sort == "price_desc":
             return lambda pid: (-price_of[pid], -pid)
         if sort == "newest":
@@ -391,8 +396,3 @@ def _bucket(price: int) -> int:
         if high is None or price < high:
             return position
     raise AssertionError("the last bucket is open")
-
-
-def group_ids(rows: Iterable[Mapping[str, Any]]) -> dict[str, list[int]]:
-    """{key: ids} from (key, ids) rows."""
-    return {row[0]: row[1] for row in rows}

@@ -49,7 +49,9 @@ async def open_search(
 
 
 @asynccontextmanager
-async def _postgres(settings: Settings, db: Database, *, index: bool) -> AsyncIterator[PostgresSearch]:
+async def _postgres(
+    settings: Settings, db: Database, *, index: bool
+) -> AsyncIterator[PostgresSearch]:
     """PostgresSearch, or BitmapSearch with its refresh task running (cancelled on exit)."""
     if not index or settings.search_index != "bitmap":
         yield PostgresSearch(db.replica, db.primary)
