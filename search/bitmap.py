@@ -16,6 +16,7 @@ than relevance over more than SORT_IN_PROCESS_MAX rows, a category slug the inde
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import time
 from collections import OrderedDict
@@ -36,6 +37,17 @@ from search.bitmap_index import (
     Unsupported,
     micros,
 )
+from search.bitmap_rank import (
+    RANK_GROUPS,
+    TIER_SCORES,
+    RankCache,
+    groups,
+    matched_lexemes,
+    or_operands,
+    synthetic_document,
+    take,
+)
+from search.bitmap_rank import tokens as parse
 from search.postgres import PostgresSearch
 from search.postgres_query import (
     SORT_COLUMNS,
@@ -59,6 +71,10 @@ REFRESH_ERRORS = Counter(
     "aioshop_search_index_refresh_errors_total",
     "Builds and refreshes of the in-process search index that failed (retried).",
 )
+RANK_MISMATCHES = Counter(
+    "aioshop_search_index_rank_mismatches_total",
+    "Pages the index ranked otherwise than PostgreSQL (answered by the SQL path instead).",
+)
 INDEX_PRODUCTS = Gauge("aioshop_search_index_products", "Products in the in-process search index.")
 INDEX_LAG = Gauge(
     "aioshop_search_index_lag_seconds", "Seconds since the in-process search index last caught up."
@@ -80,15 +96,15 @@ CATEGORIES = "SELECT id, slug, path FROM categories"
 FILTERABLE = "SELECT coalesce(array_agg(slug), '{}') FROM attributes WHERE is_filterable"
 MAX_ID = "SELECT coalesce(max(id), 0) FROM products"
 SCALARS = """
-    SELECT id, is_published, category_id, price_min, in_stock, created_at, lower(name) AS name_key
+    SELECT id, is_published, category_id, price_min, in_stock, created_at, lower(name) AS name_key,
+           search_vector IS NOT NULL AS documented
     FROM products WHERE id >= $1 AND id < $2
 """
 POSTINGS = """
-    SELECT u.lexeme, array_agg(p.id) AS ids,
-           coalesce(array_agg(p.id) FILTER (WHERE 'A' = ANY (u.weights)), '{}') AS name_ids
+    SELECT u.lexeme, array_to_string(u.weights, '') AS weights, array_agg(p.id) AS ids
     FROM products p CROSS JOIN LATERAL unnest(p.search_vector) u
     WHERE p.id >= $1 AND p.id < $2
-    GROUP BY u.lexeme
+    GROUP BY 1, 2
 """
 FACET_POSTINGS = """
     SELECT f, array_agg(p.id) FROM products p CROSS JOIN LATERAL unnest(p.search_facets) f
@@ -100,10 +116,9 @@ CHANGES = """
 """
 CHANGED_PRODUCTS = """
     SELECT id, is_published, category_id, price_min, in_stock, created_at, lower(name) AS name_key,
-           search_facets AS facets,
+           search_vector IS NOT NULL AS documented, search_facets AS facets,
            ARRAY(SELECT u.lexeme FROM unnest(search_vector) u) AS lexemes,
-           ARRAY(SELECT u.lexeme FROM unnest(search_vector) u WHERE 'A' = ANY (u.weights))
-               AS name_lexemes
+           ARRAY(SELECT array_to_string(u.weights, '') FROM unnest(search_vector) u) AS weights
     FROM products WHERE id = ANY ($1::bigint[])
 """
 PRUNE = "DELETE FROM search_changes WHERE changed_at < now() - make_interval(secs => $1)"
@@ -145,6 +160,7 @@ class BitmapSearch(PostgresSearch):
         self._gaps: dict[int, float] = {}  # missing positions below a seen one: first noticed
         self._normalised: OrderedDict[tuple[Any, ...], tuple[str | None, ...]] = OrderedDict()
         self._caught_up = time.monotonic()
+        self._rank_cache = RankCache()
         self._pruned = 0.0
         self.disabled = False  # the index cannot serve this database: the SQL path answers
 
@@ -182,6 +198,7 @@ class BitmapSearch(PostgresSearch):
         literal_set: BitMap | None = None
         tiers: list[BitMap] = []
         correction: str | None = None
+        ranking: tuple[str, str] | None = None  # (to_tsquery input, its normalised form)
         if text:
             if uses_operators(text):
                 raise Unsupported("websearch syntax")
@@ -226,12 +243,23 @@ class BitmapSearch(PostgresSearch):
                 for tier in words_tiers:
                     tiers.append(sku & tier)
                 tiers.append(sku - name_literal - literal_set - name_corrected)
+            ranking = (
+                match.corrected or match.literal or "",
+                (corrected_q if corrected_q is not None else literal_q) or "",
+            )
             if not corrected:
                 literal_set = None
         matched = index.match(query, text_set, literal_set)
+        if (
+            match is not None
+            and (BitMap(sku_exact) | BitMap(sku_prefix)) & matched.rows - index.documented
+        ):
+            raise Unsupported("a SKU match without a document: its score is NULL")
         facets = index.facet_counts(matched)
         limit = max(query.limit, 1)
-        records = await self._page_records(index, query, match, matched.rows, tiers, reader)
+        records = await self._page_records(
+            index, query, match, matched.rows, tiers, ranking, reader
+        )
         page = self._page(query, records, limit)
         total = len(matched.rows)
         return SearchResult(
@@ -252,19 +280,26 @@ class BitmapSearch(PostgresSearch):
         match: TextMatch | None,
         rows: BitMap,
         tiers: list[BitMap],
+        ranking: tuple[str, str] | None,
         reader: Executor,
     ) -> Sequence[Any]:
         """The page's rows (one more than the limit if any follow) from one PAGE statement."""
         limit = max(query.limit, 1)
         after = check_after(query.sort, query.after) if query.after is not None else None
         ids: list[int] = []
+        expected: list[tuple[float, int]] | None = None
         candidates: Sequence[int] | BitMap
         if query.sort == "relevance":
             if match is None:
                 ids = _by_id_desc(rows, after, limit + 1)
                 candidates = ids
             else:
-                candidates = _tier_candidates(tiers, rows, after, limit + 1)
+                ranked = await self._ranked(index, ranking, tiers, rows, after, limit + 1, reader)
+                if ranked is None:
+                    candidates = _tier_candidates(tiers, rows, after, limit + 1)
+                else:
+                    expected = ranked
+                    ids = candidates = [pid for _, pid in ranked]
         else:
             if len(rows) > SORT_IN_PROCESS_MAX:
                 raise Unsupported("too many rows to sort here")
@@ -276,7 +311,7 @@ class BitmapSearch(PostgresSearch):
         parts = text_parts(match, arg)
         column, order, key_type, after_operator = SORT_KEYS[query.sort]
         keyset = ""
-        if query.sort == "relevance" and match is not None and after is not None:
+        if query.sort == "relevance" and match is not None and after is not None and not ids:
             keyset = (
                 f"AND (score, id) {after_operator} ({arg(after[0], key_type)}, "
                 f"{arg(after[1], 'bigint')})"
@@ -296,7 +331,68 @@ class BitmapSearch(PostgresSearch):
         records = await reader.fetch(sql, *arg.values)
         if ids and len(records) != len(ids):
             raise Unsupported("the page's products changed under the index")
+        if expected is not None and [(r[7], r[0]) for r in records] != expected:
+            RANK_MISMATCHES.inc()
+            log.warning("search_index.rank_mismatch", text=query.text)
+            raise Unsupported("ranked otherwise than PostgreSQL")
         return records
+
+    async def _ranked(
+        self,
+        index: BitmapIndex,
+        ranking: tuple[str, str] | None,
+        tiers: list[BitMap],
+        rows: BitMap,
+        after: tuple[Any, int] | None,
+        count: int,
+        reader: Executor,
+    ) -> list[tuple[float, int]] | None:
+        """The page's (score, id) for a one-word query, ranked by groups (search.bitmap_rank);
+        None when PostgreSQL must rank the candidates (several words, too many groups)."""
+        if ranking is None:
+            return None
+        rank_input, normalised = ranking
+        operands = or_operands(normalised)
+        if operands is None:
+            return None
+        lexemes = matched_lexemes(index, operands)
+        cursor_tier = None if after is None else math.floor(after[0])
+        out: list[tuple[float, int]] = []
+        for tier_score, tier in zip(TIER_SCORES, tiers, strict=True):
+            if cursor_tier is not None and tier_score > cursor_tier:
+                continue
+            members = tier & rows
+            if not members:
+                continue
+            try:
+                split = groups(index, lexemes, members)
+            except Unsupported:
+                return None
+            ranks = await self._ranks(rank_input, [signature for signature, _ in split], reader)
+            levels: dict[float, BitMap] = {}
+            for (_, group), rank in zip(split, ranks, strict=True):
+                score = float(tier_score) + 0.99 * rank
+                levels[score] = levels[score] | group if score in levels else group
+            take(levels, after, count, out)
+            if len(out) >= count:
+                break
+        return out
+
+    async def _ranks(
+        self, rank_input: str, signatures: Sequence[Any], reader: Executor
+    ) -> list[float]:
+        """ts_rank of each group's synthetic document, from the cache or one statement."""
+        ranks = [self._rank_cache.get(rank_input, signature) for signature in signatures]
+        missing = [s for s, rank in zip(signatures, ranks, strict=True) if rank is None]
+        if missing:
+            found = await reader.fetchval(
+                RANK_GROUPS, rank_input, [synthetic_document(s) for s in missing]
+            )
+            learnt = dict(zip(missing, found, strict=True))
+            for signature, rank in learnt.items():
+                self._rank_cache.put(rank_input, signature, rank)
+            ranks = [learnt[s] if r is None else r for s, r in zip(signatures, ranks, strict=True)]
+        return [float(r or 0.0) for r in ranks]
 
     async def _normalise(self, match: TextMatch, reader: Executor) -> tuple[str | None, ...]:
         """PostgreSQL's to_tsquery of the four inputs (stemmed, stop words gone), cached."""
@@ -398,11 +494,11 @@ class BitmapSearch(PostgresSearch):
                     in_stock=row["in_stock"],
                     created_us=micros(row["created_at"]),
                     name_key=row["name_key"],
+                    documented=row["documented"],
                 )
             )
-        for lexeme, ids, name_ids in await conn.fetch(POSTINGS, low, high):
-            index.add_postings(index.lexemes, lexeme, ids)
-            index.add_postings(index.name_lexemes, lexeme, name_ids)
+        for lexeme, weights, ids in await conn.fetch(POSTINGS, low, high):
+            index.add_pattern(lexeme, weights, ids)
         for facet, ids in await conn.fetch(FACET_POSTINGS, low, high):
             index.add_postings(index.facets, facet, ids)
 
@@ -435,9 +531,10 @@ class BitmapSearch(PostgresSearch):
                     in_stock=r["in_stock"],
                     created_us=micros(r["created_at"]),
                     name_key=r["name_key"],
+                    documented=r["documented"],
                     facets=r["facets"],
                     lexemes=r["lexemes"],
-                    name_lexemes=r["name_lexemes"],
+                    weights=r["weights"],
                 )
                 for r in changed
             ),
@@ -470,7 +567,7 @@ def evaluate(index: BitmapIndex, tsquery: str | None) -> BitMap:
     operators other than & and |."""
     if tsquery is None:
         return BitMap()
-    tokens = _tokens(tsquery)
+    tokens = parse(tsquery)
     if not tokens:
         return BitMap()  # only stop words: `@@` matches nothing
     position = 0
@@ -510,49 +607,6 @@ def evaluate(index: BitmapIndex, tsquery: str | None) -> BitMap:
     if position != len(tokens):
         raise Unsupported("tsquery")
     return found
-
-
-def _tokens(tsquery: str) -> list[Any]:
-    """to_tsquery output as tokens: "(", ")", "&", "|" and (lexeme, prefix, weight A only)."""
-    tokens: list[Any] = []
-    i, n = 0, len(tsquery)
-    while i < n:
-        char = tsquery[i]
-        if char == " ":
-            i += 1
-        elif char in "()&|":
-            tokens.append(char)
-            i += 1
-        elif char == "'":
-            i += 1
-            lexeme = []
-            while True:
-                if i >= n:
-                    raise Unsupported("tsquery")
-                if tsquery[i] == "'":
-                    if i + 1 < n and tsquery[i + 1] == "'":
-                        lexeme.append("'")
-                        i += 2
-                        continue
-                    i += 1
-                    break
-                if tsquery[i] == "\\" and i + 1 < n:
-                    i += 1
-                lexeme.append(tsquery[i])
-                i += 1
-            flags = ""
-            if i < n and tsquery[i] == ":":
-                i += 1
-                while i < n and tsquery[i] in "*ABCDabcd":
-                    flags += tsquery[i].upper()
-                    i += 1
-            weights = flags.replace("*", "")
-            if weights not in ("", "A"):
-                raise Unsupported("tsquery weights")
-            tokens.append(("".join(lexeme), "*" in flags, weights == "A"))
-        else:
-            raise Unsupported("tsquery operator")  # !, <->, <N>
-    return tokens
 
 
 def _by_id_desc(rows: BitMap, after: tuple[Any, int] | None, count: int) -> list[int]:

@@ -63,7 +63,8 @@ class ProductState:
     name_key: str
     facets: Sequence[str] = ()
     lexemes: Sequence[str] = ()
-    name_lexemes: Sequence[str] = ()
+    weights: Sequence[str] = ()  # per lexeme, its positions' weights in order ("AC")
+    documented: bool = True  # search_vector IS NOT NULL (NULL: ts_rank is NULL, sorted first)
 
 
 @dataclass
@@ -89,6 +90,8 @@ class BitmapIndex:
     """The bitmaps and per-product arrays; see the module docstring."""
 
     lexemes: dict[str, BitMap] = field(default_factory=dict)
+    # lexeme -> the weights of its positions in order ("ABC") -> products: what ts_rank reads
+    patterns: dict[str, dict[str, BitMap]] = field(default_factory=dict)
     name_lexemes: dict[str, BitMap] = field(default_factory=dict)
     facets: dict[str, BitMap] = field(default_factory=dict)
     categories: dict[int, BitMap] = field(default_factory=dict)
@@ -98,6 +101,7 @@ class BitmapIndex:
     in_stock: BitMap = field(default_factory=BitMap)
     published: BitMap = field(default_factory=BitMap)
     known: BitMap = field(default_factory=BitMap)  # every product the index holds
+    documented: BitMap = field(default_factory=BitMap)  # those with a search_vector
     category_of: dict[int, int] = field(default_factory=dict)
     price_of: dict[int, int] = field(default_factory=dict)
     created_of: dict[int, int] = field(default_factory=dict)
@@ -133,10 +137,26 @@ class BitmapIndex:
         else:
             bitmap.update(ids)
 
+    def add_pattern(self, lexeme: str, weights: str, ids: Sequence[int]) -> None:
+        """Products whose document has the lexeme at positions of these weights."""
+        if not ids:
+            return
+        by_weights = self.patterns.setdefault(lexeme, {})
+        found = by_weights.get(weights)
+        if found is None:
+            by_weights[weights] = BitMap(ids)
+        else:
+            found.update(ids)
+        self.add_postings(self.lexemes, lexeme, ids)
+        if "A" in weights:
+            self.add_postings(self.name_lexemes, lexeme, ids)
+
     def add_scalars(self, product: ProductState) -> None:
         """A product's published/stock/category/price/sort keys (not its postings)."""
         pid = product.id
         self.known.add(pid)
+        if product.documented:
+            self.documented.add(pid)
         if product.is_published:
             self.published.add(pid)
         if product.in_stock:
@@ -156,6 +176,14 @@ class BitmapIndex:
 
     def remove(self, ids: BitMap) -> None:
         """Forget these products everywhere (before their new state is added)."""
+        for lexeme in list(self.patterns):
+            by_weights = self.patterns[lexeme]
+            for weights in list(by_weights):
+                by_weights[weights].difference_update(ids)
+                if not by_weights[weights]:
+                    del by_weights[weights]
+            if not by_weights:
+                del self.patterns[lexeme]
         for postings in (self.lexemes, self.name_lexemes, self.facets):
             empty = []
             for key, bitmap in postings.items():
@@ -177,7 +205,7 @@ class BitmapIndex:
                 self.bins[bisect.bisect_right(self.bin_lows, price) - 1].discard(pid)
             self.created_of.pop(pid, None)
             self.name_of.pop(pid, None)
-        for bitmap in (self.in_stock, self.published, self.known):
+        for bitmap in (self.in_stock, self.published, self.known, self.documented):
             bitmap.difference_update(ids)
 
     def replace(self, ids: Sequence[int], products: Iterable[ProductState]) -> None:
@@ -185,10 +213,8 @@ class BitmapIndex:
         self.remove(BitMap(ids))
         for product in products:
             self.add_scalars(product)
-            for lexeme in product.lexemes:
-                self.add_postings(self.lexemes, lexeme, (product.id,))
-            for lexeme in product.name_lexemes:
-                self.add_postings(self.name_lexemes, lexeme, (product.id,))
+            for lexeme, weights in zip(product.lexemes, product.weights, strict=True):
+                self.add_pattern(lexeme, weights, (product.id,))
             for facet in product.facets:
                 self.add_postings(self.facets, facet, (product.id,))
 
