@@ -41,6 +41,7 @@ from search.bitmap_rank import (
     RANK_GROUPS,
     TIER_SCORES,
     RankCache,
+    all_operands,
     groups,
     matched_lexemes,
     or_operands,
@@ -75,9 +76,26 @@ RANK_MISMATCHES = Counter(
     "aioshop_search_index_rank_mismatches_total",
     "Pages the index ranked otherwise than PostgreSQL (answered by the SQL path instead).",
 )
-INDEX_PRODUCTS = Gauge("aioshop_search_index_products", "Products in the in-process search index.")
+# Per web process, each its own: "livemin" shows the least complete and the most behind ("livemax").
+INDEX_PRODUCTS = Gauge(
+    "aioshop_search_index_products",
+    "Products in the in-process search index (0: not built yet; the SQL path answers).",
+    multiprocess_mode="livemin",
+)
 INDEX_LAG = Gauge(
-    "aioshop_search_index_lag_seconds", "Seconds since the in-process search index last caught up."
+    "aioshop_search_index_lag_seconds",
+    "Seconds since the in-process search index last caught up with the change log.",
+    multiprocess_mode="livemax",
+)
+INDEX_BUILD_SECONDS = Gauge(
+    "aioshop_search_index_build_seconds",
+    "How long the last build of the in-process search index took.",
+    multiprocess_mode="livemax",
+)
+INDEX_MEMORY = Gauge(
+    "aioshop_search_index_memory_bytes",
+    "The web process's resident memory grown by the last build of the in-process search index.",
+    multiprocess_mode="livemax",
 )
 
 SORT_IN_PROCESS_MAX = 200_000  # rows sorted here for a page; more: the SQL path's indexes
@@ -100,16 +118,22 @@ SCALARS = """
            search_vector IS NOT NULL AS documented
     FROM products WHERE id >= $1 AND id < $2
 """
+# A lexeme's positions with their weights, "1A,9C": what ts_rank of an AND query reads.
+PLACEMENT = """array_to_string(ARRAY(SELECT x.p || x.w
+                                     FROM unnest(u.positions, u.weights) WITH ORDINALITY x (p, w, n)
+                                     ORDER BY x.n), ',')"""
 POSTINGS = """
-    SELECT u.lexeme, array_to_string(u.weights, '') AS weights, array_agg(p.id) AS ids
+    SELECT u.lexeme, array_to_string(u.weights, '') AS weights, {placement} AS positions,
+           array_agg(p.id) AS ids
     FROM products p CROSS JOIN LATERAL unnest(p.search_vector) u
     WHERE p.id >= $1 AND p.id < $2
-    GROUP BY 1, 2
+    GROUP BY 1, 2, 3
 """
 FACET_POSTINGS = """
     SELECT f, array_agg(p.id) FROM products p CROSS JOIN LATERAL unnest(p.search_facets) f
     WHERE p.id >= $1 AND p.id < $2 GROUP BY f
 """
+POSTINGS = POSTINGS.format(placement=PLACEMENT)
 PRICES = "SELECT price_min FROM products WHERE price_min IS NOT NULL ORDER BY price_min"
 CHANGES = """
     SELECT position, product_id FROM search_changes WHERE position > $1 ORDER BY position LIMIT $2
@@ -118,9 +142,11 @@ CHANGED_PRODUCTS = """
     SELECT id, is_published, category_id, price_min, in_stock, created_at, lower(name) AS name_key,
            search_vector IS NOT NULL AS documented, search_facets AS facets,
            ARRAY(SELECT u.lexeme FROM unnest(search_vector) u) AS lexemes,
-           ARRAY(SELECT array_to_string(u.weights, '') FROM unnest(search_vector) u) AS weights
+           ARRAY(SELECT array_to_string(u.weights, '') FROM unnest(search_vector) u) AS weights,
+           ARRAY(SELECT {placement} FROM unnest(search_vector) u) AS positions
     FROM products WHERE id = ANY ($1::bigint[])
 """
+CHANGED_PRODUCTS = CHANGED_PRODUCTS.format(placement=PLACEMENT)
 PRUNE = "DELETE FROM search_changes WHERE changed_at < now() - make_interval(secs => $1)"
 COLLATION = "SELECT datcollate FROM pg_database WHERE datname = current_database()"
 # The page: the candidates' fields and score (search.postgres_query's SCORE), in sort order.
@@ -347,15 +373,14 @@ class BitmapSearch(PostgresSearch):
         count: int,
         reader: Executor,
     ) -> list[tuple[float, int]] | None:
-        """The page's (score, id) for a one-word query, ranked by groups (search.bitmap_rank);
-        None when PostgreSQL must rank the candidates (several words, too many groups)."""
+        """The page's (score, id), ranked by groups of equal documents as ts_rank reads them
+        (search.bitmap_rank); None when PostgreSQL must rank the candidates (too many groups)."""
         if ranking is None:
             return None
         rank_input, normalised = ranking
         operands = or_operands(normalised)
-        if operands is None:
-            return None
-        lexemes = matched_lexemes(index, operands)
+        positional = operands is None  # an AND: ts_rank reads the distances between positions
+        lexemes = matched_lexemes(index, operands or all_operands(normalised))
         cursor_tier = None if after is None else math.floor(after[0])
         out: list[tuple[float, int]] = []
         for tier_score, tier in zip(TIER_SCORES, tiers, strict=True):
@@ -365,10 +390,12 @@ class BitmapSearch(PostgresSearch):
             if not members:
                 continue
             try:
-                split = groups(index, lexemes, members)
+                split = groups(index, lexemes, members, positional=positional)
             except Unsupported:
                 return None
-            ranks = await self._ranks(rank_input, [signature for signature, _ in split], reader)
+            ranks = await self._ranks(
+                rank_input, [signature for signature, _ in split], reader, positional=positional
+            )
             levels: dict[float, BitMap] = {}
             for (_, group), rank in zip(split, ranks, strict=True):
                 score = float(tier_score) + 0.99 * rank
@@ -379,14 +406,16 @@ class BitmapSearch(PostgresSearch):
         return out
 
     async def _ranks(
-        self, rank_input: str, signatures: Sequence[Any], reader: Executor
+        self, rank_input: str, signatures: Sequence[Any], reader: Executor, *, positional: bool
     ) -> list[float]:
         """ts_rank of each group's synthetic document, from the cache or one statement."""
         ranks = [self._rank_cache.get(rank_input, signature) for signature in signatures]
         missing = [s for s, rank in zip(signatures, ranks, strict=True) if rank is None]
         if missing:
             found = await reader.fetchval(
-                RANK_GROUPS, rank_input, [synthetic_document(s) for s in missing]
+                RANK_GROUPS,
+                rank_input,
+                [synthetic_document(s, positional=positional) for s in missing],
             )
             learnt = dict(zip(missing, found, strict=True))
             for signature, rank in learnt.items():
@@ -462,14 +491,18 @@ class BitmapSearch(PostgresSearch):
         self.index = index
         self.lsn = lsn
         self._caught_up = time.monotonic()
+        seconds = time.perf_counter() - started
+        grown = _rss_bytes() - rss_before
         INDEX_PRODUCTS.set(index.products())
+        INDEX_BUILD_SECONDS.set(seconds)
+        INDEX_MEMORY.set(grown)
         log.info(
             "search_index.built",
             products=index.products(),
             lexemes=len(index.lexemes),
             facets=len(index.facets),
-            seconds=round(time.perf_counter() - started, 2),
-            rss_delta_mb=round((_rss_bytes() - rss_before) / 2**20, 1),
+            seconds=round(seconds, 2),
+            rss_delta_mb=round(grown / 2**20, 1),
             bitmaps_mb=round(_bitmap_bytes(index) / 2**20, 1),
         )
 
@@ -497,8 +530,8 @@ class BitmapSearch(PostgresSearch):
                     documented=row["documented"],
                 )
             )
-        for lexeme, weights, ids in await conn.fetch(POSTINGS, low, high):
-            index.add_pattern(lexeme, weights, ids)
+        for lexeme, weights, positions, ids in await conn.fetch(POSTINGS, low, high):
+            index.add_pattern(lexeme, weights, positions, ids)
         for facet, ids in await conn.fetch(FACET_POSTINGS, low, high):
             index.add_postings(index.facets, facet, ids)
 
@@ -535,6 +568,7 @@ class BitmapSearch(PostgresSearch):
                     facets=r["facets"],
                     lexemes=r["lexemes"],
                     weights=r["weights"],
+                    positions=r["positions"],
                 )
                 for r in changed
             ),

@@ -64,6 +64,7 @@ class ProductState:
     facets: Sequence[str] = ()
     lexemes: Sequence[str] = ()
     weights: Sequence[str] = ()  # per lexeme, its positions' weights in order ("AC")
+    positions: Sequence[str] = ()  # per lexeme, its positions with weights ("1A,9C")
     documented: bool = True  # search_vector IS NOT NULL (NULL: ts_rank is NULL, sorted first)
 
 
@@ -92,6 +93,8 @@ class BitmapIndex:
     lexemes: dict[str, BitMap] = field(default_factory=dict)
     # lexeme -> the weights of its positions in order ("ABC") -> products: what ts_rank reads
     patterns: dict[str, dict[str, BitMap]] = field(default_factory=dict)
+    # lexeme -> its positions with their weights ("1A,9C") -> products: ts_rank of an AND query
+    placements: dict[str, dict[str, BitMap]] = field(default_factory=dict)
     name_lexemes: dict[str, BitMap] = field(default_factory=dict)
     facets: dict[str, BitMap] = field(default_factory=dict)
     categories: dict[int, BitMap] = field(default_factory=dict)
@@ -137,16 +140,17 @@ class BitmapIndex:
         else:
             bitmap.update(ids)
 
-    def add_pattern(self, lexeme: str, weights: str, ids: Sequence[int]) -> None:
-        """Products whose document has the lexeme at positions of these weights."""
+    def add_pattern(self, lexeme: str, weights: str, positions: str, ids: Sequence[int]) -> None:
+        """Products whose document has the lexeme at these positions of these weights."""
         if not ids:
             return
-        by_weights = self.patterns.setdefault(lexeme, {})
-        found = by_weights.get(weights)
-        if found is None:
-            by_weights[weights] = BitMap(ids)
-        else:
-            found.update(ids)
+        for patterns, key in ((self.patterns, weights), (self.placements, positions)):
+            by_key = patterns.setdefault(lexeme, {})
+            found = by_key.get(key)
+            if found is None:
+                by_key[key] = BitMap(ids)
+            else:
+                found.update(ids)
         self.add_postings(self.lexemes, lexeme, ids)
         if "A" in weights:
             self.add_postings(self.name_lexemes, lexeme, ids)
@@ -176,14 +180,15 @@ class BitmapIndex:
 
     def remove(self, ids: BitMap) -> None:
         """Forget these products everywhere (before their new state is added)."""
-        for lexeme in list(self.patterns):
-            by_weights = self.patterns[lexeme]
-            for weights in list(by_weights):
-                by_weights[weights].difference_update(ids)
-                if not by_weights[weights]:
-                    del by_weights[weights]
-            if not by_weights:
-                del self.patterns[lexeme]
+        for patterns in (self.patterns, self.placements):
+            for lexeme in list(patterns):
+                by_key = patterns[lexeme]
+                for key in list(by_key):
+                    by_key[key].difference_update(ids)
+                    if not by_key[key]:
+                        del by_key[key]
+                if not by_key:
+                    del patterns[lexeme]
         for postings in (self.lexemes, self.name_lexemes, self.facets):
             empty = []
             for key, bitmap in postings.items():
@@ -213,8 +218,10 @@ class BitmapIndex:
         self.remove(BitMap(ids))
         for product in products:
             self.add_scalars(product)
-            for lexeme, weights in zip(product.lexemes, product.weights, strict=True):
-                self.add_pattern(lexeme, weights, (product.id,))
+            for lexeme, weights, positions in zip(
+                product.lexemes, product.weights, product.positions, strict=True
+            ):
+                self.add_pattern(lexeme, weights, positions, (product.id,))
             for facet in product.facets:
                 self.add_postings(self.facets, facet, (product.id,))
 

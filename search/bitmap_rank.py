@@ -95,36 +95,52 @@ def or_operands(tsquery: str) -> list[tuple[str, bool]] | None:
     return [(o[0], o[1]) for o in operands]
 
 
-def synthetic_document(signature: Signature) -> str:
-    """A tsvector literal with these lexemes at positions of these weights, in order."""
+def all_operands(tsquery: str) -> list[tuple[str, bool]]:
+    """Every operand (lexeme, prefix) of a normalised tsquery, whatever its operators."""
+    return [(part[0], part[1]) for part in tokens(tsquery) if isinstance(part, tuple)]
+
+
+def synthetic_document(signature: Signature, *, positional: bool) -> str:
+    """A tsvector literal with these lexemes: at their own positions ("1A,9C": `positional`),
+    else at positions 1, 2, ... of these weights ("AC")."""
     parts = []
-    for lexeme, weights in signature:
+    for lexeme, pattern in signature:
         quoted = "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"
-        positions = ",".join(f"{n}{'' if w == 'D' else w}" for n, w in enumerate(weights, start=1))
+        if positional:
+            placed = [(p[:-1], p[-1]) for p in pattern.split(",") if p]
+        else:
+            placed = [(str(n), w) for n, w in enumerate(pattern, start=1)]
+        positions = ",".join(f"{n}{'' if w == 'D' else w}" for n, w in placed)
         parts.append(f"{quoted}:{positions}" if positions else quoted)
     return " ".join(parts)
 
 
 def groups(
-    index: BitmapIndex, lexemes: Sequence[str], members: BitMap
+    index: BitmapIndex, lexemes: Sequence[str], members: BitMap, *, positional: bool
 ) -> list[tuple[Signature, BitMap]]:
-    """`members` split by the weights of each of `lexemes` in their documents."""
+    """`members` split by the weights (`positional`: the positions too) of each of `lexemes` in
+    their documents; Unsupported past GROUPS_MAX groups."""
     found: list[tuple[Signature, BitMap]] = [((), members)]
+    source = index.placements if positional else index.patterns
     for lexeme in lexemes:
-        patterns = index.patterns.get(lexeme, {})
+        present = []
+        for pattern, bitmap in source.get(lexeme, {}).items():
+            part = members & bitmap
+            if part:
+                present.append((pattern, part))
         split: list[tuple[Signature, BitMap]] = []
         for signature, group in found:
             rest = group
-            for weights, bitmap in patterns.items():
-                part = group & bitmap
-                if part:
-                    split.append(((*signature, (lexeme, weights)), part))
-                    rest = rest - part
+            for pattern, part in present:
+                inside = group & part
+                if inside:
+                    split.append(((*signature, (lexeme, pattern)), inside))
+                    rest = rest - inside
+                    if len(split) > GROUPS_MAX:
+                        raise Unsupported("too many rank groups")
             if rest:
                 split.append((signature, rest))
         found = split
-        if len(found) > GROUPS_MAX:
-            raise Unsupported("too many rank groups")
     return found
 
 
@@ -152,7 +168,7 @@ class RankCache:
         self._ranks: OrderedDict[tuple[str, Signature], float] = OrderedDict()
 
     def get(self, query: str, signature: Signature) -> float | None:
-        key = (query, signature)
+        key = (query, signature)  # signatures of both kinds never collide: "1A" is no weights
         rank = self._ranks.get(key)
         if rank is not None:
             self._ranks.move_to_end(key)

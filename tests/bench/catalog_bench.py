@@ -168,6 +168,34 @@ async def status_of(base_url: str, path: str) -> int:
         return resp.status
 
 
+async def search_index_ready(base_url: str, timeout: float = 900.0) -> str:
+    """Wait until the server's in-process search index is built (its /metrics say so); its
+    build time and memory, or why there is none (SEARCH_INDEX=sql: no such metrics)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    async with aiohttp.ClientSession() as http:
+        while True:
+            async with http.get(base_url + "/metrics") as resp:
+                figures = {
+                    name: float(value)
+                    for name, _, value in (
+                        line.partition(" ") for line in (await resp.text()).splitlines()
+                    )
+                    if name.startswith("aioshop_search_index_")
+                }
+            if not figures:
+                return "none (the SQL path answers)"
+            if figures.get("aioshop_search_index_products", 0) > 0:
+                memory = figures.get("aioshop_search_index_memory_bytes", 0) / 2**20
+                return (
+                    f"{figures['aioshop_search_index_products']:,.0f} products, built in"
+                    f" {figures.get('aioshop_search_index_build_seconds', 0):.1f} s, process"
+                    f" memory +{memory:,.0f} MiB"
+                )
+            if asyncio.get_running_loop().time() > deadline:
+                return "not built in time (the SQL path answers)"
+            await asyncio.sleep(1)
+
+
 def verdict(row: Row, measured: Measured) -> str:
     if row.target.startswith(">="):
         needed = float(row.target[2:].strip(" %")) / 100
@@ -213,6 +241,8 @@ async def main(args: argparse.Namespace) -> None:
             ) as uncached_url,
         ):
             urls = {"bare": bare_url, "cached": cached_url, "uncached": uncached_url}
+            for url in (cached_url, uncached_url):  # search answers from it (search.bitmap)
+                print(f"  search index: {await search_index_ready(url)}", flush=True)
 
             def run(row: Row) -> Load:
                 return wrk(urls[row.server], connections=row.connections, seconds=args.seconds,
