@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
 import asyncpg
 import pytest
 
+from configs.settings import Settings
 from search.backend import SORTS, SearchQuery, SearchResult
-from search.bitmap import BitmapSearch
+from search.bitmap import QUERIES, BitmapSearch
 from storage.database import create_pool, statement_pool
 from storage.seed import seed_catalog
 from tests.conftest import ADMIN_DSN, Template, dsn_for
+from tests.support.catalog import build_catalog
+from web.app import create_app
+from web.keys import SEARCH
 
 PRODUCTS = 2_000
 
@@ -249,3 +253,26 @@ async def test_the_refresh_loop_survives_an_exception(
         task.cancel()
     assert not task.done() or task.cancelled()
     assert search.index is not None
+
+
+async def test_the_web_app_answers_from_its_index(
+    aiohttp_client: Any, settings_for: Callable[..., Settings], fresh_db: str
+) -> None:
+    await build_catalog(fresh_db)
+    app = create_app(settings_for(fresh_db, search_index="bitmap", catalog_cache_seconds=0))
+    client = await aiohttp_client(app)
+    try:
+        backend = app[SEARCH]
+        assert isinstance(backend, BitmapSearch)
+        async with asyncio.timeout(60):
+            while backend.index is None:
+                await asyncio.sleep(0.05)
+        answered = QUERIES.labels("bitmap")._value.get()
+        resp = await client.get("/api/v1/search", params={"q": "shoe", "attr.colour": "red"})
+        body = await resp.json()
+        assert resp.status == 200, body
+        assert {item["slug"] for item in body["items"]} == {"run-shoe", "office-shoe"}
+        assert body["total"] == 2
+        assert QUERIES.labels("bitmap")._value.get() == answered + 1
+    finally:
+        await client.close()
