@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -105,10 +106,11 @@ class BitmapIndex:
     published: BitMap = field(default_factory=BitMap)
     known: BitMap = field(default_factory=BitMap)  # every product the index holds
     documented: BitMap = field(default_factory=BitMap)  # those with a search_vector
-    category_of: dict[int, int] = field(default_factory=dict)
-    price_of: dict[int, int] = field(default_factory=dict)
-    created_of: dict[int, int] = field(default_factory=dict)
-    name_of: dict[int, str] = field(default_factory=dict)
+    # Per product id (arrays, not dicts: a tenth of the memory at a million products).
+    category_of: array[int] = field(default_factory=lambda: array("q"))
+    price_of: array[int] = field(default_factory=lambda: array("q"))
+    created_of: array[int] = field(default_factory=lambda: array("q"))
+    name_of: list[str] = field(default_factory=list)
     tree: dict[str, Category] = field(default_factory=dict)  # by slug
     filterable: frozenset[str] = frozenset()
     _sorted_lexemes: list[str] | None = None
@@ -165,6 +167,7 @@ class BitmapIndex:
             self.published.add(pid)
         if product.in_stock:
             self.in_stock.add(pid)
+        self._make_room(pid)
         category = NO_CATEGORY if product.category_id is None else product.category_id
         self.category_of[pid] = category
         if category != NO_CATEGORY:
@@ -177,6 +180,16 @@ class BitmapIndex:
             self.bins[bisect.bisect_right(self.bin_lows, price) - 1].add(pid)
         self.created_of[pid] = product.created_us
         self.name_of[pid] = product.name_key
+
+    def _make_room(self, pid: int) -> None:
+        """Grow the per-product arrays to hold `pid` (by half again, so growing is rare)."""
+        if pid < len(self.price_of):
+            return
+        more = max(pid + 1, len(self.price_of) * 3 // 2) - len(self.price_of)
+        self.category_of.extend([NO_CATEGORY] * more)
+        self.price_of.extend([NO_PRICE] * more)
+        self.created_of.extend([0] * more)
+        self.name_of.extend([""] * more)
 
     def remove(self, ids: BitMap) -> None:
         """Forget these products everywhere (before their new state is added)."""
@@ -199,17 +212,18 @@ class BitmapIndex:
                 del postings[key]
             if empty:
                 self._sorted_lexemes = self._sorted_name_lexemes = None
-        for pid in ids:
-            category = self.category_of.pop(pid, NO_CATEGORY)
+        for pid in ids & self.known:
+            category = self.category_of[pid]
             if category != NO_CATEGORY:
                 self.categories[category].discard(pid)
                 self._subtrees.clear()
-            price = self.price_of.pop(pid, NO_PRICE)
+            price = self.price_of[pid]
             if price != NO_PRICE:
                 self.buckets[_bucket(price)].discard(pid)
                 self.bins[bisect.bisect_right(self.bin_lows, price) - 1].discard(pid)
-            self.created_of.pop(pid, None)
-            self.name_of.pop(pid, None)
+            self.category_of[pid] = NO_CATEGORY
+            self.price_of[pid] = NO_PRICE
+            self.name_of[pid] = ""
         for bitmap in (self.in_stock, self.published, self.known, self.documented):
             bitmap.difference_update(ids)
 
