@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -348,7 +349,12 @@ class BitmapSearch(PostgresSearch):
             sort_column="" if query.sort == "relevance" else ", " + SORT_COLUMNS[query.sort],
             text_from=parts.source,
             ids=arg(list(candidates), "bigint[]"),
-            match="" if parts.match is None else f"AND {parts.match}",
+            # Not the match itself: PostgreSQL would scan the GIN index for it and intersect.
+            # Only its SKU ids' placeholder, which every statement must use.
+            match=" ".join(
+                f"AND {placeholder} IS NOT NULL"
+                for placeholder in re.findall(r"\$\d+::bigint\[\]", parts.match or "")
+            ),
             key=column,
             after=keyset,
             order=order.format(t=""),
