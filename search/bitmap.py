@@ -116,9 +116,11 @@ FILTERABLE = "SELECT coalesce(array_agg(slug), '{}') FROM attributes WHERE is_fi
 MAX_ID = "SELECT coalesce(max(id), 0) FROM products"
 SCALARS = """
     SELECT id, is_published, category_id, price_min, in_stock, created_at, lower(name) AS name_key,
-           search_vector IS NOT NULL AS documented
+           search_vector IS NOT NULL AS documented, {fingerprint} AS fingerprint
     FROM products WHERE id >= $1 AND id < $2
 """
+# What the postings are made of, hashed: the same, a change touched the scalars only.
+FINGERPRINT = "hashtextextended(coalesce(search_vector::text, '') || search_facets::text, 0) | 1"
 # A lexeme's positions with their weights, "1A,9C": what ts_rank of an AND query reads.
 PLACEMENT = """array_to_string(ARRAY(SELECT x.p || x.w
                                      FROM unnest(u.positions, u.weights) WITH ORDINALITY x (p, w, n)
@@ -135,19 +137,21 @@ FACET_POSTINGS = """
     WHERE p.id >= $1 AND p.id < $2 GROUP BY f
 """
 POSTINGS = POSTINGS.format(placement=PLACEMENT)
+SCALARS = SCALARS.format(fingerprint=FINGERPRINT)
 PRICES = "SELECT price_min FROM products WHERE price_min IS NOT NULL ORDER BY price_min"
 CHANGES = """
     SELECT position, product_id FROM search_changes WHERE position > $1 ORDER BY position LIMIT $2
 """
 CHANGED_PRODUCTS = """
     SELECT id, is_published, category_id, price_min, in_stock, created_at, lower(name) AS name_key,
-           search_vector IS NOT NULL AS documented, search_facets AS facets,
+           search_vector IS NOT NULL AS documented, {fingerprint} AS fingerprint,
+           search_facets AS facets,
            ARRAY(SELECT u.lexeme FROM unnest(search_vector) u) AS lexemes,
            ARRAY(SELECT array_to_string(u.weights, '') FROM unnest(search_vector) u) AS weights,
            ARRAY(SELECT {placement} FROM unnest(search_vector) u) AS positions
     FROM products WHERE id = ANY ($1::bigint[])
 """
-CHANGED_PRODUCTS = CHANGED_PRODUCTS.format(placement=PLACEMENT)
+CHANGED_PRODUCTS = CHANGED_PRODUCTS.format(placement=PLACEMENT, fingerprint=FINGERPRINT)
 PRUNE = "DELETE FROM search_changes WHERE changed_at < now() - make_interval(secs => $1)"
 COLLATION = "SELECT datcollate FROM pg_database WHERE datname = current_database()"
 # The page: the candidates' fields and score (search.postgres_query's SCORE), in sort order.
@@ -534,6 +538,7 @@ class BitmapSearch(PostgresSearch):
                     created_us=micros(row["created_at"]),
                     name_key=row["name_key"],
                     documented=row["documented"],
+                    fingerprint=row["fingerprint"],
                 )
             )
         for lexeme, weights, positions, ids in await conn.fetch(POSTINGS, low, high):
@@ -571,6 +576,7 @@ class BitmapSearch(PostgresSearch):
                     created_us=micros(r["created_at"]),
                     name_key=r["name_key"],
                     documented=r["documented"],
+                    fingerprint=r["fingerprint"],
                     facets=r["facets"],
                     lexemes=r["lexemes"],
                     weights=r["weights"],

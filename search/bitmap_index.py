@@ -67,6 +67,7 @@ class ProductState:
     weights: Sequence[str] = ()  # per lexeme, its positions' weights in order ("AC")
     positions: Sequence[str] = ()  # per lexeme, its positions with weights ("1A,9C")
     documented: bool = True  # search_vector IS NOT NULL (NULL: ts_rank is NULL, sorted first)
+    fingerprint: int = 0  # a hash of the document and facets: the same, no posting changes
 
 
 @dataclass
@@ -110,6 +111,7 @@ class BitmapIndex:
     category_of: array[int] = field(default_factory=lambda: array("q"))
     price_of: array[int] = field(default_factory=lambda: array("q"))
     created_of: array[int] = field(default_factory=lambda: array("q"))
+    fingerprint_of: array[int] = field(default_factory=lambda: array("q"))
     name_of: list[str] = field(default_factory=list)
     tree: dict[str, Category] = field(default_factory=dict)  # by slug
     filterable: frozenset[str] = frozenset()
@@ -179,6 +181,7 @@ class BitmapIndex:
             self.buckets[_bucket(price)].add(pid)
             self.bins[bisect.bisect_right(self.bin_lows, price) - 1].add(pid)
         self.created_of[pid] = product.created_us
+        self.fingerprint_of[pid] = product.fingerprint
         self.name_of[pid] = product.name_key
 
     def _make_room(self, pid: int) -> None:
@@ -189,10 +192,30 @@ class BitmapIndex:
         self.category_of.extend([NO_CATEGORY] * more)
         self.price_of.extend([NO_PRICE] * more)
         self.created_of.extend([0] * more)
+        self.fingerprint_of.extend([0] * more)
         self.name_of.extend([""] * more)
 
-    def remove(self, ids: BitMap) -> None:
-        """Forget these products everywhere (before their new state is added)."""
+    def remove(self, ids: BitMap, documents: BitMap | None = None) -> None:
+        """Forget these products everywhere (before their new state is added); from the
+        postings only `documents` of them (default: all): that visits every posting."""
+        if documents is None or documents:
+            self._remove_documents(ids if documents is None else documents)
+        for pid in ids & self.known:
+            category = self.category_of[pid]
+            if category != NO_CATEGORY:
+                self.categories[category].discard(pid)
+                self._subtrees.clear()
+            price = self.price_of[pid]
+            if price != NO_PRICE:
+                self.buckets[_bucket(price)].discard(pid)
+                self.bins[bisect.bisect_right(self.bin_lows, price) - 1].discard(pid)
+            self.category_of[pid] = NO_CATEGORY
+            self.price_of[pid] = NO_PRICE
+            self.name_of[pid] = ""
+        for bitmap in (self.in_stock, self.published, self.known, self.documented):
+            bitmap.difference_update(ids)
+
+    def _remove_documents(self, ids: BitMap) -> None:
         for patterns in (self.patterns, self.placements):
             for lexeme in list(patterns):
                 by_key = patterns[lexeme]
@@ -212,26 +235,22 @@ class BitmapIndex:
                 del postings[key]
             if empty:
                 self._sorted_lexemes = self._sorted_name_lexemes = None
-        for pid in ids & self.known:
-            category = self.category_of[pid]
-            if category != NO_CATEGORY:
-                self.categories[category].discard(pid)
-                self._subtrees.clear()
-            price = self.price_of[pid]
-            if price != NO_PRICE:
-                self.buckets[_bucket(price)].discard(pid)
-                self.bins[bisect.bisect_right(self.bin_lows, price) - 1].discard(pid)
-            self.category_of[pid] = NO_CATEGORY
-            self.price_of[pid] = NO_PRICE
-            self.name_of[pid] = ""
-        for bitmap in (self.in_stock, self.published, self.known, self.documented):
-            bitmap.difference_update(ids)
 
     def replace(self, ids: Sequence[int], products: Iterable[ProductState]) -> None:
-        """The new state of `ids`: those without a row in `products` are gone."""
-        self.remove(BitMap(ids))
-        for product in products:
+        """The new state of `ids`: those without a row in `products` are gone. A product whose
+        document and facets are unchanged (a stock or price change) keeps its postings."""
+        rows = list(products)
+        same = BitMap(
+            p.id
+            for p in rows
+            if p.id in self.known and p.fingerprint and self.fingerprint_of[p.id] == p.fingerprint
+        )
+        changed = BitMap(ids)
+        self.remove(changed, changed - same)
+        for product in rows:
             self.add_scalars(product)
+            if product.id in same:
+                continue
             for lexeme, weights, positions in zip(
                 product.lexemes, product.weights, product.positions, strict=True
             ):

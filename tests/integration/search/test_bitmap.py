@@ -220,7 +220,25 @@ async def test_a_change_shows_once_the_refresh_ran(search: BitmapSearch, catalog
         await conn.execute("UPDATE products SET is_published = true WHERE id = $1", product["id"])
         await search.refresh()
         found = await search.search(everything)
-        assert found.backend == "bitmap" and [h.product_id for h in found.hits] == [product["id"]]
+        pid = product["id"]
+        assert found.backend == "bitmap" and [h.product_id for h in found.hits] == [pid]
+        # an attribute value: the search actor rebuilds the document (new postings)
+        slug = await conn.fetchval("SELECT search_facets[1] FROM products WHERE id = $1", pid)
+        slug = slug.split("=", 1)[0]
+        await conn.execute(
+            "UPDATE products SET attributes = attributes || jsonb_build_object($2::text, 'zz9')"
+            " WHERE id = $1",
+            pid,
+            slug,
+        )
+        await conn.execute("SELECT search_index_products(ARRAY[$1::bigint])", pid)
+        await search.refresh()
+        by_value = SearchQuery(text=word, attributes={slug: ("zz9",)}, limit=100)
+        valued = await search.search(by_value)
+        assert valued.backend == "bitmap" and [h.product_id for h in valued.hits] == [pid]
+        assert valued == replace(
+            await PostgresSearchPath.search(search, by_value), backend="bitmap"
+        )
         # a query that needs a newer commit than the index holds: the SQL path
         lsn = int(await conn.fetchval("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn"))
         ahead = await search.search(replace(everything, fresh_for=lsn + 10_000_000))
