@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     # connection while it held the message): a guard against a message that kills its worker.
     rabbitmq_delivery_limit: int = Field(default=20, ge=2, le=1000)
     elasticsearch_url: HttpUrl | None = None  # None: PostgreSQL search
+    # The built-in engine in web processes: "bitmap" answers from an in-process index of the
+    # catalog (search.bitmap, the SQL path while it is behind), "sql" from PostgreSQL only.
+    search_index: Literal["bitmap", "sql"] = "bitmap"
+    search_index_refresh_seconds: float = Field(default=0.15, gt=0, le=60)
     smtp_url: str | None = None  # None: emails go to the local mailbox in DATA_DIR
     # SMTP connections each worker process keeps open between emails (actors/mail/connections.py):
     # at most this many idle (0: a new connection for every email), none older than this.

@@ -154,6 +154,10 @@ def settings_for(redis_url: str, broker_url: str, tmp_path: Path) -> Callable[..
             # Explicit, so a variable in the developer's environment cannot leak into a test.
             "replica_database_url": None,
             "elasticsearch_url": None,
+            # The SQL path: tests write the catalog with SQL and read it at once, which the
+            # in-process index shows only after its next refresh (SEARCH_INDEX_REFRESH_SECONDS).
+            # Its own tests (tests/integration/search/test_bitmap.py) turn it on.
+            "search_index": "sql",
             "smtp_url": None,
             "data_dir": tmp_path,
             "media_dir": None,  # DATA_DIR/media

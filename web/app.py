@@ -79,7 +79,7 @@ async def accounts_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def search_ctx(app: web.Application) -> AsyncIterator[None]:
-    async with open_search(app[SETTINGS], app[DB]) as backend:
+    async with open_search(app[SETTINGS], app[DB], index=True) as backend:
         app[SEARCH] = backend
         ttl = app[SETTINGS].catalog_cache_seconds
         app[CATALOG_CACHE] = cache = CatalogCache(

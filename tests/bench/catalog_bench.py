@@ -371,6 +371,8 @@ async def _measure_rows(
                 "bare-uvloop": bare_uvloop.url,
                 "cached-asyncio": cached_asyncio.url,
             }
+            for server in (cached, uncached):  # search answers from it (search.bitmap)
+                print(f"  search index: {await search_index_ready(server.url)}", flush=True)
             mixes["deep"] = await deep_pages(uncached.url, mixes["subtree"], DEEP_PAGE)
             cookie = await customer_cookie(cached.url)
 
@@ -471,6 +473,34 @@ def paths_with_cookie(paths: list[str], cookie: str) -> str:
         "  return wrk.format('GET', paths[((n + (offset or 0)) % #paths) + 1])\n"
         "end\n"
     )
+
+
+async def search_index_ready(base_url: str, timeout: float = 900.0) -> str:
+    """Wait until the server's in-process search index is built (its /metrics say so); its
+    build time and memory, or why there is none (SEARCH_INDEX=sql: no such metrics)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    async with aiohttp.ClientSession() as http:
+        while True:
+            async with http.get(base_url + "/metrics") as resp:
+                figures = {
+                    name: float(value)
+                    for name, _, value in (
+                        line.partition(" ") for line in (await resp.text()).splitlines()
+                    )
+                    if name.startswith("aioshop_search_index_")
+                }
+            if not figures:
+                return "none (the SQL path answers)"
+            if figures.get("aioshop_search_index_products", 0) > 0:
+                memory = figures.get("aioshop_search_index_memory_bytes", 0) / 2**20
+                return (
+                    f"{figures['aioshop_search_index_products']:,.0f} products, built in"
+                    f" {figures.get('aioshop_search_index_build_seconds', 0):.1f} s, process"
+                    f" memory +{memory:,.0f} MiB"
+                )
+            if asyncio.get_running_loop().time() > deadline:
+                return "not built in time (the SQL path answers)"
+            await asyncio.sleep(1)
 
 
 def verdict(row: Row, measured: Measured) -> str:

@@ -1,0 +1,464 @@
+"""The in-process search index: compressed bitmaps (pyroaring) of product ids, no I/O.
+
+Per lexeme of the search documents (and per lexeme with weight A, the name), per attribute value
+('slug=value' of products.search_facets), per category, per price bucket and price bin, in stock,
+published; and per product its category, price, creation time and lower-cased name, so that a
+query's matches, totals and disjunctive facet counts are set intersections, and the top page of a
+sort other than relevance is found here too. search.bitmap fills it from PostgreSQL (the source
+of truth) and keeps it current from the search_changes log; it asks PostgreSQL only for what the
+index cannot say identically (the tsquery normalisation, ts_rank, the page's fields).
+
+Product ids are uint32 here (roaring bitmaps); search.bitmap does not use the index past that.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+from array import array
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pyroaring import BitMap
+
+from search.backend import (
+    FACET_VALUES_MAX,
+    MISSING_PRICE_ASC,
+    PRICE_BUCKETS,
+    Facets,
+    FacetValue,
+    SearchQuery,
+    price_bucket_label,
+)
+
+MAX_PRODUCT_ID = 2**32 - 1
+NO_PRICE = -1  # products.price_min is NULL (no variants yet); prices are >= 0 by CHECK
+NO_CATEGORY = -1
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Price bins: a price range filter is the union of the bins inside it plus the edges' products
+# checked one by one, so a bin holds about products / PRICE_BINS of them.
+PRICE_BINS = 256
+
+
+class Unsupported(Exception):
+    """The index cannot answer this identically: the caller takes the SQL path."""
+
+
+def micros(moment: datetime) -> int:
+    """A timestamptz as microseconds since the epoch (exact, as PostgreSQL keeps it)."""
+    return (moment - EPOCH) // timedelta(microseconds=1)
+
+
+@dataclass
+class ProductState:
+    """What the index keeps of one product (a row of search.bitmap's PRODUCTS statements)."""
+
+    id: int
+    is_published: bool
+    category_id: int | None
+    price_min: int | None
+    in_stock: bool
+    created_us: int
+    name_key: str
+    facets: Sequence[str] = ()
+    lexemes: Sequence[str] = ()
+    weights: Sequence[str] = ()  # per lexeme, its positions' weights in order ("AC")
+    positions: Sequence[str] = ()  # per lexeme, its positions with weights ("1A,9C")
+    documented: bool = True  # search_vector IS NOT NULL (NULL: ts_rank is NULL, sorted first)
+    fingerprint: int = 0  # a hash of the document and facets: the same, no posting changes
+
+
+@dataclass
+class Category:
+    id: int
+    slug: str
+    path: tuple[int, ...]
+
+
+@dataclass
+class Matched:
+    """A query's sets: `rows` the hits' set, `bases` each facet's set (its own filter ignored)."""
+
+    rows: BitMap
+    literal_total: int
+    category_base: BitMap
+    price_base: BitMap
+    attribute_bases: dict[str, BitMap]
+
+
+@dataclass
+class BitmapIndex:
+    """The bitmaps and per-product arrays; see the module docstring."""
+
+    lexemes: dict[str, BitMap] = field(default_factory=dict)
+    # lexeme -> the weights of its positions in order ("ABC") -> products: what ts_rank reads
+    patterns: dict[str, dict[str, BitMap]] = field(default_factory=dict)
+    # lexeme -> its positions with their weights ("1A,9C") -> products: ts_rank of an AND query
+    placements: dict[str, dict[str, BitMap]] = field(default_factory=dict)
+    name_lexemes: dict[str, BitMap] = field(default_factory=dict)
+    facets: dict[str, BitMap] = field(default_factory=dict)
+    categories: dict[int, BitMap] = field(default_factory=dict)
+    buckets: list[BitMap] = field(default_factory=lambda: [BitMap() for _ in PRICE_BUCKETS])
+    bins: list[BitMap] = field(default_factory=list)
+    bin_lows: list[int] = field(default_factory=list)
+    in_stock: BitMap = field(default_factory=BitMap)
+    published: BitMap = field(default_factory=BitMap)
+    known: BitMap = field(default_factory=BitMap)  # every product the index holds
+    documented: BitMap = field(default_factory=BitMap)  # those with a search_vector
+    # Per product id (arrays, not dicts: a tenth of the memory at a million products).
+    category_of: array[int] = field(default_factory=lambda: array("q"))
+    price_of: array[int] = field(default_factory=lambda: array("q"))
+    created_of: array[int] = field(default_factory=lambda: array("q"))
+    fingerprint_of: array[int] = field(default_factory=lambda: array("q"))
+    name_of: list[str] = field(default_factory=list)
+    tree: dict[str, Category] = field(default_factory=dict)  # by slug
+    filterable: frozenset[str] = frozenset()
+    _sorted_lexemes: list[str] | None = None
+    _sorted_name_lexemes: list[str] | None = None
+    _subtrees: dict[str, BitMap] = field(default_factory=dict)
+
+    # -- filling -------------------------------------------------------------------------
+
+    def set_categories(self, rows: Iterable[Category]) -> None:
+        self.tree = {row.slug: row for row in rows}
+        self._subtrees.clear()
+
+    def set_bins(self, prices: Sequence[int]) -> None:
+        """Bin boundaries from the prices' quantiles (sorted, NO_PRICE left out)."""
+        lows = {0}
+        if prices:
+            step = max(len(prices) // PRICE_BINS, 1)
+            lows.update(prices[i] for i in range(0, len(prices), step))
+        self.bin_lows = sorted(lows)
+        self.bins = [BitMap() for _ in self.bin_lows]
+
+    def add_postings(self, postings: dict[str, BitMap], lexeme: str, ids: Sequence[int]) -> None:
+        if not ids:
+            return
+        bitmap = postings.get(lexeme)
+        if bitmap is None:
+            postings[lexeme] = BitMap(ids)
+            self._sorted_lexemes = self._sorted_name_lexemes = None
+        else:
+            bitmap.update(ids)
+
+    def add_pattern(self, lexeme: str, weights: str, positions: str, ids: Sequence[int]) -> None:
+        """Products whose document has the lexeme at these positions of these weights."""
+        if not ids:
+            return
+        for patterns, key in ((self.patterns, weights), (self.placements, positions)):
+            by_key = patterns.setdefault(lexeme, {})
+            found = by_key.get(key)
+            if found is None:
+                by_key[key] = BitMap(ids)
+            else:
+                found.update(ids)
+        self.add_postings(self.lexemes, lexeme, ids)
+        if "A" in weights:
+            self.add_postings(self.name_lexemes, lexeme, ids)
+
+    def add_scalars(self, product: ProductState) -> None:
+        """A product's published/stock/category/price/sort keys (not its postings)."""
+        pid = product.id
+        self.known.add(pid)
+        if product.documented:
+            self.documented.add(pid)
+        if product.is_published:
+            self.published.add(pid)
+        if product.in_stock:
+            self.in_stock.add(pid)
+        self._make_room(pid)
+        category = NO_CATEGORY if product.category_id is None else product.category_id
+        self.category_of[pid] = category
+        if category != NO_CATEGORY:
+            self.categories.setdefault(category, BitMap()).add(pid)
+            self._subtrees.clear()
+        price = NO_PRICE if product.price_min is None else product.price_min
+        self.price_of[pid] = price
+        if price != NO_PRICE:
+            self.buckets[_bucket(price)].add(pid)
+            self.bins[bisect.bisect_right(self.bin_lows, price) - 1].add(pid)
+        self.created_of[pid] = product.created_us
+        self.fingerprint_of[pid] = product.fingerprint
+        self.name_of[pid] = product.name_key
+
+    def _make_room(self, pid: int) -> None:
+        """Grow the per-product arrays to hold `pid` (by half again, so growing is rare)."""
+        if pid < len(self.price_of):
+            return
+        more = max(pid + 1, len(self.price_of) * 3 // 2) - len(self.price_of)
+        self.category_of.extend([NO_CATEGORY] * more)
+        self.price_of.extend([NO_PRICE] * more)
+        self.created_of.extend([0] * more)
+        self.fingerprint_of.extend([0] * more)
+        self.name_of.extend([""] * more)
+
+    def remove(self, ids: BitMap, documents: BitMap | None = None) -> None:
+        """Forget these products everywhere (before their new state is added); from the
+        postings only `documents` of them (default: all): that visits every posting."""
+        if documents is None or documents:
+            self._remove_documents(ids if documents is None else documents)
+        for pid in ids & self.known:
+            category = self.category_of[pid]
+            if category != NO_CATEGORY:
+                self.categories[category].discard(pid)
+                self._subtrees.clear()
+            price = self.price_of[pid]
+            if price != NO_PRICE:
+                self.buckets[_bucket(price)].discard(pid)
+                self.bins[bisect.bisect_right(self.bin_lows, price) - 1].discard(pid)
+            self.category_of[pid] = NO_CATEGORY
+            self.price_of[pid] = NO_PRICE
+            self.name_of[pid] = ""
+        for bitmap in (self.in_stock, self.published, self.known, self.documented):
+            bitmap.difference_update(ids)
+
+    def _remove_documents(self, ids: BitMap) -> None:
+        for patterns in (self.patterns, self.placements):
+            for lexeme in list(patterns):
+                by_key = patterns[lexeme]
+                for key in list(by_key):
+                    by_key[key].difference_update(ids)
+                    if not by_key[key]:
+                        del by_key[key]
+                if not by_key:
+                    del patterns[lexeme]
+        for postings in (self.lexemes, self.name_lexemes, self.facets):
+            empty = []
+            for key, bitmap in postings.items():
+                bitmap.difference_update(ids)
+                if not bitmap:
+                    empty.append(key)
+            for key in empty:
+                del postings[key]
+            if empty:
+                self._sorted_lexemes = self._sorted_name_lexemes = None
+
+    def replace(self, ids: Sequence[int], products: Iterable[ProductState]) -> None:
+        """The new state of `ids`: those without a row in `products` are gone. A product whose
+        document and facets are unchanged (a stock or price change) keeps its postings."""
+        rows = list(products)
+        same = BitMap(
+            p.id
+            for p in rows
+            if p.id in self.known and p.fingerprint and self.fingerprint_of[p.id] == p.fingerprint
+        )
+        changed = BitMap(ids)
+        self.remove(changed, changed - same)
+        for product in rows:
+            self.add_scalars(product)
+            if product.id in same:
+                continue
+            for lexeme, weights, positions in zip(
+                product.lexemes, product.weights, product.positions, strict=True
+            ):
+                self.add_pattern(lexeme, weights, positions, (product.id,))
+            for facet in product.facets:
+                self.add_postings(self.facets, facet, (product.id,))
+
+    # -- reading -------------------------------------------------------------------------
+
+    def products(self) -> int:
+        return len(self.known)
+
+    def lexeme_set(self, lexeme: str, *, prefix: bool, name: bool) -> BitMap:
+        """Products whose document has the lexeme (or one starting with it), in the name only
+        with `name` (weight A), as `@@` of a to_tsquery operand decides."""
+        postings = self.name_lexemes if name else self.lexemes
+        if not prefix:
+            found = postings.get(lexeme)
+            return found if found is not None else BitMap()
+        keys = self._keys(name)
+        start = bisect.bisect_left(keys, lexeme)
+        matched = []
+        for key in keys[start:]:
+            if not key.startswith(lexeme):
+                break
+            matched.append(postings[key])
+        return BitMap.union(*matched) if matched else BitMap()
+
+    def _keys(self, name: bool) -> list[str]:
+        if name:
+            if self._sorted_name_lexemes is None:
+                self._sorted_name_lexemes = sorted(self.name_lexemes)
+            return self._sorted_name_lexemes
+        if self._sorted_lexemes is None:
+            self._sorted_lexemes = sorted(self.lexemes)
+        return self._sorted_lexemes
+
+    def subtree(self, slug: str) -> BitMap:
+        """Products of the category and its descendants (cached until the tree or a product's
+        category changes); Unsupported for a slug the index does not know."""
+        cached = self._subtrees.get(slug)
+        if cached is not None:
+            return cached
+        root = self.tree.get(slug)
+        if root is None:
+            raise Unsupported("unknown category")  # SQL decides: new, or really unknown
+        ids = [c.id for c in self.tree.values() if root.id in c.path]
+        found = self.in_categories(ids)
+        self._subtrees[slug] = found
+        return found
+
+    def in_categories(self, ids: Iterable[int]) -> BitMap:
+        sets = [self.categories[i] for i in ids if i in self.categories]
+        return BitMap.union(*sets) if sets else BitMap()
+
+    def price_range(self, low: int | None, high: int | None) -> BitMap:
+        """Products with low <= price_min <= high (either bound open); no price never matches."""
+        first = 0 if low is None else max(bisect.bisect_right(self.bin_lows, low) - 1, 0)
+        last = len(self.bins) - 1
+        if high is not None:
+            if high < 0:
+                return BitMap()
+            last = bisect.bisect_right(self.bin_lows, high) - 1
+        whole: list[BitMap] = []
+        edges: list[BitMap] = []
+        for position in range(first, last + 1):
+            bin_low = self.bin_lows[position]
+            bin_end = self.bin_lows[position + 1] if position + 1 < len(self.bin_lows) else None
+            inside = (low is None or bin_low >= low) and (
+                high is None or (bin_end is not None and bin_end - 1 <= high)
+            )
+            (whole if inside else edges).append(self.bins[position])
+        found = BitMap.union(*whole) if whole else BitMap()
+        price_of = self.price_of
+        for edge in edges:
+            found.update(
+                pid
+                for pid in edge
+                if (low is None or price_of[pid] >= low) and (high is None or price_of[pid] <= high)
+            )
+        return found
+
+    def match(
+        self,
+        query: SearchQuery,
+        text: BitMap | None,
+        literal: BitMap | None,
+    ) -> Matched:
+        """The query's sets. `text`: products its text matches (None: no text); `literal`: of
+        those, the ones matching without typo corrections (None: all of them)."""
+        base = self.published if text is None else self.published & text
+        if query.in_stock is True:
+            base = base & self.in_stock
+        elif query.in_stock is False:
+            base = base - self.in_stock
+        filters: list[tuple[str, BitMap]] = []
+        categories = self._categories(query)
+        if categories is not None:
+            if text is None:  # as the SQL path: a restriction, not a facet filter
+                base = base & categories
+            else:
+                filters.append((":category", categories))
+        if query.price_min is not None or query.price_max is not None:
+            filters.append((":price", self.price_range(query.price_min, query.price_max)))
+        for slug, values in sorted(query.attributes.items()):
+            if values:
+                sets = [self.facets[f"{slug}={v}"] for v in values if f"{slug}={v}" in self.facets]
+                filters.append((slug, BitMap.union(*sets) if sets else BitMap()))
+        rows = base
+        for _, bitmap in filters:
+            rows = rows & bitmap
+        bases: dict[str, BitMap] = {}
+        for name, _ in filters:
+            if name in bases:
+                continue
+            without = base
+            for other, bitmap in filters:
+                if other != name:
+                    without = without & bitmap
+            bases[name] = without
+        return Matched(
+            rows=rows,
+            literal_total=len(rows) if literal is None else rows.intersection_cardinality(literal),
+            category_base=bases.get(":category", rows),
+            price_base=bases.get(":price", rows),
+            attribute_bases={k: v for k, v in bases.items() if not k.startswith(":")},
+        )
+
+    def _categories(self, query: SearchQuery) -> BitMap | None:
+        if query.category is not None:
+            return self.subtree(query.category)
+        if query.category_ids is not None:
+            return self.in_categories(query.category_ids)
+        return None
+
+    def facet_counts(self, matched: Matched) -> Facets:
+        """Disjunctive counts, ordered as search.postgres_query's SEARCH orders them."""
+        categories = []
+        for category, bitmap in self.categories.items():
+            count = bitmap.intersection_cardinality(matched.category_base)
+            if count:
+                categories.append(FacetValue(category, count))
+        categories.sort(key=lambda v: (-v.count, v.value))
+        per_slug: dict[str, list[tuple[int, str]]] = {}
+        for facet, bitmap in self.facets.items():
+            slug = facet.split("=", 1)[0]
+            if slug not in self.filterable:
+                continue
+            count = bitmap.intersection_cardinality(matched.attribute_bases.get(slug, matched.rows))
+            if count:
+                per_slug.setdefault(slug, []).append((-count, facet))
+        attributes: dict[str, list[FacetValue]] = {}
+        for slug in sorted(per_slug):
+            ranked = sorted(per_slug[slug])[:FACET_VALUES_MAX]
+            attributes[slug] = [FacetValue(f.split("=", 1)[1], -n) for n, f in ranked]
+        price_ranges = [
+            FacetValue(
+                price_bucket_label(low, high), bucket.intersection_cardinality(matched.price_base)
+            )
+            for bucket, (low, high) in zip(self.buckets, PRICE_BUCKETS, strict=True)
+        ]
+        return Facets(categories=categories, attributes=attributes, price_ranges=price_ranges)
+
+    def sort_key(self, sort: str) -> Any:
+        """The key function of a sort other than relevance, smallest first, as (key, id) pairs
+        compare in SQL (descending sorts negated)."""
+        price_of, created_of, name_of = self.price_of, self.created_of, self.name_of
+        if sort == "price_asc":
+            return lambda pid: (
+                MISSING_PRICE_ASC if price_of[pid] == NO_PRICE else price_of[pid],
+                pid,
+            )
+        if sort == "price_desc":
+            return lambda pid: (-price_of[pid], -pid)
+        if sort == "newest":
+            return lambda pid: (-created_of[pid], -pid)
+        if sort == "name":
+            return lambda pid: (name_of[pid], pid)
+        raise Unsupported(sort)
+
+    def page(self, sort: str, rows: BitMap, after: tuple[Any, int] | None, count: int) -> list[int]:
+        """The first `count` ids of `rows` in `sort` order after the cursor's (key, id)."""
+        key = self.sort_key(sort)
+        candidates: Iterable[int] = rows
+        if after is not None:
+            bound = _cursor_key(sort, after)
+            candidates = (pid for pid in rows if key(pid) > bound)
+        return heapq.nsmallest(count, candidates, key=key)
+
+
+def _cursor_key(sort: str, after: tuple[Any, int]) -> tuple[Any, int]:
+    """A cursor's (key, id) in sort_key's terms; Unsupported when SQL would read it otherwise."""
+    key, last_id = after
+    if sort == "price_asc":
+        return key, last_id
+    if sort == "price_desc":
+        return -key, -last_id
+    if sort == "newest":
+        moment = datetime.fromisoformat(key)
+        if moment.tzinfo is None:  # PostgreSQL would read it in its session's time zone
+            raise Unsupported("cursor without a time zone")
+        return -micros(moment), -last_id
+    return key, last_id
+
+
+def _bucket(price: int) -> int:
+    """PRICE_BUCKETS position of a price >= 0 (width_bucket - 1)."""
+    for position, (_, high) in enumerate(PRICE_BUCKETS):
+        if high is None or price < high:
+            return position
+    raise AssertionError("the last bucket is open")

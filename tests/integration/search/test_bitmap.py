@@ -1,0 +1,296 @@
+"""The in-process index (search.bitmap) against the SQL path on a seeded catalog: the same answers
+over generated queries, changes that show once the refresh ran, and the fallbacks."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import replace
+from typing import Any
+
+import asyncpg
+import pytest
+
+from configs.settings import Settings
+from search.backend import SORTS, SearchQuery, SearchResult
+from search.bitmap import QUERIES, BitmapSearch
+from storage.database import create_pool, statement_pool
+from storage.seed import seed_catalog
+from tests.conftest import ADMIN_DSN, Template, dsn_for
+from tests.support.catalog import build_catalog
+from web.app import create_app
+from web.keys import SEARCH
+
+PRODUCTS = 2_000
+
+
+@pytest.fixture(scope="module")
+def catalog_db(template: Template) -> Iterator[str]:
+    """One seeded catalog for the module (seeding is the slow part), with some products
+    unpublished and out of stock so every filter has something to do."""
+    name = asyncio.run(template.clone())
+    dsn = dsn_for(ADMIN_DSN, name)
+
+    async def seed() -> None:
+        await seed_catalog(dsn, PRODUCTS, seed=3)
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute("UPDATE products SET is_published = false WHERE id % 17 = 0")
+            await conn.execute("UPDATE variants SET stock_on_hand = 0 WHERE product_id % 5 = 0")
+        finally:
+            await conn.close()
+
+    asyncio.run(seed())
+    yield dsn
+    asyncio.run(template.drop(name))
+
+
+@pytest.fixture
+async def search(catalog_db: str) -> AsyncIterator[BitmapSearch]:
+    primary = await create_pool(catalog_db, 3)
+    replica = statement_pool(catalog_db, 3)
+    backend = BitmapSearch(replica, primary, refresh_seconds=0.05)
+    try:
+        await backend.build()
+        yield backend
+    finally:
+        await replica.close()
+        await primary.close()
+
+
+async def vocabulary(dsn: str) -> dict[str, list[Any]]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return {
+            "terms": [
+                r[0] for r in await conn.fetch("SELECT term FROM search_terms ORDER BY term")
+            ],
+            "skus": [
+                r[0] for r in await conn.fetch("SELECT sku FROM variants ORDER BY id LIMIT 300")
+            ],
+            "categories": [
+                (r[0], r[1])
+                for r in await conn.fetch("SELECT id, slug FROM categories ORDER BY id")
+            ],
+            "facets": [
+                r[0]
+                for r in await conn.fetch(
+                    "SELECT DISTINCT f FROM products, unnest(search_facets) f ORDER BY f"
+                )
+            ],
+        }
+    finally:
+        await conn.close()
+
+
+def typo(rng: random.Random, word: str) -> str:
+    if len(word) < 4:
+        return word
+    i = rng.randrange(len(word) - 1)
+    kind = rng.random()
+    if kind < 0.4:
+        return word[:i] + word[i + 1] + word[i] + word[i + 2 :]
+    if kind < 0.7:
+        return word[:i] + word[i + 1 :]
+    return word[:i] + rng.choice("aeioustr") + word[i + 1 :]
+
+
+def generated_text(rng: random.Random, vocab: dict[str, list[Any]]) -> str:
+    terms: list[str] = vocab["terms"]
+    kind = rng.random()
+    word = rng.choice(terms)
+    if kind < 0.1:
+        return ""
+    if kind < 0.3:
+        return word
+    if kind < 0.45:
+        return typo(rng, word)
+    if kind < 0.6:
+        return word[: rng.randint(2, max(2, len(word) - 1))]
+    if kind < 0.75:
+        return f"{rng.choice(terms)} {word}"
+    if kind < 0.82:
+        sku: str = rng.choice(vocab["skus"])
+        return sku if rng.random() < 0.5 else sku[: rng.randint(3, len(sku))].lower()
+    if kind < 0.88:
+        return f"{typo(rng, rng.choice(terms))} {word[:3]}"
+    if kind < 0.92:
+        return f"the {word}"
+    if kind < 0.95:
+        return f'"{word}"'  # websearch syntax: the SQL path
+    odd: list[str] = ["zzzqx", "a", "unknownword", "running shoes", word.upper()]
+    return rng.choice(odd)
+
+
+def generated_query(rng: random.Random, vocab: dict[str, list[Any]]) -> SearchQuery:
+    text = generated_text(rng, vocab)
+    category = None
+    category_ids = None
+    if rng.random() < 0.3:
+        category = rng.choice(vocab["categories"])[1]
+    elif rng.random() < 0.1:
+        category_ids = tuple(c[0] for c in rng.sample(vocab["categories"], 3))
+    attributes: dict[str, tuple[str, ...]] = {}
+    for _ in range(rng.choice([0, 0, 0, 1, 1, 2])):
+        slug, _, value = rng.choice(vocab["facets"]).partition("=")
+        attributes[slug] = (*attributes.get(slug, ()), value)
+    price_min = price_max = None
+    if rng.random() < 0.25:
+        price_min = rng.choice([None, 0, 500, 1000, 2499, 2500, 7000])
+        price_max = rng.choice([None, 999, 2500, 4999, 20000, 100000])
+    sorts = [s for s in SORTS if text or s != "relevance"] or ["newest"]
+    return SearchQuery(
+        text=text,
+        category=category,
+        category_ids=category_ids,
+        attributes=attributes,
+        price_min=price_min,
+        price_max=price_max,
+        in_stock=rng.choice([None, None, True, False]),
+        sort=rng.choice(sorts if rng.random() < 0.6 else ["relevance", *sorts]),
+        limit=rng.choice([3, 10, 24]),
+    )
+
+
+def same(bitmap: SearchResult, sql: SearchResult) -> bool:
+    return replace(bitmap, backend=sql.backend) == sql
+
+
+async def test_the_index_answers_as_the_sql_path(search: BitmapSearch, catalog_db: str) -> None:
+    vocab = await vocabulary(catalog_db)
+    rng = random.Random(20261207)
+    answered = {"bitmap": 0, "postgres": 0}
+    pages = 0
+    for _ in range(1_500):
+        query = generated_query(rng, vocab)
+        for _page in range(3):
+            try:
+                sql = await PostgresSearchPath.search(search, query)
+            except Exception as exc:
+                with pytest.raises(type(exc)):
+                    await search.search(query)
+                break
+            found = await search.search(query)
+            answered[found.backend] += 1
+            assert same(found, sql), (query, found, sql)
+            pages += 1
+            if found.next_after is None:
+                break
+            query = replace(query, after=found.next_after)
+    print(f"pages compared: {pages}, answered by {answered}")
+    assert answered["bitmap"] > 0.8 * pages, answered
+
+
+class PostgresSearchPath:
+    """The SQL path of a BitmapSearch (its PostgresSearch.search)."""
+
+    @staticmethod
+    async def search(backend: BitmapSearch, query: SearchQuery) -> SearchResult:
+        from search.postgres import PostgresSearch
+
+        return await PostgresSearch.search(backend, query)
+
+
+async def test_a_change_shows_once_the_refresh_ran(search: BitmapSearch, catalog_db: str) -> None:
+    conn = await asyncpg.connect(catalog_db)
+    try:
+        product = await conn.fetchrow(
+            "SELECT id, name FROM products WHERE is_published AND in_stock ORDER BY id LIMIT 1"
+        )
+        word = product["name"].split()[0].lower()
+        query = SearchQuery(text=word, in_stock=True, limit=100)
+        before = await search.search(query)
+        assert before.backend == "bitmap"
+        # as the search actor would: stock gone (trigger), unpublished, a new price
+        await conn.execute(
+            "UPDATE variants SET stock_on_hand = 0 WHERE product_id = $1", product["id"]
+        )
+        await search.refresh()
+        after = await search.search(query)
+        assert after.backend == "bitmap" and after.total == (before.total or 0) - 1
+        assert after == replace(await PostgresSearchPath.search(search, query), backend="bitmap")
+        await conn.execute("UPDATE products SET is_published = false WHERE id = $1", product["id"])
+        await conn.execute(
+            "UPDATE variants SET price_amount = 123456 WHERE product_id = $1", product["id"]
+        )
+        await search.refresh()
+        everything = SearchQuery(text=word, price_min=123456, limit=100)
+        assert (await search.search(everything)).total == 0
+        await conn.execute("UPDATE products SET is_published = true WHERE id = $1", product["id"])
+        await search.refresh()
+        found = await search.search(everything)
+        pid = product["id"]
+        assert found.backend == "bitmap" and [h.product_id for h in found.hits] == [pid]
+        # an attribute value: the search actor rebuilds the document (new postings)
+        slug = await conn.fetchval("SELECT search_facets[1] FROM products WHERE id = $1", pid)
+        slug = slug.split("=", 1)[0]
+        await conn.execute(
+            "UPDATE products SET attributes = attributes || jsonb_build_object($2::text, 'zz9')"
+            " WHERE id = $1",
+            pid,
+            slug,
+        )
+        await conn.execute("SELECT search_index_products(ARRAY[$1::bigint])", pid)
+        await search.refresh()
+        by_value = SearchQuery(text=word, attributes={slug: ("zz9",)}, limit=100)
+        valued = await search.search(by_value)
+        assert valued.backend == "bitmap" and [h.product_id for h in valued.hits] == [pid]
+        assert valued == replace(
+            await PostgresSearchPath.search(search, by_value), backend="bitmap"
+        )
+        # a query that needs a newer commit than the index holds: the SQL path
+        lsn = int(await conn.fetchval("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn"))
+        ahead = await search.search(replace(everything, fresh_for=lsn + 10_000_000))
+        assert ahead.backend == "postgres" and ahead.hits == found.hits
+    finally:
+        await conn.close()
+
+
+async def test_the_refresh_loop_survives_an_exception(
+    search: BitmapSearch, catalog_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = 0
+    real = search.refresh
+
+    async def failing() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("refresh failed")
+        await real()
+
+    monkeypatch.setattr(search, "refresh", failing)
+    search.refresh_seconds = 0.01
+    task = asyncio.create_task(search.run())
+    try:
+        async with asyncio.timeout(30):
+            while calls < 3:
+                await asyncio.sleep(0.02)
+    finally:
+        task.cancel()
+    assert not task.done() or task.cancelled()
+    assert search.index is not None
+
+
+async def test_the_web_app_answers_from_its_index(
+    aiohttp_client: Any, settings_for: Callable[..., Settings], fresh_db: str
+) -> None:
+    await build_catalog(fresh_db)
+    app = create_app(settings_for(fresh_db, search_index="bitmap", catalog_cache_seconds=0))
+    client = await aiohttp_client(app)
+    try:
+        backend = app[SEARCH]
+        assert isinstance(backend, BitmapSearch)
+        async with asyncio.timeout(60):
+            while backend.index is None:
+                await asyncio.sleep(0.05)
+        answered = QUERIES.labels("bitmap")._value.get()
+        resp = await client.get("/api/v1/search", params={"q": "shoe", "attr.colour": "red"})
+        body = await resp.json()
+        assert resp.status == 200, body
+        assert {item["slug"] for item in body["items"]} == {"run-shoe", "office-shoe"}
+        assert body["total"] == 2
+        assert QUERIES.labels("bitmap")._value.get() == answered + 1
+    finally:
+        await client.close()
