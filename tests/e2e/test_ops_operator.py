@@ -35,11 +35,6 @@ BACKLOG = 6  # search messages waiting before any worker runs
 REFUSAL = "550 5.1.1 Mailbox unavailable"
 
 
-@pytest.fixture(params=["rabbitmq", "redis"])
-def broker_kind(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 @pytest.fixture
 def settings_overrides(broker_kind: str, redis_url: str, smtp: SmtpServer) -> dict[str, Any]:
     broker = {"broker_url": redis_url} if broker_kind == "redis" else {}
@@ -85,7 +80,10 @@ async def wait_for_cell(page: Page, queue: str, name: str, text: str, timeout: f
     )
 
 
-@pytest.mark.parametrize(("width", "height"), [(375, 812), (1280, 800)])
+# Each broker and each width once (not every pair: the walk takes ~20 s a run).
+@pytest.mark.parametrize(
+    ("broker_kind", "width", "height"), [("rabbitmq", 375, 812), ("redis", 1280, 800)]
+)
 async def test_an_operator_sees_the_backlog_retries_a_poisoned_message_and_sees_a_dead_worker(
     page: Page,
     fresh_db: str,
