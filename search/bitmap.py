@@ -169,6 +169,23 @@ PAGE = """
 """
 
 
+def product_state(row: asyncpg.Record, **document: Sequence[str]) -> ProductState:
+    """What the index keeps of a product, from a row of SCALARS or CHANGED_PRODUCTS (`document`:
+    its facets, lexemes, weights and positions, when the row carries them)."""
+    return ProductState(
+        id=row["id"],
+        is_published=row["is_published"],
+        category_id=row["category_id"],
+        price_min=row["price_min"],
+        in_stock=row["in_stock"],
+        created_us=micros(row["created_at"]),
+        name_key=row["name_key"],
+        documented=row["documented"],
+        fingerprint=row["fingerprint"],
+        **document,
+    )
+
+
 class BitmapSearch(PostgresSearch):
     """PostgresSearch answering from an in-process BitmapIndex when it can (module docstring)."""
 
@@ -528,19 +545,7 @@ class BitmapSearch(PostgresSearch):
         conn: asyncpg.Connection, index: BitmapIndex, low: int, high: int
     ) -> None:
         for row in await conn.fetch(SCALARS, low, high):
-            index.add_scalars(
-                ProductState(
-                    id=row["id"],
-                    is_published=row["is_published"],
-                    category_id=row["category_id"],
-                    price_min=row["price_min"],
-                    in_stock=row["in_stock"],
-                    created_us=micros(row["created_at"]),
-                    name_key=row["name_key"],
-                    documented=row["documented"],
-                    fingerprint=row["fingerprint"],
-                )
-            )
+            index.add_scalars(product_state(row))
         for lexeme, weights, positions, ids in await conn.fetch(POSTINGS, low, high):
             index.add_pattern(lexeme, weights, positions, ids)
         for facet, ids in await conn.fetch(FACET_POSTINGS, low, high):
@@ -567,16 +572,8 @@ class BitmapSearch(PostgresSearch):
         index.replace(
             product_ids,
             (
-                ProductState(
-                    id=r["id"],
-                    is_published=r["is_published"],
-                    category_id=r["category_id"],
-                    price_min=r["price_min"],
-                    in_stock=r["in_stock"],
-                    created_us=micros(r["created_at"]),
-                    name_key=r["name_key"],
-                    documented=r["documented"],
-                    fingerprint=r["fingerprint"],
+                product_state(
+                    r,
                     facets=r["facets"],
                     lexemes=r["lexemes"],
                     weights=r["weights"],

@@ -377,12 +377,9 @@ async def _measure_rows(
             cookie = await customer_cookie(cached.url)
 
             def run(row: Row) -> Load:
-                if row.signed_in:
-                    return wrk(urls[row.server], connections=row.connections,
-                               seconds=args.seconds, paths=None, workdir=workdir,
-                               lua=paths_with_cookie(row.paths, cookie))  # fmt: skip
+                headers = {"Cookie": cookie} if row.signed_in else None
                 return wrk(urls[row.server], connections=row.connections, seconds=args.seconds,
-                           paths=row.paths, workdir=workdir)  # fmt: skip
+                           paths=row.paths, workdir=workdir, headers=headers)  # fmt: skip
 
             for row in chosen(catalog_rows(mixes, products), args.rows):
                 url = urls[row.server]
@@ -458,21 +455,6 @@ async def customer_cookie(base_url: str) -> str:
                 if resp.status != 200:
                     raise SystemExit(f"cannot sign the bench customer in: {resp.status} {body}")
     return f"aioshop-access={body['access_token']}"
-
-
-def paths_with_cookie(paths: list[str], cookie: str) -> str:
-    """wrk's Lua for `paths` in turn, each request with the Cookie header."""
-    quoted = ",\n".join('"' + p.replace("\\", "\\\\").replace('"', '\\"') + '"' for p in paths)
-    return (
-        "local paths = {\n" + quoted + "\n}\n"
-        f'wrk.headers["Cookie"] = "{cookie}"\n'
-        "local n = 0\n"
-        "function setup(thread) thread:set('offset', math.random(#paths)) end\n"
-        "function request()\n"
-        "  n = n + 1\n"
-        "  return wrk.format('GET', paths[((n + (offset or 0)) % #paths) + 1])\n"
-        "end\n"
-    )
 
 
 async def search_index_ready(base_url: str, timeout: float = 900.0) -> str:

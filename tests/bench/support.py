@@ -209,6 +209,27 @@ def wrk_path() -> str:
     return found
 
 
+def paths_lua(paths: list[str], headers: Mapping[str, str] | None = None) -> str:
+    """wrk's Lua script requesting `paths` in turn (each thread from its own offset), each
+    request with `headers`."""
+
+    def quoted(text: str) -> str:
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    return (
+        "local paths = {\n"
+        + ",\n".join(quoted(p) for p in paths)
+        + "\n}\n"
+        + "".join(f"wrk.headers[{quoted(k)}] = {quoted(v)}\n" for k, v in (headers or {}).items())
+        + "local n = 0\n"
+        "function setup(thread) thread:set('offset', math.random(#paths)) end\n"
+        "function request()\n"
+        "  n = n + 1\n"
+        "  return wrk.format('GET', paths[((n + (offset or 0)) % #paths) + 1])\n"
+        "end\n"
+    )
+
+
 def wrk(
     url: str,
     *,
@@ -217,26 +238,16 @@ def wrk(
     paths: list[str] | None,
     workdir: Path,
     lua: str | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> Load:
-    """Load `url` with wrk (2 threads), cycling through `paths` when given, or running the Lua
-    script `lua` (its text) instead."""
+    """Load `url` with wrk (2 threads), cycling through `paths` when given (each request with
+    `headers`), or running the Lua script `lua` (its text) instead."""
     argv = [wrk_path(), "-t2", f"-c{connections}", f"-d{seconds:g}s", "--latency"]
+    if lua is None and paths:
+        lua = paths_lua(paths, headers)
     if lua is not None:
         script = workdir / f"script-{abs(hash(lua))}.lua"
         script.write_text(lua)
-        argv += ["-s", str(script)]
-    elif paths:
-        script = workdir / f"paths-{abs(hash(tuple(paths)))}.lua"
-        quoted = ",\n".join('"' + p.replace("\\", "\\\\").replace('"', '\\"') + '"' for p in paths)
-        script.write_text(
-            "local paths = {\n" + quoted + "\n}\n"
-            "local n = 0\n"
-            "function setup(thread) thread:set('offset', math.random(#paths)) end\n"
-            "function request()\n"
-            "  n = n + 1\n"
-            "  return wrk.format('GET', paths[((n + (offset or 0)) % #paths) + 1])\n"
-            "end\n"
-        )
         argv += ["-s", str(script)]
     done = subprocess.run([*argv, url], capture_output=True, text=True, check=True)
     out = done.stdout
