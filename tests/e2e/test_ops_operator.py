@@ -108,7 +108,7 @@ async def test_an_operator_sees_the_backlog_retries_a_poisoned_message_and_sees_
     poisoned = send(broker, SEND_ACCOUNT_EMAIL, user_id=operator_id, kind="verify_email")
     await page.goto("/ops/queues")  # the depths are shared for a few seconds: wait for them
     await wait_for_cell(page, "search", "ready", str(BACKLOG), timeout=15)
-    assert (await page.locator(cell("email", "ready")).inner_text()).strip() == "1"
+    assert (await page.locator(cell(SEND_ACCOUNT_EMAIL.queue, "ready")).inner_text()).strip() == "1"
     assert (await page.locator(cell("search", "consumers")).inner_text()).strip() == "0"
     assert await page.evaluate("() => document.documentElement.scrollWidth") <= width
     await page.screenshot(path=artifacts / f"ops-queues-backlog-{shot}.png", full_page=True)
@@ -120,11 +120,11 @@ async def test_an_operator_sees_the_backlog_retries_a_poisoned_message_and_sees_
     try:
         # The backlog drains and the poisoned email is dead-lettered at once (a 5xx is final).
         await wait_for_cell(page, "search", "ready", "0", timeout=40)
-        await wait_for_cell(page, "email", "dead", "1", timeout=20)
+        await wait_for_cell(page, SEND_ACCOUNT_EMAIL.queue, "dead", "1", timeout=20)
         await page.screenshot(path=artifacts / f"ops-queues-drained-{shot}.png", full_page=True)
 
-        await page.locator(cell("email", "dead")).get_by_role("link").click()
-        await page.wait_for_url("**/ops/queues/email?part=dead")
+        await page.locator(cell(SEND_ACCOUNT_EMAIL.queue, "dead")).get_by_role("link").click()
+        await page.wait_for_url(f"**/ops/queues/{SEND_ACCOUNT_EMAIL.queue}?part=dead")
         row = page.locator(f'tr[data-message-id="{poisoned}"]')
         assert "email.send_account_email" in await row.inner_text()
         await row.locator("summary", has_text="Traceback").click()
@@ -136,9 +136,9 @@ async def test_an_operator_sees_the_backlog_retries_a_poisoned_message_and_sees_
         smtp.accept(EMAIL)  # the cause is fixed: retry it
         await row.get_by_role("link", name="Retry").click()
         await page.get_by_role("button", name="Yes, retry").click()
-        await page.wait_for_url("**/ops/queues/email**")
+        await page.wait_for_url(f"**/ops/queues/{SEND_ACCOUNT_EMAIL.queue}**")
         assert await eventually(lambda: delivered_to(smtp, EMAIL) == 1, timeout=20)
-        await page.goto("/ops/queues/email?part=dead")
+        await page.goto(f"/ops/queues/{SEND_ACCOUNT_EMAIL.queue}?part=dead")
         assert await page.locator(f'tr[data-message-id="{poisoned}"]').count() == 0
         audit = await page.locator("table", has_text="message.retry").inner_text()
         assert EMAIL in audit

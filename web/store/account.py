@@ -27,7 +27,7 @@ from web.bodies import (
     ProfileChange,
     RegisterBody,
 )
-from web.cookies import forget, refresh_cookie, remember
+from web.cookies import csrf_token, forget, refresh_cookie, remember
 from web.forms import Form, read_form, safe_next
 from web.keys import ACCOUNTS, DB, PRINCIPAL, REQUEST_ID
 from web.params import path_id, posted_form
@@ -335,9 +335,19 @@ def _token(request: web.Request) -> str:
     return token if 10 <= len(token) <= 200 else ""
 
 
+async def csrf_token_view(request: web.Request) -> web.Response:
+    """The visitor's CSRF token, for web/static/js/api.js on a page shared by every visitor
+    (web.store.page_cache), which carries none; the session middleware sets its cookie when the
+    browser has none. Only a script of our own origin can read the answer (no CORS)."""
+    return web.json_response(
+        {"csrf_token": csrf_token(request)}, headers={"Cache-Control": "private, no-store"}
+    )
+
+
 def add_routes(app: web.Application) -> None:
     """The account pages."""
     router = app.router
+    router.add_get("/csrf-token", csrf_token_view, name="csrf_token")
     router.add_get("/register", register_page, name="register")
     router.add_post("/register", register_submit)
     router.add_get("/login", login_page, name="login")

@@ -8,7 +8,8 @@
  * Contract with the server (web/cookies.py, web/api/auth.py):
  * - The tokens live in HttpOnly cookies, so requests carry no Authorization header
  *   (`credentials: "same-origin"`). Unsafe methods repeat the page's
- *   <meta name="csrf-token"> in the X-CSRF-Token header (without it: 403).
+ *   <meta name="csrf-token"> in the X-CSRF-Token header (without it: 403); a page shared by
+ *   every visitor carries no token, and then the client asks GET /csrf-token for it once.
  * - The API never refreshes silently: an expired access token is a 401 whose problem type is
  *   /problems/invalid-token (other 401s, like a wrong current password, are answers). Then
  *   this client refreshes ONCE (POST /api/v1/auth/refresh rotates the cookies) while every
@@ -27,6 +28,7 @@
   const PROBE = "/api/v1/me"; // the cheapest request that needs a valid access token
   const NEVER_REFRESH = new Set([REFRESH, "/api/v1/auth/login"]); // their 401 is the answer
   const UNSAFE = new Set(["POST", "PUT", "PATCH", "DELETE"]);
+  const CSRF_TOKEN = "/csrf-token";
 
   let generation = 0; // how many times this tab has seen the cookies renewed
   let refreshing = null; // the renewal this tab's failed requests are waiting for
@@ -40,15 +42,33 @@
     }
   }
 
-  function csrfToken() {
+  let askedToken = null; // the token asked of the server, for a page that carries none
+
+  // The page's CSRF token; a page shared by every visitor (cached whole) carries none, so then
+  // the server is asked once (GET /csrf-token, which also sets the cookie it is checked against).
+  async function csrfToken() {
     const meta = document.querySelector('meta[name="csrf-token"]');
-    return meta ? meta.content : "";
+    if (meta && meta.content) return meta.content;
+    if (askedToken === null) {
+      askedToken = fetch(CSRF_TOKEN, {
+        headers: { Accept: "application/json" },
+        credentials: "same-origin",
+      })
+        .then((response) => (response.ok ? response.json() : { csrf_token: "" }))
+        .then((answer) => answer.csrf_token || "")
+        .catch(() => "")
+        .then((token) => {
+          if (!token) askedToken = null; // asked again by the next request
+          return token;
+        });
+    }
+    return askedToken;
   }
 
-  function send(method, path, body) {
+  async function send(method, path, body) {
     const headers = { Accept: "application/json" };
     if (body !== undefined) headers["Content-Type"] = "application/json";
-    if (UNSAFE.has(method)) headers["X-CSRF-Token"] = csrfToken();
+    if (UNSAFE.has(method)) headers["X-CSRF-Token"] = await csrfToken();
     return fetch(path, {
       method,
       headers,
