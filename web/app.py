@@ -170,7 +170,9 @@ def create_app(settings: Settings) -> web.Application:
     env.globals["shop_name"] = settings.shop_name
     env.globals["static"] = static = assets.StaticUrls(STATIC_DIR)  # versioned: NGINX, a year
     # Every setting (secrets masked): pages show several, and a restart is rare.
-    app[PAGE_VERSION] = page_version(WEB_DIR, static.versions, [settings.model_dump_json()])
+    app[PAGE_VERSION] = page_version(
+        WEB_DIR, static.versions, [settings.model_dump_json(warnings=False)]
+    )
     env.globals["cart_count"] = cart_pages.header_count
     env.globals["absolute_url"] = seo.absolute_url
     env.filters["price"] = price
