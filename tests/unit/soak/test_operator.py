@@ -8,7 +8,7 @@ from __future__ import annotations
 from tests.soak.journal import FaultWindow, Journal
 from tests.soak.operator import Operator
 from tests.soak.pages import Light
-from tests.soak.sights import PageRead, Sight, Watch
+from tests.soak.sights import POISON_QUEUE, PageRead, Sight, Watch
 
 GREEN = [Light("Redis", "green", "answers"), Light("Workers", "green", "2 alive")]
 
@@ -64,13 +64,12 @@ def test_a_poison_is_shown_by_its_queues_dead_count_growing() -> None:
     journal.faults.append(fault)
     looks = [sight(t, 1030 + t, GREEN) for t in (0, 5, 15)]
     for look, dead in zip(looks, (0, 0, 1), strict=True):
-        look.dead["orders"] = dead
+        look.dead[POISON_QUEUE] = dead
     operator = operator_with(journal, Watch(fault, looks))
     operator.baseline = sight(0, 1001, GREEN)
-    operator.baseline.dead["orders"] = 0
-    assert "poison at +30 s (outbox): shown at +15 s (orders has 1 dead)" in operator.table(
-        journal, grace=5.0
-    )
+    operator.baseline.dead[POISON_QUEUE] = 0
+    shown = f"poison at +30 s (outbox): shown at +15 s ({POISON_QUEUE} has 1 dead)"
+    assert shown in operator.table(journal, grace=5.0)
 
 
 def test_a_light_red_before_the_fault_does_not_count_as_shown() -> None:
