@@ -10,16 +10,18 @@ from dataclasses import replace
 from typing import Any
 
 import asyncpg
+import orjson
 import pytest
 
 from configs.settings import Settings
 from search.backend import SORTS, SearchQuery, SearchResult
-from search.bitmap import QUERIES, BitmapSearch
+from search.bitmap import QUERIES, BitmapSearch, CatalogReference
 from storage.catalog_reads import first_images
 from storage.database import Executor, create_pool, statement_pool
 from storage.seed import seed_catalog
 from tests.conftest import ADMIN_DSN, Template, dsn_for
 from tests.support.catalog import build_catalog
+from web import catalog as web_catalog
 from web.app import create_app
 from web.keys import SEARCH
 
@@ -310,3 +312,102 @@ async def test_the_web_app_answers_from_its_index(
         assert QUERIES.labels("bitmap")._value.get() == answered + 1
     finally:
         await client.close()
+
+
+class CountingReader:
+    """An Executor that counts the statements run through it (the fill's reader)."""
+
+    def __init__(self, inner: Executor) -> None:
+        self.inner = inner
+        self.statements: list[str] = []
+
+    async def fetch(self, query: str, *args: Any, timeout: float | None = None) -> list[Any]:
+        self.statements.append(query)
+        return await self.inner.fetch(query, *args, timeout=timeout)
+
+    async def fetchrow(self, query: str, *args: Any, timeout: float | None = None) -> Any:
+        self.statements.append(query)
+        return await self.inner.fetchrow(query, *args, timeout=timeout)
+
+    async def fetchval(self, query: str, *args: Any, timeout: float | None = None) -> Any:
+        self.statements.append(query)
+        return await self.inner.fetchval(query, *args, timeout=timeout)
+
+
+async def test_a_search_from_the_index_is_one_statement_with_current_labels(
+    aiohttp_client: Any,
+    settings_for: Callable[..., Settings],
+    fresh_db: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Once its words are resolved, a search with facets from the index reads only its page (with
+    the thumbnails); the attribute and category names it is labelled with come from the index's
+    vocabulary, follow staff changes once the refresh ran, and the body is the SQL path's."""
+    await build_catalog(fresh_db)
+    conn = await asyncpg.connect(fresh_db)
+    app = create_app(settings_for(fresh_db, search_index="bitmap", catalog_cache_seconds=0))
+    client = await aiohttp_client(app)
+    sql_client = await aiohttp_client(
+        create_app(settings_for(fresh_db, search_index="sql", catalog_cache_seconds=0))
+    )
+    readers: list[CountingReader] = []
+    real_reader = web_catalog._reader
+
+    async def counting(request: Any, fresh_for: int | None) -> Executor:
+        reader = CountingReader(await real_reader(request, fresh_for))
+        readers.append(reader)
+        return reader
+
+    async def bodies(params: dict[str, str]) -> tuple[int, bytes, bytes]:
+        resp = await client.get("/api/v1/search", params=params)
+        sql_resp = await sql_client.get("/api/v1/search", params=params)
+        assert resp.status == sql_resp.status
+        return resp.status, await resp.read(), await sql_resp.read()
+
+    async def refreshed(backend: BitmapSearch, check: Callable[[CatalogReference], bool]) -> None:
+        async with asyncio.timeout(30):
+            while (reference := backend.reference(None)) is None or not check(reference):
+                await asyncio.sleep(0.05)
+
+    try:
+        backend = app[SEARCH]
+        assert isinstance(backend, BitmapSearch)
+        async with asyncio.timeout(60):
+            while backend.index is None:
+                await asyncio.sleep(0.05)
+        params = {"q": "shoe", "attr.colour": "red"}
+        await bodies(params)  # the words resolved and normalised: cached from now on
+        monkeypatch.setattr(web_catalog, "_reader", counting)
+        status, body, sql_body = await bodies(params)
+        assert status == 200 and body == sql_body
+        assert len(readers[0].statements) == 1, readers[0].statements
+        assert len(readers[1].statements) > 1  # the SQL path's
+        assert "product_images" in readers[0].statements[0]
+        # staff rename a category and a colour, and take size off the filters
+        running = await conn.fetchval("SELECT id FROM categories WHERE slug = 'running'")
+        await conn.execute("UPDATE categories SET name = 'Road Running' WHERE slug = 'running'")
+        await conn.execute("UPDATE attribute_choices SET name = 'Crimson' WHERE slug = 'red'")
+        await conn.execute("UPDATE attributes SET is_filterable = false WHERE slug = 'size'")
+        await refreshed(
+            backend,
+            lambda r: (
+                r.category_names[running]["name"] == "Road Running"
+                and [a.slug for a in r.attributes] == ["colour"]
+                and r.attributes[0].choices[0].name == "Crimson"
+            ),
+        )
+        status, body, sql_body = await bodies({**params, "attr.size": "42"})
+        assert status == 400 and body == sql_body
+        status, body, sql_body = await bodies(params)
+        assert status == 200 and body == sql_body
+        assert b"Road Running" in body and b"Crimson" in body
+        # and size filterable again
+        await conn.execute("UPDATE attributes SET is_filterable = true WHERE slug = 'size'")
+        await refreshed(backend, lambda r: [a.slug for a in r.attributes] == ["colour", "size"])
+        status, body, sql_body = await bodies({**params, "attr.size": "42"})
+        assert status == 200 and body == sql_body
+        assert orjson.loads(body)["total"] == 1
+    finally:
+        await conn.close()
+        await client.close()
+        await sql_client.close()
