@@ -327,6 +327,7 @@ class BitmapSearch(PostgresSearch):
         matched = index.match(query, text_set, literal_set)
         if (
             match is not None
+            and (sku_exact or sku_prefix)
             and (BitMap(sku_exact) | BitMap(sku_prefix)) & matched.rows - index.documented
         ):
             raise Unsupported("a SKU match without a document: its score is NULL")
