@@ -133,9 +133,8 @@ def groups(
     for lexeme in lexemes:
         present = []
         for pattern, bitmap in source.get(lexeme, {}).items():
-            part = members & bitmap
-            if part:
-                present.append((pattern, part))
+            if bitmap.intersect(members):  # no set made for the many patterns that miss
+                present.append((pattern, members & bitmap))
         split: list[tuple[Signature, BitMap]] = []
         for signature, group in found:
             rest = group
