@@ -181,7 +181,7 @@ async def test_the_index_answers_as_the_sql_path(search: BitmapSearch, catalog_d
     vocab = await vocabulary(catalog_db)
     rng = random.Random(20261207)
     answered = {"bitmap": 0, "postgres": 0}
-    pages = 0
+    pages = thumbnails = 0
     for _ in range(1_500):
         query = generated_query(rng, vocab)
         for _page in range(3):
@@ -193,6 +193,7 @@ async def test_the_index_answers_as_the_sql_path(search: BitmapSearch, catalog_d
                 break
             found = await search.search(query)
             answered[found.backend] += 1
+            thumbnails += sum(hit.image is not None for hit in found.hits)
             assert await same(found, sql, search.reader), (query, found, sql)
             pages += 1
             if found.next_after is None:
@@ -200,6 +201,7 @@ async def test_the_index_answers_as_the_sql_path(search: BitmapSearch, catalog_d
             query = replace(query, after=found.next_after)
     print(f"pages compared: {pages}, answered by {answered}")
     assert answered["bitmap"] > 0.8 * pages, answered
+    assert thumbnails > pages, thumbnails  # the pages' first images were compared too
 
 
 class PostgresSearchPath:
