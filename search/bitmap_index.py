@@ -118,6 +118,9 @@ class BitmapIndex:
     _sorted_lexemes: list[str] | None = None
     _sorted_name_lexemes: list[str] | None = None
     _subtrees: dict[str, BitMap] = field(default_factory=dict)
+    # the filterable facets' bitmaps by attribute, in slug order, for the filterable set it was
+    # made for (facet_counts; None: a facet came or went)
+    _facet_plan: tuple[frozenset[str], list[tuple[str, list[tuple[str, BitMap]]]]] | None = None
 
     # -- filling -------------------------------------------------------------------------
 
@@ -141,6 +144,7 @@ class BitmapIndex:
         if bitmap is None:
             postings[lexeme] = BitMap(ids)
             self._sorted_lexemes = self._sorted_name_lexemes = None
+            self._facet_plan = None
         else:
             bitmap.update(ids)
 
@@ -235,6 +239,7 @@ class BitmapIndex:
                 del postings[key]
             if empty:
                 self._sorted_lexemes = self._sorted_name_lexemes = None
+                self._facet_plan = None
 
     def replace(self, ids: Sequence[int], products: Iterable[ProductState]) -> None:
         """The new state of `ids`: those without a row in `products` are gone. A product whose
@@ -388,31 +393,46 @@ class BitmapIndex:
 
     def facet_counts(self, matched: Matched) -> Facets:
         """Disjunctive counts, ordered as search.postgres_query's SEARCH orders them."""
-        categories = []
-        for category, bitmap in self.categories.items():
-            count = bitmap.intersection_cardinality(matched.category_base)
-            if count:
-                categories.append(FacetValue(category, count))
-        categories.sort(key=lambda v: (-v.count, v.value))
-        per_slug: dict[str, list[tuple[int, str]]] = {}
-        for facet, bitmap in self.facets.items():
-            slug = facet.split("=", 1)[0]
-            if slug not in self.filterable:
-                continue
-            count = bitmap.intersection_cardinality(matched.attribute_bases.get(slug, matched.rows))
-            if count:
-                per_slug.setdefault(slug, []).append((-count, facet))
+        base = matched.category_base
+        categories = [
+            FacetValue(category, count)
+            for category, bitmap in self.categories.items()
+            if (count := bitmap.intersection_cardinality(base))
+        ]
+        categories.sort(key=_by_count)
         attributes: dict[str, list[FacetValue]] = {}
-        for slug in sorted(per_slug):
-            ranked = sorted(per_slug[slug])[:FACET_VALUES_MAX]
-            attributes[slug] = [FacetValue(f.split("=", 1)[1], -n) for n, f in ranked]
+        rows, bases = matched.rows, matched.attribute_bases
+        for slug, values in self._facets_by_attribute():
+            base = bases.get(slug, rows)
+            counted = [
+                (-count, value)
+                for value, bitmap in values
+                if (count := bitmap.intersection_cardinality(base))
+            ]
+            if counted:
+                counted.sort()
+                attributes[slug] = [FacetValue(v, -n) for n, v in counted[:FACET_VALUES_MAX]]
+        base = matched.price_base
         price_ranges = [
-            FacetValue(
-                price_bucket_label(low, high), bucket.intersection_cardinality(matched.price_base)
-            )
-            for bucket, (low, high) in zip(self.buckets, PRICE_BUCKETS, strict=True)
+            FacetValue(label, bucket.intersection_cardinality(base))
+            for bucket, label in zip(self.buckets, BUCKET_LABELS, strict=True)
         ]
         return Facets(categories=categories, attributes=attributes, price_ranges=price_ranges)
+
+    def _facets_by_attribute(self) -> list[tuple[str, list[tuple[str, BitMap]]]]:
+        """The filterable attributes' (value, bitmap) pairs by slug, in slug order; made again
+        when a facet comes or goes or the filterable set changes (the bitmaps change in place)."""
+        plan = self._facet_plan
+        if plan is not None and plan[0] is self.filterable:
+            return plan[1]
+        by_slug: dict[str, list[tuple[str, BitMap]]] = {}
+        for facet, bitmap in self.facets.items():
+            slug, _, value = facet.partition("=")
+            if slug in self.filterable:
+                by_slug.setdefault(slug, []).append((value, bitmap))
+        made = [(slug, by_slug[slug]) for slug in sorted(by_slug)]
+        self._facet_plan = (self.filterable, made)
+        return made
 
     def sort_key(self, sort: str) -> Any:
         """The key function of a sort other than relevance, smallest first, as (key, id) pairs
@@ -439,6 +459,13 @@ class BitmapIndex:
             bound = _cursor_key(sort, after)
             candidates = (pid for pid in rows if key(pid) > bound)
         return heapq.nsmallest(count, candidates, key=key)
+
+
+def _by_count(value: FacetValue) -> tuple[int, Any]:
+    return -value.count, value.value
+
+
+BUCKET_LABELS = [price_bucket_label(low, high) for low, high in PRICE_BUCKETS]
 
 
 def _cursor_key(sort: str, after: tuple[Any, int]) -> tuple[Any, int]:

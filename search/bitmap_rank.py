@@ -15,6 +15,7 @@ distances between positions) are ranked by PostgreSQL over their best tier's can
 from __future__ import annotations
 
 import bisect
+import functools
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
@@ -34,12 +35,19 @@ RANK_GROUPS = """
 # The score tiers of search.postgres_query SCORE and SKU_SCORE, best first: (10|5|0) + (3|2|1|0).
 TIER_SCORES = tuple(sku + tier for sku in (10, 5, 0) for tier in (3, 2, 1, 0))
 
+TOKENS_CACHED = 4096
 Signature = tuple[tuple[str, str], ...]  # (lexeme, weights) of the matched lexemes, sorted
 
 
-def tokens(tsquery: str) -> list[Any]:
+@functools.lru_cache(maxsize=TOKENS_CACHED)
+def tokens(tsquery: str) -> tuple[Any, ...]:
     """to_tsquery output as tokens: "(", ")", "&", "|" and (lexeme, prefix, weight A only);
-    Unsupported for anything else (!, <->, weights other than A)."""
+    Unsupported for anything else (!, <->, weights other than A). Cached: a search reads the
+    same few normalised queries several times (its sets, its rank groups)."""
+    return tuple(_scan(tsquery))
+
+
+def _scan(tsquery: str) -> list[Any]:
     found: list[Any] = []
     i, n = 0, len(tsquery)
     while i < n:
@@ -125,9 +133,8 @@ def groups(
     for lexeme in lexemes:
         present = []
         for pattern, bitmap in source.get(lexeme, {}).items():
-            part = members & bitmap
-            if part:
-                present.append((pattern, part))
+            if bitmap.intersect(members):  # no set made for the many patterns that miss
+                present.append((pattern, members & bitmap))
         split: list[tuple[Signature, BitMap]] = []
         for signature, group in found:
             rest = group

@@ -57,7 +57,10 @@ async def _postgres(
         yield PostgresSearch(db.replica, db.primary)
         return
     bitmap = BitmapSearch(
-        db.replica, db.primary, refresh_seconds=settings.search_index_refresh_seconds
+        db.replica,
+        db.primary,
+        refresh_seconds=settings.search_index_refresh_seconds,
+        freeze_after_build=True,
     )
     task = asyncio.create_task(bitmap.run(), name="search-index")
     try:

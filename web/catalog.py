@@ -17,6 +17,7 @@ from aiohttp import web
 from domain.events import INDEX_PRODUCT
 from domain.identifiers import is_slug
 from search.backend import InvalidCursor, SearchQuery, SearchResult
+from search.bitmap import BitmapSearch, CatalogReference
 from storage import attributes, catalog_reads, categories, outbox, products
 from storage.attributes import Attribute
 from storage.cache import Cached
@@ -111,16 +112,24 @@ async def listing_page(request: web.Request, listing: Listing, *, facets: bool) 
 
     async def fill(fresh_for: int | None) -> dict[str, Any]:
         reader = await _reader(request, fresh_for)
+        labelled = facets or bool(listing.attributes)
+        reference = _reference(request, fresh_for) if labelled else None
         # Attribute names label facets and check filters; a plain list needs neither.
-        filterable = (
-            await attributes.filterable_attributes(reader) if facets or listing.attributes else []
-        )
+        filterable: Sequence[Attribute] = []
+        if reference is not None:
+            filterable = reference.attributes
+        elif labelled:
+            filterable = await attributes.filterable_attributes(reader)
         await _check_filters(reader, listing, filterable)
         result = await _search(request, listing, reader, facets=facets, fresh_for=fresh_for)
         body = await _listing_body(reader, listing, result, _locale(request))
         if facets and result.facets is not None:
-            names = await catalog_reads.category_names(
-                reader, [int(value.value) for value in result.facets.categories]
+            names = (
+                reference.category_names
+                if reference is not None
+                else await catalog_reads.category_names(
+                    reader, [int(value.value) for value in result.facets.categories]
+                )
             )
             body["total"] = result.total
             body["did_you_mean"] = result.did_you_mean
@@ -128,6 +137,13 @@ async def listing_page(request: web.Request, listing: Listing, *, facets: bool) 
         return body
 
     return await _read(request, "search" if facets else "list", params, fill)
+
+
+def _reference(request: web.Request, fresh_for: int | None) -> CatalogReference | None:
+    """The filterable attributes and category names from the search index when it is up and
+    fresh enough (they change with its vocabulary); None: read them with SQL."""
+    backend = request.config_dict[SEARCH]
+    return backend.reference(fresh_for) if isinstance(backend, BitmapSearch) else None
 
 
 async def _check_filters(

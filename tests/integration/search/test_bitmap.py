@@ -10,15 +10,18 @@ from dataclasses import replace
 from typing import Any
 
 import asyncpg
+import orjson
 import pytest
 
 from configs.settings import Settings
 from search.backend import SORTS, SearchQuery, SearchResult
-from search.bitmap import QUERIES, BitmapSearch
-from storage.database import create_pool, statement_pool
+from search.bitmap import QUERIES, BitmapSearch, CatalogReference
+from storage.catalog_reads import first_images
+from storage.database import Executor, create_pool, statement_pool
 from storage.seed import seed_catalog
 from tests.conftest import ADMIN_DSN, Template, dsn_for
 from tests.support.catalog import build_catalog
+from web import catalog as web_catalog
 from web.app import create_app
 from web.keys import SEARCH
 
@@ -38,6 +41,13 @@ def catalog_db(template: Template) -> Iterator[str]:
         try:
             await conn.execute("UPDATE products SET is_published = false WHERE id % 17 = 0")
             await conn.execute("UPDATE variants SET stock_on_hand = 0 WHERE product_id % 5 = 0")
+            # images for some products (two: the first by position), so a page's thumbnails
+            # (read in the index's page statement) are compared too
+            await conn.execute(
+                "INSERT INTO product_images (product_id, position, path, width, height, alt)"
+                " SELECT id, 1 - n, 'p/' || id || '-' || n || '.jpg', 100 + n, 80, 'alt ' || n"
+                " FROM products, generate_series(0, 1) n WHERE id % 3 = 0"
+            )
         finally:
             await conn.close()
 
@@ -153,7 +163,17 @@ def generated_query(rng: random.Random, vocab: dict[str, list[Any]]) -> SearchQu
     )
 
 
-def same(bitmap: SearchResult, sql: SearchResult) -> bool:
+async def same(bitmap: SearchResult, sql: SearchResult, reader: Executor) -> bool:
+    """The same answer: the index's hits carry their first image (SearchResult.images), the SQL
+    path's search leaves them to storage.catalog_reads.first_images."""
+    if bitmap.backend == "bitmap":
+        assert bitmap.images
+        images = await first_images(reader, [hit.product_id for hit in sql.hits])
+        sql = replace(
+            sql,
+            hits=[hit._replace(image=images.get(hit.product_id)) for hit in sql.hits],
+            images=True,
+        )
     return replace(bitmap, backend=sql.backend) == sql
 
 
@@ -161,7 +181,7 @@ async def test_the_index_answers_as_the_sql_path(search: BitmapSearch, catalog_d
     vocab = await vocabulary(catalog_db)
     rng = random.Random(20261207)
     answered = {"bitmap": 0, "postgres": 0}
-    pages = 0
+    pages = thumbnails = 0
     for _ in range(1_500):
         query = generated_query(rng, vocab)
         for _page in range(3):
@@ -173,13 +193,15 @@ async def test_the_index_answers_as_the_sql_path(search: BitmapSearch, catalog_d
                 break
             found = await search.search(query)
             answered[found.backend] += 1
-            assert same(found, sql), (query, found, sql)
+            thumbnails += sum(hit.image is not None for hit in found.hits)
+            assert await same(found, sql, search.reader), (query, found, sql)
             pages += 1
             if found.next_after is None:
                 break
             query = replace(query, after=found.next_after)
     print(f"pages compared: {pages}, answered by {answered}")
     assert answered["bitmap"] > 0.8 * pages, answered
+    assert thumbnails > pages, thumbnails  # the pages' first images were compared too
 
 
 class PostgresSearchPath:
@@ -209,7 +231,7 @@ async def test_a_change_shows_once_the_refresh_ran(search: BitmapSearch, catalog
         await search.refresh()
         after = await search.search(query)
         assert after.backend == "bitmap" and after.total == (before.total or 0) - 1
-        assert after == replace(await PostgresSearchPath.search(search, query), backend="bitmap")
+        assert await same(after, await PostgresSearchPath.search(search, query), search.reader)
         await conn.execute("UPDATE products SET is_published = false WHERE id = $1", product["id"])
         await conn.execute(
             "UPDATE variants SET price_amount = 123456 WHERE product_id = $1", product["id"]
@@ -236,9 +258,7 @@ async def test_a_change_shows_once_the_refresh_ran(search: BitmapSearch, catalog
         by_value = SearchQuery(text=word, attributes={slug: ("zz9",)}, limit=100)
         valued = await search.search(by_value)
         assert valued.backend == "bitmap" and [h.product_id for h in valued.hits] == [pid]
-        assert valued == replace(
-            await PostgresSearchPath.search(search, by_value), backend="bitmap"
-        )
+        assert await same(valued, await PostgresSearchPath.search(search, by_value), search.reader)
         # a query that needs a newer commit than the index holds: the SQL path
         lsn = int(await conn.fetchval("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn"))
         ahead = await search.search(replace(everything, fresh_for=lsn + 10_000_000))
@@ -294,3 +314,102 @@ async def test_the_web_app_answers_from_its_index(
         assert QUERIES.labels("bitmap")._value.get() == answered + 1
     finally:
         await client.close()
+
+
+class CountingReader:
+    """An Executor that counts the statements run through it (the fill's reader)."""
+
+    def __init__(self, inner: Executor) -> None:
+        self.inner = inner
+        self.statements: list[str] = []
+
+    async def fetch(self, query: str, *args: Any, timeout: float | None = None) -> list[Any]:
+        self.statements.append(query)
+        return await self.inner.fetch(query, *args, timeout=timeout)
+
+    async def fetchrow(self, query: str, *args: Any, timeout: float | None = None) -> Any:
+        self.statements.append(query)
+        return await self.inner.fetchrow(query, *args, timeout=timeout)
+
+    async def fetchval(self, query: str, *args: Any, timeout: float | None = None) -> Any:
+        self.statements.append(query)
+        return await self.inner.fetchval(query, *args, timeout=timeout)
+
+
+async def test_a_search_from_the_index_is_one_statement_with_current_labels(
+    aiohttp_client: Any,
+    settings_for: Callable[..., Settings],
+    fresh_db: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Once its words are resolved, a search with facets from the index reads only its page (with
+    the thumbnails); the attribute and category names it is labelled with come from the index's
+    vocabulary, follow staff changes once the refresh ran, and the body is the SQL path's."""
+    await build_catalog(fresh_db)
+    conn = await asyncpg.connect(fresh_db)
+    app = create_app(settings_for(fresh_db, search_index="bitmap", catalog_cache_seconds=0))
+    client = await aiohttp_client(app)
+    sql_client = await aiohttp_client(
+        create_app(settings_for(fresh_db, search_index="sql", catalog_cache_seconds=0))
+    )
+    readers: list[CountingReader] = []
+    real_reader = web_catalog._reader
+
+    async def counting(request: Any, fresh_for: int | None) -> Executor:
+        reader = CountingReader(await real_reader(request, fresh_for))
+        readers.append(reader)
+        return reader
+
+    async def bodies(params: dict[str, str]) -> tuple[int, bytes, bytes]:
+        resp = await client.get("/api/v1/search", params=params)
+        sql_resp = await sql_client.get("/api/v1/search", params=params)
+        assert resp.status == sql_resp.status
+        return resp.status, await resp.read(), await sql_resp.read()
+
+    async def refreshed(backend: BitmapSearch, check: Callable[[CatalogReference], bool]) -> None:
+        async with asyncio.timeout(30):
+            while (reference := backend.reference(None)) is None or not check(reference):
+                await asyncio.sleep(0.05)
+
+    try:
+        backend = app[SEARCH]
+        assert isinstance(backend, BitmapSearch)
+        async with asyncio.timeout(60):
+            while backend.index is None:
+                await asyncio.sleep(0.05)
+        params = {"q": "shoe", "attr.colour": "red"}
+        await bodies(params)  # the words resolved and normalised: cached from now on
+        monkeypatch.setattr(web_catalog, "_reader", counting)
+        status, body, sql_body = await bodies(params)
+        assert status == 200 and body == sql_body
+        assert len(readers[0].statements) == 1, readers[0].statements
+        assert len(readers[1].statements) > 1  # the SQL path's
+        assert "product_images" in readers[0].statements[0]
+        # staff rename a category and a colour, and take size off the filters
+        running = await conn.fetchval("SELECT id FROM categories WHERE slug = 'running'")
+        await conn.execute("UPDATE categories SET name = 'Road Running' WHERE slug = 'running'")
+        await conn.execute("UPDATE attribute_choices SET name = 'Crimson' WHERE slug = 'red'")
+        await conn.execute("UPDATE attributes SET is_filterable = false WHERE slug = 'size'")
+        await refreshed(
+            backend,
+            lambda r: (
+                r.category_names[running]["name"] == "Road Running"
+                and [a.slug for a in r.attributes] == ["colour"]
+                and r.attributes[0].choices[0].name == "Crimson"
+            ),
+        )
+        status, body, sql_body = await bodies({**params, "attr.size": "42"})
+        assert status == 400 and body == sql_body
+        status, body, sql_body = await bodies(params)
+        assert status == 200 and body == sql_body
+        assert b"Road Running" in body and b"Crimson" in body
+        # and size filterable again
+        await conn.execute("UPDATE attributes SET is_filterable = true WHERE slug = 'size'")
+        await refreshed(backend, lambda r: [a.slug for a in r.attributes] == ["colour", "size"])
+        status, body, sql_body = await bodies({**params, "attr.size": "42"})
+        assert status == 200 and body == sql_body
+        assert orjson.loads(body)["total"] == 1
+    finally:
+        await conn.close()
+        await client.close()
+        await sql_client.close()
