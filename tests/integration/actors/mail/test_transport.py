@@ -9,8 +9,8 @@ from typing import Any
 import aiosmtplib
 import pytest
 
-from actors.mail.render import RenderedEmail, render_account_email
 from actors.mail import mailbox
+from actors.mail.render import RenderedEmail, render_account_email
 from actors.mail.transport import EMAILS, MailRefused, build_message, deliver, send, sender_for
 from configs.settings import Settings
 from tests.support.smtp import SmtpServer
@@ -85,7 +85,8 @@ async def test_the_server_receives_the_message_the_email_package_built(
     assert [(part.get_content_type(), part.get_content()) for part in received.iter_parts()] == [
         (part.get_content_type(), part.get_content()) for part in expected.iter_parts()
     ]
-    assert "Bonjour Zoë,\n.une ligne" in received.get_body(("plain",)).get_content()
+    plain = received.get_body(("plain",))
+    assert plain is not None and "Bonjour Zoë,\n.une ligne" in plain.get_content()
 
     local: Settings = settings_for(fresh_db, data_dir=tmp_path)
     await deliver(local, "zoe@example.com", rendered, event_id=event_id)

@@ -16,35 +16,35 @@ from actors.mail.transport import build_message
 MESSAGE_ID = "0123456789abcdef0123456789abcdef"
 LONG_HTML = '<table style="width:100%">' + "<tr><td>Tee - M</td><td>2 x 15.00</td></tr>" * 20
 CASES = {
-    "plain ascii": dict(
-        sender="aioshop <no-reply@shop.example>",
-        to="ada@example.com",
-        subject="Reset your aioshop password",
-        text="Hello Ada,\n\nhttps://shop.example/reset-password?token=abc\n",
-        html="<p>Hello Ada</p>",
-    ),
-    "long lines, accents, a quoted name, several recipients": dict(
-        sender='"Mugs, Cups" <no-reply@127.0.0.1>',
-        to="a@x.example, b@y.example, staff.member.with.a.long.name@warehouse.example",
-        subject="Votre commande Café Ünïcode est confirmée, et ce sujet dépasse la ligne "
+    "plain ascii": {
+        "sender": "aioshop <no-reply@shop.example>",
+        "to": "ada@example.com",
+        "subject": "Reset your aioshop password",
+        "text": "Hello Ada,\n\nhttps://shop.example/reset-password?token=abc\n",
+        "html": "<p>Hello Ada</p>",
+    },
+    "long lines, accents, a quoted name, several recipients": {
+        "sender": '"Mugs, Cups" <no-reply@127.0.0.1>',
+        "to": "a@x.example, b@y.example, staff.member.with.a.long.name@warehouse.example",
+        "subject": "Votre commande Café Ünïcode est confirmée, et ce sujet dépasse la ligne "
         "de soixante-dix-huit caractères",
-        text="Bonjour Zoë,\n.a line starting with a dot\nFrom the shop\n",
-        html=LONG_HTML,
-    ),
-    "non-Latin text and a shop name outside ASCII": dict(
-        sender="Кофейня ☕ <no-reply@shop.example>",
-        to="Ада Лавлейс <ada@example.com>",
-        subject="Ваш заказ подтверждён " * 5,
-        text="Здравствуйте! " * 30 + "\nспасибо",
-        html="<p>" + "Здравствуйте! " * 30 + "</p>",
-    ),
-    "empty text, bare CR and trailing blank lines": dict(
-        sender="s <s@x.example>",
-        to="t@x.example",
-        subject="  spaced  =?not-encoded?=  ",
-        text="",
-        html="a\r\nb\rc\n\n",
-    ),
+        "text": "Bonjour Zoë,\n.a line starting with a dot\nFrom the shop\n",
+        "html": LONG_HTML,
+    },
+    "Japanese text and a shop name outside ASCII": {
+        "sender": "喫茶店 ☕ <no-reply@shop.example>",
+        "to": "山田 花子 <hanako@example.com>",
+        "subject": "ご注文を承りました " * 8,
+        "text": "こんにちは、" * 30 + "\nありがとうございます",
+        "html": "<p>" + "こんにちは、" * 30 + "</p>",
+    },
+    "empty text, bare CR and trailing blank lines": {
+        "sender": "s <s@x.example>",
+        "to": "t@x.example",
+        "subject": "  spaced  =?not-encoded?=  ",
+        "text": "",
+        "html": "a\r\nb\rc\n\n",
+    },
 }
 
 
