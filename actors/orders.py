@@ -294,6 +294,7 @@ async def check_stock(res: Resources, event_id: str, variant_ids: list[int]) -> 
     async with (
         deliveries.logged(res.db, CHECK_STOCK, event_id) as mail,
         res.db.primary.acquire() as conn,
+        mail.on(conn),
         conn.transaction(),
     ):
         if not await inbox.first_delivery(conn, CHECK_STOCK, uuid.UUID(event_id)):
