@@ -50,11 +50,13 @@ def compose(
 ) -> ComposedEmail:
     """The bytes of transport.build_message's message (same headers, same parts), CRLF lines.
 
-    Raises ValueError for a header value with a line break (as EmailMessage does), and
-    NotComposable for an address outside ASCII.
+    Raises ValueError for a header value with a line break (as EmailMessage does) or no address
+    to send from or to (as aiosmtplib does), and NotComposable for an address outside ASCII.
     """
     from_line, envelope_sender = _from_header(sender)
     to_line, recipients = _address_header("To", to)
+    if not envelope_sender or not recipients:  # as aiosmtplib's send_message refused it
+        raise ValueError("a message needs a From and a To address")
     if not envelope_sender.isascii() or not all(r.isascii() for r in recipients):
         raise NotComposable("an address outside ASCII needs SMTPUTF8")
     local_part = message_id or uuid.uuid4().hex

@@ -89,6 +89,11 @@ def test_a_header_with_a_line_break_is_refused_as_before() -> None:
         compose(**fields)
 
 
+def test_a_message_without_a_recipient_is_refused_as_before() -> None:
+    with pytest.raises(ValueError, match="To address"):
+        compose(**dict(CASES["plain ascii"], to=""))
+
+
 def test_an_address_outside_ascii_is_left_to_the_email_package() -> None:
     with pytest.raises(NotComposable):
         compose(**dict(CASES["plain ascii"], to="zoë@exämple.com"))
