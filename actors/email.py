@@ -56,6 +56,7 @@ async def send_account_email(res: Resources, event_id: str, user_id: int, kind: 
     async with (
         deliveries.logged(res.db, SEND_ACCOUNT_EMAIL, event_id) as mail,
         res.db.primary.acquire() as conn,
+        mail.on(conn),
         conn.transaction(),
     ):
         if not await inbox.first_delivery(conn, SEND_ACCOUNT_EMAIL, uuid.UUID(event_id)):
@@ -93,6 +94,7 @@ async def send_order_email(res: Resources, event_id: str, order_id: int, kind: s
     async with (
         deliveries.logged(res.db, SEND_ORDER_EMAIL, event_id) as mail,
         res.db.primary.acquire() as conn,
+        mail.on(conn),
         conn.transaction(),
     ):
         if not await inbox.first_delivery(conn, SEND_ORDER_EMAIL, uuid.UUID(event_id)):
@@ -126,6 +128,7 @@ async def send_refund_email(res: Resources, event_id: str, refund_id: int) -> No
     async with (
         deliveries.logged(res.db, SEND_REFUND_EMAIL, event_id) as mail,
         res.db.primary.acquire() as conn,
+        mail.on(conn),
         conn.transaction(),
     ):
         if not await inbox.first_delivery(conn, SEND_REFUND_EMAIL, uuid.UUID(event_id)):

@@ -37,6 +37,7 @@ from domain.money import Money
 from domain.payments import Capture
 from storage import inbox, order_payments, orders, outbox, refunds, stock, users
 from storage.errors import OrderNotFound
+from storage.orders import Order
 from storage.refunds import RefundNotFound
 
 log = structlog.get_logger(__name__)
@@ -96,7 +97,7 @@ async def capture_payment(res: Resources, event_id: str, order_id: int) -> None:
             except Exception as exc:
                 gateway_error = exc
                 raise
-            await apply_capture(conn, order_id, result)
+            await apply_capture(conn, order_id, result, locked=order)
             if result.outcome != "captured":  # the customer is told why, and where to pay again
                 await outbox.add(conn, SEND_ORDER_EMAIL, order_id=order_id, kind="payment_declined")
     except Exception:
@@ -108,13 +109,18 @@ async def capture_payment(res: Resources, event_id: str, order_id: int) -> None:
     log.info("payment.processed", order_id=order_id, outcome=result.outcome)
 
 
-async def apply_capture(conn: asyncpg.Connection, order_id: int, result: Capture) -> None:
+async def apply_capture(
+    conn: asyncpg.Connection, order_id: int, result: Capture, *, locked: Order | None = None
+) -> None:
     """Record the gateway's answer on a pending order (locked by the caller): captured confirms
     it; declined records the decline and leaves the order pending, its stock held, until the
-    customer pays with another card or the unpaid-order expiry cancels it."""
+    customer pays with another card or the unpaid-order expiry cancels it. `locked`: the order
+    as the caller read it under that lock, if it has it (orders.transition need not lock again)."""
     if result.outcome == "captured":
         await order_payments.set_payment(conn, order_id, "captured", reference=result.reference)
-        await orders.transition(conn, order_id, "confirmed", actor="system", note="paid")
+        await orders.transition(
+            conn, order_id, "confirmed", actor="system", note="paid", locked=locked
+        )
         return
     code = result.decline_code or "declined"
     await order_payments.set_payment(
@@ -288,6 +294,7 @@ async def check_stock(res: Resources, event_id: str, variant_ids: list[int]) -> 
     async with (
         deliveries.logged(res.db, CHECK_STOCK, event_id) as mail,
         res.db.primary.acquire() as conn,
+        mail.on(conn),
         conn.transaction(),
     ):
         if not await inbox.first_delivery(conn, CHECK_STOCK, uuid.UUID(event_id)):

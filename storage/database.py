@@ -252,11 +252,16 @@ async def create_pool(
     acquire_timeout: float = DEFAULT_ACQUIRE_TIMEOUT_SECONDS,
     command_timeout: float = DEFAULT_COMMAND_TIMEOUT_SECONDS,
     label: str = "primary",
+    reset: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
 ) -> BoundedPool:
     """One asyncpg pool, for writes and transactions (browsing reads use statement_pool); its
     acquires wait at most `acquire_timeout` s (PoolExhausted) and are never nested, a statement
     at most `command_timeout` s. A server that went away, or no writable host of a multi-host
-    `dsn`, raises DatabaseUnreachable and expires the pool's connections (storage.failover)."""
+    `dsn`, raises DatabaseUnreachable and expires the pool's connections (storage.failover).
+
+    `reset`: what a released connection runs after asyncpg's own rollback of an unfinished
+    transaction; by default asyncpg's reset query (advisory locks, cursors, LISTEN, settings),
+    one more round trip per release."""
     pool = BoundedPool(
         dsn,
         acquire_timeout=acquire_timeout,
@@ -271,6 +276,7 @@ async def create_pool(
         loop=None,
         timeout=acquire_timeout,  # opening a connection (every host of the DSN), within an acquire
         command_timeout=command_timeout,
+        reset=reset,
     )
     await pool
     return pool

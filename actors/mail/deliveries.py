@@ -3,17 +3,19 @@
 An actor wraps its work in `logged(db, EVENT, event_id)` and sends through the log it gets:
 
     async with deliveries.logged(res.db, SEND_ORDER_EMAIL, event_id) as mail:
-        async with res.db.primary.acquire() as conn, conn.transaction():
+        async with res.db.primary.acquire() as conn, mail.on(conn), conn.transaction():
             ...
             await mail.deliver(res.settings, order.email, rendered, kind=f"order_{kind}")
 
 `mail.deliver` sends (actors.mail.transport.deliver) and notes the outcome: `sent` (the SMTP
 server or the local mailbox took it), `refused` (MailRefused: a 5xx, not retried) or `failed`
-(anything else: retried). The row is written when the `logged` block ends, so after the actor's
-transaction, on a connection of its own: a failed send rolls that transaction back, and its
-attempt must still be in the log; and a task holding a connection may not take a second one
-(storage.database.NestedAcquire). Writing the log never fails the email: an error is logged and
-counted (aioshop_email_log_write_failures_total), and the actor's outcome stands.
+(anything else: retried). The row is written after the actor's transaction (a failed send rolls
+that transaction back, and its attempt must still be in the log): when the `mail.on(conn)` block
+ends, on the actor's own connection once its transaction is over; and what could not be written
+there, when the `logged` block ends, on a connection of its own (a task holding a connection may
+not take a second one: storage.database.NestedAcquire). Writing the log never fails the email:
+an error is logged and counted (aioshop_email_log_write_failures_total) once the second try
+fails too, and the actor's outcome stands.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
+import asyncpg
 import structlog
 from prometheus_client import Counter
 
@@ -85,6 +88,28 @@ class MailLog:
                     event_id=self.event_id,
                 )
             )
+
+    @asynccontextmanager
+    async def on(self, conn: asyncpg.Connection) -> AsyncIterator[None]:
+        """Write the block's attempts on `conn` when it ends: inside the actor's `acquire` and
+        around its transaction, so after the commit or rollback, on the connection the actor
+        holds (one round trip, no second connection nor its reset). What cannot be written there
+        (a broken connection) stays for `logged`, which writes it on a connection of its own."""
+        try:
+            yield
+        finally:
+            await self._write_on(conn)
+
+    async def _write_on(self, conn: asyncpg.Connection) -> None:
+        written = 0
+        try:
+            for attempt in self.attempts:
+                await emails.record(conn, attempt, timeout=WRITE_TIMEOUT_SECONDS)
+                written += 1
+        except Exception as exc:  # `write` tries again, and logs and counts what fails there
+            log.debug("email_log.write_deferred", error=repr(exc))
+        finally:
+            del self.attempts[:written]
 
     async def write(self, db: Database) -> None:
         """Write the attempts noted; never raises (a failure is logged and counted)."""

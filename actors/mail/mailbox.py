@@ -108,13 +108,20 @@ def _content(part: object) -> str | None:
 
 def deliver(data_dir: Path, message: EmailMessage) -> Path:
     """Write one message into `data_dir/mailbox` atomically (temp file, then rename)."""
+    return deliver_bytes(data_dir, message.as_bytes(), _message_uuid(message))
+
+
+def deliver_bytes(data_dir: Path, data: bytes, message_uuid: str) -> Path:
+    """Write one message's bytes (actors.mail.compose's) into `data_dir/mailbox` atomically;
+    `message_uuid` names the file (a new uuid unless it is 32 hex digits)."""
     mailbox = data_dir / MAILBOX_DIR
     mailbox.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-    name = f"{stamp}-{_message_uuid(message)}.eml"
+    name_uuid = message_uuid if _UUID_HEX.fullmatch(message_uuid) else uuid.uuid4().hex
+    name = f"{stamp}-{name_uuid}.eml"
     temporary = mailbox / f".{name}.tmp"  # not *.eml: read_mailbox never lists it
     with temporary.open("wb") as file:
-        file.write(message.as_bytes())
+        file.write(data)
         file.flush()
         os.fsync(file.fileno())
     temporary.replace(mailbox / name)

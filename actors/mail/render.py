@@ -80,6 +80,9 @@ def _templates() -> jinja2.Environment:
         loader=jinja2.PackageLoader("actors.mail", "templates"),
         autoescape=jinja2.select_autoescape(["html"]),  # .txt parts stay verbatim
         undefined=jinja2.StrictUndefined,
+        # Compiled once per process (this function is cached, and the environment keeps what it
+        # compiled); the files do not change under a running worker, so no stat per email.
+        auto_reload=False,
     )
     env.filters.update(when=_when, when_text=_when_text)
     return env

@@ -29,6 +29,7 @@ import structlog
 from prometheus_client import Counter
 
 from actors.mail import connections, mailbox
+from actors.mail.compose import ComposedEmail, NotComposable, compose
 from configs.settings import Settings
 from configs.urls import SmtpServer
 
@@ -95,12 +96,22 @@ def build_message(
     return message
 
 
-async def send(settings: Settings, message: EmailMessage) -> None:
+async def send(settings: Settings, message: EmailMessage | ComposedEmail) -> None:
     """Deliver one message (SMTP, or the local mailbox). Raises MailRefused when the server
-    refuses it for good, and aiosmtplib's or the file system's errors for the caller to retry."""
+    refuses it for good, and aiosmtplib's or the file system's errors for the caller to retry.
+
+    A ComposedEmail (actors.mail.compose) goes out as its bytes, flattened once; an
+    EmailMessage (an address outside ASCII) is flattened by aiosmtplib, as before."""
     server = settings.smtp_server  # checked when Settings were read
     if server is None:
-        await asyncio.to_thread(mailbox.deliver, settings.data_dir, message)
+        if isinstance(message, ComposedEmail):
+            # Kept with LF line ends, as EmailMessage.as_bytes wrote them (CRLF is for SMTP).
+            data = message.data.replace(b"\r\n", b"\n")
+            await asyncio.to_thread(
+                mailbox.deliver_bytes, settings.data_dir, data, message.message_id
+            )
+        else:
+            await asyncio.to_thread(mailbox.deliver, settings.data_dir, message)
         return
     try:
         refused, _ = await _smtp_send(settings, server, message)
@@ -127,7 +138,7 @@ async def send(settings: Settings, message: EmailMessage) -> None:
 
 
 async def _smtp_send(
-    settings: Settings, server: SmtpServer, message: EmailMessage
+    settings: Settings, server: SmtpServer, message: EmailMessage | ComposedEmail
 ) -> tuple[dict[str, aiosmtplib.SMTPResponse], str]:
     """Send on one of the worker's open connections (actors.mail.connections)."""
     pool = connections.pool_for(
@@ -136,6 +147,10 @@ async def _smtp_send(
         max_age=settings.smtp_connection_max_age_seconds,
     )
     async with pool.connection() as client:
+        if isinstance(message, ComposedEmail):
+            return await client.sendmail(
+                message.sender, list(message.recipients), message.data, timeout=SMTP_TIMEOUT_SECONDS
+            )
         return await client.send_message(message, timeout=SMTP_TIMEOUT_SECONDS)
 
 
@@ -150,14 +165,27 @@ async def deliver(
     committing can cause is the same message to mail clients (they show one). Not for account
     emails: a resent one carries a new link, and only that one works.
     """
-    message = build_message(
-        sender=sender_for(settings),
-        to=to,
-        subject=rendered.subject,
-        text=rendered.text,
-        html=rendered.html,
-        message_id=uuid.UUID(event_id).hex if event_id is not None else None,
-    )
+    sender = sender_for(settings)
+    local_part = uuid.UUID(event_id).hex if event_id is not None else None
+    message: EmailMessage | ComposedEmail
+    try:
+        message = compose(
+            sender=sender,
+            to=to,
+            subject=rendered.subject,
+            text=rendered.text,
+            html=rendered.html,
+            message_id=local_part,
+        )
+    except NotComposable:  # an address outside ASCII: SMTPUTF8, as the email package does it
+        message = build_message(
+            sender=sender,
+            to=to,
+            subject=rendered.subject,
+            text=rendered.text,
+            html=rendered.html,
+            message_id=local_part,
+        )
     kind = kind_label(rendered.kind)
     try:
         await send(settings, message)

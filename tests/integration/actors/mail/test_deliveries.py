@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from typing import Any
 
 import dramatiq
@@ -16,6 +17,10 @@ from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
 from actors import dead_letters
+from actors.mail import deliveries
+from actors.mail.render import RenderedEmail
+from actors.resources import open_resources
+from configs.settings import Settings
 from domain.events import SEND_ACCOUNT_EMAIL
 from storage.database import connect
 from tests.integration.actors.test_email import create_user, events, request_email
@@ -132,3 +137,26 @@ async def test_an_email_whose_log_cannot_be_written_is_still_sent(
     processed = await fetch(fresh_db, "SELECT event_id FROM processed_events")
     assert [row["event_id"] for row in processed] == [event_id]  # committed: never sent again
     assert len(smtp.messages) == 1
+
+
+async def test_the_log_is_written_on_the_actors_connection_else_on_another(
+    settings: Settings, fresh_db: str, smtp: SmtpServer
+) -> None:
+    """`mail.on(conn)` writes the attempts when its block ends, on the actor's connection; what
+    it cannot write there (the connection broke) `logged` writes on a connection of its own."""
+    rendered = RenderedEmail("Hi", "text", "<p>html</p>", "verify_email")
+    async with AsyncExitStack() as stack:
+        res = await open_resources(settings, stack)
+        kept, broken = uuid.uuid4(), uuid.uuid4()
+        async with deliveries.logged(res.db, SEND_ACCOUNT_EMAIL, kept) as mail:
+            async with res.db.primary.acquire() as conn, mail.on(conn):
+                await mail.deliver(settings, "ada@example.com", rendered, kind="verify_email")
+            assert [row["result"] for row in await attempts(fresh_db, kept)] == ["sent"]
+        async with deliveries.logged(res.db, SEND_ACCOUNT_EMAIL, broken) as mail:
+            async with res.db.primary.acquire() as conn, mail.on(conn):
+                await mail.deliver(settings, "bob@example.com", rendered, kind="verify_email")
+                conn.terminate()  # the actor's connection is gone when its block ends
+            assert await attempts(fresh_db, broken) == []
+        [row] = await attempts(fresh_db, broken)
+        assert (row["recipient"], row["result"], row["attempt"]) == ("bob@example.com", "sent", 1)
+    assert len(smtp.messages) == 2

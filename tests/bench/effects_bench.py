@@ -1,0 +1,152 @@
+"""Benchmark of the order's side effects, one message at a time: the payment capture and the
+confirmation email, their actors called directly on a real PostgreSQL (the built-in test
+gateway) and a real SMTP server in this process.
+
+A script, not a test: it prints figures and asserts nothing. Per actor run, after a warm-up
+(pools open, statements prepared, SMTP connection kept): the database round trips (statements
+sent, BEGIN/COMMIT and the pools' reset queries included; the gateway's own connection too), the
+wall time (p50, p95) and the event loop thread's CPU (the SMTP server's thread not counted).
+`--profile` prints cProfile's top functions of the email runs (the loop thread).
+
+    .venv/bin/python -m tests.bench.effects_bench [--messages 200] [--profile]
+
+Uses a throwaway database on TEST_DATABASE_URL's server (made anew each run) and Redis DB 13
+(read only). Figures from a shared machine vary: compare runs made one after the other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import pstats
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import asyncpg.connection
+
+from actors.email import send_order_email
+from actors.orders import capture_payment
+from actors.resources import open_resources
+from configs.settings import Settings
+from storage.migrate import migrate
+from tests.bench.support import ADMIN_DSN, dsn_for, execute
+from tests.support.orders import place_orders_now, stocked_product
+from tests.support.smtp import SmtpServer
+
+REDIS_URL = "redis://127.0.0.1:6379/13"
+WARM_UP = 10
+
+
+class StatementCounter:
+    """Counts what asyncpg sends: statements with arguments, and those without (BEGIN, COMMIT,
+    the pool's reset query)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._originals: tuple[Any, Any] | None = None
+
+    def install(self) -> None:
+        connection = asyncpg.connection.Connection
+        do_execute, execute_ = connection._do_execute, connection.execute
+        self._originals = (do_execute, execute_)
+        counter = self
+
+        async def counted_do_execute(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+            counter.count += 1
+            return await do_execute(self, query, *args, **kwargs)
+
+        async def counted_execute(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+            if not args:  # with arguments it goes through _do_execute, counted there
+                counter.count += 1
+            return await execute_(self, query, *args, **kwargs)
+
+        connection._do_execute = counted_do_execute
+        connection.execute = counted_execute
+
+
+async def measure(
+    name: str, run: Callable[[int], Awaitable[None]], order_ids: list[int], counter: Any
+) -> None:
+    for order_id in order_ids[:WARM_UP]:
+        await run(order_id)
+    walls: list[float] = []
+    counter.count = 0
+    cpu = time.thread_time()
+    for order_id in order_ids[WARM_UP:]:
+        started = time.perf_counter()
+        await run(order_id)
+        walls.append(time.perf_counter() - started)
+    cpu = time.thread_time() - cpu
+    runs = len(walls)
+    p95 = statistics.quantiles(walls, n=20)[-1]
+    print(
+        f"{name:<22} {counter.count / runs:5.1f} round trips  "
+        f"wall p50 {statistics.median(walls) * 1000:6.2f} ms  p95 {p95 * 1000:6.2f} ms  "
+        f"loop CPU {cpu / runs * 1000:6.2f} ms"
+    )
+
+
+async def main(args: argparse.Namespace) -> None:
+    database = f"aioshop_effects_bench_{uuid.uuid4().hex[:8]}"
+    dsn = dsn_for(database)
+    await execute(ADMIN_DSN, f'CREATE DATABASE "{database}"')
+    smtp = SmtpServer()
+    smtp.start()
+    try:
+        await migrate(dsn)
+        tee = await stocked_product(dsn, "tee", {"TEE": 1_000_000})
+        order_ids = await place_orders_now(dsn, tee["TEE"], args.messages + WARM_UP)
+        with tempfile.TemporaryDirectory(prefix="effects-bench-") as data_dir:
+            settings = Settings(
+                database_url=dsn,
+                redis_url=REDIS_URL,
+                broker_url=REDIS_URL,  # no broker is used: the actors are called directly
+                secret_key="effects-bench-secret-key-0123456789abcdef",
+                smtp_url=smtp.url,
+                data_dir=Path(data_dir),
+                database_pool_size=4,
+                replica_database_url=None,
+                elasticsearch_url=None,
+                search_index="sql",
+                worker_metrics_port=0,
+                relay_metrics_port=0,
+            )
+            counter = StatementCounter()
+            counter.install()
+            async with AsyncExitStack() as stack:
+                res = await open_resources(settings, stack)
+
+                async def capture(order_id: int) -> None:
+                    await capture_payment(res, event_id=str(uuid.uuid4()), order_id=order_id)
+
+                async def confirm(order_id: int) -> None:
+                    await send_order_email(
+                        res, event_id=str(uuid.uuid4()), order_id=order_id, kind="confirmed"
+                    )
+
+                print(f"{args.messages} messages each, one at a time, after {WARM_UP} to warm up:")
+                await measure("capture_payment", capture, order_ids, counter)
+                profile = cProfile.Profile() if args.profile else None
+                if profile is not None:
+                    profile.enable()
+                await measure("send_order_email", confirm, order_ids, counter)
+                if profile is not None:
+                    profile.disable()
+                    pstats.Stats(profile).sort_stats("tottime").print_stats(30)
+    finally:
+        smtp.stop()
+        await execute(ADMIN_DSN, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=200)
+    parser.add_argument("--profile", action="store_true")
+    asyncio.run(main(parser.parse_args()))
