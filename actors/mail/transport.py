@@ -167,25 +167,12 @@ async def deliver(
     """
     sender = sender_for(settings)
     local_part = uuid.UUID(event_id).hex if event_id is not None else None
+    parts = {"subject": rendered.subject, "text": rendered.text, "html": rendered.html}
     message: EmailMessage | ComposedEmail
     try:
-        message = compose(
-            sender=sender,
-            to=to,
-            subject=rendered.subject,
-            text=rendered.text,
-            html=rendered.html,
-            message_id=local_part,
-        )
+        message = compose(sender=sender, to=to, message_id=local_part, **parts)
     except NotComposable:  # an address outside ASCII: SMTPUTF8, as the email package does it
-        message = build_message(
-            sender=sender,
-            to=to,
-            subject=rendered.subject,
-            text=rendered.text,
-            html=rendered.html,
-            message_id=local_part,
-        )
+        message = build_message(sender=sender, to=to, message_id=local_part, **parts)
     kind = kind_label(rendered.kind)
     try:
         await send(settings, message)
