@@ -155,5 +155,10 @@ EVENTS: dict[str, Event] = {
     )
 }
 TICKS = (EXPIRE_UNPAID, RECONCILE_OUTBOX)
+# The events whose effect is an email (their actors are in actors.email): one of them without its
+# effect recorded is an email not sent yet (the ops emails page, the oldest-unsent gauge).
+EMAIL_EVENTS: tuple[str, ...] = tuple(
+    sorted(name for name, event in EVENTS.items() if event.actor_module == "actors.email")
+)
 # Every queue an event's message may be on.
 QUEUES: tuple[str, ...] = tuple(sorted({q for event in EVENTS.values() for q in event.queues}))

@@ -14,13 +14,11 @@ from typing import Literal
 
 import asyncpg
 
-from domain.events import SEND_ACCOUNT_EMAIL, SEND_ORDER_EMAIL
+from domain.events import EMAIL_EVENTS
 from storage.database import Executor
 
 Result = Literal["sent", "failed", "refused"]
 RESULTS: tuple[Result, ...] = ("sent", "failed", "refused")
-# The events whose effect is an email: one of them still unsettled is an email not sent yet.
-EMAIL_EVENTS = (SEND_ACCOUNT_EMAIL.name, SEND_ORDER_EMAIL.name)
 PRUNE_BATCH = 5000
 # Where a page with no position starts: after every row.
 NEWEST = (datetime(9999, 12, 31, tzinfo=UTC), 2**63 - 1)

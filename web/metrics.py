@@ -40,7 +40,7 @@ from actors.dead_letters import BrokerUnavailable
 from actors.ops import heartbeats, queues
 from auth import throttle
 from configs.metrics import multiprocess_dir
-from domain.events import EVENTS
+from domain.events import EMAIL_EVENTS
 from storage import outbox
 from web.keys import DB, OPS_BROKER, REDIS, SETTINGS
 
@@ -82,10 +82,6 @@ SAMPLER_ERRORS = Counter(
 SOURCE_TIMEOUT_SECONDS = 3.0
 POOL_SAMPLE_SECONDS = 5.0
 THROTTLE_PING_TIMEOUT_SECONDS = 1.0
-# The events whose effect is an email: aioshop_email_oldest_unsent_age_seconds looks at these.
-EMAIL_EVENTS = tuple(
-    sorted(name for name, event in EVENTS.items() if event.actor_module == "actors.email")
-)
 
 ScrapeSource = Callable[[web.Application], Awaitable[Iterable[Metric]]]
 SCRAPE_SOURCES = web.AppKey("scrape_sources", list[ScrapeSource])

@@ -12,7 +12,7 @@ from typing import Any
 
 from actors.mail import mailbox
 from actors.mail.transport import build_message
-from domain.events import SEND_ACCOUNT_EMAIL, SEND_ORDER_EMAIL
+from domain.events import SEND_ACCOUNT_EMAIL, SEND_ORDER_EMAIL, SEND_REFUND_EMAIL
 from storage.database import connect
 from tests.support.browser import signed_in
 from web.app import create_app
@@ -130,6 +130,18 @@ async def test_the_oldest_unsent_email_is_an_email_event_without_its_effect(
     )
     page = await (await client.get("/ops/emails")).text()
     assert tile(page, "oldest-unsent") == "none"
+
+
+async def test_every_kind_of_email_counts_as_unsent_until_its_effect(client, fresh_db) -> None:
+    # A refund email (its own event, not an order email) still waiting is an unsent email too.
+    insert = (
+        "INSERT INTO outbox (event_id, actor_name, payload, created_at)"
+        " VALUES ($1, $2, '{}', now() - interval '200 seconds')"
+    )
+    await execute(fresh_db, insert, uuid.uuid4(), SEND_REFUND_EMAIL.name)
+    await signed_in(client, role="ops", fresh_db=fresh_db)
+    page = await (await client.get("/ops/emails")).text()
+    assert 200 <= int(tile(page, "oldest-unsent").removesuffix(" s")) < 230
 
 
 async def test_the_log_pages_back_with_older_links(client, fresh_db) -> None:
