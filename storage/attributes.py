@@ -273,8 +273,18 @@ async def create_product_type(
         return await get_product_type(conn, type_id)
 
 
-async def get_product_type(executor: Executor, product_type_id: int) -> ProductType:
-    """One product type with its attributes in declaration order; raises ProductTypeNotFound."""
+LOCK_PRODUCT_TYPE = "SELECT id FROM product_types WHERE id = $1 FOR SHARE"
+
+
+async def get_product_type(
+    executor: Executor, product_type_id: int, *, lock: bool = False
+) -> ProductType:
+    """One product type with its attributes in declaration order; raises ProductTypeNotFound.
+
+    lock: first take a share lock on the type until the caller's transaction ends, so a change
+    to its attributes (storage.type_changes, which locks the type for update) waits for it."""
+    if lock:
+        await executor.fetchval(LOCK_PRODUCT_TYPE, product_type_id)
     rows = await executor.fetch(GET_PRODUCT_TYPE, product_type_id)
     if not rows:
         raise ProductTypeNotFound(product_type_id)

@@ -223,10 +223,10 @@ async def product_or_404(executor: Any, product_id: int) -> Product:
         raise web.HTTPNotFound(text="No such product.") from None
 
 
-async def _type_of(executor: Any, product: Product) -> ProductType | None:
+async def _type_of(executor: Any, product: Product, *, lock: bool = False) -> ProductType | None:
     if product.product_type_id is None:
         return None
-    return await attributes.get_product_type(executor, product.product_type_id)
+    return await attributes.get_product_type(executor, product.product_type_id, lock=lock)
 
 
 async def save_product(request: web.Request) -> web.Response:
@@ -242,6 +242,15 @@ async def save_product(request: web.Request) -> web.Response:
     if form.product is not None:
 
         async def update(conn: Any) -> int:
+            # The type's rules as they stand until the save commits (locked before the product,
+            # the order a type change takes them in): the form was checked against them.
+            if await _type_of(conn, product, lock=True) != product_type:
+                raise Refused(
+                    {
+                        "form": "This product's type changed while you were editing it."
+                        " Reload the page to edit its attributes as they are now."
+                    }
+                )
             await _merge_with_stored(conn, form, product.id, product_type, shop_currency(request))
             assert form.product is not None
             await catalog_admin.update_product(conn, product.id, form.product)

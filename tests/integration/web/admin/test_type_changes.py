@@ -5,12 +5,14 @@ the products it touches and shows on the storefront's next read."""
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
 from typing import Any
 
 import pytest
 
+from storage.database import connect
 from tests.support.admin import error_of, form_of, post, staff
 from tests.support.browser import csrf_of, signed_in
 from tests.support.catalog import tee_shop
@@ -368,3 +370,50 @@ async def test_unknown_changes_and_ids_are_refused(client, fresh_db) -> None:
     assert summary_of(await resp.text()) == [
         "New choices: Material is a text attribute: it has no choices."
     ]
+
+
+async def test_a_product_saved_while_its_type_changes_waits_and_is_refused(
+    client, fresh_db
+) -> None:
+    # The save read the type's rules before its transaction; a type change commits in between.
+    # The save waits for the type (a share lock, taken before the product's) and, finding the
+    # rules changed, refuses: it must not write the values of an attribute the type dropped.
+    ids = await tee_shop(fresh_db, tees=1)
+    await staff(client, fresh_db)
+    product_path = f"/admin/products/{ids['tee']}"
+    opened = form_of(await (await client.get(product_path)).text(), product_path)
+    opened["name"] = "Tee renamed"
+    change = await connect(fresh_db)
+    try:
+        async with change.transaction():
+            # What storage.type_changes does to drop an attribute, held open meanwhile.
+            await change.execute("SELECT FROM product_types WHERE id = $1 FOR UPDATE", ids["tees"])
+            saving = asyncio.create_task(post(client, product_path, opened))
+            await asyncio.sleep(0.5)
+            await change.execute(
+                "DELETE FROM product_type_attributes WHERE product_type_id = $1"
+                " AND attribute_id = $2",
+                ids["tees"],
+                ids["size"],
+            )
+            await change.execute(
+                "UPDATE variants SET attributes = attributes - 'size' WHERE product_id = $1",
+                ids["tee"],
+            )
+        resp = await asyncio.wait_for(saving, 10)
+    finally:
+        await change.close()
+    page = await resp.text()
+    assert resp.status == 422, page
+    assert "type changed while you were editing it" in html.unescape(page)
+    [product] = await fetch(fresh_db, "SELECT name FROM products WHERE id = $1", ids["tee"])
+    assert product["name"] == "Tee 0"
+    rows = await fetch(
+        fresh_db, "SELECT attributes FROM variants WHERE product_id = $1", ids["tee"]
+    )
+    assert rows and all("size" not in r["attributes"] for r in rows)
+
+    # The page reloaded shows the type as it is now, and saves.
+    again = form_of(await (await client.get(product_path)).text(), product_path)
+    again["name"] = "Tee renamed"
+    assert (await post(client, product_path, again)).status == 303
