@@ -1,12 +1,18 @@
 """/healthz (the process lives) and /readyz (it can serve shoppers).
 
 Ready means the primary answers and its schema has every migration this code ships: without
-either, no page can be served. The other dependencies only degrade the shop (Redis: the cache is
-bypassed and throttles fail open; the replica: reads go to the primary; the broker: the outbox
-keeps the events; Elasticsearch: PostgreSQL answers searches; SMTP: the actors retry), so they are
-listed in the body and in `aioshop_dependency_up`, never a 503: a load balancer that follows
-/readyz must not pull every web process when Redis blips. Every check has a timeout, and they run
-concurrently, so /readyz answers within CHECK_TIMEOUT_SECONDS and a little.
+either, no page can be served. One exception keeps browsing up through a failover: while the
+primary cannot be reached and the replica serves the browsing reads alone (storage.replica, a
+standby that was fresh when the primary went), the process is ready, degraded, with "primary" in
+`degraded` (checkouts answer 503 with Retry-After; catalog pages 200), and the migrations are
+checked on the replica, which carries the primary's schema.
+
+The other dependencies only degrade the shop (Redis: the cache is bypassed and throttles fail
+open; the replica: reads go to the primary; the broker: the outbox keeps the events;
+Elasticsearch: PostgreSQL answers searches; SMTP: the actors retry), so they are listed in the
+body and in `aioshop_dependency_up`, never a 503: a load balancer that follows /readyz must not
+pull every web process when Redis blips. Every check has a timeout, and they run concurrently,
+so /readyz answers within CHECK_TIMEOUT_SECONDS and a little.
 """
 
 from __future__ import annotations
@@ -48,8 +54,10 @@ async def readyz(request: web.Request) -> web.Response:
     503 when it does not, naming what is down."""
     migrations: list[str] = []
 
+    db = request.config_dict[DB]
+
     async def primary() -> None:
-        migrations.extend(await pending(request.config_dict[DB].primary))
+        migrations.extend(await pending(db.primary))
 
     optional = dependency_checks(request.config_dict)
     names = ["primary", *optional]
@@ -57,10 +65,22 @@ async def readyz(request: web.Request) -> web.Response:
     checks = dict(zip(names, results, strict=True))
     for name, result in checks.items():
         metrics.DEPENDENCY_UP.labels(name).set(1 if result == OK else 0)
+    schema = checks["primary"]
+    serving_alone = schema != OK and db.replica.state.usable
+    if serving_alone:  # browsing goes on from the replica: its schema is the primary's
+        replica = db.replica.replica_pool
+
+        async def replica_schema() -> None:
+            migrations.extend(await pending(replica))
+
+        schema = await _run(replica_schema)
+        serving_alone = schema == OK
     metrics.MIGRATIONS_PENDING.set(len(migrations))
-    checks["migrations"] = "unknown" if checks["primary"] != OK else _migrations_state(migrations)
-    degraded = sorted(name for name in optional if checks[name] != OK)
+    checks["migrations"] = "unknown" if schema != OK else _migrations_state(migrations)
     down = [name for name in ("primary", "migrations") if checks[name] != OK]
+    if serving_alone:  # writes wait for a primary; browsing does not
+        down.remove("primary")
+    degraded = sorted(name for name in names if checks[name] != OK and name not in down)
     body: dict[str, Any] = {"checks": checks, "degraded": degraded}
     if migrations:
         body["pending_migrations"] = migrations

@@ -20,7 +20,9 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 
 from tests.support.failover import BROWSE, REQUEST_TIMEOUT_SECONDS, CheckoutLoad, FailoverShop
@@ -53,6 +55,19 @@ async def until(predicate: Callable[[], bool], timeout: float, what: str) -> Non
         await asyncio.sleep(0.05)
 
 
+async def readiness_during(base_url: str, seconds: float) -> list[tuple[int, dict[str, Any]]]:
+    """/readyz asked every 0.1 s for `seconds`: (status, body) of each answer."""
+    answers = []
+    deadline = time.monotonic() + seconds
+    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        while time.monotonic() < deadline:
+            async with http.get(base_url + "/readyz") as resp:
+                answers.append((resp.status, await resp.json()))
+            await asyncio.sleep(0.1)
+    return answers
+
+
 async def test_checkouts_survive_a_crashed_primary_and_a_promoted_standby(
     shop: FailoverShop, smtp: SmtpServer
 ) -> None:
@@ -66,7 +81,7 @@ async def test_checkouts_survive_a_crashed_primary_and_a_promoted_standby(
         killed = time.monotonic()
         await asyncio.to_thread(shop.cluster.stop_primary)
         placed_before = [p.number for p in load.placed if p.answered < killed]
-        await asyncio.sleep(OUTAGE_SECONDS)
+        readiness = await readiness_during(shop.base_url, OUTAGE_SECONDS)
         new = await asyncio.to_thread(shop.cluster.promote)
         promoted = time.monotonic()
         await until(
@@ -89,6 +104,10 @@ async def test_checkouts_survive_a_crashed_primary_and_a_promoted_standby(
     assert recovery == "f"
     during = [a for a in load.answers if a.sent >= killed]
     assert any(a.status == 503 for a in during), "no client met the switch"
+    # While the replica serves browsing alone, the process stays ready (degraded: no primary), so
+    # a load balancer following /readyz keeps it and shoppers keep browsing.
+    serving = [body for status, body in readiness if status == 200]
+    assert serving and all("primary" in body["degraded"] for body in serving), readiness
 
     # Every answer was 2xx or 503 with Retry-After, within the client's bound.
     bad = [a for a in load.answers if not a.acceptable]
