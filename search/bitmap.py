@@ -9,8 +9,9 @@ resolve as in the SQL path (RESOLVE_TERMS, MATCH_SKUS); PostgreSQL normalises th
 inputs once per distinct query (NORMALISE, cached) and reads the page: for relevance it ranks
 only the candidates of the best score tiers, with the SQL path's own SCORE expression, so scores
 are identical. Everything else takes the SQL path: websearch syntax, a query whose `fresh_for`
-is past the index's LSN, an index not built yet, a product list without facets, a sort other
-than relevance over more than SORT_IN_PROCESS_MAX rows, a category slug the index does not know.
+is past the index's LSN, an index not built yet, a product list without facets, a category slug
+the index does not know. Sorts other than relevance page through the index's sort orders
+(search.bitmap_sort).
 """
 
 from __future__ import annotations
@@ -103,7 +104,6 @@ INDEX_MEMORY = Gauge(
     multiprocess_mode="livemax",
 )
 
-SORT_IN_PROCESS_MAX = 200_000  # rows sorted here for a page; more: the SQL path's indexes
 BUILD_CHUNK = 50_000  # product ids per build statement (the event loop runs between them)
 CHANGES_BATCH = 5_000
 GAP_SECONDS = 30.0  # a missing change position older than this was rolled back
@@ -383,8 +383,6 @@ class BitmapSearch(PostgresSearch):
                     expected = ranked
                     ids = candidates = [pid for _, pid in ranked]
         else:
-            if len(rows) > SORT_IN_PROCESS_MAX:
-                raise Unsupported("too many rows to sort here")
             ids = index.page(query.sort, rows, after, limit + 1)
             candidates = ids
         if not candidates:
@@ -548,6 +546,7 @@ class BitmapSearch(PostgresSearch):
                 for low in range(0, max_id + 1, BUILD_CHUNK):
                     await self._load_chunk(conn, index, low, low + BUILD_CHUNK)
                     await asyncio.sleep(0)
+        index.make_orders()
         # Rows just below the snapshot's last position may commit after it: read them again.
         self.position = max(position - CHANGES_BATCH, 0)
         self._seen = set()

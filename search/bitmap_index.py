@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 from pyroaring import BitMap
 
 from search.backend import (
@@ -32,6 +33,7 @@ from search.backend import (
     SearchQuery,
     price_bucket_label,
 )
+from search.bitmap_sort import SortOrder, make_order
 
 MAX_PRODUCT_ID = 2**32 - 1
 NO_PRICE = -1  # products.price_min is NULL (no variants yet); prices are >= 0 by CHECK
@@ -121,6 +123,9 @@ class BitmapIndex:
     # the filterable facets' bitmaps by attribute, in slug order, for the filterable set it was
     # made for (facet_counts; None: a facet came or went)
     _facet_plan: tuple[frozenset[str], list[tuple[str, list[tuple[str, BitMap]]]]] | None = None
+    # each sort's order of the known products (search.bitmap_sort), made by make_orders or the
+    # first page of the sort, kept by replace
+    _orders: dict[str, SortOrder] = field(default_factory=dict)
 
     # -- filling -------------------------------------------------------------------------
 
@@ -245,6 +250,7 @@ class BitmapIndex:
         """The new state of `ids`: those without a row in `products` are gone. A product whose
         document and facets are unchanged (a stock or price change) keeps its postings."""
         rows = list(products)
+        keys_before = self._sort_keys(ids)
         same = BitMap(
             p.id
             for p in rows
@@ -262,6 +268,49 @@ class BitmapIndex:
                 self.add_pattern(lexeme, weights, positions, (product.id,))
             for facet in product.facets:
                 self.add_postings(self.facets, facet, (product.id,))
+        self._reorder(ids, keys_before)
+
+    def _sort_keys(self, ids: Sequence[int]) -> dict[str, list[Any]]:
+        """Per kept sort order, the sort key of each of `ids` (None: not in the index)."""
+        known = self.known
+        keys: dict[str, list[Any]] = {}
+        for sort in self._orders:
+            key = self.sort_key(sort)
+            keys[sort] = [key(pid) if pid in known else None for pid in ids]
+        return keys
+
+    def _reorder(self, ids: Sequence[int], keys_before: dict[str, list[Any]]) -> None:
+        """Move the products of `ids` whose sort key changed (or that came or went) in each kept
+        sort order."""
+        known = self.known
+        for sort, before in keys_before.items():
+            key = self.sort_key(sort)
+            moved = [
+                pid
+                for pid, old in zip(ids, before, strict=True)
+                if (old is None) != (pid not in known) or (old is not None and key(pid) != old)
+            ]
+            self._orders[sort].merge(moved, known, key, len(self.price_of))
+
+    def make_orders(self) -> None:
+        """Every sort's order of the products (after a build: the first pages need not wait)."""
+        for sort in SORT_ORDERS:
+            self._order(sort)
+
+    def _order(self, sort: str) -> SortOrder:
+        order = self._orders.get(sort)
+        if order is None:
+            ids = np.frombuffer(self.known.to_array(), dtype=np.uint32)
+            made = make_order(
+                sort,
+                ids,
+                np.frombuffer(self.price_of, dtype=np.int64),
+                np.frombuffer(self.created_of, dtype=np.int64),
+                self.name_of,
+                MISSING_PRICE_ASC,
+            )
+            order = self._orders[sort] = SortOrder(made, len(self.price_of))
+        return order
 
     # -- reading -------------------------------------------------------------------------
 
@@ -454,9 +503,12 @@ class BitmapIndex:
     def page(self, sort: str, rows: BitMap, after: tuple[Any, int] | None, count: int) -> list[int]:
         """The first `count` ids of `rows` in `sort` order after the cursor's (key, id)."""
         key = self.sort_key(sort)
+        bound = _cursor_key(sort, after) if after is not None else None
+        found = self._order(sort).page(key, rows, bound, count)
+        if found is not None:
+            return found
         candidates: Iterable[int] = rows
-        if after is not None:
-            bound = _cursor_key(sort, after)
+        if bound is not None:
             candidates = (pid for pid in rows if key(pid) > bound)
         return heapq.nsmallest(count, candidates, key=key)
 
@@ -465,6 +517,7 @@ def _by_count(value: FacetValue) -> tuple[int, Any]:
     return -value.count, value.value
 
 
+SORT_ORDERS = ("price_asc", "price_desc", "newest", "name")
 BUCKET_LABELS = [price_bucket_label(low, high) for low, high in PRICE_BUCKETS]
 
 
