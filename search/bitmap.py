@@ -33,6 +33,7 @@ from prometheus_client import Counter, Gauge
 from pyroaring import BitMap
 
 from search.backend import DID_YOU_MEAN_BELOW, SearchQuery, SearchResult, check_after
+from search.bitmap_cards import CARDS_CACHED, CardCache
 from search.bitmap_index import (
     MAX_PRODUCT_ID,
     BitmapIndex,
@@ -156,6 +157,10 @@ CHANGED_PRODUCTS = """
 """
 CHANGED_PRODUCTS = CHANGED_PRODUCTS.format(placement=PLACEMENT, fingerprint=FINGERPRINT)
 PRUNE = "DELETE FROM search_changes WHERE changed_at < now() - make_interval(secs => $1)"
+# migration 0022 logs image changes: without it a kept card could show an old image
+IMAGES_LOGGED = (
+    "SELECT EXISTS (SELECT FROM pg_trigger WHERE tgname = 'search_changes_images_updated')"
+)
 COLLATION = "SELECT datcollate FROM pg_database WHERE datname = current_database()"
 # The page: the candidates' fields and score (search.postgres_query's SCORE), in sort order,
 # each with its first image (FIRST_IMAGE, as the SQL path's LIST reads it): one statement.
@@ -219,6 +224,7 @@ class BitmapSearch(PostgresSearch):
         refresh_seconds: float = 0.15,
         terms_ttl: float = 30.0,
         freeze_after_build: bool = False,
+        lists: bool = True,
     ) -> None:
         super().__init__(reader, primary, terms_ttl=terms_ttl)
         self.refresh_seconds = refresh_seconds
@@ -236,6 +242,10 @@ class BitmapSearch(PostgresSearch):
         self._pruned = 0.0
         self.disabled = False  # the index cannot serve this database: the SQL path answers
         self._reference: CatalogReference | None = None
+        # product lists (no text, no facets, a sort other than relevance) paged by the index and
+        # answered from its cards (search.bitmap_cards); False: the SQL path answers them
+        self.lists = lists
+        self.cards = CardCache()
 
     def reference(self, fresh_for: int | None) -> CatalogReference | None:
         """The filterable attributes and category names as the index knows them, when it is
@@ -249,21 +259,49 @@ class BitmapSearch(PostgresSearch):
     async def search(self, query: SearchQuery, reader: Executor | None = None) -> SearchResult:
         """From the index when it is built, fresh enough and the query fits; else the SQL path."""
         index = self.index
-        if (
-            index is None
-            or (query.fresh_for is not None and query.fresh_for > self.lsn)
-            or not query.facets
-        ):
+        if index is None or (query.fresh_for is not None and query.fresh_for > self.lsn):
+            return await self._sql(query, reader, "sql")
+        listed = not query.facets
+        if listed and (not self.lists or query.text.strip() or query.sort == "relevance"):
             return await self._sql(query, reader, "sql")
         check_after(query.sort, query.after)
         if reader is None:
             reader = await fresh_reader(self.reader, query.fresh_for)
         try:
-            result = await self._from_index(index, query, reader)
+            if listed:
+                result = await self._list_from_index(index, query)
+            else:
+                result = await self._from_index(index, query, reader)
         except Unsupported:
             return await self._sql(query, reader, "sql")
-        QUERIES.labels("bitmap").inc()
+        QUERIES.labels("bitmap_list" if listed else "bitmap").inc()
         return result
+
+    async def _list_from_index(self, index: BitmapIndex, query: SearchQuery) -> SearchResult:
+        """A product list's page: its rows and order from the index, its hits from the cards
+        (those not kept yet read in one statement, through a reader as fresh as the index)."""
+        limit = max(query.limit, 1)
+        after = check_after(query.sort, query.after) if query.after is not None else None
+        rows = index.match(query, None, None).rows
+        ids = index.page(query.sort, rows, after, limit + 1)
+        shown = ids[:limit]
+        lsn = self.lsn
+        cards = await self.cards.cards(shown, lambda: fresh_reader(self.reader, lsn))
+        if len(cards) != len(shown):
+            raise Unsupported("a product of the page is gone")
+        next_after: tuple[object, ...] | None = None
+        if len(ids) > limit:
+            last = shown[-1]
+            next_after = (query.sort, index.cursor_key(query.sort, last), last)
+        return SearchResult(
+            hits=[cards[pid] for pid in shown],
+            facets=None,
+            total=None,
+            next_after=next_after,
+            did_you_mean=None,
+            backend="bitmap",
+            images=True,
+        )
 
     async def _sql(self, query: SearchQuery, reader: Executor | None, path: str) -> SearchResult:
         QUERIES.labels(path).inc()
@@ -533,6 +571,7 @@ class BitmapSearch(PostgresSearch):
                 log.warning("search_index.disabled", reason="collation", collation=collation)
                 self.disabled = True
                 return
+            images_logged = bool(await conn.fetchval(IMAGES_LOGGED))
             lsn = int(await conn.fetchval(GET_CURRENT_LSN))
             async with conn.transaction(isolation="repeatable_read", readonly=True):
                 position = int(await conn.fetchval(MAX_POSITION))
@@ -551,6 +590,8 @@ class BitmapSearch(PostgresSearch):
         self.position = max(position - CHANGES_BATCH, 0)
         self._seen = set()
         self._gaps = {}
+        self.cards.clear()
+        self.cards.size = CARDS_CACHED if images_logged else 0
         self.index = index
         self.lsn = lsn
         self._caught_up = time.monotonic()
@@ -612,6 +653,7 @@ class BitmapSearch(PostgresSearch):
         if any(pid > MAX_PRODUCT_ID for pid in product_ids):
             self.index = None
             raise RuntimeError("product ids past uint32: the index is off")
+        self.cards.forget(product_ids)
         index.replace(
             product_ids,
             (

@@ -27,6 +27,7 @@ from pyroaring import BitMap
 from search.backend import (
     FACET_VALUES_MAX,
     MISSING_PRICE_ASC,
+    MISSING_PRICE_DESC,
     PRICE_BUCKETS,
     Facets,
     FacetValue,
@@ -498,6 +499,20 @@ class BitmapIndex:
             return lambda pid: (-created_of[pid], -pid)
         if sort == "name":
             return lambda pid: (name_of[pid], pid)
+        raise Unsupported(sort)
+
+    def cursor_key(self, sort: str, pid: int) -> Any:
+        """The key a page ending at `pid` carries in its cursor, as the SQL path's LIST reads it
+        (search.postgres_query SORT_COLUMNS; a time as its ISO text)."""
+        price = self.price_of[pid]
+        if sort == "price_asc":
+            return MISSING_PRICE_ASC if price == NO_PRICE else price
+        if sort == "price_desc":
+            return MISSING_PRICE_DESC if price == NO_PRICE else price
+        if sort == "newest":
+            return (EPOCH + timedelta(microseconds=self.created_of[pid])).isoformat()
+        if sort == "name":
+            return self.name_of[pid]
         raise Unsupported(sort)
 
     def page(self, sort: str, rows: BitMap, after: tuple[Any, int] | None, count: int) -> list[int]:

@@ -204,6 +204,90 @@ async def test_the_index_answers_as_the_sql_path(search: BitmapSearch, catalog_d
     assert thumbnails > pages, thumbnails  # the pages' first images were compared too
 
 
+def generated_list(rng: random.Random, vocab: dict[str, list[Any]]) -> SearchQuery:
+    """A product list (no text, no facets, a sort other than relevance): what the index pages
+    and answers from its cards."""
+    query = generated_query(rng, vocab)
+    sort = rng.choice([s for s in SORTS if s != "relevance"])
+    return replace(query, text="", facets=False, sort=sort)
+
+
+async def test_lists_from_the_index_answer_as_the_sql_path(
+    search: BitmapSearch, catalog_db: str
+) -> None:
+    """Product lists over generated filters, three pages each by their cursors: the same hits,
+    order, first images and cursors as the SQL path's LIST, from kept cards or read ones."""
+    vocab = await vocabulary(catalog_db)
+    rng = random.Random(20261208)
+    answered = {"bitmap": 0, "postgres": 0}
+    pages = 0
+    for round_ in range(2):  # the second round reads the cards kept by the first
+        for _ in range(400):
+            query = generated_list(rng, vocab)
+            for _page in range(3):
+                try:
+                    sql = await PostgresSearchPath.search(search, query)
+                except Exception as exc:
+                    with pytest.raises(type(exc)):
+                        await search.search(query)
+                    break
+                found = await search.search(query)
+                answered[found.backend] += 1
+                assert await same(found, sql, search.reader), (query, found, sql)
+                pages += 1
+                if found.next_after is None:
+                    break
+                query = replace(query, after=found.next_after)
+        if round_ == 0:
+            rng = random.Random(20261208)
+    print(f"list pages compared: {pages}, answered by {answered}, cards kept {len(search.cards)}")
+    assert answered["bitmap"] > 0.9 * pages, answered
+    assert len(search.cards) > 0
+
+
+async def test_a_kept_card_follows_its_product(search: BitmapSearch, catalog_db: str) -> None:
+    """A list answered twice reads its cards once; a change to a shown product (name, price,
+    stock, images) shows in the next list once the refresh ran, as the SQL path reads it."""
+    query = SearchQuery(text="", sort="newest", limit=5, facets=False)
+    counting = CountingReader(search.reader)
+    search.reader = counting
+    conn = await asyncpg.connect(catalog_db)
+    try:
+        first = await search.search(query)
+        assert first.backend == "bitmap" and len(counting.statements) == 1
+        again = await search.search(query)
+        assert again == first and len(counting.statements) == 1  # from the kept cards
+        pid = first.hits[0].product_id
+        second = first.hits[1].product_id
+        await conn.execute("UPDATE products SET name = 'Renamed Thing' WHERE id = $1", pid)
+        await conn.execute("UPDATE variants SET stock_on_hand = 0 WHERE product_id = $1", second)
+        await conn.execute(
+            "INSERT INTO product_images (product_id, position, path, width, height, alt)"
+            " VALUES ($1, -5, 'p/new.jpg', 10, 10, 'new first')",
+            second,
+        )
+        await search.refresh()
+        changed = await search.search(query)
+        assert await same(changed, await PostgresSearchPath.search(search, query), search.reader)
+        assert changed.hits[0].name == "Renamed Thing"
+        assert changed.hits[1].in_stock is False and changed.hits[1].image is not None
+        assert changed.hits[1].image.path == "p/new.jpg"
+        # an image's alt text alone (an UPDATE of product_images)
+        await conn.execute("UPDATE product_images SET alt = 'changed alt' WHERE path = 'p/new.jpg'")
+        await search.refresh()
+        altered = await search.search(query)
+        assert altered.hits[1].image is not None and altered.hits[1].image.alt == "changed alt"
+        await conn.execute("DELETE FROM product_images WHERE path = 'p/new.jpg'")
+        await search.refresh()
+        assert await same(
+            await search.search(query),
+            await PostgresSearchPath.search(search, query),
+            search.reader,
+        )
+    finally:
+        await conn.close()
+
+
 class PostgresSearchPath:
     """The SQL path of a BitmapSearch (its PostgresSearch.search)."""
 
