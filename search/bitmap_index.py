@@ -519,9 +519,9 @@ class BitmapIndex:
         """The first `count` ids of `rows` in `sort` order after the cursor's (key, id)."""
         key = self.sort_key(sort)
         bound = _cursor_key(sort, after) if after is not None else None
-        found = self._order(sort).page(key, rows, bound, count)
-        if found is not None:
-            return found
+        order = self._order(sort)
+        if len(order.order) == len(self.known):  # it holds every product (replace keeps it so)
+            return order.page(key, rows, bound, count)
         candidates: Iterable[int] = rows
         if bound is not None:
             candidates = (pid for pid in rows if key(pid) > bound)

@@ -13,6 +13,7 @@ in numpy per refreshed batch, nothing when only stock or documents changed.
 from __future__ import annotations
 
 import bisect
+from array import array
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,6 +22,9 @@ import numpy.typing as npt
 from pyroaring import BitMap
 
 NOT_RANKED = np.iinfo(np.int32).max  # a product id not in the order (unknown to the index)
+
+WINDOW_MIN = 64  # order positions a walk reads at least at once
+WALK_WINDOWS = 1  # then the rows' ranks: they sit later in the order than their number says
 
 Key = Callable[[Any], Any]
 
@@ -33,24 +37,54 @@ class SortOrder:
         self.rank = np.full(capacity, NOT_RANKED, dtype=np.int32)
         self.rank[order] = np.arange(len(order), dtype=np.int32)
 
-    def page(self, key: Key, rows: BitMap, bound: Any, count: int) -> list[int] | None:
-        """The first `count` of `rows` whose key is past `bound` (None: from the start), in
-        order; None when a row is not in the order (the caller sorts by key instead)."""
-        ids = np.frombuffer(rows.to_array(), dtype=np.uint32)
-        if ids.size and int(ids[-1]) >= len(self.rank):
-            return None
-        ranks = self.rank[ids]
-        if ranks.size and int(ranks.max()) == NOT_RANKED:
-            return None
+    def page(self, key: Key, rows: BitMap, bound: Any, count: int) -> list[int]:
+        """The first `count` of `rows` (every one of them in the order) whose key is past
+        `bound` (None: from the start), in order.
+
+        Many rows (a category, the whole catalog): walk the order from the cursor a few windows
+        sized to find the page in the first, keeping the rows met. Few rows (a rare filter), or
+        rows the walk did not meet soon (they sit late in the order): the smallest of their
+        ranks past where the walk stopped."""
+        start = 0
         if bound is not None:
             # keys increase along the order: the first place whose key is past the bound
-            threshold = bisect.bisect_right(self.order, bound, key=_on_int(key))
-            ranks = ranks[ranks >= threshold]
-        if ranks.size > count:
-            ranks = np.partition(ranks, count - 1)[:count]
+            start = bisect.bisect_right(self.order, bound, key=_on_int(key))
+        found: list[int] = []
+        window = count * len(self.order) // max(len(rows), 1) * 3 + WINDOW_MIN
+        if window * 4 < len(rows):
+            start = self._walk(rows, start, count, window, found)
+            if len(found) >= count or start >= len(self.order):
+                return found
+        ranks = self.rank[np.frombuffer(rows.to_array(), dtype=np.uint32)]
+        if start:
+            ranks = ranks[ranks >= start]
+        wanted = count - len(found)
+        if ranks.size > wanted:
+            # the smallest `wanted`: among those close after the first (a few compares), not
+            # a partition of all of them
+            low, span = int(ranks.min()), window
+            while (near := ranks[ranks < low + span]).size < wanted:
+                span *= 4
+            ranks = np.partition(near, wanted - 1)[:wanted] if near.size > wanted else near
         ranks.sort()
-        found: list[int] = self.order[ranks].tolist()
+        found.extend(self.order[ranks].tolist())
         return found
+
+    def _walk(self, rows: BitMap, start: int, count: int, window: int, found: list[int]) -> int:
+        """Add to `found` the rows met along the order from `start`, in order, for at most
+        WALK_WINDOWS windows (each twice the last) or until `count`; where it stopped."""
+        order, rank = self.order, self.rank
+        for _ in range(WALK_WINDOWS):
+            if start >= len(order) or len(found) >= count:
+                break
+            met = BitMap(array("I", order[start : start + window].tobytes())) & rows
+            if met:
+                ranks = rank[np.frombuffer(met.to_array(), dtype=np.uint32)]
+                ranks.sort()
+                found.extend(order[ranks[: count - len(found)]].tolist())
+            start += window
+            window *= 2
+        return start
 
     def merge(self, moved: Sequence[int], present: BitMap, key: Key, capacity: int) -> None:
         """`moved` (products whose key changed, or that came or went) at their new places:
