@@ -278,12 +278,21 @@ class BitmapSearch(PostgresSearch):
         return result
 
     async def _list_from_index(self, index: BitmapIndex, query: SearchQuery) -> SearchResult:
-        """A product list's page: its rows and order from the index, its hits from the cards
-        (those not kept yet read in one statement, through a reader as fresh as the index)."""
+        """A product list's page: its rows and order from the index, its hits from the cards."""
+        return await self._page_from_cards(index, query, index.match(query, None, None).rows)
+
+    async def _page_from_cards(
+        self, index: BitmapIndex, query: SearchQuery, rows: BitMap
+    ) -> SearchResult:
+        """The page of text-less `rows` (every score 0): its order from the index, its hits
+        from the cards (those not kept yet read in one statement, through a reader as fresh as
+        the index); only hits and next_after are set."""
         limit = max(query.limit, 1)
         after = check_after(query.sort, query.after) if query.after is not None else None
-        rows = index.match(query, None, None).rows
-        ids = index.page(query.sort, rows, after, limit + 1)
+        if query.sort == "relevance":
+            ids = _by_id_desc(rows, after, limit + 1)
+        else:
+            ids = index.page(query.sort, rows, after, limit + 1)
         shown = ids[:limit]
         lsn = self.lsn
         cards = await self.cards.cards(shown, lambda: fresh_reader(self.reader, lsn))
@@ -292,7 +301,8 @@ class BitmapSearch(PostgresSearch):
         next_after: tuple[object, ...] | None = None
         if len(ids) > limit:
             last = shown[-1]
-            next_after = (query.sort, index.cursor_key(query.sort, last), last)
+            key = 0.0 if query.sort == "relevance" else index.cursor_key(query.sort, last)
+            next_after = (query.sort, key, last)
         return SearchResult(
             hits=[cards[pid] for pid in shown],
             facets=None,
@@ -375,11 +385,13 @@ class BitmapSearch(PostgresSearch):
         ):
             raise Unsupported("a SKU match without a document: its score is NULL")
         facets = index.facet_counts(matched)
-        limit = max(query.limit, 1)
-        records = await self._page_records(
-            index, query, match, matched.rows, tiers, ranking, reader
-        )
-        page = self._page(query, records, limit, images=True)
+        if match is None:  # no scores to ask PostgreSQL for: the cards
+            page = await self._page_from_cards(index, query, matched.rows)
+        else:
+            records = await self._page_records(
+                index, query, match, matched.rows, tiers, ranking, reader
+            )
+            page = self._page(query, records, max(query.limit, 1), images=True)
         total = len(matched.rows)
         return SearchResult(
             hits=page.hits,

@@ -318,11 +318,16 @@ def catalog_rows(mixes: dict[str, list[str]], products: int) -> list[Row]:
 
 
 def chosen(rows: list[Row], wanted: str | None) -> list[Row]:
-    """The rows whose name contains one of the comma-separated `wanted` (all when None)."""
+    """The rows whose name or key contains one of the comma-separated `wanted` (all when
+    None)."""
     if not wanted:
         return rows
     parts = [part.strip().lower() for part in wanted.split(",") if part.strip()]
-    return [row for row in rows if any(part in row.name.lower() for part in parts)]
+    return [
+        row
+        for row in rows
+        if any(part in row.name.lower() or part in row.key.lower() for part in parts)
+    ]
 
 
 @dataclass(frozen=True)

@@ -252,6 +252,7 @@ async def test_a_kept_card_follows_its_product(search: BitmapSearch, catalog_db:
     counting = CountingReader(search.reader)
     search.reader = counting
     conn = await asyncpg.connect(catalog_db)
+    restore: list[tuple[Any, ...]] = []
     try:
         first = await search.search(query)
         assert first.backend == "bitmap" and len(counting.statements) == 1
@@ -259,6 +260,16 @@ async def test_a_kept_card_follows_its_product(search: BitmapSearch, catalog_db:
         assert again == first and len(counting.statements) == 1  # from the kept cards
         pid = first.hits[0].product_id
         second = first.hits[1].product_id
+        restore += [
+            ("UPDATE products SET name = $2 WHERE id = $1", pid, first.hits[0].name),
+            *[
+                ("UPDATE variants SET stock_on_hand = $2 WHERE id = $1", v["id"], v["stock"])
+                for v in await conn.fetch(
+                    "SELECT id, stock_on_hand AS stock FROM variants WHERE product_id = $1",
+                    second,
+                )
+            ],
+        ]
         await conn.execute("UPDATE products SET name = 'Renamed Thing' WHERE id = $1", pid)
         await conn.execute("UPDATE variants SET stock_on_hand = 0 WHERE product_id = $1", second)
         await conn.execute(
@@ -285,6 +296,8 @@ async def test_a_kept_card_follows_its_product(search: BitmapSearch, catalog_db:
             search.reader,
         )
     finally:
+        for statement, *args in restore:  # the module's other tests read this catalog
+            await conn.execute(statement, *args)
         await conn.close()
 
 
