@@ -384,7 +384,11 @@ class BitmapSearch(PostgresSearch):
             and (BitMap(sku_exact) | BitMap(sku_prefix)) & matched.rows - index.documented
         ):
             raise Unsupported("a SKU match without a document: its score is NULL")
-        facets = index.facet_counts(matched)
+        facets = (
+            index.facet_counts(matched)
+            if match is not None
+            else index.text_less_facets(query, matched)
+        )
         if match is None:  # no scores to ask PostgreSQL for: the cards
             page = await self._page_from_cards(index, query, matched.rows)
         else:
@@ -631,6 +635,7 @@ class BitmapSearch(PostgresSearch):
         filterable = tuple(await filterable_attributes(conn))
         index.set_categories(Category(r["id"], r["slug"], tuple(r["path"])) for r in rows)
         index.filterable = frozenset(attribute.slug for attribute in filterable)
+        index.forget_facets()
         self._reference = CatalogReference(
             attributes=filterable,
             category_names={r["id"]: {"slug": r["slug"], "name": r["name"]} for r in rows},

@@ -127,12 +127,19 @@ class BitmapIndex:
     # each sort's order of the known products (search.bitmap_sort), made by make_orders or the
     # first page of the sort, kept by replace
     _orders: dict[str, SortOrder] = field(default_factory=dict)
+    # text-less facet counts by filters, for the index as it is (forget_facets: any change)
+    _facets_memo: dict[tuple[Any, ...], Facets] = field(default_factory=dict)
 
     # -- filling -------------------------------------------------------------------------
 
     def set_categories(self, rows: Iterable[Category]) -> None:
         self.tree = {row.slug: row for row in rows}
         self._subtrees.clear()
+        self.forget_facets()
+
+    def forget_facets(self) -> None:
+        """The index changed (products, categories, the filterable attributes): count again."""
+        self._facets_memo.clear()
 
     def set_bins(self, prices: Sequence[int]) -> None:
         """Bin boundaries from the prices' quantiles (sorted, NO_PRICE left out)."""
@@ -251,6 +258,7 @@ class BitmapIndex:
         """The new state of `ids`: those without a row in `products` are gone. A product whose
         document and facets are unchanged (a stock or price change) keeps its postings."""
         rows = list(products)
+        self.forget_facets()
         keys_before = self._sort_keys(ids)
         same = BitMap(
             p.id
@@ -469,6 +477,25 @@ class BitmapIndex:
         ]
         return Facets(categories=categories, attributes=attributes, price_ranges=price_ranges)
 
+    def text_less_facets(self, query: SearchQuery, matched: Matched) -> Facets:
+        """facet_counts of a query without text (`matched` its sets), kept by its filters until
+        the index changes: a category page's counts are the same for every visitor and sort."""
+        key = (
+            query.category,
+            query.category_ids,
+            tuple(sorted((slug, tuple(values)) for slug, values in query.attributes.items())),
+            query.price_min,
+            query.price_max,
+            query.in_stock,
+        )
+        found = self._facets_memo.get(key)
+        if found is None:
+            found = self.facet_counts(matched)
+            if len(self._facets_memo) >= FACETS_KEPT:
+                self._facets_memo.clear()
+            self._facets_memo[key] = found
+        return found
+
     def _facets_by_attribute(self) -> list[tuple[str, list[tuple[str, BitMap]]]]:
         """The filterable attributes' (value, bitmap) pairs by slug, in slug order; made again
         when a facet comes or goes or the filterable set changes (the bitmaps change in place)."""
@@ -532,6 +559,7 @@ def _by_count(value: FacetValue) -> tuple[int, Any]:
     return -value.count, value.value
 
 
+FACETS_KEPT = 4096  # text-less facet counts kept (filter sets); then counted afresh
 SORT_ORDERS = ("price_asc", "price_desc", "newest", "name")
 BUCKET_LABELS = [price_bucket_label(low, high) for low, high in PRICE_BUCKETS]
 

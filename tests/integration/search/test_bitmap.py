@@ -270,6 +270,9 @@ async def test_a_kept_card_follows_its_product(search: BitmapSearch, catalog_db:
                 )
             ],
         ]
+        in_stock = SearchQuery(text="", in_stock=True, limit=5)  # with facets: kept counts
+        counted = await search.search(in_stock)
+        assert counted.backend == "bitmap" and counted.facets is not None
         await conn.execute("UPDATE products SET name = 'Renamed Thing' WHERE id = $1", pid)
         await conn.execute("UPDATE variants SET stock_on_hand = 0 WHERE product_id = $1", second)
         await conn.execute(
@@ -281,6 +284,11 @@ async def test_a_kept_card_follows_its_product(search: BitmapSearch, catalog_db:
         changed = await search.search(query)
         assert await same(changed, await PostgresSearchPath.search(search, query), search.reader)
         assert changed.hits[0].name == "Renamed Thing"
+        recounted = await search.search(in_stock)  # one product fewer in stock: counted again
+        assert recounted.total == (counted.total or 0) - 1
+        assert await same(
+            recounted, await PostgresSearchPath.search(search, in_stock), search.reader
+        )
         assert changed.hits[1].in_stock is False and changed.hits[1].image is not None
         assert changed.hits[1].image.path == "p/new.jpg"
         # an image's alt text alone (an UPDATE of product_images)
