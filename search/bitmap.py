@@ -246,6 +246,9 @@ class BitmapSearch(PostgresSearch):
         # answered from its cards (search.bitmap_cards); False: the SQL path answers them
         self.lists = lists
         self.cards = CardCache()
+        # a relevance page the index ranked (PostgreSQL's ts_rank of its groups) takes its hits
+        # from the cards; False: PAGE reads them and checks the order (RANK_MISMATCHES)
+        self.cards_ranked = True
 
     def reference(self, fresh_for: int | None) -> CatalogReference | None:
         """The filterable attributes and category names as the index knows them, when it is
@@ -279,32 +282,48 @@ class BitmapSearch(PostgresSearch):
 
     async def _list_from_index(self, index: BitmapIndex, query: SearchQuery) -> SearchResult:
         """A product list's page: its rows and order from the index, its hits from the cards."""
-        return await self._page_from_cards(index, query, index.match(query, None, None).rows)
+        rows = index.match(query, None, None).rows
+        return await self._page_from_cards(index, query, self._text_less_ids(index, query, rows))
 
-    async def _page_from_cards(
-        self, index: BitmapIndex, query: SearchQuery, rows: BitMap
-    ) -> SearchResult:
-        """The page of text-less `rows` (every score 0): its order from the index, its hits
-        from the cards (those not kept yet read in one statement, through a reader as fresh as
-        the index); only hits and next_after are set."""
+    @staticmethod
+    def _text_less_ids(index: BitmapIndex, query: SearchQuery, rows: BitMap) -> list[int]:
+        """The page's ids (one more than the limit if any follow) of text-less `rows`."""
         limit = max(query.limit, 1)
         after = check_after(query.sort, query.after) if query.after is not None else None
-        if query.sort == "relevance":
-            ids = _by_id_desc(rows, after, limit + 1)
-        else:
-            ids = index.page(query.sort, rows, after, limit + 1)
+        if query.sort == "relevance":  # every score 0: id order
+            return _by_id_desc(rows, after, limit + 1)
+        return index.page(query.sort, rows, after, limit + 1)
+
+    async def _page_from_cards(
+        self,
+        index: BitmapIndex,
+        query: SearchQuery,
+        ids: list[int],
+        scores: dict[int, float] | None = None,
+    ) -> SearchResult:
+        """The page of `ids` (in order, one more than the limit if any follow; `scores` by id
+        for relevance with text, else every score is 0) with hits from the cards (those not kept
+        yet read in one statement, through a reader as fresh as the index); only hits and
+        next_after are set."""
+        limit = max(query.limit, 1)
         shown = ids[:limit]
         lsn = self.lsn
         cards = await self.cards.cards(shown, lambda: fresh_reader(self.reader, lsn))
         if len(cards) != len(shown):
             raise Unsupported("a product of the page is gone")
+        hits = [cards[pid] for pid in shown]
+        if scores is not None:
+            hits = [hit._replace(score=scores[hit.product_id]) for hit in hits]
         next_after: tuple[object, ...] | None = None
         if len(ids) > limit:
             last = shown[-1]
-            key = 0.0 if query.sort == "relevance" else index.cursor_key(query.sort, last)
+            if query.sort == "relevance":
+                key: Any = 0.0 if scores is None else scores[last]
+            else:
+                key = index.cursor_key(query.sort, last)
             next_after = (query.sort, key, last)
         return SearchResult(
-            hits=[cards[pid] for pid in shown],
+            hits=hits,
             facets=None,
             total=None,
             next_after=next_after,
@@ -389,13 +408,31 @@ class BitmapSearch(PostgresSearch):
             if match is not None
             else index.text_less_facets(query, matched)
         )
+        limit = max(query.limit, 1)
+        after = check_after(query.sort, query.after) if query.after is not None else None
+        ranked: list[tuple[float, int]] | None = None
         if match is None:  # no scores to ask PostgreSQL for: the cards
-            page = await self._page_from_cards(index, query, matched.rows)
+            ids = self._text_less_ids(index, query, matched.rows)
+            page = await self._page_from_cards(index, query, ids)
+        elif (
+            query.sort == "relevance"
+            and (
+                ranked := await self._ranked(
+                    index, ranking, tiers, matched.rows, after, limit + 1, reader
+                )
+            )
+            is not None
+            and self.cards_ranked
+        ):
+            # ranked here with PostgreSQL's ts_rank of each group (search.bitmap_rank)
+            scores = {pid: score for score, pid in ranked}
+            ids = [pid for _, pid in ranked]
+            page = await self._page_from_cards(index, query, ids, scores)
         else:
             records = await self._page_records(
-                index, query, match, matched.rows, tiers, ranking, reader
+                index, query, match, matched.rows, tiers, ranked, reader
             )
-            page = self._page(query, records, max(query.limit, 1), images=True)
+            page = self._page(query, records, limit, images=True)
         total = len(matched.rows)
         return SearchResult(
             hits=page.hits,
@@ -416,26 +453,23 @@ class BitmapSearch(PostgresSearch):
         match: TextMatch | None,
         rows: BitMap,
         tiers: list[BitMap],
-        ranking: tuple[str, str] | None,
+        ranked: list[tuple[float, int]] | None,
         reader: Executor,
     ) -> Sequence[Any]:
-        """The page's rows (one more than the limit if any follow) from one PAGE statement."""
+        """The page's rows (one more than the limit if any follow) from one PAGE statement;
+        `ranked`: a relevance page's (score, id) as the index ranked them (checked against
+        PostgreSQL's), None: PostgreSQL ranks the best tiers' candidates."""
         limit = max(query.limit, 1)
         after = check_after(query.sort, query.after) if query.after is not None else None
         ids: list[int] = []
         expected: list[tuple[float, int]] | None = None
         candidates: Sequence[int] | BitMap
         if query.sort == "relevance":
-            if match is None:
-                ids = _by_id_desc(rows, after, limit + 1)
-                candidates = ids
+            if ranked is None:
+                candidates = _tier_candidates(tiers, rows, after, limit + 1)
             else:
-                ranked = await self._ranked(index, ranking, tiers, rows, after, limit + 1, reader)
-                if ranked is None:
-                    candidates = _tier_candidates(tiers, rows, after, limit + 1)
-                else:
-                    expected = ranked
-                    ids = candidates = [pid for _, pid in ranked]
+                expected = ranked
+                ids = candidates = [pid for _, pid in ranked]
         else:
             ids = index.page(query.sort, rows, after, limit + 1)
             candidates = ids

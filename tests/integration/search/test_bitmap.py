@@ -442,14 +442,14 @@ class CountingReader:
         return await self.inner.fetchval(query, *args, timeout=timeout)
 
 
-async def test_a_search_from_the_index_is_one_statement_with_current_labels(
+async def test_a_search_from_the_index_reads_no_statement_with_current_labels(
     aiohttp_client: Any,
     settings_for: Callable[..., Settings],
     fresh_db: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Once its words are resolved, a search with facets from the index reads only its page (with
-    the thumbnails); the attribute and category names it is labelled with come from the index's
+    """Once its words are resolved and its cards kept, a search with facets from the index reads
+    nothing (ranked by the index, hits from the cards; the SQL path's body); the attribute and category names it is labelled with come from the index's
     vocabulary, follow staff changes once the refresh ran, and the body is the SQL path's."""
     await build_catalog(fresh_db)
     conn = await asyncpg.connect(fresh_db)
@@ -484,13 +484,16 @@ async def test_a_search_from_the_index_is_one_statement_with_current_labels(
             while backend.index is None:
                 await asyncio.sleep(0.05)
         params = {"q": "shoe", "attr.colour": "red"}
-        await bodies(params)  # the words resolved and normalised: cached from now on
+        await bodies(params)  # the words resolved and normalised, the ranks and cards kept
         monkeypatch.setattr(web_catalog, "_reader", counting)
         status, body, sql_body = await bodies(params)
         assert status == 200 and body == sql_body
-        assert len(readers[0].statements) == 1, readers[0].statements
+        # ranked by the index, hits from its kept cards: no statement at all
+        assert len(readers[0].statements) == 0, readers[0].statements
         assert len(readers[1].statements) > 1  # the SQL path's
-        assert "product_images" in readers[0].statements[0]
+        backend.cards.clear()  # cards forgotten: one statement reads them (the index's reader)
+        status, body, sql_body = await bodies(params)
+        assert status == 200 and body == sql_body and len(readers[2].statements) == 0
         # staff rename a category and a colour, and take size off the filters
         running = await conn.fetchval("SELECT id FROM categories WHERE slug = 'running'")
         await conn.execute("UPDATE categories SET name = 'Road Running' WHERE slug = 'running'")
