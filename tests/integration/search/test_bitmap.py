@@ -449,8 +449,9 @@ async def test_a_search_from_the_index_reads_no_statement_with_current_labels(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Once its words are resolved and its cards kept, a search with facets from the index reads
-    nothing (ranked by the index, hits from the cards; the SQL path's body); the attribute and category names it is labelled with come from the index's
-    vocabulary, follow staff changes once the refresh ran, and the body is the SQL path's."""
+    nothing (ranked by the index, hits from the cards); the attribute and category names it is
+    labelled with come from the index's vocabulary, follow staff changes once the refresh ran,
+    and the body is the SQL path's."""
     await build_catalog(fresh_db)
     conn = await asyncpg.connect(fresh_db)
     app = create_app(settings_for(fresh_db, search_index="bitmap", catalog_cache_seconds=0))
