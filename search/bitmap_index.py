@@ -387,13 +387,18 @@ class BitmapIndex:
             )
             (whole if inside else edges).append(self.bins[position])
         found = BitMap.union(*whole) if whole else BitMap()
-        price_of = self.price_of
-        for edge in edges:
-            found.update(
-                pid
-                for pid in edge
-                if (low is None or price_of[pid] >= low) and (high is None or price_of[pid] <= high)
-            )
+        if edges:  # their products one by one, in numpy (a bin holds products / PRICE_BINS)
+            price_of = np.frombuffer(self.price_of, dtype=np.int64)
+            for edge in edges:
+                ids = np.frombuffer(edge.to_array(), dtype=np.uint32)
+                prices = price_of[ids]
+                kept = np.ones(len(ids), dtype=bool)
+                if low is not None:
+                    kept &= prices >= low
+                if high is not None:
+                    kept &= prices <= high
+                found.update(array("I", ids[kept].tobytes()))
+            del price_of  # the array may grow again (no buffer held)
         return found
 
     def match(
