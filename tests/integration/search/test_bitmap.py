@@ -177,28 +177,39 @@ async def same(bitmap: SearchResult, sql: SearchResult, reader: Executor) -> boo
     return replace(bitmap, backend=sql.backend) == sql
 
 
+async def compare_pages(
+    search: BitmapSearch, query: SearchQuery, answered: dict[str, int], pages: int = 3
+) -> list[SearchResult]:
+    """Up to `pages` pages of `query` (by their cursors) from the index's backend and the SQL
+    path, asserted the same (or both failing alike); the index's pages, counted in `answered`
+    by the backend that answered."""
+    found_pages: list[SearchResult] = []
+    for _page in range(pages):
+        try:
+            sql = await PostgresSearchPath.search(search, query)
+        except Exception as exc:
+            with pytest.raises(type(exc)):
+                await search.search(query)
+            break
+        found = await search.search(query)
+        answered[found.backend] += 1
+        assert await same(found, sql, search.reader), (query, found, sql)
+        found_pages.append(found)
+        if found.next_after is None:
+            break
+        query = replace(query, after=found.next_after)
+    return found_pages
+
+
 async def test_the_index_answers_as_the_sql_path(search: BitmapSearch, catalog_db: str) -> None:
     vocab = await vocabulary(catalog_db)
     rng = random.Random(20261207)
     answered = {"bitmap": 0, "postgres": 0}
     pages = thumbnails = 0
     for _ in range(1_500):
-        query = generated_query(rng, vocab)
-        for _page in range(3):
-            try:
-                sql = await PostgresSearchPath.search(search, query)
-            except Exception as exc:
-                with pytest.raises(type(exc)):
-                    await search.search(query)
-                break
-            found = await search.search(query)
-            answered[found.backend] += 1
+        for found in await compare_pages(search, generated_query(rng, vocab), answered):
             thumbnails += sum(hit.image is not None for hit in found.hits)
-            assert await same(found, sql, search.reader), (query, found, sql)
             pages += 1
-            if found.next_after is None:
-                break
-            query = replace(query, after=found.next_after)
     print(f"pages compared: {pages}, answered by {answered}")
     assert answered["bitmap"] > 0.8 * pages, answered
     assert thumbnails > pages, thumbnails  # the pages' first images were compared too
@@ -218,28 +229,12 @@ async def test_lists_from_the_index_answer_as_the_sql_path(
     """Product lists over generated filters, three pages each by their cursors: the same hits,
     order, first images and cursors as the SQL path's LIST, from kept cards or read ones."""
     vocab = await vocabulary(catalog_db)
-    rng = random.Random(20261208)
     answered = {"bitmap": 0, "postgres": 0}
     pages = 0
-    for round_ in range(2):  # the second round reads the cards kept by the first
+    for _round in range(2):  # the second round reads the cards kept by the first
+        rng = random.Random(20261208)
         for _ in range(400):
-            query = generated_list(rng, vocab)
-            for _page in range(3):
-                try:
-                    sql = await PostgresSearchPath.search(search, query)
-                except Exception as exc:
-                    with pytest.raises(type(exc)):
-                        await search.search(query)
-                    break
-                found = await search.search(query)
-                answered[found.backend] += 1
-                assert await same(found, sql, search.reader), (query, found, sql)
-                pages += 1
-                if found.next_after is None:
-                    break
-                query = replace(query, after=found.next_after)
-        if round_ == 0:
-            rng = random.Random(20261208)
+            pages += len(await compare_pages(search, generated_list(rng, vocab), answered))
     print(f"list pages compared: {pages}, answered by {answered}, cards kept {len(search.cards)}")
     assert answered["bitmap"] > 0.9 * pages, answered
     assert len(search.cards) > 0
