@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     # catalog (search.bitmap, the SQL path while it is behind), "sql" from PostgreSQL only.
     search_index: Literal["bitmap", "sql"] = "bitmap"
     search_index_refresh_seconds: float = Field(default=0.15, gt=0, le=60)
+    # product lists (no text, no facets) answered by the index and its kept cards; false: SQL
+    search_index_lists: bool = True
     smtp_url: str | None = None  # None: emails go to the local mailbox in DATA_DIR
     # SMTP connections each worker process keeps open between emails (actors/mail/connections.py):
     # at most this many idle (0: a new connection for every email), none older than this.

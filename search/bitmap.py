@@ -9,8 +9,9 @@ resolve as in the SQL path (RESOLVE_TERMS, MATCH_SKUS); PostgreSQL normalises th
 inputs once per distinct query (NORMALISE, cached) and reads the page: for relevance it ranks
 only the candidates of the best score tiers, with the SQL path's own SCORE expression, so scores
 are identical. Everything else takes the SQL path: websearch syntax, a query whose `fresh_for`
-is past the index's LSN, an index not built yet, a product list without facets, a sort other
-than relevance over more than SORT_IN_PROCESS_MAX rows, a category slug the index does not know.
+is past the index's LSN, an index not built yet, a product list without facets, a category slug
+the index does not know. Sorts other than relevance page through the index's sort orders
+(search.bitmap_sort).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from prometheus_client import Counter, Gauge
 from pyroaring import BitMap
 
 from search.backend import DID_YOU_MEAN_BELOW, SearchQuery, SearchResult, check_after
+from search.bitmap_cards import CARDS_CACHED, CardCache
 from search.bitmap_index import (
     MAX_PRODUCT_ID,
     BitmapIndex,
@@ -103,7 +105,6 @@ INDEX_MEMORY = Gauge(
     multiprocess_mode="livemax",
 )
 
-SORT_IN_PROCESS_MAX = 200_000  # rows sorted here for a page; more: the SQL path's indexes
 BUILD_CHUNK = 50_000  # product ids per build statement (the event loop runs between them)
 CHANGES_BATCH = 5_000
 GAP_SECONDS = 30.0  # a missing change position older than this was rolled back
@@ -156,6 +157,10 @@ CHANGED_PRODUCTS = """
 """
 CHANGED_PRODUCTS = CHANGED_PRODUCTS.format(placement=PLACEMENT, fingerprint=FINGERPRINT)
 PRUNE = "DELETE FROM search_changes WHERE changed_at < now() - make_interval(secs => $1)"
+# migration 0022 logs image changes: without it a kept card could show an old image
+IMAGES_LOGGED = (
+    "SELECT EXISTS (SELECT FROM pg_trigger WHERE tgname = 'search_changes_images_updated')"
+)
 COLLATION = "SELECT datcollate FROM pg_database WHERE datname = current_database()"
 # The page: the candidates' fields and score (search.postgres_query's SCORE), in sort order,
 # each with its first image (FIRST_IMAGE, as the SQL path's LIST reads it): one statement.
@@ -219,6 +224,7 @@ class BitmapSearch(PostgresSearch):
         refresh_seconds: float = 0.15,
         terms_ttl: float = 30.0,
         freeze_after_build: bool = False,
+        lists: bool = True,
     ) -> None:
         super().__init__(reader, primary, terms_ttl=terms_ttl)
         self.refresh_seconds = refresh_seconds
@@ -236,6 +242,13 @@ class BitmapSearch(PostgresSearch):
         self._pruned = 0.0
         self.disabled = False  # the index cannot serve this database: the SQL path answers
         self._reference: CatalogReference | None = None
+        # product lists (no text, no facets, a sort other than relevance) paged by the index and
+        # answered from its cards (search.bitmap_cards); False: the SQL path answers them
+        self.lists = lists
+        self.cards = CardCache()
+        # a relevance page the index ranked (PostgreSQL's ts_rank of its groups) takes its hits
+        # from the cards; False: PAGE reads them and checks the order (RANK_MISMATCHES)
+        self.cards_ranked = True
 
     def reference(self, fresh_for: int | None) -> CatalogReference | None:
         """The filterable attributes and category names as the index knows them, when it is
@@ -249,21 +262,75 @@ class BitmapSearch(PostgresSearch):
     async def search(self, query: SearchQuery, reader: Executor | None = None) -> SearchResult:
         """From the index when it is built, fresh enough and the query fits; else the SQL path."""
         index = self.index
-        if (
-            index is None
-            or (query.fresh_for is not None and query.fresh_for > self.lsn)
-            or not query.facets
-        ):
+        if index is None or (query.fresh_for is not None and query.fresh_for > self.lsn):
+            return await self._sql(query, reader, "sql")
+        listed = not query.facets
+        if listed and (not self.lists or query.text.strip() or query.sort == "relevance"):
             return await self._sql(query, reader, "sql")
         check_after(query.sort, query.after)
         if reader is None:
             reader = await fresh_reader(self.reader, query.fresh_for)
         try:
-            result = await self._from_index(index, query, reader)
+            if listed:
+                result = await self._list_from_index(index, query)
+            else:
+                result = await self._from_index(index, query, reader)
         except Unsupported:
             return await self._sql(query, reader, "sql")
-        QUERIES.labels("bitmap").inc()
+        QUERIES.labels("bitmap_list" if listed else "bitmap").inc()
         return result
+
+    async def _list_from_index(self, index: BitmapIndex, query: SearchQuery) -> SearchResult:
+        """A product list's page: its rows and order from the index, its hits from the cards."""
+        rows = index.match(query, None, None).rows
+        return await self._page_from_cards(index, query, self._text_less_ids(index, query, rows))
+
+    @staticmethod
+    def _text_less_ids(index: BitmapIndex, query: SearchQuery, rows: BitMap) -> list[int]:
+        """The page's ids (one more than the limit if any follow) of text-less `rows`."""
+        limit = max(query.limit, 1)
+        after = check_after(query.sort, query.after) if query.after is not None else None
+        if query.sort == "relevance":  # every score 0: id order
+            return _by_id_desc(rows, after, limit + 1)
+        return index.page(query.sort, rows, after, limit + 1)
+
+    async def _page_from_cards(
+        self,
+        index: BitmapIndex,
+        query: SearchQuery,
+        ids: list[int],
+        scores: dict[int, float] | None = None,
+    ) -> SearchResult:
+        """The page of `ids` (in order, one more than the limit if any follow; `scores` by id
+        for relevance with text, else every score is 0) with hits from the cards (those not kept
+        yet read in one statement, through a reader as fresh as the index); only hits and
+        next_after are set."""
+        limit = max(query.limit, 1)
+        shown = ids[:limit]
+        lsn = self.lsn
+        cards = await self.cards.cards(shown, lambda: fresh_reader(self.reader, lsn))
+        if len(cards) != len(shown):
+            raise Unsupported("a product of the page is gone")
+        hits = [cards[pid] for pid in shown]
+        if scores is not None:
+            hits = [hit._replace(score=scores[hit.product_id]) for hit in hits]
+        next_after: tuple[object, ...] | None = None
+        if len(ids) > limit:
+            last = shown[-1]
+            if query.sort == "relevance":
+                key: Any = 0.0 if scores is None else scores[last]
+            else:
+                key = index.cursor_key(query.sort, last)
+            next_after = (query.sort, key, last)
+        return SearchResult(
+            hits=hits,
+            facets=None,
+            total=None,
+            next_after=next_after,
+            did_you_mean=None,
+            backend="bitmap",
+            images=True,
+        )
 
     async def _sql(self, query: SearchQuery, reader: Executor | None, path: str) -> SearchResult:
         QUERIES.labels(path).inc()
@@ -336,12 +403,36 @@ class BitmapSearch(PostgresSearch):
             and (BitMap(sku_exact) | BitMap(sku_prefix)) & matched.rows - index.documented
         ):
             raise Unsupported("a SKU match without a document: its score is NULL")
-        facets = index.facet_counts(matched)
-        limit = max(query.limit, 1)
-        records = await self._page_records(
-            index, query, match, matched.rows, tiers, ranking, reader
+        facets = (
+            index.facet_counts(matched)
+            if match is not None
+            else index.text_less_facets(query, matched)
         )
-        page = self._page(query, records, limit, images=True)
+        limit = max(query.limit, 1)
+        after = check_after(query.sort, query.after) if query.after is not None else None
+        ranked: list[tuple[float, int]] | None = None
+        if match is None:  # no scores to ask PostgreSQL for: the cards
+            ids = self._text_less_ids(index, query, matched.rows)
+            page = await self._page_from_cards(index, query, ids)
+        elif (
+            query.sort == "relevance"
+            and (
+                ranked := await self._ranked(
+                    index, ranking, tiers, matched.rows, after, limit + 1, reader
+                )
+            )
+            is not None
+            and self.cards_ranked
+        ):
+            # ranked here with PostgreSQL's ts_rank of each group (search.bitmap_rank)
+            scores = {pid: score for score, pid in ranked}
+            ids = [pid for _, pid in ranked]
+            page = await self._page_from_cards(index, query, ids, scores)
+        else:
+            records = await self._page_records(
+                index, query, match, matched.rows, tiers, ranked, reader
+            )
+            page = self._page(query, records, limit, images=True)
         total = len(matched.rows)
         return SearchResult(
             hits=page.hits,
@@ -362,29 +453,24 @@ class BitmapSearch(PostgresSearch):
         match: TextMatch | None,
         rows: BitMap,
         tiers: list[BitMap],
-        ranking: tuple[str, str] | None,
+        ranked: list[tuple[float, int]] | None,
         reader: Executor,
     ) -> Sequence[Any]:
-        """The page's rows (one more than the limit if any follow) from one PAGE statement."""
+        """The page's rows (one more than the limit if any follow) from one PAGE statement;
+        `ranked`: a relevance page's (score, id) as the index ranked them (checked against
+        PostgreSQL's), None: PostgreSQL ranks the best tiers' candidates."""
         limit = max(query.limit, 1)
         after = check_after(query.sort, query.after) if query.after is not None else None
         ids: list[int] = []
         expected: list[tuple[float, int]] | None = None
         candidates: Sequence[int] | BitMap
         if query.sort == "relevance":
-            if match is None:
-                ids = _by_id_desc(rows, after, limit + 1)
-                candidates = ids
+            if ranked is None:
+                candidates = _tier_candidates(tiers, rows, after, limit + 1)
             else:
-                ranked = await self._ranked(index, ranking, tiers, rows, after, limit + 1, reader)
-                if ranked is None:
-                    candidates = _tier_candidates(tiers, rows, after, limit + 1)
-                else:
-                    expected = ranked
-                    ids = candidates = [pid for _, pid in ranked]
+                expected = ranked
+                ids = candidates = [pid for _, pid in ranked]
         else:
-            if len(rows) > SORT_IN_PROCESS_MAX:
-                raise Unsupported("too many rows to sort here")
             ids = index.page(query.sort, rows, after, limit + 1)
             candidates = ids
         if not candidates:
@@ -535,6 +621,7 @@ class BitmapSearch(PostgresSearch):
                 log.warning("search_index.disabled", reason="collation", collation=collation)
                 self.disabled = True
                 return
+            images_logged = bool(await conn.fetchval(IMAGES_LOGGED))
             lsn = int(await conn.fetchval(GET_CURRENT_LSN))
             async with conn.transaction(isolation="repeatable_read", readonly=True):
                 position = int(await conn.fetchval(MAX_POSITION))
@@ -548,10 +635,13 @@ class BitmapSearch(PostgresSearch):
                 for low in range(0, max_id + 1, BUILD_CHUNK):
                     await self._load_chunk(conn, index, low, low + BUILD_CHUNK)
                     await asyncio.sleep(0)
+        index.make_orders()
         # Rows just below the snapshot's last position may commit after it: read them again.
         self.position = max(position - CHANGES_BATCH, 0)
         self._seen = set()
         self._gaps = {}
+        self.cards.clear()
+        self.cards.size = CARDS_CACHED if images_logged else 0
         self.index = index
         self.lsn = lsn
         self._caught_up = time.monotonic()
@@ -579,6 +669,7 @@ class BitmapSearch(PostgresSearch):
         filterable = tuple(await filterable_attributes(conn))
         index.set_categories(Category(r["id"], r["slug"], tuple(r["path"])) for r in rows)
         index.filterable = frozenset(attribute.slug for attribute in filterable)
+        index.forget_facets()
         self._reference = CatalogReference(
             attributes=filterable,
             category_names={r["id"]: {"slug": r["slug"], "name": r["name"]} for r in rows},
@@ -613,6 +704,7 @@ class BitmapSearch(PostgresSearch):
         if any(pid > MAX_PRODUCT_ID for pid in product_ids):
             self.index = None
             raise RuntimeError("product ids past uint32: the index is off")
+        self.cards.forget(product_ids)
         index.replace(
             product_ids,
             (

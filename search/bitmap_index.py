@@ -21,17 +21,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 from pyroaring import BitMap
 
 from search.backend import (
     FACET_VALUES_MAX,
     MISSING_PRICE_ASC,
+    MISSING_PRICE_DESC,
     PRICE_BUCKETS,
     Facets,
     FacetValue,
     SearchQuery,
     price_bucket_label,
 )
+from search.bitmap_sort import SortOrder, make_order
 
 MAX_PRODUCT_ID = 2**32 - 1
 NO_PRICE = -1  # products.price_min is NULL (no variants yet); prices are >= 0 by CHECK
@@ -121,12 +124,22 @@ class BitmapIndex:
     # the filterable facets' bitmaps by attribute, in slug order, for the filterable set it was
     # made for (facet_counts; None: a facet came or went)
     _facet_plan: tuple[frozenset[str], list[tuple[str, list[tuple[str, BitMap]]]]] | None = None
+    # each sort's order of the known products (search.bitmap_sort), made by make_orders or the
+    # first page of the sort, kept by replace
+    _orders: dict[str, SortOrder] = field(default_factory=dict)
+    # text-less facet counts by filters, for the index as it is (forget_facets: any change)
+    _facets_memo: dict[tuple[Any, ...], Facets] = field(default_factory=dict)
 
     # -- filling -------------------------------------------------------------------------
 
     def set_categories(self, rows: Iterable[Category]) -> None:
         self.tree = {row.slug: row for row in rows}
         self._subtrees.clear()
+        self.forget_facets()
+
+    def forget_facets(self) -> None:
+        """The index changed (products, categories, the filterable attributes): count again."""
+        self._facets_memo.clear()
 
     def set_bins(self, prices: Sequence[int]) -> None:
         """Bin boundaries from the prices' quantiles (sorted, NO_PRICE left out)."""
@@ -245,6 +258,8 @@ class BitmapIndex:
         """The new state of `ids`: those without a row in `products` are gone. A product whose
         document and facets are unchanged (a stock or price change) keeps its postings."""
         rows = list(products)
+        self.forget_facets()
+        keys_before = self._sort_keys(ids)
         same = BitMap(
             p.id
             for p in rows
@@ -262,6 +277,49 @@ class BitmapIndex:
                 self.add_pattern(lexeme, weights, positions, (product.id,))
             for facet in product.facets:
                 self.add_postings(self.facets, facet, (product.id,))
+        self._reorder(ids, keys_before)
+
+    def _sort_keys(self, ids: Sequence[int]) -> dict[str, list[Any]]:
+        """Per kept sort order, the sort key of each of `ids` (None: not in the index)."""
+        known = self.known
+        keys: dict[str, list[Any]] = {}
+        for sort in self._orders:
+            key = self.sort_key(sort)
+            keys[sort] = [key(pid) if pid in known else None for pid in ids]
+        return keys
+
+    def _reorder(self, ids: Sequence[int], keys_before: dict[str, list[Any]]) -> None:
+        """Move the products of `ids` whose sort key changed (or that came or went) in each kept
+        sort order."""
+        known = self.known
+        for sort, before in keys_before.items():
+            key = self.sort_key(sort)
+            moved = [
+                pid
+                for pid, old in zip(ids, before, strict=True)
+                if (old is None) != (pid not in known) or (old is not None and key(pid) != old)
+            ]
+            self._orders[sort].merge(moved, known, key, len(self.price_of))
+
+    def make_orders(self) -> None:
+        """Every sort's order of the products (after a build: the first pages need not wait)."""
+        for sort in SORT_ORDERS:
+            self._order(sort)
+
+    def _order(self, sort: str) -> SortOrder:
+        order = self._orders.get(sort)
+        if order is None:
+            ids = np.frombuffer(self.known.to_array(), dtype=np.uint32)
+            made = make_order(
+                sort,
+                ids,
+                np.frombuffer(self.price_of, dtype=np.int64),
+                np.frombuffer(self.created_of, dtype=np.int64),
+                self.name_of,
+                MISSING_PRICE_ASC,
+            )
+            order = self._orders[sort] = SortOrder(made, len(self.price_of))
+        return order
 
     # -- reading -------------------------------------------------------------------------
 
@@ -329,13 +387,18 @@ class BitmapIndex:
             )
             (whole if inside else edges).append(self.bins[position])
         found = BitMap.union(*whole) if whole else BitMap()
-        price_of = self.price_of
-        for edge in edges:
-            found.update(
-                pid
-                for pid in edge
-                if (low is None or price_of[pid] >= low) and (high is None or price_of[pid] <= high)
-            )
+        if edges:  # their products one by one, in numpy (a bin holds products / PRICE_BINS)
+            price_of = np.frombuffer(self.price_of, dtype=np.int64)
+            for edge in edges:
+                ids = np.frombuffer(edge.to_array(), dtype=np.uint32)
+                prices = price_of[ids]
+                kept = np.ones(len(ids), dtype=bool)
+                if low is not None:
+                    kept &= prices >= low
+                if high is not None:
+                    kept &= prices <= high
+                found.update(array("I", ids[kept].tobytes()))
+            del price_of  # the array may grow again (no buffer held)
         return found
 
     def match(
@@ -419,6 +482,25 @@ class BitmapIndex:
         ]
         return Facets(categories=categories, attributes=attributes, price_ranges=price_ranges)
 
+    def text_less_facets(self, query: SearchQuery, matched: Matched) -> Facets:
+        """facet_counts of a query without text (`matched` its sets), kept by its filters until
+        the index changes: a category page's counts are the same for every visitor and sort."""
+        key = (
+            query.category,
+            query.category_ids,
+            tuple(sorted((slug, tuple(values)) for slug, values in query.attributes.items())),
+            query.price_min,
+            query.price_max,
+            query.in_stock,
+        )
+        found = self._facets_memo.get(key)
+        if found is None:
+            found = self.facet_counts(matched)
+            if len(self._facets_memo) >= FACETS_KEPT:
+                self._facets_memo.clear()
+            self._facets_memo[key] = found
+        return found
+
     def _facets_by_attribute(self) -> list[tuple[str, list[tuple[str, BitMap]]]]:
         """The filterable attributes' (value, bitmap) pairs by slug, in slug order; made again
         when a facet comes or goes or the filterable set changes (the bitmaps change in place)."""
@@ -451,12 +533,29 @@ class BitmapIndex:
             return lambda pid: (name_of[pid], pid)
         raise Unsupported(sort)
 
+    def cursor_key(self, sort: str, pid: int) -> Any:
+        """The key a page ending at `pid` carries in its cursor, as the SQL path's LIST reads it
+        (search.postgres_query SORT_COLUMNS; a time as its ISO text)."""
+        price = self.price_of[pid]
+        if sort == "price_asc":
+            return MISSING_PRICE_ASC if price == NO_PRICE else price
+        if sort == "price_desc":
+            return MISSING_PRICE_DESC if price == NO_PRICE else price
+        if sort == "newest":
+            return (EPOCH + timedelta(microseconds=self.created_of[pid])).isoformat()
+        if sort == "name":
+            return self.name_of[pid]
+        raise Unsupported(sort)
+
     def page(self, sort: str, rows: BitMap, after: tuple[Any, int] | None, count: int) -> list[int]:
         """The first `count` ids of `rows` in `sort` order after the cursor's (key, id)."""
         key = self.sort_key(sort)
+        bound = _cursor_key(sort, after) if after is not None else None
+        order = self._order(sort)
+        if len(order.order) == len(self.known):  # it holds every product (replace keeps it so)
+            return order.page(key, rows, bound, count)
         candidates: Iterable[int] = rows
-        if after is not None:
-            bound = _cursor_key(sort, after)
+        if bound is not None:
             candidates = (pid for pid in rows if key(pid) > bound)
         return heapq.nsmallest(count, candidates, key=key)
 
@@ -465,6 +564,8 @@ def _by_count(value: FacetValue) -> tuple[int, Any]:
     return -value.count, value.value
 
 
+FACETS_KEPT = 4096  # text-less facet counts kept (filter sets); then counted afresh
+SORT_ORDERS = ("price_asc", "price_desc", "newest", "name")
 BUCKET_LABELS = [price_bucket_label(low, high) for low, high in PRICE_BUCKETS]
 
 

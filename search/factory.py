@@ -61,6 +61,7 @@ async def _postgres(
         db.primary,
         refresh_seconds=settings.search_index_refresh_seconds,
         freeze_after_build=True,
+        lists=settings.search_index_lists,
     )
     task = asyncio.create_task(bitmap.run(), name="search-index")
     try:

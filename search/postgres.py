@@ -192,7 +192,7 @@ class PostgresSearch:
         """A page of hits from (hit fields..., sort key[, first image]) records, one more than
         `limit` if any follow; only hits and next_after are set (the facets are the caller's)."""
         if images:  # LIST: path, width, height, alt, renditions after the sort key
-            hits = [_listed_hit(record) for record in records[:limit]]
+            hits = [listed_hit(record) for record in records[:limit]]
         else:
             hits = [SearchHit(*record[:8]) for record in records[:limit]]
         next_after: tuple[object, ...] | None = None
@@ -244,7 +244,7 @@ class PostgresSearch:
         return words
 
 
-def _listed_hit(record: Any) -> SearchHit:
+def listed_hit(record: Any) -> SearchHit:
     """A LIST row: the hit's fields, its sort key, then its first image's columns (or NULLs)."""
     id_, slug, name, price_min, price_max, currency, in_stock, score = record[:8]
     image = Thumbnail(*record[9:14]) if record[9] is not None else None

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from domain.events import INDEX_PRODUCT
 from domain.identifiers import is_slug
-from search.backend import InvalidCursor, SearchQuery, SearchResult
+from search.backend import InvalidCursor, SearchHit, SearchQuery, SearchResult
 from search.bitmap import BitmapSearch, CatalogReference
 from storage import attributes, catalog_reads, categories, outbox, products
 from storage.attributes import Attribute
@@ -194,11 +194,30 @@ async def _search(
         raise InvalidParameters({"category": NO_SUCH_CATEGORY}) from None
 
 
+# The JSON of the hits the search index keeps as cards (search.bitmap_cards): the same card
+# object, the same dict, made once while the index keeps it (a changed card is a new object).
+_CARD_JSON: dict[int, tuple[SearchHit, str, dict[str, Any]]] = {}
+CARD_JSON_KEPT = 60_000
+
+
+def _card_json(hit: SearchHit, locale: str) -> dict[str, Any]:
+    kept = _CARD_JSON.get(hit.product_id)
+    if kept is not None and kept[0] is hit and kept[1] == locale:
+        return kept[2]
+    made = hit_json(hit, hit.image, locale)
+    if len(_CARD_JSON) >= CARD_JSON_KEPT:
+        _CARD_JSON.clear()
+    _CARD_JSON[hit.product_id] = (hit, locale, made)
+    return made
+
+
 async def _listing_body(
     reader: Executor, listing: Listing, result: SearchResult, locale: str
 ) -> dict[str, Any]:
     """The page's items (each with its first image) and the cursor of the next page."""
-    if result.images:
+    if result.backend == "bitmap":
+        items = [_card_json(hit, locale) for hit in result.hits]
+    elif result.images:
         items = [hit_json(hit, hit.image, locale) for hit in result.hits]
     else:
         images = await catalog_reads.first_images(reader, [h.product_id for h in result.hits])

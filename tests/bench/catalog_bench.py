@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import statistics
@@ -88,8 +89,11 @@ class Row:
         return self.key or self.name
 
 
-async def ensure_catalog(products: int, fresh: bool, prefix: str = "aioshop_bench_catalog") -> str:
-    """A migrated database `<prefix>_<products>` seeded with `products` products, kept."""
+async def ensure_catalog(
+    products: int, fresh: bool, prefix: str = "aioshop_bench_catalog", migrate: bool = True
+) -> str:
+    """A migrated database `<prefix>_<products>` seeded with `products` products, kept
+    (`migrate` False: an existing one used as it is, read only)."""
     name = f"{prefix}_{products}"
     dsn = dsn_for(name)
     if not fresh:
@@ -104,8 +108,11 @@ async def ensure_catalog(products: int, fresh: bool, prefix: str = "aioshop_benc
                 await conn.close()
             if have >= products:
                 print(f"catalog: reusing {name} ({have} products)")
-                run_cli(clean_env(SERVER_ENV | {"DATABASE_URL": dsn}), "migrate")  # new ones
+                if migrate:
+                    run_cli(clean_env(SERVER_ENV | {"DATABASE_URL": dsn}), "migrate")  # new ones
                 return dsn
+    if not migrate:
+        raise SystemExit(f"--no-migrate: {name} has no catalog of {products} products to read")
     await execute(ADMIN_DSN, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     await execute(ADMIN_DSN, f'CREATE DATABASE "{name}"')
     env = clean_env(SERVER_ENV | {"DATABASE_URL": dsn})
@@ -268,7 +275,10 @@ def catalog_rows(mixes: dict[str, list[str]], products: int) -> list[Row]:
         Row("product list page (24 items, cached)", "cached", ["/api/v1/products?limit=24"], 64,
             ">= 25%", warm=True),
         Row(f"product list (cache off; {len(mixes['lists'])} category x sort pages)", "uncached",
-            mixes["lists"], 64, ">= 15%", key="product list (cache off)"),
+            mixes["lists"], 64, ">= 20%", key="product list (cache off)"),
+        Row("product list on the SQL path (SEARCH_INDEX_LISTS=false; the same"
+            f" {len(mixes['lists'])} pages)", "uncached-sql-lists", mixes["lists"], 64,
+            key="product list on the SQL path"),
         Row(f"product detail (cached; {len(mixes['detail'])} products)", "cached",
             mixes["detail"], 64, ">= 25%", warm=True, key="product detail (cached)"),
         Row(f"search with facets (cached; {len(mixes['searches'])} queries)", "cached",
@@ -308,11 +318,16 @@ def catalog_rows(mixes: dict[str, list[str]], products: int) -> list[Row]:
 
 
 def chosen(rows: list[Row], wanted: str | None) -> list[Row]:
-    """The rows whose name contains one of the comma-separated `wanted` (all when None)."""
+    """The rows whose name or key contains one of the comma-separated `wanted` (all when
+    None)."""
     if not wanted:
         return rows
     parts = [part.strip().lower() for part in wanted.split(",") if part.strip()]
-    return [row for row in rows if any(part in row.name.lower() for part in parts)]
+    return [
+        row
+        for row in rows
+        if any(part in row.name.lower() or part in row.key.lower() for part in parts)
+    ]
 
 
 @dataclass(frozen=True)
@@ -326,7 +341,7 @@ class SizeResult:
 
 async def measure_size(products: int, args: argparse.Namespace) -> SizeResult:
     """Every row against a catalog of `products` products (seeded first if missing)."""
-    dsn = await ensure_catalog(products, args.fresh)
+    dsn = await ensure_catalog(products, args.fresh, args.catalog, migrate=not args.no_migrate)
     mixes = await sample_paths(dsn)
     with redis.Redis.from_url(REDIS_URL) as client:
         client.flushdb()
@@ -351,28 +366,33 @@ async def _measure_rows(
         workdir = Path(tmp)
         base = clean_env(SERVER_ENV | {"DATABASE_URL": dsn, "DATA_DIR": str(workdir)})
         web_argv = ["-m", "web.cli", "web", "--host", "127.0.0.1"]
-        async with (
-            served(["-m", "tests.bench.bare_app"], base, workdir / "bare.log") as bare,
-            served(web_argv, base, workdir / "cached.log") as cached,
-            served(
-                web_argv, base | {"CATALOG_CACHE_SECONDS": "0"}, workdir / "uncached.log"
-            ) as uncached,
-            served(
-                ["-m", "tests.bench.bare_app", "--uvloop"], base, workdir / "bare-uvloop.log"
-            ) as bare_uvloop,
-            served(
-                web_argv, base | {"EVENT_LOOP": "asyncio"}, workdir / "cached-asyncio.log"
-            ) as cached_asyncio,
-        ):
-            urls = {
-                "bare": bare.url,
-                "cached": cached.url,
-                "uncached": uncached.url,
-                "bare-uvloop": bare_uvloop.url,
-                "cached-asyncio": cached_asyncio.url,
+        commands = {
+            "bare": (["-m", "tests.bench.bare_app"], base),
+            "cached": (web_argv, base),
+            "uncached": (web_argv, base | {"CATALOG_CACHE_SECONDS": "0"}),
+            "bare-uvloop": (["-m", "tests.bench.bare_app", "--uvloop"], base),
+            "cached-asyncio": (web_argv, base | {"EVENT_LOOP": "asyncio"}),
+            "uncached-sql-lists": (
+                web_argv,
+                base | {"CATALOG_CACHE_SECONDS": "0", "SEARCH_INDEX_LISTS": "false"},
+            ),
+        }
+        rows = chosen(catalog_rows(mixes | {"deep": []}, products), args.rows)
+        # only the servers the chosen rows read (the bare one and the uncached one always:
+        # the baseline, and the deep pages' cursors)
+        wanted = {"bare", "uncached", "cached"} | {row.server for row in rows}
+        async with contextlib.AsyncExitStack() as stack:
+            servers = {
+                name: await stack.enter_async_context(served(argv, env, workdir / f"{name}.log"))
+                for name, (argv, env) in commands.items()
+                if name in wanted
             }
-            for server in (cached, uncached):  # search answers from it (search.bitmap)
-                print(f"  search index: {await search_index_ready(server.url)}", flush=True)
+            urls = {name: server.url for name, server in servers.items()}
+            cached, uncached = servers["cached"], servers["uncached"]
+            for name in ("cached", "uncached", "uncached-sql-lists"):
+                if name in servers:  # search answers from it (search.bitmap)
+                    index = await search_index_ready(servers[name].url)
+                    print(f"  search index ({name}): {index}", flush=True)
             mixes["deep"] = await deep_pages(uncached.url, mixes["subtree"], DEEP_PAGE)
             cookie = await customer_cookie(cached.url)
 
@@ -646,5 +666,15 @@ if __name__ == "__main__":
     parser.add_argument("--markdown", help="also write the tables to this file (Markdown)")
     parser.add_argument(
         "--rows", help="only the rows whose name contains one of these (comma-separated)"
+    )
+    parser.add_argument(
+        "--catalog",
+        default="aioshop_bench_catalog",
+        help="database name prefix: <catalog>_<products> (default aioshop_bench_catalog)",
+    )
+    parser.add_argument(
+        "--no-migrate",
+        action="store_true",
+        help="use existing catalogs as they are (a shared one: read only); never seed",
     )
     asyncio.run(main(parser.parse_args()))

@@ -177,31 +177,131 @@ async def same(bitmap: SearchResult, sql: SearchResult, reader: Executor) -> boo
     return replace(bitmap, backend=sql.backend) == sql
 
 
+async def compare_pages(
+    search: BitmapSearch, query: SearchQuery, answered: dict[str, int], pages: int = 3
+) -> list[SearchResult]:
+    """Up to `pages` pages of `query` (by their cursors) from the index's backend and the SQL
+    path, asserted the same (or both failing alike); the index's pages, counted in `answered`
+    by the backend that answered."""
+    found_pages: list[SearchResult] = []
+    for _page in range(pages):
+        try:
+            sql = await PostgresSearchPath.search(search, query)
+        except Exception as exc:
+            with pytest.raises(type(exc)):
+                await search.search(query)
+            break
+        found = await search.search(query)
+        answered[found.backend] += 1
+        assert await same(found, sql, search.reader), (query, found, sql)
+        found_pages.append(found)
+        if found.next_after is None:
+            break
+        query = replace(query, after=found.next_after)
+    return found_pages
+
+
 async def test_the_index_answers_as_the_sql_path(search: BitmapSearch, catalog_db: str) -> None:
     vocab = await vocabulary(catalog_db)
     rng = random.Random(20261207)
     answered = {"bitmap": 0, "postgres": 0}
     pages = thumbnails = 0
     for _ in range(1_500):
-        query = generated_query(rng, vocab)
-        for _page in range(3):
-            try:
-                sql = await PostgresSearchPath.search(search, query)
-            except Exception as exc:
-                with pytest.raises(type(exc)):
-                    await search.search(query)
-                break
-            found = await search.search(query)
-            answered[found.backend] += 1
+        for found in await compare_pages(search, generated_query(rng, vocab), answered):
             thumbnails += sum(hit.image is not None for hit in found.hits)
-            assert await same(found, sql, search.reader), (query, found, sql)
             pages += 1
-            if found.next_after is None:
-                break
-            query = replace(query, after=found.next_after)
     print(f"pages compared: {pages}, answered by {answered}")
     assert answered["bitmap"] > 0.8 * pages, answered
     assert thumbnails > pages, thumbnails  # the pages' first images were compared too
+
+
+def generated_list(rng: random.Random, vocab: dict[str, list[Any]]) -> SearchQuery:
+    """A product list (no text, no facets, a sort other than relevance): what the index pages
+    and answers from its cards."""
+    query = generated_query(rng, vocab)
+    sort = rng.choice([s for s in SORTS if s != "relevance"])
+    return replace(query, text="", facets=False, sort=sort)
+
+
+async def test_lists_from_the_index_answer_as_the_sql_path(
+    search: BitmapSearch, catalog_db: str
+) -> None:
+    """Product lists over generated filters, three pages each by their cursors: the same hits,
+    order, first images and cursors as the SQL path's LIST, from kept cards or read ones."""
+    vocab = await vocabulary(catalog_db)
+    answered = {"bitmap": 0, "postgres": 0}
+    pages = 0
+    for _round in range(2):  # the second round reads the cards kept by the first
+        rng = random.Random(20261208)
+        for _ in range(400):
+            pages += len(await compare_pages(search, generated_list(rng, vocab), answered))
+    print(f"list pages compared: {pages}, answered by {answered}, cards kept {len(search.cards)}")
+    assert answered["bitmap"] > 0.9 * pages, answered
+    assert len(search.cards) > 0
+
+
+async def test_a_kept_card_follows_its_product(search: BitmapSearch, catalog_db: str) -> None:
+    """A list answered twice reads its cards once; a change to a shown product (name, price,
+    stock, images) shows in the next list once the refresh ran, as the SQL path reads it."""
+    query = SearchQuery(text="", sort="newest", limit=5, facets=False)
+    counting = CountingReader(search.reader)
+    search.reader = counting
+    conn = await asyncpg.connect(catalog_db)
+    restore: list[tuple[Any, ...]] = []
+    try:
+        first = await search.search(query)
+        assert first.backend == "bitmap" and len(counting.statements) == 1
+        again = await search.search(query)
+        assert again == first and len(counting.statements) == 1  # from the kept cards
+        pid = first.hits[0].product_id
+        second = first.hits[1].product_id
+        restore += [
+            ("UPDATE products SET name = $2 WHERE id = $1", pid, first.hits[0].name),
+            *[
+                ("UPDATE variants SET stock_on_hand = $2 WHERE id = $1", v["id"], v["stock"])
+                for v in await conn.fetch(
+                    "SELECT id, stock_on_hand AS stock FROM variants WHERE product_id = $1",
+                    second,
+                )
+            ],
+        ]
+        in_stock = SearchQuery(text="", in_stock=True, limit=5)  # with facets: kept counts
+        counted = await search.search(in_stock)
+        assert counted.backend == "bitmap" and counted.facets is not None
+        await conn.execute("UPDATE products SET name = 'Renamed Thing' WHERE id = $1", pid)
+        await conn.execute("UPDATE variants SET stock_on_hand = 0 WHERE product_id = $1", second)
+        await conn.execute(
+            "INSERT INTO product_images (product_id, position, path, width, height, alt)"
+            " VALUES ($1, -5, 'p/new.jpg', 10, 10, 'new first')",
+            second,
+        )
+        await search.refresh()
+        changed = await search.search(query)
+        assert await same(changed, await PostgresSearchPath.search(search, query), search.reader)
+        assert changed.hits[0].name == "Renamed Thing"
+        recounted = await search.search(in_stock)  # one product fewer in stock: counted again
+        assert recounted.total == (counted.total or 0) - 1
+        assert await same(
+            recounted, await PostgresSearchPath.search(search, in_stock), search.reader
+        )
+        assert changed.hits[1].in_stock is False and changed.hits[1].image is not None
+        assert changed.hits[1].image.path == "p/new.jpg"
+        # an image's alt text alone (an UPDATE of product_images)
+        await conn.execute("UPDATE product_images SET alt = 'changed alt' WHERE path = 'p/new.jpg'")
+        await search.refresh()
+        altered = await search.search(query)
+        assert altered.hits[1].image is not None and altered.hits[1].image.alt == "changed alt"
+        await conn.execute("DELETE FROM product_images WHERE path = 'p/new.jpg'")
+        await search.refresh()
+        assert await same(
+            await search.search(query),
+            await PostgresSearchPath.search(search, query),
+            search.reader,
+        )
+    finally:
+        for statement, *args in restore:  # the module's other tests read this catalog
+            await conn.execute(statement, *args)
+        await conn.close()
 
 
 class PostgresSearchPath:
@@ -337,15 +437,16 @@ class CountingReader:
         return await self.inner.fetchval(query, *args, timeout=timeout)
 
 
-async def test_a_search_from_the_index_is_one_statement_with_current_labels(
+async def test_a_search_from_the_index_reads_no_statement_with_current_labels(
     aiohttp_client: Any,
     settings_for: Callable[..., Settings],
     fresh_db: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Once its words are resolved, a search with facets from the index reads only its page (with
-    the thumbnails); the attribute and category names it is labelled with come from the index's
-    vocabulary, follow staff changes once the refresh ran, and the body is the SQL path's."""
+    """Once its words are resolved and its cards kept, a search with facets from the index reads
+    nothing (ranked by the index, hits from the cards); the attribute and category names it is
+    labelled with come from the index's vocabulary, follow staff changes once the refresh ran,
+    and the body is the SQL path's."""
     await build_catalog(fresh_db)
     conn = await asyncpg.connect(fresh_db)
     app = create_app(settings_for(fresh_db, search_index="bitmap", catalog_cache_seconds=0))
@@ -379,13 +480,16 @@ async def test_a_search_from_the_index_is_one_statement_with_current_labels(
             while backend.index is None:
                 await asyncio.sleep(0.05)
         params = {"q": "shoe", "attr.colour": "red"}
-        await bodies(params)  # the words resolved and normalised: cached from now on
+        await bodies(params)  # the words resolved and normalised, the ranks and cards kept
         monkeypatch.setattr(web_catalog, "_reader", counting)
         status, body, sql_body = await bodies(params)
         assert status == 200 and body == sql_body
-        assert len(readers[0].statements) == 1, readers[0].statements
+        # ranked by the index, hits from its kept cards: no statement at all
+        assert len(readers[0].statements) == 0, readers[0].statements
         assert len(readers[1].statements) > 1  # the SQL path's
-        assert "product_images" in readers[0].statements[0]
+        backend.cards.clear()  # cards forgotten: one statement reads them (the index's reader)
+        status, body, sql_body = await bodies(params)
+        assert status == 200 and body == sql_body and len(readers[2].statements) == 0
         # staff rename a category and a colour, and take size off the filters
         running = await conn.fetchval("SELECT id FROM categories WHERE slug = 'running'")
         await conn.execute("UPDATE categories SET name = 'Road Running' WHERE slug = 'running'")
