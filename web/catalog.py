@@ -60,9 +60,10 @@ def json_response(
 ) -> web.Response:
     """`cached` as a JSON response with its ETag; 304 when the client already has it."""
     headers = {"ETag": cached.etag, "Cache-Control": cache_control, "Vary": "Accept-Encoding"}
-    tags = etags(request.headers.get("If-None-Match", ""))
-    if cached.etag in tags or "*" in tags:
-        return web.Response(status=304, headers=headers)
+    if (sent := request.headers.get("If-None-Match")) is not None:
+        tags = etags(sent)
+        if cached.etag in tags or "*" in tags:
+            return web.Response(status=304, headers=headers)
     return web.Response(body=cached.body, content_type="application/json", headers=headers)
 
 
