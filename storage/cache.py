@@ -23,7 +23,8 @@ read for `local_seconds` (0.1 s): within that window a hit costs no round trip a
 process's change reaches this one's readers up to 0.1 s late — well inside what browsing already
 accepts from a replica (REPLICA_MAX_LAG_SECONDS) — while the writer's own next read (its request
 carries its commit position, read-your-writes) always asks Redis, and this process's own changes
-are seen at once.
+are seen at once. When the window passes, the requests that arrive while one of them reads the
+version from Redis take its answer (one round trip, not one per request in flight).
 
 Redis is an optimisation, never a dependency: when it fails, reads go to the database and the
 cache is left alone for at most `retry_after` seconds (1 s), so a hung Redis costs one timeout,
@@ -226,10 +227,7 @@ class CatalogCache:
         must include: the catalog version or the client's own last write, whichever is later.
         """
         if not self._usable():
-            _lookups(name, "bypass").inc()
-            if self.enabled:  # bypassed after a failure; a disabled cache is no request
-                _requests["error"].inc()
-            return encode(await fill(min_lsn))
+            return await self._bypass(name, fill, min_lsn)
         digest = hashlib.blake2b(
             orjson.dumps(params, option=orjson.OPT_SORT_KEYS), digest_size=16
         ).hexdigest()
@@ -237,6 +235,8 @@ class CatalogCache:
         version = self._recent_version(min_lsn)
         if version is None and self._version_read is not None:
             version = await self._shared_version(min_lsn)
+            if not self._usable():  # that read failed: not one more wait for Redis each
+                return await self._bypass(name, fill, min_lsn)
         if version is not None and (local := self._local.get(f"{version}:{suffix}")):
             self._local.move_to_end(f"{version}:{suffix}")
             _lookups(name, "hit_local").inc()
@@ -246,9 +246,7 @@ class CatalogCache:
             version, stored = await self._read_entry(suffix)
         except (RedisError, OSError) as exc:
             self._failed("read", exc)
-            _lookups(name, "bypass").inc()
-            _requests["error"].inc()
-            return encode(await fill(min_lsn))
+            return await self._bypass(name, fill, min_lsn)
         if stored is not None:
             etag, _, body = stored.partition(b"\n")
             _lookups(name, "hit").inc()
@@ -263,6 +261,13 @@ class CatalogCache:
         _lookups(name, "miss").inc()
         _requests["miss"].inc()
         return await self._fill(version, suffix, fill, fresh_for)
+
+    async def _bypass(self, name: str, fill: Fill, min_lsn: int | None) -> Cached:
+        """Read past Redis, which is turned off or bypassed after a failure."""
+        _lookups(name, "bypass").inc()
+        if self.enabled:  # bypassed after a failure; a disabled cache is no request
+            _requests["error"].inc()
+        return encode(await fill(min_lsn))
 
     async def _fill(self, version: str, suffix: str, fill: Fill, fresh_for: int) -> Cached:
         """Fill one entry, once for all the requests that miss it together.

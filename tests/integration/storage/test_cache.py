@@ -332,3 +332,30 @@ async def test_requests_arriving_while_the_version_is_read_share_that_read(
         assert counted == {"hit_local": 2, "hit": 2, "miss": 0, "joined": 0, "bypass": 0}
     finally:
         await client.aclose()
+
+
+async def test_requests_waiting_for_a_version_read_that_fails_do_not_ask_redis_again() -> None:
+    """A Redis that accepts and never answers: the first read times out and the requests that
+    waited for it go to the database at once, not each through a timeout of its own."""
+    from storage.cache import CACHE_ERRORS
+
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # until the client gives up and closes
+        writer.close()
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = open_redis(f"redis://127.0.0.1:{port}/0", timeout=0.3)
+    cache, source = CatalogCache(client, retry_after=60), Source()
+    errors = CACHE_ERRORS._value.get()
+    try:
+        answers = await asyncio.gather(
+            *(cache.read("hung", n, source, min_lsn=None) for n in range(10))
+        )
+        assert {answer.body for answer in answers} == {b'{"n":1}'} and len(source.calls) == 10
+        assert CACHE_ERRORS._value.get() - errors == 1  # the one read that waited for Redis
+    finally:
+        await cache.aclose()
+        await client.aclose()
+        server.close()
+        await server.wait_closed()
