@@ -23,7 +23,8 @@ read for `local_seconds` (0.1 s): within that window a hit costs no round trip a
 process's change reaches this one's readers up to 0.1 s late — well inside what browsing already
 accepts from a replica (REPLICA_MAX_LAG_SECONDS) — while the writer's own next read (its request
 carries its commit position, read-your-writes) always asks Redis, and this process's own changes
-are seen at once.
+are seen at once. When the window passes, the requests that arrive while one of them reads the
+version from Redis take its answer (one round trip, not one per request in flight).
 
 Redis is an optimisation, never a dependency: when it fails, reads go to the database and the
 cache is left alone for at most `retry_after` seconds (1 s), so a hung Redis costs one timeout,
@@ -166,6 +167,8 @@ class CatalogCache:
         self._read = redis.register_script(READ)
         # The version as last read (value, when), and entries of recent versions, in process.
         self._version: tuple[str, float] = ("", float("-inf"))
+        # The version read from Redis under way, if any (its requester sets the result).
+        self._version_read: asyncio.Future[str | None] | None = None
         self._local: OrderedDict[str, Cached] = OrderedDict()
         # Fills under way: "{version}:{name}:{digest}" -> (the freshness it reads at, its task).
         self._filling: dict[str, tuple[int, asyncio.Future[Cached]]] = {}
@@ -224,29 +227,26 @@ class CatalogCache:
         must include: the catalog version or the client's own last write, whichever is later.
         """
         if not self._usable():
-            _lookups(name, "bypass").inc()
-            if self.enabled:  # bypassed after a failure; a disabled cache is no request
-                _requests["error"].inc()
-            return encode(await fill(min_lsn))
+            return await self._bypass(name, fill, min_lsn)
         digest = hashlib.blake2b(
             orjson.dumps(params, option=orjson.OPT_SORT_KEYS), digest_size=16
         ).hexdigest()
         suffix = f"{self.shape}:{name}:{digest}" if self.shape else f"{name}:{digest}"
         version = self._recent_version(min_lsn)
+        if version is None and self._version_read is not None:
+            version = await self._shared_version(min_lsn)
+            if not self._usable():  # that read failed: not one more wait for Redis each
+                return await self._bypass(name, fill, min_lsn)
         if version is not None and (local := self._local.get(f"{version}:{suffix}")):
             self._local.move_to_end(f"{version}:{suffix}")
             _lookups(name, "hit_local").inc()
             _requests["hit"].inc()
             return local
         try:
-            version_bytes, stored = await self._read(keys=[VERSION_KEY], args=[suffix])
+            version, stored = await self._read_entry(suffix)
         except (RedisError, OSError) as exc:
             self._failed("read", exc)
-            _lookups(name, "bypass").inc()
-            _requests["error"].inc()
-            return encode(await fill(min_lsn))
-        version = version_bytes.decode()
-        self._version = (version, time.monotonic())
+            return await self._bypass(name, fill, min_lsn)
         if stored is not None:
             etag, _, body = stored.partition(b"\n")
             _lookups(name, "hit").inc()
@@ -261,6 +261,13 @@ class CatalogCache:
         _lookups(name, "miss").inc()
         _requests["miss"].inc()
         return await self._fill(version, suffix, fill, fresh_for)
+
+    async def _bypass(self, name: str, fill: Fill, min_lsn: int | None) -> Cached:
+        """Read past Redis, which is turned off or bypassed after a failure."""
+        _lookups(name, "bypass").inc()
+        if self.enabled:  # bypassed after a failure; a disabled cache is no request
+            _requests["error"].inc()
+        return encode(await fill(min_lsn))
 
     async def _fill(self, version: str, suffix: str, fill: Fill, fresh_for: int) -> Cached:
         """Fill one entry, once for all the requests that miss it together.
@@ -294,6 +301,39 @@ class CatalogCache:
             del self._filling[local_key]
         if not task.cancelled():
             task.exception()  # retrieved: the waiters, if any are left, have their own copy
+
+    async def _read_entry(self, suffix: str) -> tuple[str, bytes | None]:
+        """The version and the entry under it, from Redis (one round trip). The requests of
+        this process that arrive meanwhile take its version (_shared_version)."""
+        if self._version_read is not None:  # another read is under way: not this one's to share
+            version_bytes, stored = await self._read(keys=[VERSION_KEY], args=[suffix])
+            return version_bytes.decode(), stored
+        self._version_read = asyncio.get_running_loop().create_future()
+        version = None
+        try:
+            version_bytes, stored = await self._read(keys=[VERSION_KEY], args=[suffix])
+            version = version_bytes.decode()
+            self._version = (version, time.monotonic())
+            return version, stored
+        finally:  # failed or cancelled: the waiters read Redis themselves
+            reading, self._version_read = self._version_read, None
+            if not reading.done():
+                reading.set_result(version)
+
+    async def _shared_version(self, min_lsn: int | None) -> str | None:
+        """The version another request of this process is reading from Redis right now (None
+        when that read fails, or the version is older than the client's own last write).
+
+        When the local window passes, every request arriving before the first one's round trip
+        returns would ask Redis too (64 at once under load, ten times a second): they wait for
+        that one read instead, and read Redis themselves only for an entry this process lacks.
+        The wait is the other read's, bounded by the Redis client's timeout."""
+        reading = self._version_read
+        assert reading is not None
+        version = await asyncio.shield(reading)  # a waiter that goes away leaves it to others
+        if version is None or (min_lsn is not None and min_lsn > int(version, 16)):
+            return None
+        return version
 
     def _recent_version(self, min_lsn: int | None) -> str | None:
         """The version read less than `local_seconds` ago, unless the client's own last write

@@ -60,10 +60,18 @@ def json_response(
 ) -> web.Response:
     """`cached` as a JSON response with its ETag; 304 when the client already has it."""
     headers = {"ETag": cached.etag, "Cache-Control": cache_control, "Vary": "Accept-Encoding"}
-    tags = etags(request.headers.get("If-None-Match", ""))
-    if cached.etag in tags or "*" in tags:
+    if not_modified(request, cached.etag):
         return web.Response(status=304, headers=headers)
     return web.Response(body=cached.body, content_type="application/json", headers=headers)
+
+
+def not_modified(request: web.Request, etag: str) -> bool:
+    """Whether the client's If-None-Match names `etag` (or `*`): it has the body already."""
+    sent = request.headers.get("If-None-Match")
+    if sent is None:  # most requests: nothing to parse
+        return False
+    tags = etags(sent)
+    return etag in tags or "*" in tags
 
 
 def etags(header: str) -> set[str]:

@@ -204,9 +204,10 @@ async def browser_session(request: web.Request, handler: Any) -> web.StreamRespo
     parsed_form = False  # whether the CSRF check parsed a multipart form (its files need closing)
     if "Authorization" not in request.headers:
         page = not request.path.startswith(NO_SILENT_REFRESH)
-        principal = await browser_principal(request, refresh=page and request.method == "GET")
-        if principal is not None:
-            request[PRINCIPAL] = principal
+        if request.cookies:  # most API calls and first visits have none: no one to sign in
+            principal = await browser_principal(request, refresh=page and request.method == "GET")
+            if principal is not None:
+                request[PRINCIPAL] = principal
         if page and request.method not in SAFE_METHODS:
             if request.content_type == "multipart/form-data" and request.path.startswith(
                 UPLOAD_PREFIXES

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 from aiohttp import web
 
+from configs.settings import parse_networks
 from web.keys import SETTINGS
 from web.params import header_text, opaque
 
@@ -16,11 +18,18 @@ def from_trusted_proxy(request: web.Request) -> bool:
     settings = request.config_dict[SETTINGS]
     if not settings.trust_forwarded_headers or not request.remote:
         return False
+    return _trusted(request.remote, settings.trusted_proxies)
+
+
+@functools.lru_cache(maxsize=1024)
+def _trusted(remote: str, proxies: str) -> bool:
+    """Whether the peer `remote` is one of `proxies` (TRUSTED_PROXIES): asked on every response
+    behind NGINX (web.cookies.is_secure), whose few addresses make the answers few."""
     try:
-        peer = ipaddress.ip_address(request.remote)
+        peer = ipaddress.ip_address(remote)
     except ValueError:  # a Unix socket's peer, say
         return False
-    return any(peer in network for network in settings.trusted_proxy_networks)
+    return any(peer in network for network in parse_networks(proxies))
 
 
 def client_ip(request: web.Request) -> str:

@@ -32,6 +32,7 @@ routes of every sub-app (/api/v1, /admin, /ops) too.
 from __future__ import annotations
 
 from aiohttp import web
+from multidict import CIMultiDict, istr
 
 from web.cookies import is_secure
 
@@ -81,28 +82,34 @@ HSTS = "max-age=31536000"
 PRIVATE = "private, no-store"
 FILE_PREFIXES = ("/static/", "/media/")  # their caching is the file server's (NGINX in production)
 
-HEADERS = {
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "strict-origin-when-cross-origin",
-    "Permissions-Policy": PERMISSIONS_POLICY,
-    "Cross-Origin-Opener-Policy": "same-origin",
-}
+# Keys made case-insensitive once (istr), not on every response.
+HEADERS: CIMultiDict[str] = CIMultiDict(
+    {
+        istr("X-Frame-Options"): "DENY",
+        istr("X-Content-Type-Options"): "nosniff",
+        istr("Referrer-Policy"): "strict-origin-when-cross-origin",
+        istr("Permissions-Policy"): PERMISSIONS_POLICY,
+        istr("Cross-Origin-Opener-Policy"): "same-origin",
+    }
+)
+CSP = istr("Content-Security-Policy")
+CACHE_CONTROL = istr("Cache-Control")
+SET_COOKIE = istr("Set-Cookie")
 
 
 async def secure_headers(request: web.Request, response: web.StreamResponse) -> None:
     """on_response_prepare: the security and caching headers of every response."""
     headers = response.headers
     headers.update(HEADERS)
-    media = request.path.startswith("/media/")
-    if headers.get("Content-Security-Policy") != SANDBOX_POLICY:  # a handler can only tighten
-        headers["Content-Security-Policy"] = MEDIA_POLICY if media else PAGE_POLICY
+    path = request.path
+    if headers.get(CSP) != SANDBOX_POLICY:  # a handler can only tighten
+        headers[CSP] = MEDIA_POLICY if path.startswith("/media/") else PAGE_POLICY
     if is_secure(request):
         headers["Strict-Transport-Security"] = HSTS
-    if request.path.startswith(FILE_PREFIXES):
+    if path.startswith(FILE_PREFIXES):
         return
-    if response.cookies or "Set-Cookie" in headers or "Cache-Control" not in headers:
-        headers["Cache-Control"] = PRIVATE
+    if response.cookies or SET_COOKIE in headers or CACHE_CONTROL not in headers:
+        headers[CACHE_CONTROL] = PRIVATE
 
 
 def setup(app: web.Application) -> None:

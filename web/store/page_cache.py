@@ -48,7 +48,7 @@ from multidict import CIMultiDict
 
 from storage.cache import Cached
 from web.carts import CART_COOKIE
-from web.catalog import etags
+from web.catalog import not_modified
 from web.cookies import ACCESS, REFRESH, cookie_name, csrf_token
 from web.keys import CATALOG_CACHE, MIN_LSN, PAGE_VERSION, PRINCIPAL, SHARED_PAGE
 from web.listing import parse_listing
@@ -216,7 +216,6 @@ def personalise(request: web.Request, body: bytes) -> bytes:
 def page_response(request: web.Request, page: Cached) -> web.Response:
     """A shared page with its ETag; 304 when the browser already has it."""
     headers = {"ETag": page.etag, "Cache-Control": PUBLIC_PAGE}
-    tags = etags(request.headers.get("If-None-Match", ""))
-    if page.etag in tags or "*" in tags:
+    if not_modified(request, page.etag):
         return web.Response(status=304, headers=headers)
     return web.Response(body=page.body, content_type="text/html", charset="utf-8", headers=headers)

@@ -294,3 +294,68 @@ async def test_bytes_are_kept_as_they_are_and_memory_is_bounded_by_size(redis_ur
         assert again == pages[0] and len(source.calls) == 3  # from Redis, not filled again
     finally:
         await client.aclose()
+
+
+def lookups(name: str) -> dict[str, float]:
+    from storage.cache import CACHE_LOOKUPS
+
+    return {
+        r: float(CACHE_LOOKUPS.labels(name, r)._value.get())
+        for r in ("hit_local", "hit", "miss", "joined", "bypass")
+    }
+
+
+async def test_requests_arriving_while_the_version_is_read_share_that_read(
+    redis_url: str,
+) -> None:
+    """When the local window passes, the requests that arrive before the first one's round trip
+    returns take its version: one Redis read, not one per request (64 at once under load)."""
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        cache, source = CatalogCache(client, local_seconds=0.05), Source()
+        first = await cache.read("shared", 1, source, min_lsn=None)
+        await cache.read("shared", 2, source, min_lsn=None)
+        await asyncio.sleep(0.1)  # the window has passed
+        before = lookups("shared")
+        answers = await asyncio.gather(
+            *(cache.read("shared", 1 + n % 2, source, min_lsn=None) for n in range(20))
+        )
+        counted = {r: n - before[r] for r, n in lookups("shared").items()}
+        assert counted == {"hit_local": 19, "hit": 1, "miss": 0, "joined": 0, "bypass": 0}
+        assert answers[0] == first and len(source.calls) == 2
+        # A client whose own write is newer than the shared version still asks Redis itself.
+        await asyncio.sleep(0.1)
+        before = lookups("shared")
+        reads = [cache.read("shared", 1, source, min_lsn=None) for _ in range(3)]
+        await asyncio.gather(*reads, cache.read("shared", 1, source, min_lsn=0x4000))
+        counted = {r: n - before[r] for r, n in lookups("shared").items()}
+        assert counted == {"hit_local": 2, "hit": 2, "miss": 0, "joined": 0, "bypass": 0}
+    finally:
+        await client.aclose()
+
+
+async def test_requests_waiting_for_a_version_read_that_fails_do_not_ask_redis_again() -> None:
+    """A Redis that accepts and never answers: the first read times out and the requests that
+    waited for it go to the database at once, not each through a timeout of its own."""
+    from storage.cache import CACHE_ERRORS
+
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # until the client gives up and closes
+        writer.close()
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = open_redis(f"redis://127.0.0.1:{port}/0", timeout=0.3)
+    cache, source = CatalogCache(client, retry_after=60), Source()
+    errors = CACHE_ERRORS._value.get()
+    try:
+        answers = await asyncio.gather(
+            *(cache.read("hung", n, source, min_lsn=None) for n in range(10))
+        )
+        assert {answer.body for answer in answers} == {b'{"n":1}'} and len(source.calls) == 10
+        assert CACHE_ERRORS._value.get() - errors == 1  # the one read that waited for Redis
+    finally:
+        await cache.aclose()
+        await client.aclose()
+        server.close()
+        await server.wait_closed()
