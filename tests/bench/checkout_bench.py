@@ -49,7 +49,8 @@ from storage import checkout as checkout_storage
 from storage.checkout import NewOrder
 from storage.database import create_pool
 from storage.migrate import migrate
-from tests.bench.support import ADMIN_DSN, clean_env, dsn_for, execute, serving
+from tests.bench.cpu import CpuMeter, named, spent, tree
+from tests.bench.support import ADMIN_DSN, clean_env, dsn_for, execute, served
 from tests.support.orders import ADDRESS, PAID
 from tests.support.smtp import SmtpServer, smtp_server
 
@@ -197,6 +198,7 @@ class Step:
     placed_rate: float = 0.0  # what the web took at that rate
     latencies: list[float] = field(default_factory=list)  # commit -> confirmation, seconds
     captures: list[float] = field(default_factory=list)  # commit -> the capture's confirmation
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds per process group
 
     @property
     def missing(self) -> int:
@@ -219,6 +221,7 @@ async def email_latency(
     settings: Settings,
     workdir: Path,
     args: argparse.Namespace,
+    web_pid: int,
 ) -> list[Step]:
     """Seconds from each order's commit to its confirmation email reaching the SMTP server, at
     each offered rate of `args.rates` for `args.email_seconds` (stopping after the first rate
@@ -231,11 +234,19 @@ async def email_latency(
             worker_argv += ["--processes", str(args.worker_processes)]
         if args.worker_threads:
             worker_argv += ["--threads", str(args.worker_threads)]
+        relay = _child(["-m", "web.cli", "relay"], env, workdir / "relay.log")
+        worker = _child(worker_argv, env, workdir / "worker.log")
         async with (
-            _child(["-m", "web.cli", "relay"], env, workdir / "relay.log"),
-            _child(worker_argv, env, workdir / "worker.log"),
+            relay,
+            worker,
             aiohttp.ClientSession(base_url, connector=aiohttp.TCPConnector(limit=256)) as http,
         ):
+            meter = CpuMeter()
+            meter.add("web", lambda: tree(web_pid))
+            meter.add("relay", lambda: tree(relay.process.pid))
+            meter.add("worker", lambda: tree(worker.process.pid))
+            meter.add("rabbitmq", lambda: named("beam.smp"))
+            meter.add("bench (client, SMTP)", lambda: [os.getpid()])
             # Warm up: the worker has booted once one order's confirmation arrived.
             ((_, first),) = await make_carts(dsn, 1, variants, hot=False)
             await _order(http, first, {})
@@ -243,7 +254,7 @@ async def email_latency(
             while not _confirmed(smtp) and time.time() < deadline:
                 await asyncio.sleep(0.05)
             for rate in args.rates:
-                step = await _step(dsn, http, variants, smtp, rate, args.email_seconds)
+                step = await _step(dsn, http, variants, smtp, rate, args.email_seconds, meter)
                 steps.append(step)
                 print(
                     f"  {rate:g} orders/s offered: {step.placed} placed ({step.placed_rate:.0f}/s),"
@@ -262,10 +273,12 @@ async def _step(
     smtp: SmtpServer,
     rate: float,
     seconds: float,
+    meter: CpuMeter,
 ) -> Step:
     """Orders at `rate` for `seconds` (each on its own schedule, whatever the web's answer
     time), then up to DRAIN_SECONDS for their confirmations."""
     jobs = await make_carts(dsn, max(1, int(rate * seconds)), variants, hot=False)
+    before = meter.snapshot({"postgresql": await _backends(dsn)})
     placed: dict[str, float] = {}
     started = time.perf_counter()
     tasks = []
@@ -277,6 +290,7 @@ async def _step(
     deadline = time.time() + DRAIN_SECONDS
     while time.time() < deadline and not placed.keys() <= _confirmed(smtp).keys():
         await asyncio.sleep(0.05)
+    after = meter.snapshot({"postgresql": await _backends(dsn)})
     arrivals = {n: at for n, at in _confirmed(smtp).items() if n in placed}
     conn = await asyncpg.connect(dsn)
     try:
@@ -286,7 +300,18 @@ async def _step(
     committed = {r["number"]: r["at"] for r in rows}
     step.latencies = [arrivals[n] - committed[n] for n in arrivals if n in committed]
     step.captures = [r["confirmed"] - r["at"] for r in rows if r["confirmed"] is not None]
+    step.cpu = spent(before, after)
     return step
+
+
+async def _backends(dsn: str) -> list[int]:
+    """PostgreSQL's server processes of the benchmark's database."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1", DATABASE)
+        return [row["pid"] for row in rows]
+    finally:
+        await conn.close()
 
 
 _CONFIRMED: dict[str, float] = {}
@@ -362,9 +387,10 @@ async def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="aioshop_bench_") as tmp:
         workdir = Path(tmp)
         env = clean_env(_server_env(dsn))
-        async with serving(
+        async with served(
             ["-m", "web.cli", "web", "--host", "127.0.0.1"], env, workdir / "web.log"
-        ) as url:
+        ) as server:
+            url = server.url
             for name, hot in (("spread over SKUs", False), ("one hot SKU", True)):
                 jobs = await make_carts(dsn, carts_needed, variants, hot=hot)
                 base, base_failed = await ceiling(dsn, jobs[: carts_needed // 2], args.seconds)
@@ -373,7 +399,7 @@ async def main(args: argparse.Namespace) -> None:
                 print(f"  measured {name}: ceiling {base:.0f}/s, HTTP {http:.0f}/s", flush=True)
             # The events of the orders above are not part of the latency run: set them aside.
             await execute(dsn, "UPDATE outbox SET published_at = now() WHERE published_at IS NULL")
-            steps = await email_latency(dsn, url, variants, settings, workdir, args)
+            steps = await email_latency(dsn, url, variants, settings, workdir, args, server.pid)
     print(f"\ncheckout, {BUYERS} concurrent buyers, {args.seconds:g} s a row; nproc="
           f"{len(os.sched_getaffinity(0))}, load average {os.getloadavg()[0]:.1f}\n")  # fmt: skip
     print("| orders | asyncpg ceiling (orders/s) | HTTP checkout (orders/s) | ratio | target |")
@@ -400,6 +426,13 @@ def print_side_effects(steps: list[Step], *, web_rate: float, seconds: float) ->
             f"| {step.rate:g} | {step.placed_rate:.0f} | {p50:.0f} ms | {step.p95 * 1000:.0f} ms"
             f" | {capture:.0f} ms | {step.missing} |"
         )
+    groups = list(steps[0].cpu) if steps else []
+    print("\nCPU per order placed (ms, user + system; from commit to the drain's end):\n")
+    print("| offered (orders/s) | " + " | ".join(groups) + " | total |")
+    print("|---|" + "---|" * (len(groups) + 1))
+    for step in steps:
+        each = [step.cpu[g] * 1000 / max(1, step.placed) for g in groups]
+        print(f"| {step.rate:g} | " + " | ".join(f"{ms:.1f}" for ms in each) + f" | {sum(each):.1f} |")
     kept = [step.placed_rate for step in steps if step.kept_pace]
     best = f"{max(kept):.0f}/s" if kept else "none of the rates"
     verdict = "met" if kept and max(kept) >= web_rate else "MISSED"
