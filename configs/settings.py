@@ -125,6 +125,9 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     relay_batch_size: int = Field(default=100, ge=1, le=10_000)
+    # Events of one actor and queue that the relay sends in one message (actors.bundles); 1: one
+    # message per event. Workers must know bundles before a relay sends them (deploy them first).
+    relay_bundle_size: int = Field(default=25, ge=1, le=1_000)
     relay_poll_interval_seconds: float = Field(default=2.0, gt=0)
     # A row the relay cannot publish is parked (shown on /ops/outbox) after this many failures.
     outbox_max_attempts: int = Field(default=10, ge=1, le=100)

@@ -241,9 +241,7 @@ async def _lock_cart(conn: asyncpg.Connection, cart_id: int) -> list[CartLine]:
     ]
 
 
-async def _take_stock(
-    conn: asyncpg.Connection, lines: Sequence[CartLine]
-) -> list[tuple[int, int]]:
+async def _take_stock(conn: asyncpg.Connection, lines: Sequence[CartLine]) -> list[tuple[int, int]]:
     """Take the lines' units from stock; (product id, units left) of each line's variant."""
     ids = [line.variant_id for line in lines]
     taken = await conn.fetch(TAKE_STOCK, ids, [line.quantity for line in lines])

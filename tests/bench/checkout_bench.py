@@ -432,7 +432,9 @@ def print_side_effects(steps: list[Step], *, web_rate: float, seconds: float) ->
     print("|---|" + "---|" * (len(groups) + 1))
     for step in steps:
         each = [step.cpu[g] * 1000 / max(1, step.placed) for g in groups]
-        print(f"| {step.rate:g} | " + " | ".join(f"{ms:.1f}" for ms in each) + f" | {sum(each):.1f} |")
+        print(
+            f"| {step.rate:g} | " + " | ".join(f"{ms:.1f}" for ms in each) + f" | {sum(each):.1f} |"
+        )
     kept = [step.placed_rate for step in steps if step.kept_pace]
     best = f"{max(kept):.0f}/s" if kept else "none of the rates"
     verdict = "met" if kept and max(kept) >= web_rate else "MISSED"
