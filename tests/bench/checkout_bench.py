@@ -114,14 +114,16 @@ async def prepare(dsn: str, skus: int) -> list[int]:
 
 
 async def make_carts(
-    dsn: str, count: int, variants: list[int], *, hot: bool
+    dsn: str, count: int, variants: list[int], *, hot: bool, conn: asyncpg.Connection | None = None
 ) -> list[tuple[int, str]]:
-    """`count` guest carts: one line on the hot SKU, or one or two random SKUs of `variants`."""
+    """`count` guest carts: one line on the hot SKU, or one or two random SKUs of `variants`
+    (on `conn` if given, else on a connection of its own)."""
     tokens = [secrets.token_urlsafe(32) for _ in range(count)]
     rng = secrets.SystemRandom()
     first = [variants[0] if hot else rng.choice(variants) for _ in range(count)]
     second = [None if hot or rng.random() < 0.5 else rng.choice(variants) for _ in range(count)]
-    conn = await asyncpg.connect(dsn)
+    own = conn is None
+    conn = conn or await asyncpg.connect(dsn)
     try:
         await conn.execute(MAKE_CARTS, [digest(t) for t in tokens], first, second)
         rows = await conn.fetch(
@@ -129,7 +131,8 @@ async def make_carts(
             [digest(t) for t in tokens],
         )
     finally:
-        await conn.close()
+        if own:
+            await conn.close()
     by_hash = {row["token_hash"]: row["id"] for row in rows}
     return [(by_hash[digest(t)], t) for t in tokens]
 
@@ -247,22 +250,30 @@ async def email_latency(
             meter.add("worker", lambda: tree(worker.process.pid))
             meter.add("rabbitmq", lambda: named("beam.smp"))
             meter.add("bench (client, SMTP)", lambda: [os.getpid()])
-            # Warm up: the worker has booted once one order's confirmation arrived.
-            ((_, first),) = await make_carts(dsn, 1, variants, hot=False)
-            await _order(http, first, {})
-            deadline = time.time() + 120
-            while not _confirmed(smtp) and time.time() < deadline:
-                await asyncio.sleep(0.05)
-            for rate in args.rates:
-                step = await _step(dsn, http, variants, smtp, rate, args.email_seconds, meter)
-                steps.append(step)
-                print(
-                    f"  {rate:g} orders/s offered: {step.placed} placed ({step.placed_rate:.0f}/s),"
-                    f" p95 {step.p95 * 1000:.0f} ms, {step.missing} confirmations missing",
-                    flush=True,
-                )
-                if not step.kept_pace:
-                    break
+            # One connection for the whole run: PostgreSQL's slots may all be taken by others.
+            meter_conn = await asyncpg.connect(dsn)
+            try:
+                # Warm up: the worker has booted once one order's confirmation arrived.
+                ((_, first),) = await make_carts(dsn, 1, variants, hot=False, conn=meter_conn)
+                await _order(http, first, {})
+                deadline = time.time() + 120
+                while not _confirmed(smtp) and time.time() < deadline:
+                    await asyncio.sleep(0.05)
+                for rate in args.rates:
+                    step = await _step(
+                        dsn, http, variants, smtp, rate, args.email_seconds, meter, meter_conn
+                    )
+                    steps.append(step)
+                    print(
+                        f"  {rate:g} orders/s offered: {step.placed} placed"
+                        f" ({step.placed_rate:.0f}/s), p95 {step.p95 * 1000:.0f} ms,"
+                        f" {step.missing} confirmations missing",
+                        flush=True,
+                    )
+                    if not step.kept_pace and not args.every_rate:
+                        break
+            finally:
+                await meter_conn.close()
     return steps
 
 
@@ -274,11 +285,12 @@ async def _step(
     rate: float,
     seconds: float,
     meter: CpuMeter,
+    meter_conn: asyncpg.Connection,
 ) -> Step:
     """Orders at `rate` for `seconds` (each on its own schedule, whatever the web's answer
     time), then up to DRAIN_SECONDS for their confirmations."""
-    jobs = await make_carts(dsn, max(1, int(rate * seconds)), variants, hot=False)
-    before = meter.snapshot({"postgresql": await _backends(dsn)})
+    jobs = await make_carts(dsn, max(1, int(rate * seconds)), variants, hot=False, conn=meter_conn)
+    before = meter.snapshot({"postgresql": await _backends(meter_conn)})
     placed: dict[str, float] = {}
     started = time.perf_counter()
     tasks = []
@@ -290,13 +302,9 @@ async def _step(
     deadline = time.time() + DRAIN_SECONDS
     while time.time() < deadline and not placed.keys() <= _confirmed(smtp).keys():
         await asyncio.sleep(0.05)
-    after = meter.snapshot({"postgresql": await _backends(dsn)})
+    after = meter.snapshot({"postgresql": await _backends(meter_conn)})
     arrivals = {n: at for n, at in _confirmed(smtp).items() if n in placed}
-    conn = await asyncpg.connect(dsn)
-    try:
-        rows = await conn.fetch(STAGES, list(arrivals))
-    finally:
-        await conn.close()
+    rows = await meter_conn.fetch(STAGES, list(arrivals))
     committed = {r["number"]: r["at"] for r in rows}
     step.latencies = [arrivals[n] - committed[n] for n in arrivals if n in committed]
     step.captures = [r["confirmed"] - r["at"] for r in rows if r["confirmed"] is not None]
@@ -304,14 +312,10 @@ async def _step(
     return step
 
 
-async def _backends(dsn: str) -> list[int]:
-    """PostgreSQL's server processes of the benchmark's database."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        rows = await conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1", DATABASE)
-        return [row["pid"] for row in rows]
-    finally:
-        await conn.close()
+async def _backends(conn: asyncpg.Connection) -> list[int]:
+    """PostgreSQL's server processes of the benchmark's database (this connection's too)."""
+    rows = await conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1", DATABASE)
+    return [row["pid"] for row in rows]
 
 
 _CONFIRMED: dict[str, float] = {}
@@ -460,4 +464,9 @@ if __name__ == "__main__":
     parser.add_argument("--worker-processes", type=int, default=0, help="default: aioshop's")
     parser.add_argument("--worker-threads", type=int, default=0, help="default: aioshop's")
     parser.add_argument("--skus", type=int, default=100_000)
+    parser.add_argument(
+        "--every-rate",
+        action="store_true",
+        help="go on after a rate the workers could not keep (for the CPU figures of each rate)",
+    )
     asyncio.run(main(parser.parse_args()))
