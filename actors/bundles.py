@@ -28,6 +28,7 @@ each, and a bundle the broker refuses while it answers is published again event 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -37,6 +38,7 @@ import structlog
 from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.errors import ActorNotFound
 
+from actors.ops.stats import StatsMiddleware
 from actors.registry import SPECS
 from domain.events import EVENTS
 
@@ -97,19 +99,24 @@ def bundle_runner(broker: dramatiq.Broker, resources: Any, *, min_backoff_ms: in
             raise RuntimeError("actor resources are not open (is the worker booted?)")
         spec = SPECS.get(actor_name)
         if spec is None:  # the relay bundles only actors it knows: a release's mismatch
-            raise ActorNotFound(actor_name)
+            raise ActorNotFound(actor_name)  # type: ignore[no-untyped-call]
         thread = get_event_loop_thread()
         if thread is None:
             raise RuntimeError("the AsyncIO middleware must come before the bundles")
         context = structlog.contextvars.get_contextvars()  # this thread's: LogContext's
-        failed = thread.run_coroutine(
+        outcomes = thread.run_coroutine(
             _run_all(resources.resources, spec.fn, actor_name, events, context)
         )
-        for event, error in failed:
-            _hand_over(broker, actor_name, event, error, min_backoff_ms)
+        _count(broker, actor_name, outcomes)
+        for event, (_, error) in zip(events, outcomes, strict=True):
+            if error is not None:
+                _hand_over(broker, actor_name, event, error, min_backoff_ms)
 
     run_bundle.__name__ = run_bundle.__qualname__ = "run_bundle"
     return run_bundle
+
+
+Outcome = tuple[float, BaseException | None]  # an event's seconds, and what its actor raised
 
 
 async def _run_all(
@@ -118,13 +125,14 @@ async def _run_all(
     actor_name: str,
     events: list[dict[str, Any]],
     context: dict[str, Any],
-) -> list[tuple[dict[str, Any], BaseException]]:
+) -> list[Outcome]:
     """Run every event's actor (CONCURRENCY at once), each logging with `context` and its own
-    ids; the events that raised, with the error."""
+    ids; each event's outcome."""
     gate = asyncio.Semaphore(CONCURRENCY)
 
-    async def run_one(event: dict[str, Any]) -> None:
+    async def run_one(event: dict[str, Any]) -> Outcome:
         async with gate:
+            started = time.monotonic()
             payload = event["payload"]
             # A task of its own: these bindings are this event's only.
             structlog.contextvars.bind_contextvars(
@@ -140,14 +148,23 @@ async def _run_all(
                 await fn(res, **payload)
             except Exception as exc:
                 log.warning("message.failed", retries=0, error=repr(exc), handed_over=True)
-                raise
+                return time.monotonic() - started, exc
+            return time.monotonic() - started, None
 
     outcomes = await asyncio.gather(*(run_one(event) for event in events), return_exceptions=True)
     return [
-        (event, outcome)
-        for event, outcome in zip(events, outcomes, strict=True)
-        if isinstance(outcome, BaseException)
+        (0.0, outcome) if isinstance(outcome, BaseException) else outcome for outcome in outcomes
     ]
+
+
+def _count(broker: dramatiq.Broker, actor_name: str, outcomes: Sequence[Outcome]) -> None:
+    """Each event's attempt in the per-actor statistics (/ops/queues), as if it came alone."""
+    queue = EVENTS[actor_name].queue if actor_name in EVENTS else BUNDLE_QUEUE
+    now = time.time()
+    for middleware in broker.middleware:
+        if isinstance(middleware, StatsMiddleware):
+            for seconds, error in outcomes:
+                middleware.record(actor_name, queue, seconds, error, now)
 
 
 def _hand_over(

@@ -310,7 +310,6 @@ def statement_pool(
     return StatementPool(connect_read_only, size, acquire_timeout=acquire_timeout, label=label)
 
 
-@asynccontextmanager
 async def no_reset(conn: asyncpg.Connection) -> None:
     """A pool's `reset` that runs nothing beyond asyncpg's rollback of an unfinished
     transaction: for connections whose users leave no session state (no session advisory lock,
@@ -318,6 +317,7 @@ async def no_reset(conn: asyncpg.Connection) -> None:
     for nothing."""
 
 
+@asynccontextmanager
 async def open_database(
     settings: Settings,
     *,
