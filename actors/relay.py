@@ -2,7 +2,9 @@
 
 A batch is claimed with `FOR UPDATE SKIP LOCKED` (so several relays share the work), published
 by PUBLISH_THREADS threads at once, each one message at a time (RabbitMQ confirms each message
-before `enqueue` returns), and marked published in the same transaction. A relay that dies
+before `enqueue` returns), and marked published in the same transaction. Several events of one
+actor bound for one queue go as one message (`bundle_size`; actors.bundles), each event alone
+otherwise. A relay that dies
 after publishing and before committing leaves the rows unpublished; the next relay publishes
 them again with the same message ids, and the consumers' inbox makes the second delivery a
 no-op. The relay wakes on LISTEN/NOTIFY and also polls, so a lost notification or a dropped
