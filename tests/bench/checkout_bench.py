@@ -230,7 +230,7 @@ async def email_latency(
     each offered rate of `args.rates` for `args.email_seconds` (stopping after the first rate
     the workers could not keep pace with)."""
     steps = []
-    with smtp_server() as smtp:
+    with smtp_server(headers_only=True) as smtp:  # only the Subject is read
         env = clean_env(_server_env(dsn) | {"SMTP_URL": smtp.url, "DATA_DIR": str(workdir)})
         worker_argv = ["-m", "web.cli", "worker"]
         if args.worker_processes:
@@ -365,6 +365,8 @@ def _server_env(dsn: str) -> dict[str, str]:
         "LOG_LEVEL": "warning",
         "LOG_FORMAT": "json",
         "RELAY_POLL_INTERVAL_SECONDS": "0.5",
+        # No search here: the web's in-process index would be built while the rates run.
+        "SEARCH_INDEX": "sql",
         "WORKER_METRICS_PORT": "0",  # no port of a shared machine taken
         "RELAY_METRICS_PORT": "0",
     }
