@@ -108,6 +108,7 @@ class Relay:
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         first_retry_seconds: float = FIRST_RETRY_SECONDS,
         bundle_size: int = 1,
+        linger: float = 0.0,
     ) -> None:
         self.primary = primary
         self.broker = broker
@@ -115,6 +116,8 @@ class Relay:
         # Up to this many events of one actor and queue in one message (actors.bundles); 1: each
         # event is a message of its own.
         self.bundle_size = bundle_size
+        # Seconds a notified relay waits before it claims, for the batch to gather more events.
+        self.linger = linger
         self.poll_interval = poll_interval
         self.max_attempts = max_attempts
         self.first_retry_seconds = first_retry_seconds
@@ -214,6 +217,10 @@ class Relay:
                     log.info("outbox.publish_resumed", failed_attempts=errors)
                     errors = 0
                 await _first_of(stop, self._wake, timeout=self.poll_interval)
+                if self.linger and self._wake.is_set():
+                    # Let the commits of the next few milliseconds join this batch: fewer
+                    # passes, and more events of one actor per message (bundles).
+                    await _sleep_or_stop(stop, self.linger)
         finally:
             listener.cancel()
             with suppress(asyncio.CancelledError):
