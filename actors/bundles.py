@@ -47,9 +47,12 @@ log = structlog.get_logger(__name__)
 BUNDLE_ACTOR = "outbox.run_bundle"
 # The bundle actor's own queue; its messages travel on their events' queue.
 BUNDLE_QUEUE = "outbox"
-# Events of one bundle in progress at once: each holds a database connection while it runs (the
-# pool is DATABASE_POOL_SIZE per worker process, shared by its threads).
+# Events of one bundle in progress at once. Each holds a database connection while it runs, so
+# the events of all bundles in progress in a worker process are also held to DATABASE_POOL_SIZE
+# (the process's pool, which its threads share): they wait for a turn, not for a connection.
 CONCURRENCY = 4
+# The process's gate, made on its event loop (a worker started again has a new loop).
+_IN_PROGRESS: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
 
 
 def event_message(
@@ -129,9 +132,14 @@ async def _run_all(
     """Run every event's actor (CONCURRENCY at once), each logging with `context` and its own
     ids; each event's outcome."""
     gate = asyncio.Semaphore(CONCURRENCY)
+    loop = asyncio.get_running_loop()
+    if loop not in _IN_PROGRESS:
+        _IN_PROGRESS.clear()  # an earlier worker's loop, stopped
+        _IN_PROGRESS[loop] = asyncio.Semaphore(res.settings.database_pool_size)
+    process_gate = _IN_PROGRESS[loop]
 
     async def run_one(event: dict[str, Any]) -> Outcome:
-        async with gate:
+        async with gate, process_gate:
             started = time.monotonic()
             payload = event["payload"]
             # A task of its own: these bindings are this event's only.
