@@ -231,7 +231,11 @@ async def email_latency(
     the workers could not keep pace with)."""
     steps = []
     with smtp_server(headers_only=True) as smtp:  # only the Subject is read
-        env = clean_env(_server_env(dsn) | {"SMTP_URL": smtp.url, "DATA_DIR": str(workdir)})
+        env = clean_env(
+            _server_env(dsn)
+            | {"SMTP_URL": smtp.url, "DATA_DIR": str(workdir)}
+            | dict(args.server_env)  # the relay's and the worker's only
+        )
         worker_argv = ["-m", "web.cli", "worker"]
         if args.worker_processes:
             worker_argv += ["--processes", str(args.worker_processes)]
@@ -475,6 +479,14 @@ if __name__ == "__main__":
         "--web-only",
         action="store_true",
         help="measure only the web's rate spread over SKUs (no ceiling: its 32 connections)",
+    )
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        type=lambda text: tuple(text.split("=", 1)),
+        metavar="NAME=VALUE",
+        help="a setting for the relay and the worker (e.g. RELAY_BUNDLE_SIZE=1); repeatable",
     )
     parser.add_argument(
         "--every-rate",
