@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import dramatiq
@@ -20,6 +19,7 @@ from actors.relay import Relay
 from configs.settings import Settings
 from storage.database import connect, create_pool
 from tests.support.queues import ACTOR, POISON, QUEUE, poisoned, running_worker
+from tests.support.waiting import until
 
 PRODUCT = {
     "slug": "mug",
@@ -71,16 +71,6 @@ async def test_the_relay_bundles_one_actors_events_and_each_takes_effect_once(
     assert {entry["actor"] for entry in indexed} == {"search.index_product"}
     assert len({entry["message_id"] for entry in indexed}) == 3  # each its event's id
     assert {entry["bundle"] for entry in indexed} != {None}
-
-
-async def until(check: Callable[[], Awaitable[bool]], timeout: float) -> bool:
-    """Await `check()` every 50 ms until it is true (True) or `timeout` seconds pass (False)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            return False
-        await asyncio.sleep(0.05)
-    return True
 
 
 async def _equals(conn: Any, expected: Any, query: str, *args: Any) -> bool:
