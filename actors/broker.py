@@ -37,7 +37,7 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
-from actors import dead_letters
+from actors import bundles, dead_letters
 from actors.dead_letters import BrokerUnavailable
 from actors.mail.transport import MailRefused
 from actors.ops.heartbeats import Heartbeats
@@ -303,6 +303,15 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
             priority=0,
             options=dict(spec.options, throws=_throws(spec.options.get("throws"))),
         )
+    # Several events of one actor in one message (actors.bundles): the relay's, for a busy shop.
+    dramatiq.Actor(
+        bundles.bundle_runner(broker, resources, min_backoff_ms=MIN_BACKOFF_MS),
+        broker=broker,
+        actor_name=bundles.BUNDLE_ACTOR,
+        queue_name=bundles.BUNDLE_QUEUE,
+        priority=0,
+        options={"max_retries": DEFAULT_MAX_RETRIES, "throws": PERMANENT_ERRORS},
+    )
     return broker
 
 

@@ -2,7 +2,9 @@
 
 A batch is claimed with `FOR UPDATE SKIP LOCKED` (so several relays share the work), published
 by PUBLISH_THREADS threads at once, each one message at a time (RabbitMQ confirms each message
-before `enqueue` returns), and marked published in the same transaction. A relay that dies
+before `enqueue` returns), and marked published in the same transaction. Several events of one
+actor bound for one queue go as one message (`bundle_size`; actors.bundles), each event alone
+otherwise. A relay that dies
 after publishing and before committing leaves the rows unpublished; the next relay publishes
 them again with the same message ids, and the consumers' inbox makes the second delivery a
 no-op. The relay wakes on LISTEN/NOTIFY and also polls, so a lost notification or a dropped
@@ -43,6 +45,7 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.redis import RedisBroker
 from prometheus_client import Counter
 
+from actors.bundles import bundle_message, event_message
 from actors.rabbitmq import QueueTypeMismatch
 from domain.events import EVENTS
 from storage import outbox
@@ -104,10 +107,17 @@ class Relay:
         ticks: Sequence[tuple[str, float]] = (),
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         first_retry_seconds: float = FIRST_RETRY_SECONDS,
+        bundle_size: int = 1,
+        linger: float = 0.0,
     ) -> None:
         self.primary = primary
         self.broker = broker
         self.batch_size = batch_size
+        # Up to this many events of one actor and queue in one message (actors.bundles); 1: each
+        # event is a message of its own.
+        self.bundle_size = bundle_size
+        # Seconds a notified relay waits before it claims, for the batch to gather more events.
+        self.linger = linger
         self.poll_interval = poll_interval
         self.max_attempts = max_attempts
         self.first_retry_seconds = first_retry_seconds
@@ -207,6 +217,10 @@ class Relay:
                     log.info("outbox.publish_resumed", failed_attempts=errors)
                     errors = 0
                 await _first_of(stop, self._wake, timeout=self.poll_interval)
+                if self.linger and self._wake.is_set():
+                    # Let the commits of the next few milliseconds join this batch: fewer
+                    # passes, and more events of one actor per message (bundles).
+                    await _sleep_or_stop(stop, self.linger)
         finally:
             listener.cancel()
             with suppress(asyncio.CancelledError):
@@ -241,10 +255,11 @@ class Relay:
         return report
 
     async def _send(self, events: Sequence[OutboxEvent]) -> PublishReport:
-        """Publish the batch in up to PUBLISH_THREADS parts at once (each keeps its rows' order),
-        one report for all of them."""
+        """Publish the batch in up to PUBLISH_THREADS parts at once (each keeps its messages'
+        order), one report for all of them."""
         loop = asyncio.get_running_loop()
-        parts = [events[n::PUBLISH_THREADS] for n in range(min(PUBLISH_THREADS, len(events)))]
+        units = self._bundled(events)
+        parts = [units[n::PUBLISH_THREADS] for n in range(min(PUBLISH_THREADS, len(units)))]
         reports = await asyncio.gather(
             *(loop.run_in_executor(self._executor, self._publish_each, part) for part in parts)
         )
@@ -255,23 +270,70 @@ class Relay:
             report.broker_error = report.broker_error or each.broker_error
         return report
 
-    def _publish_each(self, events: Sequence[OutboxEvent]) -> PublishReport:
-        """On the publishing thread: each event on its own, so one bad row fails alone."""
-        report = PublishReport()
+    def _bundled(self, events: Sequence[OutboxEvent]) -> list[list[OutboxEvent]]:
+        """The batch as messages to send, in the order of their first events: the events of one
+        known actor bound for one queue together, up to `bundle_size` a message; the rest alone."""
+        units: list[list[OutboxEvent]] = []
+        open_units: dict[tuple[str, str], list[OutboxEvent]] = {}
         for event in events:
-            try:
-                self.broker.enqueue(self._message(event))
-            except QueueTypeMismatch as exc:  # the operator's to mend, not the row's fault
-                report.broker_error = exc
-                break
-            except Exception as exc:
-                if not self._broker_answers():
+            known = EVENTS.get(event.actor_name)
+            if (
+                self.bundle_size < 2
+                or known is None
+                or not isinstance(event.payload, Mapping)
+                or event.actor_name not in self.broker.actors
+            ):
+                units.append([event])
+                continue
+            key = (event.actor_name, known.queue_for(event.payload))
+            unit = open_units.get(key)
+            if unit is None:
+                unit = open_units[key] = []
+                units.append(unit)
+            unit.append(event)
+            if len(unit) == self.bundle_size:
+                del open_units[key]  # full: the next such event starts another
+        return units
+
+    def _publish_each(self, units: Sequence[Sequence[OutboxEvent]]) -> PublishReport:
+        """On the publishing thread: each message on its own, so one bad row fails alone (a
+        bundle the broker refuses while it answers goes again event by event)."""
+        report = PublishReport()
+        for unit in units:
+            if len(unit) > 1:
+                try:
+                    self.broker.enqueue(self._bundle(unit))
+                except QueueTypeMismatch as exc:  # the operator's to mend
                     report.broker_error = exc
                     break
-                report.failed[event.event_id] = repr(exc)[:MAX_ERROR_CHARACTERS]
-            else:
-                report.published.append(event.event_id)
+                except Exception as exc:
+                    if not self._broker_answers():
+                        report.broker_error = exc
+                        break
+                    log.warning("outbox.bundle_refused", count=len(unit), error=repr(exc))
+                else:
+                    report.published += [event.event_id for event in unit]
+                    continue
+            if not all(self._publish_one(event, report) for event in unit):
+                break
         return report
+
+    def _publish_one(self, event: OutboxEvent, report: PublishReport) -> bool:
+        """Publish one event alone, noting the outcome in `report`; False when the broker
+        stopped answering (the part stops)."""
+        try:
+            self.broker.enqueue(self._message(event))
+        except QueueTypeMismatch as exc:  # the operator's to mend, not the row's fault
+            report.broker_error = exc
+            return False
+        except Exception as exc:
+            if not self._broker_answers():
+                report.broker_error = exc
+                return False
+            report.failed[event.event_id] = repr(exc)[:MAX_ERROR_CHARACTERS]
+        else:
+            report.published.append(event.event_id)
+        return True
 
     def _broker_answers(self) -> bool:
         """Whether the broker takes a connection now (on the publishing thread). A failed
@@ -290,14 +352,19 @@ class Relay:
         return True
 
     def _message(self, event: OutboxEvent) -> dramatiq.Message[Any]:
-        actor = self.broker.get_actor(event.actor_name)  # raises ActorNotFound
-        if not isinstance(event.payload, Mapping):
-            raise TypeError(f"the payload is a JSON {type(event.payload).__name__}, not an object")
-        options: dict[str, Any] = {"request_id": event.request_id} if event.request_id else {}
-        message = actor.message_with_options(args=(), kwargs=dict(event.payload), **options)
-        known = EVENTS.get(event.actor_name)  # the queue its payload routes it to
-        queue = known.queue_for(event.payload) if known is not None else message.queue_name
-        return message.copy(message_id=str(event.event_id), queue_name=queue)
+        return event_message(
+            self.broker, event.actor_name, str(event.event_id), event.payload, event.request_id
+        )
+
+    def _bundle(self, events: Sequence[OutboxEvent]) -> dramatiq.Message[Any]:
+        first = events[0]
+        known = EVENTS[first.actor_name]
+        return bundle_message(
+            self.broker,
+            first.actor_name,
+            known.queue_for(first.payload),
+            [(str(event.event_id), event.payload, event.request_id) for event in events],
+        )
 
     async def _listen(self, stop: asyncio.Event) -> None:
         """Hold a LISTEN connection; reconnect when it drops. Polling covers the gaps."""

@@ -15,7 +15,7 @@ from domain.payments import PaymentGateway
 from search.backend import SearchBackend
 from search.factory import open_search
 from storage.cache import CatalogCache
-from storage.database import Database, open_database
+from storage.database import Database, no_reset, open_database
 from storage.redis_client import open_redis
 
 
@@ -33,7 +33,9 @@ class Resources:
 
 async def open_resources(settings: Settings, stack: AsyncExitStack) -> Resources:
     """Open the pools and clients on the running loop; `stack` closes them."""
-    db = await stack.enter_async_context(open_database(settings))
+    # Actors work in transactions and leave no session state (the relay's LISTEN is on a pool of
+    # its own): no reset query after each message.
+    db = await stack.enter_async_context(open_database(settings, reset=no_reset))
     stack.push_async_callback(connections.close_pools)  # the SMTP connections kept open
     client = open_redis(str(settings.redis_url), timeout=2)
     stack.push_async_callback(_close_redis, client)

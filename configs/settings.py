@@ -127,6 +127,12 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     relay_batch_size: int = Field(default=100, ge=1, le=10_000)
+    # Events of one actor and queue that the relay sends in one message (actors.bundles); 1: one
+    # message per event. Workers must know bundles before a relay sends them (deploy them first).
+    relay_bundle_size: int = Field(default=25, ge=1, le=1_000)
+    # A relay woken by a commit waits this long before claiming, so a busy shop's next commits
+    # join the batch (fewer passes, fuller bundles); 0: it claims at once.
+    relay_linger_seconds: float = Field(default=0.02, ge=0, le=1)
     relay_poll_interval_seconds: float = Field(default=2.0, gt=0)
     # A row the relay cannot publish is parked (shown on /ops/outbox) after this many failures.
     outbox_max_attempts: int = Field(default=10, ge=1, le=100)

@@ -66,13 +66,14 @@ LOCK_VARIANTS = """
     ORDER BY v.id
     FOR UPDATE OF v
 """
-# Returns the products of variants that sold out: their search documents and cached pages say
-# "in stock" or not, so the search actor rebuilds them (and moves the cache).
+# Returns each variant's product and the units left: a product whose variant sold out has its
+# search document rebuilt (it and the cached pages say "in stock" or not), and a variant left low
+# asks for staff to be told.
 TAKE_STOCK = """
     UPDATE variants v SET stock_on_hand = v.stock_on_hand - d.quantity
     FROM unnest($1::bigint[], $2::integer[]) AS d (id, quantity)
     WHERE v.id = d.id AND v.stock_on_hand >= d.quantity
-    RETURNING v.product_id, v.stock_on_hand = 0 AS sold_out
+    RETURNING v.product_id, v.stock_on_hand
 """
 # The order and everything that belongs to it, in one statement: its lines, its payment and its
 # first transition. A number clash inserts nothing, and the caller tries another number.
@@ -130,6 +131,10 @@ class NewOrder:
     # A guest's order token's digest (storage.order_tokens), kept by the order it places, or by
     # the order of an earlier request with the same Idempotency-Key (the new token replaces its).
     guest_token_hash: bytes | None = None
+    # LOW_STOCK_THRESHOLD: the order asks the stock actor to tell staff (CHECK_STOCK) only when
+    # it left one of its variants at this many units or fewer, the only variants that actor
+    # tells of (a later order that takes more asks again). None: every order asks.
+    low_stock_threshold: int | None = None
 
 
 @dataclass(frozen=True)
@@ -166,7 +171,7 @@ async def place_order(conn: asyncpg.Connection, new: NewOrder) -> Placed:
         return Placed(earlier, created=False)
     method = await shipping_method(conn, new.shipping_method)
     lines = await _lock_cart(conn, new.cart_id)
-    sold_out = await _take_stock(conn, lines)
+    left = await _take_stock(conn, lines)
     sums = totals(
         [Line(Money(line.unit_amount, line.currency), line.quantity) for line in lines],
         method.rate,
@@ -181,9 +186,14 @@ async def place_order(conn: asyncpg.Connection, new: NewOrder) -> Placed:
     events = [
         outbox.new_event(CAPTURE_PAYMENT, order_id=order.id),
         outbox.new_event(SEND_ORDER_EMAIL, order_id=order.id, kind="placed"),
-        outbox.new_event(CHECK_STOCK, variant_ids=[line.variant_id for line in lines]),
-        *(outbox.new_event(INDEX_PRODUCT, product_id=product_id) for product_id in sold_out),
     ]
+    threshold = new.low_stock_threshold
+    if threshold is None or any(units <= threshold for _, units in left):
+        events.append(
+            outbox.new_event(CHECK_STOCK, variant_ids=[line.variant_id for line in lines])
+        )
+    sold_out = sorted({product_id for product_id, units in left if units == 0})
+    events += [outbox.new_event(INDEX_PRODUCT, product_id=product_id) for product_id in sold_out]
     await outbox.add_all(conn, events, new.request_id)
     return Placed(order, True, _written(order, new, lines))
 
@@ -231,13 +241,13 @@ async def _lock_cart(conn: asyncpg.Connection, cart_id: int) -> list[CartLine]:
     ]
 
 
-async def _take_stock(conn: asyncpg.Connection, lines: Sequence[CartLine]) -> list[int]:
-    """Take the lines' units from stock; the ids of the products whose variant sold out."""
+async def _take_stock(conn: asyncpg.Connection, lines: Sequence[CartLine]) -> list[tuple[int, int]]:
+    """Take the lines' units from stock; (product id, units left) of each line's variant."""
     ids = [line.variant_id for line in lines]
     taken = await conn.fetch(TAKE_STOCK, ids, [line.quantity for line in lines])
     if len(taken) != len(ids):  # cannot happen under the locks; the guard says so
         raise OutOfStock({line.sku: 0 for line in lines})
-    return sorted({row["product_id"] for row in taken if row["sold_out"]})
+    return [(row["product_id"], row["stock_on_hand"]) for row in taken]
 
 
 async def _insert_order(

@@ -310,14 +310,29 @@ def statement_pool(
     return StatementPool(connect_read_only, size, acquire_timeout=acquire_timeout, label=label)
 
 
+async def no_reset(conn: asyncpg.Connection) -> None:
+    """A pool's `reset` that runs nothing beyond asyncpg's rollback of an unfinished
+    transaction: for connections whose users leave no session state (no session advisory lock,
+    open cursor, LISTEN or SET), to whom asyncpg's reset query is one more round trip per release
+    for nothing."""
+
+
 @asynccontextmanager
-async def open_database(settings: Settings, *, monitor: bool = True) -> AsyncIterator[Database]:
-    """Open both pools (and the replica monitor); closes everything on exit, even on error."""
+async def open_database(
+    settings: Settings,
+    *,
+    monitor: bool = True,
+    reset: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
+) -> AsyncIterator[Database]:
+    """Open both pools (and the replica monitor); closes everything on exit, even on error.
+    `reset`: the primary pool's (create_pool)."""
     size = settings.database_pool_size
     acquire = settings.database_acquire_timeout_seconds
     command = settings.database_command_timeout_seconds
     url = str(settings.database_url)
-    primary = await create_pool(url, size, acquire_timeout=acquire, command_timeout=command)
+    primary = await create_pool(
+        url, size, acquire_timeout=acquire, command_timeout=command, reset=reset
+    )
     pools: list[StatementPool | asyncpg.Pool] = [primary]
     monitor_task: asyncio.Task[None] | None = None
     try:

@@ -143,6 +143,7 @@ async def place_order(
         shipping_method=checkout.shipping_method,
         payment=payment,
         tax_rate_bps=settings.tax_rate_bps,
+        low_stock_threshold=settings.low_stock_threshold,
         request_id=request.get(REQUEST_ID),
         idempotency=_idempotency(checkout, user_id, cart_id, settings.secret_key),
         actor="customer" if user_id is not None else "guest",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -99,8 +100,25 @@ def _header(name: str, value: str) -> str:
     return folded
 
 
+# One bare address (no display name, no comment): a dot-atom local part and a domain of labels,
+# which the policy writes back unchanged (RFC 5322 3.2.3, 3.4.1). A customer's To header.
+BARE_ADDRESS = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
+)
+
+
 def _address_header(name: str, value: str) -> tuple[str, list[str]]:
-    """An address header's folded line and its addresses (the envelope's)."""
+    """An address header's folded line and its addresses (the envelope's): a bare address that
+    fits a line is written as it is (what the policy writes for it, without parsing it into
+    objects: most of an email's header work); any other goes through the policy."""
+    if len(name) + 2 + len(value) <= MAX_LINE and BARE_ADDRESS.fullmatch(value):
+        return f"{name}: {value}\r\n", [value]
+    return _parsed_address_header(name, value)
+
+
+def _parsed_address_header(name: str, value: str) -> tuple[str, list[str]]:
+    """_address_header through `email.policy.SMTP`: parsed, encoded and folded."""
     stored = SMTP.header_store_parse(name, value)[1]  # raises on a line break
     assert isinstance(stored, AddressHeader)
     addresses = [address.addr_spec for address in stored.addresses]

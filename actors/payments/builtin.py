@@ -18,7 +18,7 @@ import asyncpg
 
 from domain.money import Money
 from domain.payments import TEST_CARDS, Capture, Card, PaymentMethod
-from storage.database import DEFAULT_ACQUIRE_TIMEOUT_SECONDS, create_pool
+from storage.database import DEFAULT_ACQUIRE_TIMEOUT_SECONDS, create_pool, no_reset
 
 NAME = "test"
 # One round trip: the row as it stands after the statement, so a repeat answers with the first
@@ -63,7 +63,8 @@ class BuiltinGateway:
                     min_size=0,
                     acquire_timeout=self.acquire_timeout,
                     label="gateway",
-                    reset=_nothing_to_reset,
+                    # CAPTURE and FIND only: single statements, no session state.
+                    reset=no_reset,
                 )
         return self._pool
 
@@ -117,13 +118,6 @@ class BuiltinGateway:
             )
         reference: str = row["reference"]
         return reference
-
-
-async def _nothing_to_reset(conn: asyncpg.Connection) -> None:
-    """The pool's reset: none beyond asyncpg's rollback of an unfinished transaction. These
-    connections only ever run CAPTURE and FIND, single statements that leave no session state
-    (no advisory lock, cursor, LISTEN or setting), so asyncpg's reset query would be one more
-    round trip per capture for nothing."""
 
 
 def _capture_of(outcome: str, reference: str) -> Capture:

@@ -49,7 +49,8 @@ from storage import checkout as checkout_storage
 from storage.checkout import NewOrder
 from storage.database import create_pool
 from storage.migrate import migrate
-from tests.bench.support import ADMIN_DSN, clean_env, dsn_for, execute, serving
+from tests.bench.cpu import CpuMeter, named, spent, tree
+from tests.bench.support import ADMIN_DSN, clean_env, dsn_for, execute, served
 from tests.support.orders import ADDRESS, PAID
 from tests.support.smtp import SmtpServer, smtp_server
 
@@ -113,14 +114,16 @@ async def prepare(dsn: str, skus: int) -> list[int]:
 
 
 async def make_carts(
-    dsn: str, count: int, variants: list[int], *, hot: bool
+    dsn: str, count: int, variants: list[int], *, hot: bool, conn: asyncpg.Connection | None = None
 ) -> list[tuple[int, str]]:
-    """`count` guest carts: one line on the hot SKU, or one or two random SKUs of `variants`."""
+    """`count` guest carts: one line on the hot SKU, or one or two random SKUs of `variants`
+    (on `conn` if given, else on a connection of its own)."""
     tokens = [secrets.token_urlsafe(32) for _ in range(count)]
     rng = secrets.SystemRandom()
     first = [variants[0] if hot else rng.choice(variants) for _ in range(count)]
     second = [None if hot or rng.random() < 0.5 else rng.choice(variants) for _ in range(count)]
-    conn = await asyncpg.connect(dsn)
+    own = conn is None
+    conn = conn or await asyncpg.connect(dsn)
     try:
         await conn.execute(MAKE_CARTS, [digest(t) for t in tokens], first, second)
         rows = await conn.fetch(
@@ -128,7 +131,8 @@ async def make_carts(
             [digest(t) for t in tokens],
         )
     finally:
-        await conn.close()
+        if own:
+            await conn.close()
     by_hash = {row["token_hash"]: row["id"] for row in rows}
     return [(by_hash[digest(t)], t) for t in tokens]
 
@@ -197,6 +201,7 @@ class Step:
     placed_rate: float = 0.0  # what the web took at that rate
     latencies: list[float] = field(default_factory=list)  # commit -> confirmation, seconds
     captures: list[float] = field(default_factory=list)  # commit -> the capture's confirmation
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds per process group
 
     @property
     def missing(self) -> int:
@@ -219,39 +224,60 @@ async def email_latency(
     settings: Settings,
     workdir: Path,
     args: argparse.Namespace,
+    web_pid: int,
 ) -> list[Step]:
     """Seconds from each order's commit to its confirmation email reaching the SMTP server, at
     each offered rate of `args.rates` for `args.email_seconds` (stopping after the first rate
     the workers could not keep pace with)."""
     steps = []
-    with smtp_server() as smtp:
-        env = clean_env(_server_env(dsn) | {"SMTP_URL": smtp.url, "DATA_DIR": str(workdir)})
+    with smtp_server(headers_only=True) as smtp:  # only the Subject is read
+        env = clean_env(
+            _server_env(dsn)
+            | {"SMTP_URL": smtp.url, "DATA_DIR": str(workdir)}
+            | dict(args.server_env)  # the relay's and the worker's only
+        )
         worker_argv = ["-m", "web.cli", "worker"]
         if args.worker_processes:
             worker_argv += ["--processes", str(args.worker_processes)]
         if args.worker_threads:
             worker_argv += ["--threads", str(args.worker_threads)]
+        relay = _child(["-m", "web.cli", "relay"], env, workdir / "relay.log")
+        worker = _child(worker_argv, env, workdir / "worker.log")
         async with (
-            _child(["-m", "web.cli", "relay"], env, workdir / "relay.log"),
-            _child(worker_argv, env, workdir / "worker.log"),
+            relay,
+            worker,
             aiohttp.ClientSession(base_url, connector=aiohttp.TCPConnector(limit=256)) as http,
         ):
-            # Warm up: the worker has booted once one order's confirmation arrived.
-            ((_, first),) = await make_carts(dsn, 1, variants, hot=False)
-            await _order(http, first, {})
-            deadline = time.time() + 120
-            while not _confirmed(smtp) and time.time() < deadline:
-                await asyncio.sleep(0.05)
-            for rate in args.rates:
-                step = await _step(dsn, http, variants, smtp, rate, args.email_seconds)
-                steps.append(step)
-                print(
-                    f"  {rate:g} orders/s offered: {step.placed} placed ({step.placed_rate:.0f}/s),"
-                    f" p95 {step.p95 * 1000:.0f} ms, {step.missing} confirmations missing",
-                    flush=True,
-                )
-                if not step.kept_pace:
-                    break
+            meter = CpuMeter()
+            meter.add("web", lambda: tree(web_pid))
+            meter.add("relay", lambda: tree(relay.process.pid))
+            meter.add("worker", lambda: tree(worker.process.pid))
+            meter.add("rabbitmq", lambda: named("beam.smp"))
+            meter.add("bench (client, SMTP)", lambda: [os.getpid()])
+            # One connection for the whole run: PostgreSQL's slots may all be taken by others.
+            meter_conn = await asyncpg.connect(dsn)
+            try:
+                # Warm up: the worker has booted once one order's confirmation arrived.
+                ((_, first),) = await make_carts(dsn, 1, variants, hot=False, conn=meter_conn)
+                await _order(http, first, {})
+                deadline = time.time() + 120
+                while not _confirmed(smtp) and time.time() < deadline:
+                    await asyncio.sleep(0.05)
+                for rate in args.rates:
+                    step = await _step(
+                        dsn, http, variants, smtp, rate, args.email_seconds, meter, meter_conn
+                    )
+                    steps.append(step)
+                    print(
+                        f"  {rate:g} orders/s offered: {step.placed} placed"
+                        f" ({step.placed_rate:.0f}/s), p95 {step.p95 * 1000:.0f} ms,"
+                        f" {step.missing} confirmations missing",
+                        flush=True,
+                    )
+                    if not step.kept_pace and not args.every_rate:
+                        break
+            finally:
+                await meter_conn.close()
     return steps
 
 
@@ -262,10 +288,13 @@ async def _step(
     smtp: SmtpServer,
     rate: float,
     seconds: float,
+    meter: CpuMeter,
+    meter_conn: asyncpg.Connection,
 ) -> Step:
     """Orders at `rate` for `seconds` (each on its own schedule, whatever the web's answer
     time), then up to DRAIN_SECONDS for their confirmations."""
-    jobs = await make_carts(dsn, max(1, int(rate * seconds)), variants, hot=False)
+    jobs = await make_carts(dsn, max(1, int(rate * seconds)), variants, hot=False, conn=meter_conn)
+    before = meter.snapshot({"postgresql": await _backends(meter_conn)})
     placed: dict[str, float] = {}
     started = time.perf_counter()
     tasks = []
@@ -277,16 +306,20 @@ async def _step(
     deadline = time.time() + DRAIN_SECONDS
     while time.time() < deadline and not placed.keys() <= _confirmed(smtp).keys():
         await asyncio.sleep(0.05)
+    after = meter.snapshot({"postgresql": await _backends(meter_conn)})
     arrivals = {n: at for n, at in _confirmed(smtp).items() if n in placed}
-    conn = await asyncpg.connect(dsn)
-    try:
-        rows = await conn.fetch(STAGES, list(arrivals))
-    finally:
-        await conn.close()
+    rows = await meter_conn.fetch(STAGES, list(arrivals))
     committed = {r["number"]: r["at"] for r in rows}
     step.latencies = [arrivals[n] - committed[n] for n in arrivals if n in committed]
     step.captures = [r["confirmed"] - r["at"] for r in rows if r["confirmed"] is not None]
+    step.cpu = spent(before, after)
     return step
+
+
+async def _backends(conn: asyncpg.Connection) -> list[int]:
+    """PostgreSQL's server processes of the benchmark's database (this connection's too)."""
+    rows = await conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1", DATABASE)
+    return [row["pid"] for row in rows]
 
 
 _CONFIRMED: dict[str, float] = {}
@@ -336,6 +369,8 @@ def _server_env(dsn: str) -> dict[str, str]:
         "LOG_LEVEL": "warning",
         "LOG_FORMAT": "json",
         "RELAY_POLL_INTERVAL_SECONDS": "0.5",
+        # No search here: the web's in-process index would be built while the rates run.
+        "SEARCH_INDEX": "sql",
         "WORKER_METRICS_PORT": "0",  # no port of a shared machine taken
         "RELAY_METRICS_PORT": "0",
     }
@@ -362,18 +397,24 @@ async def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="aioshop_bench_") as tmp:
         workdir = Path(tmp)
         env = clean_env(_server_env(dsn))
-        async with serving(
+        async with served(
             ["-m", "web.cli", "web", "--host", "127.0.0.1"], env, workdir / "web.log"
-        ) as url:
-            for name, hot in (("spread over SKUs", False), ("one hot SKU", True)):
+        ) as server:
+            url = server.url
+            kinds = (("spread over SKUs", False), ("one hot SKU", True))
+            for name, hot in kinds[:1] if args.web_only else kinds:
                 jobs = await make_carts(dsn, carts_needed, variants, hot=hot)
-                base, base_failed = await ceiling(dsn, jobs[: carts_needed // 2], args.seconds)
+                base, base_failed = (
+                    (float("nan"), 0)
+                    if args.web_only
+                    else await ceiling(dsn, jobs[: carts_needed // 2], args.seconds)
+                )
                 http, http_failed = await through_http(url, jobs[carts_needed // 2 :], args.seconds)
                 rows.append((name, base, http, base_failed + http_failed))
                 print(f"  measured {name}: ceiling {base:.0f}/s, HTTP {http:.0f}/s", flush=True)
             # The events of the orders above are not part of the latency run: set them aside.
             await execute(dsn, "UPDATE outbox SET published_at = now() WHERE published_at IS NULL")
-            steps = await email_latency(dsn, url, variants, settings, workdir, args)
+            steps = await email_latency(dsn, url, variants, settings, workdir, args, server.pid)
     print(f"\ncheckout, {BUYERS} concurrent buyers, {args.seconds:g} s a row; nproc="
           f"{len(os.sched_getaffinity(0))}, load average {os.getloadavg()[0]:.1f}\n")  # fmt: skip
     print("| orders | asyncpg ceiling (orders/s) | HTTP checkout (orders/s) | ratio | target |")
@@ -400,6 +441,15 @@ def print_side_effects(steps: list[Step], *, web_rate: float, seconds: float) ->
             f"| {step.rate:g} | {step.placed_rate:.0f} | {p50:.0f} ms | {step.p95 * 1000:.0f} ms"
             f" | {capture:.0f} ms | {step.missing} |"
         )
+    groups = list(steps[0].cpu) if steps else []
+    print("\nCPU per order placed (ms, user + system; from commit to the drain's end):\n")
+    print("| offered (orders/s) | " + " | ".join(groups) + " | total |")
+    print("|---|" + "---|" * (len(groups) + 1))
+    for step in steps:
+        each = [step.cpu[g] * 1000 / max(1, step.placed) for g in groups]
+        print(
+            f"| {step.rate:g} | " + " | ".join(f"{ms:.1f}" for ms in each) + f" | {sum(each):.1f} |"
+        )
     kept = [step.placed_rate for step in steps if step.kept_pace]
     best = f"{max(kept):.0f}/s" if kept else "none of the rates"
     verdict = "met" if kept and max(kept) >= web_rate else "MISSED"
@@ -425,4 +475,22 @@ if __name__ == "__main__":
     parser.add_argument("--worker-processes", type=int, default=0, help="default: aioshop's")
     parser.add_argument("--worker-threads", type=int, default=0, help="default: aioshop's")
     parser.add_argument("--skus", type=int, default=100_000)
+    parser.add_argument(
+        "--web-only",
+        action="store_true",
+        help="measure only the web's rate spread over SKUs (no ceiling: its 32 connections)",
+    )
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        type=lambda text: tuple(text.split("=", 1)),
+        metavar="NAME=VALUE",
+        help="a setting for the relay and the worker (e.g. RELAY_BUNDLE_SIZE=1); repeatable",
+    )
+    parser.add_argument(
+        "--every-rate",
+        action="store_true",
+        help="go on after a rate the workers could not keep (for the CPU figures of each rate)",
+    )
     asyncio.run(main(parser.parse_args()))

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from email.message import EmailMessage
+from email.parser import BytesHeaderParser
 from typing import Any
 
 from aiosmtpd.controller import Controller
@@ -37,7 +38,10 @@ class _Collect:
         if time.monotonic() < self.server.refuse_until:
             self.server.refused += 1
             return "451 4.3.2 Service unavailable for now, try again later"
-        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        if self.server.headers_only:  # a benchmark's: its headers, the body left unparsed
+            message = BytesHeaderParser(policy=email.policy.default).parsebytes(envelope.content)
+        else:
+            message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         assert isinstance(message, EmailMessage)
         # list.append is atomic: the test thread may read while the server thread appends.
         self.server.recipients.append(list(envelope.rcpt_tos))
@@ -48,9 +52,11 @@ class _Collect:
 
 
 class SmtpServer:
-    """An SMTP server on 127.0.0.1: `.url` for SMTP_URL, `.messages` as they arrive."""
+    """An SMTP server on 127.0.0.1: `.url` for SMTP_URL, `.messages` as they arrive
+    (`headers_only`: parsed as far as their headers, for a benchmark that reads no body)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, headers_only: bool = False) -> None:
+        self.headers_only = headers_only
         self.port = _free_port()
         self.url = f"smtp://127.0.0.1:{self.port}"
         self.messages: list[EmailMessage] = []
@@ -91,9 +97,9 @@ class SmtpServer:
 
 
 @contextmanager
-def smtp_server() -> Iterator[SmtpServer]:
+def smtp_server(*, headers_only: bool = False) -> Iterator[SmtpServer]:
     """A started SmtpServer, stopped on exit (use it as a fixture body)."""
-    server = SmtpServer()
+    server = SmtpServer(headers_only=headers_only)
     server.start()
     try:
         yield server

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 
@@ -15,6 +15,16 @@ async def eventually(predicate: Callable[[], bool], timeout: float = 15.0) -> bo
         if asyncio.get_running_loop().time() > deadline:
             return False
         await asyncio.sleep(0.05)
+    return True
+
+
+async def until(check: Callable[[], Awaitable[bool]], timeout: float, every: float = 0.05) -> bool:
+    """Await `check()` every `every` s until it is true (True) or `timeout` s pass (False)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(every)
     return True
 
 

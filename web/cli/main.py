@@ -351,6 +351,8 @@ async def _relay(settings: Settings) -> None:
             pool,
             broker,
             batch_size=settings.relay_batch_size,
+            bundle_size=settings.relay_bundle_size,
+            linger=settings.relay_linger_seconds,
             poll_interval=settings.relay_poll_interval_seconds,
             ticks=[
                 (EXPIRE_UNPAID.name, EXPIRE_UNPAID_EVERY_SECONDS),

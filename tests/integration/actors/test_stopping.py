@@ -36,7 +36,7 @@ from tests.support.orders import (
 )
 from tests.support.processes import ShopProcess, Worker
 from tests.support.smtp import SmtpServer
-from tests.support.waiting import eventually
+from tests.support.waiting import eventually, until
 
 STOP_TIMEOUT = 10.0  # the bound under test: the smallest STOP_TIMEOUT_SECONDS allows
 OVERDUE_SLACK = 3.0  # past the bound: the last log line (up to 1 s) and the exit itself
@@ -75,12 +75,7 @@ async def answers(url: str, timeout: float = 30.0) -> bool:
             except (aiohttp.ClientError, TimeoutError):
                 return False
 
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await get():
-        if asyncio.get_running_loop().time() > deadline:
-            return False
-        await asyncio.sleep(0.2)
-    return True
+    return await until(get, timeout, every=0.2)
 
 
 # What each process logs once it has taken its stop signals over and is at work.

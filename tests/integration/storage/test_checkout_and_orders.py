@@ -77,6 +77,30 @@ async def test_placing_copies_the_lines_takes_the_stock_and_empties_the_cart(
     }
 
 
+async def test_an_order_asks_for_a_stock_check_only_when_it_leaves_a_variant_low(
+    fresh_db, conn
+) -> None:
+    """With the threshold given, CHECK_STOCK is written only by an order that left one of its
+    variants at the threshold or below, and then names all of its variants (as without one)."""
+    tee = await stocked_product(fresh_db, "tee", {"TEE-S": 10, "TEE-M": 10})
+
+    async def place(lines: list[tuple[int, int]]) -> list[list[int]]:
+        """Place an order of `lines`; the variant ids of each CHECK_STOCK event it wrote."""
+        cart = await guest_cart(conn, lines)
+        async with conn.transaction():
+            await checkout_storage.place_order(conn, new_order(cart, low_stock_threshold=3))
+        rows = await conn.fetch(
+            "DELETE FROM outbox WHERE actor_name = 'orders.check_stock' RETURNING payload"
+        )
+        return [sorted(row["payload"]["variant_ids"]) for row in rows]
+
+    assert await place([(tee["TEE-S"], 6), (tee["TEE-M"], 1)]) == []  # 4 and 9 left
+    assert await place([(tee["TEE-S"], 1), (tee["TEE-M"], 1)]) == [
+        sorted([tee["TEE-S"], tee["TEE-M"]])  # TEE-S at 3: the threshold
+    ]
+    assert await conn.fetchval("SELECT count(*) FROM orders") == 2
+
+
 async def test_short_stock_or_an_empty_cart_writes_nothing(fresh_db, conn) -> None:
     tee = await stocked_product(fresh_db, "tee", {"TEE-S": 1, "TEE-M": 4})
     cart = await guest_cart(conn, [(tee["TEE-S"], 2), (tee["TEE-M"], 1)])

@@ -10,7 +10,12 @@ from email.policy import default as default_policy
 
 import pytest
 
-from actors.mail.compose import NotComposable, compose
+from actors.mail.compose import (
+    NotComposable,
+    _address_header,
+    _parsed_address_header,
+    compose,
+)
 from actors.mail.transport import build_message
 
 MESSAGE_ID = "0123456789abcdef0123456789abcdef"
@@ -79,6 +84,35 @@ def test_composed_bytes_parse_to_the_email_packages_message(fields: dict[str, st
     assert composed.data.isascii()
     assert all(len(line) <= 998 for line in composed.data.split(b"\r\n"))
     assert b"\n" not in composed.data.replace(b"\r\n", b"")
+
+
+ADDRESSES = [
+    "ada@example.com",
+    "a.b+tag@sub.example.co.uk",
+    "o'hara!#$%&*/=?^_`{|}~-@x-y.example",
+    "UPPER@EXAMPLE.COM",
+    "x@127.0.0.1",
+    # Not bare: these take the policy's way, whatever it makes of them.
+    "a..b@example.com",
+    ".a@example.com",
+    "a.@example.com",
+    "a@-x.example",
+    "a@x-.example",
+    "a@x..example",
+    '"quoted local"@example.com',
+    "Ada <ada@example.com>",
+    "ada@example.com (comment)",
+    " ada@example.com",
+    "ada@example.com,b@example.com",
+    "a@b@example.com",
+    "a" * 70 + "@example.com",
+    "ada@exämple.com",
+]
+
+
+@pytest.mark.parametrize("address", ADDRESSES)
+def test_a_bare_address_is_written_as_the_policy_writes_it(address: str) -> None:
+    assert _address_header("To", address) == _parsed_address_header("To", address)
 
 
 def test_a_header_with_a_line_break_is_refused_as_before() -> None:
