@@ -110,7 +110,7 @@ def bundle_runner(broker: dramatiq.Broker, resources: Any, *, min_backoff_ms: in
         outcomes = thread.run_coroutine(
             _run_all(resources.resources, spec.fn, actor_name, events, context)
         )
-        _count(broker, actor_name, outcomes)
+        _count(broker, actor_name, events, outcomes)
         for event, (_, error) in zip(events, outcomes, strict=True):
             if error is not None:
                 _hand_over(broker, actor_name, event, error, min_backoff_ms)
@@ -165,14 +165,25 @@ async def _run_all(
     ]
 
 
-def _count(broker: dramatiq.Broker, actor_name: str, outcomes: Sequence[Outcome]) -> None:
-    """Each event's attempt in the per-actor statistics (/ops/queues), as if it came alone."""
-    queue = EVENTS[actor_name].queue if actor_name in EVENTS else BUNDLE_QUEUE
+def _count(
+    broker: dramatiq.Broker,
+    actor_name: str,
+    events: Sequence[dict[str, Any]],
+    outcomes: Sequence[Outcome],
+) -> None:
+    """Each event's attempt in the per-actor statistics (/ops/queues) and in Dramatiq's
+    Prometheus metrics (dramatiq_messages_total and the rest, by actor_name), as if it came
+    alone, on the queue its payload routes it to."""
+    known = EVENTS.get(actor_name)
+    queues = [known.queue_for(e["payload"]) if known else BUNDLE_QUEUE for e in events]
     now = time.time()
     for middleware in broker.middleware:
-        if isinstance(middleware, StatsMiddleware):
-            for seconds, error in outcomes:
+        record_event = getattr(middleware, "record_event", None)  # actors.ops.metrics
+        for queue, (seconds, error) in zip(queues, outcomes, strict=True):
+            if isinstance(middleware, StatsMiddleware):
                 middleware.record(actor_name, queue, seconds, error, now)
+            elif record_event is not None:
+                record_event(queue, actor_name, seconds, error)
 
 
 def _hand_over(
