@@ -5,6 +5,7 @@ Only entrypoints build it (`Settings.from_env()`); everything else receives it.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import re
@@ -84,6 +85,7 @@ class Settings(BaseSettings):
     # at most this many idle (0: a new connection for every email), none older than this.
     smtp_pool_size: int = Field(default=8, ge=0, le=256)
     smtp_connection_max_age_seconds: float = Field(default=300.0, gt=0, le=86_400)
+    smtp_noop_after_seconds: float = Field(default=10.0, ge=0, le=86_400)
     secret_key: SecretStr = Field(min_length=32)
     previous_secret_keys: SecretStr = SecretStr("")  # comma-separated; still verify old tokens
     access_token_minutes: int = Field(default=60, ge=1, le=24 * 60)
@@ -328,8 +330,10 @@ def describe(exc: ValidationError) -> str:
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+@functools.lru_cache(maxsize=16)
 def parse_networks(text: str) -> tuple[IPNetwork, ...]:
-    """Comma-separated addresses or networks (`10.0.0.5`, `172.30.0.0/24`, `::1`)."""
+    """Comma-separated addresses or networks (`10.0.0.5`, `172.30.0.0/24`, `::1`); kept per text
+    (the settings hold a few, and requests ask for them)."""
     return tuple(
         ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip()
     )

@@ -10,7 +10,7 @@ back to the pool, and the next email takes it:
   as before;
 - a connection older than SMTP_CONNECTION_MAX_AGE_SECONDS is closed instead of reused (servers
   limit a session's messages and lifetime; a load balancer moves new ones to new servers);
-- one that waited idle longer than NOOP_AFTER_SECONDS is asked NOOP first (servers close idle
+- one that waited idle longer than SMTP_NOOP_AFTER_SECONDS is asked NOOP first (servers close idle
   sessions; RFC 5321 lets them after 5 minutes), and one the server closed meanwhile is seen
   closed and dropped: either way the email goes out on a new connection;
 - every connect and every command is bounded by SMTP_TIMEOUT_SECONDS;
@@ -38,7 +38,6 @@ from configs.urls import SmtpServer
 log = structlog.get_logger(__name__)
 
 SMTP_TIMEOUT_SECONDS = 10.0
-NOOP_AFTER_SECONDS = 10.0
 QUIT_TIMEOUT_SECONDS = 2.0
 
 CONNECTIONS = Counter(
@@ -59,8 +58,8 @@ class _Idle:
 class SmtpPool:
     """Open SMTP connections to one server, handed out one email at a time."""
 
-    def __init__(self, server: SmtpServer, *, size: int, max_age: float) -> None:
-        self.server, self.size, self.max_age = server, size, max_age
+    def __init__(self, server: SmtpServer, *, size: int, max_age: float, noop_after: float) -> None:
+        self.server, self.size, self.max_age, self.noop_after = server, size, max_age, noop_after
         self._idle: list[_Idle] = []  # last in, first out: the warmest connection first
         self._closing: set[asyncio.Task[None]] = set()
 
@@ -90,7 +89,7 @@ class SmtpPool:
             if now - each.opened > self.max_age:
                 CONNECTIONS.labels("retired").inc()
                 await _close(each.client, polite=True)
-            elif not each.client.is_connected or not await _answers(each, now):
+            elif not each.client.is_connected or not await _answers(each, now, self.noop_after):
                 CONNECTIONS.labels("dropped").inc()
                 await _close(each.client, polite=False)
             else:
@@ -120,9 +119,10 @@ class SmtpPool:
         self._idle.append(_Idle(client, opened))
 
 
-async def _answers(idle: _Idle, now: float) -> bool:
-    """Whether a connection idle for long still answers NOOP (one not idle long is trusted)."""
-    if now - idle.since <= NOOP_AFTER_SECONDS:
+async def _answers(idle: _Idle, now: float, noop_after: float) -> bool:
+    """Whether a connection idle for longer than `noop_after` seconds still answers NOOP (one
+    not idle as long is trusted)."""
+    if now - idle.since <= noop_after:
         return True
     try:
         await idle.client.noop(timeout=SMTP_TIMEOUT_SECONDS)
@@ -147,12 +147,12 @@ _POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[SmtpServer, Sm
 )
 
 
-def pool_for(server: SmtpServer, *, size: int, max_age: float) -> SmtpPool:
+def pool_for(server: SmtpServer, *, size: int, max_age: float, noop_after: float) -> SmtpPool:
     """The running loop's pool for `server`, made on first use."""
     pools = _POOLS.setdefault(asyncio.get_running_loop(), {})
     pool = pools.get(server)
     if pool is None:
-        pool = pools[server] = SmtpPool(server, size=size, max_age=max_age)
+        pool = pools[server] = SmtpPool(server, size=size, max_age=max_age, noop_after=noop_after)
     return pool
 
 

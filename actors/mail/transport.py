@@ -145,6 +145,7 @@ async def _smtp_send(
         server,
         size=settings.smtp_pool_size,
         max_age=settings.smtp_connection_max_age_seconds,
+        noop_after=settings.smtp_noop_after_seconds,
     )
     async with pool.connection() as client:
         if isinstance(message, ComposedEmail):

@@ -45,13 +45,13 @@ async def test_a_pool_of_size_zero_opens_a_connection_per_email(
 
 
 async def test_a_connection_the_server_dropped_is_replaced(
-    settings_for: Any, fresh_db: str, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+    settings_for: Any, fresh_db: str, smtp: SmtpServer
 ) -> None:
-    settings: Settings = settings_for(fresh_db, smtp_url=smtp.url)
+    # 0: every reused connection is asked NOOP first.
+    settings: Settings = settings_for(fresh_db, smtp_url=smtp.url, smtp_noop_after_seconds=0.0)
     await deliver(settings, "first@example.com", EMAIL)
     # The server goes away and comes back on the same port: the open connection is dead.
     smtp.restart()
-    monkeypatch.setattr(connections, "NOOP_AFTER_SECONDS", 0.0)  # ask every reused connection
     await deliver(settings, "second@example.com", EMAIL)
     assert [r for (r,) in smtp.recipients] == ["first@example.com", "second@example.com"]
     assert smtp.peers[0] != smtp.peers[1]  # a new connection
