@@ -346,6 +346,7 @@ class BitmapSearch(PostgresSearch):
         tiers: list[BitMap] = []
         correction: str | None = None
         ranking: tuple[str, str] | None = None  # (to_tsquery input, its normalised form)
+        text_key: tuple[Any, ...] | None = None  # what decides `text_set`: its counts' key
         if text:
             if uses_operators(text):
                 raise Unsupported("websearch syntax")
@@ -374,6 +375,11 @@ class BitmapSearch(PostgresSearch):
             literal_set = evaluate(index, literal_q)
             corrected_set = evaluate(index, corrected_q) if corrected_q is not None else literal_set
             exact, prefix = BitMap(sku_exact), BitMap(sku_prefix)
+            text_key = (
+                corrected_q if corrected_q is not None else literal_q,
+                sku_exact,
+                sku_prefix,
+            )
             text_set = corrected_set | exact | prefix
             # The score's tiers, best first (search.postgres_query SCORE and SKU_SCORE).
             name_literal = evaluate(index, literal_name_q)
@@ -404,7 +410,7 @@ class BitmapSearch(PostgresSearch):
         ):
             raise Unsupported("a SKU match without a document: its score is NULL")
         facets = (
-            index.facet_counts(matched)
+            index.facet_counts(matched, text_key)
             if match is not None
             else index.text_less_facets(query, matched)
         )
@@ -636,6 +642,7 @@ class BitmapSearch(PostgresSearch):
                     await self._load_chunk(conn, index, low, low + BUILD_CHUNK)
                     await asyncio.sleep(0)
         index.make_orders()
+        index.make_facet_slots()
         # Rows just below the snapshot's last position may commit after it: read them again.
         self.position = max(position - CHANGES_BATCH, 0)
         self._seen = set()

@@ -16,12 +16,13 @@ from __future__ import annotations
 import bisect
 import heapq
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from pyroaring import BitMap
 
 from search.backend import (
@@ -34,6 +35,14 @@ from search.backend import (
     SearchQuery,
     price_bucket_label,
 )
+from search.bitmap_facets import (
+    Counted,
+    CountsMemo,
+    FacetSlots,
+    KeptCounts,
+    tally_buckets,
+    tally_values,
+)
 from search.bitmap_sort import SortOrder, make_order
 
 MAX_PRODUCT_ID = 2**32 - 1
@@ -43,6 +52,14 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Price bins: a price range filter is the union of the bins inside it plus the edges' products
 # checked one by one, so a bin holds about products / PRICE_BINS of them.
 PRICE_BINS = 256
+# Facet counts of a set of at most 1/SPARSE of the products read each of its products' facets
+# (search.bitmap_facets); larger sets intersect bitmaps, whose cost does not grow with the set.
+SPARSE = 25
+# The facet counts of a query's base this large (and at least 1/KEEP_FROM of the products) are
+# kept while the index changes (search.bitmap_facets.CountsMemo): the next query with the same
+# text and in-stock filter, whatever its other filters, starts from them.
+KEEP_FROM = 100
+KEEP_MIN = 2_000
 
 
 class Unsupported(Exception):
@@ -82,13 +99,18 @@ class Category:
 
 @dataclass
 class Matched:
-    """A query's sets: `rows` the hits' set, `bases` each facet's set (its own filter ignored)."""
+    """A query's sets: `rows` the hits' set, `bases` each facet's set (its own filter ignored),
+    `base` the set before any filter (published, text, in stock), `text` the products the text
+    matches (None: no text), `in_stock` the query's in-stock filter."""
 
+    base: BitMap
     rows: BitMap
     literal_total: int
     category_base: BitMap
     price_base: BitMap
     attribute_bases: dict[str, BitMap]
+    text: BitMap | None = None
+    in_stock: bool | None = None
 
 
 @dataclass
@@ -121,14 +143,18 @@ class BitmapIndex:
     _sorted_lexemes: list[str] | None = None
     _sorted_name_lexemes: list[str] | None = None
     _subtrees: dict[str, BitMap] = field(default_factory=dict)
-    # the filterable facets' bitmaps by attribute, in slug order, for the filterable set it was
-    # made for (facet_counts; None: a facet came or went)
-    _facet_plan: tuple[frozenset[str], list[tuple[str, list[tuple[str, BitMap]]]]] | None = None
+    # per product, its facets as codes (search.bitmap_facets): the counts of sparse sets
+    facet_slots: FacetSlots = field(default_factory=FacetSlots)
+    # the filterable facets' (value, bitmap, 'slug=value') by attribute, in slug order, for the
+    # filterable set it was made for (facet_counts; None: a facet came or went)
+    _facet_plan: tuple[frozenset[str], list[tuple[str, list[FacetEntry]]]] | None = None
     # each sort's order of the known products (search.bitmap_sort), made by make_orders or the
     # first page of the sort, kept by replace
     _orders: dict[str, SortOrder] = field(default_factory=dict)
     # text-less facet counts by filters, for the index as it is (forget_facets: any change)
     _facets_memo: dict[tuple[Any, ...], Facets] = field(default_factory=dict)
+    # the facet counts of large text bases, kept through changes (replace moves them)
+    _kept_counts: CountsMemo = field(default_factory=CountsMemo)
 
     # -- filling -------------------------------------------------------------------------
 
@@ -140,6 +166,7 @@ class BitmapIndex:
     def forget_facets(self) -> None:
         """The index changed (products, categories, the filterable attributes): count again."""
         self._facets_memo.clear()
+        self._kept_counts.clear()
 
     def set_bins(self, prices: Sequence[int]) -> None:
         """Bin boundaries from the prices' quantiles (sorted, NO_PRICE left out)."""
@@ -211,6 +238,7 @@ class BitmapIndex:
         self.created_of.extend([0] * more)
         self.fingerprint_of.extend([0] * more)
         self.name_of.extend([""] * more)
+        self.facet_slots.grow(len(self.price_of))
 
     def remove(self, ids: BitMap, documents: BitMap | None = None) -> None:
         """Forget these products everywhere (before their new state is added); from the
@@ -233,6 +261,8 @@ class BitmapIndex:
             bitmap.difference_update(ids)
 
     def _remove_documents(self, ids: BitMap) -> None:
+        for pid in ids:
+            self.facet_slots.clear(pid)
         for patterns in (self.patterns, self.placements):
             for lexeme in list(patterns):
                 by_key = patterns[lexeme]
@@ -258,7 +288,7 @@ class BitmapIndex:
         """The new state of `ids`: those without a row in `products` are gone. A product whose
         document and facets are unchanged (a stock or price change) keeps its postings."""
         rows = list(products)
-        self.forget_facets()
+        self._facets_memo.clear()
         keys_before = self._sort_keys(ids)
         same = BitMap(
             p.id
@@ -266,6 +296,11 @@ class BitmapIndex:
             if p.id in self.known and p.fingerprint and self.fingerprint_of[p.id] == p.fingerprint
         )
         changed = BitMap(ids)
+        counted_before: dict[int, Counted] = {}
+        if changed - same:  # documents or facets changed, products came or went: texts too
+            self._kept_counts.clear()
+        elif len(self._kept_counts):
+            counted_before = {pid: self._counted(pid) for pid in same}
         self.remove(changed, changed - same)
         for product in rows:
             self.add_scalars(product)
@@ -277,7 +312,19 @@ class BitmapIndex:
                 self.add_pattern(lexeme, weights, positions, (product.id,))
             for facet in product.facets:
                 self.add_postings(self.facets, facet, (product.id,))
+            self.facet_slots.set(product.id, product.facets)
+        for pid, before in counted_before.items():
+            self._kept_counts.move(pid, before, self._counted(pid), self.facet_slots.of(pid))
         self._reorder(ids, keys_before)
+
+    def _counted(self, pid: int) -> Counted:
+        price = self.price_of[pid]
+        return Counted(
+            published=pid in self.published,
+            in_stock=pid in self.in_stock,
+            category=self.category_of[pid],
+            bucket=None if price == NO_PRICE else _bucket(price),
+        )
 
     def _sort_keys(self, ids: Sequence[int]) -> dict[str, list[Any]]:
         """Per kept sort order, the sort key of each of `ids` (None: not in the index)."""
@@ -300,6 +347,10 @@ class BitmapIndex:
                 if (old is None) != (pid not in known) or (old is not None and key(pid) != old)
             ]
             self._orders[sort].merge(moved, known, key, len(self.price_of))
+
+    def make_facet_slots(self) -> None:
+        """Every product's facet codes (after a build; replace keeps them)."""
+        self.facet_slots.make(self.facets, len(self.price_of))
 
     def make_orders(self) -> None:
         """Every sort's order of the products (after a build: the first pages need not wait)."""
@@ -440,11 +491,14 @@ class BitmapIndex:
                     without = without & bitmap
             bases[name] = without
         return Matched(
+            base=base,
             rows=rows,
             literal_total=len(rows) if literal is None else rows.intersection_cardinality(literal),
             category_base=bases.get(":category", rows),
             price_base=bases.get(":price", rows),
             attribute_bases={k: v for k, v in bases.items() if not k.startswith(":")},
+            text=text,
+            in_stock=query.in_stock,
         )
 
     def _categories(self, query: SearchQuery) -> BitMap | None:
@@ -454,33 +508,115 @@ class BitmapIndex:
             return self.in_categories(query.category_ids)
         return None
 
-    def facet_counts(self, matched: Matched) -> Facets:
-        """Disjunctive counts, ordered as search.postgres_query's SEARCH orders them."""
+    def facet_counts(self, matched: Matched, text_key: Hashable | None = None) -> Facets:
+        """Disjunctive counts, ordered as search.postgres_query's SEARCH orders them.
+
+        Each part counts over its base: from the kept counts when the base is the query's whole
+        base (`text_key`: its text, kept by it and the in-stock filter), else from the base's
+        products when it is sparse, else by bitmap intersections."""
+        kept = self._kept(matched, text_key) if text_key is not None else None
+        whole = matched.base
+        arrays: dict[int, npt.NDArray[np.uint32] | None] = {}  # by id(base): made once
+
+        def sparse_ids(base: BitMap) -> npt.NDArray[np.uint32] | None:
+            if id(base) not in arrays:
+                arrays[id(base)] = self._ids_if_sparse(base)
+            return arrays[id(base)]
+
         base = matched.category_base
-        categories = [
-            FacetValue(category, count)
-            for category, bitmap in self.categories.items()
-            if (count := bitmap.intersection_cardinality(base))
-        ]
+        if kept is not None and base is whole:
+            counted = kept.category_items()
+        else:
+            counted = self._category_counts(base, sparse_ids(base))
+        categories = [FacetValue(category, count) for category, count in counted]
         categories.sort(key=_by_count)
         attributes: dict[str, list[FacetValue]] = {}
         rows, bases = matched.rows, matched.attribute_bases
+        tallies: dict[int, Any] = {}  # by id(base)
+        codes = self.facet_slots.codes
         for slug, values in self._facets_by_attribute():
             base = bases.get(slug, rows)
-            counted = [
-                (-count, value)
-                for value, bitmap in values
-                if (count := bitmap.intersection_cardinality(base))
-            ]
-            if counted:
-                counted.sort()
-                attributes[slug] = [FacetValue(v, -n) for n, v in counted[:FACET_VALUES_MAX]]
+            tally = kept.codes if kept is not None and base is whole else tallies.get(id(base))
+            if tally is None and (ids := sparse_ids(base)) is not None:
+                tally = tallies[id(base)] = self.facet_slots.tally(base, ids)
+            if tally is not None:
+                by_value = [
+                    (-count, value)
+                    for value, _, facet in values
+                    if (code := codes.get(facet, -2) + 1) < len(tally)
+                    and (count := int(tally[code]))
+                ]
+            else:
+                by_value = [
+                    (-count, value)
+                    for value, bitmap, _ in values
+                    if (count := bitmap.intersection_cardinality(base))
+                ]
+            if by_value:
+                by_value.sort()
+                attributes[slug] = [FacetValue(v, -n) for n, v in by_value[:FACET_VALUES_MAX]]
         base = matched.price_base
+        if kept is not None and base is whole:
+            in_buckets = kept.buckets
+        else:
+            in_buckets = self._bucket_counts(base, sparse_ids(base))
         price_ranges = [
-            FacetValue(label, bucket.intersection_cardinality(base))
-            for bucket, label in zip(self.buckets, BUCKET_LABELS, strict=True)
+            FacetValue(label, count) for count, label in zip(in_buckets, BUCKET_LABELS, strict=True)
         ]
         return Facets(categories=categories, attributes=attributes, price_ranges=price_ranges)
+
+    def _ids_if_sparse(self, base: BitMap) -> npt.NDArray[np.uint32] | None:
+        """The ids of a base its products count faster than the bitmaps do, else None."""
+        if self.facet_slots.ready and len(base) * SPARSE <= len(self.known):
+            return np.frombuffer(base.to_array(), dtype=np.uint32)
+        return None
+
+    def _category_counts(
+        self, base: BitMap, ids: npt.NDArray[np.uint32] | None
+    ) -> list[tuple[int, int]]:
+        if ids is not None:
+            return tally_values(np.take(np.frombuffer(self.category_of, np.int64), ids))
+        return [
+            (category, count)
+            for category, bitmap in self.categories.items()
+            if (count := bitmap.intersection_cardinality(base))
+        ]
+
+    def _bucket_counts(self, base: BitMap, ids: npt.NDArray[np.uint32] | None) -> list[int]:
+        if ids is not None:
+            return tally_buckets(np.take(np.frombuffer(self.price_of, np.int64), ids), BUCKET_HIGHS)
+        return [bucket.intersection_cardinality(base) for bucket in self.buckets]
+
+    def _kept(self, matched: Matched, text_key: Hashable) -> KeptCounts | None:
+        """The kept counts of the query's whole base, made when it is large; None: count."""
+        whole = matched.base
+        if (
+            matched.text is None
+            or not self.facet_slots.ready
+            or len(whole) < max(KEEP_MIN, len(self.known) // KEEP_FROM)
+        ):
+            return None
+        key = (text_key, matched.in_stock)
+        kept = self._kept_counts.get(key)
+        if kept is None:
+            ids = self._ids_if_sparse(whole)
+            if ids is not None:
+                codes = self.facet_slots.tally(whole, ids)
+            else:
+                codes = np.zeros(len(self.facet_slots.codes) + 1, dtype=np.intp)
+                for facet, code in self.facet_slots.codes.items():
+                    bitmap = self.facets.get(facet)
+                    if bitmap is not None:
+                        codes[code + 1] = bitmap.intersection_cardinality(whole)
+            kept = KeptCounts(
+                text=matched.text,
+                in_stock=matched.in_stock,
+                categories=dict(self._category_counts(whole, ids)),
+                codes=codes,
+                buckets=self._bucket_counts(whole, ids),
+            )
+            self._kept_counts.put(key, kept)
+        return kept
 
     def text_less_facets(self, query: SearchQuery, matched: Matched) -> Facets:
         """facet_counts of a query without text (`matched` its sets), kept by its filters until
@@ -501,17 +637,17 @@ class BitmapIndex:
             self._facets_memo[key] = found
         return found
 
-    def _facets_by_attribute(self) -> list[tuple[str, list[tuple[str, BitMap]]]]:
-        """The filterable attributes' (value, bitmap) pairs by slug, in slug order; made again
+    def _facets_by_attribute(self) -> list[tuple[str, list[FacetEntry]]]:
+        """The filterable attributes' (value, bitmap, facet) by slug, in slug order; made again
         when a facet comes or goes or the filterable set changes (the bitmaps change in place)."""
         plan = self._facet_plan
         if plan is not None and plan[0] is self.filterable:
             return plan[1]
-        by_slug: dict[str, list[tuple[str, BitMap]]] = {}
+        by_slug: dict[str, list[FacetEntry]] = {}
         for facet, bitmap in self.facets.items():
             slug, _, value = facet.partition("=")
             if slug in self.filterable:
-                by_slug.setdefault(slug, []).append((value, bitmap))
+                by_slug.setdefault(slug, []).append((value, bitmap, facet))
         made = [(slug, by_slug[slug]) for slug in sorted(by_slug)]
         self._facet_plan = (self.filterable, made)
         return made
@@ -567,6 +703,8 @@ def _by_count(value: FacetValue) -> tuple[int, Any]:
 FACETS_KEPT = 4096  # text-less facet counts kept (filter sets); then counted afresh
 SORT_ORDERS = ("price_asc", "price_desc", "newest", "name")
 BUCKET_LABELS = [price_bucket_label(low, high) for low, high in PRICE_BUCKETS]
+BUCKET_HIGHS = [high for _, high in PRICE_BUCKETS if high is not None]  # the last is open
+FacetEntry = tuple[str, BitMap, str]  # (value, its products, 'slug=value')
 
 
 def _cursor_key(sort: str, after: tuple[Any, int]) -> tuple[Any, int]:

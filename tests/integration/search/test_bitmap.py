@@ -15,6 +15,7 @@ import pytest
 
 from configs.settings import Settings
 from search.backend import SORTS, SearchQuery, SearchResult
+from search import bitmap_index
 from search.bitmap import QUERIES, REFRESH_ERRORS, BitmapSearch, CatalogReference
 from storage.catalog_reads import first_images
 from storage.database import Executor, create_pool, statement_pool
@@ -201,12 +202,32 @@ async def compare_pages(
     return found_pages
 
 
-async def test_the_index_answers_as_the_sql_path(search: BitmapSearch, catalog_db: str) -> None:
+# How the index counts facets (search.bitmap_index.facet_counts): as configured, every part from
+# its products (search.bitmap_facets), every part by bitmap intersections, or the counts of every
+# text's base kept and reused (CountsMemo).
+COUNTING = {
+    "configured": {},
+    "by products": {"SPARSE": 0},
+    "by bitmaps": {"SPARSE": 10**12},
+    "kept": {"KEEP_MIN": 0, "KEEP_FROM": 10**12},
+}
+
+
+def count_facets(monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    for name, value in COUNTING[how].items():
+        monkeypatch.setattr(bitmap_index, name, value)
+
+
+@pytest.mark.parametrize("counting", COUNTING)
+async def test_the_index_answers_as_the_sql_path(
+    search: BitmapSearch, catalog_db: str, counting: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    count_facets(monkeypatch, counting)
     vocab = await vocabulary(catalog_db)
     rng = random.Random(20261207)
     answered = {"bitmap": 0, "postgres": 0}
     pages = thumbnails = 0
-    for _ in range(1_500):
+    for _ in range(1_500 if counting == "configured" else 500):
         for found in await compare_pages(search, generated_query(rng, vocab), answered):
             thumbnails += sum(hit.image is not None for hit in found.hits)
             pages += 1
@@ -363,6 +384,78 @@ async def test_a_change_shows_once_the_refresh_ran(search: BitmapSearch, catalog
         lsn = int(await conn.fetchval("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn"))
         ahead = await search.search(replace(everything, fresh_for=lsn + 10_000_000))
         assert ahead.backend == "postgres" and ahead.hits == found.hits
+    finally:
+        await conn.close()
+
+
+async def test_kept_facet_counts_follow_changes(
+    search: BitmapSearch, catalog_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The facet counts kept for a text's base (every base kept here) follow products that go
+    out of stock, are unpublished, change price bucket or category, and a changed document,
+    counting as the SQL path does after each refresh."""
+    count_facets(monkeypatch, "kept")
+    conn = await asyncpg.connect(catalog_db)
+    try:
+        word = await conn.fetchval(
+            "SELECT term FROM search_terms t WHERE length(term) > 3 ORDER BY"
+            " (SELECT count(*) FROM products p WHERE p.search_vector @@ to_tsquery('english',"
+            " t.term)) DESC, term LIMIT 1"
+        )
+        ids = [
+            r[0]
+            for r in await conn.fetch(
+                "SELECT id FROM products WHERE is_published AND in_stock"
+                " AND search_vector @@ to_tsquery('english', $1) ORDER BY id LIMIT 8",
+                word,
+            )
+        ]
+        slug = (await conn.fetchval("SELECT search_facets[1] FROM products WHERE id = $1", ids[0]))
+        slug = slug.split("=", 1)[0]
+        queries = [
+            SearchQuery(text=word, in_stock=in_stock, attributes=attributes, limit=5)
+            for in_stock in (None, True, False)
+            for attributes in ({}, {slug: ("zz9",)})
+        ]
+
+        async def check() -> None:
+            for query in queries:
+                found = await search.search(query)
+                assert found.backend == "bitmap"
+                sql = await PostgresSearchPath.search(search, query)
+                assert found.facets == sql.facets and found.total == sql.total, query
+
+        await check()  # every base's counts kept
+        kept = len(search.index._kept_counts) if search.index else 0
+        assert kept >= 3, kept
+        other_category = await conn.fetchval(
+            "SELECT id FROM categories WHERE id <> (SELECT category_id FROM products"
+            " WHERE id = $1) ORDER BY id LIMIT 1",
+            ids[3],
+        )
+        await conn.execute("UPDATE variants SET stock_on_hand = 0 WHERE product_id = $1", ids[0])
+        await conn.execute("UPDATE products SET is_published = false WHERE id = $1", ids[1])
+        await conn.execute(
+            "UPDATE variants SET price_amount = price_amount + 25000 WHERE product_id = $1", ids[2]
+        )
+        await conn.execute(
+            "UPDATE products SET category_id = $2 WHERE id = $1", ids[3], other_category
+        )
+        await conn.execute("UPDATE variants SET stock_on_hand = 0 WHERE product_id = $1", ids[4])
+        await conn.execute("UPDATE variants SET stock_on_hand = 7 WHERE product_id = $1", ids[4])
+        await search.refresh()
+        assert search.index is not None and len(search.index._kept_counts) == kept  # moved
+        await check()
+        # a document changes (an attribute value): the kept counts are made again
+        await conn.execute(
+            "UPDATE products SET attributes = attributes || jsonb_build_object($2::text, 'zz9')"
+            " WHERE id = $1",
+            ids[5],
+            slug,
+        )
+        await conn.execute("SELECT search_index_products(ARRAY[$1::bigint])", ids[5])
+        await search.refresh()
+        await check()
     finally:
         await conn.close()
 

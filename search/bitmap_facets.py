@@ -1,0 +1,230 @@
+"""Each product's facet values as small integer codes (numpy), so the facet counts of a *sparse*
+set of products are one gather and one bincount instead of an intersection per value.
+
+Counting with the bitmaps costs (values) x (the set's size) when the set is sparse: a roaring
+intersection of an array container with a bitmap container looks up each of the set's products,
+once per value. At a million products a search word matching ~10,000 of them paid that for ~66
+attribute values and ~41 categories: ~2 ms of a 3 ms search. Here the same counts read each
+matched product once: its facet codes (at most FACET_SLOTS inline per product, more in a small
+overflow), its category and its price, then count them (np.bincount). Dense sets (a large share
+of the catalog) stay with the bitmaps, whose cost does not grow with the set's size.
+
+Codes are given on first sight and never reused (a facet that goes keeps its code; a new one
+takes the next): a code past CODES_MAX turns this off and the bitmaps count everything.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import OrderedDict
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from pyroaring import BitMap
+
+FACET_SLOTS = 8  # codes kept inline per product (the seeded catalog: 9 at most, 4.6 on average)
+EMPTY = 0  # an unused slot; a facet's code is stored plus one
+CODES_MAX = int(np.iinfo(np.uint16).max) - 1
+KEPT_QUERIES = 512  # CountsMemo's size: queries whose facet counts are kept
+
+Ids = npt.NDArray[np.uint32]
+
+
+class FacetSlots:
+    """Per product id, the codes of its facets (module docstring)."""
+
+    def __init__(self) -> None:
+        self.codes: dict[str, int] = {}  # facet ('slug=value') -> code
+        self.slots: npt.NDArray[np.uint16] = np.zeros((0, FACET_SLOTS), dtype=np.uint16)
+        self.overflow: dict[int, tuple[int, ...]] = {}  # more than FACET_SLOTS: every code
+        self.overflowed = BitMap()
+        self.ready = False  # made (make) and every code fits
+
+    def make(self, facets: dict[str, BitMap], capacity: int) -> None:
+        """Every product's codes from the facets' bitmaps (after a build)."""
+        self.codes.clear()
+        self.overflow.clear()
+        self.overflowed = BitMap()
+        self.slots = np.zeros((capacity, FACET_SLOTS), dtype=np.uint16)
+        if len(facets) > CODES_MAX:
+            self.ready = False
+            return
+        ids_parts: list[Ids] = []
+        code_parts: list[npt.NDArray[np.uint16]] = []
+        for code, (facet, bitmap) in enumerate(facets.items()):
+            self.codes[facet] = code
+            ids = np.frombuffer(bitmap.to_array(), dtype=np.uint32)
+            ids_parts.append(ids)
+            code_parts.append(np.full(len(ids), code + 1, dtype=np.uint16))
+        if ids_parts:
+            ids = np.concatenate(ids_parts)
+            stored = np.concatenate(code_parts)
+            order = np.argsort(ids, kind="stable")
+            ids, stored = ids[order], stored[order]
+            # each entry's slot: its place among its product's entries
+            firsts = np.flatnonzero(np.concatenate(([True], ids[1:] != ids[:-1])))
+            runs = np.diff(np.concatenate((firsts, [len(ids)])))
+            slot = np.arange(len(ids)) - np.repeat(firsts, runs)
+            inline = slot < FACET_SLOTS
+            self.slots[ids[inline], slot[inline]] = stored[inline]
+            for pid in np.unique(ids[~inline]).tolist():
+                low, high = np.searchsorted(ids, [pid, pid + 1])
+                self._spill(pid, tuple(int(c) - 1 for c in stored[low:high]))
+        self.ready = True
+
+    def grow(self, capacity: int) -> None:
+        if capacity > len(self.slots):
+            grown = np.zeros((capacity, FACET_SLOTS), dtype=np.uint16)
+            grown[: len(self.slots)] = self.slots
+            self.slots = grown
+
+    def set(self, pid: int, facets: Iterable[str]) -> None:
+        """A product's facets now (after a change; made first, else nothing to keep)."""
+        if not self.ready:
+            return
+        codes = []
+        for facet in dict.fromkeys(facets):
+            code = self.codes.get(facet)
+            if code is None:
+                if len(self.codes) >= CODES_MAX:
+                    self.ready = False  # the bitmaps count from now on
+                    return
+                code = self.codes[facet] = len(self.codes)
+            codes.append(code)
+        self.clear(pid)
+        if len(codes) > FACET_SLOTS:
+            self._spill(pid, tuple(codes))
+        else:
+            self.slots[pid, : len(codes)] = [code + 1 for code in codes]
+
+    def of(self, pid: int) -> tuple[int, ...]:
+        """A product's codes."""
+        found = self.overflow.get(pid)
+        if found is not None:
+            return found
+        return tuple(int(stored) - 1 for stored in self.slots[pid] if stored != EMPTY)
+
+    def clear(self, pid: int) -> None:
+        if pid < len(self.slots):
+            self.slots[pid] = EMPTY
+        if self.overflow.pop(pid, None) is not None:
+            self.overflowed.discard(pid)
+
+    def _spill(self, pid: int, codes: tuple[int, ...]) -> None:
+        self.slots[pid] = EMPTY
+        self.overflow[pid] = codes
+        self.overflowed.add(pid)
+
+    def tally(self, base: BitMap, ids: Ids) -> npt.NDArray[np.intp]:
+        """How many of `base` (its ids: `ids`) have each facet: position code + 1."""
+        stored = np.take(self.slots, ids, axis=0).ravel()
+        counts = np.bincount(stored, minlength=len(self.codes) + 1)
+        if self.overflow:
+            for pid in base & self.overflowed:
+                for code in self.overflow[pid]:
+                    counts[code + 1] += 1
+        return counts
+
+
+def tally_values(values: npt.NDArray[np.int64]) -> list[tuple[int, int]]:
+    """(value, count) of the non-negative `values` (categories by id), in value order."""
+    values = values[values >= 0]
+    if not values.size:
+        return []
+    if int(values.max()) < BINCOUNT_MAX:
+        counts = np.bincount(values)
+        present = np.flatnonzero(counts)
+        return list(zip(present.tolist(), counts[present].tolist(), strict=True))
+    found, counts = np.unique(values, return_counts=True)
+    return list(zip(found.tolist(), counts.tolist(), strict=True))
+
+
+def tally_buckets(prices: npt.NDArray[np.int64], highs: Sequence[int]) -> list[int]:
+    """How many of `prices` fall in each bucket, the bucket of a price being the first whose
+    `highs` bound is above it (the last is open); the missing price (-1) is in none."""
+    below = [int(np.count_nonzero(prices < bound)) for bound in (0, *highs)]
+    return [*(b - a for a, b in itertools.pairwise(below)), len(prices) - below[-1]]
+
+
+BINCOUNT_MAX = 1 << 20  # category ids below this are counted by bincount, else by np.unique
+
+
+@dataclass
+class Counted:
+    """A product's part in facet counts: whether it is counted and where."""
+
+    published: bool
+    in_stock: bool
+    category: int  # NO_CATEGORY: none
+    bucket: int | None  # None: no price
+
+
+@dataclass
+class KeptCounts:
+    """The facet counts of one query's base (its published products matching `text`, with its
+    in-stock filter), kept while the index changes: each changed product leaves the counts as it
+    was and enters them as it is (CountsMemo.move)."""
+
+    text: BitMap
+    in_stock: bool | None
+    categories: dict[int, int]
+    codes: npt.NDArray[np.intp]  # per facet code + 1
+    buckets: list[int]
+
+    def holds(self, state: Counted) -> bool:
+        return state.published and (self.in_stock is None or state.in_stock == self.in_stock)
+
+    def add(self, state: Counted, codes: Sequence[int], step: int) -> None:
+        if state.category >= 0:
+            count = self.categories.get(state.category, 0) + step
+            if count:
+                self.categories[state.category] = count
+            else:
+                self.categories.pop(state.category, None)
+        for code in codes:
+            if code + 1 < len(self.codes):
+                self.codes[code + 1] += step
+        if state.bucket is not None:
+            self.buckets[state.bucket] += step
+
+    def category_items(self) -> list[tuple[int, int]]:
+        return list(self.categories.items())
+
+
+class CountsMemo:
+    """KeptCounts by query (its text's key and in-stock filter), at most KEPT_QUERIES, the
+    least recently used forgotten first. Only the counts of large bases are worth keeping:
+    counting a small one afresh costs little."""
+
+    def __init__(self, size: int = KEPT_QUERIES) -> None:
+        self.size = size
+        self._kept: OrderedDict[Hashable, KeptCounts] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    def get(self, key: Hashable) -> KeptCounts | None:
+        found = self._kept.get(key)
+        if found is not None:
+            self._kept.move_to_end(key)
+        return found
+
+    def put(self, key: Hashable, counts: KeptCounts) -> None:
+        self._kept[key] = counts
+        while len(self._kept) > self.size:
+            self._kept.popitem(last=False)
+
+    def clear(self) -> None:
+        self._kept.clear()
+
+    def move(self, pid: int, before: Counted, after: Counted, codes: Sequence[int]) -> None:
+        """A product whose documents and facets are unchanged changed state: each kept count
+        whose text it matches takes it out as it was and in as it is."""
+        for kept in self._kept.values():
+            if pid in kept.text:
+                if kept.holds(before):
+                    kept.add(before, codes, -1)
+                if kept.holds(after):
+                    kept.add(after, codes, 1)

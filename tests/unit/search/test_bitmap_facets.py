@@ -1,0 +1,77 @@
+"""Per-product facet codes (search.bitmap_facets) count as the facets' bitmaps do, also for
+products with more facets than the inline slots, and after products change."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+from pyroaring import BitMap
+
+from search.bitmap_facets import FACET_SLOTS, FacetSlots, tally_buckets, tally_values
+
+FACETS = [f"a{n % 5}=v{n}" for n in range(40)]
+
+
+def by_bitmaps(facets: dict[str, BitMap], base: BitMap) -> dict[str, int]:
+    return {f: n for f, b in facets.items() if (n := b.intersection_cardinality(base))}
+
+
+def by_slots(slots: FacetSlots, base: BitMap) -> dict[str, int]:
+    ids = np.frombuffer(base.to_array(), dtype=np.uint32)
+    counts = slots.tally(base, ids)
+    return {
+        f: int(counts[c + 1])
+        for f, c in slots.codes.items()
+        if c + 1 < len(counts) and counts[c + 1]
+    }
+
+
+def test_codes_count_as_the_bitmaps_do_through_changes() -> None:
+    rng = random.Random(5)
+    products = 300
+    owned = {
+        pid: set(rng.sample(FACETS, rng.choice([0, 1, 3, 8, 9, 15]))) for pid in range(products)
+    }
+    facets: dict[str, BitMap] = {f: BitMap() for f in FACETS}
+    for pid, mine in owned.items():
+        for f in mine:
+            facets[f].add(pid)
+    slots = FacetSlots()
+    slots.make(facets, products)
+    assert slots.ready and slots.overflow  # some products spill past the slots
+    assert all(len(codes) > FACET_SLOTS for codes in slots.overflow.values())
+    for round_ in range(30):
+        base = BitMap(rng.sample(range(products), rng.randrange(0, products)))
+        assert by_slots(slots, base) == by_bitmaps(facets, base), round_
+        # some products change their facets (one to a facet never seen before)
+        for pid in rng.sample(range(products), 5):
+            new = set(rng.sample(FACETS, rng.choice([0, 2, 9, 12])))
+            if round_ % 7 == 0:
+                new.add(f"new=n{round_}")
+                facets.setdefault(f"new=n{round_}", BitMap())
+            for f in owned[pid] - new:
+                facets[f].discard(pid)
+            for f in new:
+                facets[f].add(pid)
+            owned[pid] = new
+            slots.set(pid, sorted(new) + sorted(new)[:1])  # a repeated facet counts once
+            assert set(slots.of(pid)) == {slots.codes[f] for f in new}
+
+
+def test_grown_slots_keep_their_codes() -> None:
+    slots = FacetSlots()
+    slots.make({"a=1": BitMap([1, 2]), "b=2": BitMap([2])}, 3)
+    slots.grow(10)
+    slots.set(9, ["b=2"])
+    base = BitMap([1, 2, 9])
+    assert by_slots(slots, base) == {"a=1": 2, "b=2": 2}
+
+
+def test_categories_and_buckets_tally() -> None:
+    values = np.array([3, -1, 3, 7, 2_000_000, 7, 7], dtype=np.int64)
+    assert tally_values(values) == [(3, 2), (7, 3), (2_000_000, 1)]
+    assert tally_values(np.array([5, -1], dtype=np.int64)) == [(5, 1)]
+    assert tally_values(np.array([-1], dtype=np.int64)) == []
+    prices = np.array([-1, 0, 999, 1000, 2499, 2500, 10_000, 99_999], dtype=np.int64)
+    assert tally_buckets(prices, [1000, 2500, 5000, 10_000]) == [2, 2, 1, 0, 2]
