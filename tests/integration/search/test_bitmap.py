@@ -14,8 +14,8 @@ import orjson
 import pytest
 
 from configs.settings import Settings
-from search.backend import SORTS, SearchQuery, SearchResult
 from search import bitmap_index
+from search.backend import SORTS, SearchQuery, SearchResult
 from search.bitmap import QUERIES, REFRESH_ERRORS, BitmapSearch, CatalogReference
 from storage.catalog_reads import first_images
 from storage.database import Executor, create_pool, statement_pool
@@ -410,7 +410,7 @@ async def test_kept_facet_counts_follow_changes(
                 word,
             )
         ]
-        slug = (await conn.fetchval("SELECT search_facets[1] FROM products WHERE id = $1", ids[0]))
+        slug = await conn.fetchval("SELECT search_facets[1] FROM products WHERE id = $1", ids[0])
         slug = slug.split("=", 1)[0]
         queries = [
             SearchQuery(text=word, in_stock=in_stock, attributes=attributes, limit=5)
