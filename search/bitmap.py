@@ -23,7 +23,7 @@ import os
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +38,7 @@ from search.bitmap_index import (
     MAX_PRODUCT_ID,
     BitmapIndex,
     Category,
+    Levels,
     ProductState,
     Unsupported,
     micros,
@@ -347,6 +348,7 @@ class BitmapSearch(PostgresSearch):
         correction: str | None = None
         ranking: tuple[str, str] | None = None  # (to_tsquery input, its normalised form)
         text_key: tuple[Any, ...] | None = None  # what decides `text_set`: its counts' key
+        tiers_key: tuple[Any, ...] | None = None  # what decides `tiers`: their levels' key
         if text:
             if uses_operators(text):
                 raise Unsupported("websearch syntax")
@@ -380,6 +382,7 @@ class BitmapSearch(PostgresSearch):
                 sku_exact,
                 sku_prefix,
             )
+            tiers_key = (literal_q, corrected_q, literal_name_q, corrected_name_q, *text_key[1:])
             text_set = corrected_set | exact | prefix
             # The score's tiers, best first (search.postgres_query SCORE and SKU_SCORE).
             name_literal = evaluate(index, literal_name_q)
@@ -424,7 +427,7 @@ class BitmapSearch(PostgresSearch):
             query.sort == "relevance"
             and (
                 ranked := await self._ranked(
-                    index, ranking, tiers, matched.rows, after, limit + 1, reader
+                    index, ranking, tiers, matched.rows, after, limit + 1, reader, tiers_key
                 )
             )
             is not None
@@ -528,9 +531,14 @@ class BitmapSearch(PostgresSearch):
         after: tuple[Any, int] | None,
         count: int,
         reader: Executor,
+        tiers_key: Hashable = None,
     ) -> list[tuple[float, int]] | None:
         """The page's (score, id), ranked by groups of equal documents as ts_rank reads them
-        (search.bitmap_rank); None when PostgreSQL must rank the candidates (too many groups)."""
+        (search.bitmap_rank); None when PostgreSQL must rank the candidates (too many groups).
+
+        A large tier's levels (its rank groups by score, over all its products) are kept on the
+        index by `tiers_key` (they change only with documents): a later query with the same text
+        and any filters intersects them with its rows, best first, until the page is full."""
         if ranking is None:
             return None
         rank_input, normalised = ranking
@@ -539,16 +547,10 @@ class BitmapSearch(PostgresSearch):
         lexemes = matched_lexemes(index, operands or all_operands(normalised))
         cursor_tier = None if after is None else math.floor(after[0])
         out: list[tuple[float, int]] = []
-        for tier_score, tier in zip(TIER_SCORES, tiers, strict=True):
-            if cursor_tier is not None and tier_score > cursor_tier:
-                continue
-            members = tier & rows
-            if not members:
-                continue
-            try:
-                split = groups(index, lexemes, members, positional=positional)
-            except Unsupported:
-                return None
+
+        async def levels_of(tier_score: int, members: BitMap) -> Levels:
+            """`members` by score, best first; Unsupported: too many groups."""
+            split = groups(index, lexemes, members, positional=positional)
             ranks = await self._ranks(
                 rank_input, [signature for signature, _ in split], reader, positional=positional
             )
@@ -556,7 +558,38 @@ class BitmapSearch(PostgresSearch):
             for (_, group), rank in zip(split, ranks, strict=True):
                 score = float(tier_score) + 0.99 * rank
                 levels[score] = levels[score] | group if score in levels else group
-            take(levels, after, count, out)
+            return sorted(levels.items(), key=lambda level: level[0], reverse=True)
+
+        for position, (tier_score, tier) in enumerate(zip(TIER_SCORES, tiers, strict=True)):
+            if cursor_tier is not None and tier_score > cursor_tier:
+                continue
+            kept: Levels | None = None
+            if tiers_key is not None and index.worth_keeping(len(tier)):
+                key = (ranking, tiers_key, position)
+                if key not in index.tier_levels:
+                    try:
+                        index.tier_levels.put(key, await levels_of(tier_score, tier))
+                    except Unsupported:
+                        index.tier_levels.put(key, None)  # rank its members query by query
+                kept = index.tier_levels.get(key)
+            if kept is not None:
+                for score, group in kept:
+                    if after is not None and score > after[0]:
+                        continue
+                    members = group & rows
+                    if members:
+                        take({score: members}, after, count, out)
+                        if len(out) >= count:
+                            return out
+                continue
+            members = tier & rows
+            if not members:
+                continue
+            try:
+                levels = await levels_of(tier_score, members)
+            except Unsupported:
+                return None
+            take(dict(levels), after, count, out)
             if len(out) >= count:
                 break
         return out

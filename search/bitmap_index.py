@@ -16,6 +16,7 @@ from __future__ import annotations
 import bisect
 import heapq
 from array import array
+from collections import OrderedDict
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -155,6 +156,9 @@ class BitmapIndex:
     _facets_memo: dict[tuple[Any, ...], Facets] = field(default_factory=dict)
     # the facet counts of large text bases, kept through changes (replace moves them)
     _kept_counts: CountsMemo = field(default_factory=CountsMemo)
+    # per query text and score tier, its products in rank groups, best first (search.bitmap's
+    # relevance pages): they depend on documents only, so they are kept until one changes
+    tier_levels: KeptLevels = field(default_factory=lambda: KeptLevels())
 
     # -- filling -------------------------------------------------------------------------
 
@@ -299,6 +303,7 @@ class BitmapIndex:
         counted_before: dict[int, Counted] = {}
         if changed - same:  # documents or facets changed, products came or went: texts too
             self._kept_counts.clear()
+            self.tier_levels.clear()
         elif len(self._kept_counts):
             counted_before = {pid: self._counted(pid) for pid in same}
         self.remove(changed, changed - same)
@@ -587,14 +592,15 @@ class BitmapIndex:
             return tally_buckets(np.take(np.frombuffer(self.price_of, np.int64), ids), BUCKET_HIGHS)
         return [bucket.intersection_cardinality(base) for bucket in self.buckets]
 
+    def worth_keeping(self, products: int) -> bool:
+        """Whether what was worked out for a set of this many products is worth keeping: its
+        making costs more than a look-up (KEEP_MIN, KEEP_FROM)."""
+        return products >= max(KEEP_MIN, len(self.known) // KEEP_FROM)
+
     def _kept(self, matched: Matched, text_key: Hashable) -> KeptCounts | None:
         """The kept counts of the query's whole base, made when it is large; None: count."""
         whole = matched.base
-        if (
-            matched.text is None
-            or not self.facet_slots.ready
-            or len(whole) < max(KEEP_MIN, len(self.known) // KEEP_FROM)
-        ):
+        if matched.text is None or not self.facet_slots.ready or not self.worth_keeping(len(whole)):
             return None
         key = (text_key, matched.in_stock)
         kept = self._kept_counts.get(key)
@@ -696,11 +702,47 @@ class BitmapIndex:
         return heapq.nsmallest(count, candidates, key=key)
 
 
+Levels = list[tuple[float, BitMap]]  # (score, products) best first
+
+
+class KeptLevels:
+    """Rank levels by key (a query's text and a tier), while they hold at most LEVELS_KEPT_IDS
+    products in all, the least recently used forgotten first; None kept for a tier the index
+    cannot rank (too many groups)."""
+
+    def __init__(self, size: int = 0) -> None:
+        self.size = size or LEVELS_KEPT_IDS
+        self._kept: OrderedDict[Hashable, tuple[Levels | None, int]] = OrderedDict()
+        self._ids = 0
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._kept
+
+    def get(self, key: Hashable) -> Levels | None:
+        levels, _ = self._kept[key]
+        self._kept.move_to_end(key)
+        return levels
+
+    def put(self, key: Hashable, levels: Levels | None) -> None:
+        ids = sum(len(group) for _, group in levels or ())
+        if key in self._kept:
+            self._ids -= self._kept.pop(key)[1]
+        self._kept[key] = (levels, ids)
+        self._ids += ids
+        while self._ids > self.size and len(self._kept) > 1:
+            self._ids -= self._kept.popitem(last=False)[1][1]
+
+    def clear(self) -> None:
+        self._kept.clear()
+        self._ids = 0
+
+
 def _by_count(value: FacetValue) -> tuple[int, Any]:
     return -value.count, value.value
 
 
 FACETS_KEPT = 4096  # text-less facet counts kept (filter sets); then counted afresh
+LEVELS_KEPT_IDS = 4_000_000  # product ids in kept rank levels, in all (~8-16 MB)
 SORT_ORDERS = ("price_asc", "price_desc", "newest", "name")
 BUCKET_LABELS = [price_bucket_label(low, high) for low, high in PRICE_BUCKETS]
 BUCKET_HIGHS = [high for _, high in PRICE_BUCKETS if high is not None]  # the last is open
