@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     search_index_refresh_seconds: float = Field(default=0.15, gt=0, le=60)
     # product lists (no text, no facets) answered by the index and its kept cards; false: SQL
     search_index_lists: bool = True
+    # facet counts and rank levels of large text matches kept between searches (search.bitmap_index
+    # KeptCounts, KeptLevels); false: worked out for every search (a benchmark's long tail)
+    search_index_keep: bool = True
     smtp_url: str | None = None  # None: emails go to the local mailbox in DATA_DIR
     # SMTP connections each worker process keeps open between emails (actors/mail/connections.py):
     # at most this many idle (0: a new connection for every email), none older than this.

@@ -226,6 +226,7 @@ class BitmapSearch(PostgresSearch):
         terms_ttl: float = 30.0,
         freeze_after_build: bool = False,
         lists: bool = True,
+        keep: bool = True,
     ) -> None:
         super().__init__(reader, primary, terms_ttl=terms_ttl)
         self.refresh_seconds = refresh_seconds
@@ -246,6 +247,9 @@ class BitmapSearch(PostgresSearch):
         # product lists (no text, no facets, a sort other than relevance) paged by the index and
         # answered from its cards (search.bitmap_cards); False: the SQL path answers them
         self.lists = lists
+        # what the index works out for large text matches is kept between searches (False: a
+        # long tail of new queries, measured)
+        self.keep = keep
         self.cards = CardCache()
         # a relevance page the index ranked (PostgreSQL's ts_rank of its groups) takes its hits
         # from the cards; False: PAGE reads them and checks the order (RANK_MISMATCHES)
@@ -536,9 +540,10 @@ class BitmapSearch(PostgresSearch):
         """The page's (score, id), ranked by groups of equal documents as ts_rank reads them
         (search.bitmap_rank); None when PostgreSQL must rank the candidates (too many groups).
 
-        A large tier's levels (its rank groups by score, over all its products) are kept on the
-        index by `tiers_key` (they change only with documents): a later query with the same text
-        and any filters intersects them with its rows, best first, until the page is full."""
+        A tier's levels (its rank groups by score, over all its products) are kept on the index
+        by `tiers_key` (they change only with documents; splitting costs one intersection per
+        pattern of each lexeme, whatever the tier's size): a later query with the same text and
+        any filters intersects them with its rows, best first, until the page is full."""
         if ranking is None:
             return None
         rank_input, normalised = ranking
@@ -564,7 +569,7 @@ class BitmapSearch(PostgresSearch):
             if cursor_tier is not None and tier_score > cursor_tier:
                 continue
             kept: Levels | None = None
-            if tiers_key is not None and index.worth_keeping(len(tier)):
+            if tiers_key is not None and index.keep:  # splitting costs by patterns, not size
                 key = (ranking, tiers_key, position)
                 if key not in index.tier_levels:
                     try:
@@ -652,7 +657,7 @@ class BitmapSearch(PostgresSearch):
         """Read the catalog from the primary (one snapshot, in chunks) into a new index."""
         started = time.perf_counter()
         rss_before = _rss_bytes()
-        index = BitmapIndex()
+        index = BitmapIndex(keep=self.keep)
         async with self.primary.acquire(timeout=10) as conn:
             collation = await conn.fetchval(COLLATION)
             if collation not in ("C", "C.UTF-8", "C.utf8", "POSIX"):

@@ -141,6 +141,7 @@ class BitmapIndex:
     name_of: list[str] = field(default_factory=list)
     tree: dict[str, Category] = field(default_factory=dict)  # by slug
     filterable: frozenset[str] = frozenset()
+    keep: bool = True  # worth_keeping may say yes (False: nothing is kept between searches)
     _sorted_lexemes: list[str] | None = None
     _sorted_name_lexemes: list[str] | None = None
     _subtrees: dict[str, BitMap] = field(default_factory=dict)
@@ -595,7 +596,7 @@ class BitmapIndex:
     def worth_keeping(self, products: int) -> bool:
         """Whether what was worked out for a set of this many products is worth keeping: its
         making costs more than a look-up (KEEP_MIN, KEEP_FROM)."""
-        return products >= max(KEEP_MIN, len(self.known) // KEEP_FROM)
+        return self.keep and products >= max(KEEP_MIN, len(self.known) // KEEP_FROM)
 
     def _kept(self, matched: Matched, text_key: Hashable) -> KeptCounts | None:
         """The kept counts of the query's whole base, made when it is large; None: count."""

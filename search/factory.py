@@ -62,6 +62,7 @@ async def _postgres(
         refresh_seconds=settings.search_index_refresh_seconds,
         freeze_after_build=True,
         lists=settings.search_index_lists,
+        keep=settings.search_index_keep,
     )
     task = asyncio.create_task(bitmap.run(), name="search-index")
     try:

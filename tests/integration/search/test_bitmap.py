@@ -202,27 +202,31 @@ async def compare_pages(
     return found_pages
 
 
-# How the index counts facets (search.bitmap_index.facet_counts): as configured, every part from
-# its products (search.bitmap_facets), every part by bitmap intersections, or the counts of every
-# text's base kept and reused (CountsMemo).
-COUNTING = {
+# How the index counts facets and ranks (search.bitmap_index): as configured, every part from its
+# products (search.bitmap_facets), every part by bitmap intersections, the counts of every
+# text's base kept and reused (CountsMemo), or nothing kept between searches (keep: False).
+COUNTING: dict[str, dict[str, Any]] = {
     "configured": {},
     "by products": {"SPARSE": 0},
     "by bitmaps": {"SPARSE": 10**12},
     "kept": {"KEEP_MIN": 0, "KEEP_FROM": 10**12},
+    "nothing kept": {"keep": False},
 }
 
 
-def count_facets(monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+def count_facets(monkeypatch: pytest.MonkeyPatch, how: str, search: BitmapSearch) -> None:
     for name, value in COUNTING[how].items():
-        monkeypatch.setattr(bitmap_index, name, value)
+        if name == "keep":
+            monkeypatch.setattr(search.index, "keep", value)
+        else:
+            monkeypatch.setattr(bitmap_index, name, value)
 
 
 @pytest.mark.parametrize("counting", COUNTING)
 async def test_the_index_answers_as_the_sql_path(
     search: BitmapSearch, catalog_db: str, counting: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    count_facets(monkeypatch, counting)
+    count_facets(monkeypatch, counting, search)
     vocab = await vocabulary(catalog_db)
     rng = random.Random(20261207)
     answered = {"bitmap": 0, "postgres": 0}
@@ -394,7 +398,7 @@ async def test_kept_facet_counts_follow_changes(
     """The facet counts kept for a text's base and its tiers' rank levels (every one kept here)
     follow products that go out of stock, are unpublished, change price bucket or category, and
     a changed document: the same answers as the SQL path's after each refresh."""
-    count_facets(monkeypatch, "kept")
+    count_facets(monkeypatch, "kept", search)
     conn = await asyncpg.connect(catalog_db)
     try:
         word = await conn.fetchval(
