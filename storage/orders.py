@@ -20,6 +20,7 @@ from domain.events import (
 from domain.money import Money
 from domain.orders import RETURNS_STOCK, Status, check_transition
 from storage import outbox
+from storage.catalog_reads import LINE_IMAGE, Thumbnail, thumbnail_of
 from storage.database import Executor
 from storage.errors import (
     OrderNotFound,
@@ -97,6 +98,26 @@ TRANSITIONS = """
            t.created_at
     FROM order_transitions t LEFT JOIN users u ON u.id = t.actor_id
     WHERE t.order_id = $1 ORDER BY t.id
+"""
+# An order email's whole read in one statement (one round trip, not six): the order, and its
+# lines, payment and history as `detail` reads them (each a record, or an array of them, whose
+# fields are the dataclass's, in order), and each line's picture (catalog_reads.LINE_IMAGE).
+EMAIL_VIEW = f"""
+    SELECT {ORDER_COLUMNS},
+        ARRAY(SELECT (line, variant_id, product_id, sku, name, unit_amount, quantity, line_amount,
+                      refunded_quantity, restocked_quantity, shipped_quantity)
+              FROM order_lines WHERE order_id = o.id ORDER BY line) AS lines,
+        (SELECT (gateway, token, card_brand, card_last4, amount, currency, status, decline_code,
+                 reference, refund_reference, attempt, refunded_amount)
+         FROM payments WHERE order_id = o.id) AS payment,
+        ARRAY(SELECT (t.from_status, t.to_status, t.actor, t.actor_id, u.email::text, t.note,
+                      t.created_at)
+              FROM order_transitions t LEFT JOIN users u ON u.id = t.actor_id
+              WHERE t.order_id = o.id ORDER BY t.id) AS transitions,
+        ARRAY(SELECT (l.line, img.image)
+              FROM order_lines l CROSS JOIN LATERAL ({LINE_IMAGE}) img
+              WHERE l.order_id = o.id) AS images
+    FROM orders o WHERE o.id = $1
 """
 PAYMENT_CAPTURED = "SELECT status = 'captured' FROM payments WHERE order_id = $1"
 VOID_PENDING_PAYMENT = """
@@ -231,6 +252,22 @@ async def detail(executor: Executor, order: Order) -> OrderDetail:
     transitions = [Transition(**dict(r)) for r in await executor.fetch(TRANSITIONS, order.id)]
     payment = Payment(**dict(payment_row)) if payment_row is not None else None
     return OrderDetail(order, lines, payment, transitions)
+
+
+async def email_view(executor: Executor, order_id: int) -> tuple[OrderDetail, dict[int, Thumbnail]]:
+    """What an order email shows, in one statement: `detail(get(order_id))` and
+    `catalog_reads.line_images` of its lines. Raises OrderNotFound."""
+    row = await executor.fetchrow(EMAIL_VIEW, order_id)
+    if row is None:
+        raise OrderNotFound(str(order_id))
+    payment = Payment(*row["payment"]) if row["payment"] is not None else None
+    detail = OrderDetail(
+        order_of(row),
+        [OrderLine(*line) for line in row["lines"]],
+        payment,
+        [Transition(*each) for each in row["transitions"]],
+    )
+    return detail, {line: thumbnail_of(image) for line, image in row["images"]}
 
 
 async def lines_of(executor: Executor, order_id: int) -> list[OrderLine]:
