@@ -255,8 +255,9 @@ async def email_latency(
         if args.worker_threads:
             worker_argv += ["--threads", str(args.worker_threads)]
         cpus = args.worker_cpus
-        relay = _child(["-m", "web.cli", "relay"], env, workdir / "relay.log", cpus)
-        worker = _child(worker_argv, env, workdir / "worker.log", cpus)
+        nice = args.worker_nice
+        relay = _child(["-m", "web.cli", "relay"], env, workdir / "relay.log", cpus, nice)
+        worker = _child(worker_argv, env, workdir / "worker.log", cpus, nice)
         async with (
             relay,
             worker,
@@ -366,9 +367,15 @@ async def _order(http: aiohttp.ClientSession, token: str, placed: dict[str, floa
 
 class _child:
     def __init__(
-        self, argv: list[str], env: dict[str, str], log_path: Path, cpus: list[int]
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        log_path: Path,
+        cpus: list[int],
+        nice: int | None,
     ) -> None:
         self.argv, self.env, self.log_path, self.cpus = argv, env, log_path, cpus
+        self.nice = nice
 
     async def __aenter__(self) -> None:
         self.log = self.log_path.open("wb")
@@ -378,7 +385,7 @@ class _child:
             env=self.env,
             stdout=self.log,
             stderr=self.log,
-            preexec_fn=pinned(self.cpus),
+            preexec_fn=pinned(self.cpus, self.nice),
         )
 
     async def __aexit__(self, *exc: object) -> None:
@@ -430,6 +437,7 @@ async def main(args: argparse.Namespace) -> None:
     broker.close()
     carts_needed = int(args.seconds * 1500)  # above what this machine can place in that time
     rows = []
+    alone: dict[str, float] = {}  # CPU ms per order of the web alone, by part
     with tempfile.TemporaryDirectory(prefix="aioshop_bench_") as tmp:
         workdir = Path(tmp)
         env = clean_env(_server_env(dsn))
@@ -448,7 +456,22 @@ async def main(args: argparse.Namespace) -> None:
                     if args.web_only
                     else await ceiling(dsn, jobs[: carts_needed // 2], args.seconds)
                 )
-                http, http_failed = await through_http(url, jobs[carts_needed // 2 :], args.seconds)
+                meter = CpuMeter()
+                meter.add("web", lambda: tree(server.pid))
+                meter.add("bench (client)", lambda: [os.getpid()])
+                meter_conn = await asyncpg.connect(dsn)
+                try:
+                    before = meter.snapshot({"postgresql": await _backends(meter_conn)})
+                    count = await meter_conn.fetchval("SELECT count(*) FROM orders")
+                    http, http_failed = await through_http(
+                        url, jobs[carts_needed // 2 :], args.seconds
+                    )
+                    count = await meter_conn.fetchval("SELECT count(*) FROM orders") - count
+                    after = meter.snapshot({"postgresql": await _backends(meter_conn)})
+                finally:
+                    await meter_conn.close()
+                if not hot:
+                    alone = {g: ms * 1000 / max(1, count) for g, ms in spent(before, after).items()}
                 rows.append((name, base, http, base_failed + http_failed))
                 print(f"  measured {name}: ceiling {base:.0f}/s, HTTP {http:.0f}/s", flush=True)
             # The events of the orders above are not part of the latency run: set them aside.
@@ -471,6 +494,29 @@ async def main(args: argparse.Namespace) -> None:
             f" {args.worker_cpus}; PostgreSQL, RabbitMQ and the benchmark on any"
         )
     print_side_effects(steps, web_rate=rows[0][2], shared_rate=shared, seconds=args.email_seconds)
+    print_budget(steps, alone, cpus=len(args.web_cpus or os.sched_getaffinity(0)))
+
+
+def print_budget(steps: list[Step], alone: dict[str, float], *, cpus: int) -> None:
+    """The CPU budget behind the comparison: what an order costs the web alone (and its
+    PostgreSQL), against what it costs with its side effects, and the rates those bound."""
+    parts = ", ".join(f"{group} {ms:.1f}" for group, ms in alone.items())
+    web = alone["web"] + alone["postgresql"]
+    print(
+        f"\nCPU per order of the web alone (HTTP, spread over SKUs; ms): {parts};"
+        f" web + PostgreSQL {web:.1f} ms: {cpus} CPU(s) carry at most {cpus * 1000 / web:.0f}/s"
+    )
+    if not steps:
+        return
+    busiest = steps[-1]
+    shop = {g: s for g, s in busiest.cpu.items() if not g.startswith("bench")}
+    each = sum(shop.values()) * 1000 / max(1, busiest.placed)
+    total = len(os.sched_getaffinity(0))
+    print(
+        f"CPU per order with its side effects at {busiest.rate:g}/s offered (all but the"
+        f" benchmark): {each:.1f} ms: {total} CPU(s) carry at most {total * 1000 / each:.0f}/s"
+        " placed, confirmed and emailed"
+    )
 
 
 def print_side_effects(
@@ -551,6 +597,12 @@ if __name__ == "__main__":
         "--split-cpus",
         action="store_true",
         help="the web on the first half of the CPUs, the relay and the workers on the other half",
+    )
+    parser.add_argument(
+        "--worker-nice",
+        type=int,
+        default=None,
+        help="the relay's and the workers' scheduling priority (nice; the web keeps 0)",
     )
     arguments = parser.parse_args()
     arguments.web_cpus, arguments.worker_cpus = split_cpus(arguments.split_cpus)

@@ -129,12 +129,20 @@ async def _start(
         )
 
 
-def pinned(cpus: Collection[int]) -> Callable[[], None] | None:
-    """A child's preexec_fn that keeps it (and what it starts) on `cpus`; None for all CPUs."""
-    if not cpus:
+def pinned(cpus: Collection[int], nice: int | None = None) -> Callable[[], None] | None:
+    """A child's preexec_fn that keeps it (and what it starts) on `cpus` (all when empty) at
+    scheduling priority `nice` (unchanged when None); None when it has nothing to do."""
+    if not cpus and nice is None:
         return None
     chosen = set(cpus)
-    return lambda: os.sched_setaffinity(0, chosen)
+
+    def set_up() -> None:
+        if chosen:
+            os.sched_setaffinity(0, chosen)
+        if nice is not None:
+            os.setpriority(os.PRIO_PROCESS, 0, nice)
+
+    return set_up
 
 
 async def _ready(server: asyncio.subprocess.Process, base_url: str) -> bool:
