@@ -31,7 +31,7 @@ from actors.registry import handles
 from actors.resources import Resources
 from auth.tokens import digest, new_opaque_token
 from domain.events import SEND_ACCOUNT_EMAIL, SEND_ORDER_EMAIL, SEND_REFUND_EMAIL
-from storage import catalog_reads, inbox, one_time_tokens, orders, refunds, users
+from storage import inbox, one_time_tokens, orders, refunds, users
 from storage.errors import OrderNotFound, UserNotFound
 from storage.refunds import RefundNotFound
 
@@ -100,9 +100,7 @@ async def send_order_email(res: Resources, event_id: str, order_id: int, kind: s
         if not await inbox.first_delivery(conn, SEND_ORDER_EMAIL, uuid.UUID(event_id)):
             log.info("event.skipped_duplicate", order_id=order_id, kind=kind)
             return
-        order = await orders.get(conn, order_id)
-        detail = await orders.detail(conn, order)
-        lines = [(line.line, line.variant_id, line.product_id) for line in detail.lines]
+        detail, images = await orders.email_view(conn, order_id)  # one statement
         rendered = render_order_email(
             kind,
             shop_name=res.settings.shop_name,
@@ -110,11 +108,11 @@ async def send_order_email(res: Resources, event_id: str, order_id: int, kind: s
             detail=detail,
             locale=res.settings.shop_locale,
             time_zone=res.settings.shop_timezone,
-            images=await catalog_reads.line_images(conn, lines),
+            images=images,
             unpaid_order_minutes=res.settings.unpaid_order_minutes,
         )
         await mail.deliver(
-            res.settings, order.email, rendered, kind=f"order_{kind}", message_id=event_id
+            res.settings, detail.order.email, rendered, kind=f"order_{kind}", message_id=event_id
         )
     log.info("email.sent", kind=kind, order_id=order_id)
 
@@ -135,9 +133,8 @@ async def send_refund_email(res: Resources, event_id: str, refund_id: int) -> No
             log.info("event.skipped_duplicate", refund_id=refund_id)
             return
         refund = await refunds.get(conn, refund_id)
-        order = await orders.get(conn, refund.order_id)
-        detail = await orders.detail(conn, order)
-        lines = [(line.line, line.variant_id, line.product_id) for line in detail.lines]
+        detail, images = await orders.email_view(conn, refund.order_id)
+        order = detail.order
         rendered = render_refund_email(
             shop_name=res.settings.shop_name,
             public_url=str(res.settings.public_url),
@@ -145,7 +142,7 @@ async def send_refund_email(res: Resources, event_id: str, refund_id: int) -> No
             refund=refund,
             locale=res.settings.shop_locale,
             time_zone=res.settings.shop_timezone,
-            images=await catalog_reads.line_images(conn, lines),
+            images=images,
         )
         await mail.deliver(
             res.settings, order.email, rendered, kind="order_refunded", message_id=event_id

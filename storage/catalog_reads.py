@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -23,6 +24,35 @@ VARIANT_IMAGES = """
        AND c.attribute_id = (SELECT id FROM attributes WHERE slug = 'colour')
     WHERE v.id = ANY ($1::bigint[])
     ORDER BY v.id, coalesce(strpos(lower(i.alt), lower(c.name)) > 0, false) DESC, i.position, i.id
+"""
+# The picture of one order line `l` (its variant_id and product_id), as a record: the variant's
+# picture as VARIANT_IMAGES chooses it, else (a variant deleted since, or one whose product has
+# no picture: then none either) its product's first image as FIRST_IMAGES does. For the lines
+# of `line_images` and of an order email's one read (storage.orders.email_view).
+LINE_IMAGE = """
+    SELECT (i.path, i.width, i.height, i.alt, i.renditions::json) AS image FROM (
+        (SELECT 0 AS rank, i.path, i.width, i.height, i.alt, i.renditions
+         FROM variants v
+         JOIN product_images i ON i.product_id = v.product_id
+         LEFT JOIN attribute_choices c
+             ON c.slug = v.attributes->>'colour'
+            AND c.attribute_id = (SELECT id FROM attributes WHERE slug = 'colour')
+         WHERE v.id = l.variant_id
+         ORDER BY coalesce(strpos(lower(i.alt), lower(c.name)) > 0, false) DESC, i.position, i.id
+         LIMIT 1)
+        UNION ALL
+        (SELECT 1, i.path, i.width, i.height, i.alt, i.renditions
+         FROM product_images i WHERE i.product_id = l.product_id
+         ORDER BY i.position, i.id
+         LIMIT 1)
+    ) i
+    ORDER BY i.rank
+    LIMIT 1
+"""
+LINE_IMAGES = f"""
+    SELECT l.line, img.image
+    FROM unnest($1::integer[], $2::bigint[], $3::bigint[]) AS l (line, variant_id, product_id)
+    CROSS JOIN LATERAL ({LINE_IMAGE}) img
 """
 CATEGORY_NAMES = "SELECT id, slug, name FROM categories WHERE id = ANY ($1::bigint[])"
 
@@ -78,18 +108,21 @@ async def line_images(
     executor: Executor, lines: Sequence[tuple[int, int | None, int | None]]
 ) -> dict[int, Thumbnail]:
     """The picture of each order line, by line number, from (line, variant_id, product_id): the
-    variant's (variant_images), else, for a variant deleted since, its product's first image."""
-    by_variant = await variant_images(executor, [v for _, v, _ in lines if v is not None])
-    missing = [p for _, v, p in lines if p is not None and v not in by_variant]
-    by_product = await first_images(executor, missing) if missing else {}
-    found: dict[int, Thumbnail] = {}
-    for line, variant_id, product_id in lines:
-        image = by_variant.get(variant_id) if variant_id is not None else None
-        if image is None and product_id is not None:
-            image = by_product.get(product_id)
-        if image is not None:
-            found[line] = image
-    return found
+    variant's (as VARIANT_IMAGES chooses it), else, for a variant deleted since, its product's
+    first image. One statement (LINE_IMAGE per line)."""
+    if not lines:
+        return {}
+    rows = await executor.fetch(
+        LINE_IMAGES, [n for n, _, _ in lines], [v for _, v, _ in lines], [p for _, _, p in lines]
+    )
+    return {row["line"]: thumbnail_of(row["image"]) for row in rows}
+
+
+def thumbnail_of(image: Any) -> Thumbnail:
+    """A Thumbnail from LINE_IMAGE's record (path, width, height, alt, renditions as JSON text:
+    asyncpg leaves a json field of a record undecoded)."""
+    path, width, height, alt, renditions = image
+    return Thumbnail(path, width, height, alt, json.loads(renditions))
 
 
 async def category_names(executor: Executor, ids: Sequence[int]) -> dict[int, dict[str, Any]]:

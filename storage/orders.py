@@ -20,6 +20,7 @@ from domain.events import (
 from domain.money import Money
 from domain.orders import RETURNS_STOCK, Status, check_transition
 from storage import outbox
+from storage.catalog_reads import LINE_IMAGE, Thumbnail, thumbnail_of
 from storage.database import Executor
 from storage.errors import (
     OrderNotFound,
@@ -56,10 +57,6 @@ ORDER_COLUMNS = """
     o.shipping_amount, o.tax_amount, o.total_amount, o.tax_rate_bps, o.shipping_method,
     o.shipping_address, o.tracking_number, o.placed_at, o.updated_at
 """
-INSERT_TRANSITION = """
-    INSERT INTO order_transitions (order_id, from_status, to_status, actor_id, actor, note)
-    VALUES ($1, $2, $3, $4, $5, $6)
-"""
 # Shipping the whole order: one shipment of every unit left to ship (none when nothing is), so
 # an order shipped in one go (the admin's Ship, the staff API) has its parcel like any other.
 SHIP_THE_REST = """
@@ -81,11 +78,23 @@ FIND_BY_NUMBER = f"""
     SELECT {ORDER_COLUMNS} FROM orders o
     WHERE o.number = $1 AND ($2::bigint IS NULL OR o.user_id = $2)
 """
-SET_STATUS = f"""
-    UPDATE orders o SET status = $2, tracking_number = coalesce($3, o.tracking_number),
-                        updated_at = now()
-    WHERE o.id = $1
-    RETURNING {ORDER_COLUMNS}
+# A transition's writes in one statement (one round trip, not three): the order's new status,
+# the transition's row and the customer's email event (its row as outbox.add writes it; the
+# outbox's trigger wakes the relays as for any insert).
+MOVE = f"""
+    WITH changed AS (
+        UPDATE orders o SET status = $2, tracking_number = coalesce($3, o.tracking_number),
+                            updated_at = now()
+        WHERE o.id = $1
+        RETURNING {ORDER_COLUMNS}
+    ), recorded AS (
+        INSERT INTO order_transitions (order_id, from_status, to_status, actor_id, actor, note)
+        SELECT id, $4::text, $2, $5::bigint, $6::text, $7::text FROM changed
+    ), told AS (
+        INSERT INTO outbox (event_id, actor_name, payload, request_id)
+        SELECT $8::uuid, $9::text, $10::jsonb, $11::text FROM changed
+    )
+    SELECT * FROM changed
 """
 ORDER_LINES = """
     SELECT line, variant_id, product_id, sku, name, unit_amount, quantity, line_amount,
@@ -97,6 +106,26 @@ TRANSITIONS = """
            t.created_at
     FROM order_transitions t LEFT JOIN users u ON u.id = t.actor_id
     WHERE t.order_id = $1 ORDER BY t.id
+"""
+# An order email's whole read in one statement (one round trip, not six): the order, and its
+# lines, payment and history as `detail` reads them (each a record, or an array of them, whose
+# fields are the dataclass's, in order), and each line's picture (catalog_reads.LINE_IMAGE).
+EMAIL_VIEW = f"""
+    SELECT {ORDER_COLUMNS},
+        ARRAY(SELECT (line, variant_id, product_id, sku, name, unit_amount, quantity, line_amount,
+                      refunded_quantity, restocked_quantity, shipped_quantity)
+              FROM order_lines WHERE order_id = o.id ORDER BY line) AS lines,
+        (SELECT (gateway, token, card_brand, card_last4, amount, currency, status, decline_code,
+                 reference, refund_reference, attempt, refunded_amount)
+         FROM payments WHERE order_id = o.id) AS payment,
+        ARRAY(SELECT (t.from_status, t.to_status, t.actor, t.actor_id, u.email::text, t.note,
+                      t.created_at)
+              FROM order_transitions t LEFT JOIN users u ON u.id = t.actor_id
+              WHERE t.order_id = o.id ORDER BY t.id) AS transitions,
+        ARRAY(SELECT (l.line, img.image)
+              FROM order_lines l CROSS JOIN LATERAL ({LINE_IMAGE}) img
+              WHERE l.order_id = o.id) AS images
+    FROM orders o WHERE o.id = $1
 """
 PAYMENT_CAPTURED = "SELECT status = 'captured' FROM payments WHERE order_id = $1"
 VOID_PENDING_PAYMENT = """
@@ -233,6 +262,22 @@ async def detail(executor: Executor, order: Order) -> OrderDetail:
     return OrderDetail(order, lines, payment, transitions)
 
 
+async def email_view(executor: Executor, order_id: int) -> tuple[OrderDetail, dict[int, Thumbnail]]:
+    """What an order email shows, in one statement: `detail(get(order_id))` and
+    `catalog_reads.line_images` of its lines. Raises OrderNotFound."""
+    row = await executor.fetchrow(EMAIL_VIEW, order_id)
+    if row is None:
+        raise OrderNotFound(str(order_id))
+    payment = Payment(*row["payment"]) if row["payment"] is not None else None
+    detail = OrderDetail(
+        order_of(row),
+        [OrderLine(*line) for line in row["lines"]],
+        payment,
+        [Transition(*each) for each in row["transitions"]],
+    )
+    return detail, {line: thumbnail_of(image) for line, image in row["images"]}
+
+
 async def lines_of(executor: Executor, order_id: int) -> list[OrderLine]:
     """The order's lines with their refunded and shipped counts, in line order."""
     return [OrderLine(**dict(r)) for r in await executor.fetch(ORDER_LINES, order_id)]
@@ -303,10 +348,22 @@ async def transition(
             await outbox.add(conn, REFUND_PAYMENT, request_id, order_id=order_id)
     if to == "shipped" and tracking_number is not None:
         await conn.execute(SHIP_THE_REST, order_id, tracking_number, actor_id)
-    changed = order_of(await conn.fetchrow(SET_STATUS, order_id, to, tracking_number))
-    await conn.execute(INSERT_TRANSITION, order_id, current.status, to, actor_id, actor, note)
-    await outbox.add(conn, SEND_ORDER_EMAIL, request_id, order_id=order_id, kind=to)
-    return changed
+    email = outbox.new_event(SEND_ORDER_EMAIL, order_id=order_id, kind=to)
+    changed = await conn.fetchrow(
+        MOVE,
+        order_id,
+        to,
+        tracking_number,
+        current.status,
+        actor_id,
+        actor,
+        note,
+        email.event_id,
+        email.actor_name,
+        email.payload,
+        request_id,
+    )
+    return order_of(changed)
 
 
 async def lock(conn: asyncpg.Connection, order_id: int) -> Order:

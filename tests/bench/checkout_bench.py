@@ -14,10 +14,21 @@ A script, not a test: it prints figures and asserts nothing.
    its confirmation email arriving at an SMTP server in this process, p50 and p95 per rate. The
    row: the highest rate whose confirmations all arrived with p95 <= 1 s, next to the web's
    checkout rate measured above. Rates stop at the first one the workers could not keep.
+3. The web's checkout rate while the relay and the workers run (after the rates, the same 32
+   buyers for `--seconds`): on a small machine the web, PostgreSQL, the relay, RabbitMQ, the
+   workers and this benchmark share the CPUs, and the web's rate of 1. had them all. Printed
+   beside 1.'s: the pace is compared with both.
+
+`--split-cpus` gives each tier its own CPUs (taskset-like, through sched_setaffinity): the web on
+the first half of this process's CPUs, the relay and the workers on the other half, in all three
+parts (PostgreSQL, RabbitMQ and the benchmark itself run anywhere). The web's rate is then what
+it takes with its half, and the pace what the workers keep with theirs: whether a worker tier as
+big as the web keeps up with it.
 
     make bench-checkout
     .venv/bin/python -m tests.bench.checkout_bench [--seconds 10] [--skus 100000]
         [--email-seconds 10] [--rates 20,40,80,120,160] [--worker-processes N] [--worker-threads N]
+        [--split-cpus]
 
 Uses a throwaway database on TEST_DATABASE_URL's server (made anew each run), Redis DB 13
 (flushed) and RabbitMQ (every queue is flushed: run it on a quiet broker).
@@ -50,7 +61,7 @@ from storage.checkout import NewOrder
 from storage.database import create_pool
 from storage.migrate import migrate
 from tests.bench.cpu import CpuMeter, named, spent, tree
-from tests.bench.support import ADMIN_DSN, clean_env, dsn_for, execute, served
+from tests.bench.support import ADMIN_DSN, clean_env, dsn_for, execute, pinned, served
 from tests.support.orders import ADDRESS, PAID
 from tests.support.smtp import SmtpServer, smtp_server
 
@@ -225,11 +236,13 @@ async def email_latency(
     workdir: Path,
     args: argparse.Namespace,
     web_pid: int,
-) -> list[Step]:
+) -> tuple[list[Step], float]:
     """Seconds from each order's commit to its confirmation email reaching the SMTP server, at
     each offered rate of `args.rates` for `args.email_seconds` (stopping after the first rate
-    the workers could not keep pace with)."""
+    the workers could not keep pace with); then the web's checkout rate while the relay and the
+    workers run (BUYERS buyers for `args.seconds`)."""
     steps = []
+    shared = float("nan")
     with smtp_server(headers_only=True) as smtp:  # only the Subject is read
         env = clean_env(
             _server_env(dsn)
@@ -241,8 +254,10 @@ async def email_latency(
             worker_argv += ["--processes", str(args.worker_processes)]
         if args.worker_threads:
             worker_argv += ["--threads", str(args.worker_threads)]
-        relay = _child(["-m", "web.cli", "relay"], env, workdir / "relay.log")
-        worker = _child(worker_argv, env, workdir / "worker.log")
+        cpus = args.worker_cpus
+        nice = args.worker_nice
+        relay = _child(["-m", "web.cli", "relay"], env, workdir / "relay.log", cpus, nice)
+        worker = _child(worker_argv, env, workdir / "worker.log", cpus, nice)
         async with (
             relay,
             worker,
@@ -276,9 +291,15 @@ async def email_latency(
                     )
                     if not step.kept_pace and not args.every_rate:
                         break
+                # The web's rate with the relay and the workers at work (what its orders ask).
+                jobs = await make_carts(
+                    dsn, int(args.seconds * 1500), variants, hot=False, conn=meter_conn
+                )
+                shared, _ = await through_http(base_url, jobs, args.seconds)
+                print(f"  the web with the relay and the workers running: {shared:.0f}/s")
             finally:
                 await meter_conn.close()
-    return steps
+    return steps, shared
 
 
 async def _step(
@@ -345,13 +366,26 @@ async def _order(http: aiohttp.ClientSession, token: str, placed: dict[str, floa
 
 
 class _child:
-    def __init__(self, argv: list[str], env: dict[str, str], log_path: Path) -> None:
-        self.argv, self.env, self.log_path = argv, env, log_path
+    def __init__(
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        log_path: Path,
+        cpus: list[int],
+        nice: int | None,
+    ) -> None:
+        self.argv, self.env, self.log_path, self.cpus = argv, env, log_path, cpus
+        self.nice = nice
 
     async def __aenter__(self) -> None:
         self.log = self.log_path.open("wb")
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, *self.argv, env=self.env, stdout=self.log, stderr=self.log
+            sys.executable,
+            *self.argv,
+            env=self.env,
+            stdout=self.log,
+            stderr=self.log,
+            preexec_fn=pinned(self.cpus, self.nice),
         )
 
     async def __aexit__(self, *exc: object) -> None:
@@ -376,6 +410,15 @@ def _server_env(dsn: str) -> dict[str, str]:
     }
 
 
+def split_cpus(split: bool) -> tuple[list[int], list[int]]:
+    """(the web's CPUs, the relay's and the workers'): halves of this process's CPUs when
+    `split` (a single CPU is shared), else none named (all)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if not split or len(cpus) < 2:
+        return [], []
+    return cpus[: len(cpus) // 2], cpus[len(cpus) // 2 :]
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -394,11 +437,15 @@ async def main(args: argparse.Namespace) -> None:
     broker.close()
     carts_needed = int(args.seconds * 1500)  # above what this machine can place in that time
     rows = []
+    alone: dict[str, float] = {}  # CPU ms per order of the web alone, by part
     with tempfile.TemporaryDirectory(prefix="aioshop_bench_") as tmp:
         workdir = Path(tmp)
         env = clean_env(_server_env(dsn))
         async with served(
-            ["-m", "web.cli", "web", "--host", "127.0.0.1"], env, workdir / "web.log"
+            ["-m", "web.cli", "web", "--host", "127.0.0.1"],
+            env,
+            workdir / "web.log",
+            cpus=args.web_cpus,
         ) as server:
             url = server.url
             kinds = (("spread over SKUs", False), ("one hot SKU", True))
@@ -409,12 +456,29 @@ async def main(args: argparse.Namespace) -> None:
                     if args.web_only
                     else await ceiling(dsn, jobs[: carts_needed // 2], args.seconds)
                 )
-                http, http_failed = await through_http(url, jobs[carts_needed // 2 :], args.seconds)
+                meter = CpuMeter()
+                meter.add("web", lambda: tree(server.pid))
+                meter.add("bench (client)", lambda: [os.getpid()])
+                meter_conn = await asyncpg.connect(dsn)
+                try:
+                    before = meter.snapshot({"postgresql": await _backends(meter_conn)})
+                    count = await meter_conn.fetchval("SELECT count(*) FROM orders")
+                    http, http_failed = await through_http(
+                        url, jobs[carts_needed // 2 :], args.seconds
+                    )
+                    count = await meter_conn.fetchval("SELECT count(*) FROM orders") - count
+                    after = meter.snapshot({"postgresql": await _backends(meter_conn)})
+                finally:
+                    await meter_conn.close()
+                if not hot:
+                    alone = {g: ms * 1000 / max(1, count) for g, ms in spent(before, after).items()}
                 rows.append((name, base, http, base_failed + http_failed))
                 print(f"  measured {name}: ceiling {base:.0f}/s, HTTP {http:.0f}/s", flush=True)
             # The events of the orders above are not part of the latency run: set them aside.
             await execute(dsn, "UPDATE outbox SET published_at = now() WHERE published_at IS NULL")
-            steps = await email_latency(dsn, url, variants, settings, workdir, args, server.pid)
+            steps, shared = await email_latency(
+                dsn, url, variants, settings, workdir, args, server.pid
+            )
     print(f"\ncheckout, {BUYERS} concurrent buyers, {args.seconds:g} s a row; nproc="
           f"{len(os.sched_getaffinity(0))}, load average {os.getloadavg()[0]:.1f}\n")  # fmt: skip
     print("| orders | asyncpg ceiling (orders/s) | HTTP checkout (orders/s) | ratio | target |")
@@ -424,12 +488,43 @@ async def main(args: argparse.Namespace) -> None:
         problems = f" ({failed} failed)" if failed else ""
         ratio = f"{http / base:.0%}"
         print(f"| {name}{problems} | {base:,.0f} | {http:,.0f} | {ratio} | >= 50% {verdict} |")
-    print_side_effects(steps, web_rate=rows[0][2], seconds=args.email_seconds)
+    if args.split_cpus:
+        print(
+            f"\n--split-cpus: the web on CPUs {args.web_cpus}, the relay and the workers on"
+            f" {args.worker_cpus}; PostgreSQL, RabbitMQ and the benchmark on any"
+        )
+    print_side_effects(steps, web_rate=rows[0][2], shared_rate=shared, seconds=args.email_seconds)
+    print_budget(steps, alone, cpus=len(args.web_cpus or os.sched_getaffinity(0)))
 
 
-def print_side_effects(steps: list[Step], *, web_rate: float, seconds: float) -> None:
+def print_budget(steps: list[Step], alone: dict[str, float], *, cpus: int) -> None:
+    """The CPU budget behind the comparison: what an order costs the web alone (and its
+    PostgreSQL), against what it costs with its side effects, and the rates those bound."""
+    parts = ", ".join(f"{group} {ms:.1f}" for group, ms in alone.items())
+    web = alone["web"] + alone["postgresql"]
+    print(
+        f"\nCPU per order of the web alone (HTTP, spread over SKUs; ms): {parts};"
+        f" web + PostgreSQL {web:.1f} ms: {cpus} CPU(s) carry at most {cpus * 1000 / web:.0f}/s"
+    )
+    if not steps:
+        return
+    busiest = steps[-1]
+    shop = {g: s for g, s in busiest.cpu.items() if not g.startswith("bench")}
+    each = sum(shop.values()) * 1000 / max(1, busiest.placed)
+    total = len(os.sched_getaffinity(0))
+    print(
+        f"CPU per order with its side effects at {busiest.rate:g}/s offered (all but the"
+        f" benchmark): {each:.1f} ms: {total} CPU(s) carry at most {total * 1000 / each:.0f}/s"
+        " placed, confirmed and emailed"
+    )
+
+
+def print_side_effects(
+    steps: list[Step], *, web_rate: float, shared_rate: float, seconds: float
+) -> None:
     """Each offered rate's commit -> confirmation email, and the row of issue 17: the highest
-    rate the workers kept pace with, next to the web's checkout rate of the same run."""
+    rate the workers kept pace with, next to the web's checkout rate of the same run (alone, and
+    while the relay and the workers run)."""
     print(f"\ncommit -> confirmation email (SMTP server received it), {seconds:g} s a rate:\n")
     print("| offered (orders/s) | placed (orders/s) | p50 | p95 | of which commit -> capture p95 |"
           " missing |")  # fmt: skip
@@ -457,6 +552,11 @@ def print_side_effects(steps: list[Step], *, web_rate: float, seconds: float) ->
         f"\norders/s confirmed and emailed with commit -> email p95 <= 1 s: {best};"
         f" the web's checkout rate (HTTP, spread over SKUs): {web_rate:.0f}/s"
         f" (target: at least the web's: {verdict})"
+    )
+    shared_verdict = "met" if kept and max(kept) >= shared_rate else "MISSED"
+    print(
+        f"the web's checkout rate while the relay and the workers run (same CPUs): "
+        f"{shared_rate:.0f}/s (the pace at least that: {shared_verdict})"
     )
 
 
@@ -493,4 +593,17 @@ if __name__ == "__main__":
         action="store_true",
         help="go on after a rate the workers could not keep (for the CPU figures of each rate)",
     )
-    asyncio.run(main(parser.parse_args()))
+    parser.add_argument(
+        "--split-cpus",
+        action="store_true",
+        help="the web on the first half of the CPUs, the relay and the workers on the other half",
+    )
+    parser.add_argument(
+        "--worker-nice",
+        type=int,
+        default=None,
+        help="the relay's and the workers' scheduling priority (nice; the web keeps 0)",
+    )
+    arguments = parser.parse_args()
+    arguments.web_cpus, arguments.worker_cpus = split_cpus(arguments.split_cpus)
+    asyncio.run(main(arguments))

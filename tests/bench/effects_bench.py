@@ -5,7 +5,9 @@ gateway) and a real SMTP server in this process.
 A script, not a test: it prints figures and asserts nothing. Per actor run, after a warm-up
 (pools open, statements prepared, SMTP connection kept): the database round trips (statements
 sent, BEGIN/COMMIT and the pools' reset queries included; the gateway's own connection too), the
-wall time (p50, p95) and the event loop thread's CPU (the SMTP server's thread not counted).
+wall time (p50, p95), the event loop thread's CPU (the SMTP server's thread not counted) and the
+CPU of the database's PostgreSQL server processes (from /proc, ticks of 10 ms: use --messages in
+the hundreds).
 `--profile` prints cProfile's top functions of the email runs (the loop thread).
 
     .venv/bin/python -m tests.bench.effects_bench [--messages 200] [--profile]
@@ -36,6 +38,7 @@ from actors.orders import capture_payment
 from actors.resources import open_resources
 from configs.settings import Settings
 from storage.migrate import migrate
+from tests.bench.cpu import cpu_seconds
 from tests.bench.support import ADMIN_DSN, dsn_for, execute
 from tests.support.orders import place_orders_now, stocked_product
 from tests.support.smtp import SmtpServer
@@ -71,25 +74,43 @@ class StatementCounter:
         connection.execute = counted_execute
 
 
+async def backends_cpu(dsn: str) -> float:
+    """CPU seconds so far of the PostgreSQL server processes of `dsn`'s database."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+        )
+    finally:
+        await conn.close()
+    return sum(cpu_seconds(row["pid"]) or 0.0 for row in rows)
+
+
 async def measure(
-    name: str, run: Callable[[int], Awaitable[None]], order_ids: list[int], counter: Any
+    name: str,
+    run: Callable[[int], Awaitable[None]],
+    order_ids: list[int],
+    counter: Any,
+    dsn: str,
 ) -> None:
     for order_id in order_ids[:WARM_UP]:
         await run(order_id)
     walls: list[float] = []
     counter.count = 0
+    server = await backends_cpu(dsn)
     cpu = time.thread_time()
     for order_id in order_ids[WARM_UP:]:
         started = time.perf_counter()
         await run(order_id)
         walls.append(time.perf_counter() - started)
     cpu = time.thread_time() - cpu
+    server = await backends_cpu(dsn) - server
     runs = len(walls)
     p95 = statistics.quantiles(walls, n=20)[-1]
     print(
         f"{name:<22} {counter.count / runs:5.1f} round trips  "
         f"wall p50 {statistics.median(walls) * 1000:6.2f} ms  p95 {p95 * 1000:6.2f} ms  "
-        f"loop CPU {cpu / runs * 1000:6.2f} ms"
+        f"loop CPU {cpu / runs * 1000:6.2f} ms  PostgreSQL CPU {server / runs * 1000:6.2f} ms"
     )
 
 
@@ -132,11 +153,11 @@ async def main(args: argparse.Namespace) -> None:
                     )
 
                 print(f"{args.messages} messages each, one at a time, after {WARM_UP} to warm up:")
-                await measure("capture_payment", capture, order_ids, counter)
+                await measure("capture_payment", capture, order_ids, counter, dsn)
                 profile = cProfile.Profile() if args.profile else None
                 if profile is not None:
                     profile.enable()
-                await measure("send_order_email", confirm, order_ids, counter)
+                await measure("send_order_email", confirm, order_ids, counter, dsn)
                 if profile is not None:
                     profile.disable()
                     pstats.Stats(profile).sort_stats("tottime").print_stats(30)

@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,12 +91,15 @@ PAUSE = 10.0
 
 
 @asynccontextmanager
-async def served(argv: list[str], env: Mapping[str, str], log_path: Path) -> AsyncIterator[Served]:
-    """serving(), yielding the process id too (for process_memory)."""
+async def served(
+    argv: list[str], env: Mapping[str, str], log_path: Path, *, cpus: Collection[int] = ()
+) -> AsyncIterator[Served]:
+    """serving(), yielding the process id too (for process_memory); `cpus`: the only CPUs the
+    server (and the processes it starts) may run on (all when empty)."""
     for attempt in range(1, STARTS + 1):
         port = free_port()
         base_url = f"http://127.0.0.1:{port}"
-        server = await _start([*argv, "--port", str(port)], env, log_path)
+        server = await _start([*argv, "--port", str(port)], env, log_path, cpus)
         if await _ready(server, base_url):
             break
         await _stop(server)
@@ -112,7 +115,7 @@ async def served(argv: list[str], env: Mapping[str, str], log_path: Path) -> Asy
 
 
 async def _start(
-    argv: list[str], env: Mapping[str, str], log_path: Path
+    argv: list[str], env: Mapping[str, str], log_path: Path, cpus: Collection[int] = ()
 ) -> asyncio.subprocess.Process:
     with log_path.open("wb") as log:  # a new session: Ctrl-C reaches only us; we stop it below
         return await asyncio.create_subprocess_exec(
@@ -122,7 +125,24 @@ async def _start(
             stdout=log,
             stderr=log,
             start_new_session=True,
+            preexec_fn=pinned(cpus),
         )
+
+
+def pinned(cpus: Collection[int], nice: int | None = None) -> Callable[[], None] | None:
+    """A child's preexec_fn that keeps it (and what it starts) on `cpus` (all when empty) at
+    scheduling priority `nice` (unchanged when None); None when it has nothing to do."""
+    if not cpus and nice is None:
+        return None
+    chosen = set(cpus)
+
+    def set_up() -> None:
+        if chosen:
+            os.sched_setaffinity(0, chosen)
+        if nice is not None:
+            os.setpriority(os.PRIO_PROCESS, 0, nice)
+
+    return set_up
 
 
 async def _ready(server: asyncio.subprocess.Process, base_url: str) -> bool:
