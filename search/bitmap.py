@@ -297,7 +297,7 @@ class BitmapSearch(PostgresSearch):
         after = check_after(query.sort, query.after) if query.after is not None else None
         if query.sort == "relevance":  # every score 0: id order
             return _by_id_desc(rows, after, limit + 1)
-        return index.page(query.sort, rows, after, limit + 1)
+        return index.page(query.sort, rows, after, limit + 1, index.within(query))
 
     async def _page_from_cards(
         self,

@@ -51,27 +51,22 @@ class FacetSlots:
         if len(facets) > CODES_MAX:
             self.ready = False
             return
-        ids_parts: list[Ids] = []
-        code_parts: list[npt.NDArray[np.uint16]] = []
-        for code, (facet, bitmap) in enumerate(facets.items()):
+        filled = np.zeros(capacity, dtype=np.uint16)  # per product: its slots taken so far
+        for code, (facet, bitmap) in enumerate(facets.items()):  # one facet at a time: small
             self.codes[facet] = code
             ids = np.frombuffer(bitmap.to_array(), dtype=np.uint32)
-            ids_parts.append(ids)
-            code_parts.append(np.full(len(ids), code + 1, dtype=np.uint16))
-        if ids_parts:
-            ids = np.concatenate(ids_parts)
-            stored = np.concatenate(code_parts)
-            order = np.argsort(ids, kind="stable")
-            ids, stored = ids[order], stored[order]
-            # each entry's slot: its place among its product's entries
-            firsts = np.flatnonzero(np.concatenate(([True], ids[1:] != ids[:-1])))
-            runs = np.diff(np.concatenate((firsts, [len(ids)])))
-            slot = np.arange(len(ids)) - np.repeat(firsts, runs)
+            slot = np.take(filled, ids)
             inline = slot < FACET_SLOTS
-            self.slots[ids[inline], slot[inline]] = stored[inline]
-            for pid in np.unique(ids[~inline]).tolist():
-                low, high = np.searchsorted(ids, [pid, pid + 1])
-                self._spill(pid, tuple(int(c) - 1 for c in stored[low:high]))
+            self.slots[ids[inline], slot[inline]] = code + 1
+            filled[ids] += 1
+        spilled = BitMap(np.flatnonzero(filled > FACET_SLOTS).astype(np.uint32))
+        if spilled:  # their codes from the bitmaps, in code order as above
+            codes: dict[int, list[int]] = {pid: [] for pid in spilled}
+            for facet, bitmap in facets.items():
+                for pid in bitmap & spilled:
+                    codes[pid].append(self.codes[facet])
+            for pid, found in codes.items():
+                self._spill(pid, tuple(found))
         self.ready = True
 
     def grow(self, capacity: int) -> None:

@@ -61,6 +61,9 @@ SPARSE = 25
 # text and in-stock filter, whatever its other filters, starts from them.
 KEEP_FROM = 100
 KEEP_MIN = 2_000
+# A page of rows within some categories, fewer than 1/WITHIN_SHARE of the products, starts from
+# each category's ranks in the sort (kept per sort and category), not from the whole order.
+WITHIN_SHARE = 4
 
 
 class Unsupported(Exception):
@@ -145,6 +148,9 @@ class BitmapIndex:
     _sorted_lexemes: list[str] | None = None
     _sorted_name_lexemes: list[str] | None = None
     _subtrees: dict[str, BitMap] = field(default_factory=dict)
+    _subtree_ids: dict[str, list[int]] = field(default_factory=dict)  # by slug: its categories
+    # per category, a number that changes when its products do (a page's kept ranks: SortOrder)
+    _category_versions: dict[int, int] = field(default_factory=dict)
     # per product, its facets as codes (search.bitmap_facets): the counts of sparse sets
     facet_slots: FacetSlots = field(default_factory=FacetSlots)
     # the filterable facets' (value, bitmap, 'slug=value') by attribute, in slug order, for the
@@ -166,6 +172,7 @@ class BitmapIndex:
     def set_categories(self, rows: Iterable[Category]) -> None:
         self.tree = {row.slug: row for row in rows}
         self._subtrees.clear()
+        self._subtree_ids.clear()
         self.forget_facets()
 
     def forget_facets(self) -> None:
@@ -224,6 +231,7 @@ class BitmapIndex:
         if category != NO_CATEGORY:
             self.categories.setdefault(category, BitMap()).add(pid)
             self._subtrees.clear()
+            self._category_versions[category] = self._category_versions.get(category, 0) + 1
         price = NO_PRICE if product.price_min is None else product.price_min
         self.price_of[pid] = price
         if price != NO_PRICE:
@@ -255,6 +263,7 @@ class BitmapIndex:
             if category != NO_CATEGORY:
                 self.categories[category].discard(pid)
                 self._subtrees.clear()
+                self._category_versions[category] = self._category_versions.get(category, 0) + 1
             price = self.price_of[pid]
             if price != NO_PRICE:
                 self.buckets[_bucket(price)].discard(pid)
@@ -420,7 +429,17 @@ class BitmapIndex:
         ids = [c.id for c in self.tree.values() if root.id in c.path]
         found = self.in_categories(ids)
         self._subtrees[slug] = found
+        self._subtree_ids[slug] = ids
         return found
+
+    def within(self, query: SearchQuery) -> list[int] | None:
+        """The categories whose products hold every row of the query (None: any category)."""
+        if query.category is not None:
+            self.subtree(query.category)
+            return self._subtree_ids[query.category]
+        if query.category_ids is not None:
+            return list(query.category_ids)
+        return None
 
     def in_categories(self, ids: Iterable[int]) -> BitMap:
         sets = [self.categories[i] for i in ids if i in self.categories]
@@ -690,12 +709,29 @@ class BitmapIndex:
             return self.name_of[pid]
         raise Unsupported(sort)
 
-    def page(self, sort: str, rows: BitMap, after: tuple[Any, int] | None, count: int) -> list[int]:
-        """The first `count` ids of `rows` in `sort` order after the cursor's (key, id)."""
+    def page(
+        self,
+        sort: str,
+        rows: BitMap,
+        after: tuple[Any, int] | None,
+        count: int,
+        within: Sequence[int] | None = None,
+    ) -> list[int]:
+        """The first `count` ids of `rows` in `sort` order after the cursor's (key, id);
+        `within`: categories whose products hold every row (their ranks are kept per sort)."""
         key = self.sort_key(sort)
         bound = _cursor_key(sort, after) if after is not None else None
         order = self._order(sort)
         if len(order.order) == len(self.known):  # it holds every product (replace keeps it so)
+            if within is not None and len(rows) * WITHIN_SHARE < len(self.known):
+                parts = [
+                    (category, self._category_versions.get(category, 0), self.categories[category])
+                    for category in within
+                    if category in self.categories
+                ]
+                found = order.page_within(key, rows, bound, count, parts)
+                if found is not None:
+                    return found
             return order.page(key, rows, bound, count)
         candidates: Iterable[int] = rows
         if bound is not None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import bisect
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,7 @@ from pyroaring import BitMap
 NOT_RANKED = np.iinfo(np.int32).max  # a product id not in the order (unknown to the index)
 
 WINDOW_MIN = 64  # order positions a walk reads at least at once
+WITHIN_TRIES = 4  # page_within: the candidates per part grow 4x each try, then the general way
 WALK_WINDOWS = 1  # then the rows' ranks: they sit later in the order than their number says
 
 Key = Callable[[Any], Any]
@@ -36,6 +37,49 @@ class SortOrder:
         self.order = order
         self.rank = np.full(capacity, NOT_RANKED, dtype=np.int32)
         self.rank[order] = np.arange(len(order), dtype=np.int32)
+        # per part (a category) and its version: its products' ranks, ascending (page_within;
+        # merge forgets them all: ranks move)
+        self._parts: dict[Hashable, tuple[int, npt.NDArray[np.int32]]] = {}
+
+    def page_within(
+        self,
+        key: Key,
+        rows: BitMap,
+        bound: Any,
+        count: int,
+        parts: Sequence[tuple[Hashable, int, BitMap]],
+    ) -> list[int] | None:
+        """page() of `rows` that lie within `parts` (a category's (id, version, products)):
+        the next few of each part's ranks past the cursor, merged, kept while in `rows`; as
+        far as every part is known, more from each part until the page is full. None: the
+        rows are too few among the parts' products (page() answers)."""
+        start = 0
+        if bound is not None:
+            start = bisect.bisect_right(self.order, bound, key=_on_int(key))
+        ranked = [self._ranks(part, version, products) for part, version, products in parts]
+        heads = [ranks[np.searchsorted(ranks, start) :] for ranks in ranked]
+        take = count
+        for _ in range(WITHIN_TRIES):
+            shown = [head[:take] for head in heads]
+            full = [part[-1] for part in shown if len(part) == take]
+            candidates = np.sort(np.concatenate(shown)) if shown else np.empty(0, np.int32)
+            if full:  # past the lowest last rank shown, a part may have more not shown
+                candidates = candidates[candidates <= min(full)]
+            ids = np.take(self.order, candidates).tolist()
+            found = [pid for pid in ids if pid in rows]
+            if len(found) >= count or not full:
+                return found[:count]
+            take *= 4
+        return None
+
+    def _ranks(self, part: Hashable, version: int, products: BitMap) -> npt.NDArray[np.int32]:
+        kept = self._parts.get(part)
+        if kept is not None and kept[0] == version:
+            return kept[1]
+        ranks = np.take(self.rank, np.frombuffer(products.to_array(), dtype=np.uint32))
+        ranks = np.sort(ranks[ranks < len(self.order)])
+        self._parts[part] = (version, ranks)
+        return ranks
 
     def page(self, key: Key, rows: BitMap, bound: Any, count: int) -> list[int]:
         """The first `count` of `rows` (every one of them in the order) whose key is past
@@ -55,7 +99,8 @@ class SortOrder:
             start = self._walk(rows, start, count, window, found)
             if len(found) >= count or start >= len(self.order):
                 return found
-        ranks = self.rank[np.frombuffer(rows.to_array(), dtype=np.uint32)]
+        # np.take: a gather by uint32 ids without fancy indexing's conversion of them
+        ranks = np.take(self.rank, np.frombuffer(rows.to_array(), dtype=np.uint32))
         if start:
             ranks = ranks[ranks >= start]
         wanted = count - len(found)
@@ -67,7 +112,7 @@ class SortOrder:
                 span *= 4
             ranks = np.partition(near, wanted - 1)[:wanted] if near.size > wanted else near
         ranks.sort()
-        found.extend(self.order[ranks].tolist())
+        found.extend(np.take(self.order, ranks).tolist())
         return found
 
     def _walk(self, rows: BitMap, start: int, count: int, window: int, found: list[int]) -> int:
@@ -79,9 +124,9 @@ class SortOrder:
                 break
             met = BitMap(array("I", order[start : start + window].tobytes())) & rows
             if met:
-                ranks = rank[np.frombuffer(met.to_array(), dtype=np.uint32)]
+                ranks = np.take(rank, np.frombuffer(met.to_array(), dtype=np.uint32))
                 ranks.sort()
-                found.extend(order[ranks[: count - len(found)]].tolist())
+                found.extend(np.take(order, ranks[: count - len(found)]).tolist())
             start += window
             window *= 2
         return start
@@ -100,6 +145,7 @@ class SortOrder:
         where = [bisect.bisect_left(clean, key(pid), key=on_int) for pid in back]
         # equal places keep the order given (np.insert sorts the places stably)
         self.order = np.insert(clean, where, np.array(back, dtype=np.uint32))
+        self._parts.clear()
         if capacity > len(self.rank):
             self.rank = np.full(capacity, NOT_RANKED, dtype=np.int32)
         else:

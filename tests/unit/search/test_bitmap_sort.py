@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from pyroaring import BitMap
 
+from search import bitmap_index
 from search.bitmap_index import SORT_ORDERS, BitmapIndex, ProductState, _cursor_key, micros
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
@@ -67,12 +68,22 @@ def check_pages(index: BitmapIndex, rng: random.Random, queries: int) -> int:
         if rows and rng.random() < 0.6:
             after = cursor(index, sort, rng.choice(known))
         assert index.page(sort, rows, after, count) == reference(index, sort, rows, after, count)
+        # the same within some categories (the page starts from their kept ranks)
+        within = rng.sample([1, 2, 3, 4], rng.randint(1, 3))
+        rows = rows & index.in_categories(within)
+        found = index.page(sort, rows, after, count, within)
+        assert found == reference(index, sort, rows, after, count), (sort, within, count)
         compared += 1
     return compared
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_pages_from_the_orders_equal_a_sort_by_key_after_changes(seed: int) -> None:
+@pytest.mark.parametrize("within_share", [4, 10**9])
+def test_pages_from_the_orders_equal_a_sort_by_key_after_changes(
+    seed: int, within_share: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 10**9: every page within categories starts from their ranks
+    monkeypatch.setattr(bitmap_index, "WITHIN_SHARE", within_share)
     rng = random.Random(seed)
     index = BitmapIndex()
     index.set_bins(sorted(rng.randrange(0, 10_000) for _ in range(500)))
