@@ -80,8 +80,8 @@ class Settings(BaseSettings):
     search_index_refresh_seconds: float = Field(default=0.15, gt=0, le=60)
     # product lists (no text, no facets) answered by the index and its kept cards; false: SQL
     search_index_lists: bool = True
-    # facet counts and rank levels of large text matches kept between searches (search.bitmap_index
-    # KeptCounts, KeptLevels); false: worked out for every search (a benchmark's long tail)
+    # facet counts of large text matches and each text's rank levels kept between searches
+    # (search.bitmap_index KeptCounts, KeptLevels); false: worked out for every search
     search_index_keep: bool = True
     smtp_url: str | None = None  # None: emails go to the local mailbox in DATA_DIR
     # SMTP connections each worker process keeps open between emails (actors/mail/connections.py):
