@@ -378,31 +378,22 @@ class BitmapSearch(PostgresSearch):
             literal_q, corrected_q, literal_name_q, corrected_name_q = await self._normalise(
                 match, reader
             )
-            literal_set = evaluate(index, literal_q)
-            corrected_set = evaluate(index, corrected_q) if corrected_q is not None else literal_set
-            exact, prefix = BitMap(sku_exact), BitMap(sku_prefix)
             text_key = (
                 corrected_q if corrected_q is not None else literal_q,
                 sku_exact,
                 sku_prefix,
             )
             tiers_key = (literal_q, corrected_q, literal_name_q, corrected_name_q, *text_key[1:])
-            text_set = corrected_set | exact | prefix
-            # The score's tiers, best first (search.postgres_query SCORE and SKU_SCORE).
-            name_literal = evaluate(index, literal_name_q)
-            name_corrected = (
-                evaluate(index, corrected_name_q) if corrected_name_q is not None else BitMap()
-            )
-            words_tiers = [
-                name_literal,
-                literal_set - name_literal,
-                name_corrected - literal_set - name_literal,
-            ]
-            prefix = prefix - exact
-            for sku in (exact, prefix, text_set - exact - prefix):
-                for tier in words_tiers:
-                    tiers.append(sku & tier)
-                tiers.append(sku - name_literal - literal_set - name_corrected)
+            if index.keep and tiers_key in index.texts:
+                sets: TextSets = index.texts.get(tiers_key)
+            else:
+                sets = text_sets(
+                    index, literal_q, corrected_q, literal_name_q, corrected_name_q,
+                    sku_exact, sku_prefix,
+                )  # fmt: skip
+                if index.keep:
+                    index.texts.put(tiers_key, sets, sets.size())
+            literal_set, text_set, tiers = sets.literal, sets.text, sets.tiers
             ranking = (
                 match.corrected or match.literal or "",
                 (corrected_q if corrected_q is not None else literal_q) or "",
@@ -573,9 +564,11 @@ class BitmapSearch(PostgresSearch):
                 key = (ranking, tiers_key, position)
                 if key not in index.tier_levels:
                     try:
-                        index.tier_levels.put(key, await levels_of(tier_score, tier))
+                        made: Levels | None = await levels_of(tier_score, tier)
                     except Unsupported:
-                        index.tier_levels.put(key, None)  # rank its members query by query
+                        made = None  # rank its members query by query
+                    ids = sum(len(group) for _, group in made or ())
+                    index.tier_levels.put(key, made, ids)
                 kept = index.tier_levels.get(key)
             if kept is not None:
                 for score, group in kept:
@@ -784,6 +777,51 @@ class BitmapSearch(PostgresSearch):
             else:
                 break
             self.position = following
+
+
+@dataclass(frozen=True)
+class TextSets:
+    """A query text's sets (none of them changed after: they may be kept and shared): `literal`
+    the products its words match as typed, `text` with corrections and SKUs, `tiers` the score's
+    tiers, best first (search.postgres_query SCORE and SKU_SCORE)."""
+
+    literal: BitMap
+    text: BitMap
+    tiers: list[BitMap]
+
+    def size(self) -> int:
+        return len(self.literal) + len(self.text) + sum(len(tier) for tier in self.tiers)
+
+
+def text_sets(
+    index: BitmapIndex,
+    literal_q: str | None,
+    corrected_q: str | None,
+    literal_name_q: str | None,
+    corrected_name_q: str | None,
+    sku_exact: Sequence[int],
+    sku_prefix: Sequence[int],
+) -> TextSets:
+    """The sets of a text from its normalised tsqueries (PostgreSQL's to_tsquery of the literal
+    and corrected words, anywhere and in the name) and its SKU matches."""
+    literal_set = evaluate(index, literal_q)
+    corrected_set = evaluate(index, corrected_q) if corrected_q is not None else literal_set
+    exact, prefix = BitMap(sku_exact), BitMap(sku_prefix)
+    text_set = corrected_set | exact | prefix
+    name_literal = evaluate(index, literal_name_q)
+    name_corrected = evaluate(index, corrected_name_q) if corrected_name_q is not None else BitMap()
+    words_tiers = [
+        name_literal,
+        literal_set - name_literal,
+        name_corrected - literal_set - name_literal,
+    ]
+    prefix = prefix - exact
+    tiers = []
+    for sku in (exact, prefix, text_set - exact - prefix):
+        for tier in words_tiers:
+            tiers.append(sku & tier)
+        tiers.append(sku - name_literal - literal_set - name_corrected)
+    return TextSets(literal=literal_set, text=text_set, tiers=tiers)
 
 
 def evaluate(index: BitmapIndex, tsquery: str | None) -> BitMap:

@@ -59,8 +59,8 @@ SPARSE = 25
 # The facet counts of a query's base this large (and at least 1/KEEP_FROM of the products) are
 # kept while the index changes (search.bitmap_facets.CountsMemo): the next query with the same
 # text and in-stock filter, whatever its other filters, starts from them.
-KEEP_FROM = 100
-KEEP_MIN = 2_000
+KEEP_FROM = 1_000
+KEEP_MIN = 1_000
 # A page of rows within some categories, fewer than 1/WITHIN_SHARE of the products, starts from
 # each category's ranks in the sort (kept per sort and category), not from the whole order.
 WITHIN_SHARE = 4
@@ -163,9 +163,11 @@ class BitmapIndex:
     _facets_memo: dict[tuple[Any, ...], Facets] = field(default_factory=dict)
     # the facet counts of large text bases, kept through changes (replace moves them)
     _kept_counts: CountsMemo = field(default_factory=CountsMemo)
-    # per query text and score tier, its products in rank groups, best first (search.bitmap's
-    # relevance pages): they depend on documents only, so they are kept until one changes
-    tier_levels: KeptLevels = field(default_factory=lambda: KeptLevels())
+    # What depends on documents only, kept until one changes (KeptSets): per query text, its
+    # sets (search.bitmap's TextSets); per text and score tier, its products in rank groups,
+    # best first (Levels: relevance pages)
+    texts: KeptSets = field(default_factory=lambda: KeptSets())
+    tier_levels: KeptSets = field(default_factory=lambda: KeptSets())
 
     # -- filling -------------------------------------------------------------------------
 
@@ -313,6 +315,7 @@ class BitmapIndex:
         counted_before: dict[int, Counted] = {}
         if changed - same:  # documents or facets changed, products came or went: texts too
             self._kept_counts.clear()
+            self.texts.clear()
             self.tier_levels.clear()
         elif len(self._kept_counts):
             counted_before = {pid: self._counted(pid) for pid in same}
@@ -742,29 +745,27 @@ class BitmapIndex:
 Levels = list[tuple[float, BitMap]]  # (score, products) best first
 
 
-class KeptLevels:
-    """Rank levels by key (a query's text and a tier), while they hold at most LEVELS_KEPT_IDS
-    products in all, the least recently used forgotten first; None kept for a tier the index
-    cannot rank (too many groups)."""
+class KeptSets:
+    """What was worked out from product sets, by key, while it holds at most `size` product ids
+    in all (its bitmaps' sizes), the least recently used forgotten first."""
 
     def __init__(self, size: int = 0) -> None:
-        self.size = size or LEVELS_KEPT_IDS
-        self._kept: OrderedDict[Hashable, tuple[Levels | None, int]] = OrderedDict()
+        self.size = size or KEPT_IDS
+        self._kept: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
         self._ids = 0
 
     def __contains__(self, key: Hashable) -> bool:
         return key in self._kept
 
-    def get(self, key: Hashable) -> Levels | None:
-        levels, _ = self._kept[key]
+    def get(self, key: Hashable) -> Any:
+        value, _ = self._kept[key]
         self._kept.move_to_end(key)
-        return levels
+        return value
 
-    def put(self, key: Hashable, levels: Levels | None) -> None:
-        ids = sum(len(group) for _, group in levels or ())
+    def put(self, key: Hashable, value: Any, ids: int) -> None:
         if key in self._kept:
             self._ids -= self._kept.pop(key)[1]
-        self._kept[key] = (levels, ids)
+        self._kept[key] = (value, ids)
         self._ids += ids
         while self._ids > self.size and len(self._kept) > 1:
             self._ids -= self._kept.popitem(last=False)[1][1]
@@ -779,7 +780,7 @@ def _by_count(value: FacetValue) -> tuple[int, Any]:
 
 
 FACETS_KEPT = 4096  # text-less facet counts kept (filter sets); then counted afresh
-LEVELS_KEPT_IDS = 4_000_000  # product ids in kept rank levels, in all (~8-16 MB)
+KEPT_IDS = 4_000_000  # product ids in kept text sets, and in kept rank levels (~8-16 MB each)
 SORT_ORDERS = ("price_asc", "price_desc", "newest", "name")
 BUCKET_LABELS = [price_bucket_label(low, high) for low, high in PRICE_BUCKETS]
 BUCKET_HIGHS = [high for _, high in PRICE_BUCKETS if high is not None]  # the last is open
