@@ -674,6 +674,7 @@ class BitmapSearch(PostgresSearch):
                     await asyncio.sleep(0)
         index.make_orders()
         index.make_facet_slots()
+        index.size_kept()
         # Rows just below the snapshot's last position may commit after it: read them again.
         self.position = max(position - CHANGES_BATCH, 0)
         self._seen = set()
@@ -790,7 +791,9 @@ class TextSets:
     tiers: list[BitMap]
 
     def size(self) -> int:
-        return len(self.literal) + len(self.text) + sum(len(tier) for tier in self.tiers)
+        """About the product ids its bitmaps add to the index's: `text` and its tiers, which
+        split it (`literal` is mostly a lexeme's own postings, not counted)."""
+        return 2 * len(self.text)
 
 
 def text_sets(

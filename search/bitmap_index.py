@@ -366,6 +366,12 @@ class BitmapIndex:
             ]
             self._orders[sort].merge(moved, known, key, len(self.price_of))
 
+    def size_kept(self) -> None:
+        """Size what is kept between searches by the catalog's size (after a build)."""
+        self.texts.size = self.tier_levels.size = max(
+            KEPT_IDS, KEPT_IDS_PER_PRODUCT * len(self.known)
+        )
+
     def make_facet_slots(self) -> None:
         """Every product's facet codes (after a build; replace keeps them)."""
         self.facet_slots.make(self.facets, len(self.price_of))
@@ -780,7 +786,10 @@ def _by_count(value: FacetValue) -> tuple[int, Any]:
 
 
 FACETS_KEPT = 4096  # text-less facet counts kept (filter sets); then counted afresh
-KEPT_IDS = 4_000_000  # product ids in kept text sets, and in kept rank levels (~8-16 MB each)
+# Product ids in kept text sets, and in kept rank levels (each): 16 per product of the catalog,
+# 4,000,000 at least (~2 bytes each: ~32 MB each at a million products, when full)
+KEPT_IDS = 4_000_000
+KEPT_IDS_PER_PRODUCT = 16
 SORT_ORDERS = ("price_asc", "price_desc", "newest", "name")
 BUCKET_LABELS = [price_bucket_label(low, high) for low, high in PRICE_BUCKETS]
 BUCKET_HIGHS = [high for _, high in PRICE_BUCKETS if high is not None]  # the last is open
