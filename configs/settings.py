@@ -81,7 +81,7 @@ class Settings(BaseSettings):
     # product lists (no text, no facets) answered by the index and its kept cards; false: SQL
     search_index_lists: bool = True
     # facet counts of large text matches and each text's rank levels kept between searches
-    # (search.bitmap_index KeptCounts, KeptLevels); false: worked out for every search
+    # (search.bitmap_index KeptCounts, KeptSets); false: worked out for every search
     search_index_keep: bool = True
     smtp_url: str | None = None  # None: emails go to the local mailbox in DATA_DIR
     # SMTP connections each worker process keeps open between emails (actors/mail/connections.py):

@@ -145,6 +145,12 @@ class BitmapIndex:
     tree: dict[str, Category] = field(default_factory=dict)  # by slug
     filterable: frozenset[str] = frozenset()
     keep: bool = True  # worth_keeping may say yes (False: nothing is kept between searches)
+    # the thresholds above (SPARSE, KEEP_MIN, KEEP_FROM, WITHIN_SHARE), per index: a test
+    # sends every query one way
+    sparse: int = SPARSE
+    keep_min: int = KEEP_MIN
+    keep_from: int = KEEP_FROM
+    within_share: int = WITHIN_SHARE
     _sorted_lexemes: list[str] | None = None
     _sorted_name_lexemes: list[str] | None = None
     _subtrees: dict[str, BitMap] = field(default_factory=dict)
@@ -601,7 +607,7 @@ class BitmapIndex:
 
     def _ids_if_sparse(self, base: BitMap) -> npt.NDArray[np.uint32] | None:
         """The ids of a base its products count faster than the bitmaps do, else None."""
-        if self.facet_slots.ready and len(base) * SPARSE <= len(self.known):
+        if self.facet_slots.ready and len(base) * self.sparse <= len(self.known):
             return np.frombuffer(base.to_array(), dtype=np.uint32)
         return None
 
@@ -623,8 +629,8 @@ class BitmapIndex:
 
     def worth_keeping(self, products: int) -> bool:
         """Whether what was worked out for a set of this many products is worth keeping: its
-        making costs more than a look-up (KEEP_MIN, KEEP_FROM)."""
-        return self.keep and products >= max(KEEP_MIN, len(self.known) // KEEP_FROM)
+        making costs more than a look-up (keep_min, keep_from)."""
+        return self.keep and products >= max(self.keep_min, len(self.known) // self.keep_from)
 
     def _kept(self, matched: Matched, text_key: Hashable) -> KeptCounts | None:
         """The kept counts of the query's whole base, made when it is large; None: count."""
@@ -732,7 +738,7 @@ class BitmapIndex:
         bound = _cursor_key(sort, after) if after is not None else None
         order = self._order(sort)
         if len(order.order) == len(self.known):  # it holds every product (replace keeps it so)
-            if within is not None and len(rows) * WITHIN_SHARE < len(self.known):
+            if within is not None and len(rows) * self.within_share < len(self.known):
                 parts = [
                     (category, self._category_versions.get(category, 0), self.categories[category])
                     for category in within

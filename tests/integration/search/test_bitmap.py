@@ -14,7 +14,6 @@ import orjson
 import pytest
 
 from configs.settings import Settings
-from search import bitmap_index
 from search.backend import SORTS, SearchQuery, SearchResult
 from search.bitmap import QUERIES, REFRESH_ERRORS, BitmapSearch, CatalogReference
 from storage.catalog_reads import first_images
@@ -207,26 +206,25 @@ async def compare_pages(
 # text's base kept and reused (CountsMemo), or nothing kept between searches (keep: False).
 COUNTING: dict[str, dict[str, Any]] = {
     "configured": {},
-    "by products": {"SPARSE": 0},
-    "by bitmaps": {"SPARSE": 10**12},
-    "kept": {"KEEP_MIN": 0, "KEEP_FROM": 10**12},
+    "by products": {"sparse": 0},
+    "by bitmaps": {"sparse": 10**12},
+    "kept": {"keep_min": 0, "keep_from": 10**12},
     "nothing kept": {"keep": False},
 }
 
 
-def count_facets(monkeypatch: pytest.MonkeyPatch, how: str, search: BitmapSearch) -> None:
+def count_facets(how: str, search: BitmapSearch) -> None:
+    """Set the fixture's own index (built for this test) to count `how`."""
+    assert search.index is not None
     for name, value in COUNTING[how].items():
-        if name == "keep":
-            monkeypatch.setattr(search.index, "keep", value)
-        else:
-            monkeypatch.setattr(bitmap_index, name, value)
+        setattr(search.index, name, value)
 
 
 @pytest.mark.parametrize("counting", COUNTING)
 async def test_the_index_answers_as_the_sql_path(
-    search: BitmapSearch, catalog_db: str, counting: str, monkeypatch: pytest.MonkeyPatch
+    search: BitmapSearch, catalog_db: str, counting: str
 ) -> None:
-    count_facets(monkeypatch, counting, search)
+    count_facets(counting, search)
     vocab = await vocabulary(catalog_db)
     rng = random.Random(20261207)
     answered = {"bitmap": 0, "postgres": 0}
@@ -392,13 +390,11 @@ async def test_a_change_shows_once_the_refresh_ran(search: BitmapSearch, catalog
         await conn.close()
 
 
-async def test_kept_facet_counts_follow_changes(
-    search: BitmapSearch, catalog_db: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_kept_facet_counts_follow_changes(search: BitmapSearch, catalog_db: str) -> None:
     """The facet counts kept for a text's base and its tiers' rank levels (every one kept here)
     follow products that go out of stock, are unpublished, change price bucket or category, and
     a changed document: the same answers as the SQL path's after each refresh."""
-    count_facets(monkeypatch, "kept", search)
+    count_facets("kept", search)
     conn = await asyncpg.connect(catalog_db)
     try:
         word = await conn.fetchval(

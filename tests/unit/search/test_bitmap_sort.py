@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from pyroaring import BitMap
 
-from search import bitmap_index
 from search.bitmap_index import SORT_ORDERS, BitmapIndex, ProductState, _cursor_key, micros
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
@@ -80,12 +79,10 @@ def check_pages(index: BitmapIndex, rng: random.Random, queries: int) -> int:
 @pytest.mark.parametrize("seed", [1, 2, 3])
 @pytest.mark.parametrize("within_share", [4, 10**9])
 def test_pages_from_the_orders_equal_a_sort_by_key_after_changes(
-    seed: int, within_share: int, monkeypatch: pytest.MonkeyPatch
+    seed: int, within_share: int
 ) -> None:
-    # 10**9: every page within categories starts from their ranks
-    monkeypatch.setattr(bitmap_index, "WITHIN_SHARE", within_share)
     rng = random.Random(seed)
-    index = BitmapIndex()
+    index = BitmapIndex(within_share=within_share)  # 10**9: every page from the categories' ranks
     index.set_bins(sorted(rng.randrange(0, 10_000) for _ in range(500)))
     ids = rng.sample(range(1, 3_000), 800)
     for pid in ids:
