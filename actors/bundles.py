@@ -23,6 +23,13 @@ Nothing is lost and nothing happens twice:
 
 A batch's lone events and events of actors this release does not know still go one message
 each, and a bundle the broker refuses while it answers is published again event by event.
+
+An actor with a bundle handler (actors.registry.handles_bundles: the order emails) has its
+bundles applied together instead: one connection, one transaction, one statement for the
+events' inbox rows and one for what they read, one SMTP connection for their emails. The handler
+gives each event's outcome; an event that failed has left nothing recorded (its inbox row is
+taken back before the commit) and is handed over as above, and a handler that fails as a whole
+(the database went away) hands every event over.
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.errors import ActorNotFound
 
 from actors.ops.stats import StatsMiddleware
-from actors.registry import SPECS
+from actors.registry import BUNDLE_HANDLERS, SPECS, Bundled
 from domain.events import EVENTS
 
 log = structlog.get_logger(__name__)
@@ -107,9 +114,14 @@ def bundle_runner(broker: dramatiq.Broker, resources: Any, *, min_backoff_ms: in
         if thread is None:
             raise RuntimeError("the AsyncIO middleware must come before the bundles")
         context = structlog.contextvars.get_contextvars()  # this thread's: LogContext's
-        outcomes = thread.run_coroutine(
-            _run_all(resources.resources, spec.fn, actor_name, events, context)
-        )
+        if actor_name in BUNDLE_HANDLERS:
+            outcomes = thread.run_coroutine(
+                _run_together(resources.resources, actor_name, events, context)
+            )
+        else:
+            outcomes = thread.run_coroutine(
+                _run_all(resources.resources, spec.fn, actor_name, events, context)
+            )
         _count(broker, actor_name, events, outcomes)
         for event, (_, error) in zip(events, outcomes, strict=True):
             if error is not None:
@@ -122,6 +134,38 @@ def bundle_runner(broker: dramatiq.Broker, resources: Any, *, min_backoff_ms: in
 Outcome = tuple[float, BaseException | None]  # an event's seconds, and what its actor raised
 
 
+def _process_gate(res: Any) -> asyncio.Semaphore:
+    """The process's gate on its running loop: DATABASE_POOL_SIZE events (or bundles applied
+    together) at once, each holding a connection."""
+    loop = asyncio.get_running_loop()
+    if loop not in _IN_PROGRESS:
+        _IN_PROGRESS.clear()  # an earlier worker's loop, stopped
+        _IN_PROGRESS[loop] = asyncio.Semaphore(res.settings.database_pool_size)
+    return _IN_PROGRESS[loop]
+
+
+async def _run_together(
+    res: Any, actor_name: str, events: list[dict[str, Any]], context: dict[str, Any]
+) -> list[Outcome]:
+    """Apply the bundle through its actor's bundle handler (one connection, one transaction);
+    each event's outcome, its seconds a share of the whole. A handler that raises (the database
+    went away) fails every event: each goes on alone."""
+    handler = BUNDLE_HANDLERS[actor_name]
+    bundled = [Bundled(e["event_id"], e["payload"], e.get("request_id")) for e in events]
+    async with _process_gate(res):
+        started = time.monotonic()
+        structlog.contextvars.bind_contextvars(
+            **{**context, "actor": actor_name, "bundle": context.get("message_id")}
+        )
+        try:
+            errors: list[BaseException | None] = await handler(res, bundled)
+        except Exception as exc:
+            log.warning("bundle.failed", count=len(events), error=repr(exc), handed_over=True)
+            errors = [exc] * len(events)
+        share = (time.monotonic() - started) / max(len(events), 1)
+    return [(share, error) for error in errors]
+
+
 async def _run_all(
     res: Any,
     fn: Any,
@@ -132,11 +176,7 @@ async def _run_all(
     """Run every event's actor (CONCURRENCY at once), each logging with `context` and its own
     ids; each event's outcome."""
     gate = asyncio.Semaphore(CONCURRENCY)
-    loop = asyncio.get_running_loop()
-    if loop not in _IN_PROGRESS:
-        _IN_PROGRESS.clear()  # an earlier worker's loop, stopped
-        _IN_PROGRESS[loop] = asyncio.Semaphore(res.settings.database_pool_size)
-    process_gate = _IN_PROGRESS[loop]
+    process_gate = _process_gate(res)
 
     async def run_one(event: dict[str, Any]) -> Outcome:
         async with gate, process_gate:

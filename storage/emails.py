@@ -8,9 +8,10 @@ Rows older than EMAIL_LOG_RETENTION_DAYS are deleted by the outbox reconciler, a
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 import asyncpg
 
@@ -91,10 +92,9 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-async def record(conn: Executor, attempt: Attempt, *, timeout: float) -> int:
-    """Log one attempt (texts cut to the columns' limits); returns the row's id."""
-    row_id: int = await conn.fetchval(
-        RECORD_ATTEMPT,
+def _row(attempt: Attempt) -> tuple[Any, ...]:
+    """RECORD_ATTEMPT's arguments: texts cut to the columns' limits."""
+    return (
         _cut(attempt.kind, LIMITS["kind"]),
         _cut(attempt.recipient, LIMITS["recipient"]),
         _cut(attempt.subject, LIMITS["subject"]),
@@ -102,9 +102,21 @@ async def record(conn: Executor, attempt: Attempt, *, timeout: float) -> int:
         None if attempt.error is None else _cut(attempt.error, LIMITS["error"]),
         attempt.event_name,
         attempt.event_id,
-        timeout=timeout,
     )
+
+
+async def record(conn: Executor, attempt: Attempt, *, timeout: float) -> int:
+    """Log one attempt (texts cut to the columns' limits); returns the row's id."""
+    row_id: int = await conn.fetchval(RECORD_ATTEMPT, *_row(attempt), timeout=timeout)
     return row_id
+
+
+async def record_all(
+    conn: asyncpg.Connection, attempts: Sequence[Attempt], *, timeout: float
+) -> None:
+    """Log several attempts in one round trip (asyncpg pipelines executemany), in their order."""
+    if attempts:
+        await conn.executemany(RECORD_ATTEMPT, [_row(a) for a in attempts], timeout=timeout)
 
 
 async def page(

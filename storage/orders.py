@@ -5,6 +5,7 @@ storage/order_payments.py's.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
@@ -125,7 +126,7 @@ EMAIL_VIEW = f"""
         ARRAY(SELECT (l.line, img.image)
               FROM order_lines l CROSS JOIN LATERAL ({LINE_IMAGE}) img
               WHERE l.order_id = o.id) AS images
-    FROM orders o WHERE o.id = $1
+    FROM orders o WHERE o.id = ANY($1::bigint[])
 """
 PAYMENT_CAPTURED = "SELECT status = 'captured' FROM payments WHERE order_id = $1"
 VOID_PENDING_PAYMENT = """
@@ -265,17 +266,28 @@ async def detail(executor: Executor, order: Order) -> OrderDetail:
 async def email_view(executor: Executor, order_id: int) -> tuple[OrderDetail, dict[int, Thumbnail]]:
     """What an order email shows, in one statement: `detail(get(order_id))` and
     `catalog_reads.line_images` of its lines. Raises OrderNotFound."""
-    row = await executor.fetchrow(EMAIL_VIEW, order_id)
-    if row is None:
+    views = await email_views(executor, [order_id])
+    if order_id not in views:
         raise OrderNotFound(str(order_id))
-    payment = Payment(*row["payment"]) if row["payment"] is not None else None
-    detail = OrderDetail(
-        order_of(row),
-        [OrderLine(*line) for line in row["lines"]],
-        payment,
-        [Transition(*each) for each in row["transitions"]],
-    )
-    return detail, {line: thumbnail_of(image) for line, image in row["images"]}
+    return views[order_id]
+
+
+async def email_views(
+    executor: Executor, order_ids: Sequence[int]
+) -> dict[int, tuple[OrderDetail, dict[int, Thumbnail]]]:
+    """email_view of several orders in one statement, by order id (an order that does not exist
+    is missing)."""
+    views: dict[int, tuple[OrderDetail, dict[int, Thumbnail]]] = {}
+    for row in await executor.fetch(EMAIL_VIEW, list(order_ids)):
+        payment = Payment(*row["payment"]) if row["payment"] is not None else None
+        detail = OrderDetail(
+            order_of(row),
+            [OrderLine(*line) for line in row["lines"]],
+            payment,
+            [Transition(*each) for each in row["transitions"]],
+        )
+        views[row["id"]] = detail, {line: thumbnail_of(image) for line, image in row["images"]}
+    return views
 
 
 async def lines_of(executor: Executor, order_id: int) -> list[OrderLine]:

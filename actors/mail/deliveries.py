@@ -63,8 +63,11 @@ class MailLog:
         *,
         kind: str,
         message_id: str | None = None,
+        event_id: uuid.UUID | None = None,
     ) -> None:
-        """actors.mail.transport.deliver, noting the attempt and its outcome; raises as it does."""
+        """actors.mail.transport.deliver, noting the attempt and its outcome; raises as it does.
+        `event_id`: the event the attempt is for, when not the log's own (a bundle's events,
+        logged together: actors.email.send_order_emails)."""
         result: emails.Result = "failed"
         error: str | None = None
         try:
@@ -85,7 +88,7 @@ class MailLog:
                     result=result,
                     error=error,
                     event_name=self.event.name,
-                    event_id=self.event_id,
+                    event_id=event_id or self.event_id,
                 )
             )
 
@@ -101,15 +104,12 @@ class MailLog:
             await self._write_on(conn)
 
     async def _write_on(self, conn: asyncpg.Connection) -> None:
-        written = 0
         try:
-            for attempt in self.attempts:
-                await emails.record(conn, attempt, timeout=WRITE_TIMEOUT_SECONDS)
-                written += 1
+            await emails.record_all(conn, self.attempts, timeout=WRITE_TIMEOUT_SECONDS)
         except Exception as exc:  # `write` tries again, and logs and counts what fails there
             log.debug("email_log.write_deferred", error=repr(exc))
-        finally:
-            del self.attempts[:written]
+        else:
+            self.attempts.clear()
 
     async def write(self, db: Database) -> None:
         """Write the attempts noted; never raises (a failure is logged and counted)."""
