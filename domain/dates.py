@@ -25,7 +25,15 @@ def format_moment(moment: datetime, zone: str, locale: str) -> str:
     """`29 Mar 2026, 02:30` (en_IE), `Mar 29, 2026, 2:30 AM` (en_US): `moment` in `zone`, to the
     minute, written as `locale` writes a medium date with a short time. A naive `moment` is UTC.
     Raises ZoneInfoNotFoundError for an unknown zone, ValueError for an unknown locale."""
-    local = _aware(moment).astimezone(zoneinfo.ZoneInfo(zone))
+    minute = _aware(moment).astimezone(UTC).replace(second=0, microsecond=0)
+    return _format_minute(minute, zone, locale)
+
+
+@functools.lru_cache(maxsize=1024)
+def _format_minute(minute: datetime, zone: str, locale: str) -> str:
+    """format_moment of a UTC minute, remembered: the emails and pages of one minute show the
+    same few moments (Babel's formatting is most of an order email's date work)."""
+    local = minute.astimezone(zoneinfo.ZoneInfo(zone))
     date_text = format_date(local, "medium", locale=locale)
     time_text = format_time(local, "short", tzinfo=local.tzinfo, locale=locale)
     pattern = str(get_datetime_format("medium", locale=locale))  # "{1}, {0}": date, time

@@ -17,13 +17,13 @@ A receiver parses it to the same headers and parts as the old message
 from __future__ import annotations
 
 import base64
+import binascii
 import functools
 import re
 import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email import quoprimime
 from email.headerregistry import AddressHeader
 from email.policy import SMTP
 from email.utils import format_datetime, parseaddr
@@ -153,7 +153,8 @@ def _encoded(content: str) -> tuple[str, str]:
     if content.isascii() and max((len(line) for line in lines), default=0) <= MAX_LINE:
         return "7bit", CRLF.join(line.decode("ascii") for line in lines) + CRLF
     normal = b"\n".join(lines) + b"\n"
-    quoted = quoprimime.body_encode(normal.decode("latin-1"), MAX_LINE)
+    # binascii's encoder (C; lines of at most 76), a tenth of the `email` package's (Python).
+    quoted = binascii.b2a_qp(normal, istext=True).decode("ascii")
     encoded = base64.encodebytes(normal).decode("ascii")
     if len(quoted) <= len(encoded):
         ending = "" if quoted.endswith("\n") else CRLF
