@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 
+import asyncpg
 import dramatiq
 import pytest
 from aiohttp.test_utils import TestClient
@@ -11,8 +12,17 @@ from aiohttp.test_utils import TestClient
 from actors.broker import build_broker
 from auth.tokens import SigningKeys, issue_access_token
 from configs.settings import Settings
+from storage.database import connect
 from tests.conftest import TEST_SECRET
 from web.app import create_app
+
+
+@pytest.fixture
+async def conn(fresh_db: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to the test's database, closed before the database is dropped."""
+    connection = await connect(fresh_db)
+    yield connection
+    await connection.close()
 
 
 @pytest.fixture

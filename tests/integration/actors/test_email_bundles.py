@@ -26,7 +26,6 @@ from actors.registry import Bundled
 from actors.resources import Resources, open_resources
 from configs.settings import Settings
 from domain.events import SEND_ORDER_EMAIL
-from storage.database import connect
 from storage.errors import OrderNotFound
 from tests.support.orders import place_order, stocked_product
 from tests.support.smtp import SmtpServer
@@ -40,13 +39,6 @@ MISSING_ORDER = 987_654
 @pytest.fixture
 def settings_overrides(smtp: SmtpServer) -> dict[str, Any]:
     return {"smtp_url": smtp.url, "public_url": "https://shop.example/"}
-
-
-@pytest.fixture
-async def conn(fresh_db: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await connect(fresh_db)
-    yield conn
-    await conn.close()
 
 
 @pytest.fixture

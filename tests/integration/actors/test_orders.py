@@ -24,7 +24,7 @@ from configs.settings import Settings
 from domain.events import CAPTURE_PAYMENT
 from domain.payments import PaymentMethod
 from storage import order_payments, orders, payments, refunds
-from storage.database import connect, create_pool
+from storage.database import create_pool
 from storage.errors import OrderNotPayable
 from tests.support.gateways import LostAnswerGateway, UnreachableGateway
 from tests.support.orders import DECLINED, PAID, place_order, stock_of, stocked_product
@@ -34,13 +34,6 @@ from tests.support.orders import DECLINED, PAID, place_order, stock_of, stocked_
 async def res(settings: Settings) -> AsyncIterator[Resources]:
     async with AsyncExitStack() as stack:
         yield await open_resources(settings, stack)
-
-
-@pytest.fixture
-async def conn(fresh_db: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await connect(fresh_db)
-    yield connection
-    await connection.close()
 
 
 def event() -> str:

@@ -20,7 +20,6 @@ from configs.settings import Settings
 from domain.events import EXPIRE_UNPAID
 from domain.payments import PaymentMethod
 from storage import payments
-from storage.database import connect
 from tests.support.orders import DECLINED, PAID, place_order, stock_of, stocked_product
 from tests.support.relays import relaying
 
@@ -55,13 +54,6 @@ async def running(broker_settings: Settings) -> AsyncIterator[dramatiq.Broker]:
         await asyncio.to_thread(worker.stop)
         broker.flush_all()
         broker.close()
-
-
-@pytest.fixture
-async def conn(fresh_db: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await connect(fresh_db)
-    yield connection
-    await connection.close()
 
 
 async def state(conn: asyncpg.Connection, order_id: int) -> tuple[Any, ...]:

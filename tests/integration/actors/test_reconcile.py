@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,7 +23,7 @@ from actors.relay import Relay
 from actors.resources import Resources, open_resources
 from domain.events import INDEX_PRODUCT, SEND_ACCOUNT_EMAIL
 from storage import outbox, reconcile_runs
-from storage.database import connect, create_pool
+from storage.database import create_pool
 from tests.support.smtp import SmtpServer
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.waiting import eventually
@@ -44,13 +43,6 @@ def sample(text: str) -> float:
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
     return {"reconcile_after_seconds": 60, "reconcile_max_republishes": 2}
-
-
-@pytest.fixture
-async def conn(fresh_db: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await connect(fresh_db)
-    yield connection
-    await connection.close()
 
 
 async def published(

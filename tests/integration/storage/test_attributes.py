@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import asyncpg
 import pytest
 
 from storage import attributes
 from storage.attributes import Attribute, Choice, ProductType
-from storage.database import connect
 from storage.errors import (
     AttributeNotFound,
     DuplicateAttributeSlug,
@@ -23,13 +20,6 @@ from storage.errors import (
 
 SIZES = (("s", "Small", None), ("m", "Medium", None), ("l", "Large", None))
 COLOURS = (("red", "Red", "#cc0000"), ("navy", "Navy", "#000080"))
-
-
-@pytest.fixture
-async def conn(fresh_db: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await connect(fresh_db)
-    yield connection
-    await connection.close()
 
 
 async def make_attributes(conn: asyncpg.Connection) -> dict[str, Attribute]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -28,13 +27,6 @@ INCONSISTENT_PATHS = """
        OR cardinality(c.path) <> (SELECT count(DISTINCT x) FROM unnest(c.path) x)
 """
 PRODUCT_CATEGORY = "SELECT category_id FROM products WHERE id = $1"
-
-
-@pytest.fixture
-async def conn(fresh_db: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await connect(fresh_db)
-    yield connection
-    await connection.close()
 
 
 async def assert_paths_consistent(conn: asyncpg.Connection) -> None:

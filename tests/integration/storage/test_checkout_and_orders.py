@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-import asyncpg
 import pytest
 
 from domain.orders import IllegalTransition
@@ -15,13 +14,6 @@ from storage.checkout import Idempotency
 from storage.database import Database, ReadPool, connect, create_pool, retrying_transaction
 from storage.errors import EmptyCart, IdempotencyKeyReused, OutOfStock, ShippingMethodNotFound
 from tests.support.orders import ADDRESS, guest_cart, new_order, stock_of, stocked_product
-
-
-@pytest.fixture
-async def conn(fresh_db: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await connect(fresh_db)
-    yield connection
-    await connection.close()
 
 
 @pytest.fixture

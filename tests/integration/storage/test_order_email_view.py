@@ -4,24 +4,16 @@ colour, else the product's first), on the real database."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
 import asyncpg
 import pytest
 
 from storage import orders
 from storage.catalog_reads import Thumbnail, first_images, line_images, variant_images
-from storage.database import connect
 from storage.errors import OrderNotFound
 from tests.support.catalog import add_image, tee_shop
 from tests.support.orders import place_order, stocked_product
-
-
-@pytest.fixture
-async def conn(fresh_db: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await connect(fresh_db)
-    yield connection
-    await connection.close()
 
 
 async def by_two_statements(

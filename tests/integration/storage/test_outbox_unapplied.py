@@ -4,23 +4,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
-import pytest
 
 from domain.events import INDEX_PRODUCT, SEND_ACCOUNT_EMAIL, SEND_ORDER_EMAIL
 from storage import outbox
-from storage.database import connect
 
 EMAILS = (SEND_ACCOUNT_EMAIL.name, SEND_ORDER_EMAIL.name)
-
-
-@pytest.fixture
-async def conn(fresh_db: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await connect(fresh_db)
-    yield connection
-    await connection.close()
 
 
 async def email_event(conn: asyncpg.Connection, seconds_ago: int, **state: bool) -> uuid.UUID:

@@ -4,7 +4,6 @@ the order's lock; one attempt per Idempotency-Key; refused unless the last card 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -15,13 +14,6 @@ from storage.errors import IdempotencyKeyReused, OrderNotPayable
 from tests.support.orders import DECLINED, PAID, place_order, stocked_product
 
 CAPTURES = "SELECT count(*) FROM outbox WHERE actor_name = 'orders.capture_payment'"
-
-
-@pytest.fixture
-async def conn(fresh_db: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await connect(fresh_db)
-    yield connection
-    await connection.close()
 
 
 async def declined_order(conn: asyncpg.Connection, dsn: str) -> int:

@@ -4,22 +4,13 @@ products changes only those not already so, and waits for a product another tran
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import asyncpg
 import pytest
 
 from storage import images, staff_products
 from storage.database import connect
 from storage.staff_products import SORTS
 from tests.support.catalog import add_image, insert_product
-
-
-@pytest.fixture
-async def conn(fresh_db: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await connect(fresh_db)
-    yield connection
-    await connection.close()
 
 
 @pytest.mark.parametrize("sort", sorted(SORTS))

@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import asyncpg
-import pytest
 
 from storage import stock
 from storage.database import connect
 from tests.support.orders import stocked_product
 
 THRESHOLD = 5
-
-
-@pytest.fixture
-async def conn(fresh_db: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await connect(fresh_db)
-    yield connection
-    await connection.close()
 
 
 async def told(conn: asyncpg.Connection, variant_ids: list[int]) -> list[tuple[str, int]]:

@@ -5,7 +5,6 @@ the values a removed attribute takes with it."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -21,13 +20,6 @@ from storage.errors import (
     InvalidAttribute,
 )
 from tests.support.catalog import tee_shop
-
-
-@pytest.fixture
-async def conn(fresh_db: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await connect(fresh_db)
-    yield connection
-    await connection.close()
 
 
 async def test_a_choice_in_use_is_not_removed(conn, fresh_db) -> None:
