@@ -256,6 +256,9 @@ async def email_latency(
             worker_argv += ["--threads", str(args.worker_threads)]
         cpus = args.worker_cpus
         nice = args.worker_nice
+        if args.web_nice is not None:  # while the relay and the workers run (the parts below)
+            for pid in tree(web_pid):
+                os.setpriority(os.PRIO_PROCESS, pid, args.web_nice)
         relay = _child(["-m", "web.cli", "relay"], env, workdir / "relay.log", cpus, nice)
         worker = _child(worker_argv, env, workdir / "worker.log", cpus, nice)
         async with (
@@ -603,6 +606,12 @@ if __name__ == "__main__":
         type=int,
         default=None,
         help="the relay's and the workers' scheduling priority (nice; the web keeps 0)",
+    )
+    parser.add_argument(
+        "--web-nice",
+        type=int,
+        default=None,
+        help="the web's scheduling priority (nice) while the relay and the workers run",
     )
     arguments = parser.parse_args()
     arguments.web_cpus, arguments.worker_cpus = split_cpus(arguments.split_cpus)
