@@ -8,7 +8,8 @@ sent, BEGIN/COMMIT and the pools' reset queries included; the gateway's own conn
 wall time (p50, p95), the event loop thread's CPU (the SMTP server's thread not counted) and the
 CPU of the database's PostgreSQL server processes (from /proc, ticks of 10 ms: use --messages in
 the hundreds).
-`--profile` prints cProfile's top functions of the email runs (the loop thread).
+`--profile` prints cProfile's top functions of the email runs (the loop thread). The last row:
+the same emails applied together, BUNDLE a bundle (figures per email).
 
     .venv/bin/python -m tests.bench.effects_bench [--messages 200] [--profile]
 
@@ -33,8 +34,9 @@ from typing import Any
 
 import asyncpg.connection
 
-from actors.email import send_order_email
+from actors.email import send_order_email, send_order_emails
 from actors.orders import capture_payment
+from actors.registry import Bundled
 from actors.resources import open_resources
 from configs.settings import Settings
 from storage.migrate import migrate
@@ -45,6 +47,7 @@ from tests.support.smtp import SmtpServer
 
 REDIS_URL = "redis://127.0.0.1:6379/13"
 WARM_UP = 10
+BUNDLE = 10  # order emails applied together (actors.email.send_order_emails)
 
 
 class StatementCounter:
@@ -88,27 +91,32 @@ async def backends_cpu(dsn: str) -> float:
 
 async def measure(
     name: str,
-    run: Callable[[int], Awaitable[None]],
+    run: Callable[[list[int]], Awaitable[None]],
     order_ids: list[int],
     counter: Any,
     dsn: str,
+    *,
+    size: int = 1,
 ) -> None:
+    """Run `run` on the orders `size` at a time (a bundle's worth); figures per message."""
     for order_id in order_ids[:WARM_UP]:
-        await run(order_id)
+        await run([order_id])
     walls: list[float] = []
     counter.count = 0
     server = await backends_cpu(dsn)
     cpu = time.thread_time()
-    for order_id in order_ids[WARM_UP:]:
+    measured = order_ids[WARM_UP:]
+    for start in range(0, len(measured), size):
+        chunk = measured[start : start + size]
         started = time.perf_counter()
-        await run(order_id)
-        walls.append(time.perf_counter() - started)
+        await run(chunk)
+        walls.append((time.perf_counter() - started) / len(chunk))
     cpu = time.thread_time() - cpu
     server = await backends_cpu(dsn) - server
-    runs = len(walls)
+    runs = len(measured)
     p95 = statistics.quantiles(walls, n=20)[-1]
     print(
-        f"{name:<22} {counter.count / runs:5.1f} round trips  "
+        f"{name:<26} {counter.count / runs:5.1f} round trips  "
         f"wall p50 {statistics.median(walls) * 1000:6.2f} ms  p95 {p95 * 1000:6.2f} ms  "
         f"loop CPU {cpu / runs * 1000:6.2f} ms  PostgreSQL CPU {server / runs * 1000:6.2f} ms"
     )
@@ -144,15 +152,26 @@ async def main(args: argparse.Namespace) -> None:
             async with AsyncExitStack() as stack:
                 res = await open_resources(settings, stack)
 
-                async def capture(order_id: int) -> None:
-                    await capture_payment(res, event_id=str(uuid.uuid4()), order_id=order_id)
+                async def capture(order_ids: list[int]) -> None:
+                    for order_id in order_ids:
+                        await capture_payment(res, event_id=str(uuid.uuid4()), order_id=order_id)
 
-                async def confirm(order_id: int) -> None:
-                    await send_order_email(
-                        res, event_id=str(uuid.uuid4()), order_id=order_id, kind="confirmed"
-                    )
+                async def confirm(order_ids: list[int]) -> None:
+                    for order_id in order_ids:
+                        await send_order_email(
+                            res, event_id=str(uuid.uuid4()), order_id=order_id, kind="confirmed"
+                        )
 
-                print(f"{args.messages} messages each, one at a time, after {WARM_UP} to warm up:")
+                async def confirm_together(order_ids: list[int]) -> None:
+                    events = []
+                    for order_id in order_ids:
+                        event_id = str(uuid.uuid4())
+                        payload = {"event_id": event_id, "order_id": order_id, "kind": "confirmed"}
+                        events.append(Bundled(event_id, payload, None))
+                    outcomes = await send_order_emails(res, events)
+                    assert outcomes == [None] * len(events), outcomes
+
+                print(f"{args.messages} messages each, after {WARM_UP} to warm up:")
                 await measure("capture_payment", capture, order_ids, counter, dsn)
                 profile = cProfile.Profile() if args.profile else None
                 if profile is not None:
@@ -161,6 +180,14 @@ async def main(args: argparse.Namespace) -> None:
                 if profile is not None:
                     profile.disable()
                     pstats.Stats(profile).sort_stats("tottime").print_stats(30)
+                await measure(
+                    f"send_order_emails, {BUNDLE}s",
+                    confirm_together,
+                    order_ids,
+                    counter,
+                    dsn,
+                    size=BUNDLE,
+                )
     finally:
         smtp.stop()
         await execute(ADMIN_DSN, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
