@@ -407,11 +407,13 @@ class BitmapSearch(PostgresSearch):
             and (BitMap(sku_exact) | BitMap(sku_prefix)) & matched.rows - index.documented
         ):
             raise Unsupported("a SKU match without a document: its score is NULL")
-        facets = (
-            index.facet_counts(matched, text_key)
-            if match is not None
-            else index.text_less_facets(query, matched)
-        )
+        if match is not None:
+            # the text's lexemes: its base's counts may start from one's (BitmapIndex)
+            normalised = text_key[0] if text_key is not None else None
+            lexemes = matched_lexemes(index, all_operands(normalised)) if normalised else []
+            facets = index.facet_counts(matched, text_key, lexemes)
+        else:
+            facets = index.text_less_facets(query, matched)
         limit = max(query.limit, 1)
         after = check_after(query.sort, query.after) if query.after is not None else None
         ranked: list[tuple[float, int]] | None = None
@@ -674,6 +676,7 @@ class BitmapSearch(PostgresSearch):
                     await asyncio.sleep(0)
         index.make_orders()
         index.make_facet_slots()
+        index.make_lexeme_counts()
         index.size_kept()
         # Rows just below the snapshot's last position may commit after it: read them again.
         self.position = max(position - CHANGES_BATCH, 0)

@@ -187,6 +187,35 @@ class KeptCounts:
     def category_items(self) -> list[tuple[int, int]]:
         return list(self.categories.items())
 
+    def shifted(
+        self,
+        leaving: KeptCounts | None,
+        entering: KeptCounts | None,
+        text: BitMap,
+        in_stock: bool | None,
+    ) -> KeptCounts:
+        """New counts: these less `leaving`'s plus `entering`'s (the counts of a set K are those
+        of a set B once K - B leaves and B - K enters), labelled with `text` and `in_stock`."""
+        categories = dict(self.categories)
+        codes = self.codes.copy()
+        buckets = list(self.buckets)
+        for part, step in ((leaving, -1), (entering, 1)):
+            if part is None:
+                continue
+            for category, count in part.categories.items():
+                categories[category] = categories.get(category, 0) + step * count
+            if len(part.codes) > len(codes):  # a facet new since: none of these had it
+                codes = np.concatenate([codes, np.zeros(len(part.codes) - len(codes), np.intp)])
+            codes[: len(part.codes)] += step * part.codes
+            buckets = [a + step * b for a, b in zip(buckets, part.buckets, strict=True)]
+        return KeptCounts(
+            text=text,
+            in_stock=in_stock,
+            categories={category: count for category, count in categories.items() if count},
+            codes=codes,
+            buckets=buckets,
+        )
+
 
 class CountsMemo:
     """KeptCounts by query (its text's key and in-stock filter), at most KEPT_QUERIES, the
@@ -213,6 +242,11 @@ class CountsMemo:
 
     def clear(self) -> None:
         self._kept.clear()
+
+    def drop_touching(self, products: BitMap) -> None:
+        """Forget the counts whose text holds any of `products` (their documents changed)."""
+        for key in [key for key, kept in self._kept.items() if kept.text.intersect(products)]:
+            del self._kept[key]
 
     def move(self, pid: int, before: Counted, after: Counted, codes: Sequence[int]) -> None:
         """A product whose documents and facets are unchanged changed state: each kept count

@@ -61,6 +61,12 @@ SPARSE = 25
 # text and in-stock filter, whatever its other filters, starts from them.
 KEEP_FROM = 1_000
 KEEP_MIN = 1_000
+# A lexeme whose postings hold at least 1/LEXEME_SHARE of the products has the facet counts of
+# its published products (and of those in stock) in the index: a text base that differs from one
+# of its lexemes' by less than 1/LEXEME_APART of itself (or by a sparse set, the base being
+# dense) counts only the difference.
+LEXEME_SHARE = 100
+LEXEME_APART = 2
 # A page of rows within some categories, fewer than 1/WITHIN_SHARE of the products, starts from
 # each category's ranks in the sort (kept per sort and category), not from the whole order.
 WITHIN_SHARE = 4
@@ -151,6 +157,8 @@ class BitmapIndex:
     keep_min: int = KEEP_MIN
     keep_from: int = KEEP_FROM
     within_share: int = WITHIN_SHARE
+    lexeme_share: int = LEXEME_SHARE
+    lexeme_apart: int = LEXEME_APART
     _sorted_lexemes: list[str] | None = None
     _sorted_name_lexemes: list[str] | None = None
     _subtrees: dict[str, BitMap] = field(default_factory=dict)
@@ -169,6 +177,11 @@ class BitmapIndex:
     _facets_memo: dict[tuple[Any, ...], Facets] = field(default_factory=dict)
     # the facet counts of large text bases, kept through changes (replace moves them)
     _kept_counts: CountsMemo = field(default_factory=CountsMemo)
+    # the facet counts of the dense lexemes' published products, by (lexeme, in-stock filter
+    # None or True): part of the index (make_lexeme_counts), not of any query; replace moves
+    # them, and forgets (to be made again when read) those of a lexeme a changed document had
+    # or has
+    _lexeme_counts: CountsMemo = field(default_factory=lambda: CountsMemo(LEXEME_COUNTS))
     # What depends on documents only, kept until one changes (KeptSets): per query text, its
     # sets (search.bitmap's TextSets); per text and score tier, its products in rank groups,
     # best first (Levels: relevance pages)
@@ -187,6 +200,7 @@ class BitmapIndex:
         """The index changed (products, categories, the filterable attributes): count again."""
         self._facets_memo.clear()
         self._kept_counts.clear()
+        self._lexeme_counts.clear()
 
     def set_bins(self, prices: Sequence[int]) -> None:
         """Bin boundaries from the prices' quantiles (sorted, NO_PRICE left out)."""
@@ -318,14 +332,16 @@ class BitmapIndex:
             if p.id in self.known and p.fingerprint and self.fingerprint_of[p.id] == p.fingerprint
         )
         changed = BitMap(ids)
-        counted_before: dict[int, Counted] = {}
-        if changed - same:  # documents or facets changed, products came or went: texts too
+        touched = changed - same
+        if touched:  # documents or facets changed, products came or went: texts too
             self._kept_counts.clear()
             self.texts.clear()
             self.tier_levels.clear()
-        elif len(self._kept_counts):
+            self._lexeme_counts.drop_touching(touched)  # the lexemes they had
+        counted_before: dict[int, Counted] = {}
+        if len(self._kept_counts) or len(self._lexeme_counts):
             counted_before = {pid: self._counted(pid) for pid in same}
-        self.remove(changed, changed - same)
+        self.remove(changed, touched)
         for product in rows:
             self.add_scalars(product)
             if product.id in same:
@@ -337,8 +353,12 @@ class BitmapIndex:
             for facet in product.facets:
                 self.add_postings(self.facets, facet, (product.id,))
             self.facet_slots.set(product.id, product.facets)
+        if touched:
+            self._lexeme_counts.drop_touching(touched)  # the lexemes they have
         for pid, before in counted_before.items():
-            self._kept_counts.move(pid, before, self._counted(pid), self.facet_slots.of(pid))
+            after, codes = self._counted(pid), self.facet_slots.of(pid)
+            self._kept_counts.move(pid, before, after, codes)
+            self._lexeme_counts.move(pid, before, after, codes)
         self._reorder(ids, keys_before)
 
     def _counted(self, pid: int) -> Counted:
@@ -381,6 +401,13 @@ class BitmapIndex:
     def make_facet_slots(self) -> None:
         """Every product's facet codes (after a build; replace keeps them)."""
         self.facet_slots.make(self.facets, len(self.price_of))
+
+    def make_lexeme_counts(self) -> None:
+        """The facet counts of every dense lexeme (after a build and make_facet_slots)."""
+        for lexeme, postings in self.lexemes.items():
+            if self._dense_lexeme(postings):
+                for in_stock in (None, True):
+                    self._lexeme_count(lexeme, postings, in_stock)
 
     def make_orders(self) -> None:
         """Every sort's order of the products (after a build: the first pages need not wait)."""
@@ -548,14 +575,29 @@ class BitmapIndex:
             return self.in_categories(query.category_ids)
         return None
 
-    def facet_counts(self, matched: Matched, text_key: Hashable | None = None) -> Facets:
+    def facet_counts(
+        self,
+        matched: Matched,
+        text_key: Hashable | None = None,
+        lexemes: Sequence[str] = (),
+    ) -> Facets:
         """Disjunctive counts, ordered as search.postgres_query's SEARCH orders them.
 
-        Each part counts over its base: from the kept counts when the base is the query's whole
-        base (`text_key`: its text, kept by it and the in-stock filter), else from the base's
-        products when it is sparse, else by bitmap intersections."""
-        kept = self._kept(matched, text_key) if text_key is not None else None
+        Each part counts over its base: when the base is the query's whole base, from its kept
+        counts (`text_key`: its text, kept by it and the in-stock filter) or from a lexeme's of
+        the text (`lexemes`: the index's lexemes its operands match) and the difference;
+        else from the base's products when it is sparse, else by bitmap intersections."""
         whole = matched.base
+        made: list[KeptCounts | None] = []  # the whole base's counts, made when first read
+
+        def whole_counts(base: BitMap) -> KeptCounts | None:
+            if base is not whole:
+                return None
+            if not made:
+                kept = self._kept(matched, text_key, lexemes) if text_key is not None else None
+                made.append(kept if kept is not None else self._by_lexeme(matched, lexemes))
+            return made[0]
+
         arrays: dict[int, npt.NDArray[np.uint32] | None] = {}  # by id(base): made once
 
         def sparse_ids(base: BitMap) -> npt.NDArray[np.uint32] | None:
@@ -564,7 +606,7 @@ class BitmapIndex:
             return arrays[id(base)]
 
         base = matched.category_base
-        if kept is not None and base is whole:
+        if (kept := whole_counts(base)) is not None:
             counted = kept.category_items()
         else:
             counted = self._category_counts(base, sparse_ids(base))
@@ -576,7 +618,8 @@ class BitmapIndex:
         codes = self.facet_slots.codes
         for slug, values in self._facets_by_attribute():
             base = bases.get(slug, rows)
-            tally = kept.codes if kept is not None and base is whole else tallies.get(id(base))
+            kept = whole_counts(base)
+            tally = kept.codes if kept is not None else tallies.get(id(base))
             if tally is None and (ids := sparse_ids(base)) is not None:
                 tally = tallies[id(base)] = self.facet_slots.tally(base, ids)
             if tally is not None:
@@ -596,7 +639,7 @@ class BitmapIndex:
                 by_value.sort()
                 attributes[slug] = [FacetValue(v, -n) for n, v in by_value[:FACET_VALUES_MAX]]
         base = matched.price_base
-        if kept is not None and base is whole:
+        if (kept := whole_counts(base)) is not None:
             in_buckets = kept.buckets
         else:
             in_buckets = self._bucket_counts(base, sparse_ids(base))
@@ -632,7 +675,9 @@ class BitmapIndex:
         making costs more than a look-up (keep_min, keep_from)."""
         return self.keep and products >= max(self.keep_min, len(self.known) // self.keep_from)
 
-    def _kept(self, matched: Matched, text_key: Hashable) -> KeptCounts | None:
+    def _kept(
+        self, matched: Matched, text_key: Hashable, lexemes: Sequence[str] = ()
+    ) -> KeptCounts | None:
         """The kept counts of the query's whole base, made when it is large; None: count."""
         whole = matched.base
         if matched.text is None or not self.facet_slots.ready or not self.worth_keeping(len(whole)):
@@ -640,24 +685,93 @@ class BitmapIndex:
         key = (text_key, matched.in_stock)
         kept = self._kept_counts.get(key)
         if kept is None:
-            ids = self._ids_if_sparse(whole)
-            if ids is not None:
-                codes = self.facet_slots.tally(whole, ids)
-            else:
-                codes = np.zeros(len(self.facet_slots.codes) + 1, dtype=np.intp)
-                for facet, code in self.facet_slots.codes.items():
-                    bitmap = self.facets.get(facet)
-                    if bitmap is not None:
-                        codes[code + 1] = bitmap.intersection_cardinality(whole)
-            kept = KeptCounts(
-                text=matched.text,
-                in_stock=matched.in_stock,
-                categories=dict(self._category_counts(whole, ids)),
-                codes=codes,
-                buckets=self._bucket_counts(whole, ids),
-            )
+            kept = self._by_lexeme(matched, lexemes)
+            if kept is None:
+                kept = self._counts_of(whole, matched.text, matched.in_stock)
             self._kept_counts.put(key, kept)
         return kept
+
+    def _counts_of(self, products: BitMap, text: BitMap, in_stock: bool | None) -> KeptCounts:
+        """Every facet count of `products` (labelled with `text` and `in_stock`)."""
+        ids = self._ids_if_sparse(products)
+        if ids is not None:
+            codes = self.facet_slots.tally(products, ids)
+        else:
+            codes = np.zeros(len(self.facet_slots.codes) + 1, dtype=np.intp)
+            for facet, code in self.facet_slots.codes.items():
+                bitmap = self.facets.get(facet)
+                if bitmap is not None:
+                    codes[code + 1] = bitmap.intersection_cardinality(products)
+        return KeptCounts(
+            text=text,
+            in_stock=in_stock,
+            categories=dict(self._category_counts(products, ids)),
+            codes=codes,
+            buckets=self._bucket_counts(products, ids),
+        )
+
+    def _dense_lexeme(self, postings: BitMap) -> bool:
+        return len(postings) * self.lexeme_share >= len(self.known) > 0
+
+    def _by_lexeme(self, matched: Matched, lexemes: Sequence[str]) -> KeptCounts | None:
+        """The counts of the query's whole base from those of the dense lexeme of its text
+        whose postings differ least from the text (less the products that differ), when they
+        differ by less than 1/lexeme_apart of the base; else None."""
+        text, base = matched.text, matched.base
+        if text is None or not self.facet_slots.ready:
+            return None
+        best: tuple[int, str, BitMap] | None = None
+        for lexeme in lexemes:
+            postings = self.lexemes.get(lexeme)
+            if postings is None or not self._dense_lexeme(postings):
+                continue
+            apart = len(postings) + len(text) - 2 * postings.intersection_cardinality(text)
+            if best is None or apart < best[0]:
+                best = (apart, lexeme, postings)
+        if best is None or not self._apart_enough(best[0], len(base)):
+            return None
+        _, lexeme, postings = best
+        in_stock = matched.in_stock
+        if in_stock is False:  # all of them less those in stock
+            kept = self._lexeme_count(lexeme, postings, None).shifted(
+                self._lexeme_count(lexeme, postings, True), None, postings, False
+            )
+        else:
+            kept = self._lexeme_count(lexeme, postings, in_stock)
+        leaving = self._stocked((postings - text) & self.published, in_stock)
+        entering = base - postings
+        return kept.shifted(
+            self._counts_of(leaving, text, in_stock) if leaving else None,
+            self._counts_of(entering, text, in_stock) if entering else None,
+            text,
+            in_stock,
+        )
+
+    def _apart_enough(self, apart: int, size: int) -> bool:
+        """Whether counting `apart` products (and shifting a lexeme's counts) costs less than
+        counting a base of `size`: fewer products, or sparse where the base is dense."""
+        if apart * self.lexeme_apart < size:
+            return True
+        products = len(self.known)
+        return size * self.sparse > products and apart * self.sparse <= products
+
+    def _lexeme_count(self, lexeme: str, postings: BitMap, in_stock: bool | None) -> KeptCounts:
+        """The facet counts of a lexeme's published products (`in_stock`: None or True)."""
+        key = (lexeme, in_stock)
+        kept = self._lexeme_counts.get(key)
+        if kept is None or kept.text is not postings:
+            products = self._stocked(postings & self.published, in_stock)
+            kept = self._counts_of(products, postings, in_stock)
+            self._lexeme_counts.put(key, kept)
+        return kept
+
+    def _stocked(self, products: BitMap, in_stock: bool | None) -> BitMap:
+        """`products` passing an in-stock filter."""
+        if in_stock is True:
+            return products & self.in_stock
+        if in_stock is False:
+            return products - self.in_stock
+        return products
 
     def text_less_facets(self, query: SearchQuery, matched: Matched) -> Facets:
         """facet_counts of a query without text (`matched` its sets), kept by its filters until
@@ -796,6 +910,10 @@ FACETS_KEPT = 4096  # text-less facet counts kept (filter sets); then counted af
 # 4,000,000 at least (~2 bytes each: ~32 MB each at a million products, when full)
 KEPT_IDS = 4_000_000
 KEPT_IDS_PER_PRODUCT = 16
+# (lexeme, in-stock filter) facet counts kept: 2 per dense lexeme, of which there are at most
+# 2 * LEXEME_SHARE times a document's lexemes on average (~1,600 at a million seeded products);
+# past this the least recently read are made again
+LEXEME_COUNTS = 4096
 SORT_ORDERS = ("price_asc", "price_desc", "newest", "name")
 BUCKET_LABELS = [price_bucket_label(low, high) for low, high in PRICE_BUCKETS]
 BUCKET_HIGHS = [high for _, high in PRICE_BUCKETS if high is not None]  # the last is open

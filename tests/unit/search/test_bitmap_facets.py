@@ -8,7 +8,13 @@ import random
 import numpy as np
 from pyroaring import BitMap
 
-from search.bitmap_facets import FACET_SLOTS, FacetSlots, tally_buckets, tally_values
+from search.bitmap_facets import (
+    FACET_SLOTS,
+    FacetSlots,
+    KeptCounts,
+    tally_buckets,
+    tally_values,
+)
 
 FACETS = [f"a{n % 5}=v{n}" for n in range(40)]
 
@@ -75,3 +81,42 @@ def test_categories_and_buckets_tally() -> None:
     assert tally_values(np.array([-1], dtype=np.int64)) == []
     prices = np.array([-1, 0, 999, 1000, 2499, 2500, 10_000, 99_999], dtype=np.int64)
     assert tally_buckets(prices, [1000, 2500, 5000, 10_000]) == [2, 2, 1, 0, 2]
+
+
+def test_counts_shift_from_one_set_to_another() -> None:
+    """A set's counts from another's: less those of the products only the other has, plus those
+    of the products only it has (a facet new since the other's counts were made too)."""
+
+    def counts(products: dict[int, tuple[int, list[int], int]], ids: set[int]) -> KeptCounts:
+        tally = np.zeros(5, dtype=np.intp)
+        categories: dict[int, int] = {}
+        buckets = [0, 0]
+        for pid in ids:
+            category, codes, bucket = products[pid]
+            categories[category] = categories.get(category, 0) + 1
+            for code in codes:
+                tally[code + 1] += 1
+            buckets[bucket] += 1
+        return KeptCounts(BitMap(ids), None, categories, tally, buckets)
+
+    rng = random.Random(3)
+    products = {
+        pid: (rng.randrange(4), rng.sample(range(3), rng.randrange(3)), rng.randrange(2))
+        for pid in range(60)
+    }
+    products[7] = (9, [3], 1)  # code 3: not in the older counts' codes
+    for _ in range(20):
+        known, wanted = set(rng.sample(range(60), 30)), set(rng.sample(range(60), 25))
+        older = counts(products, known - {7})
+        older.codes = older.codes[:4]
+        shifted = older.shifted(
+            counts(products, known - {7} - wanted),
+            counts(products, wanted - known | ({7} & wanted)),
+            BitMap(wanted),
+            True,
+        )
+        expected = counts(products, wanted)
+        assert shifted.categories == {c: n for c, n in expected.categories.items() if n}
+        assert shifted.codes.tolist() == expected.codes.tolist()
+        assert shifted.buckets == expected.buckets
+        assert shifted.text == BitMap(wanted) and shifted.in_stock is True
