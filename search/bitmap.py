@@ -23,7 +23,7 @@ import os
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -546,17 +546,11 @@ class BitmapSearch(PostgresSearch):
         cursor_tier = None if after is None else math.floor(after[0])
         out: list[tuple[float, int]] = []
 
-        async def levels_of(tier_score: int, members: BitMap) -> Levels:
-            """`members` by score, best first; Unsupported: too many groups."""
+        async def levels_of(tier_score: int, members: BitMap) -> Iterator[tuple[float, BitMap]]:
+            """`members` by score, best first (made as read); Unsupported: too many groups."""
             split = groups(index, lexemes, members, positional=positional)
-            ranks = await self._ranks(
-                rank_input, [signature for signature, _ in split], reader, positional=positional
-            )
-            levels: dict[float, BitMap] = {}
-            for (_, group), rank in zip(split, ranks, strict=True):
-                score = float(tier_score) + 0.99 * rank
-                levels[score] = levels[score] | group if score in levels else group
-            return sorted(levels.items(), key=lambda level: level[0], reverse=True)
+            ranks = await self._ranks(rank_input, split.signatures, reader, positional=positional)
+            return split.levels([float(tier_score) + 0.99 * rank for rank in ranks])
 
         for position, (tier_score, tier) in enumerate(zip(TIER_SCORES, tiers, strict=True)):
             if cursor_tier is not None and tier_score > cursor_tier:
@@ -566,7 +560,7 @@ class BitmapSearch(PostgresSearch):
                 key = (ranking, tiers_key, position)
                 if key not in index.tier_levels:
                     try:
-                        made: Levels | None = await levels_of(tier_score, tier)
+                        made: Levels | None = list(await levels_of(tier_score, tier))
                     except Unsupported:
                         made = None  # rank its members query by query
                     ids = sum(len(group) for _, group in made or ())
@@ -589,9 +583,10 @@ class BitmapSearch(PostgresSearch):
                 levels = await levels_of(tier_score, members)
             except Unsupported:
                 return None
-            take(dict(levels), after, count, out)
-            if len(out) >= count:
-                break
+            for score, group in levels:  # the best levels only: the rest are never made
+                take({score: group}, after, count, out)
+                if len(out) >= count:
+                    return out
         return out
 
     async def _ranks(
