@@ -24,7 +24,12 @@ import numpy as np
 import numpy.typing as npt
 from pyroaring import BitMap
 
-FACET_SLOTS = 8  # codes kept inline per product (the seeded catalog: 9 at most, 4.6 on average)
+# Codes kept inline per product: as many as the product with most facets has when made, at
+# least FACET_SLOTS and at most FACET_SLOTS_MAX (the seeded catalog: 9 at most, 4.6 on average);
+# a product with more spills to the overflow, whose counting is a loop in Python (slow: ~1 ms for
+# a thousand spilled products, when 8 slots spilled the seeded catalog's 9-facet products)
+FACET_SLOTS = 8
+FACET_SLOTS_MAX = 12
 EMPTY = 0  # an unused slot; a facet's code is stored plus one
 CODES_MAX = int(np.iinfo(np.uint16).max) - 1
 KEPT_QUERIES = 512  # CountsMemo's size: queries whose facet counts are kept
@@ -38,7 +43,7 @@ class FacetSlots:
     def __init__(self) -> None:
         self.codes: dict[str, int] = {}  # facet ('slug=value') -> code
         self.slots: npt.NDArray[np.uint16] = np.zeros((0, FACET_SLOTS), dtype=np.uint16)
-        self.overflow: dict[int, tuple[int, ...]] = {}  # more than FACET_SLOTS: every code
+        self.overflow: dict[int, tuple[int, ...]] = {}  # more than fit the slots: every code
         self.overflowed = BitMap()
         self.ready = False  # made (make) and every code fits
 
@@ -51,15 +56,20 @@ class FacetSlots:
         if len(facets) > CODES_MAX:
             self.ready = False
             return
-        filled = np.zeros(capacity, dtype=np.uint16)  # per product: its slots taken so far
+        filled = np.zeros(capacity, dtype=np.uint16)  # per product: its facets
+        for bitmap in facets.values():
+            filled[np.frombuffer(bitmap.to_array(), dtype=np.uint32)] += 1
+        width = min(max(int(filled.max(initial=0)), FACET_SLOTS), FACET_SLOTS_MAX)
+        self.slots = np.zeros((capacity, width), dtype=np.uint16)
+        filled[:] = 0  # per product: its slots taken so far
         for code, (facet, bitmap) in enumerate(facets.items()):  # one facet at a time: small
             self.codes[facet] = code
             ids = np.frombuffer(bitmap.to_array(), dtype=np.uint32)
             slot = np.take(filled, ids)
-            inline = slot < FACET_SLOTS
+            inline = slot < width
             self.slots[ids[inline], slot[inline]] = code + 1
             filled[ids] += 1
-        spilled = BitMap(np.flatnonzero(filled > FACET_SLOTS).astype(np.uint32))
+        spilled = BitMap(np.flatnonzero(filled > width).astype(np.uint32))
         if spilled:  # their codes from the bitmaps, in code order as above
             codes: dict[int, list[int]] = {pid: [] for pid in spilled}
             for facet, bitmap in facets.items():
@@ -71,7 +81,7 @@ class FacetSlots:
 
     def grow(self, capacity: int) -> None:
         if capacity > len(self.slots):
-            grown = np.zeros((capacity, FACET_SLOTS), dtype=np.uint16)
+            grown = np.zeros((capacity, self.width), dtype=np.uint16)
             grown[: len(self.slots)] = self.slots
             self.slots = grown
 
@@ -89,10 +99,15 @@ class FacetSlots:
                 code = self.codes[facet] = len(self.codes)
             codes.append(code)
         self.clear(pid)
-        if len(codes) > FACET_SLOTS:
+        if len(codes) > self.width:
             self._spill(pid, tuple(codes))
         else:
             self.slots[pid, : len(codes)] = [code + 1 for code in codes]
+
+    @property
+    def width(self) -> int:
+        """Codes inline per product."""
+        return int(self.slots.shape[1])
 
     def of(self, pid: int) -> tuple[int, ...]:
         """A product's codes."""
@@ -115,11 +130,11 @@ class FacetSlots:
     def tally(self, base: BitMap, ids: Ids) -> npt.NDArray[np.intp]:
         """How many of `base` (its ids: `ids`) have each facet: position code + 1."""
         stored = np.take(self.slots, ids, axis=0).ravel()
-        counts = np.bincount(stored, minlength=len(self.codes) + 1)
-        if self.overflow:
-            for pid in base & self.overflowed:
-                for code in self.overflow[pid]:
-                    counts[code + 1] += 1
+        # cast first: bincount's own cast of uint16 costs half as much again
+        counts = np.bincount(stored.astype(np.intp), minlength=len(self.codes) + 1)
+        if self.overflow and (spilled := base & self.overflowed):
+            extra = itertools.chain.from_iterable(self.overflow[pid] for pid in spilled)
+            counts += np.bincount(np.fromiter(extra, dtype=np.intp) + 1, minlength=len(counts))
         return counts
 
 
@@ -139,8 +154,10 @@ def tally_values(values: npt.NDArray[np.int64]) -> list[tuple[int, int]]:
 def tally_buckets(prices: npt.NDArray[np.int64], highs: Sequence[int]) -> list[int]:
     """How many of `prices` fall in each bucket, the bucket of a price being the first whose
     `highs` bound is above it (the last is open); the missing price (-1) is in none."""
-    below = [int(np.count_nonzero(prices < bound)) for bound in (0, *highs)]
-    return [*(b - a for a, b in itertools.pairwise(below)), len(prices) - below[-1]]
+    # position 0: no price (below 0); then each bucket: how many bounds the price reaches
+    places = np.searchsorted(np.array((0, *highs), dtype=np.int64), prices, side="right")
+    counts: list[int] = np.bincount(places, minlength=len(highs) + 2)[1:].tolist()
+    return counts
 
 
 BINCOUNT_MAX = 1 << 20  # category ids below this are counted by bincount, else by np.unique
@@ -189,19 +206,20 @@ class KeptCounts:
 
     def shifted(
         self,
-        leaving: KeptCounts | None,
-        entering: KeptCounts | None,
+        leaving: Sequence[KeptCounts],
+        entering: Sequence[KeptCounts],
         text: BitMap,
         in_stock: bool | None,
     ) -> KeptCounts:
-        """New counts: these less `leaving`'s plus `entering`'s (the counts of a set K are those
-        of a set B once K - B leaves and B - K enters), labelled with `text` and `in_stock`."""
+        """New counts: these less each of `leaving` plus each of `entering` (the counts of a
+        set K are those of a set B once K - B leaves and B - K enters), labelled with `text`
+        and `in_stock`."""
         categories = dict(self.categories)
         codes = self.codes.copy()
         buckets = list(self.buckets)
-        for part, step in ((leaving, -1), (entering, 1)):
-            if part is None:
-                continue
+        for part, step in itertools.chain(
+            ((part, -1) for part in leaving), ((part, 1) for part in entering)
+        ):
             for category, count in part.categories.items():
                 categories[category] = categories.get(category, 0) + step * count
             if len(part.codes) > len(codes):  # a facet new since: none of these had it

@@ -62,9 +62,9 @@ SPARSE = 25
 KEEP_FROM = 1_000
 KEEP_MIN = 1_000
 # A lexeme whose postings hold at least 1/LEXEME_SHARE of the products has the facet counts of
-# its published products (and of those in stock) in the index: a text base that differs from one
-# of its lexemes' by less than 1/LEXEME_APART of itself (or by a sparse set, the base being
-# dense) counts only the difference.
+# its published products (and of those in stock) in the index: a text base made mostly of such
+# lexemes' products counts only the differences, when they cost less than 1/LEXEME_APART of
+# counting the base (BitmapIndex._by_lexeme).
 LEXEME_SHARE = 100
 LEXEME_APART = 2
 # A page of rows within some categories, fewer than 1/WITHIN_SHARE of the products, starts from
@@ -714,46 +714,62 @@ class BitmapIndex:
         return len(postings) * self.lexeme_share >= len(self.known) > 0
 
     def _by_lexeme(self, matched: Matched, lexemes: Sequence[str]) -> KeptCounts | None:
-        """The counts of the query's whole base from those of the dense lexeme of its text
-        whose postings differ least from the text (less the products that differ), when they
-        differ by less than 1/lexeme_apart of the base; else None."""
+        """The counts of the query's whole base from the kept counts of dense lexemes of its
+        text (`lexemes`): each chosen lexeme's published products (with the in-stock filter)
+        less those outside the base and those of the base an earlier chosen one has, plus the
+        base's products none of them has. Lexemes are chosen, those with most of the base
+        first, when what they leave out costs less to count than what they bring; None when
+        counting the base itself costs less (see _cost)."""
         text, base = matched.text, matched.base
-        if text is None or not self.facet_slots.ready:
+        if text is None or not base or not self.facet_slots.ready:
             return None
-        best: tuple[int, str, BitMap] | None = None
-        for lexeme in lexemes:
+        candidates = []
+        for lexeme in dict.fromkeys(lexemes):
             postings = self.lexemes.get(lexeme)
-            if postings is None or not self._dense_lexeme(postings):
-                continue
-            apart = len(postings) + len(text) - 2 * postings.intersection_cardinality(text)
-            if best is None or apart < best[0]:
-                best = (apart, lexeme, postings)
-        if best is None or not self._apart_enough(best[0], len(base)):
-            return None
-        _, lexeme, postings = best
+            if postings is not None and self._dense_lexeme(postings):
+                inside = postings.intersection_cardinality(text)
+                if inside:
+                    candidates.append((-inside, lexeme, postings))
+        candidates.sort()
         in_stock = matched.in_stock
-        if in_stock is False:  # all of them less those in stock
-            kept = self._lexeme_count(lexeme, postings, None).shifted(
-                self._lexeme_count(lexeme, postings, True), None, postings, False
-            )
-        else:
-            kept = self._lexeme_count(lexeme, postings, in_stock)
-        leaving = self._stocked((postings - text) & self.published, in_stock)
-        entering = base - postings
-        return kept.shifted(
-            self._counts_of(leaving, text, in_stock) if leaving else None,
-            self._counts_of(entering, text, in_stock) if entering else None,
+        covered = BitMap()  # the base's products a chosen lexeme has
+        chosen: list[tuple[str, BitMap, BitMap]] = []  # (lexeme, postings, of the base before)
+        for minus_inside, lexeme, postings in candidates:
+            within = base & postings
+            before = within & covered
+            outside = len(postings) + minus_inside  # at most: published, in-stock ones left
+            if (outside + len(before)) * self.lexeme_apart < len(within) - len(before):
+                chosen.append((lexeme, postings, before))
+                covered |= within
+        if not chosen:
+            return None
+        rest = base - covered
+        leaving = [self._stocked((p - text) & self.published, in_stock) for _, p, _ in chosen]
+        spent = sum(self._cost(len(s)) for s in leaving) + self._cost(len(rest))
+        spent += sum(self._cost(len(before)) for _, _, before in chosen)
+        if spent * self.lexeme_apart >= self._cost(len(base)) and self.lexeme_apart:
+            return None
+        kept = [self._lexeme_kept(lexeme, postings, in_stock) for lexeme, postings, _ in chosen]
+        less = [s for _, _, s in chosen if s] + [s for s in leaving if s]
+        return kept[0].shifted(
+            [self._counts_of(s, text, in_stock) for s in less],
+            [*kept[1:], *([self._counts_of(rest, text, in_stock)] if rest else [])],
             text,
             in_stock,
         )
 
-    def _apart_enough(self, apart: int, size: int) -> bool:
-        """Whether counting `apart` products (and shifting a lexeme's counts) costs less than
-        counting a base of `size`: fewer products, or sparse where the base is dense."""
-        if apart * self.lexeme_apart < size:
-            return True
-        products = len(self.known)
-        return size * self.sparse > products and apart * self.sparse <= products
+    def _cost(self, products: int) -> int:
+        """What counting a set of this many products costs, in products read: itself when
+        sparse, else the bitmaps' cost (that of the largest sparse set, about)."""
+        dense = len(self.known) // max(self.sparse, 1)
+        return products if products <= dense else dense
+
+    def _lexeme_kept(self, lexeme: str, postings: BitMap, in_stock: bool | None) -> KeptCounts:
+        """A dense lexeme's counts with an in-stock filter (False: all less those in stock)."""
+        if in_stock is False:
+            every = self._lexeme_count(lexeme, postings, None)
+            return every.shifted([self._lexeme_count(lexeme, postings, True)], [], postings, False)
+        return self._lexeme_count(lexeme, postings, in_stock)
 
     def _lexeme_count(self, lexeme: str, postings: BitMap, in_stock: bool | None) -> KeptCounts:
         """The facet counts of a lexeme's published products (`in_stock`: None or True)."""
