@@ -67,6 +67,9 @@ KEEP_MIN = 1_000
 # counting the base (BitmapIndex._by_lexeme).
 LEXEME_SHARE = 100
 LEXEME_APART = 2
+# Product ids in placement codes (BitmapIndex.placement_codes; 6 bytes each: ~24 MB): the
+# lexemes of the last few dozen two-word queries' at a million products.
+PLACEMENT_IDS = 4_000_000
 # A page of rows within some categories, fewer than 1/WITHIN_SHARE of the products, starts from
 # each category's ranks in the sort (kept per sort and category), not from the whole order.
 WITHIN_SHARE = 4
@@ -187,6 +190,12 @@ class BitmapIndex:
     # best first (Levels: relevance pages)
     texts: KeptSets = field(default_factory=lambda: KeptSets())
     tier_levels: KeptSets = field(default_factory=lambda: KeptSets())
+    # per lexeme, its postings (sorted ids) and the code of each one's placement (1 + its
+    # position in placements[lexeme]): the rank groups of AND queries (search.bitmap_rank), made
+    # when first read, at most placement_ids ids in all (least recently read out); a changed
+    # document drops those of the lexemes it had or has
+    _placement_codes: OrderedDict[str, PlacementCodes] = field(default_factory=OrderedDict)
+    placement_ids: int = PLACEMENT_IDS
 
     # -- filling -------------------------------------------------------------------------
 
@@ -338,6 +347,7 @@ class BitmapIndex:
             self.texts.clear()
             self.tier_levels.clear()
             self._lexeme_counts.drop_touching(touched)  # the lexemes they had
+            self._drop_placement_codes(touched)
         counted_before: dict[int, Counted] = {}
         if len(self._kept_counts) or len(self._lexeme_counts):
             counted_before = {pid: self._counted(pid) for pid in same}
@@ -355,6 +365,7 @@ class BitmapIndex:
             self.facet_slots.set(product.id, product.facets)
         if touched:
             self._lexeme_counts.drop_touching(touched)  # the lexemes they have
+            self._drop_placement_codes(touched)
         for pid, before in counted_before.items():
             after, codes = self._counted(pid), self.facet_slots.of(pid)
             self._kept_counts.move(pid, before, after, codes)
@@ -408,6 +419,33 @@ class BitmapIndex:
             if self._dense_lexeme(postings):
                 for in_stock in (None, True):
                     self._lexeme_count(lexeme, postings, in_stock)
+
+    def placement_codes(self, lexeme: str) -> PlacementCodes | None:
+        """A lexeme's postings and each one's placement code (None: no such lexeme)."""
+        found = self._placement_codes.get(lexeme)
+        if found is not None:
+            self._placement_codes.move_to_end(lexeme)
+            return found
+        postings, placements = self.lexemes.get(lexeme), self.placements.get(lexeme)
+        if postings is None or placements is None:
+            return None
+        ids = np.frombuffer(postings.to_array(), dtype=np.uint32)
+        codes = np.zeros(len(ids), dtype=np.uint16 if len(placements) < 65_535 else np.uint32)
+        for code, bitmap in enumerate(placements.values(), start=1):
+            codes[np.searchsorted(ids, np.frombuffer(bitmap.to_array(), dtype=np.uint32))] = code
+        found = PlacementCodes(ids, codes, list(placements))
+        self._placement_codes[lexeme] = found
+        held = sum(len(kept.ids) for kept in self._placement_codes.values())
+        while held > max(self.placement_ids, len(found.ids)):
+            held -= len(self._placement_codes.popitem(last=False)[1].ids)
+        return found
+
+    def _drop_placement_codes(self, products: BitMap) -> None:
+        """Forget the placement codes of the lexemes any of `products` has (documents changed)."""
+        for lexeme in list(self._placement_codes):
+            postings = self.lexemes.get(lexeme)
+            if postings is None or postings.intersect(products):
+                del self._placement_codes[lexeme]
 
     def make_orders(self) -> None:
         """Every sort's order of the products (after a build: the first pages need not wait)."""
@@ -885,6 +923,15 @@ class BitmapIndex:
 
 
 Levels = list[tuple[float, BitMap]]  # (score, products) best first
+
+
+@dataclass
+class PlacementCodes:
+    """A lexeme's products (sorted) and, for each, 1 + the position of its placement."""
+
+    ids: npt.NDArray[np.uint32]
+    codes: npt.NDArray[Any]  # uint16, or uint32 past 65,534 placements
+    placements: list[str]
 
 
 class KeptSets:

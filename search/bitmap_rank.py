@@ -191,32 +191,26 @@ def groups(
 def _placement_groups(index: BitmapIndex, lexemes: Sequence[str], members: BitMap) -> Groups:
     """groups by positions: a lexeme has hundreds of placements at a million products, and
     splitting each group by each of them cost groups x placements intersections. Here each
-    lexeme gives each member a code (its placement's, 0: none) from one intersection per
-    placement, and a group is a combination of codes (numpy)."""
+    member takes its placement code in each lexeme (BitmapIndex.placement_codes, 0: none), and a
+    group is a combination of codes (numpy)."""
     ids = np.frombuffer(members.to_array(), dtype=np.uint32)
     key = np.zeros(len(ids), dtype=np.int64)  # the codes so far, mixed radix
     radix = 1
     coded: list[tuple[str, list[str], npt.NDArray[np.int64]]] = []
     for lexeme in lexemes:
-        placements: list[str] = []
-        parts = []
-        for placement, bitmap in index.placements.get(lexeme, {}).items():
-            part = members & bitmap
-            if part:
-                placements.append(placement)
-                parts.append(np.frombuffer(part.to_array(), np.uint32))
-        if not placements:
+        placed = index.placement_codes(lexeme)
+        if placed is None or not len(ids):
             continue
-        codes = np.zeros(len(ids), dtype=np.int64)
-        sizes = [len(part) for part in parts]
-        codes[np.searchsorted(ids, np.concatenate(parts))] = np.repeat(
-            np.arange(1, len(parts) + 1), sizes
-        )
-        if radix * (len(placements) + 1) > KEY_MAX:
+        at = np.minimum(np.searchsorted(placed.ids, ids), len(placed.ids) - 1)
+        codes = np.where(placed.ids[at] == ids, placed.codes[at], 0).astype(np.int64)
+        if not codes.any():
+            continue
+        width = len(placed.placements) + 1
+        if radix * width > KEY_MAX:
             key, radix = _renumbered(key, radix)
-        key = key * (len(placements) + 1) + codes
-        radix *= len(placements) + 1
-        coded.append((lexeme, placements, codes))
+        key = key * width + codes
+        radix *= width
+        coded.append((lexeme, placed.placements, codes))
     group, count = _renumbered(key, radix)
     if count > GROUPS_MAX:
         raise Unsupported("too many rank groups")

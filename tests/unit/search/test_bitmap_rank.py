@@ -10,7 +10,7 @@ import pytest
 from pyroaring import BitMap
 
 from search import bitmap_rank
-from search.bitmap_index import BitmapIndex, Unsupported
+from search.bitmap_index import BitmapIndex, ProductState, Unsupported
 from search.bitmap_rank import Signature, groups
 
 Documents = dict[int, dict[str, str]]  # product -> lexeme -> its placement ("2A,7C")
@@ -75,3 +75,39 @@ def test_too_many_groups_are_unsupported(monkeypatch: pytest.MonkeyPatch) -> Non
     for positional in (True, False):
         with pytest.raises(Unsupported):
             groups(index, ["alpha", "beta"], BitMap(range(1, 301)), positional=positional)
+
+
+def test_placement_codes_follow_changed_documents() -> None:
+    """The placement codes kept per lexeme are dropped when a document with the lexeme
+    changes: the groups after the change are those of the documents as they are."""
+    rng = random.Random(4)
+    index, documents = seeded_index(rng, 200)
+    index.set_bins([100])
+    for pid in range(1, 201):
+        index.add_scalars(ProductState(pid, True, None, 100, True, 0, "p", fingerprint=pid))
+    members = BitMap(range(1, 201))
+    lexemes = ["alpha", "beta"]
+    groups(index, lexemes, members, positional=True)  # codes made and kept
+    assert index.placement_codes("alpha") is index.placement_codes("alpha")
+    for round_ in range(5):
+        changed = rng.sample(range(1, 201), 3)
+        states = []
+        for pid in changed:
+            document = {"alpha": rng.choice(["2A,7C", "11B", "12A,13C"])}
+            if rng.random() < 0.5:
+                document["beta"] = rng.choice(["1A", "14D"])
+            documents[pid] = document
+            placements = list(document.values())
+            states.append(
+                ProductState(
+                    pid, True, None, 100, True, 0, "p",
+                    lexemes=list(document),
+                    weights=["".join(p[-1] for p in pl.split(",")) for pl in placements],
+                    positions=placements,
+                    fingerprint=1000 * (round_ + 1) + pid,
+                )
+            )  # fmt: skip
+        index.replace(changed, states)
+        split = groups(index, lexemes, members, positional=True)
+        expected = one_by_one(documents, lexemes, members, True)
+        assert set(split.signatures) == set(expected), round_
