@@ -808,7 +808,8 @@ def text_sets(
     literal_set = evaluate(index, literal_q)
     corrected_set = evaluate(index, corrected_q) if corrected_q is not None else literal_set
     exact, prefix = BitMap(sku_exact), BitMap(sku_prefix)
-    text_set = corrected_set | exact | prefix
+    skus = bool(exact or prefix)  # without: no copies of the (large) word sets
+    text_set = corrected_set | exact | prefix if skus else corrected_set
     name_literal = evaluate(index, literal_name_q)
     name_corrected = evaluate(index, corrected_name_q) if corrected_name_q is not None else BitMap()
     words_tiers = [
@@ -817,8 +818,11 @@ def text_sets(
         name_corrected - literal_set - name_literal,
     ]
     prefix = prefix - exact
-    tiers = []
-    for sku in (exact, prefix, text_set - exact - prefix):
+    tiers: list[BitMap] = []
+    for sku in (exact, prefix, text_set - exact - prefix if skus else text_set):
+        if not sku:
+            tiers.extend(BitMap() for _ in range(len(words_tiers) + 1))
+            continue
         for tier in words_tiers:
             tiers.append(sku & tier)
         tiers.append(sku - name_literal - literal_set - name_corrected)

@@ -770,25 +770,28 @@ class BitmapIndex:
                     candidates.append((-inside, lexeme, postings))
         candidates.sort()
         in_stock = matched.in_stock
-        covered = BitMap()  # the base's products a chosen lexeme has
-        chosen: list[tuple[str, BitMap, BitMap]] = []  # (lexeme, postings, of the base before)
+        covered = BitMap()  # the base's products a chosen lexeme has (never changed in place)
+        chosen: list[tuple[str, BitMap, BitMap, int]] = []  # (lexeme, postings, before, outside)
         for minus_inside, lexeme, postings in candidates:
-            within = base & postings
-            before = within & covered
+            within = base if -minus_inside == len(text) else base & postings  # all: the base
+            before = within & covered if covered else covered
             outside = len(postings) + minus_inside  # at most: published, in-stock ones left
             if (outside + len(before)) * self.lexeme_apart < len(within) - len(before):
-                chosen.append((lexeme, postings, before))
-                covered |= within
+                chosen.append((lexeme, postings, before, outside))
+                covered = covered | within if covered else within
         if not chosen:
             return None
-        rest = base - covered
-        leaving = [self._stocked((p - text) & self.published, in_stock) for _, p, _ in chosen]
+        rest = BitMap() if covered is base else base - covered
+        leaving = [
+            self._stocked((p - text) & self.published, in_stock) if outside else BitMap()
+            for _, p, _, outside in chosen
+        ]
         spent = sum(self._cost(len(s)) for s in leaving) + self._cost(len(rest))
-        spent += sum(self._cost(len(before)) for _, _, before in chosen)
+        spent += sum(self._cost(len(before)) for _, _, before, _ in chosen)
         if spent * self.lexeme_apart >= self._cost(len(base)) and self.lexeme_apart:
             return None
-        kept = [self._lexeme_kept(lexeme, postings, in_stock) for lexeme, postings, _ in chosen]
-        less = [s for _, _, s in chosen if s] + [s for s in leaving if s]
+        kept = [self._lexeme_kept(lexeme, p, in_stock) for lexeme, p, _, _ in chosen]
+        less = [s for _, _, s, _ in chosen if s] + [s for s in leaving if s]
         return kept[0].shifted(
             [self._counts_of(s, text, in_stock) for s in less],
             [*kept[1:], *([self._counts_of(rest, text, in_stock)] if rest else [])],
