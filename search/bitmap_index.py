@@ -415,6 +415,8 @@ class BitmapIndex:
 
     def make_lexeme_counts(self) -> None:
         """The facet counts of every dense lexeme (after a build and make_facet_slots)."""
+        if not self.facet_slots.ready:  # _by_lexeme would not read them
+            return
         for lexeme, postings in self.lexemes.items():
             if self._dense_lexeme(postings):
                 for in_stock in (None, True):
