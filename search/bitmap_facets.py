@@ -151,15 +151,6 @@ def tally_values(values: npt.NDArray[np.int64]) -> list[tuple[int, int]]:
     return list(zip(found.tolist(), counts.tolist(), strict=True))
 
 
-def tally_buckets(prices: npt.NDArray[np.int64], highs: Sequence[int]) -> list[int]:
-    """How many of `prices` fall in each bucket, the bucket of a price being the first whose
-    `highs` bound is above it (the last is open); the missing price (-1) is in none."""
-    # position 0: no price (below 0); then each bucket: how many bounds the price reaches
-    places = np.searchsorted(np.array((0, *highs), dtype=np.int64), prices, side="right")
-    counts: list[int] = np.bincount(places, minlength=len(highs) + 2)[1:].tolist()
-    return counts
-
-
 BINCOUNT_MAX = 1 << 20  # category ids below this are counted by bincount, else by np.unique
 
 
