@@ -5,9 +5,15 @@ Counting with the bitmaps costs (values) x (the set's size) when the set is spar
 intersection of an array container with a bitmap container looks up each of the set's products,
 once per value. At a million products a search word matching ~10,000 of them paid that for ~66
 attribute values and ~41 categories: ~2 ms of a 3 ms search. Here the same counts read each
-matched product once: its facet codes (at most FACET_SLOTS inline per product, more in a small
-overflow), its category and its price, then count them (np.bincount). Dense sets (a large share
-of the catalog) stay with the bitmaps, whose cost does not grow with the set's size.
+matched product once: its facet codes (inline per product as many as the product with most
+facets has, FACET_SLOTS to FACET_SLOTS_MAX, more in a small overflow), its category and its
+price bucket, then count them (np.bincount). Dense sets (a large share of the catalog) stay with
+the bitmaps, whose cost does not grow with the set's size.
+
+KeptCounts are the counts of one set kept while the index changes: a query text's base
+(CountsMemo, SEARCH_INDEX_KEEP) or a dense lexeme's (search.bitmap_index, always); the counts of
+a set B follow from a kept set K's as counts(K) - counts(K - B) + counts(B - K)
+(KeptCounts.shifted), so a new text mostly made of common words counts only the differences.
 
 Codes are given on first sight and never reused (a facet that goes keeps its code; a new one
 takes the next): a code past CODES_MAX turns this off and the bitmaps count everything.

@@ -8,6 +8,12 @@ sort other than relevance is found here too. search.bitmap fills it from Postgre
 of truth) and keeps it current from the search_changes log; it asks PostgreSQL only for what the
 index cannot say identically (the tsquery normalisation, ts_rank, the page's fields).
 
+Per lexeme it also keeps what every text with the word shares, so that a text never seen before
+(a long tail of shoppers' queries, or SEARCH_INDEX_KEEP=false) is cheap at a million products:
+the facet counts of the lexemes in at least 1/LEXEME_SHARE of the products (a text's base then
+counts only its differences from them) and, for the lexemes AND queries read lately, each
+product's placement code (their rank groups without an intersection per placement).
+
 Product ids are uint32 here (roaring bitmaps); search.bitmap does not use the index past that.
 """
 
