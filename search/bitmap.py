@@ -23,7 +23,7 @@ import os
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -407,11 +407,13 @@ class BitmapSearch(PostgresSearch):
             and (BitMap(sku_exact) | BitMap(sku_prefix)) & matched.rows - index.documented
         ):
             raise Unsupported("a SKU match without a document: its score is NULL")
-        facets = (
-            index.facet_counts(matched, text_key)
-            if match is not None
-            else index.text_less_facets(query, matched)
-        )
+        if match is not None:
+            # the text's lexemes: its base's counts may start from one's (BitmapIndex)
+            normalised = text_key[0] if text_key is not None else None
+            lexemes = matched_lexemes(index, all_operands(normalised)) if normalised else []
+            facets = index.facet_counts(matched, text_key, lexemes)
+        else:
+            facets = index.text_less_facets(query, matched)
         limit = max(query.limit, 1)
         after = check_after(query.sort, query.after) if query.after is not None else None
         ranked: list[tuple[float, int]] | None = None
@@ -544,17 +546,11 @@ class BitmapSearch(PostgresSearch):
         cursor_tier = None if after is None else math.floor(after[0])
         out: list[tuple[float, int]] = []
 
-        async def levels_of(tier_score: int, members: BitMap) -> Levels:
-            """`members` by score, best first; Unsupported: too many groups."""
+        async def levels_of(tier_score: int, members: BitMap) -> Iterator[tuple[float, BitMap]]:
+            """`members` by score, best first (made as read); Unsupported: too many groups."""
             split = groups(index, lexemes, members, positional=positional)
-            ranks = await self._ranks(
-                rank_input, [signature for signature, _ in split], reader, positional=positional
-            )
-            levels: dict[float, BitMap] = {}
-            for (_, group), rank in zip(split, ranks, strict=True):
-                score = float(tier_score) + 0.99 * rank
-                levels[score] = levels[score] | group if score in levels else group
-            return sorted(levels.items(), key=lambda level: level[0], reverse=True)
+            ranks = await self._ranks(rank_input, split.signatures, reader, positional=positional)
+            return split.levels([float(tier_score) + 0.99 * rank for rank in ranks])
 
         for position, (tier_score, tier) in enumerate(zip(TIER_SCORES, tiers, strict=True)):
             if cursor_tier is not None and tier_score > cursor_tier:
@@ -564,7 +560,7 @@ class BitmapSearch(PostgresSearch):
                 key = (ranking, tiers_key, position)
                 if key not in index.tier_levels:
                     try:
-                        made: Levels | None = await levels_of(tier_score, tier)
+                        made: Levels | None = list(await levels_of(tier_score, tier))
                     except Unsupported:
                         made = None  # rank its members query by query
                     ids = sum(len(group) for _, group in made or ())
@@ -587,9 +583,10 @@ class BitmapSearch(PostgresSearch):
                 levels = await levels_of(tier_score, members)
             except Unsupported:
                 return None
-            take(dict(levels), after, count, out)
-            if len(out) >= count:
-                break
+            for score, group in levels:  # the best levels only: the rest are never made
+                take({score: group}, after, count, out)
+                if len(out) >= count:
+                    return out
         return out
 
     async def _ranks(
@@ -674,6 +671,7 @@ class BitmapSearch(PostgresSearch):
                     await asyncio.sleep(0)
         index.make_orders()
         index.make_facet_slots()
+        index.make_lexeme_counts()
         index.size_kept()
         # Rows just below the snapshot's last position may commit after it: read them again.
         self.position = max(position - CHANGES_BATCH, 0)
@@ -810,7 +808,8 @@ def text_sets(
     literal_set = evaluate(index, literal_q)
     corrected_set = evaluate(index, corrected_q) if corrected_q is not None else literal_set
     exact, prefix = BitMap(sku_exact), BitMap(sku_prefix)
-    text_set = corrected_set | exact | prefix
+    skus = bool(exact or prefix)  # without: no copies of the (large) word sets
+    text_set = corrected_set | exact | prefix if skus else corrected_set
     name_literal = evaluate(index, literal_name_q)
     name_corrected = evaluate(index, corrected_name_q) if corrected_name_q is not None else BitMap()
     words_tiers = [
@@ -819,8 +818,11 @@ def text_sets(
         name_corrected - literal_set - name_literal,
     ]
     prefix = prefix - exact
-    tiers = []
-    for sku in (exact, prefix, text_set - exact - prefix):
+    tiers: list[BitMap] = []
+    for sku in (exact, prefix, text_set - exact - prefix if skus else text_set):
+        if not sku:
+            tiers.extend(BitMap() for _ in range(len(words_tiers) + 1))
+            continue
         for tier in words_tiers:
             tiers.append(sku & tier)
         tiers.append(sku - name_literal - literal_set - name_corrected)

@@ -5,9 +5,15 @@ Counting with the bitmaps costs (values) x (the set's size) when the set is spar
 intersection of an array container with a bitmap container looks up each of the set's products,
 once per value. At a million products a search word matching ~10,000 of them paid that for ~66
 attribute values and ~41 categories: ~2 ms of a 3 ms search. Here the same counts read each
-matched product once: its facet codes (at most FACET_SLOTS inline per product, more in a small
-overflow), its category and its price, then count them (np.bincount). Dense sets (a large share
-of the catalog) stay with the bitmaps, whose cost does not grow with the set's size.
+matched product once: its facet codes (inline per product as many as the product with most
+facets has, FACET_SLOTS to FACET_SLOTS_MAX, more in a small overflow), its category and its
+price bucket, then count them (np.bincount). Dense sets (a large share of the catalog) stay with
+the bitmaps, whose cost does not grow with the set's size.
+
+KeptCounts are the counts of one set kept while the index changes: a query text's base
+(CountsMemo, SEARCH_INDEX_KEEP) or a dense lexeme's (search.bitmap_index, always); the counts of
+a set B follow from a kept set K's as counts(K) - counts(K - B) + counts(B - K)
+(KeptCounts.shifted), so a new text mostly made of common words counts only the differences.
 
 Codes are given on first sight and never reused (a facet that goes keeps its code; a new one
 takes the next): a code past CODES_MAX turns this off and the bitmaps count everything.
@@ -24,7 +30,12 @@ import numpy as np
 import numpy.typing as npt
 from pyroaring import BitMap
 
-FACET_SLOTS = 8  # codes kept inline per product (the seeded catalog: 9 at most, 4.6 on average)
+# Codes kept inline per product: as many as the product with most facets has when made, at
+# least FACET_SLOTS and at most FACET_SLOTS_MAX (the seeded catalog: 9 at most, 4.6 on average);
+# a product with more spills to the overflow, whose counting is a loop in Python (slow: ~1 ms for
+# a thousand spilled products, when 8 slots spilled the seeded catalog's 9-facet products)
+FACET_SLOTS = 8
+FACET_SLOTS_MAX = 12
 EMPTY = 0  # an unused slot; a facet's code is stored plus one
 CODES_MAX = int(np.iinfo(np.uint16).max) - 1
 KEPT_QUERIES = 512  # CountsMemo's size: queries whose facet counts are kept
@@ -38,7 +49,7 @@ class FacetSlots:
     def __init__(self) -> None:
         self.codes: dict[str, int] = {}  # facet ('slug=value') -> code
         self.slots: npt.NDArray[np.uint16] = np.zeros((0, FACET_SLOTS), dtype=np.uint16)
-        self.overflow: dict[int, tuple[int, ...]] = {}  # more than FACET_SLOTS: every code
+        self.overflow: dict[int, tuple[int, ...]] = {}  # more than fit the slots: every code
         self.overflowed = BitMap()
         self.ready = False  # made (make) and every code fits
 
@@ -51,15 +62,20 @@ class FacetSlots:
         if len(facets) > CODES_MAX:
             self.ready = False
             return
-        filled = np.zeros(capacity, dtype=np.uint16)  # per product: its slots taken so far
+        filled = np.zeros(capacity, dtype=np.uint16)  # per product: its facets
+        for bitmap in facets.values():
+            filled[np.frombuffer(bitmap.to_array(), dtype=np.uint32)] += 1
+        width = min(max(int(filled.max(initial=0)), FACET_SLOTS), FACET_SLOTS_MAX)
+        self.slots = np.zeros((capacity, width), dtype=np.uint16)
+        filled[:] = 0  # per product: its slots taken so far
         for code, (facet, bitmap) in enumerate(facets.items()):  # one facet at a time: small
             self.codes[facet] = code
             ids = np.frombuffer(bitmap.to_array(), dtype=np.uint32)
             slot = np.take(filled, ids)
-            inline = slot < FACET_SLOTS
+            inline = slot < width
             self.slots[ids[inline], slot[inline]] = code + 1
             filled[ids] += 1
-        spilled = BitMap(np.flatnonzero(filled > FACET_SLOTS).astype(np.uint32))
+        spilled = BitMap(np.flatnonzero(filled > width).astype(np.uint32))
         if spilled:  # their codes from the bitmaps, in code order as above
             codes: dict[int, list[int]] = {pid: [] for pid in spilled}
             for facet, bitmap in facets.items():
@@ -71,7 +87,7 @@ class FacetSlots:
 
     def grow(self, capacity: int) -> None:
         if capacity > len(self.slots):
-            grown = np.zeros((capacity, FACET_SLOTS), dtype=np.uint16)
+            grown = np.zeros((capacity, self.width), dtype=np.uint16)
             grown[: len(self.slots)] = self.slots
             self.slots = grown
 
@@ -89,10 +105,15 @@ class FacetSlots:
                 code = self.codes[facet] = len(self.codes)
             codes.append(code)
         self.clear(pid)
-        if len(codes) > FACET_SLOTS:
+        if len(codes) > self.width:
             self._spill(pid, tuple(codes))
         else:
             self.slots[pid, : len(codes)] = [code + 1 for code in codes]
+
+    @property
+    def width(self) -> int:
+        """Codes inline per product."""
+        return int(self.slots.shape[1])
 
     def of(self, pid: int) -> tuple[int, ...]:
         """A product's codes."""
@@ -115,11 +136,11 @@ class FacetSlots:
     def tally(self, base: BitMap, ids: Ids) -> npt.NDArray[np.intp]:
         """How many of `base` (its ids: `ids`) have each facet: position code + 1."""
         stored = np.take(self.slots, ids, axis=0).ravel()
-        counts = np.bincount(stored, minlength=len(self.codes) + 1)
-        if self.overflow:
-            for pid in base & self.overflowed:
-                for code in self.overflow[pid]:
-                    counts[code + 1] += 1
+        # cast first: bincount's own cast of uint16 costs half as much again
+        counts = np.bincount(stored.astype(np.intp), minlength=len(self.codes) + 1)
+        if self.overflow and (spilled := base & self.overflowed):
+            extra = itertools.chain.from_iterable(self.overflow[pid] for pid in spilled)
+            counts += np.bincount(np.fromiter(extra, dtype=np.intp) + 1, minlength=len(counts))
         return counts
 
 
@@ -134,13 +155,6 @@ def tally_values(values: npt.NDArray[np.int64]) -> list[tuple[int, int]]:
         return list(zip(present.tolist(), counts[present].tolist(), strict=True))
     found, counts = np.unique(values, return_counts=True)
     return list(zip(found.tolist(), counts.tolist(), strict=True))
-
-
-def tally_buckets(prices: npt.NDArray[np.int64], highs: Sequence[int]) -> list[int]:
-    """How many of `prices` fall in each bucket, the bucket of a price being the first whose
-    `highs` bound is above it (the last is open); the missing price (-1) is in none."""
-    below = [int(np.count_nonzero(prices < bound)) for bound in (0, *highs)]
-    return [*(b - a for a, b in itertools.pairwise(below)), len(prices) - below[-1]]
 
 
 BINCOUNT_MAX = 1 << 20  # category ids below this are counted by bincount, else by np.unique
@@ -187,6 +201,36 @@ class KeptCounts:
     def category_items(self) -> list[tuple[int, int]]:
         return list(self.categories.items())
 
+    def shifted(
+        self,
+        leaving: Sequence[KeptCounts],
+        entering: Sequence[KeptCounts],
+        text: BitMap,
+        in_stock: bool | None,
+    ) -> KeptCounts:
+        """New counts: these less each of `leaving` plus each of `entering` (the counts of a
+        set K are those of a set B once K - B leaves and B - K enters), labelled with `text`
+        and `in_stock`."""
+        categories = dict(self.categories)
+        codes = self.codes.copy()
+        buckets = list(self.buckets)
+        for part, step in itertools.chain(
+            ((part, -1) for part in leaving), ((part, 1) for part in entering)
+        ):
+            for category, count in part.categories.items():
+                categories[category] = categories.get(category, 0) + step * count
+            if len(part.codes) > len(codes):  # a facet new since: none of these had it
+                codes = np.concatenate([codes, np.zeros(len(part.codes) - len(codes), np.intp)])
+            codes[: len(part.codes)] += step * part.codes
+            buckets = [a + step * b for a, b in zip(buckets, part.buckets, strict=True)]
+        return KeptCounts(
+            text=text,
+            in_stock=in_stock,
+            categories={category: count for category, count in categories.items() if count},
+            codes=codes,
+            buckets=buckets,
+        )
+
 
 class CountsMemo:
     """KeptCounts by query (its text's key and in-stock filter), at most KEPT_QUERIES, the
@@ -213,6 +257,11 @@ class CountsMemo:
 
     def clear(self) -> None:
         self._kept.clear()
+
+    def drop_touching(self, products: BitMap) -> None:
+        """Forget the counts whose text holds any of `products` (their documents changed)."""
+        for key in [key for key, kept in self._kept.items() if kept.text.intersect(products)]:
+            del self._kept[key]
 
     def move(self, pid: int, before: Counted, after: Counted, codes: Sequence[int]) -> None:
         """A product whose documents and facets are unchanged changed state: each kept count

@@ -8,6 +8,12 @@ sort other than relevance is found here too. search.bitmap fills it from Postgre
 of truth) and keeps it current from the search_changes log; it asks PostgreSQL only for what the
 index cannot say identically (the tsquery normalisation, ts_rank, the page's fields).
 
+Per lexeme it also keeps what every text with the word shares, so that a text never seen before
+(a long tail of shoppers' queries, or SEARCH_INDEX_KEEP=false) is cheap at a million products:
+the facet counts of the lexemes in at least 1/LEXEME_SHARE of the products (a text's base then
+counts only its differences from them) and, for the lexemes AND queries read lately, each
+product's placement code (their rank groups without an intersection per placement).
+
 Product ids are uint32 here (roaring bitmaps); search.bitmap does not use the index past that.
 """
 
@@ -41,7 +47,6 @@ from search.bitmap_facets import (
     CountsMemo,
     FacetSlots,
     KeptCounts,
-    tally_buckets,
     tally_values,
 )
 from search.bitmap_sort import SortOrder, make_order
@@ -61,6 +66,17 @@ SPARSE = 25
 # text and in-stock filter, whatever its other filters, starts from them.
 KEEP_FROM = 1_000
 KEEP_MIN = 1_000
+# A lexeme whose postings hold at least 1/LEXEME_SHARE of the products has the facet counts of
+# its published products (and of those in stock) in the index: a text base made mostly of such
+# lexemes' products counts only the differences, when they cost less than 1/LEXEME_APART of
+# counting the base (BitmapIndex._by_lexeme).
+LEXEME_SHARE = 100
+LEXEME_APART = 2
+# Product ids in placement codes (BitmapIndex.placement_codes; 6 bytes each: ~24 MB): the
+# lexemes of the last few dozen two-word queries' at a million products.
+PLACEMENT_IDS = 4_000_000
+# Category ids below this count from a uint32 array (category_code_of), else from category_of.
+CATEGORY_CODE_MAX = 2**31
 # A page of rows within some categories, fewer than 1/WITHIN_SHARE of the products, starts from
 # each category's ranks in the sort (kept per sort and category), not from the whole order.
 WITHIN_SHARE = 4
@@ -139,6 +155,12 @@ class BitmapIndex:
     # Per product id (arrays, not dicts: a tenth of the memory at a million products).
     category_of: array[int] = field(default_factory=lambda: array("q"))
     price_of: array[int] = field(default_factory=lambda: array("q"))
+    # the same, small for the counts of sparse sets (a gather reads a quarter of the memory):
+    # category id + 1 (0: none; ids past CATEGORY_CODE_MAX count from category_of) and the price
+    # bucket + 1 (0: no price)
+    category_code_of: array[int] = field(default_factory=lambda: array("I"))
+    bucket_of: array[int] = field(default_factory=lambda: array("B"))
+    _wide_categories: bool = False  # a category id past CATEGORY_CODE_MAX was seen
     created_of: array[int] = field(default_factory=lambda: array("q"))
     fingerprint_of: array[int] = field(default_factory=lambda: array("q"))
     name_of: list[str] = field(default_factory=list)
@@ -151,6 +173,8 @@ class BitmapIndex:
     keep_min: int = KEEP_MIN
     keep_from: int = KEEP_FROM
     within_share: int = WITHIN_SHARE
+    lexeme_share: int = LEXEME_SHARE
+    lexeme_apart: int = LEXEME_APART
     _sorted_lexemes: list[str] | None = None
     _sorted_name_lexemes: list[str] | None = None
     _subtrees: dict[str, BitMap] = field(default_factory=dict)
@@ -169,11 +193,22 @@ class BitmapIndex:
     _facets_memo: dict[tuple[Any, ...], Facets] = field(default_factory=dict)
     # the facet counts of large text bases, kept through changes (replace moves them)
     _kept_counts: CountsMemo = field(default_factory=CountsMemo)
+    # the facet counts of the dense lexemes' published products, by (lexeme, in-stock filter
+    # None or True): part of the index (make_lexeme_counts), not of any query; replace moves
+    # them, and forgets (to be made again when read) those of a lexeme a changed document had
+    # or has
+    _lexeme_counts: CountsMemo = field(default_factory=lambda: CountsMemo(LEXEME_COUNTS))
     # What depends on documents only, kept until one changes (KeptSets): per query text, its
     # sets (search.bitmap's TextSets); per text and score tier, its products in rank groups,
     # best first (Levels: relevance pages)
     texts: KeptSets = field(default_factory=lambda: KeptSets())
     tier_levels: KeptSets = field(default_factory=lambda: KeptSets())
+    # per lexeme, its postings (sorted ids) and the code of each one's placement (1 + its
+    # position in placements[lexeme]): the rank groups of AND queries (search.bitmap_rank), made
+    # when first read, at most placement_ids ids in all (least recently read out); a changed
+    # document drops those of the lexemes it had or has
+    _placement_codes: OrderedDict[str, PlacementCodes] = field(default_factory=OrderedDict)
+    placement_ids: int = PLACEMENT_IDS
 
     # -- filling -------------------------------------------------------------------------
 
@@ -187,6 +222,7 @@ class BitmapIndex:
         """The index changed (products, categories, the filterable attributes): count again."""
         self._facets_memo.clear()
         self._kept_counts.clear()
+        self._lexeme_counts.clear()
 
     def set_bins(self, prices: Sequence[int]) -> None:
         """Bin boundaries from the prices' quantiles (sorted, NO_PRICE left out)."""
@@ -236,12 +272,16 @@ class BitmapIndex:
         self._make_room(pid)
         category = NO_CATEGORY if product.category_id is None else product.category_id
         self.category_of[pid] = category
+        if category >= CATEGORY_CODE_MAX:
+            self._wide_categories = True
+        self.category_code_of[pid] = category + 1 if 0 <= category < CATEGORY_CODE_MAX else 0
         if category != NO_CATEGORY:
             self.categories.setdefault(category, BitMap()).add(pid)
             self._subtrees.clear()
             self._category_versions[category] = self._category_versions.get(category, 0) + 1
         price = NO_PRICE if product.price_min is None else product.price_min
         self.price_of[pid] = price
+        self.bucket_of[pid] = 0 if price == NO_PRICE else _bucket(price) + 1
         if price != NO_PRICE:
             self.buckets[_bucket(price)].add(pid)
             self.bins[bisect.bisect_right(self.bin_lows, price) - 1].add(pid)
@@ -256,6 +296,8 @@ class BitmapIndex:
         more = max(pid + 1, len(self.price_of) * 3 // 2) - len(self.price_of)
         self.category_of.extend([NO_CATEGORY] * more)
         self.price_of.extend([NO_PRICE] * more)
+        self.category_code_of.extend([0] * more)
+        self.bucket_of.extend([0] * more)
         self.created_of.extend([0] * more)
         self.fingerprint_of.extend([0] * more)
         self.name_of.extend([""] * more)
@@ -278,6 +320,7 @@ class BitmapIndex:
                 self.bins[bisect.bisect_right(self.bin_lows, price) - 1].discard(pid)
             self.category_of[pid] = NO_CATEGORY
             self.price_of[pid] = NO_PRICE
+            self.category_code_of[pid] = self.bucket_of[pid] = 0
             self.name_of[pid] = ""
         for bitmap in (self.in_stock, self.published, self.known, self.documented):
             bitmap.difference_update(ids)
@@ -318,14 +361,17 @@ class BitmapIndex:
             if p.id in self.known and p.fingerprint and self.fingerprint_of[p.id] == p.fingerprint
         )
         changed = BitMap(ids)
-        counted_before: dict[int, Counted] = {}
-        if changed - same:  # documents or facets changed, products came or went: texts too
+        touched = changed - same
+        if touched:  # documents or facets changed, products came or went: texts too
             self._kept_counts.clear()
             self.texts.clear()
             self.tier_levels.clear()
-        elif len(self._kept_counts):
+            self._lexeme_counts.drop_touching(touched)  # the lexemes they had
+            self._drop_placement_codes(touched)
+        counted_before: dict[int, Counted] = {}
+        if len(self._kept_counts) or len(self._lexeme_counts):
             counted_before = {pid: self._counted(pid) for pid in same}
-        self.remove(changed, changed - same)
+        self.remove(changed, touched)
         for product in rows:
             self.add_scalars(product)
             if product.id in same:
@@ -337,8 +383,13 @@ class BitmapIndex:
             for facet in product.facets:
                 self.add_postings(self.facets, facet, (product.id,))
             self.facet_slots.set(product.id, product.facets)
+        if touched:
+            self._lexeme_counts.drop_touching(touched)  # the lexemes they have
+            self._drop_placement_codes(touched)
         for pid, before in counted_before.items():
-            self._kept_counts.move(pid, before, self._counted(pid), self.facet_slots.of(pid))
+            after, codes = self._counted(pid), self.facet_slots.of(pid)
+            self._kept_counts.move(pid, before, after, codes)
+            self._lexeme_counts.move(pid, before, after, codes)
         self._reorder(ids, keys_before)
 
     def _counted(self, pid: int) -> Counted:
@@ -381,6 +432,42 @@ class BitmapIndex:
     def make_facet_slots(self) -> None:
         """Every product's facet codes (after a build; replace keeps them)."""
         self.facet_slots.make(self.facets, len(self.price_of))
+
+    def make_lexeme_counts(self) -> None:
+        """The facet counts of every dense lexeme (after a build and make_facet_slots)."""
+        if not self.facet_slots.ready:  # _by_lexeme would not read them
+            return
+        for lexeme, postings in self.lexemes.items():
+            if self._dense_lexeme(postings):
+                for in_stock in (None, True):
+                    self._lexeme_count(lexeme, postings, in_stock)
+
+    def placement_codes(self, lexeme: str) -> PlacementCodes | None:
+        """A lexeme's postings and each one's placement code (None: no such lexeme)."""
+        found = self._placement_codes.get(lexeme)
+        if found is not None:
+            self._placement_codes.move_to_end(lexeme)
+            return found
+        postings, placements = self.lexemes.get(lexeme), self.placements.get(lexeme)
+        if postings is None or placements is None:
+            return None
+        ids = np.frombuffer(postings.to_array(), dtype=np.uint32)
+        codes = np.zeros(len(ids), dtype=np.uint16 if len(placements) < 65_535 else np.uint32)
+        for code, bitmap in enumerate(placements.values(), start=1):
+            codes[np.searchsorted(ids, np.frombuffer(bitmap.to_array(), dtype=np.uint32))] = code
+        found = PlacementCodes(ids, codes, list(placements))
+        self._placement_codes[lexeme] = found
+        held = sum(len(kept.ids) for kept in self._placement_codes.values())
+        while held > max(self.placement_ids, len(found.ids)):
+            held -= len(self._placement_codes.popitem(last=False)[1].ids)
+        return found
+
+    def _drop_placement_codes(self, products: BitMap) -> None:
+        """Forget the placement codes of the lexemes any of `products` has (documents changed)."""
+        for lexeme in list(self._placement_codes):
+            postings = self.lexemes.get(lexeme)
+            if postings is None or postings.intersect(products):
+                del self._placement_codes[lexeme]
 
     def make_orders(self) -> None:
         """Every sort's order of the products (after a build: the first pages need not wait)."""
@@ -548,14 +635,29 @@ class BitmapIndex:
             return self.in_categories(query.category_ids)
         return None
 
-    def facet_counts(self, matched: Matched, text_key: Hashable | None = None) -> Facets:
+    def facet_counts(
+        self,
+        matched: Matched,
+        text_key: Hashable | None = None,
+        lexemes: Sequence[str] = (),
+    ) -> Facets:
         """Disjunctive counts, ordered as search.postgres_query's SEARCH orders them.
 
-        Each part counts over its base: from the kept counts when the base is the query's whole
-        base (`text_key`: its text, kept by it and the in-stock filter), else from the base's
-        products when it is sparse, else by bitmap intersections."""
-        kept = self._kept(matched, text_key) if text_key is not None else None
+        Each part counts over its base: when the base is the query's whole base, from its kept
+        counts (`text_key`: its text, kept by it and the in-stock filter) or from a lexeme's of
+        the text (`lexemes`: the index's lexemes its operands match) and the difference;
+        else from the base's products when it is sparse, else by bitmap intersections."""
         whole = matched.base
+        made: list[KeptCounts | None] = []  # the whole base's counts, made when first read
+
+        def whole_counts(base: BitMap) -> KeptCounts | None:
+            if base is not whole:
+                return None
+            if not made:
+                kept = self._kept(matched, text_key, lexemes) if text_key is not None else None
+                made.append(kept if kept is not None else self._by_lexeme(matched, lexemes))
+            return made[0]
+
         arrays: dict[int, npt.NDArray[np.uint32] | None] = {}  # by id(base): made once
 
         def sparse_ids(base: BitMap) -> npt.NDArray[np.uint32] | None:
@@ -564,7 +666,7 @@ class BitmapIndex:
             return arrays[id(base)]
 
         base = matched.category_base
-        if kept is not None and base is whole:
+        if (kept := whole_counts(base)) is not None:
             counted = kept.category_items()
         else:
             counted = self._category_counts(base, sparse_ids(base))
@@ -576,7 +678,8 @@ class BitmapIndex:
         codes = self.facet_slots.codes
         for slug, values in self._facets_by_attribute():
             base = bases.get(slug, rows)
-            tally = kept.codes if kept is not None and base is whole else tallies.get(id(base))
+            kept = whole_counts(base)
+            tally = kept.codes if kept is not None else tallies.get(id(base))
             if tally is None and (ids := sparse_ids(base)) is not None:
                 tally = tallies[id(base)] = self.facet_slots.tally(base, ids)
             if tally is not None:
@@ -596,7 +699,7 @@ class BitmapIndex:
                 by_value.sort()
                 attributes[slug] = [FacetValue(v, -n) for n, v in by_value[:FACET_VALUES_MAX]]
         base = matched.price_base
-        if kept is not None and base is whole:
+        if (kept := whole_counts(base)) is not None:
             in_buckets = kept.buckets
         else:
             in_buckets = self._bucket_counts(base, sparse_ids(base))
@@ -615,7 +718,11 @@ class BitmapIndex:
         self, base: BitMap, ids: npt.NDArray[np.uint32] | None
     ) -> list[tuple[int, int]]:
         if ids is not None:
-            return tally_values(np.take(np.frombuffer(self.category_of, np.int64), ids))
+            if self._wide_categories:
+                return tally_values(np.take(np.frombuffer(self.category_of, np.int64), ids))
+            codes = np.bincount(np.take(np.frombuffer(self.category_code_of, np.uint32), ids))
+            present = np.flatnonzero(codes[1:])  # category ids (code - 1)
+            return list(zip(present.tolist(), codes[present + 1].tolist(), strict=True))
         return [
             (category, count)
             for category, bitmap in self.categories.items()
@@ -624,7 +731,9 @@ class BitmapIndex:
 
     def _bucket_counts(self, base: BitMap, ids: npt.NDArray[np.uint32] | None) -> list[int]:
         if ids is not None:
-            return tally_buckets(np.take(np.frombuffer(self.price_of, np.int64), ids), BUCKET_HIGHS)
+            buckets = np.take(np.frombuffer(self.bucket_of, np.uint8), ids)
+            counted: list[int] = np.bincount(buckets, minlength=len(self.buckets) + 1)[1:].tolist()
+            return counted
         return [bucket.intersection_cardinality(base) for bucket in self.buckets]
 
     def worth_keeping(self, products: int) -> bool:
@@ -632,7 +741,9 @@ class BitmapIndex:
         making costs more than a look-up (keep_min, keep_from)."""
         return self.keep and products >= max(self.keep_min, len(self.known) // self.keep_from)
 
-    def _kept(self, matched: Matched, text_key: Hashable) -> KeptCounts | None:
+    def _kept(
+        self, matched: Matched, text_key: Hashable, lexemes: Sequence[str] = ()
+    ) -> KeptCounts | None:
         """The kept counts of the query's whole base, made when it is large; None: count."""
         whole = matched.base
         if matched.text is None or not self.facet_slots.ready or not self.worth_keeping(len(whole)):
@@ -640,24 +751,112 @@ class BitmapIndex:
         key = (text_key, matched.in_stock)
         kept = self._kept_counts.get(key)
         if kept is None:
-            ids = self._ids_if_sparse(whole)
-            if ids is not None:
-                codes = self.facet_slots.tally(whole, ids)
-            else:
-                codes = np.zeros(len(self.facet_slots.codes) + 1, dtype=np.intp)
-                for facet, code in self.facet_slots.codes.items():
-                    bitmap = self.facets.get(facet)
-                    if bitmap is not None:
-                        codes[code + 1] = bitmap.intersection_cardinality(whole)
-            kept = KeptCounts(
-                text=matched.text,
-                in_stock=matched.in_stock,
-                categories=dict(self._category_counts(whole, ids)),
-                codes=codes,
-                buckets=self._bucket_counts(whole, ids),
-            )
+            kept = self._by_lexeme(matched, lexemes)
+            if kept is None:
+                kept = self._counts_of(whole, matched.text, matched.in_stock)
             self._kept_counts.put(key, kept)
         return kept
+
+    def _counts_of(self, products: BitMap, text: BitMap, in_stock: bool | None) -> KeptCounts:
+        """Every facet count of `products` (labelled with `text` and `in_stock`)."""
+        ids = self._ids_if_sparse(products)
+        if ids is not None:
+            codes = self.facet_slots.tally(products, ids)
+        else:
+            codes = np.zeros(len(self.facet_slots.codes) + 1, dtype=np.intp)
+            for facet, code in self.facet_slots.codes.items():
+                bitmap = self.facets.get(facet)
+                if bitmap is not None:
+                    codes[code + 1] = bitmap.intersection_cardinality(products)
+        return KeptCounts(
+            text=text,
+            in_stock=in_stock,
+            categories=dict(self._category_counts(products, ids)),
+            codes=codes,
+            buckets=self._bucket_counts(products, ids),
+        )
+
+    def _dense_lexeme(self, postings: BitMap) -> bool:
+        return len(postings) * self.lexeme_share >= len(self.known) > 0
+
+    def _by_lexeme(self, matched: Matched, lexemes: Sequence[str]) -> KeptCounts | None:
+        """The counts of the query's whole base from the kept counts of dense lexemes of its
+        text (`lexemes`): each chosen lexeme's published products (with the in-stock filter)
+        less those outside the base and those of the base an earlier chosen one has, plus the
+        base's products none of them has. Lexemes are chosen, those with most of the base
+        first, when what they leave out costs less to count than what they bring; None when
+        counting the base itself costs less (see _cost)."""
+        text, base = matched.text, matched.base
+        if text is None or not base or not self.facet_slots.ready:
+            return None
+        candidates = []
+        for lexeme in dict.fromkeys(lexemes):
+            postings = self.lexemes.get(lexeme)
+            if postings is not None and self._dense_lexeme(postings):
+                inside = postings.intersection_cardinality(text)
+                if inside:
+                    candidates.append((-inside, lexeme, postings))
+        candidates.sort()
+        in_stock = matched.in_stock
+        covered = BitMap()  # the base's products a chosen lexeme has (never changed in place)
+        chosen: list[tuple[str, BitMap, BitMap, int]] = []  # (lexeme, postings, before, outside)
+        for minus_inside, lexeme, postings in candidates:
+            within = base if -minus_inside == len(text) else base & postings  # all: the base
+            before = within & covered if covered else covered
+            outside = len(postings) + minus_inside  # at most: published, in-stock ones left
+            if (outside + len(before)) * self.lexeme_apart < len(within) - len(before):
+                chosen.append((lexeme, postings, before, outside))
+                covered = covered | within if covered else within
+        if not chosen:
+            return None
+        rest = BitMap() if covered is base else base - covered
+        leaving = [
+            self._stocked((p - text) & self.published, in_stock) if outside else BitMap()
+            for _, p, _, outside in chosen
+        ]
+        spent = sum(self._cost(len(s)) for s in leaving) + self._cost(len(rest))
+        spent += sum(self._cost(len(before)) for _, _, before, _ in chosen)
+        if spent * self.lexeme_apart >= self._cost(len(base)) and self.lexeme_apart:
+            return None
+        kept = [self._lexeme_kept(lexeme, p, in_stock) for lexeme, p, _, _ in chosen]
+        less = [s for _, _, s, _ in chosen if s] + [s for s in leaving if s]
+        return kept[0].shifted(
+            [self._counts_of(s, text, in_stock) for s in less],
+            [*kept[1:], *([self._counts_of(rest, text, in_stock)] if rest else [])],
+            text,
+            in_stock,
+        )
+
+    def _cost(self, products: int) -> int:
+        """What counting a set of this many products costs, in products read: itself when
+        sparse, else the bitmaps' cost (that of the largest sparse set, about)."""
+        dense = len(self.known) // max(self.sparse, 1)
+        return products if products <= dense else dense
+
+    def _lexeme_kept(self, lexeme: str, postings: BitMap, in_stock: bool | None) -> KeptCounts:
+        """A dense lexeme's counts with an in-stock filter (False: all less those in stock)."""
+        if in_stock is False:
+            every = self._lexeme_count(lexeme, postings, None)
+            return every.shifted([self._lexeme_count(lexeme, postings, True)], [], postings, False)
+        return self._lexeme_count(lexeme, postings, in_stock)
+
+    def _lexeme_count(self, lexeme: str, postings: BitMap, in_stock: bool | None) -> KeptCounts:
+        """The facet counts of a lexeme's published products (`in_stock`: None or True)."""
+        key = (lexeme, in_stock)
+        kept = self._lexeme_counts.get(key)
+        if kept is None or kept.text is not postings:
+            products = self._stocked(postings & self.published, in_stock)
+            kept = self._counts_of(products, postings, in_stock)
+            self._lexeme_counts.put(key, kept)
+        return kept
+
+    def _stocked(self, products: BitMap, in_stock: bool | None) -> BitMap:
+        """`products` passing an in-stock filter."""
+        if in_stock is True:
+            return products & self.in_stock
+        if in_stock is False:
+            return products - self.in_stock
+        return products
 
     def text_less_facets(self, query: SearchQuery, matched: Matched) -> Facets:
         """facet_counts of a query without text (`matched` its sets), kept by its filters until
@@ -757,6 +956,15 @@ class BitmapIndex:
 Levels = list[tuple[float, BitMap]]  # (score, products) best first
 
 
+@dataclass
+class PlacementCodes:
+    """A lexeme's products (sorted) and, for each, 1 + the position of its placement."""
+
+    ids: npt.NDArray[np.uint32]
+    codes: npt.NDArray[Any]  # uint16, or uint32 past 65,534 placements
+    placements: list[str]
+
+
 class KeptSets:
     """What was worked out from product sets, by key, while it holds at most `size` product ids
     in all (its bitmaps' sizes), the least recently used forgotten first."""
@@ -796,9 +1004,12 @@ FACETS_KEPT = 4096  # text-less facet counts kept (filter sets); then counted af
 # 4,000,000 at least (~2 bytes each: ~32 MB each at a million products, when full)
 KEPT_IDS = 4_000_000
 KEPT_IDS_PER_PRODUCT = 16
+# (lexeme, in-stock filter) facet counts kept: 2 per dense lexeme, of which there are at most
+# 2 * LEXEME_SHARE times a document's lexemes on average (~1,600 at a million seeded products);
+# past this the least recently read are made again
+LEXEME_COUNTS = 4096
 SORT_ORDERS = ("price_asc", "price_desc", "newest", "name")
 BUCKET_LABELS = [price_bucket_label(low, high) for low, high in PRICE_BUCKETS]
-BUCKET_HIGHS = [high for _, high in PRICE_BUCKETS if high is not None]  # the last is open
 FacetEntry = tuple[str, BitMap, str]  # (value, its products, 'slug=value')
 
 

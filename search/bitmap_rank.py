@@ -16,10 +16,14 @@ from __future__ import annotations
 
 import bisect
 import functools
+from array import array
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from pyroaring import BitMap
 
 from search.bitmap_index import BitmapIndex, Unsupported
@@ -123,16 +127,49 @@ def synthetic_document(signature: Signature, *, positional: bool) -> str:
     return " ".join(parts)
 
 
+@dataclass
+class Groups:
+    """Products split into rank groups, each with its signature: as bitmaps (`bitmaps`), or as
+    the sorted `ids` and the group of each (`group`, an index into `signatures`)."""
+
+    signatures: list[Signature]
+    bitmaps: list[BitMap] | None = None
+    ids: npt.NDArray[np.uint32] | None = None
+    group: npt.NDArray[np.intp] | None = None
+
+    def levels(self, scores: Sequence[float]) -> Iterator[tuple[float, BitMap]]:
+        """The products by score (`scores`: each group's), best first, each level made when
+        the iteration reaches it (a page takes the first few)."""
+        if self.bitmaps is not None:
+            levels: dict[float, BitMap] = {}
+            for group, score in zip(self.bitmaps, scores, strict=True):
+                levels[score] = levels[score] | group if score in levels else group
+            yield from sorted(levels.items(), key=lambda level: level[0], reverse=True)
+            return
+        assert self.ids is not None
+        assert self.group is not None
+        if not self.signatures:
+            return
+        distinct, level = np.unique(np.asarray(scores, dtype=np.float64), return_inverse=True)
+        of_member = level.astype(np.uint16)[self.group]  # levels <= GROUPS_MAX: a radix sort
+        order = np.argsort(of_member, kind="stable")  # ids stay sorted within a level
+        starts = np.searchsorted(of_member[order], np.arange(len(distinct) + 1))
+        ids = self.ids[order]
+        for n in range(len(distinct) - 1, -1, -1):
+            yield float(distinct[n]), BitMap(array("I", ids[starts[n] : starts[n + 1]].tobytes()))
+
+
 def groups(
     index: BitmapIndex, lexemes: Sequence[str], members: BitMap, *, positional: bool
-) -> list[tuple[Signature, BitMap]]:
+) -> Groups:
     """`members` split by the weights (`positional`: the positions too) of each of `lexemes` in
     their documents; Unsupported past GROUPS_MAX groups."""
+    if positional:
+        return _placement_groups(index, lexemes, members)
     found: list[tuple[Signature, BitMap]] = [((), members)]
-    source = index.placements if positional else index.patterns
     for lexeme in lexemes:
         present = []
-        for pattern, bitmap in source.get(lexeme, {}).items():
+        for pattern, bitmap in index.patterns.get(lexeme, {}).items():
             if bitmap.intersect(members):  # no set made for the many patterns that miss
                 present.append((pattern, members & bitmap))
         split: list[tuple[Signature, BitMap]] = []
@@ -148,7 +185,60 @@ def groups(
             if rest:
                 split.append((signature, rest))
         found = split
-    return found
+    return Groups([signature for signature, _ in found], bitmaps=[group for _, group in found])
+
+
+def _placement_groups(index: BitmapIndex, lexemes: Sequence[str], members: BitMap) -> Groups:
+    """groups by positions: a lexeme has hundreds of placements at a million products, and
+    splitting each group by each of them cost groups x placements intersections. Here each
+    member takes its placement code in each lexeme (BitmapIndex.placement_codes, 0: none), and a
+    group is a combination of codes (numpy)."""
+    ids = np.frombuffer(members.to_array(), dtype=np.uint32)
+    key = np.zeros(len(ids), dtype=np.int64)  # the codes so far, mixed radix
+    radix = 1
+    coded: list[tuple[str, list[str], npt.NDArray[np.int64]]] = []
+    for lexeme in lexemes:
+        placed = index.placement_codes(lexeme)
+        if placed is None or not len(ids):
+            continue
+        at = np.minimum(np.searchsorted(placed.ids, ids), len(placed.ids) - 1)
+        codes = np.where(placed.ids[at] == ids, placed.codes[at], 0).astype(np.int64)
+        if not codes.any():
+            continue
+        width = len(placed.placements) + 1
+        if radix * width > KEY_MAX:
+            key, radix = _renumbered(key, radix)
+        key = key * width + codes
+        radix *= width
+        coded.append((lexeme, placed.placements, codes))
+    group, count = _renumbered(key, radix)
+    if count > GROUPS_MAX:
+        raise Unsupported("too many rank groups")
+    member = np.zeros(count, dtype=np.intp)
+    member[group] = np.arange(len(ids))  # one member of each group says its signature
+    signatures = [
+        tuple(
+            (lexeme, placements[code - 1])
+            for lexeme, placements, codes in coded
+            if (code := int(codes[first]))
+        )
+        for first in member.tolist()
+    ]
+    return Groups(signatures, ids=ids, group=group)
+
+
+KEY_MAX = 1 << 40  # group keys are renumbered before they could grow past this
+
+
+def _renumbered(key: npt.NDArray[np.int64], radix: int) -> tuple[npt.NDArray[np.intp], int]:
+    """Keys (each below `radix`) as 0, 1, ... in key order, and how many distinct."""
+    if radix <= 4 * len(key) + 65_536:  # a table over the keys' range: no sort
+        present = np.zeros(radix, dtype=np.intp)
+        present[key] = 1
+        numbers = np.cumsum(present) - 1
+        return numbers[key], int(numbers[-1]) + 1 if radix else 0
+    found, inverse = np.unique(key, return_inverse=True)
+    return inverse.astype(np.intp), len(found)
 
 
 def matched_lexemes(index: BitmapIndex, operands: Sequence[tuple[str, bool]]) -> list[str]:
