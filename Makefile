@@ -43,11 +43,14 @@ prometheus:
 
 # Debian's NGINX (/usr/sbin/nginx) for the topology tests (tests/integration/topology/): the
 # shipped configs/nginx.conf in front of two web processes. Waits for an apt run already in
-# progress (its log, /tmp/apt.log, ends with a line "done") before starting its own.
+# progress (its log, /tmp/apt.log, ends with a line "done") before starting its own: 10 minutes
+# at most (a file of that name left by something else must not hold the build for ever).
 nginx:
 	@test -x /usr/sbin/nginx || { \
 		SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
-		while [ -e /tmp/apt.log ] && ! grep -qx done /tmp/apt.log; do sleep 5; done; \
+		for _ in $$(seq 120); do \
+			{ [ -e /tmp/apt.log ] && ! grep -qx done /tmp/apt.log; } || break; sleep 5; \
+		done; \
 		$$SUDO apt-get update -qq && \
 		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx; \
 	}
